@@ -1,0 +1,207 @@
+//! The typed syntax tree of a `.net` file: a plain tree, a span on every node, names unresolved.
+//!
+//! Left-associative operators, chains and postfix accesses are stored flat (a head and a list),
+//! so the depth of the tree is bounded by the bracket nesting of the source, which the parser
+//! limits. Walking or dropping a tree therefore never overflows the stack.
+
+use std::fmt;
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+/// A name as written, with where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A whole file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct File {
+    pub imports: Vec<Import>,
+    pub definitions: Vec<Definition>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Import {
+    pub target: ImportTarget,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportTarget {
+    /// `import "path/to/file.net"`, relative to the importing file.
+    File(String),
+    /// `import std.resnet`: a module of the standard library.
+    Std(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefKind {
+    Block,
+    Network,
+}
+
+/// A `block` or a `network`: parameters and a body of statements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Definition {
+    pub kind: DefKind,
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub default: Option<Expr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `input [N, 1, 28, 28]`
+    Input { dims: Vec<Expr>, span: Span },
+    /// `name = expr`
+    Bind { name: Ident, value: Expr },
+    /// A bare expression; as the last statement it is the output.
+    Expr(Expr),
+}
+
+impl Stmt {
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Input { span, .. } => *span,
+            Stmt::Bind { name, value } => name.span.to(value.span),
+            Stmt::Expr(e) => e.span,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    /// A reference to a parameter, a tensor, a repeat index, or a layer or block without
+    /// arguments (`relu`).
+    Name(String),
+    /// `in`: the input of the enclosing block or network.
+    Input,
+    Tuple(Vec<Expr>),
+    /// `a -> b -> c`, at least two stages.
+    Chain(Vec<Stage>),
+    /// `-x`, `not x`; operators in source order, the first applied last.
+    Unary { ops: Vec<UnaryOp>, operand: Box<Expr> },
+    /// `a + b - c`: a head and the operations that follow it, left to right.
+    Binary { head: Box<Expr>, rest: Vec<(BinaryOp, Expr)> },
+    /// `x.channels.foo[0]`
+    Postfix { base: Box<Expr>, accesses: Vec<Access> },
+    /// `conv2d(64, 3, padding=1)`
+    Call { callee: Ident, args: Vec<Arg> },
+    /// `if a { .. } else if b { .. } else { .. }`
+    If { arms: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    /// `repeat n { .. }` or `repeat i in lo..hi { .. }`
+    Repeat { index: Option<Ident>, count: RepeatCount, body: Box<Expr> },
+}
+
+/// One stage of a chain, optionally labelled (`conv1: conv2d(64, 3)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub label: Option<Ident>,
+    pub expr: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RepeatCount {
+    Times(Box<Expr>),
+    Range(Box<Expr>, Box<Expr>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Access {
+    Field(Ident),
+    Index(Expr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl fmt::Display for BinaryOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::FloorDiv => "//",
+            BinaryOp::Rem => "%",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::And => "and",
+            BinaryOp::Or => "or",
+        })
+    }
+}
+
+impl Expr {
+    /// Whether this expression only names an existing value (`in`, `skip`), so that it creates
+    /// no layer of its own. Layer naming skips such stages.
+    pub fn is_reference(&self) -> bool {
+        matches!(self.kind, ExprKind::Input | ExprKind::Name(_))
+    }
+}

@@ -1,0 +1,8 @@
+//! The `.net` language: its pest grammar (`net.pest`) and a typed syntax tree with a span on
+//! every node. This crate knows nothing about shapes, layers or libtorch.
+
+pub mod ast;
+mod parser;
+
+pub use ast::Span;
+pub use parser::{parse_expr, parse_file, SyntaxError, MAX_NESTING};

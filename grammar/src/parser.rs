@@ -1,0 +1,653 @@
+//! From source text to the typed AST: pest does the matching, this module builds the tree,
+//! turns pest's errors into readable ones, and recovers at the next top-level item so that one
+//! run reports the syntax errors of every item.
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use crate::ast::*;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "net.pest"]
+struct NetParser;
+
+/// How deep brackets may nest. pest descends about ten rules per bracket, and its recursion is
+/// what this bounds.
+pub const MAX_NESTING: usize = 32;
+
+/// The stack the parser runs on. An unoptimised build of pest needs about 130 KiB per bracket
+/// level (an optimised one under 2 KiB), so [`MAX_NESTING`] levels fit with room to spare; the
+/// pages are only touched, and so only paid for, by deeply nested input.
+const PARSER_STACK: usize = 16 << 20;
+
+/// A syntax error: where, what was expected, and what was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub span: Span,
+    pub message: String,
+    /// A label for the span, shorter than the message.
+    pub label: String,
+    pub hint: Option<String>,
+}
+
+/// Parses a whole file. Never fails: what could not be parsed is described in the errors, and
+/// the file holds every item that could.
+pub fn parse_file(src: &str) -> (File, Vec<SyntaxError>) {
+    stacker::grow(PARSER_STACK, || parse_items(src))
+}
+
+fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
+    let mut file = File::default();
+    let mut errors = Vec::new();
+    if let Some(err) = check_nesting(src) {
+        errors.push(err);
+        return (file, errors);
+    }
+    let mut offset = 0;
+    while offset < src.len() {
+        let rest = &src[offset..];
+        if NetParser::parse(Rule::trailing, rest).is_ok() {
+            break;
+        }
+        match NetParser::parse(Rule::item_at, rest) {
+            Ok(mut pairs) => {
+                let item_at = pairs.next().expect("item_at matched");
+                let end = item_at.as_span().end();
+                let item = item_at.into_inner().next().expect("an item");
+                let builder = Builder { base: offset, errors: &mut errors };
+                match item.as_rule() {
+                    Rule::import => file.imports.push(builder.import(item)),
+                    _ => file.definitions.push(builder.definition(item)),
+                }
+                offset += end;
+            }
+            Err(err) => {
+                let err = convert_error(err, src, offset);
+                let resume = next_item_start(src, err.span.end.max(offset + 1));
+                errors.push(err);
+                match resume {
+                    Some(next) => offset = next,
+                    None => break,
+                }
+            }
+        }
+    }
+    (file, errors)
+}
+
+/// Parses one expression, as given on the command line (`--set size=96`).
+pub fn parse_expr(src: &str) -> Result<Expr, SyntaxError> {
+    stacker::grow(PARSER_STACK, || parse_one_expr(src))
+}
+
+fn parse_one_expr(src: &str) -> Result<Expr, SyntaxError> {
+    if let Some(err) = check_nesting(src) {
+        return Err(err);
+    }
+    let mut pairs = NetParser::parse(Rule::expr_only, src).map_err(|e| convert_error(e, src, 0))?;
+    let expr = pairs.next().expect("expr_only").into_inner().next().expect("an expression");
+    let mut errors = Vec::new();
+    let built = Builder { base: 0, errors: &mut errors }.expr(expr);
+    match errors.into_iter().next() {
+        Some(err) => Err(err),
+        None => Ok(built),
+    }
+}
+
+/// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest, whose descent is recursive,
+/// ever sees it.
+fn check_nesting(src: &str) -> Option<SyntaxError> {
+    let mut depth = 0usize;
+    let mut chars = src.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '"' || c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(SyntaxError {
+                        span: Span::new(at, at + 1),
+                        message: format!("brackets nest deeper than the limit of {MAX_NESTING}"),
+                        label: format!("bracket number {depth} opens here"),
+                        hint: Some(
+                            "name intermediate results or move parts into a `block` to flatten \
+                             the expression"
+                                .into(),
+                        ),
+                    });
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The start of the next line, at or after `from`, that begins a top-level item.
+fn next_item_start(src: &str, from: usize) -> Option<usize> {
+    let mut line_start = src[..from.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
+    loop {
+        let line_end = src[line_start..].find('\n').map(|i| line_start + i);
+        let line = &src[line_start..line_end.unwrap_or(src.len())];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if line_start + indent >= from && starts_item(trimmed) {
+            return Some(line_start + indent);
+        }
+        line_start = line_end? + 1;
+    }
+}
+
+fn starts_item(line: &str) -> bool {
+    ["block", "network", "import"].iter().any(|kw| {
+        line.strip_prefix(kw)
+            .is_some_and(|rest| rest.starts_with(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+    })
+}
+
+fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> SyntaxError {
+    let at = base
+        + match err.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
+    let found_end = token_end(src, at);
+    let found = &src[at..found_end];
+    let expected = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
+            words.sort_unstable();
+            words.dedup();
+            words
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let expected = join_alternatives(&expected);
+    let (message, label) = if found.is_empty() {
+        (format!("unexpected end of file, expected {expected}"), format!("expected {expected}"))
+    } else {
+        (format!("expected {expected}, found `{found}`"), format!("unexpected `{found}`"))
+    };
+    let hint = hint_for(found);
+    SyntaxError { span: Span::new(at, found_end), message, label, hint }
+}
+
+/// The end of the token that starts at `at`: a whole word, or one character.
+fn token_end(src: &str, at: usize) -> usize {
+    let rest = &src[at..];
+    let word = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    if word > 0 {
+        at + word
+    } else {
+        at + rest.chars().next().map_or(0, char::len_utf8)
+    }
+}
+
+fn hint_for(found: &str) -> Option<String> {
+    match found {
+        "def" | "fn" | "class" | "module" => {
+            Some("definitions start with `block` or `network`".into())
+        }
+        "let" => Some("bind a name with `name = expression`, without `let`".into()),
+        "&&" | "&" => Some("use `and`".into()),
+        "||" | "|" => Some("use `or`".into()),
+        "!" => Some("use `not`, or `!=` for inequality".into()),
+        ";" => Some("statements end at the end of the line; no `;` is needed".into()),
+        _ => None,
+    }
+}
+
+fn join_alternatives(words: &[&str]) -> String {
+    match words {
+        [] => "something else".into(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+/// The phrase for a rule in "expected ..." messages.
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI | Rule::trailing => "end of file",
+        Rule::item_at | Rule::definition | Rule::def_kind | Rule::kw_block | Rule::kw_network => {
+            "`block` or `network`"
+        }
+        Rule::import | Rule::kw_import => "`import`",
+        Rule::module_path => "a module name",
+        Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label => "a name",
+        Rule::int => "an integer",
+        Rule::float => "a number",
+        Rule::string => "a string",
+        Rule::boolean | Rule::kw_true | Rule::kw_false => "`true` or `false`",
+        Rule::open_paren | Rule::params | Rule::parens => "`(`",
+        Rule::close_paren => "`)`",
+        Rule::open_brace | Rule::body | Rule::braced => "`{`",
+        Rule::close_brace => "`}`",
+        Rule::open_bracket | Rule::index => "`[`",
+        Rule::close_bracket => "`]`",
+        Rule::comma => "`,`",
+        Rule::assign => "`=`",
+        Rule::arrow => "`->`",
+        Rule::colon => "`:`",
+        Rule::range_dots => "`..`",
+        Rule::field => "`.`",
+        Rule::cmp_op => "a comparison",
+        Rule::add_op | Rule::mul_op => "an operator",
+        Rule::kw_and | Rule::kw_or => "`and` or `or`",
+        Rule::kw_in => "`in`",
+        Rule::kw_else => "`else`",
+        Rule::input_decl | Rule::kw_input => "`input`",
+        Rule::binding | Rule::expr_stmt => "a statement",
+        _ => "an expression",
+    }
+}
+
+/// Builds AST nodes from pest pairs, shifting spans by `base` (the offset of the parsed slice
+/// in the file).
+struct Builder<'e> {
+    base: usize,
+    errors: &'e mut Vec<SyntaxError>,
+}
+
+impl Builder<'_> {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.base + s.start(), self.base + s.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn import(self, pair: Pair<Rule>) -> Import {
+        let span = self.span(&pair);
+        let target = pair.into_inner().find(|p| p.as_rule() != Rule::kw_import).expect("target");
+        let target = match target.as_rule() {
+            Rule::string => ImportTarget::File(unquote(target.as_str())),
+            _ => ImportTarget::Std(target.as_str().to_string()),
+        };
+        Import { target, span }
+    }
+
+    fn definition(mut self, pair: Pair<Rule>) -> Definition {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let kind = match inner.next().expect("def_kind").as_str() {
+            "block" => DefKind::Block,
+            _ => DefKind::Network,
+        };
+        let name = self.ident(inner.next().expect("name"));
+        let mut params = Vec::new();
+        let mut body = Vec::new();
+        for part in inner {
+            match part.as_rule() {
+                Rule::params => {
+                    for p in part.into_inner().filter(|p| p.as_rule() == Rule::param) {
+                        let mut pi = p.into_inner();
+                        let name = self.ident(pi.next().expect("param name"));
+                        let default = pi.find(|p| p.as_rule() == Rule::expr).map(|e| self.expr(e));
+                        params.push(Param { name, default });
+                    }
+                }
+                Rule::body => {
+                    for stmt in part.into_inner() {
+                        match stmt.as_rule() {
+                            Rule::open_brace | Rule::close_brace => {}
+                            _ => body.push(self.statement(stmt)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Definition { kind, name, params, body, span }
+    }
+
+    fn statement(&mut self, pair: Pair<Rule>) -> Stmt {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
+            Rule::binding => {
+                let mut inner = pair.into_inner();
+                let name = self.ident(inner.next().expect("name"));
+                let value = self.expr(inner.find(|p| p.as_rule() == Rule::expr).expect("value"));
+                Stmt::Bind { name, value }
+            }
+            _ => Stmt::Expr(self.expr(pair.into_inner().next().expect("expression"))),
+        }
+    }
+
+    /// The expressions directly inside `pair`, ignoring punctuation.
+    fn exprs(&mut self, pair: Pair<Rule>) -> Vec<Expr> {
+        pair.into_inner().filter(|p| p.as_rule() == Rule::expr).map(|p| self.expr(p)).collect()
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::expr => {
+                let mut stages: Vec<Stage> = pair
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::chain_elem)
+                    .map(|p| self.stage(p))
+                    .collect();
+                if stages.len() == 1 && stages[0].label.is_none() {
+                    stages.pop().expect("one stage").expr
+                } else {
+                    Expr { kind: ExprKind::Chain(stages), span }
+                }
+            }
+            Rule::disjunction | Rule::conjunction | Rule::comparison | Rule::sum | Rule::product => {
+                let mut inner = pair.into_inner();
+                let head = self.expr(inner.next().expect("operand"));
+                let mut rest = Vec::new();
+                while let Some(op) = inner.next() {
+                    let op = binary_op(op.as_str());
+                    rest.push((op, self.expr(inner.next().expect("operand"))));
+                }
+                if rest.is_empty() {
+                    head
+                } else {
+                    Expr { kind: ExprKind::Binary { head: Box::new(head), rest }, span }
+                }
+            }
+            Rule::unary => {
+                let mut ops = Vec::new();
+                let mut operand = None;
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::unary_op if p.as_str() == "-" => ops.push(UnaryOp::Neg),
+                        Rule::unary_op => ops.push(UnaryOp::Not),
+                        _ => operand = Some(self.expr(p)),
+                    }
+                }
+                let operand = operand.expect("unary operand");
+                match operand.kind {
+                    _ if ops.is_empty() => operand,
+                    // `-5` is a literal, so that i64::MIN can be written.
+                    ExprKind::Int(v) if ops == [UnaryOp::Neg] => {
+                        Expr { kind: ExprKind::Int(v.wrapping_neg()), span }
+                    }
+                    _ => Expr { kind: ExprKind::Unary { ops, operand: Box::new(operand) }, span },
+                }
+            }
+            Rule::postfix => {
+                let mut inner = pair.into_inner();
+                let base = self.expr(inner.next().expect("primary"));
+                let accesses: Vec<Access> = inner
+                    .map(|p| {
+                        let q = p.into_inner().find(|q| matches!(q.as_rule(), Rule::ident | Rule::expr));
+                        let q = q.expect("access");
+                        match q.as_rule() {
+                            Rule::ident => Access::Field(self.ident(q)),
+                            _ => Access::Index(self.expr(q)),
+                        }
+                    })
+                    .collect();
+                if accesses.is_empty() {
+                    base
+                } else {
+                    Expr { kind: ExprKind::Postfix { base: Box::new(base), accesses }, span }
+                }
+            }
+            Rule::int => {
+                let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
+                // Literals are read as u64 so that `-9223372036854775808` can be negated.
+                let value = match digits.parse::<u64>() {
+                    Ok(v) if v <= i64::MAX as u64 + 1 => v as i64,
+                    _ => {
+                        self.errors.push(SyntaxError {
+                            span,
+                            message: "integer literal is too large".into(),
+                            label: "does not fit in 64 bits".into(),
+                            hint: Some(format!("integers range up to {}", i64::MAX)),
+                        });
+                        0
+                    }
+                };
+                Expr { kind: ExprKind::Int(value), span }
+            }
+            Rule::float => {
+                let value = pair.as_str().parse::<f64>().unwrap_or(f64::INFINITY);
+                Expr { kind: ExprKind::Float(value), span }
+            }
+            Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span },
+            Rule::string => Expr { kind: ExprKind::Str(unquote(pair.as_str())), span },
+            Rule::input_ref => Expr { kind: ExprKind::Input, span },
+            Rule::name => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
+            Rule::parens => {
+                let has_comma = pair.clone().into_inner().any(|p| p.as_rule() == Rule::comma);
+                let mut items = self.exprs(pair);
+                if has_comma {
+                    Expr { kind: ExprKind::Tuple(items), span }
+                } else {
+                    let inner = items.pop().expect("parenthesised expression");
+                    Expr { kind: inner.kind, span }
+                }
+            }
+            Rule::call => {
+                let mut inner = pair.into_inner();
+                let callee = self.ident(inner.next().expect("callee"));
+                let args = inner
+                    .filter(|p| p.as_rule() == Rule::arg)
+                    .map(|a| {
+                        let mut ai = a.into_inner();
+                        let first = ai.next().expect("arg");
+                        if first.as_rule() == Rule::ident {
+                            let name = Some(self.ident(first));
+                            let value = self.expr(ai.find(|p| p.as_rule() == Rule::expr).expect("value"));
+                            Arg { name, value }
+                        } else {
+                            Arg { name: None, value: self.expr(first) }
+                        }
+                    })
+                    .collect();
+                Expr { kind: ExprKind::Call { callee, args }, span }
+            }
+            Rule::if_expr => {
+                let mut conds = Vec::new();
+                let mut bodies = Vec::new();
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::expr => conds.push(self.expr(p)),
+                        Rule::braced => bodies.push(self.braced(p)),
+                        _ => {}
+                    }
+                }
+                let otherwise = (bodies.len() > conds.len()).then(|| Box::new(bodies.pop().expect("else")));
+                let arms = conds.into_iter().zip(bodies).collect();
+                Expr { kind: ExprKind::If { arms, otherwise }, span }
+            }
+            Rule::repeat_expr => {
+                let mut index = None;
+                let mut bounds = Vec::new();
+                let mut body = None;
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::ident => index = Some(self.ident(p)),
+                        Rule::sum | Rule::expr => bounds.push(self.expr(p)),
+                        Rule::braced => body = Some(self.braced(p)),
+                        _ => {}
+                    }
+                }
+                let mut bounds = bounds.into_iter().map(Box::new);
+                let first = bounds.next().expect("repeat count");
+                let count = match bounds.next() {
+                    Some(hi) => RepeatCount::Range(first, hi),
+                    None => RepeatCount::Times(first),
+                };
+                let body = Box::new(body.expect("repeat body"));
+                Expr { kind: ExprKind::Repeat { index, count, body }, span }
+            }
+            rule => unreachable!("unexpected rule {rule:?} in an expression"),
+        }
+    }
+
+    fn stage(&mut self, pair: Pair<Rule>) -> Stage {
+        let mut label = None;
+        let mut expr = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::label => label = Some(self.ident(p.into_inner().next().expect("label name"))),
+                _ => expr = Some(self.expr(p)),
+            }
+        }
+        Stage { label, expr: expr.expect("stage expression") }
+    }
+
+    fn braced(&mut self, pair: Pair<Rule>) -> Expr {
+        let inner = pair.into_inner().find(|p| p.as_rule() == Rule::expr).expect("braced expression");
+        self.expr(inner)
+    }
+}
+
+fn binary_op(text: &str) -> BinaryOp {
+    match text {
+        "+" => BinaryOp::Add,
+        "-" => BinaryOp::Sub,
+        "*" => BinaryOp::Mul,
+        "/" => BinaryOp::Div,
+        "//" => BinaryOp::FloorDiv,
+        "%" => BinaryOp::Rem,
+        "==" => BinaryOp::Eq,
+        "!=" => BinaryOp::Ne,
+        "<" => BinaryOp::Lt,
+        "<=" => BinaryOp::Le,
+        ">" => BinaryOp::Gt,
+        ">=" => BinaryOp::Ge,
+        "and" => BinaryOp::And,
+        _ => BinaryOp::Or,
+    }
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_start_matches('"').trim_end_matches('"').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(src: &str) -> File {
+        let (file, errors) = parse_file(src);
+        assert!(errors.is_empty(), "{errors:?}");
+        file
+    }
+
+    #[test]
+    fn parses_every_construct() {
+        let file = parse_ok(
+            r#"
+            import "blocks.net"
+            import std.resnet
+            # a residual block
+            block residual(c, stride = 1) {
+                y = conv1: conv2d(c, 3, padding=1, stride=stride) -> batchnorm -> relu
+                    -> conv2d(c, (3, 5), padding=(1, 2), bias=false)
+                skip = if stride != 1 or in.channels != c { in -> conv2d(c, 1, stride=stride) } else { in }
+                y + skip -> relu
+            }
+            network net(classes = 10, size = 224) {
+                input [N, 1, size, size]
+                a = repeat i in 0..4 { conv2d(8 * 2 // 4 - i % 2, 3) }
+                b = repeat 2 { residual(64) } -> cat(a, in, dim=1)
+                flatten -> linear(classes) -> dropout(0.5, inplace=not true) -> softmax(dim=-1)
+            }
+            "#,
+        );
+        assert_eq!(file.imports.len(), 2);
+        assert_eq!(file.definitions.len(), 2);
+        assert_eq!(file.definitions[0].params[1].name.name, "stride");
+        assert_eq!(file.definitions[1].body.len(), 4);
+    }
+
+    #[test]
+    fn chains_are_flat_and_keep_labels() {
+        let file = parse_ok("network n { input [N, 1, 4, 4]\n x: relu -> relu -> y: relu }");
+        let Stmt::Expr(e) = &file.definitions[0].body[1] else { panic!("expression") };
+        let ExprKind::Chain(stages) = &e.kind else { panic!("chain") };
+        assert_eq!(stages.len(), 3);
+        assert_eq!(stages[0].label.as_ref().map(|l| l.name.as_str()), Some("x"));
+        assert_eq!(stages[1].label, None);
+    }
+
+    #[test]
+    fn spans_cover_the_source_text() {
+        let src = "block b(c) {\n  conv2d(c, 3)\n}";
+        let file = parse_ok(src);
+        let Stmt::Expr(e) = &file.definitions[0].body[0] else { panic!("expression") };
+        assert_eq!(&src[e.span.start..e.span.end], "conv2d(c, 3)");
+        assert_eq!(&src[file.definitions[0].span.start..file.definitions[0].span.end], src);
+    }
+
+    #[test]
+    fn tuple_needs_a_comma() {
+        let e = parse_expr("(3)").unwrap();
+        assert_eq!(e.kind, ExprKind::Int(3));
+        let e = parse_expr("(3,)").unwrap();
+        assert!(matches!(e.kind, ExprKind::Tuple(ref v) if v.len() == 1));
+        let e = parse_expr("(3, 5)").unwrap();
+        assert!(matches!(e.kind, ExprKind::Tuple(ref v) if v.len() == 2));
+    }
+
+    #[test]
+    fn reports_expected_tokens() {
+        let (_, errors) = parse_file("network n {\n  input [N, 1, 28, 28]\n  conv2d(6, 5\n}\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("expected"), "{}", errors[0].message);
+        assert!(errors[0].message.contains("`)`"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn recovers_at_the_next_item() {
+        let src = "block a( { }\nblock b() { relu }\nnetwork c { input [N] ) }\nblock d() { relu }\n";
+        let (file, errors) = parse_file(src);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let names: Vec<_> = file.definitions.iter().map(|d| d.name.name.as_str()).collect();
+        assert_eq!(names, ["b", "d"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_pest() {
+        let src = format!("network n {{ input [N, 1] {}1{} }}", "(".repeat(10_000), ")".repeat(10_000));
+        let (_, errors) = parse_file(&src);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("nest deeper"));
+    }
+
+    #[test]
+    fn nesting_at_the_limit_parses() {
+        let depth = MAX_NESTING - 2; // the body's `{` and the call's `(` count too
+        let src = format!("network n {{ relu({}1{}) }}", "(".repeat(depth - 1), ")".repeat(depth - 1));
+        parse_ok(&src);
+    }
+
+    #[test]
+    fn huge_integer_is_an_error_not_a_panic() {
+        let err = parse_expr("99999999999999999999999").unwrap_err();
+        assert!(err.message.contains("too large"));
+        assert_eq!(parse_expr("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
+    }
+
+    #[test]
+    fn long_flat_expressions_do_not_recurse() {
+        let src = format!("1{}", " + 1".repeat(100_000));
+        let e = parse_expr(&src).unwrap();
+        assert!(matches!(e.kind, ExprKind::Binary { ref rest, .. } if rest.len() == 100_000));
+    }
+}
