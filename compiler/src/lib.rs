@@ -1,1 +1,207 @@
+//! The nnc compiler: loads `.net` files and their imports, expands blocks and repeats,
+//! infers and checks every shape, and produces one IR graph per network, with every problem
+//! reported as a [`Diagnostic`]. Nothing here prints or links libtorch.
+//!
+//! ```
+//! use nnc_compiler::{compile, Options, Root};
+//! let src = "network tiny { input [N, 1, 8, 8]\n conv2d(4, 3, padding=1) -> relu }";
+//! let out = compile(Root::Text { name: "tiny.net", text: src, dir: None }, &Options::default());
+//! assert!(out.diagnostics.is_empty());
+//! assert_eq!(out.graphs[0].node(out.graphs[0].output).shape.to_string(), "[N, 4, 8, 8]");
+//! ```
 
+pub mod diagnostic;
+mod expand;
+pub mod ir;
+mod load;
+pub mod ops;
+pub mod render;
+pub mod report;
+pub mod shape;
+pub mod source;
+pub mod value;
+
+use std::collections::HashMap;
+
+pub use diagnostic::{Code, Diagnostic};
+pub use expand::Limits;
+pub use ir::Graph;
+pub use load::{Root, STD_MODULES};
+use nnc_grammar::Span;
+pub use source::SourceMap;
+
+use crate::diagnostic::did_you_mean;
+use crate::expand::Expander;
+use crate::source::Loc;
+use crate::value::Value;
+
+/// How to compile.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Network parameters set from outside, as `(name, expression)`: `("size", "96")`.
+    pub overrides: Vec<(String, String)>,
+    /// Only the network of this name; all of the root file's networks if `None`.
+    pub network: Option<String>,
+    pub limits: Limits,
+}
+
+/// The outcome of a compilation: the sources (for rendering), a graph for each network that
+/// checked, and every diagnostic.
+pub struct Compilation {
+    pub sources: SourceMap,
+    pub graphs: Vec<Graph>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many networks the root file defines (selected or not).
+    pub networks_defined: usize,
+}
+
+impl Compilation {
+    /// Whether some diagnostic is about the command-line arguments rather than the model.
+    pub fn has_usage_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.code == Code::Usage)
+    }
+}
+
+/// The name of the source that holds `--set` overrides, so that their errors render too.
+pub const OVERRIDES_SOURCE: &str = "<--set>";
+
+/// Compiles a root file and everything it imports.
+pub fn compile(root: Root, options: &Options) -> Compilation {
+    let mut sources = SourceMap::new();
+    let (program, mut diagnostics) = load::load(&mut sources, root);
+    let networks_defined = program.networks.len();
+
+    let overrides = parse_overrides(&options.overrides, &mut sources, &program, &mut diagnostics);
+    let selected: Vec<_> = program
+        .networks
+        .iter()
+        .copied()
+        .filter(|&n| {
+            options
+                .network
+                .as_ref()
+                .is_none_or(|want| program.definition(n).name.name == *want)
+        })
+        .collect();
+    if let Some(want) = &options.network {
+        if selected.is_empty() {
+            let names: Vec<&str> = program
+                .networks
+                .iter()
+                .map(|&n| program.definition(n).name.name.as_str())
+                .collect();
+            let d = Diagnostic::error(Code::Usage, format!("no network named `{want}`"))
+                .maybe_hint(did_you_mean(want, names.iter().copied()))
+                .note(format!(
+                    "the file defines {}",
+                    if names.is_empty() {
+                        "no network".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+            diagnostics.push(d);
+        }
+    }
+    for (name, (_, loc)) in &overrides {
+        let known = selected.iter().any(|&n| {
+            program
+                .definition(n)
+                .params
+                .iter()
+                .any(|p| p.name.name == *name)
+        });
+        if !known && !selected.is_empty() {
+            let params: Vec<String> = selected
+                .iter()
+                .flat_map(|&n| {
+                    program
+                        .definition(n)
+                        .params
+                        .iter()
+                        .map(|p| p.name.name.clone())
+                })
+                .collect();
+            let d = Diagnostic::error(
+                Code::Usage,
+                format!("no network here has a parameter `{name}`"),
+            )
+            .primary(*loc, "unknown parameter")
+            .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
+            .note(format!(
+                "the parameters are: {}",
+                if params.is_empty() {
+                    "none".into()
+                } else {
+                    params.join(", ")
+                }
+            ));
+            diagnostics.push(d);
+        }
+    }
+
+    let mut graphs = Vec::new();
+    // Overrides that did not parse leave no graph worth building.
+    if !diagnostics.iter().any(|d| d.code == Code::Usage) {
+        for (file, index) in selected {
+            let def = program.definition((file, index));
+            let given: HashMap<&str, Value> = overrides
+                .iter()
+                .map(|(k, (v, _))| (k.as_str(), v.clone()))
+                .collect();
+            let (graph, diags) = Expander::new(&program, options.limits).network(file, def, &given);
+            diagnostics.extend(diags);
+            graphs.extend(graph);
+        }
+    }
+    Compilation {
+        sources,
+        graphs,
+        diagnostics,
+        networks_defined,
+    }
+}
+
+/// Parses and evaluates `name=expr` overrides into constant values.
+fn parse_overrides(
+    raw: &[(String, String)],
+    sources: &mut SourceMap,
+    program: &load::Program,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> HashMap<String, (Value, Loc)> {
+    let mut out = HashMap::new();
+    if raw.is_empty() {
+        return out;
+    }
+    let text: String = raw.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let file = sources.add(OVERRIDES_SOURCE, None, text);
+    let mut offset = 0;
+    for (name, expr) in raw {
+        let name_span = Span::new(offset, offset + name.len());
+        let expr_start = offset + name.len() + 1;
+        offset = expr_start + expr.len() + 1;
+        let loc = Loc::new(file, name_span);
+        // Parsed at its offset in the overrides source, so that spans point into it.
+        match nnc_grammar::parse_expr(&format!("{}{expr}", " ".repeat(expr_start))) {
+            Ok(e) => match Expander::new(program, Limits::default()).constant(file, &e) {
+                Ok(v) => {
+                    out.insert(name.clone(), (v, loc));
+                }
+                Err(ds) => diagnostics.extend(ds.into_iter().map(|mut d| {
+                    d.code = Code::Usage;
+                    d
+                })),
+            },
+            Err(e) => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::Usage,
+                        format!("cannot read `--set {name}={expr}`: {}", e.message),
+                    )
+                    .primary(Loc::new(file, e.span), e.label),
+                );
+            }
+        }
+    }
+    out
+}

@@ -115,17 +115,36 @@ pub enum ExprKind {
     /// `a -> b -> c`, at least two stages.
     Chain(Vec<Stage>),
     /// `-x`, `not x`; operators in source order, the first applied last.
-    Unary { ops: Vec<UnaryOp>, operand: Box<Expr> },
+    Unary {
+        ops: Vec<UnaryOp>,
+        operand: Box<Expr>,
+    },
     /// `a + b - c`: a head and the operations that follow it, left to right.
-    Binary { head: Box<Expr>, rest: Vec<(BinaryOp, Expr)> },
+    Binary {
+        head: Box<Expr>,
+        rest: Vec<(BinaryOp, Expr)>,
+    },
     /// `x.channels.foo[0]`
-    Postfix { base: Box<Expr>, accesses: Vec<Access> },
+    Postfix {
+        base: Box<Expr>,
+        accesses: Vec<Access>,
+    },
     /// `conv2d(64, 3, padding=1)`
-    Call { callee: Ident, args: Vec<Arg> },
+    Call {
+        callee: Ident,
+        args: Vec<Arg>,
+    },
     /// `if a { .. } else if b { .. } else { .. }`
-    If { arms: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    If {
+        arms: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `repeat n { .. }` or `repeat i in lo..hi { .. }`
-    Repeat { index: Option<Ident>, count: RepeatCount, body: Box<Expr> },
+    Repeat {
+        index: Option<Ident>,
+        count: RepeatCount,
+        body: Box<Expr>,
+    },
 }
 
 /// One stage of a chain, optionally labelled (`conv1: conv2d(64, 3)`).
@@ -195,13 +214,5 @@ impl fmt::Display for BinaryOp {
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
         })
-    }
-}
-
-impl Expr {
-    /// Whether this expression only names an existing value (`in`, `skip`), so that it creates
-    /// no layer of its own. Layer naming skips such stages.
-    pub fn is_reference(&self) -> bool {
-        matches!(self.kind, ExprKind::Input | ExprKind::Name(_))
     }
 }

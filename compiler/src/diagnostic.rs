@@ -1,0 +1,158 @@
+//! Diagnostics as plain data: a code, a message, labelled locations, notes and a hint.
+//! Rendering lives in `render.rs`; nothing here prints.
+
+use serde::Serialize;
+
+use crate::source::Loc;
+
+/// Every kind of error nnc reports, with a stable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Code {
+    /// A syntax error.
+    Syntax,
+    /// A file that could not be read, or is not UTF-8.
+    Io,
+    /// An import that names no file or module.
+    MissingImport,
+    /// An import cycle.
+    ImportCycle,
+    /// Two definitions, bindings or layers with one name.
+    Duplicate,
+    /// A name that resolves to nothing.
+    UnknownName,
+    /// A layer or block argument that does not exist.
+    UnknownArgument,
+    /// Too many, too few or repeated arguments.
+    ArgumentCount,
+    /// A value of the wrong type.
+    Type,
+    /// A value out of its allowed range (zero stride, negative padding, p > 1, ...).
+    Value,
+    /// Integer arithmetic that overflows or divides by zero.
+    Arithmetic,
+    /// A spatial size that shrinks to zero or below.
+    SizeTooSmall,
+    /// Tensors of different shapes added together.
+    AddMismatch,
+    /// Tensors that cannot be concatenated.
+    ConcatMismatch,
+    /// A layer given a tensor of the wrong rank or size.
+    ShapeMismatch,
+    /// A block that calls itself, directly or not.
+    Recursion,
+    /// An exhausted limit (expanded layers, repeat count, nesting, evaluation steps).
+    Limit,
+    /// A network, input or output that is missing or misplaced.
+    Structure,
+    /// A bad command-line argument (`--set`, `--network`).
+    Usage,
+}
+
+impl Code {
+    /// The code shown as `error[E0xxx]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "E0001",
+            Code::Io => "E0002",
+            Code::MissingImport => "E0003",
+            Code::ImportCycle => "E0004",
+            Code::Usage => "E0005",
+            Code::Duplicate => "E0101",
+            Code::UnknownName => "E0102",
+            Code::UnknownArgument => "E0103",
+            Code::ArgumentCount => "E0104",
+            Code::Type => "E0105",
+            Code::Value => "E0106",
+            Code::Arithmetic => "E0107",
+            Code::Structure => "E0108",
+            Code::Recursion => "E0109",
+            Code::Limit => "E0110",
+            Code::SizeTooSmall => "E0201",
+            Code::AddMismatch => "E0202",
+            Code::ConcatMismatch => "E0203",
+            Code::ShapeMismatch => "E0204",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub loc: Loc,
+    pub message: String,
+    /// The primary label is where the error is; secondary ones give context.
+    pub primary: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub notes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn primary(mut self, loc: Loc, message: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            loc,
+            message: message.into(),
+            primary: true,
+        });
+        self
+    }
+
+    pub fn secondary(mut self, loc: Loc, message: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            loc,
+            message: message.into(),
+            primary: false,
+        });
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn maybe_hint(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+
+    /// The location of the primary label.
+    pub fn primary_loc(&self) -> Option<Loc> {
+        self.labels.iter().find(|l| l.primary).map(|l| l.loc)
+    }
+}
+
+/// "did you mean `x`?" for the closest of `candidates`, if one is close enough.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
+        .min()
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}

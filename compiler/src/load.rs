@@ -1,0 +1,353 @@
+//! Loading a program: the root file, its imports (files and standard-library modules), and an
+//! index of every definition by name, which reports redefinitions with both places.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use nnc_grammar::ast::{DefKind, Definition, File, ImportTarget};
+use nnc_grammar::{parse_file, Span};
+
+use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::ops;
+use crate::source::{FileId, Loc, SourceMap};
+
+/// Files larger than this are refused unread.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// How long a chain of imports may be.
+pub const MAX_IMPORT_DEPTH: usize = 64;
+
+/// The standard library: modules written in the language itself, compiled into nnc.
+pub const STD_MODULES: &[(&str, &str)] = &[
+    ("std.resnet", include_str!("../std/resnet.net")),
+    ("std.inception", include_str!("../std/inception.net")),
+    ("std.vgg", include_str!("../std/vgg.net")),
+    ("std.nin", include_str!("../std/nin.net")),
+];
+
+/// Names the language reserves for its own functions, which blocks may not take.
+pub const RESERVED: &[&str] = &["cat"];
+
+/// Where the root source comes from.
+pub enum Root<'a> {
+    Path(&'a Path),
+    /// Text held in memory (tests, inline macros); imports resolve against `dir`.
+    Text {
+        name: &'a str,
+        text: &'a str,
+        dir: Option<&'a Path>,
+    },
+}
+
+/// All parsed files and the definitions they hold.
+#[derive(Default)]
+pub struct Program {
+    /// Parsed files, indexed by `FileId`; `None` for files that could not be read.
+    asts: Vec<Option<File>>,
+    /// Every block, by name.
+    pub blocks: HashMap<String, (FileId, usize)>,
+    /// The networks of the root file, in order.
+    pub networks: Vec<(FileId, usize)>,
+}
+
+impl Program {
+    pub fn definition(&self, (file, index): (FileId, usize)) -> &Definition {
+        &self.asts[file.0]
+            .as_ref()
+            .expect("a parsed file")
+            .definitions[index]
+    }
+}
+
+struct Loader<'s> {
+    sources: &'s mut SourceMap,
+    program: Program,
+    diags: Vec<Diagnostic>,
+    /// Files being loaded, outermost first, with the import that led to the next one.
+    stack: Vec<(FileId, Option<Loc>)>,
+    /// Where each block was defined, for redefinition errors.
+    block_locs: HashMap<String, Loc>,
+}
+
+/// Reads and parses the root and everything it imports, and indexes the definitions.
+pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        sources,
+        program: Program::default(),
+        diags: Vec::new(),
+        stack: Vec::new(),
+        block_locs: HashMap::new(),
+    };
+    let root_id = match root {
+        Root::Path(path) => loader.read(path, path.display().to_string(), None),
+        Root::Text { name, text, dir } => {
+            let path = dir.map(|d| d.join(name));
+            Some(loader.sources.add(name, path, text.to_string()))
+        }
+    };
+    if let Some(root_id) = root_id {
+        loader.parse_and_index(root_id, true);
+    }
+    (loader.program, loader.diags)
+}
+
+impl Loader<'_> {
+    /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files.
+    fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
+        let fail = |message: String, hint: Option<String>| {
+            let mut d = Diagnostic::error(
+                if import.is_some() {
+                    Code::MissingImport
+                } else {
+                    Code::Io
+                },
+                message,
+            );
+            if let Some(at) = import {
+                d = d.primary(at, "imported here");
+            }
+            d.maybe_hint(hint)
+        };
+        let size = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                self.diags.push(fail(
+                    format!("`{name}` is a directory, not a .net file"),
+                    None,
+                ));
+                return None;
+            }
+            Ok(meta) => meta.len(),
+            Err(e) => {
+                let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
+                    format!(
+                        "paths are relative to the importing file's folder ({})",
+                        parent_name(&name)
+                    )
+                });
+                let hint = if import.is_some() { hint } else { None };
+                self.diags.push(fail(
+                    format!("cannot read `{name}`: {}", io_reason(&e)),
+                    hint,
+                ));
+                return None;
+            }
+        };
+        if size > MAX_FILE_BYTES {
+            self.diags.push(fail(
+                format!("`{name}` is {size} bytes, over the limit of {MAX_FILE_BYTES}"),
+                None,
+            ));
+            return None;
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.diags.push(fail(
+                    format!("cannot read `{name}`: {}", io_reason(&e)),
+                    None,
+                ));
+                return None;
+            }
+        };
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        match String::from_utf8(bytes) {
+            Ok(text) => Some(self.sources.add(name, Some(canonical), text)),
+            Err(e) => {
+                // Keep the file, lossily, so that the diagnostic can show where the bad byte is.
+                let at = e.utf8_error().valid_up_to();
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let id = self.sources.add(name.clone(), Some(canonical), text);
+                let width = self.sources.get(id).text[at..]
+                    .chars()
+                    .next()
+                    .map_or(0, char::len_utf8);
+                let byte = e.as_bytes()[at];
+                self.diags.push(
+                    Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
+                        .primary(
+                            Loc::new(id, Span::new(at, at + width)),
+                            format!("byte 0x{byte:02x} here"),
+                        )
+                        .hint(".net files are UTF-8 text; re-save the file as UTF-8"),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse_and_index(&mut self, file: FileId, is_root: bool) {
+        let (ast, errors) = parse_file(&self.sources.get(file).text);
+        for e in errors {
+            let mut d =
+                Diagnostic::error(Code::Syntax, e.message).primary(Loc::new(file, e.span), e.label);
+            d.hint = e.hint;
+            self.diags.push(d);
+        }
+        while self.program.asts.len() <= file.0 {
+            self.program.asts.push(None);
+        }
+        self.stack.push((file, None));
+        for import in &ast.imports {
+            let at = Loc::new(file, import.span);
+            self.stack.last_mut().expect("current file").1 = Some(at);
+            self.import(file, &import.target, at);
+        }
+        self.stack.pop();
+        for (index, def) in ast.definitions.iter().enumerate() {
+            match def.kind {
+                DefKind::Block => self.index_block(file, index, def),
+                DefKind::Network if is_root => self.program.networks.push((file, index)),
+                DefKind::Network => {}
+            }
+        }
+        self.program.asts[file.0] = Some(ast);
+    }
+
+    fn import(&mut self, from: FileId, target: &ImportTarget, at: Loc) {
+        if self.stack.len() > MAX_IMPORT_DEPTH {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::Limit,
+                    format!("imports nest deeper than the limit of {MAX_IMPORT_DEPTH}"),
+                )
+                .primary(at, "this import is too deep"),
+            );
+            return;
+        }
+        let existing = match target {
+            ImportTarget::Std(module) => {
+                let Some((name, text)) = STD_MODULES.iter().find(|(name, _)| name == module) else {
+                    let names = STD_MODULES.iter().map(|(n, _)| *n);
+                    let d = Diagnostic::error(
+                        Code::MissingImport,
+                        format!("there is no standard module `{module}`"),
+                    )
+                    .primary(at, "unknown module")
+                    .maybe_hint(did_you_mean(module, names.clone()))
+                    .note(format!(
+                        "the standard library has {}",
+                        names.collect::<Vec<_>>().join(", ")
+                    ));
+                    self.diags.push(d);
+                    return;
+                };
+                let loaded = self
+                    .sources
+                    .files()
+                    .find(|(_, f)| f.path.is_none() && f.name == *name)
+                    .map(|(id, _)| id);
+                match loaded {
+                    Some(id) => Some(id),
+                    None => {
+                        let id = self.sources.add(*name, None, text.to_string());
+                        self.parse_and_index(id, false);
+                        None
+                    }
+                }
+            }
+            ImportTarget::File(rel) => {
+                let base = self
+                    .sources
+                    .get(from)
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.parent().map(Path::to_path_buf));
+                let path = base.clone().unwrap_or_default().join(rel);
+                let display = join_display(&self.sources.get(from).name, rel);
+                let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                match self.sources.find_path(&canonical) {
+                    Some(id) => Some(id),
+                    None => {
+                        if let Some(id) = self.read(&path, display, Some(at)) {
+                            self.parse_and_index(id, false);
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        // A file already loaded is either finished (fine: its blocks are indexed) or still on
+        // the stack, which makes a cycle.
+        if let Some(id) = existing {
+            if let Some(pos) = self.stack.iter().position(|(f, _)| *f == id) {
+                let mut d = Diagnostic::error(
+                    Code::ImportCycle,
+                    format!(
+                        "import cycle: `{}` imports itself",
+                        self.sources.get(id).name
+                    ),
+                )
+                .primary(at, "this import closes the cycle");
+                for (file, import) in &self.stack[pos..] {
+                    if let Some(import) = import.filter(|l| *l != at) {
+                        d = d.secondary(
+                            import,
+                            format!(
+                                "`{}` imports the next file here",
+                                self.sources.get(*file).name
+                            ),
+                        );
+                    }
+                }
+                self.diags
+                    .push(d.hint("move the shared blocks into a file that both import"));
+            }
+        }
+    }
+
+    fn index_block(&mut self, file: FileId, index: usize, def: &Definition) {
+        let name = &def.name.name;
+        let at = Loc::new(file, def.name.span);
+        if ops::lookup(name).is_some() || RESERVED.contains(&name.as_str()) {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::Duplicate,
+                    format!("block `{name}` would hide the built-in `{name}`"),
+                )
+                .primary(at, "this name is taken by a built-in")
+                .hint(format!("rename the block, e.g. `my_{name}`")),
+            );
+            return;
+        }
+        if let Some(first) = self.block_locs.get(name) {
+            self.diags.push(
+                Diagnostic::error(Code::Duplicate, format!("block `{name}` is defined twice"))
+                    .primary(at, "defined again here")
+                    .secondary(*first, "first defined here"),
+            );
+            return;
+        }
+        self.block_locs.insert(name.clone(), at);
+        self.program.blocks.insert(name.clone(), (file, index));
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn parent_name(name: &str) -> String {
+    match Path::new(name).parent().map(|p| p.display().to_string()) {
+        Some(p) if !p.is_empty() => p,
+        _ => ".".into(),
+    }
+}
+
+/// The path of an import as shown to people: relative to the importing file's shown path.
+fn join_display(from: &str, rel: &str) -> String {
+    let joined: PathBuf = Path::new(from).parent().unwrap_or(Path::new("")).join(rel);
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other.as_os_str()),
+        }
+    }
+    parts.iter().collect::<PathBuf>().display().to_string()
+}

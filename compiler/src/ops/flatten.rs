@@ -1,0 +1,53 @@
+//! `flatten(start=1, end=-1)`: merges dimensions `start..=end`; the batch always stays.
+
+use super::{product, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use crate::diagnostic::Code;
+use crate::ir::Op;
+use crate::shape::Shape;
+
+pub static FLATTEN: OpSpec = OpSpec {
+    name: "flatten",
+    params: &[
+        ParamSpec::optional("start", Kind::Int, ArgValue::Int(1)),
+        ParamSpec::optional("end", Kind::Int, ArgValue::Int(-1)),
+    ],
+    apply,
+};
+
+/// Resolves a possibly negative axis of `input` to 1..rank; axis 0, the batch, is refused.
+pub fn axis(args: &Args, name: &'static str, input: &Shape) -> Result<usize, OpError> {
+    let rank = input.rank() as i64;
+    let raw = args.int(name);
+    let resolved = if raw < 0 { raw + rank } else { raw };
+    if resolved < 1 || resolved >= rank {
+        let msg = if resolved == 0 {
+            format!("`{name}={raw}` is the batch dimension, which layers keep as it is")
+        } else {
+            format!("`{name}={raw}` is out of range for {input}, which has {rank} dimensions")
+        };
+        return Err(OpError::new(Code::Value, msg)
+            .label(format!(
+                "must lie in 1..{rank}, or be negative from the end"
+            ))
+            .at(name));
+    }
+    Ok(resolved as usize)
+}
+
+fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
+    let start = axis(args, "start", input)?;
+    let end = axis(args, "end", input)?;
+    if end < start {
+        return Err(OpError::new(
+            Code::Value,
+            format!("`end` ({end}) comes before `start` ({start})"),
+        )
+        .at("end"));
+    }
+    let (before, rest) = input.dims.split_at(start - 1);
+    let (merged, after) = rest.split_at(end - start + 1);
+    let mut dims = before.to_vec();
+    dims.push(product("flattened size", merged)?);
+    dims.extend_from_slice(after);
+    Built::free(Op::Flatten { start, end }, input.with_dims(dims))
+}

@@ -1,0 +1,136 @@
+//! The shape rules of joins: `a + b` (equal shapes) and `cat(a, b, dim=1)` (equal except
+//! along `dim`). Their errors carry a hint computed from the shapes.
+
+use super::OpError;
+use crate::diagnostic::Code;
+use crate::shape::Shape;
+
+/// The shape of an element-wise sum; `shapes[0]` is the reference.
+pub fn add(shapes: &[&Shape]) -> Result<Shape, (usize, OpError)> {
+    let first = shapes[0];
+    for (i, shape) in shapes.iter().enumerate().skip(1) {
+        if *shape != first {
+            let mut err = OpError::new(
+                Code::AddMismatch,
+                format!("cannot add tensors of different shapes: {first} and {shape}"),
+            )
+            .label(format!("this is {shape}"))
+            .note(format!(
+                "the left side is {first}, the right side is {shape}; `+` needs equal shapes"
+            ));
+            if let Some(fix) = projection_hint(first, shape) {
+                err = err.hint(fix);
+            }
+            return Err((i, err));
+        }
+    }
+    Ok(first.clone())
+}
+
+/// A 1×1 convolution that maps `from` onto `to`, as a residual block's skip path would use.
+fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
+    let [c_to, h_to, w_to]: [u64; 3] = to.dims[..].try_into().ok()?;
+    let [c_from, h_from, w_from]: [u64; 3] = from.dims[..].try_into().ok()?;
+    let stride = (1..=h_from.max(1))
+        .find(|s| (h_from - 1) / s + 1 == h_to && (w_from - 1) / s + 1 == w_to)?;
+    let stride_arg = if stride == 1 {
+        String::new()
+    } else {
+        format!(", stride={stride}")
+    };
+    Some(format!(
+        "project the right side with a 1×1 convolution, `conv2d({c_to}, 1{stride_arg})`, which maps \
+         [{c_from}, {h_from}, {w_from}] to [{c_to}, {h_to}, {w_to}]"
+    ))
+}
+
+/// The shape of a concatenation along `dim` (batch is 0).
+pub fn concat(shapes: &[&Shape], dim: usize) -> Result<Shape, (usize, OpError)> {
+    let first = shapes[0];
+    if dim == 0 || dim >= first.rank() {
+        let err = OpError::new(
+            Code::Value,
+            format!("`dim={dim}` is out of range for {first}"),
+        )
+        .label(format!("must lie in 1..{}", first.rank()))
+        .at("dim");
+        return Err((0, err));
+    }
+    let mut dims = first.dims.clone();
+    for (i, shape) in shapes.iter().enumerate().skip(1) {
+        let differs_elsewhere = shape.rank() != first.rank()
+            || shape
+                .dims
+                .iter()
+                .zip(&first.dims)
+                .enumerate()
+                .any(|(j, (a, b))| j + 1 != dim && a != b);
+        if differs_elsewhere {
+            let mut err = OpError::new(
+                Code::ConcatMismatch,
+                format!("cannot concatenate {first} and {shape} along dimension {dim}"),
+            )
+            .label(format!("input {} is {shape}", i + 1))
+            .note(format!(
+                "input 1 is {first}; all inputs must agree on every dimension but {dim}"
+            ));
+            if shape.rank() == 4 && first.rank() == 4 && dim == 1 {
+                err = err.hint(
+                    "branches must keep the same height and width: a k×k convolution keeps them with \
+                     `padding=(k - 1) // 2` and stride 1",
+                );
+            }
+            return Err((i, err));
+        }
+        let joined = dims[dim - 1]
+            .checked_add(shape.dims[dim - 1])
+            .ok_or_else(|| {
+                (
+                    i,
+                    OpError::new(Code::Arithmetic, "the concatenated size overflows 64 bits"),
+                )
+            })?;
+        dims[dim - 1] = joined;
+    }
+    Ok(first.with_dims(dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Batch;
+
+    fn s(dims: &[u64]) -> Shape {
+        Shape {
+            batch: Batch::Symbolic("N".into()),
+            dims: dims.to_vec(),
+        }
+    }
+
+    #[test]
+    fn add_needs_equal_shapes_and_suggests_a_projection() {
+        assert_eq!(
+            add(&[&s(&[64, 8, 8]), &s(&[64, 8, 8])]).unwrap(),
+            s(&[64, 8, 8])
+        );
+        let (at, err) = add(&[&s(&[128, 28, 28]), &s(&[64, 56, 56])]).unwrap_err();
+        assert_eq!(at, 1);
+        assert_eq!(err.code, Code::AddMismatch);
+        assert!(err.hint.unwrap().contains("`conv2d(128, 1, stride=2)`"));
+    }
+
+    #[test]
+    fn concat_sums_the_joined_axis() {
+        let shapes = [
+            s(&[64, 12, 12]),
+            s(&[128, 12, 12]),
+            s(&[32, 12, 12]),
+            s(&[32, 12, 12]),
+        ];
+        let refs: Vec<&Shape> = shapes.iter().collect();
+        assert_eq!(concat(&refs, 1).unwrap(), s(&[256, 12, 12]));
+        let (at, err) = concat(&[&s(&[64, 12, 12]), &s(&[64, 13, 12])], 1).unwrap_err();
+        assert_eq!((at, err.code), (1, Code::ConcatMismatch));
+        assert!(concat(&[&s(&[4]), &s(&[4])], 0).is_err());
+    }
+}

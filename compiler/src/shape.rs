@@ -1,0 +1,250 @@
+//! Tensor shapes with a symbolic batch dimension, and the sliding-window size rule that
+//! convolution and pooling share.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// The batch dimension: a name such as `N`, or a fixed size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Batch {
+    Symbolic(String),
+    Fixed(u64),
+}
+
+/// A tensor shape: the batch, then the dimensions of one example (`[N, 64, 56, 56]` has
+/// `dims == [64, 56, 56]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub batch: Batch,
+    pub dims: Vec<u64>,
+}
+
+impl Shape {
+    /// The rank, batch included, as PyTorch counts it.
+    pub fn rank(&self) -> usize {
+        self.dims.len() + 1
+    }
+
+    /// Elements of one example; `None` if the product overflows.
+    pub fn elements_per_example(&self) -> Option<u64> {
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+
+    pub fn with_dims(&self, dims: Vec<u64>) -> Shape {
+        Shape {
+            batch: self.batch.clone(),
+            dims,
+        }
+    }
+
+    /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1.
+    pub fn dim(&self, axis: usize) -> Option<u64> {
+        axis.checked_sub(1).and_then(|i| self.dims.get(i).copied())
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.batch {
+            Batch::Symbolic(name) => write!(f, "[{name}")?,
+            Batch::Fixed(n) => write!(f, "[{n}")?,
+        }
+        for d in &self.dims {
+            write!(f, ", {d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl Serialize for Shape {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// One spatial axis of a sliding window (convolution or pooling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub input: u64,
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub dilation: u64,
+    pub ceil_mode: bool,
+}
+
+/// The output size of a window, or why there is none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WindowSize {
+    Ok(u64),
+    /// The padded input is smaller than the (dilated) kernel.
+    TooSmall {
+        padded: i128,
+        effective_kernel: i128,
+    },
+    /// The size does not fit in 64 bits.
+    Overflow,
+}
+
+impl Window {
+    fn effective_kernel(&self) -> i128 {
+        self.dilation as i128 * (self.kernel as i128 - 1) + 1
+    }
+
+    fn padded(&self) -> i128 {
+        self.input as i128 + 2 * self.padding as i128
+    }
+
+    /// PyTorch's rule: `(in + 2·p − d·(k − 1) − 1) / s + 1`, floored, or ceiled with
+    /// `ceil_mode` (where a last window that would start in the right padding is dropped).
+    /// Arithmetic is in i128, so no u64 input can overflow it.
+    pub fn output(&self) -> WindowSize {
+        let span = self.padded() - self.effective_kernel();
+        if span < 0 {
+            return WindowSize::TooSmall {
+                padded: self.padded(),
+                effective_kernel: self.effective_kernel(),
+            };
+        }
+        let stride = self.stride as i128;
+        let mut out = if self.ceil_mode {
+            (span + stride - 1) / stride + 1
+        } else {
+            span / stride + 1
+        };
+        if self.ceil_mode && (out - 1) * stride >= self.input as i128 + self.padding as i128 {
+            out -= 1;
+        }
+        u64::try_from(out).map_or(WindowSize::Overflow, WindowSize::Ok)
+    }
+
+    /// How the size was computed, with the numbers: `28 = (56 + 2·1 − 3) / 2 + 1`.
+    pub fn derivation(&self) -> String {
+        let kernel_term = if self.dilation == 1 {
+            self.kernel.to_string()
+        } else {
+            format!("{}·({} − 1) − 1", self.dilation, self.kernel)
+        };
+        let inner = format!("{} + 2·{} − {}", self.input, self.padding, kernel_term);
+        let division = if self.ceil_mode {
+            format!("⌈({inner}) / {}⌉", self.stride)
+        } else {
+            format!("({inner}) / {}", self.stride)
+        };
+        match self.output() {
+            WindowSize::Ok(out) => format!("{out} = {division} + 1"),
+            WindowSize::TooSmall {
+                padded,
+                effective_kernel,
+            } => {
+                let kernel = match self.dilation {
+                    1 => "the kernel".to_string(),
+                    d => format!("the kernel {} dilated by {d}", self.kernel),
+                };
+                format!(
+                    "{} + 2·{} = {padded} < {effective_kernel} ({kernel})",
+                    self.input, self.padding
+                )
+            }
+            WindowSize::Overflow => {
+                format!("({inner}) / {} + 1 does not fit in 64 bits", self.stride)
+            }
+        }
+    }
+
+    /// The smallest padding that gives at least one output, if padding can help at all.
+    pub fn padding_needed(&self) -> u64 {
+        let missing = self.effective_kernel() - self.input as i128;
+        ((missing + 1) / 2).max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn win(input: u64, kernel: u64, stride: u64, padding: u64) -> Window {
+        Window {
+            input,
+            kernel,
+            stride,
+            padding,
+            dilation: 1,
+            ceil_mode: false,
+        }
+    }
+
+    #[test]
+    fn conv_formula_matches_pytorch() {
+        // (in + 2p − d(k − 1) − 1) / s + 1, checked against the values PyTorch prints.
+        assert_eq!(win(224, 11, 4, 1).output(), WindowSize::Ok(54)); // AlexNet's first conv
+        assert_eq!(win(54, 3, 2, 0).output(), WindowSize::Ok(26));
+        assert_eq!(win(224, 7, 2, 3).output(), WindowSize::Ok(112));
+        assert_eq!(win(112, 3, 2, 1).output(), WindowSize::Ok(56));
+        assert_eq!(win(56, 3, 2, 1).derivation(), "28 = (56 + 2·1 − 3) / 2 + 1");
+        let dilated = Window {
+            dilation: 2,
+            ..win(10, 3, 1, 0)
+        };
+        assert_eq!(dilated.output(), WindowSize::Ok(6));
+    }
+
+    #[test]
+    fn seed_convolution_examples_on_8x8() {
+        assert_eq!(win(8, 3, 1, 1).output(), WindowSize::Ok(8));
+        assert_eq!(win(8, 5, 1, 2).output(), WindowSize::Ok(8));
+        assert_eq!(win(8, 3, 1, 1).output(), WindowSize::Ok(8));
+        assert_eq!(win(8, 3, 1, 2).output(), WindowSize::Ok(10));
+        assert_eq!(win(8, 3, 3, 0).output(), WindowSize::Ok(2));
+        assert_eq!(win(8, 5, 4, 1).output(), WindowSize::Ok(2));
+        assert_eq!(win(8, 3, 2, 1).output(), WindowSize::Ok(4));
+    }
+
+    #[test]
+    fn ceil_mode_matches_pytorch() {
+        let w = |input, k, s, p| Window {
+            ceil_mode: true,
+            ..win(input, k, s, p)
+        };
+        // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 6 → 3, on 7 → 3; (2, 2, pad 1) on 4 → 3.
+        assert_eq!(w(6, 3, 2, 0).output(), WindowSize::Ok(3));
+        assert_eq!(w(7, 3, 2, 0).output(), WindowSize::Ok(3));
+        assert_eq!(w(4, 2, 2, 1).output(), WindowSize::Ok(3));
+        assert_eq!(w(5, 2, 2, 1).output(), WindowSize::Ok(3));
+    }
+
+    #[test]
+    fn too_small_explains_itself() {
+        let w = win(4, 5, 1, 0);
+        assert!(matches!(
+            w.output(),
+            WindowSize::TooSmall {
+                padded: 4,
+                effective_kernel: 5
+            }
+        ));
+        assert_eq!(w.padding_needed(), 1);
+        assert_eq!(
+            win(1, 3, 1, 0).output(),
+            WindowSize::TooSmall {
+                padded: 1,
+                effective_kernel: 3
+            }
+        );
+        assert_eq!(win(u64::MAX, 1, 1, u64::MAX).output(), WindowSize::Overflow);
+    }
+
+    #[test]
+    fn shapes_print_like_pytorch() {
+        let s = Shape {
+            batch: Batch::Symbolic("N".into()),
+            dims: vec![64, 56, 56],
+        };
+        assert_eq!(s.to_string(), "[N, 64, 56, 56]");
+        assert_eq!(s.rank(), 4);
+        assert_eq!(s.elements_per_example(), Some(64 * 56 * 56));
+    }
+}
