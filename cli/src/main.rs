@@ -11,11 +11,7 @@ use nnc_compiler::report::{self, Report};
 use nnc_compiler::{compile, Code, Compilation, Options, Root};
 
 #[derive(Parser)]
-#[command(
-    name = "nnc",
-    version,
-    about = "A declarative model compiler for neural networks"
-)]
+#[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,9 +59,7 @@ enum ColorChoice {
 }
 
 fn parse_override(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("`{name}` is not a parameter name"));
@@ -98,11 +92,8 @@ fn main() -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> io::Result<Outcome> {
-    let options = Options {
-        overrides: args.overrides.clone(),
-        network: args.network.clone(),
-        ..Options::default()
-    };
+    let options =
+        Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
     let color = match args.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -115,11 +106,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut json_files = Vec::new();
     for (i, path) in args.files.iter().enumerate() {
         let compilation = compile(Root::Path(path), &options);
-        let reports: Vec<Report> = compilation
-            .graphs
-            .iter()
-            .map(|g| report::report(g, depth))
-            .collect();
+        let reports: Vec<Report> = compilation.graphs.iter().map(|g| report::report(g, depth)).collect();
         let file_outcome = outcome_of(&compilation);
         outcome = outcome.max(file_outcome);
         match args.format {
@@ -150,11 +137,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                 if !diags.is_empty() {
                     stdout.flush()?;
                     let mut stderr = io::stderr().lock();
-                    write!(
-                        stderr,
-                        "{}",
-                        render::render(diags, &compilation.sources, style)
-                    )?;
+                    write!(stderr, "{}", render::render(diags, &compilation.sources, style))?;
                     let plural = if diags.len() == 1 { "" } else { "s" };
                     writeln!(
                         stderr,
@@ -176,9 +159,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
 fn outcome_of(compilation: &Compilation) -> Outcome {
     let diags = &compilation.diagnostics;
     // Arguments that do not parse, and a root file that cannot be read, are usage errors.
-    let usage = diags
-        .iter()
-        .any(|d| d.code == Code::Usage || (d.code == Code::Io && d.labels.is_empty()));
+    let usage = diags.iter().any(|d| d.code == Code::Usage || (d.code == Code::Io && d.labels.is_empty()));
     if usage {
         Outcome::UsageError
     } else if diags.is_empty() {

@@ -94,30 +94,16 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: Code, message: impl Into<String>) -> Self {
-        Diagnostic {
-            code,
-            message: message.into(),
-            labels: Vec::new(),
-            notes: Vec::new(),
-            hint: None,
-        }
+        Diagnostic { code, message: message.into(), labels: Vec::new(), notes: Vec::new(), hint: None }
     }
 
     pub fn primary(mut self, loc: Loc, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            loc,
-            message: message.into(),
-            primary: true,
-        });
+        self.labels.push(Label { loc, message: message.into(), primary: true });
         self
     }
 
     pub fn secondary(mut self, loc: Loc, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            loc,
-            message: message.into(),
-            primary: false,
-        });
+        self.labels.push(Label { loc, message: message.into(), primary: false });
         self
     }
 
@@ -145,10 +131,7 @@ impl Diagnostic {
 }
 
 /// "did you mean `x`?" for the closest of `candidates`, if one is close enough.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))

@@ -17,7 +17,7 @@ use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{Graph, Group, Node, NodeId, Op};
 use crate::load::{Program, RESERVED};
 use crate::ops::{self, join, ArgValue, Args, Kind, OpError, OpSpec};
-use crate::shape::{Batch, Shape};
+use crate::shape::{Batch, Shape, Window};
 use crate::source::{FileId, Loc};
 use crate::value::Value;
 
@@ -37,12 +37,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_nodes: 100_000,
-            max_repeat: 10_000,
-            max_call_depth: 64,
-            max_steps: 5_000_000,
-        }
+        Limits { max_nodes: 100_000, max_repeat: 10_000, max_call_depth: 64, max_steps: 5_000_000 }
     }
 }
 
@@ -53,17 +48,8 @@ const STACK_GROWTH: usize = 4 << 20;
 
 /// A level of expansion, for the "how did we get here" part of a diagnostic.
 enum Frame {
-    Call {
-        block: String,
-        instance: String,
-        at: Loc,
-    },
-    Repeat {
-        iteration: u64,
-        count: u64,
-        index: Option<(String, i64)>,
-        at: Loc,
-    },
+    Call { block: String, instance: String, at: Loc },
+    Repeat { iteration: u64, count: u64, index: Option<(String, i64)>, at: Loc },
 }
 
 /// The names visible in one block instance or network body.
@@ -118,12 +104,7 @@ impl<'p> Expander<'p> {
         def: &Definition,
         overrides: &HashMap<&str, Value>,
     ) -> (Option<Graph>, Vec<Diagnostic>) {
-        let mut scope = Scope {
-            file,
-            vars: HashMap::new(),
-            input: None,
-            label_prefix: String::new(),
-        };
+        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
         let mut params = Vec::new();
         for param in &def.params {
             let value = match (overrides.get(param.name.name.as_str()), &param.default) {
@@ -143,9 +124,7 @@ impl<'p> Expander<'p> {
                 }
             };
             params.push((param.name.name.clone(), value.clone()));
-            scope
-                .vars
-                .insert(param.name.name.clone(), (value, param.name.span));
+            scope.vars.insert(param.name.name.clone(), (value, param.name.span));
         }
         if !self.diags.is_empty() {
             return (None, self.diags);
@@ -154,12 +133,10 @@ impl<'p> Expander<'p> {
         let loc = Loc::new(file, def.name.span);
         let Some(Value::Tensor(input)) = scope.input else {
             if !self.halted && scope.input.is_none() {
-                let d = Diagnostic::error(
-                    Code::Structure,
-                    format!("network `{}` has no input", def.name.name),
-                )
-                .primary(loc, "declared here")
-                .hint("declare the input shape first, e.g. `input [N, 1, 28, 28]`");
+                let d =
+                    Diagnostic::error(Code::Structure, format!("network `{}` has no input", def.name.name))
+                        .primary(loc, "declared here")
+                        .hint("declare the input shape first, e.g. `input [N, 1, 28, 28]`");
                 self.diags.push(d);
             }
             return (None, self.diags);
@@ -182,13 +159,20 @@ impl<'p> Expander<'p> {
             }
         };
         self.check_unique_names();
+        let totals = |f: fn(&Node) -> u64| self.nodes.iter().try_fold(0u64, |acc, n| acc.checked_add(f(n)));
+        if totals(|n| n.params).is_none() || totals(|n| n.macs).is_none() {
+            let d = Diagnostic::error(
+                Code::Arithmetic,
+                format!("the totals of network `{}` overflow 64 bits", def.name.name),
+            )
+            .primary(loc, "this network is too large to count")
+            .note("every layer's own count fits, but their sum does not");
+            self.diags.push(d);
+        }
         if !self.diags.is_empty() {
             return (None, self.diags);
         }
-        let params = params
-            .into_iter()
-            .map(|(n, v)| (n, v.to_string()))
-            .collect();
+        let params = params.into_iter().map(|(n, v)| (n, v.to_string())).collect();
         let graph = Graph {
             name: def.name.name.clone(),
             params,
@@ -202,12 +186,7 @@ impl<'p> Expander<'p> {
 
     /// Evaluates a constant expression (no names, no input), as `--set` values are.
     pub fn constant(mut self, file: FileId, e: &Expr) -> Result<Value, Vec<Diagnostic>> {
-        let mut scope = Scope {
-            file,
-            vars: HashMap::new(),
-            input: None,
-            label_prefix: String::new(),
-        };
+        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
         let value = self.eval(e, &mut scope, None, "");
         match value {
             Value::Tensor(_) | Value::Poison => {
@@ -244,13 +223,7 @@ impl<'p> Expander<'p> {
     }
 
     /// Evaluates a body; its value is that of its last statement.
-    fn body(
-        &mut self,
-        body: &[Stmt],
-        scope: &mut Scope,
-        path: &str,
-        kind: DefKind,
-    ) -> Option<Value> {
+    fn body(&mut self, body: &[Stmt], scope: &mut Scope, path: &str, kind: DefKind) -> Option<Value> {
         let mut flow = scope.input.clone();
         let mut last = None;
         for stmt in body {
@@ -276,13 +249,10 @@ impl<'p> Expander<'p> {
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
         if let Some((_, first)) = scope.vars.get(&name.name) {
-            let d = Diagnostic::error(
-                Code::Duplicate,
-                format!("`{}` is already defined", name.name),
-            )
-            .primary(Loc::new(scope.file, name.span), "defined again here")
-            .secondary(Loc::new(scope.file, *first), "first defined here")
-            .hint("every name in a block or network is bound once; pick another name");
+            let d = Diagnostic::error(Code::Duplicate, format!("`{}` is already defined", name.name))
+                .primary(Loc::new(scope.file, name.span), "defined again here")
+                .secondary(Loc::new(scope.file, *first), "first defined here")
+                .hint("every name in a block or network is bound once; pick another name");
             self.error(d);
             return;
         }
@@ -303,12 +273,10 @@ impl<'p> Expander<'p> {
             return self.error(d);
         }
         if dims.len() < 2 {
-            let d = Diagnostic::error(
-                Code::Structure,
-                "the input needs a batch and at least one more dimension",
-            )
-            .primary(loc, "too few dimensions")
-            .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images");
+            let d =
+                Diagnostic::error(Code::Structure, "the input needs a batch and at least one more dimension")
+                    .primary(loc, "too few dimensions")
+                    .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images");
             return self.error(d);
         }
         let batch = match &dims[0].kind {
@@ -339,17 +307,13 @@ impl<'p> Expander<'p> {
             Value::Int(v) => Some(v),
             Value::Poison => None,
             other => {
-                let hint = matches!(e.kind, ExprKind::Name(_)).then(|| {
-                    "only the first dimension, the batch, may be a free name like `N`".to_string()
-                });
+                let hint = matches!(e.kind, ExprKind::Name(_))
+                    .then(|| "only the first dimension, the batch, may be a free name like `N`".to_string());
                 let d = Diagnostic::error(
                     Code::Type,
                     format!("expected an integer, found {}", other.type_name()),
                 )
-                .primary(
-                    Loc::new(scope.file, e.span),
-                    format!("this is {}", other.type_name()),
-                )
+                .primary(Loc::new(scope.file, e.span), format!("this is {}", other.type_name()))
                 .maybe_hint(hint);
                 self.error(d);
                 None
@@ -362,31 +326,20 @@ impl<'p> Expander<'p> {
         let mut chain = Vec::new();
         for frame in self.frames.iter().rev() {
             match frame {
-                Frame::Call {
-                    block,
-                    instance,
-                    at,
-                } => {
-                    d = d.secondary(
-                        *at,
-                        format!("in `{instance}`, a `{block}` block called here"),
-                    );
+                Frame::Call { block, instance, at } if instance.is_empty() => {
+                    d = d.secondary(*at, format!("in this `{block}` block"));
+                    chain.push(format!("`{block}`"));
+                }
+                Frame::Call { block, instance, at } => {
+                    d = d.secondary(*at, format!("in `{instance}`, a `{block}` block called here"));
                     chain.push(format!("`{instance}` ({block})"));
                 }
-                Frame::Repeat {
-                    iteration,
-                    count,
-                    index,
-                    at,
-                } => {
-                    let index = index
-                        .as_ref()
-                        .map_or(String::new(), |(n, v)| format!(", with {n} = {v}"));
-                    d = d.secondary(
-                        *at,
-                        format!("in iteration {iteration} of {count} of this repeat{index}"),
-                    );
-                    chain.push(format!("iteration {iteration}{index}"));
+                Frame::Repeat { iteration, count, index, at } => {
+                    // Iterations are counted from 1 for people; the index shows the value.
+                    let index = index.as_ref().map_or(String::new(), |(n, v)| format!(", with {n} = {v}"));
+                    let nth = iteration + 1;
+                    d = d.secondary(*at, format!("in iteration {nth} of {count} of this repeat{index}"));
+                    chain.push(format!("repeat iteration {nth}{index}"));
                 }
             }
         }
@@ -419,21 +372,10 @@ impl<'p> Expander<'p> {
         loc: Loc,
     ) -> Value {
         if self.nodes.len() >= self.limits.max_nodes {
-            let msg = format!(
-                "the network expands to more than {} layers, the limit",
-                self.limits.max_nodes
-            );
+            let msg = format!("the network expands to more than {} layers, the limit", self.limits.max_nodes);
             return self.limit(loc, msg, "while adding this layer");
         }
-        self.nodes.push(Node {
-            name,
-            op,
-            inputs,
-            shape,
-            params,
-            macs,
-            loc,
-        });
+        self.nodes.push(Node { name, op, inputs, shape, params, macs, loc });
         Value::Tensor(NodeId(self.nodes.len() - 1))
     }
 
@@ -443,24 +385,13 @@ impl<'p> Expander<'p> {
         }
         self.steps += 1;
         if self.steps > self.limits.max_steps {
-            let msg = format!(
-                "expansion takes more than {} steps, the limit",
-                self.limits.max_steps
-            );
+            let msg = format!("expansion takes more than {} steps, the limit", self.limits.max_steps);
             return self.limit(Loc::new(scope.file, e.span), msg, "still expanding here");
         }
-        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || {
-            self.eval_kind(e, scope, flow, path)
-        })
+        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path))
     }
 
-    fn eval_kind(
-        &mut self,
-        e: &Expr,
-        scope: &mut Scope,
-        flow: Option<&Value>,
-        path: &str,
-    ) -> Value {
+    fn eval_kind(&mut self, e: &Expr, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
         let loc = Loc::new(scope.file, e.span);
         match &e.kind {
             ExprKind::Int(v) => Value::Int(*v),
@@ -478,10 +409,7 @@ impl<'p> Expander<'p> {
             },
             ExprKind::Name(name) => self.name(name, loc, scope, flow, path),
             ExprKind::Tuple(items) => {
-                let values: Vec<Value> = items
-                    .iter()
-                    .map(|i| self.eval(i, scope, None, path))
-                    .collect();
+                let values: Vec<Value> = items.iter().map(|i| self.eval(i, scope, None, path)).collect();
                 if values.contains(&Value::Poison) {
                     Value::Poison
                 } else {
@@ -506,16 +434,10 @@ impl<'p> Expander<'p> {
                         (UnaryOp::Neg, Value::Float(v)) => Value::Float(-v),
                         (UnaryOp::Not, Value::Bool(v)) => Value::Bool(!v),
                         (op, other) => {
-                            let what = if *op == UnaryOp::Neg {
-                                "negate"
-                            } else {
-                                "apply `not` to"
-                            };
-                            let d = Diagnostic::error(
-                                Code::Type,
-                                format!("cannot {what} {}", other.type_name()),
-                            )
-                            .primary(loc, format!("this is {other}"));
+                            let what = if *op == UnaryOp::Neg { "negate" } else { "apply `not` to" };
+                            let d =
+                                Diagnostic::error(Code::Type, format!("cannot {what} {}", other.type_name()))
+                                    .primary(loc, format!("this is {}", self.show(&other)));
                             return self.error(d);
                         }
                     };
@@ -542,7 +464,10 @@ impl<'p> Expander<'p> {
                                 Code::Type,
                                 format!("a condition must be a boolean, not {}", other.type_name()),
                             )
-                            .primary(Loc::new(scope.file, cond.span), format!("this is {other}"))
+                            .primary(
+                                Loc::new(scope.file, cond.span),
+                                format!("this is {}", self.show(&other)),
+                            )
                             .hint("compare it, e.g. `stride != 1`");
                             return self.error(d);
                         }
@@ -564,13 +489,64 @@ impl<'p> Expander<'p> {
                 }
             }
             ExprKind::Repeat { index, count, body } => {
-                let mut seq = Seq {
-                    path: path.to_string(),
-                    next: 0,
-                    indexed: true,
-                };
+                let mut seq = Seq { path: path.to_string(), next: 0, indexed: true };
                 self.repeat(index.as_ref(), count, body, loc, scope, flow, &mut seq)
             }
+        }
+    }
+
+    /// How a spatial size came to be: the window layers that shaped it, oldest first, each
+    /// with its arithmetic (`14 = (28 + 2·0 − 2) / 2 + 1`).
+    fn size_history(&self, mut id: NodeId, axis: usize) -> String {
+        const MAX_STEPS: usize = 6;
+        let mut steps = Vec::new();
+        loop {
+            let node = &self.nodes[id.0];
+            let size = node.shape.dims.get(1 + axis).copied().unwrap_or(0);
+            let window =
+                |kernel: [u64; 2], stride: [u64; 2], padding: [u64; 2], dilation: [u64; 2], ceil_mode| {
+                    let input = self.nodes[node.inputs[0].0].shape.dims.get(1 + axis).copied().unwrap_or(0);
+                    Window {
+                        input,
+                        kernel: kernel[axis],
+                        stride: stride[axis],
+                        padding: padding[axis],
+                        dilation: dilation[axis],
+                        ceil_mode,
+                    }
+                };
+            let step = match &node.op {
+                Op::Input => {
+                    steps.push(format!("{size} at the input"));
+                    break;
+                }
+                Op::Conv2d(c) => window(c.kernel, c.stride, c.padding, c.dilation, false).derivation(),
+                Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
+                    window(p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode).derivation()
+                }
+                Op::AdaptiveAvgPool2d { .. } => format!("{size} from adaptive pooling"),
+                Op::Flatten { .. } | Op::Linear { .. } => break,
+                _ => {
+                    id = node.inputs[0];
+                    continue;
+                }
+            };
+            steps.push(format!("{step}  (layer `{}`)", node.name));
+            if steps.len() == MAX_STEPS || matches!(node.op, Op::AdaptiveAvgPool2d { .. }) {
+                break;
+            }
+            id = node.inputs[0];
+        }
+        steps.reverse();
+        let axis_name = if axis == 0 { "height" } else { "width" };
+        format!("how the {axis_name} got here:\n  {}", steps.join("\n  "))
+    }
+
+    /// A value as error messages show it: tensors by their shape.
+    fn show(&self, value: &Value) -> String {
+        match value {
+            Value::Tensor(id) => format!("a tensor {}", self.nodes[id.0].shape),
+            other => other.to_string(),
         }
     }
 
@@ -581,14 +557,7 @@ impl<'p> Expander<'p> {
         self.error(d)
     }
 
-    fn name(
-        &mut self,
-        name: &str,
-        loc: Loc,
-        scope: &mut Scope,
-        flow: Option<&Value>,
-        path: &str,
-    ) -> Value {
+    fn name(&mut self, name: &str, loc: Loc, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
         if let Some((value, _)) = scope.vars.get(name) {
             return value.clone();
         }
@@ -623,14 +592,11 @@ impl<'p> Expander<'p> {
                     "width" if dims.len() >= 3 => Some(Value::Int(dims[2] as i64)),
                     "features" => dims.last().map(|d| Value::Int(*d as i64)),
                     "rank" => Some(Value::Int(shape.rank() as i64)),
-                    "shape" => Some(Value::Tuple(
-                        dims.iter().map(|d| Value::Int(*d as i64)).collect(),
-                    )),
+                    "shape" => Some(Value::Tuple(dims.iter().map(|d| Value::Int(*d as i64)).collect())),
                     _ => None,
                 };
                 got.unwrap_or_else(|| {
-                    const FIELDS: [&str; 6] =
-                        ["channels", "height", "width", "features", "rank", "shape"];
+                    const FIELDS: [&str; 6] = ["channels", "height", "width", "features", "rank", "shape"];
                     let shape = shape.to_string();
                     let message = if FIELDS.contains(&field.name.as_str()) {
                         format!("a tensor of shape {shape} has no `{}`", field.name)
@@ -638,10 +604,7 @@ impl<'p> Expander<'p> {
                         format!("tensors have no field `{}`", field.name)
                     };
                     let d = Diagnostic::error(Code::UnknownName, message)
-                        .primary(
-                            Loc::new(scope.file, field.span),
-                            format!("the tensor is {shape}"),
-                        )
+                        .primary(Loc::new(scope.file, field.span), format!("the tensor is {shape}"))
                         .maybe_hint(did_you_mean(&field.name, FIELDS))
                         .note(format!("tensors have {}", FIELDS.join(", ")));
                     self.error(d)
@@ -654,12 +617,9 @@ impl<'p> Expander<'p> {
                     other => {
                         let d = Diagnostic::error(
                             Code::Type,
-                            format!(
-                                "a tuple index must be an integer, not {}",
-                                other.type_name()
-                            ),
+                            format!("a tuple index must be an integer, not {}", other.type_name()),
                         )
-                        .primary(Loc::new(scope.file, index.span), format!("this is {other}"));
+                        .primary(Loc::new(scope.file, index.span), format!("this is {}", self.show(&other)));
                         return self.error(d);
                     }
                 };
@@ -672,10 +632,7 @@ impl<'p> Expander<'p> {
                             Code::Value,
                             format!("index {i} is out of range for a tuple of {len}"),
                         )
-                        .primary(
-                            Loc::new(scope.file, index.span),
-                            format!("valid indices are 0..{len}"),
-                        );
+                        .primary(Loc::new(scope.file, index.span), format!("valid indices are 0..{len}"));
                         self.error(d)
                     }
                 }
@@ -685,9 +642,8 @@ impl<'p> Expander<'p> {
                     Access::Field(f) => (format!("field `{}`", f.name), f.span),
                     Access::Index(i) => ("index".to_string(), i.span),
                 };
-                let d =
-                    Diagnostic::error(Code::Type, format!("{} has no {what}", other.type_name()))
-                        .primary(Loc::new(scope.file, span), format!("the value is {other}"));
+                let d = Diagnostic::error(Code::Type, format!("{} has no {what}", other.type_name()))
+                    .primary(Loc::new(scope.file, span), format!("the value is {}", self.show(&other)));
                 self.error(d)
             }
         }
@@ -764,7 +720,7 @@ impl<'p> Expander<'p> {
                         Code::Type,
                         format!("expected a tensor, found {}", other.type_name()),
                     )
-                    .primary(Loc::new(scope.file, *span), format!("this is {other}"));
+                    .primary(Loc::new(scope.file, *span), format!("this is {}", self.show(&other)));
                     return self.error(d);
                 }
             }
@@ -776,11 +732,7 @@ impl<'p> Expander<'p> {
         };
         match result {
             Ok(shape) => {
-                let name = if path.is_empty() {
-                    name.to_string()
-                } else {
-                    path.to_string()
-                };
+                let name = if path.is_empty() { name.to_string() } else { path.to_string() };
                 self.add_node(name, op, ids, shape, 0, 0, loc)
             }
             Err((i, err)) => {
@@ -788,10 +740,7 @@ impl<'p> Expander<'p> {
                 let mut d = op_diagnostic(err, at, None);
                 if i > 0 {
                     let first = &self.nodes[ids[0].0].shape;
-                    d = d.secondary(
-                        Loc::new(scope.file, inputs[0].1),
-                        format!("this is {first}"),
-                    );
+                    d = d.secondary(Loc::new(scope.file, inputs[0].1), format!("this is {first}"));
                 }
                 self.error(d)
             }
@@ -837,28 +786,14 @@ impl<'p> Expander<'p> {
         self.error(d)
     }
 
-    fn cat(
-        &mut self,
-        args: &[Arg],
-        loc: Loc,
-        scope: &mut Scope,
-        flow: Option<&Value>,
-        path: &str,
-    ) -> Value {
+    fn cat(&mut self, args: &[Arg], loc: Loc, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
         let mut tensors = Vec::new();
         let mut dim = 1i64;
         for (i, arg) in args.iter().enumerate() {
             match &arg.name {
                 None => {
-                    let arg_path = if refers(&arg.value, scope) {
-                        path.to_string()
-                    } else {
-                        child(path, i)
-                    };
-                    tensors.push((
-                        self.eval(&arg.value, scope, flow, &arg_path),
-                        arg.value.span,
-                    ));
+                    let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
+                    tensors.push((self.eval(&arg.value, scope, flow, &arg_path), arg.value.span));
                 }
                 Some(n) if n.name == "dim" => match self.eval(&arg.value, scope, None, path) {
                     Value::Int(d) => dim = d,
@@ -870,7 +805,7 @@ impl<'p> Expander<'p> {
                         )
                         .primary(
                             Loc::new(scope.file, arg.value.span),
-                            format!("this is {other}"),
+                            format!("this is {}", self.show(&other)),
                         );
                         return self.error(d);
                     }
@@ -901,14 +836,7 @@ impl<'p> Expander<'p> {
             _ => dim,
         };
         // Out-of-range values become an error in the shape rule; clamp only to keep usize.
-        self.join(
-            Join::Concat,
-            tensors,
-            resolved.clamp(0, i64::from(u32::MAX)) as usize,
-            loc,
-            scope,
-            path,
-        )
+        self.join(Join::Concat, tensors, resolved.clamp(0, i64::from(u32::MAX)) as usize, loc, scope, path)
     }
 
     /// Applies a built-in layer to the incoming tensor.
@@ -936,28 +864,17 @@ impl<'p> Expander<'p> {
                 return self.error(d);
             }
         };
-        let name = if path.is_empty() {
-            spec.name.to_string()
-        } else {
-            path.to_string()
-        };
+        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
         match (spec.apply)(&bound.args, &shape) {
-            Ok(built) => self.add_node(
-                name,
-                built.op,
-                vec![input],
-                built.shape,
-                built.params,
-                built.macs,
-                loc,
-            ),
+            Ok(built) => {
+                self.add_node(name, built.op, vec![input], built.shape, built.params, built.macs, loc)
+            }
             Err(err) => {
-                let at = err
-                    .arg
-                    .and_then(|a| bound.locs.get(a).copied())
-                    .unwrap_or(loc);
-                let d = op_diagnostic(err, at, Some(&name));
+                let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
+                let history = err.axis.map(|axis| self.size_history(input, axis));
+                let mut d = op_diagnostic(err, at, Some(&name));
+                d.notes.extend(history);
                 self.error(d)
             }
         }
@@ -1042,7 +959,7 @@ impl<'p> Expander<'p> {
                             value.type_name()
                         ),
                     )
-                    .primary(arg_loc, format!("this is {value}"))
+                    .primary(arg_loc, format!("this is {}", self.show(&value)))
                     .maybe_hint(hint);
                     self.error(d);
                     ok = false;
@@ -1072,13 +989,7 @@ impl<'p> Expander<'p> {
                 }
             }
         }
-        ok.then(|| BoundOp {
-            args: Args {
-                values: bound,
-                params: spec.params,
-            },
-            locs,
-        })
+        ok.then(|| BoundOp { args: Args { values: bound, params: spec.params }, locs })
     }
 
     /// Calls a block on the incoming tensor.
@@ -1094,10 +1005,8 @@ impl<'p> Expander<'p> {
         path: &str,
     ) -> Value {
         let def = self.program.definition(block);
-        if let Some(pos) = self
-            .frames
-            .iter()
-            .position(|f| matches!(f, Frame::Call { block: b, .. } if b == name))
+        if let Some(pos) =
+            self.frames.iter().position(|f| matches!(f, Frame::Call { block: b, .. } if b == name))
         {
             let mut d = Diagnostic::error(Code::Recursion, format!("block `{name}` calls itself"))
                 .primary(loc, "this call would expand forever");
@@ -1111,24 +1020,13 @@ impl<'p> Expander<'p> {
             self.diags.push(d);
             return Value::Poison;
         }
-        let depth = self
-            .frames
-            .iter()
-            .filter(|f| matches!(f, Frame::Call { .. }))
-            .count();
+        let depth = self.frames.iter().filter(|f| matches!(f, Frame::Call { .. })).count();
         if depth >= self.limits.max_call_depth {
-            let msg = format!(
-                "block calls nest deeper than the limit of {}",
-                self.limits.max_call_depth
-            );
+            let msg = format!("block calls nest deeper than the limit of {}", self.limits.max_call_depth);
             return self.limit(loc, msg, "this call is too deep");
         }
-        let mut inner = Scope {
-            file: block.0,
-            vars: HashMap::new(),
-            input: None,
-            label_prefix: path.to_string(),
-        };
+        let mut inner =
+            Scope { file: block.0, vars: HashMap::new(), input: None, label_prefix: path.to_string() };
         // Arguments are evaluated in the caller's scope, defaults in the block's, in order, so
         // that a default may use the parameters before it (`mid = c // 4`).
         let mut given: Vec<Option<Value>> = vec![None; def.params.len()];
@@ -1162,10 +1060,7 @@ impl<'p> Expander<'p> {
                         )
                         .primary(Loc::new(scope.file, n.span), "unknown argument")
                         .secondary(Loc::new(block.0, def.name.span), "block defined here")
-                        .maybe_hint(did_you_mean(
-                            &n.name,
-                            def.params.iter().map(|p| p.name.name.as_str()),
-                        ));
+                        .maybe_hint(did_you_mean(&n.name, def.params.iter().map(|p| p.name.name.as_str())));
                         self.error(d);
                         ok = false;
                         continue;
@@ -1203,60 +1098,38 @@ impl<'p> Expander<'p> {
                         format!("block `{name}` needs the argument `{}`", param.name.name),
                     )
                     .primary(loc, format!("`{}` is missing", param.name.name))
-                    .secondary(
-                        Loc::new(block.0, param.name.span),
-                        "parameter without a default",
-                    );
+                    .secondary(Loc::new(block.0, param.name.span), "parameter without a default");
                     return self.error(d);
                 }
             };
             shown.push(format!("{}={value}", param.name.name));
-            inner
-                .vars
-                .insert(param.name.name.clone(), (value, param.name.span));
+            inner.vars.insert(param.name.name.clone(), (value, param.name.span));
         }
         match flow {
             Some(Value::Tensor(_)) => {}
             Some(Value::Poison) => return Value::Poison,
             _ => {
-                let d = Diagnostic::error(
-                    Code::Type,
-                    format!("block `{name}` needs an input tensor here"),
-                )
-                .primary(loc, "nothing flows into this block")
-                .hint("blocks stand in chains (`x -> block(...)`) or statements");
+                let d = Diagnostic::error(Code::Type, format!("block `{name}` needs an input tensor here"))
+                    .primary(loc, "nothing flows into this block")
+                    .hint("blocks stand in chains (`x -> block(...)`) or statements");
                 return self.error(d);
             }
         }
         inner.input = flow.cloned();
-        self.groups.push(Group {
-            name: path.to_string(),
-            label: format!("{name}({})", shown.join(", ")),
-        });
-        self.frames.push(Frame::Call {
-            block: name.to_string(),
-            instance: path.to_string(),
-            at: loc,
-        });
+        self.groups.push(Group { name: path.to_string(), label: format!("{name}({})", shown.join(", ")) });
+        self.frames.push(Frame::Call { block: name.to_string(), instance: path.to_string(), at: loc });
         let result = self.body(&def.body, &mut inner, path, DefKind::Block);
         self.frames.pop();
         match result {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v,
             other => {
                 let what = other.map_or("nothing".to_string(), |v| v.type_name().to_string());
-                let at = def
-                    .body
-                    .last()
-                    .map_or(Loc::new(block.0, def.name.span), |s| {
-                        Loc::new(block.0, s.span())
-                    });
-                let d = Diagnostic::error(
-                    Code::Structure,
-                    format!("block `{name}` must end with a tensor"),
-                )
-                .primary(at, format!("the last statement gives {what}"))
-                .secondary(loc, "called here")
-                .hint("a block's output is its last statement");
+                let at =
+                    def.body.last().map_or(Loc::new(block.0, def.name.span), |s| Loc::new(block.0, s.span()));
+                let d = Diagnostic::error(Code::Structure, format!("block `{name}` must end with a tensor"))
+                    .primary(at, format!("the last statement gives {what}"))
+                    .secondary(loc, "called here")
+                    .hint("a block's output is its last statement");
                 self.diags.push(d);
                 Value::Poison
             }
@@ -1277,15 +1150,7 @@ impl<'p> Expander<'p> {
             let value = match (&expr.kind, label) {
                 (ExprKind::Repeat { index, count, body }, None) => {
                     let loc = Loc::new(scope.file, expr.span);
-                    self.repeat(
-                        index.as_ref(),
-                        count,
-                        body,
-                        loc,
-                        scope,
-                        current.as_ref(),
-                        seq,
-                    )
+                    self.repeat(index.as_ref(), count, body, loc, scope, current.as_ref(), seq)
                 }
                 _ => {
                     let is_reference = refers(expr, scope);
@@ -1305,12 +1170,9 @@ impl<'p> Expander<'p> {
                 other => {
                     let d = Diagnostic::error(
                         Code::Type,
-                        format!(
-                            "a chain stage must give a tensor, not {}",
-                            other.type_name()
-                        ),
+                        format!("a chain stage must give a tensor, not {}", other.type_name()),
                     )
-                    .primary(Loc::new(scope.file, expr.span), format!("this is {other}"));
+                    .primary(Loc::new(scope.file, expr.span), format!("this is {}", self.show(&other)));
                     return self.error(d);
                 }
             }
@@ -1339,43 +1201,27 @@ impl<'p> Expander<'p> {
                         Code::Value,
                         format!("a repeat count must be at least 0, but is {n}"),
                     )
-                    .primary(
-                        Loc::new(scope.file, count_span(count)),
-                        format!("this is {n}"),
-                    );
+                    .primary(Loc::new(scope.file, count_span(count)), format!("this is {n}"));
                     return self.error(d);
                 }
                 None => return Value::Poison,
             },
             RepeatCount::Range(lo, hi) => {
-                let (Some(lo), Some(hi)) = (self.eval_int(lo, scope), self.eval_int(hi, scope))
-                else {
+                let (Some(lo), Some(hi)) = (self.eval_int(lo, scope), self.eval_int(hi, scope)) else {
                     return Value::Poison;
                 };
                 if hi < lo {
-                    let d = Diagnostic::error(
-                        Code::Value,
-                        format!("the range {lo}..{hi} ends before it starts"),
-                    )
-                    .primary(
-                        Loc::new(scope.file, count_span(count)),
-                        "empty or reversed range",
-                    );
+                    let d =
+                        Diagnostic::error(Code::Value, format!("the range {lo}..{hi} ends before it starts"))
+                            .primary(Loc::new(scope.file, count_span(count)), "empty or reversed range");
                     return self.error(d);
                 }
                 (lo, (hi as i128 - lo as i128) as u64)
             }
         };
         if n > self.limits.max_repeat {
-            let msg = format!(
-                "repeat count {n} exceeds the limit of {} iterations",
-                self.limits.max_repeat
-            );
-            return self.limit(
-                Loc::new(scope.file, count_span(count)),
-                msg,
-                "too many iterations",
-            );
+            let msg = format!("repeat count {n} exceeds the limit of {} iterations", self.limits.max_repeat);
+            return self.limit(Loc::new(scope.file, count_span(count)), msg, "too many iterations");
         }
         let mut current = match flow {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v.clone(),
@@ -1397,9 +1243,7 @@ impl<'p> Expander<'p> {
             }
             let value = start + i as i64;
             if let Some(index) = index {
-                scope
-                    .vars
-                    .insert(index.name.clone(), (Value::Int(value), index.span));
+                scope.vars.insert(index.name.clone(), (Value::Int(value), index.span));
             }
             self.frames.push(Frame::Repeat {
                 iteration: i,
@@ -1431,14 +1275,8 @@ struct Seq {
 impl Seq {
     fn new(path: &str, stages: &[(Option<&Ident>, &Expr)], scope: &Scope) -> Seq {
         let layers = stages.iter().filter(|(_, e)| !refers(e, scope)).count();
-        let repeats = stages
-            .iter()
-            .any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
-        Seq {
-            path: path.to_string(),
-            next: 0,
-            indexed: layers > 1 || repeats,
-        }
+        let repeats = stages.iter().any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
+        Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats }
     }
 }
 
@@ -1471,11 +1309,8 @@ fn count_span(count: &RepeatCount) -> Span {
 }
 
 fn dim_error(loc: Loc, v: i64) -> Diagnostic {
-    Diagnostic::error(
-        Code::Value,
-        format!("a dimension must be at least 1, but is {v}"),
-    )
-    .primary(loc, format!("this is {v}"))
+    Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {v}"))
+        .primary(loc, format!("this is {v}"))
 }
 
 fn op_diagnostic(err: OpError, at: Loc, layer: Option<&str>) -> Diagnostic {
@@ -1484,9 +1319,7 @@ fn op_diagnostic(err: OpError, at: Loc, layer: Option<&str>) -> Diagnostic {
         (Some(name), false) => format!("{} (layer `{name}`)", err.label),
         (None, _) => err.label,
     };
-    let mut d = Diagnostic::error(err.code, err.message)
-        .primary(at, label)
-        .maybe_hint(err.hint);
+    let mut d = Diagnostic::error(err.code, err.message).primary(at, label).maybe_hint(err.hint);
     d.notes = err.notes;
     d
 }
@@ -1511,11 +1344,9 @@ fn signature(spec: &OpSpec) -> String {
 /// Converts a value to a parameter's kind, or `None` if it is not of that kind.
 fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
     match (kind, value) {
-        (Kind::Int, Value::Int(v)) | (Kind::Pair, Value::Int(v)) => Some(if kind == Kind::Int {
-            ArgValue::Int(*v)
-        } else {
-            ArgValue::Pair([*v, *v])
-        }),
+        (Kind::Int, Value::Int(v)) | (Kind::Pair, Value::Int(v)) => {
+            Some(if kind == Kind::Int { ArgValue::Int(*v) } else { ArgValue::Pair([*v, *v]) })
+        }
         (Kind::Pair, Value::Tuple(items)) => match items[..] {
             [Value::Int(a), Value::Int(b)] => Some(ArgValue::Pair([a, b])),
             _ => None,
@@ -1551,31 +1382,19 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
         (Add, Int(x), Int(y)) => x.checked_add(*y).map(Int).ok_or_else(overflow),
         (Sub, Int(x), Int(y)) => x.checked_sub(*y).map(Int).ok_or_else(overflow),
         (Mul, Int(x), Int(y)) => x.checked_mul(*y).map(Int).ok_or_else(overflow),
-        (FloorDiv | Rem, Int(_), Int(0)) => Err(ScalarError::Arithmetic(format!(
-            "{a} {op} 0 divides by zero"
-        ))),
+        (FloorDiv | Rem, Int(_), Int(0)) => {
+            Err(ScalarError::Arithmetic(format!("{a} {op} 0 divides by zero")))
+        }
         (FloorDiv, Int(x), Int(y)) => {
             let q = x.checked_div(*y).ok_or_else(overflow)?;
-            Ok(Int(if (x % y != 0) && ((*x < 0) != (*y < 0)) {
-                q - 1
-            } else {
-                q
-            }))
+            Ok(Int(if (x % y != 0) && ((*x < 0) != (*y < 0)) { q - 1 } else { q }))
         }
         (Rem, Int(x), Int(y)) => {
             let r = x.checked_rem(*y).ok_or_else(overflow)?;
-            Ok(Int(if r != 0 && ((r < 0) != (*y < 0)) {
-                r + y
-            } else {
-                r
-            }))
+            Ok(Int(if r != 0 && ((r < 0) != (*y < 0)) { r + y } else { r }))
         }
-        (Eq, _, _) => Ok(Bool(
-            a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b)),
-        )),
-        (Ne, _, _) => Ok(Bool(
-            !(a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b))),
-        )),
+        (Eq, _, _) => Ok(Bool(a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b)))),
+        (Ne, _, _) => Ok(Bool(!(a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b))))),
         (And, Bool(x), Bool(y)) => Ok(Bool(*x && *y)),
         (Or, Bool(x), Bool(y)) => Ok(Bool(*x || *y)),
         (Lt | Le | Gt | Ge | Add | Sub | Mul | Div | FloorDiv | Rem, _, _) => {
@@ -1583,11 +1402,7 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
                 let hint = matches!((a, b), (Value::Tensor(_), _) | (_, Value::Tensor(_)))
                     .then(|| "tensors can only be added to tensors (`a + b`)".to_string());
                 return Err(ScalarError::Type(
-                    format!(
-                        "cannot apply `{op}` to {} and {}",
-                        a.type_name(),
-                        b.type_name()
-                    ),
+                    format!("cannot apply `{op}` to {} and {}", a.type_name(), b.type_name()),
                     hint,
                 ));
             };
@@ -1596,29 +1411,19 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
                 Le => Ok(Bool(x <= y)),
                 Gt => Ok(Bool(x > y)),
                 Ge => Ok(Bool(x >= y)),
-                Div if y == 0.0 => Err(ScalarError::Arithmetic(format!(
-                    "{a} / {b} divides by zero"
-                ))),
+                Div if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} / {b} divides by zero"))),
                 Div => Ok(Float(x / y)),
                 Add => Ok(Float(x + y)),
                 Sub => Ok(Float(x - y)),
                 Mul => Ok(Float(x * y)),
-                FloorDiv if y == 0.0 => Err(ScalarError::Arithmetic(format!(
-                    "{a} // {b} divides by zero"
-                ))),
+                FloorDiv if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} // {b} divides by zero"))),
                 FloorDiv => Ok(Float((x / y).floor())),
-                Rem if y == 0.0 => Err(ScalarError::Arithmetic(format!(
-                    "{a} % {b} divides by zero"
-                ))),
+                Rem if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} % {b} divides by zero"))),
                 _ => Ok(Float(x - y * (x / y).floor())),
             }
         }
         (And | Or, _, _) => Err(ScalarError::Type(
-            format!(
-                "`{op}` needs booleans, not {} and {}",
-                a.type_name(),
-                b.type_name()
-            ),
+            format!("`{op}` needs booleans, not {} and {}", a.type_name(), b.type_name()),
             None,
         )),
     }

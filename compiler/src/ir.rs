@@ -154,13 +154,7 @@ impl Activation {
     }
 }
 
-fn pair(
-    f: &mut fmt::Formatter<'_>,
-    sep: &str,
-    what: &str,
-    v: [u64; 2],
-    default: u64,
-) -> fmt::Result {
+fn pair(f: &mut fmt::Formatter<'_>, sep: &str, what: &str, v: [u64; 2], default: u64) -> fmt::Result {
     match v {
         [a, b] if a == b && a == default => Ok(()),
         [a, b] if a == b => write!(f, "{sep}{what} {a}"),
@@ -174,11 +168,7 @@ impl fmt::Display for Op {
         match self {
             Op::Input => f.write_str("input"),
             Op::Conv2d(c) => {
-                write!(
-                    f,
-                    "conv2d {}→{}, {}×{}",
-                    c.in_channels, c.out_channels, c.kernel[0], c.kernel[1]
-                )?;
+                write!(f, "conv2d {}→{}, {}×{}", c.in_channels, c.out_channels, c.kernel[0], c.kernel[1])?;
                 pair(f, ", ", "stride", c.stride, 1)?;
                 pair(f, ", ", "padding", c.padding, 0)?;
                 pair(f, ", ", "dilation", c.dilation, 1)?;
@@ -191,11 +181,7 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
-                let kind = if matches!(self, Op::MaxPool2d(_)) {
-                    "maxpool"
-                } else {
-                    "avgpool"
-                };
+                let kind = if matches!(self, Op::MaxPool2d(_)) { "maxpool" } else { "avgpool" };
                 write!(f, "{kind} {}×{}", p.kernel[0], p.kernel[1])?;
                 if p.stride != p.kernel {
                     pair(f, ", ", "stride", p.stride, 0)?;
@@ -211,26 +197,14 @@ impl fmt::Display for Op {
                 write!(f, "adaptive_avgpool {}×{}", output[0], output[1])
             }
             Op::BatchNorm { features, rank, .. } => {
-                write!(
-                    f,
-                    "batchnorm{} {features}",
-                    if *rank == 4 { "2d" } else { "1d" }
-                )
+                write!(f, "batchnorm{} {features}", if *rank == 4 { "2d" } else { "1d" })
             }
             Op::Activation { function } => f.write_str(function.name()),
             Op::Softmax { dim } => write!(f, "softmax dim {dim}"),
             Op::Dropout { p } => write!(f, "dropout {p}"),
             Op::Flatten { start, end } => write!(f, "flatten {start}..={end}"),
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => {
-                write!(
-                    f,
-                    "linear {in_features}→{out_features}{}",
-                    if *bias { "" } else { ", no bias" }
-                )
+            Op::Linear { in_features, out_features, bias } => {
+                write!(f, "linear {in_features}→{out_features}{}", if *bias { "" } else { ", no bias" })
             }
             Op::Identity => f.write_str("identity"),
             Op::Add => f.write_str("add"),

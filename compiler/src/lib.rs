@@ -70,72 +70,43 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
     let mut sources = SourceMap::new();
     let (program, mut diagnostics) = load::load(&mut sources, root);
     let networks_defined = program.networks.len();
+    let load_failed = !diagnostics.is_empty();
 
     let overrides = parse_overrides(&options.overrides, &mut sources, &program, &mut diagnostics);
     let selected: Vec<_> = program
         .networks
         .iter()
         .copied()
-        .filter(|&n| {
-            options
-                .network
-                .as_ref()
-                .is_none_or(|want| program.definition(n).name.name == *want)
-        })
+        .filter(|&n| options.network.as_ref().is_none_or(|want| program.definition(n).name.name == *want))
         .collect();
     if let Some(want) = &options.network {
         if selected.is_empty() {
-            let names: Vec<&str> = program
-                .networks
-                .iter()
-                .map(|&n| program.definition(n).name.name.as_str())
-                .collect();
+            let names: Vec<&str> =
+                program.networks.iter().map(|&n| program.definition(n).name.name.as_str()).collect();
             let d = Diagnostic::error(Code::Usage, format!("no network named `{want}`"))
                 .maybe_hint(did_you_mean(want, names.iter().copied()))
                 .note(format!(
                     "the file defines {}",
-                    if names.is_empty() {
-                        "no network".into()
-                    } else {
-                        names.join(", ")
-                    }
+                    if names.is_empty() { "no network".into() } else { names.join(", ") }
                 ));
             diagnostics.push(d);
         }
     }
     for (name, (_, loc)) in &overrides {
-        let known = selected.iter().any(|&n| {
-            program
-                .definition(n)
-                .params
-                .iter()
-                .any(|p| p.name.name == *name)
-        });
+        let known =
+            selected.iter().any(|&n| program.definition(n).params.iter().any(|p| p.name.name == *name));
         if !known && !selected.is_empty() {
             let params: Vec<String> = selected
                 .iter()
-                .flat_map(|&n| {
-                    program
-                        .definition(n)
-                        .params
-                        .iter()
-                        .map(|p| p.name.name.clone())
-                })
+                .flat_map(|&n| program.definition(n).params.iter().map(|p| p.name.name.clone()))
                 .collect();
-            let d = Diagnostic::error(
-                Code::Usage,
-                format!("no network here has a parameter `{name}`"),
-            )
-            .primary(*loc, "unknown parameter")
-            .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
-            .note(format!(
-                "the parameters are: {}",
-                if params.is_empty() {
-                    "none".into()
-                } else {
-                    params.join(", ")
-                }
-            ));
+            let d = Diagnostic::error(Code::Usage, format!("no network here has a parameter `{name}`"))
+                .primary(*loc, "unknown parameter")
+                .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
+                .note(format!(
+                    "the parameters are: {}",
+                    if params.is_empty() { "none".into() } else { params.join(", ") }
+                ));
             diagnostics.push(d);
         }
     }
@@ -145,21 +116,19 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
     if !diagnostics.iter().any(|d| d.code == Code::Usage) {
         for (file, index) in selected {
             let def = program.definition((file, index));
-            let given: HashMap<&str, Value> = overrides
-                .iter()
-                .map(|(k, (v, _))| (k.as_str(), v.clone()))
-                .collect();
+            let given: HashMap<&str, Value> =
+                overrides.iter().map(|(k, (v, _))| (k.as_str(), v.clone())).collect();
             let (graph, diags) = Expander::new(&program, options.limits).network(file, def, &given);
             diagnostics.extend(diags);
             graphs.extend(graph);
         }
     }
-    Compilation {
-        sources,
-        graphs,
-        diagnostics,
-        networks_defined,
+    // A file-level error (syntax, imports) may hide blocks a network would use: no graph is
+    // trustworthy then, even if its network expanded.
+    if load_failed {
+        graphs.clear();
     }
+    Compilation { sources, graphs, diagnostics, networks_defined }
 }
 
 /// Parses and evaluates `name=expr` overrides into constant values.

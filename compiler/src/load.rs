@@ -51,10 +51,7 @@ pub struct Program {
 
 impl Program {
     pub fn definition(&self, (file, index): (FileId, usize)) -> &Definition {
-        &self.asts[file.0]
-            .as_ref()
-            .expect("a parsed file")
-            .definitions[index]
+        &self.asts[file.0].as_ref().expect("a parsed file").definitions[index]
     }
 }
 
@@ -94,14 +91,8 @@ impl Loader<'_> {
     /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files.
     fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
         let fail = |message: String, hint: Option<String>| {
-            let mut d = Diagnostic::error(
-                if import.is_some() {
-                    Code::MissingImport
-                } else {
-                    Code::Io
-                },
-                message,
-            );
+            let mut d =
+                Diagnostic::error(if import.is_some() { Code::MissingImport } else { Code::Io }, message);
             if let Some(at) = import {
                 d = d.primary(at, "imported here");
             }
@@ -109,42 +100,28 @@ impl Loader<'_> {
         };
         let size = match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
-                self.diags.push(fail(
-                    format!("`{name}` is a directory, not a .net file"),
-                    None,
-                ));
+                self.diags.push(fail(format!("`{name}` is a directory, not a .net file"), None));
                 return None;
             }
             Ok(meta) => meta.len(),
             Err(e) => {
                 let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
-                    format!(
-                        "paths are relative to the importing file's folder ({})",
-                        parent_name(&name)
-                    )
+                    format!("paths are relative to the importing file's folder ({})", parent_name(&name))
                 });
                 let hint = if import.is_some() { hint } else { None };
-                self.diags.push(fail(
-                    format!("cannot read `{name}`: {}", io_reason(&e)),
-                    hint,
-                ));
+                self.diags.push(fail(format!("cannot read `{name}`: {}", io_reason(&e)), hint));
                 return None;
             }
         };
         if size > MAX_FILE_BYTES {
-            self.diags.push(fail(
-                format!("`{name}` is {size} bytes, over the limit of {MAX_FILE_BYTES}"),
-                None,
-            ));
+            self.diags
+                .push(fail(format!("`{name}` is {size} bytes, over the limit of {MAX_FILE_BYTES}"), None));
             return None;
         }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                self.diags.push(fail(
-                    format!("cannot read `{name}`: {}", io_reason(&e)),
-                    None,
-                ));
+                self.diags.push(fail(format!("cannot read `{name}`: {}", io_reason(&e)), None));
                 return None;
             }
         };
@@ -156,17 +133,11 @@ impl Loader<'_> {
                 let at = e.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
                 let id = self.sources.add(name.clone(), Some(canonical), text);
-                let width = self.sources.get(id).text[at..]
-                    .chars()
-                    .next()
-                    .map_or(0, char::len_utf8);
+                let width = self.sources.get(id).text[at..].chars().next().map_or(0, char::len_utf8);
                 let byte = e.as_bytes()[at];
                 self.diags.push(
                     Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
-                        .primary(
-                            Loc::new(id, Span::new(at, at + width)),
-                            format!("byte 0x{byte:02x} here"),
-                        )
+                        .primary(Loc::new(id, Span::new(at, at + width)), format!("byte 0x{byte:02x} here"))
                         .hint(".net files are UTF-8 text; re-save the file as UTF-8"),
                 );
                 None
@@ -177,8 +148,10 @@ impl Loader<'_> {
     fn parse_and_index(&mut self, file: FileId, is_root: bool) {
         let (ast, errors) = parse_file(&self.sources.get(file).text);
         for e in errors {
-            let mut d =
-                Diagnostic::error(Code::Syntax, e.message).primary(Loc::new(file, e.span), e.label);
+            let mut d = Diagnostic::error(Code::Syntax, e.message).primary(Loc::new(file, e.span), e.label);
+            if let Some((span, label)) = e.related {
+                d = d.secondary(Loc::new(file, span), label);
+            }
             d.hint = e.hint;
             self.diags.push(d);
         }
@@ -223,18 +196,12 @@ impl Loader<'_> {
                     )
                     .primary(at, "unknown module")
                     .maybe_hint(did_you_mean(module, names.clone()))
-                    .note(format!(
-                        "the standard library has {}",
-                        names.collect::<Vec<_>>().join(", ")
-                    ));
+                    .note(format!("the standard library has {}", names.collect::<Vec<_>>().join(", ")));
                     self.diags.push(d);
                     return;
                 };
-                let loaded = self
-                    .sources
-                    .files()
-                    .find(|(_, f)| f.path.is_none() && f.name == *name)
-                    .map(|(id, _)| id);
+                let loaded =
+                    self.sources.files().find(|(_, f)| f.path.is_none() && f.name == *name).map(|(id, _)| id);
                 match loaded {
                     Some(id) => Some(id),
                     None => {
@@ -245,12 +212,8 @@ impl Loader<'_> {
                 }
             }
             ImportTarget::File(rel) => {
-                let base = self
-                    .sources
-                    .get(from)
-                    .path
-                    .as_ref()
-                    .and_then(|p| p.parent().map(Path::to_path_buf));
+                let base =
+                    self.sources.get(from).path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
                 let path = base.clone().unwrap_or_default().join(rel);
                 let display = join_display(&self.sources.get(from).name, rel);
                 let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -271,25 +234,18 @@ impl Loader<'_> {
             if let Some(pos) = self.stack.iter().position(|(f, _)| *f == id) {
                 let mut d = Diagnostic::error(
                     Code::ImportCycle,
-                    format!(
-                        "import cycle: `{}` imports itself",
-                        self.sources.get(id).name
-                    ),
+                    format!("import cycle: `{}` imports itself", self.sources.get(id).name),
                 )
                 .primary(at, "this import closes the cycle");
                 for (file, import) in &self.stack[pos..] {
                     if let Some(import) = import.filter(|l| *l != at) {
                         d = d.secondary(
                             import,
-                            format!(
-                                "`{}` imports the next file here",
-                                self.sources.get(*file).name
-                            ),
+                            format!("`{}` imports the next file here", self.sources.get(*file).name),
                         );
                     }
                 }
-                self.diags
-                    .push(d.hint("move the shared blocks into a file that both import"));
+                self.diags.push(d.hint("move the shared blocks into a file that both import"));
             }
         }
     }

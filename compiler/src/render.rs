@@ -28,13 +28,8 @@ fn convert(d: &Diagnostic) -> CsDiagnostic<usize> {
         .labels
         .iter()
         .map(|l| {
-            let style = if l.primary {
-                LabelStyle::Primary
-            } else {
-                LabelStyle::Secondary
-            };
-            CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end)
-                .with_message(&l.message)
+            let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
+            CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end).with_message(&l.message)
         })
         .collect();
     let mut notes = d.notes.clone();
@@ -71,9 +66,7 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
         };
         // Spans are checked to lie in their files, so rendering cannot fail; if it did, the
         // message alone is still worth showing.
-        out.push_str(
-            &rendered.unwrap_or_else(|_| format!("error[{}]: {}\n", d.code.as_str(), d.message)),
-        );
+        out.push_str(&rendered.unwrap_or_else(|_| format!("error[{}]: {}\n", d.code.as_str(), d.message)));
     }
     out
 }

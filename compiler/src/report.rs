@@ -60,11 +60,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
             }
             _ => {
                 let op = if collapsed {
-                    graph
-                        .groups
-                        .iter()
-                        .find(|g| g.name == key)
-                        .map_or_else(String::new, |g| g.label.clone())
+                    graph.groups.iter().find(|g| g.name == key).map_or_else(String::new, |g| g.label.clone())
                 } else {
                     node.op.to_string()
                 };
@@ -125,24 +121,19 @@ pub fn thousands(n: u64) -> String {
 pub fn metric(n: u64) -> String {
     let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
     let x = n as f64;
-    units.iter().find(|(scale, _)| x >= *scale).map_or_else(
-        || n.to_string(),
-        |(scale, unit)| format!("{:.2} {unit}", x / scale),
-    )
+    units
+        .iter()
+        .find(|(scale, _)| x >= *scale)
+        .map_or_else(|| n.to_string(), |(scale, unit)| format!("{:.2} {unit}", x / scale))
 }
 
 /// `46_000_000` → `43.87 MiB`.
 pub fn bytes(n: u64) -> String {
-    let units = [
-        (1u64 << 40, "TiB"),
-        (1 << 30, "GiB"),
-        (1 << 20, "MiB"),
-        (1 << 10, "KiB"),
-    ];
-    units.iter().find(|(scale, _)| n >= *scale).map_or_else(
-        || format!("{n} B"),
-        |(scale, unit)| format!("{:.2} {unit}", n as f64 / *scale as f64),
-    )
+    let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    units
+        .iter()
+        .find(|(scale, _)| n >= *scale)
+        .map_or_else(|| format!("{n} B"), |(scale, unit)| format!("{:.2} {unit}", n as f64 / *scale as f64))
 }
 
 /// The report as an aligned text table followed by its totals.
@@ -151,15 +142,7 @@ pub fn render_table(report: &Report) -> String {
     let cells: Vec<[String; 5]> = report
         .rows
         .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                r.op.clone(),
-                r.shape.clone(),
-                thousands(r.params),
-                thousands(r.macs),
-            ]
-        })
+        .map(|r| [r.name.clone(), r.op.clone(), r.shape.clone(), thousands(r.params), thousands(r.macs)])
         .collect();
     let mut widths = header.map(|h| h.chars().count());
     for row in &cells {
@@ -184,11 +167,7 @@ pub fn render_table(report: &Report) -> String {
         }
         s.trim_end().to_string() + "\n"
     };
-    let params: Vec<String> = report
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let params: Vec<String> = report.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut out = format!(
         "network {}({}): {} → {}\n\n",
         report.network,

@@ -28,16 +28,11 @@ impl Shape {
 
     /// Elements of one example; `None` if the product overflows.
     pub fn elements_per_example(&self) -> Option<u64> {
-        self.dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
     pub fn with_dims(&self, dims: Vec<u64>) -> Shape {
-        Shape {
-            batch: self.batch.clone(),
-            dims,
-        }
+        Shape { batch: self.batch.clone(), dims }
     }
 
     /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1.
@@ -104,17 +99,10 @@ impl Window {
     pub fn output(&self) -> WindowSize {
         let span = self.padded() - self.effective_kernel();
         if span < 0 {
-            return WindowSize::TooSmall {
-                padded: self.padded(),
-                effective_kernel: self.effective_kernel(),
-            };
+            return WindowSize::TooSmall { padded: self.padded(), effective_kernel: self.effective_kernel() };
         }
         let stride = self.stride as i128;
-        let mut out = if self.ceil_mode {
-            (span + stride - 1) / stride + 1
-        } else {
-            span / stride + 1
-        };
+        let mut out = if self.ceil_mode { (span + stride - 1) / stride + 1 } else { span / stride + 1 };
         if self.ceil_mode && (out - 1) * stride >= self.input as i128 + self.padding as i128 {
             out -= 1;
         }
@@ -136,18 +124,12 @@ impl Window {
         };
         match self.output() {
             WindowSize::Ok(out) => format!("{out} = {division} + 1"),
-            WindowSize::TooSmall {
-                padded,
-                effective_kernel,
-            } => {
+            WindowSize::TooSmall { padded, effective_kernel } => {
                 let kernel = match self.dilation {
                     1 => "the kernel".to_string(),
                     d => format!("the kernel {} dilated by {d}", self.kernel),
                 };
-                format!(
-                    "{} + 2·{} = {padded} < {effective_kernel} ({kernel})",
-                    self.input, self.padding
-                )
+                format!("{} + 2·{} = {padded} < {effective_kernel} ({kernel})", self.input, self.padding)
             }
             WindowSize::Overflow => {
                 format!("({inner}) / {} + 1 does not fit in 64 bits", self.stride)
@@ -167,14 +149,7 @@ mod tests {
     use super::*;
 
     fn win(input: u64, kernel: u64, stride: u64, padding: u64) -> Window {
-        Window {
-            input,
-            kernel,
-            stride,
-            padding,
-            dilation: 1,
-            ceil_mode: false,
-        }
+        Window { input, kernel, stride, padding, dilation: 1, ceil_mode: false }
     }
 
     #[test]
@@ -185,10 +160,7 @@ mod tests {
         assert_eq!(win(224, 7, 2, 3).output(), WindowSize::Ok(112));
         assert_eq!(win(112, 3, 2, 1).output(), WindowSize::Ok(56));
         assert_eq!(win(56, 3, 2, 1).derivation(), "28 = (56 + 2·1 − 3) / 2 + 1");
-        let dilated = Window {
-            dilation: 2,
-            ..win(10, 3, 1, 0)
-        };
+        let dilated = Window { dilation: 2, ..win(10, 3, 1, 0) };
         assert_eq!(dilated.output(), WindowSize::Ok(6));
     }
 
@@ -205,10 +177,7 @@ mod tests {
 
     #[test]
     fn ceil_mode_matches_pytorch() {
-        let w = |input, k, s, p| Window {
-            ceil_mode: true,
-            ..win(input, k, s, p)
-        };
+        let w = |input, k, s, p| Window { ceil_mode: true, ..win(input, k, s, p) };
         // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 6 → 3, on 7 → 3; (2, 2, pad 1) on 4 → 3.
         assert_eq!(w(6, 3, 2, 0).output(), WindowSize::Ok(3));
         assert_eq!(w(7, 3, 2, 0).output(), WindowSize::Ok(3));
@@ -219,30 +188,15 @@ mod tests {
     #[test]
     fn too_small_explains_itself() {
         let w = win(4, 5, 1, 0);
-        assert!(matches!(
-            w.output(),
-            WindowSize::TooSmall {
-                padded: 4,
-                effective_kernel: 5
-            }
-        ));
+        assert!(matches!(w.output(), WindowSize::TooSmall { padded: 4, effective_kernel: 5 }));
         assert_eq!(w.padding_needed(), 1);
-        assert_eq!(
-            win(1, 3, 1, 0).output(),
-            WindowSize::TooSmall {
-                padded: 1,
-                effective_kernel: 3
-            }
-        );
+        assert_eq!(win(1, 3, 1, 0).output(), WindowSize::TooSmall { padded: 1, effective_kernel: 3 });
         assert_eq!(win(u64::MAX, 1, 1, u64::MAX).output(), WindowSize::Overflow);
     }
 
     #[test]
     fn shapes_print_like_pytorch() {
-        let s = Shape {
-            batch: Batch::Symbolic("N".into()),
-            dims: vec![64, 56, 56],
-        };
+        let s = Shape { batch: Batch::Symbolic("N".into()), dims: vec![64, 56, 56] };
         assert_eq!(s.to_string(), "[N, 64, 56, 56]");
         assert_eq!(s.rank(), 4);
         assert_eq!(s.elements_per_example(), Some(64 * 56 * 56));

@@ -39,10 +39,7 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
+        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
         (line + 1, col + 1)
     }
 }
@@ -61,15 +58,8 @@ impl SourceMap {
     /// Adds a file. Bytes that are not UTF-8 are replaced by U+FFFD, so that the file can still
     /// be shown in diagnostics; the caller reports them.
     pub fn add(&mut self, name: impl Into<String>, path: Option<PathBuf>, text: String) -> FileId {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        self.files.push(SourceFile {
-            name: name.into(),
-            path,
-            text,
-            line_starts,
-        });
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        self.files.push(SourceFile { name: name.into(), path, text, line_starts });
         FileId(self.files.len() - 1)
     }
 
@@ -82,10 +72,7 @@ impl SourceMap {
     }
 
     pub fn find_path(&self, path: &Path) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|f| f.path.as_deref() == Some(path))
-            .map(FileId)
+        self.files.iter().position(|f| f.path.as_deref() == Some(path)).map(FileId)
     }
 
     /// `file:line:col` of a location.
@@ -97,9 +84,6 @@ impl SourceMap {
 
     /// The source text a location covers.
     pub fn snippet(&self, loc: Loc) -> &str {
-        self.get(loc.file)
-            .text
-            .get(loc.span.start..loc.span.end)
-            .unwrap_or("")
+        self.get(loc.file).text.get(loc.span.start..loc.span.end).unwrap_or("")
     }
 }

@@ -29,6 +29,8 @@ pub struct SyntaxError {
     /// A label for the span, shorter than the message.
     pub label: String,
     pub hint: Option<String>,
+    /// A second place worth showing, such as the bracket that was never closed.
+    pub related: Option<(Span, String)>,
 }
 
 /// Parses a whole file. Never fails: what could not be parsed is described in the errors, and
@@ -55,10 +57,7 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
                 let item_at = pairs.next().expect("item_at matched");
                 let end = item_at.as_span().end();
                 let item = item_at.into_inner().next().expect("an item");
-                let builder = Builder {
-                    base: offset,
-                    errors: &mut errors,
-                };
+                let builder = Builder { base: offset, errors: &mut errors };
                 match item.as_rule() {
                     Rule::import => file.imports.push(builder.import(item)),
                     _ => file.definitions.push(builder.definition(item)),
@@ -89,18 +88,9 @@ fn parse_one_expr(src: &str) -> Result<Expr, SyntaxError> {
         return Err(err);
     }
     let mut pairs = NetParser::parse(Rule::expr_only, src).map_err(|e| convert_error(e, src, 0))?;
-    let expr = pairs
-        .next()
-        .expect("expr_only")
-        .into_inner()
-        .next()
-        .expect("an expression");
+    let expr = pairs.next().expect("expr_only").into_inner().next().expect("an expression");
     let mut errors = Vec::new();
-    let built = Builder {
-        base: 0,
-        errors: &mut errors,
-    }
-    .expr(expr);
+    let built = Builder { base: 0, errors: &mut errors }.expr(expr);
     match errors.into_iter().next() {
         Some(err) => Err(err),
         None => Ok(built),
@@ -140,6 +130,7 @@ fn check_nesting(src: &str) -> Option<SyntaxError> {
                              the expression"
                                 .into(),
                         ),
+                        related: None,
                     });
                 }
             }
@@ -167,9 +158,8 @@ fn next_item_start(src: &str, from: usize) -> Option<usize> {
 
 fn starts_item(line: &str) -> bool {
     ["block", "network", "import"].iter().any(|kw| {
-        line.strip_prefix(kw).is_some_and(|rest| {
-            rest.starts_with(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        })
+        line.strip_prefix(kw)
+            .is_some_and(|rest| rest.starts_with(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
     })
 }
 
@@ -181,42 +171,66 @@ fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> Synta
         };
     let found_end = token_end(src, at);
     let found = &src[at..found_end];
-    let expected = match &err.variant {
-        ErrorVariant::ParsingError { positives, .. } => {
-            let mut words: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
-            words.sort_unstable();
-            words.dedup();
-            words
-        }
+    let mut expected: Vec<&str> = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe(*r)).collect(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    expected.sort_unstable();
+    expected.dedup();
+    // Inside brackets, what matters is how to go on or close them; the operators that could
+    // also follow are noise.
+    const CLOSERS: [&str; 4] = ["`)`", "`]`", "`}`", "`,`"];
+    if expected.iter().any(|e| CLOSERS.contains(e)) {
+        expected.retain(|e| CLOSERS.contains(e));
+    }
+    let closes = |c: char| expected.iter().any(|e| e.contains(c));
+    let related = unclosed_bracket(src, base, at)
+        .filter(|&(_, open)| closes(closing(open)))
+        .map(|(pos, open)| (Span::new(pos, pos + 1), format!("this `{open}` is not closed")));
     let expected = join_alternatives(&expected);
     let (message, label) = if found.is_empty() {
-        (
-            format!("unexpected end of file, expected {expected}"),
-            format!("expected {expected}"),
-        )
+        (format!("unexpected end of file, expected {expected}"), format!("expected {expected}"))
     } else {
-        (
-            format!("expected {expected}, found `{found}`"),
-            format!("unexpected `{found}`"),
-        )
+        (format!("expected {expected}, found `{found}`"), format!("unexpected `{found}`"))
     };
     let hint = hint_for(found);
-    SyntaxError {
-        span: Span::new(at, found_end),
-        message,
-        label,
-        hint,
+    SyntaxError { span: Span::new(at, found_end), message, label, hint, related }
+}
+
+fn closing(open: char) -> char {
+    match open {
+        '(' => ')',
+        '[' => ']',
+        _ => '}',
     }
+}
+
+/// The innermost bracket opened in `src[from..to]` and not closed there.
+fn unclosed_bracket(src: &str, from: usize, to: usize) -> Option<(usize, char)> {
+    let mut stack = Vec::new();
+    let mut chars = src[from..to].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => {
+                chars.by_ref().find(|&(_, c)| c == '\n');
+            }
+            '"' => {
+                chars.by_ref().find(|&(_, c)| c == '"' || c == '\n');
+            }
+            '(' | '[' | '{' => stack.push((from + i, c)),
+            ')' | ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
 }
 
 /// The end of the token that starts at `at`: a whole word, or one character.
 fn token_end(src: &str, at: usize) -> usize {
     let rest = &src[at..];
-    let word = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
+    let word = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
     if word > 0 {
         at + word
     } else {
@@ -226,9 +240,7 @@ fn token_end(src: &str, at: usize) -> usize {
 
 fn hint_for(found: &str) -> Option<String> {
     match found {
-        "def" | "fn" | "class" | "module" => {
-            Some("definitions start with `block` or `network`".into())
-        }
+        "def" | "fn" | "class" | "module" => Some("definitions start with `block` or `network`".into()),
         "let" => Some("bind a name with `name = expression`, without `let`".into()),
         "&&" | "&" => Some("use `and`".into()),
         "||" | "|" => Some("use `or`".into()),
@@ -297,18 +309,12 @@ impl Builder<'_> {
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
-        Ident {
-            name: pair.as_str().to_string(),
-            span: self.span(&pair),
-        }
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
     }
 
     fn import(self, pair: Pair<Rule>) -> Import {
         let span = self.span(&pair);
-        let target = pair
-            .into_inner()
-            .find(|p| p.as_rule() != Rule::kw_import)
-            .expect("target");
+        let target = pair.into_inner().find(|p| p.as_rule() != Rule::kw_import).expect("target");
         let target = match target.as_rule() {
             Rule::string => ImportTarget::File(unquote(target.as_str())),
             _ => ImportTarget::Std(target.as_str().to_string()),
@@ -347,22 +353,13 @@ impl Builder<'_> {
                 _ => {}
             }
         }
-        Definition {
-            kind,
-            name,
-            params,
-            body,
-            span,
-        }
+        Definition { kind, name, params, body, span }
     }
 
     fn statement(&mut self, pair: Pair<Rule>) -> Stmt {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::input_decl => Stmt::Input {
-                dims: self.exprs(pair),
-                span,
-            },
+            Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
             Rule::binding => {
                 let mut inner = pair.into_inner();
                 let name = self.ident(inner.next().expect("name"));
@@ -375,10 +372,7 @@ impl Builder<'_> {
 
     /// The expressions directly inside `pair`, ignoring punctuation.
     fn exprs(&mut self, pair: Pair<Rule>) -> Vec<Expr> {
-        pair.into_inner()
-            .filter(|p| p.as_rule() == Rule::expr)
-            .map(|p| self.expr(p))
-            .collect()
+        pair.into_inner().filter(|p| p.as_rule() == Rule::expr).map(|p| self.expr(p)).collect()
     }
 
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
@@ -393,17 +387,10 @@ impl Builder<'_> {
                 if stages.len() == 1 && stages[0].label.is_none() {
                     stages.pop().expect("one stage").expr
                 } else {
-                    Expr {
-                        kind: ExprKind::Chain(stages),
-                        span,
-                    }
+                    Expr { kind: ExprKind::Chain(stages), span }
                 }
             }
-            Rule::disjunction
-            | Rule::conjunction
-            | Rule::comparison
-            | Rule::sum
-            | Rule::product => {
+            Rule::disjunction | Rule::conjunction | Rule::comparison | Rule::sum | Rule::product => {
                 let mut inner = pair.into_inner();
                 let head = self.expr(inner.next().expect("operand"));
                 let mut rest = Vec::new();
@@ -414,13 +401,7 @@ impl Builder<'_> {
                 if rest.is_empty() {
                     head
                 } else {
-                    Expr {
-                        kind: ExprKind::Binary {
-                            head: Box::new(head),
-                            rest,
-                        },
-                        span,
-                    }
+                    Expr { kind: ExprKind::Binary { head: Box::new(head), rest }, span }
                 }
             }
             Rule::unary => {
@@ -437,17 +418,10 @@ impl Builder<'_> {
                 match operand.kind {
                     _ if ops.is_empty() => operand,
                     // `-5` is a literal, so that i64::MIN can be written.
-                    ExprKind::Int(v) if ops == [UnaryOp::Neg] => Expr {
-                        kind: ExprKind::Int(v.wrapping_neg()),
-                        span,
-                    },
-                    _ => Expr {
-                        kind: ExprKind::Unary {
-                            ops,
-                            operand: Box::new(operand),
-                        },
-                        span,
-                    },
+                    ExprKind::Int(v) if ops == [UnaryOp::Neg] => {
+                        Expr { kind: ExprKind::Int(v.wrapping_neg()), span }
+                    }
+                    _ => Expr { kind: ExprKind::Unary { ops, operand: Box::new(operand) }, span },
                 }
             }
             Rule::postfix => {
@@ -455,9 +429,7 @@ impl Builder<'_> {
                 let base = self.expr(inner.next().expect("primary"));
                 let accesses: Vec<Access> = inner
                     .map(|p| {
-                        let q = p
-                            .into_inner()
-                            .find(|q| matches!(q.as_rule(), Rule::ident | Rule::expr));
+                        let q = p.into_inner().find(|q| matches!(q.as_rule(), Rule::ident | Rule::expr));
                         let q = q.expect("access");
                         match q.as_rule() {
                             Rule::ident => Access::Field(self.ident(q)),
@@ -468,13 +440,7 @@ impl Builder<'_> {
                 if accesses.is_empty() {
                     base
                 } else {
-                    Expr {
-                        kind: ExprKind::Postfix {
-                            base: Box::new(base),
-                            accesses,
-                        },
-                        span,
-                    }
+                    Expr { kind: ExprKind::Postfix { base: Box::new(base), accesses }, span }
                 }
             }
             Rule::int => {
@@ -488,55 +454,29 @@ impl Builder<'_> {
                             message: "integer literal is too large".into(),
                             label: "does not fit in 64 bits".into(),
                             hint: Some(format!("integers range up to {}", i64::MAX)),
+                            related: None,
                         });
                         0
                     }
                 };
-                Expr {
-                    kind: ExprKind::Int(value),
-                    span,
-                }
+                Expr { kind: ExprKind::Int(value), span }
             }
             Rule::float => {
                 let value = pair.as_str().parse::<f64>().unwrap_or(f64::INFINITY);
-                Expr {
-                    kind: ExprKind::Float(value),
-                    span,
-                }
+                Expr { kind: ExprKind::Float(value), span }
             }
-            Rule::boolean => Expr {
-                kind: ExprKind::Bool(pair.as_str() == "true"),
-                span,
-            },
-            Rule::string => Expr {
-                kind: ExprKind::Str(unquote(pair.as_str())),
-                span,
-            },
-            Rule::input_ref => Expr {
-                kind: ExprKind::Input,
-                span,
-            },
-            Rule::name => Expr {
-                kind: ExprKind::Name(pair.as_str().to_string()),
-                span,
-            },
+            Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span },
+            Rule::string => Expr { kind: ExprKind::Str(unquote(pair.as_str())), span },
+            Rule::input_ref => Expr { kind: ExprKind::Input, span },
+            Rule::name => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
             Rule::parens => {
-                let has_comma = pair
-                    .clone()
-                    .into_inner()
-                    .any(|p| p.as_rule() == Rule::comma);
+                let has_comma = pair.clone().into_inner().any(|p| p.as_rule() == Rule::comma);
                 let mut items = self.exprs(pair);
                 if has_comma {
-                    Expr {
-                        kind: ExprKind::Tuple(items),
-                        span,
-                    }
+                    Expr { kind: ExprKind::Tuple(items), span }
                 } else {
                     let inner = items.pop().expect("parenthesised expression");
-                    Expr {
-                        kind: inner.kind,
-                        span,
-                    }
+                    Expr { kind: inner.kind, span }
                 }
             }
             Rule::call => {
@@ -549,21 +489,14 @@ impl Builder<'_> {
                         let first = ai.next().expect("arg");
                         if first.as_rule() == Rule::ident {
                             let name = Some(self.ident(first));
-                            let value =
-                                self.expr(ai.find(|p| p.as_rule() == Rule::expr).expect("value"));
+                            let value = self.expr(ai.find(|p| p.as_rule() == Rule::expr).expect("value"));
                             Arg { name, value }
                         } else {
-                            Arg {
-                                name: None,
-                                value: self.expr(first),
-                            }
+                            Arg { name: None, value: self.expr(first) }
                         }
                     })
                     .collect();
-                Expr {
-                    kind: ExprKind::Call { callee, args },
-                    span,
-                }
+                Expr { kind: ExprKind::Call { callee, args }, span }
             }
             Rule::if_expr => {
                 let mut conds = Vec::new();
@@ -575,13 +508,9 @@ impl Builder<'_> {
                         _ => {}
                     }
                 }
-                let otherwise =
-                    (bodies.len() > conds.len()).then(|| Box::new(bodies.pop().expect("else")));
+                let otherwise = (bodies.len() > conds.len()).then(|| Box::new(bodies.pop().expect("else")));
                 let arms = conds.into_iter().zip(bodies).collect();
-                Expr {
-                    kind: ExprKind::If { arms, otherwise },
-                    span,
-                }
+                Expr { kind: ExprKind::If { arms, otherwise }, span }
             }
             Rule::repeat_expr => {
                 let mut index = None;
@@ -602,10 +531,7 @@ impl Builder<'_> {
                     None => RepeatCount::Times(first),
                 };
                 let body = Box::new(body.expect("repeat body"));
-                Expr {
-                    kind: ExprKind::Repeat { index, count, body },
-                    span,
-                }
+                Expr { kind: ExprKind::Repeat { index, count, body }, span }
             }
             rule => unreachable!("unexpected rule {rule:?} in an expression"),
         }
@@ -620,17 +546,11 @@ impl Builder<'_> {
                 _ => expr = Some(self.expr(p)),
             }
         }
-        Stage {
-            label,
-            expr: expr.expect("stage expression"),
-        }
+        Stage { label, expr: expr.expect("stage expression") }
     }
 
     fn braced(&mut self, pair: Pair<Rule>) -> Expr {
-        let inner = pair
-            .into_inner()
-            .find(|p| p.as_rule() == Rule::expr)
-            .expect("braced expression");
+        let inner = pair.into_inner().find(|p| p.as_rule() == Rule::expr).expect("braced expression");
         self.expr(inner)
     }
 }
@@ -698,12 +618,8 @@ mod tests {
     #[test]
     fn chains_are_flat_and_keep_labels() {
         let file = parse_ok("network n { input [N, 1, 4, 4]\n x: relu -> relu -> y: relu }");
-        let Stmt::Expr(e) = &file.definitions[0].body[1] else {
-            panic!("expression")
-        };
-        let ExprKind::Chain(stages) = &e.kind else {
-            panic!("chain")
-        };
+        let Stmt::Expr(e) = &file.definitions[0].body[1] else { panic!("expression") };
+        let ExprKind::Chain(stages) = &e.kind else { panic!("chain") };
         assert_eq!(stages.len(), 3);
         assert_eq!(stages[0].label.as_ref().map(|l| l.name.as_str()), Some("x"));
         assert_eq!(stages[1].label, None);
@@ -713,14 +629,9 @@ mod tests {
     fn spans_cover_the_source_text() {
         let src = "block b(c) {\n  conv2d(c, 3)\n}";
         let file = parse_ok(src);
-        let Stmt::Expr(e) = &file.definitions[0].body[0] else {
-            panic!("expression")
-        };
+        let Stmt::Expr(e) = &file.definitions[0].body[0] else { panic!("expression") };
         assert_eq!(&src[e.span.start..e.span.end], "conv2d(c, 3)");
-        assert_eq!(
-            &src[file.definitions[0].span.start..file.definitions[0].span.end],
-            src
-        );
+        assert_eq!(&src[file.definitions[0].span.start..file.definitions[0].span.end], src);
     }
 
     #[test]
@@ -737,35 +648,22 @@ mod tests {
     fn reports_expected_tokens() {
         let (_, errors) = parse_file("network n {\n  input [N, 1, 28, 28]\n  conv2d(6, 5\n}\n");
         assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].message.contains("expected"),
-            "{}",
-            errors[0].message
-        );
+        assert!(errors[0].message.contains("expected"), "{}", errors[0].message);
         assert!(errors[0].message.contains("`)`"), "{}", errors[0].message);
     }
 
     #[test]
     fn recovers_at_the_next_item() {
-        let src =
-            "block a( { }\nblock b() { relu }\nnetwork c { input [N] ) }\nblock d() { relu }\n";
+        let src = "block a( { }\nblock b() { relu }\nnetwork c { input [N] ) }\nblock d() { relu }\n";
         let (file, errors) = parse_file(src);
         assert_eq!(errors.len(), 2, "{errors:?}");
-        let names: Vec<_> = file
-            .definitions
-            .iter()
-            .map(|d| d.name.name.as_str())
-            .collect();
+        let names: Vec<_> = file.definitions.iter().map(|d| d.name.name.as_str()).collect();
         assert_eq!(names, ["b", "d"]);
     }
 
     #[test]
     fn deep_nesting_is_refused_before_pest() {
-        let src = format!(
-            "network n {{ input [N, 1] {}1{} }}",
-            "(".repeat(10_000),
-            ")".repeat(10_000)
-        );
+        let src = format!("network n {{ input [N, 1] {}1{} }}", "(".repeat(10_000), ")".repeat(10_000));
         let (_, errors) = parse_file(&src);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("nest deeper"));
@@ -774,11 +672,7 @@ mod tests {
     #[test]
     fn nesting_at_the_limit_parses() {
         let depth = MAX_NESTING - 2; // the body's `{` and the call's `(` count too
-        let src = format!(
-            "network n {{ relu({}1{}) }}",
-            "(".repeat(depth - 1),
-            ")".repeat(depth - 1)
-        );
+        let src = format!("network n {{ relu({}1{}) }}", "(".repeat(depth - 1), ")".repeat(depth - 1));
         parse_ok(&src);
     }
 
@@ -786,10 +680,7 @@ mod tests {
     fn huge_integer_is_an_error_not_a_panic() {
         let err = parse_expr("99999999999999999999999").unwrap_err();
         assert!(err.message.contains("too large"));
-        assert_eq!(
-            parse_expr("-9223372036854775808").unwrap().kind,
-            ExprKind::Int(i64::MIN)
-        );
+        assert_eq!(parse_expr("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
     }
 
     #[test]

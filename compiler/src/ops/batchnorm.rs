@@ -26,36 +26,18 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     }
     let eps = args.float("eps");
     if eps.is_nan() || eps <= 0.0 {
-        return Err(
-            OpError::new(Code::Value, format!("`eps` must be positive, but is {eps}")).at("eps"),
-        );
+        return Err(OpError::new(Code::Value, format!("`eps` must be positive, but is {eps}")).at("eps"));
     }
     let momentum = args.float("momentum");
     if !(0.0..=1.0).contains(&momentum) {
-        return Err(OpError::new(
-            Code::Value,
-            format!("`momentum` must lie in [0, 1], but is {momentum}"),
-        )
-        .at("momentum"));
+        return Err(OpError::new(Code::Value, format!("`momentum` must lie in [0, 1], but is {momentum}"))
+            .at("momentum"));
     }
     let features = input.dims[0];
     // A weight and a bias per feature; the running mean and variance are buffers.
     let params = features.checked_mul(2).ok_or_else(|| {
-        OpError::new(
-            Code::Arithmetic,
-            "the parameter count of this layer overflows 64 bits",
-        )
+        OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
     })?;
-    let op = Op::BatchNorm {
-        features,
-        eps,
-        momentum,
-        rank,
-    };
-    Ok(Built {
-        op,
-        shape: input.clone(),
-        params,
-        macs: 0,
-    })
+    let op = Op::BatchNorm { features, eps, momentum, rank };
+    Ok(Built { op, shape: input.clone(), params, macs: 0 })
 }

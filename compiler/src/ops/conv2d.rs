@@ -1,9 +1,7 @@
 //! `conv2d(out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)`:
 //! PyTorch's `nn.Conv2d` with the input channels inferred.
 
-use super::{
-    expect_image, product, window_output, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec,
-};
+use super::{expect_image, product, window_output, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
 use crate::diagnostic::Code;
 use crate::ir::{Conv2d, Op};
 use crate::shape::{Shape, Window};
@@ -37,9 +35,7 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
                 Code::Value,
                 format!("`groups={groups}` must divide the {what} channels, {channels}"),
             )
-            .label(format!(
-                "{channels} {what} channels cannot be split into {groups} groups"
-            ))
+            .label(format!("{channels} {what} channels cannot be split into {groups} groups"))
             .at("groups"));
         }
     }
@@ -53,38 +49,14 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     };
     let out_h = window_output("conv2d", "height", axis(0, height), input)?;
     let out_w = window_output("conv2d", "width", axis(1, width), input)?;
-    let per_output = product(
-        "multiply-add count",
-        &[in_channels / groups, kernel[0], kernel[1]],
-    )?;
+    let per_output = product("multiply-add count", &[in_channels / groups, kernel[0], kernel[1]])?;
     let weights = product("parameter count", &[out_channels, per_output])?;
-    let params = weights
-        .checked_add(if bias { out_channels } else { 0 })
-        .ok_or_else(|| {
-            OpError::new(
-                Code::Arithmetic,
-                "the parameter count of this layer overflows 64 bits",
-            )
-        })?;
+    let params = weights.checked_add(if bias { out_channels } else { 0 }).ok_or_else(|| {
+        OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
+    })?;
     // Counted as torchinfo counts them: one per weight use, plus one per bias add.
-    let macs = product(
-        "multiply-add count",
-        &[out_channels, out_h, out_w, per_output + u64::from(bias)],
-    )?;
-    let op = Op::Conv2d(Conv2d {
-        in_channels,
-        out_channels,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        groups,
-        bias,
-    });
-    Ok(Built {
-        op,
-        shape: input.with_dims(vec![out_channels, out_h, out_w]),
-        params,
-        macs,
-    })
+    let macs = product("multiply-add count", &[out_channels, out_h, out_w, per_output + u64::from(bias)])?;
+    let op =
+        Op::Conv2d(Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias });
+    Ok(Built { op, shape: input.with_dims(vec![out_channels, out_h, out_w]), params, macs })
 }

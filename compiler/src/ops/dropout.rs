@@ -5,11 +5,8 @@ use crate::diagnostic::Code;
 use crate::ir::Op;
 use crate::shape::Shape;
 
-pub static DROPOUT: OpSpec = OpSpec {
-    name: "dropout",
-    params: &[ParamSpec::optional("p", Kind::Float, ArgValue::Float(0.5))],
-    apply,
-};
+pub static DROPOUT: OpSpec =
+    OpSpec { name: "dropout", params: &[ParamSpec::optional("p", Kind::Float, ArgValue::Float(0.5))], apply };
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let p = args.float("p");

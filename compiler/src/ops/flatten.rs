@@ -26,9 +26,7 @@ pub fn axis(args: &Args, name: &'static str, input: &Shape) -> Result<usize, OpE
             format!("`{name}={raw}` is out of range for {input}, which has {rank} dimensions")
         };
         return Err(OpError::new(Code::Value, msg)
-            .label(format!(
-                "must lie in 1..{rank}, or be negative from the end"
-            ))
+            .label(format!("must lie in 1..{rank}, or be negative from the end"))
             .at(name));
     }
     Ok(resolved as usize)
@@ -38,11 +36,9 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let start = axis(args, "start", input)?;
     let end = axis(args, "end", input)?;
     if end < start {
-        return Err(OpError::new(
-            Code::Value,
-            format!("`end` ({end}) comes before `start` ({start})"),
-        )
-        .at("end"));
+        return Err(
+            OpError::new(Code::Value, format!("`end` ({end}) comes before `start` ({start})")).at("end")
+        );
     }
     let (before, rest) = input.dims.split_at(start - 1);
     let (merged, after) = rest.split_at(end - start + 1);

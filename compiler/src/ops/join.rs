@@ -15,9 +15,7 @@ pub fn add(shapes: &[&Shape]) -> Result<Shape, (usize, OpError)> {
                 format!("cannot add tensors of different shapes: {first} and {shape}"),
             )
             .label(format!("this is {shape}"))
-            .note(format!(
-                "the left side is {first}, the right side is {shape}; `+` needs equal shapes"
-            ));
+            .note(format!("the left side is {first}, the right side is {shape}; `+` needs equal shapes"));
             if let Some(fix) = projection_hint(first, shape) {
                 err = err.hint(fix);
             }
@@ -31,13 +29,9 @@ pub fn add(shapes: &[&Shape]) -> Result<Shape, (usize, OpError)> {
 fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
     let [c_to, h_to, w_to]: [u64; 3] = to.dims[..].try_into().ok()?;
     let [c_from, h_from, w_from]: [u64; 3] = from.dims[..].try_into().ok()?;
-    let stride = (1..=h_from.max(1))
-        .find(|s| (h_from - 1) / s + 1 == h_to && (w_from - 1) / s + 1 == w_to)?;
-    let stride_arg = if stride == 1 {
-        String::new()
-    } else {
-        format!(", stride={stride}")
-    };
+    let stride =
+        (1..=h_from.max(1)).find(|s| (h_from - 1) / s + 1 == h_to && (w_from - 1) / s + 1 == w_to)?;
+    let stride_arg = if stride == 1 { String::new() } else { format!(", stride={stride}") };
     Some(format!(
         "project the right side with a 1×1 convolution, `conv2d({c_to}, 1{stride_arg})`, which maps \
          [{c_from}, {h_from}, {w_from}] to [{c_to}, {h_to}, {w_to}]"
@@ -48,32 +42,22 @@ fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
 pub fn concat(shapes: &[&Shape], dim: usize) -> Result<Shape, (usize, OpError)> {
     let first = shapes[0];
     if dim == 0 || dim >= first.rank() {
-        let err = OpError::new(
-            Code::Value,
-            format!("`dim={dim}` is out of range for {first}"),
-        )
-        .label(format!("must lie in 1..{}", first.rank()))
-        .at("dim");
+        let err = OpError::new(Code::Value, format!("`dim={dim}` is out of range for {first}"))
+            .label(format!("must lie in 1..{}", first.rank()))
+            .at("dim");
         return Err((0, err));
     }
     let mut dims = first.dims.clone();
     for (i, shape) in shapes.iter().enumerate().skip(1) {
         let differs_elsewhere = shape.rank() != first.rank()
-            || shape
-                .dims
-                .iter()
-                .zip(&first.dims)
-                .enumerate()
-                .any(|(j, (a, b))| j + 1 != dim && a != b);
+            || shape.dims.iter().zip(&first.dims).enumerate().any(|(j, (a, b))| j + 1 != dim && a != b);
         if differs_elsewhere {
             let mut err = OpError::new(
                 Code::ConcatMismatch,
                 format!("cannot concatenate {first} and {shape} along dimension {dim}"),
             )
             .label(format!("input {} is {shape}", i + 1))
-            .note(format!(
-                "input 1 is {first}; all inputs must agree on every dimension but {dim}"
-            ));
+            .note(format!("input 1 is {first}; all inputs must agree on every dimension but {dim}"));
             if shape.rank() == 4 && first.rank() == 4 && dim == 1 {
                 err = err.hint(
                     "branches must keep the same height and width: a k×k convolution keeps them with \
@@ -84,12 +68,7 @@ pub fn concat(shapes: &[&Shape], dim: usize) -> Result<Shape, (usize, OpError)> 
         }
         let joined = dims[dim - 1]
             .checked_add(shape.dims[dim - 1])
-            .ok_or_else(|| {
-                (
-                    i,
-                    OpError::new(Code::Arithmetic, "the concatenated size overflows 64 bits"),
-                )
-            })?;
+            .ok_or_else(|| (i, OpError::new(Code::Arithmetic, "the concatenated size overflows 64 bits")))?;
         dims[dim - 1] = joined;
     }
     Ok(first.with_dims(dims))
@@ -101,18 +80,12 @@ mod tests {
     use crate::shape::Batch;
 
     fn s(dims: &[u64]) -> Shape {
-        Shape {
-            batch: Batch::Symbolic("N".into()),
-            dims: dims.to_vec(),
-        }
+        Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
     }
 
     #[test]
     fn add_needs_equal_shapes_and_suggests_a_projection() {
-        assert_eq!(
-            add(&[&s(&[64, 8, 8]), &s(&[64, 8, 8])]).unwrap(),
-            s(&[64, 8, 8])
-        );
+        assert_eq!(add(&[&s(&[64, 8, 8]), &s(&[64, 8, 8])]).unwrap(), s(&[64, 8, 8]));
         let (at, err) = add(&[&s(&[128, 28, 28]), &s(&[64, 56, 56])]).unwrap_err();
         assert_eq!(at, 1);
         assert_eq!(err.code, Code::AddMismatch);
@@ -121,12 +94,7 @@ mod tests {
 
     #[test]
     fn concat_sums_the_joined_axis() {
-        let shapes = [
-            s(&[64, 12, 12]),
-            s(&[128, 12, 12]),
-            s(&[32, 12, 12]),
-            s(&[32, 12, 12]),
-        ];
+        let shapes = [s(&[64, 12, 12]), s(&[128, 12, 12]), s(&[32, 12, 12]), s(&[32, 12, 12])];
         let refs: Vec<&Shape> = shapes.iter().collect();
         assert_eq!(concat(&refs, 1).unwrap(), s(&[256, 12, 12]));
         let (at, err) = concat(&[&s(&[64, 12, 12]), &s(&[64, 13, 12])], 1).unwrap_err();

@@ -25,14 +25,9 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let out_features = args.positive_int("out_features")?;
     let bias = args.bool("bias");
     let weights = product("parameter count", &[in_features, out_features])?;
-    let params = weights
-        .checked_add(if bias { out_features } else { 0 })
-        .ok_or_else(|| {
-            OpError::new(
-                Code::Arithmetic,
-                "the parameter count of this layer overflows 64 bits",
-            )
-        })?;
+    let params = weights.checked_add(if bias { out_features } else { 0 }).ok_or_else(|| {
+        OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
+    })?;
     // Applied to every position of the other dimensions.
     let positions = product("multiply-add count", &input.dims[..input.dims.len() - 1])?;
     // Counted as torchinfo counts them: one per weight use, plus one per bias add.
@@ -40,11 +35,7 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let mut dims = input.dims.clone();
     *dims.last_mut().expect("non-empty") = out_features;
     Ok(Built {
-        op: Op::Linear {
-            in_features,
-            out_features,
-            bias,
-        },
+        op: Op::Linear { in_features, out_features, bias },
         shape: input.with_dims(dims),
         params,
         macs,

@@ -55,19 +55,11 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub const fn required(name: &'static str, kind: Kind) -> Self {
-        ParamSpec {
-            name,
-            kind,
-            default: None,
-        }
+        ParamSpec { name, kind, default: None }
     }
 
     pub const fn optional(name: &'static str, kind: Kind, default: ArgValue) -> Self {
-        ParamSpec {
-            name,
-            kind,
-            default: Some(default),
-        }
+        ParamSpec { name, kind, default: Some(default) }
     }
 }
 
@@ -112,11 +104,7 @@ pub struct Args {
 
 impl Args {
     fn get(&self, name: &str) -> ArgValue {
-        let i = self
-            .params
-            .iter()
-            .position(|p| p.name == name)
-            .expect("parameter of this op");
+        let i = self.params.iter().position(|p| p.name == name).expect("parameter of this op");
         self.values[i].0
     }
 
@@ -146,12 +134,9 @@ impl Args {
         for v in pair {
             if v < min {
                 let what = if min == 0 { "at least 0" } else { "at least 1" };
-                return Err(OpError::new(
-                    Code::Value,
-                    format!("`{name}` must be {what}, but is {v}"),
-                )
-                .label(format!("`{name}` is {v}"))
-                .at(name));
+                return Err(OpError::new(Code::Value, format!("`{name}` must be {what}, but is {v}"))
+                    .label(format!("`{name}` is {v}"))
+                    .at(name));
             }
         }
         Ok(pair.map(|v| v as u64))
@@ -188,12 +173,7 @@ pub struct Built {
 impl Built {
     /// A layer without parameters or multiply-adds.
     pub fn free(op: Op, shape: Shape) -> Result<Built, OpError> {
-        Ok(Built {
-            op,
-            shape,
-            params: 0,
-            macs: 0,
-        })
+        Ok(Built { op, shape, params: 0, macs: 0 })
     }
 }
 
@@ -207,6 +187,8 @@ pub struct OpError {
     pub hint: Option<String>,
     /// The argument to point at, when the caller gave it.
     pub arg: Option<&'static str>,
+    /// For a size that shrinks to nothing: the spatial axis (0 height, 1 width).
+    pub axis: Option<usize>,
 }
 
 impl OpError {
@@ -218,6 +200,7 @@ impl OpError {
             notes: Vec::new(),
             hint: None,
             arg: None,
+            axis: None,
         }
     }
 
@@ -244,23 +227,10 @@ impl OpError {
 
 /// The product of `factors`, or an error naming what overflowed.
 pub fn product(what: &str, factors: &[u64]) -> Result<u64, OpError> {
-    factors
-        .iter()
-        .try_fold(1u64, |acc, &f| acc.checked_mul(f))
-        .ok_or_else(|| {
-            OpError::new(
-                Code::Arithmetic,
-                format!("the {what} of this layer overflows 64 bits"),
-            )
-            .label(format!(
-                "{what}: {}",
-                factors
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" × ")
-            ))
-        })
+    factors.iter().try_fold(1u64, |acc, &f| acc.checked_mul(f)).ok_or_else(|| {
+        OpError::new(Code::Arithmetic, format!("the {what} of this layer overflows 64 bits"))
+            .label(format!("{what}: {}", factors.iter().map(u64::to_string).collect::<Vec<_>>().join(" × ")))
+    })
 }
 
 /// `[C, H, W]` of a 4-D input, or an error saying what `op` needs.
@@ -274,7 +244,8 @@ pub fn expect_image(op: &str, input: &Shape) -> Result<[u64; 3], OpError> {
             )
             .label(format!("the input here is {input}"));
             if input.rank() < 4 {
-                err = err.hint("image layers must come before `flatten`; move this layer up, or `flatten` down");
+                err = err
+                    .hint("image layers must come before `flatten`; move this layer up, or `flatten` down");
             }
             Err(err)
         }
@@ -286,15 +257,11 @@ pub fn expect_image(op: &str, input: &Shape) -> Result<[u64; 3], OpError> {
 pub fn window_output(op: &str, axis: &str, window: Window, input: &Shape) -> Result<u64, OpError> {
     match window.output() {
         WindowSize::Ok(out) => Ok(out),
-        WindowSize::Overflow => Err(OpError::new(
-            Code::Arithmetic,
-            format!("the output {axis} of this `{op}` overflows 64 bits"),
-        )
-        .note(format!("{axis}: {}", window.derivation()))),
-        WindowSize::TooSmall {
-            padded,
-            effective_kernel,
-        } => {
+        WindowSize::Overflow => {
+            Err(OpError::new(Code::Arithmetic, format!("the output {axis} of this `{op}` overflows 64 bits"))
+                .note(format!("{axis}: {}", window.derivation())))
+        }
+        WindowSize::TooSmall { padded, effective_kernel } => {
             let mut err = OpError::new(
                 Code::SizeTooSmall,
                 format!(
@@ -311,6 +278,8 @@ pub fn window_output(op: &str, axis: &str, window: Window, input: &Shape) -> Res
             fixes.push("fewer downsampling layers before this one".into());
             fixes.push("a larger input".into());
             err = err.hint(format!("use {}", join_or(&fixes)));
+            err.axis = Some(if axis == "width" { 1 } else { 0 });
+            err.axis = Some(if axis == "width" { 1 } else { 0 });
             if axis == "width" {
                 err.message = err.message.replace("rows", "columns");
             }

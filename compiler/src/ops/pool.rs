@@ -34,28 +34,17 @@ fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
     let [channels, height, width] = expect_image(name, input)?;
     let kernel = args.positive_pair("kernel")?;
     // PyTorch: the stride defaults to the kernel size.
-    let stride = if args.is_set("stride") {
-        args.positive_pair("stride")?
-    } else {
-        kernel
-    };
+    let stride = if args.is_set("stride") { args.positive_pair("stride")? } else { kernel };
     let padding = args.non_negative_pair("padding")?;
     let is_max = name == "maxpool";
-    let dilation = if is_max {
-        args.positive_pair("dilation")?
-    } else {
-        [1, 1]
-    };
+    let dilation = if is_max { args.positive_pair("dilation")? } else { [1, 1] };
     let ceil_mode = args.bool("ceil_mode");
     for i in 0..2 {
         let effective = dilation[i] * (kernel[i] - 1) + 1;
         if padding[i] * 2 > effective {
             return Err(OpError::new(
                 Code::Value,
-                format!(
-                    "`padding` must be at most half the kernel, but {} > {effective} / 2",
-                    padding[i]
-                ),
+                format!("`padding` must be at most half the kernel, but {} > {effective} / 2", padding[i]),
             )
             .label("PyTorch rejects this padding")
             .hint(format!("use `padding={}` or less", effective / 2))
@@ -80,10 +69,6 @@ fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
         ceil_mode,
         count_include_pad: !is_max && args.bool("count_include_pad"),
     };
-    let op = if is_max {
-        Op::MaxPool2d(pool)
-    } else {
-        Op::AvgPool2d(pool)
-    };
+    let op = if is_max { Op::MaxPool2d(pool) } else { Op::AvgPool2d(pool) };
     Built::free(op, input.with_dims(vec![channels, out_h, out_w]))
 }

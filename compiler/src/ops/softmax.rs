@@ -4,11 +4,8 @@ use super::{ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
 use crate::ir::Op;
 use crate::shape::Shape;
 
-pub static SOFTMAX: OpSpec = OpSpec {
-    name: "softmax",
-    params: &[ParamSpec::optional("dim", Kind::Int, ArgValue::Int(-1))],
-    apply,
-};
+pub static SOFTMAX: OpSpec =
+    OpSpec { name: "softmax", params: &[ParamSpec::optional("dim", Kind::Int, ArgValue::Int(-1))], apply };
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let dim = super::flatten::axis(args, "dim", input)?;
