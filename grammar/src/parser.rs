@@ -57,10 +57,18 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
                 let item_at = pairs.next().expect("item_at matched");
                 let end = item_at.as_span().end();
                 let item = item_at.into_inner().next().expect("an item");
+                // An item with a bad literal is reported and left out, so that its
+                // stand-in value causes no second error.
+                let before = errors.len();
                 let builder = Builder { base: offset, errors: &mut errors };
                 match item.as_rule() {
                     Rule::import => file.imports.push(builder.import(item)),
-                    _ => file.definitions.push(builder.definition(item)),
+                    _ => {
+                        let def = builder.definition(item);
+                        if errors.len() == before {
+                            file.definitions.push(def);
+                        }
+                    }
                 }
                 offset += end;
             }
@@ -632,6 +640,19 @@ mod tests {
         let Stmt::Expr(e) = &file.definitions[0].body[0] else { panic!("expression") };
         assert_eq!(&src[e.span.start..e.span.end], "conv2d(c, 3)");
         assert_eq!(&src[file.definitions[0].span.start..file.definitions[0].span.end], src);
+    }
+
+    #[test]
+    fn operators_keep_their_meaning() {
+        let ops = |src: &str| match parse_expr(src).unwrap().kind {
+            ExprKind::Binary { rest, .. } => rest.into_iter().map(|(op, _)| op).collect::<Vec<_>>(),
+            other => panic!("not binary: {other:?}"),
+        };
+        assert_eq!(ops("8 - 3 + 1"), [BinaryOp::Sub, BinaryOp::Add]);
+        assert_eq!(ops("8 // 3 * 2 / 1 % 5"), [BinaryOp::FloorDiv, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem]);
+        assert_eq!(ops("a or b"), [BinaryOp::Or]);
+        let ExprKind::Unary { ops, .. } = parse_expr("- - not x").unwrap().kind else { panic!("unary") };
+        assert_eq!(ops, [UnaryOp::Neg, UnaryOp::Neg, UnaryOp::Not]);
     }
 
     #[test]

@@ -1,0 +1,210 @@
+//! Hostile input: whatever the bytes, parse and check end with diagnostics, never a panic, a
+//! hang or a stack overflow, and every diagnostic points inside its file. The fixed cases name
+//! the limits; the generated ones (proptest) mutate the real models and throw token soup.
+
+mod common;
+
+use std::path::Path;
+
+use common::assert_spans_in_bounds;
+use nnc_compiler::{compile, Code, Compilation, Options, Root};
+use proptest::prelude::*;
+
+fn check_text(text: &str) -> Compilation {
+    let c = compile(Root::Text { name: "hostile.net", text, dir: None }, &Options::default());
+    assert_spans_in_bounds(&c);
+    c
+}
+
+fn codes(c: &Compilation) -> Vec<Code> {
+    c.diagnostics.iter().map(|d| d.code).collect()
+}
+
+fn network(body: &str) -> String {
+    format!("network n {{\n    input [N, 1, 28, 28]\n    {body}\n}}\n")
+}
+
+#[test]
+fn ten_thousand_nested_brackets() {
+    for (open, close) in [("(", ")"), ("[", "]"), ("{", "}")] {
+        let body = format!("conv2d({}1{}, 3)", open.repeat(10_000), close.repeat(10_000));
+        let c = check_text(&network(&body));
+        assert_eq!(codes(&c), [Code::Syntax]);
+        assert!(c.diagnostics[0].message.contains("nest deeper than the limit of 32"));
+    }
+}
+
+#[test]
+fn long_flat_expressions() {
+    // 100,000 operators and prefix signs: flat in the tree, so no recursion to overflow.
+    let sum = format!("conv2d(1{}, 3)", " + 0".repeat(100_000));
+    assert!(check_text(&network(&sum)).diagnostics.is_empty());
+    let signs = format!("conv2d({}4, 3)", "- -".repeat(50_000));
+    assert!(check_text(&network(&signs)).diagnostics.is_empty());
+}
+
+#[test]
+fn huge_repeat_counts_hit_the_limit() {
+    let c = check_text(&network("repeat 1_000_000_000_000 { relu }"));
+    assert_eq!(codes(&c), [Code::Limit]);
+    assert!(c.diagnostics[0].message.contains("limit of 10000 iterations"));
+    let c = check_text(&network("repeat 10_000 { repeat 10_000 { relu } }"));
+    assert_eq!(codes(&c), [Code::Limit]);
+    assert!(c.diagnostics[0].message.contains("more than 100000 layers"));
+    // Loops that make no layers are bounded by the step limit instead.
+    let c = check_text(&network("repeat 10_000 { repeat 10_000 { if false { relu } } }"));
+    assert_eq!(codes(&c), [Code::Limit]);
+    assert!(c.diagnostics[0].message.contains("steps"));
+}
+
+#[test]
+fn self_calling_blocks() {
+    let c = check_text(&format!("block b(c) {{ conv2d(c, 1) -> b(c) }}\n{}", network("b(4)")));
+    assert_eq!(codes(&c), [Code::Recursion]);
+}
+
+#[test]
+fn deep_but_finite_block_chains_hit_the_call_depth_limit() {
+    let mut src = String::from("block b0(c) { relu }\n");
+    for i in 1..200 {
+        src += &format!("block b{i}(c) {{ b{}(c) }}\n", i - 1);
+    }
+    src += &network("b199(1)");
+    let c = check_text(&src);
+    assert_eq!(codes(&c), [Code::Limit]);
+    assert!(c.diagnostics[0].message.contains("nest deeper than the limit of 64"));
+}
+
+#[test]
+fn arithmetic_is_checked() {
+    for expr in ["9223372036854775807 + 1", "-9223372036854775808 // -1", "3 // 0", "3 % 0", "2 * 4611686018427387904"] {
+        let c = check_text(&network(&format!("conv2d({expr}, 3)")));
+        assert_eq!(codes(&c), [Code::Arithmetic], "{expr}");
+    }
+    let c = check_text(&network("conv2d(99999999999999999999, 3)"));
+    assert_eq!(codes(&c), [Code::Syntax]);
+}
+
+#[test]
+fn zero_and_negative_strides() {
+    for stride in ["0", "-1", "(1, 0)", "(-2, 2)"] {
+        let c = check_text(&network(&format!("conv2d(4, 3, stride={stride})")));
+        assert_eq!(codes(&c), [Code::Value], "stride={stride}");
+    }
+}
+
+#[test]
+fn non_utf8_bytes() {
+    let dir = std::env::temp_dir().join(format!("nnc-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.net");
+    std::fs::write(&path, b"network n {\xff\xfe input [N, 1] }\n").unwrap();
+    let c = compile(Root::Path(&path), &Options::default());
+    assert_spans_in_bounds(&c);
+    assert_eq!(codes(&c), [Code::Io]);
+    assert_eq!(c.diagnostics[0].labels[0].loc.span.start, 11);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The real models, as seeds for mutation.
+fn seeds() -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["../models", "../compiler/std"] {
+        let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        out.extend(paths.iter().map(|p| std::fs::read_to_string(p).unwrap()));
+    }
+    out
+}
+
+/// Pieces of the language, for token soup.
+const TOKENS: &[&str] = &[
+    "network", "block", "import", "input", "repeat", "in", "if", "else", "and", "or", "not", "true", "false",
+    "conv2d", "maxpool", "avgpool", "batchnorm", "relu", "linear", "flatten", "cat", "residual", "N", "c", "x",
+    "(", ")", "[", "]", "{", "}", ",", "=", "->", ":", ".", "..", "+", "-", "*", "/", "//", "%", "==", "!=",
+    "<", ">=", "0", "1", "3", "-1", "28", "1e9", "0.5", "\"a.net\"", "std.resnet", "#", "\n", " ", "é", "\u{0}",
+];
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Delete(usize, usize),
+    Insert(usize, &'static str),
+    Replace(usize, usize, &'static str),
+}
+
+fn apply(src: &str, edits: &[Edit]) -> String {
+    let mut s = src.to_string();
+    // A char boundary at or before `i`, which is first wrapped into the string.
+    let at = |s: &str, i: usize| {
+        let mut i = i % (s.len() + 1);
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let end = |s: &str, a: usize, n: usize| {
+        let mut b = (a + n).min(s.len());
+        while !s.is_char_boundary(b) {
+            b -= 1;
+        }
+        b
+    };
+    for edit in edits {
+        match edit {
+            Edit::Delete(i, n) => {
+                let a = at(&s, *i);
+                let b = end(&s, a, n % 16);
+                s.replace_range(a..b, "");
+            }
+            Edit::Insert(i, t) => {
+                let a = at(&s, *i);
+                s.insert_str(a, t);
+            }
+            Edit::Replace(i, n, t) => {
+                let a = at(&s, *i);
+                let b = end(&s, a, n % 8);
+                s.replace_range(a..b, t);
+            }
+        }
+    }
+    s
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let token = proptest::sample::select(TOKENS);
+    prop_oneof![
+        (any::<usize>(), any::<usize>()).prop_map(|(i, n)| Edit::Delete(i, n)),
+        (any::<usize>(), token.clone()).prop_map(|(i, t)| Edit::Insert(i, t)),
+        (any::<usize>(), any::<usize>(), token).prop_map(|(i, n, t)| Edit::Replace(i, n, t)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_models_never_panic(seed in 0usize..100, edits in proptest::collection::vec(edit(), 1..6)) {
+        let seeds = seeds();
+        let src = apply(&seeds[seed % seeds.len()], &edits);
+        check_text(&src);
+    }
+
+    #[test]
+    fn token_soup_never_panics(tokens in proptest::collection::vec(proptest::sample::select(TOKENS), 0..80)) {
+        check_text(&tokens.join(" "));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        check_text(&text);
+    }
+}
+
+#[test]
+fn std_modules_parse_without_errors() {
+    for (name, text) in nnc_compiler::STD_MODULES {
+        let c = check_text(text);
+        assert!(c.diagnostics.is_empty(), "{name}: {:?}", c.diagnostics);
+        let _ = Path::new(name);
+    }
+}
