@@ -1,0 +1,124 @@
+//! The `nnc` binary end to end: exit codes (0 checked, 1 model errors, 2 usage errors), what it
+//! prints, and that no input makes it panic (a panic exits with 101).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn nnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn files(dir: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "net"))
+        .map(|p| p.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_model_checks() {
+    for model in files("models") {
+        let out = nnc(&["check", &model]);
+        assert_eq!(out.status.code(), Some(0), "{model}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("parameters:"), "{model}");
+        assert!(out.stderr.is_empty(), "{model}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn resnet18_prints_the_ground_truth() {
+    let out = nnc(&["check", "models/resnet18.net", "--depth", "1"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("parameters:              11,178,378"), "{stdout}");
+    for (stage, shape) in [
+        ("b1", "[N, 64, 56, 56]"),
+        ("b2", "[N, 64, 56, 56]"),
+        ("b3", "[N, 128, 28, 28]"),
+        ("b4", "[N, 256, 14, 14]"),
+        ("b5", "[N, 512, 7, 7]"),
+        ("head", "[N, 10]"),
+    ] {
+        let line =
+            stdout.lines().find(|l| l.starts_with(&format!("{stage} "))).unwrap_or_else(|| panic!("{stage}"));
+        assert!(line.contains(shape), "{line}");
+    }
+    assert!(stdout.contains("(1.74 G)"), "{stdout}");
+}
+
+#[test]
+fn every_broken_model_fails_with_a_diagnostic() {
+    for file in files("tests/err") {
+        let out = nnc(&["check", "--color", "never", &file]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(stderr.contains("error[E"), "{file}: {stderr}");
+        assert!(stderr.contains(&format!("could not check `{file}`")), "{file}: {stderr}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let cases: &[&[&str]] = &[
+        &["check"],
+        &["check", "models/nope.net"],
+        &["check", "models"],
+        &["check", "models/lenet.net", "--set", "size=96"],
+        &["check", "models/resnet18.net", "--set", "size=9 6"],
+        &["check", "models/resnet18.net", "--set", "size"],
+        &["check", "models/resnet18.net", "--depth", "0"],
+        &["check", "models/resnet18.net", "--network", "resnet19"],
+        &["check", "models/resnet18.net", "--format", "yaml"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let out = nnc(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(!out.stderr.is_empty(), "{args:?} says nothing");
+    }
+    let out = nnc(&["check", "models/resnet18.net", "--set", "sise=96"]);
+    assert!(text(&out.stderr).contains("did you mean `size`?"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn set_overrides_a_network_parameter() {
+    let out = nnc(&["check", "models/resnet18.net", "--set", "size=96", "--depth", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("[N, 1, 96, 96] → [N, 10]"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("b5 ") && l.contains("[N, 512, 3, 3]")), "{stdout}");
+}
+
+#[test]
+fn json_output_carries_the_same_data() {
+    let out = nnc(&["check", "--format", "json", "models/resnet18.net", "tests/err/add-mismatch.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = json.as_array().unwrap();
+    assert_eq!(files[0]["ok"], true);
+    assert_eq!(files[0]["networks"][0]["totals"]["params"], 11_178_378);
+    assert_eq!(files[0]["networks"][0]["output"], "[N, 10]");
+    assert_eq!(files[1]["ok"], false);
+    let diagnostic = &files[1]["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "E0202");
+    assert_eq!(diagnostic["labels"][0]["line"], 5);
+}
+
+#[test]
+fn several_files_report_the_worst_outcome() {
+    let out = nnc(&["check", "models/lenet.net", "tests/err/unknown-layer.net", "models/nin.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("network lenet") && stdout.contains("network nin"), "{stdout}");
+}
