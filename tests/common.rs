@@ -1,5 +1,8 @@
 //! Helpers shared by the workspace tests.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use nnc_compiler::{compile, Compilation, Options, Root};
@@ -16,8 +19,14 @@ pub fn assert_spans_in_bounds(c: &Compilation) {
         for label in &d.labels {
             let text = &c.sources.get(label.loc.file).text;
             let span = label.loc.span;
-            assert!(span.start <= span.end && span.end <= text.len(), "span {span:?} outside its file: {d:?}");
-            assert!(text.is_char_boundary(span.start) && text.is_char_boundary(span.end), "span {span:?} splits a character");
+            assert!(
+                span.start <= span.end && span.end <= text.len(),
+                "span {span:?} outside its file: {d:?}"
+            );
+            assert!(
+                text.is_char_boundary(span.start) && text.is_char_boundary(span.end),
+                "span {span:?} splits a character"
+            );
         }
     }
 }

@@ -77,7 +77,13 @@ fn deep_but_finite_block_chains_hit_the_call_depth_limit() {
 
 #[test]
 fn arithmetic_is_checked() {
-    for expr in ["9223372036854775807 + 1", "-9223372036854775808 // -1", "3 // 0", "3 % 0", "2 * 4611686018427387904"] {
+    for expr in [
+        "9223372036854775807 + 1",
+        "-9223372036854775808 // -1",
+        "3 // 0",
+        "3 % 0",
+        "2 * 4611686018427387904",
+    ] {
         let c = check_text(&network(&format!("conv2d({expr}, 3)")));
         assert_eq!(codes(&c), [Code::Arithmetic], "{expr}");
     }
@@ -119,10 +125,67 @@ fn seeds() -> Vec<String> {
 
 /// Pieces of the language, for token soup.
 const TOKENS: &[&str] = &[
-    "network", "block", "import", "input", "repeat", "in", "if", "else", "and", "or", "not", "true", "false",
-    "conv2d", "maxpool", "avgpool", "batchnorm", "relu", "linear", "flatten", "cat", "residual", "N", "c", "x",
-    "(", ")", "[", "]", "{", "}", ",", "=", "->", ":", ".", "..", "+", "-", "*", "/", "//", "%", "==", "!=",
-    "<", ">=", "0", "1", "3", "-1", "28", "1e9", "0.5", "\"a.net\"", "std.resnet", "#", "\n", " ", "é", "\u{0}",
+    "network",
+    "block",
+    "import",
+    "input",
+    "repeat",
+    "in",
+    "if",
+    "else",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "conv2d",
+    "maxpool",
+    "avgpool",
+    "batchnorm",
+    "relu",
+    "linear",
+    "flatten",
+    "cat",
+    "residual",
+    "N",
+    "c",
+    "x",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    "->",
+    ":",
+    ".",
+    "..",
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "0",
+    "1",
+    "3",
+    "-1",
+    "28",
+    "1e9",
+    "0.5",
+    "\"a.net\"",
+    "std.resnet",
+    "#",
+    "\n",
+    " ",
+    "é",
+    "\u{0}",
 ];
 
 #[derive(Clone, Debug)]

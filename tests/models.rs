@@ -222,7 +222,8 @@ fn resnet_1000_is_a_thousand_layers_deep() {
     let c = compile_file(Path::new("../models/resnet-1000.net"), &[]);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let graph = &c.graphs[0];
-    let weighted = graph.nodes.iter().filter(|n| n.name.ends_with("conv1") || n.name.ends_with("conv2")).count();
+    let weighted =
+        graph.nodes.iter().filter(|n| n.name.ends_with("conv1") || n.name.ends_with("conv2")).count();
     assert_eq!(weighted, 6 * 166, "two convolutions per block, 166 blocks per stage");
     assert_eq!(shape_of(graph, "s3"), "[N, 64, 7, 7]");
     assert_eq!(shape_of(graph, "head"), "[N, 10]");
@@ -242,7 +243,8 @@ fn convolution_examples_on_8x8() {
         ("strided", "[N, 1, 2, 2]"),
         ("halved", "[N, 1, 4, 4]"),
     ];
-    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(outputs, expected);
 }
 

@@ -720,7 +720,7 @@ impl<'p> Expander<'p> {
                         Code::Type,
                         format!("expected a tensor, found {}", other.type_name()),
                     )
-                    .primary(Loc::new(scope.file, *span), format!("this is {}", self.show(&other)));
+                    .primary(Loc::new(scope.file, *span), format!("this is {}", self.show(other)));
                     return self.error(d);
                 }
             }
@@ -989,7 +989,7 @@ impl<'p> Expander<'p> {
                 }
             }
         }
-        ok.then(|| BoundOp { args: Args { values: bound, params: spec.params }, locs })
+        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs })
     }
 
     /// Calls a block on the incoming tensor.

@@ -10,6 +10,10 @@
 //! assert_eq!(out.graphs[0].node(out.graphs[0].output).shape.to_string(), "[N, 4, 8, 8]");
 //! ```
 
+// Shape errors carry their message, notes and hint; they are made once per mistake, off the hot
+// path, so their size costs nothing worth a box.
+#![allow(clippy::result_large_err)]
+
 pub mod diagnostic;
 mod expand;
 pub mod ir;

@@ -87,20 +87,21 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
 }
 
 /// Parses one expression, as given on the command line (`--set size=96`).
-pub fn parse_expr(src: &str) -> Result<Expr, SyntaxError> {
+pub fn parse_expr(src: &str) -> Result<Expr, Box<SyntaxError>> {
     stacker::grow(PARSER_STACK, || parse_one_expr(src))
 }
 
-fn parse_one_expr(src: &str) -> Result<Expr, SyntaxError> {
+fn parse_one_expr(src: &str) -> Result<Expr, Box<SyntaxError>> {
     if let Some(err) = check_nesting(src) {
-        return Err(err);
+        return Err(Box::new(err));
     }
-    let mut pairs = NetParser::parse(Rule::expr_only, src).map_err(|e| convert_error(e, src, 0))?;
+    let mut pairs =
+        NetParser::parse(Rule::expr_only, src).map_err(|e| Box::new(convert_error(e, src, 0)))?;
     let expr = pairs.next().expect("expr_only").into_inner().next().expect("an expression");
     let mut errors = Vec::new();
     let built = Builder { base: 0, errors: &mut errors }.expr(expr);
     match errors.into_iter().next() {
-        Some(err) => Err(err),
+        Some(err) => Err(Box::new(err)),
         None => Ok(built),
     }
 }
@@ -649,7 +650,10 @@ mod tests {
             other => panic!("not binary: {other:?}"),
         };
         assert_eq!(ops("8 - 3 + 1"), [BinaryOp::Sub, BinaryOp::Add]);
-        assert_eq!(ops("8 // 3 * 2 / 1 % 5"), [BinaryOp::FloorDiv, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem]);
+        assert_eq!(
+            ops("8 // 3 * 2 / 1 % 5"),
+            [BinaryOp::FloorDiv, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem]
+        );
         assert_eq!(ops("a or b"), [BinaryOp::Or]);
         let ExprKind::Unary { ops, .. } = parse_expr("- - not x").unwrap().kind else { panic!("unary") };
         assert_eq!(ops, [UnaryOp::Neg, UnaryOp::Neg, UnaryOp::Not]);
