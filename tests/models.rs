@@ -267,3 +267,18 @@ fn model_reports() {
         insta::assert_snapshot!(out);
     });
 }
+
+/// Files in `tests/ok/` use the language's corners (imports by path, `cat`, conditionals on
+/// shapes); they must check without a diagnostic.
+#[test]
+fn ok_files_check() {
+    let c = compile_file(Path::new("ok/tour.net"), &[]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    assert_eq!(shape_of(graph, "b1"), "[N, 64, 56, 56]");
+    assert_eq!(shape_of(graph, "b3"), "[N, 128, 28, 28]");
+    assert_eq!(shape_of(graph, "wide"), "[N, 144, 28, 28]");
+    assert_eq!(shape_of(graph, "mixed"), "[N, 72, 28, 28]");
+    assert_eq!(shape_of(graph, "head"), "[N, 10]");
+    assert!(graph.nodes.iter().any(|n| n.name == "b3.1.conv1"));
+}
