@@ -95,8 +95,7 @@ fn parse_one_expr(src: &str) -> Result<Expr, Box<SyntaxError>> {
     if let Some(err) = check_nesting(src) {
         return Err(Box::new(err));
     }
-    let mut pairs =
-        NetParser::parse(Rule::expr_only, src).map_err(|e| Box::new(convert_error(e, src, 0)))?;
+    let mut pairs = NetParser::parse(Rule::expr_only, src).map_err(|e| Box::new(convert_error(e, src, 0)))?;
     let expr = pairs.next().expect("expr_only").into_inner().next().expect("an expression");
     let mut errors = Vec::new();
     let built = Builder { base: 0, errors: &mut errors }.expr(expr);

@@ -39,15 +39,16 @@ fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
     let is_max = name == "maxpool";
     let dilation = if is_max { args.positive_pair("dilation")? } else { [1, 1] };
     let ceil_mode = args.bool("ceil_mode");
+    // PyTorch's rule (`pool2d_shape_check`): padding at most half the kernel, rounded down,
+    // whatever the dilation.
     for i in 0..2 {
-        let effective = dilation[i] * (kernel[i] - 1) + 1;
-        if padding[i] * 2 > effective {
+        if padding[i] > kernel[i] / 2 {
             return Err(OpError::new(
                 Code::Value,
-                format!("`padding` must be at most half the kernel, but {} > {effective} / 2", padding[i]),
+                format!("`padding` must be at most half the kernel, but {} > {} / 2", padding[i], kernel[i]),
             )
             .label("PyTorch rejects this padding")
-            .hint(format!("use `padding={}` or less", effective / 2))
+            .hint(format!("use `padding={}` or less", kernel[i] / 2))
             .at("padding"));
         }
     }
