@@ -1,4 +1,46 @@
-//! The libtorch runtime of nnc. It will hold every piece of code that links `tch`: the op
-//! implementations, the IR interpreter, data loading and training. Nothing lives here yet; the
-//! crate exists so that the workspace layout, and the rule that only this crate links libtorch,
-//! are in place from the start.
+//! The libtorch runtime of nnc: everything that touches `tch`. It turns a checked IR graph
+//! into a model on libtorch ([`Model`], the interpreter), creates its parameters under the
+//! IR's PyTorch-style names, saves and loads them as safetensors, and holds the op
+//! implementations that the interpreter and generated code share.
+
+mod error;
+pub mod init;
+mod model;
+pub mod ops;
+pub mod weights;
+
+pub use error::RuntimeError;
+pub use init::Init;
+pub use model::Model;
+pub use tch;
+
+/// `cuda` when the installed libtorch has CUDA and a GPU is present, else `cpu`.
+pub fn default_device() -> tch::Device {
+    tch::Device::cuda_if_available()
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(name: &str) -> Result<tch::Device, RuntimeError> {
+    let device = match name {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => tch::Device::Cuda(n),
+            None => {
+                return Err(RuntimeError::Device(format!("unknown device `{name}`; use cpu, cuda or cuda:N")))
+            }
+        },
+    };
+    if let tch::Device::Cuda(n) = device {
+        let count = tch::Cuda::device_count();
+        if n as i64 >= count {
+            let why = if tch::Cuda::is_available() {
+                format!("there are only {count} CUDA devices")
+            } else {
+                "this libtorch has no CUDA support or no GPU is present".to_string()
+            };
+            return Err(RuntimeError::Device(format!("cannot use `{name}`: {why}")));
+        }
+    }
+    Ok(device)
+}

@@ -1,0 +1,32 @@
+//! Parameter initialisation, as PyTorch's layers do it by default or as d2l's `train_ch6`
+//! does it (Xavier-uniform weights for convolutions and linear layers).
+
+use tch::{nn, Tensor};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Init {
+    /// PyTorch's defaults: weights and biases uniform in ±1/√fan_in (Kaiming-uniform with
+    /// a = √5, as `nn.Conv2d` and `nn.Linear` reset their parameters).
+    #[default]
+    PyTorch,
+    /// Weights uniform in ±√(6 / (fan_in + fan_out)); biases as PyTorch's defaults.
+    XavierUniform,
+}
+
+/// A weight of shape `dims` (`[out, in, kh, kw]` or `[out, in]`), named `weight` under `path`.
+pub fn weight(path: &nn::Path, dims: &[i64], init: Init) -> Tensor {
+    let receptive: i64 = dims[2..].iter().product();
+    let fan_in = (dims[1] * receptive) as f64;
+    let fan_out = (dims[0] * receptive) as f64;
+    let bound = match init {
+        Init::PyTorch => 1.0 / fan_in.sqrt(),
+        Init::XavierUniform => (6.0 / (fan_in + fan_out)).sqrt(),
+    };
+    path.var("weight", dims, nn::Init::Uniform { lo: -bound, up: bound })
+}
+
+/// A bias of `n` elements for a layer whose weight has `fan_in` inputs per output.
+pub fn bias(path: &nn::Path, n: i64, fan_in: i64) -> Tensor {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    path.var("bias", &[n], nn::Init::Uniform { lo: -bound, up: bound })
+}

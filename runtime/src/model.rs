@@ -1,0 +1,105 @@
+//! The interpreter: a checked IR graph run on libtorch, node by node.
+
+use nnc_compiler::ir::{Graph, Op};
+use nnc_compiler::shape::Batch;
+use tch::{nn, Tensor};
+
+use crate::init::Init;
+use crate::ops::{self, Params};
+use crate::RuntimeError;
+
+/// A network built from its IR graph, with its parameters in a `VarStore`.
+#[derive(Debug)]
+pub struct Model {
+    graph: Graph,
+    params: Vec<Params>,
+    /// For each node, the index of the last node that reads it, so that intermediate tensors
+    /// are freed as soon as they are no longer needed.
+    last_use: Vec<usize>,
+}
+
+impl Model {
+    /// Creates the parameters of every layer under `root`, named as the IR names them.
+    pub fn new(root: &nn::Path, graph: Graph, init: Init) -> Model {
+        let params = graph.nodes.iter().map(|n| ops::create_params(root, n, init)).collect();
+        let mut last_use: Vec<usize> = (0..graph.nodes.len()).collect();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for input in &node.inputs {
+                last_use[input.0] = i;
+            }
+        }
+        last_use[graph.output.0] = usize::MAX;
+        Model { graph, params, last_use }
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Checks an input against the declared shape (any batch size where it is symbolic).
+    pub fn check_input(&self, x: &Tensor) -> Result<(), RuntimeError> {
+        let declared = &self.graph.node(self.graph.input).shape;
+        let actual = x.size();
+        let batch_ok = match declared.batch {
+            Batch::Symbolic(_) => actual.first().is_some_and(|&n| n >= 1),
+            Batch::Fixed(n) => actual.first() == Some(&(n as i64)),
+        };
+        let dims_ok = actual.len() == declared.rank()
+            && actual[1..].iter().zip(&declared.dims).all(|(&a, &d)| a == d as i64);
+        if batch_ok && dims_ok {
+            Ok(())
+        } else {
+            Err(RuntimeError::InputShape { expected: declared.to_string(), actual })
+        }
+    }
+
+    /// The output, after checking the input's shape.
+    pub fn try_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
+        self.check_input(x)?;
+        Ok(self.run(x, train, false).pop().expect("the output"))
+    }
+
+    /// Every node's output, in graph order, for comparing runtime and inferred shapes.
+    pub fn forward_all(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        self.check_input(x)?;
+        Ok(self.run(x, train, true))
+    }
+
+    /// Runs the graph; with `keep`, returns every node's output, else only the output's.
+    fn run(&self, x: &Tensor, train: bool, keep: bool) -> Vec<Tensor> {
+        let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let value = if node.op == Op::Input {
+                x.shallow_clone()
+            } else {
+                let inputs: Vec<&Tensor> =
+                    node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
+                ops::apply(&node.op, &self.params[i], &inputs, train)
+            };
+            values.push(Some(value));
+            if !keep {
+                for input in &node.inputs {
+                    if self.last_use[input.0] == i {
+                        values[input.0] = None;
+                    }
+                }
+            }
+        }
+        if keep {
+            values.into_iter().map(|v| v.expect("kept")).collect()
+        } else {
+            vec![values[self.graph.output.0].take().expect("the output is kept")]
+        }
+    }
+}
+
+impl nn::ModuleT for Model {
+    /// Panics on an input of the wrong shape, as `ModuleT` cannot return an error; call
+    /// [`Model::try_forward`] to get the error instead.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self.try_forward(xs, train) {
+            Ok(y) => y,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Saving and loading a `VarStore` as safetensors: atomically, and with an error that names
+//! every missing, unexpected or wrongly shaped tensor.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use tch::{nn, Tensor};
+
+use crate::RuntimeError;
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    move |source| RuntimeError::Io { context, source }
+}
+
+/// Writes every variable to `path` through a temporary file that is synced and renamed into
+/// place, so that a crash leaves either the old file or the new one, never half of one.
+pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    let result = Tensor::write_safetensors(&variables, &tmp).map_err(RuntimeError::from).and_then(|()| {
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(format!("cannot sync {}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(io(format!("cannot move the weights to {}", path.display())))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename is durable once the directory is synced.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(format!("cannot sync {}", dir.display())))?;
+        }
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Loads `path` into the variables of `vs`. Every variable must be in the file with its shape,
+/// and the file may hold nothing else; otherwise nothing is changed and the error lists each
+/// problem.
+pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
+    if !path.is_file() {
+        return Err(RuntimeError::Io {
+            context: format!("cannot read weights from {}", path.display()),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut problems = Vec::new();
+    for (name, var) in &variables {
+        match file.get(name) {
+            None => problems.push(format!("  missing: `{name}` {:?}", var.size())),
+            Some(t) if t.size() != var.size() => problems.push(format!(
+                "  wrong shape: `{name}` is {:?} in the file, {:?} in the model",
+                t.size(),
+                var.size()
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, t) in &file {
+        if !variables.contains_key(name) {
+            problems.push(format!("  unexpected: `{name}` {:?} is not in the model", t.size()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RuntimeError::Weights { file: path.display().to_string(), problems });
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in variables {
+            var.copy_(&file[&name]);
+        }
+    });
+    Ok(())
+}

