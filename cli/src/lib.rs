@@ -1,0 +1,271 @@
+//! The command line's library: its arguments, `nnc check`, and the plumbing of the commands
+//! that run models, whose implementation (`nnc-torch`, in `torch/`) plugs in as a [`Runtime`].
+//! With `nnc-torch`, the only crates that print; everything they show is computed by the
+//! compiler and runtime libraries. `nnc` itself never links libtorch, so that `nnc check`
+//! starts in about a millisecond.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nnc_compiler::render::{self, Style};
+use nnc_compiler::report::{self, Report};
+use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
+
+/// What runs models: `nnc-torch` provides it; `nnc` itself has none and hands `run` and
+/// `bench` over to `nnc-torch`.
+pub trait Runtime {
+    fn run(&self, args: &RunArgs, graph: Graph) -> io::Result<Outcome>;
+    fn bench(&self, args: &BenchArgs, graph: Graph) -> io::Result<Outcome>;
+}
+
+#[derive(Parser)]
+#[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Parse and check models; print every layer's shape, parameters and multiply-adds.
+    Check(CheckArgs),
+    /// Run a model on libtorch with random input; print inferred and runtime shapes side by side.
+    Run(RunArgs),
+    /// Measure forward and training-step throughput on libtorch.
+    Bench(BenchArgs),
+}
+
+/// Which model to build: a file, its parameters and, if it has several, the network's name.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// The `.net` file.
+    pub file: PathBuf,
+    /// Set a network parameter, e.g. `--set size=96` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_override)]
+    pub overrides: Vec<(String, String)>,
+    /// The network to use, when the file defines several.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// `cpu`, `cuda` or `cuda:N`; the default is CUDA when libtorch has it and a GPU is present.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Examples in the random batch.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: i64,
+    /// Seed of the random input and initial weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// Run in training mode (batch statistics, dropout) instead of evaluation mode.
+    #[arg(long)]
+    pub train: bool,
+    /// Load these weights (safetensors) instead of initialising at random.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Save the weights (safetensors) after the run.
+    #[arg(long, value_name = "FILE")]
+    pub save_weights: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: i64,
+    /// CPU threads for libtorch (its default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub threads: Option<i32>,
+    /// Untimed batches before measuring.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed batches; the median is reported.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The `.net` files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Set a network parameter, e.g. `--set size=96` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_override)]
+    pub overrides: Vec<(String, String)>,
+    /// Check only the network of this name.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Collapse layers deeper than this many name segments (1 shows the top-level stages).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub depth: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_override(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a parameter name"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Exit codes: 0 checked, 1 model errors, 2 usage errors (as clap uses for its own).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok = 0,
+    ModelError = 1,
+    UsageError = 2,
+}
+
+pub fn check(args: &CheckArgs) -> io::Result<Outcome> {
+    let options =
+        Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let style = if color { Style::Color } else { Style::Plain };
+    let depth = args.depth.map(|d| d as usize);
+    let mut stdout = io::stdout().lock();
+    let mut outcome = Outcome::Ok;
+    let mut json_files = Vec::new();
+    for (i, path) in args.files.iter().enumerate() {
+        let compilation = compile(Root::Path(path), &options);
+        let reports: Vec<Report> = compilation.graphs.iter().map(|g| report::report(g, depth)).collect();
+        let file_outcome = outcome_of(&compilation);
+        outcome = outcome.max(file_outcome);
+        match args.format {
+            Format::Json => json_files.push(serde_json::json!({
+                "file": path.display().to_string(),
+                "ok": file_outcome == Outcome::Ok,
+                "networks": reports,
+                "diagnostics": render::to_json(&compilation.diagnostics, &compilation.sources),
+            })),
+            Format::Text => {
+                if i > 0 {
+                    writeln!(stdout)?;
+                }
+                for (j, r) in reports.iter().enumerate() {
+                    if j > 0 {
+                        writeln!(stdout)?;
+                    }
+                    write!(stdout, "{}", report::render_table(r))?;
+                }
+                if compilation.networks_defined == 0 && compilation.diagnostics.is_empty() {
+                    writeln!(
+                        stdout,
+                        "{}: no network to check (the file defines only blocks)",
+                        path.display()
+                    )?;
+                }
+                let diags = &compilation.diagnostics;
+                if !diags.is_empty() {
+                    stdout.flush()?;
+                    let mut stderr = io::stderr().lock();
+                    write!(stderr, "{}", render::render(diags, &compilation.sources, style))?;
+                    let plural = if diags.len() == 1 { "" } else { "s" };
+                    writeln!(
+                        stderr,
+                        "error: could not check `{}` ({} error{plural})",
+                        path.display(),
+                        diags.len()
+                    )?;
+                }
+            }
+        }
+    }
+    if let Format::Json = args.format {
+        serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(io::Error::other)?;
+        writeln!(stdout)?;
+    }
+    Ok(outcome)
+}
+
+/// Compiles the one network `args` names, printing its diagnostics if it does not check, and
+/// hands its graph to `f`.
+pub fn with_model(args: &ModelArgs, f: impl FnOnce(Graph) -> io::Result<Outcome>) -> io::Result<Outcome> {
+    let options =
+        Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
+    let mut compilation = compile(Root::Path(&args.file), &options);
+    let outcome = outcome_of(&compilation);
+    if outcome != Outcome::Ok {
+        let style = if io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            Style::Color
+        } else {
+            Style::Plain
+        };
+        eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
+        eprintln!("error: could not check `{}`", args.file.display());
+        return Ok(outcome);
+    }
+    if compilation.graphs.len() != 1 {
+        let names: Vec<&str> = compilation.graphs.iter().map(|g| g.name.as_str()).collect();
+        let what = if names.is_empty() {
+            "no network".to_string()
+        } else {
+            format!("several networks ({})", names.join(", "))
+        };
+        eprintln!("error: `{}` defines {what}; choose one with --network NAME", args.file.display());
+        return Ok(Outcome::UsageError);
+    }
+    f(compilation.graphs.pop().expect("one graph"))
+}
+
+fn outcome_of(compilation: &Compilation) -> Outcome {
+    let diags = &compilation.diagnostics;
+    // Arguments that do not parse, and a root file that cannot be read, are usage errors.
+    let usage = diags.iter().any(|d| d.code == Code::Usage || (d.code == Code::Io && d.labels.is_empty()));
+    if usage {
+        Outcome::UsageError
+    } else if diags.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::ModelError
+    }
+}
+
+/// Runs a parsed command line and turns its outcome into the process's exit code. `run` and
+/// `bench` need a runtime.
+pub fn execute(command: Command, runtime: &dyn Runtime) -> std::process::ExitCode {
+    let result = match command {
+        Command::Check(args) => check(&args),
+        Command::Run(args) => with_model(&args.model, |graph| runtime.run(&args, graph)),
+        Command::Bench(args) => with_model(&args.model, |graph| runtime.bench(&args, graph)),
+    };
+    match result {
+        Ok(outcome) => std::process::ExitCode::from(outcome as u8),
+        // A closed pipe (`nnc check ... | head`) is not an error worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(Outcome::ModelError as u8)
+        }
+    }
+}

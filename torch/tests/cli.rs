@@ -1,0 +1,108 @@
+//! `nnc run` and `nnc bench` on libtorch, through `nnc-torch` directly and through `nnc`,
+//! which hands them over.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nnc(args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_nnc-torch")).args(args).current_dir(root).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_prints_inferred_and_runtime_shapes() {
+    let out = nnc(&["run", "models/resnet18.net", "--set", "size=64", "--batch", "3"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("all 66 layers have their inferred shapes; output [3, 10]"), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("b3.0.conv1 ")).unwrap();
+    assert!(
+        line.contains("[N, 128, 8, 8]") && line.contains("[3, 128, 8, 8]") && line.ends_with("ok"),
+        "{line}"
+    );
+}
+
+#[test]
+fn run_needs_one_network() {
+    let out = nnc(&["run", "models/conv-examples.net"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("choose one with --network"), "{}", text(&out.stderr));
+    let out = nnc(&["run", "models/conv-examples.net", "--network", "strided"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("output [2, 1, 2, 2]"));
+}
+
+#[test]
+fn weights_saved_by_run_load_back() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lenet.safetensors");
+    let file = file.to_str().unwrap();
+    let first = nnc(&["run", "models/lenet.net", "--seed", "5", "--save-weights", file]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    // Another seed draws other weights, but loading the file restores the same outputs.
+    let second = nnc(&["run", "models/lenet.net", "--seed", "5", "--weights", file]);
+    let third = nnc(&["run", "models/lenet.net", "--seed", "6"]);
+    let example =
+        |o: &Output| text(&o.stdout).lines().find(|l| l.starts_with("first example")).unwrap().to_string();
+    assert_eq!(example(&first), example(&second));
+    assert_ne!(example(&first), example(&third));
+    let wrong = nnc(&["run", "models/lenet-bn.net", "--weights", file]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(text(&wrong.stderr).contains("missing: `1.running_mean`"), "{}", text(&wrong.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_reports_throughput() {
+    let out = nnc(&[
+        "bench",
+        "models/lenet.net",
+        "--batch",
+        "16",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("1 threads"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("training step") && l.contains("examples/s")), "{stdout}");
+}
+
+#[test]
+fn a_device_that_is_not_there_is_a_usage_error() {
+    let out = nnc(&["run", "models/lenet.net", "--device", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown device `tpu`"));
+    if !nnc_runtime_has_cuda() {
+        let out = nnc(&["run", "models/lenet.net", "--device", "cuda"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn nnc_hands_run_over_to_nnc_torch() {
+    // Both binaries live in the same target folder; `nnc` execs its sibling.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let nnc = Path::new(env!("CARGO_BIN_EXE_nnc-torch")).with_file_name("nnc");
+    if !nnc.is_file() {
+        // `cargo test -p nnc-torch` alone does not build `nnc`; the workspace test run does.
+        eprintln!("skipped: {} is not built", nnc.display());
+        return;
+    }
+    let out = Command::new(nnc).args(["run", "models/lenet.net"]).current_dir(root).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("all 12 layers have their inferred shapes"));
+}
+
+fn nnc_runtime_has_cuda() -> bool {
+    nnc_runtime::tch::Cuda::is_available()
+}
