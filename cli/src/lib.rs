@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Seed of the random input and initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
+    /// How to initialise the weights: as PyTorch's layers do, or Xavier-uniform as d2l trains.
+    #[arg(long, value_enum, default_value_t = InitChoice::Pytorch)]
+    pub init: InitChoice,
     /// Run in training mode (batch statistics, dropout) instead of evaluation mode.
     #[arg(long)]
     pub train: bool,
@@ -111,6 +114,12 @@ pub struct CheckArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitChoice {
+    Pytorch,
+    Xavier,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

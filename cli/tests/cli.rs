@@ -129,6 +129,10 @@ fn nnc_itself_never_links_libtorch() {
     // A dynamic dependency would name its library file in the binary's string table.
     let binary = std::fs::read(env!("CARGO_BIN_EXE_nnc")).unwrap();
     for needle in [&b"libtorch_cpu.so"[..], b"libc10.so"] {
-        assert!(!binary.windows(needle.len()).any(|w| w == needle), "nnc links {}", String::from_utf8_lossy(needle));
+        assert!(
+            !binary.windows(needle.len()).any(|w| w == needle),
+            "nnc links {}",
+            String::from_utf8_lossy(needle)
+        );
     }
 }

@@ -19,12 +19,14 @@ pub enum Params {
         weight: Tensor,
         bias: Option<Tensor>,
     },
-    /// Weight and bias are trained; the running statistics are buffers.
+    /// Weight and bias are trained; the running statistics and the count of training batches
+    /// are buffers, as in PyTorch's `state_dict`.
     BatchNorm {
         weight: Tensor,
         bias: Tensor,
         running_mean: Tensor,
         running_var: Tensor,
+        batches_tracked: Tensor,
     },
 }
 
@@ -62,6 +64,7 @@ pub fn create_params(root: &nn::Path, node: &Node, init: Init) -> Params {
                 bias: path.var("bias", &n, nn::Init::Const(0.0)),
                 running_mean: path.zeros_no_train("running_mean", &n),
                 running_var: path.ones_no_train("running_var", &n),
+                batches_tracked: path.zeros_no_train("num_batches_tracked", &[]),
             }
         }
         _ => Params::None,
@@ -123,8 +126,15 @@ pub fn apply(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Tenso
         (Op::AdaptiveAvgPool2d { output }, _) => x.adaptive_avg_pool2d(ints(*output)),
         (
             Op::BatchNorm { eps, momentum, .. },
-            Params::BatchNorm { weight, bias, running_mean, running_var },
-        ) => batch_norm(x, weight, bias, running_mean, running_var, train, *momentum, *eps),
+            Params::BatchNorm { weight, bias, running_mean, running_var, batches_tracked },
+        ) => {
+            if train {
+                tch::no_grad(|| {
+                    let _ = batches_tracked.shallow_clone().f_add_scalar_(1);
+                });
+            }
+            batch_norm(x, weight, bias, running_mean, running_var, train, *momentum, *eps)
+        }
         (Op::Activation { function }, _) => activation(x, *function),
         (Op::Softmax { dim }, _) => x.softmax(*dim as i64, Kind::Float),
         (Op::Dropout { p }, _) => x.dropout(*p, train),

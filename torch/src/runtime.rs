@@ -8,7 +8,7 @@ use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use nnc_runtime::{weights, Init, Model};
 
-use nnc_cli::{BenchArgs, ModelArgs, Outcome, RunArgs, Runtime};
+use nnc_cli::{BenchArgs, InitChoice, ModelArgs, Outcome, RunArgs, Runtime};
 
 /// The libtorch runtime, as the command line plugs it in.
 pub struct Torch;
@@ -59,7 +59,11 @@ fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let init = match args.init {
+        InitChoice::Pytorch => Init::PyTorch,
+        InitChoice::Xavier => Init::XavierUniform,
+    };
+    let model = Model::new(&vs.root(), graph, init);
     if let Some(path) = &args.weights {
         if let Err(e) = weights::load(&mut vs, path) {
             eprintln!("error: {e}");
