@@ -49,7 +49,8 @@ done
 if ((${#missing[@]})); then
   say "downloading torch $VERSION and the CUDA runtime libraries from PyPI (about 540 MB)"
   python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --python-version 3.11 --platform manylinux_2_28_x86_64 --dest "$WHEELS" \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux_2_25_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --dest "$WHEELS" \
     "torch==$VERSION" "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cupti==13.0.85" \
     || die "pip could not download the wheels (is PyPI reachable?)"
   for wheel in "$TORCH_WHEEL" "$CUDART_WHEEL" "$CUPTI_WHEEL"; do
