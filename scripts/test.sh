@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The tests: installs libtorch on first use (the runtime's tests run on it), then runs every
-# test of the workspace.
+# The tests: installs libtorch and Fashion-MNIST on first use (the runtime's tests run on
+# them), then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
+scripts/setup-data.sh
 cargo test --workspace

@@ -17,6 +17,9 @@ use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
 pub trait Runtime {
     fn run(&self, args: &RunArgs, graph: Graph) -> io::Result<Outcome>;
     fn bench(&self, args: &BenchArgs, graph: Graph) -> io::Result<Outcome>;
+    fn train(&self, args: &TrainArgs, graph: Graph) -> io::Result<Outcome>;
+    fn eval(&self, args: &EvalArgs, graph: Graph) -> io::Result<Outcome>;
+    fn predict(&self, args: &PredictArgs, graph: Graph) -> io::Result<Outcome>;
 }
 
 #[derive(Parser)]
@@ -34,6 +37,85 @@ pub enum Command {
     Run(RunArgs),
     /// Measure forward and training-step throughput on libtorch.
     Bench(BenchArgs),
+    /// Train a model on Fashion-MNIST (or other IDX data), as d2l's train_ch6 does.
+    Train(TrainArgs),
+    /// Test accuracy of trained weights.
+    Eval(EvalArgs),
+    /// Classify images with trained weights.
+    Predict(PredictArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A folder of IDX files laid out as (Fashion-)MNIST's; default: the installed Fashion-MNIST.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: u32,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: i64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.9)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
+    pub optimizer: OptimizerChoice,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Seed of the initial weights, the shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// CPU threads for libtorch (its default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub threads: Option<i32>,
+    /// Weight initialisation; d2l's train_ch6 uses Xavier.
+    #[arg(long, value_enum, default_value_t = InitChoice::Xavier)]
+    pub init: InitChoice,
+    /// Folder for the checkpoint, metrics and plot; default: runs/NETWORK.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue from the checkpoint in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerChoice {
+    Sgd,
+    Adam,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Weights or a training checkpoint (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// A folder of IDX files; default: the installed Fashion-MNIST.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: i64,
+}
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Weights or a training checkpoint (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// IDX image files (raw or gzipped).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many images of each file to classify, from the first.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
 }
 
 /// Which model to build: a file, its parameters and, if it has several, the network's name.
@@ -267,6 +349,9 @@ pub fn execute(command: Command, runtime: &dyn Runtime) -> std::process::ExitCod
         Command::Check(args) => check(&args),
         Command::Run(args) => with_model(&args.model, |graph| runtime.run(&args, graph)),
         Command::Bench(args) => with_model(&args.model, |graph| runtime.bench(&args, graph)),
+        Command::Train(args) => with_model(&args.model, |graph| runtime.train(&args, graph)),
+        Command::Eval(args) => with_model(&args.model, |graph| runtime.eval(&args, graph)),
+        Command::Predict(args) => with_model(&args.model, |graph| runtime.predict(&args, graph)),
     };
     match result {
         Ok(outcome) => std::process::ExitCode::from(outcome as u8),

@@ -1,22 +1,24 @@
-//! `nnc`: the command line. `check` runs here; `run` and `bench`, which need libtorch, are
-//! handed to `nnc-torch` beside this binary, so that this one never loads libtorch and
+//! `nnc`: the command line. `check` runs here; `run`, `bench`, `train`, `eval` and `predict`,
+//! which need libtorch, are handed to `nnc-torch` beside this binary, so that this one never loads libtorch and
 //! `nnc check` starts in about a millisecond instead of a fifth of a second.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use nnc_cli::{execute, BenchArgs, Cli, Command, Outcome, RunArgs, Runtime};
+use nnc_cli::{
+    execute, BenchArgs, Cli, Command, EvalArgs, Outcome, PredictArgs, RunArgs, Runtime, TrainArgs,
+};
 use nnc_compiler::Graph;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(_) | Command::Bench(_) => hand_over(),
-        command => execute(command, &NoRuntime),
+        Command::Check(args) => execute(Command::Check(args), &NoRuntime),
+        _ => hand_over(),
     }
 }
 
-/// `check` needs no runtime; `run` and `bench` never reach this one.
+/// `check` needs no runtime; the commands that do are handed over before they reach this one.
 struct NoRuntime;
 
 impl Runtime for NoRuntime {
@@ -25,6 +27,18 @@ impl Runtime for NoRuntime {
     }
 
     fn bench(&self, _: &BenchArgs, _: Graph) -> std::io::Result<Outcome> {
+        unreachable!("handed over to nnc-torch")
+    }
+
+    fn train(&self, _: &TrainArgs, _: Graph) -> std::io::Result<Outcome> {
+        unreachable!("handed over to nnc-torch")
+    }
+
+    fn eval(&self, _: &EvalArgs, _: Graph) -> std::io::Result<Outcome> {
+        unreachable!("handed over to nnc-torch")
+    }
+
+    fn predict(&self, _: &PredictArgs, _: Graph) -> std::io::Result<Outcome> {
         unreachable!("handed over to nnc-torch")
     }
 }

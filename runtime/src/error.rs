@@ -12,6 +12,10 @@ pub enum RuntimeError {
     Device(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error("{0}")]
+    Diverged(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -3,10 +3,12 @@
 //! IR's PyTorch-style names, saves and loads them as safetensors, and holds the op
 //! implementations that the interpreter and generated code share.
 
+pub mod data;
 mod error;
 pub mod init;
 mod model;
 pub mod ops;
+pub mod train;
 pub mod weights;
 
 pub use error::RuntimeError;

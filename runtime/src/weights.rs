@@ -13,14 +13,20 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
 }
 
-/// Writes every variable to `path` through a temporary file that is synced and renamed into
-/// place, so that a crash leaves either the old file or the new one, never half of one.
+/// Writes every variable to `path`, atomically (see [`write_atomic`]).
 pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    write_atomic(&mut variables, path)
+}
+
+/// Writes named tensors as safetensors (sorted by name) through a temporary file that is
+/// synced and renamed into place, so that a crash leaves either the old file or the new one,
+/// never half of one.
+pub fn write_atomic(tensors: &mut [(String, Tensor)], path: &Path) -> Result<(), RuntimeError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
-    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    variables.sort_by(|a, b| a.0.cmp(&b.0));
-    let result = Tensor::write_safetensors(&variables, &tmp).map_err(RuntimeError::from).and_then(|()| {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let result = Tensor::write_safetensors(tensors, &tmp).map_err(RuntimeError::from).and_then(|()| {
         File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(format!("cannot sync {}", tmp.display())))?;
         std::fs::rename(&tmp, path).map_err(io(format!("cannot move the weights to {}", path.display())))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -38,8 +44,8 @@ pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
 }
 
 /// Loads `path` into the variables of `vs`. Every variable must be in the file with its shape,
-/// and the file may hold nothing else; otherwise nothing is changed and the error lists each
-/// problem.
+/// and the file may hold nothing else (but a training checkpoint's optimiser state and
+/// metrics); otherwise nothing is changed and the error lists each problem.
 pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
     if !path.is_file() {
         return Err(RuntimeError::Io {
@@ -47,7 +53,10 @@ pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)?
+        .into_iter()
+        .filter(|(n, _)| !crate::train::is_bookkeeping(n))
+        .collect();
     let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     let mut problems = Vec::new();
     for (name, var) in &variables {

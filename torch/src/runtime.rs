@@ -8,7 +8,9 @@ use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use nnc_runtime::{weights, Init, Model};
 
-use nnc_cli::{BenchArgs, InitChoice, ModelArgs, Outcome, RunArgs, Runtime};
+use nnc_cli::{
+    BenchArgs, EvalArgs, InitChoice, ModelArgs, Outcome, PredictArgs, RunArgs, Runtime, TrainArgs,
+};
 
 /// The libtorch runtime, as the command line plugs it in.
 pub struct Torch;
@@ -21,9 +23,21 @@ impl Runtime for Torch {
     fn bench(&self, args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         bench(args, graph)
     }
+
+    fn train(&self, args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
+        crate::training::train(args, graph)
+    }
+
+    fn eval(&self, args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
+        crate::training::eval(args, graph)
+    }
+
+    fn predict(&self, args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
+        crate::training::predict(args, graph)
+    }
 }
 
-fn device(args: &ModelArgs) -> Result<Device, Outcome> {
+pub fn device(args: &ModelArgs) -> Result<Device, Outcome> {
     match &args.device {
         None => Ok(nnc_runtime::default_device()),
         Some(name) => nnc_runtime::parse_device(name).map_err(|e| {
