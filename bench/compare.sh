@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-python3}
 scripts/setup-libtorch.sh
-cargo build --quiet --release -p nnc-cli --features torch
+cargo build --quiet --release -p nnc-cli -p nnc-torch
 have_torch=1
 "$PYTHON" -c "import torch" 2>/dev/null || { have_torch=0; echo "PyTorch is not importable with $PYTHON: nnc's figures only"; }
 
@@ -37,5 +37,20 @@ row() { # name, file, model, size, batch, runs, extra nnc arguments...
 }
 
 printf '%-28s %-8s %12s %12s %7s\n' "examples/s, $THREADS threads" step nnc "PyTorch" ratio
+
+# A whole training epoch of LeNet on the real Fashion-MNIST, data batching included, as
+# `nnc train` reports it and as the same loop in PyTorch measures it.
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
+  run=$(mktemp -d)
+  ne=$(target/release/nnc train models/lenet.net --epochs 1 --threads "$THREADS" --data "$DATA" --out "$run/lenet" | awk '/^epoch 1\/1/ {print $(NF-1)}')
+  rm -rf "$run"
+  if ((have_torch)); then
+    pe=$("$PYTHON" bench/pytorch_eager.py --model lenet --batch 256 --threads "$THREADS" --data "$DATA" 2>/dev/null | awk '/^epoch/ {print $2}')
+    printf '%-28s %-8s %12s %12s %7s\n' "LeNet epoch, Fashion-MNIST" epoch "$ne" "$pe" "$(ratio "$ne" "$pe")"
+  else
+    printf '%-28s %-8s %12s\n' "LeNet epoch, Fashion-MNIST" epoch "$ne"
+  fi
+fi
 row "LeNet, batch 256, 28×28" models/lenet.net lenet 28 256 20
 row "ResNet-18, batch 32, 96×96" models/resnet18.net resnet18 96 32 5 --set size=96

@@ -66,6 +66,39 @@ def resnet18():
 MODELS = {"lenet": lenet, "resnet18": resnet18}
 
 
+def read_idx(path):
+    """An IDX file of unsigned bytes (raw or gzipped) as a uint8 tensor of its dimensions."""
+    import gzip
+    import struct
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    ndim = raw[3]
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
+
+
+def train_epoch(net, data_dir, batch, lr):
+    """One epoch of d2l's train_ch6 loop on real data, batched as nnc train batches it
+    (shuffled indices, uint8 images converted to [0, 1] per batch): training examples/s."""
+    import os
+    images = read_idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz")).unsqueeze(1)
+    labels = read_idx(os.path.join(data_dir, "train-labels-idx1-ubyte.gz")).long()
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train()
+    start = time.perf_counter()
+    order = torch.randperm(len(labels))
+    for i in range(0, len(labels), batch):
+        index = order[i:i + batch]
+        x = images.index_select(0, index).float() / 255
+        y = labels.index_select(0, index)
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return len(labels) / (time.perf_counter() - start)
+
+
 def measure(warmup, runs, batch, step):
     for _ in range(warmup):
         step()
@@ -85,10 +118,15 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--data", help="time one training epoch on this IDX folder instead")
+    p.add_argument("--lr", type=float, default=0.9)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     net = MODELS[a.model]()
+    if a.data:
+        print(f"epoch {train_epoch(net, a.data, a.batch, a.lr):.1f}")
+        return
     x = torch.randn(a.batch, 1, a.size, a.size)
     y = torch.randint(10, (a.batch,))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
