@@ -27,7 +27,10 @@ fn pytorch_defaults() {
     {
         let (lo, hi) = bounds(&vars[name]);
         assert!(lo >= -bound && hi <= bound, "{name}: [{lo}, {hi}] outside ±{bound}");
-        assert!(hi > 0.9 * bound && lo < -0.9 * bound, "{name}: [{lo}, {hi}] does not fill ±{bound}");
+        // Thousands of draws come within 1% of both bounds (64 biases need not).
+        if name.ends_with("weight") {
+            assert!(hi > 0.99 * bound && lo < -0.99 * bound, "{name}: [{lo}, {hi}] does not fill ±{bound}");
+        }
     }
     assert!(vars["1.weight"].equal(&Tensor::ones([64], (Kind::Float, Device::Cpu))));
     assert!(vars["1.bias"].equal(&Tensor::zeros([64], (Kind::Float, Device::Cpu))));
