@@ -13,7 +13,7 @@ use nnc_compiler::Graph;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => execute(Command::Check(args), &NoRuntime),
+        command @ (Command::Check(_) | Command::Emit(_)) => execute(command, &NoRuntime),
         _ => hand_over(),
     }
 }

@@ -136,3 +136,13 @@ fn nnc_itself_never_links_libtorch() {
         );
     }
 }
+
+#[test]
+fn emit_prints_the_generated_module() {
+    let out = nnc(&["emit", "models/lenet.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The code `model!` writes for LeNet, formatted; its numbers are the checked ones.
+    insta::assert_snapshot!(text(&out.stdout));
+    let bad = nnc(&["emit", "models/lenet.net", "--name", "not an ident"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

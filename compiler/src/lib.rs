@@ -14,6 +14,7 @@
 // path, so their size costs nothing worth a box.
 #![allow(clippy::result_large_err)]
 
+pub mod codegen;
 pub mod diagnostic;
 mod expand;
 pub mod ir;

@@ -30,6 +30,12 @@ pub const RESERVED: &[&str] = &["cat"];
 /// Where the root source comes from.
 pub enum Root<'a> {
     Path(&'a Path),
+    /// A file read from `path` but shown as `name` (the `model!` macro reads paths relative to
+    /// the crate and shows them so).
+    Named {
+        path: &'a Path,
+        name: &'a str,
+    },
     /// Text held in memory (tests, inline macros); imports resolve against `dir`.
     Text {
         name: &'a str,
@@ -76,6 +82,7 @@ pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
     };
     let root_id = match root {
         Root::Path(path) => loader.read(path, path.display().to_string(), None),
+        Root::Named { path, name } => loader.read(path, name.to_string(), None),
         Root::Text { name, text, dir } => {
             let path = dir.map(|d| d.join(name));
             Some(loader.sources.add(name, path, text.to_string()))

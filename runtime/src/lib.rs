@@ -13,7 +13,9 @@ pub mod weights;
 
 pub use error::RuntimeError;
 pub use init::Init;
-pub use model::Model;
+pub use model::{check_input, input_dims, Model};
+/// The IR, for generated code, which spells out each layer's op.
+pub use nnc_compiler::ir;
 pub use tch;
 
 /// `cuda` when the installed libtorch has CUDA and a GPU is present, else `cpu`.

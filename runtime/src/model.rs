@@ -21,7 +21,7 @@ pub struct Model {
 impl Model {
     /// Creates the parameters of every layer under `root`, named as the IR names them.
     pub fn new(root: &nn::Path, graph: Graph, init: Init) -> Model {
-        let params = graph.nodes.iter().map(|n| ops::create_params(root, n, init)).collect();
+        let params = graph.nodes.iter().map(|n| ops::create_params(root, &n.name, &n.op, init)).collect();
         let mut last_use: Vec<usize> = (0..graph.nodes.len()).collect();
         for (i, node) in graph.nodes.iter().enumerate() {
             for input in &node.inputs {
@@ -38,19 +38,7 @@ impl Model {
 
     /// Checks an input against the declared shape (any batch size where it is symbolic).
     pub fn check_input(&self, x: &Tensor) -> Result<(), RuntimeError> {
-        let declared = &self.graph.node(self.graph.input).shape;
-        let actual = x.size();
-        let batch_ok = match declared.batch {
-            Batch::Symbolic(_) => actual.first().is_some_and(|&n| n >= 1),
-            Batch::Fixed(n) => actual.first() == Some(&(n as i64)),
-        };
-        let dims_ok = actual.len() == declared.rank()
-            && actual[1..].iter().zip(&declared.dims).all(|(&a, &d)| a == d as i64);
-        if batch_ok && dims_ok {
-            Ok(())
-        } else {
-            Err(RuntimeError::InputShape { expected: declared.to_string(), actual })
-        }
+        check_input(&input_dims(&self.graph), x)
     }
 
     /// The output, after checking the input's shape.
@@ -90,6 +78,34 @@ impl Model {
         } else {
             vec![values[self.graph.output.0].take().expect("the output is kept")]
         }
+    }
+}
+
+/// The declared input shape of a graph, with -1 for a symbolic batch.
+pub fn input_dims(graph: &Graph) -> Vec<i64> {
+    let declared = &graph.node(graph.input).shape;
+    let batch = match declared.batch {
+        Batch::Symbolic(_) => -1,
+        Batch::Fixed(n) => n as i64,
+    };
+    std::iter::once(batch).chain(declared.dims.iter().map(|&d| d as i64)).collect()
+}
+
+/// Checks a tensor against a declared shape, -1 standing for any batch size. Generated models
+/// call this too.
+pub fn check_input(expected: &[i64], x: &Tensor) -> Result<(), RuntimeError> {
+    let actual = x.size();
+    let fits = actual.len() == expected.len()
+        && actual.iter().zip(expected).all(|(&a, &e)| if e < 0 { a >= 1 } else { a == e });
+    if fits {
+        Ok(())
+    } else {
+        let shown: Vec<String> = expected
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| if e < 0 && i == 0 { "N".into() } else { e.to_string() })
+            .collect();
+        Err(RuntimeError::InputShape { expected: format!("[{}]", shown.join(", ")), actual })
     }
 }
 

@@ -2,7 +2,7 @@
 //! layer's parameters under its PyTorch-style name. The interpreter calls these, and so will
 //! generated code, so the two cannot disagree.
 
-use nnc_compiler::ir::{Activation, Conv2d, Node, Op, Pool2d};
+use nnc_compiler::ir::{Activation, Conv2d, Op, Pool2d};
 use tch::{nn, Kind, Tensor};
 
 use crate::init::{self, Init};
@@ -38,12 +38,12 @@ pub fn layer_path<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
     segments.fold(first, |path, segment| path.sub(segment))
 }
 
-/// Creates the parameters of `node` under `root`.
-pub fn create_params(root: &nn::Path, node: &Node, init: Init) -> Params {
+/// Creates the parameters of the layer `name` doing `op` under `root`.
+pub fn create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Params {
     let i = |v: u64| v as i64;
-    match &node.op {
+    match op {
         Op::Conv2d(c) => {
-            let path = layer_path(root, &node.name);
+            let path = layer_path(root, name);
             let dims = [i(c.out_channels), i(c.in_channels / c.groups), i(c.kernel[0]), i(c.kernel[1])];
             let weight = init::weight(&path, &dims, init);
             let fan_in = dims[1] * dims[2] * dims[3];
@@ -51,13 +51,13 @@ pub fn create_params(root: &nn::Path, node: &Node, init: Init) -> Params {
             Params::Conv2d { weight, bias }
         }
         Op::Linear { in_features, out_features, bias } => {
-            let path = layer_path(root, &node.name);
+            let path = layer_path(root, name);
             let weight = init::weight(&path, &[i(*out_features), i(*in_features)], init);
             let bias = bias.then(|| init::bias(&path, i(*out_features), i(*in_features)));
             Params::Linear { weight, bias }
         }
         Op::BatchNorm { features, .. } => {
-            let path = layer_path(root, &node.name);
+            let path = layer_path(root, name);
             let n = [i(*features)];
             Params::BatchNorm {
                 weight: path.var("weight", &n, nn::Init::Const(1.0)),

@@ -1,0 +1,26 @@
+//! ResNet-18 from its `.net` file as a typed module: its layers as the checker inferred them,
+//! then a forward pass at d2l's training size.
+//!
+//! `cargo run --release -p nnc --example resnet18`
+
+use nnc::tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+
+nnc::model!(ResNet18 = "../models/resnet18.net", size = 96);
+
+fn main() {
+    println!("{}: {} parameters, input {:?}", ResNet18::NAME, ResNet18::PARAMETERS, ResNet18::INPUT_SHAPE);
+    for (name, op, shape) in
+        ResNet18::LAYERS.iter().filter(|(name, _, _)| !name.contains('.') || name.ends_with(".0"))
+    {
+        println!("  {name:<10} {op:<45} {shape}");
+    }
+    let vs = nn::VarStore::new(Device::cuda_if_available());
+    let net = ResNet18::new(&vs.root());
+    let x = Tensor::randn([4, 1, 96, 96], (Kind::Float, vs.device()));
+    let y = net.forward_t(&x, false);
+    println!("output {:?}", y.size());
+    match net.try_forward(&Tensor::zeros([4, 1, 28, 28], (Kind::Float, vs.device())), false) {
+        Ok(_) => println!("unexpected: a 28×28 input passed"),
+        Err(e) => println!("a 28×28 input is refused: {e}"),
+    }
+}

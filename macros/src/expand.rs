@@ -1,0 +1,240 @@
+//! From the macro's input to code: read the model (a file, or the inline tokens' source text),
+//! compile it, and either generate the module or turn the diagnostics into `compile_error!`s
+//! at the best place: the inline token where the error is, or the path literal of a file.
+
+use std::path::{Path, PathBuf};
+
+use nnc_compiler::render::{render, Style};
+use nnc_compiler::{codegen, compile, Compilation, Options, Root};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, LitStr, Token};
+
+/// `Name = "path.net", param = value, ..., network = "name"`
+struct FileRequest {
+    name: Ident,
+    path: LitStr,
+    overrides: Vec<(String, String)>,
+    network: Option<String>,
+}
+
+impl Parse for FileRequest {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let path: LitStr = input.parse()?;
+        let mut overrides = Vec::new();
+        let mut network = None;
+        while input.parse::<Option<Token![,]>>()?.is_some() {
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            if key == "network" {
+                network = Some(input.parse::<LitStr>()?.value());
+                continue;
+            }
+            // A value runs to the next comma outside brackets.
+            let mut value = TokenStream::new();
+            while !input.is_empty() && !input.peek(Token![,]) {
+                value.extend([input.parse::<TokenTree>()?]);
+            }
+            if value.is_empty() {
+                return Err(syn::Error::new(key.span(), format!("`{key} =` needs a value")));
+            }
+            overrides.push((key.to_string(), value.to_string()));
+        }
+        Ok(FileRequest { name, path, overrides, network })
+    }
+}
+
+fn krate() -> TokenStream {
+    quote! { ::nnc }
+}
+
+pub fn expand(input: TokenStream) -> TokenStream {
+    // `Name = "file.net"` names a file; anything else is the model itself.
+    let inline = !matches!(input.clone().into_iter().nth(1), Some(TokenTree::Punct(p)) if p.as_char() == '=');
+    if inline {
+        return expand_inline(input);
+    }
+    match syn::parse2::<FileRequest>(input) {
+        Ok(request) => expand_file(request),
+        Err(e) => {
+            let hint = "the forms are `model!(Name = \"path/to/model.net\", param = value, ...)` and `model! { network name { ... } }`";
+            syn::Error::new(e.span(), format!("{e}\nhelp: {hint}")).to_compile_error()
+        }
+    }
+}
+
+/// Keeps the files of the model in the crate's dependencies, so that editing one rebuilds it.
+fn tracking(compilation: &Compilation) -> TokenStream {
+    let files =
+        compilation.sources.files().filter_map(|(_, f)| f.path.as_ref()).map(|p| p.display().to_string());
+    quote! { #(const _: &[u8] = include_bytes!(#files);)* }
+}
+
+fn expand_file(request: FileRequest) -> TokenStream {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
+    let relative = request.path.value();
+    let path = manifest.join(&relative);
+    let options = Options { overrides: request.overrides, network: request.network, ..Options::default() };
+    let compilation = compile(Root::Named { path: &path, name: &relative }, &options);
+    finish(&request.name, compilation, |_| request.path.span(), Some(&path))
+}
+
+/// Turns a compilation into the module, or into compile errors placed by `span_of`.
+fn finish(
+    name: &Ident,
+    compilation: Compilation,
+    span_of: impl Fn(Option<usize>) -> Span,
+    file: Option<&Path>,
+) -> TokenStream {
+    let k = krate();
+    let tracked = tracking(&compilation);
+    if !compilation.diagnostics.is_empty() {
+        let mut out = codegen::stub(name, &k);
+        for d in &compilation.diagnostics {
+            // rustc prints `error: ` before the message; the rendered diagnostic follows.
+            let text = render(std::slice::from_ref(d), &compilation.sources, Style::Plain);
+            let body = text.trim_end().split_once('\n').map_or("", |(_, rest)| rest);
+            let mut message = format!("nnc {}: {}", d.code.as_str(), d.message);
+            if !body.is_empty() {
+                message = format!("{message}\n{body}");
+            }
+            if d.code == nnc_compiler::Code::Io && d.labels.is_empty() {
+                if let Some(path) = file {
+                    message += &format!(
+                        "\n= note: looked for {} (model paths are relative to the crate's folder)",
+                        path.display()
+                    );
+                }
+            }
+            let span = span_of(d.primary_loc().map(|l| l.span.start));
+            out.extend(quote_spanned! { span => compile_error!(#message); });
+        }
+        out.extend(tracked);
+        return out;
+    }
+    let graph = match &compilation.graphs[..] {
+        [graph] => graph,
+        graphs => {
+            let names: Vec<&str> = graphs.iter().map(|g| g.name.as_str()).collect();
+            let message = match file {
+                Some(path) => format!(
+                    "nnc: {} defines {} networks ({}); choose one with `network = \"name\"`",
+                    path.display(),
+                    names.len(),
+                    names.join(", ")
+                ),
+                None => "nnc: no network to generate".to_string(),
+            };
+            let span = span_of(None);
+            let mut out = codegen::stub(name, &k);
+            out.extend(quote_spanned! { span => compile_error!(#message); });
+            return out;
+        }
+    };
+    let mut out = codegen::generate(graph, name, &k);
+    out.extend(tracked);
+    out
+}
+
+/// A leaf token and where its text sits in the reconstructed source.
+struct Piece {
+    start: usize,
+    end: usize,
+    span: Span,
+}
+
+/// The inline model's source text: each top-level token, with brackets taken whole from the
+/// source (comments and line breaks included) where the compiler can give it, laid out at its
+/// line and column in the Rust file, so that diagnostics show the file's own positions.
+fn source_text(tokens: TokenStream) -> (String, Vec<Piece>) {
+    let mut text = String::new();
+    let (mut line, mut column) = (1usize, 1usize);
+    let mut leaves = Vec::new();
+    for tree in tokens {
+        let start = tree.span().unwrap().start();
+        if start.line() > line {
+            text.push_str(&"\n".repeat(start.line() - line));
+            (line, column) = (start.line(), 1);
+        }
+        let pad = start.column() + 1;
+        text.push_str(
+            &" ".repeat(pad.saturating_sub(column).max(usize::from(!text.is_empty() && column > 1))),
+        );
+        let piece = tree.span().source_text().unwrap_or_else(|| tree.to_string());
+        text.push_str(&piece);
+        match piece.rfind('\n') {
+            Some(i) => {
+                (line, column) = (line + piece.matches('\n').count(), piece[i + 1..].chars().count() + 1)
+            }
+            None => column = pad.max(column) + piece.chars().count(),
+        }
+        collect_leaves(tree, &mut leaves);
+    }
+    // Place each leaf token in the text, in order.
+    let mut pieces = Vec::new();
+    let mut cursor = 0;
+    for (token, span) in leaves {
+        if let Some(found) = text[cursor..].find(&token) {
+            let start = cursor + found;
+            pieces.push(Piece { start, end: start + token.len(), span });
+            cursor = start + token.len();
+        }
+    }
+    (text, pieces)
+}
+
+fn collect_leaves(tree: TokenTree, out: &mut Vec<(String, Span)>) {
+    match tree {
+        TokenTree::Group(g) => {
+            let (open, close) = match g.delimiter() {
+                proc_macro2::Delimiter::Parenthesis => ("(", ")"),
+                proc_macro2::Delimiter::Brace => ("{", "}"),
+                proc_macro2::Delimiter::Bracket => ("[", "]"),
+                proc_macro2::Delimiter::None => ("", ""),
+            };
+            if !open.is_empty() {
+                out.push((open.to_string(), g.span_open()));
+            }
+            for t in g.stream() {
+                collect_leaves(t, out);
+            }
+            if !close.is_empty() {
+                out.push((close.to_string(), g.span_close()));
+            }
+        }
+        TokenTree::Punct(p) => out.push((p.as_char().to_string(), p.span())),
+        other => out.push((other.to_string(), other.span())),
+    }
+}
+
+fn expand_inline(input: TokenStream) -> TokenStream {
+    let (text, pieces) = source_text(input);
+    let call_site = Span::call_site();
+    let span_of = |offset: Option<usize>| match offset {
+        Some(at) => pieces
+            .iter()
+            .find(|p| p.start <= at && at < p.end)
+            .or_else(|| pieces.iter().rev().find(|p| p.start <= at))
+            .map_or(call_site, |p| p.span),
+        None => call_site,
+    };
+    let file = Span::call_site().unwrap().file();
+    let compilation = compile(Root::Text { name: &file, text: &text, dir: None }, &Options::default());
+    let name = match compilation.graphs.first() {
+        Some(g) => codegen::type_name(&g.name),
+        None => {
+            // Name the stub after the first network, as the generated type would be.
+            let first = text.split_whitespace().skip_while(|w| *w != "network").nth(1).unwrap_or("Model");
+            codegen::type_name(
+                first.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("Model"),
+            )
+        }
+    };
+    finish(&name, compilation, span_of, None)
+}

@@ -1,0 +1,101 @@
+//! For every model in `models/`, the module `model!` generates and the interpreter, given the
+//! same VarStore contents, compute identical outputs on the same input, in evaluation and in
+//! training mode.
+
+use nnc::runtime::{Init, Model};
+use nnc::tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+use nnc_compiler::{compile, Options, Root};
+
+nnc::model!(LeNet = "../models/lenet.net");
+nnc::model!(LeNetBn = "../models/lenet-bn.net");
+nnc::model!(AlexNet = "../models/alexnet.net", size = 96);
+nnc::model!(Vgg11 = "../models/vgg11.net", size = 32, ratio = 8);
+nnc::model!(Nin = "../models/nin.net");
+nnc::model!(GoogLeNet = "../models/googlenet.net");
+nnc::model!(ResNet18 = "../models/resnet18.net", size = 64);
+nnc::model!(ResNet110 = "../models/resnet-1000.net", n = 18);
+nnc::model!(Strided = "../models/conv-examples.net", network = "strided");
+
+/// The interpreter's model of the same file, with the generated model's variables copied in.
+fn interpreter(
+    file: &str,
+    overrides: &[(&str, &str)],
+    network: Option<&str>,
+    from: &nn::VarStore,
+) -> (Model, nn::VarStore) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file);
+    let options = Options {
+        overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        network: network.map(String::from),
+        ..Options::default()
+    };
+    let compiled = compile(Root::Path(&path), &options);
+    assert!(compiled.diagnostics.is_empty(), "{file}: {:?}", compiled.diagnostics);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), compiled.graphs.into_iter().next().unwrap(), Init::PyTorch);
+    vs.copy(from).unwrap();
+    (model, vs)
+}
+
+fn same_outputs(
+    generated: &dyn ModuleT,
+    vs: &nn::VarStore,
+    file: &str,
+    overrides: &[(&str, &str)],
+    network: Option<&str>,
+    input: &[i64],
+) {
+    let (model, _vs2) = interpreter(file, overrides, network, vs);
+    assert_eq!(vs.variables().len(), _vs2.variables().len(), "{file}: the same variables");
+    let x = Tensor::randn(input, (Kind::Float, Device::Cpu));
+    // Dropout draws from libtorch's one global generator, which tests running in parallel
+    // share: hold it while both models run.
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    for train in [false, true] {
+        nnc::tch::manual_seed(11);
+        let a = nnc::tch::no_grad(|| generated.forward_t(&x, train));
+        nnc::tch::manual_seed(11);
+        let b = nnc::tch::no_grad(|| model.try_forward(&x, train)).unwrap();
+        assert!(a.equal(&b), "{file} (train = {train}): outputs differ by {}", (&a - &b).abs().max());
+    }
+}
+
+macro_rules! check {
+    ($test:ident, $ty:ident, $file:expr, [$($k:expr => $v:expr),*], $network:expr, $input:expr) => {
+        #[test]
+        fn $test() {
+            nnc::tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = $ty::new(&vs.root());
+            let stored: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+            assert_eq!(stored as u64, $ty::PARAMETERS);
+            same_outputs(&net, &vs, $file, &[$(($k, $v)),*], $network, &$input);
+        }
+    };
+}
+
+check!(lenet, LeNet, "lenet.net", [], None, [3, 1, 28, 28]);
+check!(lenet_bn, LeNetBn, "lenet-bn.net", [], None, [3, 1, 28, 28]);
+check!(alexnet, AlexNet, "alexnet.net", ["size" => "96"], None, [2, 1, 96, 96]);
+check!(vgg11, Vgg11, "vgg11.net", ["size" => "32", "ratio" => "8"], None, [2, 1, 32, 32]);
+check!(nin, Nin, "nin.net", [], None, [2, 1, 224, 224]);
+check!(googlenet, GoogLeNet, "googlenet.net", [], None, [2, 1, 96, 96]);
+check!(resnet18, ResNet18, "resnet18.net", ["size" => "64"], None, [2, 1, 64, 64]);
+check!(resnet110, ResNet110, "resnet-1000.net", ["n" => "18"], None, [2, 1, 28, 28]);
+check!(strided, Strided, "conv-examples.net", [], Some("strided"), [2, 1, 8, 8]);
+
+#[test]
+fn generated_items_describe_the_model() {
+    assert_eq!(ResNet18::NAME, "resnet18");
+    assert_eq!(ResNet18::INPUT_SHAPE, &[-1, 1, 64, 64]);
+    assert_eq!(ResNet18::OUTPUT_SHAPE, &[-1, 10]);
+    assert_eq!(LeNet::PARAMETERS, 61_706);
+    let (name, op, shape) = LeNet::LAYERS[1];
+    assert_eq!((name, op, shape), ("0", "conv2d 1→6, 5×5, padding 2", "[N, 6, 28, 28]"));
+    // A wrong input is an error naming both shapes.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = LeNet::new(&vs.root());
+    let err = net.try_forward(&Tensor::zeros([1, 1, 32, 32], (Kind::Float, Device::Cpu)), false).unwrap_err();
+    assert_eq!(err.to_string(), "the model expects input [N, 1, 28, 28], but got [1, 1, 32, 32]");
+}
