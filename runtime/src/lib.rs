@@ -8,6 +8,7 @@ mod error;
 pub mod init;
 mod model;
 pub mod ops;
+pub mod parity;
 pub mod train;
 pub mod weights;
 

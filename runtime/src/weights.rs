@@ -57,6 +57,16 @@ pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
         .into_iter()
         .filter(|(n, _)| !crate::train::is_bookkeeping(n))
         .collect();
+    load_map(vs, &file, &path.display().to_string())
+}
+
+/// Copies named tensors into the variables of `vs`, under the same rules as [`load`];
+/// `origin` names where they came from in the error.
+pub fn load_map(
+    vs: &mut nn::VarStore,
+    file: &BTreeMap<String, Tensor>,
+    origin: &str,
+) -> Result<(), RuntimeError> {
     let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     let mut problems = Vec::new();
     for (name, var) in &variables {
@@ -70,17 +80,17 @@ pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
             Some(_) => {}
         }
     }
-    for (name, t) in &file {
+    for (name, t) in file {
         if !variables.contains_key(name) {
             problems.push(format!("  unexpected: `{name}` {:?} is not in the model", t.size()));
         }
     }
     if !problems.is_empty() {
-        return Err(RuntimeError::Weights { file: path.display().to_string(), problems });
+        return Err(RuntimeError::Weights { file: origin.to_string(), problems });
     }
     tch::no_grad(|| {
         for (name, mut var) in variables {
-            var.copy_(&file[&name]);
+            var.copy_(&file[&name].to_device(var.device()));
         }
     });
     Ok(())

@@ -1,0 +1,133 @@
+//! Parity with PyTorch: the fixtures `parity/make_fixtures.py` writes (a network's initial
+//! weights, an input, PyTorch's outputs in eval and train mode, and its weights after one SGD
+//! step) checked against a model built by nnc.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tch::{nn, Kind, Tensor};
+
+use crate::{weights, RuntimeError};
+
+/// The seed both sides give the generator before the train-mode forward pass, so that dropout
+/// draws the same masks (libtorch's generator is PyTorch's).
+pub const DROPOUT_SEED: i64 = 123;
+/// The learning rate of the fixture's SGD step.
+pub const LR: f64 = 0.1;
+
+/// libtorch's random generator is global: callers that run checks on several threads at once
+/// hold this lock, so that each check's dropout masks come from its own seed.
+pub static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub struct Fixture {
+    /// The `.net` file (in `models/`) and the `--set` parameters of the network it holds.
+    pub net: String,
+    pub overrides: Vec<(String, String)>,
+    pub weights: BTreeMap<String, Tensor>,
+    pub input: Tensor,
+    pub labels: Tensor,
+    pub output_eval: Tensor,
+    pub output_train: Tensor,
+    pub after_step: BTreeMap<String, Tensor>,
+}
+
+/// The safetensors header's metadata: 8 bytes of length, then JSON.
+fn metadata(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len =
+        bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize).unwrap_or(0);
+    let header = bytes.get(8..8 + len).ok_or_else(|| format!("{}: truncated header", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = json.get("__metadata__").and_then(|m| m.as_object()).cloned().unwrap_or_default();
+    Ok(meta.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect())
+}
+
+pub fn read(path: &Path) -> Result<Fixture, String> {
+    let meta = metadata(path)?;
+    let mut all: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| format!("{}: {e}", path.display()))?.into_iter().collect();
+    let mut take = |name: &str| all.remove(name).ok_or_else(|| format!("{}: no `{name}`", path.display()));
+    let (input, labels) = (take("fixture.input")?, take("fixture.labels")?);
+    let (output_eval, output_train) = (take("fixture.output_eval")?, take("fixture.output_train")?);
+    let (after, weights): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        all.into_iter().partition(|(k, _)| k.starts_with("fixture.after."));
+    let after_step = after.into_iter().map(|(k, v)| (k["fixture.after.".len()..].to_string(), v)).collect();
+    let overrides = meta
+        .get("set")
+        .map(|s| {
+            s.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let net =
+        meta.get("net").cloned().ok_or_else(|| format!("{}: no `net` in the metadata", path.display()))?;
+    Ok(Fixture { net, overrides, weights, input, labels, output_eval, output_train, after_step })
+}
+
+/// How far nnc is from PyTorch: the largest difference relative to the reference's magnitude,
+/// and where.
+#[derive(Debug)]
+pub struct Report {
+    pub eval: f64,
+    pub train: f64,
+    pub step: f64,
+    pub worst_after_step: String,
+}
+
+fn relative(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double).to_device(a.device()));
+    let diff = (&a - &b).abs().max().double_value(&[]);
+    diff / b.abs().max().double_value(&[]).max(1e-6)
+}
+
+/// Loads the fixture's weights into `vs`, runs `forward` in both modes and one SGD step, and
+/// measures every difference. A name or shape that does not match is an error naming it.
+pub fn check(
+    fixture: &Fixture,
+    vs: &mut nn::VarStore,
+    forward: &dyn Fn(&Tensor, bool) -> Result<Tensor, RuntimeError>,
+) -> Result<Report, RuntimeError> {
+    weights::load_map(vs, &fixture.weights, "the fixture")?;
+    let device = vs.device();
+    let x = fixture.input.to_device(device);
+    let eval = tch::no_grad(|| forward(&x, false))?;
+    tch::manual_seed(DROPOUT_SEED);
+    let train = forward(&x, true)?;
+    let loss = train.cross_entropy_for_logits(&fixture.labels.to_device(device));
+    for p in vs.trainable_variables() {
+        let mut g = p.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+    loss.backward();
+    tch::no_grad(|| {
+        for mut p in vs.trainable_variables() {
+            let g = p.grad();
+            if g.defined() {
+                let _ = p.g_sub_(&(g * LR));
+            }
+        }
+    });
+    let mut step = 0.0;
+    let mut worst_after_step = String::new();
+    for (name, var) in vs.variables() {
+        let reference = fixture.after_step.get(&name).ok_or_else(|| RuntimeError::Weights {
+            file: "the fixture".into(),
+            problems: vec![format!("  missing after the step: `{name}`")],
+        })?;
+        let r = relative(&var, reference);
+        if r > step || worst_after_step.is_empty() {
+            (step, worst_after_step) = (r, name);
+        }
+    }
+    Ok(Report {
+        eval: relative(&eval, &fixture.output_eval),
+        train: relative(&train, &fixture.output_train),
+        step,
+        worst_after_step,
+    })
+}
