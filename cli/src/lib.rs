@@ -37,8 +37,10 @@ pub enum Command {
     Run(RunArgs),
     /// Measure forward and training-step throughput on libtorch.
     Bench(BenchArgs),
-    /// Print the Rust module that `model!` generates for a model, formatted.
+    /// Print the Rust module that `model!` generates for a model, or a PyTorch module.
     Emit(EmitArgs),
+    /// Draw a model's graph: Graphviz DOT, or SVG/PNG through Graphviz's `dot`.
+    Graph(GraphArgs),
     /// Train a model on Fashion-MNIST (or other IDX data), as d2l's train_ch6 does.
     Train(TrainArgs),
     /// Test accuracy of trained weights.
@@ -60,6 +62,30 @@ pub struct EmitArgs {
     /// The name of the generated type; default: the network's name in CamelCase.
     #[arg(long)]
     pub name: Option<String>,
+    /// What to write: the Rust module `model!` generates, or a PyTorch `nn.Module`.
+    #[arg(long, value_enum, default_value_t = Target::Rust)]
+    pub target: Target,
+}
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// The `.net` file.
+    pub file: PathBuf,
+    /// Set a network parameter, e.g. `--set size=96` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_override)]
+    pub overrides: Vec<(String, String)>,
+    /// The network to draw, when the file defines several.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Write here instead of printing DOT: `.dot`, or `.svg` / `.png` (drawn by Graphviz).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Rust,
+    Pytorch,
 }
 
 #[derive(clap::Args)]
@@ -325,6 +351,12 @@ pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
         device: None,
     };
     with_model(&model, |graph| {
+        if args.target == Target::Pytorch {
+            io::stdout().lock().write_all(
+                nnc_compiler::pytorch::emit(&graph, &args.file.display().to_string()).as_bytes(),
+            )?;
+            return Ok(Outcome::Ok);
+        }
         let name = match &args.name {
             Some(n) if syn::parse_str::<syn::Ident>(n).is_ok() => {
                 proc_macro2::Ident::new(n, proc_macro2::Span::call_site())
@@ -352,6 +384,56 @@ pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
         )?;
         write!(out, "{}", prettyplease::unparse(&file))?;
         Ok(Outcome::Ok)
+    })
+}
+
+/// Prints the graph as DOT, or writes it to a file, drawn by Graphviz for `.svg` and `.png`.
+pub fn graph(args: &GraphArgs) -> io::Result<Outcome> {
+    let model = ModelArgs {
+        file: args.file.clone(),
+        overrides: args.overrides.clone(),
+        network: args.network.clone(),
+        device: None,
+    };
+    with_model(&model, |graph| {
+        let text = nnc_compiler::dot::dot(&graph);
+        let Some(output) = &args.output else {
+            io::stdout().lock().write_all(text.as_bytes())?;
+            return Ok(Outcome::Ok);
+        };
+        let format = output.extension().and_then(|e| e.to_str()).unwrap_or("dot");
+        if format == "dot" {
+            std::fs::write(output, text)?;
+            return Ok(Outcome::Ok);
+        }
+        if format != "svg" && format != "png" {
+            eprintln!("error: `{}`: write .dot, .svg or .png", output.display());
+            return Ok(Outcome::UsageError);
+        }
+        let drawn = std::process::Command::new("dot")
+            .arg(format!("-T{format}"))
+            .arg("-o")
+            .arg(output)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().expect("piped").write_all(text.as_bytes())?;
+                child.wait()
+            });
+        match drawn {
+            Ok(status) if status.success() => {
+                println!("wrote {}", output.display());
+                Ok(Outcome::Ok)
+            }
+            Ok(status) => {
+                eprintln!("error: Graphviz's dot failed ({status})");
+                Ok(Outcome::ModelError)
+            }
+            Err(e) => {
+                eprintln!("error: cannot run Graphviz's `dot` ({e})\nhelp: install it (apt-get install graphviz), or write a .dot file");
+                Ok(Outcome::UsageError)
+            }
+        }
     })
 }
 
@@ -404,6 +486,7 @@ pub fn execute(command: Command, runtime: &dyn Runtime) -> std::process::ExitCod
     let result = match command {
         Command::Check(args) => check(&args),
         Command::Emit(args) => emit(&args),
+        Command::Graph(args) => graph(&args),
         Command::Run(args) => with_model(&args.model, |graph| runtime.run(&args, graph)),
         Command::Bench(args) => with_model(&args.model, |graph| runtime.bench(&args, graph)),
         Command::Train(args) => with_model(&args.model, |graph| runtime.train(&args, graph)),

@@ -13,7 +13,7 @@ use nnc_compiler::Graph;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        command @ (Command::Check(_) | Command::Emit(_)) => execute(command, &NoRuntime),
+        command @ (Command::Check(_) | Command::Emit(_) | Command::Graph(_)) => execute(command, &NoRuntime),
         _ => hand_over(),
     }
 }

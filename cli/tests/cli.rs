@@ -146,3 +146,19 @@ fn emit_prints_the_generated_module() {
     let bad = nnc(&["emit", "models/lenet.net", "--name", "not an ident"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn graph_draws_blocks_as_clusters() {
+    let out = nnc(&["graph", "models/resnet18.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dot = text(&out.stdout);
+    assert!(dot.starts_with("digraph \"resnet18\" {"), "{dot}");
+    // Four stages, each of two residual blocks.
+    assert_eq!(dot.matches("subgraph cluster_").count(), 12, "{dot}");
+    assert!(dot.contains("label=\"b3.0: residual(c=128, stride=2)\""), "{dot}");
+    assert!(dot.contains("b3.0.conv3\\nconv2d 64→128, 1×1, stride 2\\n[N, 128, 28, 28]"), "{dot}");
+    // One edge per input of every layer: 66 layers read one tensor, the 8 additions a second.
+    assert_eq!(dot.matches(" -> ").count(), 66 + 8, "{dot}");
+    let bad = nnc(&["graph", "models/resnet18.net", "-o", "graph.pdf"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

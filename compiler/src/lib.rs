@@ -16,10 +16,12 @@
 
 pub mod codegen;
 pub mod diagnostic;
+pub mod dot;
 mod expand;
 pub mod ir;
 mod load;
 pub mod ops;
+pub mod pytorch;
 pub mod render;
 pub mod report;
 pub mod shape;

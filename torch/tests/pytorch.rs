@@ -1,0 +1,144 @@
+//! The PyTorch back end: for every seed network, the module `nnc emit --target pytorch` writes,
+//! loaded with nnc's weights (and with a training checkpoint, optimiser state and all), computes
+//! nnc's outputs. Runs only where Python has PyTorch and safetensors (set NNC_PYTHON to such a
+//! Python); elsewhere it says so and passes.
+
+use std::path::Path;
+use std::process::Command;
+
+use nnc_compiler::{compile, pytorch, Options, Root};
+use nnc_runtime::data::Dataset;
+use nnc_runtime::tch::{nn, Device, Kind, Tensor};
+use nnc_runtime::train::{Optimizer, Quiet, TrainConfig, Trainer};
+use nnc_runtime::{weights, Init, Model};
+
+fn python() -> Option<String> {
+    let python = std::env::var("NNC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import torch, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+const CHECK: &str = r#"
+import importlib.util, sys, torch
+from safetensors.torch import load_file
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = getattr(m, sys.argv[2])()
+m.load_nnc_checkpoint(net, sys.argv[3])
+io = load_file(sys.argv[4])
+with torch.no_grad():
+    y = net.eval()(io["x"])
+diff = ((y - io["y"]).abs().max() / io["y"].abs().max().clamp(min=1e-6)).item()
+print(f"{sys.argv[2]}: relative difference {diff:.3g}")
+sys.exit(0 if diff <= 1e-5 else 1)
+"#;
+
+/// Runs `model` in nnc, then the emitted module in PyTorch with the same weights and input.
+fn compare(
+    python: &str,
+    name: &str,
+    model: &Model,
+    vs: &nn::VarStore,
+    weights_file: &Path,
+    dir: &Path,
+    source: &str,
+) {
+    let graph = model.graph();
+    let input = &graph.node(graph.input).shape;
+    let dims: Vec<i64> = std::iter::once(2).chain(input.dims.iter().map(|&d| d as i64)).collect();
+    let x = Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu));
+    let y = nnc_runtime::tch::no_grad(|| model.try_forward(&x, false)).unwrap();
+    let io = dir.join(format!("{name}.io.safetensors"));
+    Tensor::write_safetensors(&[("x", &x), ("y", &y)], &io).unwrap();
+    if !weights_file.exists() {
+        weights::save(vs, weights_file).unwrap();
+    }
+    let module = dir.join(format!("{name}.py"));
+    std::fs::write(&module, pytorch::emit(graph, source)).unwrap();
+    let class = nnc_compiler::codegen::type_name(&graph.name).to_string();
+    let out = Command::new(python)
+        .args(["-c", CHECK])
+        .arg(&module)
+        .arg(&class)
+        .arg(weights_file)
+        .arg(&io)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| !l.contains("Warning") && !l.trim_start().starts_with("cpu ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(out.status.success(), "{name}: {text}");
+}
+
+/// A fixture's name, its `.net` file and its `--set` parameters.
+type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+fn build(file: &str, overrides: &[(&str, &str)]) -> (Model, nn::VarStore) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file);
+    let options = Options {
+        overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    };
+    let compiled = compile(Root::Path(&path), &options);
+    assert!(compiled.diagnostics.is_empty(), "{file}: {:?}", compiled.diagnostics);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), compiled.graphs.into_iter().next().unwrap(), Init::PyTorch);
+    (model, vs)
+}
+
+#[test]
+fn emitted_pytorch_modules_reproduce_nnc() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with torch and safetensors (set NNC_PYTHON to one to run this test)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("nnc-pytorch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let networks: [Case; 7] = [
+        ("lenet", "lenet.net", &[]),
+        ("lenet_bn", "lenet-bn.net", &[]),
+        ("alexnet", "alexnet.net", &[("size", "96"), ("ratio", "8"), ("hidden", "64")]),
+        ("vgg", "vgg11.net", &[("size", "32"), ("ratio", "16"), ("hidden", "64")]),
+        ("nin", "nin.net", &[("size", "96"), ("ratio", "8")]),
+        ("googlenet", "googlenet.net", &[("ratio", "8")]),
+        ("resnet18", "resnet18.net", &[("size", "32"), ("ratio", "8")]),
+    ];
+    for (name, file, overrides) in networks {
+        nnc_runtime::tch::manual_seed(5);
+        let (model, vs) = build(file, overrides);
+        // One training-mode pass, so that batch norm's running statistics are not trivial.
+        let dims: Vec<i64> = std::iter::once(4)
+            .chain(model.graph().node(model.graph().input).shape.dims.iter().map(|&d| d as i64))
+            .collect();
+        let _ = model.try_forward(&Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu)), true).unwrap();
+        compare(&python, name, &model, &vs, &dir.join(format!("{name}.safetensors")), &dir, file);
+    }
+
+    // A checkpoint of `nnc train` (optimiser state and metrics included) loads as it is.
+    let (model, mut vs) = build("lenet-bn.net", &[]);
+    let images = (Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0).to_kind(Kind::Uint8);
+    let data = Dataset { images, labels: Tensor::randint(10, [64], (Kind::Int64, Device::Cpu)) };
+    let checkpoint = dir.join("trained.safetensors");
+    let config = TrainConfig {
+        epochs: 1,
+        batch: 16,
+        lr: 0.1,
+        optimizer: Optimizer::Sgd { momentum: 0.9, weight_decay: 0.0 },
+        seed: 0,
+        resize: None,
+        device: Device::Cpu,
+        checkpoint: Some(checkpoint.clone()),
+    };
+    Trainer::new(&model, &mut vs, config).run(&data, &data, &mut Quiet).unwrap();
+    compare(&python, "trained", &model, &vs, &checkpoint, &dir, "lenet-bn.net");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
