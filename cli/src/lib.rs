@@ -153,7 +153,7 @@ pub struct PredictArgs {
     /// Weights or a training checkpoint (safetensors).
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
-    /// IDX image files (raw or gzipped).
+    /// IDX image files (raw or gzipped), or PNG and JPEG pictures (turned grey and resized).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// How many images of each file to classify, from the first.

@@ -34,14 +34,19 @@ fn training_rate(file: &str, size: i64, batch: i64) -> f64 {
 
 fn main() {
     tch::set_num_threads(2);
-    let Some(dir) = data::default_data_dirs().into_iter().find(|d| d.join("train-images-idx3-ubyte.gz").is_file()) else {
+    let Some(dir) =
+        data::default_data_dirs().into_iter().find(|d| d.join("train-images-idx3-ubyte.gz").is_file())
+    else {
         println!("skipped: Fashion-MNIST is not installed (scripts/setup-data.sh)");
         return;
     };
     let start = Instant::now();
     let (train, _) = data::load_dir(&dir, 10).expect("the data");
     println!("reading and checking the IDX files: {:.2} s", start.elapsed().as_secs_f64());
-    println!("\n{:<22} {:>16} {:>22} {:>8}", "batches of 256", "loader (ex/s)", "training step (ex/s)", "ratio");
+    println!(
+        "\n{:<22} {:>16} {:>22} {:>8}",
+        "batches of 256", "loader (ex/s)", "training step (ex/s)", "ratio"
+    );
     for (model, size) in [("lenet.net", 28), ("resnet18.net", 96), ("alexnet.net", 224)] {
         let start = Instant::now();
         let mut seen = 0;
@@ -50,7 +55,11 @@ fn main() {
         }
         let loader = seen as f64 / start.elapsed().as_secs_f64();
         let step = training_rate(model, size, if size == 224 { 32 } else { 256 });
-        println!("{:<22} {loader:>16.0} {step:>22.0} {:>8.1}", format!("{model} at {size}×{size}"), loader / step);
+        println!(
+            "{:<22} {loader:>16.0} {step:>22.0} {:>8.1}",
+            format!("{model} at {size}×{size}"),
+            loader / step
+        );
     }
     println!("\n(ratio: how many times faster the loader delivers batches than training uses them)");
 }

@@ -47,6 +47,8 @@ pub enum DataError {
     CountMismatch { images: String, n_images: usize, labels: String, n_labels: usize },
     #[error("{path}: label {label} at index {index} is outside 0..{classes}")]
     Label { path: String, label: u8, index: usize, classes: usize },
+    #[error("cannot read the picture {path}: {reason}")]
+    Picture { path: String, reason: String },
     #[error("no {what} in {dir}: expected {expected}")]
     Missing { dir: String, what: &'static str, expected: String },
 }
@@ -150,6 +152,23 @@ pub fn read_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dataset
 pub fn read_images(path: &Path) -> Result<Tensor, DataError> {
     let (dims, pixels) = parse_idx(path, &read_all(path)?, 3, "images")?;
     Ok(Tensor::from_slice(&pixels).reshape([dims[0] as i64, 1, dims[1] as i64, dims[2] as i64]))
+}
+
+/// Whether a path names a picture (PNG or JPEG) rather than an IDX file.
+pub fn is_picture(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A PNG or JPEG picture as one grey image `[1, 1, H, W]` of bytes. Fashion-MNIST's images are
+/// light garments on black; a photo on a light background classifies better inverted.
+pub fn read_picture(path: &Path) -> Result<Tensor, DataError> {
+    let picture = image::open(path)
+        .map_err(|e| DataError::Picture { path: path.display().to_string(), reason: e.to_string() })?;
+    let grey = picture.to_luma8();
+    let (w, h) = grey.dimensions();
+    Ok(Tensor::from_slice(grey.as_raw()).reshape([1, 1, h as i64, w as i64]))
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.

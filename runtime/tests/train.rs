@@ -203,3 +203,19 @@ fn real_fashion_mnist_loads_when_installed() {
         (Kind::Int64, Device::Cpu)
     )));
 }
+
+#[test]
+fn pictures_are_read_grey() {
+    let dir = tmp("picture");
+    let path = dir.join("gradient.png");
+    let pixels: Vec<u8> = (0..12u8).flat_map(|i| [i * 20, i * 20, i * 20]).collect();
+    image::RgbImage::from_raw(4, 3, pixels).unwrap().save(&path).unwrap();
+    let t = data::read_picture(&path).unwrap();
+    assert_eq!(t.size(), [1, 1, 3, 4]);
+    assert_eq!(t.int64_value(&[0, 0, 2, 3]), 220);
+    assert!(data::is_picture(&path) && !data::is_picture(&dir.join("t10k-images-idx3-ubyte.gz")));
+    std::fs::write(dir.join("broken.png"), b"not a png").unwrap();
+    let err = data::read_picture(&dir.join("broken.png")).unwrap_err();
+    assert!(err.to_string().starts_with("cannot read the picture"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -281,7 +281,8 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
     };
     let mut out = io::stdout().lock();
     for path in &args.images {
-        let images = match data::read_images(path) {
+        let read = if data::is_picture(path) { data::read_picture(path) } else { data::read_images(path) };
+        let images = match read {
             Ok(t) => t,
             Err(e) => return fail(e, Outcome::UsageError),
         };
