@@ -135,7 +135,8 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
+        // Close enough, and not a whole different name (`m` for `c`).
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1) && *d < name.len())
         .min()
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }

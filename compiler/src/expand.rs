@@ -880,6 +880,64 @@ impl<'p> Expander<'p> {
         }
     }
 
+    /// Matches a call's arguments to its parameters: positional ones in order, then keywords by
+    /// name. Reports extra, unknown and repeated arguments; returns the argument of each
+    /// parameter (if given), or `None` when an error was reported.
+    fn match_args<'a>(
+        &mut self,
+        callee: &Callee,
+        args: &'a [Arg],
+        file: FileId,
+    ) -> Option<Vec<Option<&'a Arg>>> {
+        let mut slots: Vec<Option<&Arg>> = vec![None; callee.params.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        for arg in args {
+            let slot = match &arg.name {
+                None if positional >= callee.params.len() => {
+                    let message = format!(
+                        "{} takes at most {} arguments, but gets {}",
+                        callee.what,
+                        callee.params.len(),
+                        args.len()
+                    );
+                    let d = callee
+                        .context(Diagnostic::error(Code::ArgumentCount, message))
+                        .primary(Loc::new(file, arg.value.span), "extra argument");
+                    self.error(d);
+                    return None;
+                }
+                None => {
+                    positional += 1;
+                    positional - 1
+                }
+                Some(n) => match callee.params.iter().position(|p| *p == n.name) {
+                    Some(i) => i,
+                    None => {
+                        let message = format!("{} has no argument `{}`", callee.what, n.name);
+                        let d = callee
+                            .context(Diagnostic::error(Code::UnknownArgument, message))
+                            .primary(Loc::new(file, n.span), "unknown argument")
+                            .maybe_hint(did_you_mean(&n.name, callee.params.iter().copied()));
+                        self.error(d);
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            if slots[slot].is_some() {
+                let message = format!("argument `{}` is given twice", callee.params[slot]);
+                let d = Diagnostic::error(Code::ArgumentCount, message)
+                    .primary(Loc::new(file, arg.value.span), "given again here");
+                self.error(d);
+                ok = false;
+                continue;
+            }
+            slots[slot] = Some(arg);
+        }
+        ok.then_some(slots)
+    }
+
     fn bind_op_args(
         &mut self,
         spec: &'static OpSpec,
@@ -887,58 +945,19 @@ impl<'p> Expander<'p> {
         loc: Loc,
         scope: &mut Scope,
     ) -> Option<BoundOp> {
+        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+        let callee = Callee {
+            what: format!("`{}`", spec.name),
+            params: &names,
+            defined: None,
+            signature: Some(signature(spec)),
+        };
+        let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
         let mut ok = true;
-        let mut positional = 0;
-        for arg in args {
-            let slot = match &arg.name {
-                None => {
-                    positional += 1;
-                    if positional > spec.params.len() {
-                        let d = Diagnostic::error(
-                            Code::ArgumentCount,
-                            format!(
-                                "`{}` takes at most {} arguments, but gets {}",
-                                spec.name,
-                                spec.params.len(),
-                                args.len()
-                            ),
-                        )
-                        .primary(Loc::new(scope.file, arg.value.span), "extra argument")
-                        .hint(format!("the signature is {}", signature(spec)));
-                        self.error(d);
-                        return None;
-                    }
-                    positional - 1
-                }
-                Some(n) => match spec.params.iter().position(|p| p.name == n.name) {
-                    Some(i) => i,
-                    None => {
-                        let d = Diagnostic::error(
-                            Code::UnknownArgument,
-                            format!("`{}` has no argument `{}`", spec.name, n.name),
-                        )
-                        .primary(Loc::new(scope.file, n.span), "unknown argument")
-                        .maybe_hint(did_you_mean(&n.name, spec.params.iter().map(|p| p.name)))
-                        .note(format!("the signature is {}", signature(spec)));
-                        self.error(d);
-                        ok = false;
-                        continue;
-                    }
-                },
-            };
+        for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
             let param = &spec.params[slot];
             let arg_loc = Loc::new(scope.file, arg.value.span);
-            if values[slot].is_some() {
-                let d = Diagnostic::error(
-                    Code::ArgumentCount,
-                    format!("argument `{}` is given twice", param.name),
-                )
-                .primary(arg_loc, "given again here");
-                self.error(d);
-                ok = false;
-                continue;
-            }
             let value = self.eval(&arg.value, scope, None, "");
             match convert(&value, param.kind) {
                 Some(v) => values[slot] = Some((v, arg_loc)),
@@ -1029,57 +1048,24 @@ impl<'p> Expander<'p> {
             Scope { file: block.0, vars: HashMap::new(), input: None, label_prefix: path.to_string() };
         // Arguments are evaluated in the caller's scope, defaults in the block's, in order, so
         // that a default may use the parameters before it (`mid = c // 4`).
-        let mut given: Vec<Option<Value>> = vec![None; def.params.len()];
+        let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        let callee = Callee {
+            what: format!("block `{name}`"),
+            params: &names,
+            defined: Some(Loc::new(block.0, def.name.span)),
+            signature: None,
+        };
+        let Some(slots) = self.match_args(&callee, args, scope.file) else {
+            return Value::Poison;
+        };
         let mut ok = true;
-        let mut positional = 0;
-        for arg in args {
-            let slot = match &arg.name {
-                None => {
-                    positional += 1;
-                    if positional > def.params.len() {
-                        let d = Diagnostic::error(
-                            Code::ArgumentCount,
-                            format!(
-                                "block `{name}` takes {} arguments, but gets {}",
-                                def.params.len(),
-                                args.len()
-                            ),
-                        )
-                        .primary(Loc::new(scope.file, arg.value.span), "extra argument")
-                        .secondary(Loc::new(block.0, def.name.span), "block defined here");
-                        return self.error(d);
-                    }
-                    positional - 1
-                }
-                Some(n) => match def.params.iter().position(|p| p.name.name == n.name) {
-                    Some(i) => i,
-                    None => {
-                        let d = Diagnostic::error(
-                            Code::UnknownArgument,
-                            format!("block `{name}` has no parameter `{}`", n.name),
-                        )
-                        .primary(Loc::new(scope.file, n.span), "unknown argument")
-                        .secondary(Loc::new(block.0, def.name.span), "block defined here")
-                        .maybe_hint(did_you_mean(&n.name, def.params.iter().map(|p| p.name.name.as_str())));
-                        self.error(d);
-                        ok = false;
-                        continue;
-                    }
-                },
-            };
-            if given[slot].is_some() {
-                let d = Diagnostic::error(
-                    Code::ArgumentCount,
-                    format!("argument `{}` is given twice", def.params[slot].name.name),
-                )
-                .primary(Loc::new(scope.file, arg.value.span), "given again here");
-                self.error(d);
-                ok = false;
-                continue;
+        let mut given: Vec<Option<Value>> = vec![None; def.params.len()];
+        for (slot, arg) in slots.iter().enumerate() {
+            if let Some(arg) = arg {
+                let value = self.eval(&arg.value, scope, None, "");
+                ok &= value != Value::Poison;
+                given[slot] = Some(value);
             }
-            let value = self.eval(&arg.value, scope, None, "");
-            ok &= value != Value::Poison;
-            given[slot] = Some(value);
         }
         if !ok {
             return Value::Poison;
@@ -1277,6 +1263,30 @@ impl Seq {
         let layers = stages.iter().filter(|(_, e)| !refers(e, scope)).count();
         let repeats = stages.iter().any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
         Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats }
+    }
+}
+
+/// What is being called, as argument errors describe it.
+struct Callee<'p> {
+    /// "`conv2d`" or "block `residual`".
+    what: String,
+    params: &'p [&'p str],
+    /// Where a block is defined.
+    defined: Option<Loc>,
+    /// A built-in layer's signature.
+    signature: Option<String>,
+}
+
+impl Callee<'_> {
+    /// Adds where the callee is defined, or its signature.
+    fn context(&self, mut d: Diagnostic) -> Diagnostic {
+        if let Some(at) = self.defined {
+            d = d.secondary(at, "block defined here");
+        }
+        if let Some(signature) = &self.signature {
+            d = d.note(format!("the signature is {signature}"));
+        }
+        d
     }
 }
 
