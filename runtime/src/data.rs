@@ -87,6 +87,17 @@ fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
     }
 }
 
+/// The IDX encoding of `payload` with these dimensions and magic number (2051 for images,
+/// 2049 for labels), for writing a dataset nnc can read.
+pub fn encode_idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(payload);
+    out
+}
+
 /// Parses an IDX file of unsigned bytes: magic `0x0000_08_NN` with NN dimensions, the
 /// dimensions as big-endian u32, then exactly their product of bytes.
 fn parse_idx(

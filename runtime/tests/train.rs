@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use nnc_compiler::{compile, Options, Root};
-use nnc_runtime::data::{self, Dataset};
+use nnc_runtime::data::{self, encode_idx, Dataset};
 use nnc_runtime::train::{Optimizer, Quiet, TrainConfig, Trainer};
 use nnc_runtime::{Init, Model, RuntimeError};
 use tch::{nn, Device, Kind, Tensor};
@@ -135,15 +135,6 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut out = magic.to_be_bytes().to_vec();
-    for d in dims {
-        out.extend(d.to_be_bytes());
-    }
-    out.extend(payload);
-    out
-}
-
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -153,25 +144,29 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 #[test]
 fn broken_idx_files_are_refused_with_a_reason() {
     let dir = tmp("idx");
-    let images = write(&dir, "images", &idx(2051, &[2, 2, 2], &[0, 1, 2, 3, 4, 5, 6, 7]));
-    let labels = write(&dir, "labels", &idx(2049, &[2], &[3, 9]));
+    let images = write(&dir, "images", &encode_idx(2051, &[2, 2, 2], &[0, 1, 2, 3, 4, 5, 6, 7]));
+    let labels = write(&dir, "labels", &encode_idx(2049, &[2], &[3, 9]));
     let ok = data::read_pair(&images, &labels, 10).unwrap();
     assert_eq!(ok.images.size(), [2, 1, 2, 2]);
 
     let cases: Vec<(PathBuf, PathBuf, &str)> = vec![
-        (write(&dir, "magic", &idx(2049, &[2, 2, 2], &[0; 8])), labels.clone(), "magic number 2049"),
+        (write(&dir, "magic", &encode_idx(2049, &[2, 2, 2], &[0; 8])), labels.clone(), "magic number 2049"),
         (
-            write(&dir, "short", &idx(2051, &[2, 2, 2], &[0; 7])),
+            write(&dir, "short", &encode_idx(2051, &[2, 2, 2], &[0; 7])),
             labels.clone(),
             "truncated: dimensions [2, 2, 2] need 8 bytes, found 7",
         ),
-        (write(&dir, "long", &idx(2051, &[2, 2, 2], &[0; 9])), labels.clone(), "longer than its header says"),
+        (
+            write(&dir, "long", &encode_idx(2051, &[2, 2, 2], &[0; 9])),
+            labels.clone(),
+            "longer than its header says",
+        ),
         (write(&dir, "header", &[0, 0, 8, 3, 0, 0]), labels.clone(), "header is truncated"),
         (write(&dir, "empty", &[]), labels.clone(), "only 0 bytes"),
-        (images.clone(), write(&dir, "count", &idx(2049, &[3], &[0, 1, 2])), "has 2 images but"),
+        (images.clone(), write(&dir, "count", &encode_idx(2049, &[3], &[0, 1, 2])), "has 2 images but"),
         (
             images.clone(),
-            write(&dir, "label", &idx(2049, &[2], &[1, 10])),
+            write(&dir, "label", &encode_idx(2049, &[2], &[1, 10])),
             "label 10 at index 1 is outside 0..10",
         ),
         (write(&dir, "gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3]), labels.clone(), "cannot read"),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use nnc_runtime::data::encode_idx;
 use nnc_runtime::tch::Tensor;
 
 fn nnc() -> Command {
@@ -17,15 +18,6 @@ fn nnc() -> Command {
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut out = magic.to_be_bytes().to_vec();
-    for d in dims {
-        out.extend(d.to_be_bytes());
-    }
-    out.extend(payload);
-    out
 }
 
 /// A Fashion-MNIST-shaped folder of 28×28 images in 10 classes: class k lights rows near 2k.
@@ -48,9 +40,13 @@ fn dataset(name: &str) -> PathBuf {
                 }
             }
         }
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx(2051, &[n, 28, 28], &pixels))
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            encode_idx(2051, &[n, 28, 28], &pixels),
+        )
+        .unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), encode_idx(2049, &[n], &labels))
             .unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(2049, &[n], &labels)).unwrap();
     }
     dir
 }
