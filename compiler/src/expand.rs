@@ -542,6 +542,12 @@ impl<'p> Expander<'p> {
         format!("how the {axis_name} got here:\n  {}", steps.join("\n  "))
     }
 
+    /// Reports a value of the wrong type where it stands; returns the poison value.
+    fn type_error(&mut self, message: String, value: &Value, at: Loc) -> Value {
+        let d = Diagnostic::error(Code::Type, message).primary(at, format!("this is {}", self.show(value)));
+        self.error(d)
+    }
+
     /// A value as error messages show it: tensors by their shape.
     fn show(&self, value: &Value) -> String {
         match value {
@@ -615,12 +621,11 @@ impl<'p> Expander<'p> {
                     Value::Int(i) => i,
                     Value::Poison => return Value::Poison,
                     other => {
-                        let d = Diagnostic::error(
-                            Code::Type,
+                        return self.type_error(
                             format!("a tuple index must be an integer, not {}", other.type_name()),
-                        )
-                        .primary(Loc::new(scope.file, index.span), format!("this is {}", self.show(&other)));
-                        return self.error(d);
+                            &other,
+                            Loc::new(scope.file, index.span),
+                        );
                     }
                 };
                 let len = items.len() as i64;
@@ -716,12 +721,11 @@ impl<'p> Expander<'p> {
                 Value::Tensor(id) => ids.push(*id),
                 Value::Poison => return Value::Poison,
                 other => {
-                    let d = Diagnostic::error(
-                        Code::Type,
+                    return self.type_error(
                         format!("expected a tensor, found {}", other.type_name()),
-                    )
-                    .primary(Loc::new(scope.file, *span), format!("this is {}", self.show(other)));
-                    return self.error(d);
+                        other,
+                        Loc::new(scope.file, *span),
+                    );
                 }
             }
         }
@@ -799,15 +803,11 @@ impl<'p> Expander<'p> {
                     Value::Int(d) => dim = d,
                     Value::Poison => return Value::Poison,
                     other => {
-                        let d = Diagnostic::error(
-                            Code::Type,
+                        return self.type_error(
                             format!("`dim` must be an integer, not {}", other.type_name()),
-                        )
-                        .primary(
+                            &other,
                             Loc::new(scope.file, arg.value.span),
-                            format!("this is {}", self.show(&other)),
                         );
-                        return self.error(d);
                     }
                 },
                 Some(n) => {
@@ -1154,12 +1154,11 @@ impl<'p> Expander<'p> {
             match value {
                 Value::Tensor(_) | Value::Poison => current = Some(value),
                 other => {
-                    let d = Diagnostic::error(
-                        Code::Type,
+                    return self.type_error(
                         format!("a chain stage must give a tensor, not {}", other.type_name()),
-                    )
-                    .primary(Loc::new(scope.file, expr.span), format!("this is {}", self.show(&other)));
-                    return self.error(d);
+                        &other,
+                        Loc::new(scope.file, expr.span),
+                    );
                 }
             }
         }
