@@ -48,10 +48,6 @@ fn same_outputs(
     let (model, _vs2) = interpreter(file, overrides, network, vs);
     assert_eq!(vs.variables().len(), _vs2.variables().len(), "{file}: the same variables");
     let x = Tensor::randn(input, (Kind::Float, Device::Cpu));
-    // Dropout draws from libtorch's one global generator, which tests running in parallel
-    // share: hold it while both models run.
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     for train in [false, true] {
         nnc::tch::manual_seed(11);
         let a = nnc::tch::no_grad(|| generated.forward_t(&x, train));
@@ -61,10 +57,18 @@ fn same_outputs(
     }
 }
 
+/// Dropout draws from libtorch's one global generator, which tests running in parallel share:
+/// every test holds this lock from its first random number to its last.
+fn rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 macro_rules! check {
     ($test:ident, $ty:ident, $file:expr, [$($k:expr => $v:expr),*], $network:expr, $input:expr) => {
         #[test]
         fn $test() {
+            let _rng = rng();
             nnc::tch::manual_seed(0);
             let vs = nn::VarStore::new(Device::Cpu);
             let net = $ty::new(&vs.root());
@@ -87,6 +91,7 @@ check!(strided, Strided, "conv-examples.net", [], Some("strided"), [2, 1, 8, 8])
 
 #[test]
 fn generated_items_describe_the_model() {
+    let _rng = rng();
     assert_eq!(ResNet18::NAME, "resnet18");
     assert_eq!(ResNet18::INPUT_SHAPE, &[-1, 1, 64, 64]);
     assert_eq!(ResNet18::OUTPUT_SHAPE, &[-1, 10]);
