@@ -2,6 +2,9 @@
 //! implements `tch::nn::ModuleT`; a shape error becomes a compile error. This crate is a shell:
 //! it reads the macro's input, and the compiler library checks the model and writes the code.
 //!
+//! The examples go through the `nnc` crate, which re-exports this macro with the runtime it
+//! needs, so they cannot run as this crate's doctests (`nnc/tests/` runs them):
+//!
 //! ```ignore
 //! nnc::model!(ResNet18 = "models/resnet18.net");            // relative to CARGO_MANIFEST_DIR
 //! nnc::model!(ResNet96 = "models/resnet18.net", size = 96); // with network parameters set
