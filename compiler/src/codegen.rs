@@ -6,7 +6,7 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Activation, Conv2d, Graph, Op, Pool2d};
-use crate::shape::{Batch, Shape};
+use crate::shape::Shape;
 
 /// Generates `pub struct #name` with its constructor and `nn::ModuleT` implementation.
 /// `krate` is the path of the user-facing crate (`::nnc`), through which the code reaches
@@ -21,7 +21,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let mut inits = Vec::new();
     let mut consts = Vec::new();
     let mut steps = Vec::new();
-    let last_use = last_uses(graph);
+    let last_use = graph.last_uses();
     for (i, node) in graph.nodes.iter().enumerate() {
         let value = format_ident!("x{}", i);
         if node.op == Op::Input {
@@ -152,29 +152,13 @@ pub fn stub(name: &Ident, krate: &TokenStream) -> TokenStream {
     }
 }
 
-/// For each node, the index of the last node that reads it.
-fn last_uses(graph: &Graph) -> Vec<usize> {
-    let mut last: Vec<usize> = (0..graph.nodes.len()).collect();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for input in &node.inputs {
-            last[input.0] = i;
-        }
-    }
-    last[graph.output.0] = usize::MAX;
-    last
-}
-
 /// A layer name as part of an identifier: `b3.0.conv1` → `b3_0_conv1`.
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
 fn dims(shape: &Shape) -> Vec<Literal> {
-    let batch = match shape.batch {
-        Batch::Symbolic(_) => -1,
-        Batch::Fixed(n) => n as i64,
-    };
-    std::iter::once(batch).chain(shape.dims.iter().map(|&d| d as i64)).map(Literal::i64_unsuffixed).collect()
+    shape.sizes(-1).into_iter().map(Literal::i64_unsuffixed).collect()
 }
 
 fn u(v: u64) -> Literal {

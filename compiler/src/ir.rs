@@ -31,6 +31,19 @@ impl Graph {
         &self.nodes[id.0]
     }
 
+    /// For each node, the index of the last node that reads it (`usize::MAX` for the output,
+    /// which outlives the graph): when each intermediate tensor may be freed.
+    pub fn last_uses(&self) -> Vec<usize> {
+        let mut last: Vec<usize> = (0..self.nodes.len()).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for input in &node.inputs {
+                last[input.0] = i;
+            }
+        }
+        last[self.output.0] = usize::MAX;
+        last
+    }
+
     pub fn total_params(&self) -> u64 {
         self.nodes.iter().map(|n| n.params).sum()
     }

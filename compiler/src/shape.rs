@@ -35,6 +35,16 @@ impl Shape {
         Shape { batch: self.batch.clone(), dims }
     }
 
+    /// The sizes of every dimension, batch first, with `batch` standing for a symbolic batch
+    /// (-1 gives the declared form, as generated code and input checks use it).
+    pub fn sizes(&self, batch: i64) -> Vec<i64> {
+        let n = match self.batch {
+            Batch::Symbolic(_) => batch,
+            Batch::Fixed(n) => n as i64,
+        };
+        std::iter::once(n).chain(self.dims.iter().map(|&d| d as i64)).collect()
+    }
+
     /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1.
     pub fn dim(&self, axis: usize) -> Option<u64> {
         axis.checked_sub(1).and_then(|i| self.dims.get(i).copied())

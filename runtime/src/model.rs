@@ -1,7 +1,6 @@
 //! The interpreter: a checked IR graph run on libtorch, node by node.
 
 use nnc_compiler::ir::{Graph, Op};
-use nnc_compiler::shape::Batch;
 use tch::{nn, Tensor};
 
 use crate::init::Init;
@@ -22,13 +21,7 @@ impl Model {
     /// Creates the parameters of every layer under `root`, named as the IR names them.
     pub fn new(root: &nn::Path, graph: Graph, init: Init) -> Model {
         let params = graph.nodes.iter().map(|n| ops::create_params(root, &n.name, &n.op, init)).collect();
-        let mut last_use: Vec<usize> = (0..graph.nodes.len()).collect();
-        for (i, node) in graph.nodes.iter().enumerate() {
-            for input in &node.inputs {
-                last_use[input.0] = i;
-            }
-        }
-        last_use[graph.output.0] = usize::MAX;
+        let last_use = graph.last_uses();
         Model { graph, params, last_use }
     }
 
@@ -83,12 +76,7 @@ impl Model {
 
 /// The declared input shape of a graph, with -1 for a symbolic batch.
 pub fn input_dims(graph: &Graph) -> Vec<i64> {
-    let declared = &graph.node(graph.input).shape;
-    let batch = match declared.batch {
-        Batch::Symbolic(_) => -1,
-        Batch::Fixed(n) => n as i64,
-    };
-    std::iter::once(batch).chain(declared.dims.iter().map(|&d| d as i64)).collect()
+    graph.node(graph.input).shape.sizes(-1)
 }
 
 /// Checks a tensor against a declared shape, -1 standing for any batch size. Generated models

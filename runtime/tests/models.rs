@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use nnc_compiler::shape::Batch;
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::{Init, Model};
 use tch::{nn, Device, Kind, Tensor};
@@ -40,18 +39,14 @@ fn every_model_runs_with_the_inferred_shapes() {
             assert_eq!(stored as u64, expected_params, "{file}: parameters in the VarStore");
 
             let graph = model.graph();
-            let input = &graph.node(graph.input).shape;
-            let mut dims = vec![batch];
-            dims.extend(input.dims.iter().map(|&d| d as i64));
-            let x = Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu));
+            let x = Tensor::randn(
+                graph.node(graph.input).shape.sizes(batch).as_slice(),
+                (Kind::Float, Device::Cpu),
+            );
             for train in [false, true] {
                 let outputs = tch::no_grad(|| model.forward_all(&x, train)).unwrap();
                 for (node, out) in graph.nodes.iter().zip(&outputs) {
-                    let mut inferred = vec![match node.shape.batch {
-                        Batch::Symbolic(_) => batch,
-                        Batch::Fixed(n) => n as i64,
-                    }];
-                    inferred.extend(node.shape.dims.iter().map(|&d| d as i64));
+                    let inferred = node.shape.sizes(batch);
                     assert_eq!(out.size(), inferred, "{file}: `{}` ({})", node.name, node.op);
                 }
             }

@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use nnc_compiler::shape::Batch;
 use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use nnc_runtime::{weights, Init, Model};
@@ -49,21 +48,7 @@ pub fn device(args: &ModelArgs) -> Result<Device, Outcome> {
 
 /// A random input batch of the model's declared shape.
 fn random_input(graph: &Graph, batch: i64, device: Device) -> Tensor {
-    let input = &graph.node(graph.input).shape;
-    let n = match input.batch {
-        Batch::Symbolic(_) => batch,
-        Batch::Fixed(n) => n as i64,
-    };
-    let dims: Vec<i64> = std::iter::once(n).chain(input.dims.iter().map(|&d| d as i64)).collect();
-    Tensor::randn(dims.as_slice(), (Kind::Float, device))
-}
-
-fn shape_with_batch(shape: &nnc_compiler::shape::Shape, batch: i64) -> Vec<i64> {
-    let n = match shape.batch {
-        Batch::Symbolic(_) => batch,
-        Batch::Fixed(n) => n as i64,
-    };
-    std::iter::once(n).chain(shape.dims.iter().map(|&d| d as i64)).collect()
+    Tensor::randn(graph.node(graph.input).shape.sizes(batch).as_slice(), (Kind::Float, device))
 }
 
 fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
@@ -101,7 +86,7 @@ fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         .iter()
         .zip(&outputs)
         .map(|(node, t)| {
-            let inferred = shape_with_batch(&node.shape, args.batch);
+            let inferred = node.shape.sizes(args.batch);
             let ok = if t.size() == inferred { "ok" } else { "MISMATCH" };
             [node.name.clone(), node.shape.to_string(), format!("{:?}", t.size()), ok.to_string()]
         })
