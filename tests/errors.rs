@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_spans_in_bounds, compile_file};
-use nnc_compiler::render::{render, Style};
+use nnc_compiler::back::render::{render, Style};
 
 #[test]
 fn broken_models() {

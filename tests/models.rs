@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::compile_file;
-use nnc_compiler::report::{render_table, report};
+use nnc_compiler::back::report::{render_table, report};
 use nnc_compiler::Graph;
 
 /// The output shape of a layer, or of the last layer of a group (`b3`).

@@ -8,9 +8,10 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use nnc_compiler::render::{self, Style};
-use nnc_compiler::report::{self, Report};
-use nnc_compiler::{codegen, compile, Code, Compilation, Graph, Options, Root};
+use nnc_compiler::back::codegen;
+use nnc_compiler::back::render::{self, Style};
+use nnc_compiler::back::report::{self, Report};
+use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
 
 /// What runs models: `nnc-torch` provides it; `nnc` itself has none and hands `run` and
 /// `bench` over to `nnc-torch`.
@@ -342,7 +343,7 @@ pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
     with_model(&args.source, |graph| {
         if args.target == Target::Pytorch {
             io::stdout().lock().write_all(
-                nnc_compiler::pytorch::emit(&graph, &args.source.file.display().to_string()).as_bytes(),
+                nnc_compiler::back::pytorch::emit(&graph, &args.source.file.display().to_string()).as_bytes(),
             )?;
             return Ok(Outcome::Ok);
         }
@@ -379,7 +380,7 @@ pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
 /// Prints the graph as DOT, or writes it to a file, drawn by Graphviz for `.svg` and `.png`.
 pub fn graph(args: &GraphArgs) -> io::Result<Outcome> {
     with_model(&args.source, |graph| {
-        let text = nnc_compiler::dot::dot(&graph);
+        let text = nnc_compiler::back::dot::dot(&graph);
         let Some(output) = &args.output else {
             io::stdout().lock().write_all(text.as_bytes())?;
             return Ok(Outcome::Ok);

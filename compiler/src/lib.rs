@@ -14,33 +14,27 @@
 // path, so their size costs nothing worth a box.
 #![allow(clippy::result_large_err)]
 
-pub mod codegen;
+pub mod back;
 pub mod diagnostic;
-pub mod dot;
-mod expand;
+mod front;
 pub mod ir;
-mod load;
 pub mod ops;
-pub mod pytorch;
-pub mod render;
-pub mod report;
 pub mod shape;
 pub mod source;
-pub mod value;
 
 use std::collections::HashMap;
 
 pub use diagnostic::{Code, Diagnostic};
-pub use expand::Limits;
+pub use front::expand::Limits;
+pub use front::load::{Root, STD_MODULES};
 pub use ir::Graph;
-pub use load::{Root, STD_MODULES};
 use nnc_grammar::Span;
 pub use source::SourceMap;
 
 use crate::diagnostic::did_you_mean;
-use crate::expand::Expander;
+use crate::front::expand::Expander;
+use crate::front::value::Value;
 use crate::source::Loc;
-use crate::value::Value;
 
 /// How to compile.
 #[derive(Clone, Debug, Default)]
@@ -75,7 +69,7 @@ pub const OVERRIDES_SOURCE: &str = "<--set>";
 /// Compiles a root file and everything it imports.
 pub fn compile(root: Root, options: &Options) -> Compilation {
     let mut sources = SourceMap::new();
-    let (program, mut diagnostics) = load::load(&mut sources, root);
+    let (program, mut diagnostics) = front::load::load(&mut sources, root);
     let networks_defined = program.networks.len();
     let load_failed = !diagnostics.is_empty();
 
@@ -142,7 +136,7 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
 fn parse_overrides(
     raw: &[(String, String)],
     sources: &mut SourceMap,
-    program: &load::Program,
+    program: &front::load::Program,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> HashMap<String, (Value, Loc)> {
     let mut out = HashMap::new();

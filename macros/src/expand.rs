@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use nnc_compiler::render::{render, Style};
-use nnc_compiler::{codegen, compile, Compilation, Options, Root};
+use nnc_compiler::back::codegen;
+use nnc_compiler::back::render::{render, Style};
+use nnc_compiler::{compile, Compilation, Options, Root};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use nnc_compiler::{compile, pytorch, Options, Root};
+use nnc_compiler::back::pytorch;
+use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::data::Dataset;
 use nnc_runtime::tch::{nn, Device, Kind, Tensor};
 use nnc_runtime::train::{Optimizer, Quiet, TrainConfig, Trainer};
@@ -59,7 +60,7 @@ fn compare(
     }
     let module = dir.join(format!("{name}.py"));
     std::fs::write(&module, pytorch::emit(graph, source)).unwrap();
-    let class = nnc_compiler::codegen::type_name(&graph.name).to_string();
+    let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
     let out = Command::new(python)
         .args(["-c", CHECK])
         .arg(&module)

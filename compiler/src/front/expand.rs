@@ -13,13 +13,13 @@ use nnc_grammar::ast::{
 };
 use nnc_grammar::Span;
 
+use super::load::{Program, RESERVED};
+use super::value::Value;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{Graph, Group, Node, NodeId, Op};
-use crate::load::{Program, RESERVED};
 use crate::ops::{self, join, ArgValue, Args, Kind, OpError, OpSpec};
 use crate::shape::{Batch, Shape, Window};
 use crate::source::{FileId, Loc};
-use crate::value::Value;
 
 /// Bounds that keep hostile input from exhausting time or memory. Each error that hits one
 /// names the limit.

@@ -18,10 +18,10 @@ pub const MAX_IMPORT_DEPTH: usize = 64;
 
 /// The standard library: modules written in the language itself, compiled into nnc.
 pub const STD_MODULES: &[(&str, &str)] = &[
-    ("std.resnet", include_str!("../std/resnet.net")),
-    ("std.inception", include_str!("../std/inception.net")),
-    ("std.vgg", include_str!("../std/vgg.net")),
-    ("std.nin", include_str!("../std/nin.net")),
+    ("std.resnet", include_str!("../../std/resnet.net")),
+    ("std.inception", include_str!("../../std/inception.net")),
+    ("std.vgg", include_str!("../../std/vgg.net")),
+    ("std.nin", include_str!("../../std/nin.net")),
 ];
 
 /// Names the language reserves for its own functions, which blocks may not take.

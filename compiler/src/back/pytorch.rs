@@ -87,7 +87,7 @@ fn expression(op: &Op, name: &str, xs: &[String]) -> String {
 
 /// A Python class name from a network's name (`resnet18` → `Resnet18`).
 fn class_name(network: &str) -> String {
-    crate::codegen::type_name(network).to_string()
+    super::codegen::type_name(network).to_string()
 }
 
 /// The Python source of the module.
