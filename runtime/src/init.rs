@@ -13,8 +13,8 @@ pub enum Init {
     XavierUniform,
 }
 
-/// A weight of shape `dims` (`[out, in, kh, kw]` or `[out, in]`), named `weight` under `path`.
-pub fn weight(path: &nn::Path, dims: &[i64], init: Init) -> Tensor {
+/// A weight `name` of shape `dims` (`[out, in, kernel...]`) under `path`.
+pub fn weight(path: &nn::Path, name: &str, dims: &[i64], init: Init) -> Tensor {
     let receptive: i64 = dims[2..].iter().product();
     let fan_in = (dims[1] * receptive) as f64;
     let fan_out = (dims[0] * receptive) as f64;
@@ -22,11 +22,10 @@ pub fn weight(path: &nn::Path, dims: &[i64], init: Init) -> Tensor {
         Init::PyTorch => 1.0 / fan_in.sqrt(),
         Init::XavierUniform => (6.0 / (fan_in + fan_out)).sqrt(),
     };
-    path.var("weight", dims, nn::Init::Uniform { lo: -bound, up: bound })
+    uniform(path, name, dims, bound)
 }
 
-/// A bias of `n` elements for a layer whose weight has `fan_in` inputs per output.
-pub fn bias(path: &nn::Path, n: i64, fan_in: i64) -> Tensor {
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    path.var("bias", &[n], nn::Init::Uniform { lo: -bound, up: bound })
+/// A tensor `name` of shape `dims`, uniform in ±`bound`.
+pub fn uniform(path: &nn::Path, name: &str, dims: &[i64], bound: f64) -> Tensor {
+    path.var(name, dims, nn::Init::Uniform { lo: -bound, up: bound })
 }

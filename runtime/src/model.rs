@@ -50,7 +50,7 @@ impl Model {
     fn run(&self, x: &Tensor, train: bool, keep: bool) -> Vec<Tensor> {
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
-            let value = if node.op == Op::Input {
+            let value = if matches!(node.op, Op::Input(_)) {
                 x.shallow_clone()
             } else {
                 let inputs: Vec<&Tensor> =

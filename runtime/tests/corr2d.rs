@@ -1,8 +1,8 @@
 //! The seed's from-scratch cross-correlation (d2l 7.2–7.4) as a test oracle: checked against
 //! the numbers of DESIGN.md, then against the runtime's conv2d on random data.
 
-use nnc_compiler::ir::Conv2d;
-use nnc_runtime::ops;
+use nnc_compiler::ir::{Conv2d, Op};
+use nnc_runtime::ops::{self, Params};
 use tch::{Device, Kind, Tensor};
 
 /// d2l's `corr2d`: `Y[i, j] = (X[i:i+h, j:j+w] * K).sum()`, one element at a time.
@@ -53,7 +53,8 @@ fn conv(x: &Tensor, k: &Tensor) -> Tensor {
         groups: 1,
         bias: false,
     };
-    ops::conv2d(&x.unsqueeze(0), k, None, &attrs).squeeze_dim(0)
+    let weights = Params::new(vec![("weight", k.shallow_clone())]);
+    ops::apply(&Op::Conv2d(attrs), &weights, &[&x.unsqueeze(0)], false).squeeze_dim(0)
 }
 
 fn close(a: &Tensor, b: &Tensor) -> bool {

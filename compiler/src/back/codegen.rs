@@ -1,11 +1,12 @@
 //! Code generation: an IR graph as a Rust module on the `nnc` runtime. The `model!` macro and
 //! `nnc emit` both call [`generate`]; the code it writes calls the same runtime functions as
-//! the interpreter (`ops::create_params`, `ops::apply`), one statement per node.
+//! the interpreter (`ops::create_params`, `ops::apply`), one statement per node. Each op is
+//! spelled by its derived [`ToRust`], so nothing here is written per op.
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Activation, Conv2d, Graph, Op, Pool2d};
+use crate::ir::{Graph, Op, ToRust};
 use crate::shape::Shape;
 
 /// Generates `pub struct #name` with its constructor and `nn::ModuleT` implementation.
@@ -13,7 +14,7 @@ use crate::shape::Shape;
 /// `tch` and the runtime.
 pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream {
     let k = krate;
-    let has_params = |op: &Op| matches!(op, Op::Conv2d(_) | Op::Linear { .. } | Op::BatchNorm { .. });
+    let ir = quote! { #k::runtime::ir };
     let field = |i: usize| format_ident!("l{}_{}", i, sanitize(&graph.nodes[i].name));
     let op_const = |i: usize| format_ident!("OP_{}", i);
 
@@ -24,22 +25,22 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let last_use = graph.last_uses();
     for (i, node) in graph.nodes.iter().enumerate() {
         let value = format_ident!("x{}", i);
-        if node.op == Op::Input {
+        if matches!(node.op, Op::Input(_)) {
             steps.push(quote! { let #value = xs.shallow_clone(); });
             continue;
         }
         let c = op_const(i);
-        let op = op_tokens(&node.op, k);
+        let op = node.op.to_rust(&ir);
         let doc = format!(" `{}`: {}, {}", node.name, node.op, node.shape);
         consts.push(quote! { #[doc = #doc] const #c: #k::runtime::ir::Op = #op; });
-        let params = if has_params(&node.op) {
+        let params = if !node.op.layer().tensors().is_empty() {
             let f = field(i);
             let layer = &node.name;
             fields.push(quote! { #[doc = #doc] #f: #k::runtime::ops::Params, });
             inits.push(quote! { #f: #k::runtime::ops::create_params(vs, #layer, &Self::#c, init), });
             quote! { &self.#f }
         } else {
-            quote! { &#k::runtime::ops::Params::None }
+            quote! { &#k::runtime::ops::Params::NONE }
         };
         let inputs = node.inputs.iter().map(|id| format_ident!("x{}", id.0));
         steps.push(
@@ -159,87 +160,6 @@ fn sanitize(name: &str) -> String {
 
 fn dims(shape: &Shape) -> Vec<Literal> {
     shape.sizes(-1).into_iter().map(Literal::i64_unsuffixed).collect()
-}
-
-fn u(v: u64) -> Literal {
-    Literal::u64_unsuffixed(v)
-}
-
-fn pair(v: [u64; 2]) -> TokenStream {
-    let (a, b) = (u(v[0]), u(v[1]));
-    quote! { [#a, #b] }
-}
-
-fn float(v: f64) -> Literal {
-    Literal::f64_unsuffixed(v)
-}
-
-/// The expression that builds `op`.
-fn op_tokens(op: &Op, k: &TokenStream) -> TokenStream {
-    let ir = quote! { #k::runtime::ir };
-    let pool = |p: &Pool2d| {
-        let (kernel, stride, padding, dilation) =
-            (pair(p.kernel), pair(p.stride), pair(p.padding), pair(p.dilation));
-        let (ceil_mode, count_include_pad) = (p.ceil_mode, p.count_include_pad);
-        quote! { #ir::Pool2d { kernel: #kernel, stride: #stride, padding: #padding, dilation: #dilation, ceil_mode: #ceil_mode, count_include_pad: #count_include_pad } }
-    };
-    match op {
-        Op::Input => quote! { #ir::Op::Input },
-        Op::Conv2d(Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias }) => {
-            let (i, o, g) = (u(*in_channels), u(*out_channels), u(*groups));
-            let (kernel, stride, padding, dilation) =
-                (pair(*kernel), pair(*stride), pair(*padding), pair(*dilation));
-            quote! { #ir::Op::Conv2d(#ir::Conv2d { in_channels: #i, out_channels: #o, kernel: #kernel, stride: #stride, padding: #padding, dilation: #dilation, groups: #g, bias: #bias }) }
-        }
-        Op::MaxPool2d(p) => {
-            let p = pool(p);
-            quote! { #ir::Op::MaxPool2d(#p) }
-        }
-        Op::AvgPool2d(p) => {
-            let p = pool(p);
-            quote! { #ir::Op::AvgPool2d(#p) }
-        }
-        Op::AdaptiveAvgPool2d { output } => {
-            let output = pair(*output);
-            quote! { #ir::Op::AdaptiveAvgPool2d { output: #output } }
-        }
-        Op::BatchNorm { features, eps, momentum, rank } => {
-            let (features, eps, momentum, rank) =
-                (u(*features), float(*eps), float(*momentum), Literal::usize_unsuffixed(*rank));
-            quote! { #ir::Op::BatchNorm { features: #features, eps: #eps, momentum: #momentum, rank: #rank } }
-        }
-        Op::Activation { function } => {
-            let f = match function {
-                Activation::Relu => quote! { Relu },
-                Activation::Sigmoid => quote! { Sigmoid },
-                Activation::Tanh => quote! { Tanh },
-                Activation::Gelu => quote! { Gelu },
-            };
-            quote! { #ir::Op::Activation { function: #ir::Activation::#f } }
-        }
-        Op::Softmax { dim } => {
-            let dim = Literal::usize_unsuffixed(*dim);
-            quote! { #ir::Op::Softmax { dim: #dim } }
-        }
-        Op::Dropout { p } => {
-            let p = float(*p);
-            quote! { #ir::Op::Dropout { p: #p } }
-        }
-        Op::Flatten { start, end } => {
-            let (start, end) = (Literal::usize_unsuffixed(*start), Literal::usize_unsuffixed(*end));
-            quote! { #ir::Op::Flatten { start: #start, end: #end } }
-        }
-        Op::Linear { in_features, out_features, bias } => {
-            let (i, o) = (u(*in_features), u(*out_features));
-            quote! { #ir::Op::Linear { in_features: #i, out_features: #o, bias: #bias } }
-        }
-        Op::Identity => quote! { #ir::Op::Identity },
-        Op::Add => quote! { #ir::Op::Add },
-        Op::Concat { dim } => {
-            let dim = Literal::usize_unsuffixed(*dim);
-            quote! { #ir::Op::Concat { dim: #dim } }
-        }
-    }
 }
 
 /// An identifier for a generated type, from a network's name (`resnet18` → `Resnet18`).

@@ -4,18 +4,18 @@
 
 use std::fmt::Write;
 
-use crate::ir::{Graph, Op};
+use crate::ir::{Family, Graph, Op};
 
 /// Fill colours by kind of layer, light enough for black text.
 fn colour(op: &Op) -> &'static str {
-    match op {
-        Op::Input => "#d9d9d9",
-        Op::Conv2d(_) => "#cfe2f3",
-        Op::Linear { .. } => "#fce5cd",
-        Op::BatchNorm { .. } => "#fff2cc",
-        Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => "#d9ead3",
-        Op::Add | Op::Concat { .. } => "#ead1dc",
-        _ => "#f3f3f3",
+    match op.layer().family() {
+        Family::Input => "#d9d9d9",
+        Family::Convolution => "#cfe2f3",
+        Family::Linear => "#fce5cd",
+        Family::Normalisation => "#fff2cc",
+        Family::Pooling => "#d9ead3",
+        Family::Join => "#ead1dc",
+        Family::Other => "#f3f3f3",
     }
 }
 

@@ -4,84 +4,15 @@
 
 use std::fmt::Write;
 
-use crate::ir::{Activation, Graph, Op};
+use crate::ir::{Graph, Op, PyTorch};
 use crate::shape::Batch;
 
-fn pair(v: [u64; 2]) -> String {
-    format!("({}, {})", v[0], v[1])
-}
-
-/// A Python float literal.
-fn float(v: f64) -> String {
-    format!("{v:?}")
-}
-
-fn py_bool(v: bool) -> &'static str {
-    if v {
-        "True"
-    } else {
-        "False"
-    }
-}
-
-/// The `nn.Module` that holds a layer's parameters, for the layers that have some.
-fn module(op: &Op) -> Option<String> {
-    match op {
-        Op::Conv2d(c) => Some(format!(
-            "nn.Conv2d({}, {}, kernel_size={}, stride={}, padding={}, dilation={}, groups={}, bias={})",
-            c.in_channels,
-            c.out_channels,
-            pair(c.kernel),
-            pair(c.stride),
-            pair(c.padding),
-            pair(c.dilation),
-            c.groups,
-            py_bool(c.bias)
-        )),
-        Op::Linear { in_features, out_features, bias } => {
-            Some(format!("nn.Linear({in_features}, {out_features}, bias={})", py_bool(*bias)))
-        }
-        Op::BatchNorm { features, eps, momentum, rank } => {
-            let kind = if *rank == 4 { "BatchNorm2d" } else { "BatchNorm1d" };
-            Some(format!("nn.{kind}({features}, eps={}, momentum={})", float(*eps), float(*momentum)))
-        }
-        _ => None,
-    }
-}
-
-/// The expression computing a node from its inputs `xs`.
+/// The expression computing a node from its inputs `xs`: the op's own spelling, or a call of
+/// the module registered under the node's name.
 fn expression(op: &Op, name: &str, xs: &[String]) -> String {
-    let x = xs.first().cloned().unwrap_or_default();
-    match op {
-        Op::Input => x,
-        Op::Conv2d(_) | Op::Linear { .. } | Op::BatchNorm { .. } => format!("self.layers_[{name:?}]({x})"),
-        Op::MaxPool2d(p) => format!(
-            "F.max_pool2d({x}, {}, {}, {}, {}, {})",
-            pair(p.kernel),
-            pair(p.stride),
-            pair(p.padding),
-            pair(p.dilation),
-            py_bool(p.ceil_mode)
-        ),
-        Op::AvgPool2d(p) => format!(
-            "F.avg_pool2d({x}, {}, {}, {}, {}, {})",
-            pair(p.kernel),
-            pair(p.stride),
-            pair(p.padding),
-            py_bool(p.ceil_mode),
-            py_bool(p.count_include_pad)
-        ),
-        Op::AdaptiveAvgPool2d { output } => format!("F.adaptive_avg_pool2d({x}, {})", pair(*output)),
-        Op::Activation { function: Activation::Relu } => format!("F.relu({x})"),
-        Op::Activation { function: Activation::Sigmoid } => format!("torch.sigmoid({x})"),
-        Op::Activation { function: Activation::Tanh } => format!("torch.tanh({x})"),
-        Op::Activation { function: Activation::Gelu } => format!("F.gelu({x})"),
-        Op::Softmax { dim } => format!("F.softmax({x}, dim={dim})"),
-        Op::Dropout { p } => format!("F.dropout({x}, {}, self.training)", float(*p)),
-        Op::Flatten { start, end } => format!("torch.flatten({x}, {start}, {end})"),
-        Op::Identity => x,
-        Op::Add => xs.join(" + "),
-        Op::Concat { dim } => format!("torch.cat([{}], dim={dim})", xs.join(", ")),
+    match op.layer().pytorch(xs) {
+        PyTorch::Expr(expr) => expr,
+        PyTorch::Module(_) => format!("self.layers_[{name:?}]({})", xs[0]),
     }
 }
 
@@ -135,7 +66,7 @@ def _attach(root, path, module):
 class {class}(nn.Module):
     def __init__(self):
         super().__init__()
-        # The layers with parameters, by nnc name; a plain dict, so they are registered once,
+        # The layers that are modules, by nnc name; a plain dict, so they are registered once,
         # by _attach, under their own names.
         self.layers_ = {{}}"#,
         graph.name,
@@ -144,7 +75,7 @@ class {class}(nn.Module):
         graph.total_params()
     );
     for node in &graph.nodes {
-        if let Some(m) = module(&node.op) {
+        if let PyTorch::Module(m) = node.op.layer().pytorch(&[]) {
             let _ =
                 writeln!(w, "        self.layers_[{:?}] = _attach(self, {:?}, {m})", node.name, node.name);
         }

@@ -82,7 +82,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     let activations: u64 = graph
         .nodes
         .iter()
-        .filter(|n| n.op != Op::Input)
+        .filter(|n| !matches!(n.op, Op::Input(_)))
         .map(|n| n.shape.elements_per_example().unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);
     let params = graph.total_params();

@@ -17,8 +17,8 @@ use super::load::{Program, RESERVED};
 use super::value::Value;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{Graph, Group, Node, NodeId, Op};
-use crate::ops::{self, join, ArgValue, Args, Kind, OpError, OpSpec};
-use crate::shape::{Batch, Shape, Window};
+use crate::ops::{self, join, ArgValue, Args, Kind, OpError, OpSpec, SizeOrigin};
+use crate::shape::{Batch, Shape};
 use crate::source::{FileId, Loc};
 
 /// Bounds that keep hostile input from exhausting time or memory. Each error that hits one
@@ -296,7 +296,7 @@ impl<'p> Expander<'p> {
             }
         }
         let shape = Shape { batch, dims: sizes };
-        let tensor = self.add_node("input".into(), Op::Input, vec![], shape, 0, 0, loc);
+        let tensor = self.add_node("input".into(), Op::Input(ops::Input), vec![], shape, 0, 0, loc);
         scope.input = Some(tensor.clone());
         tensor
     }
@@ -503,36 +503,23 @@ impl<'p> Expander<'p> {
         loop {
             let node = &self.nodes[id.0];
             let size = node.shape.dims.get(1 + axis).copied().unwrap_or(0);
-            let window =
-                |kernel: [u64; 2], stride: [u64; 2], padding: [u64; 2], dilation: [u64; 2], ceil_mode| {
-                    let input = self.nodes[node.inputs[0].0].shape.dims.get(1 + axis).copied().unwrap_or(0);
-                    Window {
-                        input,
-                        kernel: kernel[axis],
-                        stride: stride[axis],
-                        padding: padding[axis],
-                        dilation: dilation[axis],
-                        ceil_mode,
-                    }
-                };
-            let step = match &node.op {
-                Op::Input => {
+            let input = node.inputs.first().map(|i| &self.nodes[i.0].shape);
+            let input_size = input.and_then(|s| s.dims.get(1 + axis).copied()).unwrap_or(0);
+            let (step, last) = match node.op.layer().size_origin(axis, input_size) {
+                SizeOrigin::Input => {
                     steps.push(format!("{size} at the input"));
                     break;
                 }
-                Op::Conv2d(c) => window(c.kernel, c.stride, c.padding, c.dilation, false).derivation(),
-                Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
-                    window(p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode).derivation()
-                }
-                Op::AdaptiveAvgPool2d { .. } => format!("{size} from adaptive pooling"),
-                Op::Flatten { .. } | Op::Linear { .. } => break,
-                _ => {
+                SizeOrigin::Window(window) => (window.derivation(), false),
+                SizeOrigin::Set(how) => (format!("{size} {how}"), true),
+                SizeOrigin::Lost => break,
+                SizeOrigin::Kept => {
                     id = node.inputs[0];
                     continue;
                 }
             };
             steps.push(format!("{step}  (layer `{}`)", node.name));
-            if steps.len() == MAX_STEPS || matches!(node.op, Op::AdaptiveAvgPool2d { .. }) {
+            if steps.len() == MAX_STEPS || last {
                 break;
             }
             id = node.inputs[0];
@@ -731,8 +718,8 @@ impl<'p> Expander<'p> {
         }
         let shapes: Vec<&Shape> = ids.iter().map(|id| &self.nodes[id.0].shape).collect();
         let (result, op, name) = match join {
-            Join::Add => (join::add(&shapes), Op::Add, "add"),
-            Join::Concat => (join::concat(&shapes, dim), Op::Concat { dim }, "cat"),
+            Join::Add => (join::add(&shapes), Op::Add(ops::Add), "add"),
+            Join::Concat => (join::concat(&shapes, dim), Op::Concat(ops::Concat { dim }), "cat"),
         };
         match result {
             Ok(shape) => {
@@ -988,7 +975,7 @@ impl<'p> Expander<'p> {
         let mut locs = HashMap::new();
         let mut bound = Vec::new();
         for (param, value) in spec.params.iter().zip(values) {
-            match (value, param.default) {
+            match (value, param.default.clone()) {
                 (Some((v, at)), _) => {
                     locs.insert(param.name, at);
                     bound.push((v, true));
@@ -1335,19 +1322,7 @@ fn op_diagnostic(err: OpError, at: Loc, layer: Option<&str>) -> Diagnostic {
 
 /// `conv2d(out_channels, kernel, stride=1, ...)`
 fn signature(spec: &OpSpec) -> String {
-    let params: Vec<String> = spec
-        .params
-        .iter()
-        .map(|p| match p.default {
-            None => p.name.to_string(),
-            Some(ArgValue::Int(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Float(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Bool(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Pair([a, b])) => format!("{}=({a}, {b})", p.name),
-            Some(ArgValue::Unset) => format!("{}=…", p.name),
-        })
-        .collect();
-    format!("`{}({})`", spec.name, params.join(", "))
+    format!("`{}`", spec.signature())
 }
 
 /// Converts a value to a parameter's kind, or `None` if it is not of that kind.
@@ -1360,6 +1335,12 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
             [Value::Int(a), Value::Int(b)] => Some(ArgValue::Pair([a, b])),
             _ => None,
         },
+        (Kind::Dims, Value::Int(v)) => Some(ArgValue::Dims(vec![*v])),
+        (Kind::Dims, Value::Tuple(items)) => items
+            .iter()
+            .map(|item| if let Value::Int(v) = item { Some(*v) } else { None })
+            .collect::<Option<Vec<i64>>>()
+            .map(ArgValue::Dims),
         (Kind::Float, Value::Float(v)) => Some(ArgValue::Float(*v)),
         (Kind::Float, Value::Int(v)) => Some(ArgValue::Float(*v as f64)),
         (Kind::Bool, Value::Bool(v)) => Some(ArgValue::Bool(*v)),

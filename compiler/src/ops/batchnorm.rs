@@ -1,13 +1,22 @@
 //! `batchnorm(eps=1e-5, momentum=0.1)`: `BatchNorm1d` on `[N, C]` and `[N, C, L]`,
 //! `BatchNorm2d` on `[N, C, H, W]`; the number of features is inferred.
 
-use super::{ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::layer::py_float;
+use super::{
+    attributes, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec,
+    PyTorch, Ranks, TensorSpec,
+};
 use crate::diagnostic::Code;
-use crate::ir::Op;
 use crate::shape::Shape;
 
 pub static BATCHNORM: OpSpec = OpSpec {
     name: "batchnorm",
+    summary:
+        "batch normalisation over dimension 1 (1d on rank 2 or 3, 2d on rank 4); the features are inferred",
+    torch: "nn.BatchNorm1d, nn.BatchNorm2d",
+    ranks: Ranks::Exactly(&[2, 3, 4]),
     params: &[
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
         ParamSpec::optional("momentum", Kind::Float, ArgValue::Float(0.1)),
@@ -17,7 +26,7 @@ pub static BATCHNORM: OpSpec = OpSpec {
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let rank = input.rank();
-    if !(2..=4).contains(&rank) {
+    if !BATCHNORM.ranks.accepts(rank) {
         return Err(OpError::new(
             Code::ShapeMismatch,
             format!("`batchnorm` needs an input of rank 2, 3 or 4, but gets {input}"),
@@ -34,10 +43,49 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("momentum"));
     }
     let features = input.dims[0];
-    // A weight and a bias per feature; the running mean and variance are buffers.
-    let params = features.checked_mul(2).ok_or_else(|| {
-        OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
-    })?;
-    let op = Op::BatchNorm { features, eps, momentum, rank };
-    Ok(Built { op, shape: input.clone(), params, macs: 0 })
+    Built::free(Op::BatchNorm(BatchNorm { features, eps, momentum, rank }), input.clone())
+}
+
+attributes! {
+    /// Batch normalisation over dimension 1: `BatchNorm1d` on rank 2 or 3, `BatchNorm2d` on
+    /// rank 4.
+    pub struct BatchNorm {
+        pub features: u64,
+        pub eps: f64,
+        pub momentum: f64,
+        pub rank: usize,
+    }
+}
+
+impl Layer for BatchNorm {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batchnorm{} {}", if self.rank == 4 { "2d" } else { "1d" }, self.features)
+    }
+
+    /// A trained weight and bias per feature; the running statistics and the count of
+    /// training batches are buffers, as in PyTorch's `state_dict`.
+    fn tensors(&self) -> Vec<TensorSpec> {
+        let n = vec![self.features];
+        vec![
+            TensorSpec::trained("weight", n.clone(), InitRule::Const(1.0)),
+            TensorSpec::trained("bias", n.clone(), InitRule::Const(0.0)),
+            TensorSpec::buffer("running_mean", n.clone(), InitRule::Const(0.0)),
+            TensorSpec::buffer("running_var", n, InitRule::Const(1.0)),
+            TensorSpec::buffer("num_batches_tracked", vec![], InitRule::Const(0.0)),
+        ]
+    }
+
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        let kind = if self.rank == 4 { "BatchNorm2d" } else { "BatchNorm1d" };
+        PyTorch::Module(format!(
+            "nn.{kind}({}, eps={}, momentum={})",
+            self.features,
+            py_float(self.eps),
+            py_float(self.momentum)
+        ))
+    }
+
+    fn family(&self) -> Family {
+        Family::Normalisation
+    }
 }

@@ -1,13 +1,21 @@
 //! `conv2d(out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)`:
 //! PyTorch's `nn.Conv2d` with the input channels inferred.
 
-use super::{expect_image, product, window_output, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::layer::{describe_pair, py_bool, py_pair};
+use super::{
+    attributes, expect_image, product, window_output, ArgValue, Args, Built, Family, InitRule, Kind, Layer,
+    Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
+};
 use crate::diagnostic::Code;
-use crate::ir::{Conv2d, Op};
 use crate::shape::{Shape, Window};
 
 pub static CONV2D: OpSpec = OpSpec {
     name: "conv2d",
+    summary: "2-D convolution (cross-correlation) over [N, C, H, W]; the input channels are inferred",
+    torch: "nn.Conv2d",
+    ranks: Ranks::Exactly(&[4]),
     params: &[
         ParamSpec::required("out_channels", Kind::Int),
         ParamSpec::required("kernel", Kind::Pair),
@@ -39,24 +47,92 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("groups"));
         }
     }
-    let axis = |i: usize, input_size| Window {
-        input: input_size,
-        kernel: kernel[i],
-        stride: stride[i],
-        padding: padding[i],
-        dilation: dilation[i],
-        ceil_mode: false,
-    };
-    let out_h = window_output("conv2d", "height", axis(0, height), input)?;
-    let out_w = window_output("conv2d", "width", axis(1, width), input)?;
+    let conv = Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
+    let out_h = window_output("conv2d", "height", conv.window(0, height), input)?;
+    let out_w = window_output("conv2d", "width", conv.window(1, width), input)?;
+    let mut built = Built::free(Op::Conv2d(conv), input.with_dims(vec![out_channels, out_h, out_w]))?;
     let per_output = product("multiply-add count", &[in_channels / groups, kernel[0], kernel[1]])?;
-    let weights = product("parameter count", &[out_channels, per_output])?;
-    let params = weights.checked_add(if bias { out_channels } else { 0 }).ok_or_else(|| {
-        OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
-    })?;
     // Counted as torchinfo counts them: one per weight use, plus one per bias add.
-    let macs = product("multiply-add count", &[out_channels, out_h, out_w, per_output + u64::from(bias)])?;
-    let op =
-        Op::Conv2d(Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias });
-    Ok(Built { op, shape: input.with_dims(vec![out_channels, out_h, out_w]), params, macs })
+    built.macs = product("multiply-add count", &[out_channels, out_h, out_w, per_output + u64::from(bias)])?;
+    Ok(built)
+}
+
+attributes! {
+    pub struct Conv2d {
+        pub in_channels: u64,
+        pub out_channels: u64,
+        pub kernel: [u64; 2],
+        pub stride: [u64; 2],
+        pub padding: [u64; 2],
+        pub dilation: [u64; 2],
+        pub groups: u64,
+        pub bias: bool,
+    }
+}
+
+impl Conv2d {
+    /// The window along spatial axis `axis` (0 height, 1 width) over `input` elements.
+    fn window(&self, axis: usize, input: u64) -> Window {
+        Window {
+            input,
+            kernel: self.kernel[axis],
+            stride: self.stride[axis],
+            padding: self.padding[axis],
+            dilation: self.dilation[axis],
+            ceil_mode: false,
+        }
+    }
+}
+
+impl Layer for Conv2d {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conv2d {}→{}, {}×{}",
+            self.in_channels, self.out_channels, self.kernel[0], self.kernel[1]
+        )?;
+        describe_pair(f, "stride", self.stride, 1)?;
+        describe_pair(f, "padding", self.padding, 0)?;
+        describe_pair(f, "dilation", self.dilation, 1)?;
+        if self.groups != 1 {
+            write!(f, ", groups {}", self.groups)?;
+        }
+        if !self.bias {
+            f.write_str(", no bias")?;
+        }
+        Ok(())
+    }
+
+    fn tensors(&self) -> Vec<TensorSpec> {
+        let weight = [self.out_channels, self.in_channels / self.groups, self.kernel[0], self.kernel[1]];
+        // Saturating: tensors are described before the shape rule has checked the counts.
+        let fan_in = weight[1..].iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
+        let mut tensors = vec![TensorSpec::trained("weight", weight.to_vec(), InitRule::Weight)];
+        if self.bias {
+            tensors.push(TensorSpec::trained("bias", vec![self.out_channels], InitRule::Bias { fan_in }));
+        }
+        tensors
+    }
+
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!(
+            "nn.Conv2d({}, {}, kernel_size={}, stride={}, padding={}, dilation={}, groups={}, bias={})",
+            self.in_channels,
+            self.out_channels,
+            py_pair(self.kernel),
+            py_pair(self.stride),
+            py_pair(self.padding),
+            py_pair(self.dilation),
+            self.groups,
+            py_bool(self.bias)
+        ))
+    }
+
+    fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
+        SizeOrigin::Window(self.window(axis, input))
+    }
+
+    fn family(&self) -> Family {
+        Family::Convolution
+    }
 }

@@ -1,12 +1,20 @@
 //! `dropout(p=0.5)`: keeps the shape.
 
-use super::{ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::layer::py_float;
+use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
-use crate::ir::Op;
 use crate::shape::Shape;
 
-pub static DROPOUT: OpSpec =
-    OpSpec { name: "dropout", params: &[ParamSpec::optional("p", Kind::Float, ArgValue::Float(0.5))], apply };
+pub static DROPOUT: OpSpec = OpSpec {
+    name: "dropout",
+    summary: "zeroes each element with probability p in training, scaling the rest by 1/(1-p)",
+    torch: "nn.Dropout",
+    ranks: Ranks::AtLeast(1),
+    params: &[ParamSpec::optional("p", Kind::Float, ArgValue::Float(0.5))],
+    apply,
+};
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let p = args.float("p");
@@ -18,5 +26,21 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
         .label(format!("p = {p}"))
         .at("p"));
     }
-    Built::free(Op::Dropout { p }, input.clone())
+    Built::free(Op::Dropout(Dropout { p }), input.clone())
+}
+
+attributes! {
+    pub struct Dropout {
+        pub p: f64,
+    }
+}
+
+impl Layer for Dropout {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dropout {}", self.p)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("F.dropout({}, {}, self.training)", xs[0], py_float(self.p)))
+    }
 }

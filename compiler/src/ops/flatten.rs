@@ -1,12 +1,19 @@
 //! `flatten(start=1, end=-1)`: merges dimensions `start..=end`; the batch always stays.
 
-use super::{product, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::{
+    attributes, product, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
+    SizeOrigin,
+};
 use crate::diagnostic::Code;
-use crate::ir::Op;
 use crate::shape::Shape;
 
 pub static FLATTEN: OpSpec = OpSpec {
     name: "flatten",
+    summary: "merges dimensions start..=end into one; the batch always stays",
+    torch: "nn.Flatten",
+    ranks: Ranks::AtLeast(2),
     params: &[
         ParamSpec::optional("start", Kind::Int, ArgValue::Int(1)),
         ParamSpec::optional("end", Kind::Int, ArgValue::Int(-1)),
@@ -45,5 +52,26 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let mut dims = before.to_vec();
     dims.push(product("flattened size", merged)?);
     dims.extend_from_slice(after);
-    Built::free(Op::Flatten { start, end }, input.with_dims(dims))
+    Built::free(Op::Flatten(Flatten { start, end }), input.with_dims(dims))
+}
+
+attributes! {
+    pub struct Flatten {
+        pub start: usize,
+        pub end: usize,
+    }
+}
+
+impl Layer for Flatten {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flatten {}..={}", self.start, self.end)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("torch.flatten({}, {}, {})", xs[0], self.start, self.end))
+    }
+
+    fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
+        SizeOrigin::Lost
+    }
 }

@@ -1,9 +1,52 @@
-//! The shape rules of joins: `a + b` (equal shapes) and `cat(a, b, dim=1)` (equal except
-//! along `dim`). Their errors carry a hint computed from the shapes.
+//! Joins: `a + b` (equal shapes) and `cat(a, b, dim=1)` (equal except along `dim`). The
+//! language spells them itself rather than as layers, so they have shape rules but no
+//! signature; their errors carry a hint computed from the shapes.
 
-use super::OpError;
+use std::fmt;
+
+use super::{attributes, Family, Layer, OpError, PyTorch};
 use crate::diagnostic::Code;
 use crate::shape::Shape;
+
+attributes! {
+    /// Element-wise sum of all inputs.
+    pub struct Add;
+}
+
+attributes! {
+    /// Concatenation along `dim`.
+    pub struct Concat {
+        pub dim: usize,
+    }
+}
+
+impl Layer for Add {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("add")
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(xs.join(" + "))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+impl Layer for Concat {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cat dim {}", self.dim)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("torch.cat([{}], dim={})", xs.join(", "), self.dim))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
 
 /// The shape of an element-wise sum; `shapes[0]` is the reference.
 pub fn add(shapes: &[&Shape]) -> Result<Shape, (usize, OpError)> {

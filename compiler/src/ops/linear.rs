@@ -1,13 +1,21 @@
 //! `linear(out_features, bias=true)`: PyTorch's `nn.Linear` with `in_features` inferred from
 //! the last dimension.
 
-use super::{product, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::layer::py_bool;
+use super::{
+    attributes, product, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec,
+    ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
+};
 use crate::diagnostic::Code;
-use crate::ir::Op;
 use crate::shape::Shape;
 
 pub static LINEAR: OpSpec = OpSpec {
     name: "linear",
+    summary: "a fully connected layer on the last dimension; the input features are inferred",
+    torch: "nn.Linear",
+    ranks: Ranks::AtLeast(2),
     params: &[
         ParamSpec::required("out_features", Kind::Int),
         ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
@@ -25,19 +33,56 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let out_features = args.positive_int("out_features")?;
     let bias = args.bool("bias");
     let weights = product("parameter count", &[in_features, out_features])?;
-    let params = weights.checked_add(if bias { out_features } else { 0 }).ok_or_else(|| {
+    let per_position = weights.checked_add(if bias { out_features } else { 0 }).ok_or_else(|| {
         OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
     })?;
     // Applied to every position of the other dimensions.
     let positions = product("multiply-add count", &input.dims[..input.dims.len() - 1])?;
     // Counted as torchinfo counts them: one per weight use, plus one per bias add.
-    let macs = product("multiply-add count", &[positions, params])?;
+    let macs = product("multiply-add count", &[positions, per_position])?;
     let mut dims = input.dims.clone();
     *dims.last_mut().expect("non-empty") = out_features;
-    Ok(Built {
-        op: Op::Linear { in_features, out_features, bias },
-        shape: input.with_dims(dims),
-        params,
-        macs,
-    })
+    Built::new(Op::Linear(Linear { in_features, out_features, bias }), input.with_dims(dims), macs)
+}
+
+attributes! {
+    pub struct Linear {
+        pub in_features: u64,
+        pub out_features: u64,
+        pub bias: bool,
+    }
+}
+
+impl Layer for Linear {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bias = if self.bias { "" } else { ", no bias" };
+        write!(f, "linear {}→{}{bias}", self.in_features, self.out_features)
+    }
+
+    fn tensors(&self) -> Vec<TensorSpec> {
+        let mut tensors =
+            vec![TensorSpec::trained("weight", vec![self.out_features, self.in_features], InitRule::Weight)];
+        if self.bias {
+            let init = InitRule::Bias { fan_in: self.in_features };
+            tensors.push(TensorSpec::trained("bias", vec![self.out_features], init));
+        }
+        tensors
+    }
+
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!(
+            "nn.Linear({}, {}, bias={})",
+            self.in_features,
+            self.out_features,
+            py_bool(self.bias)
+        ))
+    }
+
+    fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
+        SizeOrigin::Lost
+    }
+
+    fn family(&self) -> Family {
+        Family::Linear
+    }
 }

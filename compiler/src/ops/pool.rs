@@ -1,13 +1,21 @@
 //! `maxpool(kernel, stride=kernel, padding=0, dilation=1, ceil_mode=false)` and
 //! `avgpool(kernel, stride=kernel, padding=0, ceil_mode=false, count_include_pad=true)`.
 
-use super::{expect_image, window_output, ArgValue, Args, Built, Kind, OpError, OpSpec, ParamSpec};
+use std::fmt;
+
+use super::layer::{describe_pair, py_bool, py_pair};
+use super::{
+    attributes, expect_image, window_output, ArgValue, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec,
+    ParamSpec, PyTorch, Ranks, SizeOrigin,
+};
 use crate::diagnostic::Code;
-use crate::ir::{Op, Pool2d};
 use crate::shape::{Shape, Window};
 
 pub static MAXPOOL: OpSpec = OpSpec {
     name: "maxpool",
+    summary: "2-D max pooling; the stride defaults to the kernel",
+    torch: "nn.MaxPool2d",
+    ranks: Ranks::Exactly(&[4]),
     params: &[
         ParamSpec::required("kernel", Kind::Pair),
         ParamSpec::optional("stride", Kind::Pair, ArgValue::Unset),
@@ -20,6 +28,9 @@ pub static MAXPOOL: OpSpec = OpSpec {
 
 pub static AVGPOOL: OpSpec = OpSpec {
     name: "avgpool",
+    summary: "2-D average pooling; the stride defaults to the kernel",
+    torch: "nn.AvgPool2d",
+    ranks: Ranks::Exactly(&[4]),
     params: &[
         ParamSpec::required("kernel", Kind::Pair),
         ParamSpec::optional("stride", Kind::Pair, ArgValue::Unset),
@@ -52,24 +63,126 @@ fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("padding"));
         }
     }
-    let axis = |i: usize, size| Window {
-        input: size,
-        kernel: kernel[i],
-        stride: stride[i],
-        padding: padding[i],
-        dilation: dilation[i],
-        ceil_mode,
+    let windows = [kernel, stride, padding, dilation];
+    let out_h = window_output(name, "height", window(windows, ceil_mode, 0, height), input)?;
+    let out_w = window_output(name, "width", window(windows, ceil_mode, 1, width), input)?;
+    let op = if is_max {
+        Op::MaxPool2d(MaxPool2d { kernel, stride, padding, dilation, ceil_mode })
+    } else {
+        let count_include_pad = args.bool("count_include_pad");
+        Op::AvgPool2d(AvgPool2d { kernel, stride, padding, ceil_mode, count_include_pad })
     };
-    let out_h = window_output(name, "height", axis(0, height), input)?;
-    let out_w = window_output(name, "width", axis(1, width), input)?;
-    let pool = Pool2d {
-        kernel,
-        stride,
-        padding,
-        dilation,
-        ceil_mode,
-        count_include_pad: !is_max && args.bool("count_include_pad"),
-    };
-    let op = if is_max { Op::MaxPool2d(pool) } else { Op::AvgPool2d(pool) };
     Built::free(op, input.with_dims(vec![channels, out_h, out_w]))
+}
+
+attributes! {
+    pub struct MaxPool2d {
+        pub kernel: [u64; 2],
+        pub stride: [u64; 2],
+        pub padding: [u64; 2],
+        pub dilation: [u64; 2],
+        pub ceil_mode: bool,
+    }
+}
+
+attributes! {
+    pub struct AvgPool2d {
+        pub kernel: [u64; 2],
+        pub stride: [u64; 2],
+        pub padding: [u64; 2],
+        pub ceil_mode: bool,
+        /// Whether zero padding counts in the average.
+        pub count_include_pad: bool,
+    }
+}
+
+/// The window of spatial axis `axis` over `input` elements, from the pooling's kernel, stride,
+/// padding and dilation.
+fn window(
+    [kernel, stride, padding, dilation]: [[u64; 2]; 4],
+    ceil_mode: bool,
+    axis: usize,
+    input: u64,
+) -> Window {
+    Window {
+        input,
+        kernel: kernel[axis],
+        stride: stride[axis],
+        padding: padding[axis],
+        dilation: dilation[axis],
+        ceil_mode,
+    }
+}
+
+/// `maxpool 3×3, stride 2, padding 1`: what both poolings show.
+fn describe_window(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    [kernel, stride, padding, dilation]: [[u64; 2]; 4],
+    ceil_mode: bool,
+) -> fmt::Result {
+    write!(f, "{kind} {}×{}", kernel[0], kernel[1])?;
+    if stride != kernel {
+        describe_pair(f, "stride", stride, 0)?;
+    }
+    describe_pair(f, "padding", padding, 0)?;
+    describe_pair(f, "dilation", dilation, 1)?;
+    if ceil_mode {
+        f.write_str(", ceil")?;
+    }
+    Ok(())
+}
+
+impl Layer for MaxPool2d {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe_window(f, "maxpool", [self.kernel, self.stride, self.padding, self.dilation], self.ceil_mode)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!(
+            "F.max_pool2d({}, {}, {}, {}, {}, {})",
+            xs[0],
+            py_pair(self.kernel),
+            py_pair(self.stride),
+            py_pair(self.padding),
+            py_pair(self.dilation),
+            py_bool(self.ceil_mode)
+        ))
+    }
+
+    fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
+        let windows = [self.kernel, self.stride, self.padding, self.dilation];
+        SizeOrigin::Window(window(windows, self.ceil_mode, axis, input))
+    }
+
+    fn family(&self) -> Family {
+        Family::Pooling
+    }
+}
+
+impl Layer for AvgPool2d {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe_window(f, "avgpool", [self.kernel, self.stride, self.padding, [1, 1]], self.ceil_mode)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!(
+            "F.avg_pool2d({}, {}, {}, {}, {}, {})",
+            xs[0],
+            py_pair(self.kernel),
+            py_pair(self.stride),
+            py_pair(self.padding),
+            py_bool(self.ceil_mode),
+            py_bool(self.count_include_pad)
+        ))
+    }
+
+    fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
+        let windows = [self.kernel, self.stride, self.padding, [1, 1]];
+        SizeOrigin::Window(window(windows, self.ceil_mode, axis, input))
+    }
+
+    fn family(&self) -> Family {
+        Family::Pooling
+    }
 }

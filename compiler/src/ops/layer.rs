@@ -1,0 +1,218 @@
+//! What every back end reads about an op: its display text, its parameter tensors, its PyTorch
+//! spelling and its family, through the [`Layer`] trait, and its Rust spelling, through
+//! [`ToRust`], which [`attributes!`] derives for each op's attribute struct.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+/// The description of one op, implemented by each op's attribute struct in its own file.
+pub trait Layer {
+    /// The report's `op` column: `conv2d 1→6, 5×5, padding 2`.
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+
+    /// The tensors the layer holds, in the order of PyTorch's `state_dict`.
+    fn tensors(&self) -> Vec<TensorSpec> {
+        Vec::new()
+    }
+
+    /// How PyTorch computes it from its inputs' Python names `xs`.
+    fn pytorch(&self, xs: &[String]) -> PyTorch;
+
+    /// Where the output's spatial axis `axis` (0 height, 1 width) gets its size; `input` is the
+    /// first input's size on that axis.
+    fn size_origin(&self, _axis: usize, _input: u64) -> SizeOrigin {
+        SizeOrigin::Kept
+    }
+
+    /// What kind of layer it is, for pictures.
+    fn family(&self) -> Family {
+        Family::Other
+    }
+}
+
+/// One parameter or buffer of a layer, named as in PyTorch's `state_dict` (`weight`,
+/// `running_mean`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorSpec {
+    pub name: &'static str,
+    pub dims: Vec<u64>,
+    /// Trained by the optimiser, or a buffer (running statistics) that only the forward pass
+    /// updates.
+    pub trained: bool,
+    pub init: InitRule,
+}
+
+impl TensorSpec {
+    pub fn trained(name: &'static str, dims: Vec<u64>, init: InitRule) -> Self {
+        TensorSpec { name, dims, trained: true, init }
+    }
+
+    pub fn buffer(name: &'static str, dims: Vec<u64>, init: InitRule) -> Self {
+        TensorSpec { name, dims, trained: false, init }
+    }
+
+    /// Elements, or `None` if the count overflows.
+    pub fn elements(&self) -> Option<u64> {
+        self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+}
+
+/// How a tensor starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InitRule {
+    /// A weight `[out, in, kernel...]`: PyTorch's default, uniform in ±1/√fan_in (Kaiming
+    /// uniform with a = √5), or Xavier uniform when the run asks for d2l's initialisation.
+    Weight,
+    /// A bias: uniform in ±1/√fan_in, whatever the weights' rule.
+    Bias { fan_in: u64 },
+    /// Every element `value` (batch norm's weight 1 and bias 0, running statistics).
+    Const(f64),
+    /// Normal with mean 0 and standard deviation `std`.
+    Normal { std: f64 },
+}
+
+/// How the PyTorch back end spells an op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PyTorch {
+    /// A `torch.nn` module, constructed once (`nn.Conv2d(1, 6, kernel_size=(5, 5), ...)`) and
+    /// called on the input; it holds the layer's tensors under the layer's name.
+    Module(String),
+    /// An expression of the inputs (`F.max_pool2d(x3, ...)`, `x1 + x2`).
+    Expr(String),
+}
+
+/// The broad kind of an op, which pictures colour by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Input,
+    Convolution,
+    Linear,
+    Normalisation,
+    Pooling,
+    Join,
+    Other,
+}
+
+/// A value as the Rust expression that builds it, for generated code. `ir` is the path of the
+/// IR module in the generated code's crate (`::nnc::runtime::ir`).
+pub trait ToRust {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream;
+}
+
+impl ToRust for u64 {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        let v = Literal::u64_unsuffixed(*self);
+        quote! { #v }
+    }
+}
+
+impl ToRust for usize {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        let v = Literal::usize_unsuffixed(*self);
+        quote! { #v }
+    }
+}
+
+impl ToRust for f64 {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        let v = Literal::f64_unsuffixed(*self);
+        quote! { #v }
+    }
+}
+
+impl ToRust for bool {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        quote! { #self }
+    }
+}
+
+impl<T: ToRust, const N: usize> ToRust for [T; N] {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        let items = self.iter().map(|v| v.to_rust(ir));
+        quote! { [#(#items),*] }
+    }
+}
+
+/// Lists of any length live in the IR as `Cow`, so that generated code can spell them as
+/// constants (`Cow::Borrowed(&[3, 4])`).
+impl<T: ToRust + Clone> ToRust for Cow<'static, [T]> {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        let items = self.iter().map(|v| v.to_rust(ir));
+        quote! { ::std::borrow::Cow::Borrowed(&[#(#items),*]) }
+    }
+}
+
+/// Declares an op's attribute struct, with the derives the IR needs and its [`ToRust`]
+/// spelling, so that no back end spells an op's fields by hand.
+macro_rules! attributes {
+    ($(#[$meta:meta])* pub struct $name:ident;) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        pub struct $name;
+
+        impl $crate::ops::ToRust for $name {
+            fn to_rust(&self, ir: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+                quote::quote! { #ir::$name }
+            }
+        }
+    };
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        pub struct $name { $($(#[$field_meta])* pub $field: $ty,)* }
+
+        impl $crate::ops::ToRust for $name {
+            fn to_rust(&self, ir: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+                $(let $field = $crate::ops::ToRust::to_rust(&self.$field, ir);)*
+                quote::quote! { #ir::$name { $($field: #$field),* } }
+            }
+        }
+    };
+}
+pub(crate) use attributes;
+
+/// A Python tuple `(a, b)`.
+pub fn py_pair(v: [u64; 2]) -> String {
+    format!("({}, {})", v[0], v[1])
+}
+
+/// A Python float literal.
+pub fn py_float(v: f64) -> String {
+    format!("{v:?}")
+}
+
+pub fn py_bool(v: bool) -> &'static str {
+    if v {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// `, stride 2` or `, padding (1, 2)` for the report, or nothing at the default.
+pub fn describe_pair(f: &mut fmt::Formatter<'_>, what: &str, v: [u64; 2], default: u64) -> fmt::Result {
+    match v {
+        [a, b] if a == b && a == default => Ok(()),
+        [a, b] if a == b => write!(f, ", {what} {a}"),
+        [a, b] => write!(f, ", {what} ({a}, {b})"),
+    }
+}
+
+/// Where the size of a spatial axis comes from, for errors that show how a size that became
+/// too small was derived, layer by layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeOrigin {
+    /// The layer keeps the size of its (first) input.
+    Kept,
+    /// The network's input declares it.
+    Input,
+    /// A sliding window computes it from the input's size.
+    Window(crate::shape::Window),
+    /// The layer sets it regardless of its input (`"from adaptive pooling"`).
+    Set(&'static str),
+    /// The axis does not exist before this layer (it flattens or mixes the axes).
+    Lost,
+}

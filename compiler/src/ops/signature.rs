@@ -1,0 +1,178 @@
+//! A layer's signature (its parameters, their kinds and defaults), the arguments of one call
+//! bound to it, and what its shape rule produces.
+
+use super::{product, OpError, TensorSpec};
+use crate::diagnostic::Code;
+use crate::ir::Op;
+use crate::shape::Shape;
+
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// `None`: the argument is required.
+    pub default: Option<ArgValue>,
+}
+
+impl ParamSpec {
+    pub const fn required(name: &'static str, kind: Kind) -> Self {
+        ParamSpec { name, kind, default: None }
+    }
+
+    pub const fn optional(name: &'static str, kind: Kind, default: ArgValue) -> Self {
+        ParamSpec { name, kind, default: Some(default) }
+    }
+}
+
+/// What an argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    /// An integer or a pair `(height, width)`.
+    Pair,
+    /// An integer or a tuple of integers of any length: sizes such as `normalized_shape`.
+    Dims,
+    Float,
+    Bool,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Int => "an integer",
+            Kind::Pair => "an integer or a pair of integers",
+            Kind::Dims => "an integer or a tuple of integers",
+            Kind::Float => "a number",
+            Kind::Bool => "`true` or `false`",
+        }
+    }
+}
+
+/// An argument converted to its parameter's kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgValue {
+    Int(i64),
+    Pair([i64; 2]),
+    Dims(Vec<i64>),
+    Float(f64),
+    Bool(bool),
+    /// Optional and not given, with no fixed default (pooling's stride follows its kernel).
+    Unset,
+}
+
+/// The arguments of one call, in the order of the op's parameters, each marked with whether
+/// the caller gave it (errors about a given argument point at it, others at the call).
+pub struct Args {
+    pub values: Vec<(ArgValue, bool)>,
+    pub params: &'static [ParamSpec],
+}
+
+impl Args {
+    fn get(&self, name: &str) -> &ArgValue {
+        let i = self.params.iter().position(|p| p.name == name).expect("parameter of this op");
+        &self.values[i].0
+    }
+
+    pub fn bool(&self, name: &'static str) -> bool {
+        matches!(self.get(name), ArgValue::Bool(true))
+    }
+
+    pub fn float(&self, name: &'static str) -> f64 {
+        match self.get(name) {
+            ArgValue::Float(v) => *v,
+            ArgValue::Int(v) => *v as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    pub fn is_set(&self, name: &'static str) -> bool {
+        *self.get(name) != ArgValue::Unset
+    }
+
+    /// An integer, or each element of a pair, checked against `min`.
+    fn pair_at_least(&self, name: &'static str, min: i64) -> Result<[u64; 2], OpError> {
+        let pair = match self.get(name) {
+            ArgValue::Int(v) => [*v, *v],
+            ArgValue::Pair(p) => *p,
+            _ => unreachable!("`{name}` is not an integer parameter"),
+        };
+        for v in pair {
+            if v < min {
+                let what = if min == 0 { "at least 0" } else { "at least 1" };
+                return Err(OpError::new(Code::Value, format!("`{name}` must be {what}, but is {v}"))
+                    .label(format!("`{name}` is {v}"))
+                    .at(name));
+            }
+        }
+        Ok(pair.map(|v| v as u64))
+    }
+
+    pub fn positive_pair(&self, name: &'static str) -> Result<[u64; 2], OpError> {
+        self.pair_at_least(name, 1)
+    }
+
+    pub fn non_negative_pair(&self, name: &'static str) -> Result<[u64; 2], OpError> {
+        self.pair_at_least(name, 0)
+    }
+
+    pub fn positive_int(&self, name: &'static str) -> Result<u64, OpError> {
+        self.pair_at_least(name, 1).map(|p| p[0])
+    }
+
+    pub fn int(&self, name: &'static str) -> i64 {
+        match self.get(name) {
+            ArgValue::Int(v) => *v,
+            _ => unreachable!("`{name}` is not an integer parameter"),
+        }
+    }
+
+    /// Sizes given as an integer or a tuple, each checked to be at least 1; `None` if unset.
+    pub fn positive_dims(&self, name: &'static str) -> Result<Option<Vec<u64>>, OpError> {
+        let dims = match self.get(name) {
+            ArgValue::Unset => return Ok(None),
+            ArgValue::Int(v) => vec![*v],
+            ArgValue::Dims(d) => d.clone(),
+            _ => unreachable!("`{name}` is not a sizes parameter"),
+        };
+        if dims.is_empty() {
+            return Err(OpError::new(Code::Value, format!("`{name}` must hold at least one size")).at(name));
+        }
+        if let Some(v) = dims.iter().find(|&&v| v < 1) {
+            return Err(OpError::new(Code::Value, format!("`{name}` must be at least 1, but holds {v}"))
+                .label(format!("`{name}` holds {v}"))
+                .at(name));
+        }
+        Ok(Some(dims.into_iter().map(|v| v as u64).collect()))
+    }
+}
+
+/// What a layer produces. Its parameter count is derived from the op's tensors, so that the
+/// layout of a layer's parameters is spelled once, in its [`Layer::tensors`](super::Layer).
+pub struct Built {
+    pub op: Op,
+    pub shape: Shape,
+    /// Trained parameters (buffers are not counted, as in PyTorch's `parameters()`).
+    pub params: u64,
+    pub macs: u64,
+}
+
+impl Built {
+    /// A layer with `macs` multiply-adds per example.
+    pub fn new(op: Op, shape: Shape, macs: u64) -> Result<Built, OpError> {
+        let params = param_count(&op.layer().tensors())?;
+        Ok(Built { op, shape, params, macs })
+    }
+
+    /// A layer without multiply-adds.
+    pub fn free(op: Op, shape: Shape) -> Result<Built, OpError> {
+        Built::new(op, shape, 0)
+    }
+}
+
+/// The elements of the trained tensors, or an error naming the sizes that overflow.
+pub fn param_count(tensors: &[TensorSpec]) -> Result<u64, OpError> {
+    tensors.iter().filter(|t| t.trained).try_fold(0u64, |acc, t| {
+        acc.checked_add(product("parameter count", &t.dims)?).ok_or_else(|| {
+            OpError::new(Code::Arithmetic, "the parameter count of this layer overflows 64 bits")
+        })
+    })
+}
