@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_cli::{EvalArgs, InitChoice, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_cli::{EvalArgs, InitChoice, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
 use nnc_runtime::tch::{self, nn, Device, Kind};
@@ -13,7 +13,7 @@ use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, TrainConfig, Trainer
 use nnc_runtime::{weights, Init, Model, RuntimeError};
 
 use crate::plot;
-use crate::runtime::device;
+use crate::run::device;
 
 fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome> {
     eprintln!("error: {message}");
@@ -232,7 +232,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
 }
 
 fn load_model(
-    model_args: &nnc_cli::ModelArgs,
+    model_args: &ModelArgs,
     weights_path: &Path,
     graph: Graph,
 ) -> Result<(Model, nn::VarStore, Device), Outcome> {
