@@ -1,6 +1,7 @@
 //! `nnc-torch`: the `nnc` command line with the libtorch runtime. `nnc` hands it the commands
 //! that run models (`run`, `bench`, `train`, `eval`, `predict`); it runs every command itself.
 
+mod args;
 mod plot;
 mod run;
 mod training;

@@ -3,20 +3,12 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use nnc_cli::{BenchArgs, InitChoice, ModelArgs, Outcome, RunArgs};
+use nnc_cli::{BenchArgs, Outcome, RunArgs};
 use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use nnc_runtime::{weights, Init, Model};
 
-pub fn device(args: &ModelArgs) -> Result<Device, Outcome> {
-    match &args.device {
-        None => Ok(nnc_runtime::default_device()),
-        Some(name) => nnc_runtime::parse_device(name).map_err(|e| {
-            eprintln!("error: {e}");
-            Outcome::UsageError
-        }),
-    }
-}
+use crate::args::{device, init};
 
 /// A random input batch of the model's declared shape.
 fn random_input(graph: &Graph, batch: i64, device: Device) -> Tensor {
@@ -30,11 +22,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let init = match args.init {
-        InitChoice::Pytorch => Init::PyTorch,
-        InitChoice::Xavier => Init::XavierUniform,
-    };
-    let model = Model::new(&vs.root(), graph, init);
+    let model = Model::new(&vs.root(), graph, init(args.init));
     if let Some(path) = &args.weights {
         if let Err(e) = weights::load(&mut vs, path) {
             eprintln!("error: {e}");

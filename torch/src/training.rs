@@ -5,15 +5,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_cli::{EvalArgs, InitChoice, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_cli::{EvalArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
 use nnc_runtime::tch::{self, nn, Device, Kind};
 use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, TrainConfig, Trainer};
 use nnc_runtime::{weights, Init, Model, RuntimeError};
 
+use crate::args::{device, init};
 use crate::plot;
-use crate::run::device;
 
 fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome> {
     eprintln!("error: {message}");
@@ -162,8 +162,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     std::fs::create_dir_all(&out)?;
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let init = if args.init == InitChoice::Xavier { Init::XavierUniform } else { Init::PyTorch };
-    let model = Model::new(&vs.root(), graph, init);
+    let model = Model::new(&vs.root(), graph, init(args.init));
     let optimizer = match args.optimizer {
         OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
         OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
