@@ -8,7 +8,8 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{Batches, Dataset};
-use crate::{weights, Model, RuntimeError};
+use crate::weights::{self, META_PREFIX, OPTIM_PREFIX};
+use crate::{Model, RuntimeError};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
@@ -56,15 +57,6 @@ pub trait Observer {
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
-
-/// Names of checkpoint entries that are not model variables.
-const OPTIM_PREFIX: &str = "optim.";
-const META_PREFIX: &str = "nnc.";
-
-/// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
-pub fn is_bookkeeping(name: &str) -> bool {
-    name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
-}
 
 /// SGD and Adam over the trainable variables, with their state kept by name so that it can be
 /// checkpointed (tch's optimizers do not expose theirs).

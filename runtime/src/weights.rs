@@ -9,6 +9,16 @@ use tch::{nn, Tensor};
 
 use crate::RuntimeError;
 
+/// A training checkpoint is a weights file with more entries, named under these prefixes: the
+/// optimiser's state, and nnc's bookkeeping (step count, metrics). Loading weights skips them.
+pub(crate) const OPTIM_PREFIX: &str = "optim.";
+pub(crate) const META_PREFIX: &str = "nnc.";
+
+/// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
+fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
+}
+
 fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
 }
@@ -53,10 +63,8 @@ pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)?
-        .into_iter()
-        .filter(|(n, _)| !crate::train::is_bookkeeping(n))
-        .collect();
+    let file: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path)?.into_iter().filter(|(n, _)| !is_bookkeeping(n)).collect();
     load_map(vs, &file, &path.display().to_string())
 }
 
