@@ -5,6 +5,7 @@
 
 pub mod data;
 mod error;
+mod file;
 pub mod init;
 mod model;
 pub mod ops;
@@ -13,6 +14,7 @@ pub mod train;
 pub mod weights;
 
 pub use error::RuntimeError;
+pub use file::write_atomic;
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};
 /// The IR, for generated code, which spells out each layer's op.

@@ -228,7 +228,7 @@ impl<'m> Trainer<'m> {
             .collect();
         let metrics = Tensor::from_slice(&rows).reshape([self.history.len() as i64, 5]);
         tensors.push((format!("{META_PREFIX}metrics"), metrics));
-        weights::write_atomic(&mut tensors, path)
+        weights::write(&tensors, path)
     }
 
     /// Runs the epochs not yet in the history. A loss that is not finite stops the run with
