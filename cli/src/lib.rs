@@ -280,6 +280,21 @@ pub enum ColorChoice {
     Never,
 }
 
+/// How to render diagnostics on stderr: in colour if asked to, or, for `auto`, if stderr is a
+/// terminal and `NO_COLOR` is not set.
+fn stderr_style(choice: ColorChoice) -> Style {
+    let color = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    if color {
+        Style::Color
+    } else {
+        Style::Plain
+    }
+}
+
 fn parse_override(s: &str) -> Result<(String, String), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
@@ -300,12 +315,7 @@ pub enum Outcome {
 fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let options =
         Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let style = if color { Style::Color } else { Style::Plain };
+    let style = stderr_style(args.color);
     let depth = args.depth.map(|d| d as usize);
     let mut stdout = io::stdout().lock();
     let mut outcome = Outcome::Ok;
@@ -453,11 +463,7 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
     let mut compilation = compile(Root::Path(&args.file), &options);
     let outcome = outcome_of(&compilation);
     if outcome != Outcome::Ok {
-        let style = if io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-            Style::Color
-        } else {
-            Style::Plain
-        };
+        let style = stderr_style(ColorChoice::Auto);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
         eprintln!("error: could not check `{}`", args.file.display());
         return Ok(outcome);
