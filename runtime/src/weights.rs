@@ -1,5 +1,6 @@
 //! Saving and loading a `VarStore` as safetensors: atomically, and with an error that names
-//! every missing, unexpected or wrongly shaped tensor.
+//! every missing, unexpected or wrongly shaped tensor. Training checkpoints are written here
+//! too: weights files with the optimiser's state and nnc's bookkeeping beside the weights.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
 }
 
-/// Writes every variable to `path`, atomically (see [`write`]).
+/// Writes every variable to `path` as safetensors, atomically (see [`write_atomic`]).
 pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
     let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     write(&variables, path)
