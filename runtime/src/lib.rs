@@ -9,7 +9,7 @@
 pub mod data;
 mod error;
 mod file;
-pub mod init;
+mod init;
 mod model;
 pub mod ops;
 pub mod parity;
