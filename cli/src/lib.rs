@@ -1,27 +1,20 @@
-//! The command line's library: its arguments, `nnc check`, and the plumbing of the commands
-//! that run models, whose implementation (`nnc-torch`, in `torch/`) plugs in as a [`Runtime`].
-//! With `nnc-torch`, the only crates that print; everything they show is computed by the
-//! compiler and runtime libraries. `nnc` itself never links libtorch, so that `nnc check`
-//! starts in about a millisecond.
+//! The command line's library: its arguments, the commands that need no libtorch (`check`,
+//! `emit`, `graph`), and [`execute`], the one place that routes a command: those run here,
+//! and the commands that run models ([`RuntimeCommand`]) go to the runtime the binary passes
+//! in. `nnc` passes a hand-over that execs `nnc-torch`; `nnc-torch` (in `torch/`) runs them on
+//! libtorch. With `nnc-torch`, the only crates that print; everything they show is computed
+//! by the compiler and runtime libraries. `nnc` itself never links libtorch, so that
+//! `nnc check` starts in about a millisecond.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use nnc_compiler::back::codegen;
 use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
 use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
-
-/// What runs models: `nnc-torch` provides it; `nnc` itself has none and hands `run` and
-/// `bench` over to `nnc-torch`.
-pub trait Runtime {
-    fn run(&self, args: &RunArgs, graph: Graph) -> io::Result<Outcome>;
-    fn bench(&self, args: &BenchArgs, graph: Graph) -> io::Result<Outcome>;
-    fn train(&self, args: &TrainArgs, graph: Graph) -> io::Result<Outcome>;
-    fn eval(&self, args: &EvalArgs, graph: Graph) -> io::Result<Outcome>;
-    fn predict(&self, args: &PredictArgs, graph: Graph) -> io::Result<Outcome>;
-}
 
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
@@ -30,24 +23,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Every command. The explicit `display_order`s keep `nnc help` listing them in the order it
+/// always has, across the two enums.
 #[derive(Subcommand)]
 pub enum Command {
     /// Parse and check models; print every layer's shape, parameters and multiply-adds.
+    #[command(display_order = 0)]
     Check(CheckArgs),
-    /// Run a model on libtorch with random input; print inferred and runtime shapes side by side.
-    Run(RunArgs),
-    /// Measure forward and training-step throughput on libtorch.
-    Bench(BenchArgs),
     /// Print the Rust module that `model!` generates for a model, or a PyTorch module.
+    #[command(display_order = 3)]
     Emit(EmitArgs),
     /// Draw a model's graph: Graphviz DOT, or SVG/PNG through Graphviz's `dot`.
+    #[command(display_order = 4)]
     Graph(GraphArgs),
+    // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
+    #[command(flatten)]
+    Runtime(RuntimeCommand),
+}
+
+/// The commands that run models on libtorch; only `nnc-torch` executes them.
+#[derive(Subcommand)]
+pub enum RuntimeCommand {
+    /// Run a model on libtorch with random input; print inferred and runtime shapes side by side.
+    #[command(display_order = 1)]
+    Run(RunArgs),
+    /// Measure forward and training-step throughput on libtorch.
+    #[command(display_order = 2)]
+    Bench(BenchArgs),
     /// Train a model on Fashion-MNIST (or other IDX data), as d2l's train_ch6 does.
+    #[command(display_order = 5)]
     Train(TrainArgs),
     /// Test accuracy of trained weights.
+    #[command(display_order = 6)]
     Eval(EvalArgs),
     /// Classify images with trained weights.
+    #[command(display_order = 7)]
     Predict(PredictArgs),
+}
+
+impl RuntimeCommand {
+    /// The model the command runs.
+    pub fn model(&self) -> &ModelArgs {
+        match self {
+            RuntimeCommand::Run(args) => &args.model,
+            RuntimeCommand::Bench(args) => &args.model,
+            RuntimeCommand::Train(args) => &args.model,
+            RuntimeCommand::Eval(args) => &args.model,
+            RuntimeCommand::Predict(args) => &args.model,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -256,6 +280,21 @@ pub enum ColorChoice {
     Never,
 }
 
+/// How to render diagnostics on stderr: in colour if asked to, or, for `auto`, if stderr is a
+/// terminal and `NO_COLOR` is not set.
+fn stderr_style(choice: ColorChoice) -> Style {
+    let color = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    if color {
+        Style::Color
+    } else {
+        Style::Plain
+    }
+}
+
 fn parse_override(s: &str) -> Result<(String, String), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
@@ -273,15 +312,10 @@ pub enum Outcome {
     UsageError = 2,
 }
 
-pub fn check(args: &CheckArgs) -> io::Result<Outcome> {
+fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let options =
         Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let style = if color { Style::Color } else { Style::Plain };
+    let style = stderr_style(args.color);
     let depth = args.depth.map(|d| d as usize);
     let mut stdout = io::stdout().lock();
     let mut outcome = Outcome::Ok;
@@ -339,7 +373,7 @@ pub fn check(args: &CheckArgs) -> io::Result<Outcome> {
 }
 
 /// Prints the generated module, as `model!` would write it, formatted by prettyplease.
-pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
+fn emit(args: &EmitArgs) -> io::Result<Outcome> {
     with_model(&args.source, |graph| {
         if args.target == Target::Pytorch {
             io::stdout().lock().write_all(
@@ -378,7 +412,7 @@ pub fn emit(args: &EmitArgs) -> io::Result<Outcome> {
 }
 
 /// Prints the graph as DOT, or writes it to a file, drawn by Graphviz for `.svg` and `.png`.
-pub fn graph(args: &GraphArgs) -> io::Result<Outcome> {
+fn graph(args: &GraphArgs) -> io::Result<Outcome> {
     with_model(&args.source, |graph| {
         let text = nnc_compiler::back::dot::dot(&graph);
         let Some(output) = &args.output else {
@@ -429,11 +463,7 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
     let mut compilation = compile(Root::Path(&args.file), &options);
     let outcome = outcome_of(&compilation);
     if outcome != Outcome::Ok {
-        let style = if io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-            Style::Color
-        } else {
-            Style::Plain
-        };
+        let style = stderr_style(ColorChoice::Auto);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
         eprintln!("error: could not check `{}`", args.file.display());
         return Ok(outcome);
@@ -464,26 +494,24 @@ fn outcome_of(compilation: &Compilation) -> Outcome {
     }
 }
 
-/// Runs a parsed command line and turns its outcome into the process's exit code. `run` and
-/// `bench` need a runtime.
-pub fn execute(command: Command, runtime: &dyn Runtime) -> std::process::ExitCode {
+/// Runs a parsed command line and turns its outcome into the process's exit code. This is
+/// where commands are routed: `check`, `emit` and `graph` run here, in either binary; the
+/// commands that run models go to `runtime`, which in `nnc` execs `nnc-torch` and in
+/// `nnc-torch` runs them on libtorch.
+pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Result<Outcome>) -> ExitCode {
     let result = match command {
         Command::Check(args) => check(&args),
         Command::Emit(args) => emit(&args),
         Command::Graph(args) => graph(&args),
-        Command::Run(args) => with_model(&args.model.source, |graph| runtime.run(&args, graph)),
-        Command::Bench(args) => with_model(&args.model.source, |graph| runtime.bench(&args, graph)),
-        Command::Train(args) => with_model(&args.model.source, |graph| runtime.train(&args, graph)),
-        Command::Eval(args) => with_model(&args.model.source, |graph| runtime.eval(&args, graph)),
-        Command::Predict(args) => with_model(&args.model.source, |graph| runtime.predict(&args, graph)),
+        Command::Runtime(command) => runtime(command),
     };
     match result {
-        Ok(outcome) => std::process::ExitCode::from(outcome as u8),
+        Ok(outcome) => ExitCode::from(outcome as u8),
         // A closed pipe (`nnc check ... | head`) is not an error worth a message.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::ExitCode::from(Outcome::ModelError as u8)
+            ExitCode::from(Outcome::ModelError as u8)
         }
     }
 }

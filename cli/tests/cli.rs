@@ -125,7 +125,7 @@ fn several_files_report_the_worst_outcome() {
 
 #[test]
 fn nnc_itself_never_links_libtorch() {
-    // `run` and `bench` go to nnc-torch, so that `check` never pays libtorch's load time.
+    // The commands that run models go to nnc-torch, so that `check` never pays libtorch's load time.
     // A dynamic dependency would name its library file in the binary's string table.
     let binary = std::fs::read(env!("CARGO_BIN_EXE_nnc")).unwrap();
     for needle in [&b"libtorch_cpu.so"[..], b"libc10.so"] {

@@ -1,11 +1,15 @@
 //! The libtorch runtime of nnc: everything that touches `tch`. It turns a checked IR graph
 //! into a model on libtorch ([`Model`], the interpreter), creates its parameters under the
-//! IR's PyTorch-style names, saves and loads them as safetensors, and holds the op
-//! implementations that the interpreter and generated code share.
+//! IR's PyTorch-style names, and holds the op implementations ([`ops`]) that the interpreter
+//! and generated code share. Around the model: saving and loading weights as safetensors
+//! ([`weights`], through [`write_atomic`]), classification data ([`data`]), training with
+//! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), and the choice of
+//! device.
 
 pub mod data;
 mod error;
-pub mod init;
+mod file;
+mod init;
 mod model;
 pub mod ops;
 pub mod parity;
@@ -13,6 +17,7 @@ pub mod train;
 pub mod weights;
 
 pub use error::RuntimeError;
+pub use file::write_atomic;
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};
 /// The IR, for generated code, which spells out each layer's op.

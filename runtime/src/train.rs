@@ -8,7 +8,8 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{Batches, Dataset};
-use crate::{weights, Model, RuntimeError};
+use crate::weights::{self, META_PREFIX, OPTIM_PREFIX};
+use crate::{Model, RuntimeError};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
@@ -56,15 +57,6 @@ pub trait Observer {
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
-
-/// Names of checkpoint entries that are not model variables.
-const OPTIM_PREFIX: &str = "optim.";
-const META_PREFIX: &str = "nnc.";
-
-/// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
-pub fn is_bookkeeping(name: &str) -> bool {
-    name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
-}
 
 /// SGD and Adam over the trainable variables, with their state kept by name so that it can be
 /// checkpointed (tch's optimizers do not expose theirs).
@@ -236,7 +228,7 @@ impl<'m> Trainer<'m> {
             .collect();
         let metrics = Tensor::from_slice(&rows).reshape([self.history.len() as i64, 5]);
         tensors.push((format!("{META_PREFIX}metrics"), metrics));
-        weights::write_atomic(&mut tensors, path)
+        weights::write(&tensors, path)
     }
 
     /// Runs the epochs not yet in the history. A loss that is not finite stops the run with

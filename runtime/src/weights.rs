@@ -1,46 +1,93 @@
 //! Saving and loading a `VarStore` as safetensors: atomically, and with an error that names
-//! every missing, unexpected or wrongly shaped tensor.
+//! every missing, unexpected or wrongly shaped tensor. Training checkpoints are written here
+//! too: weights files with the optimiser's state and nnc's bookkeeping beside the weights.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 
-use tch::{nn, Tensor};
+use safetensors::{Dtype, View};
+use tch::{nn, TchError, Tensor};
 
-use crate::RuntimeError;
+use crate::{write_atomic, RuntimeError};
+
+/// A training checkpoint is a weights file with more entries, named under these prefixes: the
+/// optimiser's state, and nnc's bookkeeping (step count, metrics). Loading weights skips them.
+pub(crate) const OPTIM_PREFIX: &str = "optim.";
+pub(crate) const META_PREFIX: &str = "nnc.";
+
+/// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
+fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
+}
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
 }
 
-/// Writes every variable to `path`, atomically (see [`write_atomic`]).
+/// Writes every variable to `path` as safetensors, atomically (see [`write_atomic`]).
 pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
-    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    write_atomic(&mut variables, path)
+    let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    write(&variables, path)
 }
 
-/// Writes named tensors as safetensors (sorted by name) through a temporary file that is
-/// synced and renamed into place, so that a crash leaves either the old file or the new one,
-/// never half of one.
-pub fn write_atomic(tensors: &mut [(String, Tensor)], path: &Path) -> Result<(), RuntimeError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let result = Tensor::write_safetensors(tensors, &tmp).map_err(RuntimeError::from).and_then(|()| {
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(format!("cannot sync {}", tmp.display())))?;
-        std::fs::rename(&tmp, path).map_err(io(format!("cannot move the weights to {}", path.display())))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename is durable once the directory is synced.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(format!("cannot sync {}", dir.display())))?;
+/// Writes named tensors as safetensors (sorted by dtype, then name, as the format's writer
+/// orders them) with [`write_atomic`], so that a crash leaves either the old file or the new one.
+pub(crate) fn write(tensors: &[(String, Tensor)], path: &Path) -> Result<(), RuntimeError> {
+    let stored = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.as_str(), Stored::new(t)?)))
+        .collect::<Result<Vec<_>, TchError>>()?;
+    let bytes = safetensors::serialize(stored, &None)
+        .map_err(|err| TchError::SafeTensorError { path: path.display().to_string(), err })?;
+    write_atomic(path, &bytes).map_err(io(format!("cannot write the weights to {}", path.display())))
+}
+
+/// A tensor as safetensors stores it; its bytes are copied out one tensor at a time as the
+/// file is assembled. (tch writes safetensors only to a path, and ours go through
+/// [`write_atomic`].)
+struct Stored<'a> {
+    tensor: &'a Tensor,
+    dtype: Dtype,
+    shape: Vec<usize>,
+}
+
+impl<'a> Stored<'a> {
+    /// Refuses what tch's writer refuses: sparse and non-contiguous tensors, and kinds the
+    /// format has no dtype for.
+    fn new(tensor: &'a Tensor) -> Result<Self, TchError> {
+        if tensor.is_sparse() {
+            return Err(TchError::Convert("Cannot save sparse tensors".to_string()));
         }
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        if !tensor.is_contiguous() {
+            return Err(TchError::Convert("Cannot save non contiguous tensors".to_string()));
+        }
+        let dtype = Dtype::try_from(tensor.kind())?;
+        let shape = tensor.size().iter().map(|&d| d as usize).collect();
+        Ok(Stored { tensor, dtype, shape })
     }
-    result
+}
+
+impl View for Stored<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        let mut data = vec![0; self.data_len()];
+        self.tensor
+            .f_copy_data_u8(&mut data, self.tensor.numel())
+            .expect("a dense, contiguous tensor of a checked kind copies out");
+        data.into()
+    }
+
+    fn data_len(&self) -> usize {
+        self.tensor.numel() * self.tensor.kind().elt_size_in_bytes()
+    }
 }
 
 /// Loads `path` into the variables of `vs`. Every variable must be in the file with its shape,
@@ -53,10 +100,8 @@ pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)?
-        .into_iter()
-        .filter(|(n, _)| !crate::train::is_bookkeeping(n))
-        .collect();
+    let file: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path)?.into_iter().filter(|(n, _)| !is_bookkeeping(n)).collect();
     load_map(vs, &file, &path.display().to_string())
 }
 

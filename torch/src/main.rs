@@ -1,13 +1,27 @@
-//! `nnc-torch`: the `nnc` command line with the libtorch runtime. `nnc` hands `run` and
-//! `bench` to it; it runs every command itself.
+//! `nnc-torch`: the `nnc` command line with the libtorch runtime. `nnc` hands it the commands
+//! that run models (`run`, `bench`, `train`, `eval`, `predict`); it runs every command itself.
 
+mod args;
 mod plot;
-mod runtime;
+mod run;
 mod training;
 
+use std::io;
+
 use clap::Parser;
-use nnc_cli::{execute, Cli};
+use nnc_cli::{execute, with_model, Cli, Outcome, RuntimeCommand};
 
 fn main() -> std::process::ExitCode {
-    execute(Cli::parse().command, &runtime::Torch)
+    execute(Cli::parse().command, run_model)
+}
+
+/// Builds the command's model and runs the command on it.
+fn run_model(command: RuntimeCommand) -> io::Result<Outcome> {
+    with_model(&command.model().source, |graph| match &command {
+        RuntimeCommand::Run(args) => run::run(args, graph),
+        RuntimeCommand::Bench(args) => run::bench(args, graph),
+        RuntimeCommand::Train(args) => training::train(args, graph),
+        RuntimeCommand::Eval(args) => training::eval(args, graph),
+        RuntimeCommand::Predict(args) => training::predict(args, graph),
+    })
 }

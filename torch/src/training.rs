@@ -5,15 +5,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_cli::{EvalArgs, InitChoice, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_cli::{EvalArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
 use nnc_runtime::tch::{self, nn, Device, Kind};
 use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, TrainConfig, Trainer};
-use nnc_runtime::{weights, Init, Model, RuntimeError};
+use nnc_runtime::{weights, write_atomic, Init, Model, RuntimeError};
 
+use crate::args::{device, init};
 use crate::plot;
-use crate::runtime::device;
 
 fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome> {
     eprintln!("error: {message}");
@@ -112,15 +112,6 @@ impl Observer for Progress {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 fn metrics_csv(history: &[EpochMetrics]) -> String {
     let mut csv = String::from("epoch,train_loss,train_acc,test_acc,examples_per_sec\n");
     for m in history {
@@ -162,8 +153,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     std::fs::create_dir_all(&out)?;
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let init = if args.init == InitChoice::Xavier { Init::XavierUniform } else { Init::PyTorch };
-    let model = Model::new(&vs.root(), graph, init);
+    let model = Model::new(&vs.root(), graph, init(args.init));
     let optimizer = match args.optimizer {
         OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
         OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
@@ -205,7 +195,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         bar.abandon();
     }
     let history = trainer.history.clone();
-    write_atomic(&out.join("metrics.csv"), &metrics_csv(&history))?;
+    write_atomic(&out.join("metrics.csv"), metrics_csv(&history).as_bytes())?;
     let svg = out.join("curves.svg");
     if let Err(e) = plot::curves(&history, &model.graph().name, &svg) {
         eprintln!("warning: could not draw {}: {e}", svg.display());
@@ -232,7 +222,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
 }
 
 fn load_model(
-    model_args: &nnc_cli::ModelArgs,
+    model_args: &ModelArgs,
     weights_path: &Path,
     graph: Graph,
 ) -> Result<(Model, nn::VarStore, Device), Outcome> {

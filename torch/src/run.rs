@@ -1,68 +1,28 @@
-//! `nnc run` and `nnc bench`: the commands that need libtorch.
+//! `nnc run` and `nnc bench`: a model on a random batch, its shapes and its throughput.
 
 use std::io::{self, Write};
 use std::time::Instant;
 
+use nnc_cli::{BenchArgs, Outcome, RunArgs};
 use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use nnc_runtime::{weights, Init, Model};
 
-use nnc_cli::{
-    BenchArgs, EvalArgs, InitChoice, ModelArgs, Outcome, PredictArgs, RunArgs, Runtime, TrainArgs,
-};
-
-/// The libtorch runtime, as the command line plugs it in.
-pub struct Torch;
-
-impl Runtime for Torch {
-    fn run(&self, args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
-        run(args, graph)
-    }
-
-    fn bench(&self, args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
-        bench(args, graph)
-    }
-
-    fn train(&self, args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
-        crate::training::train(args, graph)
-    }
-
-    fn eval(&self, args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
-        crate::training::eval(args, graph)
-    }
-
-    fn predict(&self, args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
-        crate::training::predict(args, graph)
-    }
-}
-
-pub fn device(args: &ModelArgs) -> Result<Device, Outcome> {
-    match &args.device {
-        None => Ok(nnc_runtime::default_device()),
-        Some(name) => nnc_runtime::parse_device(name).map_err(|e| {
-            eprintln!("error: {e}");
-            Outcome::UsageError
-        }),
-    }
-}
+use crate::args::{device, init};
 
 /// A random input batch of the model's declared shape.
 fn random_input(graph: &Graph, batch: i64, device: Device) -> Tensor {
     Tensor::randn(graph.node(graph.input).shape.sizes(batch).as_slice(), (Kind::Float, device))
 }
 
-fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
+pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
     };
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let init = match args.init {
-        InitChoice::Pytorch => Init::PyTorch,
-        InitChoice::Xavier => Init::XavierUniform,
-    };
-    let model = Model::new(&vs.root(), graph, init);
+    let model = Model::new(&vs.root(), graph, init(args.init));
     if let Some(path) = &args.weights {
         if let Err(e) = weights::load(&mut vs, path) {
             eprintln!("error: {e}");
@@ -155,7 +115,7 @@ fn measure(warmup: usize, runs: u32, batch: i64, device: Device, mut step: impl 
     Throughput { median: rates[rates.len() / 2], min: rates[0], max: rates[rates.len() - 1] }
 }
 
-fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
+pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
