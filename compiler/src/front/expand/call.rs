@@ -8,11 +8,12 @@ use nnc_grammar::ast::{Arg, DefKind, Ident};
 
 use super::graph::{child, refers, Join};
 use super::{Expander, Frame, Scope};
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
+use crate::front::messages::{op_diagnostic, signature, Callee, Error};
 use crate::front::value::Value;
 use crate::ir::Group;
-use crate::ops::{self, ArgValue, Args, Kind, OpError, OpSpec};
+use crate::ops::{self, ArgValue, Args, Kind, OpSpec};
 use crate::source::{FileId, Loc};
 
 impl Expander<'_> {
@@ -40,10 +41,7 @@ impl Expander<'_> {
             .chain(ops::ALL.iter().map(|o| o.name))
             .chain(self.program.blocks.keys().map(String::as_str))
             .collect();
-        let d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
-            .primary(loc, "not a parameter, tensor, layer or block")
-            .maybe_hint(did_you_mean(name, candidates));
-        self.error(d)
+        self.error(Error::UnknownName { name, at: loc, hint: did_you_mean(name, candidates) })
     }
 
     pub(super) fn call(
@@ -66,23 +64,14 @@ impl Expander<'_> {
         if let Some(&block) = self.program.blocks.get(name) {
             return self.call_block(name, block, args, loc, scope, flow, path);
         }
-        let message = if scope.vars.contains_key(name) {
-            format!("`{name}` is a value, not a layer or block, and cannot be called")
-        } else {
-            format!("unknown layer or block `{name}`")
-        };
+        let is_value = scope.vars.contains_key(name);
         let candidates = ops::ALL
             .iter()
             .map(|o| o.name)
             .chain(RESERVED.iter().copied())
             .chain(self.program.blocks.keys().map(String::as_str));
-        let d = Diagnostic::error(Code::UnknownName, message)
-            .primary(callee_loc, "not a built-in layer or a block in scope")
-            .maybe_hint(
-                did_you_mean(name, candidates)
-                    .or_else(|| Some("blocks from other files need an `import`".into())),
-            );
-        self.error(d)
+        let hint = did_you_mean(name, candidates);
+        self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
     }
 
     fn cat(&mut self, args: &[Arg], loc: Loc, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
@@ -98,29 +87,21 @@ impl Expander<'_> {
                     Value::Int(d) => dim = d,
                     Value::Poison => return Value::Poison,
                     other => {
-                        return self.type_error(
-                            format!("`dim` must be an integer, not {}", other.type_name()),
-                            &other,
-                            Loc::new(scope.file, arg.value.span),
-                        );
+                        let found = self.found(&other);
+                        return self.error(Error::CatDimNotInteger {
+                            found,
+                            at: Loc::new(scope.file, arg.value.span),
+                        });
                     }
                 },
                 Some(n) => {
-                    let d = Diagnostic::error(
-                        Code::UnknownArgument,
-                        format!("`cat` has no argument `{}`", n.name),
-                    )
-                    .primary(Loc::new(scope.file, n.span), "unknown argument")
-                    .hint("`cat(a, b, ..., dim=1)` takes tensors and an optional `dim`");
-                    return self.error(d);
+                    return self
+                        .error(Error::CatUnknownArg { name: &n.name, at: Loc::new(scope.file, n.span) });
                 }
             }
         }
         if tensors.is_empty() {
-            let d = Diagnostic::error(Code::ArgumentCount, "`cat` needs at least one tensor")
-                .primary(loc, "nothing to concatenate")
-                .hint("e.g. `cat(a, b)` joins a and b along the channels");
-            return self.error(d);
+            return self.error(Error::CatEmpty { at: loc });
         }
         let rank = tensors.iter().find_map(|(v, _)| match v {
             Value::Tensor(id) => Some(self.nodes[id.0].shape.rank() as i64),
@@ -152,12 +133,7 @@ impl Expander<'_> {
         let input = match flow {
             Some(Value::Tensor(id)) => *id,
             Some(Value::Poison) => return Value::Poison,
-            _ => {
-                let d = Diagnostic::error(Code::Type, format!("`{}` is a layer and needs an input tensor here", spec.name))
-                    .primary(callee, "nothing flows into this layer")
-                    .hint("layers stand in chains (`x -> conv2d(...)`) or statements; arguments and conditions take values");
-                return self.error(d);
-            }
+            _ => return self.error(Error::LayerNeedsInput { layer: spec.name, at: callee }),
         };
         let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
@@ -190,16 +166,8 @@ impl Expander<'_> {
         for arg in args {
             let slot = match &arg.name {
                 None if positional >= callee.params.len() => {
-                    let message = format!(
-                        "{} takes at most {} arguments, but gets {}",
-                        callee.what,
-                        callee.params.len(),
-                        args.len()
-                    );
-                    let d = callee
-                        .context(Diagnostic::error(Code::ArgumentCount, message))
-                        .primary(Loc::new(file, arg.value.span), "extra argument");
-                    self.error(d);
+                    let at = Loc::new(file, arg.value.span);
+                    self.error(Error::TooManyArgs { callee, given: args.len(), at });
                     return None;
                 }
                 None => {
@@ -209,22 +177,15 @@ impl Expander<'_> {
                 Some(n) => match callee.params.iter().position(|p| *p == n.name) {
                     Some(i) => i,
                     None => {
-                        let message = format!("{} has no argument `{}`", callee.what, n.name);
-                        let d = callee
-                            .context(Diagnostic::error(Code::UnknownArgument, message))
-                            .primary(Loc::new(file, n.span), "unknown argument")
-                            .maybe_hint(did_you_mean(&n.name, callee.params.iter().copied()));
-                        self.error(d);
+                        self.error(Error::UnknownArg { callee, name: &n.name, at: Loc::new(file, n.span) });
                         ok = false;
                         continue;
                     }
                 },
             };
             if slots[slot].is_some() {
-                let message = format!("argument `{}` is given twice", callee.params[slot]);
-                let d = Diagnostic::error(Code::ArgumentCount, message)
-                    .primary(Loc::new(file, arg.value.span), "given again here");
-                self.error(d);
+                let at = Loc::new(file, arg.value.span);
+                self.error(Error::ArgTwice { param: callee.params[slot], at });
                 ok = false;
                 continue;
             }
@@ -241,12 +202,7 @@ impl Expander<'_> {
         scope: &mut Scope,
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
-        let callee = Callee {
-            what: format!("`{}`", spec.name),
-            params: &names,
-            defined: None,
-            signature: Some(signature(spec)),
-        };
+        let callee = Callee::layer(spec.name, &names, signature(spec));
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
         let mut ok = true;
@@ -258,24 +214,9 @@ impl Expander<'_> {
                 Some(v) => values[slot] = Some((v, arg_loc)),
                 None if value == Value::Poison => ok = false,
                 None => {
-                    let hint = match (&value, param.kind) {
-                        (Value::Float(_), Kind::Int | Kind::Pair) => {
-                            Some("use `//` for integer division".to_string())
-                        }
-                        _ => None,
-                    };
-                    let d = Diagnostic::error(
-                        Code::Type,
-                        format!(
-                            "`{}` must be {}, but is {}",
-                            param.name,
-                            param.kind.describe(),
-                            value.type_name()
-                        ),
-                    )
-                    .primary(arg_loc, format!("this is {}", self.show(&value)))
-                    .maybe_hint(hint);
-                    self.error(d);
+                    let found = self.found(&value);
+                    let (param, kind) = (param.name, param.kind);
+                    self.error(Error::ArgType { param, kind, value: &value, found, at: arg_loc });
                     ok = false;
                 }
             }
@@ -291,13 +232,8 @@ impl Expander<'_> {
                 (None, Some(default)) => bound.push((default, false)),
                 (None, None) => {
                     if ok {
-                        let d = Diagnostic::error(
-                            Code::ArgumentCount,
-                            format!("`{}` needs the argument `{}`", spec.name, param.name),
-                        )
-                        .primary(loc, format!("`{}` is missing", param.name))
-                        .hint(format!("the signature is {}", signature(spec)));
-                        self.error(d);
+                        let (layer, param, signature) = (spec.name, param.name, signature(spec));
+                        self.error(Error::MissingLayerArg { layer, param, signature, at: loc });
                     }
                     ok = false;
                 }
@@ -322,34 +258,21 @@ impl Expander<'_> {
         if let Some(pos) =
             self.frames.iter().position(|f| matches!(f, Frame::Call { block: b, .. } if b == name))
         {
-            let mut d = Diagnostic::error(Code::Recursion, format!("block `{name}` calls itself"))
-                .primary(loc, "this call would expand forever");
-            for frame in &self.frames[pos + 1..] {
-                if let Frame::Call { block, at, .. } = frame {
-                    d = d.secondary(*at, format!("`{block}` is called here"));
-                }
-            }
-            // Context frames are added by `error`; the chain above is the cycle itself.
-            let d = d.hint("blocks cannot be recursive; build deep networks with `repeat`");
-            self.diags.push(d);
+            // Not through `error`, which would add the context: the cycle is the context.
+            let cycle = &self.frames[pos + 1..];
+            self.diags.push(Error::Recursion { block: name, at: loc, cycle }.into());
             return Value::Poison;
         }
         let depth = self.frames.iter().filter(|f| matches!(f, Frame::Call { .. })).count();
         if depth >= self.limits.max_call_depth {
-            let msg = format!("block calls nest deeper than the limit of {}", self.limits.max_call_depth);
-            return self.limit(loc, msg, "this call is too deep");
+            return self.limit(Error::TooDeep { max: self.limits.max_call_depth, at: loc });
         }
         let mut inner =
             Scope { file: block.0, vars: HashMap::new(), input: None, label_prefix: path.to_string() };
         // Arguments are evaluated in the caller's scope, defaults in the block's, in order, so
         // that a default may use the parameters before it (`mid = c // 4`).
         let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
-        let callee = Callee {
-            what: format!("block `{name}`"),
-            params: &names,
-            defined: Some(Loc::new(block.0, def.name.span)),
-            signature: None,
-        };
+        let callee = Callee::block(name, &names, Loc::new(block.0, def.name.span));
         let Some(slots) = self.match_args(&callee, args, scope.file) else {
             return Value::Poison;
         };
@@ -374,13 +297,9 @@ impl Expander<'_> {
                     v => v,
                 },
                 (None, None) => {
-                    let d = Diagnostic::error(
-                        Code::ArgumentCount,
-                        format!("block `{name}` needs the argument `{}`", param.name.name),
-                    )
-                    .primary(loc, format!("`{}` is missing", param.name.name))
-                    .secondary(Loc::new(block.0, param.name.span), "parameter without a default");
-                    return self.error(d);
+                    let param_at = Loc::new(block.0, param.name.span);
+                    let param = &param.name.name;
+                    return self.error(Error::MissingBlockArg { block: name, param, at: loc, param_at });
                 }
             };
             shown.push(format!("{}={value}", param.name.name));
@@ -389,12 +308,7 @@ impl Expander<'_> {
         match flow {
             Some(Value::Tensor(_)) => {}
             Some(Value::Poison) => return Value::Poison,
-            _ => {
-                let d = Diagnostic::error(Code::Type, format!("block `{name}` needs an input tensor here"))
-                    .primary(loc, "nothing flows into this block")
-                    .hint("blocks stand in chains (`x -> block(...)`) or statements");
-                return self.error(d);
-            }
+            _ => return self.error(Error::BlockNeedsInput { block: name, at: loc }),
         }
         inner.input = flow.cloned();
         self.groups.push(Group { name: path.to_string(), label: format!("{name}({})", shown.join(", ")) });
@@ -404,41 +318,13 @@ impl Expander<'_> {
         match result {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v,
             other => {
-                let what = other.map_or("nothing".to_string(), |v| v.type_name().to_string());
+                let found = other.map(|v| v.type_name());
                 let at =
                     def.body.last().map_or(Loc::new(block.0, def.name.span), |s| Loc::new(block.0, s.span()));
-                let d = Diagnostic::error(Code::Structure, format!("block `{name}` must end with a tensor"))
-                    .primary(at, format!("the last statement gives {what}"))
-                    .secondary(loc, "called here")
-                    .hint("a block's output is its last statement");
-                self.diags.push(d);
+                self.diags.push(Error::BlockOutput { block: name, found, at, call: loc }.into());
                 Value::Poison
             }
         }
-    }
-}
-
-/// What is being called, as argument errors describe it.
-struct Callee<'p> {
-    /// "`conv2d`" or "block `residual`".
-    what: String,
-    params: &'p [&'p str],
-    /// Where a block is defined.
-    defined: Option<Loc>,
-    /// A built-in layer's signature.
-    signature: Option<String>,
-}
-
-impl Callee<'_> {
-    /// Adds where the callee is defined, or its signature.
-    fn context(&self, mut d: Diagnostic) -> Diagnostic {
-        if let Some(at) = self.defined {
-            d = d.secondary(at, "block defined here");
-        }
-        if let Some(signature) = &self.signature {
-            d = d.note(format!("the signature is {signature}"));
-        }
-        d
     }
 }
 
@@ -446,34 +332,6 @@ struct BoundOp {
     args: Args,
     /// Where each given argument was written.
     locs: HashMap<&'static str, Loc>,
-}
-
-pub(super) fn op_diagnostic(err: OpError, at: Loc, layer: Option<&str>) -> Diagnostic {
-    let label = match (layer, err.label.is_empty()) {
-        (Some(name), true) => format!("in layer `{name}`"),
-        (Some(name), false) => format!("{} (layer `{name}`)", err.label),
-        (None, _) => err.label,
-    };
-    let mut d = Diagnostic::error(err.code, err.message).primary(at, label).maybe_hint(err.hint);
-    d.notes = err.notes;
-    d
-}
-
-/// `conv2d(out_channels, kernel, stride=1, ...)`
-fn signature(spec: &OpSpec) -> String {
-    let params: Vec<String> = spec
-        .params
-        .iter()
-        .map(|p| match p.default {
-            None => p.name.to_string(),
-            Some(ArgValue::Int(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Float(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Bool(v)) => format!("{}={v}", p.name),
-            Some(ArgValue::Pair([a, b])) => format!("{}=({a}, {b})", p.name),
-            Some(ArgValue::Unset) => format!("{}=…", p.name),
-        })
-        .collect();
-    format!("`{}({})`", spec.name, params.join(", "))
 }
 
 /// Converts a value to a parameter's kind, or `None` if it is not of that kind.

@@ -6,7 +6,7 @@ use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, UnaryOp};
 
 use super::graph::{child, refers, Join};
 use super::{Expander, Scope};
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::front::messages::{Error, Found};
 use crate::front::value::Value;
 use crate::source::Loc;
 
@@ -17,15 +17,9 @@ impl Expander<'_> {
             Value::Int(v) => Some(v),
             Value::Poison => None,
             other => {
-                let hint = matches!(e.kind, ExprKind::Name(_))
-                    .then(|| "only the first dimension, the batch, may be a free name like `N`".to_string());
-                let d = Diagnostic::error(
-                    Code::Type,
-                    format!("expected an integer, found {}", other.type_name()),
-                )
-                .primary(Loc::new(scope.file, e.span), format!("this is {}", other.type_name()))
-                .maybe_hint(hint);
-                self.error(d);
+                let free_name = matches!(e.kind, ExprKind::Name(_));
+                let at = Loc::new(scope.file, e.span);
+                self.error(Error::NotInteger { found: other.type_name(), at, free_name });
                 None
             }
         }
@@ -46,40 +40,26 @@ impl Expander<'_> {
                 (_, Value::Poison) => return Value::Poison,
                 (UnaryOp::Neg, Value::Int(v)) => match v.checked_neg() {
                     Some(n) => Value::Int(n),
-                    None => return self.arithmetic(loc, format!("-({v}) overflows")),
+                    None => return self.error(Error::NegationOverflow { value: v, at: loc }),
                 },
                 (UnaryOp::Neg, Value::Float(v)) => Value::Float(-v),
                 (UnaryOp::Not, Value::Bool(v)) => Value::Bool(!v),
                 (op, other) => {
-                    let what = if *op == UnaryOp::Neg { "negate" } else { "apply `not` to" };
-                    let d = Diagnostic::error(Code::Type, format!("cannot {what} {}", other.type_name()))
-                        .primary(loc, format!("this is {}", self.show(&other)));
-                    return self.error(d);
+                    let found = self.found(&other);
+                    return self.error(Error::UnaryOperand { op: *op, found, at: loc });
                 }
             };
         }
         value
     }
 
-    /// Reports a value of the wrong type where it stands; returns the poison value.
-    pub(super) fn type_error(&mut self, message: String, value: &Value, at: Loc) -> Value {
-        let d = Diagnostic::error(Code::Type, message).primary(at, format!("this is {}", self.show(value)));
-        self.error(d)
-    }
-
-    /// A value as error messages show it: tensors by their shape.
-    pub(super) fn show(&self, value: &Value) -> String {
-        match value {
-            Value::Tensor(id) => format!("a tensor {}", self.nodes[id.0].shape),
-            other => other.to_string(),
-        }
-    }
-
-    fn arithmetic(&mut self, loc: Loc, message: String) -> Value {
-        let d = Diagnostic::error(Code::Arithmetic, message)
-            .primary(loc, "in this expression")
-            .note("integers are 64-bit and every operation is checked");
-        self.error(d)
+    /// A value of the wrong type, as its error shows it: with its shape if it is a tensor.
+    pub(super) fn found(&self, value: &Value) -> Found {
+        let shape = match value {
+            Value::Tensor(id) => Some(&self.nodes[id.0].shape),
+            _ => None,
+        };
+        Found::new(value, shape)
     }
 
     pub(super) fn access(&mut self, value: Value, access: &Access, scope: &mut Scope) -> Value {
@@ -98,18 +78,8 @@ impl Expander<'_> {
                     _ => None,
                 };
                 got.unwrap_or_else(|| {
-                    const FIELDS: [&str; 6] = ["channels", "height", "width", "features", "rank", "shape"];
-                    let shape = shape.to_string();
-                    let message = if FIELDS.contains(&field.name.as_str()) {
-                        format!("a tensor of shape {shape} has no `{}`", field.name)
-                    } else {
-                        format!("tensors have no field `{}`", field.name)
-                    };
-                    let d = Diagnostic::error(Code::UnknownName, message)
-                        .primary(Loc::new(scope.file, field.span), format!("the tensor is {shape}"))
-                        .maybe_hint(did_you_mean(&field.name, FIELDS))
-                        .note(format!("tensors have {}", FIELDS.join(", ")));
-                    self.error(d)
+                    let at = Loc::new(scope.file, field.span);
+                    self.error(Error::NoTensorField { field: &field.name, shape: shape.to_string(), at })
                 })
             }
             (Access::Index(index), Value::Tuple(items)) => {
@@ -117,35 +87,29 @@ impl Expander<'_> {
                     Value::Int(i) => i,
                     Value::Poison => return Value::Poison,
                     other => {
-                        return self.type_error(
-                            format!("a tuple index must be an integer, not {}", other.type_name()),
-                            &other,
-                            Loc::new(scope.file, index.span),
-                        );
+                        let found = self.found(&other);
+                        return self
+                            .error(Error::IndexNotInteger { found, at: Loc::new(scope.file, index.span) });
                     }
                 };
                 let len = items.len() as i64;
                 let at = if i < 0 { i.checked_add(len) } else { Some(i) };
                 match at.filter(|a| (0..len).contains(a)) {
                     Some(a) => items[a as usize].clone(),
-                    None => {
-                        let d = Diagnostic::error(
-                            Code::Value,
-                            format!("index {i} is out of range for a tuple of {len}"),
-                        )
-                        .primary(Loc::new(scope.file, index.span), format!("valid indices are 0..{len}"));
-                        self.error(d)
-                    }
+                    None => self.error(Error::IndexOutOfRange {
+                        index: i,
+                        len,
+                        at: Loc::new(scope.file, index.span),
+                    }),
                 }
             }
             (access, other) => {
-                let (what, span) = match access {
-                    Access::Field(f) => (format!("field `{}`", f.name), f.span),
-                    Access::Index(i) => ("index".to_string(), i.span),
+                let (field, span) = match access {
+                    Access::Field(f) => (Some(f.name.as_str()), f.span),
+                    Access::Index(i) => (None, i.span),
                 };
-                let d = Diagnostic::error(Code::Type, format!("{} has no {what}", other.type_name()))
-                    .primary(Loc::new(scope.file, span), format!("the value is {}", self.show(&other)));
-                self.error(d)
+                let found = self.found(&other);
+                self.error(Error::NoAccess { field, found, at: Loc::new(scope.file, span) })
             }
         }
     }
@@ -186,26 +150,35 @@ impl Expander<'_> {
                 _ => {}
             }
             let rhs = self.eval(e, scope, flow, path);
-            acc = match scalar(*op, &acc, &rhs) {
-                Ok(v) => v,
-                Err(ScalarError::Poison) => return Value::Poison,
-                Err(ScalarError::Arithmetic(m)) => return self.arithmetic(loc, m),
-                Err(ScalarError::Type(m, hint)) => {
-                    let d = Diagnostic::error(Code::Type, m)
-                        .primary(loc, format!("{} {op} {}", acc.type_name(), rhs.type_name()))
-                        .maybe_hint(hint);
-                    return self.error(d);
+            let (a, op, b, at) = (&acc, *op, &rhs, loc);
+            let error = match scalar(op, a, b) {
+                Ok(v) => {
+                    acc = v;
+                    continue;
                 }
+                Err(ScalarError::Poison) => return Value::Poison,
+                Err(ScalarError::Overflow) => Error::Overflow { a, op, b, at },
+                Err(ScalarError::DivideByZero) => Error::DivideByZero { a, op, b, at },
+                Err(ScalarError::Operands) => Error::BinaryOperands { a, op, b, at },
+                Err(ScalarError::NotBooleans) => Error::NotBooleans { a, op, b, at },
             };
+            return self.error(error);
         }
         acc
     }
 }
 
+/// Why [`scalar`] gave no value. The caller, which knows where the operation stands, words
+/// the error.
 enum ScalarError {
+    /// An operand is poison: its error was already reported.
     Poison,
-    Arithmetic(String),
-    Type(String, Option<String>),
+    Overflow,
+    DivideByZero,
+    /// Operands that are not numbers, for arithmetic or comparison.
+    Operands,
+    /// Operands of `and` or `or` that are not booleans.
+    NotBooleans,
 }
 
 /// Arithmetic, comparison and logic on plain values, with Python's semantics (`/` gives a
@@ -216,7 +189,7 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
     if *a == Value::Poison || *b == Value::Poison {
         return Err(ScalarError::Poison);
     }
-    let overflow = || ScalarError::Arithmetic(format!("{a} {op} {b} overflows 64-bit integers"));
+    let overflow = || ScalarError::Overflow;
     let as_float = |v: &Value| match v {
         Int(i) => Some(*i as f64),
         Float(f) => Some(*f),
@@ -226,9 +199,7 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
         (Add, Int(x), Int(y)) => x.checked_add(*y).map(Int).ok_or_else(overflow),
         (Sub, Int(x), Int(y)) => x.checked_sub(*y).map(Int).ok_or_else(overflow),
         (Mul, Int(x), Int(y)) => x.checked_mul(*y).map(Int).ok_or_else(overflow),
-        (FloorDiv | Rem, Int(_), Int(0)) => {
-            Err(ScalarError::Arithmetic(format!("{a} {op} 0 divides by zero")))
-        }
+        (FloorDiv | Rem, Int(_), Int(0)) => Err(ScalarError::DivideByZero),
         (FloorDiv, Int(x), Int(y)) => {
             let q = x.checked_div(*y).ok_or_else(overflow)?;
             Ok(Int(if (x % y != 0) && ((*x < 0) != (*y < 0)) { q - 1 } else { q }))
@@ -243,32 +214,24 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
         (Or, Bool(x), Bool(y)) => Ok(Bool(*x || *y)),
         (Lt | Le | Gt | Ge | Add | Sub | Mul | Div | FloorDiv | Rem, _, _) => {
             let (Some(x), Some(y)) = (as_float(a), as_float(b)) else {
-                let hint = matches!((a, b), (Value::Tensor(_), _) | (_, Value::Tensor(_)))
-                    .then(|| "tensors can only be added to tensors (`a + b`)".to_string());
-                return Err(ScalarError::Type(
-                    format!("cannot apply `{op}` to {} and {}", a.type_name(), b.type_name()),
-                    hint,
-                ));
+                return Err(ScalarError::Operands);
             };
             match op {
                 Lt => Ok(Bool(x < y)),
                 Le => Ok(Bool(x <= y)),
                 Gt => Ok(Bool(x > y)),
                 Ge => Ok(Bool(x >= y)),
-                Div if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} / {b} divides by zero"))),
+                Div if y == 0.0 => Err(ScalarError::DivideByZero),
                 Div => Ok(Float(x / y)),
                 Add => Ok(Float(x + y)),
                 Sub => Ok(Float(x - y)),
                 Mul => Ok(Float(x * y)),
-                FloorDiv if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} // {b} divides by zero"))),
+                FloorDiv if y == 0.0 => Err(ScalarError::DivideByZero),
                 FloorDiv => Ok(Float((x / y).floor())),
-                Rem if y == 0.0 => Err(ScalarError::Arithmetic(format!("{a} % {b} divides by zero"))),
+                Rem if y == 0.0 => Err(ScalarError::DivideByZero),
                 _ => Ok(Float(x - y * (x / y).floor())),
             }
         }
-        (And | Or, _, _) => Err(ScalarError::Type(
-            format!("`{op}` needs booleans, not {} and {}", a.type_name(), b.type_name()),
-            None,
-        )),
+        (And | Or, _, _) => Err(ScalarError::NotBooleans),
     }
 }

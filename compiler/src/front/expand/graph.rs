@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use nnc_grammar::ast::{Expr, ExprKind, Ident};
 use nnc_grammar::Span;
 
-use super::call::op_diagnostic;
 use super::{Expander, Scope};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
 use crate::ops::join;
@@ -30,11 +29,7 @@ impl Expander<'_> {
         }
         for (first, second) in dups {
             let (a, b) = (&self.nodes[first], &self.nodes[second]);
-            let d = Diagnostic::error(Code::Duplicate, format!("two layers are named `{}`", b.name))
-                .primary(b.loc, "this layer takes the name again")
-                .secondary(a.loc, "first layer with this name")
-                .hint("layer names become parameter names and must be unique: bind the statements to different names or give the layers distinct labels (`name: layer`)");
-            self.diags.push(d);
+            self.diags.push(Error::DuplicateLayer { name: &b.name, at: b.loc, first: a.loc }.into());
         }
     }
 
@@ -50,8 +45,7 @@ impl Expander<'_> {
         loc: Loc,
     ) -> Value {
         if self.nodes.len() >= self.limits.max_nodes {
-            let msg = format!("the network expands to more than {} layers, the limit", self.limits.max_nodes);
-            return self.limit(loc, msg, "while adding this layer");
+            return self.limit(Error::TooManyNodes { max: self.limits.max_nodes, at: loc });
         }
         self.nodes.push(Node { name, op, inputs, shape, params, macs, loc });
         Value::Tensor(NodeId(self.nodes.len() - 1))
@@ -120,11 +114,8 @@ impl Expander<'_> {
                 Value::Tensor(id) => ids.push(*id),
                 Value::Poison => return Value::Poison,
                 other => {
-                    return self.type_error(
-                        format!("expected a tensor, found {}", other.type_name()),
-                        other,
-                        Loc::new(scope.file, *span),
-                    );
+                    let found = self.found(other);
+                    return self.error(Error::NotTensor { found, at: Loc::new(scope.file, *span) });
                 }
             }
         }
@@ -143,7 +134,7 @@ impl Expander<'_> {
                 let mut d = op_diagnostic(err, at, None);
                 if i > 0 {
                     let first = &self.nodes[ids[0].0].shape;
-                    d = d.secondary(Loc::new(scope.file, inputs[0].1), format!("this is {first}"));
+                    d = with_first_input(d, Loc::new(scope.file, inputs[0].1), first);
                 }
                 self.error(d)
             }

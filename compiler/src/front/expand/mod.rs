@@ -8,7 +8,8 @@
 //!
 //! This file is the driver: the expander's state, its entry points, and the walk over
 //! statements, expressions, chains and repeats. One `impl Expander` is split by concern across
-//! `eval` (plain values), `graph` (nodes and their names) and `call` (layers and blocks).
+//! `eval` (plain values), `graph` (nodes and their names) and `call` (layers and blocks); the
+//! words of every error are in `front::messages`.
 
 mod call;
 mod eval;
@@ -21,8 +22,9 @@ use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
 use super::load::Program;
+use super::messages::{expanded_from, Error};
 use super::value::Value;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::ir::{Graph, Group, Node, NodeId, Op};
 use crate::shape::{Batch, Shape};
 use crate::source::{FileId, Loc};
@@ -53,7 +55,7 @@ const RED_ZONE: usize = 128 << 10;
 const STACK_GROWTH: usize = 4 << 20;
 
 /// A level of expansion, for the "how did we get here" part of a diagnostic.
-enum Frame {
+pub(super) enum Frame {
     Call { block: String, instance: String, at: Loc },
     Repeat { iteration: u64, count: u64, index: Option<(String, i64)>, at: Loc },
 }
@@ -107,18 +109,10 @@ impl<'p> Expander<'p> {
             let value = match (overrides.get(param.name.name.as_str()), &param.default) {
                 (Some(v), _) => v.clone(),
                 (None, Some(default)) => self.eval(default, &mut scope, None, ""),
-                (None, None) => {
-                    let d = Diagnostic::error(
-                        Code::Structure,
-                        format!("network parameter `{}` has no value", param.name.name),
-                    )
-                    .primary(Loc::new(file, param.name.span), "no default")
-                    .hint(format!(
-                        "give it a default (`{} = ...`) or a value with `--set {}=...`",
-                        param.name.name, param.name.name
-                    ));
-                    self.error(d)
-                }
+                (None, None) => self.error(Error::NoParamValue {
+                    name: &param.name.name,
+                    at: Loc::new(file, param.name.span),
+                }),
             };
             params.push((param.name.name.clone(), value.clone()));
             scope.vars.insert(param.name.name.clone(), (value, param.name.span));
@@ -130,11 +124,7 @@ impl<'p> Expander<'p> {
         let loc = Loc::new(file, def.name.span);
         let Some(Value::Tensor(input)) = scope.input else {
             if !self.halted && scope.input.is_none() {
-                let d =
-                    Diagnostic::error(Code::Structure, format!("network `{}` has no input", def.name.name))
-                        .primary(loc, "declared here")
-                        .hint("declare the input shape first, e.g. `input [N, 1, 28, 28]`");
-                self.diags.push(d);
+                self.diags.push(Error::NoInput { network: &def.name.name, at: loc }.into());
             }
             return (None, self.diags);
         };
@@ -142,29 +132,16 @@ impl<'p> Expander<'p> {
             Some(Value::Tensor(id)) => id,
             Some(Value::Poison) => return (None, self.diags),
             other => {
-                let what = other.map_or("nothing", |v| v.type_name());
+                let found = other.map(|v| v.type_name());
                 let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::Structure,
-                        format!("network `{}` must end with a tensor", def.name.name),
-                    )
-                    .primary(at, format!("the last statement gives {what}"))
-                    .hint("a network's output is its last statement"),
-                );
+                self.diags.push(Error::NetworkOutput { network: &def.name.name, found, at }.into());
                 return (None, self.diags);
             }
         };
         self.check_unique_names();
         let totals = |f: fn(&Node) -> u64| self.nodes.iter().try_fold(0u64, |acc, n| acc.checked_add(f(n)));
         if totals(|n| n.params).is_none() || totals(|n| n.macs).is_none() {
-            let d = Diagnostic::error(
-                Code::Arithmetic,
-                format!("the totals of network `{}` overflow 64 bits", def.name.name),
-            )
-            .primary(loc, "this network is too large to count")
-            .note("every layer's own count fits, but their sum does not");
-            self.diags.push(d);
+            self.diags.push(Error::TotalsOverflow { network: &def.name.name, at: loc }.into());
         }
         if !self.diags.is_empty() {
             return (None, self.diags);
@@ -188,9 +165,7 @@ impl<'p> Expander<'p> {
         match value {
             Value::Tensor(_) | Value::Poison => {
                 if self.diags.is_empty() {
-                    let d = Diagnostic::error(Code::Type, "a parameter value must be a constant")
-                        .primary(Loc::new(file, e.span), "not a constant");
-                    self.diags.push(d);
+                    self.diags.push(Error::NotConstant { at: Loc::new(file, e.span) }.into());
                 }
                 Err(self.diags)
             }
@@ -225,11 +200,8 @@ impl<'p> Expander<'p> {
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
         if let Some((_, first)) = scope.vars.get(&name.name) {
-            let d = Diagnostic::error(Code::Duplicate, format!("`{}` is already defined", name.name))
-                .primary(Loc::new(scope.file, name.span), "defined again here")
-                .secondary(Loc::new(scope.file, *first), "first defined here")
-                .hint("every name in a block or network is bound once; pick another name");
-            self.error(d);
+            let at = Loc::new(scope.file, name.span);
+            self.error(Error::Redefined { name: &name.name, at, first: Loc::new(scope.file, *first) });
             return;
         }
         scope.vars.insert(name.name.clone(), (value, name.span));
@@ -238,28 +210,22 @@ impl<'p> Expander<'p> {
     fn input(&mut self, dims: &[Expr], span: Span, scope: &mut Scope, kind: DefKind) -> Value {
         let loc = Loc::new(scope.file, span);
         if kind == DefKind::Block {
-            let d = Diagnostic::error(Code::Structure, "`input` belongs in a network")
-                .primary(loc, "not allowed in a block")
-                .hint("inside a block, `in` is the tensor the block is applied to");
-            return self.error(d);
+            return self.error(Error::InputInBlock { at: loc });
         }
         if scope.input.is_some() {
-            let d = Diagnostic::error(Code::Structure, "the network declares its input twice")
-                .primary(loc, "second input");
-            return self.error(d);
+            return self.error(Error::InputTwice { at: loc });
         }
         if dims.len() < 2 {
-            let d =
-                Diagnostic::error(Code::Structure, "the input needs a batch and at least one more dimension")
-                    .primary(loc, "too few dimensions")
-                    .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images");
-            return self.error(d);
+            return self.error(Error::InputTooFewDims { at: loc });
         }
         let batch = match &dims[0].kind {
             ExprKind::Name(n) if !scope.vars.contains_key(n) => Batch::Symbolic(n.clone()),
             _ => match self.eval_int(&dims[0], scope) {
                 Some(v) if v >= 1 => Batch::Fixed(v as u64),
-                Some(v) => return self.error(dim_error(Loc::new(scope.file, dims[0].span), v)),
+                Some(v) => {
+                    return self
+                        .error(Error::BadDimension { value: v, at: Loc::new(scope.file, dims[0].span) })
+                }
                 None => return Value::Poison,
             },
         };
@@ -267,7 +233,9 @@ impl<'p> Expander<'p> {
         for dim in &dims[1..] {
             match self.eval_int(dim, scope) {
                 Some(v) if v >= 1 => sizes.push(v as u64),
-                Some(v) => return self.error(dim_error(Loc::new(scope.file, dim.span), v)),
+                Some(v) => {
+                    return self.error(Error::BadDimension { value: v, at: Loc::new(scope.file, dim.span) })
+                }
                 None => return Value::Poison,
             }
         }
@@ -277,41 +245,17 @@ impl<'p> Expander<'p> {
         tensor
     }
 
-    /// Reports a diagnostic with the expansion context attached; returns the poison value.
-    fn error(&mut self, mut d: Diagnostic) -> Value {
-        let mut chain = Vec::new();
-        for frame in self.frames.iter().rev() {
-            match frame {
-                Frame::Call { block, instance, at } if instance.is_empty() => {
-                    d = d.secondary(*at, format!("in this `{block}` block"));
-                    chain.push(format!("`{block}`"));
-                }
-                Frame::Call { block, instance, at } => {
-                    d = d.secondary(*at, format!("in `{instance}`, a `{block}` block called here"));
-                    chain.push(format!("`{instance}` ({block})"));
-                }
-                Frame::Repeat { iteration, count, index, at } => {
-                    // Iterations are counted from 1 for people; the index shows the value.
-                    let index = index.as_ref().map_or(String::new(), |(n, v)| format!(", with {n} = {v}"));
-                    let nth = iteration + 1;
-                    d = d.secondary(*at, format!("in iteration {nth} of {count} of this repeat{index}"));
-                    chain.push(format!("repeat iteration {nth}{index}"));
-                }
-            }
-        }
-        if chain.len() > 1 {
-            chain.reverse();
-            d = d.note(format!("expanded from {}", chain.join(" → ")));
-        }
+    /// Reports an error, or a diagnostic worded elsewhere, with the expansion context
+    /// attached; returns the poison value.
+    fn error(&mut self, error: impl Into<Diagnostic>) -> Value {
+        let d = expanded_from(error.into(), &self.frames);
         self.diags.push(d);
         Value::Poison
     }
 
-    fn limit(&mut self, loc: Loc, message: String, label: &str) -> Value {
-        let d = Diagnostic::error(Code::Limit, message)
-            .primary(loc, label)
-            .note("nnc bounds expansion so that no input can exhaust time or memory");
-        self.error(d);
+    /// Reports an exhausted limit, which halts expansion.
+    fn limit(&mut self, error: Error) -> Value {
+        self.error(error);
         self.halted = true;
         Value::Poison
     }
@@ -322,8 +266,8 @@ impl<'p> Expander<'p> {
         }
         self.steps += 1;
         if self.steps > self.limits.max_steps {
-            let msg = format!("expansion takes more than {} steps, the limit", self.limits.max_steps);
-            return self.limit(Loc::new(scope.file, e.span), msg, "still expanding here");
+            let at = Loc::new(scope.file, e.span);
+            return self.limit(Error::TooManySteps { max: self.limits.max_steps, at });
         }
         stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path))
     }
@@ -337,12 +281,7 @@ impl<'p> Expander<'p> {
             ExprKind::Str(v) => Value::Str(v.clone()),
             ExprKind::Input => match &scope.input {
                 Some(v) => v.clone(),
-                None => {
-                    let d = Diagnostic::error(Code::Structure, "`in` has no value yet")
-                        .primary(loc, "used before the input is declared")
-                        .hint("declare `input [N, ...]` first");
-                    self.error(d)
-                }
+                None => self.error(Error::InBeforeInput { at: loc }),
             },
             ExprKind::Name(name) => self.name(name, loc, scope, flow, path),
             ExprKind::Tuple(items) => {
@@ -376,16 +315,9 @@ impl<'p> Expander<'p> {
                         Value::Bool(false) => {}
                         Value::Poison => return Value::Poison,
                         other => {
-                            let d = Diagnostic::error(
-                                Code::Type,
-                                format!("a condition must be a boolean, not {}", other.type_name()),
-                            )
-                            .primary(
-                                Loc::new(scope.file, cond.span),
-                                format!("this is {}", self.show(&other)),
-                            )
-                            .hint("compare it, e.g. `stride != 1`");
-                            return self.error(d);
+                            let found = self.found(&other);
+                            return self
+                                .error(Error::NotCondition { found, at: Loc::new(scope.file, cond.span) });
                         }
                     }
                 }
@@ -393,15 +325,7 @@ impl<'p> Expander<'p> {
                     (Some(body), _) => self.eval(body, scope, flow, path),
                     // Without `else`, a false condition passes the incoming tensor through.
                     (None, Some(tensor)) => tensor.clone(),
-                    (None, None) => {
-                        let d = Diagnostic::error(
-                            Code::Structure,
-                            "this `if` has no value when its condition is false",
-                        )
-                        .primary(loc, "no `else`")
-                        .hint("add an `else { ... }`");
-                        self.error(d)
-                    }
+                    (None, None) => self.error(Error::NoElse { at: loc }),
                 }
             }
             ExprKind::Repeat { index, count, body } => {
@@ -443,11 +367,8 @@ impl<'p> Expander<'p> {
             match value {
                 Value::Tensor(_) | Value::Poison => current = Some(value),
                 other => {
-                    return self.type_error(
-                        format!("a chain stage must give a tensor, not {}", other.type_name()),
-                        &other,
-                        Loc::new(scope.file, expr.span),
-                    );
+                    let found = self.found(&other);
+                    return self.error(Error::StageNotTensor { found, at: Loc::new(scope.file, expr.span) });
                 }
             }
         }
@@ -471,12 +392,8 @@ impl<'p> Expander<'p> {
             RepeatCount::Times(n) => match self.eval_int(n, scope) {
                 Some(n) if n >= 0 => (0, n as u64),
                 Some(n) => {
-                    let d = Diagnostic::error(
-                        Code::Value,
-                        format!("a repeat count must be at least 0, but is {n}"),
-                    )
-                    .primary(Loc::new(scope.file, count_span(count)), format!("this is {n}"));
-                    return self.error(d);
+                    let at = Loc::new(scope.file, count_span(count));
+                    return self.error(Error::NegativeRepeat { count: n, at });
                 }
                 None => return Value::Poison,
             },
@@ -485,26 +402,19 @@ impl<'p> Expander<'p> {
                     return Value::Poison;
                 };
                 if hi < lo {
-                    let d =
-                        Diagnostic::error(Code::Value, format!("the range {lo}..{hi} ends before it starts"))
-                            .primary(Loc::new(scope.file, count_span(count)), "empty or reversed range");
-                    return self.error(d);
+                    let at = Loc::new(scope.file, count_span(count));
+                    return self.error(Error::ReversedRange { lo, hi, at });
                 }
                 (lo, (hi as i128 - lo as i128) as u64)
             }
         };
         if n > self.limits.max_repeat {
-            let msg = format!("repeat count {n} exceeds the limit of {} iterations", self.limits.max_repeat);
-            return self.limit(Loc::new(scope.file, count_span(count)), msg, "too many iterations");
+            let at = Loc::new(scope.file, count_span(count));
+            return self.limit(Error::TooManyIterations { count: n, max: self.limits.max_repeat, at });
         }
         let mut current = match flow {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v.clone(),
-            _ => {
-                let d = Diagnostic::error(Code::Type, "`repeat` needs an input tensor here")
-                    .primary(loc, "nothing flows into this repeat")
-                    .hint("a repeat applies its body again and again to a tensor: use it in a chain or a statement");
-                return self.error(d);
-            }
+            _ => return self.error(Error::RepeatNeedsInput { at: loc }),
         };
         let body_stages: Vec<(Option<&Ident>, &Expr)> = match &body.kind {
             ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
@@ -543,9 +453,4 @@ fn count_span(count: &RepeatCount) -> Span {
         RepeatCount::Times(n) => n.span,
         RepeatCount::Range(lo, hi) => lo.span.to(hi.span),
     }
-}
-
-fn dim_error(loc: Loc, v: i64) -> Diagnostic {
-    Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {v}"))
-        .primary(loc, format!("this is {v}"))
 }
