@@ -1,4 +1,4 @@
-//! Every message that expansion writes: each error is a variant of [`Error`], carrying only the
+//! Every message the front end writes: each error is a variant of [`Error`], carrying only the
 //! facts, and [`Error::diagnostic`] words them all in one place, so that the evaluator reads
 //! as logic and the wording can be reviewed, and kept consistent, at a glance.
 //!
@@ -8,6 +8,7 @@
 use nnc_grammar::ast::{BinaryOp, UnaryOp};
 
 use super::expand::Frame;
+use super::load::STD_MODULES;
 use super::value::Value;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ops::{ArgValue, Kind, OpError, OpSpec};
@@ -67,8 +68,58 @@ impl<'p> Callee<'p> {
     }
 }
 
-/// An error found while expanding a network, with what its message needs to say.
+/// An error found while loading files or expanding a network, with what its message needs to
+/// say.
 pub(super) enum Error<'a> {
+    // Loading files and imports. `import` is the import that asked for the file, if any.
+    IsDirectory {
+        name: &'a str,
+        import: Option<Loc>,
+    },
+    /// `folder` is the importing file's, for a file not found: paths are relative to it.
+    Unreadable {
+        name: &'a str,
+        error: &'a std::io::Error,
+        import: Option<Loc>,
+        folder: Option<String>,
+    },
+    TooLarge {
+        name: &'a str,
+        size: u64,
+        max: u64,
+        import: Option<Loc>,
+    },
+    NotUtf8 {
+        name: &'a str,
+        byte: u8,
+        at: Loc,
+    },
+    ImportsTooDeep {
+        max: usize,
+        at: Loc,
+    },
+    NoStdModule {
+        module: &'a str,
+        at: Loc,
+    },
+    /// `links` are the other imports along the cycle, with the name of the file making each.
+    ImportCycle {
+        file: &'a str,
+        at: Loc,
+        links: Vec<(Loc, &'a str)>,
+    },
+    /// A block named as a built-in layer or function.
+    HidesBuiltin {
+        name: &'a str,
+        at: Loc,
+    },
+    /// Two blocks of one name.
+    DefinedTwice {
+        name: &'a str,
+        at: Loc,
+        first: Loc,
+    },
+
     // Networks and their input.
     /// A network parameter with neither a default nor a `--set` value.
     NoParamValue {
@@ -324,6 +375,55 @@ impl Error<'_> {
         use Error::*;
         let this_is = |found: &Found| format!("this is {}", found.shown);
         match self {
+            IsDirectory { name, import } => {
+                unloadable(format!("`{name}` is a directory, not a .net file"), import, None)
+            }
+            Unreadable { name, error, import, folder } => {
+                let reason = match error.kind() {
+                    std::io::ErrorKind::NotFound => "no such file".into(),
+                    std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                    _ => error.to_string(),
+                };
+                let hint = folder.map(|f| format!("paths are relative to the importing file's folder ({f})"));
+                unloadable(format!("cannot read `{name}`: {reason}"), import, hint)
+            }
+            TooLarge { name, size, max, import } => {
+                unloadable(format!("`{name}` is {size} bytes, over the limit of {max}"), import, None)
+            }
+            NotUtf8 { name, byte, at } => Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
+                .primary(at, format!("byte 0x{byte:02x} here"))
+                .hint(".net files are UTF-8 text; re-save the file as UTF-8"),
+            ImportsTooDeep { max, at } => {
+                Diagnostic::error(Code::Limit, format!("imports nest deeper than the limit of {max}"))
+                    .primary(at, "this import is too deep")
+            }
+            NoStdModule { module, at } => {
+                let names = STD_MODULES.iter().map(|(n, _)| *n);
+                Diagnostic::error(Code::MissingImport, format!("there is no standard module `{module}`"))
+                    .primary(at, "unknown module")
+                    .maybe_hint(did_you_mean(module, names.clone()))
+                    .note(format!("the standard library has {}", names.collect::<Vec<_>>().join(", ")))
+            }
+            ImportCycle { file, at, links } => {
+                let mut d =
+                    Diagnostic::error(Code::ImportCycle, format!("import cycle: `{file}` imports itself"))
+                        .primary(at, "this import closes the cycle");
+                for (import, importer) in links {
+                    d = d.secondary(import, format!("`{importer}` imports the next file here"));
+                }
+                d.hint("move the shared blocks into a file that both import")
+            }
+            HidesBuiltin { name, at } => {
+                Diagnostic::error(Code::Duplicate, format!("block `{name}` would hide the built-in `{name}`"))
+                    .primary(at, "this name is taken by a built-in")
+                    .hint(format!("rename the block, e.g. `my_{name}`"))
+            }
+            DefinedTwice { name, at, first } => {
+                Diagnostic::error(Code::Duplicate, format!("block `{name}` is defined twice"))
+                    .primary(at, "defined again here")
+                    .secondary(first, "first defined here")
+            }
+
             NoParamValue { name, at } => {
                 Diagnostic::error(Code::Structure, format!("network parameter `{name}` has no value"))
                     .primary(at, "no default")
@@ -597,6 +697,16 @@ impl From<Error<'_>> for Diagnostic {
     fn from(error: Error<'_>) -> Diagnostic {
         error.diagnostic()
     }
+}
+
+/// A file that could not be loaded: an import error where an import asked for it, else an I/O
+/// error.
+fn unloadable(message: String, import: Option<Loc>, hint: Option<String>) -> Diagnostic {
+    let mut d = Diagnostic::error(if import.is_some() { Code::MissingImport } else { Code::Io }, message);
+    if let Some(at) = import {
+        d = d.primary(at, "imported here");
+    }
+    d.maybe_hint(hint)
 }
 
 fn arithmetic(message: String, at: Loc) -> Diagnostic {
