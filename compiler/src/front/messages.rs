@@ -69,304 +69,100 @@ impl<'p> Callee<'p> {
 }
 
 /// An error found while loading files or expanding a network, with what its message needs to
-/// say.
+/// say. (Variants are commented with `//`, as doc comments would make rustfmt spread each over
+/// several lines.)
 pub(super) enum Error<'a> {
-    // Loading files and imports. `import` is the import that asked for the file, if any.
-    IsDirectory {
-        name: &'a str,
-        import: Option<Loc>,
-    },
-    /// `folder` is the importing file's, for a file not found: paths are relative to it.
-    Unreadable {
-        name: &'a str,
-        error: &'a std::io::Error,
-        import: Option<Loc>,
-        folder: Option<String>,
-    },
-    TooLarge {
-        name: &'a str,
-        size: u64,
-        max: u64,
-        import: Option<Loc>,
-    },
-    NotUtf8 {
-        name: &'a str,
-        byte: u8,
-        at: Loc,
-    },
-    ImportsTooDeep {
-        max: usize,
-        at: Loc,
-    },
-    NoStdModule {
-        module: &'a str,
-        at: Loc,
-    },
-    /// `links` are the other imports along the cycle, with the name of the file making each.
-    ImportCycle {
-        file: &'a str,
-        at: Loc,
-        links: Vec<(Loc, &'a str)>,
-    },
-    /// A block named as a built-in layer or function.
-    HidesBuiltin {
-        name: &'a str,
-        at: Loc,
-    },
-    /// Two blocks of one name.
-    DefinedTwice {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
+    // ---- Loading files and imports ----
+    // `import` is the import that asked for the file, if any.
+    IsDirectory { name: &'a str, import: Option<Loc> },
+    // `folder` is the importing file's, for a file not found: paths are relative to it.
+    Unreadable { name: &'a str, error: &'a std::io::Error, import: Option<Loc>, folder: Option<String> },
+    TooLarge { name: &'a str, size: u64, max: u64, import: Option<Loc> },
+    NotUtf8 { name: &'a str, byte: u8, at: Loc },
+    ImportsTooDeep { max: usize, at: Loc },
+    NoStdModule { module: &'a str, at: Loc },
+    // `links` are the other imports along the cycle, with the name of the file making each.
+    ImportCycle { file: &'a str, at: Loc, links: Vec<(Loc, &'a str)> },
+    // A block named as a built-in layer or function.
+    HidesBuiltin { name: &'a str, at: Loc },
+    // Two blocks of one name.
+    DefinedTwice { name: &'a str, at: Loc, first: Loc },
 
-    // Networks and their input.
-    /// A network parameter with neither a default nor a `--set` value.
-    NoParamValue {
-        name: &'a str,
-        at: Loc,
-    },
-    NoInput {
-        network: &'a str,
-        at: Loc,
-    },
-    /// A network whose last statement is not a tensor; `found` is its type, if it has one.
-    NetworkOutput {
-        network: &'a str,
-        found: Option<&'static str>,
-        at: Loc,
-    },
-    TotalsOverflow {
-        network: &'a str,
-        at: Loc,
-    },
-    /// A `--set` value that is not a constant.
-    NotConstant {
-        at: Loc,
-    },
-    InputInBlock {
-        at: Loc,
-    },
-    InputTwice {
-        at: Loc,
-    },
-    InputTooFewDims {
-        at: Loc,
-    },
-    BadDimension {
-        value: i64,
-        at: Loc,
-    },
-    /// `in` used before `input`.
-    InBeforeInput {
-        at: Loc,
-    },
+    // ---- Networks and their input ----
+    // A network parameter with neither a default nor a `--set` value.
+    NoParamValue { name: &'a str, at: Loc },
+    NoInput { network: &'a str, at: Loc },
+    // A network whose last statement is not a tensor; `found` is its type, if it has one.
+    NetworkOutput { network: &'a str, found: Option<&'static str>, at: Loc },
+    TotalsOverflow { network: &'a str, at: Loc },
+    // A `--set` value that is not a constant.
+    NotConstant { at: Loc },
+    InputInBlock { at: Loc },
+    InputTwice { at: Loc },
+    InputTooFewDims { at: Loc },
+    BadDimension { value: i64, at: Loc },
+    // `in` used before `input`.
+    InBeforeInput { at: Loc },
 
-    // Names.
-    /// Two layers with one name; `first` is where the name was first taken.
-    DuplicateLayer {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
-    /// A name bound twice in one scope.
-    Redefined {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
-    /// `hint` is a did-you-mean, as only the expander knows the names in scope.
-    UnknownName {
-        name: &'a str,
-        at: Loc,
-        hint: Option<String>,
-    },
-    /// A call of something that is no layer or block; `is_value` when it names a value.
-    UnknownCallee {
-        name: &'a str,
-        is_value: bool,
-        at: Loc,
-        hint: Option<String>,
-    },
+    // ---- Names ----
+    // Two layers with one name; `first` is where the name was first taken.
+    DuplicateLayer { name: &'a str, at: Loc, first: Loc },
+    // A name bound twice in one scope.
+    Redefined { name: &'a str, at: Loc, first: Loc },
+    // `hint` is a did-you-mean, as only the expander knows the names in scope.
+    UnknownName { name: &'a str, at: Loc, hint: Option<String> },
+    // A call of something that is no layer or block; `is_value` when it names a value.
+    UnknownCallee { name: &'a str, is_value: bool, at: Loc, hint: Option<String> },
 
-    // Values and their types.
-    /// Where an integer is needed; `free_name` when the expression was a bare name.
-    NotInteger {
-        found: &'static str,
-        at: Loc,
-        free_name: bool,
-    },
-    UnaryOperand {
-        op: UnaryOp,
-        found: Found,
-        at: Loc,
-    },
-    BinaryOperands {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    NotBooleans {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    NotCondition {
-        found: Found,
-        at: Loc,
-    },
-    StageNotTensor {
-        found: Found,
-        at: Loc,
-    },
-    IndexNotInteger {
-        found: Found,
-        at: Loc,
-    },
-    NotTensor {
-        found: Found,
-        at: Loc,
-    },
-    /// A field or index on a value that has none; `field` is `None` for an index.
-    NoAccess {
-        field: Option<&'a str>,
-        found: Found,
-        at: Loc,
-    },
-    NoTensorField {
-        field: &'a str,
-        shape: String,
-        at: Loc,
-    },
-    IndexOutOfRange {
-        index: i64,
-        len: i64,
-        at: Loc,
-    },
-    NoElse {
-        at: Loc,
-    },
+    // ---- Values and their types ----
+    // Where an integer is needed; `free_name` when the expression was a bare name.
+    NotInteger { found: &'static str, at: Loc, free_name: bool },
+    UnaryOperand { op: UnaryOp, found: Found, at: Loc },
+    BinaryOperands { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotBooleans { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotCondition { found: Found, at: Loc },
+    StageNotTensor { found: Found, at: Loc },
+    IndexNotInteger { found: Found, at: Loc },
+    NotTensor { found: Found, at: Loc },
+    // A field or index on a value that has none; `field` is `None` for an index.
+    NoAccess { field: Option<&'a str>, found: Found, at: Loc },
+    NoTensorField { field: &'a str, shape: String, at: Loc },
+    IndexOutOfRange { index: i64, len: i64, at: Loc },
+    NoElse { at: Loc },
 
-    // Arithmetic.
-    Overflow {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    DivideByZero {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    NegationOverflow {
-        value: i64,
-        at: Loc,
-    },
+    // ---- Arithmetic ----
+    Overflow { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    DivideByZero { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NegationOverflow { value: i64, at: Loc },
 
-    // Calls and their arguments.
-    TooManyArgs {
-        callee: &'a Callee<'a>,
-        given: usize,
-        at: Loc,
-    },
-    UnknownArg {
-        callee: &'a Callee<'a>,
-        name: &'a str,
-        at: Loc,
-    },
-    ArgTwice {
-        param: &'a str,
-        at: Loc,
-    },
-    /// An argument that is not of its parameter's kind.
-    ArgType {
-        param: &'a str,
-        kind: Kind,
-        value: &'a Value,
-        found: Found,
-        at: Loc,
-    },
-    MissingLayerArg {
-        layer: &'a str,
-        param: &'a str,
-        signature: String,
-        at: Loc,
-    },
-    MissingBlockArg {
-        block: &'a str,
-        param: &'a str,
-        at: Loc,
-        param_at: Loc,
-    },
-    CatDimNotInteger {
-        found: Found,
-        at: Loc,
-    },
-    CatUnknownArg {
-        name: &'a str,
-        at: Loc,
-    },
-    CatEmpty {
-        at: Loc,
-    },
-    LayerNeedsInput {
-        layer: &'a str,
-        at: Loc,
-    },
-    BlockNeedsInput {
-        block: &'a str,
-        at: Loc,
-    },
-    RepeatNeedsInput {
-        at: Loc,
-    },
-    /// A block's last statement is not a tensor; `found` is its type, if it has one.
-    BlockOutput {
-        block: &'a str,
-        found: Option<&'static str>,
-        at: Loc,
-        call: Loc,
-    },
-    /// A block calling itself; `cycle` holds the frames from the block's first call on.
-    Recursion {
-        block: &'a str,
-        at: Loc,
-        cycle: &'a [Frame],
-    },
+    // ---- Calls and their arguments ----
+    TooManyArgs { callee: &'a Callee<'a>, given: usize, at: Loc },
+    UnknownArg { callee: &'a Callee<'a>, name: &'a str, at: Loc },
+    ArgTwice { param: &'a str, at: Loc },
+    // An argument that is not of its parameter's kind.
+    ArgType { param: &'a str, kind: Kind, value: &'a Value, found: Found, at: Loc },
+    MissingLayerArg { layer: &'a str, param: &'a str, signature: String, at: Loc },
+    MissingBlockArg { block: &'a str, param: &'a str, at: Loc, param_at: Loc },
+    CatDimNotInteger { found: Found, at: Loc },
+    CatUnknownArg { name: &'a str, at: Loc },
+    CatEmpty { at: Loc },
+    LayerNeedsInput { layer: &'a str, at: Loc },
+    BlockNeedsInput { block: &'a str, at: Loc },
+    RepeatNeedsInput { at: Loc },
+    // A block's last statement is not a tensor; `found` is its type, if it has one.
+    BlockOutput { block: &'a str, found: Option<&'static str>, at: Loc, call: Loc },
+    // A block calling itself; `cycle` holds the frames from the block's first call on.
+    Recursion { block: &'a str, at: Loc, cycle: &'a [Frame] },
 
-    // Repeats.
-    NegativeRepeat {
-        count: i64,
-        at: Loc,
-    },
-    ReversedRange {
-        lo: i64,
-        hi: i64,
-        at: Loc,
-    },
+    // ---- Repeats ----
+    NegativeRepeat { count: i64, at: Loc },
+    ReversedRange { lo: i64, hi: i64, at: Loc },
 
-    // Limits, which stop expansion.
-    TooManyNodes {
-        max: usize,
-        at: Loc,
-    },
-    TooManySteps {
-        max: u64,
-        at: Loc,
-    },
-    TooManyIterations {
-        count: u64,
-        max: u64,
-        at: Loc,
-    },
-    TooDeep {
-        max: usize,
-        at: Loc,
-    },
+    // ---- Limits, which stop expansion ----
+    TooManyNodes { max: usize, at: Loc },
+    TooManySteps { max: u64, at: Loc },
+    TooManyIterations { count: u64, max: u64, at: Loc },
+    TooDeep { max: usize, at: Loc },
 }
 
 impl Error<'_> {
