@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use nnc_grammar::ast::{DefKind, Definition, File, ImportTarget};
 use nnc_grammar::{parse_file, Span};
 
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use super::messages::Error;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::ops;
 use crate::source::{FileId, Loc, SourceMap};
 
@@ -97,38 +98,30 @@ pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
 impl Loader<'_> {
     /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files.
     fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
-        let fail = |message: String, hint: Option<String>| {
-            let mut d =
-                Diagnostic::error(if import.is_some() { Code::MissingImport } else { Code::Io }, message);
-            if let Some(at) = import {
-                d = d.primary(at, "imported here");
-            }
-            d.maybe_hint(hint)
-        };
         let size = match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
-                self.diags.push(fail(format!("`{name}` is a directory, not a .net file"), None));
+                self.diags.push(Error::IsDirectory { name: &name, import }.into());
                 return None;
             }
             Ok(meta) => meta.len(),
-            Err(e) => {
-                let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
-                    format!("paths are relative to the importing file's folder ({})", parent_name(&name))
-                });
-                let hint = if import.is_some() { hint } else { None };
-                self.diags.push(fail(format!("cannot read `{name}`: {}", io_reason(&e)), hint));
+            Err(error) => {
+                // A missing import is most often a path taken as relative to the wrong folder.
+                let folder = (error.kind() == std::io::ErrorKind::NotFound && import.is_some())
+                    .then(|| parent_name(&name));
+                self.diags.push(Error::Unreadable { name: &name, error: &error, import, folder }.into());
                 return None;
             }
         };
         if size > MAX_FILE_BYTES {
-            self.diags
-                .push(fail(format!("`{name}` is {size} bytes, over the limit of {MAX_FILE_BYTES}"), None));
+            let error = Error::TooLarge { name: &name, size, max: MAX_FILE_BYTES, import };
+            self.diags.push(error.into());
             return None;
         }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) => {
-                self.diags.push(fail(format!("cannot read `{name}`: {}", io_reason(&e)), None));
+            Err(error) => {
+                self.diags
+                    .push(Error::Unreadable { name: &name, error: &error, import, folder: None }.into());
                 return None;
             }
         };
@@ -142,11 +135,8 @@ impl Loader<'_> {
                 let id = self.sources.add(name.clone(), Some(canonical), text);
                 let width = self.sources.get(id).text[at..].chars().next().map_or(0, char::len_utf8);
                 let byte = e.as_bytes()[at];
-                self.diags.push(
-                    Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
-                        .primary(Loc::new(id, Span::new(at, at + width)), format!("byte 0x{byte:02x} here"))
-                        .hint(".net files are UTF-8 text; re-save the file as UTF-8"),
-                );
+                let at = Loc::new(id, Span::new(at, at + width));
+                self.diags.push(Error::NotUtf8 { name: &name, byte, at }.into());
                 None
             }
         }
@@ -184,27 +174,13 @@ impl Loader<'_> {
 
     fn import(&mut self, from: FileId, target: &ImportTarget, at: Loc) {
         if self.stack.len() > MAX_IMPORT_DEPTH {
-            self.diags.push(
-                Diagnostic::error(
-                    Code::Limit,
-                    format!("imports nest deeper than the limit of {MAX_IMPORT_DEPTH}"),
-                )
-                .primary(at, "this import is too deep"),
-            );
+            self.diags.push(Error::ImportsTooDeep { max: MAX_IMPORT_DEPTH, at }.into());
             return;
         }
         let existing = match target {
             ImportTarget::Std(module) => {
                 let Some((name, text)) = STD_MODULES.iter().find(|(name, _)| name == module) else {
-                    let names = STD_MODULES.iter().map(|(n, _)| *n);
-                    let d = Diagnostic::error(
-                        Code::MissingImport,
-                        format!("there is no standard module `{module}`"),
-                    )
-                    .primary(at, "unknown module")
-                    .maybe_hint(did_you_mean(module, names.clone()))
-                    .note(format!("the standard library has {}", names.collect::<Vec<_>>().join(", ")));
-                    self.diags.push(d);
+                    self.diags.push(Error::NoStdModule { module, at }.into());
                     return;
                 };
                 let loaded =
@@ -239,20 +215,15 @@ impl Loader<'_> {
         // the stack, which makes a cycle.
         if let Some(id) = existing {
             if let Some(pos) = self.stack.iter().position(|(f, _)| *f == id) {
-                let mut d = Diagnostic::error(
-                    Code::ImportCycle,
-                    format!("import cycle: `{}` imports itself", self.sources.get(id).name),
-                )
-                .primary(at, "this import closes the cycle");
-                for (file, import) in &self.stack[pos..] {
-                    if let Some(import) = import.filter(|l| *l != at) {
-                        d = d.secondary(
-                            import,
-                            format!("`{}` imports the next file here", self.sources.get(*file).name),
-                        );
-                    }
-                }
-                self.diags.push(d.hint("move the shared blocks into a file that both import"));
+                // The imports along the cycle, each with the name of the file that makes it.
+                let links: Vec<(Loc, &str)> = self.stack[pos..]
+                    .iter()
+                    .filter_map(|(file, import)| {
+                        Some((import.filter(|l| *l != at)?, self.sources.get(*file).name.as_str()))
+                    })
+                    .collect();
+                let file = &self.sources.get(id).name;
+                self.diags.push(Error::ImportCycle { file, at, links }.into());
             }
         }
     }
@@ -261,34 +232,15 @@ impl Loader<'_> {
         let name = &def.name.name;
         let at = Loc::new(file, def.name.span);
         if ops::lookup(name).is_some() || RESERVED.contains(&name.as_str()) {
-            self.diags.push(
-                Diagnostic::error(
-                    Code::Duplicate,
-                    format!("block `{name}` would hide the built-in `{name}`"),
-                )
-                .primary(at, "this name is taken by a built-in")
-                .hint(format!("rename the block, e.g. `my_{name}`")),
-            );
+            self.diags.push(Error::HidesBuiltin { name, at }.into());
             return;
         }
         if let Some(first) = self.block_locs.get(name) {
-            self.diags.push(
-                Diagnostic::error(Code::Duplicate, format!("block `{name}` is defined twice"))
-                    .primary(at, "defined again here")
-                    .secondary(*first, "first defined here"),
-            );
+            self.diags.push(Error::DefinedTwice { name, at, first: *first }.into());
             return;
         }
         self.block_locs.insert(name.clone(), at);
         self.program.blocks.insert(name.clone(), (file, index));
-    }
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -1,0 +1,358 @@
+//! Calls of layers and blocks: resolving the name called, binding its arguments to the
+//! parameters (positional, then keywords, then defaults), and applying it to the incoming
+//! tensor.
+
+use std::collections::HashMap;
+
+use nnc_grammar::ast::{Arg, DefKind, Ident};
+
+use super::graph::{child, refers, Join};
+use super::{Expander, Frame, Scope};
+use crate::diagnostic::did_you_mean;
+use crate::front::load::RESERVED;
+use crate::front::messages::{op_diagnostic, signature, Callee, Error};
+use crate::front::value::Value;
+use crate::ir::Group;
+use crate::ops::{self, ArgValue, Args, Kind, OpSpec};
+use crate::source::{FileId, Loc};
+
+impl Expander<'_> {
+    pub(super) fn name(
+        &mut self,
+        name: &str,
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        if let Some((value, _)) = scope.vars.get(name) {
+            return value.clone();
+        }
+        if let Some(spec) = ops::lookup(name) {
+            return self.apply_op(spec, &[], loc, loc, scope, flow, path);
+        }
+        if let Some(&block) = self.program.blocks.get(name) {
+            return self.call_block(name, block, &[], loc, scope, flow, path);
+        }
+        let candidates: Vec<&str> = scope
+            .vars
+            .keys()
+            .map(String::as_str)
+            .chain(ops::ALL.iter().map(|o| o.name))
+            .chain(self.program.blocks.keys().map(String::as_str))
+            .collect();
+        self.error(Error::UnknownName { name, at: loc, hint: did_you_mean(name, candidates) })
+    }
+
+    pub(super) fn call(
+        &mut self,
+        callee: &Ident,
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let name = callee.name.as_str();
+        let callee_loc = Loc::new(scope.file, callee.span);
+        if name == "cat" {
+            return self.cat(args, loc, scope, flow, path);
+        }
+        if let Some(spec) = ops::lookup(name) {
+            return self.apply_op(spec, args, loc, callee_loc, scope, flow, path);
+        }
+        if let Some(&block) = self.program.blocks.get(name) {
+            return self.call_block(name, block, args, loc, scope, flow, path);
+        }
+        let is_value = scope.vars.contains_key(name);
+        let candidates = ops::ALL
+            .iter()
+            .map(|o| o.name)
+            .chain(RESERVED.iter().copied())
+            .chain(self.program.blocks.keys().map(String::as_str));
+        let hint = did_you_mean(name, candidates);
+        self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
+    }
+
+    fn cat(&mut self, args: &[Arg], loc: Loc, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
+        let mut tensors = Vec::new();
+        let mut dim = 1i64;
+        for (i, arg) in args.iter().enumerate() {
+            match &arg.name {
+                None => {
+                    let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
+                    tensors.push((self.eval(&arg.value, scope, flow, &arg_path), arg.value.span));
+                }
+                Some(n) if n.name == "dim" => match self.eval(&arg.value, scope, None, path) {
+                    Value::Int(d) => dim = d,
+                    Value::Poison => return Value::Poison,
+                    other => {
+                        let found = self.found(&other);
+                        return self.error(Error::CatDimNotInteger {
+                            found,
+                            at: Loc::new(scope.file, arg.value.span),
+                        });
+                    }
+                },
+                Some(n) => {
+                    return self
+                        .error(Error::CatUnknownArg { name: &n.name, at: Loc::new(scope.file, n.span) });
+                }
+            }
+        }
+        if tensors.is_empty() {
+            return self.error(Error::CatEmpty { at: loc });
+        }
+        let rank = tensors.iter().find_map(|(v, _)| match v {
+            Value::Tensor(id) => Some(self.nodes[id.0].shape.rank() as i64),
+            _ => None,
+        });
+        let resolved = match rank {
+            Some(r) if dim < 0 => dim + r,
+            _ => dim,
+        };
+        // Out-of-range values become an error in the shape rule; clamp only to keep usize.
+        self.join(Join::Concat, tensors, resolved.clamp(0, i64::from(u32::MAX)) as usize, loc, scope, path)
+    }
+
+    /// Applies a built-in layer to the incoming tensor.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_op(
+        &mut self,
+        spec: &'static OpSpec,
+        args: &[Arg],
+        loc: Loc,
+        callee: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let Some(bound) = self.bind_op_args(spec, args, loc, scope) else {
+            return Value::Poison;
+        };
+        let input = match flow {
+            Some(Value::Tensor(id)) => *id,
+            Some(Value::Poison) => return Value::Poison,
+            _ => return self.error(Error::LayerNeedsInput { layer: spec.name, at: callee }),
+        };
+        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
+        let shape = self.nodes[input.0].shape.clone();
+        match (spec.apply)(&bound.args, &shape) {
+            Ok(built) => {
+                self.add_node(name, built.op, vec![input], built.shape, built.params, built.macs, loc)
+            }
+            Err(err) => {
+                let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
+                let history = err.axis.map(|axis| self.size_history(input, axis));
+                let mut d = op_diagnostic(err, at, Some(&name));
+                d.notes.extend(history);
+                self.error(d)
+            }
+        }
+    }
+
+    /// Matches a call's arguments to its parameters: positional ones in order, then keywords by
+    /// name. Reports extra, unknown and repeated arguments; returns the argument of each
+    /// parameter (if given), or `None` when an error was reported.
+    fn match_args<'a>(
+        &mut self,
+        callee: &Callee,
+        args: &'a [Arg],
+        file: FileId,
+    ) -> Option<Vec<Option<&'a Arg>>> {
+        let mut slots: Vec<Option<&Arg>> = vec![None; callee.params.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        for arg in args {
+            let slot = match &arg.name {
+                None if positional >= callee.params.len() => {
+                    let at = Loc::new(file, arg.value.span);
+                    self.error(Error::TooManyArgs { callee, given: args.len(), at });
+                    return None;
+                }
+                None => {
+                    positional += 1;
+                    positional - 1
+                }
+                Some(n) => match callee.params.iter().position(|p| *p == n.name) {
+                    Some(i) => i,
+                    None => {
+                        self.error(Error::UnknownArg { callee, name: &n.name, at: Loc::new(file, n.span) });
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            if slots[slot].is_some() {
+                let at = Loc::new(file, arg.value.span);
+                self.error(Error::ArgTwice { param: callee.params[slot], at });
+                ok = false;
+                continue;
+            }
+            slots[slot] = Some(arg);
+        }
+        ok.then_some(slots)
+    }
+
+    fn bind_op_args(
+        &mut self,
+        spec: &'static OpSpec,
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+    ) -> Option<BoundOp> {
+        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+        let callee = Callee::layer(spec.name, &names, signature(spec));
+        let slots = self.match_args(&callee, args, scope.file)?;
+        let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
+        let mut ok = true;
+        for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
+            let param = &spec.params[slot];
+            let arg_loc = Loc::new(scope.file, arg.value.span);
+            let value = self.eval(&arg.value, scope, None, "");
+            match convert(&value, param.kind) {
+                Some(v) => values[slot] = Some((v, arg_loc)),
+                None if value == Value::Poison => ok = false,
+                None => {
+                    let found = self.found(&value);
+                    let (param, kind) = (param.name, param.kind);
+                    self.error(Error::ArgType { param, kind, value: &value, found, at: arg_loc });
+                    ok = false;
+                }
+            }
+        }
+        let mut locs = HashMap::new();
+        let mut bound = Vec::new();
+        for (param, value) in spec.params.iter().zip(values) {
+            match (value, param.default.clone()) {
+                (Some((v, at)), _) => {
+                    locs.insert(param.name, at);
+                    bound.push((v, true));
+                }
+                (None, Some(default)) => bound.push((default, false)),
+                (None, None) => {
+                    if ok {
+                        let (layer, param, signature) = (spec.name, param.name, signature(spec));
+                        self.error(Error::MissingLayerArg { layer, param, signature, at: loc });
+                    }
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs })
+    }
+
+    /// Calls a block on the incoming tensor.
+    #[allow(clippy::too_many_arguments)]
+    fn call_block(
+        &mut self,
+        name: &str,
+        block: (FileId, usize),
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let def = self.program.definition(block);
+        if let Some(pos) =
+            self.frames.iter().position(|f| matches!(f, Frame::Call { block: b, .. } if b == name))
+        {
+            // Not through `error`, which would add the context: the cycle is the context.
+            let cycle = &self.frames[pos + 1..];
+            self.diags.push(Error::Recursion { block: name, at: loc, cycle }.into());
+            return Value::Poison;
+        }
+        let depth = self.frames.iter().filter(|f| matches!(f, Frame::Call { .. })).count();
+        if depth >= self.limits.max_call_depth {
+            return self.limit(Error::TooDeep { max: self.limits.max_call_depth, at: loc });
+        }
+        let mut inner =
+            Scope { file: block.0, vars: HashMap::new(), input: None, label_prefix: path.to_string() };
+        // Arguments are evaluated in the caller's scope, defaults in the block's, in order, so
+        // that a default may use the parameters before it (`mid = c // 4`).
+        let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        let callee = Callee::block(name, &names, Loc::new(block.0, def.name.span));
+        let Some(slots) = self.match_args(&callee, args, scope.file) else {
+            return Value::Poison;
+        };
+        let mut ok = true;
+        let mut given: Vec<Option<Value>> = vec![None; def.params.len()];
+        for (slot, arg) in slots.iter().enumerate() {
+            if let Some(arg) = arg {
+                let value = self.eval(&arg.value, scope, None, "");
+                ok &= value != Value::Poison;
+                given[slot] = Some(value);
+            }
+        }
+        if !ok {
+            return Value::Poison;
+        }
+        let mut shown = Vec::new();
+        for (param, value) in def.params.iter().zip(given) {
+            let value = match (value, &param.default) {
+                (Some(v), _) => v,
+                (None, Some(default)) => match self.eval(default, &mut inner, None, "") {
+                    Value::Poison => return Value::Poison,
+                    v => v,
+                },
+                (None, None) => {
+                    let param_at = Loc::new(block.0, param.name.span);
+                    let param = &param.name.name;
+                    return self.error(Error::MissingBlockArg { block: name, param, at: loc, param_at });
+                }
+            };
+            shown.push(format!("{}={value}", param.name.name));
+            inner.vars.insert(param.name.name.clone(), (value, param.name.span));
+        }
+        match flow {
+            Some(Value::Tensor(_)) => {}
+            Some(Value::Poison) => return Value::Poison,
+            _ => return self.error(Error::BlockNeedsInput { block: name, at: loc }),
+        }
+        inner.input = flow.cloned();
+        self.groups.push(Group { name: path.to_string(), label: format!("{name}({})", shown.join(", ")) });
+        self.frames.push(Frame::Call { block: name.to_string(), instance: path.to_string(), at: loc });
+        let result = self.body(&def.body, &mut inner, path, DefKind::Block);
+        self.frames.pop();
+        match result {
+            Some(v @ (Value::Tensor(_) | Value::Poison)) => v,
+            other => {
+                let found = other.map(|v| v.type_name());
+                let at =
+                    def.body.last().map_or(Loc::new(block.0, def.name.span), |s| Loc::new(block.0, s.span()));
+                self.diags.push(Error::BlockOutput { block: name, found, at, call: loc }.into());
+                Value::Poison
+            }
+        }
+    }
+}
+
+struct BoundOp {
+    args: Args,
+    /// Where each given argument was written.
+    locs: HashMap<&'static str, Loc>,
+}
+
+/// Converts a value to a parameter's kind, or `None` if it is not of that kind.
+fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
+    match (kind, value) {
+        (Kind::Int, Value::Int(v)) | (Kind::Pair, Value::Int(v)) => {
+            Some(if kind == Kind::Int { ArgValue::Int(*v) } else { ArgValue::Pair([*v, *v]) })
+        }
+        (Kind::Pair, Value::Tuple(items)) => match items[..] {
+            [Value::Int(a), Value::Int(b)] => Some(ArgValue::Pair([a, b])),
+            _ => None,
+        },
+        (Kind::Dims, Value::Int(v)) => Some(ArgValue::Dims(vec![*v])),
+        (Kind::Dims, Value::Tuple(items)) => items
+            .iter()
+            .map(|item| if let Value::Int(v) = item { Some(*v) } else { None })
+            .collect::<Option<Vec<i64>>>()
+            .map(ArgValue::Dims),
+        (Kind::Float, Value::Float(v)) => Some(ArgValue::Float(*v)),
+        (Kind::Float, Value::Int(v)) => Some(ArgValue::Float(*v as f64)),
+        (Kind::Bool, Value::Bool(v)) => Some(ArgValue::Bool(*v)),
+        _ => None,
+    }
+}

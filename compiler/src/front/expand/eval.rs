@@ -1,0 +1,237 @@
+//! The scalar interpreter: integers, numbers, booleans and tuples, with Python's arithmetic,
+//! comparisons and logic, every integer operation checked; the properties of tensors
+//! (`x.channels`); and the type errors of all of these.
+
+use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, UnaryOp};
+
+use super::graph::{child, refers, Join};
+use super::{Expander, Scope};
+use crate::front::messages::{Error, Found};
+use crate::front::value::Value;
+use crate::source::Loc;
+
+impl Expander<'_> {
+    /// Evaluates an expression that must be an integer; reports otherwise.
+    pub(super) fn eval_int(&mut self, e: &Expr, scope: &mut Scope) -> Option<i64> {
+        match self.eval(e, scope, None, "") {
+            Value::Int(v) => Some(v),
+            Value::Poison => None,
+            other => {
+                let free_name = matches!(e.kind, ExprKind::Name(_));
+                let at = Loc::new(scope.file, e.span);
+                self.error(Error::NotInteger { found: other.type_name(), at, free_name });
+                None
+            }
+        }
+    }
+
+    /// Applies prefix operators, innermost (rightmost) first.
+    pub(super) fn unary(
+        &mut self,
+        ops: &[UnaryOp],
+        operand: &Expr,
+        loc: Loc,
+        scope: &mut Scope,
+        path: &str,
+    ) -> Value {
+        let mut value = self.eval(operand, scope, None, path);
+        for op in ops.iter().rev() {
+            value = match (op, value) {
+                (_, Value::Poison) => return Value::Poison,
+                (UnaryOp::Neg, Value::Int(v)) => match v.checked_neg() {
+                    Some(n) => Value::Int(n),
+                    None => return self.error(Error::NegationOverflow { value: v, at: loc }),
+                },
+                (UnaryOp::Neg, Value::Float(v)) => Value::Float(-v),
+                (UnaryOp::Not, Value::Bool(v)) => Value::Bool(!v),
+                (op, other) => {
+                    let found = self.found(&other);
+                    return self.error(Error::UnaryOperand { op: *op, found, at: loc });
+                }
+            };
+        }
+        value
+    }
+
+    /// A value of the wrong type, as its error shows it: with its shape if it is a tensor.
+    pub(super) fn found(&self, value: &Value) -> Found {
+        let shape = match value {
+            Value::Tensor(id) => Some(&self.nodes[id.0].shape),
+            _ => None,
+        };
+        Found::new(value, shape)
+    }
+
+    pub(super) fn access(&mut self, value: Value, access: &Access, scope: &mut Scope) -> Value {
+        match (access, value) {
+            (_, Value::Poison) => Value::Poison,
+            (Access::Field(field), Value::Tensor(id)) => {
+                let shape = self.nodes[id.0].shape.clone();
+                let dims = &shape.dims;
+                let got = match field.name.as_str() {
+                    "channels" if dims.len() >= 2 => Some(Value::Int(dims[0] as i64)),
+                    "height" if dims.len() >= 2 => Some(Value::Int(dims[1] as i64)),
+                    "width" if dims.len() >= 3 => Some(Value::Int(dims[2] as i64)),
+                    "features" => dims.last().map(|d| Value::Int(*d as i64)),
+                    "rank" => Some(Value::Int(shape.rank() as i64)),
+                    "shape" => Some(Value::Tuple(dims.iter().map(|d| Value::Int(*d as i64)).collect())),
+                    _ => None,
+                };
+                got.unwrap_or_else(|| {
+                    let at = Loc::new(scope.file, field.span);
+                    self.error(Error::NoTensorField { field: &field.name, shape: shape.to_string(), at })
+                })
+            }
+            (Access::Index(index), Value::Tuple(items)) => {
+                let i = match self.eval(index, scope, None, "") {
+                    Value::Int(i) => i,
+                    Value::Poison => return Value::Poison,
+                    other => {
+                        let found = self.found(&other);
+                        return self
+                            .error(Error::IndexNotInteger { found, at: Loc::new(scope.file, index.span) });
+                    }
+                };
+                let len = items.len() as i64;
+                let at = if i < 0 { i.checked_add(len) } else { Some(i) };
+                match at.filter(|a| (0..len).contains(a)) {
+                    Some(a) => items[a as usize].clone(),
+                    None => self.error(Error::IndexOutOfRange {
+                        index: i,
+                        len,
+                        at: Loc::new(scope.file, index.span),
+                    }),
+                }
+            }
+            (access, other) => {
+                let (field, span) = match access {
+                    Access::Field(f) => (Some(f.name.as_str()), f.span),
+                    Access::Index(i) => (None, i.span),
+                };
+                let found = self.found(&other);
+                self.error(Error::NoAccess { field, found, at: Loc::new(scope.file, span) })
+            }
+        }
+    }
+
+    pub(super) fn binary(
+        &mut self,
+        head: &Expr,
+        rest: &[(BinaryOp, Expr)],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let operand_path = |i: usize, e: &Expr, scope: &Scope| {
+            if refers(e, scope) {
+                path.to_string()
+            } else {
+                child(path, i)
+            }
+        };
+        let first = self.eval(head, scope, flow, &operand_path(0, head, scope));
+        if matches!(first, Value::Tensor(_)) && rest.iter().all(|(op, _)| *op == BinaryOp::Add) {
+            let mut tensors = vec![(first, head.span)];
+            for (i, (_, e)) in rest.iter().enumerate() {
+                let operand = operand_path(i + 1, e, scope);
+                tensors.push((self.eval(e, scope, flow, &operand), e.span));
+            }
+            return self.join(Join::Add, tensors, 1, loc, scope, path);
+        }
+        let mut acc = first;
+        for (op, e) in rest {
+            if acc == Value::Poison {
+                return Value::Poison;
+            }
+            // `and` and `or` short-circuit, as in Python.
+            match (op, &acc) {
+                (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => continue,
+                _ => {}
+            }
+            let rhs = self.eval(e, scope, flow, path);
+            let (a, op, b, at) = (&acc, *op, &rhs, loc);
+            let error = match scalar(op, a, b) {
+                Ok(v) => {
+                    acc = v;
+                    continue;
+                }
+                Err(ScalarError::Poison) => return Value::Poison,
+                Err(ScalarError::Overflow) => Error::Overflow { a, op, b, at },
+                Err(ScalarError::DivideByZero) => Error::DivideByZero { a, op, b, at },
+                Err(ScalarError::Operands) => Error::BinaryOperands { a, op, b, at },
+                Err(ScalarError::NotBooleans) => Error::NotBooleans { a, op, b, at },
+            };
+            return self.error(error);
+        }
+        acc
+    }
+}
+
+/// Why [`scalar`] gave no value. The caller, which knows where the operation stands, words
+/// the error.
+enum ScalarError {
+    /// An operand is poison: its error was already reported.
+    Poison,
+    Overflow,
+    DivideByZero,
+    /// Operands that are not numbers, for arithmetic or comparison.
+    Operands,
+    /// Operands of `and` or `or` that are not booleans.
+    NotBooleans,
+}
+
+/// Arithmetic, comparison and logic on plain values, with Python's semantics (`/` gives a
+/// number, `//` floors, `%` takes the divisor's sign) and every integer operation checked.
+fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
+    use BinaryOp::*;
+    use Value::{Bool, Float, Int};
+    if *a == Value::Poison || *b == Value::Poison {
+        return Err(ScalarError::Poison);
+    }
+    let overflow = || ScalarError::Overflow;
+    let as_float = |v: &Value| match v {
+        Int(i) => Some(*i as f64),
+        Float(f) => Some(*f),
+        _ => None,
+    };
+    match (op, a, b) {
+        (Add, Int(x), Int(y)) => x.checked_add(*y).map(Int).ok_or_else(overflow),
+        (Sub, Int(x), Int(y)) => x.checked_sub(*y).map(Int).ok_or_else(overflow),
+        (Mul, Int(x), Int(y)) => x.checked_mul(*y).map(Int).ok_or_else(overflow),
+        (FloorDiv | Rem, Int(_), Int(0)) => Err(ScalarError::DivideByZero),
+        (FloorDiv, Int(x), Int(y)) => {
+            let q = x.checked_div(*y).ok_or_else(overflow)?;
+            Ok(Int(if (x % y != 0) && ((*x < 0) != (*y < 0)) { q - 1 } else { q }))
+        }
+        (Rem, Int(x), Int(y)) => {
+            let r = x.checked_rem(*y).ok_or_else(overflow)?;
+            Ok(Int(if r != 0 && ((r < 0) != (*y < 0)) { r + y } else { r }))
+        }
+        (Eq, _, _) => Ok(Bool(a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b)))),
+        (Ne, _, _) => Ok(Bool(!(a == b || as_float(a).is_some_and(|x| Some(x) == as_float(b))))),
+        (And, Bool(x), Bool(y)) => Ok(Bool(*x && *y)),
+        (Or, Bool(x), Bool(y)) => Ok(Bool(*x || *y)),
+        (Lt | Le | Gt | Ge | Add | Sub | Mul | Div | FloorDiv | Rem, _, _) => {
+            let (Some(x), Some(y)) = (as_float(a), as_float(b)) else {
+                return Err(ScalarError::Operands);
+            };
+            match op {
+                Lt => Ok(Bool(x < y)),
+                Le => Ok(Bool(x <= y)),
+                Gt => Ok(Bool(x > y)),
+                Ge => Ok(Bool(x >= y)),
+                Div if y == 0.0 => Err(ScalarError::DivideByZero),
+                Div => Ok(Float(x / y)),
+                Add => Ok(Float(x + y)),
+                Sub => Ok(Float(x - y)),
+                Mul => Ok(Float(x * y)),
+                FloorDiv if y == 0.0 => Err(ScalarError::DivideByZero),
+                FloorDiv => Ok(Float((x / y).floor())),
+                Rem if y == 0.0 => Err(ScalarError::DivideByZero),
+                _ => Ok(Float(x - y * (x / y).floor())),
+            }
+        }
+        (And | Or, _, _) => Err(ScalarError::NotBooleans),
+    }
+}

@@ -1,0 +1,456 @@
+//! Expansion: evaluates a network's body (block calls, repeats, conditionals, arithmetic) and
+//! infers every shape on the way, producing the IR graph.
+//!
+//! Every expression is evaluated with the tensor that flows into it: a layer or block call
+//! applies to that tensor, a name refers to a value, and `a -> b` feeds `a`'s result to `b`.
+//! Errors are collected, not thrown: a failed expression yields [`Value::Poison`], which
+//! silences everything computed from it, so independent mistakes are all reported once.
+//!
+//! This file is the driver: the expander's state, its entry points, and the walk over
+//! statements, expressions, chains and repeats. One `impl Expander` is split by concern across
+//! `eval` (plain values), `graph` (nodes and their names) and `call` (layers and blocks); the
+//! words of every error are in `front::messages`.
+
+mod call;
+mod eval;
+mod graph;
+
+use std::collections::HashMap;
+
+use nnc_grammar::ast::{DefKind, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
+use nnc_grammar::Span;
+
+use self::graph::{child, refers, Seq};
+use super::load::Program;
+use super::messages::{expanded_from, Error};
+use super::value::Value;
+use crate::diagnostic::Diagnostic;
+use crate::ir::{Graph, Group, Node, NodeId, Op};
+use crate::shape::{Batch, Shape};
+use crate::source::{FileId, Loc};
+
+/// Bounds that keep hostile input from exhausting time or memory. Each error that hits one
+/// names the limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Nodes in one expanded network.
+    pub max_nodes: usize,
+    /// Iterations of one `repeat`.
+    pub max_repeat: u64,
+    /// Block calls nested inside each other.
+    pub max_call_depth: usize,
+    /// Expressions evaluated for one network.
+    pub max_steps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_nodes: 100_000, max_repeat: 10_000, max_call_depth: 64, max_steps: 5_000_000 }
+    }
+}
+
+/// Recursion in the evaluator follows bracket nesting and block calls, both bounded; the stack
+/// is grown on demand so that the bound, not the thread's stack size, is what decides.
+const RED_ZONE: usize = 128 << 10;
+const STACK_GROWTH: usize = 4 << 20;
+
+/// A level of expansion, for the "how did we get here" part of a diagnostic.
+pub(super) enum Frame {
+    Call { block: String, instance: String, at: Loc },
+    Repeat { iteration: u64, count: u64, index: Option<(String, i64)>, at: Loc },
+}
+
+/// The names visible in one block instance or network body.
+struct Scope {
+    file: FileId,
+    vars: HashMap<String, (Value, Span)>,
+    input: Option<Value>,
+    /// The prefix that labels (`conv1: conv2d(...)`) are relative to.
+    label_prefix: String,
+}
+
+pub struct Expander<'p> {
+    program: &'p Program,
+    limits: Limits,
+    pub diags: Vec<Diagnostic>,
+    nodes: Vec<Node>,
+    groups: Vec<Group>,
+    frames: Vec<Frame>,
+    steps: u64,
+    /// Set when a limit is exhausted: evaluation stops, reporting nothing more.
+    halted: bool,
+}
+
+impl<'p> Expander<'p> {
+    pub fn new(program: &'p Program, limits: Limits) -> Self {
+        Expander {
+            program,
+            limits,
+            diags: Vec::new(),
+            nodes: Vec::new(),
+            groups: Vec::new(),
+            frames: Vec::new(),
+            steps: 0,
+            halted: false,
+        }
+    }
+
+    /// Expands one network with its parameters' values. Returns the graph if the network
+    /// checked without error.
+    pub fn network(
+        mut self,
+        file: FileId,
+        def: &Definition,
+        overrides: &HashMap<&str, Value>,
+    ) -> (Option<Graph>, Vec<Diagnostic>) {
+        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
+        let mut params = Vec::new();
+        for param in &def.params {
+            let value = match (overrides.get(param.name.name.as_str()), &param.default) {
+                (Some(v), _) => v.clone(),
+                (None, Some(default)) => self.eval(default, &mut scope, None, ""),
+                (None, None) => self.error(Error::NoParamValue {
+                    name: &param.name.name,
+                    at: Loc::new(file, param.name.span),
+                }),
+            };
+            params.push((param.name.name.clone(), value.clone()));
+            scope.vars.insert(param.name.name.clone(), (value, param.name.span));
+        }
+        if !self.diags.is_empty() {
+            return (None, self.diags);
+        }
+        let output = self.body(&def.body, &mut scope, "", DefKind::Network);
+        let loc = Loc::new(file, def.name.span);
+        let Some(Value::Tensor(input)) = scope.input else {
+            if !self.halted && scope.input.is_none() {
+                self.diags.push(Error::NoInput { network: &def.name.name, at: loc }.into());
+            }
+            return (None, self.diags);
+        };
+        let output = match output {
+            Some(Value::Tensor(id)) => id,
+            Some(Value::Poison) => return (None, self.diags),
+            other => {
+                let found = other.map(|v| v.type_name());
+                let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
+                self.diags.push(Error::NetworkOutput { network: &def.name.name, found, at }.into());
+                return (None, self.diags);
+            }
+        };
+        self.check_unique_names();
+        let totals = |f: fn(&Node) -> u64| self.nodes.iter().try_fold(0u64, |acc, n| acc.checked_add(f(n)));
+        if totals(|n| n.params).is_none() || totals(|n| n.macs).is_none() {
+            self.diags.push(Error::TotalsOverflow { network: &def.name.name, at: loc }.into());
+        }
+        if !self.diags.is_empty() {
+            return (None, self.diags);
+        }
+        let params = params.into_iter().map(|(n, v)| (n, v.to_string())).collect();
+        let graph = Graph {
+            name: def.name.name.clone(),
+            params,
+            nodes: self.nodes,
+            input: NodeId(input.0),
+            output,
+            groups: self.groups,
+        };
+        (Some(graph), self.diags)
+    }
+
+    /// Evaluates a constant expression (no names, no input), as `--set` values are.
+    pub fn constant(mut self, file: FileId, e: &Expr) -> Result<Value, Vec<Diagnostic>> {
+        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
+        let value = self.eval(e, &mut scope, None, "");
+        match value {
+            Value::Tensor(_) | Value::Poison => {
+                if self.diags.is_empty() {
+                    self.diags.push(Error::NotConstant { at: Loc::new(file, e.span) }.into());
+                }
+                Err(self.diags)
+            }
+            v => Ok(v),
+        }
+    }
+
+    /// Evaluates a body; its value is that of its last statement.
+    fn body(&mut self, body: &[Stmt], scope: &mut Scope, path: &str, kind: DefKind) -> Option<Value> {
+        let mut flow = scope.input.clone();
+        let mut last = None;
+        for stmt in body {
+            if self.halted {
+                return Some(Value::Poison);
+            }
+            let value = match stmt {
+                Stmt::Input { dims, span } => self.input(dims, *span, scope, kind),
+                Stmt::Bind { name, value } => {
+                    let v = self.eval(value, scope, flow.as_ref(), &child(path, &name.name));
+                    self.bind(scope, name, v.clone());
+                    v
+                }
+                Stmt::Expr(e) => self.eval(e, scope, flow.as_ref(), path),
+            };
+            if matches!(value, Value::Tensor(_) | Value::Poison) {
+                flow = Some(value.clone());
+            }
+            last = Some(value);
+        }
+        last
+    }
+
+    fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
+        if let Some((_, first)) = scope.vars.get(&name.name) {
+            let at = Loc::new(scope.file, name.span);
+            self.error(Error::Redefined { name: &name.name, at, first: Loc::new(scope.file, *first) });
+            return;
+        }
+        scope.vars.insert(name.name.clone(), (value, name.span));
+    }
+
+    fn input(&mut self, dims: &[Expr], span: Span, scope: &mut Scope, kind: DefKind) -> Value {
+        let loc = Loc::new(scope.file, span);
+        if kind == DefKind::Block {
+            return self.error(Error::InputInBlock { at: loc });
+        }
+        if scope.input.is_some() {
+            return self.error(Error::InputTwice { at: loc });
+        }
+        if dims.len() < 2 {
+            return self.error(Error::InputTooFewDims { at: loc });
+        }
+        let batch = match &dims[0].kind {
+            ExprKind::Name(n) if !scope.vars.contains_key(n) => Batch::Symbolic(n.clone()),
+            _ => match self.eval_int(&dims[0], scope) {
+                Some(v) if v >= 1 => Batch::Fixed(v as u64),
+                Some(v) => {
+                    return self
+                        .error(Error::BadDimension { value: v, at: Loc::new(scope.file, dims[0].span) })
+                }
+                None => return Value::Poison,
+            },
+        };
+        let mut sizes = Vec::new();
+        for dim in &dims[1..] {
+            match self.eval_int(dim, scope) {
+                Some(v) if v >= 1 => sizes.push(v as u64),
+                Some(v) => {
+                    return self.error(Error::BadDimension { value: v, at: Loc::new(scope.file, dim.span) })
+                }
+                None => return Value::Poison,
+            }
+        }
+        let shape = Shape { batch, dims: sizes };
+        let tensor = self.add_node("input".into(), Op::Input(crate::ops::Input), vec![], shape, 0, 0, loc);
+        scope.input = Some(tensor.clone());
+        tensor
+    }
+
+    /// Reports an error, or a diagnostic worded elsewhere, with the expansion context
+    /// attached; returns the poison value.
+    fn error(&mut self, error: impl Into<Diagnostic>) -> Value {
+        let d = expanded_from(error.into(), &self.frames);
+        self.diags.push(d);
+        Value::Poison
+    }
+
+    /// Reports an exhausted limit, which halts expansion.
+    fn limit(&mut self, error: Error) -> Value {
+        self.error(error);
+        self.halted = true;
+        Value::Poison
+    }
+
+    fn eval(&mut self, e: &Expr, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
+        if self.halted {
+            return Value::Poison;
+        }
+        self.steps += 1;
+        if self.steps > self.limits.max_steps {
+            let at = Loc::new(scope.file, e.span);
+            return self.limit(Error::TooManySteps { max: self.limits.max_steps, at });
+        }
+        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path))
+    }
+
+    fn eval_kind(&mut self, e: &Expr, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
+        let loc = Loc::new(scope.file, e.span);
+        match &e.kind {
+            ExprKind::Int(v) => Value::Int(*v),
+            ExprKind::Float(v) => Value::Float(*v),
+            ExprKind::Bool(v) => Value::Bool(*v),
+            ExprKind::Str(v) => Value::Str(v.clone()),
+            ExprKind::Input => match &scope.input {
+                Some(v) => v.clone(),
+                None => self.error(Error::InBeforeInput { at: loc }),
+            },
+            ExprKind::Name(name) => self.name(name, loc, scope, flow, path),
+            ExprKind::Tuple(items) => {
+                let values: Vec<Value> = items.iter().map(|i| self.eval(i, scope, None, path)).collect();
+                if values.contains(&Value::Poison) {
+                    Value::Poison
+                } else {
+                    Value::Tuple(values)
+                }
+            }
+            ExprKind::Chain(stages) => {
+                let stages: Vec<(Option<&Ident>, &Expr)> =
+                    stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect();
+                let mut seq = Seq::new(path, &stages, scope);
+                self.stages(&stages, scope, flow, &mut seq)
+            }
+            ExprKind::Unary { ops, operand } => self.unary(ops, operand, loc, scope, path),
+            ExprKind::Binary { head, rest } => self.binary(head, rest, loc, scope, flow, path),
+            ExprKind::Postfix { base, accesses } => {
+                let mut value = self.eval(base, scope, flow, path);
+                for access in accesses {
+                    value = self.access(value, access, scope);
+                }
+                value
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, loc, scope, flow, path),
+            ExprKind::If { arms, otherwise } => {
+                for (cond, body) in arms {
+                    match self.eval(cond, scope, None, path) {
+                        Value::Bool(true) => return self.eval(body, scope, flow, path),
+                        Value::Bool(false) => {}
+                        Value::Poison => return Value::Poison,
+                        other => {
+                            let found = self.found(&other);
+                            return self
+                                .error(Error::NotCondition { found, at: Loc::new(scope.file, cond.span) });
+                        }
+                    }
+                }
+                match (otherwise, flow) {
+                    (Some(body), _) => self.eval(body, scope, flow, path),
+                    // Without `else`, a false condition passes the incoming tensor through.
+                    (None, Some(tensor)) => tensor.clone(),
+                    (None, None) => self.error(Error::NoElse { at: loc }),
+                }
+            }
+            ExprKind::Repeat { index, count, body } => {
+                let mut seq = Seq { path: path.to_string(), next: 0, indexed: true };
+                self.repeat(index.as_ref(), count, body, loc, scope, flow, &mut seq)
+            }
+        }
+    }
+
+    /// Evaluates the stages of a chain in order, each fed by the one before, naming their
+    /// layers from `seq`.
+    fn stages(
+        &mut self,
+        stages: &[(Option<&Ident>, &Expr)],
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        seq: &mut Seq,
+    ) -> Value {
+        let mut current = flow.cloned();
+        for &(label, expr) in stages {
+            let value = match (&expr.kind, label) {
+                (ExprKind::Repeat { index, count, body }, None) => {
+                    let loc = Loc::new(scope.file, expr.span);
+                    self.repeat(index.as_ref(), count, body, loc, scope, current.as_ref(), seq)
+                }
+                _ => {
+                    let is_reference = refers(expr, scope);
+                    let stage_path = match label {
+                        Some(label) => child(&scope.label_prefix, &label.name),
+                        None if is_reference || !seq.indexed => seq.path.clone(),
+                        None => child(&seq.path, seq.next),
+                    };
+                    if !is_reference {
+                        seq.next += 1;
+                    }
+                    self.eval(expr, scope, current.as_ref(), &stage_path)
+                }
+            };
+            match value {
+                Value::Tensor(_) | Value::Poison => current = Some(value),
+                other => {
+                    let found = self.found(&other);
+                    return self.error(Error::StageNotTensor { found, at: Loc::new(scope.file, expr.span) });
+                }
+            }
+        }
+        current.unwrap_or(Value::Poison)
+    }
+
+    /// Unrolls a repeat into the enclosing sequence: each layer of each iteration takes the
+    /// sequence's next position, as a Python loop appending to an `nn.Sequential` would.
+    #[allow(clippy::too_many_arguments)]
+    fn repeat(
+        &mut self,
+        index: Option<&Ident>,
+        count: &RepeatCount,
+        body: &Expr,
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        seq: &mut Seq,
+    ) -> Value {
+        let (start, n) = match count {
+            RepeatCount::Times(n) => match self.eval_int(n, scope) {
+                Some(n) if n >= 0 => (0, n as u64),
+                Some(n) => {
+                    let at = Loc::new(scope.file, count_span(count));
+                    return self.error(Error::NegativeRepeat { count: n, at });
+                }
+                None => return Value::Poison,
+            },
+            RepeatCount::Range(lo, hi) => {
+                let (Some(lo), Some(hi)) = (self.eval_int(lo, scope), self.eval_int(hi, scope)) else {
+                    return Value::Poison;
+                };
+                if hi < lo {
+                    let at = Loc::new(scope.file, count_span(count));
+                    return self.error(Error::ReversedRange { lo, hi, at });
+                }
+                (lo, (hi as i128 - lo as i128) as u64)
+            }
+        };
+        if n > self.limits.max_repeat {
+            let at = Loc::new(scope.file, count_span(count));
+            return self.limit(Error::TooManyIterations { count: n, max: self.limits.max_repeat, at });
+        }
+        let mut current = match flow {
+            Some(v @ (Value::Tensor(_) | Value::Poison)) => v.clone(),
+            _ => return self.error(Error::RepeatNeedsInput { at: loc }),
+        };
+        let body_stages: Vec<(Option<&Ident>, &Expr)> = match &body.kind {
+            ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
+            _ => vec![(None, body)],
+        };
+        let shadowed = index.and_then(|i| scope.vars.remove(&i.name));
+        for i in 0..n {
+            if current == Value::Poison || self.halted {
+                break;
+            }
+            let value = start + i as i64;
+            if let Some(index) = index {
+                scope.vars.insert(index.name.clone(), (Value::Int(value), index.span));
+            }
+            self.frames.push(Frame::Repeat {
+                iteration: i,
+                count: n,
+                index: index.map(|x| (x.name.clone(), value)),
+                at: loc,
+            });
+            current = self.stages(&body_stages, scope, Some(&current), seq);
+            self.frames.pop();
+        }
+        if let Some(index) = index {
+            scope.vars.remove(&index.name);
+            if let Some(old) = shadowed {
+                scope.vars.insert(index.name.clone(), old);
+            }
+        }
+        current
+    }
+}
+
+fn count_span(count: &RepeatCount) -> Span {
+    match count {
+        RepeatCount::Times(n) => n.span,
+        RepeatCount::Range(lo, hi) => lo.span.to(hi.span),
+    }
+}

@@ -1,0 +1,569 @@
+//! Every message the front end writes: each error is a variant of [`Error`], carrying only the
+//! facts, and [`Error::diagnostic`] words them all in one place, so that the evaluator reads
+//! as logic and the wording can be reviewed, and kept consistent, at a glance.
+//!
+//! Messages are lower case and name the thing in backquotes; labels say what is at their
+//! place; a hint says what to write instead. The tests' snapshots hold the exact text.
+
+use nnc_grammar::ast::{BinaryOp, UnaryOp};
+
+use super::expand::Frame;
+use super::load::STD_MODULES;
+use super::value::Value;
+use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::ops::{Kind, OpError, OpSpec};
+use crate::shape::Shape;
+use crate::source::Loc;
+
+/// The fields of a tensor, as `Expander::access` reads them (`x.channels`), for its errors.
+const TENSOR_FIELDS: [&str; 6] = ["channels", "height", "width", "features", "rank", "shape"];
+
+/// A value where another type was expected: its type's name, and the value as shown to people.
+pub(super) struct Found {
+    type_name: &'static str,
+    shown: String,
+}
+
+impl Found {
+    /// `shape` is the tensor's, when the value is one: only the expander knows it.
+    pub(super) fn new(value: &Value, shape: Option<&Shape>) -> Found {
+        let shown = match shape {
+            Some(shape) => format!("a tensor {shape}"),
+            None => value.to_string(),
+        };
+        Found { type_name: value.type_name(), shown }
+    }
+}
+
+/// What is being called, as argument errors describe it.
+pub(super) struct Callee<'p> {
+    /// "`conv2d`" or "block `residual`".
+    what: String,
+    /// The parameters' names, in order.
+    pub(super) params: &'p [&'p str],
+    /// Where a block is defined.
+    defined: Option<Loc>,
+    /// A built-in layer's signature.
+    signature: Option<String>,
+}
+
+impl<'p> Callee<'p> {
+    pub(super) fn layer(name: &str, params: &'p [&'p str], signature: String) -> Self {
+        Callee { what: format!("`{name}`"), params, defined: None, signature: Some(signature) }
+    }
+
+    pub(super) fn block(name: &str, params: &'p [&'p str], defined: Loc) -> Self {
+        Callee { what: format!("block `{name}`"), params, defined: Some(defined), signature: None }
+    }
+
+    /// Adds where the callee is defined, or its signature.
+    fn context(&self, mut d: Diagnostic) -> Diagnostic {
+        if let Some(at) = self.defined {
+            d = d.secondary(at, "block defined here");
+        }
+        if let Some(signature) = &self.signature {
+            d = d.note(format!("the signature is {signature}"));
+        }
+        d
+    }
+}
+
+/// An error found while loading files or expanding a network, with what its message needs to
+/// say. (Variants are commented with `//`, as doc comments would make rustfmt spread each over
+/// several lines.)
+pub(super) enum Error<'a> {
+    // ---- Loading files and imports ----
+    // `import` is the import that asked for the file, if any.
+    IsDirectory { name: &'a str, import: Option<Loc> },
+    // `folder` is the importing file's, for a file not found: paths are relative to it.
+    Unreadable { name: &'a str, error: &'a std::io::Error, import: Option<Loc>, folder: Option<String> },
+    TooLarge { name: &'a str, size: u64, max: u64, import: Option<Loc> },
+    NotUtf8 { name: &'a str, byte: u8, at: Loc },
+    ImportsTooDeep { max: usize, at: Loc },
+    NoStdModule { module: &'a str, at: Loc },
+    // `links` are the other imports along the cycle, with the name of the file making each.
+    ImportCycle { file: &'a str, at: Loc, links: Vec<(Loc, &'a str)> },
+    // A block named as a built-in layer or function.
+    HidesBuiltin { name: &'a str, at: Loc },
+    // Two blocks of one name.
+    DefinedTwice { name: &'a str, at: Loc, first: Loc },
+
+    // ---- Networks and their input ----
+    // A network parameter with neither a default nor a `--set` value.
+    NoParamValue { name: &'a str, at: Loc },
+    NoInput { network: &'a str, at: Loc },
+    // A network whose last statement is not a tensor; `found` is its type, if it has one.
+    NetworkOutput { network: &'a str, found: Option<&'static str>, at: Loc },
+    TotalsOverflow { network: &'a str, at: Loc },
+    // A `--set` value that is not a constant.
+    NotConstant { at: Loc },
+    InputInBlock { at: Loc },
+    InputTwice { at: Loc },
+    InputTooFewDims { at: Loc },
+    BadDimension { value: i64, at: Loc },
+    // `in` used before `input`.
+    InBeforeInput { at: Loc },
+
+    // ---- Names ----
+    // Two layers with one name; `first` is where the name was first taken.
+    DuplicateLayer { name: &'a str, at: Loc, first: Loc },
+    // A name bound twice in one scope.
+    Redefined { name: &'a str, at: Loc, first: Loc },
+    // `hint` is a did-you-mean, as only the expander knows the names in scope.
+    UnknownName { name: &'a str, at: Loc, hint: Option<String> },
+    // A call of something that is no layer or block; `is_value` when it names a value.
+    UnknownCallee { name: &'a str, is_value: bool, at: Loc, hint: Option<String> },
+
+    // ---- Values and their types ----
+    // Where an integer is needed; `free_name` when the expression was a bare name.
+    NotInteger { found: &'static str, at: Loc, free_name: bool },
+    UnaryOperand { op: UnaryOp, found: Found, at: Loc },
+    BinaryOperands { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotBooleans { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotCondition { found: Found, at: Loc },
+    StageNotTensor { found: Found, at: Loc },
+    IndexNotInteger { found: Found, at: Loc },
+    NotTensor { found: Found, at: Loc },
+    // A field or index on a value that has none; `field` is `None` for an index.
+    NoAccess { field: Option<&'a str>, found: Found, at: Loc },
+    NoTensorField { field: &'a str, shape: String, at: Loc },
+    IndexOutOfRange { index: i64, len: i64, at: Loc },
+    NoElse { at: Loc },
+
+    // ---- Arithmetic ----
+    Overflow { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    DivideByZero { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NegationOverflow { value: i64, at: Loc },
+
+    // ---- Calls and their arguments ----
+    TooManyArgs { callee: &'a Callee<'a>, given: usize, at: Loc },
+    UnknownArg { callee: &'a Callee<'a>, name: &'a str, at: Loc },
+    ArgTwice { param: &'a str, at: Loc },
+    // An argument that is not of its parameter's kind.
+    ArgType { param: &'a str, kind: Kind, value: &'a Value, found: Found, at: Loc },
+    MissingLayerArg { layer: &'a str, param: &'a str, signature: String, at: Loc },
+    MissingBlockArg { block: &'a str, param: &'a str, at: Loc, param_at: Loc },
+    CatDimNotInteger { found: Found, at: Loc },
+    CatUnknownArg { name: &'a str, at: Loc },
+    CatEmpty { at: Loc },
+    LayerNeedsInput { layer: &'a str, at: Loc },
+    BlockNeedsInput { block: &'a str, at: Loc },
+    RepeatNeedsInput { at: Loc },
+    // A block's last statement is not a tensor; `found` is its type, if it has one.
+    BlockOutput { block: &'a str, found: Option<&'static str>, at: Loc, call: Loc },
+    // A block calling itself; `cycle` holds the frames from the block's first call on.
+    Recursion { block: &'a str, at: Loc, cycle: &'a [Frame] },
+
+    // ---- Repeats ----
+    NegativeRepeat { count: i64, at: Loc },
+    ReversedRange { lo: i64, hi: i64, at: Loc },
+
+    // ---- Limits, which stop expansion ----
+    TooManyNodes { max: usize, at: Loc },
+    TooManySteps { max: u64, at: Loc },
+    TooManyIterations { count: u64, max: u64, at: Loc },
+    TooDeep { max: usize, at: Loc },
+}
+
+impl Error<'_> {
+    /// The diagnostic, worded. Expansion context is added by the expander when it reports it.
+    pub(super) fn diagnostic(self) -> Diagnostic {
+        use Error::*;
+        let this_is = |found: &Found| format!("this is {}", found.shown);
+        match self {
+            IsDirectory { name, import } => {
+                unloadable(format!("`{name}` is a directory, not a .net file"), import, None)
+            }
+            Unreadable { name, error, import, folder } => {
+                let reason = match error.kind() {
+                    std::io::ErrorKind::NotFound => "no such file".into(),
+                    std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                    _ => error.to_string(),
+                };
+                let hint = folder.map(|f| format!("paths are relative to the importing file's folder ({f})"));
+                unloadable(format!("cannot read `{name}`: {reason}"), import, hint)
+            }
+            TooLarge { name, size, max, import } => {
+                unloadable(format!("`{name}` is {size} bytes, over the limit of {max}"), import, None)
+            }
+            NotUtf8 { name, byte, at } => Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
+                .primary(at, format!("byte 0x{byte:02x} here"))
+                .hint(".net files are UTF-8 text; re-save the file as UTF-8"),
+            ImportsTooDeep { max, at } => {
+                Diagnostic::error(Code::Limit, format!("imports nest deeper than the limit of {max}"))
+                    .primary(at, "this import is too deep")
+            }
+            NoStdModule { module, at } => {
+                let names = STD_MODULES.iter().map(|(n, _)| *n);
+                Diagnostic::error(Code::MissingImport, format!("there is no standard module `{module}`"))
+                    .primary(at, "unknown module")
+                    .maybe_hint(did_you_mean(module, names.clone()))
+                    .note(format!("the standard library has {}", names.collect::<Vec<_>>().join(", ")))
+            }
+            ImportCycle { file, at, links } => {
+                let mut d =
+                    Diagnostic::error(Code::ImportCycle, format!("import cycle: `{file}` imports itself"))
+                        .primary(at, "this import closes the cycle");
+                for (import, importer) in links {
+                    d = d.secondary(import, format!("`{importer}` imports the next file here"));
+                }
+                d.hint("move the shared blocks into a file that both import")
+            }
+            HidesBuiltin { name, at } => {
+                Diagnostic::error(Code::Duplicate, format!("block `{name}` would hide the built-in `{name}`"))
+                    .primary(at, "this name is taken by a built-in")
+                    .hint(format!("rename the block, e.g. `my_{name}`"))
+            }
+            DefinedTwice { name, at, first } => {
+                Diagnostic::error(Code::Duplicate, format!("block `{name}` is defined twice"))
+                    .primary(at, "defined again here")
+                    .secondary(first, "first defined here")
+            }
+
+            NoParamValue { name, at } => {
+                Diagnostic::error(Code::Structure, format!("network parameter `{name}` has no value"))
+                    .primary(at, "no default")
+                    .hint(format!("give it a default (`{name} = ...`) or a value with `--set {name}=...`"))
+            }
+            NoInput { network, at } => {
+                Diagnostic::error(Code::Structure, format!("network `{network}` has no input"))
+                    .primary(at, "declared here")
+                    .hint("declare the input shape first, e.g. `input [N, 1, 28, 28]`")
+            }
+            NetworkOutput { network, found, at } => {
+                let found = found.unwrap_or("nothing");
+                Diagnostic::error(Code::Structure, format!("network `{network}` must end with a tensor"))
+                    .primary(at, format!("the last statement gives {found}"))
+                    .hint("a network's output is its last statement")
+            }
+            TotalsOverflow { network, at } => Diagnostic::error(
+                Code::Arithmetic,
+                format!("the totals of network `{network}` overflow 64 bits"),
+            )
+            .primary(at, "this network is too large to count")
+            .note("every layer's own count fits, but their sum does not"),
+            NotConstant { at } => Diagnostic::error(Code::Type, "a parameter value must be a constant")
+                .primary(at, "not a constant"),
+            InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")
+                .primary(at, "not allowed in a block")
+                .hint("inside a block, `in` is the tensor the block is applied to"),
+            InputTwice { at } => Diagnostic::error(Code::Structure, "the network declares its input twice")
+                .primary(at, "second input"),
+            InputTooFewDims { at } => {
+                Diagnostic::error(Code::Structure, "the input needs a batch and at least one more dimension")
+                    .primary(at, "too few dimensions")
+                    .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images")
+            }
+            BadDimension { value, at } => {
+                Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {value}"))
+                    .primary(at, format!("this is {value}"))
+            }
+            InBeforeInput { at } => Diagnostic::error(Code::Structure, "`in` has no value yet")
+                .primary(at, "used before the input is declared")
+                .hint("declare `input [N, ...]` first"),
+
+            DuplicateLayer { name, at, first } => {
+                Diagnostic::error(Code::Duplicate, format!("two layers are named `{name}`"))
+                    .primary(at, "this layer takes the name again")
+                    .secondary(first, "first layer with this name")
+                    .hint(
+                        "layer names become parameter names and must be unique: bind the statements to \
+                         different names or give the layers distinct labels (`name: layer`)",
+                    )
+            }
+            Redefined { name, at, first } => {
+                Diagnostic::error(Code::Duplicate, format!("`{name}` is already defined"))
+                    .primary(at, "defined again here")
+                    .secondary(first, "first defined here")
+                    .hint("every name in a block or network is bound once; pick another name")
+            }
+            UnknownName { name, at, hint } => {
+                Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
+                    .primary(at, "not a parameter, tensor, layer or block")
+                    .maybe_hint(hint)
+            }
+            UnknownCallee { name, is_value, at, hint } => {
+                let message = if is_value {
+                    format!("`{name}` is a value, not a layer or block, and cannot be called")
+                } else {
+                    format!("unknown layer or block `{name}`")
+                };
+                Diagnostic::error(Code::UnknownName, message)
+                    .primary(at, "not a built-in layer or a block in scope")
+                    .maybe_hint(hint.or_else(|| Some("blocks from other files need an `import`".into())))
+            }
+
+            NotInteger { found, at, free_name } => {
+                let hint = free_name
+                    .then(|| "only the first dimension, the batch, may be a free name like `N`".to_string());
+                Diagnostic::error(Code::Type, format!("expected an integer, found {found}"))
+                    .primary(at, format!("this is {found}"))
+                    .maybe_hint(hint)
+            }
+            UnaryOperand { op, found, at } => {
+                let what = if op == UnaryOp::Neg { "negate" } else { "apply `not` to" };
+                Diagnostic::error(Code::Type, format!("cannot {what} {}", found.type_name))
+                    .primary(at, this_is(&found))
+            }
+            BinaryOperands { a, op, b, at } => {
+                let hint = matches!((a, b), (Value::Tensor(_), _) | (_, Value::Tensor(_)))
+                    .then(|| "tensors can only be added to tensors (`a + b`)".to_string());
+                let (a, b) = (a.type_name(), b.type_name());
+                Diagnostic::error(Code::Type, format!("cannot apply `{op}` to {a} and {b}"))
+                    .primary(at, format!("{a} {op} {b}"))
+                    .maybe_hint(hint)
+            }
+            NotBooleans { a, op, b, at } => {
+                let (a, b) = (a.type_name(), b.type_name());
+                Diagnostic::error(Code::Type, format!("`{op}` needs booleans, not {a} and {b}"))
+                    .primary(at, format!("{a} {op} {b}"))
+            }
+            NotCondition { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("a condition must be a boolean, not {}", found.type_name),
+            )
+            .primary(at, this_is(&found))
+            .hint("compare it, e.g. `stride != 1`"),
+            StageNotTensor { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("a chain stage must give a tensor, not {}", found.type_name),
+            )
+            .primary(at, this_is(&found)),
+            IndexNotInteger { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("a tuple index must be an integer, not {}", found.type_name),
+            )
+            .primary(at, this_is(&found)),
+            NotTensor { found, at } => {
+                Diagnostic::error(Code::Type, format!("expected a tensor, found {}", found.type_name))
+                    .primary(at, this_is(&found))
+            }
+            NoAccess { field, found, at } => {
+                let what = field.map_or("index".to_string(), |f| format!("field `{f}`"));
+                Diagnostic::error(Code::Type, format!("{} has no {what}", found.type_name))
+                    .primary(at, format!("the value is {}", found.shown))
+            }
+            NoTensorField { field, shape, at } => {
+                let message = if TENSOR_FIELDS.contains(&field) {
+                    format!("a tensor of shape {shape} has no `{field}`")
+                } else {
+                    format!("tensors have no field `{field}`")
+                };
+                Diagnostic::error(Code::UnknownName, message)
+                    .primary(at, format!("the tensor is {shape}"))
+                    .maybe_hint(did_you_mean(field, TENSOR_FIELDS))
+                    .note(format!("tensors have {}", TENSOR_FIELDS.join(", ")))
+            }
+            IndexOutOfRange { index, len, at } => {
+                Diagnostic::error(Code::Value, format!("index {index} is out of range for a tuple of {len}"))
+                    .primary(at, format!("valid indices are 0..{len}"))
+            }
+            NoElse { at } => {
+                Diagnostic::error(Code::Structure, "this `if` has no value when its condition is false")
+                    .primary(at, "no `else`")
+                    .hint("add an `else { ... }`")
+            }
+
+            Overflow { a, op, b, at } => arithmetic(format!("{a} {op} {b} overflows 64-bit integers"), at),
+            DivideByZero { a, op, b, at } => arithmetic(format!("{a} {op} {b} divides by zero"), at),
+            NegationOverflow { value, at } => arithmetic(format!("-({value}) overflows"), at),
+
+            TooManyArgs { callee, given, at } => {
+                let message = format!(
+                    "{} takes at most {} arguments, but gets {given}",
+                    callee.what,
+                    callee.params.len()
+                );
+                callee.context(Diagnostic::error(Code::ArgumentCount, message)).primary(at, "extra argument")
+            }
+            UnknownArg { callee, name, at } => {
+                let message = format!("{} has no argument `{name}`", callee.what);
+                callee
+                    .context(Diagnostic::error(Code::UnknownArgument, message))
+                    .primary(at, "unknown argument")
+                    .maybe_hint(did_you_mean(name, callee.params.iter().copied()))
+            }
+            ArgTwice { param, at } => {
+                Diagnostic::error(Code::ArgumentCount, format!("argument `{param}` is given twice"))
+                    .primary(at, "given again here")
+            }
+            ArgType { param, kind, value, found, at } => {
+                let hint = match (value, kind) {
+                    (Value::Float(_), Kind::Int | Kind::Pair) => {
+                        Some("use `//` for integer division".to_string())
+                    }
+                    _ => None,
+                };
+                Diagnostic::error(
+                    Code::Type,
+                    format!("`{param}` must be {}, but is {}", kind.describe(), found.type_name),
+                )
+                .primary(at, this_is(&found))
+                .maybe_hint(hint)
+            }
+            MissingLayerArg { layer, param, signature, at } => {
+                Diagnostic::error(Code::ArgumentCount, format!("`{layer}` needs the argument `{param}`"))
+                    .primary(at, format!("`{param}` is missing"))
+                    .hint(format!("the signature is {signature}"))
+            }
+            MissingBlockArg { block, param, at, param_at } => Diagnostic::error(
+                Code::ArgumentCount,
+                format!("block `{block}` needs the argument `{param}`"),
+            )
+            .primary(at, format!("`{param}` is missing"))
+            .secondary(param_at, "parameter without a default"),
+            CatDimNotInteger { found, at } => {
+                Diagnostic::error(Code::Type, format!("`dim` must be an integer, not {}", found.type_name))
+                    .primary(at, this_is(&found))
+            }
+            CatUnknownArg { name, at } => {
+                Diagnostic::error(Code::UnknownArgument, format!("`cat` has no argument `{name}`"))
+                    .primary(at, "unknown argument")
+                    .hint("`cat(a, b, ..., dim=1)` takes tensors and an optional `dim`")
+            }
+            CatEmpty { at } => Diagnostic::error(Code::ArgumentCount, "`cat` needs at least one tensor")
+                .primary(at, "nothing to concatenate")
+                .hint("e.g. `cat(a, b)` joins a and b along the channels"),
+            LayerNeedsInput { layer, at } => {
+                Diagnostic::error(Code::Type, format!("`{layer}` is a layer and needs an input tensor here"))
+                    .primary(at, "nothing flows into this layer")
+                    .hint(
+                        "layers stand in chains (`x -> conv2d(...)`) or statements; arguments and \
+                         conditions take values",
+                    )
+            }
+            BlockNeedsInput { block, at } => {
+                Diagnostic::error(Code::Type, format!("block `{block}` needs an input tensor here"))
+                    .primary(at, "nothing flows into this block")
+                    .hint("blocks stand in chains (`x -> block(...)`) or statements")
+            }
+            RepeatNeedsInput { at } => Diagnostic::error(Code::Type, "`repeat` needs an input tensor here")
+                .primary(at, "nothing flows into this repeat")
+                .hint(
+                    "a repeat applies its body again and again to a tensor: use it in a chain or a statement",
+                ),
+            BlockOutput { block, found, at, call } => {
+                let found = found.unwrap_or("nothing");
+                Diagnostic::error(Code::Structure, format!("block `{block}` must end with a tensor"))
+                    .primary(at, format!("the last statement gives {found}"))
+                    .secondary(call, "called here")
+                    .hint("a block's output is its last statement")
+            }
+            Recursion { block, at, cycle } => {
+                let mut d = Diagnostic::error(Code::Recursion, format!("block `{block}` calls itself"))
+                    .primary(at, "this call would expand forever");
+                for frame in cycle {
+                    if let Frame::Call { block: called, at: call, .. } = frame {
+                        d = d.secondary(*call, format!("`{called}` is called here"));
+                    }
+                }
+                d.hint("blocks cannot be recursive; build deep networks with `repeat`")
+            }
+
+            NegativeRepeat { count, at } => {
+                Diagnostic::error(Code::Value, format!("a repeat count must be at least 0, but is {count}"))
+                    .primary(at, format!("this is {count}"))
+            }
+            ReversedRange { lo, hi, at } => {
+                Diagnostic::error(Code::Value, format!("the range {lo}..{hi} ends before it starts"))
+                    .primary(at, "empty or reversed range")
+            }
+
+            TooManyNodes { max, at } => limit(
+                format!("the network expands to more than {max} layers, the limit"),
+                at,
+                "while adding this layer",
+            ),
+            TooManySteps { max, at } => {
+                limit(format!("expansion takes more than {max} steps, the limit"), at, "still expanding here")
+            }
+            TooManyIterations { count, max, at } => limit(
+                format!("repeat count {count} exceeds the limit of {max} iterations"),
+                at,
+                "too many iterations",
+            ),
+            TooDeep { max, at } => {
+                limit(format!("block calls nest deeper than the limit of {max}"), at, "this call is too deep")
+            }
+        }
+    }
+}
+
+impl From<Error<'_>> for Diagnostic {
+    fn from(error: Error<'_>) -> Diagnostic {
+        error.diagnostic()
+    }
+}
+
+/// A file that could not be loaded: an import error where an import asked for it, else an I/O
+/// error.
+fn unloadable(message: String, import: Option<Loc>, hint: Option<String>) -> Diagnostic {
+    let mut d = Diagnostic::error(if import.is_some() { Code::MissingImport } else { Code::Io }, message);
+    if let Some(at) = import {
+        d = d.primary(at, "imported here");
+    }
+    d.maybe_hint(hint)
+}
+
+fn arithmetic(message: String, at: Loc) -> Diagnostic {
+    Diagnostic::error(Code::Arithmetic, message)
+        .primary(at, "in this expression")
+        .note("integers are 64-bit and every operation is checked")
+}
+
+fn limit(message: String, at: Loc, label: &str) -> Diagnostic {
+    Diagnostic::error(Code::Limit, message)
+        .primary(at, label)
+        .note("nnc bounds expansion so that no input can exhaust time or memory")
+}
+
+/// Adds how expansion got to the error: each enclosing block call and repeat iteration as a
+/// secondary label, innermost first, and the whole chain as a note when it is longer than one.
+pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
+    let mut chain = Vec::new();
+    for frame in frames.iter().rev() {
+        match frame {
+            Frame::Call { block, instance, at } if instance.is_empty() => {
+                d = d.secondary(*at, format!("in this `{block}` block"));
+                chain.push(format!("`{block}`"));
+            }
+            Frame::Call { block, instance, at } => {
+                d = d.secondary(*at, format!("in `{instance}`, a `{block}` block called here"));
+                chain.push(format!("`{instance}` ({block})"));
+            }
+            Frame::Repeat { iteration, count, index, at } => {
+                // Iterations are counted from 1 for people; the index shows the value.
+                let index = index.as_ref().map_or(String::new(), |(n, v)| format!(", with {n} = {v}"));
+                let nth = iteration + 1;
+                d = d.secondary(*at, format!("in iteration {nth} of {count} of this repeat{index}"));
+                chain.push(format!("repeat iteration {nth}{index}"));
+            }
+        }
+    }
+    if chain.len() > 1 {
+        chain.reverse();
+        d = d.note(format!("expanded from {}", chain.join(" → ")));
+    }
+    d
+}
+
+/// Shows the first input's shape beside the one that does not join with it.
+pub(super) fn with_first_input(d: Diagnostic, at: Loc, shape: &Shape) -> Diagnostic {
+    d.secondary(at, format!("this is {shape}"))
+}
+
+pub(super) fn op_diagnostic(err: OpError, at: Loc, layer: Option<&str>) -> Diagnostic {
+    let label = match (layer, err.label.is_empty()) {
+        (Some(name), true) => format!("in layer `{name}`"),
+        (Some(name), false) => format!("{} (layer `{name}`)", err.label),
+        (None, _) => err.label,
+    };
+    let mut d = Diagnostic::error(err.code, err.message).primary(at, label).maybe_hint(err.hint);
+    d.notes = err.notes;
+    d
+}
+
+/// `conv2d(out_channels, kernel, stride=1, ...)`
+pub(super) fn signature(spec: &OpSpec) -> String {
+    format!("`{}`", spec.signature())
+}
