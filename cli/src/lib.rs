@@ -1,5 +1,5 @@
 //! The command line's library: its arguments, the commands that need no libtorch (`check`,
-//! `emit`, `graph`), and [`execute`], the one place that routes a command: those run here,
+//! `emit`, `graph`, `layers`), and [`execute`], the one place that routes a command: those run here,
 //! and the commands that run models ([`RuntimeCommand`]) go to the runtime the binary passes
 //! in. `nnc` passes a hand-over that execs `nnc-torch`; `nnc-torch` (in `torch/`) runs them on
 //! libtorch. With `nnc-torch`, the only crates that print; everything they show is computed
@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nnc_compiler::back::codegen;
 use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
+use nnc_compiler::diagnostic::did_you_mean;
+use nnc_compiler::ops::{self, ArgValue, OpSpec};
 use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
 
 #[derive(Parser)]
@@ -36,6 +38,9 @@ pub enum Command {
     /// Draw a model's graph: Graphviz DOT, or SVG/PNG through Graphviz's `dot`.
     #[command(display_order = 4)]
     Graph(GraphArgs),
+    /// List the built-in layers: signatures, defaults, input ranks, PyTorch equivalents.
+    #[command(display_order = 8)]
+    Layers(LayersArgs),
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -93,6 +98,21 @@ pub struct GraphArgs {
     /// Write here instead of printing DOT: `.dot`, or `.svg` / `.png` (drawn by Graphviz).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct LayersArgs {
+    /// Show this layer in detail: each parameter with its kind and default.
+    pub name: Option<String>,
+    /// `markdown`: the table in the README (which a test keeps equal to this output).
+    #[arg(long, value_enum, default_value_t = LayersFormat::Text)]
+    pub format: LayersFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayersFormat {
+    Text,
+    Markdown,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -455,6 +475,92 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
     })
 }
 
+/// The joins, which are syntax rather than layers of the registry.
+const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors along a dimension \
+                     (`torch.cat`)\nand `a + b` adds two tensors of equal shape.\n";
+
+/// Prints the layer reference, generated from the registry so that it cannot fall behind it.
+fn layers(args: &LayersArgs) -> io::Result<Outcome> {
+    let text = match (&args.name, args.format) {
+        (None, LayersFormat::Text) => layer_list(),
+        (None, LayersFormat::Markdown) => table(ops::ALL.iter().copied()) + "\n" + JOINS,
+        (Some(name), format) => {
+            let Some(op) = ops::lookup(name) else {
+                eprintln!("error: there is no layer `{name}`");
+                if let Some(hint) = did_you_mean(name, ops::ALL.iter().map(|op| op.name)) {
+                    eprintln!("help: {hint}");
+                }
+                eprintln!("help: `nnc layers` lists them all");
+                return Ok(Outcome::UsageError);
+            };
+            match format {
+                LayersFormat::Text => layer_detail(op),
+                LayersFormat::Markdown => table([op]),
+            }
+        }
+    };
+    io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(Outcome::Ok)
+}
+
+fn layer_list() -> String {
+    let mut out = String::new();
+    for op in ops::ALL {
+        let (signature, summary) = (op.signature(), op.summary);
+        out +=
+            &format!("{signature}\n    {summary}\n    input rank: {}; PyTorch: {}\n\n", op.ranks, op.torch);
+    }
+    out + JOINS + "`nnc layers NAME` shows one layer in detail.\n"
+}
+
+fn layer_detail(op: &OpSpec) -> String {
+    let mut out = format!("{}: {}\n\n    {}\n\n", op.name, op.summary, op.signature());
+    if !op.params.is_empty() {
+        out += "parameters:\n";
+        let width = op.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let kind_width = op.params.iter().map(|p| p.kind.describe().len()).max().unwrap_or(0);
+        for p in op.params {
+            let default = match &p.default {
+                None => "required".to_string(),
+                Some(ArgValue::Unset) => "optional (inferred, or follows another argument)".to_string(),
+                Some(value) => format!("default {}", show(value)),
+            };
+            out += &format!("    {:width$}  {:kind_width$}  {default}\n", p.name, p.kind.describe());
+        }
+        out += "\n";
+    }
+    out + &format!("input rank: {} (the batch included)\nPyTorch:    {}\n", op.ranks, op.torch)
+}
+
+/// A default as the language writes it, as in [`OpSpec::signature`].
+fn show(value: &ArgValue) -> String {
+    match value {
+        ArgValue::Int(v) => v.to_string(),
+        ArgValue::Float(v) => v.to_string(),
+        ArgValue::Bool(v) => v.to_string(),
+        ArgValue::Pair([a, b]) => format!("({a}, {b})"),
+        ArgValue::Dims(dims) => {
+            format!("({})", dims.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
+        }
+        ArgValue::Unset => "…".to_string(),
+    }
+}
+
+/// A Markdown table of `layers`, as the README has it.
+fn table<'a>(layers: impl IntoIterator<Item = &'a OpSpec>) -> String {
+    let mut out =
+        "| layer | input ranks | PyTorch | what it computes |\n| --- | --- | --- | --- |\n".to_string();
+    for op in layers {
+        let torch: Vec<String> = op.torch.split(", ").map(|module| format!("`{module}`")).collect();
+        let cells =
+            [format!("`{}`", op.signature()), op.ranks.to_string(), torch.join(", "), op.summary.into()];
+        // A `|` would end the cell early.
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        out += &format!("| {} |\n", cells.join(" | "));
+    }
+    out
+}
+
 /// Compiles the one network `args` names, printing its diagnostics if it does not check, and
 /// hands its graph to `f`.
 pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome>) -> io::Result<Outcome> {
@@ -495,7 +601,7 @@ fn outcome_of(compilation: &Compilation) -> Outcome {
 }
 
 /// Runs a parsed command line and turns its outcome into the process's exit code. This is
-/// where commands are routed: `check`, `emit` and `graph` run here, in either binary; the
+/// where commands are routed: `check`, `emit`, `graph` and `layers` run here, in either binary; the
 /// commands that run models go to `runtime`, which in `nnc` execs `nnc-torch` and in
 /// `nnc-torch` runs them on libtorch.
 pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Result<Outcome>) -> ExitCode {
@@ -503,6 +609,7 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Check(args) => check(&args),
         Command::Emit(args) => emit(&args),
         Command::Graph(args) => graph(&args),
+        Command::Layers(args) => layers(&args),
         Command::Runtime(command) => runtime(command),
     };
     match result {
