@@ -1,6 +1,6 @@
-//! For every model in `models/`, the module `model!` generates and the interpreter, given the
-//! same VarStore contents, compute identical outputs on the same input, in evaluation and in
-//! training mode.
+//! For every model in `models/`, and for `tests/conformance.net`, which calls every layer of the
+//! registry, the module `model!` generates and the interpreter, given the same VarStore
+//! contents, compute identical outputs on the same input, in evaluation and in training mode.
 
 use nnc::runtime::{Init, Model};
 use nnc::tch::{nn, nn::ModuleT, Device, Kind, Tensor};
@@ -15,6 +15,7 @@ nnc::model!(GoogLeNet = "../models/googlenet.net");
 nnc::model!(ResNet18 = "../models/resnet18.net", size = 64);
 nnc::model!(ResNet110 = "../models/resnet-1000.net", n = 18);
 nnc::model!(Strided = "../models/conv-examples.net", network = "strided");
+nnc::model!(Conformance = "tests/conformance.net");
 
 /// The interpreter's model of the same file, with the generated model's variables copied in.
 fn interpreter(
@@ -23,7 +24,7 @@ fn interpreter(
     network: Option<&str>,
     from: &nn::VarStore,
 ) -> (Model, nn::VarStore) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let options = Options {
         overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         network: network.map(String::from),
@@ -79,15 +80,29 @@ macro_rules! check {
     };
 }
 
-check!(lenet, LeNet, "lenet.net", [], None, [3, 1, 28, 28]);
-check!(lenet_bn, LeNetBn, "lenet-bn.net", [], None, [3, 1, 28, 28]);
-check!(alexnet, AlexNet, "alexnet.net", ["size" => "96"], None, [2, 1, 96, 96]);
-check!(vgg11, Vgg11, "vgg11.net", ["size" => "32", "ratio" => "8"], None, [2, 1, 32, 32]);
-check!(nin, Nin, "nin.net", [], None, [2, 1, 224, 224]);
-check!(googlenet, GoogLeNet, "googlenet.net", [], None, [2, 1, 96, 96]);
-check!(resnet18, ResNet18, "resnet18.net", ["size" => "64"], None, [2, 1, 64, 64]);
-check!(resnet110, ResNet110, "resnet-1000.net", ["n" => "18"], None, [2, 1, 28, 28]);
-check!(strided, Strided, "conv-examples.net", [], Some("strided"), [2, 1, 8, 8]);
+check!(lenet, LeNet, "../models/lenet.net", [], None, [3, 1, 28, 28]);
+check!(lenet_bn, LeNetBn, "../models/lenet-bn.net", [], None, [3, 1, 28, 28]);
+check!(alexnet, AlexNet, "../models/alexnet.net", ["size" => "96"], None, [2, 1, 96, 96]);
+check!(vgg11, Vgg11, "../models/vgg11.net", ["size" => "32", "ratio" => "8"], None, [2, 1, 32, 32]);
+check!(nin, Nin, "../models/nin.net", [], None, [2, 1, 224, 224]);
+check!(googlenet, GoogLeNet, "../models/googlenet.net", [], None, [2, 1, 96, 96]);
+check!(resnet18, ResNet18, "../models/resnet18.net", ["size" => "64"], None, [2, 1, 64, 64]);
+check!(resnet110, ResNet110, "../models/resnet-1000.net", ["n" => "18"], None, [2, 1, 28, 28]);
+check!(strided, Strided, "../models/conv-examples.net", [], Some("strided"), [2, 1, 8, 8]);
+check!(conformance, Conformance, "tests/conformance.net", [], None, [3, 4, 9, 9]);
+
+/// `tests/conformance.net`, checked above, calls every layer of the registry, so that each op's
+/// generated code is compared with the interpreter.
+#[test]
+fn conformance_network_calls_every_layer() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.net");
+    let compiled = compile(Root::Path(&path), &Options::default());
+    let called: Vec<&str> =
+        compiled.graphs[0].nodes.iter().filter_map(|n| n.op.spec()).map(|spec| spec.name).collect();
+    let missing: Vec<&str> =
+        nnc_compiler::ops::ALL.iter().map(|s| s.name).filter(|name| !called.contains(name)).collect();
+    assert!(missing.is_empty(), "tests/conformance.net calls no {missing:?}");
+}
 
 #[test]
 fn generated_items_describe_the_model() {

@@ -46,9 +46,14 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         steps.push(
             quote! { let #value = #k::runtime::ops::apply(&Self::#c, #params, &[#(&#inputs),*], train); },
         );
-        // Free each intermediate as soon as nothing reads it any more.
-        for input in node.inputs.iter().filter(|id| last_use[id.0] == i) {
-            let dead = format_ident!("x{}", input.0);
+        // Free each intermediate as soon as nothing reads it any more, once even when a node
+        // reads it twice (`y + y`).
+        let mut dead: Vec<usize> =
+            node.inputs.iter().map(|id| id.0).filter(|&id| last_use[id] == i).collect();
+        dead.sort_unstable();
+        dead.dedup();
+        for id in dead {
+            let dead = format_ident!("x{}", id);
             steps.push(quote! { drop(#dead); });
         }
     }

@@ -100,6 +100,8 @@ impl std::fmt::Display for Ranks {
 /// that describe it, and, for layers a model can call by name, their [`OpSpec`]. From it come
 /// the `Op` enum, its dispatch to each op's [`Layer`], its Rust spelling, and [`ALL`].
 macro_rules! registry {
+    (@spec $spec:expr) => { Some(&$spec) };
+    (@spec) => { None };
     ($($variant:ident($module:ident) $(= $spec:expr)?,)*) => {
         $(pub use $module::$variant;)*
 
@@ -116,6 +118,14 @@ macro_rules! registry {
             pub fn layer(&self) -> &dyn Layer {
                 match self {
                     $(Op::$variant(attributes) => attributes,)*
+                }
+            }
+
+            /// The signature a model calls this op by; `None` for the input and the joins,
+            /// which the language spells itself.
+            pub fn spec(&self) -> Option<&'static OpSpec> {
+                match self {
+                    $(Op::$variant(_) => registry!(@spec $($spec)?),)*
                 }
             }
         }
