@@ -1,6 +1,8 @@
 //! Parity with PyTorch: the fixtures `parity/make_fixtures.py` writes (a network's initial
 //! weights, an input, PyTorch's outputs in eval and train mode, and its weights after one SGD
-//! step) checked against a model built by nnc.
+//! step) checked against a model built by nnc, and the per-op fixtures of
+//! `parity/make_op_fixtures.py` (one real `torch.nn` module each) that the op conformance
+//! harness reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,7 +79,63 @@ pub struct Report {
     pub worst_after_step: String,
 }
 
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
+/// One op's fixture: an nnc call, the `torch.nn` module it stands for, that module's state and
+/// its outputs on `input`.
+pub struct OpFixture {
+    /// nnc's layer name (`conv2d`), the call (`conv2d(8, 3, padding=1)`) and the input's sizes
+    /// without the batch (`[3, 6, 6]`).
+    pub layer: String,
+    pub call: String,
+    pub input_dims: String,
+    /// The module's constructor (`nn.Conv2d(3, 8, 3, padding=1)`).
+    pub torch: String,
+    pub input: Tensor,
+    pub output: Tensor,
+    /// The train-mode output, except where it is random (dropout).
+    pub output_train: Option<Tensor>,
+    /// The module's `state_dict` before either call, and after the train-mode call where that
+    /// call changes it (batch norm's running statistics).
+    pub state: BTreeMap<String, Tensor>,
+    pub train_state: BTreeMap<String, Tensor>,
+}
+
+impl OpFixture {
+    /// A network that applies the fixture's call to its input, for nnc to check.
+    pub fn network(&self) -> String {
+        let dims = self.input_dims.trim_start_matches('[');
+        format!("network {} {{\n    input [N, {dims}\n    {}\n}}\n", self.layer, self.call)
+    }
+}
+
+pub fn read_op(path: &Path) -> Result<OpFixture, String> {
+    let meta = metadata(path)?;
+    let field = |key: &str| {
+        meta.get(key).cloned().ok_or_else(|| format!("{}: no `{key}` in the metadata", path.display()))
+    };
+    let mut all: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| format!("{}: {e}", path.display()))?.into_iter().collect();
+    let mut prefixed = |prefix: &str| -> BTreeMap<String, Tensor> {
+        let keys: Vec<String> = all.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.into_iter().map(|k| (k[prefix.len()..].to_string(), all.remove(&k).expect("listed"))).collect()
+    };
+    let (state, train_state) = (prefixed("state."), prefixed("train_state."));
+    let input = all.remove("input").ok_or_else(|| format!("{}: no `input`", path.display()))?;
+    let output = all.remove("output").ok_or_else(|| format!("{}: no `output`", path.display()))?;
+    Ok(OpFixture {
+        layer: field("layer")?,
+        call: field("call")?,
+        input_dims: field("input")?,
+        torch: field("torch")?,
+        input,
+        output,
+        output_train: all.remove("output_train"),
+        state,
+        train_state,
+    })
+}
+
+/// The largest difference between `a` and the reference `b`, relative to `b`'s magnitude.
+pub fn relative(a: &Tensor, b: &Tensor) -> f64 {
     let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double).to_device(a.device()));
     let diff = (&a - &b).abs().max().double_value(&[]);
     diff / b.abs().max().double_value(&[]).max(1e-6)

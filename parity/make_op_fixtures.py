@@ -1,0 +1,293 @@
+"""Writes nnc's per-op PyTorch parity fixtures: run by hand where PyTorch is installed.
+
+    python parity/make_op_fixtures.py      # writes parity/fixtures/ops/<case>.safetensors
+
+The environment these were made in (PyTorch 2.13.0, CPU; the wheel is PyPI's CUDA build,
+which needs its nvidia-* dependencies installed to import at all, even on a machine with
+no GPU; about 4.7 GB in all):
+
+    python3 -m venv .venv
+    .venv/bin/pip install torch==2.13.0 safetensors numpy
+    .venv/bin/python parity/make_op_fixtures.py
+
+(`pip install --no-deps <torch wheel>` alone does not work: `import torch` then fails on
+libcudart.so.13, and libtorch_cuda.so, which libtorch_python.so links, needs cuDNN, cuBLAS,
+NCCL and the rest.)
+
+For each case of CASES, builds the real torch.nn module from the constructor text `torch`,
+overwrites its floating-point parameters and buffers with seeded random values (running_var
+uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors file:
+
+    input          float32, [2, *dims], seeded standard normal
+    output         module.eval()(input)
+    output_train   a fresh copy of the module (same state) in train mode, applied to input
+                   (not for dropout, random in train mode)
+    state.<key>    every state_dict entry before either call (num_batches_tracked stays int64)
+    train_state.<key>
+                   every state_dict entry after the train-mode call, only for modules whose
+                   state that call changes (batchnorm: running stats, num_batches_tracked)
+    __metadata__   layer (nnc's layer name), call (nnc's call text), input (nnc's input
+                   dims without the batch), torch (the constructor text), torch_version
+
+The files are written by this script's own safetensors writer (same layout as
+safetensors' save_file, but with the metadata keys sorted, which save_file does not do), so a
+rerun gives identical bytes. The script ends by loading every file back with safetensors,
+rebuilding each module from its `torch` text, loading the state strictly and checking the
+outputs.
+"""
+
+import copy
+import json
+import os
+import struct
+import sys
+import zlib
+
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures", "ops")
+BATCH = 2
+NUM_BATCHES_TRACKED = 3
+
+# (case, nnc layer, nnc call, input dims without the batch, torch constructor)
+CASES = [
+    ("conv2d_1", "conv2d", "conv2d(8, 3, padding=1)", [3, 6, 6], "nn.Conv2d(3, 8, 3, padding=1)"),
+    (
+        "conv2d_2",
+        "conv2d",
+        "conv2d(4, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2))",
+        [3, 7, 8],
+        "nn.Conv2d(3, 4, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2))",
+    ),
+    (
+        "conv2d_3",
+        "conv2d",
+        "conv2d(6, 3, stride=2, padding=1, groups=2, bias=false)",
+        [4, 9, 9],
+        "nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False)",
+    ),
+    ("maxpool_1", "maxpool", "maxpool(3, stride=2, padding=1)", [2, 7, 7], "nn.MaxPool2d(3, stride=2, padding=1)"),
+    # Effective kernel 3, stride 2: 9 rows give 4 either way; 8 columns give 3, or 4 with ceil_mode.
+    (
+        "maxpool_2",
+        "maxpool",
+        "maxpool(2, dilation=2, ceil_mode=true)",
+        [2, 9, 8],
+        "nn.MaxPool2d(2, dilation=2, ceil_mode=True)",
+    ),
+    # ceil_mode's second rule: ceil((5 + 2 - 2) / 3) + 1 = 3 windows, but the last would start
+    # in the right padding (6 >= 5 + 1), so PyTorch drops it: 2 x 2.
+    (
+        "maxpool_3",
+        "maxpool",
+        "maxpool(2, stride=3, padding=1, ceil_mode=true)",
+        [2, 5, 5],
+        "nn.MaxPool2d(2, stride=3, padding=1, ceil_mode=True)",
+    ),
+    (
+        "avgpool_1",
+        "avgpool",
+        "avgpool(3, stride=2, padding=1, count_include_pad=false)",
+        [2, 7, 7],
+        "nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)",
+    ),
+    ("avgpool_2", "avgpool", "avgpool(2, ceil_mode=true)", [2, 5, 7], "nn.AvgPool2d(2, ceil_mode=True)"),
+    # ceil_mode with count_include_pad: the last window (rows 5..8 of the input, padding 1)
+    # runs past the padding; PyTorch divides by the part inside input + padding, 2 (per axis).
+    (
+        "avgpool_3",
+        "avgpool",
+        "avgpool(3, stride=2, padding=1, ceil_mode=true)",
+        [2, 6, 6],
+        "nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True)",
+    ),
+    ("adaptive_avgpool_1", "adaptive_avgpool", "adaptive_avgpool(1)", [3, 5, 5], "nn.AdaptiveAvgPool2d(1)"),
+    (
+        "adaptive_avgpool_2",
+        "adaptive_avgpool",
+        "adaptive_avgpool((2, 3))",
+        [2, 7, 5],
+        "nn.AdaptiveAvgPool2d((2, 3))",
+    ),
+    ("batchnorm_1", "batchnorm", "batchnorm", [3, 4, 4], "nn.BatchNorm2d(3)"),
+    (
+        "batchnorm_2",
+        "batchnorm",
+        "batchnorm(eps=1e-3, momentum=0.2)",
+        [5],
+        "nn.BatchNorm1d(5, eps=1e-3, momentum=0.2)",
+    ),
+    ("batchnorm_3", "batchnorm", "batchnorm", [4, 6], "nn.BatchNorm1d(4)"),
+    ("relu_1", "relu", "relu", [3, 4, 4], "nn.ReLU()"),
+    ("sigmoid_1", "sigmoid", "sigmoid", [2, 3, 4], "nn.Sigmoid()"),
+    ("tanh_1", "tanh", "tanh", [12], "nn.Tanh()"),
+    ("gelu_1", "gelu", "gelu", [3, 4, 4], "nn.GELU()"),
+    ("identity_1", "identity", "identity", [7], "nn.Identity()"),
+    # nn.Softmax's own default is dim=None (a legacy implicit choice); nnc's is -1.
+    ("softmax_1", "softmax", "softmax", [5], "nn.Softmax(dim=-1)"),
+    ("softmax_2", "softmax", "softmax(dim=1)", [3, 4, 4], "nn.Softmax(dim=1)"),
+    ("dropout_1", "dropout", "dropout(p=0.3)", [10], "nn.Dropout(p=0.3)"),
+    ("flatten_1", "flatten", "flatten", [3, 4, 4], "nn.Flatten()"),
+    ("flatten_2", "flatten", "flatten(start=2)", [3, 4, 4], "nn.Flatten(start_dim=2)"),
+    ("linear_1", "linear", "linear(5)", [12], "nn.Linear(12, 5)"),
+    ("linear_2", "linear", "linear(5, bias=false)", [12], "nn.Linear(12, 5, bias=False)"),
+    ("linear_3", "linear", "linear(3)", [4, 6], "nn.Linear(6, 3)"),
+    ("leaky_relu_1", "leaky_relu", "leaky_relu", [3, 4, 4], "nn.LeakyReLU()"),
+    ("leaky_relu_2", "leaky_relu", "leaky_relu(negative_slope=0.2)", [10], "nn.LeakyReLU(negative_slope=0.2)"),
+    ("layernorm_1", "layernorm", "layernorm", [4, 6], "nn.LayerNorm(6)"),
+    ("layernorm_2", "layernorm", "layernorm((3, 4), eps=1e-3)", [2, 3, 4], "nn.LayerNorm([3, 4], eps=1e-3)"),
+    (
+        "layernorm_3",
+        "layernorm",
+        "layernorm(elementwise_affine=false)",
+        [5],
+        "nn.LayerNorm(5, elementwise_affine=False)",
+    ),
+]
+
+# Modules random in train mode: no output_train.
+RANDOM_IN_TRAIN = {"dropout"}
+
+
+def build(text):
+    """The module a constructor text such as `nn.Conv2d(4, 6, 3)` makes."""
+    return eval(text, {"nn": nn, "torch": torch})  # noqa: S307 (our own table)
+
+
+def seed_of(case):
+    return zlib.crc32(case.encode())
+
+
+def randomise(module, gen):
+    """Overwrites every floating-point parameter and buffer with seeded random values."""
+    with torch.no_grad():
+        for key, tensor in module.state_dict(keep_vars=True).items():
+            if key.endswith("num_batches_tracked"):
+                tensor.fill_(NUM_BATCHES_TRACKED)
+            elif key.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            elif tensor.is_floating_point():
+                tensor.copy_(torch.randn(tensor.shape, generator=gen))
+            else:
+                raise ValueError(f"unexpected state entry {key} of dtype {tensor.dtype}")
+
+
+def state_of(module):
+    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+
+
+def make(case, layer, call, dims, text):
+    seed = seed_of(case)
+    torch.manual_seed(seed)
+    module = build(text)
+    gen = torch.Generator().manual_seed(seed)
+    randomise(module, gen)
+    x = torch.randn([BATCH, *dims], generator=gen)
+    state = state_of(module)
+    trained = copy.deepcopy(module)
+    with torch.no_grad():
+        y = module.eval()(x)
+    tensors = {"input": x, "output": y.contiguous()}
+    if layer not in RANDOM_IN_TRAIN:
+        with torch.no_grad():
+            y_train = trained.train()(x)
+        tensors["output_train"] = y_train.contiguous()
+        after = state_of(trained)
+        if any(not torch.equal(after[k], state[k]) for k in state):
+            tensors.update({f"train_state.{k}": v for k, v in after.items()})
+    tensors.update({f"state.{k}": v for k, v in state.items()})
+    metadata = {
+        "layer": layer,
+        "call": call,
+        "input": json.dumps(dims),
+        "torch": text,
+        "torch_version": torch.__version__,
+    }
+    return tensors, metadata
+
+
+DTYPES = {torch.float32: ("F32", 4), torch.int64: ("I64", 8)}
+
+
+def save(tensors, metadata, path):
+    """safetensors' layout, deterministically: data sorted by alignment then name, as
+    save_file does, and the header's keys (metadata included) sorted."""
+    order = sorted(tensors, key=lambda k: (-DTYPES[tensors[k].dtype][1], k))
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for key in order:
+        t = tensors[key]
+        name, _ = DTYPES[t.dtype]
+        data = t.contiguous().numpy().tobytes()  # little-endian: checked in main
+        header[key] = {"dtype": name, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def check(path):
+    """Loads one file with safetensors, rebuilds its module and checks the outputs exactly."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        # Cloned: safetensors' tensors sit at unaligned addresses in the file's buffer, and
+        # PyTorch's CPU linear (MKL) rounds differently on them (by up to 5e-7 here).
+        tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
+    module = build(meta["torch"])
+    state = {k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")}
+    module.load_state_dict(state, strict=True)
+    x = tensors["input"]
+    assert list(x.shape) == [BATCH, *json.loads(meta["input"])], path
+    assert x.dtype == torch.float32 and tensors["output"].dtype == torch.float32, path
+    fresh = copy.deepcopy(module)
+    with torch.no_grad():
+        assert torch.equal(module.eval()(x), tensors["output"]), path
+    if meta["layer"] in RANDOM_IN_TRAIN:
+        assert "output_train" not in tensors, path
+    else:
+        with torch.no_grad():
+            assert torch.equal(fresh.train()(x), tensors["output_train"]), path
+        after = state_of(fresh)
+        for k, v in after.items():
+            expected = tensors.get(f"train_state.{k}", tensors[f"state.{k}"])
+            assert v.dtype == expected.dtype and torch.equal(v, expected), (path, k)
+    nbt = [v for k, v in state.items() if k.endswith("num_batches_tracked")]
+    assert all(v.dtype == torch.int64 and v.item() == NUM_BATCHES_TRACKED for v in nbt), path
+
+
+def main():
+    assert sys.byteorder == "little", "safetensors stores little-endian data"
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    names = [c[0] for c in CASES]
+    assert len(set(names)) == len(names), "case names must be unique"
+    total = 0
+    for case, layer, call, dims, text in CASES:
+        tensors, metadata = make(case, layer, call, dims, text)
+        path = os.path.join(OUT, f"{case}.safetensors")
+        save(tensors, metadata, path)
+        size = os.path.getsize(path)
+        total += size
+        shape = list(tensors["output"].shape[1:])
+        extra = " +train_state" if any(k.startswith("train_state.") for k in tensors) else ""
+        print(f"{case:20} {call:62} {json.dumps(dims):>10} -> {json.dumps(shape):12} {size:6} B{extra}")
+    stale = sorted(set(f for f in os.listdir(OUT) if f.endswith(".safetensors")) - {f"{n}.safetensors" for n in names})
+    if stale:
+        print(f"warning: files of no case in {OUT}: {', '.join(stale)}", file=sys.stderr)
+    for case in names:
+        check(os.path.join(OUT, f"{case}.safetensors"))
+    print(f"{len(CASES)} cases, {total} bytes, all checked (torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()

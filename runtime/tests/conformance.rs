@@ -1,0 +1,347 @@
+//! The op conformance harness: every layer of the registry (`ops::ALL`), on libtorch.
+//!
+//! - Random valid configurations, several per layer (ranks, sizes, kernels, strides,
+//!   dilations, groups, flags): the inferred shape equals libtorch's in eval and train mode,
+//!   the checker's parameter count equals the VarStore's trainable count, and the VarStore's
+//!   variables (parameters and buffers) are exactly the op's described tensors, by name and
+//!   shape. Inputs of a rank the layer does not accept are refused by the checker.
+//! - PyTorch parity in CI, without Python: each fixture of `parity/fixtures/ops/` (written by
+//!   `parity/make_op_fixtures.py` from the real `torch.nn` module) loads strictly into nnc's
+//!   layer, and nnc computes the module's outputs and, in train mode, its new state.
+//!
+//! A layer added to the registry without a case generator here, or without a fixture, fails
+//! the harness by name. Generated code is checked against the interpreter by
+//! `nnc/tests/conformance.rs`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nnc_compiler::ir::Graph;
+use nnc_compiler::ops::ALL;
+use nnc_compiler::{compile, Options, Root};
+use nnc_runtime::{parity, weights, Init, Model};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Random configurations per layer.
+const CASES_PER_LAYER: usize = 24;
+/// Relative difference allowed against PyTorch: the same kernels, but PyTorch's fixtures were
+/// computed on tensors at other addresses, which can change the vectorised reduction order.
+const TOLERANCE: f64 = 1e-5;
+
+/// SplitMix64: a small deterministic generator, so that a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn int(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    fn flag(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+
+    /// Uniform in `[lo, hi)`, rounded to three decimals so the call text is exact.
+    fn float(&mut self, lo: f64, hi: f64) -> f64 {
+        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((lo + unit * (hi - lo)) * 1000.0).round() / 1000.0
+    }
+
+    /// A small positive epsilon, as normalisations take.
+    fn eps(&mut self) -> f64 {
+        [1e-5, 1e-4, 1e-3, 0.01][self.int(0, 3) as usize]
+    }
+
+    /// `n` sizes in `lo..=hi`.
+    fn dims(&mut self, n: usize, lo: u64, hi: u64) -> Vec<u64> {
+        (0..n).map(|_| self.int(lo, hi)).collect()
+    }
+
+    /// An integer, or a pair when the two differ.
+    fn pair(&mut self, lo: u64, hi: u64) -> [u64; 2] {
+        if self.flag() {
+            let v = self.int(lo, hi);
+            [v, v]
+        } else {
+            [self.int(lo, hi), self.int(lo, hi)]
+        }
+    }
+}
+
+fn pair_text([a, b]: [u64; 2]) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("({a}, {b})")
+    }
+}
+
+/// One configuration: the input's sizes without the batch, and the call.
+struct Case {
+    dims: Vec<u64>,
+    call: String,
+}
+
+/// A window's input size along one axis that its kernel fits in after padding.
+fn fitting_size(rng: &mut Rng, kernel: u64, dilation: u64, padding: u64) -> u64 {
+    let effective = dilation * (kernel - 1) + 1;
+    effective.saturating_sub(2 * padding).max(1) + rng.int(0, 6)
+}
+
+/// Random valid configurations of the layer `name`; `None` for a layer this harness does not
+/// know, which fails the harness.
+fn case(name: &str, rng: &mut Rng) -> Option<Case> {
+    let any_rank = |rng: &mut Rng| {
+        let rank = rng.int(2, 5) as usize;
+        rng.dims(rank - 1, 1, 5)
+    };
+    let case = match name {
+        "conv2d" => {
+            let groups = rng.int(1, 3);
+            let (kernel, stride, dilation) = (rng.pair(1, 4), rng.pair(1, 3), rng.pair(1, 2));
+            let padding = rng.pair(0, 2);
+            let dims = vec![
+                groups * rng.int(1, 3),
+                fitting_size(rng, kernel[0], dilation[0], padding[0]),
+                fitting_size(rng, kernel[1], dilation[1], padding[1]),
+            ];
+            let out = groups * rng.int(1, 3);
+            let call = format!(
+                "conv2d({out}, {}, stride={}, padding={}, dilation={}, groups={groups}, bias={})",
+                pair_text(kernel),
+                pair_text(stride),
+                pair_text(padding),
+                pair_text(dilation),
+                rng.flag()
+            );
+            Case { dims, call }
+        }
+        "maxpool" | "avgpool" => {
+            let kernel = rng.pair(1, 4);
+            let padding = [rng.int(0, kernel[0] / 2), rng.int(0, kernel[1] / 2)];
+            let dilation = if name == "maxpool" { rng.pair(1, 2) } else { [1, 1] };
+            let dims = vec![
+                rng.int(1, 3),
+                fitting_size(rng, kernel[0], dilation[0], padding[0]),
+                fitting_size(rng, kernel[1], dilation[1], padding[1]),
+            ];
+            let mut call = format!("{name}({}, padding={}", pair_text(kernel), pair_text(padding));
+            if rng.flag() {
+                call += &format!(", stride={}", pair_text(rng.pair(1, 3)));
+            }
+            if name == "maxpool" {
+                call += &format!(", dilation={}", pair_text(dilation));
+            } else {
+                call += &format!(", count_include_pad={}", rng.flag());
+            }
+            call += &format!(", ceil_mode={})", rng.flag());
+            Case { dims, call }
+        }
+        "adaptive_avgpool" => Case {
+            dims: vec![rng.int(1, 3), rng.int(1, 9), rng.int(1, 9)],
+            call: format!("adaptive_avgpool({})", pair_text(rng.pair(1, 4))),
+        },
+        "batchnorm" => {
+            let rank = rng.int(2, 4) as usize;
+            let call = format!("batchnorm(eps={}, momentum={})", rng.eps(), rng.float(0.0, 1.0));
+            Case { dims: rng.dims(rank - 1, 1, 5), call }
+        }
+        "layernorm" => {
+            let dims = any_rank(rng);
+            let n = rng.int(0, dims.len() as u64) as usize;
+            let mut call = format!("layernorm(eps={}, elementwise_affine={}", rng.eps(), rng.flag());
+            match &dims[dims.len() - n..] {
+                [] => {}
+                [one] => call += &format!(", normalized_shape={one}"),
+                trailing => {
+                    let trailing: Vec<String> = trailing.iter().map(u64::to_string).collect();
+                    call += &format!(", normalized_shape=({})", trailing.join(", "));
+                }
+            }
+            Case { dims, call: call + ")" }
+        }
+        "relu" | "sigmoid" | "tanh" | "gelu" | "identity" => Case { dims: any_rank(rng), call: name.into() },
+        "leaky_relu" => Case { dims: any_rank(rng), call: format!("leaky_relu({})", rng.float(-0.5, 0.5)) },
+        "dropout" => Case { dims: any_rank(rng), call: format!("dropout({})", rng.float(0.0, 1.0)) },
+        "softmax" => {
+            let dims = any_rank(rng);
+            let rank = dims.len() as i64 + 1;
+            let dim = rng.int(1, rank as u64 - 1) as i64;
+            let dim = if rng.flag() { dim - rank } else { dim };
+            Case { dims, call: format!("softmax(dim={dim})") }
+        }
+        "flatten" => {
+            let dims = any_rank(rng);
+            let rank = dims.len() as u64 + 1;
+            let start = rng.int(1, rank - 1);
+            let end = rng.int(start, rank - 1);
+            Case { dims, call: format!("flatten(start={start}, end={end})") }
+        }
+        "linear" => {
+            let rank = rng.int(2, 4) as usize;
+            let call = format!("linear({}, bias={})", rng.int(1, 6), rng.flag());
+            Case { dims: rng.dims(rank - 1, 1, 6), call }
+        }
+        _ => return None,
+    };
+    Some(case)
+}
+
+fn network(dims: &[u64], call: &str) -> String {
+    let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
+    format!("network conformance {{\n    input [N, {}]\n    {call}\n}}\n", dims.join(", "))
+}
+
+/// The graph of `call` on an input of `dims`, or the rendered diagnostics.
+fn check(dims: &[u64], call: &str) -> Result<Graph, String> {
+    let text = network(dims, call);
+    let compiled =
+        compile(Root::Text { name: "conformance.net", text: &text, dir: None }, &Options::default());
+    if compiled.diagnostics.is_empty() {
+        Ok(compiled.graphs.into_iter().next().expect("one network"))
+    } else {
+        Err(format!("{text}{:?}", compiled.diagnostics))
+    }
+}
+
+/// The VarStore's variables by name, with their sizes.
+fn variables(vs: &nn::VarStore) -> BTreeMap<String, Vec<i64>> {
+    vs.variables().into_iter().map(|(name, t)| (name, t.size())).collect()
+}
+
+/// The variables the op's description promises, under the layer's name.
+fn described(graph: &Graph) -> BTreeMap<String, Vec<i64>> {
+    let layer = &graph.nodes[1];
+    layer
+        .op
+        .layer()
+        .tensors()
+        .into_iter()
+        .map(|t| (format!("{}.{}", layer.name, t.name), t.dims.iter().map(|&d| d as i64).collect()))
+        .collect()
+}
+
+#[test]
+fn every_layer_conforms_on_random_configurations() {
+    let mut rng = Rng(0x6e6e_63);
+    let mut missing = Vec::new();
+    for spec in ALL {
+        for i in 0..CASES_PER_LAYER {
+            let Some(case) = case(spec.name, &mut rng) else {
+                missing.push(spec.name);
+                break;
+            };
+            let what = format!("{} #{i}: {} on [N, {:?}]", spec.name, case.call, case.dims);
+            let graph =
+                check(&case.dims, &case.call).unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
+            assert!(spec.ranks.accepts(case.dims.len() + 1), "{what}: a rank outside {}", spec.ranks);
+
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = Model::new(&vs.root(), graph.clone(), Init::PyTorch);
+            assert_eq!(variables(&vs), described(&graph), "{what}: the VarStore holds other tensors");
+            let trainable: i64 = vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64;
+            assert_eq!(trainable as u64, graph.total_params(), "{what}: parameter count");
+
+            let sizes: Vec<i64> = std::iter::once(2).chain(case.dims.iter().map(|&d| d as i64)).collect();
+            let x = Tensor::randn(sizes, (Kind::Float, Device::Cpu));
+            for train in [false, true] {
+                let outputs = tch::no_grad(|| model.forward_all(&x, train)).expect("the input fits");
+                for (node, out) in graph.nodes.iter().zip(&outputs) {
+                    assert_eq!(out.size(), node.shape.sizes(2), "{what} (train = {train}): `{}`", node.name);
+                }
+            }
+
+            // Every rank the layer does not accept is refused, whatever the sizes.
+            for rank in (2..=5).filter(|&r| !spec.ranks.accepts(r)) {
+                let dims = vec![8; rank - 1];
+                assert!(
+                    check(&dims, &case.call).is_err(),
+                    "{what}: rank {rank} should be refused ({})",
+                    spec.ranks
+                );
+            }
+        }
+    }
+    assert!(missing.is_empty(), "layers without a case generator in this harness: {missing:?}");
+}
+
+/// The op fixtures, by file name.
+fn op_fixtures() -> Vec<(String, parity::OpFixture)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/ops");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), parity::read_op(p).unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_layer_computes_what_its_torch_module_computes() {
+    let fixtures = op_fixtures();
+    let covered: Vec<&str> = fixtures.iter().map(|(_, f)| f.layer.as_str()).collect();
+    let uncovered: Vec<&str> = ALL.iter().map(|s| s.name).filter(|n| !covered.contains(n)).collect();
+    assert!(uncovered.is_empty(), "layers without a fixture in parity/fixtures/ops: {uncovered:?}");
+
+    for (case, fixture) in &fixtures {
+        let what =
+            format!("{case}: {} on [N, {}] against {}", fixture.call, fixture.input_dims, fixture.torch);
+        let dims: Vec<u64> = fixture
+            .input_dims
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|d| d.trim().parse().unwrap())
+            .collect();
+        let graph = check(&dims, &fixture.call).unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
+        assert_eq!(graph.nodes[1].name, fixture.layer, "{what}: the layer's name");
+        let prefixed = |state: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
+            state.iter().map(|(k, v)| (format!("{}.{k}", fixture.layer), v.shallow_clone())).collect()
+        };
+
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph.clone(), Init::PyTorch);
+        // Strict: every name and shape of the module's state_dict, and nothing else.
+        weights::load_map(&mut vs, &prefixed(&fixture.state), "the fixture")
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            vs.variables().len(),
+            fixture.state.len(),
+            "{what}: the module's state_dict has other tensors"
+        );
+
+        let eval = tch::no_grad(|| model.try_forward(&fixture.input, false)).unwrap();
+        assert_eq!(eval.size(), fixture.output.size(), "{what}: eval shape");
+        let error = parity::relative(&eval, &fixture.output);
+        eprintln!("{case}: eval output off by {error:e}");
+        assert!(error <= TOLERANCE, "{what}: eval output off by {error:e}");
+        if let Some(expected) = &fixture.output_train {
+            let train = tch::no_grad(|| model.try_forward(&fixture.input, true)).unwrap();
+            let error = parity::relative(&train, expected);
+            assert!(error <= TOLERANCE, "{what}: train output off by {error:e}");
+            for (name, expected) in prefixed(&fixture.train_state) {
+                let actual = &vs.variables()[&name];
+                let error = parity::relative(actual, &expected);
+                assert!(error <= TOLERANCE, "{what}: `{name}` after the train-mode call off by {error:e}");
+            }
+        }
+    }
+}
+
+/// The ranks a layer claims are the ranks its fixtures and shape rule use: a fixture outside
+/// them would mean the reference (`nnc layers`) lies.
+#[test]
+fn fixtures_lie_within_the_ranks_each_layer_claims() {
+    for (case, fixture) in op_fixtures() {
+        let spec = ALL.iter().find(|s| s.name == fixture.layer).expect("a registered layer");
+        let rank = fixture.input.dim();
+        assert!(spec.ranks.accepts(rank), "{case}: rank {rank} outside {}", spec.ranks);
+    }
+}
