@@ -143,3 +143,75 @@ fn emitted_pytorch_modules_reproduce_nnc() {
     compare(&python, "trained", &model, &vs, &checkpoint, &dir, "lenet-bn.net");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// For each op fixture (`parity/fixtures/ops/`, from the real `torch.nn` modules): the emitted
+/// module's `state_dict` has the real module's names and shapes under the layer's name, loads
+/// the fixture's state strictly, and computes the real module's outputs.
+const CHECK_OP: &str = r#"
+import importlib.util, sys, torch
+from torch import nn
+from safetensors import safe_open
+from safetensors.torch import load_file
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = getattr(m, sys.argv[2])()
+with safe_open(sys.argv[3], framework="pt") as f:
+    meta = f.metadata()
+fixture = load_file(sys.argv[3])
+layer = meta["layer"]
+real = eval(meta["torch"], {"nn": nn, "torch": torch})
+ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
+theirs = [(f"{layer}.{k}", list(v.shape)) for k, v in real.state_dict().items()]
+assert ours == theirs, f"state_dict {ours} != torch.nn's {theirs}"
+state = {f"{layer}.{k[len('state.'):]}": v.clone() for k, v in fixture.items() if k.startswith("state.")}
+net.load_state_dict(state, strict=True)
+x = fixture["input"].clone()
+worst = 0.0
+for mode, key in ((False, "output"), (True, "output_train")):
+    if key not in fixture:
+        continue
+    with torch.no_grad():
+        y = net.train(mode)(x)
+    ref = fixture[key]
+    worst = max(worst, ((y - ref).abs().max() / ref.abs().max().clamp(min=1e-6)).item())
+print(f"{sys.argv[4]}: relative difference {worst:.3g}")
+sys.exit(0 if worst <= 1e-5 else 1)
+"#;
+
+#[test]
+fn emitted_modules_match_every_op_fixture() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with torch and safetensors (set NNC_PYTHON to one to run this test)");
+        return;
+    };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/ops");
+    let dir = std::env::temp_dir().join(format!("nnc-pytorch-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for path in paths {
+        let case = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let fixture = nnc_runtime::parity::read_op(&path).unwrap();
+        let text = fixture.network();
+        let compiled = compile(Root::Text { name: "op.net", text: &text, dir: None }, &Options::default());
+        assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
+        let graph = &compiled.graphs[0];
+        let module = dir.join(format!("{case}.py"));
+        std::fs::write(&module, pytorch::emit(graph, &case)).unwrap();
+        let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
+        let out = Command::new(&python)
+            .args(["-c", CHECK_OP])
+            .arg(&module)
+            .arg(&class)
+            .arg(&path)
+            .arg(&case)
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprint!("{text}");
+        assert!(out.status.success(), "{case}: {text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

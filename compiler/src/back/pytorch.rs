@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::ir::{Graph, Op, PyTorch};
+use crate::ir::{Graph, Node, Op, PyTorch};
 use crate::shape::Batch;
 
 /// The expression computing a node from its inputs `xs`: the op's own spelling, or a call of
@@ -14,6 +14,11 @@ fn expression(op: &Op, name: &str, xs: &[String]) -> String {
         PyTorch::Expr(expr) => expr,
         PyTorch::Module(_) => format!("self.layers_[{name:?}]({})", xs[0]),
     }
+}
+
+/// The Python names of a node's inputs in `forward`.
+fn inputs(node: &Node) -> Vec<String> {
+    node.inputs.iter().map(|id| format!("x{}", id.0)).collect()
 }
 
 /// A Python class name from a network's name (`resnet18` → `Resnet18`).
@@ -74,15 +79,15 @@ class {class}(nn.Module):
         dims.join(", "),
         graph.total_params()
     );
-    for node in &graph.nodes {
-        if let PyTorch::Module(m) = node.op.layer().pytorch(&[]) {
+    for node in graph.nodes.iter().skip(1) {
+        if let PyTorch::Module(m) = node.op.layer().pytorch(&inputs(node)) {
             let _ =
                 writeln!(w, "        self.layers_[{:?}] = _attach(self, {:?}, {m})", node.name, node.name);
         }
     }
     let _ = writeln!(w, "\n    def forward(self, x0):");
     for (i, node) in graph.nodes.iter().enumerate().skip(1) {
-        let xs: Vec<String> = node.inputs.iter().map(|id| format!("x{}", id.0)).collect();
+        let xs = inputs(node);
         let _ = writeln!(
             w,
             "        x{i} = {}  # {}: {}, {}",
