@@ -65,13 +65,13 @@ impl Layer for BatchNorm {
     /// A trained weight and bias per feature; the running statistics and the count of
     /// training batches are buffers, as in PyTorch's `state_dict`.
     fn tensors(&self) -> Vec<TensorSpec> {
-        let n = vec![self.features];
+        let n = &[self.features];
         vec![
-            TensorSpec::trained("weight", n.clone(), InitRule::Const(1.0)),
-            TensorSpec::trained("bias", n.clone(), InitRule::Const(0.0)),
-            TensorSpec::buffer("running_mean", n.clone(), InitRule::Const(0.0)),
+            TensorSpec::trained("weight", n, InitRule::Const(1.0)),
+            TensorSpec::trained("bias", n, InitRule::Const(0.0)),
+            TensorSpec::buffer("running_mean", n, InitRule::Const(0.0)),
             TensorSpec::buffer("running_var", n, InitRule::Const(1.0)),
-            TensorSpec::buffer("num_batches_tracked", vec![], InitRule::Const(0.0)),
+            TensorSpec::buffer("num_batches_tracked", &[], InitRule::Const(0.0)),
         ]
     }
 

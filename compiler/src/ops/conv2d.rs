@@ -107,9 +107,9 @@ impl Layer for Conv2d {
         let weight = [self.out_channels, self.in_channels / self.groups, self.kernel[0], self.kernel[1]];
         // Saturating: tensors are described before the shape rule has checked the counts.
         let fan_in = weight[1..].iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
-        let mut tensors = vec![TensorSpec::trained("weight", weight.to_vec(), InitRule::Weight)];
+        let mut tensors = vec![TensorSpec::trained("weight", &weight, InitRule::Weight)];
         if self.bias {
-            tensors.push(TensorSpec::trained("bias", vec![self.out_channels], InitRule::Bias { fan_in }));
+            tensors.push(TensorSpec::trained("bias", &[self.out_channels], InitRule::Bias { fan_in }));
         }
         tensors
     }

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use arrayvec::ArrayVec;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -33,12 +34,16 @@ pub trait Layer {
     }
 }
 
+/// The most dimensions a layer's tensor may have. Sizes are held inline, so that describing a
+/// layer's tensors, which the checker does for every layer, allocates nothing per tensor.
+pub const MAX_TENSOR_RANK: usize = 8;
+
 /// One parameter or buffer of a layer, named as in PyTorch's `state_dict` (`weight`,
 /// `running_mean`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
     pub name: &'static str,
-    pub dims: Vec<u64>,
+    pub dims: ArrayVec<u64, MAX_TENSOR_RANK>,
     /// Trained by the optimiser, or a buffer (running statistics) that only the forward pass
     /// updates.
     pub trained: bool,
@@ -46,18 +51,23 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
-    pub fn trained(name: &'static str, dims: Vec<u64>, init: InitRule) -> Self {
-        TensorSpec { name, dims, trained: true, init }
+    /// Panics on more than [`MAX_TENSOR_RANK`] sizes, which shape rules refuse first.
+    pub fn trained(name: &'static str, dims: &[u64], init: InitRule) -> Self {
+        TensorSpec { name, dims: sizes(dims), trained: true, init }
     }
 
-    pub fn buffer(name: &'static str, dims: Vec<u64>, init: InitRule) -> Self {
-        TensorSpec { name, dims, trained: false, init }
+    pub fn buffer(name: &'static str, dims: &[u64], init: InitRule) -> Self {
+        TensorSpec { name, dims: sizes(dims), trained: false, init }
     }
 
     /// Elements, or `None` if the count overflows.
     pub fn elements(&self) -> Option<u64> {
         self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
+}
+
+fn sizes(dims: &[u64]) -> ArrayVec<u64, MAX_TENSOR_RANK> {
+    ArrayVec::try_from(dims).expect("shape rules refuse tensors of more than MAX_TENSOR_RANK dimensions")
 }
 
 /// How a tensor starts.

@@ -9,7 +9,7 @@ use std::fmt;
 use super::layer::{py_bool, py_float};
 use super::{
     attributes, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec,
-    PyTorch, Ranks, TensorSpec,
+    PyTorch, Ranks, TensorSpec, MAX_TENSOR_RANK,
 };
 use crate::diagnostic::Code;
 use crate::shape::Shape;
@@ -32,6 +32,13 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let last = input.dims.last().map(|&d| vec![d]).unwrap_or_default();
     let normalized_shape = args.positive_dims("normalized_shape")?.unwrap_or(last);
     let n = normalized_shape.len();
+    if n > MAX_TENSOR_RANK {
+        return Err(OpError::new(
+            Code::Value,
+            format!("`normalized_shape` may hold at most {MAX_TENSOR_RANK} sizes, but holds {n}"),
+        )
+        .at("normalized_shape"));
+    }
     let trailing = input.dims.get(input.dims.len().saturating_sub(n)..).filter(|_| n <= input.dims.len());
     if trailing != Some(&normalized_shape[..]) {
         let shown = dims_text(&normalized_shape);
@@ -90,9 +97,9 @@ impl Layer for LayerNorm {
         if !self.elementwise_affine {
             return Vec::new();
         }
-        let dims = self.normalized_shape.to_vec();
+        let dims = &self.normalized_shape;
         vec![
-            TensorSpec::trained("weight", dims.clone(), InitRule::Const(1.0)),
+            TensorSpec::trained("weight", dims, InitRule::Const(1.0)),
             TensorSpec::trained("bias", dims, InitRule::Const(0.0)),
         ]
     }

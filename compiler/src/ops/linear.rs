@@ -61,10 +61,10 @@ impl Layer for Linear {
 
     fn tensors(&self) -> Vec<TensorSpec> {
         let mut tensors =
-            vec![TensorSpec::trained("weight", vec![self.out_features, self.in_features], InitRule::Weight)];
+            vec![TensorSpec::trained("weight", &[self.out_features, self.in_features], InitRule::Weight)];
         if self.bias {
             let init = InitRule::Bias { fan_in: self.in_features };
-            tensors.push(TensorSpec::trained("bias", vec![self.out_features], init));
+            tensors.push(TensorSpec::trained("bias", &[self.out_features], init));
         }
         tensors
     }

@@ -26,7 +26,7 @@ mod signature;
 mod softmax;
 
 pub(crate) use layer::attributes;
-pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust};
+pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use rules::{expect_image, product, window_output, OpError};
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 
