@@ -45,8 +45,9 @@ pub struct OpSpec {
 }
 
 impl OpSpec {
-    /// `conv2d(out_channels, kernel, stride=1, ...)`; an optional argument without a fixed
-    /// default (it follows another, or is inferred) shows as `…`.
+    /// `conv2d(out_channels, kernel, stride=1, ...)`, or `relu` for a layer without arguments;
+    /// an optional argument without a fixed default (it follows another, or is inferred) shows
+    /// as `…`.
     pub fn signature(&self) -> String {
         let params: Vec<String> = self
             .params
@@ -54,7 +55,7 @@ impl OpSpec {
             .map(|p| match &p.default {
                 None => p.name.to_string(),
                 Some(ArgValue::Int(v)) => format!("{}={v}", p.name),
-                Some(ArgValue::Float(v)) => format!("{}={v}", p.name),
+                Some(ArgValue::Float(v)) => format!("{}={v:?}", p.name),
                 Some(ArgValue::Bool(v)) => format!("{}={v}", p.name),
                 Some(ArgValue::Pair([a, b])) => format!("{}=({a}, {b})", p.name),
                 Some(ArgValue::Dims(dims)) => {
@@ -64,6 +65,9 @@ impl OpSpec {
                 Some(ArgValue::Unset) => format!("{}=…", p.name),
             })
             .collect();
+        if params.is_empty() {
+            return self.name.to_string();
+        }
         format!("{}({})", self.name, params.join(", "))
     }
 }
