@@ -231,7 +231,7 @@ fn described(graph: &Graph) -> BTreeMap<String, Vec<i64>> {
 
 #[test]
 fn every_layer_conforms_on_random_configurations() {
-    let mut rng = Rng(0x6e6e_63);
+    let mut rng = Rng(0x006e_6e63);
     let mut missing = Vec::new();
     for spec in ALL {
         for i in 0..CASES_PER_LAYER {
