@@ -19,8 +19,8 @@ pub mod diagnostic;
 mod front;
 pub mod ir;
 pub mod ops;
-pub mod shape;
-pub mod source;
+mod shape;
+mod source;
 
 use std::collections::HashMap;
 
@@ -29,12 +29,12 @@ pub use front::expand::Limits;
 pub use front::load::{Root, STD_MODULES};
 pub use ir::Graph;
 use nnc_grammar::Span;
-pub use source::SourceMap;
+pub use shape::{Batch, Shape, Window};
+pub use source::{FileId, Loc, SourceMap};
 
 use crate::diagnostic::did_you_mean;
 use crate::front::expand::Expander;
 use crate::front::value::Value;
-use crate::source::Loc;
 
 /// How to compile.
 #[derive(Clone, Debug, Default)]

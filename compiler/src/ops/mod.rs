@@ -1,11 +1,11 @@
 //! The ops. Each file holds everything nnc knows about one layer (or one small family): its
 //! signature and shape rule, which also computes its multiply-adds (an [`OpSpec`]), its IR
-//! attributes (a struct declared with [`attributes!`], which derives its Rust spelling), and
+//! attributes (a struct declared with `attributes!`, which derives its Rust spelling), and
 //! their [`Layer`] description: display text, parameter tensors with their initialisation,
 //! PyTorch spelling. Every back end reads that description; the libtorch forward in the
 //! runtime matches on [`Op`] without a wildcard, so an op it misses fails to compile.
 //!
-//! Adding a layer is adding its file here, one line to [`registry!`] below, and its forward
+//! Adding a layer is adding its file here, one line to `registry!` below, and its forward
 //! in the runtime (ARCHITECTURE.md lists the steps).
 
 mod adaptive_pool;
