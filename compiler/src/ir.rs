@@ -1,11 +1,12 @@
 //! The IR: one flat, topologically ordered graph per network, whose nodes hold an [`Op`] with
 //! every attribute evaluated. Every back end reads it: the report, the picture, the Rust and
 //! PyTorch generators, and the libtorch runtime. The ops themselves, and all they know, live in
-//! [`crate::ops`]; they are re-exported here so that generated code names them as `ir::Conv2d`.
+//! [`crate::ops`]; `Op` and the ops' attribute structs are re-exported here, so that generated
+//! code names them `ir::Conv2d`.
 
 use serde::Serialize;
 
-pub use crate::ops::*;
+pub use crate::ops::types::*;
 use crate::shape::Shape;
 use crate::source::Loc;
 

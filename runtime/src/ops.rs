@@ -3,7 +3,8 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::{InitRule, Op, TensorSpec};
+use nnc_compiler::ir::Op;
+use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, Tensor};
 
 use crate::init::{self, Init};

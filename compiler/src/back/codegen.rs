@@ -6,7 +6,8 @@
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, Op, ToRust};
+use crate::ir::{Graph, Op};
+use crate::ops::ToRust;
 use crate::shape::Shape;
 
 /// Generates `pub struct #name` with its constructor and `nn::ModuleT` implementation.

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::ir::{Family, Graph, Op};
+use crate::ir::{Graph, Op};
+use crate::ops::Family;
 
 /// Fill colours by kind of layer, light enough for black text.
 fn colour(op: &Op) -> &'static str {

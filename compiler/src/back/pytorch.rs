@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::ir::{Graph, Node, Op, PyTorch};
+use crate::ir::{Graph, Node, Op};
+use crate::ops::PyTorch;
 use crate::shape::Batch;
 
 /// The expression computing a node from its inputs `xs`: the op's own spelling, or a call of

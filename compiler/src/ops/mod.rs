@@ -109,6 +109,12 @@ macro_rules! registry {
     ($($variant:ident($module:ident) $(= $spec:expr)?,)*) => {
         $(pub use $module::$variant;)*
 
+        /// `Op` and every op's attribute struct, which the IR re-exports, so that generated
+        /// code names them `ir::Op` and `ir::Conv2d`.
+        pub mod types {
+            pub use super::{Op, $($variant,)*};
+        }
+
         /// An operation with every attribute evaluated: one variant per op, holding the op's
         /// attribute struct.
         #[derive(Clone, Debug, PartialEq, serde::Serialize)]
