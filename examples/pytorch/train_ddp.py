@@ -62,9 +62,12 @@ def main():
     p.add_argument("--lr", type=float, default=0.9)
     p.add_argument("--limit", type=int, default=None, help="use only the first N examples (for a quick try)")
     p.add_argument("--out", default="ddp.safetensors")
+    p.add_argument("--sync-bn", action="store_true", help="batch statistics over all processes (SyncBatchNorm; GPUs only)")
     a = p.parse_args()
 
     cuda = torch.cuda.is_available()
+    if a.sync_bn and not cuda:
+        p.error("--sync-bn needs GPUs: PyTorch's SyncBatchNorm runs only on CUDA")
     dist.init_process_group("nccl" if cuda else "gloo")
     rank, local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
@@ -78,6 +81,10 @@ def main():
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)
+    if a.sync_bn:
+        # The emitted module calls its layers through their attributes, so the swapped-in
+        # SyncBatchNorm modules are the ones forward runs.
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     net = DistributedDataParallel(net.to(device), device_ids=[local_rank] if cuda else None)
 
     train = load(a.data, "train", a.limit)

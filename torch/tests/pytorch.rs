@@ -22,8 +22,14 @@ fn python() -> Option<String> {
     ok.then_some(python)
 }
 
+/// Loads the emitted module with nnc's weights and checks that it computes nnc's output, also
+/// after the tools PyTorch users apply: `convert_sync_batchnorm` (whose new modules `forward`
+/// must run), `torch.jit.script`, `torch.fx.symbolic_trace` and `torch.export`; and, where
+/// torchinfo is installed, that torchinfo's layer rows (name, output shape, parameters) are
+/// nnc's, in order.
 const CHECK: &str = r#"
-import importlib.util, sys, torch
+import copy, importlib.util, json, sys, torch
+from torch import nn
 from safetensors.torch import load_file
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
@@ -31,11 +37,39 @@ spec.loader.exec_module(m)
 net = getattr(m, sys.argv[2])()
 m.load_nnc_checkpoint(net, sys.argv[3])
 io = load_file(sys.argv[4])
+rows = json.loads(open(sys.argv[5]).read())
+x, ref = io["x"], io["y"]
+net.eval()
+
+def diff(y):
+    return ((y - ref).abs().max() / ref.abs().max().clamp(min=1e-6)).item()
+
+results = {}
 with torch.no_grad():
-    y = net.eval()(io["x"])
-diff = ((y - io["y"]).abs().max() / io["y"].abs().max().clamp(min=1e-6)).item()
-print(f"{sys.argv[2]}: relative difference {diff:.3g}")
-sys.exit(0 if diff <= 1e-5 else 1)
+    results["eager"] = diff(net(x))
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(net)).eval()
+    sync_modules = [mod for mod in synced.modules() if isinstance(mod, nn.SyncBatchNorm)]
+    batch_norms = [mod for mod in net.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+    assert len(sync_modules) == len(batch_norms), "convert_sync_batchnorm missed a batch norm"
+    calls = []
+    for mod in sync_modules:
+        mod.register_forward_hook(lambda *_: calls.append(1))
+    results["sync_batchnorm"] = diff(synced(x))
+    assert len(calls) == len(sync_modules), f"forward ran {len(calls)} of {len(sync_modules)} SyncBatchNorms"
+    results["jit.script"] = diff(torch.jit.script(net)(x))
+    results["fx"] = diff(torch.fx.symbolic_trace(net)(x))
+    results["export"] = diff(torch.export.export(net, (x,)).module()(x))
+try:
+    from torchinfo import summary
+except ImportError:
+    summary = None
+if summary is not None:
+    info = summary(net, input_data=x, verbose=0, depth=1000)
+    theirs = [[l.var_name, list(l.output_size), l.num_params] for l in info.summary_list if l.is_leaf_layer]
+    assert theirs == rows, f"torchinfo rows differ: {theirs} != nnc's {rows}"
+    results["torchinfo rows"] = len(theirs)
+print(sys.argv[2] + ": " + ", ".join(f"{k} {v:.3g}" for k, v in results.items()))
+sys.exit(0 if all(v <= 1e-5 for k, v in results.items() if k != "torchinfo rows") else 1)
 "#;
 
 /// Runs `model` in nnc, then the emitted module in PyTorch with the same weights and input.
@@ -61,12 +95,15 @@ fn compare(
     let module = dir.join(format!("{name}.py"));
     std::fs::write(&module, pytorch::emit(graph, source)).unwrap();
     let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
+    let rows = dir.join(format!("{name}.rows.json"));
+    std::fs::write(&rows, layer_rows(graph, 2).to_string()).unwrap();
     let out = Command::new(python)
         .args(["-c", CHECK])
         .arg(&module)
         .arg(&class)
         .arg(weights_file)
         .arg(&io)
+        .arg(&rows)
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -78,6 +115,25 @@ fn compare(
             .join("\n")
     );
     assert!(out.status.success(), "{name}: {text}");
+}
+
+/// nnc's rows for the layers that are modules (not joins): the name's last segment, the
+/// output shape at batch `batch`, and the trained parameters, as torchinfo lists its leaves.
+fn layer_rows(graph: &nnc_compiler::Graph, batch: i64) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = graph
+        .nodes
+        .iter()
+        .skip(1)
+        .filter(|n| {
+            let xs = vec![String::new(); n.inputs.len()];
+            matches!(n.op.layer().pytorch(&xs), nnc_compiler::ops::PyTorch::Module(_))
+        })
+        .map(|n| {
+            let name = n.name.rsplit('.').next().unwrap_or(&n.name);
+            serde_json::json!([name, n.shape.sizes(batch), n.params])
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }
 
 /// A fixture's name, its `.net` file and its `--set` parameters.

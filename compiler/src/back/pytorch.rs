@@ -1,35 +1,411 @@
-//! The PyTorch back end: an IR graph as a self-contained `nn.Module` source file whose
-//! `state_dict` keys and shapes are nnc's parameter names, so that an nnc checkpoint loads
-//! into it with `load_state_dict(strict=True)` and computes the same outputs.
+//! The PyTorch back end: an IR graph as PyTorch source written as a PyTorch user writes it.
+//! Every layer is a `torch.nn` module registered under its nnc name, so `state_dict` keys are
+//! nnc's parameter names and an nnc checkpoint loads with `load_state_dict(strict=True)`. The
+//! name hierarchy becomes the module tree: a prefix whose layers form a plain chain
+//! (`b1.0`, `b1.1`, ...) is an `nn.Sequential`; any other prefix (a block instance such as
+//! `b3.0`) is a class of its own, one per distinct configuration and named after its block,
+//! whose `forward` calls its submodules through their attributes. Tools that work by swapping
+//! or inspecting modules (`convert_sync_batchnorm`, quantisation, FSDP, `torch.jit.script`,
+//! `torch.fx`, torchinfo) then see and change what `forward` runs.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::ir::{Graph, Node, Op};
+use super::codegen::type_name;
+use crate::ir::{Graph, NodeId};
 use crate::ops::PyTorch;
 use crate::shape::Batch;
 
-/// The expression computing a node from its inputs `xs`: the op's own spelling, or a call of
-/// the module registered under the node's name.
-fn expression(op: &Op, name: &str, xs: &[String]) -> String {
-    match op.layer().pytorch(xs) {
-        PyTorch::Expr(expr) => expr,
-        PyTorch::Module(_) => format!("self.layers_[{name:?}]({})", xs[0]),
+/// A prefix of layer names and what lies under it, in graph order.
+#[derive(Default)]
+struct Tree {
+    /// Full dotted path; empty for the network.
+    path: String,
+    /// Children by name segment, in the order of their first node.
+    children: Vec<(String, Child)>,
+}
+
+enum Child {
+    /// A layer: its node and its module's constructor.
+    Layer(NodeId, String),
+    Tree(Tree),
+}
+
+impl Tree {
+    fn child(&mut self, segment: &str) -> &mut Tree {
+        let at = match self.children.iter().position(|(s, c)| s == segment && matches!(c, Child::Tree(_))) {
+            Some(at) => at,
+            None => {
+                let path = if self.path.is_empty() {
+                    segment.to_string()
+                } else {
+                    format!("{}.{segment}", self.path)
+                };
+                self.children.push((segment.to_string(), Child::Tree(Tree { path, children: Vec::new() })));
+                self.children.len() - 1
+            }
+        };
+        match &mut self.children[at].1 {
+            Child::Tree(tree) => tree,
+            Child::Layer(..) => unreachable!("found as a tree"),
+        }
     }
 }
 
-/// The Python names of a node's inputs in `forward`.
-fn inputs(node: &Node) -> Vec<String> {
-    node.inputs.iter().map(|id| format!("x{}", id.0)).collect()
+/// What the emitter knows of the graph: which container each node is computed in.
+struct Layout<'g> {
+    graph: &'g Graph,
+    /// For each node, the path of the tree whose `forward` computes it (a layer is computed by
+    /// its parent's forward, as a call of its module).
+    home: Vec<String>,
+    /// For each node, the nodes that read it.
+    readers: Vec<Vec<usize>>,
+    /// For each node, whether it is a join, which its container's forward spells out.
+    join: Vec<bool>,
 }
 
-/// A Python class name from a network's name (`resnet18` → `Resnet18`).
-fn class_name(network: &str) -> String {
-    super::codegen::type_name(network).to_string()
+impl Layout<'_> {
+    /// The nodes computed inside `tree` (at any depth).
+    fn members(&self, tree: &Tree) -> BTreeSet<usize> {
+        (1..self.graph.nodes.len()).filter(|&i| inside(&self.home[i], &tree.path)).collect()
+    }
+
+    /// The tensors `members` read from outside, and the ones it gives to the outside (or to
+    /// the network's output), in graph order.
+    fn boundary(&self, members: &BTreeSet<usize>) -> (Vec<usize>, Vec<usize>) {
+        let inputs: BTreeSet<usize> = members
+            .iter()
+            .flat_map(|&i| self.graph.nodes[i].inputs.iter().map(|id| id.0))
+            .filter(|i| !members.contains(i))
+            .collect();
+        let mut outputs: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| i == self.graph.output.0 || self.readers[i].iter().any(|r| !members.contains(r)))
+            .collect();
+        if outputs.is_empty() {
+            // Computed and read by nothing: still computed, as nnc does, and returned.
+            outputs.extend(members.last());
+        }
+        (inputs.into_iter().collect(), outputs)
+    }
+}
+
+/// Whether the node home `home` lies inside the tree at `path`.
+fn inside(home: &str, path: &str) -> bool {
+    path.is_empty() || home == path || home.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('.').map_or("", |(parent, _)| parent)
+}
+
+/// A module attribute in Python: `self.conv1`, or `getattr(self, "0")` for a name that is no
+/// identifier (TorchScript accepts both).
+fn attribute(segment: &str) -> String {
+    let identifier = segment.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if identifier {
+        format!("self.{segment}")
+    } else {
+        format!("getattr(self, {segment:?})")
+    }
+}
+
+/// The classes written so far, keyed by their body, so that block instances with the same
+/// configuration share one class.
+#[derive(Default)]
+struct Classes {
+    by_body: BTreeMap<String, String>,
+    names: BTreeSet<String>,
+    source: String,
+}
+
+impl Classes {
+    /// The name of a class with this body, writing it the first time.
+    fn class(&mut self, base: &str, body: &str, doc: &str) -> String {
+        if let Some(name) = self.by_body.get(body) {
+            return name.clone();
+        }
+        let name = (1..)
+            .map(|i| if i == 1 { base.to_string() } else { format!("{base}{i}") })
+            .find(|n| !self.names.contains(n))
+            .expect("a free name");
+        let _ = write!(self.source, "\n\nclass {name}(nn.Module):\n    \"\"\"{doc}\"\"\"\n\n{body}");
+        self.names.insert(name.clone());
+        self.by_body.insert(body.to_string(), name.clone());
+        name
+    }
+}
+
+/// Writes the module of `tree`: a constructor expression (a class's call or an
+/// `nn.Sequential`), writing the classes it needs into `classes`.
+fn module(layout: &Layout, tree: &Tree, classes: &mut Classes) -> String {
+    let built: Vec<(String, String)> = tree
+        .children
+        .iter()
+        .map(|(segment, child)| {
+            let ctor = match child {
+                Child::Layer(_, ctor) => ctor.clone(),
+                Child::Tree(sub) => module(layout, sub, classes),
+            };
+            (segment.clone(), ctor)
+        })
+        .collect();
+    if !callable(layout, tree) {
+        let items: Vec<String> =
+            built.iter().map(|(segment, ctor)| format!("    {segment:?}: {},\n", indent(ctor))).collect();
+        return format!("nn.ModuleDict({{\n{}}})", items.concat());
+    }
+    if let Some(chain) = sequential(layout, tree) {
+        let items: Vec<String> = chain.iter().map(|&i| format!("    {},\n", indent(&built[i].1))).collect();
+        return format!("nn.Sequential(\n{})", items.concat());
+    }
+    let (body, _) = class_body(layout, tree, &built);
+    let group = layout.graph.groups.iter().find(|g| g.name == tree.path);
+    let block = group.and_then(|g| g.label.split_once('(')).map(|(name, _)| name);
+    let base =
+        type_name(block.unwrap_or_else(|| tree.path.rsplit('.').next().unwrap_or("block"))).to_string();
+    let doc = match group {
+        Some(g) => format!("`{}` in nnc.", g.label),
+        None => format!("`{}` in nnc.", tree.path),
+    };
+    format!("{}()", classes.class(&base, &body, &doc))
+}
+
+/// `text` with every line after the first indented by four more spaces.
+fn indent(text: &str) -> String {
+    text.replace('\n', "\n    ")
+}
+
+/// The children of `tree` in `nn.Sequential` order, if its children are numbered `0, 1, ...`
+/// and each feeds the next alone, so that the container is a plain chain.
+fn sequential(layout: &Layout, tree: &Tree) -> Option<Vec<usize>> {
+    let members = layout.members(tree);
+    // Joins computed by this container itself need a forward of their own.
+    if members.iter().any(|&i| layout.join[i] && layout.home[i] == tree.path) {
+        return None;
+    }
+    let (inputs, outputs) = layout.boundary(&members);
+    let mut flowing = match inputs[..] {
+        [input] => input,
+        _ => return None,
+    };
+    for (k, (segment, child)) in tree.children.iter().enumerate() {
+        if *segment != k.to_string() {
+            return None;
+        }
+        let child_members = match child {
+            Child::Layer(id, _) => BTreeSet::from([id.0]),
+            Child::Tree(sub) if callable(layout, sub) => layout.members(sub),
+            Child::Tree(_) => return None,
+        };
+        let (child_inputs, child_outputs) = layout.boundary(&child_members);
+        if child_inputs != [flowing] || child_outputs.len() != 1 {
+            return None;
+        }
+        flowing = child_outputs[0];
+    }
+    (outputs == [flowing]).then(|| (0..tree.children.len()).collect())
+}
+
+/// Where a class's forward computes one of its tree's nodes.
+enum Site<'t> {
+    /// A join, spelled out in place.
+    Join,
+    /// A layer: the expression that reaches its module.
+    Layer(String),
+    /// A subtree that is called as one module, computing all its nodes.
+    Unit(String, &'t Tree),
+}
+
+/// Where node `i`, which lies in `tree`, is computed by `tree`'s forward. Subtrees that cannot
+/// be called as one module (their nodes interleave with others, as when a label lifts a layer
+/// out of its chain) are `nn.ModuleDict`s whose layers the forward reaches one by one.
+fn locate<'t>(layout: &Layout, tree: &'t Tree, access: Option<&str>, i: usize) -> Site<'t> {
+    if layout.join[i] && layout.home[i] == tree.path {
+        return Site::Join;
+    }
+    let (segment, child) = tree
+        .children
+        .iter()
+        .find(|(_, c)| match c {
+            Child::Layer(id, _) => id.0 == i,
+            Child::Tree(sub) => inside(&layout.home[i], &sub.path),
+        })
+        .expect("each node of a tree is a join of it, a layer of it, or in a subtree");
+    let module = match access {
+        None => attribute(segment),
+        Some(dict) => format!("{dict}[{segment:?}]"),
+    };
+    match child {
+        Child::Layer(..) => Site::Layer(module),
+        Child::Tree(sub) if callable(layout, sub) => Site::Unit(module, sub),
+        Child::Tree(sub) => locate(layout, sub, Some(&module), i),
+    }
+}
+
+/// Whether `tree`'s nodes come one after another in the graph, so that calling it as one
+/// module computes them in an order the graph allows.
+fn callable(layout: &Layout, tree: &Tree) -> bool {
+    let members = layout.members(tree);
+    match (members.first(), members.last()) {
+        (Some(first), Some(last)) => last - first + 1 == members.len(),
+        _ => false,
+    }
+}
+
+/// The `__init__` and `forward` of `tree`'s class, with tensors renumbered locally so that
+/// equal configurations give equal text; and the boundary it was written for.
+fn class_body(
+    layout: &Layout,
+    tree: &Tree,
+    built: &[(String, String)],
+) -> (String, (Vec<usize>, Vec<usize>)) {
+    let graph = layout.graph;
+    let members = layout.members(tree);
+    let (inputs, outputs) = if tree.path.is_empty() {
+        (vec![graph.input.0], vec![graph.output.0])
+    } else {
+        layout.boundary(&members)
+    };
+    let mut local: BTreeMap<usize, String> = BTreeMap::new();
+    let name = |id: usize, local: &mut BTreeMap<usize, String>| -> String {
+        let next = format!("x{}", local.len());
+        local.entry(id).or_insert(next).clone()
+    };
+    let args: Vec<String> = inputs.iter().map(|&i| name(i, &mut local)).collect();
+
+    let mut body = String::from("    def __init__(self):\n        super().__init__()\n");
+    for (segment, ctor) in built {
+        let ctor = indent(&indent(ctor));
+        let _ = if attribute(segment).starts_with("self.") {
+            writeln!(body, "        self.{segment} = {ctor}")
+        } else {
+            writeln!(body, "        self.add_module({segment:?}, {ctor})")
+        };
+    }
+    let _ = writeln!(body, "\n    def forward(self, {}):", args.join(", "));
+    let mut done: BTreeSet<usize> = inputs.iter().copied().collect();
+    for &i in &members {
+        if done.contains(&i) {
+            continue;
+        }
+        let node = &graph.nodes[i];
+        let xs: Vec<String> = node.inputs.iter().map(|id| name(id.0, &mut local)).collect();
+        let note = comment(tree, &node.name, &node.op.to_string(), &node.shape.to_string());
+        if layout.join[i]
+            && inside(&layout.home[i], &tree.path)
+            && matches!(locate(layout, tree, None, i), Site::Join)
+        {
+            if let PyTorch::Expr(expr) = node.op.layer().pytorch(&xs) {
+                let _ = writeln!(body, "        {} = {expr}{note}", name(i, &mut local));
+                done.insert(i);
+                continue;
+            }
+        }
+        match locate(layout, tree, None, i) {
+            Site::Join => unreachable!("joins of this container are written above"),
+            Site::Layer(module) => {
+                let _ = writeln!(body, "        {} = {module}({}){note}", name(i, &mut local), xs.join(", "));
+                done.insert(i);
+            }
+            Site::Unit(module, sub) => {
+                let sub_members = layout.members(sub);
+                let (sub_inputs, sub_outputs) = layout.boundary(&sub_members);
+                let args: Vec<String> = sub_inputs.iter().map(|&j| name(j, &mut local)).collect();
+                let results: Vec<String> = sub_outputs.iter().map(|&j| name(j, &mut local)).collect();
+                let last = &graph.nodes[*sub_outputs.last().expect("an output")];
+                let note = comment(tree, &sub.path, "", &last.shape.to_string());
+                let _ =
+                    writeln!(body, "        {} = {module}({}){note}", results.join(", "), args.join(", "));
+                done.extend(sub_members);
+            }
+        }
+    }
+    let results: Vec<String> = outputs.iter().map(|&i| name(i, &mut local)).collect();
+    let _ = writeln!(body, "        return {}", results.join(", "));
+    (body, (inputs, outputs))
+}
+
+/// A line's comment: the layer's name relative to the class and its op; in the network's
+/// class, which is written once, also its shape. Block classes leave shapes out, so that one
+/// class serves every instance of a configuration, whatever the sizes flowing through.
+fn comment(tree: &Tree, name: &str, op: &str, shape: &str) -> String {
+    // A block's closing join carries the block's own name; it shows as its last segment.
+    let relative = name
+        .strip_prefix(tree.path.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or_else(|| name.rsplit('.').next().unwrap_or(name));
+    match (tree.path.is_empty(), op.is_empty()) {
+        (true, true) => format!("  # {relative}: {shape}"),
+        (true, false) => format!("  # {relative}: {op}, {shape}"),
+        (false, true) => String::new(),
+        (false, false) => format!("  # {relative}: {op}"),
+    }
 }
 
 /// The Python source of the module.
 pub fn emit(graph: &Graph, source: &str) -> String {
-    let class = class_name(&graph.name);
+    let n = graph.nodes.len();
+    let mut readers = vec![Vec::new(); n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for input in &node.inputs {
+            readers[input.0].push(i);
+        }
+    }
+    // A layer's module sits at its name; a join is computed by the container at its name if
+    // other layers lie under that name (a block's closing `y + skip`), else by its parent's.
+    let mut tree = Tree::default();
+    let mut home = vec![String::new(); n];
+    let mut joins = Vec::new();
+    let mut join = vec![false; n];
+    for (i, node) in graph.nodes.iter().enumerate().skip(1) {
+        let inputs: Vec<String> = node.inputs.iter().map(|id| format!("x{}", id.0)).collect();
+        match node.op.layer().pytorch(&inputs) {
+            PyTorch::Module(ctor) => {
+                let mut at = &mut tree;
+                let segments: Vec<&str> = node.name.split('.').collect();
+                for segment in &segments[..segments.len() - 1] {
+                    at = at.child(segment);
+                }
+                at.children.push((segments[segments.len() - 1].to_string(), Child::Layer(NodeId(i), ctor)));
+                home[i] = parent(&node.name).to_string();
+            }
+            PyTorch::Expr(_) => {
+                joins.push(i);
+                join[i] = true;
+            }
+        }
+    }
+    for i in joins {
+        let name = &graph.nodes[i].name;
+        let prefix = format!("{name}.");
+        let holds_layers = graph.nodes.iter().any(|other| other.name.starts_with(&prefix));
+        let mut at = if holds_layers { name.as_str() } else { parent(name) };
+        // The nearest prefix that is a container (or the network).
+        while !at.is_empty() && !has_tree(&tree, at) {
+            at = parent(at);
+        }
+        home[i] = at.to_string();
+    }
+    let layout = Layout { graph, home, readers, join };
+
+    let mut classes = Classes::default();
+    let built: Vec<(String, String)> = tree
+        .children
+        .iter()
+        .map(|(segment, child)| {
+            let ctor = match child {
+                Child::Layer(_, ctor) => ctor.clone(),
+                Child::Tree(sub) => module(&layout, sub, &mut classes),
+            };
+            (segment.clone(), ctor)
+        })
+        .collect();
+    let (body, _) = class_body(&layout, &tree, &built);
+    let class = type_name(&graph.name).to_string();
+    let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let input = graph.node(graph.input);
     let batch = match input.shape.batch {
         Batch::Symbolic(_) => "-1".to_string(),
@@ -37,11 +413,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     };
     let dims: Vec<String> =
         std::iter::once(batch).chain(input.shape.dims.iter().map(u64::to_string)).collect();
-    let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut py = String::new();
-    let w = &mut py;
-    let _ = writeln!(
-        w,
+    let mut py = format!(
         r#""""The network `{}` ({}) from {source}, as a PyTorch module.
 
 Written by `nnc emit --target pytorch`. Its state_dict keys and shapes are nnc's parameter
@@ -51,57 +423,20 @@ names, so a checkpoint of `nnc train` loads with `load_nnc_checkpoint`, and the
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 INPUT_SHAPE = ({})  # -1 is the batch
-PARAMETERS = {}
-
-
-def _attach(root, path, module):
-    """Registers `module` at a dotted path (`b3.0.conv1`), creating containers on the way,
-    so that its parameters get exactly that name in the state_dict."""
-    *parents, last = path.split(".")
-    for name in parents:
-        if name not in root._modules:
-            root.add_module(name, nn.Module())
-        root = root._modules[name]
-    root.add_module(last, module)
-    return module
-
-
-class {class}(nn.Module):
-    def __init__(self):
-        super().__init__()
-        # The layers that are modules, by nnc name; a plain dict, so they are registered once,
-        # by _attach, under their own names.
-        self.layers_ = {{}}"#,
+PARAMETERS = {}"#,
         graph.name,
         params.join(", "),
         dims.join(", "),
         graph.total_params()
     );
-    for node in graph.nodes.iter().skip(1) {
-        if let PyTorch::Module(m) = node.op.layer().pytorch(&inputs(node)) {
-            let _ =
-                writeln!(w, "        self.layers_[{:?}] = _attach(self, {:?}, {m})", node.name, node.name);
-        }
-    }
-    let _ = writeln!(w, "\n    def forward(self, x0):");
-    for (i, node) in graph.nodes.iter().enumerate().skip(1) {
-        let xs = inputs(node);
-        let _ = writeln!(
-            w,
-            "        x{i} = {}  # {}: {}, {}",
-            expression(&node.op, &node.name, &xs),
-            node.name,
-            node.op,
-            node.shape
-        );
-    }
-    let _ = writeln!(
-        w,
-        r#"        return x{}
-
+    py.push_str(&classes.source);
+    let _ =
+        write!(py, "\n\nclass {class}(nn.Module):\n    \"\"\"The network `{}`.\"\"\"\n\n{body}", graph.name);
+    let _ = write!(
+        py,
+        r#"
 
 def load_nnc_checkpoint(model, path):
     """Loads weights or a training checkpoint written by nnc (safetensors), strictly."""
@@ -117,8 +452,16 @@ if __name__ == "__main__":
     count = sum(p.numel() for p in net.parameters())
     assert count == PARAMETERS, f"{{count}} parameters, nnc counted {{PARAMETERS}}"
     x = torch.randn(2, *INPUT_SHAPE[1:])
-    print(f"{class}: {{count}} parameters, output {{tuple(net.eval()(x).shape)}} for input {{tuple(x.shape)}}")"#,
-        graph.output.0
+    print(f"{class}: {{count}} parameters, output {{tuple(net.eval()(x).shape)}} for input {{tuple(x.shape)}}")
+"#
     );
     py
+}
+
+/// Whether `tree` has a subtree at `path`.
+fn has_tree(tree: &Tree, path: &str) -> bool {
+    tree.children.iter().any(|(_, child)| match child {
+        Child::Tree(sub) => sub.path == path || (inside(path, &sub.path) && has_tree(sub, path)),
+        Child::Layer(..) => false,
+    })
 }

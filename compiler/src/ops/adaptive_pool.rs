@@ -36,8 +36,8 @@ impl Layer for AdaptiveAvgPool2d {
         write!(f, "adaptive_avgpool {}×{}", self.output[0], self.output[1])
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("F.adaptive_avg_pool2d({}, {})", xs[0], py_pair(self.output)))
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!("nn.AdaptiveAvgPool2d({})", py_pair(self.output)))
     }
 
     fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {

@@ -40,7 +40,7 @@ impl Layer for Dropout {
         write!(f, "dropout {}", self.p)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("F.dropout({}, {}, self.training)", xs[0], py_float(self.p)))
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!("nn.Dropout(p={})", py_float(self.p)))
     }
 }

@@ -1,6 +1,6 @@
 //! Layers that keep the shape and have no arguments: `relu`, `sigmoid`, `tanh`, `gelu`,
 //! `identity`. Each is a unit struct; `elementwise!` declares its signature and description
-//! from its name, its `torch.nn` module and its PyTorch function.
+//! from its name and its `torch.nn` module.
 
 use std::fmt;
 
@@ -8,7 +8,7 @@ use super::{attributes, Args, Built, Layer, Op, OpError, OpSpec, PyTorch, Ranks}
 use crate::shape::Shape;
 
 macro_rules! elementwise {
-    ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal, $call:literal) => {
+    ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
         pub static $spec: OpSpec = OpSpec {
             name: $name,
             summary: $summary,
@@ -29,15 +29,15 @@ macro_rules! elementwise {
                 f.write_str($name)
             }
 
-            fn pytorch(&self, xs: &[String]) -> PyTorch {
-                PyTorch::Expr(format!($call, x = xs[0]))
+            fn pytorch(&self, _: &[String]) -> PyTorch {
+                PyTorch::Module(concat!($torch, "()").to_string())
             }
         }
     };
 }
 
-elementwise!(RELU, Relu, "relu", "max(x, 0)", "nn.ReLU", "F.relu({x})");
-elementwise!(SIGMOID, Sigmoid, "sigmoid", "1 / (1 + exp(-x))", "nn.Sigmoid", "torch.sigmoid({x})");
-elementwise!(TANH, Tanh, "tanh", "the hyperbolic tangent", "nn.Tanh", "torch.tanh({x})");
-elementwise!(GELU, Gelu, "gelu", "x · Φ(x), the exact (erf) GELU", "nn.GELU", "F.gelu({x})");
-elementwise!(IDENTITY, Identity, "identity", "passes its input through", "nn.Identity", "{x}");
+elementwise!(RELU, Relu, "relu", "max(x, 0)", "nn.ReLU");
+elementwise!(SIGMOID, Sigmoid, "sigmoid", "1 / (1 + exp(-x))", "nn.Sigmoid");
+elementwise!(TANH, Tanh, "tanh", "the hyperbolic tangent", "nn.Tanh");
+elementwise!(GELU, Gelu, "gelu", "x · Φ(x), the exact (erf) GELU", "nn.GELU");
+elementwise!(IDENTITY, Identity, "identity", "passes its input through", "nn.Identity");

@@ -67,8 +67,8 @@ impl Layer for Flatten {
         write!(f, "flatten {}..={}", self.start, self.end)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("torch.flatten({}, {}, {})", xs[0], self.start, self.end))
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!("nn.Flatten({}, {})", self.start, self.end))
     }
 
     fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {

@@ -87,10 +87,12 @@ pub enum InitRule {
 /// How the PyTorch back end spells an op.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PyTorch {
-    /// A `torch.nn` module, constructed once (`nn.Conv2d(1, 6, kernel_size=(5, 5), ...)`) and
-    /// called on the input; it holds the layer's tensors under the layer's name.
+    /// The `torch.nn` module that is this layer (`nn.Conv2d(1, 6, kernel_size=(5, 5), ...)`,
+    /// `nn.ReLU()`), registered under the layer's name and called on its input, so that tools
+    /// that swap modules (`convert_sync_batchnorm`, quantisation) reach every layer.
     Module(String),
-    /// An expression of the inputs (`F.max_pool2d(x3, ...)`, `x1 + x2`).
+    /// An expression of the inputs, for what PyTorch spells as one (`x1 + x2`,
+    /// `torch.cat([x1, x2], dim=1)`).
     Expr(String),
 }
 

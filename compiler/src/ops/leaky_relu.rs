@@ -39,7 +39,7 @@ impl Layer for LeakyRelu {
         write!(f, "leaky_relu {}", self.negative_slope)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("F.leaky_relu({}, {})", xs[0], py_float(self.negative_slope)))
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!("nn.LeakyReLU(negative_slope={})", py_float(self.negative_slope)))
     }
 }

@@ -138,10 +138,9 @@ impl Layer for MaxPool2d {
         describe_window(f, "maxpool", [self.kernel, self.stride, self.padding, self.dilation], self.ceil_mode)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!(
-            "F.max_pool2d({}, {}, {}, {}, {}, {})",
-            xs[0],
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!(
+            "nn.MaxPool2d(kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={})",
             py_pair(self.kernel),
             py_pair(self.stride),
             py_pair(self.padding),
@@ -165,10 +164,9 @@ impl Layer for AvgPool2d {
         describe_window(f, "avgpool", [self.kernel, self.stride, self.padding, [1, 1]], self.ceil_mode)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!(
-            "F.avg_pool2d({}, {}, {}, {}, {}, {})",
-            xs[0],
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!(
+            "nn.AvgPool2d(kernel_size={}, stride={}, padding={}, ceil_mode={}, count_include_pad={})",
             py_pair(self.kernel),
             py_pair(self.stride),
             py_pair(self.padding),

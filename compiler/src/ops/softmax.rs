@@ -30,7 +30,7 @@ impl Layer for Softmax {
         write!(f, "softmax dim {}", self.dim)
     }
 
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("F.softmax({}, dim={})", xs[0], self.dim))
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!("nn.Softmax(dim={})", self.dim))
     }
 }
