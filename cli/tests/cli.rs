@@ -148,6 +148,17 @@ fn emit_prints_the_generated_module() {
 }
 
 #[test]
+fn emit_pytorch_writes_modules_as_pytorch_users_do() {
+    // ResNet-18 at 32 px: the Sequential stages, one class per residual configuration, and
+    // forward methods calling attributes. Outputs and tools are checked against PyTorch itself
+    // in torch/tests/pytorch.rs where Python with torch is available; this keeps the shape of
+    // the source checked everywhere.
+    let out = nnc(&["emit", "--target", "pytorch", "models/resnet18.net", "--set", "size=32"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
 fn graph_draws_blocks_as_clusters() {
     let out = nnc(&["graph", "models/resnet18.net"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
