@@ -173,6 +173,28 @@ fn googlenet() {
     );
 }
 
+/// d2l 8.7's DenseNet as a newcomer writes it (`repeat n { cat(in, in -> conv_block(c)) }`):
+/// the count and the stage shapes of d2l's PyTorch code at 96×96, one grey channel.
+#[test]
+fn densenet() {
+    check(
+        "densenet.net",
+        &[],
+        758_226,
+        &[
+            ("b1", "[N, 64, 24, 24]"),
+            ("d1", "[N, 192, 24, 24]"),
+            ("t1", "[N, 96, 12, 12]"),
+            ("d2", "[N, 224, 12, 12]"),
+            ("t2", "[N, 112, 6, 6]"),
+            ("d3", "[N, 240, 6, 6]"),
+            ("t3", "[N, 120, 3, 3]"),
+            ("d4", "[N, 248, 3, 3]"),
+            ("last", "[N, 10]"),
+        ],
+    );
+}
+
 #[test]
 fn resnet18() {
     let graph = check(

@@ -205,6 +205,43 @@ pub struct SourceArgs {
     /// The network, when the file defines several.
     #[arg(long)]
     pub network: Option<String>,
+    #[command(flatten)]
+    pub lints: LintArgs,
+}
+
+/// What to make of warnings.
+#[derive(clap::Args, Clone, Default)]
+pub struct LintArgs {
+    /// `--deny warnings`: treat every warning as an error.
+    #[arg(long, value_name = "warnings", value_parser = ["warnings"])]
+    pub deny: Option<String>,
+    /// Do not report warnings of this code, e.g. `--allow W0003` (repeatable).
+    #[arg(long, value_name = "CODE", value_parser = parse_warning_code)]
+    pub allow: Vec<Code>,
+}
+
+impl LintArgs {
+    /// Compile options with these lint levels.
+    fn options(&self, overrides: &[(String, String)], network: &Option<String>) -> Options {
+        Options {
+            overrides: overrides.to_vec(),
+            network: network.clone(),
+            deny_warnings: self.deny.is_some(),
+            allow: self.allow.clone(),
+            ..Options::default()
+        }
+    }
+}
+
+fn parse_warning_code(s: &str) -> Result<Code, String> {
+    match Code::parse(s) {
+        Some(code) if !code.as_str().starts_with('E') => Ok(code),
+        Some(code) => Err(format!("`{}` is an error, which cannot be allowed", code.as_str())),
+        None => Err(format!(
+            "`{s}` is no warning code (they are W0001 to W{:04})",
+            Code::ALL.iter().filter(|c| c.as_str().starts_with('W')).count()
+        )),
+    }
 }
 
 /// Which model to build, and where to run it.
@@ -279,6 +316,8 @@ pub struct CheckArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    #[command(flatten)]
+    pub lints: LintArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -333,8 +372,7 @@ pub enum Outcome {
 }
 
 fn check(args: &CheckArgs) -> io::Result<Outcome> {
-    let options =
-        Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
+    let options = args.lints.options(&args.overrides, &args.network);
     let style = stderr_style(args.color);
     let depth = args.depth.map(|d| d as usize);
     let mut stdout = io::stdout().lock();
@@ -374,13 +412,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                     stdout.flush()?;
                     let mut stderr = io::stderr().lock();
                     write!(stderr, "{}", render::render(diags, &compilation.sources, style))?;
-                    let plural = if diags.len() == 1 { "" } else { "s" };
-                    writeln!(
-                        stderr,
-                        "error: could not check `{}` ({} error{plural})",
-                        path.display(),
-                        diags.len()
-                    )?;
+                    writeln!(stderr, "{}", summary(&path.display().to_string(), diags))?;
                 }
             }
         }
@@ -390,6 +422,19 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
         writeln!(stdout)?;
     }
     Ok(outcome)
+}
+
+/// The closing line of a file's diagnostics: `error: could not check `f` (2 errors, 1
+/// warning)`, or `warning: `f`: 1 warning` when it checked.
+fn summary(file: &str, diags: &[nnc_compiler::Diagnostic]) -> String {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    match (errors, warnings) {
+        (0, w) => format!("warning: `{file}`: {}", count(w, "warning")),
+        (e, 0) => format!("error: could not check `{file}` ({})", count(e, "error")),
+        (e, w) => format!("error: could not check `{file}` ({}, {})", count(e, "error"), count(w, "warning")),
+    }
 }
 
 /// Prints the generated module, as `model!` would write it, formatted by prettyplease.
@@ -564,14 +609,15 @@ fn table<'a>(layers: impl IntoIterator<Item = &'a OpSpec>) -> String {
 /// Compiles the one network `args` names, printing its diagnostics if it does not check, and
 /// hands its graph to `f`.
 pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome>) -> io::Result<Outcome> {
-    let options =
-        Options { overrides: args.overrides.clone(), network: args.network.clone(), ..Options::default() };
+    let options = args.lints.options(&args.overrides, &args.network);
     let mut compilation = compile(Root::Path(&args.file), &options);
     let outcome = outcome_of(&compilation);
-    if outcome != Outcome::Ok {
+    if !compilation.diagnostics.is_empty() {
         let style = stderr_style(ColorChoice::Auto);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
-        eprintln!("error: could not check `{}`", args.file.display());
+        eprintln!("{}", summary(&args.file.display().to_string(), &compilation.diagnostics));
+    }
+    if outcome != Outcome::Ok {
         return Ok(outcome);
     }
     if compilation.graphs.len() != 1 {
@@ -593,7 +639,7 @@ fn outcome_of(compilation: &Compilation) -> Outcome {
     let usage = diags.iter().any(|d| d.code == Code::Usage || (d.code == Code::Io && d.labels.is_empty()));
     if usage {
         Outcome::UsageError
-    } else if diags.is_empty() {
+    } else if !compilation.has_errors() {
         Outcome::Ok
     } else {
         Outcome::ModelError

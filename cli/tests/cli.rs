@@ -138,6 +138,27 @@ fn nnc_itself_never_links_libtorch() {
 }
 
 #[test]
+fn warnings_pass_unless_denied() {
+    let warned = nnc(&["check", "tests/warn/dead-tensor.net"]);
+    assert_eq!(warned.status.code(), Some(0), "a warning alone checks");
+    let stderr = text(&warned.stderr);
+    assert!(stderr.contains("warning[W0001]"), "{stderr}");
+    assert!(stderr.contains("warning: `tests/warn/dead-tensor.net`: 1 warning"), "{stderr}");
+
+    let denied = nnc(&["check", "tests/warn/dead-tensor.net", "--deny", "warnings"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(text(&denied.stderr).contains("error[W0001]"), "{}", text(&denied.stderr));
+
+    let allowed = nnc(&["check", "tests/warn/dead-tensor.net", "--allow", "W0001", "--deny", "warnings"]);
+    assert_eq!(allowed.status.code(), Some(0));
+    assert_eq!(text(&allowed.stderr), "");
+
+    let bad = nnc(&["check", "tests/warn/dead-tensor.net", "--allow", "E0202"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("`E0202` is an error, which cannot be allowed"));
+}
+
+#[test]
 fn emit_prints_the_generated_module() {
     let out = nnc(&["emit", "models/lenet.net"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::source::Loc;
 
-/// Every kind of error nnc reports, with a stable code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Every kind of error and warning nnc reports, with a stable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Code {
     /// A syntax error.
     Syntax,
@@ -46,6 +46,23 @@ pub enum Code {
     Structure,
     /// A bad command-line argument (`--set`, `--network`).
     Usage,
+    /// Warning: a tensor that is computed but never reaches the network's output.
+    DeadTensor,
+    /// Warning: a chain stage whose value does not depend on the tensor flowing into it.
+    IgnoredInput,
+    /// Warning: a block parameter that no instance of the block reads.
+    UnusedParameter,
+    /// Warning: a name that hides another in scope.
+    Shadowed,
+}
+
+/// Whether a diagnostic stops the model (an error) or only points at a likely mistake (a
+/// warning, which `--deny warnings` turns into an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
 }
 
 impl Code {
@@ -71,8 +88,53 @@ impl Code {
             Code::AddMismatch => "E0202",
             Code::ConcatMismatch => "E0203",
             Code::ShapeMismatch => "E0204",
+            Code::DeadTensor => "W0001",
+            Code::IgnoredInput => "W0002",
+            Code::UnusedParameter => "W0003",
+            Code::Shadowed => "W0004",
         }
     }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::DeadTensor | Code::IgnoredInput | Code::UnusedParameter | Code::Shadowed => {
+                Severity::Warning
+            }
+            _ => Severity::Error,
+        }
+    }
+
+    /// The code of `E0202` or `W0001`, whatever the case.
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// Every code, in the order of their numbers.
+    pub const ALL: &'static [Code] = &[
+        Code::Syntax,
+        Code::Io,
+        Code::MissingImport,
+        Code::ImportCycle,
+        Code::Usage,
+        Code::Duplicate,
+        Code::UnknownName,
+        Code::UnknownArgument,
+        Code::ArgumentCount,
+        Code::Type,
+        Code::Value,
+        Code::Arithmetic,
+        Code::Structure,
+        Code::Recursion,
+        Code::Limit,
+        Code::SizeTooSmall,
+        Code::AddMismatch,
+        Code::ConcatMismatch,
+        Code::ShapeMismatch,
+        Code::DeadTensor,
+        Code::IgnoredInput,
+        Code::UnusedParameter,
+        Code::Shadowed,
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +148,8 @@ pub struct Label {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
     pub code: Code,
+    /// The code's severity, or an error for a warning that `--deny warnings` denied.
+    pub severity: Severity,
     pub message: String,
     pub labels: Vec<Label>,
     pub notes: Vec<String>,
@@ -93,8 +157,32 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic of `code`, an error or a warning as the code says.
     pub fn error(code: Code, message: impl Into<String>) -> Self {
-        Diagnostic { code, message: message.into(), labels: Vec::new(), notes: Vec::new(), hint: None }
+        let severity = code.severity();
+        Diagnostic {
+            code,
+            severity,
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Makes a warning an error, as `--deny warnings` does.
+    pub fn deny(&mut self) {
+        if self.severity == Severity::Warning {
+            self.severity = Severity::Error;
+            self.notes.push(format!(
+                "`{}` is a warning, an error here because warnings are denied",
+                self.code.as_str()
+            ));
+        }
     }
 
     pub fn primary(mut self, loc: Loc, message: impl Into<String>) -> Self {

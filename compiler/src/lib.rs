@@ -24,7 +24,7 @@ mod source;
 
 use std::collections::HashMap;
 
-pub use diagnostic::{Code, Diagnostic};
+pub use diagnostic::{Code, Diagnostic, Severity};
 pub use front::expand::Limits;
 pub use front::load::{Root, STD_MODULES};
 pub use ir::Graph;
@@ -33,6 +33,7 @@ pub use shape::{Batch, Shape, Window};
 pub use source::{FileId, Loc, SourceMap};
 
 use crate::diagnostic::did_you_mean;
+use crate::front::expand::lints::apply_lint_levels;
 use crate::front::expand::Expander;
 use crate::front::value::Value;
 
@@ -44,6 +45,10 @@ pub struct Options {
     /// Only the network of this name; all of the root file's networks if `None`.
     pub network: Option<String>,
     pub limits: Limits,
+    /// `--deny warnings`: every warning is an error, and its network has no graph.
+    pub deny_warnings: bool,
+    /// `--allow W0001`: warnings of these codes are not reported.
+    pub allow: Vec<Code>,
 }
 
 /// The outcome of a compilation: the sources (for rendering), a graph for each network that
@@ -57,6 +62,11 @@ pub struct Compilation {
 }
 
 impl Compilation {
+    /// Whether some diagnostic is an error (a warning is not, unless denied).
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
     /// Whether some diagnostic is about the command-line arguments rather than the model.
     pub fn has_usage_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.code == Code::Usage)
@@ -119,9 +129,12 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
             let def = program.definition((file, index));
             let given: HashMap<&str, Value> =
                 overrides.iter().map(|(k, (v, _))| (k.as_str(), v.clone())).collect();
-            let (graph, diags) = Expander::new(&program, options.limits).network(file, def, &given);
+            let (graph, mut diags) = Expander::new(&program, options.limits).network(file, def, &given);
+            apply_lint_levels(&mut diags, options.deny_warnings, &options.allow);
+            if !diags.iter().any(Diagnostic::is_error) {
+                graphs.extend(graph);
+            }
             diagnostics.extend(diags);
-            graphs.extend(graph);
         }
     }
     // A file-level error (syntax, imports) may hide blocks a network would use: no graph is

@@ -12,12 +12,14 @@ use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token};
 
-/// `Name = "path.net", param = value, ..., network = "name"`
+/// `Name = "path.net", param = value, ..., network = "name", deny = warnings`
 struct FileRequest {
     name: Ident,
     path: LitStr,
     overrides: Vec<(String, String)>,
     network: Option<String>,
+    /// `deny = warnings`: the model's warnings are compile errors.
+    deny_warnings: bool,
 }
 
 impl Parse for FileRequest {
@@ -27,6 +29,7 @@ impl Parse for FileRequest {
         let path: LitStr = input.parse()?;
         let mut overrides = Vec::new();
         let mut network = None;
+        let mut deny_warnings = false;
         while input.parse::<Option<Token![,]>>()?.is_some() {
             if input.is_empty() {
                 break;
@@ -35,6 +38,14 @@ impl Parse for FileRequest {
             input.parse::<Token![=]>()?;
             if key == "network" {
                 network = Some(input.parse::<LitStr>()?.value());
+                continue;
+            }
+            if key == "deny" {
+                let what: Ident = input.parse()?;
+                if what != "warnings" {
+                    return Err(syn::Error::new(what.span(), "the only lint level is `deny = warnings`"));
+                }
+                deny_warnings = true;
                 continue;
             }
             // A value runs to the next comma outside brackets.
@@ -47,7 +58,7 @@ impl Parse for FileRequest {
             }
             overrides.push((key.to_string(), value.to_string()));
         }
-        Ok(FileRequest { name, path, overrides, network })
+        Ok(FileRequest { name, path, overrides, network, deny_warnings })
     }
 }
 
@@ -81,7 +92,12 @@ fn expand_file(request: FileRequest) -> TokenStream {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
     let relative = request.path.value();
     let path = manifest.join(&relative);
-    let options = Options { overrides: request.overrides, network: request.network, ..Options::default() };
+    let options = Options {
+        overrides: request.overrides,
+        network: request.network,
+        deny_warnings: request.deny_warnings,
+        ..Options::default()
+    };
     let compilation = compile(Root::Named { path: &path, name: &relative }, &options);
     finish(&request.name, compilation, |_| request.path.span(), Some(&path))
 }
@@ -95,9 +111,11 @@ fn finish(
 ) -> TokenStream {
     let k = krate();
     let tracked = tracking(&compilation);
-    if !compilation.diagnostics.is_empty() {
+    // Warnings that are not denied cannot be shown: a procedural macro has no warnings on
+    // stable Rust. `nnc check` shows them.
+    if compilation.has_errors() {
         let mut out = codegen::stub(name, &k);
-        for d in &compilation.diagnostics {
+        for d in compilation.diagnostics.iter().filter(|d| d.is_error()) {
             // rustc prints `error: ` before the message; the rendered diagnostic follows.
             let text = render(std::slice::from_ref(d), &compilation.sources, Style::Plain);
             let body = text.trim_end().split_once('\n').map_or("", |(_, rest)| rest);
@@ -214,7 +232,26 @@ fn collect_leaves(tree: TokenTree, out: &mut Vec<(String, Span)>) {
     }
 }
 
+/// Splits off a leading `#![deny(warnings)]`, the inline form's lint level.
+fn deny_attribute(input: TokenStream) -> (bool, TokenStream) {
+    let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
+    let denied = match &tokens[..] {
+        [TokenTree::Punct(hash), TokenTree::Punct(bang), TokenTree::Group(group), ..] => {
+            hash.as_char() == '#'
+                && bang.as_char() == '!'
+                && group.stream().to_string().replace(' ', "") == "deny(warnings)"
+        }
+        _ => false,
+    };
+    if denied {
+        (true, tokens.into_iter().skip(3).collect())
+    } else {
+        (false, input)
+    }
+}
+
 fn expand_inline(input: TokenStream) -> TokenStream {
+    let (deny_warnings, input) = deny_attribute(input);
     let (text, pieces) = source_text(input);
     let call_site = Span::call_site();
     let span_of = |offset: Option<usize>| match offset {
@@ -226,7 +263,8 @@ fn expand_inline(input: TokenStream) -> TokenStream {
         None => call_site,
     };
     let file = Span::call_site().unwrap().file();
-    let compilation = compile(Root::Text { name: &file, text: &text, dir: None }, &Options::default());
+    let options = Options { deny_warnings, ..Options::default() };
+    let compilation = compile(Root::Text { name: &file, text: &text, dir: None }, &options);
     let name = match compilation.graphs.first() {
         Some(g) => codegen::type_name(&g.name),
         None => {

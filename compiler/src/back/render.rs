@@ -6,7 +6,7 @@ use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::{self, termcolor::Ansi, Config, Styles, StylesWriter};
 use serde::Serialize;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::source::SourceMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +36,8 @@ fn convert(d: &Diagnostic) -> CsDiagnostic<usize> {
     if let Some(hint) = &d.hint {
         notes.push(format!("help: {hint}"));
     }
-    CsDiagnostic::error()
-        .with_code(d.code.as_str())
-        .with_message(&d.message)
-        .with_labels(labels)
-        .with_notes(notes)
+    let cs = if d.is_error() { CsDiagnostic::error() } else { CsDiagnostic::warning() };
+    cs.with_code(d.code.as_str()).with_message(&d.message).with_labels(labels).with_notes(notes)
 }
 
 /// Renders diagnostics as rustc does, one after another.
@@ -66,13 +63,17 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
         };
         // Spans are checked to lie in their files, so rendering cannot fail; if it did, the
         // message alone is still worth showing.
-        out.push_str(&rendered.unwrap_or_else(|_| format!("error[{}]: {}\n", d.code.as_str(), d.message)));
+        out.push_str(&rendered.unwrap_or_else(|_| {
+            let severity = if d.is_error() { "error" } else { "warning" };
+            format!("{severity}[{}]: {}\n", d.code.as_str(), d.message)
+        }));
     }
     out
 }
 
 #[derive(Serialize)]
 pub struct JsonDiagnostic {
+    pub severity: Severity,
     pub code: &'static str,
     pub message: String,
     pub labels: Vec<JsonLabel>,
@@ -96,6 +97,7 @@ pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> Vec<JsonDiagn
     diagnostics
         .iter()
         .map(|d| JsonDiagnostic {
+            severity: d.severity,
             code: d.code.as_str(),
             message: d.message.clone(),
             labels: d

@@ -489,6 +489,85 @@ impl Error<'_> {
     }
 }
 
+/// The warnings of the wiring lints, each a likely mistake in a model that still checks.
+pub(super) enum Lint<'a> {
+    /// Layers computed and never reaching the output, dropped at `at`: `name` is the last one,
+    /// `params` the parameters they hold, `times` how many instances (repeat iterations, block
+    /// calls) of this source drop one.
+    Dead {
+        name: &'a str,
+        params: u64,
+        times: usize,
+        at: Loc,
+    },
+    /// A chain stage whose value does not depend on `dropped`, the tensor flowing into it.
+    IgnoredInput {
+        dropped: &'a str,
+        shape: &'a Shape,
+        at: Loc,
+    },
+    UnusedParameter {
+        block: &'a str,
+        name: &'a str,
+        at: Loc,
+    },
+    ShadowedIndex {
+        name: &'a str,
+        at: Loc,
+        first: Loc,
+    },
+}
+
+impl Lint<'_> {
+    pub(super) fn diagnostic(self) -> Diagnostic {
+        match self {
+            Lint::Dead { name, params, times, at } => {
+                let mut d = Diagnostic::error(
+                    Code::DeadTensor,
+                    format!("`{name}` is computed but never reaches the network's output"),
+                )
+                .primary(at, "computed here, then used by nothing");
+                if times > 1 {
+                    d = d.note(format!("this happens {times} times, once per instance of this code"));
+                }
+                if params > 0 {
+                    d = d.note(format!(
+                        "{params} parameters lie on that dead path: they are counted and exported, \
+                         but would never get a gradient"
+                    ));
+                }
+                d.hint("feed it into the output (`+`, `cat(...)`, or a later stage), or remove it")
+            }
+            Lint::IgnoredInput { dropped, shape, at } => Diagnostic::error(
+                Code::IgnoredInput,
+                format!("this stage does not use the tensor flowing into it, `{dropped}` {shape}"),
+            )
+            .primary(at, "computed from other tensors only")
+            .note(format!("`a -> b` feeds `a` into `b`; here `{dropped}` is computed and thrown away"))
+            .hint("start a new statement to branch from another tensor (`y = x -> ...`), or use the tensor flowing in"),
+            Lint::UnusedParameter { block, name, at } => Diagnostic::error(
+                Code::UnusedParameter,
+                format!("parameter `{name}` of block `{block}` is never used"),
+            )
+            .primary(at, "no instance of the block reads it")
+            .hint(format!("use `{name}` in the block's body, or remove it")),
+            Lint::ShadowedIndex { name, at, first } => Diagnostic::error(
+                Code::Shadowed,
+                format!("the repeat's index `{name}` hides the `{name}` defined before"),
+            )
+            .primary(at, format!("inside the repeat, `{name}` is the index"))
+            .secondary(first, "this one is hidden")
+            .hint("give the index another name"),
+        }
+    }
+}
+
+impl From<Lint<'_>> for Diagnostic {
+    fn from(lint: Lint<'_>) -> Diagnostic {
+        lint.diagnostic()
+    }
+}
+
 impl From<Error<'_>> for Diagnostic {
     fn from(error: Error<'_>) -> Diagnostic {
         error.diagnostic()

@@ -26,7 +26,11 @@ impl Expander<'_> {
         path: &str,
     ) -> Value {
         if let Some((value, _)) = scope.vars.get(name) {
-            return value.clone();
+            let value = value.clone();
+            if !scope.read.contains(name) {
+                scope.read.insert(name.to_string());
+            }
+            return value;
         }
         if let Some(spec) = ops::lookup(name) {
             return self.apply_op(spec, &[], loc, loc, scope, flow, path);
@@ -267,8 +271,7 @@ impl Expander<'_> {
         if depth >= self.limits.max_call_depth {
             return self.limit(Error::TooDeep { max: self.limits.max_call_depth, at: loc });
         }
-        let mut inner =
-            Scope { file: block.0, vars: HashMap::new(), input: None, label_prefix: path.to_string() };
+        let mut inner = Scope::new(block.0, path);
         // Arguments are evaluated in the caller's scope, defaults in the block's, in order, so
         // that a default may use the parameters before it (`mid = c // 4`).
         let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
@@ -315,6 +318,10 @@ impl Expander<'_> {
         self.frames.push(Frame::Call { block: name.to_string(), instance: path.to_string(), at: loc });
         let result = self.body(&def.body, &mut inner, path, DefKind::Block);
         self.frames.pop();
+        for param in &def.params {
+            let at = Loc::new(block.0, param.name.span);
+            self.lints.param(name, &param.name.name, at, inner.read.contains(&param.name.name));
+        }
         match result {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v,
             other => {

@@ -14,15 +14,16 @@
 mod call;
 mod eval;
 mod graph;
+pub(crate) mod lints;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use nnc_grammar::ast::{DefKind, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
 use super::load::Program;
-use super::messages::{expanded_from, Error};
+use super::messages::{expanded_from, Error, Lint};
 use super::value::Value;
 use crate::diagnostic::Diagnostic;
 use crate::ir::{Graph, Group, Node, NodeId, Op};
@@ -64,9 +65,23 @@ pub(super) enum Frame {
 struct Scope {
     file: FileId,
     vars: HashMap<String, (Value, Span)>,
+    /// The names the body has read, for the unused-parameter lint.
+    read: HashSet<String>,
     input: Option<Value>,
     /// The prefix that labels (`conv1: conv2d(...)`) are relative to.
     label_prefix: String,
+}
+
+impl Scope {
+    fn new(file: FileId, label_prefix: &str) -> Scope {
+        Scope {
+            file,
+            vars: HashMap::new(),
+            read: HashSet::new(),
+            input: None,
+            label_prefix: label_prefix.into(),
+        }
+    }
 }
 
 pub struct Expander<'p> {
@@ -79,6 +94,8 @@ pub struct Expander<'p> {
     steps: u64,
     /// Set when a limit is exhausted: evaluation stops, reporting nothing more.
     halted: bool,
+    /// What the lints gather on the way (see `lints.rs`).
+    lints: lints::Gathered,
 }
 
 impl<'p> Expander<'p> {
@@ -92,6 +109,7 @@ impl<'p> Expander<'p> {
             frames: Vec::new(),
             steps: 0,
             halted: false,
+            lints: lints::Gathered::default(),
         }
     }
 
@@ -103,7 +121,7 @@ impl<'p> Expander<'p> {
         def: &Definition,
         overrides: &HashMap<&str, Value>,
     ) -> (Option<Graph>, Vec<Diagnostic>) {
-        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
+        let mut scope = Scope::new(file, "");
         let mut params = Vec::new();
         for param in &def.params {
             let value = match (overrides.get(param.name.name.as_str()), &param.default) {
@@ -117,7 +135,7 @@ impl<'p> Expander<'p> {
             params.push((param.name.name.clone(), value.clone()));
             scope.vars.insert(param.name.name.clone(), (value, param.name.span));
         }
-        if !self.diags.is_empty() {
+        if self.failed() {
             return (None, self.diags);
         }
         let output = self.body(&def.body, &mut scope, "", DefKind::Network);
@@ -143,9 +161,10 @@ impl<'p> Expander<'p> {
         if totals(|n| n.params).is_none() || totals(|n| n.macs).is_none() {
             self.diags.push(Error::TotalsOverflow { network: &def.name.name, at: loc }.into());
         }
-        if !self.diags.is_empty() {
+        if self.failed() {
             return (None, self.diags);
         }
+        self.lint(output);
         let params = params.into_iter().map(|(n, v)| (n, v.to_string())).collect();
         let graph = Graph {
             name: def.name.name.clone(),
@@ -158,9 +177,14 @@ impl<'p> Expander<'p> {
         (Some(graph), self.diags)
     }
 
+    /// Whether an error (not a warning) was reported.
+    fn failed(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
+    }
+
     /// Evaluates a constant expression (no names, no input), as `--set` values are.
     pub fn constant(mut self, file: FileId, e: &Expr) -> Result<Value, Vec<Diagnostic>> {
-        let mut scope = Scope { file, vars: HashMap::new(), input: None, label_prefix: String::new() };
+        let mut scope = Scope::new(file, "");
         let value = self.eval(e, &mut scope, None, "");
         match value {
             Value::Tensor(_) | Value::Poison => {
@@ -296,7 +320,7 @@ impl<'p> Expander<'p> {
                 let stages: Vec<(Option<&Ident>, &Expr)> =
                     stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect();
                 let mut seq = Seq::new(path, &stages, scope);
-                self.stages(&stages, scope, flow, &mut seq)
+                self.stages(&stages, scope, flow, &mut seq, false)
             }
             ExprKind::Unary { ops, operand } => self.unary(ops, operand, loc, scope, path),
             ExprKind::Binary { head, rest } => self.binary(head, rest, loc, scope, flow, path),
@@ -336,16 +360,20 @@ impl<'p> Expander<'p> {
     }
 
     /// Evaluates the stages of a chain in order, each fed by the one before, naming their
-    /// layers from `seq`.
+    /// layers from `seq`. A stage after an arrow that does not use the tensor flowing into it
+    /// gets a warning; with `check_first` (a repeat's body, fed by the iteration before), so
+    /// does the first.
     fn stages(
         &mut self,
         stages: &[(Option<&Ident>, &Expr)],
         scope: &mut Scope,
         flow: Option<&Value>,
         seq: &mut Seq,
+        check_first: bool,
     ) -> Value {
         let mut current = flow.cloned();
-        for &(label, expr) in stages {
+        for (k, &(label, expr)) in stages.iter().enumerate() {
+            let fed = current.clone().filter(|_| k > 0 || check_first);
             let value = match (&expr.kind, label) {
                 (ExprKind::Repeat { index, count, body }, None) => {
                     let loc = Loc::new(scope.file, expr.span);
@@ -364,6 +392,9 @@ impl<'p> Expander<'p> {
                     self.eval(expr, scope, current.as_ref(), &stage_path)
                 }
             };
+            if let (Some(Value::Tensor(from)), Value::Tensor(to)) = (&fed, &value) {
+                self.check_stage_uses_input(*from, *to, Loc::new(scope.file, expr.span));
+            }
             match value {
                 Value::Tensor(_) | Value::Poison => current = Some(value),
                 other => {
@@ -421,6 +452,13 @@ impl<'p> Expander<'p> {
             _ => vec![(None, body)],
         };
         let shadowed = index.and_then(|i| scope.vars.remove(&i.name));
+        if let (Some(index), Some((_, first))) = (index, &shadowed) {
+            let (at, first) = (Loc::new(scope.file, index.span), Loc::new(scope.file, *first));
+            self.warn(Lint::ShadowedIndex { name: &index.name, at, first });
+        }
+        // Inside the body, `in` is the tensor that flows into this iteration, as a reader of
+        // `repeat n { cat(in, in -> conv_block(c)) }` expects.
+        let outer_input = scope.input.clone();
         for i in 0..n {
             if current == Value::Poison || self.halted {
                 break;
@@ -435,9 +473,11 @@ impl<'p> Expander<'p> {
                 index: index.map(|x| (x.name.clone(), value)),
                 at: loc,
             });
-            current = self.stages(&body_stages, scope, Some(&current), seq);
+            scope.input = Some(current.clone());
+            current = self.stages(&body_stages, scope, Some(&current), seq, true);
             self.frames.pop();
         }
+        scope.input = outer_input;
         if let Some(index) = index {
             scope.vars.remove(&index.name);
             if let Some(old) = shadowed {
