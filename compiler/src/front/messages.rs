@@ -37,23 +37,32 @@ impl Found {
 
 /// What is being called, as argument errors describe it.
 pub(super) struct Callee<'p> {
-    /// "`conv2d`" or "block `residual`".
-    what: String,
+    /// `conv2d` or `residual`.
+    name: &'p str,
     /// The parameters' names, in order.
     pub(super) params: &'p [&'p str],
     /// Where a block is defined.
     defined: Option<Loc>,
-    /// A built-in layer's signature.
-    signature: Option<String>,
+    /// A built-in layer, whose signature errors show.
+    layer: Option<&'static OpSpec>,
 }
 
 impl<'p> Callee<'p> {
-    pub(super) fn layer(name: &str, params: &'p [&'p str], signature: String) -> Self {
-        Callee { what: format!("`{name}`"), params, defined: None, signature: Some(signature) }
+    /// Built for every call, so it formats nothing: errors word it when they happen.
+    pub(super) fn layer(spec: &'static OpSpec, params: &'p [&'p str]) -> Self {
+        Callee { name: spec.name, params, defined: None, layer: Some(spec) }
     }
 
-    pub(super) fn block(name: &str, params: &'p [&'p str], defined: Loc) -> Self {
-        Callee { what: format!("block `{name}`"), params, defined: Some(defined), signature: None }
+    pub(super) fn block(name: &'p str, params: &'p [&'p str], defined: Loc) -> Self {
+        Callee { name, params, defined: Some(defined), layer: None }
+    }
+
+    /// "`conv2d`" or "block `residual`".
+    fn what(&self) -> String {
+        match self.layer {
+            Some(_) => format!("`{}`", self.name),
+            None => format!("block `{}`", self.name),
+        }
     }
 
     /// Adds where the callee is defined, or its signature.
@@ -61,8 +70,8 @@ impl<'p> Callee<'p> {
         if let Some(at) = self.defined {
             d = d.secondary(at, "block defined here");
         }
-        if let Some(signature) = &self.signature {
-            d = d.note(format!("the signature is {signature}"));
+        if let Some(spec) = self.layer {
+            d = d.note(format!("the signature is {}", signature(spec)));
         }
         d
     }
@@ -371,13 +380,13 @@ impl Error<'_> {
             TooManyArgs { callee, given, at } => {
                 let message = format!(
                     "{} takes at most {} arguments, but gets {given}",
-                    callee.what,
+                    callee.what(),
                     callee.params.len()
                 );
                 callee.context(Diagnostic::error(Code::ArgumentCount, message)).primary(at, "extra argument")
             }
             UnknownArg { callee, name, at } => {
-                let message = format!("{} has no argument `{name}`", callee.what);
+                let message = format!("{} has no argument `{name}`", callee.what());
                 callee
                     .context(Diagnostic::error(Code::UnknownArgument, message))
                     .primary(at, "unknown argument")

@@ -27,8 +27,8 @@ impl Expander<'_> {
     ) -> Value {
         if let Some((value, _)) = scope.vars.get(name) {
             let value = value.clone();
-            if !scope.read.contains(name) {
-                scope.read.insert(name.to_string());
+            if let Some(param) = scope.params_read.iter_mut().find(|(p, _)| p == name) {
+                param.1 = true;
             }
             return value;
         }
@@ -206,7 +206,7 @@ impl Expander<'_> {
         scope: &mut Scope,
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
-        let callee = Callee::layer(spec.name, &names, signature(spec));
+        let callee = Callee::layer(spec, &names);
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
         let mut ok = true;
@@ -307,6 +307,7 @@ impl Expander<'_> {
             };
             shown.push(format!("{}={value}", param.name.name));
             inner.vars.insert(param.name.name.clone(), (value, param.name.span));
+            inner.params_read.push((param.name.name.clone(), false));
         }
         match flow {
             Some(Value::Tensor(_)) => {}
@@ -318,9 +319,8 @@ impl Expander<'_> {
         self.frames.push(Frame::Call { block: name.to_string(), instance: path.to_string(), at: loc });
         let result = self.body(&def.body, &mut inner, path, DefKind::Block);
         self.frames.pop();
-        for param in &def.params {
-            let at = Loc::new(block.0, param.name.span);
-            self.lints.param(name, &param.name.name, at, inner.read.contains(&param.name.name));
+        for (param, (_, read)) in def.params.iter().zip(&inner.params_read) {
+            self.lints.param(name, &param.name.name, Loc::new(block.0, param.name.span), *read);
         }
         match result {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v,

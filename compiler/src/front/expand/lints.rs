@@ -4,7 +4,7 @@
 //! (W0004). Each is reported once per place in the source, however many block instances or
 //! repeat iterations repeat it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::Expander;
 use crate::diagnostic::{Code, Diagnostic};
@@ -18,7 +18,6 @@ pub(super) struct Gathered {
     /// Block parameters, by where they are declared, in order of first expansion: the block,
     /// the name, and whether any instance read it.
     params: Vec<(Loc, String, String, bool)>,
-    param_index: HashMap<Loc, usize>,
     /// Tensors that a stage ignored: already warned about, so not reported as dead too.
     ignored: HashSet<usize>,
 }
@@ -26,12 +25,10 @@ pub(super) struct Gathered {
 impl Gathered {
     /// Records one instance's use of a block parameter.
     pub(super) fn param(&mut self, block: &str, name: &str, at: Loc, read: bool) {
-        match self.param_index.get(&at) {
-            Some(&i) => self.params[i].3 |= read,
-            None => {
-                self.param_index.insert(at, self.params.len());
-                self.params.push((at, block.to_string(), name.to_string(), read));
-            }
+        // Few blocks and parameters: a list beats hashing a location per instance.
+        match self.params.iter_mut().find(|p| p.0 == at) {
+            Some(param) => param.3 |= read,
+            None => self.params.push((at, block.to_string(), name.to_string(), read)),
         }
     }
 }
@@ -56,6 +53,10 @@ impl Expander<'_> {
     /// Whether `node` is computed from `ancestor`. Ids are topological, so the search never
     /// goes below the ancestor's id.
     fn depends_on(&self, node: NodeId, ancestor: NodeId) -> bool {
+        // Almost every stage reads the tensor flowing in directly: no search, no allocation.
+        if node == ancestor || self.nodes[node.0].inputs.contains(&ancestor) {
+            return true;
+        }
         let mut stack = vec![node.0];
         let mut seen = HashSet::new();
         while let Some(i) = stack.pop() {

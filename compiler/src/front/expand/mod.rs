@@ -16,7 +16,7 @@ mod eval;
 mod graph;
 pub(crate) mod lints;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use nnc_grammar::ast::{DefKind, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
 use nnc_grammar::Span;
@@ -65,8 +65,9 @@ pub(super) enum Frame {
 struct Scope {
     file: FileId,
     vars: HashMap<String, (Value, Span)>,
-    /// The names the body has read, for the unused-parameter lint.
-    read: HashSet<String>,
+    /// A block's parameters and whether the body has read each, for the unused-parameter
+    /// lint; a short list, searched only after a name was found in `vars`.
+    params_read: Vec<(String, bool)>,
     input: Option<Value>,
     /// The prefix that labels (`conv1: conv2d(...)`) are relative to.
     label_prefix: String,
@@ -77,7 +78,7 @@ impl Scope {
         Scope {
             file,
             vars: HashMap::new(),
-            read: HashSet::new(),
+            params_read: Vec::new(),
             input: None,
             label_prefix: label_prefix.into(),
         }
