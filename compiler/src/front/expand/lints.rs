@@ -4,7 +4,7 @@
 //! (W0004). Each is reported once per place in the source, however many block instances or
 //! repeat iterations repeat it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::Expander;
 use crate::diagnostic::{Code, Diagnostic};
@@ -80,8 +80,6 @@ impl Expander<'_> {
                 self.diags.push(Lint::UnusedParameter { block: &block, name: &name, at }.into());
             }
         }
-        let mut seen = HashSet::new();
-        self.diags.retain(|d| d.is_error() || seen.insert((d.code, d.primary_loc(), d.message.clone())));
     }
 
     /// W0001: every tensor from which the output cannot be reached. Each dead path is reported
@@ -132,6 +130,36 @@ impl Expander<'_> {
             self.diags.push(Lint::Dead { name: &name, params, times, at }.into());
         }
     }
+}
+
+/// Merges diagnostics that say the same thing at the same place (the same mistake met in
+/// several block instances or repeat iterations) into the first, which notes how many times
+/// it happened.
+pub(super) fn group_repeated(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<(Diagnostic, usize)> = Vec::new();
+    let mut index: HashMap<(Code, Option<Loc>, String), usize> = HashMap::new();
+    for d in diagnostics {
+        let key = (d.code, d.primary_loc(), d.message.clone());
+        match index.get(&key) {
+            Some(&i) => out[i].1 += 1,
+            None => {
+                index.insert(key, out.len());
+                out.push((d, 1));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(d, times)| {
+            if times == 1 {
+                d
+            } else {
+                d.note(format!(
+                    "the same in {} more places this code is expanded; fixing it here fixes them all",
+                    times - 1
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Applies `--deny warnings` and `--allow`: allowed warnings are dropped, denied ones become

@@ -115,8 +115,19 @@ impl<'p> Expander<'p> {
     }
 
     /// Expands one network with its parameters' values. Returns the graph if the network
-    /// checked without error.
+    /// checked without error. The same mistake met again in another block instance or repeat
+    /// iteration is reported once, saying how often it happened.
     pub fn network(
+        self,
+        file: FileId,
+        def: &Definition,
+        overrides: &HashMap<&str, Value>,
+    ) -> (Option<Graph>, Vec<Diagnostic>) {
+        let (graph, diags) = self.expand_network(file, def, overrides);
+        (graph, lints::group_repeated(diags))
+    }
+
+    fn expand_network(
         mut self,
         file: FileId,
         def: &Definition,
