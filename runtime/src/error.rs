@@ -14,6 +14,15 @@ pub enum RuntimeError {
     Io { context: String, source: std::io::Error },
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// A file that is not readable safetensors, with the reason in words.
+    #[error("cannot read {path} as safetensors: {reason}")]
+    Safetensors { path: String, reason: String },
+    /// Training settings or data that cannot give a meaningful run.
+    #[error("{0}")]
+    Config(String),
+    /// A checkpoint whose training state cannot be resumed; nothing was changed.
+    #[error("cannot resume from {path}: {reason}")]
+    Resume { path: String, reason: String },
     #[error("{0}")]
     Diverged(String),
     #[error("libtorch: {0}")]
