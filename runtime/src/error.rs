@@ -8,6 +8,9 @@ pub enum RuntimeError {
     InputShape { expected: String, actual: Vec<i64> },
     #[error("the weights in {file} do not fit the model:\n{}", problems.join("\n"))]
     Weights { file: String, problems: Vec<String> },
+    /// Weights (or optimiser state) holding NaN or infinite values, one line per tensor.
+    #[error("the weights in {file} are not finite:\n{}", tensors.join("\n"))]
+    NonFinite { file: String, tensors: Vec<String> },
     #[error("{0}")]
     Device(String),
     #[error("{context}: {source}")]

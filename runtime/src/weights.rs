@@ -18,7 +18,7 @@ pub(crate) const OPTIM_PREFIX: &str = "optim.";
 pub(crate) const META_PREFIX: &str = "nnc.";
 
 /// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
-fn is_bookkeeping(name: &str) -> bool {
+pub(crate) fn is_bookkeeping(name: &str) -> bool {
     name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
 }
 
@@ -206,8 +206,8 @@ pub(crate) fn load_checked(
     let bad =
         non_finite(file.iter().filter(|(n, _)| variables.contains_key(*n)).map(|(n, t)| (n.as_str(), t)));
     if !bad.is_empty() && !options.allow_non_finite {
-        let problems = bad.iter().map(|b| format!("  not finite: {b}")).collect();
-        return Err(RuntimeError::Weights { file: origin.to_string(), problems });
+        let tensors = bad.iter().map(|b| format!("  {b}")).collect();
+        return Err(RuntimeError::NonFinite { file: origin.to_string(), tensors });
     }
     loaded.non_finite = bad;
     load_map(vs, &file, origin)?;

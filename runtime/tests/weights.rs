@@ -144,7 +144,7 @@ fn non_finite_weights_are_refused_or_reported() {
     let _ = model(NET, &fresh);
     let before = fresh.variables()["0.weight"].copy();
     let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
-    assert!(err.contains("not finite: `0.weight`: 2 of 36 values are NaN or infinite"), "{err}");
+    assert!(err.contains("are not finite:\n  `0.weight`: 2 of 36 values are NaN or infinite"), "{err}");
     assert!(fresh.variables()["0.weight"].equal(&before), "a refused file must change nothing");
 
     let allow = weights::LoadOptions { allow_non_finite: true, ..Default::default() };
