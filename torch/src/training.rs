@@ -252,7 +252,8 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(&graph.name));
     let checkpoint = out.join(CHECKPOINT_FILE);
     // Everything that can be checked is checked before the first epoch, so that a mistake
-    // costs seconds, not an epoch: the settings, the folder, the checkpoint, the data.
+    // costs seconds, not an epoch: the settings, the data, the folder, then the checkpoint.
+    // The data come before the folder so that a run refused for its data creates nothing.
     let optimizer = match args.optimizer {
         OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
         OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
