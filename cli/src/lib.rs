@@ -133,20 +133,20 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = non_negative)]
     pub lr: f64,
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
     pub optimizer: OptimizerChoice,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub momentum: f64,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub weight_decay: f64,
     /// Seed of the initial weights, the shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
-    /// CPU threads for libtorch (its default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    /// CPU threads for libtorch (its default: one per core); more than the CPUs is capped.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=MAX_THREADS))]
     pub threads: Option<i32>,
     /// Weight initialisation; d2l's train_ch6 uses Xavier.
     #[arg(long, value_enum, default_value_t = InitChoice::Xavier)]
@@ -157,6 +157,39 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Stop when the loss diverges (more than 100 times its first value or a uniform guess's),
+    /// keeping the last good checkpoint. The default.
+    #[arg(long, overrides_with = "no_stop_on_divergence")]
+    pub stop_on_divergence: bool,
+    /// Report a diverging loss but train on (a loss or weights that are not finite still stop).
+    #[arg(long, overrides_with = "stop_on_divergence")]
+    pub no_stop_on_divergence: bool,
+}
+
+impl TrainArgs {
+    /// Whether a diverging loss stops the run: yes, unless `--no-stop-on-divergence` was the
+    /// last of the two flags given.
+    pub fn stops_on_divergence(&self) -> bool {
+        !self.no_stop_on_divergence
+    }
+}
+
+/// The most `--threads` accepted: far more than any machine's cores, so that a typo such as
+/// 2147483647 is refused here instead of ending in libgomp running out of memory.
+pub const MAX_THREADS: i64 = 1024;
+
+/// A learning rate, momentum or weight decay: a finite number of at least 0, as `torch.optim`
+/// requires. NaN or infinity would make every weight NaN at the first step, and a negative
+/// learning rate or weight decay climbs the loss instead of descending it.
+fn non_negative(s: &str) -> Result<f64, String> {
+    let value: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !value.is_finite() {
+        return Err(format!("`{s}` is not a finite number"));
+    }
+    if value < 0.0 {
+        return Err(format!("{s} is negative; it must be at least 0"));
+    }
+    Ok(value)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +210,9 @@ pub struct EvalArgs {
     pub data: Option<PathBuf>,
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
+    /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
+    #[arg(long)]
+    pub cast: bool,
 }
 
 #[derive(clap::Args)]
@@ -192,6 +228,9 @@ pub struct PredictArgs {
     /// How many images of each file to classify, from the first.
     #[arg(long, default_value_t = 10)]
     pub count: usize,
+    /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
+    #[arg(long)]
+    pub cast: bool,
 }
 
 /// Which network: a file, its parameters and, if the file has several, the network's name.
@@ -286,7 +325,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
     /// CPU threads for libtorch (its default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=MAX_THREADS))]
     pub threads: Option<i32>,
     /// Untimed batches before measuring.
     #[arg(long, default_value_t = 3)]

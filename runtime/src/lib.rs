@@ -17,7 +17,7 @@ pub mod train;
 pub mod weights;
 
 pub use error::RuntimeError;
-pub use file::write_atomic;
+pub use file::{check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock};
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};
 /// The IR, for generated code, which spells out each layer's op.

@@ -1,15 +1,31 @@
 //! Training as d2l's `train_ch6` does it: mini-batch SGD (or Adam) on cross-entropy, with the
 //! training loss and accuracy of each epoch, the test accuracy, and the throughput; a
 //! checkpoint after every epoch from which a killed run resumes exactly.
+//!
+//! A checkpoint is written only when every weight, buffer and optimiser value is finite, so
+//! the file on disk is always the last good epoch; a resumed checkpoint is validated whole
+//! (weights, optimiser state, history) before anything is changed.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{Batches, Dataset};
-use crate::weights::{self, META_PREFIX, OPTIM_PREFIX};
+use crate::weights::{self, LoadOptions, OPTIM_PREFIX};
 use crate::{Model, RuntimeError};
+
+/// The bookkeeping entries of a checkpoint (under `weights::META_PREFIX`).
+const STEPS: &str = "nnc.optim_steps";
+const METRICS: &str = "nnc.metrics";
+
+/// A training loss above this many times the larger of the run's first loss and the loss of a
+/// uniform guess (ln of the number of classes) is divergence. A cross-entropy of 100 × ln 10
+/// ≈ 230 means logits hundreds apart in favour of wrong classes: far above the loss of a model
+/// that only guesses (2.3), so a run that is learning does not reach it, while the diverged
+/// runs of issue 17 (`--lr 1000`: a mean loss of 16,025) are far past it.
+pub const DIVERGENCE_FACTOR: f64 = 100.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
@@ -17,6 +33,16 @@ pub enum Optimizer {
     Sgd { momentum: f64, weight_decay: f64 },
     /// Adam, as `torch.optim.Adam` (β = 0.9, 0.999; ε = 1e-8).
     Adam { weight_decay: f64 },
+}
+
+impl Optimizer {
+    fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { momentum, .. } if *momentum != 0.0 => "SGD with momentum",
+            Optimizer::Sgd { .. } => "SGD",
+            Optimizer::Adam { .. } => "Adam",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -33,6 +59,63 @@ pub struct TrainConfig {
     pub device: Device,
     /// Where to write the checkpoint after every epoch.
     pub checkpoint: Option<PathBuf>,
+    /// Stop at a loss above [`DIVERGENCE_FACTOR`] times its reference, without checkpointing
+    /// that epoch; otherwise such a loss is reported to the observer and training goes on. A
+    /// loss or weights that are not finite stop the run either way.
+    pub stop_on_divergence: bool,
+}
+
+impl TrainConfig {
+    /// Refuses what `torch.optim` refuses (negative learning rate, momentum or weight decay),
+    /// and values that are not finite, which would turn every weight into NaN at the first
+    /// step.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let (momentum, weight_decay) = match self.optimizer {
+            Optimizer::Sgd { momentum, weight_decay } => (momentum, weight_decay),
+            Optimizer::Adam { weight_decay } => (0.0, weight_decay),
+        };
+        for (what, value) in
+            [("the learning rate", self.lr), ("the momentum", momentum), ("the weight decay", weight_decay)]
+        {
+            if !value.is_finite() || value < 0.0 {
+                return Err(RuntimeError::Config(format!(
+                    "{what} must be a finite number of at least 0, not {value}"
+                )));
+            }
+        }
+        if self.batch < 1 {
+            return Err(RuntimeError::Config(format!(
+                "the batch size must be at least 1, not {}",
+                self.batch
+            )));
+        }
+        if let Some(size) = self.resize.filter(|&s| s < 1) {
+            return Err(RuntimeError::Config(format!("images cannot be resized to {size} pixels")));
+        }
+        Ok(())
+    }
+}
+
+/// Refuses data that cannot give a meaningful run: an empty set (an epoch would train on
+/// nothing and the test accuracy would be 0 of 0), images without pixels, and test images of
+/// another size than the training images (which the model would refuse after a whole epoch).
+pub fn check_data(train: &Dataset, test: &Dataset) -> Result<(), RuntimeError> {
+    for (what, data) in [("training", train), ("test", test)] {
+        if data.is_empty() {
+            return Err(RuntimeError::Config(format!("the {what} set is empty (0 images)")));
+        }
+        let (h, w) = data.image_size();
+        if h < 1 || w < 1 {
+            return Err(RuntimeError::Config(format!("the {what} images are {h}×{w} pixels")));
+        }
+    }
+    if train.image_size() != test.image_size() {
+        let ((th, tw), (sh, sw)) = (train.image_size(), test.image_size());
+        return Err(RuntimeError::Config(format!(
+            "the test images are {sh}×{sw} pixels, the training images {th}×{tw}"
+        )));
+    }
+    Ok(())
 }
 
 /// What one epoch measured.
@@ -51,12 +134,32 @@ pub struct EpochMetrics {
 pub trait Observer {
     fn epoch_started(&mut self, _epoch: usize, _batches: usize) {}
     fn batch_done(&mut self, _loss: f64, _examples: i64) {}
-    fn epoch_done(&mut self, _metrics: &EpochMetrics) {}
+    /// The loss went past the divergence threshold, and the run goes on (without
+    /// `stop_on_divergence`); said at most once per epoch.
+    fn diverging(&mut self, _message: &str) {}
+    /// An epoch ended and its checkpoint is written; `history` holds every epoch so far, this
+    /// one last. An error stops the run (after the checkpoint, so nothing is lost).
+    fn epoch_done(&mut self, _history: &[EpochMetrics]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 }
 
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
+
+/// What [`Trainer::resume`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// Weights, optimiser state and history restored: training continues after `epochs`
+    /// epochs. `fresh_state`: this run's optimiser keeps state (momentum, or Adam's moments)
+    /// but the checkpoint has none, as when it was trained with plain SGD; it starts afresh.
+    After { epochs: usize, fresh_state: bool },
+    /// The file holds weights but no training history (`nnc.metrics`), as a weights file
+    /// saved by `nnc run` does: its weights are loaded, and training restarts at epoch 1 with
+    /// a fresh optimiser.
+    Restarted,
+}
 
 /// SGD and Adam over the trainable variables, with their state kept by name so that it can be
 /// checkpointed (tch's optimizers do not expose theirs).
@@ -135,7 +238,7 @@ impl Optim {
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![(format!("{META_PREFIX}optim_steps"), Tensor::from(self.steps as f64))];
+        let mut out = vec![(STEPS.to_string(), Tensor::from(self.steps as f64))];
         for ((name, _), state) in self.params.iter().zip(&self.state) {
             for (what, t) in self.state_names().iter().zip(state) {
                 out.push((format!("{OPTIM_PREFIX}{name}.{what}"), t.shallow_clone()));
@@ -144,19 +247,166 @@ impl Optim {
         out
     }
 
-    fn restore(&mut self, file: &std::collections::HashMap<String, Tensor>, device: Device) {
-        if let Some(steps) = file.get(&format!("{META_PREFIX}optim_steps")) {
-            self.steps = steps.double_value(&[]) as i64;
+    /// The step count and per-parameter state a checkpoint's bookkeeping holds, checked against
+    /// this optimiser and its parameters: every entry must be state this optimiser keeps, of
+    /// its parameter's shape and dtype, finite, and complete. Nothing is changed here; the
+    /// caller commits with [`Optim::set`] once the whole checkpoint has passed.
+    fn read_state(
+        &self,
+        saved: &BTreeMap<String, Tensor>,
+        device: Device,
+    ) -> Result<(i64, Vec<Vec<Tensor>>), String> {
+        let steps = saved.get(STEPS).map(read_steps).transpose()?;
+        let ours = self.state_names();
+        let index: HashMap<&str, usize> =
+            self.params.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
+        let mut found: Vec<Vec<Option<Tensor>>> =
+            self.params.iter().map(|_| ours.iter().map(|_| None).collect()).collect();
+        for (key, t) in
+            saved.range(OPTIM_PREFIX.to_string()..).take_while(|(k, _)| k.starts_with(OPTIM_PREFIX))
+        {
+            let Some((param, what)) = key[OPTIM_PREFIX.len()..].rsplit_once('.') else {
+                return Err(format!("`{key}` is not optimiser state that nnc writes"));
+            };
+            let Some(slot) = ours.iter().position(|n| *n == what) else {
+                let trained = match what {
+                    "momentum_buffer" => "SGD with momentum",
+                    "exp_avg" | "exp_avg_sq" => "Adam",
+                    _ => return Err(format!("`{key}` is not optimiser state that nnc writes")),
+                };
+                return Err(format!(
+                    "it was trained with {trained} (it holds `{key}`), but this run uses {}; resume with the optimiser settings the run started with",
+                    self.kind.name()
+                ));
+            };
+            if let Optimizer::Sgd { momentum: 0.0, .. } = self.kind {
+                return Err(format!(
+                    "it was trained with SGD with momentum (it holds `{key}`), but this run has momentum 0; resume with the momentum the run started with"
+                ));
+            }
+            let Some(&i) = index.get(param) else {
+                return Err(format!(
+                    "`{key}` is the state of `{param}`, which is not a trainable parameter of this model"
+                ));
+            };
+            let p = &self.params[i].1;
+            if t.size() != p.size() {
+                return Err(format!(
+                    "`{key}` has shape {:?}, but `{param}` has shape {:?}",
+                    t.size(),
+                    p.size()
+                ));
+            }
+            if t.kind() != p.kind() {
+                return Err(format!("`{key}` is {:?}, but `{param}` is {:?}", t.kind(), p.kind()));
+            }
+            let bad = weights::count_non_finite(t);
+            if bad > 0 {
+                return Err(format!("`{key}` holds {bad} NaN or infinite values"));
+            }
+            found[i][slot] = Some(t.to_device(device));
         }
+        let mut state = Vec::with_capacity(found.len());
+        let mut any = false;
+        for ((name, _), slots) in self.params.iter().zip(found) {
+            let present = slots.iter().filter(|s| s.is_some()).count();
+            if present != 0 && present != slots.len() {
+                let missing: Vec<&str> =
+                    ours.iter().zip(&slots).filter(|(_, s)| s.is_none()).map(|(n, _)| *n).collect();
+                return Err(format!("the optimiser state of `{name}` lacks {}", missing.join(" and ")));
+            }
+            any |= present != 0;
+            state.push(slots.into_iter().flatten().collect());
+        }
+        let steps = match steps {
+            Some(steps) => steps,
+            None if any => return Err(format!("it holds optimiser state but no `{STEPS}`")),
+            None => 0,
+        };
+        // Adam's bias correction divides by 1 - β^steps, which is 0 for 0 steps.
+        if any && steps == 0 && matches!(self.kind, Optimizer::Adam { .. }) {
+            return Err(format!("it holds Adam's moment estimates, but `{STEPS}` is 0"));
+        }
+        // Without saved state, the state starts afresh, and so must the step count that Adam's
+        // bias correction reads (the file's counts another optimiser's steps).
+        let steps = if any { steps } else { 0 };
+        Ok((steps, state))
+    }
+
+    fn set(&mut self, (steps, state): (i64, Vec<Vec<Tensor>>)) {
+        self.steps = steps;
+        self.state = state;
+    }
+
+    /// Every state tensor, by its checkpoint name.
+    fn named_state(&self) -> impl Iterator<Item = (String, &Tensor)> {
         let names = self.state_names();
-        for ((name, _), state) in self.params.iter().zip(&mut self.state) {
-            let saved: Option<Vec<Tensor>> = names
-                .iter()
-                .map(|what| file.get(&format!("{OPTIM_PREFIX}{name}.{what}")).map(|t| t.to_device(device)))
-                .collect();
-            *state = saved.unwrap_or_default();
+        self.params.iter().zip(&self.state).flat_map(move |((name, _), state)| {
+            names.iter().zip(state).map(move |(what, t)| (format!("{OPTIM_PREFIX}{name}.{what}"), t))
+        })
+    }
+}
+
+/// A number for a message: plain where that reads well, in scientific notation where plain
+/// would print hundreds of digits (a learning rate of 1e300) or round to 0.
+fn number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && (v.abs() >= 1e6 || v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else if v.fract() == 0.0 || !v.is_finite() {
+        format!("{v}")
+    } else {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// `nnc.optim_steps`: one whole, non-negative number that the Adam step's `i32` exponent holds.
+fn read_steps(t: &Tensor) -> Result<i64, String> {
+    let numeric = t.is_floating_point()
+        || matches!(t.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
+    let value = (numeric && t.numel() == 1).then(|| t.reshape([1]).double_value(&[0]));
+    match value {
+        Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= f64::from(i32::MAX) => Ok(v as i64),
+        Some(v) => Err(format!("`{STEPS}` is {v}, not a whole number of steps from 0 to {}", i32::MAX)),
+        None => {
+            Err(format!("`{STEPS}` must be one number, but it is {:?} of shape {:?}", t.kind(), t.size()))
         }
     }
+}
+
+/// `nnc.metrics`: one row of five numbers per epoch (epoch, training loss, training accuracy,
+/// test accuracy, examples per second), epochs numbered 1, 2, … in order.
+fn read_history(t: &Tensor) -> Result<Vec<EpochMetrics>, String> {
+    let size = t.size();
+    let (&[rows, 5], true) = (&size[..], t.is_floating_point()) else {
+        return Err(format!(
+            "`{METRICS}` must be a table of 5 numbers per epoch, but it is {:?} of shape {size:?}",
+            t.kind()
+        ));
+    };
+    let values = Vec::<f64>::try_from(t.to_kind(Kind::Double).reshape([-1]))
+        .map_err(|e| format!("`{METRICS}` cannot be read: {e}"))?;
+    let mut history = Vec::with_capacity(rows as usize);
+    for (r, row) in values.chunks_exact(5).enumerate() {
+        let Ok([epoch, train_loss, train_acc, test_acc, examples_per_sec]) = <[f64; 5]>::try_from(row) else {
+            continue; // chunks_exact gives rows of 5
+        };
+        let fits = epoch == (r + 1) as f64
+            && train_loss.is_finite()
+            && train_loss >= 0.0
+            && (0.0..=1.0).contains(&train_acc)
+            && (0.0..=1.0).contains(&test_acc)
+            && examples_per_sec.is_finite()
+            && examples_per_sec >= 0.0;
+        if !fits {
+            return Err(format!(
+                "row {} of `{METRICS}` should be epoch {} with a finite loss, accuracies from 0 to 1 and a finite speed, but it is {row:?}",
+                r + 1,
+                r + 1
+            ));
+        }
+        history.push(EpochMetrics { epoch: r + 1, train_loss, train_acc, test_acc, examples_per_sec });
+    }
+    Ok(history)
 }
 
 /// Accuracy of `model` on `data`, in evaluation mode.
@@ -167,6 +417,9 @@ pub fn evaluate(
     resize: Option<i64>,
     device: Device,
 ) -> Result<f64, RuntimeError> {
+    if data.is_empty() {
+        return Err(RuntimeError::Config("there are no examples to evaluate on (0 images)".to_string()));
+    }
     let mut correct = 0i64;
     tch::no_grad(|| -> Result<(), RuntimeError> {
         for (x, y) in Batches::new(data, batch, false, resize, device) {
@@ -175,7 +428,7 @@ pub fn evaluate(
         }
         Ok(())
     })?;
-    Ok(correct as f64 / data.len().max(1) as f64)
+    Ok(correct as f64 / data.len() as f64)
 }
 
 /// Trains `model`, whose variables live in `vs`; `history` holds every epoch's metrics, those of
@@ -186,39 +439,57 @@ pub struct Trainer<'m> {
     config: TrainConfig,
     optim: Optim,
     pub history: Vec<EpochMetrics>,
+    /// The epoch whose checkpoint is on disk: the last one written, or the resumed one.
+    checkpointed: Option<usize>,
+    /// The loss of this run's first batch, the divergence test's reference.
+    first_loss: Option<f64>,
 }
 
 impl<'m> Trainer<'m> {
     pub fn new(model: &'m Model, vs: &'m mut nn::VarStore, config: TrainConfig) -> Self {
         let optim = Optim::new(vs, config.optimizer, config.lr);
-        Trainer { model, vs, config, optim, history: Vec::new() }
+        Trainer { model, vs, config, optim, history: Vec::new(), checkpointed: None, first_loss: None }
     }
 
-    /// Restores weights, optimiser state and history from a checkpoint written by [`Trainer::run`].
-    pub fn resume(&mut self, path: &Path) -> Result<(), RuntimeError> {
-        weights::load(self.vs, path)?;
-        let file: std::collections::HashMap<String, Tensor> =
-            Tensor::read_safetensors(path)?.into_iter().collect();
-        self.optim.restore(&file, self.config.device);
-        if let Some(metrics) = file.get(&format!("{META_PREFIX}metrics")) {
-            let rows = metrics.size()[0];
-            for r in 0..rows {
-                let v: Vec<f64> = Vec::<f64>::try_from(metrics.get(r)).unwrap_or_default();
-                if let [epoch, train_loss, train_acc, test_acc, examples_per_sec] = v[..] {
-                    self.history.push(EpochMetrics {
-                        epoch: epoch as usize,
-                        train_loss,
-                        train_acc,
-                        test_acc,
-                        examples_per_sec,
-                    });
-                }
-            }
-        }
-        Ok(())
+    /// The epoch whose checkpoint is on disk, if any: after an error, the one to resume from.
+    pub fn checkpointed_epoch(&self) -> Option<usize> {
+        self.checkpointed
     }
 
-    fn checkpoint(&self, path: &Path) -> Result<(), RuntimeError> {
+    /// Restores weights, optimiser state and history from a checkpoint written by
+    /// [`Trainer::run`]. The whole file is checked first (weights of the model's shapes,
+    /// dtype and finite; optimiser state of this optimiser, of the parameters' shapes; a
+    /// history of whole epochs), so a refused checkpoint changes nothing.
+    pub fn resume(&mut self, path: &Path) -> Result<Resumed, RuntimeError> {
+        let origin = path.display().to_string();
+        let fail = |reason: String| RuntimeError::Resume { path: origin.clone(), reason };
+        let (bookkeeping, file): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) =
+            weights::read(path)?.into_iter().partition(|(n, _)| weights::is_bookkeeping(n));
+        let Some(metrics) = bookkeeping.get(METRICS) else {
+            weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
+            return Ok(Resumed::Restarted);
+        };
+        let history = read_history(metrics).map_err(fail)?;
+        let state = self.optim.read_state(&bookkeeping, self.config.device).map_err(fail)?;
+        weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
+        let keeps_state = !matches!(self.optim.kind, Optimizer::Sgd { momentum: 0.0, .. });
+        let fresh_state = keeps_state && state.1.iter().all(|s| s.is_empty());
+        self.optim.set(state);
+        self.checkpointed = history.last().map(|m| m.epoch);
+        self.history = history;
+        Ok(Resumed::After { epochs: self.history.len(), fresh_state })
+    }
+
+    /// Every weight, buffer and optimiser state tensor that holds NaN or infinite values.
+    fn non_finite(&self) -> Vec<weights::NonFinite> {
+        let variables: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
+        let state: Vec<(String, &Tensor)> = self.optim.named_state().collect();
+        weights::non_finite(
+            variables.iter().map(|(n, t)| (n.as_str(), t)).chain(state.iter().map(|(n, t)| (n.as_str(), *t))),
+        )
+    }
+
+    fn checkpoint(&mut self, path: &Path) -> Result<(), RuntimeError> {
         let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         tensors.extend(self.optim.tensors());
         let rows: Vec<f64> = self
@@ -227,12 +498,16 @@ impl<'m> Trainer<'m> {
             .flat_map(|m| [m.epoch as f64, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec])
             .collect();
         let metrics = Tensor::from_slice(&rows).reshape([self.history.len() as i64, 5]);
-        tensors.push((format!("{META_PREFIX}metrics"), metrics));
-        weights::write(&tensors, path)
+        tensors.push((METRICS.to_string(), metrics));
+        weights::write(&tensors, path)?;
+        self.checkpointed = self.history.last().map(|m| m.epoch);
+        Ok(())
     }
 
-    /// Runs the epochs not yet in the history. A loss that is not finite stops the run with
-    /// [`RuntimeError::Diverged`]; the last checkpoint then still holds the last good epoch.
+    /// Runs the epochs not yet in the history. A loss or weights that are not finite, or (with
+    /// `stop_on_divergence`) a diverging loss, stop the run with [`RuntimeError::Diverged`]
+    /// before the epoch is checkpointed: the checkpoint on disk still holds the last good epoch
+    /// ([`Trainer::checkpointed_epoch`]).
     pub fn run(
         &mut self,
         train: &Dataset,
@@ -240,12 +515,15 @@ impl<'m> Trainer<'m> {
         observer: &mut dyn Observer,
     ) -> Result<(), RuntimeError> {
         let c = self.config.clone();
+        c.validate()?;
+        check_data(train, test)?;
         for epoch in self.history.len() + 1..=c.epochs {
             tch::manual_seed(c.seed.wrapping_mul(1_000_003).wrapping_add(epoch as i64));
             let batches = Batches::new(train, c.batch, true, c.resize, c.device);
             observer.epoch_started(epoch, batches.len());
             let start = Instant::now();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
+            let mut warned = false;
             for (x, y) in batches {
                 self.optim.zero_grad();
                 let logits = self.model.try_forward(&x, true)?;
@@ -254,8 +532,31 @@ impl<'m> Trainer<'m> {
                 if !value.is_finite() {
                     return Err(RuntimeError::Diverged(format!(
                         "the loss became {value} in epoch {epoch} after {seen} examples; the learning rate ({}) is likely too high",
-                        c.lr
+                        number(c.lr)
                     )));
+                }
+                let classes = logits.size().last().copied().unwrap_or(2).max(2);
+                let uniform = (classes as f64).ln();
+                let first = *self.first_loss.get_or_insert(value);
+                let (reference, what) = if first >= uniform {
+                    (first, "the run's first loss".to_string())
+                } else {
+                    (uniform, format!("the loss of a uniform guess over {classes} classes"))
+                };
+                if value > DIVERGENCE_FACTOR * reference {
+                    let why = format!(
+                        "the loss reached {} in epoch {epoch} after {seen} examples, more than {DIVERGENCE_FACTOR} times {} ({what}); the learning rate ({}) is likely too high",
+                        number(value),
+                        number(reference),
+                        number(c.lr)
+                    );
+                    if c.stop_on_divergence {
+                        return Err(RuntimeError::Diverged(why));
+                    }
+                    if !warned {
+                        observer.diverging(&why);
+                        warned = true;
+                    }
                 }
                 loss.backward();
                 self.optim.step();
@@ -266,19 +567,39 @@ impl<'m> Trainer<'m> {
                 observer.batch_done(value, n);
             }
             let elapsed = start.elapsed().as_secs_f64();
+            // The loss is checked before each step; the epoch's last step can still have made
+            // weights (or the optimiser's state) non-finite, and those must not be checkpointed.
+            let bad = self.non_finite();
+            if !bad.is_empty() {
+                let list: Vec<String> = bad.iter().take(3).map(|b| b.to_string()).collect();
+                let more = if bad.len() > 3 {
+                    format!(" and {} more tensors", bad.len() - 3)
+                } else {
+                    String::new()
+                };
+                return Err(RuntimeError::Diverged(format!(
+                    "the weights stopped being finite in epoch {epoch} ({}{more}); the learning rate ({}) is likely too high",
+                    list.join("; "),
+                    number(c.lr)
+                )));
+            }
             let test_acc = evaluate(self.model, test, c.batch.max(256), c.resize, c.device)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
                 train_acc: correct as f64 / seen.max(1) as f64,
                 test_acc,
-                examples_per_sec: seen as f64 / elapsed,
+                examples_per_sec: seen as f64 / elapsed.max(1e-9),
             };
             self.history.push(metrics);
             if let Some(path) = &c.checkpoint {
-                self.checkpoint(path)?;
+                if let Err(e) = self.checkpoint(path) {
+                    // The history must match what is on disk, should the caller go on.
+                    self.history.pop();
+                    return Err(e);
+                }
             }
-            observer.epoch_done(&metrics);
+            observer.epoch_done(&self.history)?;
         }
         Ok(())
     }

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::{Dtype, View};
-use tch::{nn, TchError, Tensor};
+use safetensors::tensor::SafeTensorError;
+use safetensors::{Dtype, SafeTensors, View};
+use tch::{nn, Kind, TchError, Tensor};
 
 use crate::{write_atomic, RuntimeError};
 
@@ -17,7 +18,7 @@ pub(crate) const OPTIM_PREFIX: &str = "optim.";
 pub(crate) const META_PREFIX: &str = "nnc.";
 
 /// Whether a tensor name in a safetensors file is checkpoint bookkeeping rather than a weight.
-fn is_bookkeeping(name: &str) -> bool {
+pub(crate) fn is_bookkeeping(name: &str) -> bool {
     name.starts_with(OPTIM_PREFIX) || name.starts_with(META_PREFIX)
 }
 
@@ -38,8 +39,10 @@ pub(crate) fn write(tensors: &[(String, Tensor)], path: &Path) -> Result<(), Run
         .iter()
         .map(|(name, t)| Ok((name.as_str(), Stored::new(t)?)))
         .collect::<Result<Vec<_>, TchError>>()?;
-    let bytes = safetensors::serialize(stored, &None)
-        .map_err(|err| TchError::SafeTensorError { path: path.display().to_string(), err })?;
+    let bytes = safetensors::serialize(stored, &None).map_err(|err| RuntimeError::Safetensors {
+        path: path.display().to_string(),
+        reason: explain(&err),
+    })?;
     write_atomic(path, &bytes).map_err(io(format!("cannot write the weights to {}", path.display())))
 }
 
@@ -90,19 +93,191 @@ impl View for Stored<'_> {
     }
 }
 
-/// Loads `path` into the variables of `vs`. Every variable must be in the file with its shape,
-/// and the file may hold nothing else (but a training checkpoint's optimiser state and
-/// metrics); otherwise nothing is changed and the error lists each problem.
-pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
-    if !path.is_file() {
-        return Err(RuntimeError::Io {
-            context: format!("cannot read weights from {}", path.display()),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+/// How [`load_with`] treats a file whose tensors are not exactly what the model holds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Convert floating-point tensors of another precision (F64, F16, BF16) to the model's
+    /// F32. Integer and boolean tensors are refused even so: they never were a float model's
+    /// weights, and converting them would hide a wrong file.
+    pub cast: bool,
+    /// Load tensors holding NaN or infinite values, and list them in [`Loaded::non_finite`],
+    /// instead of refusing the file (`nnc eval` warns and measures them anyway).
+    pub allow_non_finite: bool,
+    /// How the caller lets casting happen (a flag such as `--cast`), named in the error when a
+    /// floating-point tensor of another precision is refused; `None` when it cannot.
+    pub cast_hint: Option<&'static str>,
+}
+
+/// What [`load_with`] loaded, besides the values.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Each tensor converted from another precision, with the file's dtype.
+    pub cast: Vec<(String, Dtype)>,
+    /// Each tensor holding values that are not finite (loaded only with `allow_non_finite`).
+    pub non_finite: Vec<NonFinite>,
+}
+
+/// A tensor holding NaN or infinite values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFinite {
+    pub name: String,
+    /// How many of its values are NaN or infinite.
+    pub count: i64,
+    pub total: i64,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {} of {} values are NaN or infinite", self.name, self.count, self.total)
     }
+}
+
+/// How many values of a floating-point tensor are NaN or infinite (0 for other kinds, which
+/// cannot hold them).
+pub(crate) fn count_non_finite(t: &Tensor) -> i64 {
+    if !t.is_floating_point() || t.numel() == 0 {
+        return 0;
+    }
+    t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[])
+}
+
+/// The tensors among `tensors` that hold NaN or infinite values, in order.
+pub fn non_finite<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>) -> Vec<NonFinite> {
+    tensors
+        .into_iter()
+        .filter_map(|(name, t)| {
+            let count = count_non_finite(t);
+            (count > 0).then(|| NonFinite { name: name.to_string(), count, total: t.numel() as i64 })
+        })
+        .collect()
+}
+
+/// Loads `path` into the variables of `vs`, strictly: every variable must be in the file with
+/// its shape and dtype (F32) and finite values, and the file may hold nothing else (but a
+/// training checkpoint's optimiser state and metrics); otherwise nothing is changed and the
+/// error lists each problem.
+pub fn load(vs: &mut nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
+    load_with(vs, path, &LoadOptions::default()).map(|_| ())
+}
+
+/// [`load`], with casting between floating-point precisions or non-finite values allowed as
+/// `options` say.
+pub fn load_with(vs: &mut nn::VarStore, path: &Path, options: &LoadOptions) -> Result<Loaded, RuntimeError> {
     let file: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(path)?.into_iter().filter(|(n, _)| !is_bookkeeping(n)).collect();
-    load_map(vs, &file, &path.display().to_string())
+        read(path)?.into_iter().filter(|(n, _)| !is_bookkeeping(n)).collect();
+    load_checked(vs, file, &path.display().to_string(), options)
+}
+
+/// Checks what [`load_map`] does not (dtypes, finiteness), then loads.
+pub(crate) fn load_checked(
+    vs: &mut nn::VarStore,
+    mut file: BTreeMap<String, Tensor>,
+    origin: &str,
+    options: &LoadOptions,
+) -> Result<Loaded, RuntimeError> {
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut problems = Vec::new();
+    let mut loaded = Loaded::default();
+    let mut refused_floats = false;
+    for (name, t) in file.iter_mut() {
+        let Some(var) = variables.get(name) else { continue };
+        if t.kind() == var.kind() {
+            continue;
+        }
+        let (theirs, ours) = (dtype_name(t.kind()), dtype_name(var.kind()));
+        if t.is_floating_point() && options.cast {
+            loaded.cast.push((name.clone(), Dtype::try_from(t.kind())?));
+            *t = t.to_kind(var.kind());
+        } else {
+            refused_floats |= t.is_floating_point();
+            let why = if t.is_floating_point() { "" } else { " (integers and booleans are never cast)" };
+            problems
+                .push(format!("  wrong dtype: `{name}` is {theirs} in the file, {ours} in the model{why}"));
+        }
+    }
+    if refused_floats {
+        if let Some(flag) = options.cast_hint {
+            problems.push(format!("  help: {flag} converts floating-point tensors of another precision"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RuntimeError::Weights { file: origin.to_string(), problems });
+    }
+    let bad =
+        non_finite(file.iter().filter(|(n, _)| variables.contains_key(*n)).map(|(n, t)| (n.as_str(), t)));
+    if !bad.is_empty() && !options.allow_non_finite {
+        let tensors = bad.iter().map(|b| format!("  {b}")).collect();
+        return Err(RuntimeError::NonFinite { file: origin.to_string(), tensors });
+    }
+    loaded.non_finite = bad;
+    load_map(vs, &file, origin)?;
+    Ok(loaded)
+}
+
+/// The safetensors name of a tensor kind (`F32`), or tch's where the format has none.
+fn dtype_name(kind: Kind) -> String {
+    Dtype::try_from(kind).map_or_else(|_| format!("{kind:?}"), |d| format!("{d:?}"))
+}
+
+/// Reads every tensor of a safetensors file, with errors that name the file and say in words
+/// what is wrong with it (the format's own errors are enum names such as
+/// `InvalidHeaderDeserialization`).
+pub(crate) fn read(path: &Path) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+    let fail = |reason: String| RuntimeError::Safetensors { path: path.display().to_string(), reason };
+    // A FIFO or a device would block or never end; weights are regular files.
+    let meta = std::fs::metadata(path).map_err(io(format!("cannot read weights from {}", path.display())))?;
+    if !meta.is_file() {
+        return Err(fail("it is not a regular file".to_string()));
+    }
+    let bytes = std::fs::read(path).map_err(io(format!("cannot read weights from {}", path.display())))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| fail(explain(&e)))?;
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let kind = Kind::try_from(view.dtype()).map_err(|_| {
+                fail(format!("tensor `{name}` is {:?}, which libtorch cannot hold", view.dtype()))
+            })?;
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let t = Tensor::f_from_data_size(view.data(), &shape, kind)
+                .map_err(|e| fail(format!("tensor `{name}` cannot be read: {e}")))?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+/// The safetensors format's errors, in words.
+fn explain(err: &SafeTensorError) -> String {
+    match err {
+        SafeTensorError::HeaderTooSmall => "it is shorter than the 8 bytes that start a safetensors file".into(),
+        SafeTensorError::HeaderTooLarge => {
+            "its first 8 bytes declare a header of more than 100 MB; it is not a safetensors file".into()
+        }
+        SafeTensorError::InvalidHeaderLength => {
+            "its first 8 bytes declare a header longer than the file; it is truncated, or not a safetensors file"
+                .into()
+        }
+        SafeTensorError::InvalidHeader => "its header is not UTF-8 text".into(),
+        SafeTensorError::InvalidHeaderStart => "its header does not start with `{`; it is not a safetensors file".into(),
+        SafeTensorError::InvalidHeaderDeserialization => {
+            "its header is not the JSON table of tensors that safetensors files start with".into()
+        }
+        SafeTensorError::JsonError(e) => format!("its header is not valid JSON ({e})"),
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's byte range does not match its shape and dtype".into()
+        }
+        SafeTensorError::InvalidOffset(name) => {
+            format!("the byte range of tensor `{name}` overlaps another or leaves a gap")
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "its length does not match its header: it is truncated or has bytes past its last tensor".into()
+        }
+        SafeTensorError::ValidationOverflow => "a tensor's shape is too large to be real".into(),
+        SafeTensorError::InvalidTensorView(dtype, shape, len) => {
+            format!("a {dtype:?} tensor of shape {shape:?} does not fit its {len} bytes")
+        }
+        SafeTensorError::TensorNotFound(name) => format!("it has no tensor `{name}`"),
+        SafeTensorError::IoError(e) => e.to_string(),
+    }
 }
 
 /// Copies named tensors into the variables of `vs`, under the same rules as [`load`];

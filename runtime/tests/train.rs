@@ -46,6 +46,7 @@ fn config(epochs: usize, lr: f64, checkpoint: Option<PathBuf>) -> TrainConfig {
         resize: None,
         device: Device::Cpu,
         checkpoint,
+        stop_on_divergence: true,
     }
 }
 
@@ -213,4 +214,352 @@ fn pictures_are_read_grey() {
     let err = data::read_picture(&dir.join("broken.png")).unwrap_err();
     assert!(err.to_string().starts_with("cannot read the picture"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A checkpoint of one epoch of the tiny model trained with `optimizer`, in a fresh folder.
+fn trained_checkpoint(name: &str, optimizer: Optimizer) -> PathBuf {
+    let (train, test) = (bands(64, 1), bands(32, 2));
+    let ckpt = tmp(name).join("checkpoint.safetensors");
+    tch::manual_seed(0);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = model(&vs);
+    let config = TrainConfig { optimizer, ..config(1, 0.05, Some(ckpt.clone())) };
+    Trainer::new(&m, &mut vs, config).run(&train, &test, &mut Quiet).unwrap();
+    ckpt
+}
+
+fn read(path: &Path) -> Vec<(String, Tensor)> {
+    let mut all = Tensor::read_safetensors(path).unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+const SGD: Optimizer = Optimizer::Sgd { momentum: 0.9, weight_decay: 1e-4 };
+const PLAIN_SGD: Optimizer = Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 };
+const ADAM: Optimizer = Optimizer::Adam { weight_decay: 0.0 };
+
+#[test]
+fn weights_made_non_finite_by_an_epochs_last_step_are_not_checkpointed() {
+    let _rng = rng();
+    let (train, test) = (bands(64, 1), bands(32, 2));
+    let ckpt = trained_checkpoint("last-step", SGD);
+    let good = std::fs::read(&ckpt).unwrap();
+    // One batch per epoch, so the step that breaks the weights is the epoch's last: its loss
+    // was finite, and only a check of the weights themselves can catch it. (The learning rate
+    // is finite but overflows f32 when it multiplies the gradient.)
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = model(&vs);
+    let config = TrainConfig { batch: 64, ..config(3, 1e300, Some(ckpt.clone())) };
+    let mut trainer = Trainer::new(&m, &mut vs, config);
+    trainer.resume(&ckpt).unwrap();
+    let err = trainer.run(&train, &test, &mut Quiet).unwrap_err();
+    assert!(matches!(err, RuntimeError::Diverged(_)), "{err}");
+    assert!(err.to_string().contains("the weights stopped being finite in epoch 2"), "{err}");
+    assert_eq!(trainer.checkpointed_epoch(), Some(1));
+    assert_eq!(std::fs::read(&ckpt).unwrap(), good, "the last good checkpoint must stay as it was");
+    std::fs::remove_dir_all(ckpt.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn settings_that_cannot_train_are_refused_before_any_work() {
+    let _rng = rng();
+    let (train, test) = (bands(64, 1), bands(32, 2));
+    let dir = tmp("settings");
+    let ckpt = dir.join("c.safetensors");
+    let cases: Vec<(TrainConfig, &str)> = vec![
+        (
+            config(1, f64::NAN, Some(ckpt.clone())),
+            "the learning rate must be a finite number of at least 0, not NaN",
+        ),
+        (
+            config(1, -1.0, Some(ckpt.clone())),
+            "the learning rate must be a finite number of at least 0, not -1",
+        ),
+        (config(1, f64::INFINITY, Some(ckpt.clone())), "not inf"),
+        (
+            TrainConfig {
+                optimizer: Optimizer::Sgd { momentum: f64::NAN, weight_decay: 0.0 },
+                ..config(1, 0.1, Some(ckpt.clone()))
+            },
+            "the momentum must be",
+        ),
+        (
+            TrainConfig {
+                optimizer: Optimizer::Adam { weight_decay: -1e10 },
+                ..config(1, 0.1, Some(ckpt.clone()))
+            },
+            "the weight decay must be",
+        ),
+    ];
+    for (config, expected) in cases {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let m = model(&vs);
+        let err = Trainer::new(&m, &mut vs, config).run(&train, &test, &mut Quiet).unwrap_err();
+        assert!(matches!(err, RuntimeError::Config(_)) && err.to_string().contains(expected), "{err}");
+        assert!(!ckpt.exists(), "{expected}: nothing may be written");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn empty_or_mismatched_data_is_refused_before_any_work() {
+    let _rng = rng();
+    let (train, test) = (bands(64, 1), bands(32, 2));
+    let empty = Dataset {
+        images: Tensor::zeros([0, 1, 8, 8], (Kind::Uint8, Device::Cpu)),
+        labels: Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
+    };
+    let big = Dataset {
+        images: Tensor::zeros([4, 1, 9, 9], (Kind::Uint8, Device::Cpu)),
+        labels: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+    };
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = model(&vs);
+    let mut trainer = Trainer::new(&m, &mut vs, config(1, 0.05, None));
+    for (train, test, expected) in [
+        (&empty, &test, "the training set is empty (0 images)"),
+        (&train, &empty, "the test set is empty (0 images)"),
+        (&train, &big, "the test images are 9×9 pixels, the training images 8×8"),
+    ] {
+        let err = trainer.run(train, test, &mut Quiet).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    assert!(trainer.history.is_empty());
+    let err = nnc_runtime::train::evaluate(&m, &empty, 16, None, Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("no examples"), "{err}");
+}
+
+/// Records what the trainer reports.
+#[derive(Default)]
+struct Record {
+    diverging: Vec<String>,
+    epochs: usize,
+}
+
+impl nnc_runtime::train::Observer for Record {
+    fn diverging(&mut self, message: &str) {
+        self.diverging.push(message.to_string());
+    }
+    fn epoch_done(&mut self, history: &[nnc_runtime::train::EpochMetrics]) -> Result<(), RuntimeError> {
+        self.epochs = history.len();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_diverging_loss_stops_the_run_or_is_reported() {
+    let _rng = rng();
+    let (train, test) = (bands(256, 1), bands(32, 2));
+    let dir = tmp("divergence");
+    for stop in [true, false] {
+        let ckpt = dir.join(format!("stop-{stop}.safetensors"));
+        tch::manual_seed(0);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let m = model(&vs);
+        let config = TrainConfig { stop_on_divergence: stop, ..config(2, 1000.0, Some(ckpt.clone())) };
+        let mut trainer = Trainer::new(&m, &mut vs, config);
+        let mut record = Record::default();
+        let result = trainer.run(&train, &test, &mut record);
+        if stop {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("more than 100 times") && err.contains("learning rate (1000)"), "{err}");
+            assert!(!ckpt.exists(), "a diverged epoch must not be checkpointed");
+        } else {
+            // Reported (once per epoch at most), and training goes on to the end.
+            result.unwrap();
+            assert!(!record.diverging.is_empty() && record.diverging.len() <= 2, "{:?}", record.diverging);
+            assert_eq!(record.epochs, 2);
+            assert!(ckpt.exists());
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Resumes `ckpt` rewritten by `change` under `optimizer`; the error, and whether the model's
+/// weights stayed untouched.
+fn resume_changed(
+    ckpt: &Path,
+    optimizer: Optimizer,
+    change: impl FnOnce(&mut Vec<(String, Tensor)>),
+) -> Result<nnc_runtime::train::Resumed, String> {
+    let mut tensors = read(ckpt);
+    change(&mut tensors);
+    let changed = ckpt.with_file_name("changed.safetensors");
+    Tensor::write_safetensors(&tensors, &changed).unwrap();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = model(&vs);
+    let before: Vec<(String, Tensor)> = weights_of(&vs).into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let mut trainer = Trainer::new(&m, &mut vs, TrainConfig { optimizer, ..config(3, 0.05, None) });
+    let result = trainer.resume(&changed).map_err(|e| e.to_string());
+    if result.is_err() {
+        assert!(trainer.history.is_empty(), "a refused checkpoint must leave no history");
+        drop(trainer);
+        for ((name, a), (_, b)) in before.iter().zip(weights_of(&vs)) {
+            assert!(a.equal(&b), "a refused checkpoint changed `{name}`");
+        }
+    }
+    result
+}
+
+/// A change to a checkpoint's tensors.
+type Change<'a> = Box<dyn FnOnce(&mut Vec<(String, Tensor)>) + 'a>;
+
+fn set(tensors: &mut Vec<(String, Tensor)>, name: &str, value: Tensor) {
+    tensors.retain(|(n, _)| n != name);
+    tensors.push((name.to_string(), value));
+}
+
+#[test]
+fn malformed_resume_states_are_refused_before_anything_changes() {
+    let _rng = rng();
+    let sgd = trained_checkpoint("malformed-sgd", SGD);
+    let adam = trained_checkpoint("malformed-adam", ADAM);
+    let plain = trained_checkpoint("malformed-plain", PLAIN_SGD);
+    let f = |v: &[f64]| Tensor::from_slice(v);
+    let cases: Vec<(&Path, Optimizer, Change<'_>, &str)> = vec![
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.metrics", Tensor::from(1.0))),
+            "`nnc.metrics` must be a table of 5 numbers per epoch",
+        ),
+        (&sgd, SGD, Box::new(|t| set(t, "nnc.metrics", f(&[1.0, 2.0, 3.0]))), "shape [3]"),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.metrics", f(&[2.0, 0.5, 0.5, 0.5, 10.0]).view([1, 5]))),
+            "row 1 of `nnc.metrics` should be epoch 1",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.metrics", f(&[1.0, f64::NAN, 0.5, 0.5, 10.0]).view([1, 5]))),
+            "row 1",
+        ),
+        (&sgd, SGD, Box::new(|t| set(t, "nnc.optim_steps", f(&[]))), "`nnc.optim_steps` must be one number"),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.optim_steps", f(&[1.0, 2.0, 3.0]))),
+            "`nnc.optim_steps` must be one number",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.optim_steps", Tensor::from(-1.0))),
+            "not a whole number of steps",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "nnc.optim_steps", Tensor::from(1.5))),
+            "not a whole number of steps",
+        ),
+        (&sgd, SGD, Box::new(|t| t.retain(|(n, _)| n != "nnc.optim_steps")), "no `nnc.optim_steps`"),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| {
+                set(
+                    t,
+                    "optim.0.weight.momentum_buffer",
+                    Tensor::zeros([4, 1, 3, 2], (Kind::Float, Device::Cpu)),
+                )
+            }),
+            "`optim.0.weight.momentum_buffer` has shape [4, 1, 3, 2], but `0.weight` has shape [4, 1, 3, 3]",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "optim.0.bias.momentum_buffer", f(&[f64::NAN; 4]).to_kind(Kind::Float))),
+            "`optim.0.bias.momentum_buffer` holds 4 NaN or infinite values",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "optim.0.bias.momentum_buffer", f(&[0.0; 4]))),
+            "`optim.0.bias.momentum_buffer` is Double, but `0.bias` is Float",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "optim.9.bias.momentum_buffer", f(&[0.0; 4]).to_kind(Kind::Float))),
+            "`9.bias`, which is not a trainable parameter of this model",
+        ),
+        (
+            &sgd,
+            SGD,
+            Box::new(|t| set(t, "optim.0.bias.velocity", f(&[0.0; 4]))),
+            "not optimiser state that nnc writes",
+        ),
+        (&sgd, ADAM, Box::new(|_| {}), "it was trained with SGD with momentum"),
+        (&sgd, PLAIN_SGD, Box::new(|_| {}), "but this run has momentum 0"),
+        (
+            &adam,
+            SGD,
+            Box::new(|_| {}),
+            "it was trained with Adam (it holds `optim.0.bias.exp_avg`), but this run uses SGD with momentum",
+        ),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| t.retain(|(n, _)| n != "optim.4.weight.exp_avg_sq")),
+            "the optimiser state of `4.weight` lacks exp_avg_sq",
+        ),
+        (&adam, ADAM, Box::new(|t| set(t, "nnc.optim_steps", Tensor::from(0.0))), "`nnc.optim_steps` is 0"),
+        (
+            &plain,
+            PLAIN_SGD,
+            Box::new(|t| {
+                for (n, w) in t.iter_mut() {
+                    if n == "0.weight" {
+                        *w = w.fill(f64::NAN);
+                    }
+                }
+            }),
+            "are not finite:\n  `0.weight`: 36 of 36 values are NaN or infinite",
+        ),
+        (
+            &plain,
+            PLAIN_SGD,
+            Box::new(|t| {
+                for (n, w) in t.iter_mut() {
+                    if n == "0.weight" {
+                        *w = w.to_kind(Kind::Double);
+                    }
+                }
+            }),
+            "wrong dtype: `0.weight` is F64 in the file, F32 in the model",
+        ),
+        (&plain, PLAIN_SGD, Box::new(|t| t.truncate(0)), "missing: `0.weight`"),
+    ];
+    for (ckpt, optimizer, change, expected) in cases {
+        let err = resume_changed(ckpt, optimizer, change).expect_err(expected);
+        assert!(err.contains(expected), "`{err}` should say `{expected}`");
+        assert!(err.contains("changed.safetensors"), "`{err}` should name the file");
+    }
+    for ckpt in [sgd, adam, plain] {
+        std::fs::remove_dir_all(ckpt.parent().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn resume_says_what_it_did() {
+    use nnc_runtime::train::Resumed;
+    let _rng = rng();
+    let plain = trained_checkpoint("said-plain", PLAIN_SGD);
+    // A checkpoint continues after its epochs; an optimiser whose state the file lacks starts
+    // afresh, and says so.
+    assert_eq!(
+        resume_changed(&plain, PLAIN_SGD, |_| {}),
+        Ok(Resumed::After { epochs: 1, fresh_state: false })
+    );
+    assert_eq!(resume_changed(&plain, SGD, |_| {}), Ok(Resumed::After { epochs: 1, fresh_state: true }));
+    assert_eq!(resume_changed(&plain, ADAM, |_| {}), Ok(Resumed::After { epochs: 1, fresh_state: true }));
+    // Weights without a history (as `nnc run --save-weights` writes) restart at epoch 1.
+    let restarted = resume_changed(&plain, SGD, |t| {
+        t.retain(|(n, _)| !n.starts_with("nnc.") && !n.starts_with("optim."))
+    });
+    assert_eq!(restarted, Ok(Resumed::Restarted));
+    std::fs::remove_dir_all(plain.parent().unwrap()).unwrap();
 }

@@ -79,3 +79,137 @@ fn a_missing_file_is_an_error() {
     let err = weights::load(&mut vs, &tmp("nope.safetensors")).unwrap_err();
     assert!(err.to_string().contains("cannot read weights"), "{err}");
 }
+
+/// The model's weights, each converted to `kind`.
+fn weights_as(vs: &nn::VarStore, kind: Kind) -> Vec<(String, Tensor)> {
+    vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(kind))).collect()
+}
+
+#[test]
+fn weights_of_another_dtype_are_refused_unless_cast() {
+    tch::manual_seed(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &vs);
+    let hint = weights::LoadOptions { cast_hint: Some("--cast"), ..Default::default() };
+    let cast = weights::LoadOptions { cast: true, ..Default::default() };
+    for (kind, name, castable) in [
+        (Kind::Double, "F64", true),
+        (Kind::Half, "F16", true),
+        (Kind::BFloat16, "BF16", true),
+        (Kind::Int64, "I64", false),
+        (Kind::Uint8, "U8", false),
+        (Kind::Bool, "BOOL", false),
+    ] {
+        let path = tmp(&format!("dtype-{name}.safetensors"));
+        Tensor::write_safetensors(&weights_as(&vs, kind), &path).unwrap();
+        let mut fresh = nn::VarStore::new(Device::Cpu);
+        let _ = model(NET, &fresh);
+        let err = weights::load_with(&mut fresh, &path, &hint).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("wrong dtype: `0.weight` is {name} in the file, F32 in the model")),
+            "{err}"
+        );
+        assert_eq!(err.contains("help: --cast converts"), castable, "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        let cast_result = weights::load_with(&mut fresh, &path, &cast);
+        if castable {
+            let loaded = cast_result.unwrap();
+            assert_eq!(loaded.cast.len(), vs.variables().len(), "{name}");
+            let w = fresh.variables()["0.weight"].shallow_clone();
+            assert_eq!(w.kind(), Kind::Float);
+            let expected = vs.variables()["0.weight"].to_kind(kind).to_kind(Kind::Float);
+            assert!(w.equal(&expected), "{name}: the cast values differ");
+        } else {
+            let err = cast_result.unwrap_err().to_string();
+            assert!(err.contains("integers and booleans are never cast"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn non_finite_weights_are_refused_or_reported() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &vs);
+    let mut tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    for (name, t) in tensors.iter_mut() {
+        if name == "0.weight" {
+            *t = t.copy();
+            let _ = t.view([-1]).get(0).fill_(f64::NAN);
+            let _ = t.view([-1]).get(1).fill_(f64::INFINITY);
+        }
+    }
+    let path = tmp("nan.safetensors");
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let mut fresh = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &fresh);
+    let before = fresh.variables()["0.weight"].copy();
+    let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
+    assert!(err.contains("are not finite:\n  `0.weight`: 2 of 36 values are NaN or infinite"), "{err}");
+    assert!(fresh.variables()["0.weight"].equal(&before), "a refused file must change nothing");
+
+    let allow = weights::LoadOptions { allow_non_finite: true, ..Default::default() };
+    let loaded = weights::load_with(&mut fresh, &path, &allow).unwrap();
+    assert_eq!(loaded.non_finite, vec![weights::NonFinite { name: "0.weight".into(), count: 2, total: 36 }]);
+}
+
+#[test]
+fn broken_files_are_explained_in_words() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &vs);
+    let good = tmp("good.safetensors");
+    weights::save(&vs, &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let header = |json: &str| {
+        let mut b = (json.len() as u64).to_le_bytes().to_vec();
+        b.extend(json.as_bytes());
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "shorter than the 8 bytes"),
+        ("random", b"\x13\x37not safetensors at all".to_vec(), "declare a header"),
+        ("truncated", bytes[..bytes.len() - 10].to_vec(), "truncated"),
+        ("longer", [&bytes[..], b"tail"].concat(), "bytes past its last tensor"),
+        ("not-json", header("{not json"), "not the JSON table of tensors"),
+        ("not-object", header("[1, 2]"), "does not start with `{`"),
+        (
+            "latin1",
+            [8u64.to_le_bytes().to_vec(), vec![b'{', 0xff, 0xfe, b'}', b' ', b' ', b' ', b' ']].concat(),
+            "not UTF-8",
+        ),
+        (
+            "range",
+            header(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}"#),
+            "does not match its shape and dtype",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = tmp(&format!("broken-{name}.safetensors"));
+        std::fs::write(&path, bytes).unwrap();
+        let mut fresh = nn::VarStore::new(Device::Cpu);
+        let _ = model(NET, &fresh);
+        let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
+        assert!(err.contains(expected), "{name}: `{err}` should say `{expected}`");
+        assert!(err.contains(&path.display().to_string()), "{name}: `{err}` should name the file");
+        assert!(
+            !err.contains("Invalid") && !err.contains("Error"),
+            "{name}: `{err}` is the format's enum name"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_regular_is_refused() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &vs);
+    let dir = tmp("a-folder.safetensors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = weights::load(&mut vs, &dir).unwrap_err().to_string();
+    assert!(err.contains("it is not a regular file") && err.contains("a-folder"), "{err}");
+    // A FIFO would block a reader that opened it.
+    let fifo = tmp("fifo.safetensors");
+    let _ = std::fs::remove_file(&fifo);
+    if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        let err = weights::load(&mut vs, &fifo).unwrap_err().to_string();
+        assert!(err.contains("it is not a regular file"), "{err}");
+    }
+}

@@ -23,3 +23,18 @@ pub fn init(choice: InitChoice) -> Init {
         InitChoice::Xavier => Init::XavierUniform,
     }
 }
+
+/// The CPU threads for libtorch: those asked for, but no more than the CPUs this process may
+/// use, saying so. More threads than cores only make libtorch's threads wait on one another
+/// (an epoch of LeNet took over 300 s with 1000 threads on 2 cores).
+pub fn threads(requested: i32) -> i32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = i32::try_from(cpus).unwrap_or(i32::MAX);
+    if requested > cpus {
+        eprintln!(
+            "note: --threads {requested} is more than the {cpus} CPUs available here; using {cpus}, since more threads than cores only slow libtorch down"
+        );
+        return cpus;
+    }
+    requested
+}

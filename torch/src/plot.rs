@@ -1,15 +1,21 @@
 //! The picture d2l draws while training: loss, training accuracy and test accuracy per epoch.
 
-use std::path::Path;
-
 use nnc_runtime::train::EpochMetrics;
 use plotters::prelude::*;
 
 /// A curve: its legend, its colour, and the metric it follows.
 type Curve = (&'static str, RGBColor, fn(&EpochMetrics) -> f64);
 
-pub fn curves(history: &[EpochMetrics], title: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+/// The curves as an SVG document, drawn in memory so that the caller writes the file
+/// atomically (plotters' own file backend writes in place, and a kill would leave half a file).
+pub fn curves(history: &[EpochMetrics], title: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let mut svg = String::new();
+    draw(history, title, &mut svg)?;
+    Ok(svg)
+}
+
+fn draw(history: &[EpochMetrics], title: &str, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (640, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let epochs = history.len().max(1) as f64;
     let top =

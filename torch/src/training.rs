@@ -9,8 +9,12 @@ use nnc_cli::{EvalArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainA
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
 use nnc_runtime::tch::{self, nn, Device, Kind};
-use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, TrainConfig, Trainer};
-use nnc_runtime::{weights, write_atomic, Init, Model, RuntimeError};
+use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, Resumed, TrainConfig, Trainer};
+use nnc_runtime::weights::{self, LoadOptions};
+use nnc_runtime::{
+    check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Init, Model,
+    RuntimeError,
+};
 
 use crate::args::{device, init};
 use crate::plot;
@@ -60,22 +64,74 @@ fn geometry(graph: &Graph, data: &Dataset) -> Result<(Option<i64>, usize), Strin
     }
 }
 
+/// The images and labels files of one split of a data folder (`train` or `t10k`), raw or
+/// gzipped, found as `data::load_dir` finds them. Reading the splits one at a time lets
+/// `eval` read only the test set, and lets every message name its file.
+struct Split {
+    what: &'static str,
+    images: PathBuf,
+    labels: PathBuf,
+}
+
+fn split(dir: &Path, prefix: &str, what: &'static str) -> Result<Split, String> {
+    let find = |stem: String, kind: &str| {
+        [stem.clone(), format!("{stem}.gz")]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("no {what} {kind} in {}: expected {stem} or {stem}.gz", dir.display()))
+    };
+    Ok(Split {
+        what,
+        images: find(format!("{prefix}-images-idx3-ubyte"), "images")?,
+        labels: find(format!("{prefix}-labels-idx1-ubyte"), "labels")?,
+    })
+}
+
+/// Reads a split, refusing one that cannot be trained or tested on: no images, or images
+/// without pixels.
+fn read_split(split: &Split, classes: usize) -> Result<Dataset, String> {
+    let data = data::read_pair(&split.images, &split.labels, classes).map_err(|e| e.to_string())?;
+    if data.is_empty() {
+        return Err(format!("the {} set is empty: {} holds 0 images", split.what, split.images.display()));
+    }
+    let (h, w) = data.image_size();
+    if h < 1 || w < 1 {
+        return Err(format!("the {} images in {} are {h}×{w} pixels", split.what, split.images.display()));
+    }
+    Ok(data)
+}
+
+/// The training and test sets, checked to be of one image size.
 fn load_data(given: &Option<PathBuf>, classes: usize) -> Result<(Dataset, Dataset), String> {
     let dir = data_dir(given)?;
-    data::load_dir(&dir, classes).map_err(|e| e.to_string())
+    let (train_split, test_split) = (split(&dir, "train", "training")?, split(&dir, "t10k", "test")?);
+    let (train, test) = (read_split(&train_split, classes)?, read_split(&test_split, classes)?);
+    if train.image_size() != test.image_size() {
+        let ((th, tw), (sh, sw)) = (train.image_size(), test.image_size());
+        return Err(format!(
+            "the test images ({}) are {sh}×{sw} pixels, but the training images ({}) are {th}×{tw}; a model is tested on images of the size it trains on",
+            test_split.images.display(),
+            train_split.images.display()
+        ));
+    }
+    Ok((train, test))
 }
 
 fn classes_of(graph: &Graph) -> usize {
     graph.node(graph.output).shape.dims.last().copied().unwrap_or(10) as usize
 }
 
-/// Draws a progress bar per epoch and prints a line when it ends.
+/// Draws a progress bar per epoch and prints a line when it ends; after each epoch's
+/// checkpoint, writes `metrics.csv` and `curves.svg`, so that a killed run has both.
 struct Progress {
     epochs: usize,
     bar: Option<ProgressBar>,
     loss: f64,
     examples: i64,
     start: std::time::Instant,
+    out: PathBuf,
+    title: String,
 }
 
 impl Observer for Progress {
@@ -101,14 +157,25 @@ impl Observer for Progress {
         }
     }
 
-    fn epoch_done(&mut self, m: &EpochMetrics) {
+    fn diverging(&mut self, message: &str) {
+        let say = || eprintln!("warning: {message}; training goes on (--no-stop-on-divergence)");
+        match &self.bar {
+            Some(bar) => bar.suspend(say),
+            None => say(),
+        }
+    }
+
+    fn epoch_done(&mut self, history: &[EpochMetrics]) -> Result<(), RuntimeError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!(
-            "epoch {}/{}: loss {:.3}, train acc {:.3}, test acc {:.3}, {:.0} examples/s",
-            m.epoch, self.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec
-        );
+        if let Some(m) = history.last() {
+            println!(
+                "epoch {}/{}: loss {:.3}, train acc {:.3}, test acc {:.3}, {:.0} examples/s",
+                m.epoch, self.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec
+            );
+        }
+        write_outputs(&self.out, history, &self.title)
     }
 }
 
@@ -123,37 +190,70 @@ fn metrics_csv(history: &[EpochMetrics]) -> String {
     csv
 }
 
+/// Writes `metrics.csv` and `curves.svg` atomically. A metrics file that cannot be written is
+/// an error (the folder is failing); a plot that cannot be drawn is only a warning.
+fn write_outputs(out: &Path, history: &[EpochMetrics], title: &str) -> Result<(), RuntimeError> {
+    let csv = out.join(METRICS_FILE);
+    write_atomic(&csv, metrics_csv(history).as_bytes())
+        .map_err(|source| RuntimeError::Io { context: format!("cannot write {}", csv.display()), source })?;
+    let svg = out.join(PLOT_FILE);
+    match plot::curves(history, title) {
+        Ok(text) => write_atomic(&svg, text.as_bytes()).map_err(|source| RuntimeError::Io {
+            context: format!("cannot write {}", svg.display()),
+            source,
+        })?,
+        Err(e) => eprintln!("warning: could not draw {}: {e}", svg.display()),
+    }
+    Ok(())
+}
+
+const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+const METRICS_FILE: &str = "metrics.csv";
+const PLOT_FILE: &str = "curves.svg";
+/// The file whose OS lock keeps a second `nnc train` out of a run's folder.
+const LOCK_FILE: &str = ".nnc-train.lock";
+
+/// Makes the output folder ready before any work: created, writable, locked against a second
+/// run (the lock lasts as long as the returned value), and rid of the temporary files of
+/// writes a kill interrupted, which are removed under the lock, so never a live run's.
+fn prepare_out(out: &Path) -> Result<FolderLock, String> {
+    if out.exists() && !out.is_dir() {
+        return Err(format!("the output folder {} is a file", out.display()));
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
+    let lock = lock_folder(out, LOCK_FILE).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => format!(
+            "another `nnc train` is running in {} (it holds {})\nhelp: wait for it to end, or choose another folder with --out DIR",
+            out.display(),
+            out.join(LOCK_FILE).display()
+        ),
+        _ => format!("cannot write to the output folder {}: {e}", out.display()),
+    })?;
+    check_writable(out).map_err(|e| format!("cannot write to the output folder {}: {e}", out.display()))?;
+    for name in [CHECKPOINT_FILE, METRICS_FILE, PLOT_FILE] {
+        let removed = remove_stray_temporaries(&out.join(name))
+            .map_err(|e| format!("cannot clean the output folder {}: {e}", out.display()))?;
+        for path in removed {
+            eprintln!("note: removed {}, left by a write that was killed", path.display());
+        }
+    }
+    Ok(lock)
+}
+
 pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
         Err(outcome) => return Ok(outcome),
     };
     if let Some(threads) = args.threads {
-        tch::set_num_threads(threads);
+        tch::set_num_threads(crate::args::threads(threads));
     }
-    let (train, test) = match load_data(&args.data, classes_of(&graph)) {
-        Ok(d) => d,
-        Err(e) => return fail(e, Outcome::UsageError),
-    };
-    let resize = match geometry(&graph, &train) {
-        Ok((resize, _)) => resize,
-        Err(e) => return fail(e, Outcome::UsageError),
-    };
     let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(&graph.name));
-    let checkpoint = out.join("checkpoint.safetensors");
-    if checkpoint.exists() && !args.resume {
-        return fail(
-            format!("{} already holds a checkpoint\nhelp: pass --resume to continue it, or --out DIR for a new run", out.display()),
-            Outcome::UsageError,
-        );
-    }
-    if args.resume && !checkpoint.exists() {
-        return fail(format!("there is no checkpoint to resume in {}", out.display()), Outcome::UsageError);
-    }
-    std::fs::create_dir_all(&out)?;
-    tch::manual_seed(args.seed);
-    let mut vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, init(args.init));
+    let checkpoint = out.join(CHECKPOINT_FILE);
+    // Everything that can be checked is checked before the first epoch, so that a mistake
+    // costs seconds, not an epoch: the settings, the data, the folder, then the checkpoint.
+    // The data come before the folder so that a run refused for its data creates nothing.
     let optimizer = match args.optimizer {
         OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
         OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
@@ -164,21 +264,96 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         lr: args.lr,
         optimizer,
         seed: args.seed,
-        resize,
+        resize: None,
         device,
         checkpoint: Some(checkpoint.clone()),
+        stop_on_divergence: args.stops_on_divergence(),
     };
-    let mut trainer = Trainer::new(&model, &mut vs, config);
+    if let Err(e) = config.validate() {
+        return fail(e, Outcome::UsageError);
+    }
+    if args.resume && !out.is_dir() {
+        return fail(
+            format!(
+                "nothing to resume: there is no folder {}\nhelp: drop --resume to start a new run there",
+                out.display()
+            ),
+            Outcome::UsageError,
+        );
+    }
+    let (train, test) = match load_data(&args.data, classes_of(&graph)) {
+        Ok(d) => d,
+        Err(e) => return fail(e, Outcome::UsageError),
+    };
+    let resize = match geometry(&graph, &train) {
+        Ok((resize, _)) => resize,
+        Err(e) => return fail(e, Outcome::UsageError),
+    };
+    let _lock = match prepare_out(&out) {
+        Ok(lock) => lock,
+        Err(e) => return fail(e, Outcome::UsageError),
+    };
+    // Checked under the lock, so that a run that just ended in this folder is seen.
+    if checkpoint.exists() && !args.resume {
+        return fail(
+            format!("{} already holds a checkpoint\nhelp: pass --resume to continue it, or --out DIR for a new run", out.display()),
+            Outcome::UsageError,
+        );
+    }
+    if args.resume && !checkpoint.exists() {
+        return fail(
+            format!(
+                "nothing to resume: {} holds no {CHECKPOINT_FILE}\nhelp: drop --resume to start a new run there",
+                out.display()
+            ),
+            Outcome::UsageError,
+        );
+    }
+    tch::manual_seed(args.seed);
+    let mut vs = nn::VarStore::new(device);
+    let model = Model::new(&vs.root(), graph, init(args.init));
+    let title = model.graph().name.clone();
+    let mut trainer = Trainer::new(&model, &mut vs, TrainConfig { resize, ..config });
     if args.resume {
-        if let Err(e) = trainer.resume(&checkpoint) {
-            return fail(e, Outcome::ModelError);
+        match trainer.resume(&checkpoint) {
+            Err(e) => return fail(e, Outcome::ModelError),
+            Ok(Resumed::Restarted) => println!(
+                "note: {} holds weights but no training history (nnc.metrics); training restarts at epoch 1 from those weights, with a fresh optimiser",
+                checkpoint.display()
+            ),
+            Ok(Resumed::After { epochs: done, .. }) if done > args.epochs as usize => {
+                return fail(
+                    format!(
+                        "the checkpoint in {} has trained {done} epochs already, more than --epochs {}\nhelp: pass --epochs {} or more to train further",
+                        out.display(),
+                        args.epochs,
+                        done + 1
+                    ),
+                    Outcome::UsageError,
+                )
+            }
+            Ok(Resumed::After { epochs: done, .. }) if done == args.epochs as usize => {
+                println!(
+                    "nothing to do: the checkpoint in {} has finished all {done} epochs\nhelp: pass --epochs {} or more to train further",
+                    out.display(),
+                    done + 1
+                );
+                if let Err(e) = write_outputs(&out, &trainer.history, &title) {
+                    return fail(e, Outcome::ModelError);
+                }
+                return Ok(Outcome::Ok);
+            }
+            Ok(Resumed::After { epochs: done, fresh_state }) => {
+                println!("resuming after epoch {done} from {}", checkpoint.display());
+                if fresh_state {
+                    println!("note: the checkpoint holds no state for this optimiser (it was trained without momentum or Adam), so that state starts afresh");
+                }
+            }
         }
-        println!("resuming after epoch {} from {}", trainer.history.len(), checkpoint.display());
     }
     let resized = resize.map_or(String::new(), |s| format!(", resized to {s}×{s}"));
     println!(
-        "training {} on {} examples ({} test){resized}, {device:?}, {} threads",
-        model.graph().name,
+        "training {title} on {} examples ({} test){resized}, {device:?}, {} threads",
         train.len(),
         test.len(),
         tch::get_num_threads()
@@ -189,31 +364,30 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         loss: 0.0,
         examples: 0,
         start: std::time::Instant::now(),
+        out: out.clone(),
+        title,
     };
     let result = trainer.run(&train, &test, &mut progress);
     if let Some(bar) = progress.bar.take() {
         bar.abandon();
-    }
-    let history = trainer.history.clone();
-    write_atomic(&out.join("metrics.csv"), metrics_csv(&history).as_bytes())?;
-    let svg = out.join("curves.svg");
-    if let Err(e) = plot::curves(&history, &model.graph().name, &svg) {
-        eprintln!("warning: could not draw {}: {e}", svg.display());
     }
     match result {
         Ok(()) => {
             println!(
                 "checkpoint: {}\nmetrics:    {}\nplot:       {}",
                 checkpoint.display(),
-                out.join("metrics.csv").display(),
-                svg.display()
+                out.join(METRICS_FILE).display(),
+                out.join(PLOT_FILE).display()
             );
             Ok(Outcome::Ok)
         }
         Err(RuntimeError::Diverged(why)) => {
-            let kept = match history.last() {
-                Some(m) => format!("the checkpoint of epoch {} is kept in {}", m.epoch, checkpoint.display()),
-                None => "no epoch finished, so there is no checkpoint".to_string(),
+            let kept = match trainer.checkpointed_epoch() {
+                Some(epoch) => format!(
+                    "the checkpoint of epoch {epoch}, the last good one, is kept in {}\nhelp: continue it with --resume and a lower --lr",
+                    checkpoint.display()
+                ),
+                None => "no epoch finished, so no checkpoint was written\nhelp: try a lower --lr".to_string(),
             };
             fail(format!("training stopped: {why}\n{kept}"), Outcome::ModelError)
         }
@@ -221,23 +395,49 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     }
 }
 
+/// Builds the model and loads its weights: of another floating-point precision only with
+/// `--cast`, and with a warning for values that are not finite, whose predictions mean nothing.
 fn load_model(
     model_args: &ModelArgs,
     weights_path: &Path,
+    cast: bool,
     graph: Graph,
 ) -> Result<(Model, nn::VarStore, Device), Outcome> {
     let device = device(model_args)?;
     let mut vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), graph, Init::PyTorch);
-    if let Err(e) = weights::load(&mut vs, weights_path) {
-        eprintln!("error: {e}");
-        return Err(Outcome::ModelError);
+    let options = LoadOptions { cast, allow_non_finite: true, cast_hint: Some("--cast") };
+    let loaded = match weights::load_with(&mut vs, weights_path, &options) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(Outcome::ModelError);
+        }
+    };
+    if let Some((_, dtype)) = loaded.cast.first() {
+        eprintln!(
+            "note: {} tensors of {} converted to F32 (--cast), the first from {dtype:?}",
+            loaded.cast.len(),
+            weights_path.display()
+        );
+    }
+    if !loaded.non_finite.is_empty() {
+        let list: Vec<String> = loaded.non_finite.iter().map(|b| format!("  {b}")).collect();
+        eprintln!(
+            "warning: the weights in {} are not finite, so the model's outputs mean nothing:\n{}",
+            weights_path.display(),
+            list.join("\n")
+        );
     }
     Ok((model, vs, device))
 }
 
 pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
-    let (_, test) = match load_data(&args.data, classes_of(&graph)) {
+    // Only the test set: a broken training file is no reason to refuse an evaluation.
+    let test = match data_dir(&args.data)
+        .and_then(|dir| split(&dir, "t10k", "test"))
+        .and_then(|s| read_split(&s, classes_of(&graph)))
+    {
         Ok(d) => d,
         Err(e) => return fail(e, Outcome::UsageError),
     };
@@ -245,7 +445,7 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         Ok((resize, _)) => resize,
         Err(e) => return fail(e, Outcome::UsageError),
     };
-    let (model, _vs, device) = match load_model(&args.model, &args.weights, graph) {
+    let (model, _vs, device) = match load_model(&args.model, &args.weights, args.cast, graph) {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
@@ -265,7 +465,7 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
     } else {
         (0..classes).map(|c| format!("class {c}")).collect()
     };
-    let (model, _vs, device) = match load_model(&args.model, &args.weights, graph) {
+    let (model, _vs, device) = match load_model(&args.model, &args.weights, args.cast, graph) {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };

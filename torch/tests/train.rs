@@ -1,6 +1,9 @@
 //! `nnc train`, `eval` and `predict` end to end on small generated IDX data: a run killed after
 //! its first checkpoint and resumed ends with the same weights as an uninterrupted run; a
-//! diverging run stops with a clear message.
+//! diverging run stops with a clear message. And every way a run can go wrong (bad settings,
+//! data or folders, a second run, broken checkpoints, non-finite weights, a kill in the middle
+//! of a write) ends in a clear message, exit code 1 or 2, never a panic, before any epoch
+//! where it can be known before.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,17 +25,24 @@ fn text(o: &Output) -> String {
 
 /// A Fashion-MNIST-shaped folder of 28×28 images in 10 classes: class k lights rows near 2k.
 fn dataset(name: &str) -> PathBuf {
+    dataset_of(name, 2048, 256, 28)
+}
+
+/// A folder of `train` training and `test` test images in 10 classes, the training images
+/// 28×28, the test images `test_size` pixels square.
+fn dataset_of(name: &str, train: u32, test: u32, test_size: u32) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-cli-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for (prefix, n) in [("train", 2048u32), ("t10k", 256)] {
+    for (prefix, n, size) in [("train", train, 28u32), ("t10k", test, test_size)] {
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
         let mut state = 12345u32 + n;
         for i in 0..n {
             let label = (i * 7 % 10) as u8;
             labels.push(label);
-            for row in 0..28u32 {
-                for _ in 0..28 {
+            for row in 0..size {
+                for _ in 0..size {
                     state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
                     let noise = (state >> 24) as u8 / 2;
                     let lit = row / 2 == 2 * label as u32 / 2 + 2;
@@ -42,7 +52,7 @@ fn dataset(name: &str) -> PathBuf {
         }
         std::fs::write(
             dir.join(format!("{prefix}-images-idx3-ubyte")),
-            encode_idx(2051, &[n, 28, 28], &pixels),
+            encode_idx(2051, &[n, size, size], &pixels),
         )
         .unwrap();
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), encode_idx(2049, &[n], &labels))
@@ -158,5 +168,477 @@ fn an_existing_run_is_not_overwritten() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(std::fs::read(run.join("checkpoint.safetensors")).unwrap(), b"precious");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// `nnc-torch train models/lenet.net` on `data` into `out`, with one thread and `extra`.
+fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    nnc()
+        .args(["train", "models/lenet.net", "--threads", "1", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Exit code 0, 1 or 2, never a panic (101) or an abort (134, or a signal).
+fn clean(o: &Output) -> i32 {
+    let code = o.status.code().unwrap_or_else(|| panic!("killed by a signal: {}", text(o)));
+    assert!(code <= 2, "exit code {code}: {}", text(o));
+    code
+}
+
+fn tensors(path: &Path) -> Vec<(String, Tensor)> {
+    let mut all = Tensor::read_safetensors(path).unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+/// A change to a checkpoint's tensors.
+type Change = Box<dyn FnOnce(&mut Vec<(String, Tensor)>)>;
+
+fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<(String, Tensor)>)) {
+    let mut all = tensors(path);
+    change(&mut all);
+    Tensor::write_safetensors(&all, path).unwrap();
+}
+
+#[test]
+fn bad_hyperparameters_are_refused_at_the_command_line() {
+    let data = dataset_of("hyper", 64, 16, 28);
+    let out = data.join("run");
+    for (flags, expected) in [
+        (&["--lr", "nan"][..], "`nan` is not a finite number"),
+        (&["--lr", "inf"], "`inf` is not a finite number"),
+        (&["--lr=-1"], "-1 is negative"),
+        (&["--momentum", "nan"], "`nan` is not a finite number"),
+        (&["--weight-decay=-1e10"], "-1e10 is negative"),
+    ] {
+        let o = train(&data, &out, flags);
+        assert_eq!(clean(&o), 2, "{flags:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{flags:?}: {}", text(&o));
+        assert!(!out.exists(), "{flags:?}: nothing may be created");
+    }
+    // libgomp runs out of memory creating that many threads.
+    let o = nnc().args(["train", "models/lenet.net", "--threads", "2147483647"]).output().unwrap();
+    assert_eq!(clean(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("2147483647 is not in 1..=1024"), "{}", text(&o));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn an_unusable_out_folder_fails_before_training_and_names_it() {
+    let data = dataset_of("out", 64, 16, 28);
+    let file = data.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let mut cases = vec![
+        (PathBuf::from("/proc/self"), "cannot write to the output folder /proc/self"),
+        (file.clone(), "the output folder"),
+    ];
+    // Root writes into read-only folders, so that case only means something for other users.
+    let locked = data.join("read-only");
+    std::fs::create_dir_all(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(locked.join("probe"), b"").is_err() {
+        cases.push((locked.clone(), "cannot write to the output folder"));
+    }
+    for (out, expected) in cases {
+        let o = train(&data, &out, &["--epochs", "1"]);
+        assert_eq!(clean(&o), 2, "{}", text(&o));
+        assert!(text(&o).contains(expected) && text(&o).contains(&out.display().to_string()), "{}", text(&o));
+        assert!(!text(&o).contains("epoch 1/"), "no epoch may run: {}", text(&o));
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn data_that_cannot_train_is_refused_before_training() {
+    for (name, train_n, test_n, size, expected) in [
+        ("empty-train", 0, 16, 28, "the training set is empty"),
+        ("empty-test", 64, 0, 28, "the test set is empty"),
+        ("sizes", 64, 16, 32, "are 32×32 pixels, but the training images"),
+    ] {
+        let data = dataset_of(name, train_n, test_n, size);
+        let out = data.join("run");
+        let o = train(&data, &out, &["--epochs", "1"]);
+        assert_eq!(clean(&o), 2, "{name}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{name}: {}", text(&o));
+        assert!(text(&o).contains(&data.display().to_string()), "{name} should name the file: {}", text(&o));
+        assert!(!out.exists(), "{name}: no folder, no checkpoint");
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+}
+
+#[test]
+fn a_second_run_in_the_same_folder_is_refused_and_a_killed_run_frees_it() {
+    use std::io::BufRead;
+    let data = dataset_of("lock", 512, 16, 28);
+    let out = data.join("run");
+    let mut first = nnc()
+        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // It holds the lock once it says it is training.
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("training lenet"))), "the first run did not start");
+    let start = Instant::now();
+    while !out.join("checkpoint.safetensors").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = train(&data, &out, &["--epochs", "1", "--resume"]);
+    assert_eq!(clean(&second), 2, "{}", text(&second));
+    assert!(text(&second).contains("another `nnc train` is running in"), "{}", text(&second));
+    // SIGKILL: the OS lock goes with the process, and the folder is free again.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // It gets past the lock to the checkpoint: `nothing to do` or `more than --epochs 1`.
+    let third = train(&data, &out, &["--epochs", "1", "--resume"]);
+    clean(&third);
+    assert!(text(&third).contains("the checkpoint in"), "{}", text(&third));
+    assert!(!text(&third).contains("another `nnc train`"), "{}", text(&third));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn resume_says_what_it_did() {
+    let data = dataset_of("said", 128, 16, 28);
+    let out = data.join("run");
+    let o = train(&data, &out, &["--epochs", "2"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+
+    let finished = train(&data, &out, &["--epochs", "2", "--resume"]);
+    assert_eq!(clean(&finished), 0, "{}", text(&finished));
+    assert!(text(&finished).contains("nothing to do: the checkpoint in"), "{}", text(&finished));
+    assert!(text(&finished).contains("has finished all 2 epochs"), "{}", text(&finished));
+
+    let fewer = train(&data, &out, &["--epochs", "1", "--resume"]);
+    assert_eq!(clean(&fewer), 2, "{}", text(&fewer));
+    assert!(text(&fewer).contains("has trained 2 epochs already, more than --epochs 1"), "{}", text(&fewer));
+
+    let more = train(&data, &out, &["--epochs", "3", "--resume"]);
+    assert_eq!(clean(&more), 0, "{}", text(&more));
+    assert!(
+        text(&more).contains("resuming after epoch 2") && text(&more).contains("epoch 3/3"),
+        "{}",
+        text(&more)
+    );
+
+    let nowhere = train(&data, &data.join("nowhere"), &["--resume"]);
+    assert_eq!(clean(&nowhere), 2, "{}", text(&nowhere));
+    assert!(text(&nowhere).contains("nothing to resume: there is no folder"), "{}", text(&nowhere));
+    assert!(!data.join("nowhere").exists());
+    let bare = data.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let empty = train(&data, &bare, &["--resume"]);
+    assert_eq!(clean(&empty), 2, "{}", text(&empty));
+    assert!(
+        text(&empty).contains("nothing to resume:") && text(&empty).contains("holds no checkpoint"),
+        "{}",
+        text(&empty)
+    );
+
+    // Weights without a training history (as `run --save-weights` writes) restart at epoch 1.
+    let weights_only = data.join("weights-only");
+    std::fs::create_dir_all(&weights_only).unwrap();
+    let saved = nnc()
+        .args(["run", "models/lenet.net", "--save-weights"])
+        .arg(weights_only.join("checkpoint.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(clean(&saved), 0, "{}", text(&saved));
+    let restarted = train(&data, &weights_only, &["--epochs", "1", "--resume"]);
+    assert_eq!(clean(&restarted), 0, "{}", text(&restarted));
+    assert!(text(&restarted).contains("training restarts at epoch 1"), "{}", text(&restarted));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn broken_resume_states_are_clear_errors() {
+    let data = dataset_of("broken-resume", 128, 16, 28);
+    let good = data.join("good");
+    let o = train(&data, &good, &["--epochs", "1", "--momentum", "0.9"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    let cases: Vec<(&str, &[&str], Change, &str)> = vec![
+        (
+            "nan",
+            &["--momentum", "0.9"],
+            Box::new(|t| {
+                let weights =
+                    t.iter_mut().filter(|(n, _)| !n.starts_with("nnc.") && !n.starts_with("optim."));
+                weights.for_each(|(_, w)| *w = w.fill(f64::NAN))
+            }),
+            "are not finite",
+        ),
+        (
+            "scalar-metrics",
+            &["--momentum", "0.9"],
+            Box::new(|t| {
+                t.retain(|(n, _)| n != "nnc.metrics");
+                t.push(("nnc.metrics".into(), Tensor::from(1.0)));
+            }),
+            "`nnc.metrics` must be a table of 5 numbers per epoch",
+        ),
+        (
+            "steps",
+            &["--momentum", "0.9"],
+            Box::new(|t| {
+                t.retain(|(n, _)| n != "nnc.optim_steps");
+                t.push(("nnc.optim_steps".into(), Tensor::from_slice(&[1.0, 2.0, 3.0])));
+            }),
+            "`nnc.optim_steps` must be one number",
+        ),
+        ("adam", &["--optimizer", "adam"], Box::new(|_| {}), "it was trained with SGD with momentum"),
+        ("no-momentum", &[], Box::new(|_| {}), "but this run has momentum 0"),
+    ];
+    for (name, flags, change, expected) in cases {
+        let out = data.join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(good.join("checkpoint.safetensors"), out.join("checkpoint.safetensors")).unwrap();
+        rewrite(&out.join("checkpoint.safetensors"), change);
+        let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+        let o = train(&data, &out, &[&["--epochs", "3", "--resume"], flags].concat());
+        assert_eq!(clean(&o), 1, "{name}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{name}: {}", text(&o));
+        assert!(text(&o).contains("checkpoint.safetensors"), "{name} should name the file: {}", text(&o));
+        assert!(!text(&o).contains("there is no checkpoint"), "{name}: {}", text(&o));
+        assert_eq!(std::fs::read(out.join("checkpoint.safetensors")).unwrap(), before, "{name}");
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn a_diverging_loss_stops_by_default_and_is_only_reported_on_request() {
+    let data = dataset_of("lr1000", 256, 16, 28);
+    // With --lr 1000, LeNet's first epoch (one batch) still ends finite; the second diverges.
+    let out = data.join("stop");
+    let o = train(&data, &out, &["--epochs", "3", "--lr", "1000", "--batch", "256"]);
+    assert_eq!(clean(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("training stopped: the loss reached"), "{}", text(&o));
+    assert!(text(&o).contains("the checkpoint of epoch 1, the last good one, is kept"), "{}", text(&o));
+    let kept = tensors(&out.join("checkpoint.safetensors"));
+    let metrics = &kept.iter().find(|(n, _)| n == "nnc.metrics").unwrap().1;
+    assert_eq!(metrics.size(), [1, 5], "the checkpoint must stay at epoch 1");
+    assert!(kept.iter().all(|(_, t)| t.isfinite().all().int64_value(&[]) == 1));
+    assert_eq!(std::fs::read_to_string(out.join("metrics.csv")).unwrap().lines().count(), 2);
+
+    let on = train(
+        &data,
+        &data.join("on"),
+        &["--epochs", "3", "--lr", "1000", "--batch", "256", "--no-stop-on-divergence"],
+    );
+    assert!(text(&on).contains("warning: the loss reached"), "{}", text(&on));
+    assert!(text(&on).contains("training goes on"), "{}", text(&on));
+    // It trains on until the loss or the weights stop being finite, if they do.
+    assert!(clean(&on) == 0 || text(&on).contains("training stopped"), "{}", text(&on));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn non_finite_weights_are_never_checkpointed() {
+    let data = dataset_of("nan-step", 256, 16, 28);
+    let out = data.join("run");
+    // One batch per epoch: the step that breaks the weights is the epoch's last, after a
+    // finite loss. (1e300 is finite but overflows f32 once it multiplies the gradient.)
+    let o = train(&data, &out, &["--epochs", "2", "--lr", "1e300", "--batch", "256"]);
+    assert_eq!(clean(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("the weights stopped being finite in epoch 1"), "{}", text(&o));
+    assert!(text(&o).contains("no epoch finished, so no checkpoint was written"), "{}", text(&o));
+    assert!(!out.join("checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn eval_reads_only_the_test_set_warns_about_non_finite_weights_and_casts_on_request() {
+    let data = dataset_of("eval", 64, 32, 28);
+    let out = data.join("run");
+    assert_eq!(clean(&train(&data, &out, &["--epochs", "1"])), 0);
+    // A corrupt training file is no business of eval's.
+    std::fs::write(data.join("train-images-idx3-ubyte"), b"corrupt").unwrap();
+    let eval = |weights: &Path, extra: &[&str]| {
+        nnc()
+            .args(["eval", "models/lenet.net", "--data"])
+            .arg(&data)
+            .arg("--weights")
+            .arg(weights)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ckpt = out.join("checkpoint.safetensors");
+    let o = eval(&ckpt, &[]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("test accuracy") && text(&o).contains("on 32 examples"), "{}", text(&o));
+
+    let nan = data.join("nan.safetensors");
+    std::fs::copy(&ckpt, &nan).unwrap();
+    rewrite(&nan, |t| {
+        for (n, w) in t.iter_mut() {
+            if n == "0.weight" {
+                *w = w.fill(f64::NAN);
+            }
+        }
+    });
+    let o = eval(&nan, &[]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("warning: the weights in") && text(&o).contains("are not finite"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("`0.weight`: 150 of 150 values are NaN or infinite"), "{}", text(&o));
+
+    let f64_weights = data.join("f64.safetensors");
+    std::fs::copy(&ckpt, &f64_weights).unwrap();
+    rewrite(&f64_weights, |t| t.iter_mut().for_each(|(_, w)| *w = w.to_kind(nnc_runtime::tch::Kind::Double)));
+    let o = eval(&f64_weights, &[]);
+    assert_eq!(clean(&o), 1, "{}", text(&o));
+    assert!(
+        text(&o).contains("wrong dtype: `0.weight` is F64 in the file, F32 in the model"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("help: --cast converts"), "{}", text(&o));
+    let o = eval(&f64_weights, &["--cast"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("converted to F32 (--cast)"), "{}", text(&o));
+
+    let opaque = data.join("opaque.safetensors");
+    std::fs::write(&opaque, [16u64.to_le_bytes().as_slice(), b"{not json at all"].concat()).unwrap();
+    let o = eval(&opaque, &[]);
+    assert_eq!(clean(&o), 1, "{}", text(&o));
+    assert!(
+        text(&o).contains("opaque.safetensors") && text(&o).contains("not the JSON table"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("InvalidHeaderDeserialization"), "{}", text(&o));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn threads_beyond_the_cpus_are_capped_and_said() {
+    let data = dataset_of("threads", 64, 16, 28);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let o = nnc()
+        .args(["train", "models/lenet.net", "--epochs", "1", "--threads", "1000", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(data.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains(&format!("--threads 1000 is more than the {cpus} CPUs")), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{cpus} threads")), "{}", text(&o));
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn metrics_and_plot_are_written_after_every_epoch() {
+    let data = dataset_of("metrics", 256, 16, 28);
+    let out = data.join("run");
+    let mut child = nnc()
+        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // The plot is written after the metrics file.
+    while !out.join("curves.svg").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed mid-run, it has both, whole: each was written atomically after an epoch.
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("epoch,train_loss") && csv.lines().count() >= 2 && csv.ends_with('\n'), "{csv}");
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// The temporary files of killed writes in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with('.') && n.contains(".tmp"))
+        .collect()
+}
+
+#[test]
+fn a_kill_during_the_checkpoint_write_leaves_no_stray_file() {
+    let data = dataset_of("kill-write", 64, 16, 28);
+    let out = data.join("run");
+    let mut child = nnc()
+        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--batch", "64", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // Watch for the checkpoint's temporary file and freeze the run the moment it appears. If
+    // the file is still there once the run is frozen, the run is between creating it and
+    // renaming it: in the middle of the checkpoint write. Otherwise let it go and watch again.
+    let start = Instant::now();
+    let mut caught = false;
+    while !caught && start.elapsed() < Duration::from_secs(120) {
+        let writing =
+            out.is_dir() && temporaries(&out).iter().any(|n| n.starts_with(".checkpoint.safetensors."));
+        if !writing {
+            continue;
+        }
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not yet waited for.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(20));
+        caught = temporaries(&out).iter().any(|n| n.starts_with(".checkpoint.safetensors."));
+        if !caught {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(caught, "the run was never caught writing its checkpoint");
+    assert!(!temporaries(&out).is_empty(), "the kill should have left the temporary file");
+
+    // The next run removes the temporary file, says so, and resumes from the last checkpoint
+    // (or, killed during the first write, starts afresh).
+    let checkpoint = out.join("checkpoint.safetensors");
+    let done = checkpoint.exists().then(|| {
+        let all = tensors(&checkpoint);
+        all.iter().find(|(n, _)| n == "nnc.metrics").map(|(_, m)| m.size()[0]).unwrap()
+    });
+    let epochs = (done.unwrap_or(0) + 1).to_string();
+    let mut flags = vec!["--epochs", &epochs, "--batch", "64"];
+    if done.is_some() {
+        flags.push("--resume");
+    }
+    let o = train(&data, &out, &flags);
+    assert!(
+        text(&o).contains("note: removed") && text(&o).contains("left by a write that was killed"),
+        "{}",
+        text(&o)
+    );
+    assert!(temporaries(&out).is_empty(), "stray files: {:?}", temporaries(&out));
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    if let Some(done) = done {
+        assert!(text(&o).contains(&format!("resuming after epoch {done}")), "{}", text(&o));
+    }
     std::fs::remove_dir_all(&data).unwrap();
 }
