@@ -112,6 +112,20 @@ fn non_utf8_bytes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn files_over_the_size_limit_are_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("nnc-hostile-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Sparse: 17 MiB on paper, nothing on disk.
+    let path = dir.join("large.net");
+    std::fs::File::create(&path).unwrap().set_len(17 << 20).unwrap();
+    let c = compile(Root::Path(&path), &Options::default());
+    assert_eq!(codes(&c), [Code::Io]);
+    let expected = format!("`{}` is 17825792 bytes, over the limit of 16777216", path.display());
+    assert_eq!(c.diagnostics[0].message, expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The real models, as seeds for mutation.
 fn seeds() -> Vec<String> {
     let mut out = Vec::new();

@@ -77,7 +77,10 @@ pub(super) enum Error<'a> {
     IsDirectory { name: &'a str, import: Option<Loc> },
     // `folder` is the importing file's, for a file not found: paths are relative to it.
     Unreadable { name: &'a str, error: &'a std::io::Error, import: Option<Loc>, folder: Option<String> },
-    TooLarge { name: &'a str, size: u64, max: u64, import: Option<Loc> },
+    // A FIFO, a device or a socket: `kind` says which.
+    NotRegular { name: &'a str, kind: &'a str, import: Option<Loc> },
+    // `size` is `None` when the file grew past the limit while it was read.
+    TooLarge { name: &'a str, size: Option<u64>, max: u64, import: Option<Loc> },
     NotUtf8 { name: &'a str, byte: u8, at: Loc },
     ImportsTooDeep { max: usize, at: Loc },
     NoStdModule { module: &'a str, at: Loc },
@@ -183,8 +186,16 @@ impl Error<'_> {
                 let hint = folder.map(|f| format!("paths are relative to the importing file's folder ({f})"));
                 unloadable(format!("cannot read `{name}`: {reason}"), import, hint)
             }
-            TooLarge { name, size, max, import } => {
+            NotRegular { name, kind, import } => unloadable(
+                format!("`{name}` is {kind}, not a regular file"),
+                import,
+                Some("models are read from regular files only: a FIFO would wait for a writer, and a device may never end".into()),
+            ),
+            TooLarge { name, size: Some(size), max, import } => {
                 unloadable(format!("`{name}` is {size} bytes, over the limit of {max}"), import, None)
+            }
+            TooLarge { name, size: None, max, import } => {
+                unloadable(format!("`{name}` is over the limit of {max} bytes"), import, None)
             }
             NotUtf8 { name, byte, at } => Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
                 .primary(at, format!("byte 0x{byte:02x} here"))
