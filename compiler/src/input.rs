@@ -99,11 +99,23 @@ pub fn open_regular(path: &Path) -> Result<(File, u64), InputError> {
 }
 
 /// Reads the whole of `reader`, but never more than `max` bytes: one byte more is an error.
-/// `hint` is the expected size, to allocate once.
-pub fn read_to_limit(reader: impl Read, max: u64, hint: u64) -> Result<Vec<u8>, InputError> {
-    let mut bytes = Vec::with_capacity(hint.min(max) as usize);
-    reader.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(InputError::Io)?;
-    if bytes.len() as u64 > max {
+/// `expected` is the size to make room for at once (at most `max`); room that cannot be had is
+/// an error, not an abort.
+pub fn read_to_limit(mut reader: impl Read, max: u64, expected: u64) -> Result<Vec<u8>, InputError> {
+    let room = usize::try_from(expected.min(max)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(room).map_err(|_| {
+        InputError::Io(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate {room} bytes to read it"),
+        ))
+    })?;
+    reader.by_ref().take(max).read_to_end(&mut bytes).map_err(InputError::Io)?;
+    // Read the byte past the limit apart, so that a full buffer of exactly `max` bytes is
+    // never grown for it.
+    let mut more = Vec::new();
+    reader.take(1).read_to_end(&mut more).map_err(InputError::Io)?;
+    if !more.is_empty() {
         return Err(InputError::TooLarge { size: None, max });
     }
     Ok(bytes)
