@@ -145,7 +145,6 @@ fn train_and_eval_refuse_images_without_pixels() {
         run.to_str().unwrap(),
     ]);
     assert_eq!((out.status.code(), stderr(&out)), (Some(2), expected.clone()));
-    assert!(!run.exists(), "nothing is written for a refused data set");
     let weights = dir.join("lenet.safetensors");
     let saved = nnc_within_60s(&["run", "models/lenet.net", "--save-weights", weights.to_str().unwrap()]);
     assert_eq!(saved.status.code(), Some(0), "{}", stderr(&saved));
