@@ -112,6 +112,20 @@ fn non_utf8_bytes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn files_over_the_size_limit_are_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("nnc-hostile-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Sparse: 17 MiB on paper, nothing on disk.
+    let path = dir.join("large.net");
+    std::fs::File::create(&path).unwrap().set_len(17 << 20).unwrap();
+    let c = compile(Root::Path(&path), &Options::default());
+    assert_eq!(codes(&c), [Code::Io]);
+    let expected = format!("`{}` is 17825792 bytes, over the limit of 16777216", path.display());
+    assert_eq!(c.diagnostics[0].message, expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The real models, as seeds for mutation.
 fn seeds() -> Vec<String> {
     let mut out = Vec::new();
@@ -269,5 +283,41 @@ fn std_modules_parse_without_errors() {
         let c = check_text(text);
         assert!(c.diagnostics.is_empty(), "{name}: {:?}", c.diagnostics);
         let _ = Path::new(name);
+    }
+}
+
+/// The time `compile` takes on `text`, the least of three runs (the least is the one other
+/// processes disturbed least).
+fn time_to_check(text: &str) -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let c = compile(Root::Text { name: "many.net", text, dir: None }, &Options::default());
+            let elapsed = start.elapsed();
+            assert!(!c.graphs.is_empty() || !c.diagnostics.is_empty());
+            elapsed
+        })
+        .min()
+        .expect("three runs")
+}
+
+#[test]
+fn checking_many_networks_stays_linear() {
+    // Each network, valid or with a syntax error; pest once made every item cost as much as
+    // the rest of the file, and 20,000 networks took seconds.
+    let valid = |i: usize| format!("network n{i} {{\n    input [N, 1, 8, 8]\n    conv2d(2, 3) -> relu\n}}\n");
+    let broken = |i: usize| format!("network n{i} {{\n    input [N, 1, 8, 8]\n    conv2d(2 3) -> relu\n}}\n");
+    for network in [&valid as &dyn Fn(usize) -> String, &broken] {
+        let file = |n: usize| (0..n).map(network).collect::<String>();
+        let (small, large) = (file(500), file(4_000));
+        let c = compile(Root::Text { name: "many.net", text: &large, dir: None }, &Options::default());
+        assert!(c.graphs.len() == 4_000 || c.diagnostics.len() == 4_000);
+        let (t_small, t_large) = (time_to_check(&small), time_to_check(&large));
+        // Linear is 8 times; quadratic would be 64. The margin absorbs a busy machine.
+        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+        assert!(
+            ratio < 20.0,
+            "8 times the networks took {ratio:.1} times as long ({t_small:?}, {t_large:?})"
+        );
     }
 }

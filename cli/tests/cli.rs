@@ -235,3 +235,56 @@ fn readme_layer_table_is_generated() {
     let end = start + readme[start..].find("<!-- layers:end -->").expect("README has the end marker");
     assert_eq!(&readme[start..end], text(&out.stdout));
 }
+
+/// `nnc` with `args` in `dir`, killed if it runs longer than ten seconds: a hang fails the test
+/// instead of stalling the suite.
+fn nnc_within_10s(args: &[&str], dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("`nnc {}` still ran after 10 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-special-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.net");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.net")).unwrap();
+    let network = "network n {\n    input [N, 1, 8, 8]\n    relu\n}\n";
+    std::fs::write(dir.join("imports-pipe.net"), format!("import \"pipe.net\"\n{network}")).unwrap();
+    std::fs::write(dir.join("imports-zero.net"), format!("import \"/dev/zero\"\n{network}")).unwrap();
+    // The root file: a usage error (2); an import: a model error (1), pointing at the import.
+    let cases = [
+        ("pipe.net", 2, "`pipe.net` is a FIFO (named pipe), not a regular file"),
+        ("/dev/zero", 2, "`/dev/zero` is a character device, not a regular file"),
+        ("zero.net", 2, "`zero.net` is a character device, not a regular file"),
+        ("imports-pipe.net", 1, "`pipe.net` is a FIFO (named pipe), not a regular file"),
+        ("imports-zero.net", 1, "`/dev/zero` is a character device, not a regular file"),
+    ];
+    for (file, code, message) in cases {
+        let out = nnc_within_10s(&["check", "--color", "never", file], &dir);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{file}: {stderr}");
+        assert!(stderr.contains(message), "{file}: {stderr}");
+        if code == 1 {
+            assert!(stderr.contains("imported here"), "{file}: {stderr}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -17,6 +17,7 @@
 pub mod back;
 pub mod diagnostic;
 mod front;
+pub mod input;
 pub mod ir;
 pub mod ops;
 mod shape;

@@ -12,6 +12,10 @@ pub enum Batch {
     Fixed(u64),
 }
 
+/// The most elements a tensor may have: libtorch counts a tensor's bytes in signed 64 bits, and
+/// an f32 takes 4 of them.
+pub const MAX_ELEMENTS: u64 = i64::MAX as u64 / 4;
+
 /// A tensor shape: the batch, then the dimensions of one example (`[N, 64, 56, 56]` has
 /// `dims == [64, 56, 56]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +33,17 @@ impl Shape {
     /// Elements of one example; `None` if the product overflows.
     pub fn elements_per_example(&self) -> Option<u64> {
         self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Whether libtorch can hold this tensor as f32: its bytes, for one example or for the
+    /// fixed batch, within [`MAX_ELEMENTS`]. Every node of a checked graph fits, so its sizes
+    /// also fit the `i64`s libtorch takes.
+    pub fn fits(&self) -> bool {
+        let batch = match self.batch {
+            Batch::Symbolic(_) => 1,
+            Batch::Fixed(n) => n,
+        };
+        self.elements_per_example().and_then(|e| e.checked_mul(batch)).is_some_and(|e| e <= MAX_ELEMENTS)
     }
 
     pub fn with_dims(&self, dims: Vec<u64>) -> Shape {

@@ -49,10 +49,10 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
     let mut offset = 0;
     while offset < src.len() {
         let rest = &src[offset..];
-        if NetParser::parse(Rule::trailing, rest).is_ok() {
+        if skip_blanks(rest).is_empty() {
             break;
         }
-        match NetParser::parse(Rule::item_at, rest) {
+        match parse_item(rest) {
             Ok(mut pairs) => {
                 let item_at = pairs.next().expect("item_at matched");
                 let end = item_at.as_span().end();
@@ -73,7 +73,7 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
                 offset += end;
             }
             Err(err) => {
-                let err = convert_error(err, src, offset);
+                let err = convert_error(*err, src, offset);
                 let resume = next_item_start(src, err.span.end.max(offset + 1));
                 errors.push(err);
                 match resume {
@@ -149,6 +149,51 @@ fn check_nesting(src: &str) -> Option<SyntaxError> {
     None
 }
 
+/// `rest` after its leading blanks and comments, as the grammar's `WHITESPACE` and `COMMENT`
+/// define them. Checked by hand rather than by a pest rule because pest builds an error for
+/// every failed parse, and finding the line of that error scans back from the end of the
+/// input: once per item, that made checking a file quadratic in its number of items (20,000
+/// networks took seconds).
+fn skip_blanks(rest: &str) -> &str {
+    let mut rest = rest;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        match rest.strip_prefix('#') {
+            Some(comment) => rest = comment.find('\n').map_or("", |end| &comment[end..]),
+            None => return rest,
+        }
+    }
+}
+
+/// Parses the item at the start of `rest` (after blanks), with the result pest would give on
+/// the whole of `rest`, at a cost proportional to the item rather than to the rest of the file.
+///
+/// pest's error for a failed parse locates its line by scanning back from the end of the input,
+/// so a syntax error per item would make a file quadratic to check. The parse therefore runs on
+/// a window that ends where a later line starts an item, and the window widens to the next such
+/// line only when the parse reached the window's end, the one place the cut can matter. A parse
+/// that succeeds, or fails strictly inside the window, tried nothing beyond it, so it is the parse
+/// of the whole rest: the window's end starts with `import`, `block` or `network`, keywords that
+/// no part of an item can take.
+fn parse_item(rest: &str) -> Result<pest::iterators::Pairs<'_, Rule>, Box<pest::error::Error<Rule>>> {
+    let first = rest.len() - skip_blanks(rest).len();
+    let mut from = first + rest[first..].chars().next().map_or(1, char::len_utf8);
+    loop {
+        let end = next_item_start(rest, from).unwrap_or(rest.len());
+        match NetParser::parse(Rule::item_at, &rest[..end]) {
+            Err(err) if end < rest.len() && error_position(&err) >= end => from = end + 1,
+            result => return result.map_err(Box::new),
+        }
+    }
+}
+
+fn error_position(err: &pest::error::Error<Rule>) -> usize {
+    match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    }
+}
+
 /// The start of the next line, at or after `from`, that begins a top-level item.
 fn next_item_start(src: &str, from: usize) -> Option<usize> {
     let mut line_start = src[..from.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
@@ -172,11 +217,7 @@ fn starts_item(line: &str) -> bool {
 }
 
 fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> SyntaxError {
-    let at = base
-        + match err.location {
-            InputLocation::Pos(p) => p,
-            InputLocation::Span((s, _)) => s,
-        };
+    let at = base + error_position(&err);
     let found_end = token_end(src, at);
     let found = &src[at..found_end];
     let mut expected: Vec<&str> = match &err.variant {
@@ -269,7 +310,7 @@ fn join_alternatives(words: &[&str]) -> String {
 /// The phrase for a rule in "expected ..." messages.
 fn describe(rule: Rule) -> &'static str {
     match rule {
-        Rule::EOI | Rule::trailing => "end of file",
+        Rule::EOI => "end of file",
         Rule::item_at | Rule::definition | Rule::def_kind | Rule::kw_block | Rule::kw_network => {
             "`block` or `network`"
         }
@@ -712,5 +753,34 @@ mod tests {
         let src = format!("1{}", " + 1".repeat(100_000));
         let e = parse_expr(&src).unwrap();
         assert!(matches!(e.kind, ExprKind::Binary { ref rest, .. } if rest.len() == 100_000));
+    }
+
+    /// The windowed parse of one item gives exactly pest's parse of the whole rest: the same
+    /// tree, or the same error, whatever the damage to the item.
+    #[test]
+    fn an_item_parses_in_its_window_as_in_the_whole_rest() {
+        let src = "# a comment\nimport std.resnet\nblock b(c) {\n    conv2d(c, 3) -> relu\n}\n\n\
+                   network n(size = 28) {\n    input [N, 1, size, size]\n    y = b(4)\n    cat(y, y) -> flatten\n}\n\
+                   import \"other.net\"\nnetwork m {\n    input [N, 2]\n    linear(3)\n}\n";
+        let same = |text: &str| {
+            let whole = NetParser::parse(Rule::item_at, text);
+            let windowed = parse_item(text);
+            match (&whole, &windowed) {
+                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{text:?}"),
+                (Err(a), Err(b)) => assert_eq!(a, b.as_ref(), "{text:?}"),
+                _ => panic!("{text:?}: {whole:?} but windowed {windowed:?}"),
+            }
+        };
+        // Every item as the first of the rest, then damage: each character deleted, and
+        // tokens that open, close or cut items inserted everywhere.
+        for (start, _) in src.match_indices('\n') {
+            same(&src[start + 1..]);
+        }
+        for (i, _) in src.char_indices() {
+            same(&format!("{}{}", &src[..i], &src[i + 1..]));
+            for token in ["{", "}", "(", "\n", "network x {\n", "block", "é", "#"] {
+                same(&format!("{}{token}{}", &src[..i], &src[i..]));
+            }
+        }
     }
 }

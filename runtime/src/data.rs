@@ -1,11 +1,26 @@
 //! Image classification data: IDX files (Fashion-MNIST, MNIST, or a user's own), raw or
 //! gzipped, checked on the way in, and mini-batches resized on the fly on libtorch.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use nnc_compiler::back::report::thousands;
+use nnc_compiler::input::{self, InputError};
 use tch::{Device, Kind, Tensor};
 use thiserror::Error;
+
+/// The most bytes an IDX file may hold once decompressed, header aside: 2 GiB, 45 times
+/// Fashion-MNIST's training images. Checked against the size its header declares, before
+/// anything else is read; the data set is held in memory, as bytes and then as a tensor.
+pub const MAX_IDX_BYTES: u64 = 2 << 30;
+
+/// The most pixels a picture given to `predict` may have: 64 Mi (8192×8192), more than any
+/// camera's photo. Checked against the size its header declares, before decoding: decoding
+/// takes memory for every pixel, and the model sees the picture shrunk to its input anyway.
+pub const MAX_PICTURE_PIXELS: u64 = 1 << 26;
+
+/// The most bytes a picture file may have: 256 MiB, about what 64 Mi pixels take uncompressed.
+pub const MAX_PICTURE_BYTES: u64 = 256 << 20;
 
 /// Where `nnc train` looks for Fashion-MNIST when no `--data` is given, in order: the folder
 /// Debian's `dataset-fashion-mnist` installs, then the cache `scripts/setup-data.sh` unpacks
@@ -51,6 +66,27 @@ pub enum DataError {
     Picture { path: String, reason: String },
     #[error("no {what} in {dir}: expected {expected}")]
     Missing { dir: String, what: &'static str, expected: String },
+    /// A FIFO, a device, a directory, or a file over a limit.
+    #[error("{path} {source}")]
+    Input { path: String, source: InputError },
+    #[error("{path} is too large: {reason}")]
+    TooLarge { path: String, reason: String },
+    #[error("cannot hold {path} in memory: {source}")]
+    Memory { path: String, source: tch::TchError },
+    #[error("{path} holds no images; a data set needs at least one")]
+    NoImages { path: String },
+    #[error("{path} holds images of {height}×{width} pixels; both sides must be at least 1")]
+    EmptyImages { path: String, height: usize, width: usize },
+}
+
+impl DataError {
+    fn input(path: &Path, error: InputError) -> DataError {
+        let path = path.display().to_string();
+        match error {
+            InputError::Io(source) => DataError::Io { path, source },
+            source => DataError::Input { path, source },
+        }
+    }
 }
 
 /// Images as bytes `[N, 1, H, W]` and labels `[N]`, on the CPU.
@@ -75,18 +111,6 @@ impl Dataset {
     }
 }
 
-fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io { path: path.display().to_string(), source };
-    let raw = std::fs::read(path).map_err(io)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
-
 /// The IDX encoding of `payload` with these dimensions and magic number (2051 for images,
 /// 2049 for labels), for writing a dataset nnc can read.
 pub fn encode_idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
@@ -98,50 +122,109 @@ pub fn encode_idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Parses an IDX file of unsigned bytes: magic `0x0000_08_NN` with NN dimensions, the
-/// dimensions as big-endian u32, then exactly their product of bytes.
-fn parse_idx(
+/// Reads an IDX file of unsigned bytes, raw or gzipped: magic `0x0000_08_NN` with NN
+/// dimensions, the dimensions as big-endian u32, then exactly their product of bytes. Only a
+/// regular file is read, and only as much as its header declares (plus one byte, to tell a
+/// longer file), after that size has been checked against [`MAX_IDX_BYTES`]: a gzip bomb is
+/// refused after decompressing no more than its header promised.
+fn read_idx(
     path: &Path,
-    bytes: &[u8],
     dims_expected: usize,
     what: &'static str,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let fail = |reason: String| DataError::Format { path: path.display().to_string(), what, reason };
-    if bytes.len() < 4 {
-        return Err(fail(format!("it has only {} bytes", bytes.len())));
+    let io = |source| DataError::Io { path: path.display().to_string(), source };
+    let (file, file_size) = input::open_regular(path).map_err(|e| DataError::input(path, e))?;
+    let mut raw = BufReader::new(file);
+    let gzipped = raw.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> =
+        if gzipped { Box::new(flate2::read::GzDecoder::new(raw)) } else { Box::new(raw) };
+
+    let header_len = 4 + 4 * dims_expected;
+    let mut header = Vec::with_capacity(header_len);
+    reader.by_ref().take(header_len as u64).read_to_end(&mut header).map_err(io)?;
+    if header.len() < 4 {
+        return Err(fail(format!("it has only {} bytes", header.len())));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let expected_magic = 0x0800 + dims_expected as u32;
     if magic != expected_magic {
         return Err(fail(format!("magic number {magic} (0x{magic:08x}), expected {expected_magic}")));
     }
-    let header = 4 + 4 * dims_expected;
-    if bytes.len() < header {
-        return Err(fail(format!("the header is truncated ({} of {header} bytes)", bytes.len())));
+    if header.len() < header_len {
+        return Err(fail(format!("the header is truncated ({} of {header_len} bytes)", header.len())));
     }
-    let dims: Vec<usize> = (0..dims_expected)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        header[4..].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let size = dims
         .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
         .ok_or_else(|| fail(format!("dimensions {dims:?} overflow")))?;
-    let payload = &bytes[header..];
-    if payload.len() != size {
-        let how = if payload.len() < size { "truncated" } else { "longer than its header says" };
-        return Err(fail(format!(
-            "it is {how}: dimensions {dims:?} need {size} bytes, found {}",
-            payload.len()
-        )));
+    if size > MAX_IDX_BYTES {
+        return Err(DataError::TooLarge {
+            path: path.display().to_string(),
+            reason: format!(
+                "its header declares dimensions {dims:?}, {} bytes, over the limit of {} bytes",
+                thousands(size),
+                thousands(MAX_IDX_BYTES)
+            ),
+        });
     }
-    Ok((dims, payload.to_vec()))
+    let truncated =
+        |found: u64| fail(format!("it is truncated: dimensions {dims:?} need {size} bytes, found {found}"));
+    // A raw file's length is known without reading it.
+    if !gzipped {
+        let found = file_size.saturating_sub(header_len as u64);
+        if found > size {
+            return Err(fail(format!(
+                "it is longer than its header says: dimensions {dims:?} need {size} bytes, found {found}"
+            )));
+        }
+        if found < size {
+            return Err(truncated(found));
+        }
+    }
+    let payload = match input::read_to_limit(reader, size, size) {
+        Ok(payload) if (payload.len() as u64) < size => return Err(truncated(payload.len() as u64)),
+        Ok(payload) => payload,
+        Err(InputError::TooLarge { .. }) => {
+            return Err(fail(format!(
+                "it is longer than its header says: dimensions {dims:?} need {size} bytes, and it \
+                 decompresses to more (decompression stopped there)"
+            )))
+        }
+        Err(e) => return Err(DataError::input(path, e)),
+    };
+    Ok((dims, payload))
+}
+
+/// Reads an IDX images file, `[N, H, W]`, refusing one without images or with images of no
+/// pixels (which nothing could train on or resize).
+fn read_idx_images(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let (dims, pixels) = read_idx(path, 3, "images")?;
+    let name = || path.display().to_string();
+    if dims[0] == 0 {
+        return Err(DataError::NoImages { path: name() });
+    }
+    if dims[1] == 0 || dims[2] == 0 {
+        return Err(DataError::EmptyImages { path: name(), height: dims[1], width: dims[2] });
+    }
+    Ok((dims, pixels))
+}
+
+/// The bytes read from `path` as a tensor of `shape`; libtorch's refusal of the memory is an
+/// error naming the file, not a panic.
+fn tensor(path: &Path, bytes: &[u8], shape: &[i64]) -> Result<Tensor, DataError> {
+    Tensor::f_from_slice(bytes)
+        .and_then(|t| t.f_reshape(shape))
+        .map_err(|source| DataError::Memory { path: path.display().to_string(), source })
 }
 
 /// Reads an images file (IDX magic 2051, `[N, H, W]`) and its labels file (magic 2049, `[N]`),
 /// checking counts and that every label is below `classes`.
 pub fn read_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dataset, DataError> {
-    let (dims, pixels) = parse_idx(images, &read_all(images)?, 3, "images")?;
-    let (ldims, label_bytes) = parse_idx(labels, &read_all(labels)?, 1, "labels")?;
+    let (dims, pixels) = read_idx_images(images)?;
+    let (ldims, label_bytes) = read_idx(labels, 1, "labels")?;
     if dims[0] != ldims[0] {
         return Err(DataError::CountMismatch {
             images: images.display().to_string(),
@@ -154,15 +237,17 @@ pub fn read_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dataset
         return Err(DataError::Label { path: labels.display().to_string(), label, index, classes });
     }
     let n = dims[0] as i64;
-    let images = Tensor::from_slice(&pixels).reshape([n, 1, dims[1] as i64, dims[2] as i64]);
-    let labels = Tensor::from_slice(&label_bytes).to_kind(Kind::Int64);
+    let images = tensor(images, &pixels, &[n, 1, dims[1] as i64, dims[2] as i64])?;
+    let labels = tensor(labels, &label_bytes, &[ldims[0] as i64])?
+        .f_to_kind(Kind::Int64)
+        .map_err(|source| DataError::Memory { path: labels.display().to_string(), source })?;
     Ok(Dataset { images, labels })
 }
 
 /// Reads an images file alone (IDX magic 2051), for prediction.
 pub fn read_images(path: &Path) -> Result<Tensor, DataError> {
-    let (dims, pixels) = parse_idx(path, &read_all(path)?, 3, "images")?;
-    Ok(Tensor::from_slice(&pixels).reshape([dims[0] as i64, 1, dims[1] as i64, dims[2] as i64]))
+    let (dims, pixels) = read_idx_images(path)?;
+    tensor(path, &pixels, &[dims[0] as i64, 1, dims[1] as i64, dims[2] as i64])
 }
 
 /// Whether a path names a picture (PNG or JPEG) rather than an IDX file.
@@ -174,12 +259,45 @@ pub fn is_picture(path: &Path) -> bool {
 
 /// A PNG or JPEG picture as one grey image `[1, 1, H, W]` of bytes. Fashion-MNIST's images are
 /// light garments on black; a photo on a light background classifies better inverted.
+///
+/// Only a regular file of at most [`MAX_PICTURE_BYTES`] is read, and its size in pixels, from
+/// its header, is checked against [`MAX_PICTURE_PIXELS`] before it is decoded.
 pub fn read_picture(path: &Path) -> Result<Tensor, DataError> {
-    let picture = image::open(path)
-        .map_err(|e| DataError::Picture { path: path.display().to_string(), reason: e.to_string() })?;
-    let grey = picture.to_luma8();
-    let (w, h) = grey.dimensions();
-    Ok(Tensor::from_slice(grey.as_raw()).reshape([1, 1, h as i64, w as i64]))
+    let picture_error =
+        |e: image::ImageError| DataError::Picture { path: path.display().to_string(), reason: e.to_string() };
+    let bytes = input::read_regular(path, MAX_PICTURE_BYTES).map_err(|e| DataError::input(path, e))?;
+    // The format from the content, else from the extension (for the decoder's own error).
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>, DataError> {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| picture_error(e.into()))?;
+        if reader.format().is_none() {
+            if let Ok(format) = image::ImageFormat::from_path(path) {
+                reader.set_format(format);
+            }
+        }
+        Ok(reader)
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(picture_error)?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels == 0 {
+        return Err(DataError::Picture {
+            path: path.display().to_string(),
+            reason: format!("it is {w}×{h} pixels"),
+        });
+    }
+    if pixels > MAX_PICTURE_PIXELS {
+        return Err(DataError::TooLarge {
+            path: path.display().to_string(),
+            reason: format!(
+                "it is {w}×{h} pixels ({}), over the limit of {} pixels (8192×8192)",
+                thousands(pixels),
+                thousands(MAX_PICTURE_PIXELS)
+            ),
+        });
+    }
+    let grey = reader()?.decode().map_err(picture_error)?.to_luma8();
+    tensor(path, grey.as_raw(), &[1, 1, i64::from(h), i64::from(w)])
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.

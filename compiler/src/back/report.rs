@@ -79,6 +79,9 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     for row in rows.iter_mut().filter(|r| r.op.is_empty()) {
         row.op = format!("{} layers", row.layers);
     }
+    // `compile` refuses (E0107) any tensor too large for libtorch and any network whose totals,
+    // or their bytes as f32, overflow 64 bits, so on a compiled graph nothing below saturates;
+    // saturating only keeps a graph built by hand from panicking.
     let activations: u64 = graph
         .nodes
         .iter()

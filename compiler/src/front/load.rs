@@ -9,10 +9,12 @@ use nnc_grammar::{parse_file, Span};
 
 use super::messages::Error;
 use crate::diagnostic::{Code, Diagnostic};
+use crate::input::{self, InputError};
 use crate::ops;
 use crate::source::{FileId, Loc, SourceMap};
 
-/// Files larger than this are refused unread.
+/// Files larger than this are refused: unread when the file system gives their size, else as
+/// soon as the read passes it.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 /// How long a chain of imports may be.
 pub const MAX_IMPORT_DEPTH: usize = 64;
@@ -96,32 +98,28 @@ pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
 }
 
 impl Loader<'_> {
-    /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files.
+    /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files,
+    /// and paths that are no regular file (a FIFO would hang the read, `/dev/zero` never end).
     fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
-        let size = match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => {
+        let bytes = match input::read_regular(path, MAX_FILE_BYTES) {
+            Ok(bytes) => bytes,
+            Err(InputError::Directory) => {
                 self.diags.push(Error::IsDirectory { name: &name, import }.into());
                 return None;
             }
-            Ok(meta) => meta.len(),
-            Err(error) => {
+            Err(InputError::NotRegular { kind }) => {
+                self.diags.push(Error::NotRegular { name: &name, kind, import }.into());
+                return None;
+            }
+            Err(InputError::TooLarge { size, max }) => {
+                self.diags.push(Error::TooLarge { name: &name, size, max, import }.into());
+                return None;
+            }
+            Err(InputError::Io(error)) => {
                 // A missing import is most often a path taken as relative to the wrong folder.
                 let folder = (error.kind() == std::io::ErrorKind::NotFound && import.is_some())
                     .then(|| parent_name(&name));
                 self.diags.push(Error::Unreadable { name: &name, error: &error, import, folder }.into());
-                return None;
-            }
-        };
-        if size > MAX_FILE_BYTES {
-            let error = Error::TooLarge { name: &name, size, max: MAX_FILE_BYTES, import };
-            self.diags.push(error.into());
-            return None;
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(error) => {
-                self.diags
-                    .push(Error::Unreadable { name: &name, error: &error, import, folder: None }.into());
                 return None;
             }
         };

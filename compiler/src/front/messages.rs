@@ -10,9 +10,10 @@ use nnc_grammar::ast::{BinaryOp, UnaryOp};
 use super::expand::Frame;
 use super::load::STD_MODULES;
 use super::value::Value;
+use crate::back::report::thousands;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ops::{Kind, OpError, OpSpec};
-use crate::shape::Shape;
+use crate::shape::{Batch, Shape, MAX_ELEMENTS};
 use crate::source::Loc;
 
 /// The fields of a tensor, as `Expander::access` reads them (`x.channels`), for its errors.
@@ -86,7 +87,10 @@ pub(super) enum Error<'a> {
     IsDirectory { name: &'a str, import: Option<Loc> },
     // `folder` is the importing file's, for a file not found: paths are relative to it.
     Unreadable { name: &'a str, error: &'a std::io::Error, import: Option<Loc>, folder: Option<String> },
-    TooLarge { name: &'a str, size: u64, max: u64, import: Option<Loc> },
+    // A FIFO, a device or a socket: `kind` says which.
+    NotRegular { name: &'a str, kind: &'a str, import: Option<Loc> },
+    // `size` is `None` when the file grew past the limit while it was read.
+    TooLarge { name: &'a str, size: Option<u64>, max: u64, import: Option<Loc> },
     NotUtf8 { name: &'a str, byte: u8, at: Loc },
     ImportsTooDeep { max: usize, at: Loc },
     NoStdModule { module: &'a str, at: Loc },
@@ -103,7 +107,10 @@ pub(super) enum Error<'a> {
     NoInput { network: &'a str, at: Loc },
     // A network whose last statement is not a tensor; `found` is its type, if it has one.
     NetworkOutput { network: &'a str, found: Option<&'static str>, at: Loc },
-    TotalsOverflow { network: &'a str, at: Loc },
+    // `what` is the first total that overflows: "parameter count", "activations per example".
+    TotalsOverflow { network: &'a str, what: &'a str, at: Loc },
+    // A layer's output, or the input, with more elements than libtorch can hold as f32.
+    TensorTooLarge { shape: &'a Shape, at: Loc },
     // A `--set` value that is not a constant.
     NotConstant { at: Loc },
     InputInBlock { at: Loc },
@@ -192,8 +199,16 @@ impl Error<'_> {
                 let hint = folder.map(|f| format!("paths are relative to the importing file's folder ({f})"));
                 unloadable(format!("cannot read `{name}`: {reason}"), import, hint)
             }
-            TooLarge { name, size, max, import } => {
+            NotRegular { name, kind, import } => unloadable(
+                format!("`{name}` is {kind}, not a regular file"),
+                import,
+                Some("models are read from regular files only: a FIFO would wait for a writer, and a device may never end".into()),
+            ),
+            TooLarge { name, size: Some(size), max, import } => {
                 unloadable(format!("`{name}` is {size} bytes, over the limit of {max}"), import, None)
+            }
+            TooLarge { name, size: None, max, import } => {
+                unloadable(format!("`{name}` is over the limit of {max} bytes"), import, None)
             }
             NotUtf8 { name, byte, at } => Diagnostic::error(Code::Io, format!("`{name}` is not valid UTF-8"))
                 .primary(at, format!("byte 0x{byte:02x} here"))
@@ -245,12 +260,24 @@ impl Error<'_> {
                     .primary(at, format!("the last statement gives {found}"))
                     .hint("a network's output is its last statement")
             }
-            TotalsOverflow { network, at } => Diagnostic::error(
+            TotalsOverflow { network, what, at } => Diagnostic::error(
                 Code::Arithmetic,
                 format!("the totals of network `{network}` overflow 64 bits"),
             )
             .primary(at, "this network is too large to count")
-            .note("every layer's own count fits, but their sum does not"),
+            .note(format!("every layer's own count fits, but the network's {what} does not")),
+            TensorTooLarge { shape, at } => {
+                let per_example = if matches!(shape.batch, Batch::Symbolic(_)) { " per example" } else { "" };
+                let max = thousands(MAX_ELEMENTS);
+                Diagnostic::error(
+                    Code::Arithmetic,
+                    format!("this tensor is too large: {shape} has more than {max} elements{per_example}"),
+                )
+                .primary(at, format!("this is {shape}"))
+                .note(format!(
+                    "libtorch counts a tensor's bytes in signed 64 bits, so a tensor of f32 holds at most {max} elements"
+                ))
+            }
             NotConstant { at } => Diagnostic::error(Code::Type, "a parameter value must be a constant")
                 .primary(at, "not a constant"),
             InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")

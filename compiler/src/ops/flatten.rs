@@ -21,22 +21,9 @@ pub static FLATTEN: OpSpec = OpSpec {
     apply,
 };
 
-/// Resolves a possibly negative axis of `input` to 1..rank; axis 0, the batch, is refused.
+/// Resolves the axis argument `name` of `input` to 1..rank; axis 0, the batch, is refused.
 pub fn axis(args: &Args, name: &'static str, input: &Shape) -> Result<usize, OpError> {
-    let rank = input.rank() as i64;
-    let raw = args.int(name);
-    let resolved = if raw < 0 { raw + rank } else { raw };
-    if resolved < 1 || resolved >= rank {
-        let msg = if resolved == 0 {
-            format!("`{name}={raw}` is the batch dimension, which layers keep as it is")
-        } else {
-            format!("`{name}={raw}` is out of range for {input}, which has {rank} dimensions")
-        };
-        return Err(OpError::new(Code::Value, msg)
-            .label(format!("must lie in 1..{rank}, or be negative from the end"))
-            .at(name));
-    }
-    Ok(resolved as usize)
+    super::axis(name, args.int(name), input)
 }
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {

@@ -81,15 +81,11 @@ fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
     ))
 }
 
-/// The shape of a concatenation along `dim` (batch is 0).
-pub fn concat(shapes: &[&Shape], dim: usize) -> Result<Shape, (usize, OpError)> {
+/// The shape of a concatenation along `dim` as written (the batch is 0, negative counts from
+/// the end), and the dimension it resolves to.
+pub fn concat(shapes: &[&Shape], dim: i64) -> Result<(Shape, usize), (usize, OpError)> {
     let first = shapes[0];
-    if dim == 0 || dim >= first.rank() {
-        let err = OpError::new(Code::Value, format!("`dim={dim}` is out of range for {first}"))
-            .label(format!("must lie in 1..{}", first.rank()))
-            .at("dim");
-        return Err((0, err));
-    }
+    let dim = super::axis("dim", dim, first).map_err(|err| (0, err))?;
     let mut dims = first.dims.clone();
     for (i, shape) in shapes.iter().enumerate().skip(1) {
         let differs_elsewhere = shape.rank() != first.rank()
@@ -114,7 +110,7 @@ pub fn concat(shapes: &[&Shape], dim: usize) -> Result<Shape, (usize, OpError)> 
             .ok_or_else(|| (i, OpError::new(Code::Arithmetic, "the concatenated size overflows 64 bits")))?;
         dims[dim - 1] = joined;
     }
-    Ok(first.with_dims(dims))
+    Ok((first.with_dims(dims), dim))
 }
 
 #[cfg(test)]
@@ -139,9 +135,21 @@ mod tests {
     fn concat_sums_the_joined_axis() {
         let shapes = [s(&[64, 12, 12]), s(&[128, 12, 12]), s(&[32, 12, 12]), s(&[32, 12, 12])];
         let refs: Vec<&Shape> = shapes.iter().collect();
-        assert_eq!(concat(&refs, 1).unwrap(), s(&[256, 12, 12]));
+        assert_eq!(concat(&refs, 1).unwrap(), (s(&[256, 12, 12]), 1));
+        assert_eq!(concat(&[&s(&[64, 12, 12]), &s(&[64, 12, 12])], -1).unwrap(), (s(&[64, 12, 24]), 3));
         let (at, err) = concat(&[&s(&[64, 12, 12]), &s(&[64, 13, 12])], 1).unwrap_err();
         assert_eq!((at, err.code), (1, Code::ConcatMismatch));
         assert!(concat(&[&s(&[4]), &s(&[4])], 0).is_err());
+        // The dimension is shown as written, however far out of range.
+        let (_, err) = concat(&[&s(&[4]), &s(&[4])], i64::MAX).unwrap_err();
+        assert_eq!(
+            err.message,
+            "`dim=9223372036854775807` is out of range for [N, 4], which has 2 dimensions"
+        );
+        let (_, err) = concat(&[&s(&[4]), &s(&[4])], i64::MIN).unwrap_err();
+        assert_eq!(
+            err.message,
+            "`dim=-9223372036854775808` is out of range for [N, 4], which has 2 dimensions"
+        );
     }
 }

@@ -27,7 +27,7 @@ mod softmax;
 
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
-pub use rules::{expect_image, product, window_output, OpError};
+pub use rules::{axis, expect_image, product, window_output, OpError};
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 
 /// A built-in layer as the language sees it: its name, its parameters and its shape rule,

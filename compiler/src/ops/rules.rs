@@ -60,6 +60,25 @@ pub fn product(what: &str, factors: &[u64]) -> Result<u64, OpError> {
     })
 }
 
+/// Resolves the axis `name=raw` of `input`, negative counting from the end, to 1..rank, as
+/// PyTorch does; axis 0, the batch, is refused. The error shows `raw` as it was written.
+pub fn axis(name: &'static str, raw: i64, input: &Shape) -> Result<usize, OpError> {
+    let rank = input.rank() as i64;
+    // `raw + rank` cannot overflow: `raw` is negative there, and the rank is small.
+    let resolved = if raw < 0 { raw + rank } else { raw };
+    if resolved < 1 || resolved >= rank {
+        let msg = if resolved == 0 {
+            format!("`{name}={raw}` is the batch dimension, which layers keep as it is")
+        } else {
+            format!("`{name}={raw}` is out of range for {input}, which has {rank} dimensions")
+        };
+        return Err(OpError::new(Code::Value, msg)
+            .label(format!("must lie in 1..{rank}, or be negative from the end"))
+            .at(name));
+    }
+    Ok(resolved as usize)
+}
+
 /// `[C, H, W]` of a 4-D input, or an error saying what `op` needs.
 pub fn expect_image(op: &str, input: &Shape) -> Result<[u64; 3], OpError> {
     match input.dims[..] {

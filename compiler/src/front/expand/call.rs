@@ -107,16 +107,8 @@ impl Expander<'_> {
         if tensors.is_empty() {
             return self.error(Error::CatEmpty { at: loc });
         }
-        let rank = tensors.iter().find_map(|(v, _)| match v {
-            Value::Tensor(id) => Some(self.nodes[id.0].shape.rank() as i64),
-            _ => None,
-        });
-        let resolved = match rank {
-            Some(r) if dim < 0 => dim + r,
-            _ => dim,
-        };
-        // Out-of-range values become an error in the shape rule; clamp only to keep usize.
-        self.join(Join::Concat, tensors, resolved.clamp(0, i64::from(u32::MAX)) as usize, loc, scope, path)
+        // The shape rule resolves a negative `dim`, and refuses one out of range as written.
+        self.join(Join::Concat(dim), tensors, loc, scope, path)
     }
 
     /// Applies a built-in layer to the incoming tensor.

@@ -137,7 +137,7 @@ impl Expander<'_> {
                 let operand = operand_path(i + 1, e, scope);
                 tensors.push((self.eval(e, scope, flow, &operand), e.span));
             }
-            return self.join(Join::Add, tensors, 1, loc, scope, path);
+            return self.join(Join::Add, tensors, loc, scope, path);
         }
         let mut acc = first;
         for (op, e) in rest {

@@ -47,6 +47,11 @@ impl Expander<'_> {
         if self.nodes.len() >= self.limits.max_nodes {
             return self.limit(Error::TooManyNodes { max: self.limits.max_nodes, at: loc });
         }
+        // Refused here, where the layer is, rather than saturated or wrapped later in the
+        // report's totals or in the runtime's i64 sizes.
+        if !shape.fits() {
+            return self.error(Error::TensorTooLarge { shape: &shape, at: loc });
+        }
         self.nodes.push(Node { name, op, inputs, shape, params, macs, loc });
         Value::Tensor(NodeId(self.nodes.len() - 1))
     }
@@ -90,7 +95,6 @@ impl Expander<'_> {
         &mut self,
         join: Join,
         inputs: Vec<(Value, Span)>,
-        dim: usize,
         loc: Loc,
         scope: &Scope,
         path: &str,
@@ -107,12 +111,15 @@ impl Expander<'_> {
             }
         }
         let shapes: Vec<&Shape> = ids.iter().map(|id| &self.nodes[id.0].shape).collect();
-        let (result, op, name) = match join {
-            Join::Add => (join::add(&shapes), Op::Add(ops::Add), "add"),
-            Join::Concat => (join::concat(&shapes, dim), Op::Concat(ops::Concat { dim }), "cat"),
+        let (result, name) = match join {
+            Join::Add => (join::add(&shapes).map(|shape| (shape, Op::Add(ops::Add))), "add"),
+            Join::Concat(dim) => (
+                join::concat(&shapes, dim).map(|(shape, dim)| (shape, Op::Concat(ops::Concat { dim }))),
+                "cat",
+            ),
         };
         match result {
-            Ok(shape) => {
+            Ok((shape, op)) => {
                 let name = if path.is_empty() { name.to_string() } else { path.to_string() };
                 self.add_node(name, op, ids, shape, 0, 0, loc)
             }
@@ -157,7 +164,8 @@ impl Seq {
 /// How `join` combines its tensors.
 pub(super) enum Join {
     Add,
-    Concat,
+    /// Along `dim` as written: negative counts from the end, and the shape rule checks it.
+    Concat(i64),
 }
 
 /// Whether `e` only names an existing value (`in`, a bound tensor), creating no layer; layer

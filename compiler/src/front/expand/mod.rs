@@ -169,9 +169,8 @@ impl<'p> Expander<'p> {
             }
         };
         self.check_unique_names();
-        let totals = |f: fn(&Node) -> u64| self.nodes.iter().try_fold(0u64, |acc, n| acc.checked_add(f(n)));
-        if totals(|n| n.params).is_none() || totals(|n| n.macs).is_none() {
-            self.diags.push(Error::TotalsOverflow { network: &def.name.name, at: loc }.into());
+        if let Some(what) = overflowing_total(&self.nodes) {
+            self.diags.push(Error::TotalsOverflow { network: &def.name.name, what, at: loc }.into());
         }
         if self.failed() {
             return (None, self.diags);
@@ -505,4 +504,28 @@ fn count_span(count: &RepeatCount) -> Span {
         RepeatCount::Times(n) => n.span,
         RepeatCount::Range(lo, hi) => lo.span.to(hi.span),
     }
+}
+
+/// The first of a network's totals that the report shows and that does not fit in 64 bits,
+/// if any: the report then never shows a saturated number. Each layer's own counts fit (their
+/// rules check them), but sums over many layers, and their bytes as f32, may not.
+fn overflowing_total(nodes: &[Node]) -> Option<&'static str> {
+    let sum = |f: &dyn Fn(&Node) -> Option<u64>| {
+        nodes.iter().try_fold(0u64, |total, node| f(node).and_then(|n| total.checked_add(n)))
+    };
+    let params = sum(&|n| Some(n.params));
+    let macs = sum(&|n| Some(n.macs));
+    // As the report counts them: every layer's output, the input aside.
+    let activations =
+        sum(&|n| if matches!(n.op, Op::Input(_)) { Some(0) } else { n.shape.elements_per_example() });
+    let f32_bytes = |n: Option<u64>| n.and_then(|n| n.checked_mul(4));
+    [
+        ("parameter count", params),
+        ("multiply-adds per example", macs),
+        ("activations per example", activations),
+        ("parameter memory as f32", f32_bytes(params)),
+        ("activation memory as f32", f32_bytes(activations)),
+    ]
+    .into_iter()
+    .find_map(|(what, total)| total.is_none().then_some(what))
 }
