@@ -16,7 +16,7 @@ pub mod parity;
 pub mod train;
 pub mod weights;
 
-pub use error::RuntimeError;
+pub use error::{human_bytes, Failure, LayerError, RuntimeError};
 pub use file::write_atomic;
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};
