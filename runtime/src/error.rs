@@ -4,6 +4,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::memory::Refusal;
+
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     #[error("the model expects input {expected}, but got {actual:?}")]
@@ -22,6 +24,9 @@ pub enum RuntimeError {
     /// (Boxed, as are the other large variants, to keep `Result`s small on the hot path.)
     #[error("{0}")]
     Layer(Box<LayerError>),
+    /// The memory a command needs, estimated from the IR, is more than is available.
+    #[error("{0}")]
+    Memory(Box<Refusal>),
     #[error("libtorch: {}", torch_message(.0))]
     Torch(#[from] tch::TchError),
 }

@@ -3,13 +3,14 @@
 //! IR's PyTorch-style names, and holds the op implementations ([`ops`]) that the interpreter
 //! and generated code share. Around the model: saving and loading weights as safetensors
 //! ([`weights`], through [`write_atomic`]), classification data ([`data`]), training with
-//! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), and the choice of
-//! device.
+//! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), the memory a command
+//! needs ([`memory`]), and the choice of device.
 
 pub mod data;
 mod error;
 mod file;
 mod init;
+pub mod memory;
 mod model;
 pub mod ops;
 pub mod parity;
