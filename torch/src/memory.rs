@@ -15,11 +15,11 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
     if std::env::var("NNC_MEMORY_CHECK").is_ok_and(|v| v == "off") {
         return Ok(());
     }
-    let (model, checks) = match command {
-        RuntimeCommand::Run(args) => (&args.model, vec![("running", Workload::KeepAll, args.batch)]),
+    let (model, verb, workload, batch) = match command {
+        RuntimeCommand::Run(args) => (&args.model, "running", Workload::KeepAll, args.batch),
+        // Plain SGD, as `bench` trains: no optimiser state.
         RuntimeCommand::Bench(args) => {
-            // Plain SGD, as `bench` trains: no optimiser state.
-            (&args.model, vec![("benchmarking", Workload::Training { optimizer_states: 0 }, args.batch)])
+            (&args.model, "benchmarking", Workload::Training { optimizer_states: 0 }, args.batch)
         }
         RuntimeCommand::Train(args) => {
             let optimizer_states = match args.optimizer {
@@ -27,12 +27,9 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
                 OptimizerChoice::Sgd => 1,
                 OptimizerChoice::Adam => 2,
             };
-            // Each epoch ends with an evaluation of the test set, in batches of at least 256.
-            let checks = vec![
-                ("training", Workload::Training { optimizer_states }, args.batch),
-                ("evaluating", Workload::Inference, args.batch.max(256)),
-            ];
-            (&args.model, checks)
+            // Not the evaluation that ends each epoch: its batch, at least 256, is cut to the
+            // test set's size, which is not known before the data are read.
+            (&args.model, "training", Workload::Training { optimizer_states }, args.batch)
         }
         RuntimeCommand::Eval(_) | RuntimeCommand::Predict(_) => return Ok(()),
     };
@@ -45,15 +42,12 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
     if device != Some(Device::Cpu) {
         return Ok(());
     }
-    for (verb, workload, batch) in checks {
-        let task = format!("{verb} {} at batch {batch}", graph.name);
-        if let Err(e) = memory::check(graph, workload, batch.unsigned_abs(), &task) {
-            eprintln!(
-                "error: {e}\nnote: the estimate counts parameters and layer outputs only; \
-                 NNC_MEMORY_CHECK=off skips this check"
-            );
-            return Err(Outcome::ModelError);
-        }
-    }
-    Ok(())
+    let task = format!("{verb} {} at batch {batch}", graph.name);
+    memory::check(graph, workload, batch.unsigned_abs(), &task).map_err(|e| {
+        eprintln!(
+            "error: {e}\nnote: the estimate counts parameters and layer outputs only; \
+             NNC_MEMORY_CHECK=off skips this check"
+        );
+        Outcome::ModelError
+    })
 }
