@@ -126,8 +126,11 @@ fn run_case(outcomes: &mut Outcomes, dir: &Path, label: String, input: &[u8], ca
 
 /// Fails on a panic outside [`REPORTED`]; prints the others, and a summary, to the process's
 /// standard error itself, which the test harness does not capture, so that they show in every
-/// run, not only a failing one.
-fn judge(what: &str, cases: usize, outcomes: &Outcomes) {
+/// run, not only a failing one. `dir` is removed unless it holds inputs that panicked.
+fn judge(what: &str, cases: usize, outcomes: &Outcomes, dir: &Path) {
+    if outcomes.panics.is_empty() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let (reported, failed): (Vec<_>, Vec<_>) =
         outcomes.panics.iter().partition(|(_, _, place)| REPORTED.iter().any(|r| place.starts_with(r)));
     let mut stderr = std::io::stderr().lock();
@@ -230,7 +233,7 @@ fn weights_files_never_panic() {
             loaded
         });
     }
-    judge("weights", cases + direct, &outcomes);
+    judge("weights", cases + direct, &outcomes, &dir);
 }
 
 /// What `eval` and `predict` do with images once read: mini-batches, resized to the model's
@@ -273,7 +276,7 @@ fn idx_files_never_panic() {
             pair.is_ok() || alone.is_ok()
         });
     }
-    judge("IDX", cases, &outcomes);
+    judge("IDX", cases, &outcomes, &dir);
 }
 
 #[test]
@@ -299,5 +302,5 @@ fn pictures_never_panic() {
             read.is_ok()
         });
     }
-    judge("PNG", cases, &outcomes);
+    judge("PNG", cases, &outcomes, &dir);
 }
