@@ -119,3 +119,24 @@ fn generated_items_describe_the_model() {
     let err = net.try_forward(&Tensor::zeros([1, 1, 32, 32], (Kind::Float, Device::Cpu)), false).unwrap_err();
     assert_eq!(err.to_string(), "the model expects input [N, 1, 28, 28], but got [1, 1, 32, 32]");
 }
+
+// A convolution whose padding makes its output 2⁴⁶ floats, more than any address space.
+nnc::model! {
+    network huge {
+        input [N, 1, 1, 1]
+        relu -> conv2d(1, 1, padding=4194303)
+    }
+}
+
+#[test]
+fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Huge::new(&vs.root());
+    let x = Tensor::ones([1, 1, 1, 1], (Kind::Float, Device::Cpu));
+    let err = nnc::tch::no_grad(|| net.try_forward(&x, false)).unwrap_err().to_string();
+    assert!(
+        err.starts_with("layer `1` (conv2d 1→1, 1×1, padding 4194303) could not allocate 281.5 TB"),
+        "{err}"
+    );
+    assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");
+}

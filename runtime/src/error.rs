@@ -1,6 +1,10 @@
 //! The runtime's errors.
 
+use std::fmt;
+
 use thiserror::Error;
+
+use crate::memory::Refusal;
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -28,6 +32,166 @@ pub enum RuntimeError {
     Resume { path: String, reason: String },
     #[error("{0}")]
     Diverged(String),
-    #[error("libtorch: {0}")]
+    /// A layer's libtorch call failed: while computing its output, or creating its tensors.
+    /// (Boxed, as are the other large variants, to keep `Result`s small on the hot path.)
+    #[error("{0}")]
+    Layer(Box<LayerError>),
+    /// The memory a command needs, estimated from the IR, is more than is available.
+    #[error("{0}")]
+    Memory(Box<Refusal>),
+    #[error("libtorch: {}", torch_message(.0))]
     Torch(#[from] tch::TchError),
+}
+
+/// A libtorch call of one layer that failed, with what the layer was doing, so that the
+/// message names the layer and the shapes involved rather than only libtorch's words.
+#[derive(Debug)]
+pub struct LayerError {
+    /// The layer's IR name (`b3.0.conv1`).
+    pub layer: String,
+    /// The op as the report shows it (`conv2d 64→128, 3×3, stride 2, padding 1`).
+    pub op: String,
+    /// What it was doing: `on input [3, 64, 56, 56]`, `creating its tensor `weight` [10, 4]`.
+    pub during: String,
+    pub failure: Failure,
+    /// What to change when memory ran out: the batch, or the layer's sizes.
+    pub help: &'static str,
+}
+
+/// How a libtorch call failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// An allocation that libtorch could not make, with its size when libtorch says it.
+    OutOfMemory { requested: Option<u64>, message: String },
+    /// Any other refusal, in libtorch's words (without its C++ backtrace).
+    Torch(String),
+}
+
+impl LayerError {
+    /// The error of `layer` doing `op` (`during` says on what), from libtorch's error: a refused
+    /// allocation is told apart from other failures by its message, which is all libtorch's C
+    /// API passes on. `help` says what to change when memory ran out.
+    pub fn new(
+        layer: &str,
+        op: &impl fmt::Display,
+        during: String,
+        error: &tch::TchError,
+        help: &'static str,
+    ) -> Self {
+        let message = torch_message(error);
+        let failure = if is_out_of_memory(&message) {
+            Failure::OutOfMemory { requested: requested_bytes(&message), message }
+        } else {
+            Failure::Torch(message)
+        };
+        LayerError { layer: layer.to_string(), op: op.to_string(), during, failure, help }
+    }
+}
+
+impl fmt::Display for LayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LayerError { layer, op, during, .. } = self;
+        match &self.failure {
+            Failure::OutOfMemory { requested: Some(bytes), .. } => write!(
+                f,
+                "layer `{layer}` ({op}) could not allocate {} ({bytes} bytes) {during}",
+                human_bytes(u128::from(*bytes))
+            )?,
+            Failure::OutOfMemory { requested: None, message } => {
+                write!(f, "layer `{layer}` ({op}) ran out of memory {during}: {message}")?
+            }
+            Failure::Torch(message) => return write!(f, "layer `{layer}` ({op}) failed {during}: {message}"),
+        }
+        write!(f, "\nhelp: {}", self.help)
+    }
+}
+
+/// libtorch's message without the C++ backtrace that follows it (`frame #0: …`, or
+/// `Exception raised from …`), which says nothing to a user of nnc.
+pub(crate) fn torch_message(error: &tch::TchError) -> String {
+    let text = match error {
+        tch::TchError::Torch(message) => message.clone(),
+        other => other.to_string(),
+    };
+    let end = ["\nframe #", "\nException raised from", "Exception raised from"]
+        .iter()
+        .filter_map(|marker| text.find(marker))
+        .min()
+        .unwrap_or(text.len());
+    text[..end].trim().to_string()
+}
+
+/// Whether libtorch's message reports a refused allocation: the CPU allocator's ("can't
+/// allocate memory"), CUDA's and MPS's ("out of memory").
+fn is_out_of_memory(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("can't allocate memory") || lower.contains("out of memory")
+}
+
+/// The size of a refused allocation, from the CPU allocator's "you tried to allocate N bytes".
+fn requested_bytes(message: &str) -> Option<u64> {
+    let rest = &message[message.find("tried to allocate ")? + "tried to allocate ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if rest[digits.len()..].starts_with(" bytes") {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// A number of bytes for people: `80.0 GB`, `512.0 MB`, `12 bytes` (decimal units, as
+/// `free -h --si` and libtorch's byte counts read).
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_messages_lose_their_backtrace_and_keep_the_size() {
+        let raw = "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate \
+                   memory: you tried to allocate 80000000000 bytes. Error code 12 (Cannot allocate \
+                   memory)\nframe #0: c10::ThrowEnforceNotMet(char const*, int) + 0x6a\nframe #1: …";
+        let error = tch::TchError::Torch(raw.to_string());
+        let message = torch_message(&error);
+        assert!(message.ends_with("(Cannot allocate memory)"), "{message}");
+        let help = "try a smaller batch or input size";
+        let e = LayerError::new("b1.conv", &"conv2d 3→64, 3×3", "on input [1, 3, 9, 9]".into(), &error, help);
+        assert!(matches!(e.failure, Failure::OutOfMemory { requested: Some(80_000_000_000), .. }));
+        assert_eq!(
+            e.to_string(),
+            "layer `b1.conv` (conv2d 3→64, 3×3) could not allocate 80.0 GB (80000000000 bytes) on \
+             input [1, 3, 9, 9]\nhelp: try a smaller batch or input size"
+        );
+        let cuda = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)";
+        let e = LayerError::new(
+            "fc",
+            &"linear",
+            "on input [9, 9]".into(),
+            &tch::TchError::Torch(cuda.into()),
+            help,
+        );
+        assert!(matches!(e.failure, Failure::OutOfMemory { requested: None, .. }), "{e:?}");
+        assert!(e.to_string().contains("ran out of memory on input [9, 9]: CUDA out of memory"));
+    }
+
+    #[test]
+    fn bytes_read_in_decimal_units() {
+        assert_eq!(human_bytes(999), "999 bytes");
+        assert_eq!(human_bytes(1500), "1.5 kB");
+        assert_eq!(human_bytes(80_000_000_000), "80.0 GB");
+        assert_eq!(human_bytes(1_500_000_000_000_000_000), "1.5 EB");
+    }
 }

@@ -3,20 +3,21 @@
 //! IR's PyTorch-style names, and holds the op implementations ([`ops`]) that the interpreter
 //! and generated code share. Around the model: saving and loading weights as safetensors
 //! ([`weights`], through [`write_atomic`]), classification data ([`data`]), training with
-//! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), and the choice of
-//! device.
+//! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), the memory a command
+//! needs ([`memory`]), and the choice of device.
 
 pub mod data;
 mod error;
 mod file;
 mod init;
+pub mod memory;
 mod model;
 pub mod ops;
 pub mod parity;
 pub mod train;
 pub mod weights;
 
-pub use error::RuntimeError;
+pub use error::{human_bytes, Failure, LayerError, RuntimeError};
 pub use file::{check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock};
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};

@@ -18,11 +18,22 @@ pub struct Model {
 }
 
 impl Model {
-    /// Creates the parameters of every layer under `root`, named as the IR names them.
+    /// Creates the parameters of every layer under `root`, named as the IR names them. Panics
+    /// if libtorch cannot allocate them; [`Model::try_new`] returns the error instead.
     pub fn new(root: &nn::Path, graph: Graph, init: Init) -> Model {
-        let params = graph.nodes.iter().map(|n| ops::create_params(root, &n.name, &n.op, init)).collect();
+        Model::try_new(root, graph, init).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates the parameters of every layer under `root`, named as the IR names them; a
+    /// tensor libtorch cannot allocate is an error naming its layer.
+    pub fn try_new(root: &nn::Path, graph: Graph, init: Init) -> Result<Model, RuntimeError> {
+        let params = graph
+            .nodes
+            .iter()
+            .map(|n| ops::try_create_params(root, &n.name, &n.op, init))
+            .collect::<Result<_, _>>()?;
         let last_use = graph.last_uses();
-        Model { graph, params, last_use }
+        Ok(Model { graph, params, last_use })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -34,20 +45,22 @@ impl Model {
         check_input(&input_dims(&self.graph), x)
     }
 
-    /// The output, after checking the input's shape.
+    /// The output, after checking the input's shape; a layer that libtorch refuses (memory,
+    /// most often) is an error naming the layer.
     pub fn try_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
         self.check_input(x)?;
-        Ok(self.run(x, train, false).pop().expect("the output"))
+        let mut outputs = self.run(x, train, false)?;
+        Ok(outputs.pop().expect("the output"))
     }
 
     /// Every node's output, in graph order, for comparing runtime and inferred shapes.
     pub fn forward_all(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
         self.check_input(x)?;
-        Ok(self.run(x, train, true))
+        self.run(x, train, true)
     }
 
     /// Runs the graph; with `keep`, returns every node's output, else only the output's.
-    fn run(&self, x: &Tensor, train: bool, keep: bool) -> Vec<Tensor> {
+    fn run(&self, x: &Tensor, train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let value = if matches!(node.op, Op::Input(_)) {
@@ -55,7 +68,7 @@ impl Model {
             } else {
                 let inputs: Vec<&Tensor> =
                     node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
-                ops::apply(&node.op, &self.params[i], &inputs, train)
+                ops::apply(&node.name, &node.op, &self.params[i], &inputs, train)?
             };
             values.push(Some(value));
             if !keep {
@@ -66,11 +79,11 @@ impl Model {
                 }
             }
         }
-        if keep {
+        Ok(if keep {
             values.into_iter().map(|v| v.expect("kept")).collect()
         } else {
             vec![values[self.graph.output.0].take().expect("the output is kept")]
-        }
+        })
     }
 }
 
@@ -98,8 +111,9 @@ pub fn check_input(expected: &[i64], x: &Tensor) -> Result<(), RuntimeError> {
 }
 
 impl nn::ModuleT for Model {
-    /// Panics on an input of the wrong shape, as `ModuleT` cannot return an error; call
-    /// [`Model::try_forward`] to get the error instead.
+    /// Panics, with the error's message, on an input of the wrong shape or a layer libtorch
+    /// refuses (an allocation too large for the memory, most often), as `ModuleT` cannot
+    /// return an error; call [`Model::try_forward`] to get the error instead.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self.try_forward(xs, train) {
             Ok(y) => y,

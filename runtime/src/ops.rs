@@ -5,9 +5,11 @@
 
 use nnc_compiler::ir::Op;
 use nnc_compiler::ops::{InitRule, TensorSpec};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Kind, TchError, Tensor};
 
+use crate::error::LayerError;
 use crate::init::{self, Init};
+use crate::RuntimeError;
 
 /// The tensors of one layer, trained and buffers, by their `state_dict` names, in the order of
 /// the op's [`TensorSpec`]s.
@@ -25,9 +27,10 @@ impl Params {
         Params { tensors }
     }
 
-    /// The tensor `name`, which the op's description declares.
-    fn get(&self, name: &str) -> &Tensor {
-        self.optional(name).unwrap_or_else(|| panic!("the op declares no tensor `{name}`"))
+    /// The tensor `name`, which the op's description declares; an error, not a panic, for
+    /// tensors given with [`Params::new`] that lack it.
+    fn get(&self, name: &str) -> Result<&Tensor, TchError> {
+        self.optional(name).ok_or_else(|| TchError::Shape(format!("the layer has no tensor `{name}`")))
     }
 
     /// The tensor `name`, if this instance of the op has it (a bias can be switched off).
@@ -45,33 +48,52 @@ pub fn layer_path<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
 }
 
 /// Creates the tensors of the layer `name` doing `op` under `root`, as its description says.
+/// Panics if libtorch cannot allocate them, as generated constructors cannot return an error;
+/// [`try_create_params`] returns it instead.
 pub fn create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Params {
-    let specs = op.layer().tensors();
-    if specs.is_empty() {
-        return Params::NONE;
-    }
-    let path = layer_path(root, name);
-    let tensors = specs.iter().map(|spec| (spec.name, create(&path, spec, init))).collect();
-    Params { tensors }
+    try_create_params(root, name, op, init).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn create(path: &nn::Path, spec: &TensorSpec, init: Init) -> Tensor {
-    let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
+/// Creates the tensors of the layer `name` doing `op` under `root`, as its description says;
+/// an allocation libtorch refuses (the sizes come from the model) is an error naming the
+/// layer and the tensor.
+pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Result<Params, RuntimeError> {
+    let specs = op.layer().tensors();
+    if specs.is_empty() {
+        return Ok(Params::NONE);
+    }
+    let path = layer_path(root, name);
+    let tensors = specs
+        .iter()
+        .map(|spec| {
+            let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
+            let created = create(&path, spec, &dims, init).map_err(|e| {
+                let during = format!("creating its tensor `{}` {dims:?}", spec.name);
+                let help = "the layer's sizes are too large for the memory; make it smaller";
+                RuntimeError::Layer(Box::new(LayerError::new(name, op, during, &e, help)))
+            })?;
+            Ok((spec.name, created))
+        })
+        .collect::<Result<_, RuntimeError>>()?;
+    Ok(Params { tensors })
+}
+
+fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Result<Tensor, TchError> {
     if !spec.trained {
         let InitRule::Const(value) = spec.init else {
             unreachable!("buffers start constant, as PyTorch's do")
         };
-        let buffer = path.zeros_no_train(spec.name, &dims);
+        let buffer = path.f_zeros_no_train(spec.name, dims)?;
         if value != 0.0 {
-            let _ = tch::no_grad(|| buffer.shallow_clone().fill_(value));
+            let _filled = tch::no_grad(|| buffer.shallow_clone().f_fill_(value))?;
         }
-        return buffer;
+        return Ok(buffer);
     }
     match spec.init {
-        InitRule::Weight => init::weight(path, spec.name, &dims, init),
-        InitRule::Bias { fan_in } => init::uniform(path, spec.name, &dims, 1.0 / (fan_in as f64).sqrt()),
-        InitRule::Const(value) => path.var(spec.name, &dims, nn::Init::Const(value)),
-        InitRule::Normal { std } => path.var(spec.name, &dims, nn::Init::Randn { mean: 0.0, stdev: std }),
+        InitRule::Weight => init::weight(path, spec.name, dims, init),
+        InitRule::Bias { fan_in } => init::uniform(path, spec.name, dims, 1.0 / (fan_in as f64).sqrt()),
+        InitRule::Const(value) => path.f_var(spec.name, dims, nn::Init::Const(value)),
+        InitRule::Normal { std } => path.f_var(spec.name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
     }
 }
 
@@ -79,63 +101,90 @@ fn ints<const N: usize>(v: [u64; N]) -> [i64; N] {
     v.map(|x| x as i64)
 }
 
-/// Applies `op` to its inputs with its tensors: each op's libtorch forward.
-pub fn apply(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Tensor {
-    let x = inputs[0];
-    match op {
+/// Applies `op` to its inputs with its tensors: each op's libtorch forward. `layer`, the
+/// node's IR name, is only for the error: every libtorch call here is the fallible (`f_`)
+/// one, because the sizes, and so the memory, come from the user's model and batch; a refusal
+/// comes back as [`RuntimeError::Layer`], naming the layer, the op and the input shapes.
+pub fn apply(
+    layer: &str,
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+) -> Result<Tensor, RuntimeError> {
+    forward(op, params, inputs, train).map_err(|e| {
+        let shapes: Vec<String> = inputs.iter().map(|t| format!("{:?}", t.size())).collect();
+        let during = match shapes.len() {
+            1 => format!("on input {}", shapes[0]),
+            _ => format!("on inputs {}", shapes.join(", ")),
+        };
+        RuntimeError::Layer(Box::new(LayerError::new(
+            layer,
+            op,
+            during,
+            &e,
+            "try a smaller batch or input size",
+        )))
+    })
+}
+
+fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<Tensor, TchError> {
+    let Some(&x) = inputs.first() else {
+        return Err(TchError::Shape("the layer was given no input".to_string()));
+    };
+    Ok(match op {
         Op::Input(_) | Op::Identity(_) => x.shallow_clone(),
-        Op::Conv2d(c) => x.conv2d(
-            params.get("weight"),
+        Op::Conv2d(c) => x.f_conv2d(
+            params.get("weight")?,
             params.optional("bias"),
             ints(c.stride),
             ints(c.padding),
             ints(c.dilation),
             c.groups as i64,
-        ),
+        )?,
         Op::MaxPool2d(p) => {
-            x.max_pool2d(ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation), p.ceil_mode)
+            x.f_max_pool2d(ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation), p.ceil_mode)?
         }
-        Op::AvgPool2d(p) => x.avg_pool2d(
+        Op::AvgPool2d(p) => x.f_avg_pool2d(
             ints(p.kernel),
             ints(p.stride),
             ints(p.padding),
             p.ceil_mode,
             p.count_include_pad,
             None,
-        ),
-        Op::AdaptiveAvgPool2d(p) => x.adaptive_avg_pool2d(ints(p.output)),
+        )?,
+        Op::AdaptiveAvgPool2d(p) => x.f_adaptive_avg_pool2d(ints(p.output))?,
         Op::BatchNorm(b) => {
             if train {
-                tch::no_grad(|| {
-                    let _ = params.get("num_batches_tracked").shallow_clone().f_add_scalar_(1);
-                });
+                let _counted =
+                    tch::no_grad(|| params.get("num_batches_tracked")?.shallow_clone().f_add_scalar_(1))?;
             }
-            x.batch_norm(
-                Some(params.get("weight")),
-                Some(params.get("bias")),
-                Some(params.get("running_mean")),
-                Some(params.get("running_var")),
+            x.f_batch_norm(
+                Some(params.get("weight")?),
+                Some(params.get("bias")?),
+                Some(params.get("running_mean")?),
+                Some(params.get("running_var")?),
                 train,
                 b.momentum,
                 b.eps,
                 true,
-            )
+            )?
         }
         Op::LayerNorm(l) => {
             let shape: Vec<i64> = l.normalized_shape.iter().map(|&d| d as i64).collect();
-            x.layer_norm(shape.as_slice(), params.optional("weight"), params.optional("bias"), l.eps, true)
+            x.f_layer_norm(shape.as_slice(), params.optional("weight"), params.optional("bias"), l.eps, true)?
         }
-        Op::Relu(_) => x.relu(),
-        Op::Sigmoid(_) => x.sigmoid(),
-        Op::Tanh(_) => x.tanh(),
-        Op::Gelu(_) => x.gelu("none"),
+        Op::Relu(_) => x.f_relu()?,
+        Op::Sigmoid(_) => x.f_sigmoid()?,
+        Op::Tanh(_) => x.f_tanh()?,
+        Op::Gelu(_) => x.f_gelu("none")?,
         // tch binds `leaky_relu` without its slope; this is its kernel, `x > 0 ? x : x · slope`.
-        Op::LeakyRelu(l) => x.where_self(&x.gt(0.0), &(x * l.negative_slope)),
-        Op::Softmax(s) => x.softmax(s.dim as i64, Kind::Float),
-        Op::Dropout(d) => x.dropout(d.p, train),
-        Op::Flatten(f) => x.flatten(f.start as i64, f.end as i64),
-        Op::Linear(_) => x.linear(params.get("weight"), params.optional("bias")),
-        Op::Add(_) => inputs[1..].iter().fold(x.shallow_clone(), |acc, y| acc + *y),
-        Op::Concat(c) => Tensor::cat(inputs, c.dim as i64),
-    }
+        Op::LeakyRelu(l) => x.f_where_self(&x.f_gt(0.0)?, &x.f_mul_scalar(l.negative_slope)?)?,
+        Op::Softmax(s) => x.f_softmax(s.dim as i64, Kind::Float)?,
+        Op::Dropout(d) => x.f_dropout(d.p, train)?,
+        Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
+        Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
+        Op::Add(_) => inputs[1..].iter().try_fold(x.shallow_clone(), |acc, y| acc.f_add(y))?,
+        Op::Concat(c) => Tensor::f_cat(inputs, c.dim as i64)?,
+    })
 }

@@ -54,7 +54,9 @@ fn conv(x: &Tensor, k: &Tensor) -> Tensor {
         bias: false,
     };
     let weights = Params::new(vec![("weight", k.shallow_clone())]);
-    ops::apply(&Op::Conv2d(attrs), &weights, &[&x.unsqueeze(0)], false).squeeze_dim(0)
+    ops::apply("conv", &Op::Conv2d(attrs), &weights, &[&x.unsqueeze(0)], false)
+        .expect("a valid convolution")
+        .squeeze_dim(0)
 }
 
 fn close(a: &Tensor, b: &Tensor) -> bool {

@@ -2,6 +2,7 @@
 //! that run models (`run`, `bench`, `train`, `eval`, `predict`); it runs every command itself.
 
 mod args;
+mod memory;
 mod plot;
 mod run;
 mod training;
@@ -15,13 +16,18 @@ fn main() -> std::process::ExitCode {
     execute(Cli::parse().command, run_model)
 }
 
-/// Builds the command's model and runs the command on it.
+/// Builds the command's model, checks that it fits in memory, and runs the command on it.
 fn run_model(command: RuntimeCommand) -> io::Result<Outcome> {
-    with_model(&command.model().source, |graph| match &command {
-        RuntimeCommand::Run(args) => run::run(args, graph),
-        RuntimeCommand::Bench(args) => run::bench(args, graph),
-        RuntimeCommand::Train(args) => training::train(args, graph),
-        RuntimeCommand::Eval(args) => training::eval(args, graph),
-        RuntimeCommand::Predict(args) => training::predict(args, graph),
+    with_model(&command.model().source, |graph| {
+        if let Err(outcome) = memory::check(&command, &graph) {
+            return Ok(outcome);
+        }
+        match &command {
+            RuntimeCommand::Run(args) => run::run(args, graph),
+            RuntimeCommand::Bench(args) => run::bench(args, graph),
+            RuntimeCommand::Train(args) => training::train(args, graph),
+            RuntimeCommand::Eval(args) => training::eval(args, graph),
+            RuntimeCommand::Predict(args) => training::predict(args, graph),
+        }
     })
 }

@@ -5,14 +5,26 @@ use std::time::Instant;
 
 use nnc_cli::{BenchArgs, Outcome, RunArgs};
 use nnc_compiler::Graph;
-use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Tensor};
-use nnc_runtime::{weights, Init, Model};
+use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
+use nnc_runtime::{weights, Init, LayerError, Model, RuntimeError};
 
 use crate::args::{device, init};
 
-/// A random input batch of the model's declared shape.
-fn random_input(graph: &Graph, batch: i64, device: Device) -> Tensor {
-    Tensor::randn(graph.node(graph.input).shape.sizes(batch).as_slice(), (Kind::Float, device))
+/// A random input batch of the model's declared shape; its size is the user's, so an
+/// allocation libtorch refuses is an error of the input layer.
+fn random_input(graph: &Graph, batch: i64, device: Device) -> Result<Tensor, RuntimeError> {
+    let input = graph.node(graph.input);
+    let sizes = input.shape.sizes(batch);
+    Tensor::f_randn(sizes.as_slice(), (Kind::Float, device)).map_err(|e| {
+        let during = format!("creating a random batch {sizes:?}");
+        let help = "try a smaller batch or input size";
+        RuntimeError::Layer(Box::new(LayerError::new(&input.name, &input.op, during, &e, help)))
+    })
+}
+
+fn model_error(e: impl std::fmt::Display) -> io::Result<Outcome> {
+    eprintln!("error: {e}");
+    Ok(Outcome::ModelError)
 }
 
 pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
@@ -22,21 +34,21 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, init(args.init));
+    let model = match Model::try_new(&vs.root(), graph, init(args.init)) {
+        Ok(model) => model,
+        Err(e) => return model_error(e),
+    };
     if let Some(path) = &args.weights {
         if let Err(e) = weights::load(&mut vs, path) {
-            eprintln!("error: {e}");
-            return Ok(Outcome::ModelError);
+            return model_error(e);
         }
     }
     let graph = model.graph();
-    let x = random_input(graph, args.batch, device);
-    let outputs = match tch::no_grad(|| model.forward_all(&x, args.train)) {
+    let outputs = match random_input(graph, args.batch, device)
+        .and_then(|x| tch::no_grad(|| model.forward_all(&x, args.train)))
+    {
         Ok(outputs) => outputs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::ModelError);
-        }
+        Err(e) => return model_error(e),
     };
     let mut out = io::stdout().lock();
     let mode = if args.train { "training" } else { "evaluation" };
@@ -78,8 +90,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     writeln!(out, "first example: [{}{}]", shown.join(", "), if first.len() > 10 { ", …" } else { "" })?;
     if let Some(path) = &args.save_weights {
         if let Err(e) = weights::save(&vs, path) {
-            eprintln!("error: {e}");
-            return Ok(Outcome::ModelError);
+            return model_error(e);
         }
         writeln!(out, "saved the weights to {}", path.display())?;
     }
@@ -93,26 +104,49 @@ struct Throughput {
     max: f64,
 }
 
-fn measure(warmup: usize, runs: u32, batch: i64, device: Device, mut step: impl FnMut()) -> Throughput {
+/// Runs `step` `warmup` times, then `runs` times timed; the first error stops it.
+fn measure(
+    warmup: usize,
+    runs: u32,
+    batch: i64,
+    device: Device,
+    mut step: impl FnMut() -> Result<(), RuntimeError>,
+) -> Result<Throughput, RuntimeError> {
     let sync = || {
         if let Device::Cuda(n) = device {
             tch::Cuda::synchronize(n as i64);
         }
     };
     for _ in 0..warmup {
-        step();
+        step()?;
     }
     sync();
-    let mut rates: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            step();
-            sync();
-            batch as f64 / start.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut rates = Vec::with_capacity(runs as usize);
+    for _ in 0..runs {
+        let start = Instant::now();
+        step()?;
+        sync();
+        rates.push(batch as f64 / start.elapsed().as_secs_f64());
+    }
     rates.sort_by(f64::total_cmp);
-    Throughput { median: rates[rates.len() / 2], min: rates[0], max: rates[rates.len() - 1] }
+    Ok(Throughput { median: rates[rates.len() / 2], min: rates[0], max: rates[rates.len() - 1] })
+}
+
+/// One training step of plain SGD, with libtorch's fallible calls: the backward pass
+/// allocates as much as the forward one.
+fn train_step(
+    model: &Model,
+    x: &Tensor,
+    labels: &Tensor,
+    sgd: &mut nn::Optimizer,
+) -> Result<(), RuntimeError> {
+    let logits = model.try_forward(x, true)?;
+    let loss =
+        logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(labels, None::<Tensor>, Reduction::Mean, -100)?;
+    sgd.zero_grad();
+    loss.f_backward()?;
+    sgd.step();
+    Ok(())
 }
 
 pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
@@ -125,29 +159,34 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     }
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let model = match Model::try_new(&vs.root(), graph, Init::PyTorch) {
+        Ok(model) => model,
+        Err(e) => return model_error(e),
+    };
     let graph = model.graph();
-    let x = random_input(graph, args.batch, device);
+    let x = match random_input(graph, args.batch, device) {
+        Ok(x) => x,
+        Err(e) => return model_error(e),
+    };
     let classes = graph.node(graph.output).shape.dims.last().copied().unwrap_or(1) as i64;
     let labels = Tensor::randint(classes, [x.size()[0]], (Kind::Int64, device));
     let mut sgd = match nn::Sgd::default().build(&vs, 0.01) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::ModelError);
-        }
+        Err(e) => return model_error(e),
     };
     let forward = measure(args.warmup, args.runs, args.batch, device, || {
-        tch::no_grad(|| {
-            let _ = model.try_forward(&x, false);
-        });
+        tch::no_grad(|| model.try_forward(&x, false)).map(drop)
     });
-    let train = measure(args.warmup, args.runs, args.batch, device, || {
-        if let Ok(logits) = model.try_forward(&x, true) {
-            let loss = logits.cross_entropy_for_logits(&labels);
-            sgd.backward_step(&loss);
-        }
-    });
+    let forward = match forward {
+        Ok(t) => t,
+        Err(e) => return model_error(e),
+    };
+    let train = match measure(args.warmup, args.runs, args.batch, device, || {
+        train_step(&model, &x, &labels, &mut sgd)
+    }) {
+        Ok(t) => t,
+        Err(e) => return model_error(e),
+    };
     let mut out = io::stdout().lock();
     let threads = tch::get_num_threads();
     writeln!(

@@ -1,6 +1,7 @@
 //! Code generation: an IR graph as a Rust module on the `nnc` runtime. The `model!` macro and
 //! `nnc emit` both call [`generate`]; the code it writes calls the same runtime functions as
-//! the interpreter (`ops::create_params`, `ops::apply`), one statement per node. Each op is
+//! the interpreter (`ops::create_params`, `ops::apply`), one statement per node, each passing
+//! on with `?` the error of a layer libtorch refuses. Each op is
 //! spelled by its derived [`ToRust`], so nothing here is written per op.
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -44,8 +45,9 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             quote! { &#k::runtime::ops::Params::NONE }
         };
         let inputs = node.inputs.iter().map(|id| format_ident!("x{}", id.0));
+        let layer = &node.name;
         steps.push(
-            quote! { let #value = #k::runtime::ops::apply(&Self::#c, #params, &[#(&#inputs),*], train); },
+            quote! { let #value = #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)?; },
         );
         // Free each intermediate as soon as nothing reads it any more, once even when a node
         // reads it twice (`y + y`).
@@ -104,22 +106,20 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
                 Self { #(#inits)* }
             }
 
-            /// The output, or an error if `xs` does not have the input shape.
+            /// The output; an error if `xs` does not have the input shape, or if libtorch
+            /// refuses a layer (an allocation too large for the memory, most often), naming it.
+            #[allow(unused_variables)]
             pub fn try_forward(&self, xs: &#k::tch::Tensor, train: bool) -> ::std::result::Result<#k::tch::Tensor, #k::runtime::RuntimeError> {
                 #k::runtime::check_input(Self::INPUT_SHAPE, xs)?;
-                Ok(self.forward_unchecked(xs, train))
-            }
-
-            #[allow(unused_variables)]
-            fn forward_unchecked(&self, xs: &#k::tch::Tensor, train: bool) -> #k::tch::Tensor {
                 #(#steps)*
-                #output
+                Ok(#output)
             }
         }
 
         impl #k::tch::nn::ModuleT for #name {
-            /// Panics if `xs` does not have the input shape; [`Self::try_forward`] returns
-            /// the error instead.
+            /// Panics, with the error's message, if `xs` does not have the input shape or
+            /// libtorch refuses a layer, as `ModuleT` cannot return an error;
+            /// [`Self::try_forward`] returns the error instead.
             fn forward_t(&self, xs: &#k::tch::Tensor, train: bool) -> #k::tch::Tensor {
                 match self.try_forward(xs, train) {
                     Ok(y) => y,
