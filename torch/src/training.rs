@@ -311,7 +311,10 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     }
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, init(args.init));
+    let model = match Model::try_new(&vs.root(), graph, init(args.init)) {
+        Ok(model) => model,
+        Err(e) => return fail(e, Outcome::ModelError),
+    };
     let title = model.graph().name.clone();
     let mut trainer = Trainer::new(&model, &mut vs, TrainConfig { resize, ..config });
     if args.resume {
@@ -405,7 +408,10 @@ fn load_model(
 ) -> Result<(Model, nn::VarStore, Device), Outcome> {
     let device = device(model_args)?;
     let mut vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let model = Model::try_new(&vs.root(), graph, Init::PyTorch).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::ModelError
+    })?;
     let options = LoadOptions { cast, allow_non_finite: true, cast_hint: Some("--cast") };
     let loaded = match weights::load_with(&mut vs, weights_path, &options) {
         Ok(loaded) => loaded,
