@@ -50,7 +50,8 @@ fn main() {
     for (model, size) in [("lenet.net", 28), ("resnet18.net", 96), ("alexnet.net", 224)] {
         let start = Instant::now();
         let mut seen = 0;
-        for (x, _) in Batches::new(&train, 256, true, (size != 28).then_some(size), Device::Cpu) {
+        for batch in Batches::new(&train, 256, true, (size != 28).then_some(size), Device::Cpu) {
+            let (x, _) = batch.expect("a batch of the real data");
             seen += x.size()[0];
         }
         let loader = seen as f64 / start.elapsed().as_secs_f64();

@@ -361,7 +361,8 @@ impl<'d> Batches<'d> {
 }
 
 impl Iterator for Batches<'_> {
-    type Item = (Tensor, Tensor);
+    /// A batch, or libtorch's error (a refused allocation) while making it.
+    type Item = Result<(Tensor, Tensor), tch::TchError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let n = self.order.size()[0];
@@ -371,14 +372,23 @@ impl Iterator for Batches<'_> {
         let size = self.batch.min(n - self.next);
         let index = self.order.narrow(0, self.next, size);
         self.next += size;
-        let x = self.data.images.index_select(0, &index).to_device(self.device).to_kind(Kind::Float) / 255.0;
+        Some(self.make(&index))
+    }
+}
+
+impl Batches<'_> {
+    /// The batch of the examples `index`, as floats in [0, 1] at the model's size. Through
+    /// libtorch's fallible calls: the batch's size is the user's to choose.
+    fn make(&self, index: &Tensor) -> Result<(Tensor, Tensor), tch::TchError> {
+        let images = self.data.images.f_index_select(0, index)?.f_to_device(self.device)?;
+        let x = images.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?;
         let x = match self.resize {
             Some(s) if x.size()[2] != s || x.size()[3] != s => {
-                x.upsample_bilinear2d([s, s], false, None, None)
+                x.f_upsample_bilinear2d([s, s], false, None, None)?
             }
             _ => x,
         };
-        let y = self.data.labels.index_select(0, &index).to_device(self.device);
-        Some((x, y))
+        let y = self.data.labels.f_index_select(0, index)?.f_to_device(self.device)?;
+        Ok((x, y))
     }
 }

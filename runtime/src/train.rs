@@ -197,10 +197,11 @@ impl Optim {
         }
     }
 
-    fn step(&mut self) {
+    /// One optimiser step, through libtorch's fallible calls (its state grows with the model).
+    fn step(&mut self) -> Result<(), RuntimeError> {
         self.steps += 1;
         let t = self.steps;
-        tch::no_grad(|| {
+        tch::no_grad(|| -> Result<(), RuntimeError> {
             for ((_, p), state) in self.params.iter_mut().zip(&mut self.state) {
                 let g = p.grad();
                 if !g.defined() {
@@ -208,33 +209,40 @@ impl Optim {
                 }
                 match self.kind {
                     Optimizer::Sgd { momentum, weight_decay } => {
-                        let mut d = if weight_decay != 0.0 { &g + &*p * weight_decay } else { g };
+                        let mut d =
+                            if weight_decay != 0.0 { g.f_add(&p.f_mul_scalar(weight_decay)?)? } else { g };
                         if momentum != 0.0 {
                             if state.is_empty() {
-                                state.push(d.detach().copy());
+                                let mut buffer = d.f_zeros_like()?;
+                                buffer.f_copy_(&d)?;
+                                state.push(buffer);
                             } else {
-                                let _ = state[0].g_mul_scalar_(momentum).g_add_(&d);
+                                let _ = state[0].f_mul_scalar_(momentum)?.f_add_(&d)?;
                             }
                             d = state[0].shallow_clone();
                         }
-                        let _ = p.g_sub_(&(d * self.lr));
+                        let _ = p.f_sub_(&d.f_mul_scalar(self.lr)?)?;
                     }
                     Optimizer::Adam { weight_decay } => {
                         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-                        let g = if weight_decay != 0.0 { &g + &*p * weight_decay } else { g };
+                        let g =
+                            if weight_decay != 0.0 { g.f_add(&p.f_mul_scalar(weight_decay)?)? } else { g };
                         if state.is_empty() {
-                            state.push(g.zeros_like());
-                            state.push(g.zeros_like());
+                            state.push(g.f_zeros_like()?);
+                            state.push(g.f_zeros_like()?);
                         }
-                        let _ = state[0].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                        let _ = state[1].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
-                        let m_hat = &state[0] / (1.0 - b1.powi(t as i32));
-                        let v_hat = &state[1] / (1.0 - b2.powi(t as i32));
-                        let _ = p.g_sub_(&(m_hat / (v_hat.sqrt() + eps) * self.lr));
+                        let _ = state[0].f_mul_scalar_(b1)?.f_add_(&g.f_mul_scalar(1.0 - b1)?)?;
+                        let _ = state[1].f_mul_scalar_(b2)?.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - b2)?)?;
+                        let m_hat = state[0].f_div_scalar(1.0 - b1.powi(t as i32))?;
+                        let v_hat = state[1].f_div_scalar(1.0 - b2.powi(t as i32))?;
+                        let update =
+                            m_hat.f_div(&v_hat.f_sqrt()?.f_add_scalar(eps)?)?.f_mul_scalar(self.lr)?;
+                        let _ = p.f_sub_(&update)?;
                     }
                 }
             }
-        });
+            Ok(())
+        })
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
@@ -422,13 +430,19 @@ pub fn evaluate(
     }
     let mut correct = 0i64;
     tch::no_grad(|| -> Result<(), RuntimeError> {
-        for (x, y) in Batches::new(data, batch, false, resize, device) {
+        for batch in Batches::new(data, batch, false, resize, device) {
+            let (x, y) = batch?;
             let logits = model.try_forward(&x, false)?;
-            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            correct += count_correct(&logits, &y)?;
         }
         Ok(())
     })?;
     Ok(correct as f64 / data.len() as f64)
+}
+
+/// How many of a batch's predictions (the largest logit) are the label.
+fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<i64, RuntimeError> {
+    Ok(logits.f_argmax(-1, false)?.f_eq_tensor(labels)?.f_sum(Kind::Int64)?.f_int64_value(&[])?)
 }
 
 /// Trains `model`, whose variables live in `vs`; `history` holds every epoch's metrics, those of
@@ -524,11 +538,14 @@ impl<'m> Trainer<'m> {
             let start = Instant::now();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
             let mut warned = false;
-            for (x, y) in batches {
+            for batch in batches {
+                let (x, y) = batch?;
                 self.optim.zero_grad();
                 let logits = self.model.try_forward(&x, true)?;
-                let loss = logits.cross_entropy_for_logits(&y);
-                let value = loss.double_value(&[]);
+                // tch's `cross_entropy_for_logits`, through the fallible calls.
+                let log_probs = logits.f_log_softmax(-1, Kind::Float)?;
+                let loss = log_probs.f_nll_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100)?;
+                let value = loss.f_double_value(&[])?;
                 if !value.is_finite() {
                     return Err(RuntimeError::Diverged(format!(
                         "the loss became {value} in epoch {epoch} after {seen} examples; the learning rate ({}) is likely too high",
@@ -558,11 +575,11 @@ impl<'m> Trainer<'m> {
                         warned = true;
                     }
                 }
-                loss.backward();
-                self.optim.step();
+                loss.f_backward()?;
+                self.optim.step()?;
                 let n = y.size()[0];
                 loss_sum += value * n as f64;
-                correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+                correct += count_correct(&logits, &y)?;
                 seen += n;
                 observer.batch_done(value, n);
             }

@@ -226,7 +226,7 @@ fn weights_files_never_panic() {
 fn classify(model: &Model, images: &Dataset) {
     let (h, w) = images.image_size();
     let resize = (h != 28 || w != 28).then_some(28);
-    for (x, _) in Batches::new(images, 256, false, resize, Device::Cpu) {
+    for (x, _) in Batches::new(images, 256, false, resize, Device::Cpu).flatten() {
         let _ = tch::no_grad(|| model.try_forward(&x, false));
     }
 }

@@ -492,7 +492,11 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
             Err(e) => return fail(e, Outcome::UsageError),
         };
         let mut index = 0;
-        for (x, _) in data::Batches::new(&dataset, 256, false, resize, device) {
+        for batch in data::Batches::new(&dataset, 256, false, resize, device) {
+            let x = match batch {
+                Ok((x, _)) => x,
+                Err(e) => return fail(e, Outcome::ModelError),
+            };
             let probs = match tch::no_grad(|| model.try_forward(&x, false)) {
                 Ok(logits) => logits.softmax(-1, Kind::Float),
                 Err(e) => return fail(e, Outcome::ModelError),

@@ -258,8 +258,9 @@ fn an_unusable_out_folder_fails_before_training_and_names_it() {
 #[test]
 fn data_that_cannot_train_is_refused_before_training() {
     for (name, train_n, test_n, size, expected) in [
-        ("empty-train", 0, 16, 28, "the training set is empty"),
-        ("empty-test", 64, 0, 28, "the test set is empty"),
+        // Empty sets are refused as they are read, naming the file.
+        ("empty-train", 0, 16, 28, "train-images-idx3-ubyte holds no images"),
+        ("empty-test", 64, 0, 28, "t10k-images-idx3-ubyte holds no images"),
         ("sizes", 64, 16, 32, "are 32×32 pixels, but the training images"),
     ] {
         let data = dataset_of(name, train_n, test_n, size);
