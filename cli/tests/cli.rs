@@ -224,6 +224,56 @@ fn layers_rejects_an_unknown_name() {
 }
 
 #[test]
+fn explain_shows_a_code() {
+    let out = nnc(&["explain", "E0202"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+    // Whatever the case, and with or without the leading zero.
+    for written in ["e0202", "E202", "e202"] {
+        assert_eq!(nnc(&["explain", written]).stdout, out.stdout, "{written}");
+    }
+}
+
+#[test]
+fn explain_lists_every_code() {
+    let out = nnc(&["explain"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
+fn explain_explains_every_code() {
+    for code in nnc_compiler::Code::ALL {
+        let out = nnc(&["explain", code.as_str()]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", code.as_str(), text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(&format!("[{}]: ", code.as_str())), "{stdout}");
+        assert!(stdout.contains("\nBroken:\n") && stdout.contains("\nFixed:\n"), "{stdout}");
+    }
+}
+
+#[test]
+fn explain_rejects_an_unknown_code() {
+    // A usage error, as an unknown layer is: exit 2, a message and a suggestion.
+    let out = nnc(&["explain", "W0005"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: there is no diagnostic code `W0005`"), "{stderr}");
+    assert!(stderr.contains("did you mean `W0004`?"), "{stderr}");
+    let out = nnc(&["explain", "E00202"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `E0202`?"), "{}", text(&out.stderr));
+    for nonsense in ["E0299", "nosuch", ""] {
+        let out = nnc(&["explain", nonsense]);
+        assert_eq!(out.status.code(), Some(2), "{nonsense}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&format!("there is no diagnostic code `{nonsense}`")), "{stderr}");
+        assert!(!stderr.contains("did you mean"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn readme_layer_table_is_generated() {
     // The README's table is `nnc layers --format markdown` pasted between two markers; paste
     // it again when this fails.
