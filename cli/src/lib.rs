@@ -426,6 +426,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut stdout = io::stdout().lock();
     let mut outcome = Outcome::Ok;
     let mut json_files = Vec::new();
+    let mut codes = Vec::new();
     for (i, path) in args.files.iter().enumerate() {
         let compilation = compile(Root::Path(path), &options);
         let reports: Vec<Report> = compilation.graphs.iter().map(|g| report::report(g, depth)).collect();
@@ -461,9 +462,13 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                     let mut stderr = io::stderr().lock();
                     write!(stderr, "{}", render::render(diags, &compilation.sources, style))?;
                     writeln!(stderr, "{}", summary(&path.display().to_string(), diags))?;
+                    codes.extend(diags.iter().map(|d| d.code));
                 }
             }
         }
+    }
+    if let Some(hint) = explain_hint(&codes) {
+        writeln!(io::stderr().lock(), "{hint}")?;
     }
     if let Format::Json = args.format {
         serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(io::Error::other)?;
@@ -482,6 +487,24 @@ fn summary(file: &str, diags: &[nnc_compiler::Diagnostic]) -> String {
         (0, w) => format!("warning: `{file}`: {}", count(w, "warning")),
         (e, 0) => format!("error: could not check `{file}` ({})", count(e, "error")),
         (e, w) => format!("error: could not check `{file}` ({}, {})", count(e, "error"), count(w, "warning")),
+    }
+}
+
+/// The last line after diagnostics, which points at `nnc explain` as rustc points at
+/// `rustc --explain`: "help: `nnc explain E0202` says more about this code", or, for several
+/// codes, "help: `nnc explain CODE` says more about E0102, E0202" (in the order of their numbers).
+fn explain_hint(codes: &[Code]) -> Option<String> {
+    let mut distinct: Vec<&str> = Vec::new();
+    for code in codes {
+        if !distinct.contains(&code.as_str()) {
+            distinct.push(code.as_str());
+        }
+    }
+    distinct.sort_unstable();
+    match distinct[..] {
+        [] => None,
+        [code] => Some(format!("help: `nnc explain {code}` says more about this code")),
+        _ => Some(format!("help: `nnc explain CODE` says more about {}", distinct.join(", "))),
     }
 }
 
@@ -769,6 +792,10 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
         let style = stderr_style(ColorChoice::Auto);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
         eprintln!("{}", summary(&args.file.display().to_string(), &compilation.diagnostics));
+        let codes: Vec<Code> = compilation.diagnostics.iter().map(|d| d.code).collect();
+        if let Some(hint) = explain_hint(&codes) {
+            eprintln!("{hint}");
+        }
     }
     if outcome != Outcome::Ok {
         return Ok(outcome);

@@ -69,6 +69,22 @@ fn every_broken_model_fails_with_a_diagnostic() {
 }
 
 #[test]
+fn diagnostics_point_at_nnc_explain() {
+    let out = nnc(&["check", "--color", "never", "tests/err/add-mismatch.net"]);
+    assert!(text(&out.stderr).ends_with("help: `nnc explain E0202` says more about this code\n"));
+    // Once, after every file, each code once, in the order of their numbers.
+    let out =
+        nnc(&["check", "--color", "never", "tests/err/several-errors.net", "tests/warn/dead-tensor.net"]);
+    let stderr = text(&out.stderr);
+    let hint = "help: `nnc explain CODE` says more about E0102, E0103, E0106, E0204, W0001\n";
+    assert!(stderr.ends_with(hint) && stderr.matches("nnc explain").count() == 1, "{stderr}");
+    // Nothing to explain, nothing said; and JSON is for tools.
+    assert_eq!(text(&nnc(&["check", "models/lenet.net"]).stderr), "");
+    let out = nnc(&["check", "--format", "json", "tests/err/add-mismatch.net"]);
+    assert!(!text(&out.stderr).contains("nnc explain"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let cases: &[&[&str]] = &[
         &["check"],
