@@ -1,6 +1,6 @@
 //! The command line's library: its arguments, the commands that need no libtorch (`check`,
-//! `emit`, `graph`, `layers`), and [`execute`], the one place that routes a command: those run here,
-//! and the commands that run models ([`RuntimeCommand`]) go to the runtime the binary passes
+//! `emit`, `graph`, `layers`, `explain`), and [`execute`], the one place that routes a command:
+//! those run here, and the commands that run models ([`RuntimeCommand`]) go to the runtime the binary passes
 //! in. `nnc` passes a hand-over that execs `nnc-torch`; `nnc-torch` (in `torch/`) runs them on
 //! libtorch. With `nnc-torch`, the only crates that print; everything they show is computed
 //! by the compiler and runtime libraries. `nnc` itself never links libtorch, so that
@@ -16,7 +16,7 @@ use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
 use nnc_compiler::diagnostic::did_you_mean;
 use nnc_compiler::ops::{self, ArgValue, OpSpec};
-use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root};
+use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root, Severity};
 
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
@@ -41,6 +41,9 @@ pub enum Command {
     /// List the built-in layers: signatures, defaults, input ranks, PyTorch equivalents.
     #[command(display_order = 8)]
     Layers(LayersArgs),
+    /// Explain a diagnostic code (`nnc explain E0202`): what it means, a broken example and its fix.
+    #[command(display_order = 9)]
+    Explain(ExplainArgs),
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -107,6 +110,12 @@ pub struct LayersArgs {
     /// `markdown`: the table in the README (which a test keeps equal to this output).
     #[arg(long, value_enum, default_value_t = LayersFormat::Text)]
     pub format: LayersFormat,
+}
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// The code, as diagnostics show it (`E0202`, `w0001`, `E202`); without it, every code is listed.
+    pub code: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -417,6 +426,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut stdout = io::stdout().lock();
     let mut outcome = Outcome::Ok;
     let mut json_files = Vec::new();
+    let mut codes = Vec::new();
     for (i, path) in args.files.iter().enumerate() {
         let compilation = compile(Root::Path(path), &options);
         let reports: Vec<Report> = compilation.graphs.iter().map(|g| report::report(g, depth)).collect();
@@ -452,9 +462,13 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                     let mut stderr = io::stderr().lock();
                     write!(stderr, "{}", render::render(diags, &compilation.sources, style))?;
                     writeln!(stderr, "{}", summary(&path.display().to_string(), diags))?;
+                    codes.extend(diags.iter().map(|d| d.code));
                 }
             }
         }
+    }
+    if let Some(hint) = explain_hint(&codes) {
+        writeln!(io::stderr().lock(), "{hint}")?;
     }
     if let Format::Json = args.format {
         serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(io::Error::other)?;
@@ -473,6 +487,24 @@ fn summary(file: &str, diags: &[nnc_compiler::Diagnostic]) -> String {
         (0, w) => format!("warning: `{file}`: {}", count(w, "warning")),
         (e, 0) => format!("error: could not check `{file}` ({})", count(e, "error")),
         (e, w) => format!("error: could not check `{file}` ({}, {})", count(e, "error"), count(w, "warning")),
+    }
+}
+
+/// The last line after diagnostics, which points at `nnc explain` as rustc points at
+/// `rustc --explain`: "help: `nnc explain E0202` says more about this code", or, for several
+/// codes, "help: `nnc explain CODE` says more about E0102, E0202" (in the order of their numbers).
+fn explain_hint(codes: &[Code]) -> Option<String> {
+    let mut distinct: Vec<&str> = Vec::new();
+    for code in codes {
+        if !distinct.contains(&code.as_str()) {
+            distinct.push(code.as_str());
+        }
+    }
+    distinct.sort_unstable();
+    match distinct[..] {
+        [] => None,
+        [code] => Some(format!("help: `nnc explain {code}` says more about this code")),
+        _ => Some(format!("help: `nnc explain CODE` says more about {}", distinct.join(", "))),
     }
 }
 
@@ -645,6 +677,111 @@ fn table<'a>(layers: impl IntoIterator<Item = &'a OpSpec>) -> String {
     out
 }
 
+/// Prints a code's explanation, or the list of every code; generated from the compiler's
+/// registry of codes, so that no code goes unexplained.
+fn explain(args: &ExplainArgs) -> io::Result<Outcome> {
+    let text = match &args.code {
+        None => code_list(),
+        Some(written) => match parse_code(written) {
+            Some(code) => explanation(code),
+            None => {
+                eprintln!("error: there is no diagnostic code `{written}`");
+                if let Some(hint) = closest_code(written) {
+                    eprintln!("help: {hint}");
+                }
+                eprintln!("help: `nnc explain` lists them all");
+                return Ok(Outcome::UsageError);
+            }
+        },
+    };
+    io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(Outcome::Ok)
+}
+
+/// A code as written (`E0202`, `e0202`, `E202`), with its letter upper-cased and its number
+/// padded to four digits; `None` unless it is a letter and one to four digits.
+fn normal_code(written: &str) -> Option<String> {
+    let mut chars = written.trim().chars();
+    let letter = chars.next()?.to_ascii_uppercase();
+    let digits = chars.as_str();
+    let is_number = (1..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    (letter.is_ascii_alphabetic() && is_number).then(|| format!("{letter}{digits:0>4}"))
+}
+
+fn parse_code(written: &str) -> Option<Code> {
+    Code::parse(&normal_code(written)?)
+}
+
+/// "did you mean `E0204`?" for `E0209`: the code of the same letter nearest in number, within
+/// ten, or else one a typo away.
+fn closest_code(written: &str) -> Option<String> {
+    let normal = normal_code(written).unwrap_or_else(|| written.trim().to_ascii_uppercase());
+    let number = |code: &str| code.get(1..).and_then(|n| n.parse::<i64>().ok());
+    let same_letter = || Code::ALL.iter().map(|c| c.as_str()).filter(|c| normal.get(..1) == c.get(..1));
+    let nearest = number(&normal).and_then(|n| {
+        same_letter()
+            .filter_map(|c| Some(((number(c)? - n).abs(), c)))
+            .filter(|(distance, _)| *distance <= 10)
+            .min()
+            .map(|(_, c)| format!("did you mean `{c}`?"))
+    });
+    nearest.or_else(|| did_you_mean(&normal, same_letter()))
+}
+
+fn severity_word(code: Code) -> &'static str {
+    match code.severity() {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// The width explanations are wrapped to.
+const EXPLAIN_WIDTH: usize = 90;
+
+fn explanation(code: Code) -> String {
+    let e = code.explanation();
+    let mut out = format!("{}[{}]: {}\n", severity_word(code), code.as_str(), e.summary);
+    for paragraph in e.text.split("\n\n") {
+        out += "\n";
+        out += &wrap(paragraph, EXPLAIN_WIDTH);
+    }
+    for (title, example) in [("Broken", e.broken), ("Fixed", e.fixed)] {
+        out += &format!("\n{title}:\n\n");
+        for line in example.lines() {
+            out += &if line.is_empty() { "\n".to_string() } else { format!("    {line}\n") };
+        }
+    }
+    out
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if line > 0 && line + 1 + len > width {
+            out += "\n";
+            line = 0;
+        }
+        if line > 0 {
+            out += " ";
+            line += 1;
+        }
+        out += word;
+        line += len;
+    }
+    out + "\n"
+}
+
+fn code_list() -> String {
+    let mut out = String::new();
+    for &code in Code::ALL {
+        out += &format!("{}  {:7}  {}\n", code.as_str(), severity_word(code), code.explanation().summary);
+    }
+    out + "\n`nnc explain CODE` explains a code: what it means, a broken example and its fix.\n"
+}
+
 /// Compiles the one network `args` names, printing its diagnostics if it does not check, and
 /// hands its graph to `f`.
 pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome>) -> io::Result<Outcome> {
@@ -655,6 +792,10 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
         let style = stderr_style(ColorChoice::Auto);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
         eprintln!("{}", summary(&args.file.display().to_string(), &compilation.diagnostics));
+        let codes: Vec<Code> = compilation.diagnostics.iter().map(|d| d.code).collect();
+        if let Some(hint) = explain_hint(&codes) {
+            eprintln!("{hint}");
+        }
     }
     if outcome != Outcome::Ok {
         return Ok(outcome);
@@ -686,15 +827,16 @@ fn outcome_of(compilation: &Compilation) -> Outcome {
 }
 
 /// Runs a parsed command line and turns its outcome into the process's exit code. This is
-/// where commands are routed: `check`, `emit`, `graph` and `layers` run here, in either binary; the
-/// commands that run models go to `runtime`, which in `nnc` execs `nnc-torch` and in
-/// `nnc-torch` runs them on libtorch.
+/// where commands are routed: `check`, `emit`, `graph`, `layers` and `explain` run here, in
+/// either binary; the commands that run models go to `runtime`, which in `nnc` execs
+/// `nnc-torch` and in `nnc-torch` runs them on libtorch.
 pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Result<Outcome>) -> ExitCode {
     let result = match command {
         Command::Check(args) => check(&args),
         Command::Emit(args) => emit(&args),
         Command::Graph(args) => graph(&args),
         Command::Layers(args) => layers(&args),
+        Command::Explain(args) => explain(&args),
         Command::Runtime(command) => runtime(command),
     };
     match result {

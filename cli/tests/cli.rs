@@ -69,6 +69,22 @@ fn every_broken_model_fails_with_a_diagnostic() {
 }
 
 #[test]
+fn diagnostics_point_at_nnc_explain() {
+    let out = nnc(&["check", "--color", "never", "tests/err/add-mismatch.net"]);
+    assert!(text(&out.stderr).ends_with("help: `nnc explain E0202` says more about this code\n"));
+    // Once, after every file, each code once, in the order of their numbers.
+    let out =
+        nnc(&["check", "--color", "never", "tests/err/several-errors.net", "tests/warn/dead-tensor.net"]);
+    let stderr = text(&out.stderr);
+    let hint = "help: `nnc explain CODE` says more about E0102, E0103, E0106, E0204, W0001\n";
+    assert!(stderr.ends_with(hint) && stderr.matches("nnc explain").count() == 1, "{stderr}");
+    // Nothing to explain, nothing said; and JSON is for tools.
+    assert_eq!(text(&nnc(&["check", "models/lenet.net"]).stderr), "");
+    let out = nnc(&["check", "--format", "json", "tests/err/add-mismatch.net"]);
+    assert!(!text(&out.stderr).contains("nnc explain"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let cases: &[&[&str]] = &[
         &["check"],
@@ -221,6 +237,56 @@ fn layers_rejects_an_unknown_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("there is no layer `nosuch`"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn explain_shows_a_code() {
+    let out = nnc(&["explain", "E0202"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+    // Whatever the case, and with or without the leading zero.
+    for written in ["e0202", "E202", "e202"] {
+        assert_eq!(nnc(&["explain", written]).stdout, out.stdout, "{written}");
+    }
+}
+
+#[test]
+fn explain_lists_every_code() {
+    let out = nnc(&["explain"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
+fn explain_explains_every_code() {
+    for code in nnc_compiler::Code::ALL {
+        let out = nnc(&["explain", code.as_str()]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", code.as_str(), text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(&format!("[{}]: ", code.as_str())), "{stdout}");
+        assert!(stdout.contains("\nBroken:\n") && stdout.contains("\nFixed:\n"), "{stdout}");
+    }
+}
+
+#[test]
+fn explain_rejects_an_unknown_code() {
+    // A usage error, as an unknown layer is: exit 2, a message and a suggestion.
+    let out = nnc(&["explain", "W0005"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: there is no diagnostic code `W0005`"), "{stderr}");
+    assert!(stderr.contains("did you mean `W0004`?"), "{stderr}");
+    let out = nnc(&["explain", "E00202"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `E0202`?"), "{}", text(&out.stderr));
+    for nonsense in ["E0299", "nosuch", ""] {
+        let out = nnc(&["explain", nonsense]);
+        assert_eq!(out.status.code(), Some(2), "{nonsense}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&format!("there is no diagnostic code `{nonsense}`")), "{stderr}");
+        assert!(!stderr.contains("did you mean"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]

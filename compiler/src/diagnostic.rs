@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::source::Loc;
 
-/// Every kind of error and warning nnc reports, with a stable code.
+/// Every kind of error and warning nnc reports, with a stable code. Each is explained, with a
+/// broken and a fixed example, in `explain.rs` ([`Code::explanation`], `nnc explain E0202`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Code {
     /// A syntax error.

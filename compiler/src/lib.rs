@@ -16,6 +16,7 @@
 
 pub mod back;
 pub mod diagnostic;
+pub mod explain;
 mod front;
 pub mod input;
 pub mod ir;
@@ -26,6 +27,7 @@ mod source;
 use std::collections::HashMap;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
+pub use explain::Explanation;
 pub use front::expand::Limits;
 pub use front::load::{Root, STD_MODULES};
 pub use ir::Graph;
