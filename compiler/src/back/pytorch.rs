@@ -138,11 +138,10 @@ impl Classes {
     }
 }
 
-/// Writes the module of `tree`: a constructor expression (a class's call or an
-/// `nn.Sequential`), writing the classes it needs into `classes`.
-fn module(layout: &Layout, tree: &Tree, classes: &mut Classes) -> String {
-    let built: Vec<(String, String)> = tree
-        .children
+/// The constructor of each child of `tree`, by name segment: a layer's module, or a subtree's
+/// (writing the classes it needs into `classes`).
+fn children(layout: &Layout, tree: &Tree, classes: &mut Classes) -> Vec<(String, String)> {
+    tree.children
         .iter()
         .map(|(segment, child)| {
             let ctor = match child {
@@ -151,7 +150,13 @@ fn module(layout: &Layout, tree: &Tree, classes: &mut Classes) -> String {
             };
             (segment.clone(), ctor)
         })
-        .collect();
+        .collect()
+}
+
+/// Writes the module of `tree`: a constructor expression (a class's call or an
+/// `nn.Sequential`), writing the classes it needs into `classes`.
+fn module(layout: &Layout, tree: &Tree, classes: &mut Classes) -> String {
+    let built = children(layout, tree, classes);
     if !callable(layout, tree) {
         let items: Vec<String> =
             built.iter().map(|(segment, ctor)| format!("    {segment:?}: {},\n", indent(ctor))).collect();
@@ -392,17 +397,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let layout = Layout { graph, home, readers, join };
 
     let mut classes = Classes::default();
-    let built: Vec<(String, String)> = tree
-        .children
-        .iter()
-        .map(|(segment, child)| {
-            let ctor = match child {
-                Child::Layer(_, ctor) => ctor.clone(),
-                Child::Tree(sub) => module(&layout, sub, &mut classes),
-            };
-            (segment.clone(), ctor)
-        })
-        .collect();
+    let built = children(&layout, &tree, &mut classes);
     let (body, _) = class_body(&layout, &tree, &built);
     let class = type_name(&graph.name).to_string();
     let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
