@@ -290,6 +290,24 @@ fn model_reports() {
     });
 }
 
+/// Collapsed reports: a block whose last layer carries the block's own name (Inception's
+/// closing `cat`) is one row with the block's output, and a prefix standing for one layer shows
+/// that layer's op.
+#[test]
+fn collapsed_reports() {
+    let c = compile_file(Path::new("../models/googlenet.net"), &[]);
+    let table = render_table(&report(&c.graphs[0], Some(2)));
+    let b30: Vec<&str> = table.lines().filter(|l| l.starts_with("b3.0 ")).collect();
+    assert_eq!(b30.len(), 1, "{table}");
+    assert!(b30[0].contains("[N, 256, 12, 12]") && b30[0].contains("163,696"), "{}", b30[0]);
+    insta::assert_snapshot!("googlenet_depth_2", table);
+
+    let c = compile_file(Path::new("../models/resnet18.net"), &[]);
+    let table = render_table(&report(&c.graphs[0], Some(3)));
+    assert!(!table.contains("1 layers"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("b2.0.y ") && l.contains(" relu ")), "{table}");
+}
+
 /// Files in `tests/ok/` use the language's corners (imports by path, `cat`, conditionals on
 /// shapes); they must check without a diagnostic.
 #[test]

@@ -46,13 +46,17 @@ pub struct Totals {
 /// their ancestor at that depth.
 pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     let mut rows: Vec<Row> = Vec::new();
+    // For each row: whether it stands for a collapsed prefix, and its first layer's op.
+    let mut collapsed_rows: Vec<(bool, String)> = Vec::new();
     for node in &graph.nodes {
         let segments: Vec<&str> = node.name.split('.').collect();
         let cut = depth.map_or(segments.len(), |d| d.max(1).min(segments.len()));
         let key = segments[..cut].join(".");
         let collapsed = cut < segments.len();
-        match rows.last_mut() {
-            Some(row) if collapsed && row.name == key => {
+        // A block's closing join carries the block's own name: it belongs to the block's row.
+        let joins_row = |row: &Row, was_collapsed: bool| row.name == key && (collapsed || was_collapsed);
+        match (rows.last_mut(), collapsed_rows.last()) {
+            (Some(row), Some(&(was_collapsed, _))) if joins_row(row, was_collapsed) => {
                 row.shape = node.shape.to_string();
                 row.params += node.params;
                 row.macs += node.macs;
@@ -64,6 +68,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
                 } else {
                     node.op.to_string()
                 };
+                collapsed_rows.push((collapsed, node.op.to_string()));
                 rows.push(Row {
                     name: key,
                     op,
@@ -75,9 +80,10 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
             }
         }
     }
-    // Collapsed rows that are no block instance say how many layers they stand for.
-    for row in rows.iter_mut().filter(|r| r.op.is_empty()) {
-        row.op = format!("{} layers", row.layers);
+    // Collapsed rows that are no block instance show their one layer's op, or how many layers
+    // they stand for.
+    for (row, (_, first_op)) in rows.iter_mut().zip(collapsed_rows).filter(|(r, _)| r.op.is_empty()) {
+        row.op = if row.layers == 1 { first_op } else { format!("{} layers", row.layers) };
     }
     // `compile` refuses (E0107) any tensor too large for libtorch and any network whose totals,
     // or their bytes as f32, overflow 64 bits, so on a compiled graph nothing below saturates;
