@@ -65,8 +65,9 @@ pub struct Node {
     pub shape: Shape,
     /// Learnable parameters (not buffers).
     pub params: u64,
-    /// Multiply-accumulate operations per example: one per weight use and one per bias add of
-    /// convolutions and linear layers (torchinfo's count).
+    /// Multiply-accumulate operations per example, as torchinfo counts them: one per weight
+    /// use and one per bias add of convolutions and linear layers, one per trained parameter of
+    /// a normalisation.
     pub macs: u64,
     #[serde(skip)]
     pub loc: Loc,

@@ -25,8 +25,8 @@ fn python() -> Option<String> {
 /// Loads the emitted module with nnc's weights and checks that it computes nnc's output, also
 /// after the tools PyTorch users apply: `convert_sync_batchnorm` (whose new modules `forward`
 /// must run), `torch.jit.script`, `torch.fx.symbolic_trace` and `torch.export`; and, where
-/// torchinfo is installed, that torchinfo's layer rows (name, output shape, parameters) are
-/// nnc's, in order.
+/// torchinfo is installed, that torchinfo's layer rows (name, output shape, parameters,
+/// multiply-adds) are nnc's, in order.
 const CHECK: &str = r#"
 import copy, importlib.util, json, sys, torch
 from torch import nn
@@ -65,7 +65,8 @@ except ImportError:
     summary = None
 if summary is not None:
     info = summary(net, input_data=x, verbose=0, depth=1000)
-    theirs = [[l.var_name, list(l.output_size), l.num_params] for l in info.summary_list if l.is_leaf_layer]
+    batch = x.shape[0]
+    theirs = [[l.var_name, list(l.output_size), l.num_params, l.macs // batch] for l in info.summary_list if l.is_leaf_layer]
     assert theirs == rows, f"torchinfo rows differ: {theirs} != nnc's {rows}"
     results["torchinfo rows"] = len(theirs)
 print(sys.argv[2] + ": " + ", ".join(f"{k} {v:.3g}" for k, v in results.items()))
@@ -118,7 +119,8 @@ fn compare(
 }
 
 /// nnc's rows for the layers that are modules (not joins): the name's last segment, the
-/// output shape at batch `batch`, and the trained parameters, as torchinfo lists its leaves.
+/// output shape at batch `batch`, the trained parameters and the multiply-adds per example, as
+/// torchinfo lists its leaves.
 fn layer_rows(graph: &nnc_compiler::Graph, batch: i64) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = graph
         .nodes
@@ -130,7 +132,7 @@ fn layer_rows(graph: &nnc_compiler::Graph, batch: i64) -> serde_json::Value {
         })
         .map(|n| {
             let name = n.name.rsplit('.').next().unwrap_or(&n.name);
-            serde_json::json!([name, n.shape.sizes(batch), n.params])
+            serde_json::json!([name, n.shape.sizes(batch), n.params, n.macs])
         })
         .collect();
     serde_json::Value::Array(rows)

@@ -35,7 +35,7 @@ pub struct Totals {
     pub layers: usize,
     pub params: u64,
     pub param_bytes: u64,
-    /// Multiply-adds of one example (convolutions and linear layers).
+    /// Multiply-adds of one example (convolutions, linear layers and normalisations).
     pub macs: u64,
     /// Elements of every layer output for one example; what training keeps for backward.
     pub activations: u64,

@@ -166,6 +166,14 @@ impl Built {
     pub fn free(op: Op, shape: Shape) -> Result<Built, OpError> {
         Built::new(op, shape, 0)
     }
+
+    /// A normalisation, whose multiply-adds torchinfo counts as one per trained parameter
+    /// (its scale and shift, once per example), whatever the input's size; nnc follows it.
+    pub fn normalisation(op: Op, shape: Shape) -> Result<Built, OpError> {
+        let mut built = Built::free(op, shape)?;
+        built.macs = built.params;
+        Ok(built)
+    }
 }
 
 /// The elements of the trained tensors, or an error naming the sizes that overflow.
