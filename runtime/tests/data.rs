@@ -3,9 +3,14 @@
 //! and devices, gzip bombs, IDX headers that declare too much or nothing, pictures whose
 //! header declares too many pixels.
 
+// The fuzz test's generators; this file uses only their PNG chunk writer.
+#[allow(dead_code)]
+mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hostile::chunk;
 use nnc_runtime::data::{self, encode_idx, DataError};
 
 fn tmp(name: &str) -> PathBuf {
@@ -172,18 +177,6 @@ fn fifos_and_devices_are_refused_unread() {
         assert_eq!(got, (expected.clone(), expected.clone(), expected), "{}", path.display());
     }
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// A PNG chunk: length, type, data, and the CRC of type and data.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut crc = flate2::Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend(kind);
-    out.extend(data);
-    out.extend(crc.sum().to_be_bytes());
-    out
 }
 
 /// A PNG that declares `width`×`height` grey pixels and holds none of them.

@@ -172,6 +172,22 @@ fn an_existing_run_is_not_overwritten() {
 }
 
 /// `nnc-torch train models/lenet.net` on `data` into `out`, with one thread and `extra`.
+/// Starts a training run of 1000 epochs, for tests that watch, stop or kill a run in progress;
+/// its standard output goes to `stdout`.
+fn long_run(data: &Path, out: &Path, extra: &[&str], stdout: std::process::Stdio) -> std::process::Child {
+    nnc()
+        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000"])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
     nnc()
         .args(["train", "models/lenet.net", "--threads", "1", "--data"])
@@ -279,15 +295,7 @@ fn a_second_run_in_the_same_folder_is_refused_and_a_killed_run_frees_it() {
     use std::io::BufRead;
     let data = dataset_of("lock", 512, 16, 28);
     let out = data.join("run");
-    let mut first = nnc()
-        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = long_run(&data, &out, &[], std::process::Stdio::piped());
     // It holds the lock once it says it is training.
     let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
     assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("training lenet"))), "the first run did not start");
@@ -546,15 +554,7 @@ fn threads_beyond_the_cpus_are_capped_and_said() {
 fn metrics_and_plot_are_written_after_every_epoch() {
     let data = dataset_of("metrics", 256, 16, 28);
     let out = data.join("run");
-    let mut child = nnc()
-        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = long_run(&data, &out, &[], std::process::Stdio::null());
     let start = Instant::now();
     // The plot is written after the metrics file.
     while !out.join("curves.svg").exists() && start.elapsed() < Duration::from_secs(60) {
@@ -583,15 +583,7 @@ fn temporaries(dir: &Path) -> Vec<String> {
 fn a_kill_during_the_checkpoint_write_leaves_no_stray_file() {
     let data = dataset_of("kill-write", 64, 16, 28);
     let out = data.join("run");
-    let mut child = nnc()
-        .args(["train", "models/lenet.net", "--threads", "1", "--epochs", "1000", "--batch", "64", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = long_run(&data, &out, &["--batch", "64"], std::process::Stdio::null());
     let pid = child.id() as libc::pid_t;
     // Watch for the checkpoint's temporary file and freeze the run the moment it appears. If
     // the file is still there once the run is frozen, the run is between creating it and

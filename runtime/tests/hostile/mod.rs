@@ -196,7 +196,7 @@ pub fn idx_files(rng: &mut Rng, i: usize) -> (&'static str, Vec<u8>, Vec<u8>) {
 
 /// A PNG chunk with its CRC, so that a mutated header is read rather than refused for its
 /// checksum.
-fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+pub fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut crc = flate2::Crc::new();
     crc.update(kind);
     crc.update(body);
