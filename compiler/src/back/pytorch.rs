@@ -8,7 +8,7 @@
 //! or inspecting modules (`convert_sync_batchnorm`, quantisation, FSDP, `torch.jit.script`,
 //! `torch.fx`, torchinfo) then see and change what `forward` runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
 use super::codegen::type_name;
@@ -62,12 +62,21 @@ struct Layout<'g> {
     readers: Vec<Vec<usize>>,
     /// For each node, whether it is a join, which its container's forward spells out.
     join: Vec<bool>,
+    /// The nodes (the input aside) by their home.
+    by_home: HashMap<String, Vec<usize>>,
 }
 
 impl Layout<'_> {
-    /// The nodes computed inside `tree` (at any depth).
+    /// The nodes computed inside `tree` (at any depth): its own, and its subtrees', so that
+    /// finding them costs the subtree's size, not the graph's.
     fn members(&self, tree: &Tree) -> BTreeSet<usize> {
-        (1..self.graph.nodes.len()).filter(|&i| inside(&self.home[i], &tree.path)).collect()
+        let mut out: BTreeSet<usize> = self.by_home.get(&tree.path).into_iter().flatten().copied().collect();
+        for (_, child) in &tree.children {
+            if let Child::Tree(sub) = child {
+                out.extend(self.members(sub));
+            }
+        }
+        out
     }
 
     /// The tensors `members` read from outside, and the ones it gives to the outside (or to
@@ -394,7 +403,11 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         }
         home[i] = at.to_string();
     }
-    let layout = Layout { graph, home, readers, join };
+    let mut by_home: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, at) in home.iter().enumerate().skip(1) {
+        by_home.entry(at.clone()).or_default().push(i);
+    }
+    let layout = Layout { graph, home, readers, join, by_home };
 
     let mut classes = Classes::default();
     let built = children(&layout, &tree, &mut classes);
