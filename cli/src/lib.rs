@@ -639,27 +639,13 @@ fn layer_detail(op: &OpSpec) -> String {
             let default = match &p.default {
                 None => "required".to_string(),
                 Some(ArgValue::Unset) => "optional (inferred, or follows another argument)".to_string(),
-                Some(value) => format!("default {}", show(value)),
+                Some(value) => format!("default {value}"),
             };
             out += &format!("    {:width$}  {:kind_width$}  {default}\n", p.name, p.kind.describe());
         }
         out += "\n";
     }
     out + &format!("input rank: {} (the batch included)\nPyTorch:    {}\n", op.ranks, op.torch)
-}
-
-/// A default as the language writes it, as in [`OpSpec::signature`].
-fn show(value: &ArgValue) -> String {
-    match value {
-        ArgValue::Int(v) => v.to_string(),
-        ArgValue::Float(v) => v.to_string(),
-        ArgValue::Bool(v) => v.to_string(),
-        ArgValue::Pair([a, b]) => format!("({a}, {b})"),
-        ArgValue::Dims(dims) => {
-            format!("({})", dims.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
-        }
-        ArgValue::Unset => "…".to_string(),
-    }
 }
 
 /// A Markdown table of `layers`, as the README has it.

@@ -430,10 +430,9 @@ impl Error<'_> {
                     }
                     _ => None,
                 };
-                Diagnostic::error(
-                    Code::Type,
-                    format!("`{param}` must be {}, but is {}", kind.describe(), found.type_name),
-                )
+                // A string of the wrong choice is shown itself: "a string" would not say which.
+                let is = if matches!(value, Value::Str(_)) { found.shown.clone() } else { found.type_name.into() };
+                Diagnostic::error(Code::Type, format!("`{param}` must be {}, but is {is}", kind.describe()))
                 .primary(at, this_is(&found))
                 .maybe_hint(hint)
             }

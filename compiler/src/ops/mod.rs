@@ -54,15 +54,7 @@ impl OpSpec {
             .iter()
             .map(|p| match &p.default {
                 None => p.name.to_string(),
-                Some(ArgValue::Int(v)) => format!("{}={v}", p.name),
-                Some(ArgValue::Float(v)) => format!("{}={v:?}", p.name),
-                Some(ArgValue::Bool(v)) => format!("{}={v}", p.name),
-                Some(ArgValue::Pair([a, b])) => format!("{}=({a}, {b})", p.name),
-                Some(ArgValue::Dims(dims)) => {
-                    let dims: Vec<String> = dims.iter().map(i64::to_string).collect();
-                    format!("{}=({})", p.name, dims.join(", "))
-                }
-                Some(ArgValue::Unset) => format!("{}=…", p.name),
+                Some(value) => format!("{}={value}", p.name),
             })
             .collect();
         if params.is_empty() {

@@ -33,16 +33,22 @@ pub enum Kind {
     Dims,
     Float,
     Bool,
+    /// One of a fixed set of strings, as PyTorch spells them (`approximate="tanh"`).
+    Choice(&'static [&'static str]),
 }
 
 impl Kind {
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
-            Kind::Int => "an integer",
-            Kind::Pair => "an integer or a pair of integers",
-            Kind::Dims => "an integer or a tuple of integers",
-            Kind::Float => "a number",
-            Kind::Bool => "`true` or `false`",
+            Kind::Int => "an integer".into(),
+            Kind::Pair => "an integer or a pair of integers".into(),
+            Kind::Dims => "an integer or a tuple of integers".into(),
+            Kind::Float => "a number".into(),
+            Kind::Bool => "`true` or `false`".into(),
+            Kind::Choice(choices) => {
+                let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
         }
     }
 }
@@ -55,8 +61,28 @@ pub enum ArgValue {
     Dims(Vec<i64>),
     Float(f64),
     Bool(bool),
+    /// One of a [`Kind::Choice`]'s strings.
+    Choice(&'static str),
     /// Optional and not given, with no fixed default (pooling's stride follows its kernel).
     Unset,
+}
+
+impl std::fmt::Display for ArgValue {
+    /// As the language writes it (`(3, 3)`, `"tanh"`); an unset value is `…`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgValue::Int(v) => write!(f, "{v}"),
+            ArgValue::Float(v) => write!(f, "{v:?}"),
+            ArgValue::Bool(v) => write!(f, "{v}"),
+            ArgValue::Pair([a, b]) => write!(f, "({a}, {b})"),
+            ArgValue::Dims(dims) => {
+                let dims: Vec<String> = dims.iter().map(i64::to_string).collect();
+                write!(f, "({})", dims.join(", "))
+            }
+            ArgValue::Choice(v) => write!(f, "{v:?}"),
+            ArgValue::Unset => f.write_str("…"),
+        }
+    }
 }
 
 /// The arguments of one call, in the order of the op's parameters, each marked with whether
@@ -81,6 +107,14 @@ impl Args {
             ArgValue::Float(v) => *v,
             ArgValue::Int(v) => *v as f64,
             _ => f64::NAN,
+        }
+    }
+
+    /// The string chosen for a [`Kind::Choice`] parameter.
+    pub fn choice(&self, name: &'static str) -> &'static str {
+        match self.get(name) {
+            ArgValue::Choice(v) => v,
+            _ => unreachable!("`{name}` is not a choice parameter"),
         }
     }
 

@@ -352,6 +352,9 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
         (Kind::Float, Value::Float(v)) => Some(ArgValue::Float(*v)),
         (Kind::Float, Value::Int(v)) => Some(ArgValue::Float(*v as f64)),
         (Kind::Bool, Value::Bool(v)) => Some(ArgValue::Bool(*v)),
+        (Kind::Choice(choices), Value::Str(s)) => {
+            choices.iter().find(|c| *c == s).map(|c| ArgValue::Choice(c))
+        }
         _ => None,
     }
 }
