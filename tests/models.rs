@@ -305,13 +305,21 @@ fn collapsed_reports() {
     let c = compile_file(Path::new("../models/resnet18.net"), &[]);
     let table = render_table(&report(&c.graphs[0], Some(3)));
     assert!(!table.contains("1 layers"), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("b2.0.y ") && l.contains(" relu ")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("b2.0.2 ") && l.contains(" relu ")), "{table}");
 }
 
 /// Files in `tests/ok/` use the language's corners (imports by path, `cat`, conditionals on
-/// shapes); they must check without a diagnostic.
+/// shapes, naming); each must check without a diagnostic, and its report is a snapshot.
 #[test]
 fn ok_files_check() {
+    insta::glob!("ok/*.net", |path| {
+        let relative = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path);
+        let c = compile_file(relative, &[]);
+        assert!(c.diagnostics.is_empty(), "{}: {:?}", path.display(), c.diagnostics);
+        let tables: Vec<String> = c.graphs.iter().map(|g| render_table(&report(g, None))).collect();
+        insta::assert_snapshot!(tables.join("\n"));
+    });
+
     let c = compile_file(Path::new("ok/tour.net"), &[]);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let graph = &c.graphs[0];

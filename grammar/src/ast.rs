@@ -109,8 +109,11 @@ pub enum ExprKind {
     /// A reference to a parameter, a tensor, a repeat index, or a layer or block without
     /// arguments (`relu`).
     Name(String),
-    /// `in`: the input of the enclosing block or network.
+    /// `in`: the input of the enclosing block or network (inside a `repeat`, the input of
+    /// the iteration).
     Input,
+    /// `_`: the tensor flowing into the stage where it is written.
+    Flow,
     Tuple(Vec<Expr>),
     /// `a -> b -> c`, at least two stages.
     Chain(Vec<Stage>),
@@ -139,6 +142,9 @@ pub enum ExprKind {
         arms: Vec<(Expr, Expr)>,
         otherwise: Option<Box<Expr>>,
     },
+    /// The braced body of an `if` arm or a `repeat` when it holds more than one expression
+    /// (bindings, several statements); a body of one expression is that expression.
+    Body(Vec<Stmt>),
     /// `repeat n { .. }` or `repeat i in lo..hi { .. }`
     Repeat {
         index: Option<Ident>,

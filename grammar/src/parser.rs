@@ -517,6 +517,7 @@ impl Builder<'_> {
             Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span },
             Rule::string => Expr { kind: ExprKind::Str(unquote(pair.as_str())), span },
             Rule::input_ref => Expr { kind: ExprKind::Input, span },
+            Rule::flow_ref => Expr { kind: ExprKind::Flow, span },
             Rule::name => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
             Rule::parens => {
                 let has_comma = pair.clone().into_inner().any(|p| p.as_rule() == Rule::comma);
@@ -599,8 +600,19 @@ impl Builder<'_> {
     }
 
     fn braced(&mut self, pair: Pair<Rule>) -> Expr {
-        let inner = pair.into_inner().find(|p| p.as_rule() == Rule::expr).expect("braced expression");
-        self.expr(inner)
+        let span = self.span(&pair);
+        let mut stmts: Vec<Stmt> = pair
+            .into_inner()
+            .filter(|p| !matches!(p.as_rule(), Rule::open_brace | Rule::close_brace))
+            .map(|p| self.statement(p))
+            .collect();
+        match stmts.as_slice() {
+            [Stmt::Expr(_)] => match stmts.pop() {
+                Some(Stmt::Expr(e)) => e,
+                _ => unreachable!("one expression statement"),
+            },
+            _ => Expr { kind: ExprKind::Body(stmts), span },
+        }
     }
 }
 

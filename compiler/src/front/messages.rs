@@ -114,6 +114,8 @@ pub(super) enum Error<'a> {
     // A `--set` value that is not a constant.
     NotConstant { at: Loc },
     InputInBlock { at: Loc },
+    InputInBody { at: Loc },
+    FlowWithoutTensor { at: Loc },
     InputTwice { at: Loc },
     InputTooFewDims { at: Loc },
     BadDimension { value: i64, at: Loc },
@@ -123,6 +125,8 @@ pub(super) enum Error<'a> {
     // ---- Names ----
     // Two layers with one name; `first` is where the name was first taken.
     DuplicateLayer { name: &'a str, at: Loc, first: Loc },
+    // A layer whose name is the parent of another's (`h` and `h.y.0`).
+    LayerAsParent { name: &'a str, child: &'a str, at: Loc, child_at: Loc },
     // A name bound twice in one scope.
     Redefined { name: &'a str, at: Loc, first: Loc },
     // `hint` is a did-you-mean, as only the expander knows the names in scope.
@@ -283,6 +287,12 @@ impl Error<'_> {
             InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")
                 .primary(at, "not allowed in a block")
                 .hint("inside a block, `in` is the tensor the block is applied to"),
+            InputInBody { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network's body")
+                .primary(at, "not allowed in an `if` or `repeat` body")
+                .hint("declare the input once, at the top of the network"),
+            FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
+                .primary(at, "no tensor flows into this stage")
+                .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),
             InputTwice { at } => Diagnostic::error(Code::Structure, "the network declares its input twice")
                 .primary(at, "second input"),
             InputTooFewDims { at } => {
@@ -298,6 +308,16 @@ impl Error<'_> {
                 .primary(at, "used before the input is declared")
                 .hint("declare `input [N, ...]` first"),
 
+            LayerAsParent { name, child, at, child_at } => Diagnostic::error(
+                Code::Duplicate,
+                format!("layer `{name}` is also the parent of layer `{child}`"),
+            )
+            .primary(at, format!("this layer is named `{name}`"))
+            .secondary(child_at, format!("this one is named `{child}`, inside it"))
+            .hint(
+                "in PyTorch a layer cannot hold other layers: bind the statement that makes this \
+                 layer to a name of its own, or label it (`name: layer`)",
+            ),
             DuplicateLayer { name, at, first } => {
                 Diagnostic::error(Code::Duplicate, format!("two layers are named `{name}`"))
                     .primary(at, "this layer takes the name again")

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Arg, DefKind, Ident};
+use nnc_grammar::ast::{Arg, Ident};
 
 use super::graph::{child, refers, Join};
-use super::{Expander, Frame, Scope};
+use super::{BodyKind, Expander, Frame, Scope};
 use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
 use crate::front::messages::{op_diagnostic, signature, Callee, Error};
@@ -309,7 +309,7 @@ impl Expander<'_> {
         inner.input = flow.cloned();
         self.groups.push(Group { name: path.to_string(), label: format!("{name}({})", shown.join(", ")) });
         self.frames.push(Frame::Call { block: name.to_string(), instance: path.to_string(), at: loc });
-        let result = self.body(&def.body, &mut inner, path, DefKind::Block);
+        let result = self.body(&def.body, &mut inner, path, BodyKind::Block, None);
         self.frames.pop();
         for (param, (_, read)) in def.params.iter().zip(&inner.params_read) {
             self.lints.param(name, &param.name.name, Loc::new(block.0, param.name.span), *read);

@@ -2,9 +2,9 @@
 //! the dotted paths that become PyTorch parameter names, and the checks and notes that read
 //! the graph built so far.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use nnc_grammar::ast::{Expr, ExprKind, Ident};
+use nnc_grammar::ast::{Expr, ExprKind, Ident, Stmt};
 use nnc_grammar::Span;
 
 use super::{Expander, Scope};
@@ -16,7 +16,9 @@ use crate::shape::Shape;
 use crate::source::Loc;
 
 impl Expander<'_> {
-    /// Layer names become parameter names, so they must be unique.
+    /// Layer names become parameter names, so they must be unique; and a layer that is a
+    /// module cannot also be the parent of other layers' names (a PyTorch `nn.Linear` has no
+    /// children), which joins, spelt as expressions, may be.
     pub(super) fn check_unique_names(&mut self) {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut dups = Vec::new();
@@ -27,9 +29,26 @@ impl Expander<'_> {
                 seen.insert(&node.name, i);
             }
         }
+        let mut parents = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let parent = node.name.match_indices('.').find_map(|(at, _)| {
+                let &p = seen.get(&node.name[..at])?;
+                let inputs: Vec<String> = self.nodes[p].inputs.iter().map(|x| x.0.to_string()).collect();
+                matches!(self.nodes[p].op.layer().pytorch(&inputs), ops::PyTorch::Module(_)).then_some(p)
+            });
+            // One report per parent, naming its first child.
+            if let Some(p) = parent.filter(|p| !parents.iter().any(|(q, _)| q == p)) {
+                parents.push((p, i));
+            }
+        }
         for (first, second) in dups {
             let (a, b) = (&self.nodes[first], &self.nodes[second]);
             self.diags.push(Error::DuplicateLayer { name: &b.name, at: b.loc, first: a.loc }.into());
+        }
+        for (parent, child) in parents {
+            let (a, b) = (&self.nodes[parent], &self.nodes[child]);
+            let error = Error::LayerAsParent { name: &a.name, child: &b.name, at: a.loc, child_at: b.loc };
+            self.diags.push(error.into());
         }
     }
 
@@ -159,6 +178,42 @@ impl Seq {
         let repeats = stages.iter().any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
         Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats }
     }
+
+    /// The sequence the unbound statements of a body share: numbered if they make more than
+    /// one layer, or repeat. Otherwise the lone layer takes the body's name (the block's, or
+    /// at a network's top its op's, `conv2d`), except where that would clash: a network's
+    /// lone block call is numbered (`0.conv1`) rather than spilling the block's names into
+    /// the top level, and a block with bindings numbers it, as they may make layers of their
+    /// own, under the name the lone layer would take.
+    pub(super) fn body(path: &str, body: &[Stmt], scope: &Scope, network: bool) -> Seq {
+        let bound: HashSet<&str> = body
+            .iter()
+            .filter_map(|s| if let Stmt::Bind { name, .. } = s { Some(name.name.as_str()) } else { None })
+            .collect();
+        let is_layer = |e: &Expr| match &e.kind {
+            ExprKind::Name(n) => !bound.contains(n.as_str()) && !refers(e, scope),
+            _ => !refers(e, scope),
+        };
+        let calls_block = |e: &Expr| match &e.kind {
+            ExprKind::Call { callee, .. } => ops::lookup(&callee.name).is_none() && callee.name != "cat",
+            ExprKind::Name(n) => is_layer(e) && ops::lookup(n).is_none(),
+            _ => false,
+        };
+        let (mut layers, mut repeats, mut blocks) = (0, false, false);
+        for stmt in body {
+            if let Stmt::Expr(e) = stmt {
+                let stages: Vec<&Expr> = match &e.kind {
+                    ExprKind::Chain(stages) => stages.iter().map(|s| &s.expr).collect(),
+                    _ => vec![e],
+                };
+                layers += stages.iter().filter(|e| is_layer(e)).count();
+                repeats |= stages.iter().any(|e| matches!(e.kind, ExprKind::Repeat { .. }));
+                blocks |= stages.iter().any(|e| calls_block(e));
+            }
+        }
+        let clash = if network { blocks } else { !bound.is_empty() };
+        Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats || clash }
+    }
 }
 
 /// How `join` combines its tensors.
@@ -172,7 +227,7 @@ pub(super) enum Join {
 /// numbering in chains skips such stages. A bare layer name (`relu`) is not a reference.
 pub(super) fn refers(e: &Expr, scope: &Scope) -> bool {
     match &e.kind {
-        ExprKind::Input => true,
+        ExprKind::Input | ExprKind::Flow => true,
         ExprKind::Name(n) => scope.vars.contains_key(n),
         _ => false,
     }

@@ -18,7 +18,7 @@ pub(crate) mod lints;
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{DefKind, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
+use nnc_grammar::ast::{Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
@@ -69,7 +69,10 @@ struct Scope {
     /// lint; a short list, searched only after a name was found in `vars`.
     params_read: Vec<(String, bool)>,
     input: Option<Value>,
-    /// The prefix that labels (`conv1: conv2d(...)`) are relative to.
+    /// The tensor flowing into the stage being evaluated, which `_` names.
+    stage_input: Option<Value>,
+    /// The prefix that labels (`conv1: conv2d(...)`) are relative to: the path of the
+    /// statement they are written in, so a label nests under its statement's name.
     label_prefix: String,
 }
 
@@ -80,9 +83,20 @@ impl Scope {
             vars: HashMap::new(),
             params_read: Vec::new(),
             input: None,
+            stage_input: None,
             label_prefix: label_prefix.into(),
         }
     }
+}
+
+/// What a body of statements belongs to: where `input` is allowed, and how its unbound
+/// statements are numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyKind {
+    Network,
+    Block,
+    /// The body of an `if` arm or a `repeat` that holds bindings or several statements.
+    Nested,
 }
 
 pub struct Expander<'p> {
@@ -150,7 +164,7 @@ impl<'p> Expander<'p> {
         if self.failed() {
             return (None, self.diags);
         }
-        let output = self.body(&def.body, &mut scope, "", DefKind::Network);
+        let output = self.body(&def.body, &mut scope, "", BodyKind::Network, None);
         let loc = Loc::new(file, def.name.span);
         let Some(Value::Tensor(input)) = scope.input else {
             if !self.halted && scope.input.is_none() {
@@ -208,22 +222,41 @@ impl<'p> Expander<'p> {
         }
     }
 
-    /// Evaluates a body; its value is that of its last statement.
-    fn body(&mut self, body: &[Stmt], scope: &mut Scope, path: &str, kind: DefKind) -> Option<Value> {
-        let mut flow = scope.input.clone();
+    /// Evaluates a body; its value is that of its last statement. Each statement is fed the
+    /// tensor of the one before (the first, `flow`). Unbound statements share one sequence,
+    /// so their layers are numbered on from one statement to the next, as an `nn.Sequential`
+    /// built from them would number them; a bound statement's layers are named under its
+    /// name, and so are its labels.
+    fn body(
+        &mut self,
+        body: &[Stmt],
+        scope: &mut Scope,
+        path: &str,
+        kind: BodyKind,
+        flow: Option<Value>,
+    ) -> Option<Value> {
+        let mut flow = flow.or_else(|| scope.input.clone());
         let mut last = None;
+        let mut seq = Seq::body(path, body, scope, kind == BodyKind::Network);
         for stmt in body {
             if self.halted {
                 return Some(Value::Poison);
             }
+            scope.stage_input = flow.clone();
             let value = match stmt {
                 Stmt::Input { dims, span } => self.input(dims, *span, scope, kind),
                 Stmt::Bind { name, value } => {
-                    let v = self.eval(value, scope, flow.as_ref(), &child(path, &name.name));
+                    let path = child(path, &name.name);
+                    scope.label_prefix = path.clone();
+                    let v = self.eval(value, scope, flow.as_ref(), &path);
                     self.bind(scope, name, v.clone());
                     v
                 }
-                Stmt::Expr(e) => self.eval(e, scope, flow.as_ref(), path),
+                Stmt::Expr(e) => {
+                    scope.label_prefix = path.to_string();
+                    let stages = stages_of(e);
+                    self.stages(&stages, scope, flow.as_ref(), &mut seq, false)
+                }
             };
             if matches!(value, Value::Tensor(_) | Value::Poison) {
                 flow = Some(value.clone());
@@ -231,6 +264,24 @@ impl<'p> Expander<'p> {
             last = Some(value);
         }
         last
+    }
+
+    /// A braced body with bindings or several statements, as one module at `path`: its
+    /// bindings are its own (each `repeat` iteration has fresh ones); it sees the names
+    /// around it, and reads of block parameters count as reads.
+    fn nested_body(&mut self, body: &[Stmt], scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
+        let mut inner = Scope {
+            file: scope.file,
+            vars: scope.vars.clone(),
+            params_read: std::mem::take(&mut scope.params_read),
+            input: scope.input.clone(),
+            stage_input: None,
+            label_prefix: path.to_string(),
+        };
+        let flow = flow.cloned().or_else(|| scope.stage_input.clone());
+        let value = self.body(body, &mut inner, path, BodyKind::Nested, flow);
+        scope.params_read = inner.params_read;
+        value.unwrap_or(Value::Poison)
     }
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
@@ -242,10 +293,12 @@ impl<'p> Expander<'p> {
         scope.vars.insert(name.name.clone(), (value, name.span));
     }
 
-    fn input(&mut self, dims: &[Expr], span: Span, scope: &mut Scope, kind: DefKind) -> Value {
+    fn input(&mut self, dims: &[Expr], span: Span, scope: &mut Scope, kind: BodyKind) -> Value {
         let loc = Loc::new(scope.file, span);
-        if kind == DefKind::Block {
-            return self.error(Error::InputInBlock { at: loc });
+        match kind {
+            BodyKind::Network => {}
+            BodyKind::Block => return self.error(Error::InputInBlock { at: loc }),
+            BodyKind::Nested => return self.error(Error::InputInBody { at: loc }),
         }
         if scope.input.is_some() {
             return self.error(Error::InputTwice { at: loc });
@@ -318,6 +371,11 @@ impl<'p> Expander<'p> {
                 Some(v) => v.clone(),
                 None => self.error(Error::InBeforeInput { at: loc }),
             },
+            ExprKind::Flow => match &scope.stage_input {
+                Some(v) => v.clone(),
+                None => self.error(Error::FlowWithoutTensor { at: loc }),
+            },
+            ExprKind::Body(stmts) => self.nested_body(stmts, scope, flow, path),
             ExprKind::Name(name) => self.name(name, loc, scope, flow, path),
             ExprKind::Tuple(items) => {
                 let values: Vec<Value> = items.iter().map(|i| self.eval(i, scope, None, path)).collect();
@@ -327,9 +385,8 @@ impl<'p> Expander<'p> {
                     Value::Tuple(values)
                 }
             }
-            ExprKind::Chain(stages) => {
-                let stages: Vec<(Option<&Ident>, &Expr)> =
-                    stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect();
+            ExprKind::Chain(_) => {
+                let stages = stages_of(e);
                 let mut seq = Seq::new(path, &stages, scope);
                 self.stages(&stages, scope, flow, &mut seq, false)
             }
@@ -343,31 +400,44 @@ impl<'p> Expander<'p> {
                 value
             }
             ExprKind::Call { callee, args } => self.call(callee, args, loc, scope, flow, path),
-            ExprKind::If { arms, otherwise } => {
-                for (cond, body) in arms {
-                    match self.eval(cond, scope, None, path) {
-                        Value::Bool(true) => return self.eval(body, scope, flow, path),
-                        Value::Bool(false) => {}
-                        Value::Poison => return Value::Poison,
-                        other => {
-                            let found = self.found(&other);
-                            return self
-                                .error(Error::NotCondition { found, at: Loc::new(scope.file, cond.span) });
-                        }
-                    }
-                }
-                match (otherwise, flow) {
-                    (Some(body), _) => self.eval(body, scope, flow, path),
-                    // Without `else`, a false condition passes the incoming tensor through.
-                    (None, Some(tensor)) => tensor.clone(),
-                    (None, None) => self.error(Error::NoElse { at: loc }),
-                }
-            }
+            ExprKind::If { arms, otherwise } => match self.arm(arms, otherwise.as_deref(), scope) {
+                Ok(Some(body)) => self.eval(body, scope, flow, path),
+                // Without `else`, a false condition passes the incoming tensor through.
+                Ok(None) => match flow {
+                    Some(tensor) => tensor.clone(),
+                    None => self.error(Error::NoElse { at: loc }),
+                },
+                Err(poison) => poison,
+            },
             ExprKind::Repeat { index, count, body } => {
                 let mut seq = Seq { path: path.to_string(), next: 0, indexed: true };
                 self.repeat(index.as_ref(), count, body, loc, scope, flow, &mut seq)
             }
         }
+    }
+
+    /// The body of the first arm of an `if` whose condition holds, the `else` body, or `None`
+    /// when no arm is taken; an error (poison) if a condition is not a boolean.
+    fn arm<'e>(
+        &mut self,
+        arms: &'e [(Expr, Expr)],
+        otherwise: Option<&'e Expr>,
+        scope: &mut Scope,
+    ) -> Result<Option<&'e Expr>, Value> {
+        for (cond, body) in arms {
+            match self.eval(cond, scope, None, "") {
+                Value::Bool(true) => return Ok(Some(body)),
+                Value::Bool(false) => {}
+                Value::Poison => return Err(Value::Poison),
+                other => {
+                    let found = self.found(&other);
+                    return Err(
+                        self.error(Error::NotCondition { found, at: Loc::new(scope.file, cond.span) })
+                    );
+                }
+            }
+        }
+        Ok(otherwise)
     }
 
     /// Evaluates the stages of a chain in order, each fed by the one before, naming their
@@ -383,12 +453,26 @@ impl<'p> Expander<'p> {
         check_first: bool,
     ) -> Value {
         let mut current = flow.cloned();
+        let outer_stage_input = scope.stage_input.take();
         for (k, &(label, expr)) in stages.iter().enumerate() {
             let fed = current.clone().filter(|_| k > 0 || check_first);
+            scope.stage_input = current.clone();
+            let loc = Loc::new(scope.file, expr.span);
             let value = match (&expr.kind, label) {
                 (ExprKind::Repeat { index, count, body }, None) => {
-                    let loc = Loc::new(scope.file, expr.span);
                     self.repeat(index.as_ref(), count, body, loc, scope, current.as_ref(), seq)
+                }
+                // In a numbered sequence, the arm taken adds its layers to it, and a false
+                // `if` adds none, as a Python `if` appending to an `nn.Sequential` would.
+                (ExprKind::If { arms, otherwise }, None) if seq.indexed => {
+                    match self.arm(arms, otherwise.as_deref(), scope) {
+                        Ok(Some(body)) => {
+                            let body_stages = stages_of(body);
+                            self.stages(&body_stages, scope, current.as_ref(), seq, false)
+                        }
+                        Ok(None) => current.clone().unwrap_or_else(|| self.error(Error::NoElse { at: loc })),
+                        Err(poison) => poison,
+                    }
                 }
                 _ => {
                     let is_reference = refers(expr, scope);
@@ -397,23 +481,34 @@ impl<'p> Expander<'p> {
                         None if is_reference || !seq.indexed => seq.path.clone(),
                         None => child(&seq.path, seq.next),
                     };
-                    if !is_reference {
+                    let before = self.nodes.len();
+                    let value = self.eval(expr, scope, current.as_ref(), &stage_path);
+                    // A stage takes a position only if it made a layer.
+                    if !is_reference && self.nodes.len() > before {
                         seq.next += 1;
                     }
-                    self.eval(expr, scope, current.as_ref(), &stage_path)
+                    value
                 }
             };
             if let (Some(Value::Tensor(from)), Value::Tensor(to)) = (&fed, &value) {
-                self.check_stage_uses_input(*from, *to, Loc::new(scope.file, expr.span));
+                self.check_stage_uses_input(*from, *to, loc);
             }
             match value {
                 Value::Tensor(_) | Value::Poison => current = Some(value),
+                // A statement of one stage may be any value (a block's last statement is
+                // checked by its caller); a stage of a chain or a repeat must be a tensor.
+                other if stages.len() == 1 && !check_first => {
+                    scope.stage_input = outer_stage_input;
+                    return other;
+                }
                 other => {
+                    scope.stage_input = outer_stage_input;
                     let found = self.found(&other);
-                    return self.error(Error::StageNotTensor { found, at: Loc::new(scope.file, expr.span) });
+                    return self.error(Error::StageNotTensor { found, at: loc });
                 }
             }
         }
+        scope.stage_input = outer_stage_input;
         current.unwrap_or(Value::Poison)
     }
 
@@ -458,10 +553,7 @@ impl<'p> Expander<'p> {
             Some(v @ (Value::Tensor(_) | Value::Poison)) => v.clone(),
             _ => return self.error(Error::RepeatNeedsInput { at: loc }),
         };
-        let body_stages: Vec<(Option<&Ident>, &Expr)> = match &body.kind {
-            ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
-            _ => vec![(None, body)],
-        };
+        let body_stages = stages_of(body);
         let shadowed = index.and_then(|i| scope.vars.remove(&i.name));
         if let (Some(index), Some((_, first))) = (index, &shadowed) {
             let (at, first) = (Loc::new(scope.file, index.span), Loc::new(scope.file, *first));
@@ -496,6 +588,14 @@ impl<'p> Expander<'p> {
             }
         }
         current
+    }
+}
+
+/// The stages of a chain with their labels, or an expression as a chain of one stage.
+fn stages_of(e: &Expr) -> Vec<(Option<&Ident>, &Expr)> {
+    match &e.kind {
+        ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
+        _ => vec![(None, e)],
     }
 }
 

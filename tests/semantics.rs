@@ -1,0 +1,151 @@
+//! The language's meaning, case by case: which layers a model makes and what they are named.
+//! Each expected list was worked out by hand from what the PyTorch a user would write names
+//! (`nn.Sequential` numbers its children from 0, a Python `if` that appends nothing takes no
+//! number, a module's attributes nest under it), and from the shapes PyTorch gives.
+
+use nnc_compiler::{compile, Compilation, Options, Root};
+
+fn compile_text(text: &str) -> Compilation {
+    compile(Root::Text { name: "test.net", text, dir: None }, &Options::default())
+}
+
+/// The names of the layers with parameters and each one's output shape, in order.
+fn named(text: &str) -> Vec<(String, String)> {
+    let c = compile_text(text);
+    assert!(!c.has_errors(), "{text}\n{:?}", c.diagnostics);
+    let graph = c.graphs.into_iter().next().expect("one network");
+    graph.nodes.iter().filter(|n| n.params > 0).map(|n| (n.name.clone(), n.shape.to_string())).collect()
+}
+
+/// Every layer's name, the input aside.
+fn all_names(text: &str) -> Vec<String> {
+    let c = compile_text(text);
+    assert!(!c.has_errors(), "{text}\n{:?}", c.diagnostics);
+    let graph = c.graphs.into_iter().next().expect("one network");
+    graph.nodes.iter().skip(1).map(|n| n.name.clone()).collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// torchvision's `InvertedResidual`: `layers = []; if expand_ratio != 1: layers.append(...)`;
+/// without expansion the depthwise convolution is `conv.0`.
+#[test]
+fn a_false_if_takes_no_index() {
+    let source = |expand: i32| {
+        format!(
+            "block cbr(c, k, groups = 1) {{ conv2d(c, k, padding=k // 2, groups=groups, bias=false) -> batchnorm -> relu }}
+             network n(expand = {expand}) {{
+                 input [N, 16, 8, 8]
+                 conv = if expand != 1 {{ cbr(16 * expand, 1) }} -> cbr(16 * expand, 3, groups=16 * expand)
+                     -> conv2d(16, 1, bias=false) -> batchnorm
+             }}"
+        )
+    };
+    let names = |expand| named(&source(expand)).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(names(1), ["conv.0.0", "conv.0.1", "conv.1", "conv.2"]);
+    assert_eq!(names(6), ["conv.0.0", "conv.0.1", "conv.1.0", "conv.1.1", "conv.2", "conv.3"]);
+}
+
+/// An arm of several layers adds each to the sequence, as `layers.extend([...])` would.
+#[test]
+fn a_true_if_adds_its_layers_to_the_sequence() {
+    let names = all_names(
+        "network n(big = true) {
+             input [N, 3, 8, 8]
+             f = conv2d(4, 3) -> if big { conv2d(4, 1) -> relu } -> linear(2)
+         }",
+    );
+    assert_eq!(names, ["f.0", "f.1", "f.2", "f.3"]);
+}
+
+/// Labels nest under the name of their statement: torchvision's ViT has `encoder.ln`.
+#[test]
+fn labels_nest_under_their_statement() {
+    let names = named(
+        "network n {
+             input [N, 4, 8]
+             encoder = repeat 2 { linear(8) } -> ln: layernorm
+             head: linear(3)
+         }",
+    );
+    let expected = [
+        ("encoder.0", "[N, 4, 8]"),
+        ("encoder.1", "[N, 4, 8]"),
+        ("encoder.ln", "[N, 4, 8]"),
+        ("head", "[N, 4, 3]"),
+    ];
+    assert_eq!(names, pairs(&expected));
+}
+
+/// Unbound statements continue one sequence, so two unbound `relu`s are `0` and `1`, and a
+/// block called unbound at the top is a numbered child, its names under it (a block with
+/// bindings numbers its unbound layers, here the closing `cat`).
+#[test]
+fn unbound_statements_continue_one_sequence() {
+    assert_eq!(all_names("network n { input [N, 3] \n relu \n relu \n linear(2) }"), ["0", "1", "2"]);
+    let names = all_names(
+        "block two(c) { y = linear(c) \n cat(y, in) }
+         network n { input [N, 3] \n linear(4) \n two(5) }",
+    );
+    assert_eq!(names, ["0", "1.y", "1.0"]);
+}
+
+/// A body may hold bindings. In a `repeat`, a body of several statements is one child per
+/// iteration, as `nn.Sequential(*[Block() for _ in range(n)])` is, and `in` is the input of
+/// that iteration.
+#[test]
+fn bodies_hold_bindings() {
+    let names = named(
+        "network n {
+             input [N, 8, 6, 6]
+             stages = repeat 2 {
+                 y = conv2d(8, 3, padding=1) -> relu
+                 y + in
+             }
+             head = if true {
+                 pooled = adaptive_avgpool(1) -> flatten
+                 pooled -> linear(3)
+             }
+         }",
+    );
+    let expected = [("stages.0.y.0", "[N, 8, 6, 6]"), ("stages.1.y.0", "[N, 8, 6, 6]"), ("head.0", "[N, 3]")];
+    assert_eq!(names, pairs(&expected));
+}
+
+/// `_` is the tensor flowing into the stage it is written in: DenseNet's transition halves the
+/// channels it receives, inline in the chain.
+#[test]
+fn underscore_is_the_tensor_flowing_in() {
+    let names = named(
+        "block transition(c) { batchnorm -> relu -> conv2d(c, 1) -> avgpool(2) }
+         network n {
+             input [N, 3, 8, 8]
+             f = conv2d(10, 3, padding=1) -> transition(_.channels // 2) -> cat(_, _ -> conv2d(2, 1))
+         }",
+    );
+    let expected = [
+        ("f.0", "[N, 10, 8, 8]"),
+        ("f.1.0", "[N, 10, 8, 8]"),
+        ("f.1.2", "[N, 5, 8, 8]"),
+        ("f.2.1", "[N, 2, 4, 4]"),
+    ];
+    assert_eq!(names, pairs(&expected));
+}
+
+/// A name bound in one `repeat` iteration's body is that iteration's own, so it can be bound
+/// again in the next; outside the body it is unknown.
+#[test]
+fn body_bindings_stay_in_their_body() {
+    let c = compile_text(
+        "network n {
+             input [N, 4]
+             repeat 2 { y = linear(4) \n y -> relu }
+             y
+         }",
+    );
+    let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(c.diagnostics.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("`y`"), "{messages:?}");
+}
