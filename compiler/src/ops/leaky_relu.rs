@@ -4,7 +4,6 @@ use std::fmt;
 
 use super::layer::py_float;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
-use crate::diagnostic::Code;
 use crate::shape::Shape;
 
 pub static LEAKY_RELU: OpSpec = OpSpec {
@@ -17,14 +16,7 @@ pub static LEAKY_RELU: OpSpec = OpSpec {
 };
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
-    let negative_slope = args.float("negative_slope");
-    if !negative_slope.is_finite() {
-        return Err(OpError::new(
-            Code::Value,
-            format!("`negative_slope` must be a finite number, but is {negative_slope}"),
-        )
-        .at("negative_slope"));
-    }
+    let negative_slope = args.finite_float("negative_slope")?;
     Built::free(Op::LeakyRelu(LeakyRelu { negative_slope }), input.clone())
 }
 
