@@ -18,7 +18,8 @@ For each case of CASES, builds the real torch.nn module from the constructor tex
 overwrites its floating-point parameters and buffers with seeded random values (running_var
 uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors file:
 
-    input          float32, [2, *dims], seeded standard normal
+    input          float32, [2, *dims], seeded standard normal (times INPUT_SCALE's factor
+                   for the cases it names)
     output         module.eval()(input)
     output_train   a fresh copy of the module (same state) in train mode, applied to input
                    (not for dropout, random in train mode)
@@ -124,10 +125,27 @@ CASES = [
     ("sigmoid_1", "sigmoid", "sigmoid", [2, 3, 4], "nn.Sigmoid()"),
     ("tanh_1", "tanh", "tanh", [12], "nn.Tanh()"),
     ("gelu_1", "gelu", "gelu", [3, 4, 4], "nn.GELU()"),
+    ("gelu_2", "gelu", 'gelu(approximate="tanh")', [3, 4, 4], "nn.GELU(approximate='tanh')"),
+    ("relu6_1", "relu6", "relu6", [3, 4, 4], "nn.ReLU6()"),
+    ("silu_1", "silu", "silu", [3, 4, 4], "nn.SiLU()"),
+    ("hardswish_1", "hardswish", "hardswish", [3, 4, 4], "nn.Hardswish()"),
+    ("hardsigmoid_1", "hardsigmoid", "hardsigmoid", [3, 4, 4], "nn.Hardsigmoid()"),
+    ("mish_1", "mish", "mish", [3, 4, 4], "nn.Mish()"),
+    ("hardtanh_1", "hardtanh", "hardtanh", [3, 4, 4], "nn.Hardtanh()"),
+    ("hardtanh_2", "hardtanh", "hardtanh(-2.0, 3.0)", [12], "nn.Hardtanh(-2.0, 3.0)"),
+    ("elu_1", "elu", "elu", [3, 4, 4], "nn.ELU()"),
+    ("elu_2", "elu", "elu(alpha=0.5)", [12], "nn.ELU(alpha=0.5)"),
+    ("softplus_1", "softplus", "softplus", [3, 4, 4], "nn.Softplus()"),
+    ("softplus_2", "softplus", "softplus(2.0, threshold=1.0)", [12], "nn.Softplus(2.0, threshold=1.0)"),
+    ("prelu_1", "prelu", "prelu", [3, 4, 4], "nn.PReLU()"),
+    ("prelu_2", "prelu", "prelu(num_parameters=3, init=0.1)", [3, 4, 4], "nn.PReLU(num_parameters=3, init=0.1)"),
+    ("prelu_3", "prelu", "prelu(4)", [4, 6], "nn.PReLU(4)"),
     ("identity_1", "identity", "identity", [7], "nn.Identity()"),
     # nn.Softmax's own default is dim=None (a legacy implicit choice); nnc's is -1.
     ("softmax_1", "softmax", "softmax", [5], "nn.Softmax(dim=-1)"),
     ("softmax_2", "softmax", "softmax(dim=1)", [3, 4, 4], "nn.Softmax(dim=1)"),
+    ("log_softmax_1", "log_softmax", "log_softmax", [5], "nn.LogSoftmax(dim=-1)"),
+    ("log_softmax_2", "log_softmax", "log_softmax(dim=1)", [3, 4, 4], "nn.LogSoftmax(dim=1)"),
     ("dropout_1", "dropout", "dropout(p=0.3)", [10], "nn.Dropout(p=0.3)"),
     ("flatten_1", "flatten", "flatten", [3, 4, 4], "nn.Flatten()"),
     ("flatten_2", "flatten", "flatten(start=2)", [3, 4, 4], "nn.Flatten(start_dim=2)"),
@@ -149,6 +167,11 @@ CASES = [
 
 # Modules random in train mode: no output_train.
 RANDOM_IN_TRAIN = {"dropout"}
+
+# Cases whose module changes its formula outside a standard normal's usual range (relu6 at 6,
+# hardswish and hardsigmoid at ±3, softplus at beta · x > 20): their input is scaled by this,
+# so that every branch is taken.
+INPUT_SCALE = {"relu6_1": 4.0, "hardswish_1": 2.0, "hardsigmoid_1": 2.0, "softplus_1": 12.0}
 
 
 def build(text):
@@ -184,7 +207,7 @@ def make(case, layer, call, dims, text):
     module = build(text)
     gen = torch.Generator().manual_seed(seed)
     randomise(module, gen)
-    x = torch.randn([BATCH, *dims], generator=gen)
+    x = torch.randn([BATCH, *dims], generator=gen) * INPUT_SCALE.get(case, 1.0)
     state = state_of(module)
     trained = copy.deepcopy(module)
     with torch.no_grad():

@@ -175,12 +175,40 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             x.f_layer_norm(shape.as_slice(), params.optional("weight"), params.optional("bias"), l.eps, true)?
         }
         Op::Relu(_) => x.f_relu()?,
+        Op::Relu6(_) => x.f_relu6()?,
         Op::Sigmoid(_) => x.f_sigmoid()?,
         Op::Tanh(_) => x.f_tanh()?,
-        Op::Gelu(_) => x.f_gelu("none")?,
-        // tch binds `leaky_relu` without its slope; this is its kernel, `x > 0 ? x : x · slope`.
+        Op::Gelu(g) => x.f_gelu(g.approximate)?,
+        Op::Silu(_) => x.f_silu()?,
+        Op::Hardswish(_) => x.f_hardswish()?,
+        Op::Hardsigmoid(_) => x.f_hardsigmoid()?,
+        Op::Mish(_) => x.f_mish()?,
+        // tch binds `leaky_relu`, `elu`, `softplus` and `hardtanh` without their numbers, so
+        // these arms are libtorch's CPU kernels written out, with the same gradients (checked by
+        // runtime/tests/conformance.rs). Where a branch overflows on the inputs the other branch
+        // takes (`exp` of a large x), its input is clamped to where it is taken: the values are
+        // the same, and the gradient through the unused branch is 0, not 0 · ∞ = NaN.
+        // `x > 0 ? x : x · slope`
         Op::LeakyRelu(l) => x.f_where_self(&x.f_gt(0.0)?, &x.f_mul_scalar(l.negative_slope)?)?,
+        Op::Prelu(_) => x.f_prelu(params.get("weight")?)?,
+        // `x > 0 ? x : expm1(x) · alpha`
+        Op::Elu(e) => {
+            x.f_where_self(&x.f_gt(0.0)?, &x.f_clamp_max(0.0)?.f_expm1()?.f_mul_scalar(e.alpha)?)?
+        }
+        // `x · beta > threshold ? x : log1p(exp(x · beta)) / beta`
+        Op::Softplus(s) => {
+            let scaled = x.f_mul_scalar(s.beta)?;
+            let soft = scaled.f_clamp_max(s.threshold)?.f_exp()?.f_log1p()?.f_div_scalar(s.beta)?;
+            x.f_where_self(&scaled.f_gt(s.threshold)?, &soft)?
+        }
+        // `clamp(x, min_val, max_val)`, with hardtanh's gradient: none at the bounds themselves,
+        // where clamp's own passes it, so the clamped values are detached.
+        Op::Hardtanh(h) => {
+            let inside = x.f_gt(h.min_val)?.f_logical_and(&x.f_lt(h.max_val)?)?;
+            x.f_where_self(&inside, &x.f_clamp(h.min_val, h.max_val)?.f_detach()?)?
+        }
         Op::Softmax(s) => x.f_softmax(s.dim as i64, Kind::Float)?,
+        Op::LogSoftmax(s) => x.f_log_softmax(s.dim as i64, Kind::Float)?,
         Op::Dropout(d) => x.f_dropout(d.p, train)?,
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,

@@ -8,6 +8,7 @@
 //! - PyTorch parity in CI, without Python: each fixture of `parity/fixtures/ops/` (written by
 //!   `parity/make_op_fixtures.py` from the real `torch.nn` module) loads strictly into nnc's
 //!   layer, and nnc computes the module's outputs and, in train mode, its new state.
+//! - The gradients of the forwards the runtime writes out where tch lacks an op's arguments.
 //!
 //! A layer added to the registry without a case generator here, or without a fixture, fails
 //! the harness by name. Generated code is checked against the interpreter by
@@ -168,15 +169,41 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             }
             Case { dims, call: call + ")" }
         }
-        "relu" | "sigmoid" | "tanh" | "gelu" | "identity" => Case { dims: any_rank(rng), call: name.into() },
+        "relu" | "relu6" | "sigmoid" | "tanh" | "silu" | "hardswish" | "hardsigmoid" | "mish"
+        | "identity" => Case { dims: any_rank(rng), call: name.into() },
+        "gelu" => {
+            let approximate = if rng.flag() { "tanh" } else { "none" };
+            Case { dims: any_rank(rng), call: format!("gelu(approximate=\"{approximate}\")") }
+        }
         "leaky_relu" => Case { dims: any_rank(rng), call: format!("leaky_relu({})", rng.float(-0.5, 0.5)) },
+        "elu" => Case { dims: any_rank(rng), call: format!("elu(alpha={})", rng.float(-2.0, 2.0)) },
+        "softplus" => {
+            // A beta of either sign, away from 0, which softplus divides by.
+            let beta = rng.float(0.1, 3.0) * if rng.flag() { -1.0 } else { 1.0 };
+            Case {
+                dims: any_rank(rng),
+                call: format!("softplus({beta}, threshold={})", rng.float(-1.0, 20.0)),
+            }
+        }
+        "hardtanh" => {
+            let min_val = rng.float(-3.0, 1.0);
+            let call =
+                format!("hardtanh(min_val={min_val}, max_val={})", min_val + 0.5 + rng.float(0.0, 3.0));
+            Case { dims: any_rank(rng), call }
+        }
+        "prelu" => {
+            let dims = any_rank(rng);
+            // One slope for all channels, or one per channel (dimension 1).
+            let num_parameters = if rng.flag() { 1 } else { dims[0] };
+            Case { dims, call: format!("prelu({num_parameters}, init={})", rng.float(-1.0, 1.0)) }
+        }
         "dropout" => Case { dims: any_rank(rng), call: format!("dropout({})", rng.float(0.0, 1.0)) },
-        "softmax" => {
+        "softmax" | "log_softmax" => {
             let dims = any_rank(rng);
             let rank = dims.len() as i64 + 1;
             let dim = rng.int(1, rank as u64 - 1) as i64;
             let dim = if rng.flag() { dim - rank } else { dim };
-            Case { dims, call: format!("softmax(dim={dim})") }
+            Case { dims, call: format!("{name}(dim={dim})") }
         }
         "flatten" => {
             let dims = any_rank(rng);
@@ -271,6 +298,54 @@ fn every_layer_conforms_on_random_configurations() {
         }
     }
     assert!(missing.is_empty(), "layers without a case generator in this harness: {missing:?}");
+}
+
+/// Where tch binds a module without its arguments, the runtime writes out libtorch's kernel
+/// (`runtime/src/ops.rs`): the fixtures check its values, this its gradients, which training
+/// follows, at inputs where the unused branch overflows (±1000) and exactly at the bounds.
+/// The expected gradients are PyTorch 2.13's: `x.grad` after `module(x).sum().backward()`.
+#[test]
+fn written_out_kernels_have_torchs_gradients() {
+    let x = [-1000.0f32, -1.0, -2.0, 0.0, 0.25, 1.0, 3.0, 5.0, 1000.0];
+    let cases: [(&str, [f64; 9]); 5] = [
+        ("leaky_relu(0.2)", [0.2, 0.2, 0.2, 0.2, 1.0, 1.0, 1.0, 1.0, 1.0]),
+        ("elu(alpha=0.5)", [0.0, 0.18393972516059875, 0.0676676407456398, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0]),
+        (
+            "softplus(2.0, threshold=1.0)",
+            [0.0, 0.11920291930437088, 0.01798621006309986, 0.5, 0.622459352016449, 1.0, 1.0, 1.0, 1.0],
+        ),
+        (
+            "softplus",
+            [
+                0.0,
+                0.2689414322376251,
+                0.11920291930437088,
+                0.5,
+                0.562176525592804,
+                0.7310585975646973,
+                0.9525741338729858,
+                0.9933071732521057,
+                1.0,
+            ],
+        ),
+        ("hardtanh(-2.0, 3.0)", [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]),
+    ];
+    for (call, expected) in cases {
+        let graph = check(&[x.len() as u64], call).unwrap_or_else(|e| panic!("{call} does not check:\n{e}"));
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph, Init::PyTorch);
+        let input = Tensor::from_slice(&x).reshape([1, -1]).set_requires_grad(true);
+        model.try_forward(&input, false).unwrap().sum(Kind::Float).backward();
+        let grad = input.grad();
+        for (i, want) in expected.iter().enumerate() {
+            let got = grad.double_value(&[0, i as i64]);
+            assert!(
+                (got - want).abs() <= 1e-6,
+                "{call}: gradient at x = {} is {got}, PyTorch's {want}",
+                x[i]
+            );
+        }
+    }
 }
 
 /// The op fixtures, by file name.

@@ -43,7 +43,7 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("momentum"));
     }
     let features = input.dims[0];
-    Built::normalisation(Op::BatchNorm(BatchNorm { features, eps, momentum, rank }), input.clone())
+    Built::per_parameter(Op::BatchNorm(BatchNorm { features, eps, momentum, rank }), input.clone())
 }
 
 attributes! {

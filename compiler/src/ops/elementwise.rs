@@ -1,5 +1,5 @@
-//! Layers that keep the shape and have no arguments: `relu`, `sigmoid`, `tanh`, `gelu`,
-//! `identity`. Each is a unit struct; `elementwise!` declares its signature and description
+//! Layers that keep the shape and have no arguments: `relu`, `relu6`, `sigmoid`, `tanh`,
+//! `silu`, `hardswish`, `hardsigmoid`, `mish`, `identity`. Each is a unit struct; `elementwise!` declares its signature and description
 //! from its name and its `torch.nn` module.
 
 use std::fmt;
@@ -39,5 +39,9 @@ macro_rules! elementwise {
 elementwise!(RELU, Relu, "relu", "max(x, 0)", "nn.ReLU");
 elementwise!(SIGMOID, Sigmoid, "sigmoid", "1 / (1 + exp(-x))", "nn.Sigmoid");
 elementwise!(TANH, Tanh, "tanh", "the hyperbolic tangent", "nn.Tanh");
-elementwise!(GELU, Gelu, "gelu", "x · Φ(x), the exact (erf) GELU", "nn.GELU");
+elementwise!(RELU6, Relu6, "relu6", "min(max(x, 0), 6)", "nn.ReLU6");
+elementwise!(SILU, Silu, "silu", "x · sigmoid(x), also called swish", "nn.SiLU");
+elementwise!(HARDSWISH, Hardswish, "hardswish", "x · relu6(x + 3) / 6", "nn.Hardswish");
+elementwise!(HARDSIGMOID, Hardsigmoid, "hardsigmoid", "relu6(x + 3) / 6", "nn.Hardsigmoid");
+elementwise!(MISH, Mish, "mish", "x · tanh(softplus(x))", "nn.Mish");
 elementwise!(IDENTITY, Identity, "identity", "passes its input through", "nn.Identity");

@@ -141,6 +141,15 @@ impl ToRust for bool {
     }
 }
 
+/// A [`Kind::Choice`](super::Kind::Choice)'s string (`"tanh"`), which the IR keeps as the
+/// signature's own `&'static str`.
+impl ToRust for &'static str {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        let v = Literal::string(self);
+        quote! { #v }
+    }
+}
+
 impl<T: ToRust, const N: usize> ToRust for [T; N] {
     fn to_rust(&self, ir: &TokenStream) -> TokenStream {
         let items = self.iter().map(|v| v.to_rust(ir));

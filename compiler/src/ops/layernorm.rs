@@ -63,7 +63,7 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let elementwise_affine = args.bool("elementwise_affine");
     let op =
         Op::LayerNorm(LayerNorm { normalized_shape: Cow::Owned(normalized_shape), eps, elementwise_affine });
-    Built::normalisation(op, input.clone())
+    Built::per_parameter(op, input.clone())
 }
 
 /// `6` or `(3, 4)`, as the argument is written.

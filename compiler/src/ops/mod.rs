@@ -8,19 +8,21 @@
 //! Adding a layer is adding its file here, one line to `registry!` below, and its forward
 //! in the runtime (ARCHITECTURE.md lists the steps).
 
+mod activation;
 mod adaptive_pool;
 mod batchnorm;
 mod conv2d;
 mod dropout;
 mod elementwise;
 mod flatten;
+mod gelu;
 mod input;
 pub mod join;
 mod layer;
 mod layernorm;
-mod leaky_relu;
 mod linear;
 mod pool;
+mod prelu;
 mod rules;
 mod signature;
 mod softmax;
@@ -157,12 +159,22 @@ registry! {
     BatchNorm(batchnorm) = batchnorm::BATCHNORM,
     LayerNorm(layernorm) = layernorm::LAYERNORM,
     Relu(elementwise) = elementwise::RELU,
+    Relu6(elementwise) = elementwise::RELU6,
     Sigmoid(elementwise) = elementwise::SIGMOID,
     Tanh(elementwise) = elementwise::TANH,
-    Gelu(elementwise) = elementwise::GELU,
-    LeakyRelu(leaky_relu) = leaky_relu::LEAKY_RELU,
+    Gelu(gelu) = gelu::GELU,
+    Silu(elementwise) = elementwise::SILU,
+    Hardswish(elementwise) = elementwise::HARDSWISH,
+    Hardsigmoid(elementwise) = elementwise::HARDSIGMOID,
+    Mish(elementwise) = elementwise::MISH,
+    LeakyRelu(activation) = activation::LEAKY_RELU,
+    Prelu(prelu) = prelu::PRELU,
+    Elu(activation) = activation::ELU,
+    Softplus(activation) = activation::SOFTPLUS,
+    Hardtanh(activation) = activation::HARDTANH,
     Identity(elementwise) = elementwise::IDENTITY,
     Softmax(softmax) = softmax::SOFTMAX,
+    LogSoftmax(softmax) = softmax::LOG_SOFTMAX,
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,

@@ -110,6 +110,19 @@ impl Args {
         }
     }
 
+    /// A number that must be finite: PyTorch would compute with an infinity or NaN, but the
+    /// emitted Python could not spell it (`inf` is no literal), and no such slope or bound is
+    /// meant.
+    pub fn finite_float(&self, name: &'static str) -> Result<f64, OpError> {
+        let v = self.float(name);
+        if !v.is_finite() {
+            return Err(
+                OpError::new(Code::Value, format!("`{name}` must be a finite number, but is {v}")).at(name)
+            );
+        }
+        Ok(v)
+    }
+
     /// The string chosen for a [`Kind::Choice`] parameter.
     pub fn choice(&self, name: &'static str) -> &'static str {
         match self.get(name) {
@@ -201,9 +214,11 @@ impl Built {
         Built::new(op, shape, 0)
     }
 
-    /// A normalisation, whose multiply-adds torchinfo counts as one per trained parameter
-    /// (its scale and shift, once per example), whatever the input's size; nnc follows it.
-    pub fn normalisation(op: Op, shape: Shape) -> Result<Built, OpError> {
+    /// A layer whose multiply-adds torchinfo counts as one per trained parameter, once per
+    /// example, whatever the input's size (its rule for a `weight` or `bias` of a module other
+    /// than a convolution): batch and layer norm's scale and shift, PReLU's slopes. nnc
+    /// follows it.
+    pub fn per_parameter(op: Op, shape: Shape) -> Result<Built, OpError> {
         let mut built = Built::free(op, shape)?;
         built.macs = built.params;
         Ok(built)

@@ -1,36 +1,55 @@
-//! `softmax(dim=-1)`: keeps the shape; `dim` counts the batch as 0 and may be negative.
+//! `softmax(dim=-1)` and `log_softmax(dim=-1)`: keep the shape; `dim` counts the batch as 0
+//! and may be negative. nnc's default is -1 where PyTorch's modules default to `dim=None`, a
+//! legacy implicit choice that warns; the modules are always emitted with the dimension.
 
 use std::fmt;
 
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::shape::Shape;
 
-pub static SOFTMAX: OpSpec = OpSpec {
-    name: "softmax",
-    summary: "softmax along `dim` (the batch is dimension 0; negative counts from the end)",
-    torch: "nn.Softmax",
-    ranks: Ranks::AtLeast(2),
-    params: &[ParamSpec::optional("dim", Kind::Int, ArgValue::Int(-1))],
-    apply,
-};
+macro_rules! softmax {
+    ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
+        pub static $spec: OpSpec = OpSpec {
+            name: $name,
+            summary: $summary,
+            torch: $torch,
+            ranks: Ranks::AtLeast(2),
+            params: &[ParamSpec::optional("dim", Kind::Int, ArgValue::Int(-1))],
+            apply: |args: &Args, input: &Shape| -> Result<Built, OpError> {
+                let dim = super::flatten::axis(args, "dim", input)?;
+                Built::free(Op::$ty($ty { dim }), input.clone())
+            },
+        };
 
-fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
-    let dim = super::flatten::axis(args, "dim", input)?;
-    Built::free(Op::Softmax(Softmax { dim }), input.clone())
+        attributes! {
+            pub struct $ty {
+                pub dim: usize,
+            }
+        }
+
+        impl Layer for $ty {
+            fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($name, " dim {}"), self.dim)
+            }
+
+            fn pytorch(&self, _: &[String]) -> PyTorch {
+                PyTorch::Module(format!(concat!($torch, "(dim={})"), self.dim))
+            }
+        }
+    };
 }
 
-attributes! {
-    pub struct Softmax {
-        pub dim: usize,
-    }
-}
-
-impl Layer for Softmax {
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "softmax dim {}", self.dim)
-    }
-
-    fn pytorch(&self, _: &[String]) -> PyTorch {
-        PyTorch::Module(format!("nn.Softmax(dim={})", self.dim))
-    }
-}
+softmax!(
+    SOFTMAX,
+    Softmax,
+    "softmax",
+    "softmax along `dim` (the batch is dimension 0; negative counts from the end)",
+    "nn.Softmax"
+);
+softmax!(
+    LOG_SOFTMAX,
+    LogSoftmax,
+    "log_softmax",
+    "log of the softmax along `dim`, computed stably (the batch is dimension 0; negative counts from the end)",
+    "nn.LogSoftmax"
+);
