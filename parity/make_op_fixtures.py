@@ -163,7 +163,38 @@ CASES = [
         [5],
         "nn.LayerNorm(5, elementwise_affine=False)",
     ),
+    # The language's arithmetic (`arith`: `+ - * /` between tensors, broadcast, and with
+    # numbers), against the same Python expression on torch tensors, in the same order.
+    ("arith_1", "arith", "_ * sigmoid", [3, 4, 4], "Lambda(lambda x: x * torch.sigmoid(x))"),
+    (
+        "arith_2",
+        "arith",
+        "_ * (adaptive_avgpool(1) -> sigmoid)",
+        [3, 4, 4],
+        "Lambda(lambda x: x * torch.sigmoid(nn.functional.adaptive_avg_pool2d(x, 1)))",
+    ),
+    (
+        "arith_3",
+        "arith",
+        "(_ -> adaptive_avgpool((1, 4))) - (_ -> adaptive_avgpool((4, 1)))",
+        [3, 4, 4],
+        "Lambda(lambda x: nn.functional.adaptive_avg_pool2d(x, (1, 4)) - nn.functional.adaptive_avg_pool2d(x, (4, 1)))",
+    ),
+    ("arith_4", "arith", "1 - _ / 2 * 3 + 0.5", [6], "Lambda(lambda x: 1 - x / 2 * 3 + 0.5)"),
+    ("arith_5", "arith", "2 / (_ * _ + 1) - 0.25 * _", [6], "Lambda(lambda x: 2 / (x * x + 1) - 0.25 * x)"),
+    ("arith_6", "arith", "(_ -> tanh) / (_ -> sigmoid)", [2, 5], "Lambda(lambda x: torch.tanh(x) / torch.sigmoid(x))"),
 ]
+
+
+class Lambda(nn.Module):
+    """A module that computes an expression of its input, for the language's arithmetic."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
 
 # Modules random in train mode: no output_train.
 RANDOM_IN_TRAIN = {"dropout"}
@@ -176,7 +207,7 @@ INPUT_SCALE = {"relu6_1": 4.0, "hardswish_1": 2.0, "hardsigmoid_1": 2.0, "softpl
 
 def build(text):
     """The module a constructor text such as `nn.Conv2d(4, 6, 3)` makes."""
-    return eval(text, {"nn": nn, "torch": torch})  # noqa: S307 (our own table)
+    return eval(text, {"nn": nn, "torch": torch, "Lambda": Lambda})  # noqa: S307 (our own table)
 
 
 def seed_of(case):

@@ -593,7 +593,9 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
 
 /// The joins, which are syntax rather than layers of the registry.
 const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors along a dimension \
-                     (`torch.cat`)\nand `a + b` adds two tensors of equal shape.\n";
+                     (`torch.cat`),\nand `a + b`, `a - b`, `a * b`, `a / b` work element by element, \
+                     broadcast as PyTorch does\n(same rank and batch; each other dimension equal or 1 \
+                     on one side), between tensors or with a number.\n";
 
 /// Prints the layer reference, generated from the registry so that it cannot fall behind it.
 fn layers(args: &LayersArgs) -> io::Result<Outcome> {

@@ -33,7 +33,7 @@ pub enum Code {
     Arithmetic,
     /// A spatial size that shrinks to zero or below.
     SizeTooSmall,
-    /// Tensors of different shapes added together.
+    /// Tensors whose shapes do not broadcast, in `+ - * /`.
     AddMismatch,
     /// Tensors that cannot be concatenated.
     ConcatMismatch,

@@ -448,13 +448,14 @@ network lenet(size = 28) {
                 standalone: true,
             },
             Code::AddMismatch => Explanation {
-                summary: "tensors of different shapes added together",
-                text: "`a + b` adds two tensors element by element, and needs them of one shape. \
-                       nnc does not broadcast: PyTorch would silently broadcast some mismatches \
-                       (a [N, 1, H, W] tensor onto [N, C, H, W]) and raise on others when the model \
-                       runs, and either is most often a wiring mistake. A residual connection whose \
-                       branch changes the channels or the size needs a projection on its shortcut, \
-                       as `std.resnet`'s `residual` has.",
+                summary: "tensors whose shapes do not broadcast, added or multiplied",
+                text: "`a + b`, `a - b`, `a * b` and `a / b` work element by element, broadcast as \
+                       PyTorch broadcasts: the tensors have the same rank and batch, and each other \
+                       dimension is equal, or 1 in one of them (squeeze-excitation's [N, C, 1, 1] \
+                       gate scales [N, C, H, W]). Any other pair would fail when the model runs, and \
+                       is most often a wiring mistake. A residual connection whose branch changes the \
+                       channels or the size needs a projection on its shortcut, as `std.resnet`'s \
+                       `residual` has.",
                 broken: "\
 block residual(c, stride = 1) {
     y = conv2d(c, 3, padding=1, stride=stride) -> batchnorm -> relu

@@ -3,7 +3,7 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::Op;
+use nnc_compiler::ir::{ArithOp, Op};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -212,7 +212,25 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Dropout(d) => x.f_dropout(d.p, train)?,
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
-        Op::Add(_) => inputs[1..].iter().try_fold(x.shallow_clone(), |acc, y| acc.f_add(y))?,
+        Op::Arith(a) => {
+            let y = &inputs[1];
+            match a.op {
+                ArithOp::Add => x.f_add(y)?,
+                ArithOp::Sub => x.f_sub(y)?,
+                ArithOp::Mul => x.f_mul(y)?,
+                ArithOp::Div => x.f_div(y)?,
+            }
+        }
+        // As PyTorch's `Tensor.__rsub__` and `__rtruediv__` compute `c - x` and `c / x`
+        // (`rsub`, and `reciprocal(x) * c`), so that results agree to the bit.
+        Op::ArithScalar(s) => match (s.op, s.reversed) {
+            (ArithOp::Add, _) => x.f_add_scalar(s.value)?,
+            (ArithOp::Mul, _) => x.f_mul_scalar(s.value)?,
+            (ArithOp::Sub, false) => x.f_sub_scalar(s.value)?,
+            (ArithOp::Sub, true) => x.f_rsub_scalar(s.value)?,
+            (ArithOp::Div, false) => x.f_div_scalar(s.value)?,
+            (ArithOp::Div, true) => x.f_reciprocal()?.f_mul_scalar(s.value)?,
+        },
         Op::Concat(c) => Tensor::f_cat(inputs, c.dim as i64)?,
     })
 }

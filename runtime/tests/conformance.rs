@@ -376,7 +376,10 @@ fn every_layer_computes_what_its_torch_module_computes() {
             .map(|d| d.trim().parse().unwrap())
             .collect();
         let graph = check(&dims, &fixture.call).unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
-        assert_eq!(graph.nodes[1].name, fixture.layer, "{what}: the layer's name");
+        // The arithmetic's fixtures are expressions of several nodes; a layer's is that layer.
+        if ALL.iter().any(|s| s.name == fixture.layer) {
+            assert_eq!(graph.nodes[1].name, fixture.layer, "{what}: the layer's name");
+        }
         let prefixed = |state: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
             state.iter().map(|(k, v)| (format!("{}.{k}", fixture.layer), v.shallow_clone())).collect()
         };
@@ -415,6 +418,9 @@ fn every_layer_computes_what_its_torch_module_computes() {
 #[test]
 fn fixtures_lie_within_the_ranks_each_layer_claims() {
     for (case, fixture) in op_fixtures() {
+        if fixture.layer == "arith" {
+            continue;
+        }
         let spec = ALL.iter().find(|s| s.name == fixture.layer).expect("a registered layer");
         let rank = fixture.input.dim();
         assert!(spec.ranks.accepts(rank), "{case}: rank {rank} outside {}", spec.ranks);

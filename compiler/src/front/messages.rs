@@ -153,6 +153,8 @@ pub(super) enum Error<'a> {
     // ---- Arithmetic ----
     Overflow { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
     DivideByZero { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    // A tensor divided by the number 0, or combined with a number that is not finite.
+    TensorByNumber { value: f64, at: Loc },
     NegationOverflow { value: i64, at: Loc },
 
     // ---- Calls and their arguments ----
@@ -363,7 +365,7 @@ impl Error<'_> {
             }
             BinaryOperands { a, op, b, at } => {
                 let hint = matches!((a, b), (Value::Tensor(_), _) | (_, Value::Tensor(_)))
-                    .then(|| "tensors can only be added to tensors (`a + b`)".to_string());
+                    .then(|| "tensors take `+`, `-`, `*` and `/`, with tensors (broadcast) or numbers".to_string());
                 let (a, b) = (a.type_name(), b.type_name());
                 Diagnostic::error(Code::Type, format!("cannot apply `{op}` to {a} and {b}"))
                     .primary(at, format!("{a} {op} {b}"))
@@ -422,6 +424,16 @@ impl Error<'_> {
 
             Overflow { a, op, b, at } => arithmetic(format!("{a} {op} {b} overflows 64-bit integers"), at),
             DivideByZero { a, op, b, at } => arithmetic(format!("{a} {op} {b} divides by zero"), at),
+            TensorByNumber { value, at } => {
+                let message = if value == 0.0 {
+                    "this divides a tensor by zero".to_string()
+                } else {
+                    format!("the number {value} is not finite")
+                };
+                Diagnostic::error(Code::Arithmetic, message)
+                    .primary(at, "in this expression")
+                    .note("PyTorch would fill the result with infinities and NaNs, which no training recovers from")
+            }
             NegationOverflow { value, at } => arithmetic(format!("-({value}) overflows"), at),
 
             TooManyArgs { callee, given, at } => {

@@ -1,6 +1,6 @@
-//! Joins: `a + b` (equal shapes) and `cat(a, b, dim=1)` (equal except along `dim`). The
-//! language spells them itself rather than as layers, so they have shape rules but no
-//! signature; their errors carry a hint computed from the shapes.
+//! Joins: `cat(a, b, dim=1)` (equal shapes except along `dim`). The language spells it itself
+//! rather than as a layer, so it has a shape rule but no signature; its error carries a hint
+//! computed from the shapes. (`a + b` and the other operators are in `arith.rs`.)
 
 use std::fmt;
 
@@ -9,28 +9,9 @@ use crate::diagnostic::Code;
 use crate::shape::Shape;
 
 attributes! {
-    /// Element-wise sum of all inputs.
-    pub struct Add;
-}
-
-attributes! {
     /// Concatenation along `dim`.
     pub struct Concat {
         pub dim: usize,
-    }
-}
-
-impl Layer for Add {
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("add")
-    }
-
-    fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(xs.join(" + "))
-    }
-
-    fn family(&self) -> Family {
-        Family::Join
     }
 }
 
@@ -46,39 +27,6 @@ impl Layer for Concat {
     fn family(&self) -> Family {
         Family::Join
     }
-}
-
-/// The shape of an element-wise sum; `shapes[0]` is the reference.
-pub fn add(shapes: &[&Shape]) -> Result<Shape, (usize, OpError)> {
-    let first = shapes[0];
-    for (i, shape) in shapes.iter().enumerate().skip(1) {
-        if *shape != first {
-            let mut err = OpError::new(
-                Code::AddMismatch,
-                format!("cannot add tensors of different shapes: {first} and {shape}"),
-            )
-            .label(format!("this is {shape}"))
-            .note(format!("the left side is {first}, the right side is {shape}; `+` needs equal shapes"));
-            if let Some(fix) = projection_hint(first, shape) {
-                err = err.hint(fix);
-            }
-            return Err((i, err));
-        }
-    }
-    Ok(first.clone())
-}
-
-/// A 1×1 convolution that maps `from` onto `to`, as a residual block's skip path would use.
-fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
-    let [c_to, h_to, w_to]: [u64; 3] = to.dims[..].try_into().ok()?;
-    let [c_from, h_from, w_from]: [u64; 3] = from.dims[..].try_into().ok()?;
-    let stride =
-        (1..=h_from.max(1)).find(|s| (h_from - 1) / s + 1 == h_to && (w_from - 1) / s + 1 == w_to)?;
-    let stride_arg = if stride == 1 { String::new() } else { format!(", stride={stride}") };
-    Some(format!(
-        "project the right side with a 1×1 convolution, `conv2d({c_to}, 1{stride_arg})`, which maps \
-         [{c_from}, {h_from}, {w_from}] to [{c_to}, {h_to}, {w_to}]"
-    ))
 }
 
 /// The shape of a concatenation along `dim` as written (the batch is 0, negative counts from
@@ -120,15 +68,6 @@ mod tests {
 
     fn s(dims: &[u64]) -> Shape {
         Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
-    }
-
-    #[test]
-    fn add_needs_equal_shapes_and_suggests_a_projection() {
-        assert_eq!(add(&[&s(&[64, 8, 8]), &s(&[64, 8, 8])]).unwrap(), s(&[64, 8, 8]));
-        let (at, err) = add(&[&s(&[128, 28, 28]), &s(&[64, 56, 56])]).unwrap_err();
-        assert_eq!(at, 1);
-        assert_eq!(err.code, Code::AddMismatch);
-        assert!(err.hint.unwrap().contains("`conv2d(128, 1, stride=2)`"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod activation;
 mod adaptive_pool;
+pub mod arith;
 mod batchnorm;
 mod conv2d;
 mod dropout;
@@ -27,6 +28,7 @@ mod rules;
 mod signature;
 mod softmax;
 
+pub use arith::ArithOp;
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use rules::{axis, expect_image, product, window_output, OpError};
@@ -178,7 +180,8 @@ registry! {
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
-    Add(join),
+    Arith(arith),
+    ArithScalar(arith),
     Concat(join),
 }
 

@@ -3,11 +3,14 @@
 //! (`x.channels`); and the type errors of all of these.
 
 use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, UnaryOp};
+use nnc_grammar::Span;
 
 use super::graph::{child, refers, Join};
 use super::{Expander, Scope};
 use crate::front::messages::{Error, Found};
 use crate::front::value::Value;
+use crate::ir::Op;
+use crate::ops::{self, ArithOp};
 use crate::source::Loc;
 
 impl Expander<'_> {
@@ -130,17 +133,9 @@ impl Expander<'_> {
                 child(path, i)
             }
         };
-        let first = self.eval(head, scope, flow, &operand_path(0, head, scope));
-        if matches!(first, Value::Tensor(_)) && rest.iter().all(|(op, _)| *op == BinaryOp::Add) {
-            let mut tensors = vec![(first, head.span)];
-            for (i, (_, e)) in rest.iter().enumerate() {
-                let operand = operand_path(i + 1, e, scope);
-                tensors.push((self.eval(e, scope, flow, &operand), e.span));
-            }
-            return self.join(Join::Add, tensors, loc, scope, path);
-        }
-        let mut acc = first;
-        for (op, e) in rest {
+        let mut acc = self.eval(head, scope, flow, &operand_path(0, head, scope));
+        let mut acc_span = head.span;
+        for (i, (op, e)) in rest.iter().enumerate() {
             if acc == Value::Poison {
                 return Value::Poison;
             }
@@ -149,11 +144,33 @@ impl Expander<'_> {
                 (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => continue,
                 _ => {}
             }
-            let rhs = self.eval(e, scope, flow, path);
+            let rhs = self.eval(e, scope, flow, &operand_path(i + 1, e, scope));
+            let tensor_op = match op {
+                BinaryOp::Add => Some(ArithOp::Add),
+                BinaryOp::Sub => Some(ArithOp::Sub),
+                BinaryOp::Mul => Some(ArithOp::Mul),
+                BinaryOp::Div => Some(ArithOp::Div),
+                _ => None,
+            };
+            let tensors = matches!(acc, Value::Tensor(_)) || matches!(rhs, Value::Tensor(_));
+            if let (true, Some(arith), false) = (tensors, tensor_op, rhs == Value::Poison) {
+                // The last operation takes the expression's name; any before it are named
+                // after their operator and position (`y.mul1`), as PyTorch spells all of them
+                // in `forward`, not as modules.
+                let name = if i + 1 == rest.len() {
+                    path.to_string()
+                } else {
+                    child(path, format_args!("{}{}", arith.name(), i + 1))
+                };
+                acc = self.arith(arith, (acc, acc_span), (rhs, e.span), loc, scope, &name);
+                acc_span = acc_span.to(e.span);
+                continue;
+            }
             let (a, op, b, at) = (&acc, *op, &rhs, loc);
             let error = match scalar(op, a, b) {
                 Ok(v) => {
                     acc = v;
+                    acc_span = acc_span.to(e.span);
                     continue;
                 }
                 Err(ScalarError::Poison) => return Value::Poison,
@@ -165,6 +182,49 @@ impl Expander<'_> {
             return self.error(error);
         }
         acc
+    }
+
+    /// `a op b` where at least one side is a tensor: two tensors broadcast, or a tensor and
+    /// a number.
+    fn arith(
+        &mut self,
+        op: ArithOp,
+        (a, a_span): (Value, Span),
+        (b, b_span): (Value, Span),
+        loc: Loc,
+        scope: &mut Scope,
+        path: &str,
+    ) -> Value {
+        let (tensor, number, reversed) = match (&a, &b) {
+            (Value::Tensor(_), Value::Tensor(_)) => {
+                return self.join(Join::Arith(op), vec![(a, a_span), (b, b_span)], loc, scope, path)
+            }
+            (Value::Tensor(id), other) => (*id, other, false),
+            (other, Value::Tensor(id)) => (*id, other, true),
+            _ => unreachable!("one side is a tensor"),
+        };
+        let value = match number {
+            Value::Int(v) => *v as f64,
+            Value::Float(v) => *v,
+            _ => return self.error(Error::BinaryOperands { a: &a, op: written(op), b: &b, at: loc }),
+        };
+        if (op == ArithOp::Div && value == 0.0 && !reversed) || !value.is_finite() {
+            return self.error(Error::TensorByNumber { value, at: loc });
+        }
+        let shape = self.nodes[tensor.0].shape.clone();
+        let name = if path.is_empty() { op.name().to_string() } else { path.to_string() };
+        let attributes = ops::ArithScalar { op, value, reversed };
+        self.add_node(name, Op::ArithScalar(attributes), vec![tensor], shape, 0, 0, loc)
+    }
+}
+
+/// The operator as the source wrote it, for the messages `scalar`'s errors share.
+fn written(op: ArithOp) -> BinaryOp {
+    match op {
+        ArithOp::Add => BinaryOp::Add,
+        ArithOp::Sub => BinaryOp::Sub,
+        ArithOp::Mul => BinaryOp::Mul,
+        ArithOp::Div => BinaryOp::Div,
     }
 }
 

@@ -11,7 +11,7 @@ use super::{Expander, Scope};
 use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
-use crate::ops::{self, join, SizeOrigin};
+use crate::ops::{self, arith, join, ArithOp, SizeOrigin};
 use crate::shape::Shape;
 use crate::source::Loc;
 
@@ -109,7 +109,7 @@ impl Expander<'_> {
         format!("how the {axis_name} got here:\n  {}", steps.join("\n  "))
     }
 
-    /// `a + b` (all shapes equal) or `cat(a, b, dim=1)`.
+    /// `a op b` (broadcast) or `cat(a, b, dim=1)`.
     pub(super) fn join(
         &mut self,
         join: Join,
@@ -131,7 +131,12 @@ impl Expander<'_> {
         }
         let shapes: Vec<&Shape> = ids.iter().map(|id| &self.nodes[id.0].shape).collect();
         let (result, name) = match join {
-            Join::Add => (join::add(&shapes).map(|shape| (shape, Op::Add(ops::Add))), "add"),
+            Join::Arith(op) => (
+                arith::broadcast(op, shapes[0], shapes[1])
+                    .map(|shape| (shape, Op::Arith(ops::Arith { op })))
+                    .map_err(|err| (1, err)),
+                op.name(),
+            ),
             Join::Concat(dim) => (
                 join::concat(&shapes, dim).map(|(shape, dim)| (shape, Op::Concat(ops::Concat { dim }))),
                 "cat",
@@ -218,7 +223,8 @@ impl Seq {
 
 /// How `join` combines its tensors.
 pub(super) enum Join {
-    Add,
+    /// Two tensors, broadcast.
+    Arith(ArithOp),
     /// Along `dim` as written: negative counts from the end, and the shape rule checks it.
     Concat(i64),
 }

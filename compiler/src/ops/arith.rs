@@ -1,0 +1,204 @@
+//! Element-wise arithmetic: `a + b`, `a - b`, `a * b`, `a / b` between two tensors, broadcast
+//! as PyTorch broadcasts them, and between a tensor and a number (`x * 0.5`, `1 - x`). The
+//! language spells them with its operators rather than as layers, so they have shape rules but
+//! no signature; their errors carry a hint computed from the shapes.
+
+use std::fmt;
+
+use super::layer::py_float;
+use super::{attributes, Family, Layer, OpError, PyTorch, ToRust};
+use crate::diagnostic::Code;
+use crate::shape::{Batch, Shape};
+
+/// One of the four operators, as PyTorch's tensor operators spell them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl ArithOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+        }
+    }
+
+    /// The verb error messages use.
+    pub fn verb(self) -> &'static str {
+        match self {
+            ArithOp::Add => "add",
+            ArithOp::Sub => "subtract",
+            ArithOp::Mul => "multiply",
+            ArithOp::Div => "divide",
+        }
+    }
+
+    /// The short name the report shows and unnamed nodes take (`mul`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ArithOp::Add => "add",
+            ArithOp::Sub => "sub",
+            ArithOp::Mul => "mul",
+            ArithOp::Div => "div",
+        }
+    }
+}
+
+impl ToRust for ArithOp {
+    fn to_rust(&self, ir: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+        match self {
+            ArithOp::Add => quote::quote! { #ir::ArithOp::Add },
+            ArithOp::Sub => quote::quote! { #ir::ArithOp::Sub },
+            ArithOp::Mul => quote::quote! { #ir::ArithOp::Mul },
+            ArithOp::Div => quote::quote! { #ir::ArithOp::Div },
+        }
+    }
+}
+
+attributes! {
+    /// `a op b` between two tensors of the same rank, broadcast.
+    pub struct Arith {
+        pub op: ArithOp,
+    }
+}
+
+attributes! {
+    /// `x op value`, or `value op x` when `reversed`.
+    pub struct ArithScalar {
+        pub op: ArithOp,
+        pub value: f64,
+        pub reversed: bool,
+    }
+}
+
+impl Layer for Arith {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.op.name())
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("{} {} {}", xs[0], self.op.symbol(), xs[1]))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+impl Layer for ArithScalar {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = py_float(self.value);
+        match self.reversed {
+            false => write!(f, "x {} {value}", self.op.symbol()),
+            true => write!(f, "{value} {} x", self.op.symbol()),
+        }
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        let value = py_float(self.value);
+        PyTorch::Expr(match self.reversed {
+            false => format!("{} {} {value}", xs[0], self.op.symbol()),
+            true => format!("{value} {} {}", self.op.symbol(), xs[0]),
+        })
+    }
+
+    fn family(&self) -> Family {
+        Family::Other
+    }
+}
+
+/// The shape of `a op b`: equal ranks, the same batch, and each other dimension equal or 1
+/// in one of them (PyTorch's broadcasting, with the batch kept as dimension 0). The error
+/// blames `b`.
+pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
+    let verb = op.verb();
+    let mismatch = |detail: String| {
+        OpError::new(Code::AddMismatch, format!("cannot {verb} tensors of shapes {a} and {b}"))
+            .label(format!("this is {b}"))
+            .note(detail)
+    };
+    if a.rank() != b.rank() {
+        return Err(mismatch(format!(
+            "the left side has {} dimensions and the right side {}; nnc broadcasts tensors of equal \
+             rank, whose every dimension but the batch is equal or 1 in one of them",
+            a.rank(),
+            b.rank()
+        ))
+        .hint("give the smaller tensor size-1 dimensions where the other has more (`adaptive_avgpool(1)` keeps [C, 1, 1])"));
+    }
+    if a.batch != b.batch {
+        let batch = |s: &Shape| match &s.batch {
+            Batch::Symbolic(name) => name.clone(),
+            Batch::Fixed(n) => n.to_string(),
+        };
+        return Err(mismatch(format!("their batches differ: {} and {}", batch(a), batch(b))));
+    }
+    let mut dims = Vec::with_capacity(a.dims.len());
+    for (axis, (&x, &y)) in a.dims.iter().zip(&b.dims).enumerate() {
+        dims.push(match (x, y) {
+            _ if x == y => x,
+            (1, _) => y,
+            (_, 1) => x,
+            _ => {
+                let mut err = mismatch(format!(
+                    "dimension {} is {x} on the left and {y} on the right; each dimension must be \
+                     equal, or 1 on one side",
+                    axis + 1
+                ));
+                if op == ArithOp::Add {
+                    if let Some(fix) = projection_hint(a, b) {
+                        err = err.hint(fix);
+                    }
+                }
+                return Err(err);
+            }
+        });
+    }
+    Ok(a.with_dims(dims))
+}
+
+/// A 1×1 convolution that maps `from` onto `to`, as a residual block's skip path would use.
+fn projection_hint(to: &Shape, from: &Shape) -> Option<String> {
+    let [c_to, h_to, w_to]: [u64; 3] = to.dims[..].try_into().ok()?;
+    let [c_from, h_from, w_from]: [u64; 3] = from.dims[..].try_into().ok()?;
+    let stride =
+        (1..=h_from.max(1)).find(|s| (h_from - 1) / s + 1 == h_to && (w_from - 1) / s + 1 == w_to)?;
+    let stride_arg = if stride == 1 { String::new() } else { format!(", stride={stride}") };
+    Some(format!(
+        "project the right side with a 1×1 convolution, `conv2d({c_to}, 1{stride_arg})`, which maps \
+         [{c_from}, {h_from}, {w_from}] to [{c_to}, {h_to}, {w_to}]"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(dims: &[u64]) -> Shape {
+        Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
+    }
+
+    #[test]
+    fn broadcasting_keeps_the_larger_of_each_dimension() {
+        assert_eq!(broadcast(ArithOp::Add, &s(&[64, 8, 8]), &s(&[64, 8, 8])).unwrap(), s(&[64, 8, 8]));
+        assert_eq!(broadcast(ArithOp::Mul, &s(&[64, 8, 8]), &s(&[64, 1, 1])).unwrap(), s(&[64, 8, 8]));
+        assert_eq!(broadcast(ArithOp::Div, &s(&[1, 8, 1]), &s(&[3, 1, 5])).unwrap(), s(&[3, 8, 5]));
+    }
+
+    #[test]
+    fn a_mismatch_names_the_axis_and_suggests_a_projection() {
+        let err = broadcast(ArithOp::Add, &s(&[128, 28, 28]), &s(&[64, 56, 56])).unwrap_err();
+        assert_eq!(err.code, Code::AddMismatch);
+        assert!(err.notes[0].contains("dimension 1 is 128 on the left and 64 on the right"));
+        assert!(err.hint.unwrap().contains("`conv2d(128, 1, stride=2)`"));
+        let err = broadcast(ArithOp::Mul, &s(&[64, 8, 8]), &s(&[64])).unwrap_err();
+        assert!(err.message.contains("cannot multiply tensors of shapes [N, 64, 8, 8] and [N, 64]"));
+    }
+}
