@@ -115,7 +115,8 @@ pub(super) enum Error<'a> {
     NotConstant { at: Loc },
     InputInBlock { at: Loc },
     InputTwice { at: Loc },
-    InputTooFewDims { at: Loc },
+    // `size`: the one dimension given, when it is a number (a size without the batch).
+    InputTooFewDims { size: Option<i64>, at: Loc },
     BadDimension { value: i64, at: Loc },
     // `in` used before `input`.
     InBeforeInput { at: Loc },
@@ -285,10 +286,14 @@ impl Error<'_> {
                 .hint("inside a block, `in` is the tensor the block is applied to"),
             InputTwice { at } => Diagnostic::error(Code::Structure, "the network declares its input twice")
                 .primary(at, "second input"),
-            InputTooFewDims { at } => {
+            InputTooFewDims { size, at } => {
+                let hint = match size {
+                    Some(size) => format!("put the batch first: `input [N, {size}]` for {size} features per example"),
+                    None => "e.g. `input [N, 1, 28, 28]` for grey 28×28 images".into(),
+                };
                 Diagnostic::error(Code::Structure, "the input needs a batch and at least one more dimension")
                     .primary(at, "too few dimensions")
-                    .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images")
+                    .hint(hint)
             }
             BadDimension { value, at } => {
                 Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {value}"))
