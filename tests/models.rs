@@ -321,4 +321,13 @@ fn ok_files_check() {
     assert_eq!(shape_of(graph, "mixed"), "[N, 72, 28, 28]");
     assert_eq!(shape_of(graph, "head"), "[N, 10]");
     assert!(graph.nodes.iter().any(|n| n.name == "b3.1.conv1"));
+
+    let c = compile_file(Path::new("ok/padding.net"), &[]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    assert_eq!(shape_of(graph, "even"), "[N, 8, 15, 16]");
+    assert_eq!(shape_of(graph, "dilated"), "[N, 8, 15, 16]");
+    assert_eq!(shape_of(graph, "valid"), "[N, 4, 13, 14]");
+    let table = render_table(&report(graph, None));
+    assert!(table.contains("conv2d 3→8, 4×4, padding same"), "{table}");
 }

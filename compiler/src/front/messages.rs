@@ -431,7 +431,7 @@ impl Error<'_> {
             }
             ArgType { param, kind, value, found, at } => {
                 let hint = match (value, kind) {
-                    (Value::Float(_), Kind::Int | Kind::Pair) => {
+                    (Value::Float(_), Kind::Int | Kind::Pair | Kind::PairOr(_)) => {
                         Some("use `//` for integer division".to_string())
                     }
                     _ => None,

@@ -359,6 +359,8 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
         (Kind::Choice(choices), Value::Str(s)) => {
             choices.iter().find(|c| *c == s).map(|c| ArgValue::Choice(c))
         }
+        (Kind::PairOr(choices), Value::Str(_)) => convert(value, Kind::Choice(choices)),
+        (Kind::PairOr(_), _) => convert(value, Kind::Pair),
         _ => None,
     }
 }
