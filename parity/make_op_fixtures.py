@@ -69,6 +69,18 @@ CASES = [
         [4, 9, 9],
         "nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False)",
     ),
+    # "same" with an even kernel: d·(k − 1) = 3 rows and columns of padding, the odd one at the
+    # bottom and right.
+    ("conv2d_same_even", "conv2d", 'conv2d(4, 4, padding="same")', [3, 6, 7], "nn.Conv2d(3, 4, 4, padding='same')"),
+    # "same" with dilation: 2·(3 − 1) = 4 rows, 3·(2 − 1) = 3 columns.
+    (
+        "conv2d_same_dilated",
+        "conv2d",
+        'conv2d(4, (3, 2), dilation=(2, 3), padding="same")',
+        [2, 7, 8],
+        "nn.Conv2d(2, 4, (3, 2), dilation=(2, 3), padding='same')",
+    ),
+    ("conv2d_valid", "conv2d", 'conv2d(5, 3, padding="valid")', [3, 6, 6], "nn.Conv2d(3, 5, 3, padding='valid')"),
     ("maxpool_1", "maxpool", "maxpool(3, stride=2, padding=1)", [2, 7, 7], "nn.MaxPool2d(3, stride=2, padding=1)"),
     # Effective kernel 3, stride 2: 9 rows give 4 either way; 8 columns give 3, or 4 with ceil_mode.
     (

@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::compile_file;
-use nnc_compiler::back::report::{render_table, report};
+use nnc_compiler::back::memory::{self, Optimizer};
+use nnc_compiler::back::report::{render_table, report, Report};
 use nnc_compiler::Graph;
 
 /// The output shape of a layer, or of the last layer of a group (`b3`).
@@ -270,8 +271,11 @@ fn convolution_examples_on_8x8() {
     assert_eq!(outputs, expected);
 }
 
-/// One snapshot per model file of its full report (for very deep models, two levels deep).
-/// Its numbers are the ones the tests above check against DESIGN.md.
+/// One snapshot per model file of its full report (for very deep models, two levels deep),
+/// with the memory of training a batch of 32 with Adam (`nnc check --batch 32 --optimizer
+/// adam`). Its numbers are the ones the tests above check against DESIGN.md; the memory's
+/// torchinfo rows equal `torchinfo.summary`'s of the emitted module to the byte (the input's
+/// less the 64 bytes of Python's storage object).
 #[test]
 fn model_reports() {
     insta::glob!("../models", "*.net", |path| {
@@ -283,7 +287,8 @@ fn model_reports() {
             if let Some(depth) = depth {
                 out += &format!("(collapsed to depth {depth}: {} layers)\n", graph.nodes.len() - 1);
             }
-            out += &render_table(&report(graph, depth));
+            let memory = Some(memory::for_batch(graph, 32, Optimizer::Adam));
+            out += &render_table(&Report { memory, ..report(graph, depth) });
             out += "\n";
         }
         insta::assert_snapshot!(out);
@@ -329,4 +334,13 @@ fn ok_files_check() {
     assert_eq!(shape_of(graph, "mixed"), "[N, 72, 28, 28]");
     assert_eq!(shape_of(graph, "head"), "[N, 10]");
     assert!(graph.nodes.iter().any(|n| n.name == "b3.1.conv1"));
+
+    let c = compile_file(Path::new("ok/padding.net"), &[]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    assert_eq!(shape_of(graph, "even"), "[N, 8, 15, 16]");
+    assert_eq!(shape_of(graph, "dilated"), "[N, 8, 15, 16]");
+    assert_eq!(shape_of(graph, "valid"), "[N, 4, 13, 14]");
+    let table = render_table(&report(graph, None));
+    assert!(table.contains("conv2d 3→8, 4×4, padding same"), "{table}");
 }

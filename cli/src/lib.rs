@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use nnc_compiler::back::codegen;
+use nnc_compiler::back::memory::{self, Optimizer};
 use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
 use nnc_compiler::diagnostic::did_you_mean;
@@ -361,11 +362,29 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also estimate the memory of training one batch of this size: torchinfo's figures, and
+    /// nnc's own with gradients and optimiser state.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: Option<u64>,
+    /// The optimiser whose state the training estimate assumes (with `--batch`).
+    #[arg(long, value_enum, default_value_t = CheckOptimizer::Sgd, requires = "batch")]
+    pub optimizer: CheckOptimizer,
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     #[command(flatten)]
     pub lints: LintArgs,
+}
+
+/// `nnc check --optimizer`: the state each keeps per parameter decides the training estimate.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckOptimizer {
+    /// Plain SGD, `nnc train`'s default: no state.
+    Sgd,
+    /// SGD with momentum: one copy of the parameters.
+    Momentum,
+    /// Adam: two copies of the parameters.
+    Adam,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -429,7 +448,19 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut codes = Vec::new();
     for (i, path) in args.files.iter().enumerate() {
         let compilation = compile(Root::Path(path), &options);
-        let reports: Vec<Report> = compilation.graphs.iter().map(|g| report::report(g, depth)).collect();
+        let optimizer = match args.optimizer {
+            CheckOptimizer::Sgd => Optimizer::Sgd,
+            CheckOptimizer::Momentum => Optimizer::Momentum,
+            CheckOptimizer::Adam => Optimizer::Adam,
+        };
+        let reports: Vec<Report> = compilation
+            .graphs
+            .iter()
+            .map(|g| Report {
+                memory: args.batch.map(|batch| memory::for_batch(g, batch, optimizer)),
+                ..report::report(g, depth)
+            })
+            .collect();
         let file_outcome = outcome_of(&compilation);
         outcome = outcome.max(file_outcome);
         match args.format {

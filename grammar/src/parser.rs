@@ -218,6 +218,9 @@ fn starts_item(line: &str) -> bool {
 
 fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> SyntaxError {
     let at = base + error_position(&err);
+    if let Some(err) = power_operator(src, at) {
+        return err;
+    }
     let found_end = token_end(src, at);
     let found = &src[at..found_end];
     let mut expected: Vec<&str> = match &err.variant {
@@ -244,6 +247,35 @@ fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> Synta
     };
     let hint = hint_for(found);
     SyntaxError { span: Span::new(at, found_end), message, label, hint, related }
+}
+
+/// `x ** 2` parses as `x *` followed by a missing operand, which pest reports at the second
+/// `*` as "expected an expression". Said that way, the reader is not told that the operator
+/// they wrote does not exist, so the pair is named and a product suggested instead.
+fn power_operator(src: &str, at: usize) -> Option<SyntaxError> {
+    let start = if src[at..].starts_with("**") {
+        at
+    } else if src[at..].starts_with('*') && src[..at].ends_with('*') {
+        at - 1
+    } else {
+        return None;
+    };
+    let word = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let before = src[..start].trim_end();
+    let base = &before[before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1)..];
+    let after = src[start + 2..].trim_start();
+    let exponent = &after[..after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len())];
+    let hint = match exponent.parse::<usize>() {
+        Ok(n @ 2..=4) if word(base) => format!("write the product out: `{}`", vec![base; n].join(" * ")),
+        _ => "write the power out as a product, e.g. `c * c` for the square of `c`".into(),
+    };
+    Some(SyntaxError {
+        span: Span::new(start, start + 2),
+        message: "`**` is not an operator: nnc has no power operator".into(),
+        label: "no power operator".into(),
+        hint: Some(hint),
+        related: None,
+    })
 }
 
 fn closing(open: char) -> char {
@@ -424,6 +456,10 @@ impl Builder<'_> {
         pair.into_inner().filter(|p| p.as_rule() == Rule::expr).map(|p| self.expr(p)).collect()
     }
 
+    /// An expression of `pair`. A rule that ends in an optional repetition (`a (op b)*`) ends,
+    /// in pest, after the blanks and comments it skipped looking for one more repetition, so
+    /// the span of a composite expression ends where its last part does, not where its pair
+    /// does (which would run on to the next token: the `}` after `a - b`).
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
         let span = self.span(&pair);
         match pair.as_rule() {
@@ -436,6 +472,7 @@ impl Builder<'_> {
                 if stages.len() == 1 && stages[0].label.is_none() {
                     stages.pop().expect("one stage").expr
                 } else {
+                    let span = Span::new(span.start, stages.last().map_or(span.end, |s| s.expr.span.end));
                     Expr { kind: ExprKind::Chain(stages), span }
                 }
             }
@@ -450,6 +487,7 @@ impl Builder<'_> {
                 if rest.is_empty() {
                     head
                 } else {
+                    let span = Span::new(span.start, rest.last().map_or(span.end, |(_, e)| e.span.end));
                     Expr { kind: ExprKind::Binary { head: Box::new(head), rest }, span }
                 }
             }
@@ -464,6 +502,7 @@ impl Builder<'_> {
                     }
                 }
                 let operand = operand.expect("unary operand");
+                let span = Span::new(span.start, operand.span.end);
                 match operand.kind {
                     _ if ops.is_empty() => operand,
                     // `-5` is a literal, so that i64::MIN can be written.
@@ -476,8 +515,10 @@ impl Builder<'_> {
             Rule::postfix => {
                 let mut inner = pair.into_inner();
                 let base = self.expr(inner.next().expect("primary"));
+                let mut end = base.span;
                 let accesses: Vec<Access> = inner
                     .map(|p| {
+                        end = self.span(&p);
                         let q = p.into_inner().find(|q| matches!(q.as_rule(), Rule::ident | Rule::expr));
                         let q = q.expect("access");
                         match q.as_rule() {
@@ -489,7 +530,10 @@ impl Builder<'_> {
                 if accesses.is_empty() {
                     base
                 } else {
-                    Expr { kind: ExprKind::Postfix { base: Box::new(base), accesses }, span }
+                    Expr {
+                        kind: ExprKind::Postfix { base: Box::new(base), accesses },
+                        span: Span::new(span.start, end.end),
+                    }
                 }
             }
             Rule::int => {
@@ -709,6 +753,37 @@ mod tests {
         assert_eq!(ops("a or b"), [BinaryOp::Or]);
         let ExprKind::Unary { ops, .. } = parse_expr("- - not x").unwrap().kind else { panic!("unary") };
         assert_eq!(ops, [UnaryOp::Neg, UnaryOp::Neg, UnaryOp::Not]);
+    }
+
+    #[test]
+    fn power_is_named_and_a_product_suggested() {
+        for (src, at) in [("c ** 2", 2), ("conv2d(c**3, 3)", 8)] {
+            let err = parse_expr(src).unwrap_err();
+            assert_eq!(err.span, Span::new(at, at + 2), "{src}");
+            assert!(err.message.contains("no power operator"), "{}", err.message);
+        }
+        assert_eq!(parse_expr("c ** 2").unwrap_err().hint.as_deref(), Some("write the product out: `c * c`"));
+        assert!(parse_expr("2 ** n").unwrap_err().hint.unwrap().contains("e.g. `c * c`"));
+    }
+
+    /// pest ends a pair after the blanks and comments its last, failed repetition skipped; an
+    /// expression's span ends at its last token.
+    #[test]
+    fn composite_spans_end_at_their_last_token() {
+        let src = "network n {\n  input [N, 4]\n  a = in\n  b = in\n  x = a -> relu  # why\n  in.shape[1] - 1  \n  a - b  # comment\n}";
+        let file = parse_ok(src);
+        let body = &file.definitions[0].body;
+        let text = |e: &Expr| &src[e.span.start..e.span.end];
+        let Stmt::Bind { value, .. } = &body[3] else { panic!("binding") };
+        assert_eq!(text(value), "a -> relu");
+        let Stmt::Expr(e) = &body[4] else { panic!("expression") };
+        assert_eq!(text(e), "in.shape[1] - 1");
+        let ExprKind::Binary { head, .. } = &e.kind else { panic!("binary") };
+        assert_eq!(text(head), "in.shape[1]");
+        let Stmt::Expr(e) = &body[5] else { panic!("expression") };
+        assert_eq!(text(e), "a - b");
+        let e = parse_expr("- x  ").unwrap();
+        assert_eq!(e.span, Span::new(0, 3));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use nnc_compiler::back::report;
 use thiserror::Error;
 
 use crate::memory::Refusal;
@@ -95,7 +96,7 @@ impl fmt::Display for LayerError {
             Failure::OutOfMemory { requested: Some(bytes), .. } => write!(
                 f,
                 "layer `{layer}` ({op}) could not allocate {} ({bytes} bytes) {during}",
-                human_bytes(u128::from(*bytes))
+                report::bytes(u128::from(*bytes))
             )?,
             Failure::OutOfMemory { requested: None, message } => {
                 write!(f, "layer `{layer}` ({op}) ran out of memory {during}: {message}")?
@@ -139,22 +140,6 @@ fn requested_bytes(message: &str) -> Option<u64> {
     }
 }
 
-/// A number of bytes for people: `80.0 GB`, `512.0 MB`, `12 bytes` (decimal units, as
-/// `free -h --si` and libtorch's byte counts read).
-pub fn human_bytes(bytes: u128) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +157,7 @@ mod tests {
         assert!(matches!(e.failure, Failure::OutOfMemory { requested: Some(80_000_000_000), .. }));
         assert_eq!(
             e.to_string(),
-            "layer `b1.conv` (conv2d 3→64, 3×3) could not allocate 80.0 GB (80000000000 bytes) on \
+            "layer `b1.conv` (conv2d 3→64, 3×3) could not allocate 80.00 GB (80000000000 bytes) on \
              input [1, 3, 9, 9]\nhelp: try a smaller batch or input size"
         );
         let cuda = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)";
@@ -185,13 +170,5 @@ mod tests {
         );
         assert!(matches!(e.failure, Failure::OutOfMemory { requested: None, .. }), "{e:?}");
         assert!(e.to_string().contains("ran out of memory on input [9, 9]: CUDA out of memory"));
-    }
-
-    #[test]
-    fn bytes_read_in_decimal_units() {
-        assert_eq!(human_bytes(999), "999 bytes");
-        assert_eq!(human_bytes(1500), "1.5 kB");
-        assert_eq!(human_bytes(80_000_000_000), "80.0 GB");
-        assert_eq!(human_bytes(1_500_000_000_000_000_000), "1.5 EB");
     }
 }

@@ -17,7 +17,7 @@ pub mod parity;
 pub mod train;
 pub mod weights;
 
-pub use error::{human_bytes, Failure, LayerError, RuntimeError};
+pub use error::{Failure, LayerError, RuntimeError};
 pub use file::{check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock};
 pub use init::Init;
 pub use model::{check_input, input_dims, Model};

@@ -1,122 +1,17 @@
-//! The memory a command needs, estimated from the IR before any of it is allocated, against the
-//! memory this process may still use: so that a batch too large for the machine is refused at
-//! once, with the estimate and a batch that should fit, rather than failing in the middle of a
-//! layer (or being killed by the kernel when memory is overcommitted).
-//!
-//! The estimate counts what must exist at once: the parameters (with their gradients and the
-//! optimiser's state when training) and the layers' outputs alive at the same time at the
-//! batch size (when training, with the inputs autograd keeps for the backward pass), in 32-bit
-//! floats. libtorch's working space inside a layer (a convolution's unfolded input, say) comes
-//! on top and cannot be predicted from the IR, so the estimate is meant as a floor: a command
-//! it refuses cannot fit, and one it lets through may still fail in a layer, which is then an
-//! error naming the layer (see [`crate::ops::apply`]). (A view, such as `flatten`'s output, is
-//! counted as a copy; it is small beside the convolutions' outputs.)
+//! The memory a command needs against the memory this process may still use: so that a batch
+//! too large for the machine is refused at once, with the estimate and a batch that should
+//! fit, rather than failing in the middle of a layer (or being killed by the kernel when memory
+//! is overcommitted). The estimate itself is the compiler's ([`nnc_compiler::back::memory`]),
+//! which `nnc check --batch` prints; a command it lets through may still fail in a layer,
+//! which is then an error naming the layer (see [`crate::ops::apply`]).
 
 use std::fmt;
 
+use nnc_compiler::back::memory::{estimate, Estimate, Workload};
+use nnc_compiler::back::report;
 use nnc_compiler::ir::Graph;
-use nnc_compiler::Batch;
 
-use crate::error::human_bytes;
 use crate::RuntimeError;
-
-/// Bytes of one element: nnc's tensors are 32-bit floats.
-const ELEMENT: u128 = 4;
-
-/// How a command runs the model, which decides what is alive at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    /// One forward pass keeping every layer's output (`nnc run`, which shows them all).
-    KeepAll,
-    /// Forward passes without gradients, each intermediate freed after its last use
-    /// (evaluation, prediction).
-    Inference,
-    /// Training steps: autograd keeps the inputs of the layers with trained tensors for the
-    /// backward pass; each trained parameter has a gradient, which lives on between steps
-    /// (`zero_grad` zeroes it in place), and `optimizer_states` tensors of its size (1 for
-    /// momentum SGD, 2 for Adam).
-    Training { optimizer_states: u32 },
-}
-
-/// The memory a workload needs at one batch size, in bytes. Sums saturate: a count too large
-/// for a `u128` does not fit any machine either.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Estimate {
-    /// The parameters and buffers, with gradients and optimiser state when training.
-    pub parameters: u128,
-    /// The layers' outputs alive at once (when training, with the inputs kept for the backward pass).
-    pub activations: u128,
-}
-
-impl Estimate {
-    pub fn total(&self) -> u128 {
-        self.parameters.saturating_add(self.activations)
-    }
-}
-
-/// The bytes of one node's output at batch `batch` (a fixed batch in the IR stays fixed).
-fn output_bytes(graph: &Graph, node: usize, batch: u64) -> u128 {
-    let shape = &graph.nodes[node].shape;
-    let examples = match shape.batch {
-        Batch::Symbolic(_) => batch,
-        Batch::Fixed(n) => n,
-    };
-    match shape.elements_per_example() {
-        Some(elements) => u128::from(elements).saturating_mul(u128::from(examples)).saturating_mul(ELEMENT),
-        None => u128::MAX,
-    }
-}
-
-/// Estimates the memory `graph` needs for `workload` at batch `batch`.
-pub fn estimate(graph: &Graph, workload: Workload, batch: u64) -> Estimate {
-    let mut parameters = 0u128;
-    for node in &graph.nodes {
-        for spec in node.op.layer().tensors() {
-            let bytes = spec.elements().map_or(u128::MAX, |e| u128::from(e).saturating_mul(ELEMENT));
-            // A trained tensor gets a gradient, and the optimiser's state, when training.
-            let copies = match workload {
-                Workload::Training { optimizer_states } if spec.trained => 2 + u128::from(optimizer_states),
-                _ => 1,
-            };
-            parameters = parameters.saturating_add(bytes.saturating_mul(copies));
-        }
-    }
-    let outputs: Vec<u128> = (0..graph.nodes.len()).map(|i| output_bytes(graph, i, batch)).collect();
-    let activations = match workload {
-        Workload::KeepAll => outputs.iter().fold(0u128, |a, &b| a.saturating_add(b)),
-        Workload::Inference => peak(graph, &outputs, false),
-        Workload::Training { .. } => peak(graph, &outputs, true),
-    };
-    Estimate { parameters, activations }
-}
-
-/// The most bytes of outputs alive at once in a forward pass that frees each output after its
-/// last reader, as the interpreter and generated code do. A node's output is allocated while
-/// its inputs are alive; the input is never freed, as the caller holds it. With `training`,
-/// autograd also keeps the input of every layer with trained tensors until the backward
-/// pass, which needs it for their gradients (a convolution's, a linear layer's, a norm's).
-/// What other layers keep (an activation's output, a pooling's indices) is not counted, so
-/// that the figure stays a floor without knowing each op.
-fn peak(graph: &Graph, outputs: &[u128], training: bool) -> u128 {
-    let last_use = graph.last_uses();
-    let mut kept = vec![false; graph.nodes.len()];
-    let (mut alive, mut peak) = (0u128, 0u128);
-    for (i, node) in graph.nodes.iter().enumerate() {
-        alive = alive.saturating_add(outputs[i]);
-        peak = peak.max(alive);
-        let trained = training && node.op.layer().tensors().iter().any(|t| t.trained);
-        let mut inputs: Vec<usize> = node.inputs.iter().map(|id| id.0).collect();
-        inputs.sort_unstable();
-        inputs.dedup();
-        for id in inputs {
-            kept[id] |= trained;
-            if last_use[id] == i && !kept[id] && id != graph.input.0 {
-                alive = alive.saturating_sub(outputs[id]);
-            }
-        }
-    }
-    peak
-}
 
 /// The memory this process may still allocate, and what limits it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +28,7 @@ pub struct Available {
 pub fn available() -> Option<Available> {
     let mut limits = Vec::new();
     if let Some(bytes) = meminfo("MemAvailable:") {
-        limits.push(Available { bytes, limit: format!("the system has {} available", human_bytes(bytes)) });
+        limits.push(Available { bytes, limit: format!("the system has {} available", report::bytes(bytes)) });
     }
     if let Some(limit) = address_space_limit() {
         let mapped = proc_kb("/proc/self/status", "VmSize:").unwrap_or(0);
@@ -142,8 +37,8 @@ pub fn available() -> Option<Available> {
             bytes,
             limit: format!(
                 "the address-space limit (ulimit -v) of {} leaves {}",
-                human_bytes(limit),
-                human_bytes(bytes)
+                report::bytes(limit),
+                report::bytes(bytes)
             ),
         });
     }
@@ -153,8 +48,8 @@ pub fn available() -> Option<Available> {
             bytes,
             limit: format!(
                 "the control group's memory limit of {} leaves {}",
-                human_bytes(limit),
-                human_bytes(bytes)
+                report::bytes(limit),
+                report::bytes(bytes)
             ),
         });
     }
@@ -225,9 +120,9 @@ impl fmt::Display for Refusal {
                 f,
                 "{} needs about {} (parameters {}, layer outputs {}), but {}",
                 self.task,
-                human_bytes(e.total()),
-                human_bytes(e.parameters),
-                human_bytes(e.activations),
+                report::bytes(e.total()),
+                report::bytes(e.parameters),
+                report::bytes(e.activations),
                 self.available.limit
             )?;
         }

@@ -134,6 +134,15 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
     };
     Ok(match op {
         Op::Input(_) | Op::Identity(_) => x.shallow_clone(),
+        // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
+        Op::Conv2d(c) if c.same => x.f_conv2d_padding(
+            params.get("weight")?,
+            params.optional("bias"),
+            ints(c.stride),
+            "same",
+            ints(c.dilation),
+            c.groups as i64,
+        )?,
         Op::Conv2d(c) => x.f_conv2d(
             params.get("weight")?,
             params.optional("bias"),

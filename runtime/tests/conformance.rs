@@ -107,8 +107,22 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
     let case = match name {
         "conv2d" => {
             let groups = rng.int(1, 3);
-            let (kernel, stride, dilation) = (rng.pair(1, 4), rng.pair(1, 3), rng.pair(1, 2));
-            let padding = rng.pair(0, 2);
+            let (kernel, mut stride, dilation) = (rng.pair(1, 4), rng.pair(1, 3), rng.pair(1, 2));
+            let mut padding = rng.pair(0, 2);
+            // A quarter of the cases pad "same" (at stride 1, the only one PyTorch allows, and
+            // with even kernels, padded unevenly), a quarter "valid".
+            let padding_text = match rng.int(0, 3) {
+                0 => {
+                    stride = [1, 1];
+                    padding = [0, 1].map(|i| dilation[i] * (kernel[i] - 1) / 2);
+                    "\"same\"".to_string()
+                }
+                1 => {
+                    padding = [0, 0];
+                    "\"valid\"".to_string()
+                }
+                _ => pair_text(padding),
+            };
             let dims = vec![
                 groups * rng.int(1, 3),
                 fitting_size(rng, kernel[0], dilation[0], padding[0]),
@@ -116,10 +130,9 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             ];
             let out = groups * rng.int(1, 3);
             let call = format!(
-                "conv2d({out}, {}, stride={}, padding={}, dilation={}, groups={groups}, bias={})",
+                "conv2d({out}, {}, stride={}, padding={padding_text}, dilation={}, groups={groups}, bias={})",
                 pair_text(kernel),
                 pair_text(stride),
-                pair_text(padding),
                 pair_text(dilation),
                 rng.flag()
             );

@@ -49,6 +49,7 @@ fn conv(x: &Tensor, k: &Tensor) -> Tensor {
         kernel: [k.size()[2] as u64, k.size()[3] as u64],
         stride: [1, 1],
         padding: [0, 0],
+        same: false,
         dilation: [1, 1],
         groups: 1,
         bias: false,

@@ -1,13 +1,14 @@
-//! The memory check of `run`, `bench` and `train`, before they allocate anything: the runtime's
-//! estimate from the IR (see [`nnc_runtime::memory`]) at the command's batch size, against the
+//! The memory check of `run`, `bench` and `train`, before they allocate anything: the compiler's
+//! estimate from the IR (see [`nnc_compiler::back::memory`]) at the command's batch size, against the
 //! memory this process may use. A batch that cannot fit is refused with the estimate, the
 //! limit and a batch that fits, instead of failing in a layer after minutes of work (or
 //! being killed by the kernel). `NNC_MEMORY_CHECK=off` skips it, for a machine where the
 //! estimate or the available memory is wrong.
 
 use nnc_cli::{OptimizerChoice, Outcome, RuntimeCommand};
+use nnc_compiler::back::memory::{Optimizer, Workload};
 use nnc_compiler::Graph;
-use nnc_runtime::memory::{self, Workload};
+use nnc_runtime::memory;
 use nnc_runtime::tch::Device;
 
 /// Refuses the command, with the message printed, when the model cannot fit at its batch size.
@@ -22,11 +23,12 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
             (&args.model, "benchmarking", Workload::Training { optimizer_states: 0 }, args.batch)
         }
         RuntimeCommand::Train(args) => {
-            let optimizer_states = match args.optimizer {
-                OptimizerChoice::Sgd if args.momentum == 0.0 => 0,
-                OptimizerChoice::Sgd => 1,
-                OptimizerChoice::Adam => 2,
+            let optimizer = match args.optimizer {
+                OptimizerChoice::Sgd if args.momentum == 0.0 => Optimizer::Sgd,
+                OptimizerChoice::Sgd => Optimizer::Momentum,
+                OptimizerChoice::Adam => Optimizer::Adam,
             };
+            let optimizer_states = optimizer.states();
             // Not the evaluation that ends each epoch: its batch, at least 256, is cut to the
             // test set's size, which is not known before the data are read.
             (&args.model, "training", Workload::Training { optimizer_states }, args.batch)

@@ -63,7 +63,7 @@ fn requests_over_the_cap_are_refused_before_they_start() {
         let out = capped(&format!("{args} --device cpu"), &[]);
         let err = assert_clean_error(&out);
         assert!(err.starts_with(&format!("error: {task} needs about ")), "{args}: {err}");
-        assert!(err.contains("but the address-space limit (ulimit -v) of 4.1 GB leaves"), "{args}: {err}");
+        assert!(err.contains("but the address-space limit (ulimit -v) of 4.10 GB leaves"), "{args}: {err}");
         assert!(err.contains("\nhelp: "), "{args}: {err}");
     }
 }
@@ -79,7 +79,7 @@ fn an_allocation_refused_in_a_layer_is_an_error_naming_it() {
     let err = assert_clean_error(&out);
     assert!(
         err.starts_with(
-            "error: layer `0` (conv2d 1→96, 11×11, stride 4, padding 1) could not allocate 4.6 GB \
+            "error: layer `0` (conv2d 1→96, 11×11, stride 4, padding 1) could not allocate 4.59 GB \
              (4586471424 bytes) on input [4096, 1, 224, 224]"
         ),
         "{err}"
@@ -90,7 +90,7 @@ fn an_allocation_refused_in_a_layer_is_an_error_naming_it() {
     let err = assert_clean_error(&out);
     assert!(
         err.starts_with(
-            "error: layer `input` (input) could not allocate 80.0 GB (80000000000 bytes) creating a \
+            "error: layer `input` (input) could not allocate 80.00 GB (80000000000 bytes) creating a \
              random batch [2, 1, 100000, 100000]"
         ),
         "{err}"

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::memory::BatchMemory;
 use crate::ir::{Graph, Op};
 
 /// Bytes of one f32, the element type the costs assume.
@@ -16,6 +17,9 @@ pub struct Report {
     pub output: String,
     pub rows: Vec<Row>,
     pub totals: Totals,
+    /// The memory of training one batch, when a batch size was given (`nnc check --batch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<BatchMemory>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -33,7 +37,17 @@ pub struct Row {
 #[derive(Clone, Debug, Serialize)]
 pub struct Totals {
     pub layers: usize,
+    /// Every parameter, as torchinfo's "Total params" (buffers are not parameters).
     pub params: u64,
+    /// Those the optimiser trains, torchinfo's and Keras's "Trainable params": all of them, as
+    /// nnc freezes none.
+    pub trainable_params: u64,
+    /// torchinfo's "Non-trainable params" (parameters with `requires_grad=False`): none.
+    pub non_trainable_params: u64,
+    /// Elements of the buffers (batch norm's running statistics and batch counter): in the
+    /// `state_dict`, but not parameters, so in no torchinfo total. Keras counts the running
+    /// means and variances among its "Non-trainable params".
+    pub buffers: u64,
     pub param_bytes: u64,
     /// Multiply-adds of one example (convolutions, linear layers and normalisations).
     pub macs: u64,
@@ -95,9 +109,19 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         .map(|n| n.shape.elements_per_example().unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);
     let params = graph.total_params();
+    let buffers = graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.op.layer().tensors())
+        .filter(|t| !t.trained)
+        .map(|t| t.elements().unwrap_or(u64::MAX))
+        .fold(0u64, u64::saturating_add);
     let totals = Totals {
         layers: graph.nodes.len() - 1,
         params,
+        trainable_params: params,
+        non_trainable_params: 0,
+        buffers,
         param_bytes: params.saturating_mul(F32_BYTES),
         macs: graph.total_macs(),
         activations,
@@ -110,6 +134,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         output: graph.node(graph.output).shape.to_string(),
         rows,
         totals,
+        memory: None,
     }
 }
 
@@ -136,13 +161,21 @@ pub fn metric(n: u64) -> String {
         .map_or_else(|| n.to_string(), |(scale, unit)| format!("{:.2} {unit}", x / scale))
 }
 
-/// `46_000_000` → `43.87 MiB`.
-pub fn bytes(n: u64) -> String {
-    let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    units
-        .iter()
-        .find(|(scale, _)| n >= *scale)
-        .map_or_else(|| format!("{n} B"), |(scale, unit)| format!("{:.2} {unit}", n as f64 / *scale as f64))
+/// A number of bytes for people, in decimal units (`80.00 GB`, `175.51 kB`, `999 bytes`), as
+/// torchinfo's MB, `free --si` and libtorch's byte counts read. The one spelling of a size in
+/// bytes, for the report and the runtime's memory messages alike.
+pub fn bytes(n: u128) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
 }
 
 /// The report as an aligned text table followed by its totals.
@@ -190,16 +223,49 @@ pub fn render_table(report: &Report) -> String {
         out += &line(row.each_ref().map(String::as_str));
     }
     let t = &report.totals;
-    out += &format!(
-        "\nlayers:                  {}\nparameters:              {} ({} as f32)\nmult-adds per example:   {} ({})\nactivations per example: {} ({} as f32)\n",
-        thousands(t.layers as u64),
-        thousands(t.params),
-        bytes(t.param_bytes),
-        thousands(t.macs),
-        metric(t.macs),
-        thousands(t.activations),
-        bytes(t.activation_bytes),
-    );
+    out += "\n";
+    let mut total = |label: &str, value: String| out += &format!("{:25}{value}\n", format!("{label}:"));
+    total("layers", thousands(t.layers as u64));
+    total("parameters", format!("{} ({} as f32)", thousands(t.params), bytes(u128::from(t.param_bytes))));
+    total("  trainable", thousands(t.trainable_params));
+    total("  non-trainable", thousands(t.non_trainable_params));
+    total("buffers", format!("{} (running statistics; not parameters)", thousands(t.buffers)));
+    total("mult-adds per example", format!("{} ({})", thousands(t.macs), metric(t.macs)));
+    let activations =
+        format!("{} ({} as f32)", thousands(t.activations), bytes(u128::from(t.activation_bytes)));
+    total("activations per example", activations);
+    if let Some(m) = &report.memory {
+        out += &render_memory(m);
+    }
+    out
+}
+
+/// The memory of training one batch: torchinfo's four rows, in its MB (10⁶ bytes) with two
+/// decimals so that they read as its summary does, then nnc's own estimate.
+fn render_memory(m: &BatchMemory) -> String {
+    let mb = |n: u128| format!("{:.2}", n as f64 / 1e6);
+    let ti = &m.torchinfo;
+    let tr = &m.training;
+    let mut out = format!("\nmemory at batch {}, as torchinfo estimates it:\n", m.batch);
+    for (label, n) in [
+        ("Input size (MB)", ti.input_bytes),
+        ("Forward/backward pass size (MB)", ti.forward_backward_bytes),
+        ("Params size (MB)", ti.params_bytes),
+        ("Estimated Total Size (MB)", ti.total_bytes),
+    ] {
+        out += &format!("  {:33}{:>10}\n", format!("{label}:"), mb(n));
+    }
+    out += &format!("memory of one training step, as nnc estimates it ({}):\n", tr.optimizer);
+    for (label, n) in [
+        ("parameters", tr.params_bytes),
+        ("gradients", tr.gradient_bytes),
+        ("optimiser state", tr.optimizer_bytes),
+        ("buffers", tr.buffer_bytes),
+        ("activations at their peak", tr.activation_bytes),
+        ("total (a floor)", tr.total_bytes),
+    ] {
+        out += &format!("  {:33}{:>10}\n", format!("{label}:"), bytes(n));
+    }
     out
 }
 
@@ -214,6 +280,10 @@ mod tests {
         assert_eq!(thousands(11_178_378), "11,178,378");
         assert_eq!(metric(1_741_654_016), "1.74 G");
         assert_eq!(metric(512), "512");
-        assert_eq!(bytes(44_713_512), "42.64 MiB");
+        assert_eq!(bytes(999), "999 bytes");
+        assert_eq!(bytes(1500), "1.50 kB");
+        assert_eq!(bytes(44_713_512), "44.71 MB");
+        assert_eq!(bytes(80_000_000_000), "80.00 GB");
+        assert_eq!(bytes(1_500_000_000_000_000_000), "1.50 EB");
     }
 }

@@ -12,6 +12,7 @@ use super::load::STD_MODULES;
 use super::value::Value;
 use crate::back::report::thousands;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::ir::Node;
 use crate::ops::{Kind, OpError, OpSpec};
 use crate::shape::{Batch, Shape, MAX_ELEMENTS};
 use crate::source::Loc;
@@ -117,7 +118,8 @@ pub(super) enum Error<'a> {
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
     InputTwice { at: Loc },
-    InputTooFewDims { at: Loc },
+    // `size`: the one dimension given, when it is a number (a size without the batch).
+    InputTooFewDims { size: Option<i64>, at: Loc },
     BadDimension { value: i64, at: Loc },
     // `in` used before `input`.
     InBeforeInput { at: Loc },
@@ -297,10 +299,14 @@ impl Error<'_> {
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),
             InputTwice { at } => Diagnostic::error(Code::Structure, "the network declares its input twice")
                 .primary(at, "second input"),
-            InputTooFewDims { at } => {
+            InputTooFewDims { size, at } => {
+                let hint = match size {
+                    Some(size) => format!("put the batch first: `input [N, {size}]` for {size} features per example"),
+                    None => "e.g. `input [N, 1, 28, 28]` for grey 28×28 images".into(),
+                };
                 Diagnostic::error(Code::Structure, "the input needs a batch and at least one more dimension")
                     .primary(at, "too few dimensions")
-                    .hint("e.g. `input [N, 1, 28, 28]` for grey 28×28 images")
+                    .hint(hint)
             }
             BadDimension { value, at } => {
                 Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {value}"))
@@ -457,7 +463,7 @@ impl Error<'_> {
             }
             ArgType { param, kind, value, found, at } => {
                 let hint = match (value, kind) {
-                    (Value::Float(_), Kind::Int | Kind::Pair) => {
+                    (Value::Float(_), Kind::Int | Kind::Pair | Kind::PairOr(_)) => {
                         Some("use `//` for integer division".to_string())
                     }
                     _ => None,
@@ -691,6 +697,34 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
         d = d.note(format!("expanded from {}", chain.join(" → ")));
     }
     d
+}
+
+/// Says where the wrong rank of an image layer's input came from: a layer upstream that
+/// changed it (a `flatten` the layer should come before), or the input declaration (which
+/// should have four dimensions). Blaming `flatten` when there is none sends the reader to look
+/// for a layer they never wrote.
+pub(super) fn rank_origin(d: Diagnostic, origin: &Node) -> Diagnostic {
+    let shape = &origin.shape;
+    match origin.op.spec() {
+        Some(spec) => d.secondary(origin.loc, format!("`{}` makes it {shape} here", spec.name)).hint(
+            format!("image layers must come before `{0}`; move this layer up, or `{0}` down", spec.name),
+        ),
+        None => {
+            let example = match shape.dims[..] {
+                [c, size] => {
+                    format!("`input {}`", Shape { batch: shape.batch.clone(), dims: vec![c, size, size] })
+                }
+                _ => "`input [N, 1, 28, 28]` for grey 28×28 images".into(),
+            };
+            d.secondary(
+                origin.loc,
+                format!("the input is declared as {shape}, with {} dimensions", shape.rank()),
+            )
+            .hint(format!(
+                "image layers take [N, C, H, W]: declare the input with 4 dimensions, such as {example}"
+            ))
+        }
+    }
 }
 
 /// Shows the first input's shape beside the one that does not join with it.

@@ -1,5 +1,6 @@
 //! `conv2d(out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=true)`:
-//! PyTorch's `nn.Conv2d` with the input channels inferred.
+//! PyTorch's `nn.Conv2d` with the input channels inferred. `padding` is an amount, or
+//! `"same"` or `"valid"` with PyTorch's meaning.
 
 use std::fmt;
 
@@ -20,7 +21,7 @@ pub static CONV2D: OpSpec = OpSpec {
         ParamSpec::required("out_channels", Kind::Int),
         ParamSpec::required("kernel", Kind::Pair),
         ParamSpec::optional("stride", Kind::Pair, ArgValue::Int(1)),
-        ParamSpec::optional("padding", Kind::Pair, ArgValue::Int(0)),
+        ParamSpec::optional("padding", Kind::PairOr(&["same", "valid"]), ArgValue::Int(0)),
         ParamSpec::optional("dilation", Kind::Pair, ArgValue::Int(1)),
         ParamSpec::optional("groups", Kind::Int, ArgValue::Int(1)),
         ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
@@ -33,8 +34,31 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let out_channels = args.positive_int("out_channels")?;
     let kernel = args.positive_pair("kernel")?;
     let stride = args.positive_pair("stride")?;
-    let padding = args.non_negative_pair("padding")?;
     let dilation = args.positive_pair("dilation")?;
+    let same = args.chosen("padding") == Some("same");
+    let padding = match args.chosen("padding") {
+        // PyTorch's `_conv_forward`: d·(k − 1) in all per axis, the smaller half before.
+        Some("same") => [0, 1].map(|i| dilation[i].saturating_mul(kernel[i] - 1) / 2),
+        // "valid" is PyTorch's name for no padding.
+        Some(_) => [0, 0],
+        None => args.non_negative_pair("padding")?,
+    };
+    if same && stride != [1, 1] {
+        // As the language writes a pair: `2`, or `(2, 1)`.
+        let text = |[a, b]: [u64; 2]| if a == b { a.to_string() } else { format!("({a}, {b})") };
+        let (shown, amount) = (text(stride), text(padding));
+        return Err(OpError::new(
+            Code::Value,
+            format!("`padding=\"same\"` needs `stride=1`, but the stride is {shown}"),
+        )
+        .label(format!("`stride` is {shown}"))
+        .note("PyTorch refuses it too: padding='same' is not supported for strided convolutions")
+        .hint(format!(
+            "give the padding as an amount, such as `padding={amount}`; with an odd kernel, the output \
+                 size is then the input size divided by the stride, rounded up"
+        ))
+        .at("stride"));
+    }
     let groups = args.positive_int("groups")?;
     let bias = args.bool("bias");
     for (what, channels) in [("input", in_channels), ("output", out_channels)] {
@@ -47,9 +71,16 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("groups"));
         }
     }
-    let conv = Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, bias };
-    let out_h = window_output("conv2d", "height", conv.window(0, height), input)?;
-    let out_w = window_output("conv2d", "width", conv.window(1, width), input)?;
+    let conv = Conv2d { in_channels, out_channels, kernel, stride, padding, same, dilation, groups, bias };
+    // "same" pads so that a stride-1 window keeps every size, whatever the kernel.
+    let (out_h, out_w) = if same {
+        (height, width)
+    } else {
+        (
+            window_output("conv2d", "height", conv.window(0, height), input)?,
+            window_output("conv2d", "width", conv.window(1, width), input)?,
+        )
+    };
     let mut built = Built::free(Op::Conv2d(conv), input.with_dims(vec![out_channels, out_h, out_w]))?;
     let per_output = product("multiply-add count", &[in_channels / groups, kernel[0], kernel[1]])?;
     // Counted as torchinfo counts them: one per weight use, plus one per bias add.
@@ -63,7 +94,11 @@ attributes! {
         pub out_channels: u64,
         pub kernel: [u64; 2],
         pub stride: [u64; 2],
+        /// Each side's padding; with `same`, the top and left ones (the bottom and right get
+        /// one more where d·(k − 1) is odd, as PyTorch pads).
         pub padding: [u64; 2],
+        /// `padding="same"`, which the runtime and PyTorch compute themselves from the kernel.
+        pub same: bool,
         pub dilation: [u64; 2],
         pub groups: u64,
         pub bias: bool,
@@ -92,7 +127,11 @@ impl Layer for Conv2d {
             self.in_channels, self.out_channels, self.kernel[0], self.kernel[1]
         )?;
         describe_pair(f, "stride", self.stride, 1)?;
-        describe_pair(f, "padding", self.padding, 0)?;
+        if self.same {
+            f.write_str(", padding same")?;
+        } else {
+            describe_pair(f, "padding", self.padding, 0)?;
+        }
         describe_pair(f, "dilation", self.dilation, 1)?;
         if self.groups != 1 {
             write!(f, ", groups {}", self.groups)?;
@@ -115,13 +154,14 @@ impl Layer for Conv2d {
     }
 
     fn pytorch(&self, _: &[String]) -> PyTorch {
+        let padding = if self.same { "'same'".to_string() } else { py_pair(self.padding) };
         PyTorch::Module(format!(
             "nn.Conv2d({}, {}, kernel_size={}, stride={}, padding={}, dilation={}, groups={}, bias={})",
             self.in_channels,
             self.out_channels,
             py_pair(self.kernel),
             py_pair(self.stride),
-            py_pair(self.padding),
+            padding,
             py_pair(self.dilation),
             self.groups,
             py_bool(self.bias)
@@ -129,7 +169,11 @@ impl Layer for Conv2d {
     }
 
     fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
-        SizeOrigin::Window(self.window(axis, input))
+        if self.same {
+            SizeOrigin::Kept
+        } else {
+            SizeOrigin::Window(self.window(axis, input))
+        }
     }
 
     fn family(&self) -> Family {

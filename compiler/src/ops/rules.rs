@@ -16,6 +16,10 @@ pub struct OpError {
     pub arg: Option<&'static str>,
     /// For a size that shrinks to nothing: the spatial axis (0 height, 1 width).
     pub axis: Option<usize>,
+    /// For an input of the wrong rank: the rank needed. Only the evaluator knows where the
+    /// input's rank came from (a `flatten` upstream, or the input declaration), so it words
+    /// the hint.
+    pub needs_rank: Option<usize>,
 }
 
 impl OpError {
@@ -28,6 +32,7 @@ impl OpError {
             hint: None,
             arg: None,
             axis: None,
+            needs_rank: None,
         }
     }
 
@@ -89,10 +94,7 @@ pub fn expect_image(op: &str, input: &Shape) -> Result<[u64; 3], OpError> {
                 format!("`{op}` needs a 4-D input [N, C, H, W], but gets {input}"),
             )
             .label(format!("the input here is {input}"));
-            if input.rank() < 4 {
-                err = err
-                    .hint("image layers must come before `flatten`; move this layer up, or `flatten` down");
-            }
+            err.needs_rank = Some(4);
             Err(err)
         }
     }
@@ -124,7 +126,6 @@ pub fn window_output(op: &str, axis: &str, window: Window, input: &Shape) -> Res
             fixes.push("fewer downsampling layers before this one".into());
             fixes.push("a larger input".into());
             err = err.hint(format!("use {}", join_or(&fixes)));
-            err.axis = Some(if axis == "width" { 1 } else { 0 });
             err.axis = Some(if axis == "width" { 1 } else { 0 });
             if axis == "width" {
                 err.message = err.message.replace("rows", "columns");

@@ -35,6 +35,9 @@ pub enum Kind {
     Bool,
     /// One of a fixed set of strings, as PyTorch spells them (`approximate="tanh"`).
     Choice(&'static [&'static str]),
+    /// A [`Kind::Pair`] or one of these strings, as a convolution's `padding` is an amount,
+    /// `"same"` or `"valid"`.
+    PairOr(&'static [&'static str]),
 }
 
 impl Kind {
@@ -45,12 +48,15 @@ impl Kind {
             Kind::Dims => "an integer or a tuple of integers".into(),
             Kind::Float => "a number".into(),
             Kind::Bool => "`true` or `false`".into(),
-            Kind::Choice(choices) => {
-                let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
-                format!("one of {}", quoted.join(", "))
-            }
+            Kind::Choice(choices) => format!("one of {}", quoted(choices)),
+            Kind::PairOr(choices) => format!("an integer, a pair of integers, or one of {}", quoted(choices)),
         }
     }
+}
+
+/// `"same", "valid"`
+fn quoted(choices: &[&str]) -> String {
+    choices.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
 }
 
 /// An argument converted to its parameter's kind.
@@ -128,6 +134,14 @@ impl Args {
         match self.get(name) {
             ArgValue::Choice(v) => v,
             _ => unreachable!("`{name}` is not a choice parameter"),
+        }
+    }
+
+    /// The string given for a [`Kind::PairOr`] parameter, or `None` when it holds sizes.
+    pub fn chosen(&self, name: &'static str) -> Option<&'static str> {
+        match self.get(name) {
+            ArgValue::Choice(v) => Some(v),
+            _ => None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::graph::{child, refers, Join};
 use super::{BodyKind, Expander, Frame, Scope};
 use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
-use crate::front::messages::{op_diagnostic, signature, Callee, Error};
+use crate::front::messages::{op_diagnostic, rank_origin, signature, Callee, Error};
 use crate::front::value::Value;
 use crate::ir::Group;
 use crate::ops::{self, ArgValue, Args, Kind, OpSpec};
@@ -140,8 +140,12 @@ impl Expander<'_> {
             Err(err) => {
                 let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
                 let history = err.axis.map(|axis| self.size_history(input, axis));
+                let needs_rank = err.needs_rank;
                 let mut d = op_diagnostic(err, at, Some(&name));
                 d.notes.extend(history);
+                if needs_rank.is_some() {
+                    d = rank_origin(d, self.rank_origin(input));
+                }
                 self.error(d)
             }
         }
@@ -355,6 +359,8 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
         (Kind::Choice(choices), Value::Str(s)) => {
             choices.iter().find(|c| *c == s).map(|c| ArgValue::Choice(c))
         }
+        (Kind::PairOr(choices), Value::Str(_)) => convert(value, Kind::Choice(choices)),
+        (Kind::PairOr(_), _) => convert(value, Kind::Pair),
         _ => None,
     }
 }

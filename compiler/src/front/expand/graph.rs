@@ -109,6 +109,18 @@ impl Expander<'_> {
         format!("how the {axis_name} got here:\n  {}", steps.join("\n  "))
     }
 
+    /// The node that gave `id` its rank: the nearest one upstream whose rank differs from its
+    /// (first) input's, such as a `flatten`, or else the network's input.
+    pub(super) fn rank_origin(&self, mut id: NodeId) -> &Node {
+        loop {
+            let node = &self.nodes[id.0];
+            match node.inputs.first() {
+                Some(&from) if self.nodes[from.0].shape.rank() == node.shape.rank() => id = from,
+                _ => return node,
+            }
+        }
+    }
+
     /// `a op b` (broadcast) or `cat(a, b, dim=1)`.
     pub(super) fn join(
         &mut self,

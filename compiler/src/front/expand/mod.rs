@@ -303,8 +303,15 @@ impl<'p> Expander<'p> {
         if scope.input.is_some() {
             return self.error(Error::InputTwice { at: loc });
         }
+        // A declaration reported as broken still declares the input: no second error says
+        // the network has none. The tensor replaces this below.
+        scope.input = Some(Value::Poison);
         if dims.len() < 2 {
-            return self.error(Error::InputTooFewDims { at: loc });
+            let size = match dims.first().map(|d| &d.kind) {
+                Some(ExprKind::Int(v)) => Some(*v),
+                _ => None,
+            };
+            return self.error(Error::InputTooFewDims { size, at: loc });
         }
         let batch = match &dims[0].kind {
             ExprKind::Name(n) if !scope.vars.contains_key(n) => Batch::Symbolic(n.clone()),
