@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 pub use crate::ops::types::*;
-pub use crate::ops::ArithOp;
+pub use crate::ops::{ArithOp, SliceItem};
 use crate::shape::Shape;
 use crate::source::Loc;
 

@@ -80,6 +80,8 @@ pub enum Stmt {
     Input { dims: Vec<Expr>, span: Span },
     /// `name = expr`
     Bind { name: Ident, value: Expr },
+    /// `a, b = expr`: each name bound to one item of the tuple `expr` gives, in order.
+    Destructure { names: Vec<Ident>, value: Expr },
     /// A bare expression; as the last statement it is the output.
     Expr(Expr),
 }
@@ -89,6 +91,7 @@ impl Stmt {
         match self {
             Stmt::Input { span, .. } => *span,
             Stmt::Bind { name, value } => name.span.to(value.span),
+            Stmt::Destructure { names, value } => names[0].span.to(value.span),
             Stmt::Expr(e) => e.span,
         }
     }
@@ -169,7 +172,25 @@ pub enum RepeatCount {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Access {
     Field(Ident),
+    /// `x[i]`: one expression in brackets.
     Index(Expr),
+    /// `x[:, 0]`, `x[..., 1:]`: brackets holding a slice, an ellipsis or a comma; the span
+    /// covers the brackets.
+    Slice {
+        items: Vec<Subscript>,
+        span: Span,
+    },
+}
+
+/// One position of a [`Access::Slice`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subscript {
+    /// An integer: selects one index, removing the dimension.
+    Index(Expr),
+    /// `start:end:step`, each part optional, as in Python.
+    Range { start: Option<Expr>, end: Option<Expr>, step: Option<Expr>, span: Span },
+    /// `...`: as many `:` as the dimensions that the other positions leave.
+    Ellipsis(Span),
 }
 
 #[derive(Clone, Debug, PartialEq)]

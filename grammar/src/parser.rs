@@ -364,6 +364,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::arrow => "`->`",
         Rule::colon => "`:`",
         Rule::range_dots => "`..`",
+        Rule::ellipsis => "`...`",
+        Rule::subscript | Rule::slice_tail => "an index or a slice",
         Rule::field => "`.`",
         Rule::cmp_op => "a comparison",
         Rule::add_op | Rule::mul_op => "an operator",
@@ -442,10 +444,20 @@ impl Builder<'_> {
         match pair.as_rule() {
             Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
             Rule::binding => {
-                let mut inner = pair.into_inner();
-                let name = self.ident(inner.next().expect("name"));
-                let value = self.expr(inner.find(|p| p.as_rule() == Rule::expr).expect("value"));
-                Stmt::Bind { name, value }
+                let mut names = Vec::new();
+                let mut value = None;
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::ident => names.push(self.ident(p)),
+                        Rule::expr => value = Some(self.expr(p)),
+                        _ => {}
+                    }
+                }
+                let value = value.expect("value");
+                match <[Ident; 1]>::try_from(names) {
+                    Ok([name]) => Stmt::Bind { name, value },
+                    Err(names) => Stmt::Destructure { names, value },
+                }
             }
             _ => Stmt::Expr(self.expr(pair.into_inner().next().expect("expression"))),
         }
@@ -519,12 +531,7 @@ impl Builder<'_> {
                 let accesses: Vec<Access> = inner
                     .map(|p| {
                         end = self.span(&p);
-                        let q = p.into_inner().find(|q| matches!(q.as_rule(), Rule::ident | Rule::expr));
-                        let q = q.expect("access");
-                        match q.as_rule() {
-                            Rule::ident => Access::Field(self.ident(q)),
-                            _ => Access::Index(self.expr(q)),
-                        }
+                        self.access(p)
                     })
                     .collect();
                 if accesses.is_empty() {
@@ -629,6 +636,59 @@ impl Builder<'_> {
             }
             rule => unreachable!("unexpected rule {rule:?} in an expression"),
         }
+    }
+
+    /// `.field`, `[i]`, or brackets of several positions or slices.
+    fn access(&mut self, pair: Pair<Rule>) -> Access {
+        let span = self.span(&pair);
+        if pair.as_rule() == Rule::field {
+            return Access::Field(self.ident(pair.into_inner().next().expect("field name")));
+        }
+        let has_comma = pair.clone().into_inner().any(|p| p.as_rule() == Rule::comma);
+        let mut items: Vec<Subscript> =
+            pair.into_inner().filter(|p| p.as_rule() == Rule::subscript).map(|p| self.subscript(p)).collect();
+        match items.as_slice() {
+            [Subscript::Index(_)] if !has_comma => match items.pop() {
+                Some(Subscript::Index(e)) => Access::Index(e),
+                _ => unreachable!("one index"),
+            },
+            _ => Access::Slice { items, span },
+        }
+    }
+
+    fn subscript(&mut self, pair: Pair<Rule>) -> Subscript {
+        let span = self.span(&pair);
+        let mut start = None;
+        let mut tail = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ellipsis => return Subscript::Ellipsis(span),
+                Rule::slice_tail => tail = Some(p),
+                _ => start = Some(self.expr(p)),
+            }
+        }
+        let Some(tail) = tail else {
+            return Subscript::Index(start.expect("an index"));
+        };
+        // The parts after each colon: `end` after the first, `step` after the second. The span
+        // ends at the last colon or part, not at the blanks pest's pair runs on to.
+        let (mut end, mut step, mut colons) = (None, None, 0);
+        let mut last = start.as_ref().map_or(span.start, |e| e.span.end);
+        for p in tail.into_inner() {
+            if p.as_rule() == Rule::colon {
+                colons += 1;
+                last = last.max(self.span(&p).end);
+                continue;
+            }
+            let part = self.expr(p);
+            last = last.max(part.span.end);
+            match colons {
+                1 => end = Some(part),
+                _ => step = Some(part),
+            }
+        }
+        let span = Span::new(span.start, last);
+        Subscript::Range { start, end, step, span }
     }
 
     fn stage(&mut self, pair: Pair<Rule>) -> Stage {
@@ -784,6 +844,42 @@ mod tests {
         assert_eq!(text(e), "a - b");
         let e = parse_expr("- x  ").unwrap();
         assert_eq!(e.span, Span::new(0, 3));
+    }
+
+    #[test]
+    fn brackets_hold_an_index_or_slices() {
+        let accesses = |src: &str| match parse_expr(src).unwrap().kind {
+            ExprKind::Postfix { accesses, .. } => accesses,
+            other => panic!("not postfix: {other:?}"),
+        };
+        assert!(matches!(accesses("x[0]")[..], [Access::Index(_)]));
+        let [Access::Slice { items, span }] = &accesses("x[:, 0, 1:, ::2, ..., a:b:c]")[..] else {
+            panic!("one slice")
+        };
+        assert_eq!(*span, Span::new(1, 28));
+        assert!(
+            matches!(items[0], Subscript::Range { start: None, end: None, step: None, span } if span == Span::new(2, 3))
+        );
+        assert!(matches!(items[1], Subscript::Index(_)));
+        assert!(matches!(items[2], Subscript::Range { start: Some(_), end: None, step: None, .. }));
+        assert!(matches!(items[3], Subscript::Range { start: None, end: None, step: Some(_), .. }));
+        assert!(matches!(items[4], Subscript::Ellipsis(_)));
+        assert!(matches!(items[5], Subscript::Range { start: Some(_), end: Some(_), step: Some(_), .. }));
+        // A trailing comma makes a one-position slice, as a tuple index does in Python.
+        assert!(matches!(accesses("x[0,]")[..], [Access::Slice { .. }]));
+        // `n:` is a slice's start, never a label.
+        assert!(matches!(accesses("x[n:]")[..], [Access::Slice { .. }]));
+        assert!(parse_expr("x[]").is_err());
+    }
+
+    #[test]
+    fn several_names_bind_the_pieces_of_a_tuple() {
+        let file = parse_ok("network n { input [N, 4]\n a, b = chunk(2, dim=1)\n c = a\n b }");
+        let Stmt::Destructure { names, .. } = &file.definitions[0].body[1] else { panic!("destructuring") };
+        let names: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(matches!(file.definitions[0].body[2], Stmt::Bind { .. }));
+        assert!(matches!(file.definitions[0].body[3], Stmt::Expr(_)));
     }
 
     #[test]

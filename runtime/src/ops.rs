@@ -3,7 +3,7 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::{ArithOp, Op};
+use nnc_compiler::ir::{ArithOp, Op, SliceItem};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -241,5 +241,43 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             (ArithOp::Div, true) => x.f_reciprocal()?.f_mul_scalar(s.value)?,
         },
         Op::Concat(c) => Tensor::f_cat(inputs, c.dim as i64)?,
+        // The batch is the input's own, so that any batch size runs.
+        Op::Reshape(r) => {
+            let sizes: Vec<i64> =
+                x.size().into_iter().take(1).chain(r.shape.iter().map(|&d| d as i64)).collect();
+            x.f_reshape(sizes)?
+        }
+        Op::Permute(p) => x.f_permute(p.dims.iter().map(|&d| d as i64).collect::<Vec<_>>())?,
+        Op::Transpose(t) => x.f_transpose(t.dim0 as i64, t.dim1 as i64)?,
+        Op::Unflatten(u) => {
+            x.f_unflatten(u.dim as i64, u.sizes.iter().map(|&d| d as i64).collect::<Vec<_>>())?
+        }
+        Op::Mean(r) => x.f_mean_dim(Some(dims(&r.dims).as_slice()), r.keepdim, None::<Kind>)?,
+        Op::Sum(r) => x.f_sum_dim_intlist(Some(dims(&r.dims).as_slice()), r.keepdim, None::<Kind>)?,
+        Op::Amax(r) => x.f_amax(dims(&r.dims), r.keepdim)?,
+        Op::Slice(s) => slice(x, &s.items)?,
+        Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
     })
+}
+
+fn dims(dims: &[usize]) -> Vec<i64> {
+    dims.iter().map(|&d| d as i64).collect()
+}
+
+/// `x[:, items...]`: each item applies to the next dimension; an index removes its dimension,
+/// so the next item applies to the same position.
+fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, TchError> {
+    let mut out = x.shallow_clone();
+    let mut dim = 1;
+    for item in items {
+        match *item {
+            SliceItem::All => dim += 1,
+            SliceItem::Range { start, end, step } => {
+                out = out.f_slice(dim, start as i64, end as i64, step as i64)?;
+                dim += 1;
+            }
+            SliceItem::Index(i) => out = out.f_select(dim, i as i64)?,
+        }
+    }
+    Ok(out)
 }

@@ -25,10 +25,11 @@ pub const STD_MODULES: &[(&str, &str)] = &[
     ("std.inception", include_str!("../../std/inception.net")),
     ("std.vgg", include_str!("../../std/vgg.net")),
     ("std.nin", include_str!("../../std/nin.net")),
+    ("std.shufflenet", include_str!("../../std/shufflenet.net")),
 ];
 
 /// Names the language reserves for its own functions, which blocks may not take.
-pub const RESERVED: &[&str] = &["cat"];
+pub const RESERVED: &[&str] = &["cat", "stack", "chunk", "split"];
 
 /// Where the root source comes from.
 pub enum Root<'a> {

@@ -168,8 +168,13 @@ pub(super) enum Error<'a> {
     MissingLayerArg { layer: &'a str, param: &'a str, signature: String, at: Loc },
     MissingBlockArg { block: &'a str, param: &'a str, at: Loc, param_at: Loc },
     CatDimNotInteger { found: Found, at: Loc },
-    CatUnknownArg { name: &'a str, at: Loc },
-    CatEmpty { at: Loc },
+    // `join` is `cat` or `stack`.
+    CatUnknownArg { join: &'a str, name: &'a str, at: Loc },
+    CatEmpty { join: &'a str, at: Loc },
+    // `a, b = value` where `value` is a tuple of another length; `at` is the names.
+    DestructureCount { names: usize, items: usize, at: Loc, value: Loc },
+    // `a, b = value` where `value` is no tuple.
+    DestructureNotTuple { found: Found, at: Loc },
     LayerNeedsInput { layer: &'a str, at: Loc },
     BlockNeedsInput { block: &'a str, at: Loc },
     RepeatNeedsInput { at: Loc },
@@ -395,7 +400,7 @@ impl Error<'_> {
             .primary(at, this_is(&found)),
             IndexNotInteger { found, at } => Diagnostic::error(
                 Code::Type,
-                format!("a tuple index must be an integer, not {}", found.type_name),
+                format!("an index must be an integer, not {}", found.type_name),
             )
             .primary(at, this_is(&found)),
             NotTensor { found, at } => {
@@ -489,14 +494,33 @@ impl Error<'_> {
                 Diagnostic::error(Code::Type, format!("`dim` must be an integer, not {}", found.type_name))
                     .primary(at, this_is(&found))
             }
-            CatUnknownArg { name, at } => {
-                Diagnostic::error(Code::UnknownArgument, format!("`cat` has no argument `{name}`"))
+            CatUnknownArg { join, name, at } => {
+                Diagnostic::error(Code::UnknownArgument, format!("`{join}` has no argument `{name}`"))
                     .primary(at, "unknown argument")
-                    .hint("`cat(a, b, ..., dim=1)` takes tensors and an optional `dim`")
+                    .hint(format!("`{join}(a, b, ..., dim=1)` takes tensors and an optional `dim`"))
             }
-            CatEmpty { at } => Diagnostic::error(Code::ArgumentCount, "`cat` needs at least one tensor")
-                .primary(at, "nothing to concatenate")
-                .hint("e.g. `cat(a, b)` joins a and b along the channels"),
+            CatEmpty { join, at } => {
+                Diagnostic::error(Code::ArgumentCount, format!("`{join}` needs at least one tensor"))
+                    .primary(at, format!("nothing to {}", if join == "cat" { "concatenate" } else { "stack" }))
+                    .hint(format!("e.g. `{join}(a, b)` joins a and b along the channels"))
+            }
+            DestructureCount { names, items, at, value } => Diagnostic::error(
+                Code::Value,
+                format!("{names} names to bind, but the value has {items} pieces"),
+            )
+            .primary(at, format!("{names} names"))
+            .secondary(value, format!("this gives {items}"))
+            .hint(match items > names {
+                true => "bind one name to each piece",
+                false => "bind one name to each piece: `chunk` gives fewer pieces than asked when the size \
+                          does not divide evenly (5 in 4 chunks is 2, 2, 1)",
+            }),
+            DestructureNotTuple { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("several names bind the pieces of a tuple, not {}", found.type_name),
+            )
+            .primary(at, this_is(&found))
+            .hint("`a, b = chunk(2, dim=1)` binds the two halves of the channels"),
             LayerNeedsInput { layer, at } => {
                 Diagnostic::error(Code::Type, format!("`{layer}` is a layer and needs an input tensor here"))
                     .primary(at, "nothing flows into this layer")

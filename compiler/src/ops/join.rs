@@ -1,4 +1,5 @@
-//! Joins: `cat(a, b, dim=1)` (equal shapes except along `dim`). The language spells it itself
+//! Joins: `cat(a, b, dim=1)` (equal shapes except along `dim`) and `stack(a, b, dim=1)`
+//! (equal shapes, joined along a new dimension `dim`). The language spells it itself
 //! rather than as a layer, so it has a shape rule but no signature; its error carries a hint
 //! computed from the shapes. (`a + b` and the other operators are in `arith.rs`.)
 
@@ -61,6 +62,60 @@ pub fn concat(shapes: &[&Shape], dim: i64) -> Result<(Shape, usize), (usize, OpE
     Ok((first.with_dims(dims), dim))
 }
 
+attributes! {
+    /// Stacking along a new dimension `dim`.
+    pub struct Stack {
+        pub dim: usize,
+    }
+}
+
+impl Layer for Stack {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stack dim {}", self.dim)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("torch.stack([{}], dim={})", xs.join(", "), self.dim))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+/// The shape of `stack(..., dim)`: equal shapes, with a new dimension, the number of inputs,
+/// at `dim` as written (1..=rank, or negative from the end of the output, as PyTorch counts
+/// it), and the dimension it resolves to.
+pub fn stack(shapes: &[&Shape], dim: i64) -> Result<(Shape, usize), (usize, OpError)> {
+    let first = shapes[0];
+    // The output has one dimension more than each input. `dim + rank` cannot overflow where
+    // `dim` is negative.
+    let rank = first.rank() as i64 + 1;
+    let resolved = if dim < 0 { dim + rank } else { dim };
+    if resolved < 1 || resolved >= rank {
+        let msg = match resolved {
+            0 => format!("`dim={dim}` is the batch dimension, which layers keep as it is"),
+            _ => {
+                format!("`dim={dim}` is out of range for stacking {first}: the result has {rank} dimensions")
+            }
+        };
+        let err = OpError::new(Code::Value, msg)
+            .label(format!("must lie in 1..{rank}, or be negative from the end"));
+        return Err((0, err));
+    }
+    let dim = resolved as usize;
+    if let Some(i) = shapes.iter().position(|s| *s != first) {
+        let shape = shapes[i];
+        let err = OpError::new(Code::ConcatMismatch, format!("cannot stack {first} and {shape}"))
+            .label(format!("input {} is {shape}", i + 1))
+            .note(format!("input 1 is {first}; `stack` needs equal shapes"));
+        return Err((i, err));
+    }
+    let mut dims = first.dims.clone();
+    dims.insert(dim - 1, shapes.len() as u64);
+    Ok((first.with_dims(dims), dim))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +123,17 @@ mod tests {
 
     fn s(dims: &[u64]) -> Shape {
         Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
+    }
+
+    #[test]
+    fn stack_adds_a_dimension() {
+        let a = s(&[64, 12]);
+        assert_eq!(stack(&[&a, &a, &a], 1).unwrap(), (s(&[3, 64, 12]), 1));
+        assert_eq!(stack(&[&a, &a], -1).unwrap(), (s(&[64, 12, 2]), 3));
+        assert_eq!(stack(&[&a, &a], 3).unwrap(), (s(&[64, 12, 2]), 3));
+        assert!(stack(&[&a, &a], 0).is_err());
+        assert!(stack(&[&a, &a], 4).is_err());
+        assert_eq!(stack(&[&a, &s(&[64, 13])], 1).unwrap_err().0, 1);
     }
 
     #[test]

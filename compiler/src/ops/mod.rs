@@ -22,10 +22,14 @@ pub mod join;
 mod layer;
 mod layernorm;
 mod linear;
+mod permute;
 mod pool;
 mod prelu;
+mod reduce;
+mod reshape;
 mod rules;
 mod signature;
+pub mod slice;
 mod softmax;
 
 pub use arith::ArithOp;
@@ -33,6 +37,7 @@ pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use rules::{axis, expect_image, product, window_output, OpError};
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
+pub use slice::SliceItem;
 
 /// A built-in layer as the language sees it: its name, its parameters and its shape rule,
 /// with what the layer reference (`nnc layers`) says about it.
@@ -183,6 +188,15 @@ registry! {
     Arith(arith),
     ArithScalar(arith),
     Concat(join),
+    Reshape(reshape) = reshape::RESHAPE,
+    Permute(permute) = permute::PERMUTE,
+    Transpose(permute) = permute::TRANSPOSE,
+    Unflatten(reshape) = reshape::UNFLATTEN,
+    Mean(reduce) = reduce::MEAN,
+    Sum(reduce) = reduce::SUM,
+    Amax(reduce) = reduce::AMAX,
+    Slice(slice),
+    Stack(join),
 }
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {

@@ -31,6 +31,11 @@ pub enum Kind {
     Pair,
     /// An integer or a tuple of integers of any length: sizes such as `normalized_shape`.
     Dims,
+    /// An integer or a tuple of integers, kept apart as PyTorch keeps them (`split(16)` cuts
+    /// pieces of 16, `split((16, 48))` pieces of those sizes). A layer whose only parameter is
+    /// of this kind also takes the integers one by one, as PyTorch's `x.reshape(4, -1)` and
+    /// `x.permute(0, 2, 3, 1)` do: `reshape(4, -1)` is `reshape((4, -1))`.
+    Ints,
     Float,
     Bool,
     /// One of a fixed set of strings, as PyTorch spells them (`approximate="tanh"`).
@@ -45,7 +50,7 @@ impl Kind {
         match self {
             Kind::Int => "an integer".into(),
             Kind::Pair => "an integer or a pair of integers".into(),
-            Kind::Dims => "an integer or a tuple of integers".into(),
+            Kind::Dims | Kind::Ints => "an integer or a tuple of integers".into(),
             Kind::Float => "a number".into(),
             Kind::Bool => "`true` or `false`".into(),
             Kind::Choice(choices) => format!("one of {}", quoted(choices)),
@@ -183,6 +188,16 @@ impl Args {
         match self.get(name) {
             ArgValue::Int(v) => *v,
             _ => unreachable!("`{name}` is not an integer parameter"),
+        }
+    }
+
+    /// The integers of a [`Kind::Ints`] or [`Kind::Dims`] parameter, and whether they were
+    /// given as a tuple.
+    pub fn ints(&self, name: &'static str) -> (Vec<i64>, bool) {
+        match self.get(name) {
+            ArgValue::Int(v) => (vec![*v], false),
+            ArgValue::Dims(d) => (d.clone(), true),
+            _ => unreachable!("`{name}` is not an integers parameter"),
         }
     }
 

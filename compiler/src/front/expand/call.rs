@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Arg, Ident};
+use nnc_grammar::ast::{Arg, Expr, ExprKind, Ident};
 
 use super::graph::{child, refers, Join};
 use super::{BodyKind, Expander, Frame, Scope};
@@ -12,8 +12,8 @@ use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
 use crate::front::messages::{op_diagnostic, rank_origin, signature, Callee, Error};
 use crate::front::value::Value;
-use crate::ir::Group;
-use crate::ops::{self, ArgValue, Args, Kind, OpSpec};
+use crate::ir::{Group, NodeId, Op};
+use crate::ops::{self, ArgValue, Args, Kind, OpError, OpSpec};
 use crate::source::{FileId, Loc};
 
 impl Expander<'_> {
@@ -59,8 +59,12 @@ impl Expander<'_> {
     ) -> Value {
         let name = callee.name.as_str();
         let callee_loc = Loc::new(scope.file, callee.span);
-        if name == "cat" {
-            return self.cat(args, loc, scope, flow, path);
+        match name {
+            "cat" => return self.join_call("cat", Join::Concat, args, loc, scope, flow, path),
+            "stack" => return self.join_call("stack", Join::Stack, args, loc, scope, flow, path),
+            "chunk" => return self.apply_op(&ops::slice::CHUNK, args, loc, callee_loc, scope, flow, path),
+            "split" => return self.apply_op(&ops::slice::SPLIT, args, loc, callee_loc, scope, flow, path),
+            _ => {}
         }
         if let Some(spec) = ops::lookup(name) {
             return self.apply_op(spec, args, loc, callee_loc, scope, flow, path);
@@ -78,7 +82,18 @@ impl Expander<'_> {
         self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
     }
 
-    fn cat(&mut self, args: &[Arg], loc: Loc, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
+    /// `cat(a, b, dim=1)` or `stack(a, b, dim=1)` (`name`), joined as `join` says.
+    #[allow(clippy::too_many_arguments)]
+    fn join_call(
+        &mut self,
+        name: &'static str,
+        join: fn(i64) -> Join,
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
         let mut tensors = Vec::new();
         let mut dim = 1i64;
         for (i, arg) in args.iter().enumerate() {
@@ -99,19 +114,19 @@ impl Expander<'_> {
                     }
                 },
                 Some(n) => {
-                    return self
-                        .error(Error::CatUnknownArg { name: &n.name, at: Loc::new(scope.file, n.span) });
+                    let at = Loc::new(scope.file, n.span);
+                    return self.error(Error::CatUnknownArg { join: name, name: &n.name, at });
                 }
             }
         }
         if tensors.is_empty() {
-            return self.error(Error::CatEmpty { at: loc });
+            return self.error(Error::CatEmpty { join: name, at: loc });
         }
         // The shape rule resolves a negative `dim`, and refuses one out of range as written.
-        self.join(Join::Concat(dim), tensors, loc, scope, path)
+        self.join(join(dim), tensors, loc, scope, path)
     }
 
-    /// Applies a built-in layer to the incoming tensor.
+    /// Applies a built-in layer, or `chunk` or `split`, to the incoming tensor.
     #[allow(clippy::too_many_arguments)]
     fn apply_op(
         &mut self,
@@ -133,22 +148,42 @@ impl Expander<'_> {
         };
         let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
+        // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
+        // `path.1`, ... (a destructuring binding renames them after its names).
+        if matches!(spec.name, "chunk" | "split") {
+            return match ops::slice::pieces(spec, &bound.args, &shape) {
+                Ok(pieces) => Value::Tuple(
+                    pieces
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (op, shape))| {
+                            self.add_node(child(&name, i), Op::Slice(op), vec![input], shape, 0, 0, loc)
+                        })
+                        .collect(),
+                ),
+                Err(err) => self.op_error(err, &bound, input, loc, &name),
+            };
+        }
         match (spec.apply)(&bound.args, &shape) {
             Ok(built) => {
                 self.add_node(name, built.op, vec![input], built.shape, built.params, built.macs, loc)
             }
-            Err(err) => {
-                let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
-                let history = err.axis.map(|axis| self.size_history(input, axis));
-                let needs_rank = err.needs_rank;
-                let mut d = op_diagnostic(err, at, Some(&name));
-                d.notes.extend(history);
-                if needs_rank.is_some() {
-                    d = rank_origin(d, self.rank_origin(input));
-                }
-                self.error(d)
-            }
+            Err(err) => self.op_error(err, &bound, input, loc, &name),
         }
+    }
+
+    /// Reports a shape rule's error at the argument it blames (or the call), with how the
+    /// input got its size or rank when that is the trouble.
+    fn op_error(&mut self, err: OpError, bound: &BoundOp, input: NodeId, loc: Loc, name: &str) -> Value {
+        let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
+        let history = err.axis.map(|axis| self.size_history(input, axis));
+        let needs_rank = err.needs_rank;
+        let mut d = op_diagnostic(err, at, Some(name));
+        d.notes.extend(history);
+        if needs_rank.is_some() {
+            d = rank_origin(d, self.rank_origin(input));
+        }
+        self.error(d)
     }
 
     /// Matches a call's arguments to its parameters: positional ones in order, then keywords by
@@ -203,6 +238,14 @@ impl Expander<'_> {
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
         let callee = Callee::layer(spec, &names);
+        let packed;
+        let args = match spec.params {
+            [only] if only.kind == Kind::Ints => {
+                packed = pack_positional(args);
+                &packed[..]
+            }
+            _ => args,
+        };
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
         let mut ok = true;
@@ -337,6 +380,18 @@ struct BoundOp {
     locs: HashMap<&'static str, Loc>,
 }
 
+/// The arguments with two or more positional ones packed into one tuple, as a layer whose
+/// only parameter is [`Kind::Ints`] takes them: `reshape(4, -1)` is `reshape((4, -1))`.
+fn pack_positional(args: &[Arg]) -> Vec<Arg> {
+    let positional: Vec<Expr> = args.iter().filter(|a| a.name.is_none()).map(|a| a.value.clone()).collect();
+    if positional.len() < 2 {
+        return args.to_vec();
+    }
+    let span = positional[0].span.to(positional[positional.len() - 1].span);
+    let tuple = Arg { name: None, value: Expr { kind: ExprKind::Tuple(positional), span } };
+    std::iter::once(tuple).chain(args.iter().filter(|a| a.name.is_some()).cloned()).collect()
+}
+
 /// Converts a value to a parameter's kind, or `None` if it is not of that kind.
 fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
     match (kind, value) {
@@ -348,7 +403,8 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
             _ => None,
         },
         (Kind::Dims, Value::Int(v)) => Some(ArgValue::Dims(vec![*v])),
-        (Kind::Dims, Value::Tuple(items)) => items
+        (Kind::Ints, Value::Int(v)) => Some(ArgValue::Int(*v)),
+        (Kind::Dims | Kind::Ints, Value::Tuple(items)) => items
             .iter()
             .map(|item| if let Value::Int(v) = item { Some(*v) } else { None })
             .collect::<Option<Vec<i64>>>()

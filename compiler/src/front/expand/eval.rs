@@ -2,14 +2,15 @@
 //! comparisons and logic, every integer operation checked; the properties of tensors
 //! (`x.channels`); and the type errors of all of these.
 
-use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, UnaryOp};
+use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, Subscript, UnaryOp};
 use nnc_grammar::Span;
 
 use super::graph::{child, refers, Join};
 use super::{Expander, Scope};
-use crate::front::messages::{Error, Found};
+use crate::front::messages::{op_diagnostic, Error, Found};
 use crate::front::value::Value;
-use crate::ir::Op;
+use crate::ir::{NodeId, Op};
+use crate::ops::slice::Position;
 use crate::ops::{self, ArithOp};
 use crate::source::Loc;
 
@@ -65,9 +66,14 @@ impl Expander<'_> {
         Found::new(value, shape)
     }
 
-    pub(super) fn access(&mut self, value: Value, access: &Access, scope: &mut Scope) -> Value {
+    /// `value.field` or `value[...]`; a slice of a tensor is a node named `path`.
+    pub(super) fn access(&mut self, value: Value, access: &Access, scope: &mut Scope, path: &str) -> Value {
         match (access, value) {
             (_, Value::Poison) => Value::Poison,
+            (Access::Index(index), Value::Tensor(id)) => {
+                self.slice(id, &[Subscript::Index(index.clone())], index.span, scope, path)
+            }
+            (Access::Slice { items, span }, Value::Tensor(id)) => self.slice(id, items, *span, scope, path),
             (Access::Field(field), Value::Tensor(id)) => {
                 let shape = self.nodes[id.0].shape.clone();
                 let dims = &shape.dims;
@@ -86,15 +92,7 @@ impl Expander<'_> {
                 })
             }
             (Access::Index(index), Value::Tuple(items)) => {
-                let i = match self.eval(index, scope, None, "") {
-                    Value::Int(i) => i,
-                    Value::Poison => return Value::Poison,
-                    other => {
-                        let found = self.found(&other);
-                        return self
-                            .error(Error::IndexNotInteger { found, at: Loc::new(scope.file, index.span) });
-                    }
-                };
+                let Some(i) = self.index_int(index, scope) else { return Value::Poison };
                 let len = items.len() as i64;
                 let at = if i < 0 { i.checked_add(len) } else { Some(i) };
                 match at.filter(|a| (0..len).contains(a)) {
@@ -110,9 +108,65 @@ impl Expander<'_> {
                 let (field, span) = match access {
                     Access::Field(f) => (Some(f.name.as_str()), f.span),
                     Access::Index(i) => (None, i.span),
+                    Access::Slice { span, .. } => (None, *span),
                 };
                 let found = self.found(&other);
                 self.error(Error::NoAccess { field, found, at: Loc::new(scope.file, span) })
+            }
+        }
+    }
+
+    /// `x[items]` on the tensor `id`: a slice node named `path` (or `slice` at the top).
+    fn slice(&mut self, id: NodeId, items: &[Subscript], span: Span, scope: &mut Scope, path: &str) -> Value {
+        let mut positions = Vec::with_capacity(items.len());
+        let mut spans = Vec::with_capacity(items.len());
+        for item in items {
+            let (position, at) = match item {
+                Subscript::Ellipsis(at) => (Some(Position::Ellipsis), *at),
+                Subscript::Index(e) => (self.index_int(e, scope).map(Position::Index), e.span),
+                Subscript::Range { start, end, step, span } => {
+                    let start = self.range_part(start.as_ref(), scope);
+                    let end = self.range_part(end.as_ref(), scope);
+                    let step = self.range_part(step.as_ref(), scope);
+                    let range = match (start, end, step) {
+                        (Some(start), Some(end), Some(step)) => Some(Position::Range { start, end, step }),
+                        _ => None,
+                    };
+                    (range, *span)
+                }
+            };
+            let Some(position) = position else { return Value::Poison };
+            positions.push(position);
+            spans.push(at);
+        }
+        let shape = &self.nodes[id.0].shape;
+        match ops::slice::slice(shape, &positions) {
+            Ok((shape, op)) => {
+                let name = if path.is_empty() { "slice".to_string() } else { path.to_string() };
+                self.add_node(name, Op::Slice(op), vec![id], shape, 0, 0, Loc::new(scope.file, span))
+            }
+            Err((i, err)) => self.error(op_diagnostic(err, Loc::new(scope.file, spans[i]), None)),
+        }
+    }
+
+    /// A bound or step of a slice: `Some(None)` when left out, `None` when it is no integer
+    /// (reported).
+    fn range_part(&mut self, e: Option<&Expr>, scope: &mut Scope) -> Option<Option<i64>> {
+        match e {
+            None => Some(None),
+            Some(e) => self.index_int(e, scope).map(Some),
+        }
+    }
+
+    /// An index, which must be an integer; `None` (reported) otherwise.
+    fn index_int(&mut self, e: &Expr, scope: &mut Scope) -> Option<i64> {
+        match self.eval(e, scope, None, "") {
+            Value::Int(i) => Some(i),
+            Value::Poison => None,
+            other => {
+                let found = self.found(&other);
+                self.error(Error::IndexNotInteger { found, at: Loc::new(scope.file, e.span) });
+                None
             }
         }
     }

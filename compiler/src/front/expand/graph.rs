@@ -8,6 +8,7 @@ use nnc_grammar::ast::{Expr, ExprKind, Ident, Stmt};
 use nnc_grammar::Span;
 
 use super::{Expander, Scope};
+use crate::front::load::RESERVED;
 use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
@@ -153,6 +154,10 @@ impl Expander<'_> {
                 join::concat(&shapes, dim).map(|(shape, dim)| (shape, Op::Concat(ops::Concat { dim }))),
                 "cat",
             ),
+            Join::Stack(dim) => (
+                join::stack(&shapes, dim).map(|(shape, dim)| (shape, Op::Stack(ops::Stack { dim }))),
+                "stack",
+            ),
         };
         match result {
             Ok((shape, op)) => {
@@ -205,14 +210,21 @@ impl Seq {
     pub(super) fn body(path: &str, body: &[Stmt], scope: &Scope, network: bool) -> Seq {
         let bound: HashSet<&str> = body
             .iter()
-            .filter_map(|s| if let Stmt::Bind { name, .. } = s { Some(name.name.as_str()) } else { None })
+            .flat_map(|s| match s {
+                Stmt::Bind { name, .. } => std::slice::from_ref(name),
+                Stmt::Destructure { names, .. } => &names[..],
+                _ => &[],
+            })
+            .map(|name| name.name.as_str())
             .collect();
         let is_layer = |e: &Expr| match &e.kind {
             ExprKind::Name(n) => !bound.contains(n.as_str()) && !refers(e, scope),
             _ => !refers(e, scope),
         };
         let calls_block = |e: &Expr| match &e.kind {
-            ExprKind::Call { callee, .. } => ops::lookup(&callee.name).is_none() && callee.name != "cat",
+            ExprKind::Call { callee, .. } => {
+                ops::lookup(&callee.name).is_none() && !RESERVED.contains(&callee.name.as_str())
+            }
             ExprKind::Name(n) => is_layer(e) && ops::lookup(n).is_none(),
             _ => false,
         };
@@ -239,6 +251,8 @@ pub(super) enum Join {
     Arith(ArithOp),
     /// Along `dim` as written: negative counts from the end, and the shape rule checks it.
     Concat(i64),
+    /// Along a new dimension `dim`, as written.
+    Stack(i64),
 }
 
 /// Whether `e` only names an existing value (`in`, a bound tensor), creating no layer; layer

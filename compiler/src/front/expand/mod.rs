@@ -18,7 +18,7 @@ pub(crate) mod lints;
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
+use nnc_grammar::ast::{Access, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
@@ -252,6 +252,10 @@ impl<'p> Expander<'p> {
                     self.bind(scope, name, v.clone());
                     v
                 }
+                Stmt::Destructure { names, value } => {
+                    self.destructure(names, value, scope, flow.as_ref(), path);
+                    Value::Tuple(Vec::new())
+                }
                 Stmt::Expr(e) => {
                     scope.label_prefix = path.to_string();
                     let stages = stages_of(e);
@@ -282,6 +286,53 @@ impl<'p> Expander<'p> {
         let value = self.body(body, &mut inner, path, BodyKind::Nested, flow);
         scope.params_read = inner.params_read;
         value.unwrap_or(Value::Poison)
+    }
+
+    /// `a, b = value`: each name bound to one item of the tuple `value` gives. Its layers are
+    /// named under the names joined (`a_b.0`), and pieces it cuts (`chunk`, `split`) after
+    /// the names they are bound to, so that `a` is the node `a`.
+    fn destructure(
+        &mut self,
+        names: &[Ident],
+        value: &Expr,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) {
+        let joined: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+        let own = child(path, joined.join("_"));
+        scope.label_prefix = own.clone();
+        let before = self.nodes.len();
+        let v = self.eval(value, scope, flow, &own);
+        let names_at = Loc::new(scope.file, names[0].span.to(names[names.len() - 1].span));
+        let items = match v {
+            Value::Tuple(items) if items.len() == names.len() => items,
+            Value::Tuple(items) => {
+                let at = Loc::new(scope.file, value.span);
+                self.error(Error::DestructureCount {
+                    names: names.len(),
+                    items: items.len(),
+                    at: names_at,
+                    value: at,
+                });
+                vec![Value::Poison; names.len()]
+            }
+            Value::Poison => vec![Value::Poison; names.len()],
+            other => {
+                let found = self.found(&other);
+                self.error(Error::DestructureNotTuple { found, at: Loc::new(scope.file, value.span) });
+                vec![Value::Poison; names.len()]
+            }
+        };
+        for (name, item) in names.iter().zip(items) {
+            // A slice holds no parameters, so its name is free to follow the binding.
+            if let Value::Tensor(id) = item {
+                if id.0 >= before && matches!(self.nodes[id.0].op, Op::Slice(_)) {
+                    self.nodes[id.0].name = child(path, &name.name);
+                }
+            }
+            self.bind(scope, name, item);
+        }
     }
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
@@ -400,9 +451,19 @@ impl<'p> Expander<'p> {
             ExprKind::Unary { ops, operand } => self.unary(ops, operand, loc, scope, path),
             ExprKind::Binary { head, rest } => self.binary(head, rest, loc, scope, flow, path),
             ExprKind::Postfix { base, accesses } => {
-                let mut value = self.eval(base, scope, flow, path);
-                for access in accesses {
-                    value = self.access(value, access, scope);
+                // Brackets may slice a tensor the base makes, so the base, if it makes layers,
+                // is named apart from the slice, which takes the expression's name; a slice
+                // before the last access is named after its position (`y.slice1`).
+                let brackets = accesses.iter().any(|a| !matches!(a, Access::Field(_)));
+                let base_path =
+                    if brackets && !refers(base, scope) { child(path, 0) } else { path.to_string() };
+                let mut value = self.eval(base, scope, flow, &base_path);
+                for (i, access) in accesses.iter().enumerate() {
+                    let name = match i + 1 == accesses.len() {
+                        true => path.to_string(),
+                        false => child(path, format_args!("slice{}", i + 1)),
+                    };
+                    value = self.access(value, access, scope, &name);
                 }
                 value
             }
@@ -503,7 +564,12 @@ impl<'p> Expander<'p> {
             match value {
                 Value::Tensor(_) | Value::Poison => current = Some(value),
                 // A statement of one stage may be any value (a block's last statement is
-                // checked by its caller); a stage of a chain or a repeat must be a tensor.
+                // checked by its caller); a stage of a chain or a repeat must be a tensor,
+                // except that a chain may end in the pieces of `chunk` or `split`.
+                other @ Value::Tuple(_) if k + 1 == stages.len() && !check_first => {
+                    scope.stage_input = outer_stage_input;
+                    return other;
+                }
                 other if stages.len() == 1 && !check_first => {
                     scope.stage_input = outer_stage_input;
                     return other;
