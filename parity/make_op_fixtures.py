@@ -28,7 +28,8 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
                    every state_dict entry after the train-mode call, only for modules whose
                    state that call changes (batchnorm: running stats, num_batches_tracked)
     __metadata__   layer (nnc's layer name), call (nnc's call text), input (nnc's input
-                   dims without the batch), torch (the constructor text), torch_version
+                   dims without the batch), torch (the constructor text), torch_version,
+                   and import (the std module the call needs) for the cases of IMPORTS
 
 The files are written by this script's own safetensors writer (same layout as
 safetensors' save_file, but with the metadata keys sorted, which save_file does not do), so a
@@ -195,7 +196,57 @@ CASES = [
     ("arith_4", "arith", "1 - _ / 2 * 3 + 0.5", [6], "Lambda(lambda x: 1 - x / 2 * 3 + 0.5)"),
     ("arith_5", "arith", "2 / (_ * _ + 1) - 0.25 * _", [6], "Lambda(lambda x: 2 / (x * x + 1) - 0.25 * x)"),
     ("arith_6", "arith", "(_ -> tanh) / (_ -> sigmoid)", [2, 5], "Lambda(lambda x: torch.tanh(x) / torch.sigmoid(x))"),
+    # The shape operations, against the tensor methods PyTorch code calls; nnc's dimensions
+    # count the batch as 0, as PyTorch's do.
+    ("reshape_1", "reshape", "reshape(4, -1)", [8, 3, 2], "Lambda(lambda x: x.reshape(x.shape[0], 4, -1))"),
+    ("reshape_2", "reshape", "reshape((6, 2, 2))", [3, 8], "Lambda(lambda x: x.reshape(x.shape[0], 6, 2, 2))"),
+    ("unflatten_1", "unflatten", "unflatten(1, (2, -1))", [8, 3], "nn.Unflatten(1, (2, -1))"),
+    ("unflatten_2", "unflatten", "unflatten(-1, (3, 2))", [2, 6], "nn.Unflatten(-1, (3, 2))"),
+    ("permute_1", "permute", "permute(0, 2, 3, 1)", [3, 4, 5], "Lambda(lambda x: x.permute(0, 2, 3, 1))"),
+    ("transpose_1", "transpose", "transpose(1, -1)", [3, 4, 5], "Lambda(lambda x: x.transpose(1, -1))"),
+    ("mean_1", "mean", "mean((2, 3))", [3, 4, 5], "Lambda(lambda x: x.mean(dim=(2, 3)))"),
+    ("mean_2", "mean", "mean(-1, keepdim=true)", [3, 4], "Lambda(lambda x: x.mean(dim=-1, keepdim=True))"),
+    ("sum_1", "sum", "sum((1, 3), keepdim=true)", [3, 4, 5], "Lambda(lambda x: x.sum(dim=(1, 3), keepdim=True))"),
+    ("amax_1", "amax", "amax(2)", [3, 4, 5], "Lambda(lambda x: x.amax(dim=2))"),
+    # Slicing and the pieces of chunk and split, which the language spells itself.
+    ("slice_1", "slice", "_[:, 0]", [3, 4, 4], "Lambda(lambda x: x[:, 0])"),
+    ("slice_2", "slice", "_[:, :, 1:, ::2]", [3, 4, 5], "Lambda(lambda x: x[:, :, 1:, ::2])"),
+    ("slice_3", "slice", "_[..., -1] - _[..., 1:-1:2, 0]", [3, 4, 4], "Lambda(lambda x: x[..., -1] - x[..., 1:-1:2, 0])"),
+    # 5 in 4 chunks is 2, 2, 1: three pieces, as torch.chunk gives.
+    (
+        "chunk_1",
+        "chunk",
+        "a, b, c = chunk(4, dim=-1)\n    cat(c, a, b, dim=-1)",
+        [3, 5],
+        "Lambda(lambda x: (lambda a, b, c: torch.cat([c, a, b], dim=-1))(*x.chunk(4, dim=-1)))",
+    ),
+    (
+        "split_1",
+        "split",
+        "a, b = split((1, 3), dim=1)\n    b * a",
+        [4, 3, 3],
+        "Lambda(lambda x: (lambda a, b: b * a)(*x.split((1, 3), dim=1)))",
+    ),
+    (
+        "split_2",
+        "split",
+        "a, b, c = split(2, dim=1)\n    cat(c, b, a)",
+        [5, 4],
+        "Lambda(lambda x: (lambda a, b, c: torch.cat([c, b, a], dim=1))(*x.split(2, dim=1)))",
+    ),
+    (
+        "stack_1",
+        "stack",
+        "stack(_ -> relu, _ -> sigmoid, dim=-1)",
+        [3, 4],
+        "Lambda(lambda x: torch.stack([torch.relu(x), torch.sigmoid(x)], dim=-1))",
+    ),
+    # std.shufflenet's channel_shuffle, written with unflatten, transpose and flatten.
+    ("channel_shuffle_1", "channel_shuffle", "channel_shuffle(3)", [6, 2, 3], "nn.ChannelShuffle(3)"),
 ]
+
+# The standard library module a case's call needs imported.
+IMPORTS = {"channel_shuffle_1": "std.shufflenet"}
 
 
 class Lambda(nn.Module):
@@ -271,6 +322,8 @@ def make(case, layer, call, dims, text):
         "torch": text,
         "torch_version": torch.__version__,
     }
+    if case in IMPORTS:
+        metadata["import"] = IMPORTS[case]
     return tensors, metadata
 
 

@@ -89,6 +89,9 @@ pub struct OpFixture {
     pub input_dims: String,
     /// The module's constructor (`nn.Conv2d(3, 8, 3, padding=1)`).
     pub torch: String,
+    /// The module the call needs imported, for a block of the standard library
+    /// (`std.shufflenet`).
+    pub import: Option<String>,
     pub input: Tensor,
     pub output: Tensor,
     /// The train-mode output, except where it is random (dropout).
@@ -103,7 +106,8 @@ impl OpFixture {
     /// A network that applies the fixture's call to its input, for nnc to check.
     pub fn network(&self) -> String {
         let dims = self.input_dims.trim_start_matches('[');
-        format!("network {} {{\n    input [N, {dims}\n    {}\n}}\n", self.layer, self.call)
+        let import = self.import.as_ref().map_or(String::new(), |m| format!("import {m}\n"));
+        format!("{import}network {} {{\n    input [N, {dims}\n    {}\n}}\n", self.layer, self.call)
     }
 }
 
@@ -126,6 +130,7 @@ pub fn read_op(path: &Path) -> Result<OpFixture, String> {
         call: field("call")?,
         input_dims: field("input")?,
         torch: field("torch")?,
+        import: meta.get("import").cloned(),
         input,
         output,
         output_train: all.remove("output_train"),
