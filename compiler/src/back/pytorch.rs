@@ -409,10 +409,13 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     }
     let layout = Layout { graph, home, readers, join, by_home };
 
+    let class = type_name(&graph.name).to_string();
+    // The network's class takes its name first: a block of the same name (a network
+    // `channel_shuffle` calling std's block) gets another, rather than the two classes one.
     let mut classes = Classes::default();
+    classes.names.insert(class.clone());
     let built = children(&layout, &tree, &mut classes);
     let (body, _) = class_body(&layout, &tree, &built);
-    let class = type_name(&graph.name).to_string();
     let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let input = graph.node(graph.input);
     let batch = match input.shape.batch {
