@@ -195,6 +195,31 @@ CASES = [
     ("arith_4", "arith", "1 - _ / 2 * 3 + 0.5", [6], "Lambda(lambda x: 1 - x / 2 * 3 + 0.5)"),
     ("arith_5", "arith", "2 / (_ * _ + 1) - 0.25 * _", [6], "Lambda(lambda x: 2 / (x * x + 1) - 0.25 * x)"),
     ("arith_6", "arith", "(_ -> tanh) / (_ -> sigmoid)", [2, 5], "Lambda(lambda x: torch.tanh(x) / torch.sigmoid(x))"),
+    # Normalisation: group norm (one group is layer norm over the channels, as many as the
+    # channels is instance norm), instance norm with and without affine and running
+    # statistics (train mode updates them, and never num_batches_tracked), batch norm on rank 5.
+    ("groupnorm_1", "groupnorm", "groupnorm(2)", [6, 4, 5], "nn.GroupNorm(2, 6)"),
+    ("groupnorm_2", "groupnorm", "groupnorm(3, eps=1e-3, affine=false)", [6, 7], "nn.GroupNorm(3, 6, eps=1e-3, affine=False)"),
+    ("groupnorm_3", "groupnorm", "groupnorm(4)", [8, 2, 3, 4], "nn.GroupNorm(4, 8)"),
+    ("groupnorm_4", "groupnorm", "groupnorm(1)", [6], "nn.GroupNorm(1, 6)"),
+    ("groupnorm_5", "groupnorm", "groupnorm(5)", [5, 3, 2], "nn.GroupNorm(5, 5)"),
+    ("instancenorm_1", "instancenorm", "instancenorm", [3, 5, 6], "nn.InstanceNorm2d(3)"),
+    ("instancenorm_2", "instancenorm", "instancenorm(affine=true)", [4, 9], "nn.InstanceNorm1d(4, affine=True)"),
+    (
+        "instancenorm_3",
+        "instancenorm",
+        "instancenorm(momentum=0.3, track_running_stats=true)",
+        [3, 4, 5],
+        "nn.InstanceNorm2d(3, momentum=0.3, track_running_stats=True)",
+    ),
+    (
+        "instancenorm_4",
+        "instancenorm",
+        "instancenorm(eps=1e-3, affine=true, track_running_stats=true)",
+        [2, 3, 4, 5],
+        "nn.InstanceNorm3d(2, eps=1e-3, affine=True, track_running_stats=True)",
+    ),
+    ("batchnorm_4", "batchnorm", "batchnorm(momentum=0.3)", [3, 2, 4, 5], "nn.BatchNorm3d(3, momentum=0.3)"),
 ]
 
 

@@ -321,9 +321,15 @@ fn batchnorm_rank_4_is_2d() {
 }
 
 #[test]
-fn batchnorm_rank_5_is_refused() {
-    // BatchNorm3d is not a layer of nnc: only ranks 2, 3 and 4.
-    assert_eq!(errors("[N, 2, 3, 4, 5]", "batchnorm"), vec![Code::ShapeMismatch]);
+fn batchnorm_rank_5_is_3d() {
+    // BatchNorm3d(2) on [N, 2, 3, 4, 5]: params = 2·2 = 4
+    assert_eq!(check("[N, 2, 3, 4, 5]", "batchnorm"), ("[N, 2, 3, 4, 5]".into(), 4, 4));
+}
+
+#[test]
+fn batchnorm_rank_6_is_refused() {
+    // PyTorch has no BatchNorm4d: only ranks 2 to 5.
+    assert_eq!(errors("[N, 2, 3, 4, 5, 6]", "batchnorm"), vec![Code::ShapeMismatch]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,4 +574,34 @@ fn image_layers_after_flatten() {
     assert_eq!(errors("[N, 1, 28, 28]", "flatten -> conv2d(6, 5)"), vec![Code::ShapeMismatch]);
     assert_eq!(errors("[N, 1, 28, 28]", "flatten -> maxpool(2)"), vec![Code::ShapeMismatch]);
     assert_eq!(errors("[N, 1, 28, 28]", "flatten -> adaptive_avgpool(1)"), vec![Code::ShapeMismatch]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// groupnorm, instancenorm
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn groupnorm_counts_a_scale_and_shift_per_channel() {
+    // GroupNorm(4, 8) on [N, 8, 5, 5]: weight + bias = 2·8 = 16, as many multiply-adds
+    assert_eq!(check("[N, 8, 5, 5]", "groupnorm(4)"), ("[N, 8, 5, 5]".into(), 16, 16));
+    // without affine: nothing trained, nothing counted; any rank from 2
+    assert_eq!(check("[N, 6]", "groupnorm(3, affine=false)"), ("[N, 6]".into(), 0, 0));
+    assert_eq!(check("[N, 6, 2, 3, 4]", "groupnorm(6)"), ("[N, 6, 2, 3, 4]".into(), 12, 12));
+    // 6 channels in 4 groups: 6 % 4 ≠ 0
+    assert_eq!(errors("[N, 6, 5, 5]", "groupnorm(4)"), vec![Code::ShapeMismatch]);
+}
+
+#[test]
+fn instancenorm_is_1d_2d_or_3d_by_rank() {
+    // InstanceNorm2d(3): no affine by default, so no parameters; with it, 2·3 = 6
+    assert_eq!(check("[N, 3, 4, 4]", "instancenorm"), ("[N, 3, 4, 4]".into(), 0, 0));
+    assert_eq!(check("[N, 3, 7]", "instancenorm(affine=true)"), ("[N, 3, 7]".into(), 6, 6));
+    // running statistics are buffers: still no parameters
+    assert_eq!(
+        check("[N, 2, 2, 3, 4]", "instancenorm(track_running_stats=true)"),
+        ("[N, 2, 2, 3, 4]".into(), 0, 0)
+    );
+    // [N, C] has no positions to normalise over, and neither has [N, C, 1, 1]
+    assert_eq!(errors("[N, 3]", "instancenorm"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 1, 1]", "instancenorm"), vec![Code::ShapeMismatch]);
 }

@@ -241,5 +241,25 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             (ArithOp::Div, true) => x.f_reciprocal()?.f_mul_scalar(s.value)?,
         },
         Op::Concat(c) => Tensor::f_cat(inputs, c.dim as i64)?,
+        Op::GroupNorm(g) => x.f_group_norm(
+            g.num_groups as i64,
+            params.optional("weight"),
+            params.optional("bias"),
+            g.eps,
+            true,
+        )?,
+        // As `_InstanceNorm.forward`: the input's own statistics in training or without running
+        // ones, which that call then updates; the running ones in evaluation. Unlike batch norm,
+        // it never counts `num_batches_tracked`.
+        Op::InstanceNorm(n) => x.f_instance_norm(
+            params.optional("weight"),
+            params.optional("bias"),
+            params.optional("running_mean"),
+            params.optional("running_var"),
+            train || !n.track_running_stats,
+            n.momentum,
+            n.eps,
+            true,
+        )?,
     })
 }

@@ -164,7 +164,7 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             call: format!("adaptive_avgpool({})", pair_text(rng.pair(1, 4))),
         },
         "batchnorm" => {
-            let rank = rng.int(2, 4) as usize;
+            let rank = rng.int(2, 5) as usize;
             let call = format!("batchnorm(eps={}, momentum={})", rng.eps(), rng.float(0.0, 1.0));
             Case { dims: rng.dims(rank - 1, 1, 5), call }
         }
@@ -229,6 +229,26 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             let rank = rng.int(2, 4) as usize;
             let call = format!("linear({}, bias={})", rng.int(1, 6), rng.flag());
             Case { dims: rng.dims(rank - 1, 1, 6), call }
+        }
+        "groupnorm" => {
+            let num_groups = rng.int(1, 4);
+            let mut dims = any_rank(rng);
+            dims[0] = num_groups * rng.int(1, 3);
+            Case { dims, call: format!("groupnorm({num_groups}, eps={}, affine={})", rng.eps(), rng.flag()) }
+        }
+        "instancenorm" => {
+            let rank = rng.int(3, 5) as usize;
+            let call = format!(
+                "instancenorm(eps={}, momentum={}, affine={}, track_running_stats={})",
+                rng.eps(),
+                rng.float(0.0, 1.0),
+                rng.flag(),
+                rng.flag()
+            );
+            // At least two positions per channel, or training's variance has nothing to average.
+            let mut dims = rng.dims(rank - 1, 1, 5);
+            dims[1] = rng.int(2, 5);
+            Case { dims, call }
         }
         _ => return None,
     };

@@ -17,7 +17,9 @@ mod dropout;
 mod elementwise;
 mod flatten;
 mod gelu;
+mod groupnorm;
 mod input;
+mod instancenorm;
 pub mod join;
 mod layer;
 mod layernorm;
@@ -31,7 +33,7 @@ mod softmax;
 pub use arith::ArithOp;
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
-pub use rules::{axis, expect_image, product, window_output, OpError};
+pub use rules::{axis, expect_image, product, window_output, wrong_rank, OpError};
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 
 /// A built-in layer as the language sees it: its name, its parameters and its shape rule,
@@ -160,6 +162,8 @@ registry! {
     AdaptiveAvgPool2d(adaptive_pool) = adaptive_pool::ADAPTIVE_AVGPOOL,
     BatchNorm(batchnorm) = batchnorm::BATCHNORM,
     LayerNorm(layernorm) = layernorm::LAYERNORM,
+    GroupNorm(groupnorm) = groupnorm::GROUPNORM,
+    InstanceNorm(instancenorm) = instancenorm::INSTANCENORM,
     Relu(elementwise) = elementwise::RELU,
     Relu6(elementwise) = elementwise::RELU6,
     Sigmoid(elementwise) = elementwise::SIGMOID,

@@ -142,3 +142,12 @@ fn join_or(items: &[String]) -> String {
         [init @ .., last] => format!("{}, or {last}", init.join(", ")),
     }
 }
+
+/// `` `op` needs `needs`, but gets [N, 16] ``: an input of a rank the layer does not take,
+/// marked with the rank wanted, so that the evaluator adds where the input's rank came from.
+pub fn wrong_rank(op: &str, needs: &str, rank: usize, input: &Shape) -> OpError {
+    let mut err = OpError::new(Code::ShapeMismatch, format!("`{op}` needs {needs}, but gets {input}"))
+        .label(format!("the input here is {input}"));
+    err.needs_rank = Some(rank);
+    err
+}
