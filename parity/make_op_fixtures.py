@@ -220,6 +220,54 @@ CASES = [
         "nn.InstanceNorm3d(2, eps=1e-3, affine=True, track_running_stats=True)",
     ),
     ("batchnorm_4", "batchnorm", "batchnorm(momentum=0.3)", [3, 2, 4, 5], "nn.BatchNorm3d(3, momentum=0.3)"),
+    # Resampling: by a scale (which PyTorch passes on to libtorch's kernels, which map
+    # positions by its inverse) and to a size, each mode on its rank, align_corners both ways,
+    # fractional scales, non-square inputs.
+    ("upsample_1", "upsample", "upsample(scale_factor=2)", [3, 4, 5], "nn.Upsample(scale_factor=2)"),
+    (
+        "upsample_2",
+        "upsample",
+        'upsample(scale_factor=1.5, mode="bilinear")',
+        [2, 4, 6],
+        "nn.Upsample(scale_factor=1.5, mode='bilinear')",
+    ),
+    (
+        "upsample_3",
+        "upsample",
+        'upsample(size=(5, 9), mode="bilinear", align_corners=true)',
+        [2, 3, 4],
+        "nn.Upsample(size=(5, 9), mode='bilinear', align_corners=True)",
+    ),
+    ("upsample_4", "upsample", 'upsample(size=7, mode="linear")', [3, 5], "nn.Upsample(size=7, mode='linear')"),
+    (
+        "upsample_5",
+        "upsample",
+        'upsample(scale_factor=2, mode="trilinear", align_corners=true)',
+        [2, 2, 3, 4],
+        "nn.Upsample(scale_factor=2, mode='trilinear', align_corners=True)",
+    ),
+    ("upsample_6", "upsample", 'upsample(scale_factor=3, mode="bicubic")', [2, 3, 4], "nn.Upsample(scale_factor=3, mode='bicubic')"),
+    ("upsample_7", "upsample", "upsample(size=(3, 10))", [2, 5, 4], "nn.Upsample(size=(3, 10))"),
+    ("upsample_8", "upsample", "upsample(scale_factor=1.5)", [2, 2, 4, 6], "nn.Upsample(scale_factor=1.5)"),
+    (
+        "upsample_9",
+        "upsample",
+        'upsample(scale_factor=2.5, mode="linear", align_corners=false)',
+        [3, 4],
+        "nn.Upsample(scale_factor=2.5, mode='linear', align_corners=False)",
+    ),
+    (
+        "upsample_10",
+        "upsample",
+        'upsample(scale_factor=0.5, mode="bicubic", align_corners=true)',
+        [2, 6, 8],
+        "nn.Upsample(scale_factor=0.5, mode='bicubic', align_corners=True)",
+    ),
+    ("pixel_shuffle_1", "pixel_shuffle", "pixel_shuffle(2)", [8, 3, 5], "nn.PixelShuffle(2)"),
+    ("pixel_shuffle_2", "pixel_shuffle", "pixel_shuffle(3)", [9, 2, 2], "nn.PixelShuffle(3)"),
+    ("pixel_shuffle_3", "pixel_shuffle", "pixel_shuffle(2)", [2, 4, 3, 2], "nn.PixelShuffle(2)"),
+    ("pixel_unshuffle_1", "pixel_unshuffle", "pixel_unshuffle(2)", [3, 4, 6], "nn.PixelUnshuffle(2)"),
+    ("pixel_unshuffle_2", "pixel_unshuffle", "pixel_unshuffle(3)", [2, 6, 3], "nn.PixelUnshuffle(3)"),
 ]
 
 

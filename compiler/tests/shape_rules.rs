@@ -605,3 +605,42 @@ fn instancenorm_is_1d_2d_or_3d_by_rank() {
     assert_eq!(errors("[N, 3]", "instancenorm"), vec![Code::ShapeMismatch]);
     assert_eq!(errors("[N, 3, 1, 1]", "instancenorm"), vec![Code::ShapeMismatch]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// upsample, pixel_shuffle, pixel_unshuffle
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn upsample_by_scale_or_to_size() {
+    // floor(7·2) = 14, floor(5·2) = 10; no parameters, no multiply-adds (torchinfo's count)
+    assert_eq!(check("[N, 3, 7, 5]", "upsample(scale_factor=2)"), ("[N, 3, 14, 10]".into(), 0, 0));
+    // 8·1.5 = 12, 6·1.5 = 9; 4·0.5 = 2 on each of three axes
+    assert_eq!(shape("[N, 3, 8, 6]", "upsample(scale_factor=1.5, mode=\"bilinear\")"), "[N, 3, 12, 9]");
+    assert_eq!(shape("[N, 1, 4, 4, 4]", "upsample(scale_factor=0.5, mode=\"trilinear\")"), "[N, 1, 2, 2, 2]");
+    // one size for every axis, or one each
+    assert_eq!(shape("[N, 3, 9]", "upsample(size=4, mode=\"linear\", align_corners=true)"), "[N, 3, 4]");
+    assert_eq!(shape("[N, 3, 8, 8]", "upsample(size=(5, 11), mode=\"bicubic\")"), "[N, 3, 5, 11]");
+}
+
+#[test]
+fn upsample_refusals() {
+    // 7·1.5 = 10.5: PyTorch would floor it to 10
+    assert_eq!(errors("[N, 3, 7, 8]", "upsample(scale_factor=1.5)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(4, scale_factor=2)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8]", "upsample(scale_factor=2, mode=\"bilinear\")"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(4, align_corners=false)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(scale_factor=0)"), vec![Code::Value]);
+}
+
+#[test]
+fn pixel_shuffle_and_unshuffle_trade_channels_for_positions() {
+    // [N, 3·2², 5, 6] → [N, 3, 10, 12], and back
+    assert_eq!(check("[N, 12, 5, 6]", "pixel_shuffle(2)"), ("[N, 3, 10, 12]".into(), 0, 0));
+    assert_eq!(shape("[N, 3, 10, 12]", "pixel_unshuffle(2)"), "[N, 12, 5, 6]");
+    // the dimensions before the last three are kept
+    assert_eq!(shape("[N, 2, 9, 1, 1]", "pixel_shuffle(3)"), "[N, 2, 1, 3, 3]");
+    // 6 channels, r² = 4; a width of 9, r = 2
+    assert_eq!(errors("[N, 6, 4, 4]", "pixel_shuffle(2)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 9]", "pixel_unshuffle(2)"), vec![Code::ShapeMismatch]);
+}

@@ -3,7 +3,7 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::{ArithOp, Op};
+use nnc_compiler::ir::{ArithOp, Op, Upsample};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -261,5 +261,29 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             n.eps,
             true,
         )?,
+        Op::Upsample(u) => upsample(x, u)?,
+        Op::PixelShuffle(p) => x.f_pixel_shuffle(p.upscale_factor as i64)?,
+        Op::PixelUnshuffle(p) => x.f_pixel_unshuffle(p.downscale_factor as i64)?,
     })
+}
+
+/// `F.interpolate` as PyTorch 2.13 dispatches it: the kernel of the mode and rank, given the
+/// output's size and, when the layer was given a scale, that scale for every dimension, which
+/// the kernels map positions by (PyTorch passes it on rather than recomputing it).
+fn upsample(x: &Tensor, u: &Upsample) -> Result<Tensor, TchError> {
+    let size: Vec<i64> = u.size.iter().map(|&d| d as i64).collect();
+    let (s, corners) = (u.scale_factor, u.align_corners);
+    match (u.mode, size.len()) {
+        ("nearest", 1) => x.f_upsample_nearest1d(&size, s),
+        ("nearest", 2) => x.f_upsample_nearest2d(&size, s, s),
+        ("nearest", 3) => x.f_upsample_nearest3d(&size, s, s, s),
+        ("linear", 1) => x.f_upsample_linear1d(&size, corners, s),
+        ("bilinear", 2) => x.f_upsample_bilinear2d(&size, corners, s, s),
+        ("bicubic", 2) => x.f_upsample_bicubic2d(&size, corners, s, s),
+        ("trilinear", 3) => x.f_upsample_trilinear3d(&size, corners, s, s, s),
+        // The shape rule refuses these; an IR built by hand could still hold one.
+        (mode, n) => {
+            Err(TchError::Shape(format!("upsample mode {mode:?} has no kernel for {n} spatial dimensions")))
+        }
+    }
 }

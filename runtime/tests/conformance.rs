@@ -250,6 +250,44 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             dims[1] = rng.int(2, 5);
             Case { dims, call }
         }
+        "upsample" => {
+            let rank = rng.int(3, 5) as usize;
+            let interpolating = match rank {
+                3 => "linear",
+                4 => ["bilinear", "bicubic"][rng.int(0, 1) as usize],
+                _ => "trilinear",
+            };
+            let dims = rng.dims(rank - 1, 1, 5);
+            let mut call = if rng.flag() {
+                // A scale that gives whole sizes: an integer, or a half on even sizes.
+                let even = dims[1..].iter().all(|d| d % 2 == 0);
+                let scale =
+                    if even && rng.flag() { rng.int(1, 5) as f64 / 2.0 } else { rng.int(1, 3) as f64 };
+                format!("upsample(scale_factor={scale:?}")
+            } else {
+                let sizes: Vec<String> = (1..rank - 1).map(|_| rng.int(1, 9).to_string()).collect();
+                format!("upsample(size=({})", sizes.join(", "))
+            };
+            if rng.flag() {
+                call += &format!(", mode=\"{interpolating}\", align_corners={})", rng.flag());
+            } else {
+                call += ")";
+            }
+            Case { dims, call }
+        }
+        "pixel_shuffle" | "pixel_unshuffle" => {
+            let r = rng.int(1, 3);
+            let rank = rng.int(4, 5) as usize;
+            let mut dims = rng.dims(rank - 1, 1, 3);
+            let n = dims.len();
+            if name == "pixel_shuffle" {
+                dims[n - 3] *= r * r;
+            } else {
+                dims[n - 2] *= r;
+                dims[n - 1] *= r;
+            }
+            Case { dims, call: format!("{name}({r})") }
+        }
         _ => return None,
     };
     Some(case)

@@ -157,6 +157,19 @@ impl<T: ToRust, const N: usize> ToRust for [T; N] {
     }
 }
 
+/// An optional attribute (`upsample`'s scale, absent when it is given a size).
+impl<T: ToRust> ToRust for Option<T> {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        match self {
+            Some(v) => {
+                let v = v.to_rust(ir);
+                quote! { ::std::option::Option::Some(#v) }
+            }
+            None => quote! { ::std::option::Option::None },
+        }
+    }
+}
+
 /// Lists of any length live in the IR as `Cow`, so that generated code can spell them as
 /// constants (`Cow::Borrowed(&[3, 4])`).
 impl<T: ToRust + Clone> ToRust for Cow<'static, [T]> {

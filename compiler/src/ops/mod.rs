@@ -24,11 +24,13 @@ pub mod join;
 mod layer;
 mod layernorm;
 mod linear;
+mod pixel_shuffle;
 mod pool;
 mod prelu;
 mod rules;
 mod signature;
 mod softmax;
+mod upsample;
 
 pub use arith::ArithOp;
 pub(crate) use layer::attributes;
@@ -184,6 +186,9 @@ registry! {
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
+    Upsample(upsample) = upsample::UPSAMPLE,
+    PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
+    PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,
     Arith(arith),
     ArithScalar(arith),
     Concat(join),
