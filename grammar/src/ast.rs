@@ -153,10 +153,17 @@ pub enum ExprKind {
     },
 }
 
+/// A stage's label: `conv1:`, or `denselayer{j}:`, which appends the value of `j`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub name: Ident,
+    pub index: Option<Ident>,
+}
+
 /// One stage of a chain, optionally labelled (`conv1: conv2d(64, 3)`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
-    pub label: Option<Ident>,
+    pub label: Option<Label>,
     pub expr: Expr,
 }
 

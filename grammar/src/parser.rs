@@ -348,7 +348,7 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::import | Rule::kw_import => "`import`",
         Rule::module_path => "a module name",
-        Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label => "a name",
+        Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label | Rule::label_name => "a name",
         Rule::int => "an integer",
         Rule::float => "a number",
         Rule::string => "a string",
@@ -636,7 +636,13 @@ impl Builder<'_> {
         let mut expr = None;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::label => label = Some(self.ident(p.into_inner().next().expect("label name"))),
+                Rule::label => {
+                    let mut names =
+                        p.into_inner().filter(|p| matches!(p.as_rule(), Rule::label_name | Rule::ident));
+                    let name = self.ident(names.next().expect("label name"));
+                    let index = names.next().map(|i| self.ident(i));
+                    label = Some(Label { name, index });
+                }
                 _ => expr = Some(self.expr(p)),
             }
         }
@@ -726,7 +732,7 @@ mod tests {
         let Stmt::Expr(e) = &file.definitions[0].body[1] else { panic!("expression") };
         let ExprKind::Chain(stages) = &e.kind else { panic!("chain") };
         assert_eq!(stages.len(), 3);
-        assert_eq!(stages[0].label.as_ref().map(|l| l.name.as_str()), Some("x"));
+        assert_eq!(stages[0].label.as_ref().map(|l| l.name.name.as_str()), Some("x"));
         assert_eq!(stages[1].label, None);
     }
 

@@ -117,6 +117,8 @@ pub(super) enum Error<'a> {
     InputInBlock { at: Loc },
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
+    // `name{i}:` where `i` is not an integer.
+    LabelIndex { found: Found, at: Loc },
     InputTwice { at: Loc },
     // `size`: the one dimension given, when it is a number (a size without the batch).
     InputTooFewDims { size: Option<i64>, at: Loc },
@@ -294,6 +296,12 @@ impl Error<'_> {
             InputInBody { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network's body")
                 .primary(at, "not allowed in an `if` or `repeat` body")
                 .hint("declare the input once, at the top of the network"),
+            LabelIndex { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("the number in a label must be an integer, but is {}", found.type_name),
+            )
+            .primary(at, this_is(&found))
+            .hint("`denselayer{j}:` appends the value of an integer such as a repeat's index `j`"),
             FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
                 .primary(at, "no tensor flows into this stage")
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),

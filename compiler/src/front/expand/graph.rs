@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nnc_grammar::ast::{Expr, ExprKind, Ident, Stmt};
+use nnc_grammar::ast::{Expr, ExprKind, Label, Stmt};
 use nnc_grammar::Span;
 
 use super::{Expander, Scope};
@@ -190,7 +190,7 @@ pub(super) struct Seq {
 }
 
 impl Seq {
-    pub(super) fn new(path: &str, stages: &[(Option<&Ident>, &Expr)], scope: &Scope) -> Seq {
+    pub(super) fn new(path: &str, stages: &[(Option<&Label>, &Expr)], scope: &Scope) -> Seq {
         let layers = stages.iter().filter(|(_, e)| !refers(e, scope)).count();
         let repeats = stages.iter().any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
         Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats }

@@ -18,7 +18,7 @@ pub(crate) mod lints;
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
+use nnc_grammar::ast::{Definition, Expr, ExprKind, Ident, Label, RepeatCount, Stmt};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
@@ -453,7 +453,7 @@ impl<'p> Expander<'p> {
     /// does the first.
     fn stages(
         &mut self,
-        stages: &[(Option<&Ident>, &Expr)],
+        stages: &[(Option<&Label>, &Expr)],
         scope: &mut Scope,
         flow: Option<&Value>,
         seq: &mut Seq,
@@ -484,7 +484,10 @@ impl<'p> Expander<'p> {
                 _ => {
                     let is_reference = refers(expr, scope);
                     let stage_path = match label {
-                        Some(label) => child(&scope.label_prefix, &label.name),
+                        Some(label) => match self.label(label, scope) {
+                            Some(name) => child(&scope.label_prefix, name),
+                            None => return Value::Poison,
+                        },
                         None if is_reference || !seq.indexed => seq.path.clone(),
                         None => child(&seq.path, seq.next),
                     };
@@ -517,6 +520,29 @@ impl<'p> Expander<'p> {
         }
         scope.stage_input = outer_stage_input;
         current.unwrap_or(Value::Poison)
+    }
+
+    /// A label's name: `conv1`, or `denselayer{j}` with the integer value of `j` appended.
+    fn label(&mut self, label: &Label, scope: &mut Scope) -> Option<String> {
+        let Some(index) = &label.index else {
+            return Some(label.name.name.clone());
+        };
+        let at = Loc::new(scope.file, index.span);
+        // Only a value: a layer's name here would apply the layer.
+        let value = scope.vars.get(&index.name).map(|(v, _)| v.clone());
+        match value {
+            Some(Value::Int(v)) => Some(format!("{}{v}", label.name.name)),
+            Some(Value::Poison) => None,
+            None => {
+                self.error(Error::UnknownName { name: &index.name, at, hint: None });
+                None
+            }
+            Some(other) => {
+                let found = self.found(&other);
+                self.error(Error::LabelIndex { found, at });
+                None
+            }
+        }
     }
 
     /// Unrolls a repeat into the enclosing sequence: each layer of each iteration takes the
@@ -599,7 +625,7 @@ impl<'p> Expander<'p> {
 }
 
 /// The stages of a chain with their labels, or an expression as a chain of one stage.
-fn stages_of(e: &Expr) -> Vec<(Option<&Ident>, &Expr)> {
+fn stages_of(e: &Expr) -> Vec<(Option<&Label>, &Expr)> {
     match &e.kind {
         ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
         _ => vec![(None, e)],
