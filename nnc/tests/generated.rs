@@ -135,7 +135,7 @@ fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
     let x = Tensor::ones([1, 1, 1, 1], (Kind::Float, Device::Cpu));
     let err = nnc::tch::no_grad(|| net.try_forward(&x, false)).unwrap_err().to_string();
     assert!(
-        err.starts_with("layer `1` (conv2d 1→1, 1×1, padding 4194303) could not allocate 281.5 TB"),
+        err.starts_with("layer `1` (conv2d 1→1, 1×1, padding 4194303) could not allocate 281.47 TB"),
         "{err}"
     );
     assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");

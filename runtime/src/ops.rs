@@ -80,8 +80,15 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
 
 fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Result<Tensor, TchError> {
     if !spec.trained {
-        let InitRule::Const(value) = spec.init else {
-            unreachable!("buffers start constant, as PyTorch's do")
+        let value = match spec.init {
+            InitRule::Const(value) => value,
+            InitRule::Count => {
+                let counter = Tensor::f_zeros(dims, (Kind::Int64, path.device()))?;
+                return Ok(path.add(spec.name, counter, false));
+            }
+            InitRule::Weight | InitRule::Bias { .. } | InitRule::Normal { .. } => {
+                unreachable!("buffers start constant, as PyTorch's do")
+            }
         };
         let buffer = path.f_zeros_no_train(spec.name, dims)?;
         if value != 0.0 {
@@ -94,6 +101,7 @@ fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Resul
         InitRule::Bias { fan_in } => init::uniform(path, spec.name, dims, 1.0 / (fan_in as f64).sqrt()),
         InitRule::Const(value) => path.f_var(spec.name, dims, nn::Init::Const(value)),
         InitRule::Normal { std } => path.f_var(spec.name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
+        InitRule::Count => unreachable!("a counter is a buffer, never trained"),
     }
 }
 

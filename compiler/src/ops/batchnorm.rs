@@ -71,7 +71,7 @@ impl Layer for BatchNorm {
             TensorSpec::trained("bias", n, InitRule::Const(0.0)),
             TensorSpec::buffer("running_mean", n, InitRule::Const(0.0)),
             TensorSpec::buffer("running_var", n, InitRule::Const(1.0)),
-            TensorSpec::buffer("num_batches_tracked", &[], InitRule::Const(0.0)),
+            TensorSpec::buffer("num_batches_tracked", &[], InitRule::Count),
         ]
     }
 

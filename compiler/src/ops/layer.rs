@@ -82,6 +82,9 @@ pub enum InitRule {
     Const(f64),
     /// Normal with mean 0 and standard deviation `std`.
     Normal { std: f64 },
+    /// An int64 counter from 0: batch norm's `num_batches_tracked`, which PyTorch keeps as
+    /// int64, so that a PyTorch checkpoint loads without a cast.
+    Count,
 }
 
 /// How the PyTorch back end spells an op.
