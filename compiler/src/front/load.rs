@@ -25,6 +25,7 @@ pub const STD_MODULES: &[(&str, &str)] = &[
     ("std.inception", include_str!("../../std/inception.net")),
     ("std.vgg", include_str!("../../std/vgg.net")),
     ("std.nin", include_str!("../../std/nin.net")),
+    ("std.mobilenet", include_str!("../../std/mobilenet.net")),
 ];
 
 /// Names the language reserves for its own functions, which blocks may not take.
