@@ -153,11 +153,18 @@ pub enum ExprKind {
     },
 }
 
-/// A stage's label: `conv1:`, or `denselayer{j}:`, which appends the value of `j`.
+/// A stage's label: `conv1:`, `denselayer{j}:` or `"block{i}-{j}":`, whose `{name}`s stand
+/// for the values of integers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {
-    pub name: Ident,
-    pub index: Option<Ident>,
+    pub parts: Vec<LabelPart>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelPart {
+    Text(String),
+    Value(Ident),
 }
 
 /// One stage of a chain, optionally labelled (`conv1: conv2d(64, 3)`).

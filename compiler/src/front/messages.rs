@@ -119,6 +119,8 @@ pub(super) enum Error<'a> {
     FlowWithoutTensor { at: Loc },
     // `name{i}:` where `i` is not an integer.
     LabelIndex { found: Found, at: Loc },
+    // A label that is empty or holds a dot.
+    LabelText { text: &'a str, at: Loc },
     InputTwice { at: Loc },
     // `size`: the one dimension given, when it is a number (a size without the batch).
     InputTooFewDims { size: Option<i64>, at: Loc },
@@ -302,6 +304,12 @@ impl Error<'_> {
             )
             .primary(at, this_is(&found))
             .hint("`denselayer{j}:` appends the value of an integer such as a repeat's index `j`"),
+            LabelText { text, at } => Diagnostic::error(
+                Code::Value,
+                if text.is_empty() { "a label must not be empty".to_string() } else { format!("the label `{text}` holds a dot") },
+            )
+            .primary(at, "this label")
+            .hint("a label names one layer; the dots between names come from the statements and blocks it is in"),
             FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
                 .primary(at, "no tensor flows into this stage")
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),
