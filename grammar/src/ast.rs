@@ -36,6 +36,9 @@ pub struct Ident {
 pub struct File {
     pub imports: Vec<Import>,
     pub definitions: Vec<Definition>,
+    /// The names of blocks whose definitions had syntax errors and were left out: calls of
+    /// them are not "unknown" (the syntax error already says what is wrong).
+    pub broken_blocks: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -67,12 +67,15 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
                         let def = builder.definition(item);
                         if errors.len() == before {
                             file.definitions.push(def);
+                        } else if def.kind == DefKind::Block {
+                            file.broken_blocks.push(def.name.name);
                         }
                     }
                 }
                 offset += end;
             }
             Err(err) => {
+                file.broken_blocks.extend(block_name(rest));
                 let err = convert_error(*err, src, offset);
                 let resume = next_item_start(src, err.span.end.max(offset + 1));
                 errors.push(err);
@@ -710,6 +713,14 @@ impl Builder<'_> {
             _ => Expr { kind: ExprKind::Body(stmts), span },
         }
     }
+}
+
+/// The name of the block an item that failed to parse defines, if it starts `block NAME`.
+fn block_name(item: &str) -> Option<String> {
+    let rest = skip_blanks(item).strip_prefix("block")?;
+    let rest = rest.strip_prefix(|c: char| c.is_whitespace())?.trim_start();
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|name| is_name(name)).map(String::from)
 }
 
 /// Whether `text` is a name of the language: a letter or `_`, then letters, digits and `_`.

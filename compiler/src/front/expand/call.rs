@@ -38,6 +38,9 @@ impl Expander<'_> {
         if let Some(&block) = self.program.blocks.get(name) {
             return self.call_block(name, block, &[], loc, scope, flow, path);
         }
+        if self.program.broken_blocks.contains(name) {
+            return Value::Poison;
+        }
         let candidates: Vec<&str> = scope
             .vars
             .keys()
@@ -67,6 +70,10 @@ impl Expander<'_> {
         }
         if let Some(&block) = self.program.blocks.get(name) {
             return self.call_block(name, block, args, loc, scope, flow, path);
+        }
+        // Its definition's syntax error says what is wrong; "unknown" would mislead.
+        if self.program.broken_blocks.contains(name) {
+            return Value::Poison;
         }
         let is_value = scope.vars.contains_key(name);
         let candidates = ops::ALL
