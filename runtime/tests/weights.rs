@@ -12,7 +12,7 @@ fn model(src: &str, vs: &nn::VarStore) -> Model {
 }
 
 const NET: &str = "network n { input [N, 1, 12, 12]
-    conv2d(4, 3, padding=1) -> batchnorm -> relu -> maxpool(2) -> flatten -> linear(10) }";
+    conv2d(4, 3, padding=1) -> batchnorm -> relu -> maxpool2d(2) -> flatten -> linear(10) }";
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-weights-{}", std::process::id()));

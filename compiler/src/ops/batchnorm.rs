@@ -73,7 +73,7 @@ pub(super) fn norm_tensors(features: u64, affine: bool, track_running_stats: boo
     if track_running_stats {
         tensors.push(TensorSpec::buffer("running_mean", n, InitRule::Const(0.0)));
         tensors.push(TensorSpec::buffer("running_var", n, InitRule::Const(1.0)));
-        tensors.push(TensorSpec::buffer("num_batches_tracked", &[], InitRule::Const(0.0)));
+        tensors.push(TensorSpec::buffer("num_batches_tracked", &[], InitRule::Count));
     }
     tensors
 }
