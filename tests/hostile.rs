@@ -129,8 +129,12 @@ fn files_over_the_size_limit_are_refused_unread() {
 /// The real models, as seeds for mutation.
 fn seeds() -> Vec<String> {
     let mut out = Vec::new();
-    for dir in ["../models", "../compiler/std"] {
-        let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    for dir in ["../models", "../models/zoo", "../compiler/std"] {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "net"))
+            .collect();
         paths.sort();
         out.extend(paths.iter().map(|p| std::fs::read_to_string(p).unwrap()));
     }
@@ -153,8 +157,8 @@ const TOKENS: &[&str] = &[
     "true",
     "false",
     "conv2d",
-    "maxpool",
-    "avgpool",
+    "maxpool2d",
+    "avgpool2d",
     "batchnorm",
     "relu",
     "linear",

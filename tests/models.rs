@@ -278,7 +278,7 @@ fn convolution_examples_on_8x8() {
 /// less the 64 bytes of Python's storage object).
 #[test]
 fn model_reports() {
-    insta::glob!("../models", "*.net", |path| {
+    insta::glob!("../models", "**/*.net", |path| {
         let c = compile_file(path, &[]);
         assert!(c.diagnostics.is_empty(), "{}: {:?}", path.display(), c.diagnostics);
         let mut out = String::new();

@@ -105,7 +105,7 @@ fn bodies_hold_bindings() {
                  y + in
              }
              head = if true {
-                 pooled = adaptive_avgpool(1) -> flatten
+                 pooled = adaptive_avgpool2d(1) -> flatten
                  pooled -> linear(3)
              }
          }",
@@ -119,7 +119,7 @@ fn bodies_hold_bindings() {
 #[test]
 fn underscore_is_the_tensor_flowing_in() {
     let names = named(
-        "block transition(c) { batchnorm -> relu -> conv2d(c, 1) -> avgpool(2) }
+        "block transition(c) { batchnorm -> relu -> conv2d(c, 1) -> avgpool2d(2) }
          network n {
              input [N, 3, 8, 8]
              f = conv2d(10, 3, padding=1) -> transition(_.channels // 2) -> cat(_, _ -> conv2d(2, 1))

@@ -29,12 +29,15 @@ fn wiring_lints() {
     });
 }
 
-/// No lint fires on the shipped models, which use every block of `std/`.
+/// No lint fires on the shipped models, the zoo's included, which use every block of `std/`.
 #[test]
 fn no_warning_on_the_models() {
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    for entry in std::fs::read_dir(models).unwrap() {
-        let path = entry.unwrap().path();
+    let files = [models.clone(), models.join("zoo")]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "net"));
+    for path in files {
         let c = compile(Root::Path(&path), &Options::default());
         assert!(
             c.diagnostics.is_empty(),

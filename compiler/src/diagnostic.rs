@@ -219,13 +219,23 @@ impl Diagnostic {
     }
 }
 
-/// "did you mean `x`?" for the closest of `candidates`, if one is close enough.
+/// "did you mean `x`?" for the closest of `candidates`, if one is close enough; "`x`, `y` or
+/// `z`?" for several as close (`conv` is as near `conv1d` as `conv2d`: picking one would guess
+/// the rank).
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    candidates
+    let mut close: Vec<(usize, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
         // Close enough, and not a whole different name (`m` for `c`).
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1) && *d < name.len())
-        .min()
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .collect();
+    close.sort();
+    close.dedup();
+    let best = close.first()?.0;
+    let names: Vec<String> =
+        close.iter().take_while(|(d, _)| *d == best).map(|(_, c)| format!("`{c}`")).collect();
+    Some(match &names[..] {
+        [init @ .., last] if !init.is_empty() => format!("did you mean {} or {last}?", init.join(", ")),
+        _ => format!("did you mean {}?", names.join("")),
+    })
 }

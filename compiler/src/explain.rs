@@ -42,13 +42,13 @@ impl Code {
                 broken: "\
 network lenet {
     input [N, 1, 28, 28]
-    conv2d(6, 5, padding=2 -> sigmoid -> avgpool(2, stride=2)
+    conv2d(6, 5, padding=2 -> sigmoid -> avgpool2d(2, stride=2)
 }
 ",
                 fixed: "\
 network lenet {
     input [N, 1, 28, 28]
-    conv2d(6, 5, padding=2) -> sigmoid -> avgpool(2, stride=2)
+    conv2d(6, 5, padding=2) -> sigmoid -> avgpool2d(2, stride=2)
 }
 ",
                 standalone: true,
@@ -432,16 +432,16 @@ network net(depth = 50) {
                 broken: "\
 network lenet(size = 8) {
     input [N, 1, size, size]
-    conv2d(6, 5) -> sigmoid -> avgpool(2, stride=2)
-        -> conv2d(16, 5) -> sigmoid -> avgpool(2, stride=2)
+    conv2d(6, 5) -> sigmoid -> avgpool2d(2, stride=2)
+        -> conv2d(16, 5) -> sigmoid -> avgpool2d(2, stride=2)
         -> flatten -> linear(10)
 }
 ",
                 fixed: "\
 network lenet(size = 28) {
     input [N, 1, size, size]
-    conv2d(6, 5) -> sigmoid -> avgpool(2, stride=2)
-        -> conv2d(16, 5) -> sigmoid -> avgpool(2, stride=2)
+    conv2d(6, 5) -> sigmoid -> avgpool2d(2, stride=2)
+        -> conv2d(16, 5) -> sigmoid -> avgpool2d(2, stride=2)
         -> flatten -> linear(10)
 }
 ",

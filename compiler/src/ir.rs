@@ -2,12 +2,16 @@
 //! every attribute evaluated. Every back end reads it: the report, the picture, the Rust and
 //! PyTorch generators, and the libtorch runtime. The ops themselves, and all they know, live in
 //! [`crate::ops`]; `Op` and the ops' attribute structs are re-exported here, so that generated
-//! code names them `ir::Conv2d`.
+//! code names them `ir::Linear` (and `ir::Conv` for `ir::Conv2d`, a family generic in its rank).
 
 use serde::Serialize;
 
 pub use crate::ops::types::*;
-pub use crate::ops::{ArithOp, SliceItem};
+// The families over 1, 2 and 3 spatial axes, which generated code spells by their generic
+// name (`ir::Conv { kernel: [3, 3], .. }` is an `ir::Conv2d`).
+pub use crate::ops::{
+    AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, SliceItem,
+};
 use crate::shape::Shape;
 use crate::source::Loc;
 

@@ -85,7 +85,8 @@ impl Serialize for Shape {
     }
 }
 
-/// One spatial axis of a sliding window (convolution or pooling).
+/// One spatial axis of a sliding window (convolution or pooling, or a transposed convolution,
+/// which runs the window backwards: each input element spreads over a window of the output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     pub input: u64,
@@ -94,6 +95,8 @@ pub struct Window {
     pub padding: u64,
     pub dilation: u64,
     pub ceil_mode: bool,
+    /// `Some(output_padding)` for a transposed convolution.
+    pub transposed: Option<u64>,
 }
 
 /// The output size of a window, or why there is none.
@@ -104,6 +107,10 @@ pub enum WindowSize {
     TooSmall {
         padded: i128,
         effective_kernel: i128,
+    },
+    /// A transposed convolution whose padding crops all of the `full` size it makes.
+    Cropped {
+        full: i128,
     },
     /// The size does not fit in 64 bits.
     Overflow,
@@ -122,6 +129,17 @@ impl Window {
     /// `ceil_mode` (where a last window that would start in the right padding is dropped).
     /// Arithmetic is in i128, so no u64 input can overflow it.
     pub fn output(&self) -> WindowSize {
+        if let Some(output_padding) = self.transposed {
+            // PyTorch's rule: `(in − 1)·s − 2·p + d·(k − 1) + output_padding + 1`.
+            let full = (self.input as i128 - 1) * self.stride as i128
+                + self.effective_kernel()
+                + output_padding as i128;
+            let out = full - 2 * self.padding as i128;
+            if out < 1 {
+                return WindowSize::Cropped { full };
+            }
+            return u64::try_from(out).map_or(WindowSize::Overflow, WindowSize::Ok);
+        }
         let span = self.padded() - self.effective_kernel();
         if span < 0 {
             return WindowSize::TooSmall { padded: self.padded(), effective_kernel: self.effective_kernel() };
@@ -136,6 +154,17 @@ impl Window {
 
     /// How the size was computed, with the numbers: `28 = (56 + 2·1 − 3) / 2 + 1`.
     pub fn derivation(&self) -> String {
+        if let Some(output_padding) = self.transposed {
+            let out = match self.output() {
+                WindowSize::Ok(out) => out.to_string(),
+                WindowSize::Cropped { full } => (full - 2 * self.padding as i128).to_string(),
+                _ => "a size beyond 64 bits".to_string(),
+            };
+            return format!(
+                "{out} = ({} − 1)·{} − 2·{} + {}·({} − 1) + {output_padding} + 1",
+                self.input, self.stride, self.padding, self.dilation, self.kernel
+            );
+        }
         let kernel_term = if self.dilation == 1 {
             self.kernel.to_string()
         } else {
@@ -156,7 +185,7 @@ impl Window {
                 };
                 format!("{} + 2·{} = {padded} < {effective_kernel} ({kernel})", self.input, self.padding)
             }
-            WindowSize::Overflow => {
+            WindowSize::Overflow | WindowSize::Cropped { .. } => {
                 format!("({inner}) / {} + 1 does not fit in 64 bits", self.stride)
             }
         }
@@ -174,7 +203,7 @@ mod tests {
     use super::*;
 
     fn win(input: u64, kernel: u64, stride: u64, padding: u64) -> Window {
-        Window { input, kernel, stride, padding, dilation: 1, ceil_mode: false }
+        Window { input, kernel, stride, padding, dilation: 1, ceil_mode: false, transposed: None }
     }
 
     #[test]
@@ -217,6 +246,17 @@ mod tests {
         assert_eq!(w.padding_needed(), 1);
         assert_eq!(win(1, 3, 1, 0).output(), WindowSize::TooSmall { padded: 1, effective_kernel: 3 });
         assert_eq!(win(u64::MAX, 1, 1, u64::MAX).output(), WindowSize::Overflow);
+    }
+
+    #[test]
+    fn transposed_matches_pytorch() {
+        let t = |input, k, s, p, d, op| Window { dilation: d, transposed: Some(op), ..win(input, k, s, p) };
+        // nn.ConvTranspose2d(1, 1, 3, stride=2, padding=1, output_padding=1) on 4 → 8.
+        assert_eq!(t(4, 3, 2, 1, 1, 1).output(), WindowSize::Ok(8));
+        assert_eq!(t(5, 2, 3, 0, 2, 2).output(), WindowSize::Ok(17));
+        assert_eq!(t(4, 3, 2, 1, 1, 1).derivation(), "8 = (4 − 1)·2 − 2·1 + 1·(3 − 1) + 1 + 1");
+        assert_eq!(t(1, 1, 1, 1, 1, 0).output(), WindowSize::Cropped { full: 1 });
+        assert_eq!(t(1, 1, 1, 1, 1, 0).derivation(), "-1 = (1 − 1)·1 − 2·1 + 1·(1 − 1) + 0 + 1");
     }
 
     #[test]

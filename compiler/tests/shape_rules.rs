@@ -1,7 +1,7 @@
 //! Unit tests of each layer's shape rule, parameter count and multiply-add count, with every
 //! expected number worked out by hand from PyTorch's documented formulas.
 //!
-//! Sliding windows (conv2d, maxpool, avgpool), per spatial axis:
+//! Sliding windows (conv2d, maxpool2d, avgpool2d), per spatial axis:
 //! `out = floor((in + 2·pad − dil·(k − 1) − 1) / stride) + 1`; with `ceil_mode` the division
 //! rounds up, and then if `(out − 1)·stride ≥ in + pad` the last window (which would start in
 //! the right padding) is dropped: `out −= 1`.
@@ -176,64 +176,67 @@ fn conv2d_kernel_equal_to_padded_input_gives_one() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// maxpool
+// maxpool2d
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn maxpool_stride_defaults_to_kernel() {
     // stride = kernel = 2: out = floor((28 + 0 − (2 − 1) − 1) / 2) + 1 = 13 + 1 = 14
-    assert_eq!(check("[N, 4, 28, 28]", "maxpool(2)"), ("[N, 4, 14, 14]".into(), 0, 0));
+    assert_eq!(check("[N, 4, 28, 28]", "maxpool2d(2)"), ("[N, 4, 14, 14]".into(), 0, 0));
     // stride = kernel = 3: out = floor((28 − (3 − 1) − 1) / 3) + 1 = floor(25 / 3) + 1 = 9
     // (with stride 1 it would be 26)
-    assert_eq!(shape("[N, 4, 28, 28]", "maxpool(3)"), "[N, 4, 9, 9]");
+    assert_eq!(shape("[N, 4, 28, 28]", "maxpool2d(3)"), "[N, 4, 9, 9]");
     // explicit stride 1: out = floor((28 − 2 − 1) / 1) + 1 = 26
-    assert_eq!(shape("[N, 4, 28, 28]", "maxpool(3, stride=1)"), "[N, 4, 26, 26]");
+    assert_eq!(shape("[N, 4, 28, 28]", "maxpool2d(3, stride=1)"), "[N, 4, 26, 26]");
 }
 
 #[test]
 fn maxpool_pair_kernel_and_stride() {
     // h = floor((8 − (2 − 1) − 1) / 2) + 1 = 3 + 1 = 4
     // w = floor((9 − (3 − 1) − 1) / 1) + 1 = 6 + 1 = 7
-    assert_eq!(shape("[N, 1, 8, 9]", "maxpool((2, 3), stride=(2, 1))"), "[N, 1, 4, 7]");
+    assert_eq!(shape("[N, 1, 8, 9]", "maxpool2d((2, 3), stride=(2, 1))"), "[N, 1, 4, 7]");
     // default stride = (2, 3): h = floor(6 / 2) + 1 = 4, w = floor(6 / 3) + 1 = 3
-    assert_eq!(shape("[N, 1, 8, 9]", "maxpool((2, 3))"), "[N, 1, 4, 3]");
+    assert_eq!(shape("[N, 1, 8, 9]", "maxpool2d((2, 3))"), "[N, 1, 4, 3]");
 }
 
 #[test]
 fn maxpool_with_padding() {
     // ResNet's stem pool: out = floor((112 + 2·1 − (3 − 1) − 1) / 2) + 1 = floor(111 / 2) + 1 = 56
     assert_eq!(
-        check("[N, 64, 112, 112]", "maxpool(3, stride=2, padding=1)"),
+        check("[N, 64, 112, 112]", "maxpool2d(3, stride=2, padding=1)"),
         ("[N, 64, 56, 56]".into(), 0, 0)
     );
     // padding equal to half the kernel is allowed: k = 2, p = 1, stride = 2:
     // out = floor((7 + 2·1 − (2 − 1) − 1) / 2) + 1 = floor(7 / 2) + 1 = 4
-    assert_eq!(shape("[N, 1, 7, 7]", "maxpool(2, padding=1)"), "[N, 1, 4, 4]");
+    assert_eq!(shape("[N, 1, 7, 7]", "maxpool2d(2, padding=1)"), "[N, 1, 4, 4]");
 }
 
 #[test]
 fn maxpool_with_dilation() {
     // out = floor((10 + 0 − 2·(3 − 1) − 1) / 1) + 1 = 5 + 1 = 6
-    assert_eq!(shape("[N, 1, 10, 10]", "maxpool(3, stride=1, dilation=2)"), "[N, 1, 6, 6]");
+    assert_eq!(shape("[N, 1, 10, 10]", "maxpool2d(3, stride=1, dilation=2)"), "[N, 1, 6, 6]");
     // stride defaults to the kernel, not the dilated kernel:
     // out = floor((10 − 2·(3 − 1) − 1) / 3) + 1 = floor(5 / 3) + 1 = 2
-    assert_eq!(shape("[N, 1, 10, 10]", "maxpool(3, dilation=2)"), "[N, 1, 2, 2]");
+    assert_eq!(shape("[N, 1, 10, 10]", "maxpool2d(3, dilation=2)"), "[N, 1, 2, 2]");
     // with padding 1 (≤ 3 / 2): out = floor((10 + 2 − 4 − 1) / 1) + 1 = 8
-    assert_eq!(shape("[N, 1, 10, 10]", "maxpool(3, stride=1, padding=1, dilation=2)"), "[N, 1, 8, 8]");
+    assert_eq!(shape("[N, 1, 10, 10]", "maxpool2d(3, stride=1, padding=1, dilation=2)"), "[N, 1, 8, 8]");
 }
 
 #[test]
 fn maxpool_floor_mode_for_comparison() {
     // h = floor((6 − (3 − 1) − 1) / 2) + 1 = floor(3 / 2) + 1 = 2
     // w = floor((7 − (3 − 1) − 1) / 2) + 1 = floor(4 / 2) + 1 = 3
-    assert_eq!(shape("[N, 1, 6, 7]", "maxpool(3, stride=2)"), "[N, 1, 2, 3]");
+    assert_eq!(shape("[N, 1, 6, 7]", "maxpool2d(3, stride=2)"), "[N, 1, 2, 3]");
 }
 
 #[test]
 fn maxpool_ceil_mode() {
     // h = ceil((6 − 2 − 1) / 2) + 1 = ceil(3 / 2) + 1 = 3; (3 − 1)·2 = 4 < 6 + 0: kept → 3
     // w = ceil((7 − 2 − 1) / 2) + 1 = ceil(4 / 2) + 1 = 3; (3 − 1)·2 = 4 < 7 + 0: kept → 3
-    assert_eq!(check("[N, 1, 6, 7]", "maxpool(3, stride=2, ceil_mode=true)"), ("[N, 1, 3, 3]".into(), 0, 0));
+    assert_eq!(
+        check("[N, 1, 6, 7]", "maxpool2d(3, stride=2, ceil_mode=true)"),
+        ("[N, 1, 3, 3]".into(), 0, 0)
+    );
 }
 
 #[test]
@@ -242,35 +245,35 @@ fn maxpool_ceil_mode_drops_a_window_that_starts_in_the_padding() {
     //    (3 − 1)·2 = 4 < 4 + 1 = 5: kept → 3
     // w: in 5, k 2, s 2, p 1: ceil((5 + 2 − 1 − 1) / 2) + 1 = ceil(5 / 2) + 1 = 4;
     //    (4 − 1)·2 = 6 ≥ 5 + 1 = 6: dropped → 3
-    assert_eq!(shape("[N, 1, 4, 5]", "maxpool(2, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 3, 3]");
+    assert_eq!(shape("[N, 1, 4, 5]", "maxpool2d(2, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 3, 3]");
     // the same without ceil_mode: h = floor(4 / 2) + 1 = 3, w = floor(5 / 2) + 1 = 3
-    assert_eq!(shape("[N, 1, 4, 5]", "maxpool(2, stride=2, padding=1)"), "[N, 1, 3, 3]");
+    assert_eq!(shape("[N, 1, 4, 5]", "maxpool2d(2, stride=2, padding=1)"), "[N, 1, 3, 3]");
 }
 
 #[test]
 fn maxpool_ceil_mode_with_pair_arguments() {
     // h: in 9, k 2, s 2: ceil((9 − 1 − 1) / 2) + 1 = ceil(7 / 2) + 1 = 5; (5 − 1)·2 = 8 < 9: kept → 5
     // w: in 9, k 3, s 3: ceil((9 − 2 − 1) / 3) + 1 = ceil(6 / 3) + 1 = 3; (3 − 1)·3 = 6 < 9: kept → 3
-    assert_eq!(shape("[N, 2, 9, 9]", "maxpool((2, 3), ceil_mode=true)"), "[N, 2, 5, 3]");
+    assert_eq!(shape("[N, 2, 9, 9]", "maxpool2d((2, 3), ceil_mode=true)"), "[N, 2, 5, 3]");
 }
 
 // ---------------------------------------------------------------------------------------------
-// avgpool and adaptive_avgpool
+// avgpool2d and adaptive_avgpool2d
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn avgpool_floor_mode() {
     // LeNet's pool: out = floor((28 − (2 − 1) − 1) / 2) + 1 = 14
-    assert_eq!(check("[N, 6, 28, 28]", "avgpool(2, stride=2)"), ("[N, 6, 14, 14]".into(), 0, 0));
+    assert_eq!(check("[N, 6, 28, 28]", "avgpool2d(2, stride=2)"), ("[N, 6, 14, 14]".into(), 0, 0));
     // h = floor((7 − 1 − 1) / 2) + 1 = 3, w = floor((5 − 1 − 1) / 2) + 1 = 2 (stride = kernel)
-    assert_eq!(shape("[N, 3, 7, 5]", "avgpool(2)"), "[N, 3, 3, 2]");
+    assert_eq!(shape("[N, 3, 7, 5]", "avgpool2d(2)"), "[N, 3, 3, 2]");
 }
 
 #[test]
 fn avgpool_ceil_mode() {
     // h = ceil((7 − 1 − 1) / 2) + 1 = ceil(5 / 2) + 1 = 4; (4 − 1)·2 = 6 < 7 + 0: kept → 4
     // w = ceil((5 − 1 − 1) / 2) + 1 = ceil(3 / 2) + 1 = 3; (3 − 1)·2 = 4 < 5 + 0: kept → 3
-    assert_eq!(check("[N, 3, 7, 5]", "avgpool(2, ceil_mode=true)"), ("[N, 3, 4, 3]".into(), 0, 0));
+    assert_eq!(check("[N, 3, 7, 5]", "avgpool2d(2, ceil_mode=true)"), ("[N, 3, 4, 3]".into(), 0, 0));
 }
 
 #[test]
@@ -279,21 +282,21 @@ fn avgpool_ceil_mode_drops_a_window_that_starts_in_the_padding() {
     //    (3 − 1)·2 = 4 ≥ 3 + 1 = 4: dropped → 2
     // w: in 5, k 2, s 2, p 1: ceil((5 + 2 − 1 − 1) / 2) + 1 = ceil(5 / 2) + 1 = 4;
     //    (4 − 1)·2 = 6 ≥ 5 + 1 = 6: dropped → 3
-    assert_eq!(shape("[N, 1, 3, 5]", "avgpool(2, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 2, 3]");
+    assert_eq!(shape("[N, 1, 3, 5]", "avgpool2d(2, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 2, 3]");
     // h: in 5, k 3, s 2, p 1: ceil((5 + 2 − 2 − 1) / 2) + 1 = ceil(4 / 2) + 1 = 3;
     //    (3 − 1)·2 = 4 < 5 + 1: kept → 3
     // w: in 6, k 3, s 2, p 1: ceil((6 + 2 − 2 − 1) / 2) + 1 = ceil(5 / 2) + 1 = 4;
     //    (4 − 1)·2 = 6 < 6 + 1: kept → 4
-    assert_eq!(shape("[N, 1, 5, 6]", "avgpool(3, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 3, 4]");
+    assert_eq!(shape("[N, 1, 5, 6]", "avgpool2d(3, stride=2, padding=1, ceil_mode=true)"), "[N, 1, 3, 4]");
 }
 
 #[test]
 fn adaptive_avgpool_int_and_pair() {
     // The output size is the argument, whatever the input size.
-    assert_eq!(check("[N, 512, 7, 7]", "adaptive_avgpool(1)"), ("[N, 512, 1, 1]".into(), 0, 0));
-    assert_eq!(shape("[N, 8, 13, 9]", "adaptive_avgpool((3, 2))"), "[N, 8, 3, 2]");
+    assert_eq!(check("[N, 512, 7, 7]", "adaptive_avgpool2d(1)"), ("[N, 512, 1, 1]".into(), 0, 0));
+    assert_eq!(shape("[N, 8, 13, 9]", "adaptive_avgpool2d((3, 2))"), "[N, 8, 3, 2]");
     // PyTorch also allows an output larger than the input.
-    assert_eq!(shape("[N, 8, 2, 2]", "adaptive_avgpool(4)"), "[N, 8, 4, 4]");
+    assert_eq!(shape("[N, 8, 2, 2]", "adaptive_avgpool2d(4)"), "[N, 8, 4, 4]");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,9 +324,15 @@ fn batchnorm_rank_4_is_2d() {
 }
 
 #[test]
-fn batchnorm_rank_5_is_refused() {
-    // BatchNorm3d is not a layer of nnc: only ranks 2, 3 and 4.
-    assert_eq!(errors("[N, 2, 3, 4, 5]", "batchnorm"), vec![Code::ShapeMismatch]);
+fn batchnorm_rank_5_is_3d() {
+    // BatchNorm3d(2) on [N, 2, 3, 4, 5]: params = 2·2 = 4
+    assert_eq!(check("[N, 2, 3, 4, 5]", "batchnorm"), ("[N, 2, 3, 4, 5]".into(), 4, 4));
+}
+
+#[test]
+fn batchnorm_rank_6_is_refused() {
+    // PyTorch has no BatchNorm4d: only ranks 2 to 5.
+    assert_eq!(errors("[N, 2, 3, 4, 5, 6]", "batchnorm"), vec![Code::ShapeMismatch]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,15 +436,15 @@ fn linear_on_rank_4_acts_on_the_last_dim() {
 fn lenet_totals() {
     // conv 6@5, pad 2: 28 → floor((28 + 4 − 4 − 1) / 1) + 1 = 28; params 6·1·25 + 6 = 156;
     //   macs 6·28·28·(25 + 1) = 122304
-    // avgpool 2: 28 → 14
+    // avgpool2d 2: 28 → 14
     // conv 16@5: 14 → floor((14 − 4 − 1) / 1) + 1 = 10; params 16·6·25 + 16 = 2416;
     //   macs 16·10·10·(150 + 1) = 241600
-    // avgpool 2: 10 → 5; flatten: 16·5·5 = 400
+    // avgpool2d 2: 10 → 5; flatten: 16·5·5 = 400
     // linear 400→120: 48120; 120→84: 10164; 84→10: 850 (params = macs for each)
     // params = 156 + 2416 + 48120 + 10164 + 850 = 61706
     // macs = 122304 + 241600 + 48120 + 10164 + 850 = 423038
-    let body = "conv2d(6, 5, padding=2) -> sigmoid -> avgpool(2, stride=2)
-        -> conv2d(16, 5) -> sigmoid -> avgpool(2, stride=2)
+    let body = "conv2d(6, 5, padding=2) -> sigmoid -> avgpool2d(2, stride=2)
+        -> conv2d(16, 5) -> sigmoid -> avgpool2d(2, stride=2)
         -> flatten -> linear(120) -> sigmoid -> linear(84) -> sigmoid -> linear(10)";
     assert_eq!(check("[N, 1, 28, 28]", body), ("[N, 10]".into(), 61706, 423038));
 }
@@ -473,15 +482,15 @@ fn cat_along_channels() {
 
 #[test]
 fn cat_along_height() {
-    // a = maxpool((2, 1)) of [N, 3, 8, 8]: h = floor((8 − 1 − 1) / 2) + 1 = 4, w = 8
+    // a = maxpool2d((2, 1)) of [N, 3, 8, 8]: h = floor((8 − 1 − 1) / 2) + 1 = 4, w = 8
     // cat(in, a, dim=2): heights 8 + 4 = 12
-    assert_eq!(shape("[N, 3, 8, 8]", "a = maxpool((2, 1))\n    cat(in, a, dim=2)"), "[N, 3, 12, 8]");
+    assert_eq!(shape("[N, 3, 8, 8]", "a = maxpool2d((2, 1))\n    cat(in, a, dim=2)"), "[N, 3, 12, 8]");
 }
 
 #[test]
 fn cat_with_negative_dim() {
     // rank 4: dim −2 is 4 − 2 = 2 (height): 8 + 4 = 12
-    assert_eq!(shape("[N, 3, 8, 8]", "a = maxpool((2, 1))\n    cat(in, a, dim=-2)"), "[N, 3, 12, 8]");
+    assert_eq!(shape("[N, 3, 8, 8]", "a = maxpool2d((2, 1))\n    cat(in, a, dim=-2)"), "[N, 3, 12, 8]");
     // rank 4: dim −3 is 1 (channels): 3 + 3 = 6
     assert_eq!(shape("[N, 3, 8, 8]", "a = in -> relu\n    cat(in, a, dim=-3)"), "[N, 6, 8, 8]");
     // rank 2: dim −1 is 1: 5 + 3 = 8; params = 5·3 + 3 = 18
@@ -501,11 +510,11 @@ fn kernel_larger_than_padded_input() {
     // only the width is too small: w = 5 < 7
     assert_eq!(errors("[N, 1, 9, 5]", "conv2d(1, 7)"), vec![Code::SizeTooSmall]);
     // pooling: 4 < 5
-    assert_eq!(errors("[N, 1, 4, 4]", "maxpool(5)"), vec![Code::SizeTooSmall]);
-    assert_eq!(errors("[N, 1, 4, 4]", "avgpool(5)"), vec![Code::SizeTooSmall]);
+    assert_eq!(errors("[N, 1, 4, 4]", "maxpool2d(5)"), vec![Code::SizeTooSmall]);
+    assert_eq!(errors("[N, 1, 4, 4]", "avgpool2d(5)"), vec![Code::SizeTooSmall]);
     // shrinking step by step: 8 → 4 → 2 → 1, then 1 < 2
     assert_eq!(
-        errors("[N, 1, 8, 8]", "maxpool(2) -> maxpool(2) -> maxpool(2) -> maxpool(2)"),
+        errors("[N, 1, 8, 8]", "maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2) -> maxpool2d(2)"),
         vec![Code::SizeTooSmall]
     );
 }
@@ -514,20 +523,20 @@ fn kernel_larger_than_padded_input() {
 fn zero_stride() {
     assert_eq!(errors("[N, 1, 28, 28]", "conv2d(6, 5, stride=0)"), vec![Code::Value]);
     assert_eq!(errors("[N, 1, 28, 28]", "conv2d(6, 5, stride=(1, 0))"), vec![Code::Value]);
-    assert_eq!(errors("[N, 1, 28, 28]", "maxpool(2, stride=0)"), vec![Code::Value]);
-    assert_eq!(errors("[N, 1, 28, 28]", "avgpool(2, stride=0)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 28, 28]", "maxpool2d(2, stride=0)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 28, 28]", "avgpool2d(2, stride=0)"), vec![Code::Value]);
 }
 
 #[test]
 fn maxpool_padding_more_than_half_the_kernel() {
     // PyTorch: kernel / 2 ≥ pad, i.e. 3 / 2 = 1 < 2
-    assert_eq!(errors("[N, 1, 8, 8]", "maxpool(3, padding=2)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 8, 8]", "maxpool2d(3, padding=2)"), vec![Code::Value]);
     // 2 / 2 = 1 < 2
-    assert_eq!(errors("[N, 1, 8, 8]", "maxpool(2, padding=2)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 8, 8]", "maxpool2d(2, padding=2)"), vec![Code::Value]);
     // only the width: (3, 5) / 2 = (1, 2) ≥ (1, 2) is fine, (1, 3) is not
-    assert_eq!(shape("[N, 1, 8, 8]", "maxpool((3, 5), stride=1, padding=(1, 2))"), "[N, 1, 8, 8]");
-    assert_eq!(errors("[N, 1, 8, 8]", "maxpool((3, 5), stride=1, padding=(1, 3))"), vec![Code::Value]);
-    assert_eq!(errors("[N, 1, 8, 8]", "avgpool(3, padding=2)"), vec![Code::Value]);
+    assert_eq!(shape("[N, 1, 8, 8]", "maxpool2d((3, 5), stride=1, padding=(1, 2))"), "[N, 1, 8, 8]");
+    assert_eq!(errors("[N, 1, 8, 8]", "maxpool2d((3, 5), stride=1, padding=(1, 3))"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 8, 8]", "avgpool2d(3, padding=2)"), vec![Code::Value]);
 }
 
 #[test]
@@ -535,7 +544,7 @@ fn maxpool_padding_limit_ignores_dilation() {
     // PyTorch's pool2d_shape_check tests `kW / 2 >= padW` with the kernel size itself, not the
     // dilated one: MaxPool2d(3, stride=1, padding=2, dilation=2) fails with "pad should be
     // smaller than or equal to half of kernel size" since 3 / 2 = 1 < 2.
-    assert_eq!(errors("[N, 1, 8, 8]", "maxpool(3, stride=1, padding=2, dilation=2)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 1, 8, 8]", "maxpool2d(3, stride=1, padding=2, dilation=2)"), vec![Code::Value]);
 }
 
 #[test]
@@ -566,6 +575,75 @@ fn cat_of_different_heights() {
 #[test]
 fn image_layers_after_flatten() {
     assert_eq!(errors("[N, 1, 28, 28]", "flatten -> conv2d(6, 5)"), vec![Code::ShapeMismatch]);
-    assert_eq!(errors("[N, 1, 28, 28]", "flatten -> maxpool(2)"), vec![Code::ShapeMismatch]);
-    assert_eq!(errors("[N, 1, 28, 28]", "flatten -> adaptive_avgpool(1)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 1, 28, 28]", "flatten -> maxpool2d(2)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 1, 28, 28]", "flatten -> adaptive_avgpool2d(1)"), vec![Code::ShapeMismatch]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// groupnorm, instancenorm
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn groupnorm_counts_a_scale_and_shift_per_channel() {
+    // GroupNorm(4, 8) on [N, 8, 5, 5]: weight + bias = 2·8 = 16, as many multiply-adds
+    assert_eq!(check("[N, 8, 5, 5]", "groupnorm(4)"), ("[N, 8, 5, 5]".into(), 16, 16));
+    // without affine: nothing trained, nothing counted; any rank from 2
+    assert_eq!(check("[N, 6]", "groupnorm(3, affine=false)"), ("[N, 6]".into(), 0, 0));
+    assert_eq!(check("[N, 6, 2, 3, 4]", "groupnorm(6)"), ("[N, 6, 2, 3, 4]".into(), 12, 12));
+    // 6 channels in 4 groups: 6 % 4 ≠ 0
+    assert_eq!(errors("[N, 6, 5, 5]", "groupnorm(4)"), vec![Code::ShapeMismatch]);
+}
+
+#[test]
+fn instancenorm_is_1d_2d_or_3d_by_rank() {
+    // InstanceNorm2d(3): no affine by default, so no parameters; with it, 2·3 = 6
+    assert_eq!(check("[N, 3, 4, 4]", "instancenorm"), ("[N, 3, 4, 4]".into(), 0, 0));
+    assert_eq!(check("[N, 3, 7]", "instancenorm(affine=true)"), ("[N, 3, 7]".into(), 6, 6));
+    // running statistics are buffers: still no parameters
+    assert_eq!(
+        check("[N, 2, 2, 3, 4]", "instancenorm(track_running_stats=true)"),
+        ("[N, 2, 2, 3, 4]".into(), 0, 0)
+    );
+    // [N, C] has no positions to normalise over, and neither has [N, C, 1, 1]
+    assert_eq!(errors("[N, 3]", "instancenorm"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 1, 1]", "instancenorm"), vec![Code::ShapeMismatch]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// upsample, pixel_shuffle, pixel_unshuffle
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn upsample_by_scale_or_to_size() {
+    // floor(7·2) = 14, floor(5·2) = 10; no parameters, no multiply-adds (torchinfo's count)
+    assert_eq!(check("[N, 3, 7, 5]", "upsample(scale_factor=2)"), ("[N, 3, 14, 10]".into(), 0, 0));
+    // 8·1.5 = 12, 6·1.5 = 9; 4·0.5 = 2 on each of three axes
+    assert_eq!(shape("[N, 3, 8, 6]", "upsample(scale_factor=1.5, mode=\"bilinear\")"), "[N, 3, 12, 9]");
+    assert_eq!(shape("[N, 1, 4, 4, 4]", "upsample(scale_factor=0.5, mode=\"trilinear\")"), "[N, 1, 2, 2, 2]");
+    // one size for every axis, or one each
+    assert_eq!(shape("[N, 3, 9]", "upsample(size=4, mode=\"linear\", align_corners=true)"), "[N, 3, 4]");
+    assert_eq!(shape("[N, 3, 8, 8]", "upsample(size=(5, 11), mode=\"bicubic\")"), "[N, 3, 5, 11]");
+}
+
+#[test]
+fn upsample_refusals() {
+    // 7·1.5 = 10.5: PyTorch would floor it to 10
+    assert_eq!(errors("[N, 3, 7, 8]", "upsample(scale_factor=1.5)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(4, scale_factor=2)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8]", "upsample(scale_factor=2, mode=\"bilinear\")"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(4, align_corners=false)"), vec![Code::Value]);
+    assert_eq!(errors("[N, 3, 8, 8]", "upsample(scale_factor=0)"), vec![Code::Value]);
+}
+
+#[test]
+fn pixel_shuffle_and_unshuffle_trade_channels_for_positions() {
+    // [N, 3·2², 5, 6] → [N, 3, 10, 12], and back
+    assert_eq!(check("[N, 12, 5, 6]", "pixel_shuffle(2)"), ("[N, 3, 10, 12]".into(), 0, 0));
+    assert_eq!(shape("[N, 3, 10, 12]", "pixel_unshuffle(2)"), "[N, 12, 5, 6]");
+    // the dimensions before the last three are kept
+    assert_eq!(shape("[N, 2, 9, 1, 1]", "pixel_shuffle(3)"), "[N, 2, 1, 3, 3]");
+    // 6 channels, r² = 4; a width of 9, r = 2
+    assert_eq!(errors("[N, 6, 4, 4]", "pixel_shuffle(2)"), vec![Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 3, 8, 9]", "pixel_unshuffle(2)"), vec![Code::ShapeMismatch]);
 }

@@ -36,6 +36,9 @@ pub struct Ident {
 pub struct File {
     pub imports: Vec<Import>,
     pub definitions: Vec<Definition>,
+    /// The names of blocks whose definitions had syntax errors and were left out: calls of
+    /// them are not "unknown" (the syntax error already says what is wrong).
+    pub broken_blocks: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,10 +159,24 @@ pub enum ExprKind {
     },
 }
 
+/// A stage's label: `conv1:`, `denselayer{j}:` or `"block{i}-{j}":`, whose `{name}`s stand
+/// for the values of integers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub parts: Vec<LabelPart>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelPart {
+    Text(String),
+    Value(Ident),
+}
+
 /// One stage of a chain, optionally labelled (`conv1: conv2d(64, 3)`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
-    pub label: Option<Ident>,
+    pub label: Option<Label>,
     pub expr: Expr,
 }
 

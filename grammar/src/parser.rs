@@ -67,12 +67,15 @@ fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {
                         let def = builder.definition(item);
                         if errors.len() == before {
                             file.definitions.push(def);
+                        } else if def.kind == DefKind::Block {
+                            file.broken_blocks.push(def.name.name);
                         }
                     }
                 }
                 offset += end;
             }
             Err(err) => {
+                file.broken_blocks.extend(block_name(rest));
                 let err = convert_error(*err, src, offset);
                 let resume = next_item_start(src, err.span.end.max(offset + 1));
                 errors.push(err);
@@ -348,7 +351,7 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::import | Rule::kw_import => "`import`",
         Rule::module_path => "a module name",
-        Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label => "a name",
+        Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label | Rule::label_name => "a name",
         Rule::int => "an integer",
         Rule::float => "a number",
         Rule::string => "a string",
@@ -696,11 +699,63 @@ impl Builder<'_> {
         let mut expr = None;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::label => label = Some(self.ident(p.into_inner().next().expect("label name"))),
+                Rule::label => label = Some(self.label(p)),
                 _ => expr = Some(self.expr(p)),
             }
         }
         Stage { label, expr: expr.expect("stage expression") }
+    }
+
+    fn label(&mut self, pair: Pair<Rule>) -> Label {
+        let span = self.span(&pair);
+        let mut parts = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::label_name => parts.push(LabelPart::Text(p.as_str().to_string())),
+                Rule::ident => parts.push(LabelPart::Value(self.ident(p))),
+                Rule::string => parts.extend(self.label_text(&p)),
+                _ => {}
+            }
+        }
+        Label { parts, span }
+    }
+
+    /// The parts of a quoted label: text, and `{name}`s, each a name between braces.
+    fn label_text(&mut self, pair: &Pair<Rule>) -> Vec<LabelPart> {
+        let text = pair.as_str();
+        let start = self.span(pair).start + 1;
+        let body = &text[1..text.len() - 1];
+        let mut parts = Vec::new();
+        let mut rest = body;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(LabelPart::Text(rest[..open].to_string()));
+            }
+            let offset = start + (body.len() - rest.len()) + open;
+            let after = &rest[open + 1..];
+            let close = after.find('}');
+            let name = close.map(|c| &after[..c]).filter(|n| is_name(n));
+            let (Some(close), Some(name)) = (close, name) else {
+                let end = offset + close.map_or(1, |c| c + 2);
+                self.errors.push(SyntaxError {
+                    span: Span::new(offset, end),
+                    message: "in a label, braces hold the name of an integer (`{i}`)".into(),
+                    label: "not a `{name}`".into(),
+                    hint: None,
+                    related: None,
+                });
+                return parts;
+            };
+            parts.push(LabelPart::Value(Ident {
+                name: name.to_string(),
+                span: Span::new(offset + 1, offset + 1 + name.len()),
+            }));
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(LabelPart::Text(rest.to_string()));
+        }
+        parts
     }
 
     fn braced(&mut self, pair: Pair<Rule>) -> Expr {
@@ -718,6 +773,21 @@ impl Builder<'_> {
             _ => Expr { kind: ExprKind::Body(stmts), span },
         }
     }
+}
+
+/// The name of the block an item that failed to parse defines, if it starts `block NAME`.
+fn block_name(item: &str) -> Option<String> {
+    let rest = skip_blanks(item).strip_prefix("block")?;
+    let rest = rest.strip_prefix(|c: char| c.is_whitespace())?.trim_start();
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|name| is_name(name)).map(String::from)
+}
+
+/// Whether `text` is a name of the language: a letter or `_`, then letters, digits and `_`.
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn binary_op(text: &str) -> BinaryOp {
@@ -786,7 +856,10 @@ mod tests {
         let Stmt::Expr(e) = &file.definitions[0].body[1] else { panic!("expression") };
         let ExprKind::Chain(stages) = &e.kind else { panic!("chain") };
         assert_eq!(stages.len(), 3);
-        assert_eq!(stages[0].label.as_ref().map(|l| l.name.as_str()), Some("x"));
+        assert_eq!(
+            stages[0].label.as_ref().map(|l| l.parts.clone()),
+            Some(vec![LabelPart::Text("x".into())])
+        );
         assert_eq!(stages[1].label, None);
     }
 

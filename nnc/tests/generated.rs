@@ -15,7 +15,8 @@ nnc::model!(GoogLeNet = "../models/googlenet.net");
 nnc::model!(ResNet18 = "../models/resnet18.net", size = 64);
 nnc::model!(ResNet110 = "../models/resnet-1000.net", n = 18);
 nnc::model!(Strided = "../models/conv-examples.net", network = "strided");
-nnc::model!(Conformance = "tests/conformance.net");
+nnc::model!(Conformance = "tests/conformance.net", network = "conformance");
+nnc::model!(Conformance3d = "tests/conformance.net", network = "conformance_3d");
 
 /// The interpreter's model of the same file, with the generated model's variables copied in.
 fn interpreter(
@@ -89,16 +90,17 @@ check!(googlenet, GoogLeNet, "../models/googlenet.net", [], None, [2, 1, 96, 96]
 check!(resnet18, ResNet18, "../models/resnet18.net", ["size" => "64"], None, [2, 1, 64, 64]);
 check!(resnet110, ResNet110, "../models/resnet-1000.net", ["n" => "18"], None, [2, 1, 28, 28]);
 check!(strided, Strided, "../models/conv-examples.net", [], Some("strided"), [2, 1, 8, 8]);
-check!(conformance, Conformance, "tests/conformance.net", [], None, [3, 4, 9, 9]);
+check!(conformance, Conformance, "tests/conformance.net", [], Some("conformance"), [3, 4, 9, 9]);
+check!(conformance_3d, Conformance3d, "tests/conformance.net", [], Some("conformance_3d"), [3, 2, 5, 6, 7]);
 
-/// `tests/conformance.net`, checked above, calls every layer of the registry, so that each op's
-/// generated code is compared with the interpreter.
+/// `tests/conformance.net`, checked above, calls every layer of the registry in its networks,
+/// so that each op's generated code is compared with the interpreter.
 #[test]
 fn conformance_network_calls_every_layer() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.net");
     let compiled = compile(Root::Path(&path), &Options::default());
-    let called: Vec<&str> =
-        compiled.graphs[0].nodes.iter().filter_map(|n| n.op.spec()).map(|spec| spec.name).collect();
+    let nodes = compiled.graphs.iter().flat_map(|g| &g.nodes);
+    let called: Vec<&str> = nodes.filter_map(|n| n.op.spec()).map(|spec| spec.name).collect();
     let missing: Vec<&str> =
         nnc_compiler::ops::ALL.iter().map(|s| s.name).filter(|name| !called.contains(name)).collect();
     assert!(missing.is_empty(), "tests/conformance.net calls no {missing:?}");
@@ -135,7 +137,7 @@ fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
     let x = Tensor::ones([1, 1, 1, 1], (Kind::Float, Device::Cpu));
     let err = nnc::tch::no_grad(|| net.try_forward(&x, false)).unwrap_err().to_string();
     assert!(
-        err.starts_with("layer `1` (conv2d 1→1, 1×1, padding 4194303) could not allocate 281.5 TB"),
+        err.starts_with("layer `1` (conv2d 1→1, 1×1, padding 4194303) could not allocate 281.47 TB"),
         "{err}"
     );
     assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");

@@ -3,7 +3,7 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::{ArithOp, Op, SliceItem};
+use nnc_compiler::ir::{ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, Op, SliceItem, Upsample};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -80,8 +80,15 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
 
 fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Result<Tensor, TchError> {
     if !spec.trained {
-        let InitRule::Const(value) = spec.init else {
-            unreachable!("buffers start constant, as PyTorch's do")
+        let value = match spec.init {
+            InitRule::Const(value) => value,
+            InitRule::Count => {
+                let counter = Tensor::f_zeros(dims, (Kind::Int64, path.device()))?;
+                return Ok(path.add(spec.name, counter, false));
+            }
+            InitRule::Weight | InitRule::Bias { .. } | InitRule::Normal { .. } => {
+                unreachable!("buffers start constant, as PyTorch's do")
+            }
         };
         let buffer = path.f_zeros_no_train(spec.name, dims)?;
         if value != 0.0 {
@@ -94,11 +101,95 @@ fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Resul
         InitRule::Bias { fan_in } => init::uniform(path, spec.name, dims, 1.0 / (fan_in as f64).sqrt()),
         InitRule::Const(value) => path.f_var(spec.name, dims, nn::Init::Const(value)),
         InitRule::Normal { std } => path.f_var(spec.name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
+        InitRule::Count => unreachable!("a counter is a buffer, never trained"),
     }
 }
 
 fn ints<const N: usize>(v: [u64; N]) -> [i64; N] {
     v.map(|x| x as i64)
+}
+
+/// A convolution over any number of spatial axes, as `nn.Conv1d/2d/3d` computes it.
+fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tensor, TchError> {
+    let (weight, bias) = (params.get("weight")?, params.optional("bias"));
+    if c.same {
+        // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
+        return x.f_internal_convolution_mode(
+            weight,
+            bias,
+            ints(c.stride),
+            "same",
+            ints(c.dilation),
+            c.groups as i64,
+        );
+    }
+    let no_output_padding = [0i64; N];
+    x.f_convolution(
+        weight,
+        bias,
+        ints(c.stride),
+        ints(c.padding),
+        ints(c.dilation),
+        false,
+        no_output_padding,
+        c.groups as i64,
+    )
+}
+
+/// Max pooling over `N` spatial axes: libtorch has a function per rank.
+fn max_pool<const N: usize>(x: &Tensor, p: &MaxPool<N>) -> Result<Tensor, TchError> {
+    let (kernel, stride, padding, dilation) =
+        (ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation));
+    match N {
+        1 => x.f_max_pool1d(kernel, stride, padding, dilation, p.ceil_mode),
+        2 => x.f_max_pool2d(kernel, stride, padding, dilation, p.ceil_mode),
+        _ => x.f_max_pool3d(kernel, stride, padding, dilation, p.ceil_mode),
+    }
+}
+
+/// Average pooling over `N` spatial axes, without a divisor override (nnc's average pooling
+/// divides as PyTorch's does by default; the 1-D function has no such argument).
+fn avg_pool<const N: usize>(x: &Tensor, p: &AvgPool<N>) -> Result<Tensor, TchError> {
+    let (kernel, stride, padding) = (ints(p.kernel), ints(p.stride), ints(p.padding));
+    let (ceil, count_pad) = (p.ceil_mode, p.count_include_pad);
+    match N {
+        1 => x.f_avg_pool1d(kernel, stride, padding, ceil, count_pad),
+        2 => x.f_avg_pool2d(kernel, stride, padding, ceil, count_pad, None),
+        _ => x.f_avg_pool3d(kernel, stride, padding, ceil, count_pad, None),
+    }
+}
+
+/// Adaptive average or max pooling to `output` over `N` spatial axes; the indices of the
+/// maxima, which only `return_indices` would return, are dropped.
+fn adaptive_pool<const N: usize>(x: &Tensor, output: [u64; N], max: bool) -> Result<Tensor, TchError> {
+    let size = ints(output);
+    Ok(match (N, max) {
+        (1, false) => x.f_adaptive_avg_pool1d(size)?,
+        (2, false) => x.f_adaptive_avg_pool2d(size)?,
+        (_, false) => x.f_adaptive_avg_pool3d(size)?,
+        (1, true) => x.f_adaptive_max_pool1d(size)?.0,
+        (2, true) => x.f_adaptive_max_pool2d(size)?.0,
+        (_, true) => x.f_adaptive_max_pool3d(size)?.0,
+    })
+}
+
+/// A transposed convolution over any number of spatial axes, as `nn.ConvTranspose1d/2d/3d`
+/// computes it.
+fn conv_transpose<const N: usize>(
+    x: &Tensor,
+    params: &Params,
+    c: &ConvTranspose<N>,
+) -> Result<Tensor, TchError> {
+    x.f_convolution(
+        params.get("weight")?,
+        params.optional("bias"),
+        ints(c.stride),
+        ints(c.padding),
+        ints(c.dilation),
+        true,
+        ints(c.output_padding),
+        c.groups as i64,
+    )
 }
 
 /// Applies `op` to its inputs with its tensors: each op's libtorch forward. `layer`, the
@@ -134,35 +225,24 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
     };
     Ok(match op {
         Op::Input(_) | Op::Identity(_) => x.shallow_clone(),
-        // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
-        Op::Conv2d(c) if c.same => x.f_conv2d_padding(
-            params.get("weight")?,
-            params.optional("bias"),
-            ints(c.stride),
-            "same",
-            ints(c.dilation),
-            c.groups as i64,
-        )?,
-        Op::Conv2d(c) => x.f_conv2d(
-            params.get("weight")?,
-            params.optional("bias"),
-            ints(c.stride),
-            ints(c.padding),
-            ints(c.dilation),
-            c.groups as i64,
-        )?,
-        Op::MaxPool2d(p) => {
-            x.f_max_pool2d(ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation), p.ceil_mode)?
-        }
-        Op::AvgPool2d(p) => x.f_avg_pool2d(
-            ints(p.kernel),
-            ints(p.stride),
-            ints(p.padding),
-            p.ceil_mode,
-            p.count_include_pad,
-            None,
-        )?,
-        Op::AdaptiveAvgPool2d(p) => x.f_adaptive_avg_pool2d(ints(p.output))?,
+        Op::Conv1d(c) => conv(x, params, c)?,
+        Op::Conv2d(c) => conv(x, params, c)?,
+        Op::Conv3d(c) => conv(x, params, c)?,
+        Op::ConvTranspose1d(c) => conv_transpose(x, params, c)?,
+        Op::ConvTranspose2d(c) => conv_transpose(x, params, c)?,
+        Op::ConvTranspose3d(c) => conv_transpose(x, params, c)?,
+        Op::MaxPool1d(p) => max_pool(x, p)?,
+        Op::MaxPool2d(p) => max_pool(x, p)?,
+        Op::MaxPool3d(p) => max_pool(x, p)?,
+        Op::AvgPool1d(p) => avg_pool(x, p)?,
+        Op::AvgPool2d(p) => avg_pool(x, p)?,
+        Op::AvgPool3d(p) => avg_pool(x, p)?,
+        Op::AdaptiveAvgPool1d(p) => adaptive_pool(x, p.output, false)?,
+        Op::AdaptiveAvgPool2d(p) => adaptive_pool(x, p.output, false)?,
+        Op::AdaptiveAvgPool3d(p) => adaptive_pool(x, p.output, false)?,
+        Op::AdaptiveMaxPool1d(p) => adaptive_pool(x, p.output, true)?,
+        Op::AdaptiveMaxPool2d(p) => adaptive_pool(x, p.output, true)?,
+        Op::AdaptiveMaxPool3d(p) => adaptive_pool(x, p.output, true)?,
         Op::BatchNorm(b) => {
             if train {
                 let _counted =
@@ -257,6 +337,29 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Amax(r) => x.f_amax(dims(&r.dims), r.keepdim)?,
         Op::Slice(s) => slice(x, &s.items)?,
         Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
+        Op::GroupNorm(g) => x.f_group_norm(
+            g.num_groups as i64,
+            params.optional("weight"),
+            params.optional("bias"),
+            g.eps,
+            true,
+        )?,
+        // As `_InstanceNorm.forward`: the input's own statistics in training or without running
+        // ones, which that call then updates; the running ones in evaluation. Unlike batch norm,
+        // it never counts `num_batches_tracked`.
+        Op::InstanceNorm(n) => x.f_instance_norm(
+            params.optional("weight"),
+            params.optional("bias"),
+            params.optional("running_mean"),
+            params.optional("running_var"),
+            train || !n.track_running_stats,
+            n.momentum,
+            n.eps,
+            true,
+        )?,
+        Op::Upsample(u) => upsample(x, u)?,
+        Op::PixelShuffle(p) => x.f_pixel_shuffle(p.upscale_factor as i64)?,
+        Op::PixelUnshuffle(p) => x.f_pixel_unshuffle(p.downscale_factor as i64)?,
     })
 }
 
@@ -280,4 +383,25 @@ fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, TchError> {
         }
     }
     Ok(out)
+}
+
+/// `F.interpolate` as PyTorch 2.13 dispatches it: the kernel of the mode and rank, given the
+/// output's size and, when the layer was given a scale, that scale for every dimension, which
+/// the kernels map positions by (PyTorch passes it on rather than recomputing it).
+fn upsample(x: &Tensor, u: &Upsample) -> Result<Tensor, TchError> {
+    let size: Vec<i64> = u.size.iter().map(|&d| d as i64).collect();
+    let (s, corners) = (u.scale_factor, u.align_corners);
+    match (u.mode, size.len()) {
+        ("nearest", 1) => x.f_upsample_nearest1d(&size, s),
+        ("nearest", 2) => x.f_upsample_nearest2d(&size, s, s),
+        ("nearest", 3) => x.f_upsample_nearest3d(&size, s, s, s),
+        ("linear", 1) => x.f_upsample_linear1d(&size, corners, s),
+        ("bilinear", 2) => x.f_upsample_bilinear2d(&size, corners, s, s),
+        ("bicubic", 2) => x.f_upsample_bicubic2d(&size, corners, s, s),
+        ("trilinear", 3) => x.f_upsample_trilinear3d(&size, corners, s, s, s),
+        // The shape rule refuses these; an IR built by hand could still hold one.
+        (mode, n) => {
+            Err(TchError::Shape(format!("upsample mode {mode:?} has no kernel for {n} spatial dimensions")))
+        }
+    }
 }

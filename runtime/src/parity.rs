@@ -34,7 +34,7 @@ pub struct Fixture {
 }
 
 /// The safetensors header's metadata: 8 bytes of length, then JSON.
-fn metadata(path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len =
         bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize).unwrap_or(0);
@@ -193,4 +193,50 @@ pub fn check(
         step,
         worst_after_step,
     })
+}
+
+/// A synthetic tensor that `parity/synthetic.py` computes bit for bit: a zoo fixture holds a
+/// network's output, and both sides make its weights and input from their names alone (the
+/// rule and why are in that file). `num_batches_tracked` is an int64 zero; everything else is
+/// float32.
+pub fn synthetic(name: &str, shape: &[i64]) -> Tensor {
+    if name.ends_with("num_batches_tracked") {
+        return Tensor::zeros(shape, (Kind::Int64, tch::Device::Cpu));
+    }
+    let n: i64 = shape.iter().product();
+    let u = synthetic_uniform(name, n as u64);
+    let last = |suffix: &str| name.ends_with(suffix);
+    let values: Vec<f32> = if name == "input" {
+        u
+    } else if last("running_var") {
+        u.iter().map(|u| 1.0f32 + 0.5f32 * u).collect()
+    } else if last("running_mean") || (shape.len() == 1 && last("bias")) {
+        u.iter().map(|u| 0.1f32 * u).collect()
+    } else if shape.len() == 1 {
+        u.iter().map(|u| 1.0f32 + 0.1f32 * u).collect()
+    } else {
+        let fan_in = match shape.first() {
+            Some(&rows) if rows > 0 => (n / rows).max(1),
+            _ => 1,
+        };
+        let scale = (3.0f64 / fan_in as f64).sqrt() as f32;
+        u.iter().map(|u| u * scale).collect()
+    };
+    Tensor::from_slice(&values).reshape(shape)
+}
+
+/// `n` float32 values in [-1, 1), a function of `name` and their position: splitmix64 over
+/// the name's FNV-1a hash plus the position times the golden ratio, top 24 bits.
+fn synthetic_uniform(name: &str, n: u64) -> Vec<f32> {
+    let hash =
+        name.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3));
+    (0..n)
+        .map(|i| {
+            let mut z = hash.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 40) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
 }

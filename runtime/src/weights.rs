@@ -185,6 +185,16 @@ pub(crate) fn load_checked(
             continue;
         }
         let (theirs, ours) = (dtype_name(t.kind()), dtype_name(var.kind()));
+        // nnc used to keep batch norm's counter as F32 (older checkpoints hold it so); it is an
+        // integer, and a whole-valued F32 one is taken as one.
+        if t.is_floating_point() && var.kind() == Kind::Int64 && name.ends_with("num_batches_tracked") {
+            let whole =
+                t.f_frac().and_then(|f| f.f_abs()).and_then(|f| f.f_max()).map(|m| m.double_value(&[]));
+            if whole.is_ok_and(|m| m == 0.0) {
+                *t = t.to_kind(Kind::Int64);
+                continue;
+            }
+        }
         if t.is_floating_point() && options.cast {
             loaded.cast.push((name.clone(), Dtype::try_from(t.kind())?));
             *t = t.to_kind(var.kind());

@@ -66,23 +66,114 @@ impl Rng {
         (0..n).map(|_| self.int(lo, hi)).collect()
     }
 
-    /// An integer, or a pair when the two differ.
-    fn pair(&mut self, lo: u64, hi: u64) -> [u64; 2] {
+    /// `n` sizes in `lo..=hi`, all equal half the time (written as one integer).
+    fn sizes(&mut self, n: usize, lo: u64, hi: u64) -> Vec<u64> {
         if self.flag() {
-            let v = self.int(lo, hi);
-            [v, v]
+            vec![self.int(lo, hi); n]
         } else {
-            [self.int(lo, hi), self.int(lo, hi)]
+            self.dims(n, lo, hi)
         }
     }
 }
 
-fn pair_text([a, b]: [u64; 2]) -> String {
-    if a == b {
-        a.to_string()
-    } else {
-        format!("({a}, {b})")
+/// Sizes as the language writes them: one integer when all are equal, else a tuple (`(3,)`
+/// for one).
+fn sizes_text(v: &[u64]) -> String {
+    match v {
+        [a, rest @ ..] if rest.iter().all(|b| b == a) => a.to_string(),
+        [one] => format!("({one},)"),
+        _ => format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
     }
+}
+
+/// The number of spatial axes of a layer named for it (`conv3d`: 3).
+fn spatial_rank(name: &str) -> usize {
+    let digit = name.trim_end_matches('d').chars().last().and_then(|c| c.to_digit(10));
+    digit.expect("a layer named with its rank") as usize
+}
+
+/// A convolution over `n` spatial axes: groups, kernels, strides, dilations, and a quarter of
+/// the cases padded "same" (at stride 1, the only one PyTorch allows, and with even kernels,
+/// padded unevenly), a quarter "valid".
+fn conv_case(name: &str, rng: &mut Rng, n: usize) -> Case {
+    let groups = rng.int(1, 3);
+    let (kernel, mut stride, dilation) = (rng.sizes(n, 1, 4), rng.sizes(n, 1, 3), rng.sizes(n, 1, 2));
+    let mut padding = rng.sizes(n, 0, 2);
+    let padding_text = match rng.int(0, 3) {
+        0 => {
+            stride = vec![1; n];
+            padding = (0..n).map(|i| dilation[i] * (kernel[i] - 1) / 2).collect();
+            "\"same\"".to_string()
+        }
+        1 => {
+            padding = vec![0; n];
+            "\"valid\"".to_string()
+        }
+        _ => sizes_text(&padding),
+    };
+    let mut dims = vec![groups * rng.int(1, 3)];
+    dims.extend((0..n).map(|i| fitting_size(rng, kernel[i], dilation[i], padding[i])));
+    let out = groups * rng.int(1, 3);
+    let call = format!(
+        "{name}({out}, {}, stride={}, padding={padding_text}, dilation={}, groups={groups}, bias={})",
+        sizes_text(&kernel),
+        sizes_text(&stride),
+        sizes_text(&dilation),
+        rng.flag()
+    );
+    Case { dims, call }
+}
+
+/// A transposed convolution over `n` spatial axes, with an output padding below the stride or
+/// the dilation, and a padding that leaves at least one output.
+fn conv_transpose_case(name: &str, rng: &mut Rng, n: usize) -> Case {
+    let groups = rng.int(1, 3);
+    let (kernel, stride, dilation) = (rng.sizes(n, 1, 4), rng.sizes(n, 1, 3), rng.sizes(n, 1, 2));
+    let output_padding: Vec<u64> = (0..n).map(|i| rng.int(0, stride[i].max(dilation[i]) - 1)).collect();
+    let mut dims = vec![groups * rng.int(1, 3)];
+    dims.extend(rng.dims(n, 1, 5));
+    // The full output is (in − 1)·s + d·(k − 1) + 1 + output_padding; padding crops twice.
+    let padding: Vec<u64> = (0..n)
+        .map(|i| {
+            let full = (dims[1 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 + output_padding[i];
+            rng.int(0, ((full - 1) / 2).min(2))
+        })
+        .collect();
+    let out = groups * rng.int(1, 3);
+    let call = format!(
+        "{name}({out}, {}, stride={}, padding={}, output_padding={}, groups={groups}, bias={}, dilation={})",
+        sizes_text(&kernel),
+        sizes_text(&stride),
+        sizes_text(&padding),
+        sizes_text(&output_padding),
+        rng.flag(),
+        sizes_text(&dilation)
+    );
+    Case { dims, call }
+}
+
+/// A max or average pooling over `n` spatial axes, with a padding of at most half the kernel,
+/// as PyTorch requires.
+fn pool_case(name: &str, rng: &mut Rng, n: usize) -> Case {
+    let is_max = name.starts_with("maxpool");
+    let kernel = rng.sizes(n, 1, 4);
+    let padding: Vec<u64> = kernel.iter().map(|&k| rng.int(0, k / 2)).collect();
+    let dilation = if is_max { rng.sizes(n, 1, 2) } else { vec![1; n] };
+    // PyTorch's avg_pool3d needs each size, unpadded, to hold the kernel.
+    let unpadded = |i: usize| if name == "avgpool3d" { kernel[i] } else { 1 };
+    let mut dims = vec![rng.int(1, 3)];
+    dims.extend((0..n).map(|i| fitting_size(rng, kernel[i], dilation[i], padding[i]).max(unpadded(i))));
+    let mut call = format!("{name}({}, padding={}", sizes_text(&kernel), sizes_text(&padding));
+    if rng.flag() {
+        call += &format!(", stride={}", sizes_text(&rng.sizes(n, 1, 3)));
+    }
+    if is_max {
+        call += &format!(", dilation={}", sizes_text(&dilation));
+    } else {
+        call += &format!(", count_include_pad={}", rng.flag());
+    }
+    call += &format!(", ceil_mode={})", rng.flag());
+    Case { dims, call }
 }
 
 /// One configuration: the input's sizes without the batch, and the call.
@@ -105,66 +196,22 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
         rng.dims(rank - 1, 1, 5)
     };
     let case = match name {
-        "conv2d" => {
-            let groups = rng.int(1, 3);
-            let (kernel, mut stride, dilation) = (rng.pair(1, 4), rng.pair(1, 3), rng.pair(1, 2));
-            let mut padding = rng.pair(0, 2);
-            // A quarter of the cases pad "same" (at stride 1, the only one PyTorch allows, and
-            // with even kernels, padded unevenly), a quarter "valid".
-            let padding_text = match rng.int(0, 3) {
-                0 => {
-                    stride = [1, 1];
-                    padding = [0, 1].map(|i| dilation[i] * (kernel[i] - 1) / 2);
-                    "\"same\"".to_string()
-                }
-                1 => {
-                    padding = [0, 0];
-                    "\"valid\"".to_string()
-                }
-                _ => pair_text(padding),
-            };
-            let dims = vec![
-                groups * rng.int(1, 3),
-                fitting_size(rng, kernel[0], dilation[0], padding[0]),
-                fitting_size(rng, kernel[1], dilation[1], padding[1]),
-            ];
-            let out = groups * rng.int(1, 3);
-            let call = format!(
-                "conv2d({out}, {}, stride={}, padding={padding_text}, dilation={}, groups={groups}, bias={})",
-                pair_text(kernel),
-                pair_text(stride),
-                pair_text(dilation),
-                rng.flag()
-            );
-            Case { dims, call }
+        "conv1d" | "conv2d" | "conv3d" => conv_case(name, rng, spatial_rank(name)),
+        "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" => {
+            conv_transpose_case(name, rng, spatial_rank(name))
         }
-        "maxpool" | "avgpool" => {
-            let kernel = rng.pair(1, 4);
-            let padding = [rng.int(0, kernel[0] / 2), rng.int(0, kernel[1] / 2)];
-            let dilation = if name == "maxpool" { rng.pair(1, 2) } else { [1, 1] };
-            let dims = vec![
-                rng.int(1, 3),
-                fitting_size(rng, kernel[0], dilation[0], padding[0]),
-                fitting_size(rng, kernel[1], dilation[1], padding[1]),
-            ];
-            let mut call = format!("{name}({}, padding={}", pair_text(kernel), pair_text(padding));
-            if rng.flag() {
-                call += &format!(", stride={}", pair_text(rng.pair(1, 3)));
-            }
-            if name == "maxpool" {
-                call += &format!(", dilation={}", pair_text(dilation));
-            } else {
-                call += &format!(", count_include_pad={}", rng.flag());
-            }
-            call += &format!(", ceil_mode={})", rng.flag());
-            Case { dims, call }
+        "maxpool1d" | "maxpool2d" | "maxpool3d" | "avgpool1d" | "avgpool2d" | "avgpool3d" => {
+            pool_case(name, rng, spatial_rank(name))
         }
-        "adaptive_avgpool" => Case {
-            dims: vec![rng.int(1, 3), rng.int(1, 9), rng.int(1, 9)],
-            call: format!("adaptive_avgpool({})", pair_text(rng.pair(1, 4))),
-        },
+        "adaptive_avgpool1d" | "adaptive_avgpool2d" | "adaptive_avgpool3d" | "adaptive_maxpool1d"
+        | "adaptive_maxpool2d" | "adaptive_maxpool3d" => {
+            let n = spatial_rank(name);
+            let mut dims = vec![rng.int(1, 3)];
+            dims.extend(rng.dims(n, 1, 9));
+            Case { dims, call: format!("{name}({})", sizes_text(&rng.sizes(n, 1, 4))) }
+        }
         "batchnorm" => {
-            let rank = rng.int(2, 4) as usize;
+            let rank = rng.int(2, 5) as usize;
             let call = format!("batchnorm(eps={}, momentum={})", rng.eps(), rng.float(0.0, 1.0));
             Case { dims: rng.dims(rank - 1, 1, 5), call }
         }
@@ -269,6 +316,64 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
                 reduced.push(dims.len() as i64);
             }
             Case { dims, call: format!("{name}(({},), keepdim={})", listed(&reduced), rng.flag()) }
+        }
+        "groupnorm" => {
+            let num_groups = rng.int(1, 4);
+            let mut dims = any_rank(rng);
+            dims[0] = num_groups * rng.int(1, 3);
+            Case { dims, call: format!("groupnorm({num_groups}, eps={}, affine={})", rng.eps(), rng.flag()) }
+        }
+        "instancenorm" => {
+            let rank = rng.int(3, 5) as usize;
+            let call = format!(
+                "instancenorm(eps={}, momentum={}, affine={}, track_running_stats={})",
+                rng.eps(),
+                rng.float(0.0, 1.0),
+                rng.flag(),
+                rng.flag()
+            );
+            // At least two positions per channel, or training's variance has nothing to average.
+            let mut dims = rng.dims(rank - 1, 1, 5);
+            dims[1] = rng.int(2, 5);
+            Case { dims, call }
+        }
+        "upsample" => {
+            let rank = rng.int(3, 5) as usize;
+            let interpolating = match rank {
+                3 => "linear",
+                4 => ["bilinear", "bicubic"][rng.int(0, 1) as usize],
+                _ => "trilinear",
+            };
+            let dims = rng.dims(rank - 1, 1, 5);
+            let mut call = if rng.flag() {
+                // A scale that gives whole sizes: an integer, or a half on even sizes.
+                let even = dims[1..].iter().all(|d| d % 2 == 0);
+                let scale =
+                    if even && rng.flag() { rng.int(1, 5) as f64 / 2.0 } else { rng.int(1, 3) as f64 };
+                format!("upsample(scale_factor={scale:?}")
+            } else {
+                let sizes: Vec<String> = (1..rank - 1).map(|_| rng.int(1, 9).to_string()).collect();
+                format!("upsample(size=({})", sizes.join(", "))
+            };
+            if rng.flag() {
+                call += &format!(", mode=\"{interpolating}\", align_corners={})", rng.flag());
+            } else {
+                call += ")";
+            }
+            Case { dims, call }
+        }
+        "pixel_shuffle" | "pixel_unshuffle" => {
+            let r = rng.int(1, 3);
+            let rank = rng.int(4, 5) as usize;
+            let mut dims = rng.dims(rank - 1, 1, 3);
+            let n = dims.len();
+            if name == "pixel_shuffle" {
+                dims[n - 3] *= r * r;
+            } else {
+                dims[n - 2] *= r;
+                dims[n - 1] *= r;
+            }
+            Case { dims, call: format!("{name}({r})") }
         }
         _ => return None,
     };

@@ -21,8 +21,8 @@ use tch::{nn, Device, Kind, Tensor};
 /// LeNet with batch norm: convolutions, linear layers and buffers, 28×28 grey images.
 const NET: &str = "network lenet_bn {
     input [N, 1, 28, 28]
-    conv2d(6, 5, padding=2) -> batchnorm -> sigmoid -> avgpool(2)
-        -> conv2d(16, 5) -> batchnorm -> sigmoid -> avgpool(2)
+    conv2d(6, 5, padding=2) -> batchnorm -> sigmoid -> avgpool2d(2)
+        -> conv2d(16, 5) -> batchnorm -> sigmoid -> avgpool2d(2)
         -> flatten -> linear(120) -> sigmoid -> linear(84) -> sigmoid -> linear(10)
 }";
 

@@ -12,7 +12,7 @@ fn model(src: &str, vs: &nn::VarStore) -> Model {
 }
 
 const NET: &str = "network n { input [N, 1, 12, 12]
-    conv2d(4, 3, padding=1) -> batchnorm -> relu -> maxpool(2) -> flatten -> linear(10) }";
+    conv2d(4, 3, padding=1) -> batchnorm -> relu -> maxpool2d(2) -> flatten -> linear(10) }";
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-weights-{}", std::process::id()));
@@ -114,7 +114,10 @@ fn weights_of_another_dtype_are_refused_unless_cast() {
         let cast_result = weights::load_with(&mut fresh, &path, &cast);
         if castable {
             let loaded = cast_result.unwrap();
-            assert_eq!(loaded.cast.len(), vs.variables().len(), "{name}");
+            // Batch norm's counter is an integer: a whole-valued float one is taken as one,
+            // not cast (older nnc checkpoints hold it as F32).
+            let floats = vs.variables().values().filter(|t| t.is_floating_point()).count();
+            assert_eq!(loaded.cast.len(), floats, "{name}");
             let w = fresh.variables()["0.weight"].shallow_clone();
             assert_eq!(w.kind(), Kind::Float);
             let expected = vs.variables()["0.weight"].to_kind(kind).to_kind(Kind::Float);

@@ -280,3 +280,70 @@ fn emitted_modules_match_every_op_fixture() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// For each zoo fixture (`parity/fixtures/zoo/`, from torchvision): the module `nnc emit
+/// --target pytorch` writes has torchvision's state_dict, key for key, loads the fixture's
+/// synthetic state (`parity/synthetic.py`) strictly, and computes torchvision's output.
+const CHECK_ZOO: &str = r#"
+import importlib.util, json, sys, torch
+from safetensors import safe_open
+sys.path.insert(0, sys.argv[4])
+import synthetic
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = getattr(m, sys.argv[2])().eval()
+with safe_open(sys.argv[3], framework="pt") as f:
+    meta = f.metadata()
+    output = f.get_tensor("output")
+state = json.loads(meta["state"])
+ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
+assert sorted(ours) == sorted((k, s) for k, s in state), "state_dict differs from torchvision's"
+net.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(s))) for k, s in state}, strict=True)
+x = torch.from_numpy(synthetic.tensor("input", tuple(json.loads(meta["input"]))))
+with torch.no_grad():
+    y = net(x)
+worst = ((y - output).abs().max() / output.abs().max()).item()
+print(f"{sys.argv[5]}: relative difference {worst:.3g}")
+sys.exit(0 if worst <= 1e-5 else 1)
+"#;
+
+#[test]
+fn emitted_zoo_modules_match_torchvision() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with torch and safetensors (set NNC_PYTHON to one to run this test)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("nnc-pytorch-zoo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = root.join("parity/fixtures/zoo");
+    let mut paths: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for path in paths {
+        let case = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let meta = nnc_runtime::parity::metadata(&path).unwrap();
+        let set: std::collections::BTreeMap<String, String> = serde_json::from_str(&meta["set"]).unwrap();
+        let options = Options { overrides: set.into_iter().collect(), ..Options::default() };
+        let compiled = compile(Root::Path(&root.join(&meta["net"])), &options);
+        assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
+        let graph = &compiled.graphs[0];
+        let module = dir.join(format!("{case}.py"));
+        std::fs::write(&module, pytorch::emit(graph, &case)).unwrap();
+        let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
+        let out = Command::new(&python)
+            .args(["-c", CHECK_ZOO])
+            .arg(&module)
+            .arg(&class)
+            .arg(&path)
+            .arg(root.join("parity"))
+            .arg(&case)
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprint!("{text}");
+        assert!(out.status.success(), "{case}: {text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

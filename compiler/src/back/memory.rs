@@ -230,8 +230,8 @@ mod tests {
 
     const LENET: &str = "network lenet {
         input [N, 1, 28, 28]
-        conv2d(6, 5, padding=2) -> sigmoid -> avgpool(2)
-        -> conv2d(16, 5) -> sigmoid -> avgpool(2)
+        conv2d(6, 5, padding=2) -> sigmoid -> avgpool2d(2)
+        -> conv2d(16, 5) -> sigmoid -> avgpool2d(2)
         -> flatten -> linear(120) -> sigmoid -> linear(84) -> sigmoid -> linear(10)
     }";
 

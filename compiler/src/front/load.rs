@@ -25,6 +25,7 @@ pub const STD_MODULES: &[(&str, &str)] = &[
     ("std.inception", include_str!("../../std/inception.net")),
     ("std.vgg", include_str!("../../std/vgg.net")),
     ("std.nin", include_str!("../../std/nin.net")),
+    ("std.mobilenet", include_str!("../../std/mobilenet.net")),
     ("std.shufflenet", include_str!("../../std/shufflenet.net")),
 ];
 
@@ -57,6 +58,8 @@ pub struct Program {
     pub blocks: HashMap<String, (FileId, usize)>,
     /// The networks of the root file, in order.
     pub networks: Vec<(FileId, usize)>,
+    /// Blocks whose definitions had syntax errors: calls of them are poisoned silently.
+    pub broken_blocks: std::collections::HashSet<String>,
 }
 
 impl Program {
@@ -161,6 +164,7 @@ impl Loader<'_> {
             self.import(file, &import.target, at);
         }
         self.stack.pop();
+        self.program.broken_blocks.extend(ast.broken_blocks.iter().cloned());
         for (index, def) in ast.definitions.iter().enumerate() {
             match def.kind {
                 DefKind::Block => self.index_block(file, index, def),

@@ -117,6 +117,10 @@ pub(super) enum Error<'a> {
     InputInBlock { at: Loc },
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
+    // `name{i}:` where `i` is not an integer.
+    LabelIndex { found: Found, at: Loc },
+    // A label that is empty or holds a dot.
+    LabelText { text: &'a str, at: Loc },
     InputTwice { at: Loc },
     // `size`: the one dimension given, when it is a number (a size without the batch).
     InputTooFewDims { size: Option<i64>, at: Loc },
@@ -299,6 +303,18 @@ impl Error<'_> {
             InputInBody { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network's body")
                 .primary(at, "not allowed in an `if` or `repeat` body")
                 .hint("declare the input once, at the top of the network"),
+            LabelIndex { found, at } => Diagnostic::error(
+                Code::Type,
+                format!("the number in a label must be an integer, but is {}", found.type_name),
+            )
+            .primary(at, this_is(&found))
+            .hint("`denselayer{j}:` appends the value of an integer such as a repeat's index `j`"),
+            LabelText { text, at } => Diagnostic::error(
+                Code::Value,
+                if text.is_empty() { "a label must not be empty".to_string() } else { format!("the label `{text}` holds a dot") },
+            )
+            .primary(at, "this label")
+            .hint("a label names one layer; the dots between names come from the statements and blocks it is in"),
             FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
                 .primary(at, "no tensor flows into this stage")
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),
@@ -468,13 +484,20 @@ impl Error<'_> {
             }
             ArgType { param, kind, value, found, at } => {
                 let hint = match (value, kind) {
-                    (Value::Float(_), Kind::Int | Kind::Pair | Kind::PairOr(_)) => {
+                    (Value::Float(_), Kind::Int | Kind::Spatial(_) | Kind::SpatialOr(..)) => {
                         Some("use `//` for integer division".to_string())
                     }
                     _ => None,
                 };
                 // A string of the wrong choice is shown itself: "a string" would not say which.
-                let is = if matches!(value, Value::Str(_)) { found.shown.clone() } else { found.type_name.into() };
+                let is = match value {
+                    Value::Str(_) => found.shown.clone(),
+                    // A tuple of the wrong length for a layer's rank: say how long it is.
+                    Value::Tuple(items) if matches!(kind, Kind::Spatial(_) | Kind::SpatialOr(..)) => {
+                        format!("a tuple of {}", items.len())
+                    }
+                    _ => found.type_name.into(),
+                };
                 Diagnostic::error(Code::Type, format!("`{param}` must be {}, but is {is}", kind.describe()))
                 .primary(at, this_is(&found))
                 .maybe_hint(hint)
@@ -723,29 +746,34 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
     d
 }
 
-/// Says where the wrong rank of an image layer's input came from: a layer upstream that
-/// changed it (a `flatten` the layer should come before), or the input declaration (which
-/// should have four dimensions). Blaming `flatten` when there is none sends the reader to look
-/// for a layer they never wrote.
-pub(super) fn rank_origin(d: Diagnostic, origin: &Node) -> Diagnostic {
+/// Says where the wrong rank of a layer that needs `rank` dimensions (an image layer, or a
+/// 1-D or 3-D one) came from: a layer upstream that changed it (a `flatten` the layer should
+/// come before), or the input declaration (which should have `rank` dimensions). Blaming
+/// `flatten` when there is none sends the reader to look for a layer they never wrote.
+pub(super) fn rank_origin(d: Diagnostic, origin: &Node, rank: usize) -> Diagnostic {
     let shape = &origin.shape;
+    let (layers, layout, example) = match rank {
+        3 => ("1-D layers", "[N, C, L]", "`input [N, 1, 100]` for one channel of 100 samples"),
+        5 => ("3-D layers", "[N, C, D, H, W]", "`input [N, 1, 16, 64, 64]` for 16 grey 64×64 frames"),
+        _ => ("image layers", "[N, C, H, W]", "`input [N, 1, 28, 28]` for grey 28×28 images"),
+    };
     match origin.op.spec() {
-        Some(spec) => d.secondary(origin.loc, format!("`{}` makes it {shape} here", spec.name)).hint(
-            format!("image layers must come before `{0}`; move this layer up, or `{0}` down", spec.name),
-        ),
+        Some(spec) => d
+            .secondary(origin.loc, format!("`{}` makes it {shape} here", spec.name))
+            .hint(format!("{layers} must come before `{0}`; move this layer up, or `{0}` down", spec.name)),
         None => {
             let example = match shape.dims[..] {
-                [c, size] => {
+                [c, size] if rank == 4 => {
                     format!("`input {}`", Shape { batch: shape.batch.clone(), dims: vec![c, size, size] })
                 }
-                _ => "`input [N, 1, 28, 28]` for grey 28×28 images".into(),
+                _ => example.into(),
             };
             d.secondary(
                 origin.loc,
                 format!("the input is declared as {shape}, with {} dimensions", shape.rank()),
             )
             .hint(format!(
-                "image layers take [N, C, H, W]: declare the input with 4 dimensions, such as {example}"
+                "{layers} take {layout}: declare the input with {rank} dimensions, such as {example}"
             ))
         }
     }

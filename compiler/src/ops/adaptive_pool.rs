@@ -1,50 +1,87 @@
-//! `adaptive_avgpool(output)`: average pooling to a requested height and width.
+//! `adaptive_avgpool1d/2d/3d(output)` and `adaptive_maxpool1d/2d/3d(output)`: pooling to a
+//! requested size along each spatial axis, whatever the input's: PyTorch's
+//! `nn.AdaptiveAvgPool1d/2d/3d` and `nn.AdaptiveMaxPool1d/2d/3d` (without `return_indices`,
+//! and without `None` for a size kept as it is).
 
 use std::fmt;
 
-use super::layer::py_pair;
+use super::layer::{describe_window, py_tuple};
 use super::{
-    attributes, expect_image, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
+    attributes, expect_spatial, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
     Ranks, SizeOrigin,
 };
 use crate::shape::Shape;
 
-pub static ADAPTIVE_AVGPOOL: OpSpec = OpSpec {
-    name: "adaptive_avgpool",
-    summary: "average pooling to a requested height and width, whatever the input's",
-    torch: "nn.AdaptiveAvgPool2d",
-    ranks: Ranks::Exactly(&[4]),
-    params: &[ParamSpec::required("output", Kind::Pair)],
-    apply,
-};
+/// An adaptive pooling over `$n` spatial axes: its attribute struct's name for that rank, and
+/// its signature.
+macro_rules! adaptive {
+    ($spec:ident, $variant:ident = $ty:ident<$n:literal>, $name:literal, $torch:literal, $kind:literal) => {
+        pub type $variant = $ty<$n>;
+        pub static $spec: OpSpec = OpSpec {
+            name: concat!($name, $n, "d"),
+            summary: concat!($n, "-D ", $kind, " pooling to a requested size, whatever the input's"),
+            torch: concat!("nn.", $torch, $n, "d"),
+            ranks: Ranks::Exactly(&[$n + 2]),
+            params: &[ParamSpec::required("output", Kind::Spatial($n))],
+            apply: |args, input| {
+                let (output, shape) = apply::<$n>(concat!($name, $n, "d"), args, input)?;
+                Built::free(Op::$variant($ty { output }), shape)
+            },
+        };
+    };
+}
 
-fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
-    let [channels, _, _] = expect_image("adaptive_avgpool", input)?;
-    let output = args.positive_pair("output")?;
-    let op = Op::AdaptiveAvgPool2d(AdaptiveAvgPool2d { output });
-    Built::free(op, input.with_dims(vec![channels, output[0], output[1]]))
+adaptive!(ADAPTIVE_AVGPOOL1D, AdaptiveAvgPool1d = AdaptiveAvgPool<1>, "adaptive_avgpool", "AdaptiveAvgPool", "average");
+adaptive!(ADAPTIVE_AVGPOOL2D, AdaptiveAvgPool2d = AdaptiveAvgPool<2>, "adaptive_avgpool", "AdaptiveAvgPool", "average");
+adaptive!(ADAPTIVE_AVGPOOL3D, AdaptiveAvgPool3d = AdaptiveAvgPool<3>, "adaptive_avgpool", "AdaptiveAvgPool", "average");
+adaptive!(ADAPTIVE_MAXPOOL1D, AdaptiveMaxPool1d = AdaptiveMaxPool<1>, "adaptive_maxpool", "AdaptiveMaxPool", "max");
+adaptive!(ADAPTIVE_MAXPOOL2D, AdaptiveMaxPool2d = AdaptiveMaxPool<2>, "adaptive_maxpool", "AdaptiveMaxPool", "max");
+adaptive!(ADAPTIVE_MAXPOOL3D, AdaptiveMaxPool3d = AdaptiveMaxPool<3>, "adaptive_maxpool", "AdaptiveMaxPool", "max");
+
+fn apply<const N: usize>(name: &str, args: &Args, input: &Shape) -> Result<([u64; N], Shape), OpError> {
+    let (channels, _) = expect_spatial::<N>(name, input)?;
+    let output = args.positive_sizes("output")?;
+    let mut dims = vec![channels];
+    dims.extend(output);
+    Ok((output, input.with_dims(dims)))
 }
 
 attributes! {
-    pub struct AdaptiveAvgPool2d {
-        pub output: [u64; 2],
+    pub struct AdaptiveAvgPool<const N: usize> {
+        pub output: [u64; N],
     }
 }
 
-impl Layer for AdaptiveAvgPool2d {
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "adaptive_avgpool {}×{}", self.output[0], self.output[1])
-    }
-
-    fn pytorch(&self, _: &[String]) -> PyTorch {
-        PyTorch::Module(format!("nn.AdaptiveAvgPool2d({})", py_pair(self.output)))
-    }
-
-    fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
-        SizeOrigin::Set("from adaptive pooling")
-    }
-
-    fn family(&self) -> Family {
-        Family::Pooling
+attributes! {
+    pub struct AdaptiveMaxPool<const N: usize> {
+        pub output: [u64; N],
     }
 }
+
+/// The description of an adaptive pooling, `adaptive_avgpool2d 2×3` and
+/// `nn.AdaptiveAvgPool2d((2, 3))`, for both kinds.
+macro_rules! adaptive_layer {
+    ($ty:ident, $kind:literal, $torch:literal) => {
+        impl<const N: usize> Layer for $ty<N> {
+            fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!("adaptive_", $kind, "pool{}d "), N)?;
+                describe_window(f, &self.output)
+            }
+
+            fn pytorch(&self, _: &[String]) -> PyTorch {
+                PyTorch::Module(format!(concat!("nn.", $torch, "{}d({})"), N, py_tuple(&self.output)))
+            }
+
+            fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
+                SizeOrigin::Set("from adaptive pooling")
+            }
+
+            fn family(&self) -> Family {
+                Family::Pooling
+            }
+        }
+    };
+}
+
+adaptive_layer!(AdaptiveAvgPool, "avg", "AdaptiveAvgPool");
+adaptive_layer!(AdaptiveMaxPool, "max", "AdaptiveMaxPool");

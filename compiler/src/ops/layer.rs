@@ -22,8 +22,8 @@ pub trait Layer {
     /// How PyTorch computes it from its inputs' Python names `xs`.
     fn pytorch(&self, xs: &[String]) -> PyTorch;
 
-    /// Where the output's spatial axis `axis` (0 height, 1 width) gets its size; `input` is the
-    /// first input's size on that axis.
+    /// Where the output's spatial axis `axis` (0 the first after the channels: length, depth
+    /// or height) gets its size; `input` is the first input's size on that axis.
     fn size_origin(&self, _axis: usize, _input: u64) -> SizeOrigin {
         SizeOrigin::Kept
     }
@@ -82,6 +82,9 @@ pub enum InitRule {
     Const(f64),
     /// Normal with mean 0 and standard deviation `std`.
     Normal { std: f64 },
+    /// An int64 counter from 0: batch norm's `num_batches_tracked`, which PyTorch keeps as
+    /// int64, so that a PyTorch checkpoint loads without a cast.
+    Count,
 }
 
 /// How the PyTorch back end spells an op.
@@ -157,6 +160,19 @@ impl<T: ToRust, const N: usize> ToRust for [T; N] {
     }
 }
 
+/// An optional attribute (`upsample`'s scale, absent when it is given a size).
+impl<T: ToRust> ToRust for Option<T> {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        match self {
+            Some(v) => {
+                let v = v.to_rust(ir);
+                quote! { ::std::option::Option::Some(#v) }
+            }
+            None => quote! { ::std::option::Option::None },
+        }
+    }
+}
+
 /// Lists of any length live in the IR as `Cow`, so that generated code can spell them as
 /// constants (`Cow::Borrowed(&[3, 4])`).
 impl<T: ToRust + Clone> ToRust for Cow<'static, [T]> {
@@ -180,6 +196,22 @@ macro_rules! attributes {
             }
         }
     };
+    // A family of ops over `N` spatial axes (`Conv<N>`, which `Conv2d` names for N = 2); its
+    // Rust spelling leaves `N` to the arrays' length.
+    ($(#[$meta:meta])* pub struct $name:ident<const N: usize> { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        // serde implements `Serialize` for arrays of each length up to 32, not for any `N`.
+        #[serde(bound(serialize = "[u64; N]: serde::Serialize"))]
+        $(#[$meta])*
+        pub struct $name<const N: usize> { $($(#[$field_meta])* pub $field: $ty,)* }
+
+        impl<const N: usize> $crate::ops::ToRust for $name<N> {
+            fn to_rust(&self, ir: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+                $(let $field = $crate::ops::ToRust::to_rust(&self.$field, ir);)*
+                quote::quote! { #ir::$name { $($field: #$field),* } }
+            }
+        }
+    };
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -195,9 +227,12 @@ macro_rules! attributes {
 }
 pub(crate) use attributes;
 
-/// A Python tuple `(a, b)`.
-pub fn py_pair(v: [u64; 2]) -> String {
-    format!("({}, {})", v[0], v[1])
+/// A Python tuple of sizes: `(3, 5)`, or `(3,)` for one.
+pub fn py_tuple(v: &[u64]) -> String {
+    match v {
+        [one] => format!("({one},)"),
+        _ => format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 /// A Python float literal.
@@ -213,12 +248,20 @@ pub fn py_bool(v: bool) -> &'static str {
     }
 }
 
+/// `3×3` for the report: one size per spatial axis.
+pub fn describe_window(f: &mut fmt::Formatter<'_>, v: &[u64]) -> fmt::Result {
+    f.write_str(&v.iter().map(u64::to_string).collect::<Vec<_>>().join("×"))
+}
+
 /// `, stride 2` or `, padding (1, 2)` for the report, or nothing at the default.
-pub fn describe_pair(f: &mut fmt::Formatter<'_>, what: &str, v: [u64; 2], default: u64) -> fmt::Result {
+pub fn describe_sizes(f: &mut fmt::Formatter<'_>, what: &str, v: &[u64], default: u64) -> fmt::Result {
     match v {
-        [a, b] if a == b && a == default => Ok(()),
-        [a, b] if a == b => write!(f, ", {what} {a}"),
-        [a, b] => write!(f, ", {what} ({a}, {b})"),
+        [a, rest @ ..] if rest.iter().all(|b| b == a) && *a == default => Ok(()),
+        [a, rest @ ..] if rest.iter().all(|b| b == a) => write!(f, ", {what} {a}"),
+        _ => {
+            let sizes: Vec<String> = v.iter().map(u64::to_string).collect();
+            write!(f, ", {what} ({})", sizes.join(", "))
+        }
     }
 }
 

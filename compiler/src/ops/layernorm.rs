@@ -56,10 +56,7 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
         }
         return Err(err.at("normalized_shape"));
     }
-    let eps = args.float("eps");
-    if eps.is_nan() || eps <= 0.0 {
-        return Err(OpError::new(Code::Value, format!("`eps` must be positive, but is {eps}")).at("eps"));
-    }
+    let eps = super::batchnorm::eps(args)?;
     let elementwise_affine = args.bool("elementwise_affine");
     let op =
         Op::LayerNorm(LayerNorm { normalized_shape: Cow::Owned(normalized_shape), eps, elementwise_affine });

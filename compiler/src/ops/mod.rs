@@ -12,17 +12,20 @@ mod activation;
 mod adaptive_pool;
 pub mod arith;
 mod batchnorm;
-mod conv2d;
+mod conv;
 mod dropout;
 mod elementwise;
 mod flatten;
 mod gelu;
+mod groupnorm;
 mod input;
+mod instancenorm;
 pub mod join;
 mod layer;
 mod layernorm;
 mod linear;
 mod permute;
+mod pixel_shuffle;
 mod pool;
 mod prelu;
 mod reduce;
@@ -31,11 +34,18 @@ mod rules;
 mod signature;
 pub mod slice;
 mod softmax;
+mod upsample;
 
+pub use adaptive_pool::{AdaptiveAvgPool, AdaptiveMaxPool};
 pub use arith::ArithOp;
+pub use conv::{Conv, ConvTranspose};
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
-pub use rules::{axis, expect_image, product, window_output, OpError};
+pub use pool::{AvgPool, MaxPool};
+pub use rules::{
+    axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_rank,
+    OpError,
+};
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 pub use slice::SliceItem;
 
@@ -159,12 +169,28 @@ macro_rules! registry {
 
 registry! {
     Input(input),
-    Conv2d(conv2d) = conv2d::CONV2D,
-    MaxPool2d(pool) = pool::MAXPOOL,
-    AvgPool2d(pool) = pool::AVGPOOL,
-    AdaptiveAvgPool2d(adaptive_pool) = adaptive_pool::ADAPTIVE_AVGPOOL,
+    Conv1d(conv) = conv::CONV1D,
+    Conv2d(conv) = conv::CONV2D,
+    Conv3d(conv) = conv::CONV3D,
+    ConvTranspose1d(conv) = conv::CONV_TRANSPOSE1D,
+    ConvTranspose2d(conv) = conv::CONV_TRANSPOSE2D,
+    ConvTranspose3d(conv) = conv::CONV_TRANSPOSE3D,
+    MaxPool1d(pool) = pool::MAXPOOL1D,
+    MaxPool2d(pool) = pool::MAXPOOL2D,
+    MaxPool3d(pool) = pool::MAXPOOL3D,
+    AvgPool1d(pool) = pool::AVGPOOL1D,
+    AvgPool2d(pool) = pool::AVGPOOL2D,
+    AvgPool3d(pool) = pool::AVGPOOL3D,
+    AdaptiveAvgPool1d(adaptive_pool) = adaptive_pool::ADAPTIVE_AVGPOOL1D,
+    AdaptiveAvgPool2d(adaptive_pool) = adaptive_pool::ADAPTIVE_AVGPOOL2D,
+    AdaptiveAvgPool3d(adaptive_pool) = adaptive_pool::ADAPTIVE_AVGPOOL3D,
+    AdaptiveMaxPool1d(adaptive_pool) = adaptive_pool::ADAPTIVE_MAXPOOL1D,
+    AdaptiveMaxPool2d(adaptive_pool) = adaptive_pool::ADAPTIVE_MAXPOOL2D,
+    AdaptiveMaxPool3d(adaptive_pool) = adaptive_pool::ADAPTIVE_MAXPOOL3D,
     BatchNorm(batchnorm) = batchnorm::BATCHNORM,
     LayerNorm(layernorm) = layernorm::LAYERNORM,
+    GroupNorm(groupnorm) = groupnorm::GROUPNORM,
+    InstanceNorm(instancenorm) = instancenorm::INSTANCENORM,
     Relu(elementwise) = elementwise::RELU,
     Relu6(elementwise) = elementwise::RELU6,
     Sigmoid(elementwise) = elementwise::SIGMOID,
@@ -185,6 +211,9 @@ registry! {
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
+    Upsample(upsample) = upsample::UPSAMPLE,
+    PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
+    PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,
     Arith(arith),
     ArithScalar(arith),
     Concat(join),
@@ -201,6 +230,16 @@ registry! {
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {
     ALL.iter().copied().find(|op| op.name == name)
+}
+
+/// Layers' former names, with what they are called now, for the error that meets an old
+/// model: a spelling suggestion alone would offer the 1-D layer, the first of three as close.
+static RENAMED: &[(&str, &str)] =
+    &[("maxpool", "maxpool2d"), ("avgpool", "avgpool2d"), ("adaptive_avgpool", "adaptive_avgpool2d")];
+
+/// The layer once called `name`.
+pub fn renamed(name: &str) -> Option<&'static str> {
+    RENAMED.iter().find(|(old, _)| *old == name).map(|&(_, new)| new)
 }
 
 /// The report's text of an op: `conv2d 1→6, 5×5, padding 2`.

@@ -1,58 +1,112 @@
-//! `maxpool(kernel, stride=kernel, padding=0, dilation=1, ceil_mode=false)` and
-//! `avgpool(kernel, stride=kernel, padding=0, ceil_mode=false, count_include_pad=true)`.
+//! Pooling over 1, 2 and 3 spatial axes, with PyTorch's arguments and defaults:
+//!
+//! - `maxpool1d/2d/3d(kernel, stride=kernel, padding=0, dilation=1, ceil_mode=false)`:
+//!   `nn.MaxPool1d/2d/3d` (without `return_indices`);
+//! - `avgpool1d/2d/3d(kernel, stride=kernel, padding=0, ceil_mode=false,
+//!   count_include_pad=true)`: `nn.AvgPool1d/2d/3d` (without the 2-D and 3-D modules'
+//!   `divisor_override`, which no network of the zoo sets).
+//!
+//! One shape rule serves every rank: `N` is the number of spatial axes, and every spatial
+//! argument is an integer or a tuple of `N`.
 
 use std::fmt;
 
-use super::layer::{describe_pair, py_bool, py_pair};
+use super::layer::{describe_sizes, describe_window, py_bool, py_tuple};
 use super::{
-    attributes, expect_image, window_output, ArgValue, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec,
-    ParamSpec, PyTorch, Ranks, SizeOrigin,
+    attributes, expect_spatial, spatial_axis, window_at, window_outputs, ArgValue, Args, Built, Family, Kind,
+    Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin,
 };
 use crate::diagnostic::Code;
 use crate::shape::{Shape, Window};
 
-pub static MAXPOOL: OpSpec = OpSpec {
-    name: "maxpool",
-    summary: "2-D max pooling; the stride defaults to the kernel",
-    torch: "nn.MaxPool2d",
-    ranks: Ranks::Exactly(&[4]),
-    params: &[
-        ParamSpec::required("kernel", Kind::Pair),
-        ParamSpec::optional("stride", Kind::Pair, ArgValue::Unset),
-        ParamSpec::optional("padding", Kind::Pair, ArgValue::Int(0)),
-        ParamSpec::optional("dilation", Kind::Pair, ArgValue::Int(1)),
-        ParamSpec::optional("ceil_mode", Kind::Bool, ArgValue::Bool(false)),
-    ],
-    apply: |args, input| apply("maxpool", args, input),
-};
+/// A pooling over `$n` spatial axes: its attribute struct's name for that rank, and its
+/// signature. Max pooling has a dilation, average pooling `count_include_pad` instead.
+macro_rules! pool {
+    (max, $spec:ident, $variant:ident, $n:literal) => {
+        pool!(@spec $spec, $variant = MaxPool<$n>, "maxpool", "MaxPool", "max",
+            ParamSpec::optional("dilation", Kind::Spatial($n), ArgValue::Int(1)),
+            ParamSpec::optional("ceil_mode", Kind::Bool, ArgValue::Bool(false)));
+    };
+    (avg, $spec:ident, $variant:ident, $n:literal) => {
+        pool!(@spec $spec, $variant = AvgPool<$n>, "avgpool", "AvgPool", "average",
+            ParamSpec::optional("ceil_mode", Kind::Bool, ArgValue::Bool(false)),
+            ParamSpec::optional("count_include_pad", Kind::Bool, ArgValue::Bool(true)));
+    };
+    (@spec $spec:ident, $variant:ident = $ty:ident<$n:literal>, $name:literal, $torch:literal, $kind:literal, $($last:expr),*) => {
+        pub type $variant = $ty<$n>;
+        pub static $spec: OpSpec = OpSpec {
+            name: concat!($name, $n, "d"),
+            summary: concat!($n, "-D ", $kind, " pooling; the stride defaults to the kernel"),
+            torch: concat!("nn.", $torch, $n, "d"),
+            ranks: Ranks::Exactly(&[$n + 2]),
+            params: &[
+                ParamSpec::required("kernel", Kind::Spatial($n)),
+                ParamSpec::optional("stride", Kind::Spatial($n), ArgValue::Unset),
+                ParamSpec::optional("padding", Kind::Spatial($n), ArgValue::Int(0)),
+                $($last,)*
+            ],
+            apply: |args, input| {
+                let (pool, shape) = apply::<$n>(concat!($name, $n, "d"), args, input)?;
+                Built::free(Op::$variant(pool.into()), shape)
+            },
+        };
+    };
+}
 
-pub static AVGPOOL: OpSpec = OpSpec {
-    name: "avgpool",
-    summary: "2-D average pooling; the stride defaults to the kernel",
-    torch: "nn.AvgPool2d",
-    ranks: Ranks::Exactly(&[4]),
-    params: &[
-        ParamSpec::required("kernel", Kind::Pair),
-        ParamSpec::optional("stride", Kind::Pair, ArgValue::Unset),
-        ParamSpec::optional("padding", Kind::Pair, ArgValue::Int(0)),
-        ParamSpec::optional("ceil_mode", Kind::Bool, ArgValue::Bool(false)),
-        ParamSpec::optional("count_include_pad", Kind::Bool, ArgValue::Bool(true)),
-    ],
-    apply: |args, input| apply("avgpool", args, input),
-};
+pool!(max, MAXPOOL1D, MaxPool1d, 1);
+pool!(max, MAXPOOL2D, MaxPool2d, 2);
+pool!(max, MAXPOOL3D, MaxPool3d, 3);
+pool!(avg, AVGPOOL1D, AvgPool1d, 1);
+pool!(avg, AVGPOOL2D, AvgPool2d, 2);
+pool!(avg, AVGPOOL3D, AvgPool3d, 3);
 
-fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
-    let [channels, height, width] = expect_image(name, input)?;
-    let kernel = args.positive_pair("kernel")?;
+/// What both poolings share: the window and its rounding, with the dilation of max pooling
+/// (1 for average pooling, which has none).
+struct Pool<const N: usize> {
+    kernel: [u64; N],
+    stride: [u64; N],
+    padding: [u64; N],
+    dilation: [u64; N],
+    ceil_mode: bool,
+    count_include_pad: bool,
+}
+
+impl<const N: usize> From<Pool<N>> for MaxPool<N> {
+    fn from(p: Pool<N>) -> Self {
+        MaxPool {
+            kernel: p.kernel,
+            stride: p.stride,
+            padding: p.padding,
+            dilation: p.dilation,
+            ceil_mode: p.ceil_mode,
+        }
+    }
+}
+
+impl<const N: usize> From<Pool<N>> for AvgPool<N> {
+    fn from(p: Pool<N>) -> Self {
+        AvgPool {
+            kernel: p.kernel,
+            stride: p.stride,
+            padding: p.padding,
+            ceil_mode: p.ceil_mode,
+            count_include_pad: p.count_include_pad,
+        }
+    }
+}
+
+fn apply<const N: usize>(name: &str, args: &Args, input: &Shape) -> Result<(Pool<N>, Shape), OpError> {
+    let (channels, sizes) = expect_spatial::<N>(name, input)?;
+    let kernel = args.positive_sizes("kernel")?;
     // PyTorch: the stride defaults to the kernel size.
-    let stride = if args.is_set("stride") { args.positive_pair("stride")? } else { kernel };
-    let padding = args.non_negative_pair("padding")?;
-    let is_max = name == "maxpool";
-    let dilation = if is_max { args.positive_pair("dilation")? } else { [1, 1] };
-    let ceil_mode = args.bool("ceil_mode");
-    // PyTorch's rule (`pool2d_shape_check`): padding at most half the kernel, rounded down,
-    // whatever the dilation.
-    for i in 0..2 {
+    let stride = if args.is_set("stride") { args.positive_sizes("stride")? } else { kernel };
+    let padding = args.non_negative_sizes("padding")?;
+    let has = |param| args.params.iter().any(|p| p.name == param);
+    let dilation = if has("dilation") { args.positive_sizes("dilation")? } else { [1; N] };
+    let count_include_pad = has("count_include_pad") && args.bool("count_include_pad");
+    // PyTorch's rule (`pool2d_shape_check` and its 1-D and 3-D kin): padding at most half the
+    // kernel, rounded down, whatever the dilation.
+    for i in 0..N {
         if padding[i] > kernel[i] / 2 {
             return Err(OpError::new(
                 Code::Value,
@@ -63,95 +117,112 @@ fn apply(name: &str, args: &Args, input: &Shape) -> Result<Built, OpError> {
             .at("padding"));
         }
     }
-    let windows = [kernel, stride, padding, dilation];
-    let out_h = window_output(name, "height", window(windows, ceil_mode, 0, height), input)?;
-    let out_w = window_output(name, "width", window(windows, ceil_mode, 1, width), input)?;
-    let op = if is_max {
-        Op::MaxPool2d(MaxPool2d { kernel, stride, padding, dilation, ceil_mode })
-    } else {
-        let count_include_pad = args.bool("count_include_pad");
-        Op::AvgPool2d(AvgPool2d { kernel, stride, padding, ceil_mode, count_include_pad })
-    };
-    Built::free(op, input.with_dims(vec![channels, out_h, out_w]))
+    // PyTorch's avg_pool3d alone (`pool3d_shape_check` with `check_input_size`) also needs each
+    // size before padding to hold the kernel; its 1-D and 2-D kin pad first.
+    let is_avg = has("count_include_pad");
+    if let Some(axis) = (0..N).find(|&i| is_avg && N == 3 && sizes[i] < kernel[i]) {
+        let (size, k) = (sizes[axis], kernel[axis]);
+        let (axis_name, _) = spatial_axis(N, axis);
+        let mut err = OpError::new(
+            Code::SizeTooSmall,
+            format!("the {axis_name} is smaller than this `{name}`'s kernel: {size} < {k}"),
+        )
+        .label(format!("input {input} is too small for this window"))
+        .note("PyTorch's avg_pool3d needs every size, before padding, to hold the kernel")
+        .hint(format!("use a kernel of at most {size} along the {axis_name}, or a larger input"));
+        err.axis = Some(axis);
+        return Err(err);
+    }
+    let pool =
+        Pool { kernel, stride, padding, dilation, ceil_mode: args.bool("ceil_mode"), count_include_pad };
+    let out = window_outputs(name, input, sizes, |axis, size| pool.window(axis, size))?;
+    let mut dims = vec![channels];
+    dims.extend(out);
+    Ok((pool, input.with_dims(dims)))
+}
+
+impl<const N: usize> Pool<N> {
+    fn window(&self, axis: usize, input: u64) -> Window {
+        let window = window_at([&self.kernel, &self.stride, &self.padding, &self.dilation], axis, input);
+        Window { ceil_mode: self.ceil_mode, ..window }
+    }
+
+    /// `maxpool2d 3×3, stride 2, padding 1`: what both poolings show.
+    fn describe(&self, f: &mut fmt::Formatter<'_>, kind: &str) -> fmt::Result {
+        write!(f, "{kind}{N}d ")?;
+        describe_window(f, &self.kernel)?;
+        if self.stride != self.kernel {
+            describe_sizes(f, "stride", &self.stride, 0)?;
+        }
+        describe_sizes(f, "padding", &self.padding, 0)?;
+        describe_sizes(f, "dilation", &self.dilation, 1)?;
+        if self.ceil_mode {
+            f.write_str(", ceil")?;
+        }
+        Ok(())
+    }
 }
 
 attributes! {
-    pub struct MaxPool2d {
-        pub kernel: [u64; 2],
-        pub stride: [u64; 2],
-        pub padding: [u64; 2],
-        pub dilation: [u64; 2],
+    pub struct MaxPool<const N: usize> {
+        pub kernel: [u64; N],
+        pub stride: [u64; N],
+        pub padding: [u64; N],
+        pub dilation: [u64; N],
         pub ceil_mode: bool,
     }
 }
 
 attributes! {
-    pub struct AvgPool2d {
-        pub kernel: [u64; 2],
-        pub stride: [u64; 2],
-        pub padding: [u64; 2],
+    pub struct AvgPool<const N: usize> {
+        pub kernel: [u64; N],
+        pub stride: [u64; N],
+        pub padding: [u64; N],
         pub ceil_mode: bool,
         /// Whether zero padding counts in the average.
         pub count_include_pad: bool,
     }
 }
 
-/// The window of spatial axis `axis` over `input` elements, from the pooling's kernel, stride,
-/// padding and dilation.
-fn window(
-    [kernel, stride, padding, dilation]: [[u64; 2]; 4],
-    ceil_mode: bool,
-    axis: usize,
-    input: u64,
-) -> Window {
-    Window {
-        input,
-        kernel: kernel[axis],
-        stride: stride[axis],
-        padding: padding[axis],
-        dilation: dilation[axis],
-        ceil_mode,
+impl<const N: usize> MaxPool<N> {
+    fn pool(&self) -> Pool<N> {
+        let (kernel, stride, padding, dilation) = (self.kernel, self.stride, self.padding, self.dilation);
+        Pool { kernel, stride, padding, dilation, ceil_mode: self.ceil_mode, count_include_pad: false }
     }
 }
 
-/// `maxpool 3×3, stride 2, padding 1`: what both poolings show.
-fn describe_window(
-    f: &mut fmt::Formatter<'_>,
-    kind: &str,
-    [kernel, stride, padding, dilation]: [[u64; 2]; 4],
-    ceil_mode: bool,
-) -> fmt::Result {
-    write!(f, "{kind} {}×{}", kernel[0], kernel[1])?;
-    if stride != kernel {
-        describe_pair(f, "stride", stride, 0)?;
+impl<const N: usize> AvgPool<N> {
+    fn pool(&self) -> Pool<N> {
+        let (kernel, stride, padding, ceil_mode) = (self.kernel, self.stride, self.padding, self.ceil_mode);
+        Pool {
+            kernel,
+            stride,
+            padding,
+            dilation: [1; N],
+            ceil_mode,
+            count_include_pad: self.count_include_pad,
+        }
     }
-    describe_pair(f, "padding", padding, 0)?;
-    describe_pair(f, "dilation", dilation, 1)?;
-    if ceil_mode {
-        f.write_str(", ceil")?;
-    }
-    Ok(())
 }
 
-impl Layer for MaxPool2d {
+impl<const N: usize> Layer for MaxPool<N> {
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        describe_window(f, "maxpool", [self.kernel, self.stride, self.padding, self.dilation], self.ceil_mode)
+        self.pool().describe(f, "maxpool")
     }
 
     fn pytorch(&self, _: &[String]) -> PyTorch {
         PyTorch::Module(format!(
-            "nn.MaxPool2d(kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={})",
-            py_pair(self.kernel),
-            py_pair(self.stride),
-            py_pair(self.padding),
-            py_pair(self.dilation),
+            "nn.MaxPool{N}d(kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={})",
+            py_tuple(&self.kernel),
+            py_tuple(&self.stride),
+            py_tuple(&self.padding),
+            py_tuple(&self.dilation),
             py_bool(self.ceil_mode)
         ))
     }
 
     fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
-        let windows = [self.kernel, self.stride, self.padding, self.dilation];
-        SizeOrigin::Window(window(windows, self.ceil_mode, axis, input))
+        SizeOrigin::Window(self.pool().window(axis, input))
     }
 
     fn family(&self) -> Family {
@@ -159,25 +230,24 @@ impl Layer for MaxPool2d {
     }
 }
 
-impl Layer for AvgPool2d {
+impl<const N: usize> Layer for AvgPool<N> {
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        describe_window(f, "avgpool", [self.kernel, self.stride, self.padding, [1, 1]], self.ceil_mode)
+        self.pool().describe(f, "avgpool")
     }
 
     fn pytorch(&self, _: &[String]) -> PyTorch {
         PyTorch::Module(format!(
-            "nn.AvgPool2d(kernel_size={}, stride={}, padding={}, ceil_mode={}, count_include_pad={})",
-            py_pair(self.kernel),
-            py_pair(self.stride),
-            py_pair(self.padding),
+            "nn.AvgPool{N}d(kernel_size={}, stride={}, padding={}, ceil_mode={}, count_include_pad={})",
+            py_tuple(&self.kernel),
+            py_tuple(&self.stride),
+            py_tuple(&self.padding),
             py_bool(self.ceil_mode),
             py_bool(self.count_include_pad)
         ))
     }
 
     fn size_origin(&self, axis: usize, input: u64) -> SizeOrigin {
-        let windows = [self.kernel, self.stride, self.padding, [1, 1]];
-        SizeOrigin::Window(window(windows, self.ceil_mode, axis, input))
+        SizeOrigin::Window(self.pool().window(axis, input))
     }
 
     fn family(&self) -> Family {

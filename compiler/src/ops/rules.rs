@@ -14,7 +14,7 @@ pub struct OpError {
     pub hint: Option<String>,
     /// The argument to point at, when the caller gave it.
     pub arg: Option<&'static str>,
-    /// For a size that shrinks to nothing: the spatial axis (0 height, 1 width).
+    /// For a size that shrinks to nothing: the spatial axis (0 the first after the channels).
     pub axis: Option<usize>,
     /// For an input of the wrong rank: the rank needed. Only the evaluator knows where the
     /// input's rank came from (a `flatten` upstream, or the input declaration), so it words
@@ -84,40 +84,91 @@ pub fn axis(name: &'static str, raw: i64, input: &Shape) -> Result<usize, OpErro
     Ok(resolved as usize)
 }
 
-/// `[C, H, W]` of a 4-D input, or an error saying what `op` needs.
-pub fn expect_image(op: &str, input: &Shape) -> Result<[u64; 3], OpError> {
-    match input.dims[..] {
-        [c, h, w] => Ok([c, h, w]),
-        _ => {
-            let mut err = OpError::new(
-                Code::ShapeMismatch,
-                format!("`{op}` needs a 4-D input [N, C, H, W], but gets {input}"),
-            )
-            .label(format!("the input here is {input}"));
-            err.needs_rank = Some(4);
-            Err(err)
+/// The names of spatial axis `axis` of a layer with `spatial` of them, as PyTorch's
+/// documentation names them (L; D, H, W), and what a window counts along it, for messages.
+pub fn spatial_axis(spatial: usize, axis: usize) -> (&'static str, &'static str) {
+    const AXES: [(&str, &str); 3] = [("depth", "planes"), ("height", "rows"), ("width", "columns")];
+    let named = match spatial {
+        1 => Some(("length", "positions")),
+        // 2-D layers have the last two: height and width.
+        2 | 3 => AXES.get(3 - spatial + axis).copied(),
+        _ => None,
+    };
+    named.unwrap_or(("size", "elements"))
+}
+
+/// The channels and the `N` spatial sizes of an input `[N, C, ...]` of rank `N + 2`, or an
+/// error saying what `op` needs.
+pub fn expect_spatial<const N: usize>(op: &str, input: &Shape) -> Result<(u64, [u64; N]), OpError> {
+    if let Some((&channels, spatial)) = input.dims.split_first() {
+        if let Ok(sizes) = <[u64; N]>::try_from(spatial) {
+            return Ok((channels, sizes));
         }
+    }
+    let letters: String =
+        (0..N).map(|axis| format!(", {}", spatial_axis(N, axis).0[..1].to_uppercase())).collect();
+    let mut err = OpError::new(
+        Code::ShapeMismatch,
+        format!("`{op}` needs a {}-D input [N, C{letters}], but gets {input}", N + 2),
+    )
+    .label(format!("the input here is {input}"));
+    err.needs_rank = Some(N + 2);
+    Err(err)
+}
+
+/// The window along spatial axis `axis` over `input` elements, of a layer's kernel, stride,
+/// padding and dilation (one size per axis each); not ceiled, not transposed.
+pub fn window_at<const N: usize>(
+    [kernel, stride, padding, dilation]: [&[u64; N]; 4],
+    axis: usize,
+    input: u64,
+) -> Window {
+    Window {
+        input,
+        kernel: kernel[axis],
+        stride: stride[axis],
+        padding: padding[axis],
+        dilation: dilation[axis],
+        ceil_mode: false,
+        transposed: None,
     }
 }
 
-/// The output size of one spatial axis, or an error that shows how it was derived and what
+/// The output sizes of every spatial axis of `input`, whose spatial sizes are `sizes`, through
+/// the `window` of each axis over its size, or an error for the first that fails.
+pub fn window_outputs<const N: usize>(
+    op: &str,
+    input: &Shape,
+    sizes: [u64; N],
+    window: impl Fn(usize, u64) -> Window,
+) -> Result<[u64; N], OpError> {
+    let mut out = sizes;
+    for (axis, size) in out.iter_mut().enumerate() {
+        *size = window_output(op, axis, window(axis, *size), input)?;
+    }
+    Ok(out)
+}
+
+/// The output size of spatial axis `axis`, or an error that shows how it was derived and what
 /// would fix it.
-pub fn window_output(op: &str, axis: &str, window: Window, input: &Shape) -> Result<u64, OpError> {
-    match window.output() {
-        WindowSize::Ok(out) => Ok(out),
+pub fn window_output(op: &str, axis: usize, window: Window, input: &Shape) -> Result<u64, OpError> {
+    let (name, units) = spatial_axis(input.dims.len().saturating_sub(1), axis);
+    let mut err = match window.output() {
+        WindowSize::Ok(out) => return Ok(out),
         WindowSize::Overflow => {
-            Err(OpError::new(Code::Arithmetic, format!("the output {axis} of this `{op}` overflows 64 bits"))
-                .note(format!("{axis}: {}", window.derivation())))
+            return Err(OpError::new(
+                Code::Arithmetic,
+                format!("the output {name} of this `{op}` overflows 64 bits"),
+            )
+            .note(format!("{name}: {}", window.derivation())))
         }
         WindowSize::TooSmall { padded, effective_kernel } => {
-            let mut err = OpError::new(
+            let err = OpError::new(
                 Code::SizeTooSmall,
                 format!(
-                    "the {axis} shrinks to nothing: this `{op}`'s {effective_kernel}-wide window does not fit in {padded} (padded) rows",
+                    "the {name} shrinks to nothing: this `{op}`'s {effective_kernel}-wide window does not fit in {padded} (padded) {units}",
                 ),
-            )
-            .label(format!("input {input} is too small for this window"))
-            .note(format!("{axis}: {}", window.derivation()));
+            );
             let padding = window.padding_needed();
             let mut fixes = vec![format!("a kernel of at most {padded}")];
             if padding > window.padding && padding * 2 <= effective_kernel as u64 {
@@ -125,14 +176,23 @@ pub fn window_output(op: &str, axis: &str, window: Window, input: &Shape) -> Res
             }
             fixes.push("fewer downsampling layers before this one".into());
             fixes.push("a larger input".into());
-            err = err.hint(format!("use {}", join_or(&fixes)));
-            err.axis = Some(if axis == "width" { 1 } else { 0 });
-            if axis == "width" {
-                err.message = err.message.replace("rows", "columns");
-            }
-            Err(err)
+            err.hint(format!("use {}", join_or(&fixes))).label(format!("input {input} is too small for this window"))
         }
-    }
+        WindowSize::Cropped { full } => OpError::new(
+            Code::SizeTooSmall,
+            format!(
+                "the {name} shrinks to nothing: this `{op}` makes {full} {units}, and its padding crops {} of them",
+                2 * u128::from(window.padding)
+            ),
+        )
+        // The output is `full − 2·padding`: at least 1 needs this much.
+        .hint(format!("use `padding={}` or less", (full - 1).max(0) / 2))
+        .label(format!("`padding` is {}", window.padding))
+        .at("padding"),
+    };
+    err = err.note(format!("{name}: {}", window.derivation()));
+    err.axis = Some(axis);
+    Err(err)
 }
 
 fn join_or(items: &[String]) -> String {
@@ -141,4 +201,13 @@ fn join_or(items: &[String]) -> String {
         [one] => one.clone(),
         [init @ .., last] => format!("{}, or {last}", init.join(", ")),
     }
+}
+
+/// `` `op` needs `needs`, but gets [N, 16] ``: an input of a rank the layer does not take,
+/// marked with the rank wanted, so that the evaluator adds where the input's rank came from.
+pub fn wrong_rank(op: &str, needs: &str, rank: usize, input: &Shape) -> OpError {
+    let mut err = OpError::new(Code::ShapeMismatch, format!("`{op}` needs {needs}, but gets {input}"))
+        .label(format!("the input here is {input}"));
+    err.needs_rank = Some(rank);
+    err
 }

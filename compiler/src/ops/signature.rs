@@ -27,8 +27,9 @@ impl ParamSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Int,
-    /// An integer or a pair `(height, width)`.
-    Pair,
+    /// An integer, or a tuple of this many integers, one per spatial axis (`(height, width)`
+    /// for 2-D layers), as PyTorch's `_single`, `_pair` and `_triple` take them.
+    Spatial(usize),
     /// An integer or a tuple of integers of any length: sizes such as `normalized_shape`.
     Dims,
     /// An integer or a tuple of integers, kept apart as PyTorch keeps them (`split(16)` cuts
@@ -40,22 +41,33 @@ pub enum Kind {
     Bool,
     /// One of a fixed set of strings, as PyTorch spells them (`approximate="tanh"`).
     Choice(&'static [&'static str]),
-    /// A [`Kind::Pair`] or one of these strings, as a convolution's `padding` is an amount,
+    /// A [`Kind::Spatial`] or one of these strings, as a convolution's `padding` is an amount,
     /// `"same"` or `"valid"`.
-    PairOr(&'static [&'static str]),
+    SpatialOr(usize, &'static [&'static str]),
 }
 
 impl Kind {
     pub fn describe(self) -> String {
         match self {
             Kind::Int => "an integer".into(),
-            Kind::Pair => "an integer or a pair of integers".into(),
+            Kind::Spatial(n) => format!("an integer or {}", tuple_of(n)),
             Kind::Dims | Kind::Ints => "an integer or a tuple of integers".into(),
             Kind::Float => "a number".into(),
             Kind::Bool => "`true` or `false`".into(),
             Kind::Choice(choices) => format!("one of {}", quoted(choices)),
-            Kind::PairOr(choices) => format!("an integer, a pair of integers, or one of {}", quoted(choices)),
+            Kind::SpatialOr(n, choices) => {
+                format!("an integer, {}, or one of {}", tuple_of(n), quoted(choices))
+            }
         }
+    }
+}
+
+/// `a pair of integers`, as the spatial arguments of a layer of `n` spatial axes are written.
+fn tuple_of(n: usize) -> String {
+    match n {
+        1 => "a tuple of 1 integer".into(),
+        2 => "a pair of integers".into(),
+        n => format!("a tuple of {n} integers"),
     }
 }
 
@@ -68,7 +80,7 @@ fn quoted(choices: &[&str]) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArgValue {
     Int(i64),
-    Pair([i64; 2]),
+    /// A tuple of integers: a [`Kind::Dims`], or a [`Kind::Spatial`] of the right length.
     Dims(Vec<i64>),
     Float(f64),
     Bool(bool),
@@ -85,7 +97,6 @@ impl std::fmt::Display for ArgValue {
             ArgValue::Int(v) => write!(f, "{v}"),
             ArgValue::Float(v) => write!(f, "{v:?}"),
             ArgValue::Bool(v) => write!(f, "{v}"),
-            ArgValue::Pair([a, b]) => write!(f, "({a}, {b})"),
             ArgValue::Dims(dims) => {
                 let dims: Vec<String> = dims.iter().map(i64::to_string).collect();
                 write!(f, "({})", dims.join(", "))
@@ -142,7 +153,7 @@ impl Args {
         }
     }
 
-    /// The string given for a [`Kind::PairOr`] parameter, or `None` when it holds sizes.
+    /// The string given for a [`Kind::SpatialOr`] parameter, or `None` when it holds sizes.
     pub fn chosen(&self, name: &'static str) -> Option<&'static str> {
         match self.get(name) {
             ArgValue::Choice(v) => Some(v),
@@ -154,14 +165,16 @@ impl Args {
         *self.get(name) != ArgValue::Unset
     }
 
-    /// An integer, or each element of a pair, checked against `min`.
-    fn pair_at_least(&self, name: &'static str, min: i64) -> Result<[u64; 2], OpError> {
-        let pair = match self.get(name) {
-            ArgValue::Int(v) => [*v, *v],
-            ArgValue::Pair(p) => *p,
+    /// A [`Kind::Spatial`] argument, one size per spatial axis (an integer stands for all
+    /// of them), each checked against `min`.
+    fn spatial_at_least<const N: usize>(&self, name: &'static str, min: i64) -> Result<[u64; N], OpError> {
+        let sizes: [i64; N] = match self.get(name) {
+            ArgValue::Int(v) => [*v; N],
+            // The binding checked the tuple's length against the parameter's kind.
+            ArgValue::Dims(d) => d.as_slice().try_into().expect("a tuple of the parameter's length"),
             _ => unreachable!("`{name}` is not an integer parameter"),
         };
-        for v in pair {
+        for v in sizes {
             if v < min {
                 let what = if min == 0 { "at least 0" } else { "at least 1" };
                 return Err(OpError::new(Code::Value, format!("`{name}` must be {what}, but is {v}"))
@@ -169,19 +182,19 @@ impl Args {
                     .at(name));
             }
         }
-        Ok(pair.map(|v| v as u64))
+        Ok(sizes.map(|v| v as u64))
     }
 
-    pub fn positive_pair(&self, name: &'static str) -> Result<[u64; 2], OpError> {
-        self.pair_at_least(name, 1)
+    pub fn positive_sizes<const N: usize>(&self, name: &'static str) -> Result<[u64; N], OpError> {
+        self.spatial_at_least(name, 1)
     }
 
-    pub fn non_negative_pair(&self, name: &'static str) -> Result<[u64; 2], OpError> {
-        self.pair_at_least(name, 0)
+    pub fn non_negative_sizes<const N: usize>(&self, name: &'static str) -> Result<[u64; N], OpError> {
+        self.spatial_at_least(name, 0)
     }
 
     pub fn positive_int(&self, name: &'static str) -> Result<u64, OpError> {
-        self.pair_at_least(name, 1).map(|p| p[0])
+        self.spatial_at_least::<1>(name, 1).map(|[v]| v)
     }
 
     pub fn int(&self, name: &'static str) -> i64 {

@@ -5,7 +5,7 @@ nnc::model! {
     network se {
         input [N, 16, 8, 8]
         x = conv2d(16, 3, padding=1) -> relu
-        se = adaptive_avgpool(1) -> conv2d(4, 1) -> relu -> conv2d(16, 1) -> sigmoid
+        se = adaptive_avgpool2d(1) -> conv2d(4, 1) -> relu -> conv2d(16, 1) -> sigmoid
         x -> conv2d(8, 1)
     }
 }

@@ -2,7 +2,7 @@
 nnc::model! {
     network lenet {
         input [N, 1, 8, 8]
-        conv2d(6, 5) -> sigmoid -> avgpool(2, stride=2) -> conv2d(16, 5) -> flatten -> linear(10)
+        conv2d(6, 5) -> sigmoid -> avgpool2d(2, stride=2) -> conv2d(16, 5) -> flatten -> linear(10)
     }
 }
 

@@ -38,6 +38,9 @@ impl Expander<'_> {
         if let Some(&block) = self.program.blocks.get(name) {
             return self.call_block(name, block, &[], loc, scope, flow, path);
         }
+        if self.program.broken_blocks.contains(name) {
+            return Value::Poison;
+        }
         let candidates: Vec<&str> = scope
             .vars
             .keys()
@@ -72,13 +75,22 @@ impl Expander<'_> {
         if let Some(&block) = self.program.blocks.get(name) {
             return self.call_block(name, block, args, loc, scope, flow, path);
         }
+        // Its definition's syntax error says what is wrong; "unknown" would mislead.
+        if self.program.broken_blocks.contains(name) {
+            return Value::Poison;
+        }
         let is_value = scope.vars.contains_key(name);
         let candidates = ops::ALL
             .iter()
             .map(|o| o.name)
             .chain(RESERVED.iter().copied())
             .chain(self.program.blocks.keys().map(String::as_str));
-        let hint = did_you_mean(name, candidates);
+        let hint = match ops::renamed(name) {
+            Some(new) => Some(format!(
+                "did you mean `{new}`? `{name}` was renamed: layers name their rank, as PyTorch's modules do"
+            )),
+            None => did_you_mean(name, candidates),
+        };
         self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
     }
 
@@ -180,8 +192,8 @@ impl Expander<'_> {
         let needs_rank = err.needs_rank;
         let mut d = op_diagnostic(err, at, Some(name));
         d.notes.extend(history);
-        if needs_rank.is_some() {
-            d = rank_origin(d, self.rank_origin(input));
+        if let Some(rank) = needs_rank {
+            d = rank_origin(d, self.rank_origin(input), rank);
         }
         self.error(d)
     }
@@ -395,13 +407,9 @@ fn pack_positional(args: &[Arg]) -> Vec<Arg> {
 /// Converts a value to a parameter's kind, or `None` if it is not of that kind.
 fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
     match (kind, value) {
-        (Kind::Int, Value::Int(v)) | (Kind::Pair, Value::Int(v)) => {
-            Some(if kind == Kind::Int { ArgValue::Int(*v) } else { ArgValue::Pair([*v, *v]) })
-        }
-        (Kind::Pair, Value::Tuple(items)) => match items[..] {
-            [Value::Int(a), Value::Int(b)] => Some(ArgValue::Pair([a, b])),
-            _ => None,
-        },
+        (Kind::Int | Kind::Spatial(_), Value::Int(v)) => Some(ArgValue::Int(*v)),
+        // A tuple only of the layer's spatial rank: `kernel=(3, 3)` on a `conv3d` is a mistake.
+        (Kind::Spatial(n), Value::Tuple(items)) if items.len() == n => convert(value, Kind::Dims),
         (Kind::Dims, Value::Int(v)) => Some(ArgValue::Dims(vec![*v])),
         (Kind::Ints, Value::Int(v)) => Some(ArgValue::Int(*v)),
         (Kind::Dims | Kind::Ints, Value::Tuple(items)) => items
@@ -415,8 +423,8 @@ fn convert(value: &Value, kind: Kind) -> Option<ArgValue> {
         (Kind::Choice(choices), Value::Str(s)) => {
             choices.iter().find(|c| *c == s).map(|c| ArgValue::Choice(c))
         }
-        (Kind::PairOr(choices), Value::Str(_)) => convert(value, Kind::Choice(choices)),
-        (Kind::PairOr(_), _) => convert(value, Kind::Pair),
+        (Kind::SpatialOr(_, choices), Value::Str(_)) => convert(value, Kind::Choice(choices)),
+        (Kind::SpatialOr(n, _), _) => convert(value, Kind::Spatial(n)),
         _ => None,
     }
 }

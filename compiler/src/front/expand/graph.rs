@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nnc_grammar::ast::{Expr, ExprKind, Ident, Stmt};
+use nnc_grammar::ast::{Expr, ExprKind, Label, Stmt};
 use nnc_grammar::Span;
 
 use super::{Expander, Scope};
@@ -80,6 +80,7 @@ impl Expander<'_> {
     /// with its arithmetic (`14 = (28 + 2·0 − 2) / 2 + 1`).
     pub(super) fn size_history(&self, mut id: NodeId, axis: usize) -> String {
         const MAX_STEPS: usize = 6;
+        let spatial = self.nodes[id.0].shape.dims.len().saturating_sub(1);
         let mut steps = Vec::new();
         loop {
             let node = &self.nodes[id.0];
@@ -106,7 +107,7 @@ impl Expander<'_> {
             id = node.inputs[0];
         }
         steps.reverse();
-        let axis_name = if axis == 0 { "height" } else { "width" };
+        let (axis_name, _) = ops::spatial_axis(spatial, axis);
         format!("how the {axis_name} got here:\n  {}", steps.join("\n  "))
     }
 
@@ -195,7 +196,7 @@ pub(super) struct Seq {
 }
 
 impl Seq {
-    pub(super) fn new(path: &str, stages: &[(Option<&Ident>, &Expr)], scope: &Scope) -> Seq {
+    pub(super) fn new(path: &str, stages: &[(Option<&Label>, &Expr)], scope: &Scope) -> Seq {
         let layers = stages.iter().filter(|(_, e)| !refers(e, scope)).count();
         let repeats = stages.iter().any(|(_, e)| matches!(e.kind, ExprKind::Repeat { .. }));
         Seq { path: path.to_string(), next: 0, indexed: layers > 1 || repeats }

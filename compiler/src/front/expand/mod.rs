@@ -18,7 +18,7 @@ pub(crate) mod lints;
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Access, Definition, Expr, ExprKind, Ident, RepeatCount, Stmt};
+use nnc_grammar::ast::{Access, Definition, Expr, ExprKind, Ident, Label, LabelPart, RepeatCount, Stmt};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
@@ -514,7 +514,7 @@ impl<'p> Expander<'p> {
     /// does the first.
     fn stages(
         &mut self,
-        stages: &[(Option<&Ident>, &Expr)],
+        stages: &[(Option<&Label>, &Expr)],
         scope: &mut Scope,
         flow: Option<&Value>,
         seq: &mut Seq,
@@ -545,12 +545,22 @@ impl<'p> Expander<'p> {
                 _ => {
                     let is_reference = refers(expr, scope);
                     let stage_path = match label {
-                        Some(label) => child(&scope.label_prefix, &label.name),
+                        Some(label) => match self.label(label, scope) {
+                            Some(name) => child(&scope.label_prefix, name),
+                            None => return Value::Poison,
+                        },
                         None if is_reference || !seq.indexed => seq.path.clone(),
                         None => child(&seq.path, seq.next),
                     };
                     let before = self.nodes.len();
+                    // Labels inside a labelled stage (`f: (a: conv2d(...) -> ...)`) nest under
+                    // its label, as they nest under a statement's name.
+                    let outer_prefix =
+                        label.map(|_| std::mem::replace(&mut scope.label_prefix, stage_path.clone()));
                     let value = self.eval(expr, scope, current.as_ref(), &stage_path);
+                    if let Some(prefix) = outer_prefix {
+                        scope.label_prefix = prefix;
+                    }
                     // A stage takes a position only if it made a layer.
                     if !is_reference && self.nodes.len() > before {
                         seq.next += 1;
@@ -583,6 +593,45 @@ impl<'p> Expander<'p> {
         }
         scope.stage_input = outer_stage_input;
         current.unwrap_or(Value::Poison)
+    }
+
+    /// A label's name: `conv1`, or `denselayer{j}` with the integer value of `j` appended.
+    fn label(&mut self, label: &Label, scope: &mut Scope) -> Option<String> {
+        let mut text = String::new();
+        for part in &label.parts {
+            let index = match part {
+                LabelPart::Text(t) => {
+                    text += t;
+                    continue;
+                }
+                LabelPart::Value(index) => index,
+            };
+            let at = Loc::new(scope.file, index.span);
+            // Only a value: a layer's name here would apply the layer.
+            let value = scope.vars.get(&index.name).map(|(v, _)| v.clone());
+            if let Some(param) = scope.params_read.iter_mut().find(|(p, _)| *p == index.name) {
+                param.1 = true;
+            }
+            match value {
+                Some(Value::Int(v)) => text += &v.to_string(),
+                Some(Value::Poison) => return None,
+                None => {
+                    self.error(Error::UnknownName { name: &index.name, at, hint: None });
+                    return None;
+                }
+                Some(other) => {
+                    let found = self.found(&other);
+                    self.error(Error::LabelIndex { found, at });
+                    return None;
+                }
+            }
+        }
+        // A dot would make a level of the hierarchy that no module holds.
+        if text.is_empty() || text.contains('.') {
+            self.error(Error::LabelText { text: &text, at: Loc::new(scope.file, label.span) });
+            return None;
+        }
+        Some(text)
     }
 
     /// Unrolls a repeat into the enclosing sequence: each layer of each iteration takes the
@@ -665,7 +714,7 @@ impl<'p> Expander<'p> {
 }
 
 /// The stages of a chain with their labels, or an expression as a chain of one stage.
-fn stages_of(e: &Expr) -> Vec<(Option<&Ident>, &Expr)> {
+fn stages_of(e: &Expr) -> Vec<(Option<&Label>, &Expr)> {
     match &e.kind {
         ExprKind::Chain(stages) => stages.iter().map(|s| (s.label.as_ref(), &s.expr)).collect(),
         _ => vec![(None, e)],

@@ -1,0 +1,53 @@
+//! The torchvision zoo through `model!`: each generated module loads the synthetic
+//! torchvision state of its fixture (`parity/fixtures/zoo/`, see `runtime/tests/zoo.rs`)
+//! strictly and computes torchvision's output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nnc::runtime::{parity, weights};
+use nnc::tch::{nn, nn::ModuleT, Device, Tensor};
+
+nnc::model!(ResNet50 = "../models/zoo/resnet50.net", classes = 10, size = 64);
+nnc::model!(ResNeXt50 = "../models/zoo/resnext50_32x4d.net", classes = 10, size = 64);
+nnc::model!(MobileNetV2 = "../models/zoo/mobilenet_v2.net", classes = 10, size = 64);
+nnc::model!(MobileNetV3Small = "../models/zoo/mobilenet_v3_small.net", classes = 10, size = 64);
+nnc::model!(EfficientNetB0 = "../models/zoo/efficientnet_b0.net", classes = 10, size = 64);
+nnc::model!(RegNetY400MF = "../models/zoo/regnet_y_400mf.net", classes = 10, size = 64);
+nnc::model!(DenseNet121 = "../models/zoo/densenet121.net", classes = 10, size = 64);
+
+/// Loads the fixture's synthetic state into `vs` strictly and compares `net`'s output with
+/// torchvision's.
+fn check(name: &str, net: &dyn ModuleT, vs: &mut nn::VarStore) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../parity/fixtures/zoo/{name}.safetensors"));
+    let meta = parity::metadata(&path).unwrap();
+    let state: Vec<(String, Vec<i64>)> = serde_json::from_str(&meta["state"]).unwrap();
+    let state: BTreeMap<String, Tensor> =
+        state.iter().map(|(k, shape)| (k.clone(), parity::synthetic(k, shape))).collect();
+    weights::load_map(vs, &state, "the synthetic torchvision state").unwrap();
+    let input: Vec<i64> = serde_json::from_str(&meta["input"]).unwrap();
+    let output = Tensor::read_safetensors(&path).unwrap().into_iter().find(|(k, _)| k == "output").unwrap().1;
+    let y = nnc::tch::no_grad(|| net.forward_t(&parity::synthetic("input", &input), false));
+    let error = parity::relative(&y, &output);
+    assert!(error <= 1e-5, "{name}: the generated module is off torchvision's output by {error:e}");
+}
+
+macro_rules! zoo {
+    ($test:ident, $ty:ident, $name:literal) => {
+        #[test]
+        fn $test() {
+            let mut vs = nn::VarStore::new(Device::Cpu);
+            let net = $ty::new(&vs.root());
+            check($name, &net, &mut vs);
+        }
+    };
+}
+
+zoo!(resnet50, ResNet50, "resnet50");
+zoo!(resnext50_32x4d, ResNeXt50, "resnext50_32x4d");
+zoo!(mobilenet_v2, MobileNetV2, "mobilenet_v2");
+zoo!(mobilenet_v3_small, MobileNetV3Small, "mobilenet_v3_small");
+zoo!(efficientnet_b0, EfficientNetB0, "efficientnet_b0");
+zoo!(regnet_y_400mf, RegNetY400MF, "regnet_y_400mf");
+zoo!(densenet121, DenseNet121, "densenet121");

@@ -1,0 +1,180 @@
+"""The torchvision zoo against nnc, at full size: run by hand where torchvision is installed.
+
+    python parity/zoo.py [NAME ...]      # every network of ZOO by default
+
+For each network of `models/zoo/`, against torchvision's own module (random weights, as no
+download is possible here; torchvision's initialisation):
+
+1. `nnc check --format json` gives torchvision's parameter count;
+2. the module `nnc emit --target pytorch` writes has torchvision's state_dict, key for key and
+   shape for shape, loads torchvision's weights strictly, and computes torchvision's outputs;
+3. torchvision's state_dict, saved as safetensors, loads strictly into nnc's own runtime
+   (`nnc run --weights`), and nnc computes torchvision's outputs: this writes the input,
+   the weights and torchvision's output to a folder and runs the `zoo_full_size` test of
+   `runtime/tests/zoo.rs` on it (`NNC_ZOO_DIR`).
+
+Prints one line per network with the largest relative differences; exits 1 if any check fails.
+Needs torch, torchvision and safetensors, and nnc built (`cargo build -p nnc-cli`).
+
+    python parity/zoo.py --write-fixtures [NAME ...]
+
+writes instead the small fixtures CI checks without Python (`parity/fixtures/zoo/`, read by
+`runtime/tests/zoo.rs`): each network with 10 classes on one 64×64 synthetic picture, with
+synthetic weights (`parity/synthetic.py`), so that a fixture holds the state_dict's names and
+shapes and the output, not the weights.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synthetic  # noqa: E402  (this folder's module)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NNC = os.environ.get("NNC", os.path.join(ROOT, "target", "debug", "nnc"))
+
+# name: (torchvision constructor, input size used for the full-size output comparison)
+ZOO = {
+    "mobilenet_v2": ("torchvision.models.mobilenet_v2", 96),
+    "mobilenet_v3_small": ("torchvision.models.mobilenet_v3_small", 96),
+    "efficientnet_b0": ("torchvision.models.efficientnet_b0", 96),
+    "shufflenet_v2_x1_0": ("torchvision.models.shufflenet_v2_x1_0", 96),
+    "regnet_y_400mf": ("torchvision.models.regnet_y_400mf", 96),
+    "convnext_tiny": ("torchvision.models.convnext_tiny", 96),
+    "resnet50": ("torchvision.models.resnet50", 96),
+    "resnext50_32x4d": ("torchvision.models.resnext50_32x4d", 96),
+    "densenet121": ("torchvision.models.densenet121", 96),
+}
+FIXTURES = os.path.join(ROOT, "parity", "fixtures", "zoo")
+FIXTURE_CLASSES = 10
+FIXTURE_INPUT = [1, 3, 64, 64]
+
+
+def build(constructor, **kwargs):
+    return eval(constructor, {"torchvision": torchvision})(**kwargs)  # noqa: S307 (our own table)
+
+
+def relative(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
+
+
+def emitted(path, name, work):
+    """The module nnc emits for `path`, instantiated."""
+    source = os.path.join(work, f"{name}.py")
+    text = subprocess.run([NNC, "emit", "--target", "pytorch", path], check=True, capture_output=True).stdout
+    with open(source, "wb") as f:
+        f.write(text)
+    spec = importlib.util.spec_from_file_location(name, source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)]
+    return classes[-1]()  # the network's class comes last, after its blocks'
+
+
+def check(name, work):
+    path = os.path.join(ROOT, "models", "zoo", f"{name}.net")
+    if not os.path.exists(path):
+        return f"{name}: no models/zoo/{name}.net", False
+    constructor, size = ZOO[name]
+    torch.manual_seed(0)
+    reference = build(constructor).eval()
+    expected_count = sum(p.numel() for p in reference.parameters())
+
+    report = json.loads(subprocess.run([NNC, "check", "--format", "json", path], check=True, capture_output=True).stdout)
+    count = report[0]["networks"][0]["totals"]["params"]
+    ok = count == expected_count
+
+    ours = emitted(path, name, work).eval()
+    theirs = [(k, tuple(v.shape)) for k, v in reference.state_dict().items()]
+    mine = [(k, tuple(v.shape)) for k, v in ours.state_dict().items()]
+    names_ok = sorted(theirs) == sorted(mine)
+    ok &= names_ok
+    diff_emit = diff_nnc = float("nan")
+    if names_ok:
+        ours.load_state_dict(reference.state_dict(), strict=True)
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            y = reference(x)
+            diff_emit = relative(ours(x), y)
+        ok &= diff_emit <= 1e-5
+        case = os.path.join(work, name)
+        os.makedirs(case, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, os.path.join(case, "weights.safetensors"))
+        save_file({"input": x, "output": y.contiguous()}, os.path.join(case, "io.safetensors"))
+        with open(os.path.join(case, "net"), "w") as f:
+            f.write(path)
+        with open(os.path.join(case, "set.json"), "w") as f:
+            json.dump({"size": str(size)}, f)
+        test = subprocess.run(
+            ["cargo", "test", "-q", "-p", "nnc-runtime", "--test", "zoo", "zoo_full_size", "--", "--nocapture"],
+            cwd=ROOT,
+            env={**os.environ, "NNC_ZOO_DIR": case},
+            capture_output=True,
+            text=True,
+        )
+        lines = [l for l in test.stdout.splitlines() + test.stderr.splitlines() if "relative difference" in l]
+        if test.returncode == 0 and lines:
+            diff_nnc = float(lines[-1].rsplit(" ", 1)[-1])
+        else:
+            ok = False
+            print(test.stdout[-2000:], test.stderr[-2000:])
+    missing = sorted(set(theirs) - set(mine))[:3]
+    extra = sorted(set(mine) - set(theirs))[:3]
+    line = (
+        f"{name:20} params {count} (torchvision {expected_count}); state_dict {'equal' if names_ok else f'differs: missing {missing}, extra {extra}'}; "
+        f"emitted module off by {diff_emit:.3g}; nnc runtime off by {diff_nnc:.3g}"
+    )
+    return line, ok
+
+
+def write_fixture(name):
+    """The small fixture of one network: its state_dict's names and shapes, and its output on
+    the synthetic input with the synthetic weights, both of which Rust recomputes."""
+    constructor, _ = ZOO[name]
+    reference = build(constructor, num_classes=FIXTURE_CLASSES).eval()
+    state = reference.state_dict()
+    reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
+    x = torch.from_numpy(synthetic.tensor("input", tuple(FIXTURE_INPUT)))
+    with torch.no_grad():
+        y = reference(x).contiguous()
+    metadata = {
+        "net": f"models/zoo/{name}.net",
+        "set": json.dumps({"classes": str(FIXTURE_CLASSES), "size": str(FIXTURE_INPUT[-1])}),
+        "input": json.dumps(FIXTURE_INPUT),
+        "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
+        "torch": f"{constructor}(num_classes={FIXTURE_CLASSES})",
+        "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
+    }
+    os.makedirs(FIXTURES, exist_ok=True)
+    path = os.path.join(FIXTURES, f"{name}.safetensors")
+    save_file({"output": y}, path, metadata=metadata)
+    print(f"{name:20} {list(y.shape)} {os.path.getsize(path)} bytes")
+
+
+def main():
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(ZOO)
+    if "--write-fixtures" in sys.argv:
+        torch.use_deterministic_algorithms(True)
+        for name in names:
+            write_fixture(name)
+        return
+    failed = 0
+    with tempfile.TemporaryDirectory() as work:
+        for name in names:
+            line, ok = check(name, work)
+            print(("ok   " if ok else "FAIL ") + line, flush=True)
+            failed += not ok
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
