@@ -244,6 +244,26 @@ print(f"{sys.argv[4]}: relative difference {worst:.3g}")
 sys.exit(0 if worst <= 1e-5 else 1)
 "#;
 
+/// Writes the module `nnc emit --target pytorch` makes of `graph` into `dir` and runs `script`
+/// on it with `python`: the script's arguments are the module's path, its class and `args`.
+/// Fails, with the script's output, if the script does.
+fn run_emitted(
+    python: &str,
+    script: &str,
+    graph: &nnc_compiler::Graph,
+    dir: &Path,
+    case: &str,
+    args: &[&std::ffi::OsStr],
+) {
+    let module = dir.join(format!("{case}.py"));
+    std::fs::write(&module, pytorch::emit(graph, case)).unwrap();
+    let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
+    let out = Command::new(python).args(["-c", script]).arg(&module).arg(&class).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprint!("{text}");
+    assert!(out.status.success(), "{case}: {text}");
+}
+
 #[test]
 fn emitted_modules_match_every_op_fixture() {
     let Some(python) = python() else {
@@ -261,22 +281,7 @@ fn emitted_modules_match_every_op_fixture() {
         let text = fixture.network();
         let compiled = compile(Root::Text { name: "op.net", text: &text, dir: None }, &Options::default());
         assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
-        let graph = &compiled.graphs[0];
-        let module = dir.join(format!("{case}.py"));
-        std::fs::write(&module, pytorch::emit(graph, &case)).unwrap();
-        let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
-        let out = Command::new(&python)
-            .args(["-c", CHECK_OP])
-            .arg(&module)
-            .arg(&class)
-            .arg(&path)
-            .arg(&case)
-            .output()
-            .unwrap();
-        let text =
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        eprint!("{text}");
-        assert!(out.status.success(), "{case}: {text}");
+        run_emitted(&python, CHECK_OP, &compiled.graphs[0], &dir, &case, &[path.as_os_str(), case.as_ref()]);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -327,23 +332,9 @@ fn emitted_zoo_modules_match_torchvision() {
         let options = Options { overrides: set.into_iter().collect(), ..Options::default() };
         let compiled = compile(Root::Path(&root.join(&meta["net"])), &options);
         assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
-        let graph = &compiled.graphs[0];
-        let module = dir.join(format!("{case}.py"));
-        std::fs::write(&module, pytorch::emit(graph, &case)).unwrap();
-        let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
-        let out = Command::new(&python)
-            .args(["-c", CHECK_ZOO])
-            .arg(&module)
-            .arg(&class)
-            .arg(&path)
-            .arg(root.join("parity"))
-            .arg(&case)
-            .output()
-            .unwrap();
-        let text =
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        eprint!("{text}");
-        assert!(out.status.success(), "{case}: {text}");
+        let parity = root.join("parity");
+        let args = [path.as_os_str(), parity.as_os_str(), case.as_ref()];
+        run_emitted(&python, CHECK_ZOO, &compiled.graphs[0], &dir, &case, &args);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
