@@ -149,3 +149,25 @@ fn body_bindings_stay_in_their_body() {
     assert_eq!(c.diagnostics.len(), 1, "{messages:?}");
     assert!(messages[0].contains("`y`"), "{messages:?}");
 }
+
+/// The functions of numbers compute what Python's do, and a `fn` computes a value once for
+/// every use: torchvision's `_make_divisible(24 * 0.75, 8)` is 24 (18 rounds to 16, which is
+/// more than 10% below 18).
+#[test]
+fn functions_compute_as_python_does() {
+    let names = named(
+        "fn make_divisible(v, divisor = 8) {
+             rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
+             if rounded < 0.9 * v { rounded + divisor } else { rounded }
+         }
+         network n {
+             input [N, 3]
+             a: linear(make_divisible(24 * 0.75))
+             b: linear(max((3, round(2.5), round(3.5))))
+             c: linear(floor(-2.5) + ceil(2.1) + int(-2.7) + abs(-3) + min(4, 4.5))
+         }",
+    );
+    // round(2.5) is 2 and round(3.5) is 4 (ties to even); floor(-2.5) + ceil(2.1) + int(-2.7)
+    // + abs(-3) + min(4, 4.5) is -3 + 3 - 2 + 3 + 4 = 5.
+    assert_eq!(names, pairs(&[("a", "[N, 24]"), ("b", "[N, 4]"), ("c", "[N, 5]")]));
+}

@@ -59,6 +59,8 @@ pub enum ImportTarget {
 pub enum DefKind {
     Block,
     Network,
+    /// `fn name(params) { ... }`: a pure function of values, such as `make_divisible`.
+    Function,
 }
 
 /// A `block` or a `network`: parameters and a body of statements.

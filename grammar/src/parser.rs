@@ -346,8 +346,8 @@ fn join_alternatives(words: &[&str]) -> String {
 fn describe(rule: Rule) -> &'static str {
     match rule {
         Rule::EOI => "end of file",
-        Rule::item_at | Rule::definition | Rule::def_kind | Rule::kw_block | Rule::kw_network => {
-            "`block` or `network`"
+        Rule::item_at | Rule::definition | Rule::def_kind | Rule::kw_block | Rule::kw_network | Rule::kw_fn => {
+            "`block`, `network` or `fn`"
         }
         Rule::import | Rule::kw_import => "`import`",
         Rule::module_path => "a module name",
@@ -413,6 +413,7 @@ impl Builder<'_> {
         let mut inner = pair.into_inner();
         let kind = match inner.next().expect("def_kind").as_str() {
             "block" => DefKind::Block,
+            "fn" => DefKind::Function,
             _ => DefKind::Network,
         };
         let name = self.ident(inner.next().expect("name"));

@@ -30,7 +30,7 @@ pub const STD_MODULES: &[(&str, &str)] = &[
 ];
 
 /// Names the language reserves for its own functions, which blocks may not take.
-pub const RESERVED: &[&str] = &["cat", "stack", "chunk", "split"];
+pub const RESERVED: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil", "cat", "stack", "chunk", "split"];
 
 /// Where the root source comes from.
 pub enum Root<'a> {
@@ -167,7 +167,8 @@ impl Loader<'_> {
         self.program.broken_blocks.extend(ast.broken_blocks.iter().cloned());
         for (index, def) in ast.definitions.iter().enumerate() {
             match def.kind {
-                DefKind::Block => self.index_block(file, index, def),
+                // Functions share the blocks' names: a call finds either.
+                DefKind::Block | DefKind::Function => self.index_block(file, index, def),
                 DefKind::Network if is_root => self.program.networks.push((file, index)),
                 DefKind::Network => {}
             }

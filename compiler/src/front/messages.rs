@@ -117,6 +117,10 @@ pub(super) enum Error<'a> {
     InputInBlock { at: Loc },
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
+    // A function whose body made a layer or gave a tensor.
+    FunctionTensor { function: &'a str, at: Loc },
+    // A built-in function given what it does not take.
+    BuiltinArgs { function: &'a str, takes: &'static str, found: String, at: Loc },
     // `name{i}:` where `i` is not an integer.
     LabelIndex { found: Found, at: Loc },
     // A label that is empty or holds a dot.
@@ -298,7 +302,7 @@ impl Error<'_> {
             NotConstant { at } => Diagnostic::error(Code::Type, "a parameter value must be a constant")
                 .primary(at, "not a constant"),
             InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")
-                .primary(at, "not allowed in a block")
+                .primary(at, "not allowed in a block or function")
                 .hint("inside a block, `in` is the tensor the block is applied to"),
             InputInBody { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network's body")
                 .primary(at, "not allowed in an `if` or `repeat` body")
@@ -315,6 +319,16 @@ impl Error<'_> {
             )
             .primary(at, "this label")
             .hint("a label names one layer; the dots between names come from the statements and blocks it is in"),
+            FunctionTensor { function, at } => Diagnostic::error(
+                Code::Type,
+                format!("function `{function}` computes a tensor, but a function computes numbers"),
+            )
+            .primary(at, "called here")
+            .hint("a `fn` computes sizes and other values from its arguments; write layers in a `block`"),
+            BuiltinArgs { function, takes, found, at } => {
+                Diagnostic::error(Code::Type, format!("`{function}` takes {takes}, but gets {found}"))
+                    .primary(at, "in this call")
+            }
             FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
                 .primary(at, "no tensor flows into this stage")
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Arg, Expr, ExprKind, Ident};
+use nnc_grammar::ast::{Arg, DefKind, Definition, Expr, ExprKind, Ident};
 
 use super::graph::{child, refers, Join};
+use super::eval::BUILTINS;
 use super::{BodyKind, Expander, Frame, Scope};
 use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
@@ -62,6 +63,9 @@ impl Expander<'_> {
     ) -> Value {
         let name = callee.name.as_str();
         let callee_loc = Loc::new(scope.file, callee.span);
+        if let Some(&builtin) = BUILTINS.iter().find(|b| **b == name) {
+            return self.builtin(builtin, args, loc, scope);
+        }
         match name {
             "cat" => return self.join_call("cat", Join::Concat, args, loc, scope, flow, path),
             "stack" => return self.join_call("stack", Join::Stack, args, loc, scope, flow, path),
@@ -299,6 +303,25 @@ impl Expander<'_> {
 
     /// Calls a block on the incoming tensor.
     #[allow(clippy::too_many_arguments)]
+    /// A function's body, evaluated with its parameters bound in `inner`: a value, never a
+    /// layer (no tensor flows into a function).
+    fn call_function(&mut self, name: &str, def: &Definition, mut inner: Scope, loc: Loc) -> Value {
+        let before = self.nodes.len();
+        self.frames.push(Frame::Call { block: name.to_string(), instance: String::new(), at: loc });
+        let result = self.body(&def.body, &mut inner, "", BodyKind::Function, None);
+        self.frames.pop();
+        for (param, (_, read)) in def.params.iter().zip(&inner.params_read) {
+            self.lints.param(name, &param.name.name, Loc::new(inner.file, param.name.span), *read);
+        }
+        match result {
+            Some(Value::Poison) => Value::Poison,
+            Some(Value::Tensor(_)) => self.error(Error::FunctionTensor { function: name, at: loc }),
+            _ if self.nodes.len() > before => self.error(Error::FunctionTensor { function: name, at: loc }),
+            Some(v) => v,
+            None => self.error(Error::FunctionTensor { function: name, at: loc }),
+        }
+    }
+
     fn call_block(
         &mut self,
         name: &str,
@@ -359,6 +382,9 @@ impl Expander<'_> {
             shown.push(format!("{}={value}", param.name.name));
             inner.vars.insert(param.name.name.clone(), (value, param.name.span));
             inner.params_read.push((param.name.name.clone(), false));
+        }
+        if def.kind == DefKind::Function {
+            return self.call_function(name, def, inner, loc);
         }
         match flow {
             Some(Value::Tensor(_)) => {}

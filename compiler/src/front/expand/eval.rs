@@ -349,3 +349,87 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
         (And | Or, _, _) => Err(ScalarError::NotBooleans),
     }
 }
+
+/// The language's functions of numbers, as Python's: `min` and `max` (of several arguments or
+/// of one tuple), `abs`, `round` (to the even neighbour on a tie), `int` (toward zero), and
+/// `math.floor` and `math.ceil`, which give integers.
+pub(super) const BUILTINS: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil"];
+
+impl Expander<'_> {
+    pub(super) fn builtin(&mut self, name: &'static str, args: &[nnc_grammar::ast::Arg], loc: Loc, scope: &mut Scope) -> Value {
+        let mut values = Vec::new();
+        for arg in args {
+            if arg.name.is_some() {
+                let takes = if matches!(name, "min" | "max") { "numbers" } else { "one number" };
+                return self.error(Error::BuiltinArgs { function: name, takes, found: "a keyword argument".into(), at: loc });
+            }
+            match self.eval(&arg.value, scope, None, "") {
+                Value::Poison => return Value::Poison,
+                v => values.push(v),
+            }
+        }
+        let result = match name {
+            "min" | "max" => extreme(name == "max", values),
+            _ => match values.as_slice() {
+                [v] => rounded(name, v),
+                _ => Err(format!("{} arguments", values.len())),
+            },
+        };
+        result.unwrap_or_else(|found| {
+            let takes = if matches!(name, "min" | "max") { "numbers, or one tuple of them" } else { "one number" };
+            self.error(Error::BuiltinArgs { function: name, takes, found, at: loc })
+        })
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// Python's `max` (or `min`) of the arguments, or of the items of one tuple: the first
+/// extreme value itself, so that integers stay integers.
+fn extreme(max: bool, mut values: Vec<Value>) -> Result<Value, String> {
+    if let [Value::Tuple(items)] = values.as_slice() {
+        values = items.clone();
+    }
+    let mut best: Option<(f64, Value)> = None;
+    for v in values {
+        let x = number(&v).ok_or_else(|| v.type_name().to_string())?;
+        let better = match &best {
+            None => true,
+            Some((b, _)) => (max && x > *b) || (!max && x < *b),
+        };
+        if better {
+            best = Some((x, v));
+        }
+    }
+    best.map(|(_, v)| v).ok_or_else(|| "nothing".to_string())
+}
+
+/// `round`, `int`, `floor`, `ceil` or `abs` of one number.
+fn rounded(name: &str, v: &Value) -> Result<Value, String> {
+    match (name, v) {
+        ("abs", Value::Int(i)) => i.checked_abs().map(Value::Int).ok_or_else(|| format!("{i}, whose absolute value overflows")),
+        ("abs", Value::Float(f)) => Ok(Value::Float(f.abs())),
+        (_, Value::Int(i)) => Ok(Value::Int(*i)),
+        (_, Value::Float(f)) => {
+            let r = match name {
+                "round" => f.round_ties_even(),
+                "int" => f.trunc(),
+                "floor" => f.floor(),
+                _ => f.ceil(),
+            };
+            // i64's range, as f64: beyond it (or NaN, infinity) there is no integer to give.
+            if r.is_finite() && r >= -9.223_372_036_854_776e18 && r < 9.223_372_036_854_776e18 {
+                Ok(Value::Int(r as i64))
+            } else {
+                Err(format!("{f:?}, which has no 64-bit integer"))
+            }
+        }
+        (_, other) => Err(other.type_name().to_string()),
+    }
+}

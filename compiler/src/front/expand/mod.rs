@@ -97,6 +97,8 @@ enum BodyKind {
     Block,
     /// The body of an `if` arm or a `repeat` that holds bindings or several statements.
     Nested,
+    /// A function's body, which computes a value.
+    Function,
 }
 
 pub struct Expander<'p> {
@@ -348,7 +350,7 @@ impl<'p> Expander<'p> {
         let loc = Loc::new(scope.file, span);
         match kind {
             BodyKind::Network => {}
-            BodyKind::Block => return self.error(Error::InputInBlock { at: loc }),
+            BodyKind::Block | BodyKind::Function => return self.error(Error::InputInBlock { at: loc }),
             BodyKind::Nested => return self.error(Error::InputInBody { at: loc }),
         }
         if scope.input.is_some() {
