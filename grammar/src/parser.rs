@@ -346,9 +346,12 @@ fn join_alternatives(words: &[&str]) -> String {
 fn describe(rule: Rule) -> &'static str {
     match rule {
         Rule::EOI => "end of file",
-        Rule::item_at | Rule::definition | Rule::def_kind | Rule::kw_block | Rule::kw_network | Rule::kw_fn => {
-            "`block`, `network` or `fn`"
-        }
+        Rule::item_at
+        | Rule::definition
+        | Rule::def_kind
+        | Rule::kw_block
+        | Rule::kw_network
+        | Rule::kw_fn => "`block`, `network` or `fn`",
         Rule::import | Rule::kw_import => "`import`",
         Rule::module_path => "a module name",
         Rule::ident | Rule::callee | Rule::name | Rule::param | Rule::label | Rule::label_name => "a name",

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use nnc_grammar::ast::{Arg, DefKind, Definition, Expr, ExprKind, Ident};
 
-use super::graph::{child, refers, Join};
 use super::eval::BUILTINS;
+use super::graph::{child, refers, Join};
 use super::{BodyKind, Expander, Frame, Scope};
 use crate::diagnostic::did_you_mean;
 use crate::front::load::RESERVED;
@@ -302,7 +302,6 @@ impl Expander<'_> {
     }
 
     /// Calls a block on the incoming tensor.
-    #[allow(clippy::too_many_arguments)]
     /// A function's body, evaluated with its parameters bound in `inner`: a value, never a
     /// layer (no tensor flows into a function).
     fn call_function(&mut self, name: &str, def: &Definition, mut inner: Scope, loc: Loc) -> Value {
@@ -322,6 +321,7 @@ impl Expander<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn call_block(
         &mut self,
         name: &str,

@@ -356,12 +356,23 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
 pub(super) const BUILTINS: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil"];
 
 impl Expander<'_> {
-    pub(super) fn builtin(&mut self, name: &'static str, args: &[nnc_grammar::ast::Arg], loc: Loc, scope: &mut Scope) -> Value {
+    pub(super) fn builtin(
+        &mut self,
+        name: &'static str,
+        args: &[nnc_grammar::ast::Arg],
+        loc: Loc,
+        scope: &mut Scope,
+    ) -> Value {
         let mut values = Vec::new();
         for arg in args {
             if arg.name.is_some() {
                 let takes = if matches!(name, "min" | "max") { "numbers" } else { "one number" };
-                return self.error(Error::BuiltinArgs { function: name, takes, found: "a keyword argument".into(), at: loc });
+                return self.error(Error::BuiltinArgs {
+                    function: name,
+                    takes,
+                    found: "a keyword argument".into(),
+                    at: loc,
+                });
             }
             match self.eval(&arg.value, scope, None, "") {
                 Value::Poison => return Value::Poison,
@@ -376,7 +387,8 @@ impl Expander<'_> {
             },
         };
         result.unwrap_or_else(|found| {
-            let takes = if matches!(name, "min" | "max") { "numbers, or one tuple of them" } else { "one number" };
+            let takes =
+                if matches!(name, "min" | "max") { "numbers, or one tuple of them" } else { "one number" };
             self.error(Error::BuiltinArgs { function: name, takes, found, at: loc })
         })
     }
@@ -413,7 +425,9 @@ fn extreme(max: bool, mut values: Vec<Value>) -> Result<Value, String> {
 /// `round`, `int`, `floor`, `ceil` or `abs` of one number.
 fn rounded(name: &str, v: &Value) -> Result<Value, String> {
     match (name, v) {
-        ("abs", Value::Int(i)) => i.checked_abs().map(Value::Int).ok_or_else(|| format!("{i}, whose absolute value overflows")),
+        ("abs", Value::Int(i)) => {
+            i.checked_abs().map(Value::Int).ok_or_else(|| format!("{i}, whose absolute value overflows"))
+        }
         ("abs", Value::Float(f)) => Ok(Value::Float(f.abs())),
         (_, Value::Int(i)) => Ok(Value::Int(*i)),
         (_, Value::Float(f)) => {
@@ -424,7 +438,7 @@ fn rounded(name: &str, v: &Value) -> Result<Value, String> {
                 _ => f.ceil(),
             };
             // i64's range, as f64: beyond it (or NaN, infinity) there is no integer to give.
-            if r.is_finite() && r >= -9.223_372_036_854_776e18 && r < 9.223_372_036_854_776e18 {
+            if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
                 Ok(Value::Int(r as i64))
             } else {
                 Err(format!("{f:?}, which has no 64-bit integer"))
