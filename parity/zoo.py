@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synthetic  # noqa: E402  (this folder's module)
+import unet  # noqa: E402  (this folder's module)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NNC = os.environ.get("NNC", os.path.join(ROOT, "target", "debug", "nnc"))
@@ -52,14 +53,18 @@ ZOO = {
     "resnet50": ("torchvision.models.resnet50", 96),
     "resnext50_32x4d": ("torchvision.models.resnext50_32x4d", 96),
     "densenet121": ("torchvision.models.densenet121", 96),
+    # Not torchvision's: the widely used PyTorch U-Net, written out in parity/unet.py.
+    "unet": ("unet.UNet", 96),
 }
 FIXTURES = os.path.join(ROOT, "parity", "fixtures", "zoo")
 FIXTURE_CLASSES = 10
+# A segmentation network's output has a score per pixel: two classes keep its fixture small.
+FIXTURE_CLASSES_OF = {"unet": 2}
 FIXTURE_INPUT = [1, 3, 64, 64]
 
 
 def build(constructor, **kwargs):
-    return eval(constructor, {"torchvision": torchvision})(**kwargs)  # noqa: S307 (our own table)
+    return eval(constructor, {"torchvision": torchvision, "unet": unet})(**kwargs)  # noqa: S307 (our own table)
 
 
 def relative(a, b):
@@ -129,7 +134,7 @@ def check(name, work):
     missing = sorted(set(theirs) - set(mine))[:3]
     extra = sorted(set(mine) - set(theirs))[:3]
     line = (
-        f"{name:20} params {count} (torchvision {expected_count}); state_dict {'equal' if names_ok else f'differs: missing {missing}, extra {extra}'}; "
+        f"{name:20} params {count} (reference {expected_count}); state_dict {'equal' if names_ok else f'differs: missing {missing}, extra {extra}'}; "
         f"emitted module off by {diff_emit:.3g}; nnc runtime off by {diff_nnc:.3g}"
     )
     return line, ok
@@ -139,7 +144,8 @@ def write_fixture(name):
     """The small fixture of one network: its state_dict's names and shapes, and its output on
     the synthetic input with the synthetic weights, both of which Rust recomputes."""
     constructor, _ = ZOO[name]
-    reference = build(constructor, num_classes=FIXTURE_CLASSES).eval()
+    classes = FIXTURE_CLASSES_OF.get(name, FIXTURE_CLASSES)
+    reference = build(constructor, num_classes=classes).eval()
     state = reference.state_dict()
     reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
     x = torch.from_numpy(synthetic.tensor("input", tuple(FIXTURE_INPUT)))
@@ -147,10 +153,10 @@ def write_fixture(name):
         y = reference(x).contiguous()
     metadata = {
         "net": f"models/zoo/{name}.net",
-        "set": json.dumps({"classes": str(FIXTURE_CLASSES), "size": str(FIXTURE_INPUT[-1])}),
+        "set": json.dumps({"classes": str(classes), "size": str(FIXTURE_INPUT[-1])}),
         "input": json.dumps(FIXTURE_INPUT),
         "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
-        "torch": f"{constructor}(num_classes={FIXTURE_CLASSES})",
+        "torch": f"{constructor}(num_classes={classes})",
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
     }

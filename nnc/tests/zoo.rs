@@ -16,6 +16,7 @@ nnc::model!(EfficientNetB0 = "../models/zoo/efficientnet_b0.net", classes = 10, 
 nnc::model!(RegNetY400MF = "../models/zoo/regnet_y_400mf.net", classes = 10, size = 64);
 nnc::model!(DenseNet121 = "../models/zoo/densenet121.net", classes = 10, size = 64);
 nnc::model!(ShuffleNetV2 = "../models/zoo/shufflenet_v2_x1_0.net", classes = 10, size = 64);
+nnc::model!(UNet = "../models/zoo/unet.net", classes = 2, size = 64);
 
 /// Loads the fixture's synthetic state into `vs` strictly and compares `net`'s output with
 /// torchvision's.
@@ -53,3 +54,4 @@ zoo!(efficientnet_b0, EfficientNetB0, "efficientnet_b0");
 zoo!(regnet_y_400mf, RegNetY400MF, "regnet_y_400mf");
 zoo!(densenet121, DenseNet121, "densenet121");
 zoo!(shufflenet_v2_x1_0, ShuffleNetV2, "shufflenet_v2_x1_0");
+zoo!(unet, UNet, "unet");
