@@ -549,7 +549,10 @@ impl<'p> Expander<'p> {
                     let stage_path = match label {
                         Some(label) => match self.label(label, scope) {
                             Some(name) => child(&scope.label_prefix, name),
-                            None => return Value::Poison,
+                            None => {
+                                scope.stage_input = outer_stage_input;
+                                return Value::Poison;
+                            }
                         },
                         None if is_reference || !seq.indexed => seq.path.clone(),
                         None => child(&seq.path, seq.next),
