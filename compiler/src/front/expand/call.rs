@@ -26,11 +26,7 @@ impl Expander<'_> {
         flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        if let Some((value, _)) = scope.vars.get(name) {
-            let value = value.clone();
-            if let Some(param) = scope.params_read.iter_mut().find(|(p, _)| p == name) {
-                param.1 = true;
-            }
+        if let Some(value) = scope.read(name) {
             return value;
         }
         if let Some(spec) = ops::lookup(name) {

@@ -77,6 +77,16 @@ struct Scope {
 }
 
 impl Scope {
+    /// The value of a name in scope, noting that the body read it if it is a parameter (for
+    /// the unused-parameter lint).
+    fn read(&mut self, name: &str) -> Option<Value> {
+        let (value, _) = self.vars.get(name)?;
+        if let Some(param) = self.params_read.iter_mut().find(|(p, _)| p == name) {
+            param.1 = true;
+        }
+        Some(value.clone())
+    }
+
     fn new(file: FileId, label_prefix: &str) -> Scope {
         Scope {
             file,
@@ -613,11 +623,7 @@ impl<'p> Expander<'p> {
             };
             let at = Loc::new(scope.file, index.span);
             // Only a value: a layer's name here would apply the layer.
-            let value = scope.vars.get(&index.name).map(|(v, _)| v.clone());
-            if let Some(param) = scope.params_read.iter_mut().find(|(p, _)| *p == index.name) {
-                param.1 = true;
-            }
-            match value {
+            match scope.read(&index.name) {
                 Some(Value::Int(v)) => text += &v.to_string(),
                 Some(Value::Poison) => return None,
                 None => {
