@@ -2,11 +2,10 @@
 //! torchvision state of its fixture (`parity/fixtures/zoo/`, see `runtime/tests/zoo.rs`)
 //! strictly and computes torchvision's output.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use nnc::runtime::{parity, weights};
-use nnc::tch::{nn, nn::ModuleT, Device, Tensor};
+use nnc::tch::{nn, nn::ModuleT, Device};
 
 nnc::model!(ResNet50 = "../models/zoo/resnet50.net", classes = 10, size = 64);
 nnc::model!(ResNeXt50 = "../models/zoo/resnext50_32x4d.net", classes = 10, size = 64);
@@ -23,15 +22,10 @@ nnc::model!(UNet = "../models/zoo/unet.net", classes = 2, size = 64);
 fn check(name: &str, net: &dyn ModuleT, vs: &mut nn::VarStore) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../parity/fixtures/zoo/{name}.safetensors"));
-    let meta = parity::metadata(&path).unwrap();
-    let state: Vec<(String, Vec<i64>)> = serde_json::from_str(&meta["state"]).unwrap();
-    let state: BTreeMap<String, Tensor> =
-        state.iter().map(|(k, shape)| (k.clone(), parity::synthetic(k, shape))).collect();
-    weights::load_map(vs, &state, "the synthetic torchvision state").unwrap();
-    let input: Vec<i64> = serde_json::from_str(&meta["input"]).unwrap();
-    let output = Tensor::read_safetensors(&path).unwrap().into_iter().find(|(k, _)| k == "output").unwrap().1;
-    let y = nnc::tch::no_grad(|| net.forward_t(&parity::synthetic("input", &input), false));
-    let error = parity::relative(&y, &output);
+    let fixture = parity::read_zoo(&path).unwrap();
+    weights::load_map(vs, &fixture.synthetic_state(), "the synthetic torchvision state").unwrap();
+    let y = nnc::tch::no_grad(|| net.forward_t(&fixture.synthetic_input(), false));
+    let error = parity::relative(&y, &fixture.output);
     assert!(error <= 1e-5, "{name}: the generated module is off torchvision's output by {error:e}");
 }
 

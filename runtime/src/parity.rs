@@ -34,7 +34,7 @@ pub struct Fixture {
 }
 
 /// The safetensors header's metadata: 8 bytes of length, then JSON.
-pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>, String> {
+fn metadata(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len =
         bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize).unwrap_or(0);
@@ -239,4 +239,61 @@ fn synthetic_uniform(name: &str, n: u64) -> Vec<f32> {
             (z >> 40) as f32 / (1u32 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+/// A zoo fixture (`parity/fixtures/zoo/`, written by `parity/zoo.py --write-fixtures`): the
+/// reference network's state_dict names and shapes and its output on the synthetic input with
+/// the synthetic weights of [`synthetic`], which the fixture does not store.
+pub struct ZooFixture {
+    /// The `.net` file, relative to the repository, and its `--set` values.
+    pub net: String,
+    pub overrides: Vec<(String, String)>,
+    /// The reference's state_dict: each name with its shape.
+    pub state: BTreeMap<String, Vec<i64>>,
+    /// The input's sizes, batch included.
+    pub input: Vec<i64>,
+    pub output: Tensor,
+}
+
+impl ZooFixture {
+    /// The synthetic state_dict, which loads into a model with the reference's names.
+    pub fn synthetic_state(&self) -> BTreeMap<String, Tensor> {
+        self.state.iter().map(|(name, shape)| (name.clone(), synthetic(name, shape))).collect()
+    }
+
+    /// The synthetic input.
+    pub fn synthetic_input(&self) -> Tensor {
+        synthetic("input", &self.input)
+    }
+}
+
+pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
+    let meta = metadata(path)?;
+    // A metadata field that holds JSON, as the type it is read into.
+    fn json<T: serde::de::DeserializeOwned>(
+        meta: &BTreeMap<String, String>,
+        key: &str,
+        path: &Path,
+    ) -> Result<T, String> {
+        let text = meta.get(key).ok_or_else(|| format!("{}: no `{key}` in its metadata", path.display()))?;
+        serde_json::from_str(text).map_err(|e| format!("{}: `{key}`: {e}", path.display()))
+    }
+    let overrides: BTreeMap<String, String> = json(&meta, "set", path)?;
+    let state: Vec<(String, Vec<i64>)> = json(&meta, "state", path)?;
+    let output = Tensor::read_safetensors(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .into_iter()
+        .find(|(k, _)| k == "output")
+        .ok_or_else(|| format!("{}: no `output` tensor", path.display()))?
+        .1;
+    Ok(ZooFixture {
+        net: meta
+            .get("net")
+            .cloned()
+            .ok_or_else(|| format!("{}: no `net` in its metadata", path.display()))?,
+        overrides: overrides.into_iter().collect(),
+        state: state.into_iter().collect(),
+        input: json(&meta, "input", path)?,
+        output,
+    })
 }

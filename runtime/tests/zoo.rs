@@ -30,11 +30,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A fixture's metadata field, parsed as JSON.
-fn field(meta: &BTreeMap<String, String>, key: &str) -> serde_json::Value {
-    serde_json::from_str(&meta[key]).unwrap_or_else(|e| panic!("`{key}`: {e}"))
-}
-
 #[test]
 fn zoo_networks_compute_torchvisions_outputs() {
     let dir = root().join("parity/fixtures/zoo");
@@ -43,45 +38,23 @@ fn zoo_networks_compute_torchvisions_outputs() {
     assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
     for path in paths {
         let case = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let meta = parity::metadata(&path).unwrap();
-        let tensors = Tensor::read_safetensors(&path).unwrap();
-        let output = &tensors.iter().find(|(k, _)| k == "output").expect("an output").1;
-        let overrides: Vec<(String, String)> = field(&meta, "set")
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
-        let graph = graph(&root().join(&meta["net"]), overrides);
+        let fixture = parity::read_zoo(&path).unwrap();
+        let graph = graph(&root().join(&fixture.net), fixture.overrides.clone());
 
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = Model::new(&vs.root(), graph, Init::PyTorch);
         // torchvision's state_dict, name for name and shape for shape.
-        let theirs: BTreeMap<String, Vec<i64>> = field(&meta, "state")
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|entry| {
-                let name = entry[0].as_str().unwrap().to_string();
-                let shape = entry[1].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-                (name, shape)
-            })
-            .collect();
+        let theirs = &fixture.state;
         let ours: BTreeMap<String, Vec<i64>> =
             vs.variables().into_iter().map(|(name, t)| (name, t.size())).collect();
         let missing: Vec<&String> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
         let extra: Vec<&String> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
-        assert_eq!(ours, theirs, "{case}: torchvision's names missing here {missing:?}, extra {extra:?}");
+        assert_eq!(&ours, theirs, "{case}: torchvision's names missing here {missing:?}, extra {extra:?}");
 
-        let state: BTreeMap<String, Tensor> =
-            theirs.iter().map(|(name, shape)| (name.clone(), parity::synthetic(name, shape))).collect();
-        weights::load_map(&mut vs, &state, "the synthetic torchvision state").unwrap();
-        let input_shape: Vec<i64> =
-            field(&meta, "input").as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-        let x = parity::synthetic("input", &input_shape);
-        let y = tch::no_grad(|| model.try_forward(&x, false)).unwrap();
-        assert_eq!(y.size(), output.size(), "{case}: output shape");
-        let error = parity::relative(&y, output);
+        weights::load_map(&mut vs, &fixture.synthetic_state(), "the synthetic torchvision state").unwrap();
+        let y = tch::no_grad(|| model.try_forward(&fixture.synthetic_input(), false)).unwrap();
+        assert_eq!(y.size(), fixture.output.size(), "{case}: output shape");
+        let error = parity::relative(&y, &fixture.output);
         eprintln!("{case}: relative difference {error:e}");
         assert!(error <= TOLERANCE, "{case}: nnc's output is off torchvision's by {error:e}");
     }
@@ -98,12 +71,11 @@ fn zoo_full_size() {
     };
     let dir = Path::new(&dir);
     let net = std::fs::read_to_string(dir.join("net")).unwrap();
-    let set: serde_json::Value =
+    let set: BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("set.json")).unwrap()).unwrap();
-    let overrides =
-        set.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()));
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::new(&vs.root(), graph(Path::new(net.trim()), overrides.collect()), Init::PyTorch);
+    let model =
+        Model::new(&vs.root(), graph(Path::new(net.trim()), set.into_iter().collect()), Init::PyTorch);
     weights::load(&mut vs, &dir.join("weights.safetensors")).unwrap();
     let io: BTreeMap<String, Tensor> =
         Tensor::read_safetensors(dir.join("io.safetensors")).unwrap().into_iter().collect();

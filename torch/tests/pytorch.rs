@@ -327,10 +327,9 @@ fn emitted_zoo_modules_match_torchvision() {
     paths.sort();
     for path in paths {
         let case = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let meta = nnc_runtime::parity::metadata(&path).unwrap();
-        let set: std::collections::BTreeMap<String, String> = serde_json::from_str(&meta["set"]).unwrap();
-        let options = Options { overrides: set.into_iter().collect(), ..Options::default() };
-        let compiled = compile(Root::Path(&root.join(&meta["net"])), &options);
+        let fixture = nnc_runtime::parity::read_zoo(&path).unwrap();
+        let options = Options { overrides: fixture.overrides, ..Options::default() };
+        let compiled = compile(Root::Path(&root.join(&fixture.net)), &options);
         assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
         let parity = root.join("parity");
         let args = [path.as_os_str(), parity.as_os_str(), case.as_ref()];
