@@ -30,28 +30,18 @@ pub fn available() -> Option<Available> {
     if let Some(bytes) = meminfo("MemAvailable:") {
         limits.push(Available { bytes, limit: format!("the system has {} available", report::bytes(bytes)) });
     }
+    // What a limit leaves once `used` is taken, worded with the limit.
+    let leaves = |what: &str, limit: u128, used: u128| {
+        let bytes = limit.saturating_sub(used);
+        let limit = format!("{what} of {} leaves {}", report::bytes(limit), report::bytes(bytes));
+        Available { bytes, limit }
+    };
     if let Some(limit) = address_space_limit() {
         let mapped = proc_kb("/proc/self/status", "VmSize:").unwrap_or(0);
-        let bytes = limit.saturating_sub(mapped);
-        limits.push(Available {
-            bytes,
-            limit: format!(
-                "the address-space limit (ulimit -v) of {} leaves {}",
-                report::bytes(limit),
-                report::bytes(bytes)
-            ),
-        });
+        limits.push(leaves("the address-space limit (ulimit -v)", limit, mapped));
     }
     if let Some((limit, used)) = cgroup_limit() {
-        let bytes = limit.saturating_sub(used);
-        limits.push(Available {
-            bytes,
-            limit: format!(
-                "the control group's memory limit of {} leaves {}",
-                report::bytes(limit),
-                report::bytes(bytes)
-            ),
-        });
+        limits.push(leaves("the control group's memory limit", limit, used));
     }
     limits.into_iter().min_by_key(|a| a.bytes)
 }
