@@ -475,6 +475,21 @@ CASES = [
     ("pixel_shuffle_3", "pixel_shuffle", "pixel_shuffle(2)", [2, 4, 3, 2], "nn.PixelShuffle(2)"),
     ("pixel_unshuffle_1", "pixel_unshuffle", "pixel_unshuffle(2)", [3, 4, 6], "nn.PixelUnshuffle(2)"),
     ("pixel_unshuffle_2", "pixel_unshuffle", "pixel_unshuffle(3)", [2, 6, 3], "nn.PixelUnshuffle(3)"),
+    # torchvision's LayerNorm2d (ConvNeXt): a layer norm over the channels at each position.
+    ("layernorm2d_1", "layernorm2d", "layernorm2d", [6, 3, 4], "torchvision.models.convnext.LayerNorm2d(6)"),
+    (
+        "layernorm2d_2",
+        "layernorm2d",
+        "layernorm2d(eps=1e-3, elementwise_affine=false)",
+        [5, 2, 3],
+        "torchvision.models.convnext.LayerNorm2d(5, eps=1e-3, elementwise_affine=False)",
+    ),
+    # Declared parameters (`param`), broadcast against the batched input as PyTorch does: a
+    # layer scale [C, 1, 1], a position embedding whose leading 1 meets the batch, and
+    # arithmetic between parameters before they meet the input.
+    ("parameter_1", "parameter", "param scale [3, 1, 1] = 0.5\n    scale * _", [3, 4, 4], "WithParam('scale', (3, 1, 1), lambda x, p: p * x)"),
+    ("parameter_2", "parameter", "param pos [1, 4, 5] = normal(std=0.02)\n    _ + pos", [4, 5], "WithParam('pos', (1, 4, 5), lambda x, p: x + p)"),
+    ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
 ]
 
 # The standard library module a case's call needs imported.
@@ -500,9 +515,25 @@ RANDOM_IN_TRAIN = {"dropout"}
 INPUT_SCALE = {"relu6_1": 4.0, "hardswish_1": 2.0, "hardsigmoid_1": 2.0, "softplus_1": 12.0}
 
 
+class WithParam(nn.Module):
+    """A module with one parameter, `name`, of `shape`, that computes `f(input, parameter)`,
+    for the language's `param`."""
+
+    def __init__(self, name, shape, f):
+        super().__init__()
+        self.register_parameter(name, nn.Parameter(torch.zeros(shape)))
+        self.name, self.f = name, f
+
+    def forward(self, x):
+        return self.f(x, getattr(self, self.name))
+
+
 def build(text):
     """The module a constructor text such as `nn.Conv2d(4, 6, 3)` makes."""
-    return eval(text, {"nn": nn, "torch": torch, "Lambda": Lambda})  # noqa: S307 (our own table)
+    import torchvision  # for its LayerNorm2d, which torch.nn lacks
+
+    env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
+    return eval(text, env)  # noqa: S307 (our own table)
 
 
 def seed_of(case):

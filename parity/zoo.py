@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from copy import deepcopy
 
 import torch
 import torchvision
@@ -53,6 +54,8 @@ ZOO = {
     "resnet50": ("torchvision.models.resnet50", 96),
     "resnext50_32x4d": ("torchvision.models.resnext50_32x4d", 96),
     "densenet121": ("torchvision.models.densenet121", 96),
+    # Its auxiliary classifier needs a 17×17 grid at Mixed_6e: 299×299 at least.
+    "inception_v3": ("torchvision.models.inception_v3", 299),
     # Not torchvision's: the widely used PyTorch U-Net, written out in parity/unet.py.
     "unet": ("unet.UNet", 96),
 }
@@ -61,6 +64,20 @@ FIXTURE_CLASSES = 10
 # A segmentation network's output has a score per pixel: two classes keep its fixture small.
 FIXTURE_CLASSES_OF = {"unet": 2}
 FIXTURE_INPUT = [1, 3, 64, 64]
+# Inception-v3's smallest size; two examples, for batch norm in training mode (its auxiliary
+# classifier's output is compared in training mode too, where batch norm needs two values).
+FIXTURE_INPUT_OF = {"inception_v3": [2, 3, 299, 299]}
+
+
+def train_aux(reference, x):
+    """The auxiliary classifier's output in training mode, for networks that have one
+    (torchvision's InceptionOutputs), else None. The main output is left out: dropout makes it
+    random in training mode, while the auxiliary branch has none. A copy runs it, as training
+    mode updates batch norm's running statistics."""
+    copy = deepcopy(reference).train()
+    with torch.no_grad():
+        out = copy(x)
+    return out.aux_logits.contiguous() if isinstance(out, tuple) else None
 
 
 def build(constructor, **kwargs):
@@ -109,11 +126,21 @@ def check(name, work):
         with torch.no_grad():
             y = reference(x)
             diff_emit = relative(ours(x), y)
+        aux = train_aux(reference, x)
+        if aux is not None:
+            ours.train()
+            with torch.no_grad():
+                outs = ours(x)
+            ours.eval()
+            diff_emit = max(diff_emit, relative(outs[1], aux))
         ok &= diff_emit <= 1e-5
         case = os.path.join(work, name)
         os.makedirs(case, exist_ok=True)
         save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, os.path.join(case, "weights.safetensors"))
-        save_file({"input": x, "output": y.contiguous()}, os.path.join(case, "io.safetensors"))
+        io = {"input": x, "output": y.contiguous()}
+        if aux is not None:
+            io["aux_train"] = aux
+        save_file(io, os.path.join(case, "io.safetensors"))
         with open(os.path.join(case, "net"), "w") as f:
             f.write(path)
         with open(os.path.join(case, "set.json"), "w") as f:
@@ -148,13 +175,15 @@ def write_fixture(name):
     reference = build(constructor, num_classes=classes).eval()
     state = reference.state_dict()
     reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
-    x = torch.from_numpy(synthetic.tensor("input", tuple(FIXTURE_INPUT)))
+    shape = FIXTURE_INPUT_OF.get(name, FIXTURE_INPUT)
+    x = torch.from_numpy(synthetic.tensor("input", tuple(shape)))
     with torch.no_grad():
         y = reference(x).contiguous()
+    aux = train_aux(reference, x)
     metadata = {
         "net": f"models/zoo/{name}.net",
-        "set": json.dumps({"classes": str(classes), "size": str(FIXTURE_INPUT[-1])}),
-        "input": json.dumps(FIXTURE_INPUT),
+        "set": json.dumps({"classes": str(classes), "size": str(shape[-1])}),
+        "input": json.dumps(shape),
         "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
         "torch": f"{constructor}(num_classes={classes})",
         "torch_version": torch.__version__,
@@ -162,7 +191,8 @@ def write_fixture(name):
     }
     os.makedirs(FIXTURES, exist_ok=True)
     path = os.path.join(FIXTURES, f"{name}.safetensors")
-    save_file({"output": y}, path, metadata=metadata)
+    tensors = {"output": y} if aux is None else {"output": y, "aux_train": aux}
+    save_file(tensors, path, metadata=metadata)
     print(f"{name:20} {list(y.shape)} {os.path.getsize(path)} bytes")
 
 

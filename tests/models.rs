@@ -258,7 +258,7 @@ fn convolution_examples_on_8x8() {
     let c = compile_file(Path::new("../models/conv-examples.net"), &[]);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let outputs: Vec<(String, String)> =
-        c.graphs.iter().map(|g| (g.name.clone(), g.node(g.output).shape.to_string())).collect();
+        c.graphs.iter().map(|g| (g.name.clone(), g.node(g.output()).shape.to_string())).collect();
     let expected = [
         ("same", "[N, 1, 8, 8]"),
         ("tall_kernel", "[N, 1, 8, 8]"),

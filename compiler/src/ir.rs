@@ -10,7 +10,7 @@ pub use crate::ops::types::*;
 // The families over 1, 2 and 3 spatial axes, which generated code spells by their generic
 // name (`ir::Conv { kernel: [3, 3], .. }` is an `ir::Conv2d`).
 pub use crate::ops::{
-    AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, SliceItem,
+    AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, InitRule, MaxPool, SliceItem,
 };
 use crate::shape::Shape;
 use crate::source::Loc;
@@ -28,7 +28,10 @@ pub struct Graph {
     pub params: Vec<(String, String)>,
     pub nodes: Vec<Node>,
     pub input: NodeId,
-    pub output: NodeId,
+    /// The outputs, at least one: the main one first (the one training's loss and accuracy
+    /// read, and `forward` returns), then any others the network declares (`output logits,
+    /// aux if training`).
+    pub outputs: Vec<Output>,
     /// Named groups of nodes (block instances and repeats), for collapsing the report.
     pub groups: Vec<Group>,
 }
@@ -38,8 +41,38 @@ impl Graph {
         &self.nodes[id.0]
     }
 
-    /// For each node, the index of the last node that reads it (`usize::MAX` for the output,
-    /// which outlives the graph): when each intermediate tensor may be freed.
+    /// The main output.
+    pub fn output(&self) -> NodeId {
+        self.outputs[0].node
+    }
+
+    /// The outputs a forward pass gives in training mode (`train`) or in evaluation mode,
+    /// which leaves out the outputs of training alone.
+    pub fn outputs_in(&self, train: bool) -> impl Iterator<Item = &Output> {
+        self.outputs.iter().filter(move |o| train || !o.training_only)
+    }
+
+    /// For each node, whether a forward pass in that mode computes it: whether an output of
+    /// the mode depends on it. In evaluation mode, the layers that only an output of training
+    /// reads (an auxiliary classifier) are skipped, as PyTorch's modules skip them.
+    pub fn computed(&self, train: bool) -> Vec<bool> {
+        let mut needed = vec![false; self.nodes.len()];
+        for output in self.outputs_in(train) {
+            needed[output.node.0] = true;
+        }
+        needed[self.input.0] = true;
+        for i in (0..self.nodes.len()).rev() {
+            if needed[i] {
+                for input in &self.nodes[i].inputs {
+                    needed[input.0] = true;
+                }
+            }
+        }
+        needed
+    }
+
+    /// For each node, the index of the last node that reads it (`usize::MAX` for the outputs,
+    /// which outlive the graph): when each intermediate tensor may be freed.
     pub fn last_uses(&self) -> Vec<usize> {
         let mut last: Vec<usize> = (0..self.nodes.len()).collect();
         for (i, node) in self.nodes.iter().enumerate() {
@@ -47,7 +80,9 @@ impl Graph {
                 last[input.0] = i;
             }
         }
-        last[self.output.0] = usize::MAX;
+        for output in &self.outputs {
+            last[output.node.0] = usize::MAX;
+        }
         last
     }
 
@@ -76,6 +111,17 @@ pub struct Node {
     pub macs: u64,
     #[serde(skip)]
     pub loc: Loc,
+}
+
+/// One output of a network.
+#[derive(Clone, Debug, Serialize)]
+pub struct Output {
+    /// The tensor's name in the network (`logits`), or `output` for the last statement's.
+    pub name: String,
+    pub node: NodeId,
+    /// An output in training mode only (`aux if training`), as torchvision's Inception-v3
+    /// returns its auxiliary classifier's logits only in training.
+    pub training_only: bool,
 }
 
 /// A name prefix that stands for a block instance or a repeat.

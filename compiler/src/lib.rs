@@ -7,7 +7,7 @@
 //! let src = "network tiny { input [N, 1, 8, 8]\n conv2d(4, 3, padding=1) -> relu }";
 //! let out = compile(Root::Text { name: "tiny.net", text: src, dir: None }, &Options::default());
 //! assert!(out.diagnostics.is_empty());
-//! assert_eq!(out.graphs[0].node(out.graphs[0].output).shape.to_string(), "[N, 4, 8, 8]");
+//! assert_eq!(out.graphs[0].node(out.graphs[0].output()).shape.to_string(), "[N, 4, 8, 8]");
 //! ```
 
 // Shape errors carry their message, notes and hint; they are made once per mistake, off the hot

@@ -5,11 +5,14 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-/// The batch dimension: a name such as `N`, or a fixed size.
+/// The batch dimension: a name such as `N`, or a fixed size; or none, for a tensor declared
+/// with `param`, which has exactly its declared sizes and broadcasts against batched tensors
+/// as PyTorch broadcasts it (aligned from the last dimension).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Batch {
     Symbolic(String),
     Fixed(u64),
+    None,
 }
 
 /// The most elements a tensor may have: libtorch counts a tensor's bytes in signed 64 bits, and
@@ -17,7 +20,7 @@ pub enum Batch {
 pub const MAX_ELEMENTS: u64 = i64::MAX as u64 / 4;
 
 /// A tensor shape: the batch, then the dimensions of one example (`[N, 64, 56, 56]` has
-/// `dims == [64, 56, 56]`).
+/// `dims == [64, 56, 56]`); without a batch, `dims` are all of its sizes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
     pub batch: Batch,
@@ -27,7 +30,7 @@ pub struct Shape {
 impl Shape {
     /// The rank, batch included, as PyTorch counts it.
     pub fn rank(&self) -> usize {
-        self.dims.len() + 1
+        self.dims.len() + usize::from(self.batch != Batch::None)
     }
 
     /// Elements of one example; `None` if the product overflows.
@@ -40,7 +43,7 @@ impl Shape {
     /// also fit the `i64`s libtorch takes.
     pub fn fits(&self) -> bool {
         let batch = match self.batch {
-            Batch::Symbolic(_) => 1,
+            Batch::Symbolic(_) | Batch::None => 1,
             Batch::Fixed(n) => n,
         };
         self.elements_per_example().and_then(|e| e.checked_mul(batch)).is_some_and(|e| e <= MAX_ELEMENTS)
@@ -54,26 +57,34 @@ impl Shape {
     /// (-1 gives the declared form, as generated code and input checks use it).
     pub fn sizes(&self, batch: i64) -> Vec<i64> {
         let n = match self.batch {
-            Batch::Symbolic(_) => batch,
-            Batch::Fixed(n) => n as i64,
+            Batch::Symbolic(_) => Some(batch),
+            Batch::Fixed(n) => Some(n as i64),
+            Batch::None => None,
         };
-        std::iter::once(n).chain(self.dims.iter().map(|&d| d as i64)).collect()
+        n.into_iter().chain(self.dims.iter().map(|&d| d as i64)).collect()
     }
 
-    /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1.
+    /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1; without a batch,
+    /// any axis.
     pub fn dim(&self, axis: usize) -> Option<u64> {
-        axis.checked_sub(1).and_then(|i| self.dims.get(i).copied())
+        match self.batch {
+            Batch::None => self.dims.get(axis).copied(),
+            _ => axis.checked_sub(1).and_then(|i| self.dims.get(i).copied()),
+        }
     }
 }
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.batch {
-            Batch::Symbolic(name) => write!(f, "[{name}")?,
-            Batch::Fixed(n) => write!(f, "[{n}")?,
-        }
+        f.write_str("[")?;
+        let mut sep = match &self.batch {
+            Batch::Symbolic(name) => write!(f, "{name}").map(|()| ", "),
+            Batch::Fixed(n) => write!(f, "{n}").map(|()| ", "),
+            Batch::None => Ok(""),
+        }?;
         for d in &self.dims {
-            write!(f, ", {d}")?;
+            write!(f, "{sep}{d}")?;
+            sep = ", ";
         }
         f.write_str("]")
     }

@@ -28,7 +28,7 @@ fn graph(input: &str, body: &str) -> Graph {
 /// The output shape, total parameters and total multiply-adds of a tiny network.
 fn check(input: &str, body: &str) -> (String, u64, u64) {
     let g = graph(input, body);
-    (g.node(g.output).shape.to_string(), g.total_params(), g.total_macs())
+    (g.node(g.output()).shape.to_string(), g.total_params(), g.total_macs())
 }
 
 /// The output shape alone.

@@ -83,6 +83,10 @@ pub struct Param {
 pub enum Stmt {
     /// `input [N, 1, 28, 28]`
     Input { dims: Vec<Expr>, span: Span },
+    /// `param name [dims] = init`: a learnable tensor.
+    Param { name: Ident, dims: Vec<Expr>, init: Expr, span: Span },
+    /// `output a, b if training`: the network's outputs, in order.
+    Output { items: Vec<OutputItem>, span: Span },
     /// `name = expr`
     Bind { name: Ident, value: Expr },
     /// `a, b = expr`: each name bound to one item of the tuple `expr` gives, in order.
@@ -94,12 +98,20 @@ pub enum Stmt {
 impl Stmt {
     pub fn span(&self) -> Span {
         match self {
-            Stmt::Input { span, .. } => *span,
+            Stmt::Input { span, .. } | Stmt::Param { span, .. } | Stmt::Output { span, .. } => *span,
             Stmt::Bind { name, value } => name.span.to(value.span),
             Stmt::Destructure { names, value } => names[0].span.to(value.span),
             Stmt::Expr(e) => e.span,
         }
     }
+}
+
+/// One output of a network: a tensor's name (`_` for the tensor flowing into the statement),
+/// and whether it is an output in training mode only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputItem {
+    pub name: Ident,
+    pub training_only: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

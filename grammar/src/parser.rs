@@ -379,6 +379,10 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_in => "`in`",
         Rule::kw_else => "`else`",
         Rule::input_decl | Rule::kw_input => "`input`",
+        Rule::param_decl | Rule::kw_param => "`param`",
+        Rule::output_decl | Rule::kw_output => "`output`",
+        Rule::output_item => "an output's name",
+        Rule::training_flag => "`training`",
         Rule::binding | Rule::expr_stmt => "a statement",
         _ => "an expression",
     }
@@ -450,6 +454,32 @@ impl Builder<'_> {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
+            Rule::output_decl => {
+                let mut items = Vec::new();
+                let mut end = span.end;
+                for item in pair.into_inner().filter(|p| p.as_rule() == Rule::output_item) {
+                    let mut inner = item.into_inner();
+                    // `_` is kept as a name, which the expander reads as the flowing tensor.
+                    let name = self.ident(inner.next().expect("the output's name"));
+                    // The last part written ends the statement (not the blanks after it).
+                    end = name.span.end;
+                    let flag = inner.find(|p| p.as_rule() == Rule::training_flag);
+                    if let Some(flag) = &flag {
+                        end = self.span(flag).end;
+                    }
+                    items.push(OutputItem { name, training_only: flag.is_some() });
+                }
+                Stmt::Output { items, span: Span::new(span.start, end) }
+            }
+            Rule::param_decl => {
+                let mut inner = pair.into_inner();
+                let name = self.ident(inner.find(|p| p.as_rule() == Rule::ident).expect("name"));
+                let mut exprs: Vec<Expr> =
+                    inner.filter(|p| p.as_rule() == Rule::expr).map(|p| self.expr(p)).collect();
+                let init = exprs.pop().expect("the initial value");
+                let span = Span::new(span.start, init.span.end);
+                Stmt::Param { name, dims: exprs, init, span }
+            }
             Rule::binding => {
                 let mut names = Vec::new();
                 let mut value = None;

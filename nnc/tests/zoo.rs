@@ -15,6 +15,8 @@ nnc::model!(EfficientNetB0 = "../models/zoo/efficientnet_b0.net", classes = 10, 
 nnc::model!(RegNetY400MF = "../models/zoo/regnet_y_400mf.net", classes = 10, size = 64);
 nnc::model!(DenseNet121 = "../models/zoo/densenet121.net", classes = 10, size = 64);
 nnc::model!(ShuffleNetV2 = "../models/zoo/shufflenet_v2_x1_0.net", classes = 10, size = 64);
+nnc::model!(InceptionV3 = "../models/zoo/inception_v3.net", classes = 10, size = 299);
+nnc::model!(ConvNeXtTiny = "../models/zoo/convnext_tiny.net", classes = 10, size = 64);
 nnc::model!(UNet = "../models/zoo/unet.net", classes = 2, size = 64);
 
 /// Loads the fixture's synthetic state into `vs` strictly and compares `net`'s output with
@@ -48,4 +50,25 @@ zoo!(efficientnet_b0, EfficientNetB0, "efficientnet_b0");
 zoo!(regnet_y_400mf, RegNetY400MF, "regnet_y_400mf");
 zoo!(densenet121, DenseNet121, "densenet121");
 zoo!(shufflenet_v2_x1_0, ShuffleNetV2, "shufflenet_v2_x1_0");
+zoo!(convnext_tiny, ConvNeXtTiny, "convnext_tiny");
+zoo!(inception_v3, InceptionV3, "inception_v3");
+
+/// The generated type's outputs: Inception-v3's auxiliary classifier is `None` in evaluation
+/// mode and torchvision's value in training mode.
+#[test]
+fn inception_v3_outputs() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = InceptionV3::new(&vs.root());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/zoo/inception_v3.safetensors");
+    let fixture = parity::read_zoo(&path).unwrap();
+    weights::load_map(&mut vs, &fixture.synthetic_state(), "the synthetic torchvision state").unwrap();
+    let x = fixture.synthetic_input();
+    let eval = nnc::tch::no_grad(|| net.try_forward_outputs(&x, false)).unwrap();
+    assert!(eval.AuxLogits.is_none());
+    assert!(parity::relative(&eval.output, &fixture.output) <= 1e-5);
+    let train = nnc::tch::no_grad(|| net.try_forward_outputs(&x, true)).unwrap();
+    let aux = train.AuxLogits.expect("the auxiliary output in training mode");
+    let error = parity::relative(&aux, fixture.aux_train.as_ref().unwrap());
+    assert!(error <= 1e-5, "the auxiliary output is off torchvision's by {error:e}");
+}
 zoo!(unet, UNet, "unet");

@@ -15,6 +15,9 @@ pub struct Model {
     /// For each node, the index of the last node that reads it, so that intermediate tensors
     /// are freed as soon as they are no longer needed.
     last_use: Vec<usize>,
+    /// For each node, whether a forward pass computes it in evaluation mode and in training
+    /// mode: evaluation skips the layers only outputs of training read.
+    computed: [Vec<bool>; 2],
 }
 
 impl Model {
@@ -33,7 +36,8 @@ impl Model {
             .map(|n| ops::try_create_params(root, &n.name, &n.op, init))
             .collect::<Result<_, _>>()?;
         let last_use = graph.last_uses();
-        Ok(Model { graph, params, last_use })
+        let computed = [graph.computed(false), graph.computed(true)];
+        Ok(Model { graph, params, last_use, computed })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -45,32 +49,42 @@ impl Model {
         check_input(&input_dims(&self.graph), x)
     }
 
-    /// The output, after checking the input's shape; a layer that libtorch refuses (memory,
-    /// most often) is an error naming the layer.
+    /// The main output, after checking the input's shape; a layer that libtorch refuses
+    /// (memory, most often) is an error naming the layer.
     pub fn try_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
-        self.check_input(x)?;
-        let mut outputs = self.run(x, train, false)?;
-        Ok(outputs.pop().expect("the output"))
+        let mut outputs = self.try_forward_outputs(x, train)?;
+        Ok(outputs.swap_remove(0))
     }
 
-    /// Every node's output, in graph order, for comparing runtime and inferred shapes.
+    /// The outputs of the mode, in the network's order (`Graph::outputs_in`): the main one
+    /// first; in evaluation mode, without those of training alone, whose layers are skipped.
+    pub fn try_forward_outputs(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        self.check_input(x)?;
+        self.run(x, train, false)
+    }
+
+    /// Every node's output, in graph order, for comparing runtime and inferred shapes; the
+    /// layers of training's outputs are computed in either mode.
     pub fn forward_all(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
         self.check_input(x)?;
         self.run(x, train, true)
     }
 
-    /// Runs the graph; with `keep`, returns every node's output, else only the output's.
+    /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs.
     fn run(&self, x: &Tensor, train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        let computed = &self.computed[usize::from(train || keep)];
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
-            let value = if matches!(node.op, Op::Input(_)) {
-                x.shallow_clone()
+            let value = if !computed[i] {
+                None
+            } else if matches!(node.op, Op::Input(_)) {
+                Some(x.shallow_clone())
             } else {
                 let inputs: Vec<&Tensor> =
                     node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
-                ops::apply(&node.name, &node.op, &self.params[i], &inputs, train)?
+                Some(ops::apply(&node.name, &node.op, &self.params[i], &inputs, train)?)
             };
-            values.push(Some(value));
+            values.push(value);
             if !keep {
                 for input in &node.inputs {
                     if self.last_use[input.0] == i {
@@ -82,7 +96,10 @@ impl Model {
         Ok(if keep {
             values.into_iter().map(|v| v.expect("kept")).collect()
         } else {
-            vec![values[self.graph.output.0].take().expect("the output is kept")]
+            self.graph
+                .outputs_in(train)
+                .map(|o| values[o.node.0].as_ref().expect("the outputs are kept").shallow_clone())
+                .collect()
         })
     }
 }

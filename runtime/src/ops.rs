@@ -63,11 +63,21 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         return Ok(Params::NONE);
     }
     let path = layer_path(root, name);
+    // A tensor without a name of its own is the layer (a declared `param`): `features.0.scale`
+    // is the variable `scale` under `features / 0`.
+    let (parent, own) = match name.rsplit_once('.') {
+        Some((parent, own)) => (layer_path(root, parent), own),
+        None => (root.clone(), name),
+    };
     let tensors = specs
         .iter()
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            let created = create(&path, spec, &dims, init).map_err(|e| {
+            let created = match spec.name {
+                "" => create(&parent, own, spec, &dims, init),
+                _ => create(&path, spec.name, spec, &dims, init),
+            };
+            let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
                 let help = "the layer's sizes are too large for the memory; make it smaller";
                 RuntimeError::Layer(Box::new(LayerError::new(name, op, during, &e, help)))
@@ -78,29 +88,36 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
     Ok(Params { tensors })
 }
 
-fn create(path: &nn::Path, spec: &TensorSpec, dims: &[i64], init: Init) -> Result<Tensor, TchError> {
+/// Creates the tensor `spec` describes as the variable `name` under `path`.
+fn create(
+    path: &nn::Path,
+    name: &str,
+    spec: &TensorSpec,
+    dims: &[i64],
+    init: Init,
+) -> Result<Tensor, TchError> {
     if !spec.trained {
         let value = match spec.init {
             InitRule::Const(value) => value,
             InitRule::Count => {
                 let counter = Tensor::f_zeros(dims, (Kind::Int64, path.device()))?;
-                return Ok(path.add(spec.name, counter, false));
+                return Ok(path.add(name, counter, false));
             }
             InitRule::Weight | InitRule::Bias { .. } | InitRule::Normal { .. } => {
                 unreachable!("buffers start constant, as PyTorch's do")
             }
         };
-        let buffer = path.f_zeros_no_train(spec.name, dims)?;
+        let buffer = path.f_zeros_no_train(name, dims)?;
         if value != 0.0 {
             let _filled = tch::no_grad(|| buffer.shallow_clone().f_fill_(value))?;
         }
         return Ok(buffer);
     }
     match spec.init {
-        InitRule::Weight => init::weight(path, spec.name, dims, init),
-        InitRule::Bias { fan_in } => init::uniform(path, spec.name, dims, 1.0 / (fan_in as f64).sqrt()),
-        InitRule::Const(value) => path.f_var(spec.name, dims, nn::Init::Const(value)),
-        InitRule::Normal { std } => path.f_var(spec.name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
+        InitRule::Weight => init::weight(path, name, dims, init),
+        InitRule::Bias { fan_in } => init::uniform(path, name, dims, 1.0 / (fan_in as f64).sqrt()),
+        InitRule::Const(value) => path.f_var(name, dims, nn::Init::Const(value)),
+        InitRule::Normal { std } => path.f_var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
         InitRule::Count => unreachable!("a counter is a buffer, never trained"),
     }
 }
@@ -220,6 +237,11 @@ pub fn apply(
 }
 
 fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<Tensor, TchError> {
+    // A declared `param` has no input: its value is its tensor, through which gradients flow.
+    let param = || Ok::<_, TchError>(params.get("")?.shallow_clone());
+    if let Op::Param(_) = op {
+        return param();
+    }
     let Some(&x) = inputs.first() else {
         return Err(TchError::Shape("the layer was given no input".to_string()));
     };
@@ -263,6 +285,17 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             let shape: Vec<i64> = l.normalized_shape.iter().map(|&d| d as i64).collect();
             x.f_layer_norm(shape.as_slice(), params.optional("weight"), params.optional("bias"), l.eps, true)?
         }
+        // torchvision's LayerNorm2d: channels last, normalised, and back.
+        Op::LayerNorm2d(l) => x
+            .f_permute([0, 2, 3, 1])?
+            .f_layer_norm(
+                [l.channels as i64],
+                params.optional("weight"),
+                params.optional("bias"),
+                l.eps,
+                true,
+            )?
+            .f_permute([0, 3, 1, 2])?,
         Op::Relu(_) => x.f_relu()?,
         Op::Relu6(_) => x.f_relu6()?,
         Op::Sigmoid(_) => x.f_sigmoid()?,
@@ -337,6 +370,7 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Amax(r) => x.f_amax(dims(&r.dims), r.keepdim)?,
         Op::Slice(s) => slice(x, &s.items)?,
         Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
+        Op::Param(_) => param()?,
         Op::GroupNorm(g) => x.f_group_norm(
             g.num_groups as i64,
             params.optional("weight"),

@@ -103,6 +103,16 @@ pub struct OpFixture {
 }
 
 impl OpFixture {
+    /// What the module's `state_dict` keys take in front in nnc: a layer's tensors are named
+    /// under the layer (`conv2d.weight`); the language's own operations (`param scale ...`)
+    /// name theirs themselves.
+    pub fn state_prefix(&self) -> String {
+        match nnc_compiler::ops::lookup(&self.layer) {
+            Some(_) => format!("{}.", self.layer),
+            None => String::new(),
+        }
+    }
+
     /// A network that applies the fixture's call to its input, for nnc to check.
     pub fn network(&self) -> String {
         let dims = self.input_dims.trim_start_matches('[');
@@ -253,6 +263,9 @@ pub struct ZooFixture {
     /// The input's sizes, batch included.
     pub input: Vec<i64>,
     pub output: Tensor,
+    /// The auxiliary classifier's output in training mode, for a reference that has one
+    /// (Inception-v3): nnc's second output in training mode.
+    pub aux_train: Option<Tensor>,
 }
 
 impl ZooFixture {
@@ -280,12 +293,10 @@ pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
     }
     let overrides: BTreeMap<String, String> = json(&meta, "set", path)?;
     let state: Vec<(String, Vec<i64>)> = json(&meta, "state", path)?;
-    let output = Tensor::read_safetensors(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .into_iter()
-        .find(|(k, _)| k == "output")
-        .ok_or_else(|| format!("{}: no `output` tensor", path.display()))?
-        .1;
+    let mut tensors: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| format!("{}: {e}", path.display()))?.into_iter().collect();
+    let output = tensors.remove("output").ok_or_else(|| format!("{}: no `output` tensor", path.display()))?;
+    let aux_train = tensors.remove("aux_train");
     Ok(ZooFixture {
         net: meta
             .get("net")
@@ -295,5 +306,6 @@ pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
         state: state.into_iter().collect(),
         input: json(&meta, "input", path)?,
         output,
+        aux_train,
     })
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, TchError, Tensor};
 
 use crate::data::{Batches, Dataset};
 use crate::weights::{self, LoadOptions, OPTIM_PREFIX};
@@ -43,6 +43,15 @@ impl Optimizer {
             Optimizer::Adam { .. } => "Adam",
         }
     }
+}
+
+/// The weight of an auxiliary classifier's loss (`output logits, aux if training`) beside the
+/// main one's: 0.4, as in torchvision's fine-tuning of Inception-v3 (`loss1 + 0.4 * loss2`).
+pub const AUX_LOSS_WEIGHT: f64 = 0.4;
+
+/// tch's `cross_entropy_for_logits`, through the fallible calls: the mean over the batch.
+fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+    logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100)
 }
 
 #[derive(Clone, Debug)]
@@ -541,10 +550,16 @@ impl<'m> Trainer<'m> {
             for batch in batches {
                 let (x, y) = batch?;
                 self.optim.zero_grad();
-                let logits = self.model.try_forward(&x, true)?;
-                // tch's `cross_entropy_for_logits`, through the fallible calls.
-                let log_probs = logits.f_log_softmax(-1, Kind::Float)?;
-                let loss = log_probs.f_nll_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100)?;
+                let outputs = self.model.try_forward_outputs(&x, true)?;
+                let logits = &outputs[0];
+                let mut loss = cross_entropy(logits, &y)?;
+                // An auxiliary classifier (an output of training alone, shaped as the main
+                // one) adds its loss, weighted as Inception's training weighs it.
+                for (output, aux) in self.model.graph().outputs.iter().zip(&outputs).skip(1) {
+                    if output.training_only && aux.size() == logits.size() {
+                        loss = loss.f_add(&cross_entropy(aux, &y)?.f_mul_scalar(AUX_LOSS_WEIGHT)?)?;
+                    }
+                }
                 let value = loss.f_double_value(&[])?;
                 if !value.is_finite() {
                     return Err(RuntimeError::Diverged(format!(
@@ -579,7 +594,7 @@ impl<'m> Trainer<'m> {
                 self.optim.step()?;
                 let n = y.size()[0];
                 loss_sum += value * n as f64;
-                correct += count_correct(&logits, &y)?;
+                correct += count_correct(logits, &y)?;
                 seen += n;
                 observer.batch_done(value, n);
             }

@@ -229,6 +229,10 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             }
             Case { dims, call: call + ")" }
         }
+        "layernorm2d" => Case {
+            dims: rng.dims(3, 1, 5),
+            call: format!("layernorm2d(eps={}, elementwise_affine={})", rng.eps(), rng.flag()),
+        },
         "relu" | "relu6" | "sigmoid" | "tanh" | "silu" | "hardswish" | "hardsigmoid" | "mish"
         | "identity" => Case { dims: any_rank(rng), call: name.into() },
         "gelu" => {
@@ -549,13 +553,15 @@ fn every_layer_computes_what_its_torch_module_computes() {
         let what =
             format!("{case}: {} on [N, {}] against {}", fixture.call, fixture.input_dims, fixture.torch);
         let graph = check_text(fixture.network()).unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
-        // The fixtures of the language's own operations (`arith`, `slice`, ...) and of std's
-        // blocks are expressions of several nodes; a layer's is that layer.
-        if ALL.iter().any(|s| s.name == fixture.layer) {
+        // The fixtures of the language's own operations (`arith`, `slice`, `param`, ...) and of
+        // std's blocks are expressions of several nodes, named as the module's state_dict; a
+        // layer's is that layer, whose tensors are named under it.
+        let prefix = fixture.state_prefix();
+        if !prefix.is_empty() {
             assert_eq!(graph.nodes[1].name, fixture.layer, "{what}: the layer's name");
         }
         let prefixed = |state: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
-            state.iter().map(|(k, v)| (format!("{}.{k}", fixture.layer), v.shallow_clone())).collect()
+            state.iter().map(|(k, v)| (format!("{prefix}{k}"), v.shallow_clone())).collect()
         };
 
         let mut vs = nn::VarStore::new(Device::Cpu);

@@ -75,6 +75,52 @@ fn the_loss_falls_and_accuracy_beats_chance() {
     assert!(h[3].test_acc > 0.6, "test accuracy {} (chance: 0.25)", h[3].test_acc);
 }
 
+/// The network `text`, checked, with PyTorch's initialisation from seed 0.
+fn seeded_model(text: &str) -> (nn::VarStore, Model) {
+    let compiled = compile(Root::Text { name: "model.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = Model::new(&vs.root(), compiled.graphs.into_iter().next().unwrap(), Init::PyTorch);
+    (vs, m)
+}
+
+/// A declared `param` is a trained variable under its declaration's name, and training moves
+/// it: the gradient flows through the arithmetic it takes part in.
+#[test]
+fn declared_params_train() {
+    let _rng = rng();
+    let text = "network gated { input [N, 1, 8, 8]\n param gate [1, 8, 1] = 0.5\n                 _ * gate -> conv2d(4, 3, padding=1) -> relu -> flatten -> linear(4) }";
+    let (mut vs, m) = seeded_model(text);
+    let gate = |vs: &nn::VarStore| vs.variables()["gate"].copy();
+    let before = gate(&vs);
+    assert_eq!(before.size(), [1, 8, 1]);
+    assert_eq!(before, Tensor::full([1, 8, 1], 0.5, (Kind::Float, Device::Cpu)));
+    assert!(vs.trainable_variables().iter().any(|t| t.size() == [1, 8, 1]), "the gate is trained");
+    let mut trainer = Trainer::new(&m, &mut vs, config(1, 0.05, None));
+    trainer.run(&bands(64, 1), &bands(16, 2), &mut Quiet).unwrap();
+    let moved = (gate(&vs) - before).abs().max().double_value(&[]);
+    assert!(moved > 1e-4, "the gate moved by {moved}");
+}
+
+/// An auxiliary classifier (`output logits, aux if training`) trains through its own loss, which
+/// adds to the main one; evaluation never computes it.
+#[test]
+fn an_auxiliary_classifier_trains_through_its_loss() {
+    let _rng = rng();
+    let text = "network aux { input [N, 1, 8, 8]\n trunk = conv2d(4, 3, padding=1) -> relu\n                 side = flatten -> linear(4)\n trunk -> flatten -> fc: linear(4)\n output _, side if training }";
+    let (mut vs, m) = seeded_model(text);
+    let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+    assert_eq!(m.try_forward_outputs(&x, false).unwrap().len(), 1, "evaluation gives the main output");
+    assert_eq!(m.try_forward_outputs(&x, true).unwrap().len(), 2, "training gives both");
+    let side = |vs: &nn::VarStore| vs.variables()["side.1.weight"].copy();
+    let before = side(&vs);
+    let mut trainer = Trainer::new(&m, &mut vs, config(1, 0.05, None));
+    trainer.run(&bands(64, 1), &bands(16, 2), &mut Quiet).unwrap();
+    let moved = (side(&vs) - before).abs().max().double_value(&[]);
+    assert!(moved > 1e-4, "the auxiliary classifier moved by {moved}");
+}
+
 fn weights_of(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));

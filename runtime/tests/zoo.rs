@@ -57,7 +57,22 @@ fn zoo_networks_compute_torchvisions_outputs() {
         let error = parity::relative(&y, &fixture.output);
         eprintln!("{case}: relative difference {error:e}");
         assert!(error <= TOLERANCE, "{case}: nnc's output is off torchvision's by {error:e}");
+        if let Some(expected) = &fixture.aux_train {
+            check_aux(&case, &model, &fixture.synthetic_input(), expected);
+        }
     }
+}
+
+/// The auxiliary classifier (`output logits, aux if training`): absent in evaluation mode, the
+/// second output in training mode, with torchvision's value.
+fn check_aux(case: &str, model: &Model, x: &Tensor, expected: &Tensor) {
+    let eval = tch::no_grad(|| model.try_forward_outputs(x, false)).unwrap();
+    assert_eq!(eval.len(), 1, "{case}: outputs in evaluation mode");
+    let train = tch::no_grad(|| model.try_forward_outputs(x, true)).unwrap();
+    assert_eq!(train.len(), 2, "{case}: outputs in training mode");
+    let error = parity::relative(&train[1], expected);
+    eprintln!("{case}: auxiliary output in training mode, relative difference {error:e}");
+    assert!(error <= TOLERANCE, "{case}: the auxiliary output is off torchvision's by {error:e}");
 }
 
 /// A real torchvision checkpoint at full size, when `parity/zoo.py` wrote one (`NNC_ZOO_DIR`:
@@ -83,4 +98,7 @@ fn zoo_full_size() {
     let error = parity::relative(&y, &io["output"]);
     eprintln!("relative difference {error:e}");
     assert!(error <= TOLERANCE, "off torchvision's output by {error:e}");
+    if let Some(expected) = io.get("aux_train") {
+        check_aux("full size", &model, &io["input"], expected);
+    }
 }

@@ -72,22 +72,30 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     let mismatches = rows.iter().filter(|r| r[3] != "ok").count();
-    let output = &outputs[graph.output.0];
+    let main = &outputs[graph.output().0];
     writeln!(out)?;
     if mismatches == 0 {
-        writeln!(
-            out,
-            "all {} layers have their inferred shapes; output {:?}",
-            rows.len() - 1,
-            output.size()
-        )?;
+        writeln!(out, "all {} layers have their inferred shapes; output {:?}", rows.len() - 1, main.size())?;
     } else {
         writeln!(out, "{mismatches} layers differ from their inferred shapes")?;
     }
-    let first: Vec<f64> =
-        Vec::<f64>::try_from(output.get(0).flatten(0, -1).to_kind(Kind::Double)).unwrap_or_default();
-    let shown: Vec<String> = first.iter().take(10).map(|v| format!("{v:.4}")).collect();
-    writeln!(out, "first example: [{}{}]", shown.join(", "), if first.len() > 10 { ", …" } else { "" })?;
+    for output in &graph.outputs {
+        let tensor = &outputs[output.node.0];
+        let first: Vec<f64> =
+            Vec::<f64>::try_from(tensor.get(0).flatten(0, -1).to_kind(Kind::Double)).unwrap_or_default();
+        let shown: Vec<String> = first.iter().take(10).map(|v| format!("{v:.4}")).collect();
+        let values = format!("[{}{}]", shown.join(", "), if first.len() > 10 { ", …" } else { "" });
+        match graph.outputs.len() {
+            1 => writeln!(out, "first example: {values}")?,
+            _ if output.training_only && !args.train => writeln!(
+                out,
+                "output `{}` {:?}, an output of training mode only (computed here to check it): {values}",
+                output.name,
+                tensor.size()
+            )?,
+            _ => writeln!(out, "output `{}` {:?}, first example: {values}", output.name, tensor.size())?,
+        }
+    }
     if let Some(path) = &args.save_weights {
         if let Err(e) = weights::save(&vs, path) {
             return model_error(e);
@@ -168,7 +176,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(x) => x,
         Err(e) => return model_error(e),
     };
-    let classes = graph.node(graph.output).shape.dims.last().copied().unwrap_or(1) as i64;
+    let classes = graph.node(graph.output()).shape.dims.last().copied().unwrap_or(1) as i64;
     let labels = Tensor::randint(classes, [x.size()[0]], (Kind::Int64, device));
     let mut sgd = match nn::Sgd::default().build(&vs, 0.01) {
         Ok(o) => o,

@@ -43,7 +43,7 @@ fn data_dir(given: &Option<PathBuf>) -> Result<PathBuf, String> {
 /// number of classes it predicts.
 fn geometry(graph: &Graph, data: &Dataset) -> Result<(Option<i64>, usize), String> {
     let input = &graph.node(graph.input).shape;
-    let output = &graph.node(graph.output).shape;
+    let output = &graph.node(graph.output()).shape;
     let classes = match output.dims[..] {
         [c] => c as usize,
         _ => {
@@ -119,7 +119,7 @@ fn load_data(given: &Option<PathBuf>, classes: usize) -> Result<(Dataset, Datase
 }
 
 fn classes_of(graph: &Graph) -> usize {
-    graph.node(graph.output).shape.dims.last().copied().unwrap_or(10) as usize
+    graph.node(graph.output()).shape.dims.last().copied().unwrap_or(10) as usize
 }
 
 /// Draws a progress bar per epoch and prints a line when it ends; after each epoch's

@@ -207,10 +207,12 @@ fn emitted_pytorch_modules_reproduce_nnc() {
 /// module's `state_dict` has the real module's names and shapes under the layer's name, loads
 /// the fixture's state strictly, and computes the real module's outputs.
 const CHECK_OP: &str = r#"
-import importlib.util, sys, torch
+import importlib.util, sys, torch, torchvision
 from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file
+sys.path.insert(0, sys.argv[6])
+from make_op_fixtures import Lambda, WithParam
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -218,18 +220,12 @@ net = getattr(m, sys.argv[2])()
 with safe_open(sys.argv[3], framework="pt") as f:
     meta = f.metadata()
 fixture = load_file(sys.argv[3])
-layer = meta["layer"]
-class Lambda(nn.Module):  # as in parity/make_op_fixtures.py, for the arithmetic's fixtures
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-    def forward(self, x):
-        return self.f(x)
-real = eval(meta["torch"], {"nn": nn, "torch": torch, "Lambda": Lambda})
+prefix = sys.argv[5]
+real = eval(meta["torch"], {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam})
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
-theirs = [(f"{layer}.{k}", list(v.shape)) for k, v in real.state_dict().items()]
+theirs = [(f"{prefix}{k}", list(v.shape)) for k, v in real.state_dict().items()]
 assert ours == theirs, f"state_dict {ours} != torch.nn's {theirs}"
-state = {f"{layer}.{k[len('state.'):]}": v.clone() for k, v in fixture.items() if k.startswith("state.")}
+state = {f"{prefix}{k[len('state.'):]}": v.clone() for k, v in fixture.items() if k.startswith("state.")}
 net.load_state_dict(state, strict=True)
 x = fixture["input"].clone()
 worst = 0.0
@@ -281,7 +277,10 @@ fn emitted_modules_match_every_op_fixture() {
         let text = fixture.network();
         let compiled = compile(Root::Text { name: "op.net", text: &text, dir: None }, &Options::default());
         assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
-        run_emitted(&python, CHECK_OP, &compiled.graphs[0], &dir, &case, &[path.as_os_str(), case.as_ref()]);
+        let prefix = fixture.state_prefix();
+        let parity = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity");
+        let args = [path.as_os_str(), case.as_ref(), prefix.as_ref(), parity.as_os_str()];
+        run_emitted(&python, CHECK_OP, &compiled.graphs[0], &dir, &case, &args);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -309,6 +308,13 @@ x = torch.from_numpy(synthetic.tensor("input", tuple(json.loads(meta["input"])))
 with torch.no_grad():
     y = net(x)
 worst = ((y - output).abs().max() / output.abs().max()).item()
+with safe_open(sys.argv[3], framework="pt") as f:
+    if "aux_train" in f.keys():
+        # The auxiliary classifier: returned second in training mode alone.
+        aux = f.get_tensor("aux_train")
+        with torch.no_grad():
+            outs = net.train()(x)
+        worst = max(worst, ((outs[1] - aux).abs().max() / aux.abs().max()).item())
 print(f"{sys.argv[5]}: relative difference {worst:.3g}")
 sys.exit(0 if worst <= 1e-5 else 1)
 "#;

@@ -25,6 +25,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let mut consts = Vec::new();
     let mut steps = Vec::new();
     let last_use = graph.last_uses();
+    let in_eval = graph.computed(false);
     for (i, node) in graph.nodes.iter().enumerate() {
         let value = format_ident!("x{}", i);
         if matches!(node.op, Op::Input(_)) {
@@ -46,9 +47,14 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         };
         let inputs = node.inputs.iter().map(|id| format_ident!("x{}", id.0));
         let layer = &node.name;
-        steps.push(
-            quote! { let #value = #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)?; },
-        );
+        let apply = quote! { #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? };
+        steps.push(if in_eval[i] {
+            quote! { let #value = #apply; }
+        } else {
+            // Only an output of training reads it (an auxiliary classifier): skipped in
+            // evaluation mode, where nothing reads the empty tensor that stands for it.
+            quote! { let #value = if train { #apply } else { #k::tch::Tensor::new() }; }
+        });
         // Free each intermediate as soon as nothing reads it any more, once even when a node
         // reads it twice (`y + y`).
         let mut dead: Vec<usize> =
@@ -60,10 +66,28 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             steps.push(quote! { drop(#dead); });
         }
     }
-    let output = format_ident!("x{}", graph.output.0);
     let network = &graph.name;
     let input_shape = dims(&graph.node(graph.input).shape);
-    let output_shape = dims(&graph.node(graph.output).shape);
+    let output_shape = dims(&graph.node(graph.output()).shape);
+    // The outputs as a struct: a field per output, an `Option` for those of training alone.
+    let outputs_type = format_ident!("{}Outputs", name);
+    let mut output_fields = Vec::new();
+    let mut output_values = Vec::new();
+    for output in &graph.outputs {
+        let field = field_name(&output.name);
+        let value = format_ident!("x{}", output.node.0);
+        let doc = format!(" `{}`: {}", output.name, graph.node(output.node).shape);
+        if output.training_only {
+            let doc = format!("{doc}, in training mode only");
+            output_fields.push(quote! { #[doc = #doc] pub #field: ::std::option::Option<#k::tch::Tensor>, });
+            output_values.push(quote! { #field: if train { ::std::option::Option::Some(#value) } else { ::std::option::Option::None }, });
+        } else {
+            output_fields.push(quote! { #[doc = #doc] pub #field: #k::tch::Tensor, });
+            output_values.push(quote! { #field: #value, });
+        }
+    }
+    let main = field_name(&graph.outputs[0].name);
+    let outputs_doc = format!(" The outputs of [`{name}`]: the main one first.");
     let parameters = Literal::u64_unsuffixed(graph.total_params());
     let layers = graph.nodes.iter().map(|n| {
         let (name, op, shape) = (&n.name, n.op.to_string(), n.shape.to_string());
@@ -80,6 +104,13 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         #[derive(Debug)]
         pub struct #name {
             #(#fields)*
+        }
+
+        #[doc = #outputs_doc]
+        #[derive(Debug)]
+        #[allow(non_snake_case)]
+        pub struct #outputs_type {
+            #(#output_fields)*
         }
 
         #[allow(clippy::all, clippy::pedantic)]
@@ -106,13 +137,19 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
                 Self { #(#inits)* }
             }
 
-            /// The output; an error if `xs` does not have the input shape, or if libtorch
+            /// The main output; an error if `xs` does not have the input shape, or if libtorch
             /// refuses a layer (an allocation too large for the memory, most often), naming it.
-            #[allow(unused_variables)]
             pub fn try_forward(&self, xs: &#k::tch::Tensor, train: bool) -> ::std::result::Result<#k::tch::Tensor, #k::runtime::RuntimeError> {
+                self.try_forward_outputs(xs, train).map(|outputs| outputs.#main)
+            }
+
+            /// Every output; errors as [`Self::try_forward`]'s. In evaluation mode, the layers
+            /// only outputs of training read are skipped.
+            #[allow(unused_variables)]
+            pub fn try_forward_outputs(&self, xs: &#k::tch::Tensor, train: bool) -> ::std::result::Result<#outputs_type, #k::runtime::RuntimeError> {
                 #k::runtime::check_input(Self::INPUT_SHAPE, xs)?;
                 #(#steps)*
-                Ok(#output)
+                Ok(#outputs_type { #(#output_values)* })
             }
         }
 
@@ -156,6 +193,24 @@ pub fn stub(name: &Ident, krate: &TokenStream) -> TokenStream {
                 unreachable!("the model did not compile")
             }
         }
+    }
+}
+
+/// Rust's keywords, strict and reserved, which a field can only be spelt as raw (`r#type`).
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn", "else",
+    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro",
+    "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return", "static", "struct", "trait",
+    "true", "try", "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// The field of an output named `name` in the outputs struct: the name itself, raw where it
+/// is a Rust keyword (`r#type`), and with an underscore where it cannot be raw (`self_`).
+fn field_name(name: &str) -> Ident {
+    match name {
+        "self" | "super" | "crate" | "Self" => format_ident!("{}_", name),
+        _ if RUST_KEYWORDS.contains(&name) => Ident::new_raw(name, Span::call_site()),
+        _ => Ident::new(name, Span::call_site()),
     }
 }
 

@@ -53,12 +53,14 @@ impl Estimate {
     }
 }
 
-/// The bytes of one node's output at batch `batch` (a fixed batch in the IR stays fixed).
+/// The bytes of one node's output at batch `batch` (a fixed batch in the IR stays fixed). A
+/// declared `param`, which has no batch, is its own output: counted with the parameters.
 fn output_bytes(graph: &Graph, node: usize, batch: u64) -> u128 {
     let shape = &graph.nodes[node].shape;
     let examples = match shape.batch {
         Batch::Symbolic(_) => batch,
         Batch::Fixed(n) => n,
+        Batch::None => return 0,
     };
     match shape.elements_per_example() {
         Some(elements) => u128::from(elements).saturating_mul(u128::from(examples)).saturating_mul(ELEMENT),

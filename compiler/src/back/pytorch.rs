@@ -62,6 +62,12 @@ struct Layout<'g> {
     readers: Vec<Vec<usize>>,
     /// For each node, whether it is a join, which its container's forward spells out.
     join: Vec<bool>,
+    /// For each node, whether it is a declared `param`, an `nn.Parameter` attribute.
+    parameter: Vec<bool>,
+    /// For each node, whether it is an output of the network.
+    is_output: Vec<bool>,
+    /// For each node, whether evaluation mode computes it (see [`Graph::computed`]).
+    in_eval: Vec<bool>,
     /// The nodes (the input aside) by their home.
     by_home: HashMap<String, Vec<usize>>,
 }
@@ -90,7 +96,7 @@ impl Layout<'_> {
         let mut outputs: Vec<usize> = members
             .iter()
             .copied()
-            .filter(|&i| i == self.graph.output.0 || self.readers[i].iter().any(|r| !members.contains(r)))
+            .filter(|&i| self.is_output[i] || self.readers[i].iter().any(|r| !members.contains(r)))
             .collect();
         if outputs.is_empty() {
             // Computed and read by nothing: still computed, as nnc does, and returned.
@@ -109,11 +115,19 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('.').map_or("", |(parent, _)| parent)
 }
 
+/// Python's keywords, which no attribute can be spelt as (`self.lambda`).
+const PYTHON_KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
+    "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
+    "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+];
+
 /// A module attribute in Python: `self.conv1`, or `getattr(self, "0")` for a name that is no
-/// identifier (TorchScript accepts both).
+/// identifier or is a keyword (TorchScript accepts both).
 fn attribute(segment: &str) -> String {
     let identifier = segment.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !PYTHON_KEYWORDS.contains(&segment);
     if identifier {
         format!("self.{segment}")
     } else {
@@ -279,7 +293,7 @@ fn class_body(
     let graph = layout.graph;
     let members = layout.members(tree);
     let (inputs, outputs) = if tree.path.is_empty() {
-        (vec![graph.input.0], vec![graph.output.0])
+        (vec![graph.input.0], graph.outputs.iter().map(|o| o.node.0).collect())
     } else {
         layout.boundary(&members)
     };
@@ -291,16 +305,23 @@ fn class_body(
     let args: Vec<String> = inputs.iter().map(|&i| name(i, &mut local)).collect();
 
     let mut body = String::from("    def __init__(self):\n        super().__init__()\n");
-    for (segment, ctor) in built {
+    for ((segment, ctor), (_, child)) in built.iter().zip(&tree.children) {
         let ctor = indent(&indent(ctor));
         let _ = if attribute(segment).starts_with("self.") {
             writeln!(body, "        self.{segment} = {ctor}")
+        } else if matches!(child, Child::Layer(id, _) if layout.parameter[id.0]) {
+            writeln!(body, "        self.register_parameter({segment:?}, {ctor})")
         } else {
             writeln!(body, "        self.add_module({segment:?}, {ctor})")
         };
     }
     let _ = writeln!(body, "\n    def forward(self, {}):", args.join(", "));
     let mut done: BTreeSet<usize> = inputs.iter().copied().collect();
+    // The network's own class returns its outputs, and computes those of training only in
+    // training mode; a block's class is called only where its outputs are needed.
+    let root = tree.path.is_empty();
+    // The statements only outputs of training need, written before those outputs return.
+    let mut training: Vec<String> = Vec::new();
     for &i in &members {
         if done.contains(&i) {
             continue;
@@ -313,7 +334,8 @@ fn class_body(
             && matches!(locate(layout, tree, None, i), Site::Join)
         {
             if let PyTorch::Expr(expr) = node.op.layer().pytorch(&xs) {
-                let _ = writeln!(body, "        {} = {expr}{note}", name(i, &mut local));
+                let line = format!("{} = {expr}{note}", name(i, &mut local));
+                statement(&mut body, &mut training, root && !layout.in_eval[i], line);
                 done.insert(i);
                 continue;
             }
@@ -321,7 +343,12 @@ fn class_body(
         match locate(layout, tree, None, i) {
             Site::Join => unreachable!("joins of this container are written above"),
             Site::Layer(module) => {
-                let _ = writeln!(body, "        {} = {module}({}){note}", name(i, &mut local), xs.join(", "));
+                let value = match layout.parameter[i] {
+                    true => module,
+                    false => format!("{module}({})", xs.join(", ")),
+                };
+                let line = format!("{} = {value}{note}", name(i, &mut local));
+                statement(&mut body, &mut training, root && !layout.in_eval[i], line);
                 done.insert(i);
             }
             Site::Unit(module, sub) => {
@@ -331,15 +358,45 @@ fn class_body(
                 let results: Vec<String> = sub_outputs.iter().map(|&j| name(j, &mut local)).collect();
                 let last = &graph.nodes[*sub_outputs.last().expect("an output")];
                 let note = comment(tree, &sub.path, "", &last.shape.to_string());
-                let _ =
-                    writeln!(body, "        {} = {module}({}){note}", results.join(", "), args.join(", "));
+                let line = format!("{} = {module}({}){note}", results.join(", "), args.join(", "));
+                statement(
+                    &mut body,
+                    &mut training,
+                    root && sub_members.iter().all(|&j| !layout.in_eval[j]),
+                    line,
+                );
                 done.extend(sub_members);
             }
         }
     }
     let results: Vec<String> = outputs.iter().map(|&i| name(i, &mut local)).collect();
-    let _ = writeln!(body, "        return {}", results.join(", "));
+    let in_eval: Vec<&String> =
+        outputs.iter().zip(&results).filter(|(&i, _)| layout.in_eval[i]).map(|(_, r)| r).collect();
+    if root && in_eval.len() < results.len() {
+        // The outputs of training alone, as torchvision's Inception-v3 returns them, computed
+        // only then (nothing else reads them, so they may come last).
+        let _ = writeln!(body, "        if self.training:");
+        for line in &training {
+            let _ = writeln!(body, "            {line}");
+        }
+        let _ = writeln!(body, "            return {}", results.join(", "));
+        let eval: Vec<&str> = in_eval.iter().map(|r| r.as_str()).collect();
+        let _ = writeln!(body, "        return {}", eval.join(", "));
+    } else {
+        let _ = writeln!(body, "        return {}", results.join(", "));
+    }
     (body, (inputs, outputs))
+}
+
+/// Writes one statement of a forward, or keeps it in `training` where `training_only` (the
+/// layers only outputs of training read), for the branch that returns those outputs.
+fn statement(body: &mut String, training: &mut Vec<String>, training_only: bool, line: String) {
+    match training_only {
+        true => training.push(line),
+        false => {
+            let _ = writeln!(body, "        {line}");
+        }
+    }
 }
 
 /// A line's comment: the layer's name relative to the class and its op; in the network's
@@ -374,10 +431,14 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let mut home = vec![String::new(); n];
     let mut joins = Vec::new();
     let mut join = vec![false; n];
+    let mut parameter = vec![false; n];
     for (i, node) in graph.nodes.iter().enumerate().skip(1) {
         let inputs: Vec<String> = node.inputs.iter().map(|id| format!("x{}", id.0)).collect();
-        match node.op.layer().pytorch(&inputs) {
-            PyTorch::Module(ctor) => {
+        let spelled = node.op.layer().pytorch(&inputs);
+        parameter[i] = matches!(spelled, PyTorch::Parameter(_));
+        match spelled {
+            // A parameter is an attribute as a module is, read where a module is called.
+            PyTorch::Module(ctor) | PyTorch::Parameter(ctor) => {
                 let mut at = &mut tree;
                 let segments: Vec<&str> = node.name.split('.').collect();
                 for segment in &segments[..segments.len() - 1] {
@@ -407,7 +468,12 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     for (i, at) in home.iter().enumerate().skip(1) {
         by_home.entry(at.clone()).or_default().push(i);
     }
-    let layout = Layout { graph, home, readers, join, by_home };
+    let mut is_output = vec![false; n];
+    for output in &graph.outputs {
+        is_output[output.node.0] = true;
+    }
+    let in_eval = graph.computed(false);
+    let layout = Layout { graph, home, readers, join, parameter, is_output, in_eval, by_home };
 
     let class = type_name(&graph.name).to_string();
     // The network's class takes its name first: a block of the same name (a network
@@ -419,7 +485,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let input = graph.node(graph.input);
     let batch = match input.shape.batch {
-        Batch::Symbolic(_) => "-1".to_string(),
+        Batch::Symbolic(_) | Batch::None => "-1".to_string(),
         Batch::Fixed(n) => n.to_string(),
     };
     let dims: Vec<String> =
@@ -442,6 +508,13 @@ PARAMETERS = {}"#,
         dims.join(", "),
         graph.total_params()
     );
+    // The classes that layers' spellings use and `torch.nn` lacks, each once.
+    let mut helpers: Vec<&str> = graph.nodes.iter().filter_map(|n| n.op.layer().pytorch_class()).collect();
+    helpers.sort_unstable();
+    helpers.dedup();
+    for helper in helpers {
+        let _ = write!(py, "\n\n\n{helper}");
+    }
     py.push_str(&classes.source);
     let _ =
         write!(py, "\n\nclass {class}(nn.Module):\n    \"\"\"The network `{}`.\"\"\"\n\n{body}", graph.name);
@@ -463,7 +536,9 @@ if __name__ == "__main__":
     count = sum(p.numel() for p in net.parameters())
     assert count == PARAMETERS, f"{{count}} parameters, nnc counted {{PARAMETERS}}"
     x = torch.randn(2, *INPUT_SHAPE[1:])
-    print(f"{class}: {{count}} parameters, output {{tuple(net.eval()(x).shape)}} for input {{tuple(x.shape)}}")
+    y = net.eval()(x)
+    shapes = ", ".join(str(tuple(t.shape)) for t in (y if isinstance(y, tuple) else (y,)))
+    print(f"{class}: {{count}} parameters, output {{shapes}} for input {{tuple(x.shape)}}")
 "#
     );
     py

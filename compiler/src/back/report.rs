@@ -14,12 +14,23 @@ pub struct Report {
     pub network: String,
     pub params: Vec<(String, String)>,
     pub input: String,
+    /// The main output's shape.
     pub output: String,
+    /// Every output, the main one first.
+    pub outputs: Vec<OutputRow>,
     pub rows: Vec<Row>,
     pub totals: Totals,
     /// The memory of training one batch, when a batch size was given (`nnc check --batch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<BatchMemory>,
+}
+
+/// One output of the network: its name, shape, and whether it is one of training alone.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputRow {
+    pub name: String,
+    pub shape: String,
+    pub training_only: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -131,7 +142,16 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         network: graph.name.clone(),
         params: graph.params.clone(),
         input: graph.node(graph.input).shape.to_string(),
-        output: graph.node(graph.output).shape.to_string(),
+        output: graph.node(graph.output()).shape.to_string(),
+        outputs: graph
+            .outputs
+            .iter()
+            .map(|o| OutputRow {
+                name: o.name.clone(),
+                shape: graph.node(o.node).shape.to_string(),
+                training_only: o.training_only,
+            })
+            .collect(),
         rows,
         totals,
         memory: None,
@@ -210,13 +230,18 @@ pub fn render_table(report: &Report) -> String {
         s.trim_end().to_string() + "\n"
     };
     let params: Vec<String> = report.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut out = format!(
-        "network {}({}): {} → {}\n\n",
-        report.network,
-        params.join(", "),
-        report.input,
-        report.output
-    );
+    let output = match &report.outputs[..] {
+        [_] => report.output.clone(),
+        outputs => {
+            let each = outputs.iter().map(|o| {
+                let training = if o.training_only { " (training only)" } else { "" };
+                format!("{} {}{training}", o.name, o.shape)
+            });
+            each.collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut out =
+        format!("network {}({}): {} → {output}\n\n", report.network, params.join(", "), report.input);
     out += &line(header);
     out += &line(widths.map(|w| "─".repeat(w)).each_ref().map(String::as_str));
     for row in &cells {

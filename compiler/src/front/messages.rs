@@ -129,6 +129,21 @@ pub(super) enum Error<'a> {
     // `size`: the one dimension given, when it is a number (a size without the batch).
     InputTooFewDims { size: Option<i64>, at: Loc },
     BadDimension { value: i64, at: Loc },
+    // ---- Declared outputs ----
+    // `output` in a block, or before the network's last statement.
+    OutputInBlock { at: Loc },
+    OutputNotLast { at: Loc },
+    // The first output marked `if training`.
+    MainOutputInTraining { name: &'a str, at: Loc },
+    // ---- Declared parameters ----
+    // A `param`'s initial value that is neither a number nor `normal(std=...)`; `None` for a
+    // call of `normal` with other arguments.
+    ParamInit { found: Option<Found>, at: Loc },
+    // A `param` of more dimensions than a layer's tensor may have.
+    ParamRank { rank: usize, max: usize, at: Loc },
+    // A `param` (no batch) given to a layer, a block, a join or a slice, or made the output;
+    // `what` says which (`layer `conv2d``).
+    ParamAsInput { what: String, shape: &'a Shape, at: Loc },
     // `in` used before `input`.
     InBeforeInput { at: Loc },
 
@@ -347,6 +362,39 @@ impl Error<'_> {
                 Diagnostic::error(Code::Value, format!("a dimension must be at least 1, but is {value}"))
                     .primary(at, format!("this is {value}"))
             }
+            OutputInBlock { at } => Diagnostic::error(Code::Structure, "only a network declares outputs")
+                .primary(at, "in a block")
+                .hint("a block's output is its last statement; declare the outputs in the network that calls it"),
+            OutputNotLast { at } => Diagnostic::error(Code::Structure, "`output` must be the network's last statement")
+                .primary(at, "statements follow it")
+                .hint("move `output` to the end of the network"),
+            MainOutputInTraining { name, at } => Diagnostic::error(
+                Code::Structure,
+                format!("the first output, `{name}`, is the main one and cannot be an output of training only"),
+            )
+            .primary(at, "marked `if training`")
+            .hint("list the output of every mode first: `output logits, aux if training`"),
+            ParamInit { found, at } => Diagnostic::error(
+                Code::Type,
+                match found {
+                    Some(found) => format!("a `param` starts as a number or `normal(std=...)`, not {}", found.shown),
+                    None => "`normal` takes one argument, `std`, a number of at least 0".to_string(),
+                },
+            )
+            .primary(at, "the initial value")
+            .hint("write `= 0` (every element 0), `= 1e-6`, or `= normal(std=0.02)`"),
+            ParamRank { rank, max, at } => Diagnostic::error(
+                Code::Value,
+                format!("a `param` may have at most {max} dimensions, but this one has {rank}"),
+            )
+            .primary(at, format!("{rank} dimensions")),
+            ParamAsInput { what, shape, at } => Diagnostic::error(
+                Code::Type,
+                format!("{what} takes a batched tensor, but gets a `param` {shape}, which has no batch"),
+            )
+            .primary(at, format!("this is the `param` {shape}"))
+            .note("a `param` has exactly its declared sizes; it takes part in arithmetic with batched tensors (`scale * x`, `x + pos`), broadcast from its last dimension as in PyTorch")
+            .hint("combine it with a batched tensor first: `x * scale`, not `scale -> layer`"),
             InBeforeInput { at } => Diagnostic::error(Code::Structure, "`in` has no value yet")
                 .primary(at, "used before the input is declared")
                 .hint("declare `input [N, ...]` first"),

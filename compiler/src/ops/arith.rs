@@ -115,8 +115,10 @@ impl Layer for ArithScalar {
 }
 
 /// The shape of `a op b`: equal ranks, the same batch, and each other dimension equal or 1
-/// in one of them (PyTorch's broadcasting, with the batch kept as dimension 0). The error
-/// blames `b`.
+/// in one of them (PyTorch's broadcasting, with the batch kept as dimension 0). A declared
+/// `param`, which has no batch, lines up with the other side from its last dimension, as in
+/// PyTorch; where it has as many dimensions as a batched tensor, its first meets the batch and
+/// must be 1. The error blames `b`.
 pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
     let verb = op.verb();
     let mismatch = |detail: String| {
@@ -124,24 +126,66 @@ pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
             .label(format!("this is {b}"))
             .note(detail)
     };
-    if a.rank() != b.rank() {
-        return Err(mismatch(format!(
-            "the left side has {} dimensions and the right side {}; nnc broadcasts tensors of equal \
-             rank, whose every dimension but the batch is equal or 1 in one of them",
-            a.rank(),
-            b.rank()
-        ))
-        .hint("give the smaller tensor size-1 dimensions where the other has more (`adaptive_avgpool(1)` keeps [C, 1, 1])"));
-    }
-    if a.batch != b.batch {
-        let batch = |s: &Shape| match &s.batch {
-            Batch::Symbolic(name) => name.clone(),
-            Batch::Fixed(n) => n.to_string(),
-        };
-        return Err(mismatch(format!("their batches differ: {} and {}", batch(a), batch(b))));
-    }
-    let mut dims = Vec::with_capacity(a.dims.len());
-    for (axis, (&x, &y)) in a.dims.iter().zip(&b.dims).enumerate() {
+    // The batch of the result, and each side's sizes after it, padded with leading 1s.
+    let (batch, left, right) = match (&a.batch, &b.batch) {
+        (Batch::None, Batch::None) => {
+            let rank = a.dims.len().max(b.dims.len());
+            (Batch::None, padded(&a.dims, rank), padded(&b.dims, rank))
+        }
+        (Batch::None, _) | (_, Batch::None) => {
+            let param_left = a.batch == Batch::None;
+            let (batched, param, side) = if param_left { (b, a, "left") } else { (a, b, "right") };
+            if param.rank() > batched.rank() {
+                return Err(mismatch(format!(
+                    "the parameter on the {side} has {} dimensions, more than the {} of the tensor it \
+                     meets, whose batch must stay first",
+                    param.rank(),
+                    batched.rank()
+                )));
+            }
+            let example = if param.rank() == batched.rank() {
+                if param.dims[0] != 1 {
+                    return Err(mismatch(format!(
+                        "the parameter on the {side} has as many dimensions as the batched tensor, so \
+                         its first, {}, meets the batch and must be 1",
+                        param.dims[0]
+                    )));
+                }
+                &param.dims[1..]
+            } else {
+                &param.dims[..]
+            };
+            let example = padded(example, batched.dims.len());
+            match param_left {
+                true => (batched.batch.clone(), example, batched.dims.clone()),
+                false => (batched.batch.clone(), batched.dims.clone(), example),
+            }
+        }
+        _ => {
+            if a.rank() != b.rank() {
+                return Err(mismatch(format!(
+                    "the left side has {} dimensions and the right side {}; nnc broadcasts tensors of \
+                     equal rank, whose every dimension but the batch is equal or 1 in one of them",
+                    a.rank(),
+                    b.rank()
+                ))
+                .hint("give the smaller tensor size-1 dimensions where the other has more (`adaptive_avgpool(1)` keeps [C, 1, 1])"));
+            }
+            if a.batch != b.batch {
+                let batch = |s: &Shape| match &s.batch {
+                    Batch::Symbolic(name) => name.clone(),
+                    Batch::Fixed(n) => n.to_string(),
+                    Batch::None => String::new(),
+                };
+                return Err(mismatch(format!("their batches differ: {} and {}", batch(a), batch(b))));
+            }
+            (a.batch.clone(), a.dims.clone(), b.dims.clone())
+        }
+    };
+    // Dimensions are numbered as PyTorch numbers them, the batch (if any) being 0.
+    let first = usize::from(batch != Batch::None);
+    let mut dims = Vec::with_capacity(left.len());
+    for (axis, (&x, &y)) in left.iter().zip(&right).enumerate() {
         dims.push(match (x, y) {
             _ if x == y => x,
             (1, _) => y,
@@ -150,7 +194,7 @@ pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
                 let mut err = mismatch(format!(
                     "dimension {} is {x} on the left and {y} on the right; each dimension must be \
                      equal, or 1 on one side",
-                    axis + 1
+                    axis + first
                 ));
                 if op == ArithOp::Add {
                     if let Some(fix) = projection_hint(a, b) {
@@ -161,7 +205,12 @@ pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
             }
         });
     }
-    Ok(a.with_dims(dims))
+    Ok(Shape { batch, dims })
+}
+
+/// `dims` with leading 1s up to `rank` sizes.
+fn padded(dims: &[u64], rank: usize) -> Vec<u64> {
+    std::iter::repeat_n(1, rank.saturating_sub(dims.len())).chain(dims.iter().copied()).collect()
 }
 
 /// A 1×1 convolution that maps `from` onto `to`, as a residual block's skip path would use.
@@ -190,6 +239,22 @@ mod tests {
         assert_eq!(broadcast(ArithOp::Add, &s(&[64, 8, 8]), &s(&[64, 8, 8])).unwrap(), s(&[64, 8, 8]));
         assert_eq!(broadcast(ArithOp::Mul, &s(&[64, 8, 8]), &s(&[64, 1, 1])).unwrap(), s(&[64, 8, 8]));
         assert_eq!(broadcast(ArithOp::Div, &s(&[1, 8, 1]), &s(&[3, 1, 5])).unwrap(), s(&[3, 8, 5]));
+    }
+
+    /// A declared `param` (no batch) lines up from its last dimension, as in PyTorch.
+    #[test]
+    fn a_param_broadcasts_from_its_last_dimension() {
+        let p = |dims: &[u64]| Shape { batch: Batch::None, dims: dims.to_vec() };
+        assert_eq!(broadcast(ArithOp::Mul, &p(&[64, 1, 1]), &s(&[64, 8, 8])).unwrap(), s(&[64, 8, 8]));
+        assert_eq!(broadcast(ArithOp::Add, &s(&[16, 64]), &p(&[1, 16, 64])).unwrap(), s(&[16, 64]));
+        assert_eq!(broadcast(ArithOp::Add, &s(&[3, 1, 5]), &p(&[4, 1])).unwrap(), s(&[3, 4, 5]));
+        assert_eq!(broadcast(ArithOp::Mul, &p(&[5]), &p(&[2, 1])).unwrap(), p(&[2, 5]));
+        // Its first dimension would meet the batch; more dimensions would move the batch.
+        let err = broadcast(ArithOp::Add, &s(&[16, 64]), &p(&[2, 16, 64])).unwrap_err();
+        assert!(err.notes[0].contains("its first, 2, meets the batch"), "{:?}", err.notes);
+        assert!(broadcast(ArithOp::Add, &s(&[64]), &p(&[1, 1, 64])).is_err());
+        let err = broadcast(ArithOp::Mul, &p(&[3, 1, 1]), &s(&[4, 8, 8])).unwrap_err();
+        assert!(err.notes[0].contains("dimension 1 is 3 on the left and 4 on the right"), "{:?}", err.notes);
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub trait Layer {
     /// How PyTorch computes it from its inputs' Python names `xs`.
     fn pytorch(&self, xs: &[String]) -> PyTorch;
 
+    /// The Python source of a class that [`Layer::pytorch`]'s spelling uses and `torch.nn`
+    /// lacks (torchvision's `LayerNorm2d`), which the emitted module defines once.
+    fn pytorch_class(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Where the output's spatial axis `axis` (0 the first after the channels: length, depth
     /// or height) gets its size; `input` is the first input's size on that axis.
     fn size_origin(&self, _axis: usize, _input: u64) -> SizeOrigin {
@@ -39,7 +45,8 @@ pub trait Layer {
 pub const MAX_TENSOR_RANK: usize = 8;
 
 /// One parameter or buffer of a layer, named as in PyTorch's `state_dict` (`weight`,
-/// `running_mean`).
+/// `running_mean`); an empty name is the layer itself (a declared `param`, which PyTorch
+/// names by its attribute alone).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
     pub name: &'static str,
@@ -71,7 +78,8 @@ fn sizes(dims: &[u64]) -> ArrayVec<u64, MAX_TENSOR_RANK> {
 }
 
 /// How a tensor starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
 pub enum InitRule {
     /// A weight `[out, in, kernel...]`: PyTorch's default, uniform in ±1/√fan_in (Kaiming
     /// uniform with a = √5), or Xavier uniform when the run asks for d2l's initialisation.
@@ -97,6 +105,9 @@ pub enum PyTorch {
     /// An expression of the inputs, for what PyTorch spells as one (`x1 + x2`,
     /// `torch.cat([x1, x2], dim=1)`).
     Expr(String),
+    /// An `nn.Parameter` (`nn.Parameter(torch.full((96, 1, 1), 1e-06))`), registered under the
+    /// layer's name and read, not called.
+    Parameter(String),
 }
 
 /// The broad kind of an op, which pictures colour by.
@@ -141,6 +152,27 @@ impl ToRust for f64 {
 impl ToRust for bool {
     fn to_rust(&self, _: &TokenStream) -> TokenStream {
         quote! { #self }
+    }
+}
+
+impl ToRust for InitRule {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        match *self {
+            InitRule::Weight => quote! { #ir::InitRule::Weight },
+            InitRule::Bias { fan_in } => {
+                let fan_in = fan_in.to_rust(ir);
+                quote! { #ir::InitRule::Bias { fan_in: #fan_in } }
+            }
+            InitRule::Const(value) => {
+                let value = value.to_rust(ir);
+                quote! { #ir::InitRule::Const(#value) }
+            }
+            InitRule::Normal { std } => {
+                let std = std.to_rust(ir);
+                quote! { #ir::InitRule::Normal { std: #std } }
+            }
+            InitRule::Count => quote! { #ir::InitRule::Count },
+        }
     }
 }
 

@@ -2,14 +2,18 @@
 //! normalising each example over its last dimensions. `normalized_shape` may be left out, for
 //! the last dimension alone (as ViT and ConvNeXt use it); when given, it must equal the
 //! input's trailing sizes, as PyTorch requires.
+//!
+//! `layernorm2d(eps=1e-5)`: torchvision's `LayerNorm2d` (ConvNeXt's downsampling and head),
+//! the same over the channels of each position of an image, `[N, C, H, W]`: a layer norm of
+//! the channels-last tensor, permuted back, with a weight and bias of `C`.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use super::layer::{py_bool, py_float};
 use super::{
-    attributes, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec,
-    PyTorch, Ranks, TensorSpec, MAX_TENSOR_RANK,
+    attributes, expect_spatial, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec,
+    ParamSpec, PyTorch, Ranks, TensorSpec, MAX_TENSOR_RANK,
 };
 use crate::diagnostic::Code;
 use crate::shape::Shape;
@@ -27,6 +31,25 @@ pub static LAYERNORM: OpSpec = OpSpec {
     ],
     apply,
 };
+
+pub static LAYERNORM2D: OpSpec = OpSpec {
+    name: "layernorm2d",
+    summary: "normalises the channels at each position of an image, then scales and shifts (ConvNeXt's)",
+    torch: "torchvision LayerNorm2d",
+    ranks: Ranks::Exactly(&[4]),
+    params: &[
+        ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
+        ParamSpec::optional("elementwise_affine", Kind::Bool, ArgValue::Bool(true)),
+    ],
+    apply: apply_2d,
+};
+
+fn apply_2d(args: &Args, input: &Shape) -> Result<Built, OpError> {
+    let eps = super::batchnorm::eps(args)?;
+    let elementwise_affine = args.bool("elementwise_affine");
+    let (channels, _) = expect_spatial::<2>("layernorm2d", input)?;
+    Built::per_parameter(Op::LayerNorm2d(LayerNorm2d { channels, eps, elementwise_affine }), input.clone())
+}
 
 fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     let last = input.dims.last().map(|&d| vec![d]).unwrap_or_default();
@@ -71,6 +94,27 @@ fn dims_text(dims: &[u64]) -> String {
     }
 }
 
+/// With `elementwise_affine`, a trained weight (ones) and bias (zeros) of the normalised
+/// shape, as `nn.LayerNorm` holds them.
+fn affine(dims: &[u64], elementwise_affine: bool) -> Vec<TensorSpec> {
+    if !elementwise_affine {
+        return Vec::new();
+    }
+    vec![
+        TensorSpec::trained("weight", dims, InitRule::Const(1.0)),
+        TensorSpec::trained("bias", dims, InitRule::Const(0.0)),
+    ]
+}
+
+/// The report's note of a norm without its scale and shift.
+fn no_affine(elementwise_affine: bool) -> &'static str {
+    if elementwise_affine {
+        ""
+    } else {
+        ", no affine"
+    }
+}
+
 attributes! {
     pub struct LayerNorm {
         pub normalized_shape: Cow<'static, [u64]>,
@@ -81,24 +125,11 @@ attributes! {
 
 impl Layer for LayerNorm {
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "layernorm {}", dims_text(&self.normalized_shape))?;
-        if !self.elementwise_affine {
-            f.write_str(", no affine")?;
-        }
-        Ok(())
+        write!(f, "layernorm {}{}", dims_text(&self.normalized_shape), no_affine(self.elementwise_affine))
     }
 
-    /// With `elementwise_affine`, a trained weight (ones) and bias (zeros) of the normalised
-    /// shape, as `nn.LayerNorm` holds them.
     fn tensors(&self) -> Vec<TensorSpec> {
-        if !self.elementwise_affine {
-            return Vec::new();
-        }
-        let dims = &self.normalized_shape;
-        vec![
-            TensorSpec::trained("weight", dims, InitRule::Const(1.0)),
-            TensorSpec::trained("bias", dims, InitRule::Const(0.0)),
-        ]
+        affine(&self.normalized_shape, self.elementwise_affine)
     }
 
     fn pytorch(&self, _: &[String]) -> PyTorch {
@@ -109,6 +140,50 @@ impl Layer for LayerNorm {
             py_float(self.eps),
             py_bool(self.elementwise_affine)
         ))
+    }
+
+    fn family(&self) -> Family {
+        Family::Normalisation
+    }
+}
+
+attributes! {
+    pub struct LayerNorm2d {
+        pub channels: u64,
+        pub eps: f64,
+        pub elementwise_affine: bool,
+    }
+}
+
+/// torchvision's `LayerNorm2d`, which `torch.nn` lacks, for the emitted module.
+const LAYERNORM2D_CLASS: &str = r#"class LayerNorm2d(nn.LayerNorm):
+    """torchvision's LayerNorm2d: a layer norm over the channels of each position."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)"#;
+
+impl Layer for LayerNorm2d {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "layernorm2d {}{}", self.channels, no_affine(self.elementwise_affine))
+    }
+
+    fn tensors(&self) -> Vec<TensorSpec> {
+        affine(&[self.channels], self.elementwise_affine)
+    }
+
+    fn pytorch(&self, _: &[String]) -> PyTorch {
+        PyTorch::Module(format!(
+            "LayerNorm2d({}, eps={}, elementwise_affine={})",
+            self.channels,
+            py_float(self.eps),
+            py_bool(self.elementwise_affine)
+        ))
+    }
+
+    fn pytorch_class(&self) -> Option<&'static str> {
+        Some(LAYERNORM2D_CLASS)
     }
 
     fn family(&self) -> Family {

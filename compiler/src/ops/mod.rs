@@ -24,6 +24,7 @@ pub mod join;
 mod layer;
 mod layernorm;
 mod linear;
+mod param;
 mod permute;
 mod pixel_shuffle;
 mod pool;
@@ -189,6 +190,7 @@ registry! {
     AdaptiveMaxPool3d(adaptive_pool) = adaptive_pool::ADAPTIVE_MAXPOOL3D,
     BatchNorm(batchnorm) = batchnorm::BATCHNORM,
     LayerNorm(layernorm) = layernorm::LAYERNORM,
+    LayerNorm2d(layernorm) = layernorm::LAYERNORM2D,
     GroupNorm(groupnorm) = groupnorm::GROUPNORM,
     InstanceNorm(instancenorm) = instancenorm::INSTANCENORM,
     Relu(elementwise) = elementwise::RELU,
@@ -226,6 +228,7 @@ registry! {
     Amax(reduce) = reduce::AMAX,
     Slice(slice),
     Stack(join),
+    Param(param),
 }
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {

@@ -158,6 +158,9 @@ impl Expander<'_> {
             Some(Value::Poison) => return Value::Poison,
             _ => return self.error(Error::LayerNeedsInput { layer: spec.name, at: callee }),
         };
+        if !self.batched(input, || format!("layer `{}`", spec.name), loc) {
+            return Value::Poison;
+        }
         let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
         // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
@@ -383,7 +386,11 @@ impl Expander<'_> {
             return self.call_function(name, def, inner, loc);
         }
         match flow {
-            Some(Value::Tensor(_)) => {}
+            Some(&Value::Tensor(id)) => {
+                if !self.batched(id, || format!("block `{name}`"), loc) {
+                    return Value::Poison;
+                }
+            }
             Some(Value::Poison) => return Value::Poison,
             _ => return self.error(Error::BlockNeedsInput { block: name, at: loc }),
         }

@@ -139,6 +139,9 @@ impl Expander<'_> {
             positions.push(position);
             spans.push(at);
         }
+        if !self.batched(id, || "slicing".to_string(), Loc::new(scope.file, span)) {
+            return Value::Poison;
+        }
         let shape = &self.nodes[id.0].shape;
         match ops::slice::slice(shape, &positions) {
             Ok((shape, op)) => {

@@ -13,7 +13,7 @@ use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
 use crate::ops::{self, arith, join, ArithOp, SizeOrigin};
-use crate::shape::Shape;
+use crate::shape::{Batch, Shape};
 use crate::source::Loc;
 
 impl Expander<'_> {
@@ -35,7 +35,8 @@ impl Expander<'_> {
             let parent = node.name.match_indices('.').find_map(|(at, _)| {
                 let &p = seen.get(&node.name[..at])?;
                 let inputs: Vec<String> = self.nodes[p].inputs.iter().map(|x| x.0.to_string()).collect();
-                matches!(self.nodes[p].op.layer().pytorch(&inputs), ops::PyTorch::Module(_)).then_some(p)
+                let leaf = self.nodes[p].op.layer().pytorch(&inputs);
+                matches!(leaf, ops::PyTorch::Module(_) | ops::PyTorch::Parameter(_)).then_some(p)
             });
             // One report per parent, naming its first child.
             if let Some(p) = parent.filter(|p| !parents.iter().any(|(q, _)| q == p)) {
@@ -123,6 +124,18 @@ impl Expander<'_> {
         }
     }
 
+    /// Whether `id` has a batch; a declared `param` has none, and is reported as the input of
+    /// `what` (`layer `conv2d``), which needs one.
+    pub(super) fn batched(&mut self, id: NodeId, what: impl FnOnce() -> String, at: Loc) -> bool {
+        let shape = &self.nodes[id.0].shape;
+        if shape.batch != Batch::None {
+            return true;
+        }
+        let shape = shape.clone();
+        self.error(Error::ParamAsInput { what: what(), shape: &shape, at });
+        false
+    }
+
     /// `a op b` (broadcast) or `cat(a, b, dim=1)`.
     pub(super) fn join(
         &mut self,
@@ -140,6 +153,14 @@ impl Expander<'_> {
                 other => {
                     let found = self.found(other);
                     return self.error(Error::NotTensor { found, at: Loc::new(scope.file, *span) });
+                }
+            }
+        }
+        if let Join::Concat(_) | Join::Stack(_) = join {
+            let what = if matches!(join, Join::Concat(_)) { "`cat`" } else { "`stack`" };
+            for (&id, (_, span)) in ids.iter().zip(&inputs) {
+                if !self.batched(id, || what.to_string(), Loc::new(scope.file, *span)) {
+                    return Value::Poison;
                 }
             }
         }
@@ -212,7 +233,7 @@ impl Seq {
         let bound: HashSet<&str> = body
             .iter()
             .flat_map(|s| match s {
-                Stmt::Bind { name, .. } => std::slice::from_ref(name),
+                Stmt::Bind { name, .. } | Stmt::Param { name, .. } => std::slice::from_ref(name),
                 Stmt::Destructure { names, .. } => &names[..],
                 _ => &[],
             })

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::Expander;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::front::messages::{expanded_from, Lint};
-use crate::ir::NodeId;
+use crate::ir::{NodeId, Output};
 use crate::source::Loc;
 
 /// What expansion gathers for the lints that need the whole network.
@@ -72,8 +72,8 @@ impl Expander<'_> {
 
     /// The lints that need the finished network, then one report per place for each warning
     /// that instances repeated.
-    pub(super) fn lint(&mut self, output: NodeId) {
-        self.dead_tensors(output);
+    pub(super) fn lint(&mut self, outputs: &[Output]) {
+        self.dead_tensors(outputs);
         let params = std::mem::take(&mut self.lints.params);
         for (at, block, name, read) in params {
             if !read {
@@ -82,12 +82,14 @@ impl Expander<'_> {
         }
     }
 
-    /// W0001: every tensor from which the output cannot be reached. Each dead path is reported
+    /// W0001: every tensor from which no output can be reached. Each dead path is reported
     /// where it ends (a tensor nothing reads), grouped by that place in the source.
-    fn dead_tensors(&mut self, output: NodeId) {
+    fn dead_tensors(&mut self, outputs: &[Output]) {
         let n = self.nodes.len();
         let mut live = vec![false; n];
-        live[output.0] = true;
+        for output in outputs {
+            live[output.node.0] = true;
+        }
         for i in (0..n).rev() {
             if live[i] {
                 for input in &self.nodes[i].inputs {

@@ -18,15 +18,18 @@ pub(crate) mod lints;
 
 use std::collections::HashMap;
 
-use nnc_grammar::ast::{Access, Definition, Expr, ExprKind, Ident, Label, LabelPart, RepeatCount, Stmt};
+use nnc_grammar::ast::{
+    Access, Definition, Expr, ExprKind, Ident, Label, LabelPart, OutputItem, RepeatCount, Stmt,
+};
 use nnc_grammar::Span;
 
 use self::graph::{child, refers, Seq};
 use super::load::Program;
 use super::messages::{expanded_from, Error, Lint};
 use super::value::Value;
-use crate::diagnostic::Diagnostic;
-use crate::ir::{Graph, Group, Node, NodeId, Op};
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::ir::{Graph, Group, Node, NodeId, Op, Output};
+use crate::ops::{InitRule, MAX_TENSOR_RANK};
 use crate::shape::{Batch, Shape};
 use crate::source::{FileId, Loc};
 
@@ -121,6 +124,8 @@ pub struct Expander<'p> {
     steps: u64,
     /// Set when a limit is exhausted: evaluation stops, reporting nothing more.
     halted: bool,
+    /// The outputs an `output` statement declared (empty if one of them failed).
+    declared_outputs: Option<Vec<Output>>,
     /// What the lints gather on the way (see `lints.rs`).
     lints: lints::Gathered,
 }
@@ -136,6 +141,7 @@ impl<'p> Expander<'p> {
             frames: Vec::new(),
             steps: 0,
             halted: false,
+            declared_outputs: None,
             lints: lints::Gathered::default(),
         }
     }
@@ -184,16 +190,28 @@ impl<'p> Expander<'p> {
             }
             return (None, self.diags);
         };
-        let output = match output {
-            Some(Value::Tensor(id)) => id,
-            Some(Value::Poison) => return (None, self.diags),
-            other => {
-                let found = other.map(|v| v.type_name());
-                let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
-                self.diags.push(Error::NetworkOutput { network: &def.name.name, found, at }.into());
-                return (None, self.diags);
-            }
+        let outputs = match self.declared_outputs.take() {
+            Some(outputs) => outputs,
+            None => match output {
+                Some(Value::Tensor(id)) => {
+                    let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
+                    if !self.batched(id, || "the network's output".to_string(), at) {
+                        return (None, self.diags);
+                    }
+                    vec![Output { name: "output".to_string(), node: id, training_only: false }]
+                }
+                Some(Value::Poison) => return (None, self.diags),
+                other => {
+                    let found = other.map(|v| v.type_name());
+                    let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
+                    self.diags.push(Error::NetworkOutput { network: &def.name.name, found, at }.into());
+                    return (None, self.diags);
+                }
+            },
         };
+        if outputs.is_empty() {
+            return (None, self.diags);
+        }
         self.check_unique_names();
         if let Some(what) = overflowing_total(&self.nodes) {
             self.diags.push(Error::TotalsOverflow { network: &def.name.name, what, at: loc }.into());
@@ -201,14 +219,14 @@ impl<'p> Expander<'p> {
         if self.failed() {
             return (None, self.diags);
         }
-        self.lint(output);
+        self.lint(&outputs);
         let params = params.into_iter().map(|(n, v)| (n, v.to_string())).collect();
         let graph = Graph {
             name: def.name.name.clone(),
             params,
             nodes: self.nodes,
             input: NodeId(input.0),
-            output,
+            outputs,
             groups: self.groups,
         };
         (Some(graph), self.diags)
@@ -250,13 +268,25 @@ impl<'p> Expander<'p> {
         let mut flow = flow.or_else(|| scope.input.clone());
         let mut last = None;
         let mut seq = Seq::body(path, body, scope, kind == BodyKind::Network);
-        for stmt in body {
+        for (i, stmt) in body.iter().enumerate() {
             if self.halted {
                 return Some(Value::Poison);
             }
             scope.stage_input = flow.clone();
             let value = match stmt {
                 Stmt::Input { dims, span } => self.input(dims, *span, scope, kind),
+                Stmt::Output { items, span } => {
+                    let at = Loc::new(scope.file, *span);
+                    self.declare_outputs(items, at, scope, kind, i + 1 == body.len())
+                }
+                Stmt::Param { name, dims, init, span } => {
+                    let v =
+                        self.param(dims, init, Loc::new(scope.file, *span), scope, &child(path, &name.name));
+                    self.bind(scope, name, v);
+                    // A declaration feeds nothing: the statement after it gets the tensor
+                    // before it.
+                    Value::Tuple(Vec::new())
+                }
                 Stmt::Bind { name, value } => {
                     let path = child(path, &name.name);
                     scope.label_prefix = path.clone();
@@ -401,6 +431,146 @@ impl<'p> Expander<'p> {
         let tensor = self.add_node("input".into(), Op::Input(crate::ops::Input), vec![], shape, 0, 0, loc);
         scope.input = Some(tensor.clone());
         tensor
+    }
+
+    /// `output a, b if training`: the network's outputs, which end its body. Each is a
+    /// batched tensor the body named, the first an output in every mode.
+    fn declare_outputs(
+        &mut self,
+        items: &[OutputItem],
+        at: Loc,
+        scope: &mut Scope,
+        kind: BodyKind,
+        last: bool,
+    ) -> Value {
+        if kind != BodyKind::Network {
+            return self.error(Error::OutputInBlock { at });
+        }
+        if !last {
+            return self.error(Error::OutputNotLast { at });
+        }
+        let mut outputs = Vec::new();
+        let mut failed = false;
+        for (k, item) in items.iter().enumerate() {
+            let name = &item.name.name;
+            let name_at = Loc::new(scope.file, item.name.span);
+            if let Some(first) = items[..k].iter().find(|other| other.name.name == *name) {
+                let first = Loc::new(scope.file, first.name.span);
+                self.error(Error::Redefined { name, at: name_at, first });
+                failed = true;
+                continue;
+            }
+            if k == 0 && item.training_only {
+                self.error(Error::MainOutputInTraining { name, at: name_at });
+                failed = true;
+            }
+            let value = match name.as_str() {
+                "_" if scope.stage_input.is_none() => {
+                    self.error(Error::FlowWithoutTensor { at: name_at });
+                    failed = true;
+                    continue;
+                }
+                "_" => scope.stage_input.clone(),
+                _ => scope.read(name),
+            };
+            match value {
+                Some(Value::Tensor(id)) => {
+                    if self.batched(id, || format!("the output `{name}`"), name_at) {
+                        let shown = if name == "_" { "output".to_string() } else { name.clone() };
+                        let output = Output { name: shown, node: id, training_only: item.training_only };
+                        outputs.push(output);
+                    } else {
+                        failed = true;
+                    }
+                }
+                Some(Value::Poison) => failed = true,
+                Some(other) => {
+                    let found = self.found(&other);
+                    self.error(Error::NotTensor { found, at: name_at });
+                    failed = true;
+                }
+                None => {
+                    let candidates: Vec<&str> = scope.vars.keys().map(String::as_str).collect();
+                    let hint = did_you_mean(name, candidates);
+                    self.error(Error::UnknownName { name, at: name_at, hint });
+                    failed = true;
+                }
+            }
+        }
+        self.declared_outputs = Some(if failed { Vec::new() } else { outputs });
+        Value::Tuple(Vec::new())
+    }
+
+    /// `param name [dims] = init`: a node with no input whose tensor is the parameter, named
+    /// `path` (its statement's name), of exactly `dims`, without a batch.
+    fn param(&mut self, dims: &[Expr], init: &Expr, loc: Loc, scope: &mut Scope, path: &str) -> Value {
+        if dims.len() > MAX_TENSOR_RANK {
+            return self.error(Error::ParamRank { rank: dims.len(), max: MAX_TENSOR_RANK, at: loc });
+        }
+        let mut sizes = Vec::with_capacity(dims.len());
+        for dim in dims {
+            match self.eval_int(dim, scope) {
+                Some(v) if v >= 1 => sizes.push(v as u64),
+                Some(v) => {
+                    return self.error(Error::BadDimension { value: v, at: Loc::new(scope.file, dim.span) })
+                }
+                None => return Value::Poison,
+            }
+        }
+        let Some(init) = self.param_init(init, scope) else {
+            return Value::Poison;
+        };
+        let op = Op::Param(crate::ops::Param { dims: sizes.clone().into(), init });
+        let params = match crate::ops::param_count(&op.layer().tensors()) {
+            Ok(n) => n,
+            Err(_) => {
+                let shape = Shape { batch: Batch::None, dims: sizes };
+                return self.error(Error::TensorTooLarge { shape: &shape, at: loc });
+            }
+        };
+        self.add_node(path.to_string(), op, vec![], Shape { batch: Batch::None, dims: sizes }, params, 0, loc)
+    }
+
+    /// A `param`'s initial value: a number (every element), or `normal(std=s)`, whose
+    /// standard deviation may also be given by position.
+    fn param_init(&mut self, init: &Expr, scope: &mut Scope) -> Option<InitRule> {
+        let at = Loc::new(scope.file, init.span);
+        let number = |v: &Value| match *v {
+            Value::Int(v) => Some(v as f64),
+            Value::Float(v) if v.is_finite() => Some(v),
+            _ => None,
+        };
+        if let ExprKind::Call { callee, args } = &init.kind {
+            if callee.name == "normal" {
+                let std = match &args[..] {
+                    [arg] if arg.name.as_ref().is_none_or(|n| n.name == "std") => {
+                        let v = self.eval(&arg.value, scope, None, "");
+                        if matches!(v, Value::Poison) {
+                            return None;
+                        }
+                        number(&v).filter(|s| *s >= 0.0)
+                    }
+                    _ => None,
+                };
+                return match std {
+                    Some(std) => Some(InitRule::Normal { std }),
+                    None => {
+                        self.error(Error::ParamInit { found: None, at });
+                        None
+                    }
+                };
+            }
+        }
+        let v = self.eval(init, scope, None, "");
+        match number(&v) {
+            Some(value) => Some(InitRule::Const(value)),
+            None if matches!(v, Value::Poison) => None,
+            None => {
+                let found = Some(self.found(&v));
+                self.error(Error::ParamInit { found, at });
+                None
+            }
+        }
     }
 
     /// Reports an error, or a diagnostic worded elsewhere, with the expansion context
