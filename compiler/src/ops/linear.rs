@@ -38,7 +38,9 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     })?;
     // Applied to every position of the other dimensions.
     let positions = product("multiply-add count", &input.dims[..input.dims.len() - 1])?;
-    // Counted as torchinfo counts them: one per weight use, plus one per bias add.
+    // One per weight use, plus one per bias add, at every position: the work done. torchinfo
+    // counts a linear layer once per example, whatever its positions (its rule reads the
+    // output's first size only), so the two agree on [N, features] inputs alone.
     let macs = product("multiply-add count", &[positions, per_position])?;
     let mut dims = input.dims.clone();
     *dims.last_mut().expect("non-empty") = out_features;
