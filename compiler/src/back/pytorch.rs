@@ -345,7 +345,7 @@ fn class_body(
             Site::Layer(module) => {
                 let value = match layout.parameter[i] {
                     true => module,
-                    false => format!("{module}({})", xs.join(", ")),
+                    false => node.op.layer().pytorch_call(&module, &xs),
                 };
                 let line = format!("{} = {value}{note}", name(i, &mut local));
                 statement(&mut body, &mut training, root && !layout.in_eval[i], line);

@@ -22,6 +22,13 @@ pub trait Layer {
     /// How PyTorch computes it from its inputs' Python names `xs`.
     fn pytorch(&self, xs: &[String]) -> PyTorch;
 
+    /// How the emitted `forward` calls the layer's module (`module`, such as `self.fc`) on its
+    /// inputs' names: `self.fc(x1)` by default; a module that returns more than the layer
+    /// gives (`nn.LSTM`'s tuple) is called and indexed.
+    fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
+        format!("{module}({})", xs.join(", "))
+    }
+
     /// The Python source of a class that [`Layer::pytorch`]'s spelling uses and `torch.nn`
     /// lacks (torchvision's `LayerNorm2d`), which the emitted module defines once.
     fn pytorch_class(&self) -> Option<&'static str> {
