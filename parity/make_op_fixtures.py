@@ -489,6 +489,16 @@ CASES = [
     # arithmetic between parameters before they meet the input.
     ("parameter_1", "parameter", "param scale [3, 1, 1] = 0.5\n    scale * _", [3, 4, 4], "WithParam('scale', (3, 1, 1), lambda x, p: p * x)"),
     ("parameter_2", "parameter", "param pos [1, 4, 5] = normal(std=0.02)\n    _ + pos", [4, 5], "WithParam('pos', (1, 4, 5), lambda x, p: x + p)"),
+    # Self-attention: nn.MultiheadAttention(batch_first=True) called with the sequence as query,
+    # key and value (SelfAttention below), with and without biases.
+    ("multi_head_attention_1", "multi_head_attention", "multi_head_attention(2)", [5, 8], "SelfAttention(8, 2, batch_first=True)"),
+    (
+        "multi_head_attention_2",
+        "multi_head_attention",
+        "multi_head_attention(4, bias=false)",
+        [3, 8],
+        "SelfAttention(8, 4, bias=False, batch_first=True)",
+    ),
     ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
 ]
 
@@ -528,11 +538,26 @@ class WithParam(nn.Module):
         return self.f(x, getattr(self, self.name))
 
 
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention as self-attention, giving the attended sequence alone, for nnc's
+    `multi_head_attention`; its state_dict is the module's own."""
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
 def build(text):
     """The module a constructor text such as `nn.Conv2d(4, 6, 3)` makes."""
     import torchvision  # for its LayerNorm2d, which torch.nn lacks
 
-    env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
+    env = {
+        "nn": nn,
+        "torch": torch,
+        "torchvision": torchvision,
+        "Lambda": Lambda,
+        "WithParam": WithParam,
+        "SelfAttention": SelfAttention,
+    }
     return eval(text, env)  # noqa: S307 (our own table)
 
 

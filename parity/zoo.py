@@ -56,6 +56,7 @@ ZOO = {
     "densenet121": ("torchvision.models.densenet121", 96),
     # Its auxiliary classifier needs a 17×17 grid at Mixed_6e: 299×299 at least.
     "inception_v3": ("torchvision.models.inception_v3", 299),
+    "vit_b_16": ("torchvision.models.vit_b_16", 224),
     # Not torchvision's: the widely used PyTorch U-Net, written out in parity/unet.py.
     "unet": ("unet.UNet", 96),
 }
@@ -67,6 +68,8 @@ FIXTURE_INPUT = [1, 3, 64, 64]
 # Inception-v3's smallest size; two examples, for batch norm in training mode (its auxiliary
 # classifier's output is compared in training mode too, where batch norm needs two values).
 FIXTURE_INPUT_OF = {"inception_v3": [2, 3, 299, 299]}
+# ViT fixes its image size at construction (the position embedding's length).
+FIXTURE_KWARGS_OF = {"vit_b_16": {"image_size": 64}}
 
 
 def train_aux(reference, x):
@@ -108,6 +111,12 @@ def check(name, work):
     constructor, size = ZOO[name]
     torch.manual_seed(0)
     reference = build(constructor).eval()
+    # Parameters initialised to zero (ViT's head, biases) would make outputs trivially equal:
+    # they take small random values instead, so that every weight matters.
+    with torch.no_grad():
+        for p in reference.parameters():
+            if not p.any():
+                p.normal_(std=0.02)
     expected_count = sum(p.numel() for p in reference.parameters())
 
     report = json.loads(subprocess.run([NNC, "check", "--format", "json", path], check=True, capture_output=True).stdout)
@@ -172,7 +181,8 @@ def write_fixture(name):
     the synthetic input with the synthetic weights, both of which Rust recomputes."""
     constructor, _ = ZOO[name]
     classes = FIXTURE_CLASSES_OF.get(name, FIXTURE_CLASSES)
-    reference = build(constructor, num_classes=classes).eval()
+    kwargs = FIXTURE_KWARGS_OF.get(name, {})
+    reference = build(constructor, num_classes=classes, **kwargs).eval()
     state = reference.state_dict()
     reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
     shape = FIXTURE_INPUT_OF.get(name, FIXTURE_INPUT)
@@ -185,7 +195,7 @@ def write_fixture(name):
         "set": json.dumps({"classes": str(classes), "size": str(shape[-1])}),
         "input": json.dumps(shape),
         "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
-        "torch": f"{constructor}(num_classes={classes})",
+        "torch": f"{constructor}(num_classes={classes}{''.join(f', {k}={v}' for k, v in kwargs.items())})",
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
     }

@@ -15,6 +15,7 @@ nnc::model!(EfficientNetB0 = "../models/zoo/efficientnet_b0.net", classes = 10, 
 nnc::model!(RegNetY400MF = "../models/zoo/regnet_y_400mf.net", classes = 10, size = 64);
 nnc::model!(DenseNet121 = "../models/zoo/densenet121.net", classes = 10, size = 64);
 nnc::model!(ShuffleNetV2 = "../models/zoo/shufflenet_v2_x1_0.net", classes = 10, size = 64);
+nnc::model!(VitB16 = "../models/zoo/vit_b_16.net", classes = 10, size = 64);
 nnc::model!(InceptionV3 = "../models/zoo/inception_v3.net", classes = 10, size = 299);
 nnc::model!(ConvNeXtTiny = "../models/zoo/convnext_tiny.net", classes = 10, size = 64);
 nnc::model!(UNet = "../models/zoo/unet.net", classes = 2, size = 64);
@@ -52,6 +53,7 @@ zoo!(densenet121, DenseNet121, "densenet121");
 zoo!(shufflenet_v2_x1_0, ShuffleNetV2, "shufflenet_v2_x1_0");
 zoo!(convnext_tiny, ConvNeXtTiny, "convnext_tiny");
 zoo!(inception_v3, InceptionV3, "inception_v3");
+zoo!(vit_b_16, VitB16, "vit_b_16");
 
 /// The generated type's outputs: Inception-v3's auxiliary classifier is `None` in evaluation
 /// mode and torchvision's value in training mode.

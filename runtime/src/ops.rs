@@ -3,7 +3,9 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
-use nnc_compiler::ir::{ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, Op, SliceItem, Upsample};
+use nnc_compiler::ir::{
+    ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, MultiHeadAttention, Op, SliceItem, Upsample,
+};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -73,9 +75,11 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         .iter()
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            let created = match spec.name {
-                "" => create(&parent, own, spec, &dims, init),
-                _ => create(&path, spec.name, spec, &dims, init),
+            // A submodule's tensor (`out_proj.weight`) lies under the submodule's path.
+            let created = match spec.name.rsplit_once('.') {
+                _ if spec.name.is_empty() => create(&parent, own, spec, &dims, init),
+                Some((sub, last)) => create(&layer_path(&path, sub), last, spec, &dims, init),
+                None => create(&path, spec.name, spec, &dims, init),
             };
             let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
@@ -103,7 +107,7 @@ fn create(
                 let counter = Tensor::f_zeros(dims, (Kind::Int64, path.device()))?;
                 return Ok(path.add(name, counter, false));
             }
-            InitRule::Weight | InitRule::Bias { .. } | InitRule::Normal { .. } => {
+            InitRule::Weight | InitRule::XavierUniform | InitRule::Bias { .. } | InitRule::Normal { .. } => {
                 unreachable!("buffers start constant, as PyTorch's do")
             }
         };
@@ -115,6 +119,7 @@ fn create(
     }
     match spec.init {
         InitRule::Weight => init::weight(path, name, dims, init),
+        InitRule::XavierUniform => init::weight(path, name, dims, Init::XavierUniform),
         InitRule::Bias { fan_in } => init::uniform(path, name, dims, 1.0 / (fan_in as f64).sqrt()),
         InitRule::Const(value) => path.f_var(name, dims, nn::Init::Const(value)),
         InitRule::Normal { std } => path.f_var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
@@ -124,6 +129,31 @@ fn create(
 
 fn ints<const N: usize>(v: [u64; N]) -> [i64; N] {
     v.map(|x| x as i64)
+}
+
+/// Self-attention as `nn.MultiheadAttention(batch_first=True)` computes it with the sequence as
+/// query, key and value: the packed projection, split into heads, scaled dot-product
+/// attention (with dropout on its weights in training), the heads joined and projected.
+fn self_attention(
+    x: &Tensor,
+    params: &Params,
+    a: &MultiHeadAttention,
+    train: bool,
+) -> Result<Tensor, TchError> {
+    let (n, t, e) = x.size3()?;
+    let heads = a.num_heads as i64;
+    let qkv = x.f_linear(params.get("in_proj_weight")?, params.optional("in_proj_bias"))?;
+    // [N, T, 3E] into three [N, heads, T, E / heads].
+    let split = |part: &Tensor| part.f_reshape([n, t, heads, e / heads])?.f_transpose(1, 2);
+    let parts = qkv.f_chunk(3, -1)?;
+    let (q, k, v) = (split(&parts[0])?, split(&parts[1])?, split(&parts[2])?);
+    let dropout = if train { a.dropout } else { 0.0 };
+    let attended =
+        Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, dropout, false, None, false)?;
+    attended
+        .f_transpose(1, 2)?
+        .f_reshape([n, t, e])?
+        .f_linear(params.get("out_proj.weight")?, params.optional("out_proj.bias"))
 }
 
 /// A convolution over any number of spatial axes, as `nn.Conv1d/2d/3d` computes it.
@@ -334,6 +364,7 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Dropout(d) => x.f_dropout(d.p, train)?,
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
+        Op::MultiHeadAttention(a) => self_attention(x, params, a, train)?,
         Op::Arith(a) => {
             let y = &inputs[1];
             match a.op {
@@ -353,7 +384,23 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
             (ArithOp::Div, false) => x.f_div_scalar(s.value)?,
             (ArithOp::Div, true) => x.f_reciprocal()?.f_mul_scalar(s.value)?,
         },
-        Op::Concat(c) => Tensor::f_cat(inputs, c.dim as i64)?,
+        Op::Concat(c) => {
+            // A `param` joins repeated along the batch of the batched inputs.
+            let n = inputs[c.batched_input()].size()[0];
+            let parts = inputs
+                .iter()
+                .zip(c.expand.iter())
+                .map(|(&x, &expand)| match expand {
+                    true => {
+                        let mut sizes = x.size();
+                        sizes[0] = n;
+                        x.f_expand(sizes, false)
+                    }
+                    false => Ok(x.shallow_clone()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::f_cat(&parts, c.dim as i64)?
+        }
         // The batch is the input's own, so that any batch size runs.
         Op::Reshape(r) => {
             let sizes: Vec<i64> =

@@ -229,6 +229,13 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             }
             Case { dims, call: call + ")" }
         }
+        "multi_head_attention" => {
+            let heads = rng.int(1, 4);
+            let embed = heads * rng.int(1, 4);
+            let dims = vec![rng.int(1, 6), embed];
+            let call = format!("multi_head_attention({heads}, bias={})", rng.flag());
+            Case { dims, call }
+        }
         "layernorm2d" => Case {
             dims: rng.dims(3, 1, 5),
             call: format!("layernorm2d(eps={}, elementwise_affine={})", rng.eps(), rng.flag()),

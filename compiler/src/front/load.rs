@@ -27,6 +27,7 @@ pub const STD_MODULES: &[(&str, &str)] = &[
     ("std.nin", include_str!("../../std/nin.net")),
     ("std.mobilenet", include_str!("../../std/mobilenet.net")),
     ("std.convnext", include_str!("../../std/convnext.net")),
+    ("std.transformer", include_str!("../../std/transformer.net")),
     ("std.unet", include_str!("../../std/unet.net")),
     ("std.shufflenet", include_str!("../../std/shufflenet.net")),
 ];

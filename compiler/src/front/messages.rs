@@ -394,7 +394,11 @@ impl Error<'_> {
             )
             .primary(at, format!("this is the `param` {shape}"))
             .note("a `param` has exactly its declared sizes; it takes part in arithmetic with batched tensors (`scale * x`, `x + pos`), broadcast from its last dimension as in PyTorch")
-            .hint("combine it with a batched tensor first: `x * scale`, not `scale -> layer`"),
+            .hint(if what == "`cat`" {
+                "a `param` joins a `cat` when its first size is 1, which then stands for the batch: `param token [1, 1, d]` is repeated along it"
+            } else {
+                "combine it with a batched tensor first: `x * scale`, not `scale -> layer`"
+            }),
             InBeforeInput { at } => Diagnostic::error(Code::Structure, "`in` has no value yet")
                 .primary(at, "used before the input is declared")
                 .hint("declare `input [N, ...]` first"),

@@ -3,6 +3,7 @@
 //! rather than as a layer, so it has a shape rule but no signature; its error carries a hint
 //! computed from the shapes. (`a + b` and the other operators are in `arith.rs`.)
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::{attributes, Family, Layer, OpError, PyTorch};
@@ -13,6 +14,16 @@ attributes! {
     /// Concatenation along `dim`.
     pub struct Concat {
         pub dim: usize,
+        /// For each input, whether it is a `param` (no batch, its first size 1) repeated
+        /// along the batch of the others.
+        pub expand: Cow<'static, [bool]>,
+    }
+}
+
+impl Concat {
+    /// The input that gives the batch size the expanded ones take.
+    pub fn batched_input(&self) -> usize {
+        self.expand.iter().position(|e| !e).unwrap_or(0)
     }
 }
 
@@ -22,7 +33,16 @@ impl Layer for Concat {
     }
 
     fn pytorch(&self, xs: &[String]) -> PyTorch {
-        PyTorch::Expr(format!("torch.cat([{}], dim={})", xs.join(", "), self.dim))
+        let batched = &xs[self.batched_input()];
+        let parts: Vec<String> = xs
+            .iter()
+            .zip(self.expand.iter())
+            .map(|(x, &expand)| match expand {
+                true => format!("{x}.expand({batched}.shape[0], *{x}.shape[1:])"),
+                false => x.clone(),
+            })
+            .collect();
+        PyTorch::Expr(format!("torch.cat([{}], dim={})", parts.join(", "), self.dim))
     }
 
     fn family(&self) -> Family {

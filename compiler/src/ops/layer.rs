@@ -52,7 +52,7 @@ pub trait Layer {
 pub const MAX_TENSOR_RANK: usize = 8;
 
 /// One parameter or buffer of a layer, named as in PyTorch's `state_dict` (`weight`,
-/// `running_mean`); an empty name is the layer itself (a declared `param`, which PyTorch
+/// `running_mean`, or `out_proj.weight` for a submodule's); an empty name is the layer itself (a declared `param`, which PyTorch
 /// names by its attribute alone).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
@@ -93,6 +93,9 @@ pub enum InitRule {
     Weight,
     /// A bias: uniform in ±1/√fan_in, whatever the weights' rule.
     Bias { fan_in: u64 },
+    /// Xavier uniform whatever the run asks for, as `nn.MultiheadAttention` initialises its
+    /// packed projection: uniform in ±√(6 / (fan_in + fan_out)) of a weight `[out, in]`.
+    XavierUniform,
     /// Every element `value` (batch norm's weight 1 and bias 0, running statistics).
     Const(f64),
     /// Normal with mean 0 and standard deviation `std`.
@@ -166,6 +169,7 @@ impl ToRust for InitRule {
     fn to_rust(&self, ir: &TokenStream) -> TokenStream {
         match *self {
             InitRule::Weight => quote! { #ir::InitRule::Weight },
+            InitRule::XavierUniform => quote! { #ir::InitRule::XavierUniform },
             InitRule::Bias { fan_in } => {
                 let fan_in = fan_in.to_rust(ir);
                 quote! { #ir::InitRule::Bias { fan_in: #fan_in } }

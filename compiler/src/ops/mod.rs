@@ -11,6 +11,7 @@
 mod activation;
 mod adaptive_pool;
 pub mod arith;
+mod attention;
 mod batchnorm;
 mod conv;
 mod dropout;
@@ -213,6 +214,7 @@ registry! {
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
+    MultiHeadAttention(attention) = attention::MULTI_HEAD_ATTENTION,
     Upsample(upsample) = upsample::UPSAMPLE,
     PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
     PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,

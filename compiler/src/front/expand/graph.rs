@@ -156,15 +156,37 @@ impl Expander<'_> {
                 }
             }
         }
-        if let Join::Concat(_) | Join::Stack(_) = join {
-            let what = if matches!(join, Join::Concat(_)) { "`cat`" } else { "`stack`" };
-            for (&id, (_, span)) in ids.iter().zip(&inputs) {
-                if !self.batched(id, || what.to_string(), Loc::new(scope.file, *span)) {
-                    return Value::Poison;
+        // A `param` whose first size is 1 joins a `cat` repeated along the batch of the other
+        // inputs, as ViT's class token is expanded (`class_token.expand(n, -1, -1)`); it
+        // has the batched inputs' rank, its leading 1 standing for the batch.
+        let batch = ids
+            .iter()
+            .map(|id| &self.nodes[id.0].shape)
+            .find(|s| s.batch != Batch::None)
+            .map(|s| s.batch.clone());
+        let mut expand = vec![false; ids.len()];
+        let mut expanded: Vec<Shape> = Vec::with_capacity(ids.len());
+        for (k, (&id, (_, span))) in ids.iter().zip(&inputs).enumerate() {
+            let shape = self.nodes[id.0].shape.clone();
+            match (&join, &batch) {
+                (Join::Concat(_), Some(batch))
+                    if shape.batch == Batch::None && shape.dims.first() == Some(&1) =>
+                {
+                    expand[k] = true;
+                    expanded.push(Shape { batch: batch.clone(), dims: shape.dims[1..].to_vec() });
+                }
+                _ => {
+                    let what = if matches!(join, Join::Concat(_)) { "`cat`" } else { "`stack`" };
+                    if !matches!(join, Join::Arith(_))
+                        && !self.batched(id, || what.to_string(), Loc::new(scope.file, *span))
+                    {
+                        return Value::Poison;
+                    }
+                    expanded.push(shape);
                 }
             }
         }
-        let shapes: Vec<&Shape> = ids.iter().map(|id| &self.nodes[id.0].shape).collect();
+        let shapes: Vec<&Shape> = expanded.iter().collect();
         let (result, name) = match join {
             Join::Arith(op) => (
                 arith::broadcast(op, shapes[0], shapes[1])
@@ -173,7 +195,9 @@ impl Expander<'_> {
                 op.name(),
             ),
             Join::Concat(dim) => (
-                join::concat(&shapes, dim).map(|(shape, dim)| (shape, Op::Concat(ops::Concat { dim }))),
+                join::concat(&shapes, dim).map(|(shape, dim)| {
+                    (shape, Op::Concat(ops::Concat { dim, expand: expand.clone().into() }))
+                }),
                 "cat",
             ),
             Join::Stack(dim) => (
