@@ -499,11 +499,46 @@ CASES = [
         [3, 8],
         "SelfAttention(8, 4, bias=False, batch_first=True)",
     ),
+    (
+        "multi_head_attention_3",
+        "multi_head_attention",
+        "multi_head_attention(2, is_causal=true)",
+        [6, 4],
+        "SelfAttention(4, 2, batch_first=True, causal=True)",
+    ),
+    # std.transformer's transformer_encoder_layer against torch.nn's TransformerEncoderLayer:
+    # post-norm with ReLU, pre-norm with GELU, and causal.
+    (
+        "transformer_encoder_layer_1",
+        "transformer_encoder_layer",
+        "transformer_encoder_layer(2, dim_feedforward=16, dropout=0.0)",
+        [5, 8],
+        "EncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)",
+    ),
+    (
+        "transformer_encoder_layer_2",
+        "transformer_encoder_layer",
+        'transformer_encoder_layer(4, dim_feedforward=12, dropout=0.0, activation="gelu", layer_norm_eps=1e-6, norm_first=true)',
+        [3, 8],
+        "EncoderLayer(8, 4, dim_feedforward=12, dropout=0.0, activation='gelu', layer_norm_eps=1e-6, norm_first=True, batch_first=True)",
+    ),
+    (
+        "transformer_encoder_layer_3",
+        "transformer_encoder_layer",
+        "transformer_encoder_layer(2, dim_feedforward=8, dropout=0.0, norm_first=true, is_causal=true)",
+        [6, 4],
+        "EncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, norm_first=True, batch_first=True, causal=True)",
+    ),
     ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
 ]
 
 # The standard library module a case's call needs imported.
-IMPORTS = {"channel_shuffle_1": "std.shufflenet"}
+IMPORTS = {
+    "channel_shuffle_1": "std.shufflenet",
+    "transformer_encoder_layer_1": "std.transformer",
+    "transformer_encoder_layer_2": "std.transformer",
+    "transformer_encoder_layer_3": "std.transformer",
+}
 
 
 class Lambda(nn.Module):
@@ -538,12 +573,34 @@ class WithParam(nn.Module):
         return self.f(x, getattr(self, self.name))
 
 
+def causal_mask(x):
+    return nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+
+
 class SelfAttention(nn.MultiheadAttention):
     """nn.MultiheadAttention as self-attention, giving the attended sequence alone, for nnc's
-    `multi_head_attention`; its state_dict is the module's own."""
+    `multi_head_attention`; its state_dict is the module's own. `causal` masks the positions
+    after each."""
+
+    def __init__(self, *args, causal=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.causal = causal
 
     def forward(self, x):
-        return super().forward(x, x, x, need_weights=False)[0]
+        mask = causal_mask(x) if self.causal else None
+        return super().forward(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
+
+
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer, causal when `causal`, for std.transformer's block."""
+
+    def __init__(self, *args, causal=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.causal = causal
+
+    def forward(self, x):
+        mask = causal_mask(x) if self.causal else None
+        return super().forward(x, src_mask=mask, is_causal=self.causal)
 
 
 def build(text):
@@ -557,6 +614,7 @@ def build(text):
         "Lambda": Lambda,
         "WithParam": WithParam,
         "SelfAttention": SelfAttention,
+        "EncoderLayer": EncoderLayer,
     }
     return eval(text, env)  # noqa: S307 (our own table)
 

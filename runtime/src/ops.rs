@@ -133,7 +133,8 @@ fn ints<const N: usize>(v: [u64; N]) -> [i64; N] {
 
 /// Self-attention as `nn.MultiheadAttention(batch_first=True)` computes it with the sequence as
 /// query, key and value: the packed projection, split into heads, scaled dot-product
-/// attention (with dropout on its weights in training), the heads joined and projected.
+/// attention (causal where asked; with dropout on its weights in training), the heads joined
+/// and projected.
 fn self_attention(
     x: &Tensor,
     params: &Params,
@@ -148,8 +149,16 @@ fn self_attention(
     let parts = qkv.f_chunk(3, -1)?;
     let (q, k, v) = (split(&parts[0])?, split(&parts[1])?, split(&parts[2])?);
     let dropout = if train { a.dropout } else { 0.0 };
-    let attended =
-        Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, dropout, false, None, false)?;
+    let attended = Tensor::f_scaled_dot_product_attention(
+        &q,
+        &k,
+        &v,
+        None::<Tensor>,
+        dropout,
+        a.is_causal,
+        None,
+        false,
+    )?;
     attended
         .f_transpose(1, 2)?
         .f_reshape([n, t, e])?

@@ -104,12 +104,14 @@ pub struct OpFixture {
 
 impl OpFixture {
     /// What the module's `state_dict` keys take in front in nnc: a layer's tensors are named
-    /// under the layer (`conv2d.weight`); the language's own operations (`param scale ...`)
-    /// name theirs themselves.
+    /// under the layer (`conv2d.weight`); a std block's under `0`, as a network's lone block
+    /// call is numbered (`0.self_attn.in_proj_weight`); the language's own operations (`param
+    /// scale ...`) name theirs themselves.
     pub fn state_prefix(&self) -> String {
-        match nnc_compiler::ops::lookup(&self.layer) {
-            Some(_) => format!("{}.", self.layer),
-            None => String::new(),
+        match (nnc_compiler::ops::lookup(&self.layer), &self.import) {
+            (Some(_), _) => format!("{}.", self.layer),
+            (None, Some(_)) => "0.".to_string(),
+            (None, None) => String::new(),
         }
     }
 

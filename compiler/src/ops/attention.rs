@@ -1,7 +1,7 @@
-//! `multi_head_attention(num_heads, dropout=0.0, bias=true)`: PyTorch's
+//! `multi_head_attention(num_heads, dropout=0.0, bias=true, is_causal=false)`: PyTorch's
 //! `nn.MultiheadAttention` with `batch_first=True`, as self-attention: each position of a
-//! sequence `[N, T, E]` attends to every position, in `num_heads` heads of `E / num_heads`
-//! features, through one packed input projection (`in_proj_weight`, the query's, key's and
+//! sequence `[N, T, E]` attends to every position (or, `is_causal`, to itself and those
+//! before it, as a decoder's does), in `num_heads` heads of `E / num_heads` features, through one packed input projection (`in_proj_weight`, the query's, key's and
 //! value's stacked) and an output projection (`out_proj`), named as PyTorch names them so that
 //! a checkpoint loads. The emitted module calls it as `attention(x, x, x, need_weights=False)`.
 
@@ -24,6 +24,7 @@ pub static MULTI_HEAD_ATTENTION: OpSpec = OpSpec {
         ParamSpec::required("num_heads", Kind::Int),
         ParamSpec::optional("dropout", Kind::Float, ArgValue::Float(0.0)),
         ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
+        ParamSpec::optional("is_causal", Kind::Bool, ArgValue::Bool(false)),
     ],
     apply,
 };
@@ -59,7 +60,8 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
         .at("dropout"));
     }
     let bias = args.bool("bias");
-    let attention = MultiHeadAttention { embed_dim, num_heads, dropout, bias };
+    let is_causal = args.bool("is_causal");
+    let attention = MultiHeadAttention { embed_dim, num_heads, dropout, bias, is_causal };
     // The projections' multiply-adds at every position, one per weight use and bias add (as
     // `linear` counts them), and the attention itself: T·T·E for the scores and as many for
     // their weighted sum. torchinfo counts the projections once per example and not the
@@ -82,6 +84,8 @@ attributes! {
         pub num_heads: u64,
         pub dropout: f64,
         pub bias: bool,
+        /// Each position attends to itself and those before it only.
+        pub is_causal: bool,
     }
 }
 
@@ -93,6 +97,9 @@ impl Layer for MultiHeadAttention {
         }
         if !self.bias {
             f.write_str(", no bias")?;
+        }
+        if self.is_causal {
+            f.write_str(", causal")?;
         }
         Ok(())
     }
@@ -124,10 +131,17 @@ impl Layer for MultiHeadAttention {
     }
 
     /// Self-attention: the sequence is the query, key and value; the output comes first in
-    /// the tuple PyTorch's module returns.
+    /// the tuple PyTorch's module returns. Causal attention passes the mask PyTorch's
+    /// `is_causal` needs beside it.
     fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
         let x = &xs[0];
-        format!("{module}({x}, {x}, {x}, need_weights=False)[0]")
+        match self.is_causal {
+            false => format!("{module}({x}, {x}, {x}, need_weights=False)[0]"),
+            true => format!(
+                "{module}({x}, {x}, {x}, need_weights=False, is_causal=True, \
+                 attn_mask=nn.Transformer.generate_square_subsequent_mask({x}.shape[1], device={x}.device, dtype={x}.dtype))[0]"
+            ),
+        }
     }
 
     fn family(&self) -> Family {
