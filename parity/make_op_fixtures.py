@@ -529,6 +529,23 @@ CASES = [
         [6, 4],
         "EncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, norm_first=True, batch_first=True, causal=True)",
     ),
+    # Contractions: matmul between tensors and with a weight matrix, and functional attention.
+    ("matmul_1", "matmul", "matmul(_, _ -> transpose(1, 2))", [4, 3], "Lambda(lambda x: torch.matmul(x, x.transpose(1, 2)))"),
+    ("matmul_2", "matmul", "param w [3, 5] = 0\n    matmul(_, w)", [2, 4, 3], "WithParam('w', (3, 5), lambda x, p: torch.matmul(x, p))"),
+    (
+        "attention_1",
+        "scaled_dot_product_attention",
+        "scaled_dot_product_attention(_, _, _)",
+        [2, 5, 4],
+        "Lambda(lambda x: nn.functional.scaled_dot_product_attention(x, x, x))",
+    ),
+    (
+        "attention_2",
+        "scaled_dot_product_attention",
+        "scaled_dot_product_attention(_ * 2, _, _ + 1, is_causal=true, scale=0.3)",
+        [2, 5, 4],
+        "Lambda(lambda x: nn.functional.scaled_dot_product_attention(x * 2, x, x + 1, is_causal=True, scale=0.3))",
+    ),
     ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
 ]
 

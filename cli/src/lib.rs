@@ -630,7 +630,11 @@ const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors
                      joins equal shapes along a new dimension (`torch.stack`); `a, b = chunk(2, dim=1)` \
                      and\n`a, b = split((16, 48), dim=1)` (or `split(16, dim=1)`) bind the pieces \
                      `torch.chunk` and `torch.split` give;\n`x[:, 0]`, `x[:, :, 1:]`, `x[..., ::2]` \
-                     slice and index as PyTorch does, the batch only ever `:`.\n";
+                     slice and index as PyTorch does, the batch only ever `:`.\n`matmul(a, b)` \
+                     multiplies the matrices in the last two dimensions, the others broadcast \
+                     (`torch.matmul`; either side may be a `param`),\nand \
+                     `scaled_dot_product_attention(q, k, v, is_causal=false, scale=…)` is \
+                     `nn.functional.scaled_dot_product_attention`.\n";
 
 /// Prints the layer reference, generated from the registry so that it cannot fall behind it.
 fn layers(args: &LayersArgs) -> io::Result<Outcome> {

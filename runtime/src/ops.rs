@@ -427,6 +427,17 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Slice(s) => slice(x, &s.items)?,
         Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
         Op::Param(_) => param()?,
+        Op::Matmul(_) => x.f_matmul(inputs[1])?,
+        Op::Attention(a) => Tensor::f_scaled_dot_product_attention(
+            x,
+            inputs[1],
+            inputs[2],
+            None::<Tensor>,
+            0.0,
+            a.is_causal,
+            a.scale,
+            false,
+        )?,
         Op::GroupNorm(g) => x.f_group_norm(
             g.num_groups as i64,
             params.optional("weight"),

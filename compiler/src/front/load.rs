@@ -33,8 +33,21 @@ pub const STD_MODULES: &[(&str, &str)] = &[
 ];
 
 /// Names the language reserves for its own functions, which blocks may not take.
-pub const RESERVED: &[&str] =
-    &["min", "max", "abs", "round", "int", "floor", "ceil", "cat", "stack", "chunk", "split"];
+pub const RESERVED: &[&str] = &[
+    "min",
+    "max",
+    "abs",
+    "round",
+    "int",
+    "floor",
+    "ceil",
+    "cat",
+    "stack",
+    "chunk",
+    "split",
+    "matmul",
+    "scaled_dot_product_attention",
+];
 
 /// Where the root source comes from.
 pub enum Root<'a> {

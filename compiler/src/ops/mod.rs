@@ -25,6 +25,7 @@ pub mod join;
 mod layer;
 mod layernorm;
 mod linear;
+pub mod matmul;
 mod param;
 mod permute;
 mod pixel_shuffle;
@@ -231,6 +232,8 @@ registry! {
     Slice(slice),
     Stack(join),
     Param(param),
+    Matmul(matmul),
+    Attention(matmul),
 }
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {

@@ -65,6 +65,10 @@ impl Expander<'_> {
         match name {
             "cat" => return self.join_call("cat", Join::Concat, args, loc, scope, flow, path),
             "stack" => return self.join_call("stack", Join::Stack, args, loc, scope, flow, path),
+            "matmul" => return self.contraction_call("matmul", args, loc, scope, flow, path),
+            "scaled_dot_product_attention" => {
+                return self.contraction_call("scaled_dot_product_attention", args, loc, scope, flow, path)
+            }
             "chunk" => return self.apply_op(&ops::slice::CHUNK, args, loc, callee_loc, scope, flow, path),
             "split" => return self.apply_op(&ops::slice::SPLIT, args, loc, callee_loc, scope, flow, path),
             _ => {}
@@ -92,6 +96,58 @@ impl Expander<'_> {
             None => did_you_mean(name, candidates),
         };
         self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
+    }
+
+    /// `matmul(a, b)` or `scaled_dot_product_attention(q, k, v, is_causal=.., scale=..)`: the
+    /// tensors by position, then the options by name.
+    fn contraction_call(
+        &mut self,
+        name: &'static str,
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let (count, takes) = match name {
+            "matmul" => (2, "two tensors"),
+            _ => (3, "three tensors (query, key, value), then `is_causal` and `scale` by name"),
+        };
+        let mut tensors = Vec::new();
+        let (mut is_causal, mut scale) = (false, None);
+        for (i, arg) in args.iter().enumerate() {
+            let option = arg.name.as_ref().map(|n| n.name.as_str());
+            let value = match option {
+                None => {
+                    let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
+                    self.eval(&arg.value, scope, flow, &arg_path)
+                }
+                Some(_) => self.eval(&arg.value, scope, None, path),
+            };
+            match (option, value) {
+                (_, Value::Poison) => return Value::Poison,
+                (None, value) => tensors.push((value, arg.value.span)),
+                (Some("is_causal"), Value::Bool(b)) if count == 3 => is_causal = b,
+                (Some("scale"), Value::Float(v)) if count == 3 && v.is_finite() => scale = Some(v),
+                (Some("scale"), Value::Int(v)) if count == 3 => scale = Some(v as f64),
+                (_, value) => {
+                    let found = format!("`{}` = {value}", option.unwrap_or("?"));
+                    return self.error(Error::BuiltinArgs { function: name, takes, found, at: loc });
+                }
+            }
+        }
+        if tensors.len() != count {
+            let found = match tensors.len() {
+                1 => "one tensor".to_string(),
+                n => format!("{n} tensors"),
+            };
+            return self.error(Error::BuiltinArgs { function: name, takes, found, at: loc });
+        }
+        let join = match name {
+            "matmul" => Join::Matmul,
+            _ => Join::Attention { is_causal, scale },
+        };
+        self.join(join, tensors, loc, scope, path)
     }
 
     /// `cat(a, b, dim=1)` or `stack(a, b, dim=1)` (`name`), joined as `join` says.

@@ -12,7 +12,7 @@ use crate::front::load::RESERVED;
 use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
-use crate::ops::{self, arith, join, ArithOp, SizeOrigin};
+use crate::ops::{self, arith, join, matmul, ArithOp, SizeOrigin};
 use crate::shape::{Batch, Shape};
 use crate::source::Loc;
 
@@ -177,7 +177,8 @@ impl Expander<'_> {
                 }
                 _ => {
                     let what = if matches!(join, Join::Concat(_)) { "`cat`" } else { "`stack`" };
-                    if !matches!(join, Join::Arith(_))
+                    // Arithmetic and `matmul` take a `param`, broadcast.
+                    if matches!(join, Join::Concat(_) | Join::Stack(_) | Join::Attention { .. })
                         && !self.batched(id, || what.to_string(), Loc::new(scope.file, *span))
                     {
                         return Value::Poison;
@@ -190,25 +191,35 @@ impl Expander<'_> {
         let (result, name) = match join {
             Join::Arith(op) => (
                 arith::broadcast(op, shapes[0], shapes[1])
-                    .map(|shape| (shape, Op::Arith(ops::Arith { op })))
+                    .map(|shape| (shape, Op::Arith(ops::Arith { op }), 0))
                     .map_err(|err| (1, err)),
                 op.name(),
             ),
+            Join::Matmul => (
+                matmul::matmul(shapes[0], shapes[1])
+                    .map(|(shape, macs)| (shape, Op::Matmul(ops::Matmul), macs)),
+                "matmul",
+            ),
+            Join::Attention { is_causal, scale } => (
+                matmul::attention(shapes[0], shapes[1], shapes[2])
+                    .map(|(shape, macs)| (shape, Op::Attention(ops::Attention { is_causal, scale }), macs)),
+                "attention",
+            ),
             Join::Concat(dim) => (
                 join::concat(&shapes, dim).map(|(shape, dim)| {
-                    (shape, Op::Concat(ops::Concat { dim, expand: expand.clone().into() }))
+                    (shape, Op::Concat(ops::Concat { dim, expand: expand.clone().into() }), 0)
                 }),
                 "cat",
             ),
             Join::Stack(dim) => (
-                join::stack(&shapes, dim).map(|(shape, dim)| (shape, Op::Stack(ops::Stack { dim }))),
+                join::stack(&shapes, dim).map(|(shape, dim)| (shape, Op::Stack(ops::Stack { dim }), 0)),
                 "stack",
             ),
         };
         match result {
-            Ok((shape, op)) => {
+            Ok((shape, op, macs)) => {
                 let name = if path.is_empty() { name.to_string() } else { path.to_string() };
-                self.add_node(name, op, ids, shape, 0, 0, loc)
+                self.add_node(name, op, ids, shape, 0, macs, loc)
             }
             Err((i, err)) => {
                 let at = Loc::new(scope.file, inputs[i].1);
@@ -299,6 +310,10 @@ pub(super) enum Join {
     Concat(i64),
     /// Along a new dimension `dim`, as written.
     Stack(i64),
+    /// `matmul(a, b)`.
+    Matmul,
+    /// `scaled_dot_product_attention(q, k, v)`.
+    Attention { is_causal: bool, scale: Option<f64> },
 }
 
 /// Whether `e` only names an existing value (`in`, a bound tensor), creating no layer; layer

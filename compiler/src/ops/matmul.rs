@@ -1,0 +1,154 @@
+//! Contractions between tensors: `matmul(a, b)`, PyTorch's `torch.matmul` on matrices in the
+//! last two dimensions, the dimensions before them broadcast, and
+//! `scaled_dot_product_attention(q, k, v, is_causal=false, scale=…)`, PyTorch's functional
+//! attention. The language spells them as calls of several tensors, as `cat`, so they have
+//! shape rules but no signature. Either side of `matmul` may be a `param` (a weight matrix
+//! `[k, m]`), broadcast as PyTorch broadcasts it.
+
+use std::fmt;
+
+use super::arith::{broadcast, ArithOp};
+use super::layer::py_float;
+use super::{attributes, product, Family, Layer, OpError, PyTorch};
+use crate::diagnostic::Code;
+use crate::shape::{Batch, Shape};
+
+attributes! {
+    /// `torch.matmul(a, b)`.
+    pub struct Matmul;
+}
+
+impl Layer for Matmul {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("matmul")
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("torch.matmul({}, {})", xs[0], xs[1]))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+attributes! {
+    /// `nn.functional.scaled_dot_product_attention(q, k, v, is_causal=.., scale=..)`.
+    pub struct Attention {
+        pub is_causal: bool,
+        /// The scores' factor; PyTorch's default, 1/√E, where absent.
+        pub scale: Option<f64>,
+    }
+}
+
+impl Layer for Attention {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("scaled_dot_product_attention")?;
+        if self.is_causal {
+            f.write_str(", causal")?;
+        }
+        if let Some(scale) = self.scale {
+            write!(f, ", scale {}", py_float(scale))?;
+        }
+        Ok(())
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        let mut args = xs.join(", ");
+        if self.is_causal {
+            args += ", is_causal=True";
+        }
+        if let Some(scale) = self.scale {
+            args += &format!(", scale={}", py_float(scale));
+        }
+        PyTorch::Expr(format!("nn.functional.scaled_dot_product_attention({args})"))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+/// The dimensions before a tensor's last two, as a shape of their own (its batch kept), and
+/// its last two; an error naming `what` for a tensor of fewer than two dimensions after its
+/// batch (a `param` needs two in all).
+fn matrices(what: &str, shape: &Shape) -> Result<(Shape, [u64; 2]), OpError> {
+    let n = shape.dims.len();
+    if n < 2 {
+        let needs = match shape.batch {
+            Batch::None => "a `param` of two dimensions or more ([k, m])",
+            _ => "a tensor of matrices, [N, ..., rows, columns]",
+        };
+        return Err(OpError::new(Code::ShapeMismatch, format!("{what} needs {needs}, but gets {shape}"))
+            .label(format!("this is {shape}"))
+            .hint("give a sequence of features its positions first: [N, T, F]"));
+    }
+    let prefix = Shape { batch: shape.batch.clone(), dims: shape.dims[..n - 2].to_vec() };
+    Ok((prefix, [shape.dims[n - 2], shape.dims[n - 1]]))
+}
+
+/// The shape of `matmul(a, b)` and its multiply-adds per example; the error's index is the
+/// input it blames.
+pub fn matmul(a: &Shape, b: &Shape) -> Result<(Shape, u64), (usize, OpError)> {
+    let (prefix_a, [n, k]) = matrices("`matmul`", a).map_err(|e| (0, e))?;
+    let (prefix_b, [k2, m]) = matrices("`matmul`", b).map_err(|e| (1, e))?;
+    if k != k2 {
+        return Err((
+            1,
+            OpError::new(
+                Code::ShapeMismatch,
+                format!("cannot multiply {a} by {b}: the inner sizes {k} and {k2} differ"),
+            )
+            .label(format!("this is {b}, whose rows must number {k}"))
+            .note(format!("matmul multiplies [.., n, k] by [.., k, m]; the left side's last size is {k}")),
+        ));
+    }
+    let prefix = broadcast(ArithOp::Mul, &prefix_a, &prefix_b).map_err(|e| (1, e))?;
+    let mut dims = prefix.dims.clone();
+    dims.extend([n, m]);
+    let macs = product("multiply-add count", &[product("multiply-add count", &dims).map_err(|e| (1, e))?, k])
+        .map_err(|e| (1, e))?;
+    Ok((Shape { batch: prefix.batch, dims }, macs))
+}
+
+/// The shape of `scaled_dot_product_attention(q, k, v)`: `[N, .., L, E]`, `[N, .., S, E]` and
+/// `[N, .., S, Ev]` give `[N, .., L, Ev]`; and its multiply-adds (the scores and their
+/// weighted sum).
+pub fn attention(q: &Shape, k: &Shape, v: &Shape) -> Result<(Shape, u64), (usize, OpError)> {
+    let what = "`scaled_dot_product_attention`";
+    let (prefix_q, [l, e]) = matrices(what, q).map_err(|err| (0, err))?;
+    let (prefix_k, [s, e_k]) = matrices(what, k).map_err(|err| (1, err))?;
+    let (prefix_v, [s_v, e_v]) = matrices(what, v).map_err(|err| (2, err))?;
+    let mismatch = |i: usize, message: String, label: String| {
+        (
+            i,
+            OpError::new(Code::ShapeMismatch, message)
+                .label(label)
+                .note(format!("the query is {q}, the key {k}, the value {v}")),
+        )
+    };
+    if e_k != e {
+        return Err(mismatch(
+            1,
+            format!("the key's features, {e_k}, differ from the query's, {e}"),
+            format!("this is {k}"),
+        ));
+    }
+    if s_v != s {
+        return Err(mismatch(
+            2,
+            format!("the value has {s_v} positions, the key {s}"),
+            format!("this is {v}"),
+        ));
+    }
+    let prefix = broadcast(ArithOp::Mul, &prefix_q, &prefix_k)
+        .and_then(|p| broadcast(ArithOp::Mul, &p, &prefix_v))
+        .map_err(|err| (1, err))?;
+    let mut dims = prefix.dims.clone();
+    dims.extend([l, e_v]);
+    let heads = product("multiply-add count", &prefix.dims).map_err(|err| (0, err))?;
+    let macs = product("multiply-add count", &[heads, l, s])
+        .and_then(|scores| product("multiply-add count", &[scores, e + e_v]))
+        .map_err(|err| (0, err))?;
+    Ok((Shape { batch: prefix.batch, dims }, macs))
+}
