@@ -3,6 +3,8 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
+use std::borrow::Cow;
+
 use nnc_compiler::ir::{ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, Op, SliceItem, Upsample};
 use nnc_compiler::ops::{InitRule, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
@@ -15,7 +17,7 @@ use crate::RuntimeError;
 /// the op's [`TensorSpec`]s.
 #[derive(Debug)]
 pub struct Params {
-    tensors: Vec<(&'static str, Tensor)>,
+    tensors: Vec<(Cow<'static, str>, Tensor)>,
 }
 
 impl Params {
@@ -23,8 +25,8 @@ impl Params {
     pub const NONE: Params = Params { tensors: Vec::new() };
 
     /// A layer's tensors given directly, by name (for tests that bring their own weights).
-    pub fn new(tensors: Vec<(&'static str, Tensor)>) -> Self {
-        Params { tensors }
+    pub fn new<N: Into<Cow<'static, str>>>(tensors: Vec<(N, Tensor)>) -> Self {
+        Params { tensors: tensors.into_iter().map(|(name, t)| (name.into(), t)).collect() }
     }
 
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
@@ -35,7 +37,7 @@ impl Params {
 
     /// The tensor `name`, if this instance of the op has it (a bias can be switched off).
     fn optional(&self, name: &str) -> Option<&Tensor> {
-        self.tensors.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 }
 
@@ -70,12 +72,12 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         None => (root.clone(), name),
     };
     let tensors = specs
-        .iter()
+        .into_iter()
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            let created = match spec.name {
-                "" => create(&parent, own, spec, &dims, init),
-                _ => create(&path, spec.name, spec, &dims, init),
+            let created = match &*spec.name {
+                "" => create(&parent, own, &spec, &dims, init),
+                tensor => create(&path, tensor, &spec, &dims, init),
             };
             let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
