@@ -44,8 +44,8 @@ pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use pool::{AvgPool, MaxPool};
 pub use rules::{
-    axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_rank,
-    OpError,
+    axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_layout,
+    wrong_rank, Layout, OpError,
 };
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 pub use slice::SliceItem;
