@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use nnc_compiler::ir::{ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, Op, SliceItem, Upsample};
-use nnc_compiler::ops::{InitRule, TensorSpec};
+use nnc_compiler::ops::{Cell, InitRule, Recurrent, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
 use crate::error::LayerError;
@@ -336,6 +336,9 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Dropout(d) => x.f_dropout(d.p, train)?,
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
+        Op::Lstm(l) => recurrent(x, op, params, l.recurrent(), train)?,
+        Op::Gru(g) => recurrent(x, op, params, g.recurrent(), train)?,
+        Op::Rnn(r) => recurrent(x, op, params, r.recurrent(), train)?,
         Op::Arith(a) => {
             let y = &inputs[1];
             match a.op {
@@ -397,6 +400,46 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::PixelShuffle(p) => x.f_pixel_shuffle(p.upscale_factor as i64)?,
         Op::PixelUnshuffle(p) => x.f_pixel_unshuffle(p.downscale_factor as i64)?,
     })
+}
+
+/// A recurrent layer on a sequence `x` [N, T, F], batch first, from zero initial states:
+/// every step's hidden state of the last layer, [N, T, D·H]. libtorch takes the tensors as
+/// one list in PyTorch's `state_dict` order, which the op's description gives; they are
+/// looked up by name, so that tensors given with [`Params::new`] in another order still
+/// line up. `dropout` acts between layers in training only.
+fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) -> Result<Tensor, TchError> {
+    let specs = op.layer().tensors();
+    let weights = specs.iter().map(|spec| params.get(&spec.name)).collect::<Result<Vec<_>, _>>()?;
+    let batch = x.size().first().copied().unwrap_or(0);
+    let states = (r.num_layers * r.directions()) as i64;
+    let zeros = Tensor::f_zeros([states, batch, r.hidden_size as i64], (x.f_kind()?, x.device()))?;
+    let (layers, bidirectional, batch_first) = (r.num_layers as i64, r.bidirectional, true);
+    let output = match r.cell {
+        // The initial hidden and cell states, both zero: libtorch only reads them.
+        Cell::Lstm => {
+            x.f_lstm(
+                &[&zeros, &zeros],
+                &weights,
+                r.bias,
+                layers,
+                r.dropout,
+                train,
+                bidirectional,
+                batch_first,
+            )?
+            .0
+        }
+        Cell::Gru => {
+            x.f_gru(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+        Cell::RnnTanh => {
+            x.f_rnn_tanh(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+        Cell::RnnRelu => {
+            x.f_rnn_relu(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+    };
+    Ok(output)
 }
 
 fn dims(dims: &[usize]) -> Vec<i64> {

@@ -126,6 +126,7 @@ pub enum Family {
     Linear,
     Normalisation,
     Pooling,
+    Recurrent,
     Join,
     Other,
 }

@@ -29,6 +29,7 @@ mod permute;
 mod pixel_shuffle;
 mod pool;
 mod prelu;
+mod recurrent;
 mod reduce;
 mod reshape;
 mod rules;
@@ -43,6 +44,7 @@ pub use conv::{Conv, ConvTranspose};
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use pool::{AvgPool, MaxPool};
+pub use recurrent::{Cell, Recurrent, MAX_NUM_LAYERS};
 pub use rules::{
     axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_layout,
     wrong_rank, Layout, OpError,
@@ -213,6 +215,9 @@ registry! {
     Dropout(dropout) = dropout::DROPOUT,
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
+    Lstm(recurrent) = recurrent::LSTM,
+    Gru(recurrent) = recurrent::GRU,
+    Rnn(recurrent) = recurrent::RNN,
     Upsample(upsample) = upsample::UPSAMPLE,
     PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
     PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,
