@@ -22,7 +22,8 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
                    for the cases it names)
     output         module.eval()(input)
     output_train   a fresh copy of the module (same state) in train mode, applied to input
-                   (not for dropout, random in train mode)
+                   (not for the layers and cases of RANDOM_IN_TRAIN, random in
+                   train mode: dropout, a recurrent stack with dropout)
     state.<key>    every state_dict entry before either call (num_batches_tracked stays int64)
     train_state.<key>
                    every state_dict entry after the train-mode call, only for modules whose
@@ -547,6 +548,41 @@ CASES = [
         "Lambda(lambda x: nn.functional.scaled_dot_product_attention(x * 2, x, x + 1, is_causal=True, scale=0.3))",
     ),
     ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
+    # The recurrent layers, batch first, on [N, T, F]: one layer and stacks, each direction,
+    # with and without bias, RNN's two nonlinearities. The modules' output sequence alone
+    # (`LSTMOutput` and the rest, below); the final states are no values in nnc.
+    ("lstm_1", "lstm", "lstm(6)", [5, 4], "LSTMOutput(4, 6, batch_first=True)"),
+    (
+        "lstm_2",
+        "lstm",
+        "lstm(5, num_layers=2, bidirectional=true)",
+        [4, 3],
+        "LSTMOutput(3, 5, num_layers=2, batch_first=True, bidirectional=True)",
+    ),
+    # Dropout between the layers: random in training (so no train-mode output), none in eval.
+    (
+        "lstm_dropout",
+        "lstm",
+        "lstm(4, num_layers=3, dropout=0.5)",
+        [5, 3],
+        "LSTMOutput(3, 4, num_layers=3, batch_first=True, dropout=0.5)",
+    ),
+    (
+        "gru_1",
+        "gru",
+        "gru(5, num_layers=2, bias=false)",
+        [6, 4],
+        "GRUOutput(4, 5, num_layers=2, bias=False, batch_first=True)",
+    ),
+    ("gru_2", "gru", "gru(4, bidirectional=true)", [5, 3], "GRUOutput(3, 4, batch_first=True, bidirectional=True)"),
+    ("rnn_1", "rnn", 'rnn(6, nonlinearity="relu")', [5, 4], "RNNOutput(4, 6, nonlinearity='relu', batch_first=True)"),
+    (
+        "rnn_2",
+        "rnn",
+        "rnn(5, num_layers=2, bidirectional=true)",
+        [4, 3],
+        "RNNOutput(3, 5, num_layers=2, batch_first=True, bidirectional=True)",
+    ),
 ]
 
 # The standard library module a case's call needs imported.
@@ -568,13 +604,36 @@ class Lambda(nn.Module):
     def forward(self, x):
         return self.f(x)
 
-# Modules random in train mode: no output_train.
-RANDOM_IN_TRAIN = {"dropout"}
+# Modules random in train mode: no output_train. By layer, or by case for a layer random
+# only with some arguments (a recurrent stack's dropout).
+RANDOM_IN_TRAIN = {"dropout", "lstm_dropout"}
 
 # Cases whose module changes its formula outside a standard normal's usual range (relu6 at 6,
 # hardswish and hardsigmoid at ±3, softplus at beta · x > 20): their input is scaled by this,
 # so that every branch is taken.
 INPUT_SCALE = {"relu6_1": 4.0, "hardswish_1": 2.0, "hardsigmoid_1": 2.0, "softplus_1": 12.0}
+
+
+class LSTMOutput(nn.LSTM):
+    """nn.LSTM's output sequence alone, as nnc's `lstm` gives it: nn.LSTM returns it with the
+    final states. The state_dict is nn.LSTM's own."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class GRUOutput(nn.GRU):
+    """nn.GRU's output sequence alone, as nnc's `gru` gives it."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class RNNOutput(nn.RNN):
+    """nn.RNN's output sequence alone, as nnc's `rnn` gives it."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
 
 
 class WithParam(nn.Module):
@@ -632,6 +691,9 @@ def build(text):
         "WithParam": WithParam,
         "SelfAttention": SelfAttention,
         "EncoderLayer": EncoderLayer,
+        "LSTMOutput": LSTMOutput,
+        "GRUOutput": GRUOutput,
+        "RNNOutput": RNNOutput,
     }
     return eval(text, env)  # noqa: S307 (our own table)
 
@@ -670,7 +732,7 @@ def make(case, layer, call, dims, text):
     with torch.no_grad():
         y = module.eval()(x)
     tensors = {"input": x, "output": y.contiguous()}
-    if layer not in RANDOM_IN_TRAIN:
+    if not RANDOM_IN_TRAIN & {layer, case}:
         with torch.no_grad():
             y_train = trained.train()(x)
         tensors["output_train"] = y_train.contiguous()
@@ -733,7 +795,8 @@ def check(path):
     fresh = copy.deepcopy(module)
     with torch.no_grad():
         assert torch.equal(module.eval()(x), tensors["output"]), path
-    if meta["layer"] in RANDOM_IN_TRAIN:
+    case = os.path.basename(path).removesuffix(".safetensors")
+    if RANDOM_IN_TRAIN & {meta["layer"], case}:
         assert "output_train" not in tensors, path
     else:
         with torch.no_grad():

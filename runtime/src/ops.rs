@@ -3,10 +3,12 @@
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree.
 
+use std::borrow::Cow;
+
 use nnc_compiler::ir::{
     ArithOp, AvgPool, Conv, ConvTranspose, MaxPool, MultiHeadAttention, Op, SliceItem, Upsample,
 };
-use nnc_compiler::ops::{InitRule, TensorSpec};
+use nnc_compiler::ops::{Cell, InitRule, Recurrent, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
 use crate::error::LayerError;
@@ -17,7 +19,7 @@ use crate::RuntimeError;
 /// the op's [`TensorSpec`]s.
 #[derive(Debug)]
 pub struct Params {
-    tensors: Vec<(&'static str, Tensor)>,
+    tensors: Vec<(Cow<'static, str>, Tensor)>,
 }
 
 impl Params {
@@ -25,8 +27,8 @@ impl Params {
     pub const NONE: Params = Params { tensors: Vec::new() };
 
     /// A layer's tensors given directly, by name (for tests that bring their own weights).
-    pub fn new(tensors: Vec<(&'static str, Tensor)>) -> Self {
-        Params { tensors }
+    pub fn new<N: Into<Cow<'static, str>>>(tensors: Vec<(N, Tensor)>) -> Self {
+        Params { tensors: tensors.into_iter().map(|(name, t)| (name.into(), t)).collect() }
     }
 
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
@@ -37,7 +39,7 @@ impl Params {
 
     /// The tensor `name`, if this instance of the op has it (a bias can be switched off).
     fn optional(&self, name: &str) -> Option<&Tensor> {
-        self.tensors.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 }
 
@@ -72,14 +74,14 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         None => (root.clone(), name),
     };
     let tensors = specs
-        .iter()
+        .into_iter()
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
             // A submodule's tensor (`out_proj.weight`) lies under the submodule's path.
             let created = match spec.name.rsplit_once('.') {
-                _ if spec.name.is_empty() => create(&parent, own, spec, &dims, init),
-                Some((sub, last)) => create(&layer_path(&path, sub), last, spec, &dims, init),
-                None => create(&path, spec.name, spec, &dims, init),
+                _ if spec.name.is_empty() => create(&parent, own, &spec, &dims, init),
+                Some((sub, last)) => create(&layer_path(&path, sub), last, &spec, &dims, init),
+                None => create(&path, &spec.name, &spec, &dims, init),
             };
             let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
@@ -374,6 +376,9 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
         Op::MultiHeadAttention(a) => self_attention(x, params, a, train)?,
+        Op::Lstm(l) => recurrent(x, op, params, l.recurrent(), train)?,
+        Op::Gru(g) => recurrent(x, op, params, g.recurrent(), train)?,
+        Op::Rnn(r) => recurrent(x, op, params, r.recurrent(), train)?,
         Op::Arith(a) => {
             let y = &inputs[1];
             match a.op {
@@ -462,6 +467,46 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::PixelShuffle(p) => x.f_pixel_shuffle(p.upscale_factor as i64)?,
         Op::PixelUnshuffle(p) => x.f_pixel_unshuffle(p.downscale_factor as i64)?,
     })
+}
+
+/// A recurrent layer on a sequence `x` [N, T, F], batch first, from zero initial states:
+/// every step's hidden state of the last layer, [N, T, D·H]. libtorch takes the tensors as
+/// one list in PyTorch's `state_dict` order, which the op's description gives; they are
+/// looked up by name, so that tensors given with [`Params::new`] in another order still
+/// line up. `dropout` acts between layers in training only.
+fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) -> Result<Tensor, TchError> {
+    let specs = op.layer().tensors();
+    let weights = specs.iter().map(|spec| params.get(&spec.name)).collect::<Result<Vec<_>, _>>()?;
+    let batch = x.size().first().copied().unwrap_or(0);
+    let states = (r.num_layers * r.directions()) as i64;
+    let zeros = Tensor::f_zeros([states, batch, r.hidden_size as i64], (x.f_kind()?, x.device()))?;
+    let (layers, bidirectional, batch_first) = (r.num_layers as i64, r.bidirectional, true);
+    let output = match r.cell {
+        // The initial hidden and cell states, both zero: libtorch only reads them.
+        Cell::Lstm => {
+            x.f_lstm(
+                &[&zeros, &zeros],
+                &weights,
+                r.bias,
+                layers,
+                r.dropout,
+                train,
+                bidirectional,
+                batch_first,
+            )?
+            .0
+        }
+        Cell::Gru => {
+            x.f_gru(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+        Cell::RnnTanh => {
+            x.f_rnn_tanh(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+        Cell::RnnRelu => {
+            x.f_rnn_relu(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+        }
+    };
+    Ok(output)
 }
 
 fn dims(dims: &[usize]) -> Vec<i64> {

@@ -288,6 +288,23 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             let call = format!("linear({}, bias={})", rng.int(1, 6), rng.flag());
             Case { dims: rng.dims(rank - 1, 1, 6), call }
         }
+        // A sequence [N, T, F]; stacks of up to 3 layers, either direction, with and without
+        // bias, and a dropout (between layers, in training) half the time.
+        "lstm" | "gru" | "rnn" => {
+            let dims = vec![rng.int(1, 5), rng.int(1, 6)];
+            let dropout = if rng.flag() { rng.float(0.0, 0.9) } else { 0.0 };
+            let mut call = format!(
+                "{name}({}, num_layers={}, bias={}, dropout={dropout}, bidirectional={}",
+                rng.int(1, 6),
+                rng.int(1, 3),
+                rng.flag(),
+                rng.flag()
+            );
+            if name == "rnn" {
+                call += &format!(", nonlinearity=\"{}\"", if rng.flag() { "relu" } else { "tanh" });
+            }
+            Case { dims, call: call + ")" }
+        }
         // The shape operations: sizes that divide, dimensions in any order, negative or not.
         "reshape" => {
             let dims = any_rank(rng);

@@ -212,7 +212,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[6])
-from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam
+from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -221,7 +221,10 @@ with safe_open(sys.argv[3], framework="pt") as f:
     meta = f.metadata()
 fixture = load_file(sys.argv[3])
 prefix = sys.argv[5]
-real = eval(meta["torch"], {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam, "SelfAttention": SelfAttention, "EncoderLayer": EncoderLayer})
+env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
+env.update({"SelfAttention": SelfAttention, "EncoderLayer": EncoderLayer})
+env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput})
+real = eval(meta["torch"], env)
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
 theirs = [(f"{prefix}{k}", list(v.shape)) for k, v in real.state_dict().items()]
 assert ours == theirs, f"state_dict {ours} != torch.nn's {theirs}"

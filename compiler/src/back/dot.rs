@@ -15,6 +15,7 @@ fn colour(op: &Op) -> &'static str {
         Family::Linear => "#fce5cd",
         Family::Normalisation => "#fff2cc",
         Family::Pooling => "#d9ead3",
+        Family::Recurrent => "#d0e0e3",
         Family::Join => "#ead1dc",
         Family::Other => "#f3f3f3",
     }

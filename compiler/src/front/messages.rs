@@ -13,7 +13,7 @@ use super::value::Value;
 use crate::back::report::thousands;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::Node;
-use crate::ops::{Kind, OpError, OpSpec};
+use crate::ops::{Kind, Layout, OpError, OpSpec};
 use crate::shape::{Batch, Shape, MAX_ELEMENTS};
 use crate::source::Loc;
 
@@ -812,17 +812,14 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
     d
 }
 
-/// Says where the wrong rank of a layer that needs `rank` dimensions (an image layer, or a
-/// 1-D or 3-D one) came from: a layer upstream that changed it (a `flatten` the layer should
-/// come before), or the input declaration (which should have `rank` dimensions). Blaming
-/// `flatten` when there is none sends the reader to look for a layer they never wrote.
-pub(super) fn rank_origin(d: Diagnostic, origin: &Node, rank: usize) -> Diagnostic {
+/// Says where the wrong rank of a layer that needs the `layout` (an image layer, a 1-D or
+/// 3-D one, a recurrent one) came from: a layer upstream that changed it (a `flatten` the
+/// layer should come before), or the input declaration (which should have the layout's
+/// rank). Blaming `flatten` when there is none sends the reader to look for a layer they
+/// never wrote.
+pub(super) fn rank_origin(d: Diagnostic, origin: &Node, layout: Layout) -> Diagnostic {
     let shape = &origin.shape;
-    let (layers, layout, example) = match rank {
-        3 => ("1-D layers", "[N, C, L]", "`input [N, 1, 100]` for one channel of 100 samples"),
-        5 => ("3-D layers", "[N, C, D, H, W]", "`input [N, 1, 16, 64, 64]` for 16 grey 64×64 frames"),
-        _ => ("image layers", "[N, C, H, W]", "`input [N, 1, 28, 28]` for grey 28×28 images"),
-    };
+    let Layout { rank, layers, dims: layout, example } = layout;
     match origin.op.spec() {
         Some(spec) => d
             .secondary(origin.loc, format!("`{}` makes it {shape} here", spec.name))

@@ -52,11 +52,13 @@ pub trait Layer {
 pub const MAX_TENSOR_RANK: usize = 8;
 
 /// One parameter or buffer of a layer, named as in PyTorch's `state_dict` (`weight`,
-/// `running_mean`, or `out_proj.weight` for a submodule's); an empty name is the layer itself (a declared `param`, which PyTorch
-/// names by its attribute alone).
+/// `running_mean`, or `out_proj.weight` for a submodule's); an empty name is the layer itself
+/// (a declared `param`, which PyTorch names by its attribute alone). Most names are fixed
+/// strings, borrowed; a layer whose tensors are numbered (`weight_ih_l3`, one per layer of a
+/// recurrent stack) owns them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub dims: ArrayVec<u64, MAX_TENSOR_RANK>,
     /// Trained by the optimiser, or a buffer (running statistics) that only the forward pass
     /// updates.
@@ -66,12 +68,12 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// Panics on more than [`MAX_TENSOR_RANK`] sizes, which shape rules refuse first.
-    pub fn trained(name: &'static str, dims: &[u64], init: InitRule) -> Self {
-        TensorSpec { name, dims: sizes(dims), trained: true, init }
+    pub fn trained(name: impl Into<Cow<'static, str>>, dims: &[u64], init: InitRule) -> Self {
+        TensorSpec { name: name.into(), dims: sizes(dims), trained: true, init }
     }
 
-    pub fn buffer(name: &'static str, dims: &[u64], init: InitRule) -> Self {
-        TensorSpec { name, dims: sizes(dims), trained: false, init }
+    pub fn buffer(name: impl Into<Cow<'static, str>>, dims: &[u64], init: InitRule) -> Self {
+        TensorSpec { name: name.into(), dims: sizes(dims), trained: false, init }
     }
 
     /// Elements, or `None` if the count overflows.
@@ -128,6 +130,7 @@ pub enum Family {
     Linear,
     Normalisation,
     Pooling,
+    Recurrent,
     Join,
     Other,
 }

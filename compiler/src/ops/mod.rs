@@ -31,6 +31,7 @@ mod permute;
 mod pixel_shuffle;
 mod pool;
 mod prelu;
+mod recurrent;
 mod reduce;
 mod reshape;
 mod rules;
@@ -45,9 +46,10 @@ pub use conv::{Conv, ConvTranspose};
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
 pub use pool::{AvgPool, MaxPool};
+pub use recurrent::{Cell, Recurrent, MAX_NUM_LAYERS};
 pub use rules::{
-    axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_rank,
-    OpError,
+    axis, expect_spatial, product, spatial_axis, window_at, window_output, window_outputs, wrong_layout,
+    wrong_rank, Layout, OpError,
 };
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 pub use slice::SliceItem;
@@ -216,6 +218,9 @@ registry! {
     Flatten(flatten) = flatten::FLATTEN,
     Linear(linear) = linear::LINEAR,
     MultiHeadAttention(attention) = attention::MULTI_HEAD_ATTENTION,
+    Lstm(recurrent) = recurrent::LSTM,
+    Gru(recurrent) = recurrent::GRU,
+    Rnn(recurrent) = recurrent::RNN,
     Upsample(upsample) = upsample::UPSAMPLE,
     PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
     PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,

@@ -16,10 +16,44 @@ pub struct OpError {
     pub arg: Option<&'static str>,
     /// For a size that shrinks to nothing: the spatial axis (0 the first after the channels).
     pub axis: Option<usize>,
-    /// For an input of the wrong rank: the rank needed. Only the evaluator knows where the
+    /// For an input of the wrong rank: the layout needed. Only the evaluator knows where the
     /// input's rank came from (a `flatten` upstream, or the input declaration), so it words
     /// the hint.
-    pub needs_rank: Option<usize>,
+    pub needs: Option<Layout>,
+}
+
+/// The layout of input a layer needs, as the hint of an input of another rank words it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Dimensions, the batch included.
+    pub rank: usize,
+    /// The layers that take it: `1-D layers`.
+    pub layers: &'static str,
+    /// Its dimensions: `[N, C, L]`.
+    pub dims: &'static str,
+    /// An input declaration of this layout, and what it holds.
+    pub example: &'static str,
+}
+
+impl Layout {
+    /// A sequence `[N, T, F]`, as the recurrent layers take it (PyTorch's `batch_first`).
+    pub const SEQUENCE: Layout = Layout {
+        rank: 3,
+        layers: "recurrent layers",
+        dims: "[N, T, F]",
+        example: "`input [N, 50, 8]` for sequences of 50 steps of 8 features",
+    };
+
+    /// The layout of layers over `rank − 2` spatial axes: 1-D (`[N, C, L]`), 3-D, and images
+    /// for any other rank.
+    pub fn spatial(rank: usize) -> Layout {
+        let (layers, dims, example) = match rank {
+            3 => ("1-D layers", "[N, C, L]", "`input [N, 1, 100]` for one channel of 100 samples"),
+            5 => ("3-D layers", "[N, C, D, H, W]", "`input [N, 1, 16, 64, 64]` for 16 grey 64×64 frames"),
+            _ => ("image layers", "[N, C, H, W]", "`input [N, 1, 28, 28]` for grey 28×28 images"),
+        };
+        Layout { rank, layers, dims, example }
+    }
 }
 
 impl OpError {
@@ -32,7 +66,7 @@ impl OpError {
             hint: None,
             arg: None,
             axis: None,
-            needs_rank: None,
+            needs: None,
         }
     }
 
@@ -112,7 +146,7 @@ pub fn expect_spatial<const N: usize>(op: &str, input: &Shape) -> Result<(u64, [
         format!("`{op}` needs a {}-D input [N, C{letters}], but gets {input}", N + 2),
     )
     .label(format!("the input here is {input}"));
-    err.needs_rank = Some(N + 2);
+    err.needs = Some(Layout::spatial(N + 2));
     Err(err)
 }
 
@@ -204,10 +238,16 @@ fn join_or(items: &[String]) -> String {
 }
 
 /// `` `op` needs `needs`, but gets [N, 16] ``: an input of a rank the layer does not take,
-/// marked with the rank wanted, so that the evaluator adds where the input's rank came from.
+/// marked with the rank wanted (of a layer over `rank − 2` spatial axes), so that the
+/// evaluator adds where the input's rank came from.
 pub fn wrong_rank(op: &str, needs: &str, rank: usize, input: &Shape) -> OpError {
+    wrong_layout(op, needs, Layout::spatial(rank), input)
+}
+
+/// [`wrong_rank`] for a layer that needs another `layout` than its spatial one.
+pub fn wrong_layout(op: &str, needs: &str, layout: Layout, input: &Shape) -> OpError {
     let mut err = OpError::new(Code::ShapeMismatch, format!("`{op}` needs {needs}, but gets {input}"))
         .label(format!("the input here is {input}"));
-    err.needs_rank = Some(rank);
+    err.needs = Some(layout);
     err
 }

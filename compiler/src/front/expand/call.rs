@@ -248,11 +248,11 @@ impl Expander<'_> {
     fn op_error(&mut self, err: OpError, bound: &BoundOp, input: NodeId, loc: Loc, name: &str) -> Value {
         let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
         let history = err.axis.map(|axis| self.size_history(input, axis));
-        let needs_rank = err.needs_rank;
+        let needs = err.needs;
         let mut d = op_diagnostic(err, at, Some(name));
         d.notes.extend(history);
-        if let Some(rank) = needs_rank {
-            d = rank_origin(d, self.rank_origin(input), rank);
+        if let Some(layout) = needs {
+            d = rank_origin(d, self.rank_origin(input), layout);
         }
         self.error(d)
     }
