@@ -379,6 +379,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_in => "`in`",
         Rule::kw_else => "`else`",
         Rule::input_decl | Rule::kw_input => "`input`",
+        Rule::elem_type => "an element type (`float`, `int` or `bool`)",
         Rule::param_decl | Rule::kw_param => "`param`",
         Rule::output_decl | Rule::kw_output => "`output`",
         Rule::output_item => "an output's name",
@@ -453,7 +454,32 @@ impl Builder<'_> {
     fn statement(&mut self, pair: Pair<Rule>) -> Stmt {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
+            Rule::input_decl => {
+                let mut name = None;
+                let mut dims = Vec::new();
+                let mut dtype = None;
+                // The declaration ends at its last part (not the blanks after it).
+                let mut end = span.end;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::ident => name = Some(self.ident(part)),
+                        Rule::expr => dims.push(self.expr(part)),
+                        Rule::close_bracket => end = self.span(&part).end,
+                        Rule::elem_type => {
+                            let at = self.span(&part);
+                            end = at.end;
+                            let ty = match part.as_str() {
+                                "int" => ElemType::Int,
+                                "bool" => ElemType::Bool,
+                                _ => ElemType::Float,
+                            };
+                            dtype = Some((ty, at));
+                        }
+                        _ => {}
+                    }
+                }
+                Stmt::Input { name, dims, dtype, span: Span::new(span.start, end) }
+            }
             Rule::output_decl => {
                 let mut items = Vec::new();
                 let mut end = span.end;

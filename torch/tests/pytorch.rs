@@ -84,7 +84,7 @@ fn compare(
     source: &str,
 ) {
     let graph = model.graph();
-    let input = &graph.node(graph.input).shape;
+    let input = &graph.node(graph.input()).shape;
     let dims: Vec<i64> = std::iter::once(2).chain(input.dims.iter().map(|&d| d as i64)).collect();
     let x = Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu));
     let y = nnc_runtime::tch::no_grad(|| model.try_forward(&x, false)).unwrap();
@@ -176,7 +176,7 @@ fn emitted_pytorch_modules_reproduce_nnc() {
         let (model, vs) = build(file, overrides);
         // One training-mode pass, so that batch norm's running statistics are not trivial.
         let dims: Vec<i64> = std::iter::once(4)
-            .chain(model.graph().node(model.graph().input).shape.dims.iter().map(|&d| d as i64))
+            .chain(model.graph().node(model.graph().input()).shape.dims.iter().map(|&d| d as i64))
             .collect();
         let _ = model.try_forward(&Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu)), true).unwrap();
         compare(&python, name, &model, &vs, &dir.join(format!("{name}.safetensors")), &dir, file);
