@@ -121,6 +121,13 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         graph.nodes.len() - graph.inputs.len(),
         graph.total_params(),
     );
+    let input_shape_doc = match several {
+        true => format!(
+            " The first input's shape (`{}`); -1 is the batch. [`Self::INPUTS`] lists every input.",
+            graph.node(graph.input()).name
+        ),
+        false => " The input shape; -1 is the batch.".to_string(),
+    };
     let items = Items {
         k,
         ir: &ir,
@@ -154,7 +161,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         impl #name {
             /// The network's name in its `.net` file.
             pub const NAME: &'static str = #network;
-            /// The input shape; -1 is the batch.
+            #[doc = #input_shape_doc]
             pub const INPUT_SHAPE: &'static [i64] = &[#(#input_shape),*];
             /// The output shape; -1 is the batch.
             pub const OUTPUT_SHAPE: &'static [i64] = &[#(#output_shape),*];

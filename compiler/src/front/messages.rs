@@ -426,9 +426,11 @@ impl Error<'_> {
                     (_, DType::Float) => "declare the input of ids with its element type: `input tokens [N, T] int`".to_string(),
                     _ => format!("only an input declared `{takes}` holds {takes} elements"),
                 };
+                // A float shape shows no type: say it.
+                let float = if found == DType::Float { ", float" } else { "" };
                 let origin_label = match is_input {
-                    true => format!("`{name}` is declared {shape} here, of {found} elements"),
-                    false => format!("layer `{name}` makes it {shape} here, of {found} elements"),
+                    true => format!("`{name}` is declared {shape} here{float}"),
+                    false => format!("layer `{name}` makes it {shape} here{float}"),
                 };
                 Diagnostic::error(
                     Code::Type,

@@ -52,7 +52,10 @@ fn padding_row(padding_idx: i64, num_embeddings: u64) -> Result<u64, OpError> {
     if !(0..num).contains(&row) {
         return Err(OpError::new(
             Code::Value,
-            format!("`padding_idx` must name a row of the table, in -{num}..{num}, but is {padding_idx}"),
+            format!(
+                "`padding_idx` must name a row of the table, from -{num} to {}, but is {padding_idx}",
+                num - 1
+            ),
         )
         .label(format!("the table has {num} rows; `padding_idx` is {padding_idx}"))
         .note("a negative `padding_idx` counts from the end, as in PyTorch (-1 is the last row)")
