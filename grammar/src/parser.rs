@@ -924,6 +924,39 @@ mod tests {
     }
 
     #[test]
+    fn inputs_take_a_name_and_an_element_type() {
+        let src = "network n(len = 8) {\n  input tokens [N, len] int\n  input mask [N, len] bool\n  input [N, 3]\n  input x [N, 2] float\n  relu\n}";
+        let file = parse_ok(src);
+        let inputs: Vec<(Option<String>, Option<ElemType>, &str)> = file.definitions[0].body[..4]
+            .iter()
+            .map(|stmt| match stmt {
+                Stmt::Input { name, dtype, span, .. } => {
+                    (name.as_ref().map(|n| n.name.clone()), dtype.map(|d| d.0), &src[span.start..span.end])
+                }
+                other => panic!("not an input: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                (Some("tokens".into()), Some(ElemType::Int), "input tokens [N, len] int"),
+                (Some("mask".into()), Some(ElemType::Bool), "input mask [N, len] bool"),
+                (None, None, "input [N, 3]"),
+                (Some("x".into()), Some(ElemType::Float), "input x [N, 2] float"),
+            ]
+        );
+        // A statement that starts with `int`, `float` or `bool` as a name is no element type.
+        for next in
+            ["int(3.5)", "bool_mask = relu", "int = 3", "float: relu", "int, b = chunk(2)", "int -> relu"]
+        {
+            let file = parse_ok(&format!("network n {{\n  input [N, 3]\n  {next}\n}}"));
+            let body = &file.definitions[0].body;
+            assert!(matches!(body[0], Stmt::Input { dtype: None, .. }), "{next}: {body:?}");
+            assert_eq!(body.len(), 2, "{next}");
+        }
+    }
+
+    #[test]
     fn spans_cover_the_source_text() {
         let src = "block b(c) {\n  conv2d(c, 3)\n}";
         let file = parse_ok(src);

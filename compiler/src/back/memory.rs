@@ -269,6 +269,22 @@ mod tests {
         assert_eq!(training.parameters, u128::from(g.total_params()) * 4 * 2);
     }
 
+    /// Each input counts in its element type (8 bytes an int64 id, 1 a bool), and no input is
+    /// ever freed; the layers' outputs are floats.
+    #[test]
+    fn inputs_count_in_their_element_types() {
+        let g = graph(
+            "network two {\n input tokens [N, 16] int\n input x [N, 4]\n \
+             e = tokens -> embedding(100, 4) -> mean(1)\n e + (x -> linear(4))\n}",
+        );
+        let m = for_batch(&g, 2, Optimizer::Sgd);
+        assert_eq!(m.torchinfo.input_bytes, (16 * 8 + 4 * 4) * 2);
+        // Without gradients: both inputs, held by the caller, and at most the embedding's
+        // output and the mean's alive with them.
+        let inference = estimate(&g, Workload::Inference, 1);
+        assert_eq!(inference.activations, 16 * 8 + 4 * 4 + 64 * 4 + 4 * 4);
+    }
+
     /// torchinfo's rows for LeNet at batch 2, as `torchinfo.summary(Lenet(), (2, 1, 28, 28))`
     /// computes them: twice the outputs of the five layers with weights.
     #[test]
