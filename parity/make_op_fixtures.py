@@ -19,7 +19,8 @@ overwrites its floating-point parameters and buffers with seeded random values (
 uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors file:
 
     input          float32, [2, *dims], seeded standard normal (times INPUT_SCALE's factor
-                   for the cases it names)
+                   for the cases it names); for the cases of INT_INPUTS, int64 ids, seeded
+                   uniform in [0, n), the module's padding_idx (if any) among them
     output         module.eval()(input)
     output_train   a fresh copy of the module (same state) in train mode, applied to input
                    (not for the layers and cases of RANDOM_IN_TRAIN, random in
@@ -30,7 +31,9 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
                    state that call changes (batchnorm: running stats, num_batches_tracked)
     __metadata__   layer (nnc's layer name), call (nnc's call text), input (nnc's input
                    dims without the batch), torch (the constructor text), torch_version,
-                   and import (the std module the call needs) for the cases of IMPORTS
+                   import (the std module the call needs) for the cases of IMPORTS, and
+                   input_dtype ("int") for the cases of INT_INPUTS, whose input nnc declares
+                   `int` (the others have no such key, and are float)
 
 The files are written by this script's own safetensors writer (same layout as
 safetensors' save_file, but with the metadata keys sorted, which save_file does not do), so a
@@ -583,6 +586,11 @@ CASES = [
         [4, 3],
         "RNNOutput(3, 5, num_layers=2, batch_first=True, bidirectional=True)",
     ),
+    # The lookup of int ids (an input declared `int`): without a padding row, with one counted
+    # from the end (-2 is row 5 of 7), and row 0, on inputs of one and two dimensions.
+    ("embedding_1", "embedding", "embedding(10, 4)", [6], "nn.Embedding(10, 4)"),
+    ("embedding_2", "embedding", "embedding(7, 5, padding_idx=-2)", [3, 4], "nn.Embedding(7, 5, padding_idx=-2)"),
+    ("embedding_3", "embedding", "embedding(12, 3, padding_idx=0)", [5], "nn.Embedding(12, 3, padding_idx=0)"),
 ]
 
 # The standard library module a case's call needs imported.
@@ -592,6 +600,9 @@ IMPORTS = {
     "transformer_encoder_layer_2": "std.transformer",
     "transformer_encoder_layer_3": "std.transformer",
 }
+
+# Cases whose input is int64 ids in [0, n), declared `int` in nnc.
+INT_INPUTS = {"embedding_1": 10, "embedding_2": 7, "embedding_3": 12}
 
 
 class Lambda(nn.Module):
@@ -726,7 +737,12 @@ def make(case, layer, call, dims, text):
     module = build(text)
     gen = torch.Generator().manual_seed(seed)
     randomise(module, gen)
-    x = torch.randn([BATCH, *dims], generator=gen) * INPUT_SCALE.get(case, 1.0)
+    if case in INT_INPUTS:
+        x = torch.randint(0, INT_INPUTS[case], [BATCH, *dims], generator=gen)
+        if module.padding_idx is not None:
+            x.view(-1)[0] = module.padding_idx  # the padding row is looked up too
+    else:
+        x = torch.randn([BATCH, *dims], generator=gen) * INPUT_SCALE.get(case, 1.0)
     state = state_of(module)
     trained = copy.deepcopy(module)
     with torch.no_grad():
@@ -749,6 +765,8 @@ def make(case, layer, call, dims, text):
     }
     if case in IMPORTS:
         metadata["import"] = IMPORTS[case]
+    if case in INT_INPUTS:
+        metadata["input_dtype"] = "int"
     return tensors, metadata
 
 
@@ -791,7 +809,8 @@ def check(path):
     module.load_state_dict(state, strict=True)
     x = tensors["input"]
     assert list(x.shape) == [BATCH, *json.loads(meta["input"])], path
-    assert x.dtype == torch.float32 and tensors["output"].dtype == torch.float32, path
+    input_dtype = torch.int64 if meta.get("input_dtype") == "int" else torch.float32
+    assert x.dtype == input_dtype and tensors["output"].dtype == torch.float32, path
     fresh = copy.deepcopy(module)
     with torch.no_grad():
         assert torch.equal(module.eval()(x), tensors["output"]), path

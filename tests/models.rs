@@ -335,6 +335,14 @@ fn ok_files_check() {
     assert_eq!(shape_of(graph, "head"), "[N, 10]");
     assert!(graph.nodes.iter().any(|n| n.name == "b3.1.conv1"));
 
+    let c = compile_file(Path::new("ok/inputs.net"), &[("len", "9")]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let inputs: Vec<String> = graph.inputs.iter().map(|&id| graph.node(id).shape.to_string()).collect();
+    assert_eq!(inputs, ["[N, 9] int", "[N, 8]"]);
+    assert_eq!(shape_of(graph, "words.0"), "[N, 9, 32]");
+    assert_eq!(graph.total_params(), 1000 * 32 + 8 * 32 + 32 + 64 * 2 + 2);
+
     let c = compile_file(Path::new("ok/padding.net"), &[]);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let graph = &c.graphs[0];

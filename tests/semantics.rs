@@ -171,3 +171,46 @@ fn functions_compute_as_python_does() {
     // + abs(-3) + min(4, 4.5) is -3 + 3 - 2 + 3 + 4 = 5.
     assert_eq!(names, pairs(&[("a", "[N, 24]"), ("b", "[N, 4]"), ("c", "[N, 5]")]));
 }
+
+/// A named input binds its name, and flows into the statement after it, as any statement's
+/// value does; `in` is the first input declared. Unbound statements number on across the
+/// inputs, which take no number.
+#[test]
+fn named_inputs_bind_their_names_and_flow_on() {
+    let text = "network n(len = 5) {
+         input tokens [N, len] int
+         embedding(10, 4) -> mean(1)
+         input x [N, 4]
+         relu
+         y = in -> embedding(10, 4) -> flatten
+         _ + (tokens -> embedding(10, 4) -> flatten) + (x -> linear(20))
+     }";
+    let c = compile_text(text);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let inputs: Vec<String> =
+        graph.inputs.iter().map(|&id| format!("{} {}", graph.node(id).name, graph.node(id).shape)).collect();
+    assert_eq!(inputs, ["tokens [N, 5] int", "x [N, 4]"]);
+    let layers: Vec<String> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !graph.is_input(i))
+        .map(|(_, n)| format!("{} {}", n.name, n.shape))
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            "0 [N, 5, 4]",
+            "1 [N, 4]",
+            "2 [N, 4]",
+            "y.0 [N, 5, 4]",
+            "y.1 [N, 20]",
+            "3.1.0 [N, 5, 4]",
+            "3.1.1 [N, 20]",
+            "3.add1 [N, 20]",
+            "3.2 [N, 20]",
+            "3 [N, 20]",
+        ]
+    );
+}

@@ -16,6 +16,7 @@ use nnc_compiler::back::memory::{self, Optimizer};
 use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
 use nnc_compiler::diagnostic::did_you_mean;
+use nnc_compiler::ir::DType;
 use nnc_compiler::ops::{self, ArgValue, OpSpec};
 use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root, Severity};
 
@@ -664,8 +665,12 @@ fn layer_list() -> String {
     let mut out = String::new();
     for op in ops::ALL {
         let (signature, summary) = (op.signature(), op.summary);
-        out +=
-            &format!("{signature}\n    {summary}\n    input rank: {}; PyTorch: {}\n\n", op.ranks, op.torch);
+        out += &format!(
+            "{signature}\n    {summary}\n    input rank: {}{}; PyTorch: {}\n\n",
+            op.ranks,
+            input_type(op),
+            op.torch
+        );
     }
     out + JOINS + "`nnc layers NAME` shows one layer in detail.\n"
 }
@@ -679,14 +684,29 @@ fn layer_detail(op: &OpSpec) -> String {
         for p in op.params {
             let default = match &p.default {
                 None => "required".to_string(),
-                Some(ArgValue::Unset) => "optional (inferred, or follows another argument)".to_string(),
+                Some(ArgValue::Unset) => {
+                    "optional (none, inferred, or following another argument)".to_string()
+                }
                 Some(value) => format!("default {value}"),
             };
             out += &format!("    {:width$}  {:kind_width$}  {default}\n", p.name, p.kind.describe());
         }
         out += "\n";
     }
-    out + &format!("input rank: {} (the batch included)\nPyTorch:    {}\n", op.ranks, op.torch)
+    let takes = match op.takes {
+        DType::Float => String::new(),
+        other => format!("input type: {other} (every other layer takes float tensors)\n"),
+    };
+    out + &format!("input rank: {} (the batch included)\n{takes}PyTorch:    {}\n", op.ranks, op.torch)
+}
+
+/// `; input type: int` for a layer that takes another element type than float, which every
+/// other takes.
+fn input_type(op: &OpSpec) -> String {
+    match op.takes {
+        DType::Float => String::new(),
+        other => format!("; input type: {other}"),
+    }
 }
 
 /// A Markdown table of `layers`, as the README has it.

@@ -290,7 +290,10 @@ network net {
                        and kernels are integers, a condition is a boolean, a chain stage is a \
                        tensor. `/` always gives a number, as in Python 3, so `c / 2` is 32.0 even \
                        when `c` is 64; `//` divides integers. nnc never rounds or converts a value \
-                       silently, since a rounded channel count would be another model.",
+                       silently, since a rounded channel count would be another model. A tensor's \
+                       element type is part of its type: every layer takes float tensors but \
+                       `embedding`, which reads the ids of an input declared `int`, and nothing \
+                       takes a `bool` mask yet.",
                 broken: "\
 network net(c = 64) {
     input [N, 1, 28, 28]
@@ -352,8 +355,9 @@ network net(stages = 4) {
             Code::Structure => Explanation {
                 summary: "a network, input or output that is missing or misplaced",
                 text: "Something is missing or out of place in the shape of a network or block. A \
-                       network declares its input once, `input [N, ...]`, before anything uses it, \
-                       and ends with a tensor, its output; each of its parameters needs a default \
+                       network declares its input once, `input [N, ...]`, before anything uses it \
+                       (or several, each named, `input tokens [N, T] int`, all with the same \
+                       batch), and ends with a tensor, its output; each of its parameters needs a default \
                        or a `--set` value. `input` belongs in networks only (inside a block, `in` \
                        is the tensor the block is applied to), a block ends with a tensor too, and \
                        an `if` whose value is used needs an `else`. Without these there is no \

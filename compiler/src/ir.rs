@@ -12,6 +12,7 @@ pub use crate::ops::types::*;
 pub use crate::ops::{
     AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, InitRule, MaxPool, SliceItem,
 };
+pub use crate::shape::DType;
 use crate::shape::Shape;
 use crate::source::Loc;
 
@@ -27,7 +28,10 @@ pub struct Graph {
     /// The values of the network's parameters (`size = 224`), after `--set` overrides.
     pub params: Vec<(String, String)>,
     pub nodes: Vec<Node>,
-    pub input: NodeId,
+    /// The inputs, at least one, in the order the network declares them: nodes of the op
+    /// `Input`, each named as its declaration (`tokens`, or `input` for the unnamed `input
+    /// [N, ...]`), with its element type in its shape (`[N, 16] int`). They share one batch.
+    pub inputs: Vec<NodeId>,
     /// The outputs, at least one: the main one first (the one training's loss and accuracy
     /// read, and `forward` returns), then any others the network declares (`output logits,
     /// aux if training`).
@@ -39,6 +43,28 @@ pub struct Graph {
 impl Graph {
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]
+    }
+
+    /// The first input: the only one of most networks.
+    pub fn input(&self) -> NodeId {
+        self.inputs[0]
+    }
+
+    /// Whether node `i` is one of the inputs.
+    pub fn is_input(&self, i: usize) -> bool {
+        self.inputs.iter().any(|id| id.0 == i)
+    }
+
+    /// The ids an int input takes lie in `0..bound`: the smallest `num_embeddings` of the
+    /// embeddings that read it directly, or 2 when none does (so that random ids fit any
+    /// layer). Random inputs are drawn there (`nnc run`, the emitted module's own check).
+    pub fn id_bound(&self, input: NodeId) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| n.inputs.contains(&input))
+            .filter_map(|n| n.op.layer().id_bound())
+            .min()
+            .unwrap_or(2)
     }
 
     /// The main output.
@@ -60,7 +86,9 @@ impl Graph {
         for output in self.outputs_in(train) {
             needed[output.node.0] = true;
         }
-        needed[self.input.0] = true;
+        for input in &self.inputs {
+            needed[input.0] = true;
+        }
         for i in (0..self.nodes.len()).rev() {
             if needed[i] {
                 for input in &self.nodes[i].inputs {

@@ -15,19 +15,66 @@ pub enum Batch {
     None,
 }
 
-/// The most elements a tensor may have: libtorch counts a tensor's bytes in signed 64 bits, and
-/// an f32 takes 4 of them.
+/// The most elements a float tensor may have: libtorch counts a tensor's bytes in signed 64
+/// bits, and an f32 takes 4 of them (an int64 8: [`Shape::fits`] counts each type's bytes).
 pub const MAX_ELEMENTS: u64 = i64::MAX as u64 / 4;
 
+/// A tensor's element type, part of its type as the checker sees it: `float` (f32, what every
+/// layer computes with), `int` (int64, as token ids are: what `embedding` reads) or `bool` (a
+/// mask). Only a network's inputs are declared `int` or `bool`; each op says which element type
+/// it takes ([`crate::ops::OpSpec::takes`]) and the checker refuses any other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    #[default]
+    Float,
+    Int,
+    Bool,
+}
+
+impl DType {
+    /// The bytes of one element: f32, int64, bool.
+    pub fn bytes(self) -> u64 {
+        match self {
+            DType::Float => 4,
+            DType::Int => 8,
+            DType::Bool => 1,
+        }
+    }
+
+    /// How the language writes it (`int`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Float => "float",
+            DType::Int => "int",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A tensor shape: the batch, then the dimensions of one example (`[N, 64, 56, 56]` has
-/// `dims == [64, 56, 56]`); without a batch, `dims` are all of its sizes.
+/// `dims == [64, 56, 56]`); without a batch, `dims` are all of its sizes. The element type
+/// rides along: it shows after the brackets where it is not float (`[N, 16] int`), so that a
+/// float tensor prints as it always has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
     pub batch: Batch,
     pub dims: Vec<u64>,
+    pub dtype: DType,
 }
 
 impl Shape {
+    /// A float tensor of these sizes, as every layer's output is.
+    pub fn float(batch: Batch, dims: Vec<u64>) -> Shape {
+        Shape { batch, dims, dtype: DType::Float }
+    }
+
     /// The rank, batch included, as PyTorch counts it.
     pub fn rank(&self) -> usize {
         self.dims.len() + usize::from(self.batch != Batch::None)
@@ -38,19 +85,21 @@ impl Shape {
         self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
-    /// Whether libtorch can hold this tensor as f32: its bytes, for one example or for the
-    /// fixed batch, within [`MAX_ELEMENTS`]. Every node of a checked graph fits, so its sizes
-    /// also fit the `i64`s libtorch takes.
+    /// Whether libtorch can hold this tensor: its bytes (4 per float, [`MAX_ELEMENTS`]; 8 per
+    /// int), for one example or for the fixed batch, within `i64::MAX`. Every node of a
+    /// checked graph fits, so its sizes also fit the `i64`s libtorch takes.
     pub fn fits(&self) -> bool {
         let batch = match self.batch {
             Batch::Symbolic(_) | Batch::None => 1,
             Batch::Fixed(n) => n,
         };
-        self.elements_per_example().and_then(|e| e.checked_mul(batch)).is_some_and(|e| e <= MAX_ELEMENTS)
+        let max = i64::MAX as u64 / self.dtype.bytes();
+        self.elements_per_example().and_then(|e| e.checked_mul(batch)).is_some_and(|e| e <= max)
     }
 
+    /// The same batch and element type with other sizes.
     pub fn with_dims(&self, dims: Vec<u64>) -> Shape {
-        Shape { batch: self.batch.clone(), dims }
+        Shape { batch: self.batch.clone(), dims, dtype: self.dtype }
     }
 
     /// The sizes of every dimension, batch first, with `batch` standing for a symbolic batch
@@ -86,7 +135,11 @@ impl fmt::Display for Shape {
             write!(f, "{sep}{d}")?;
             sep = ", ";
         }
-        f.write_str("]")
+        f.write_str("]")?;
+        match self.dtype {
+            DType::Float => Ok(()),
+            other => write!(f, " {other}"),
+        }
     }
 }
 
@@ -272,9 +325,13 @@ mod tests {
 
     #[test]
     fn shapes_print_like_pytorch() {
-        let s = Shape { batch: Batch::Symbolic("N".into()), dims: vec![64, 56, 56] };
+        let s = Shape::float(Batch::Symbolic("N".into()), vec![64, 56, 56]);
         assert_eq!(s.to_string(), "[N, 64, 56, 56]");
         assert_eq!(s.rank(), 4);
         assert_eq!(s.elements_per_example(), Some(64 * 56 * 56));
+        let tokens = Shape { dtype: DType::Int, ..Shape::float(Batch::Symbolic("N".into()), vec![16]) };
+        assert_eq!(tokens.to_string(), "[N, 16] int");
+        let mask = Shape { dtype: DType::Bool, ..tokens.clone() };
+        assert_eq!(mask.to_string(), "[N, 16] bool");
     }
 }

@@ -81,8 +81,9 @@ pub struct Param {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
-    /// `input [N, 1, 28, 28]`
-    Input { dims: Vec<Expr>, span: Span },
+    /// `input [N, 1, 28, 28]`, or a named input with its element type, `input tokens [N, T]
+    /// int`; several named inputs make a network of several inputs.
+    Input { name: Option<Ident>, dims: Vec<Expr>, dtype: Option<(ElemType, Span)>, span: Span },
     /// `param name [dims] = init`: a learnable tensor.
     Param { name: Ident, dims: Vec<Expr>, init: Expr, span: Span },
     /// `output a, b if training`: the network's outputs, in order.
@@ -104,6 +105,14 @@ impl Stmt {
             Stmt::Expr(e) => e.span,
         }
     }
+}
+
+/// The element type written after an input's dimensions (`float` when none is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemType {
+    Float,
+    Int,
+    Bool,
 }
 
 /// One output of a network: a tensor's name (`_` for the tensor flowing into the statement),

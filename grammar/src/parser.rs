@@ -379,6 +379,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_in => "`in`",
         Rule::kw_else => "`else`",
         Rule::input_decl | Rule::kw_input => "`input`",
+        Rule::elem_type => "an element type (`float`, `int` or `bool`)",
         Rule::param_decl | Rule::kw_param => "`param`",
         Rule::output_decl | Rule::kw_output => "`output`",
         Rule::output_item => "an output's name",
@@ -453,7 +454,32 @@ impl Builder<'_> {
     fn statement(&mut self, pair: Pair<Rule>) -> Stmt {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::input_decl => Stmt::Input { dims: self.exprs(pair), span },
+            Rule::input_decl => {
+                let mut name = None;
+                let mut dims = Vec::new();
+                let mut dtype = None;
+                // The declaration ends at its last part (not the blanks after it).
+                let mut end = span.end;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::ident => name = Some(self.ident(part)),
+                        Rule::expr => dims.push(self.expr(part)),
+                        Rule::close_bracket => end = self.span(&part).end,
+                        Rule::elem_type => {
+                            let at = self.span(&part);
+                            end = at.end;
+                            let ty = match part.as_str() {
+                                "int" => ElemType::Int,
+                                "bool" => ElemType::Bool,
+                                _ => ElemType::Float,
+                            };
+                            dtype = Some((ty, at));
+                        }
+                        _ => {}
+                    }
+                }
+                Stmt::Input { name, dims, dtype, span: Span::new(span.start, end) }
+            }
             Rule::output_decl => {
                 let mut items = Vec::new();
                 let mut end = span.end;
@@ -895,6 +921,39 @@ mod tests {
             Some(vec![LabelPart::Text("x".into())])
         );
         assert_eq!(stages[1].label, None);
+    }
+
+    #[test]
+    fn inputs_take_a_name_and_an_element_type() {
+        let src = "network n(len = 8) {\n  input tokens [N, len] int\n  input mask [N, len] bool\n  input [N, 3]\n  input x [N, 2] float\n  relu\n}";
+        let file = parse_ok(src);
+        let inputs: Vec<(Option<String>, Option<ElemType>, &str)> = file.definitions[0].body[..4]
+            .iter()
+            .map(|stmt| match stmt {
+                Stmt::Input { name, dtype, span, .. } => {
+                    (name.as_ref().map(|n| n.name.clone()), dtype.map(|d| d.0), &src[span.start..span.end])
+                }
+                other => panic!("not an input: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                (Some("tokens".into()), Some(ElemType::Int), "input tokens [N, len] int"),
+                (Some("mask".into()), Some(ElemType::Bool), "input mask [N, len] bool"),
+                (None, None, "input [N, 3]"),
+                (Some("x".into()), Some(ElemType::Float), "input x [N, 2] float"),
+            ]
+        );
+        // A statement that starts with `int`, `float` or `bool` as a name is no element type.
+        for next in
+            ["int(3.5)", "bool_mask = relu", "int = 3", "float: relu", "int, b = chunk(2)", "int -> relu"]
+        {
+            let file = parse_ok(&format!("network n {{\n  input [N, 3]\n  {next}\n}}"));
+            let body = &file.definitions[0].body;
+            assert!(matches!(body[0], Stmt::Input { dtype: None, .. }), "{next}: {body:?}");
+            assert_eq!(body.len(), 2, "{next}");
+        }
     }
 
     #[test]

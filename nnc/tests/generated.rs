@@ -17,6 +17,8 @@ nnc::model!(ResNet110 = "../models/resnet-1000.net", n = 18);
 nnc::model!(Strided = "../models/conv-examples.net", network = "strided");
 nnc::model!(Conformance = "tests/conformance.net", network = "conformance");
 nnc::model!(Conformance3d = "tests/conformance.net", network = "conformance_3d");
+nnc::model!(ConformanceTokens = "tests/conformance.net", network = "conformance_tokens");
+nnc::model!(ConformanceIds = "tests/conformance.net", network = "conformance_ids");
 
 /// The interpreter's model of the same file, with the generated model's variables copied in.
 fn interpreter(
@@ -92,6 +94,60 @@ check!(resnet110, ResNet110, "../models/resnet-1000.net", ["n" => "18"], None, [
 check!(strided, Strided, "../models/conv-examples.net", [], Some("strided"), [2, 1, 8, 8]);
 check!(conformance, Conformance, "tests/conformance.net", [], Some("conformance"), [3, 4, 9, 9]);
 check!(conformance_3d, Conformance3d, "tests/conformance.net", [], Some("conformance_3d"), [3, 2, 5, 6, 7]);
+
+/// A network of two inputs (int ids and floats) takes them in its `<Type>Inputs` struct, and
+/// computes the interpreter's outputs given the same tensors in the network's order.
+#[test]
+fn several_inputs() {
+    let _rng = rng();
+    nnc::tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ConformanceTokens::new(&vs.root());
+    let file = "tests/conformance.net";
+    let (model, _vs2) = interpreter(file, &[], Some("conformance_tokens"), &vs);
+    let tokens = Tensor::randint(30, [3, 7], (Kind::Int64, Device::Cpu));
+    let features = Tensor::randn([3, 3], (Kind::Float, Device::Cpu));
+    for train in [false, true] {
+        let inputs = ConformanceTokensInputs { tokens: &tokens, features: &features };
+        let a = nnc::tch::no_grad(|| net.try_forward_inputs(inputs, train)).unwrap();
+        let b = nnc::tch::no_grad(|| model.try_forward_inputs(&[&tokens, &features], train)).unwrap();
+        assert!(a.equal(&b), "conformance_tokens (train = {train}): outputs differ");
+    }
+    let names: Vec<&str> = ConformanceTokens::INPUTS.iter().map(|(name, _, _)| *name).collect();
+    assert_eq!(names, ["tokens", "features"]);
+    assert_eq!(ConformanceTokens::INPUTS[0].1, &[-1, 7]);
+    assert_eq!(ConformanceTokens::INPUTS[0].2, nnc::runtime::ir::DType::Int);
+    assert_eq!(ConformanceTokens::INPUT_SHAPE, &[-1, 7]);
+    // Each input is checked by name, and the batches against each other.
+    let swapped = ConformanceTokensInputs { tokens: &features, features: &tokens };
+    let err = net.try_forward_inputs(swapped, false).unwrap_err().to_string();
+    assert_eq!(err, "the model expects input `tokens` [N, 7], but got [3, 3]");
+    let fewer = features.narrow(0, 0, 2);
+    let err = net.try_forward_inputs(ConformanceTokensInputs { tokens: &tokens, features: &fewer }, false);
+    let err = err.unwrap_err().to_string();
+    assert_eq!(err, "the inputs must share their batch, but `tokens` holds 3 examples and `features` 2");
+}
+
+/// A network of one int input is a `ModuleT` as any other, which refuses floats.
+#[test]
+fn one_int_input() {
+    let _rng = rng();
+    nnc::tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ConformanceIds::new(&vs.root());
+    let file = "tests/conformance.net";
+    let (model, _vs2) = interpreter(file, &[], Some("conformance_ids"), &vs);
+    let x = Tensor::randint(11, [4, 5], (Kind::Int64, Device::Cpu));
+    for train in [false, true] {
+        nnc::tch::manual_seed(11);
+        let a = nnc::tch::no_grad(|| net.forward_t(&x, train));
+        nnc::tch::manual_seed(11);
+        let b = nnc::tch::no_grad(|| model.try_forward(&x, train)).unwrap();
+        assert!(a.equal(&b), "conformance_ids (train = {train}): outputs differ");
+    }
+    let err = net.try_forward(&Tensor::zeros([4, 5], (Kind::Float, Device::Cpu)), false).unwrap_err();
+    assert_eq!(err.to_string(), "the model expects input to hold int64 ids, but got a tensor of Float");
+}
 
 /// `tests/conformance.net`, checked above, calls every layer of the registry in its networks,
 /// so that each op's generated code is compared with the interpreter.

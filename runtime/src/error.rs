@@ -9,8 +9,20 @@ use crate::memory::Refusal;
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    #[error("the model expects input {expected}, but got {actual:?}")]
-    InputShape { expected: String, actual: Vec<i64> },
+    /// An input of the wrong shape; `name` is the input's, for a model of several.
+    #[error("the model expects input {}{expected}, but got {actual:?}", named(name))]
+    InputShape { name: Option<String>, expected: String, actual: Vec<i64> },
+    /// An input of the wrong element type: `expected` in words (`int64 ids`).
+    #[error("the model expects input {}to hold {expected}, but got a tensor of {actual}", named(name))]
+    InputType { name: Option<String>, expected: &'static str, actual: String },
+    /// A model of several inputs given another number of them.
+    #[error("the model takes {} inputs ({}), but was given {actual}", names.len(), names.join(", "))]
+    InputCount { names: Vec<String>, actual: usize },
+    /// Inputs whose batches differ, which the inputs of a model share.
+    #[error(
+        "the inputs must share their batch, but `{first}` holds {first_batch} examples and `{name}` {batch}"
+    )]
+    InputBatch { first: String, first_batch: i64, name: String, batch: i64 },
     #[error("the weights in {file} do not fit the model:\n{}", problems.join("\n"))]
     Weights { file: String, problems: Vec<String> },
     /// Weights (or optimiser state) holding NaN or infinite values, one line per tensor.
@@ -105,6 +117,12 @@ impl fmt::Display for LayerError {
         }
         write!(f, "\nhelp: {}", self.help)
     }
+}
+
+/// `` `tokens` `` and a space, naming an input of a model of several; nothing for a model's
+/// only input.
+fn named(name: &Option<String>) -> String {
+    name.as_ref().map_or(String::new(), |n| format!("`{n}` "))
 }
 
 /// libtorch's message without the C++ backtrace that follows it (`frame #0: …`, or

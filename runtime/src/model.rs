@@ -1,7 +1,7 @@
 //! The interpreter: a checked IR graph run on libtorch, node by node.
 
-use nnc_compiler::ir::{Graph, Op};
-use tch::{nn, Tensor};
+use nnc_compiler::ir::{DType, Graph, Op};
+use tch::{nn, Kind, Tensor};
 
 use crate::init::Init;
 use crate::ops::{self, Params};
@@ -44,41 +44,74 @@ impl Model {
         &self.graph
     }
 
-    /// Checks an input against the declared shape (any batch size where it is symbolic).
+    /// Checks an input against the declared shape (any batch size where it is symbolic) and
+    /// element type, for a model of one input.
     pub fn check_input(&self, x: &Tensor) -> Result<(), RuntimeError> {
-        check_input(&input_dims(&self.graph), x)
+        self.check_inputs(&[x])
     }
 
-    /// The main output, after checking the input's shape; a layer that libtorch refuses
-    /// (memory, most often) is an error naming the layer.
+    /// Checks the inputs, one per declared input in the network's order: their number, each
+    /// one's shape and element type, and that they share one batch.
+    pub fn check_inputs(&self, xs: &[&Tensor]) -> Result<(), RuntimeError> {
+        let declared = inputs(&self.graph);
+        let expected: Vec<(&str, &[i64], DType)> =
+            declared.iter().map(|(name, dims, dtype)| (name.as_str(), dims.as_slice(), *dtype)).collect();
+        check_inputs(&expected, xs)
+    }
+
+    /// The main output, after checking the input's shape and element type, for a model of one
+    /// input (one of several is an error: [`Model::try_forward_inputs`] takes them); a layer
+    /// that libtorch refuses (memory, most often) is an error naming the layer.
     pub fn try_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
-        let mut outputs = self.try_forward_outputs(x, train)?;
-        Ok(outputs.swap_remove(0))
+        self.try_forward_inputs(&[x], train)
     }
 
     /// The outputs of the mode, in the network's order (`Graph::outputs_in`): the main one
     /// first; in evaluation mode, without those of training alone, whose layers are skipped.
     pub fn try_forward_outputs(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
-        self.check_input(x)?;
-        self.run(x, train, false)
+        self.try_forward_outputs_inputs(&[x], train)
+    }
+
+    /// The main output of a model given its inputs, one tensor per declared input in the
+    /// network's order, each checked.
+    pub fn try_forward_inputs(&self, xs: &[&Tensor], train: bool) -> Result<Tensor, RuntimeError> {
+        let mut outputs = self.try_forward_outputs_inputs(xs, train)?;
+        Ok(outputs.swap_remove(0))
+    }
+
+    /// The outputs of the mode, as [`Model::try_forward_outputs`], of a model given its
+    /// inputs, as [`Model::try_forward_inputs`].
+    pub fn try_forward_outputs_inputs(
+        &self,
+        xs: &[&Tensor],
+        train: bool,
+    ) -> Result<Vec<Tensor>, RuntimeError> {
+        self.check_inputs(xs)?;
+        self.run(xs, train, false)
     }
 
     /// Every node's output, in graph order, for comparing runtime and inferred shapes; the
     /// layers of training's outputs are computed in either mode.
     pub fn forward_all(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>, RuntimeError> {
-        self.check_input(x)?;
-        self.run(x, train, true)
+        self.forward_all_inputs(&[x], train)
+    }
+
+    /// Every node's output, as [`Model::forward_all`], of a model given its inputs.
+    pub fn forward_all_inputs(&self, xs: &[&Tensor], train: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        self.check_inputs(xs)?;
+        self.run(xs, train, true)
     }
 
     /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs.
-    fn run(&self, x: &Tensor, train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
+    fn run(&self, xs: &[&Tensor], train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
         let computed = &self.computed[usize::from(train || keep)];
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let value = if !computed[i] {
                 None
             } else if matches!(node.op, Op::Input(_)) {
-                Some(x.shallow_clone())
+                let k = self.graph.inputs.iter().position(|id| id.0 == i).expect("an input of the graph");
+                Some(xs[k].shallow_clone())
             } else {
                 let inputs: Vec<&Tensor> =
                     node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
@@ -104,27 +137,94 @@ impl Model {
     }
 }
 
-/// The declared input shape of a graph, with -1 for a symbolic batch.
+/// The declared shape of a graph's (first) input, with -1 for a symbolic batch.
 pub fn input_dims(graph: &Graph) -> Vec<i64> {
-    graph.node(graph.input).shape.sizes(-1)
+    graph.node(graph.input()).shape.sizes(-1)
 }
 
-/// Checks a tensor against a declared shape, -1 standing for any batch size. Generated models
-/// call this too.
+/// Every input of a graph: its name, its declared shape (-1 for a symbolic batch) and its
+/// element type, in the network's order, as generated code lists them (`INPUTS`).
+pub fn inputs(graph: &Graph) -> Vec<(String, Vec<i64>, DType)> {
+    graph
+        .inputs
+        .iter()
+        .map(|&id| {
+            let node = graph.node(id);
+            (node.name.clone(), node.shape.sizes(-1), node.shape.dtype)
+        })
+        .collect()
+}
+
+/// Checks a tensor against a declared shape, -1 standing for any batch size, as a float
+/// input. Generated models of one float input call this.
 pub fn check_input(expected: &[i64], x: &Tensor) -> Result<(), RuntimeError> {
+    check_typed_input(None, expected, DType::Float, x)
+}
+
+/// Checks a tensor against a declared shape, -1 standing for any batch size, and element
+/// type: any floating-point kind for a float input (a model cast to f16 takes f16), int64
+/// for ids, bool for a mask. `name` names the input in the error, for a model of several.
+pub fn check_typed_input(
+    name: Option<&str>,
+    expected: &[i64],
+    dtype: DType,
+    x: &Tensor,
+) -> Result<(), RuntimeError> {
     let actual = x.size();
     let fits = actual.len() == expected.len()
         && actual.iter().zip(expected).all(|(&a, &e)| if e < 0 { a >= 1 } else { a == e });
-    if fits {
-        Ok(())
-    } else {
+    if !fits {
         let shown: Vec<String> = expected
             .iter()
             .enumerate()
             .map(|(i, &e)| if e < 0 && i == 0 { "N".into() } else { e.to_string() })
             .collect();
-        Err(RuntimeError::InputShape { expected: format!("[{}]", shown.join(", ")), actual })
+        return Err(RuntimeError::InputShape {
+            name: name.map(String::from),
+            expected: format!("[{}]", shown.join(", ")),
+            actual,
+        });
     }
+    let kind = x.kind();
+    let (ok, expected) = match dtype {
+        DType::Float => (matches!(kind, Kind::Half | Kind::Float | Kind::Double | Kind::BFloat16), "floats"),
+        DType::Int => (kind == Kind::Int64, "int64 ids"),
+        DType::Bool => (kind == Kind::Bool, "booleans"),
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(RuntimeError::InputType {
+            name: name.map(String::from),
+            expected,
+            actual: format!("{kind:?}"),
+        }),
+    }
+}
+
+/// Checks the tensors given for a model's inputs: one per input of `expected` (name,
+/// declared shape, element type), each as [`check_typed_input`] checks it, and one batch size
+/// for all. Generated models of several inputs call this.
+pub fn check_inputs(expected: &[(&str, &[i64], DType)], xs: &[&Tensor]) -> Result<(), RuntimeError> {
+    if xs.len() != expected.len() {
+        let names = expected.iter().map(|(name, _, _)| format!("`{name}`")).collect();
+        return Err(RuntimeError::InputCount { names, actual: xs.len() });
+    }
+    let several = expected.len() > 1;
+    for (&(name, dims, dtype), x) in expected.iter().zip(xs) {
+        check_typed_input(several.then_some(name), dims, dtype, x)?;
+    }
+    // A declared batch is checked with the shape; a symbolic one is any size, the same for all.
+    if let Some((&(first, _, _), x)) = expected.iter().zip(xs).next() {
+        let first_batch = x.size().first().copied().unwrap_or(0);
+        for (&(name, _, _), x) in expected.iter().zip(xs).skip(1) {
+            let batch = x.size().first().copied().unwrap_or(0);
+            if batch != first_batch {
+                let (first, name) = (first.to_string(), name.to_string());
+                return Err(RuntimeError::InputBatch { first, first_batch, name, batch });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl nn::ModuleT for Model {

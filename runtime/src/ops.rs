@@ -109,7 +109,11 @@ fn create(
                 let counter = Tensor::f_zeros(dims, (Kind::Int64, path.device()))?;
                 return Ok(path.add(name, counter, false));
             }
-            InitRule::Weight | InitRule::XavierUniform | InitRule::Bias { .. } | InitRule::Normal { .. } => {
+            InitRule::Weight
+            | InitRule::XavierUniform
+            | InitRule::Bias { .. }
+            | InitRule::Normal { .. }
+            | InitRule::Embedding { .. } => {
                 unreachable!("buffers start constant, as PyTorch's do")
             }
         };
@@ -125,6 +129,14 @@ fn create(
         InitRule::Bias { fan_in } => init::uniform(path, name, dims, 1.0 / (fan_in as f64).sqrt()),
         InitRule::Const(value) => path.f_var(name, dims, nn::Init::Const(value)),
         InitRule::Normal { std } => path.f_var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
+        // As `nn.Embedding.reset_parameters`: normal(0, 1), then the padding row zeroed.
+        InitRule::Embedding { padding_idx } => {
+            let table = path.f_var(name, dims, nn::Init::Randn { mean: 0.0, stdev: 1.0 })?;
+            if let Some(row) = padding_idx {
+                let _zeroed = tch::no_grad(|| table.f_select(0, row as i64)?.f_fill_(0.0))?;
+            }
+            Ok(table)
+        }
         InitRule::Count => unreachable!("a counter is a buffer, never trained"),
     }
 }
@@ -379,6 +391,14 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Lstm(l) => recurrent(x, op, params, l.recurrent(), train)?,
         Op::Gru(g) => recurrent(x, op, params, g.recurrent(), train)?,
         Op::Rnn(r) => recurrent(x, op, params, r.recurrent(), train)?,
+        // As `F.embedding`: the padding row (-1 for none) only keeps its gradient at zero.
+        Op::Embedding(e) => Tensor::f_embedding(
+            params.get("weight")?,
+            x,
+            e.padding_idx.map_or(-1, |row| row as i64),
+            false,
+            false,
+        )?,
         Op::Arith(a) => {
             let y = &inputs[1];
             match a.op {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use nnc_compiler::ir::DType;
 use tch::{nn, Kind, Tensor};
 
 use crate::{weights, RuntimeError};
@@ -92,6 +93,9 @@ pub struct OpFixture {
     /// The module the call needs imported, for a block of the standard library
     /// (`std.shufflenet`).
     pub import: Option<String>,
+    /// The input's element type: int for the ids an `embedding` reads (the metadata's
+    /// `input_dtype`), float for every other fixture, whose metadata has no such key.
+    pub input_dtype: DType,
     pub input: Tensor,
     pub output: Tensor,
     /// The train-mode output, except where it is random (dropout).
@@ -119,7 +123,11 @@ impl OpFixture {
     pub fn network(&self) -> String {
         let dims = self.input_dims.trim_start_matches('[');
         let import = self.import.as_ref().map_or(String::new(), |m| format!("import {m}\n"));
-        format!("{import}network {} {{\n    input [N, {dims}\n    {}\n}}\n", self.layer, self.call)
+        let dtype = match self.input_dtype {
+            DType::Float => String::new(),
+            other => format!(" {other}"),
+        };
+        format!("{import}network {} {{\n    input [N, {dims}{dtype}\n    {}\n}}\n", self.layer, self.call)
     }
 }
 
@@ -137,12 +145,27 @@ pub fn read_op(path: &Path) -> Result<OpFixture, String> {
     let (state, train_state) = (prefixed("state."), prefixed("train_state."));
     let input = all.remove("input").ok_or_else(|| format!("{}: no `input`", path.display()))?;
     let output = all.remove("output").ok_or_else(|| format!("{}: no `output`", path.display()))?;
+    let input_dtype = match meta.get("input_dtype").map(String::as_str) {
+        None => DType::Float,
+        Some("int") => DType::Int,
+        Some("bool") => DType::Bool,
+        Some(other) => return Err(format!("{}: an unknown `input_dtype` {other:?}", path.display())),
+    };
+    let kind = match input_dtype {
+        DType::Float => Kind::Float,
+        DType::Int => Kind::Int64,
+        DType::Bool => Kind::Bool,
+    };
+    if input.kind() != kind {
+        return Err(format!("{}: the input is {:?}, not {input_dtype}", path.display(), input.kind()));
+    }
     Ok(OpFixture {
         layer: field("layer")?,
         call: field("call")?,
         input_dims: field("input")?,
         torch: field("torch")?,
         import: meta.get("import").cloned(),
+        input_dtype,
         input,
         output,
         output_train: all.remove("output_train"),

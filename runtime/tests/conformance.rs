@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use nnc_compiler::ir::Graph;
+use nnc_compiler::ir::{DType, Graph};
 use nnc_compiler::ops::ALL;
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::{parity, weights, Init, Model};
@@ -390,6 +390,18 @@ fn case(name: &str, rng: &mut Rng) -> Option<Case> {
             }
             Case { dims, call }
         }
+        // A table of any size, on ids of any rank, with a padding row or not, counted from
+        // either end.
+        "embedding" => {
+            let (num, dim) = (rng.int(1, 12), rng.int(1, 6));
+            let mut call = format!("embedding({num}, {dim}");
+            if rng.flag() {
+                let row = rng.int(0, num - 1) as i64;
+                let padding_idx = if rng.flag() { row - num as i64 } else { row };
+                call += &format!(", padding_idx={padding_idx}");
+            }
+            Case { dims: any_rank(rng), call: call + ")" }
+        }
         "pixel_shuffle" | "pixel_unshuffle" => {
             let r = rng.int(1, 3);
             let rank = rng.int(4, 5) as usize;
@@ -425,14 +437,32 @@ fn listed(values: &[i64]) -> String {
     values.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
 }
 
-fn network(dims: &[u64], call: &str) -> String {
+/// A network of `call` on an input of `dims` and element type `dtype` (`input [N, 6] int`).
+fn network(dims: &[u64], dtype: DType, call: &str) -> String {
     let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
-    format!("network conformance {{\n    input [N, {}]\n    {call}\n}}\n", dims.join(", "))
+    let dtype = match dtype {
+        DType::Float => String::new(),
+        other => format!(" {other}"),
+    };
+    format!("network conformance {{\n    input [N, {}]{dtype}\n    {call}\n}}\n", dims.join(", "))
 }
 
-/// The graph of `call` on an input of `dims`, or the rendered diagnostics.
+/// The graph of `call` on a float input of `dims`, or the rendered diagnostics.
 fn check(dims: &[u64], call: &str) -> Result<Graph, String> {
-    check_text(network(dims, call))
+    check_text(network(dims, DType::Float, call))
+}
+
+/// A random batch of two for `graph`'s input of `dims`: standard normal floats, or ids within
+/// the embedding that reads them.
+fn random_input(graph: &Graph, dims: &[u64]) -> Tensor {
+    let sizes: Vec<i64> = std::iter::once(2).chain(dims.iter().map(|&d| d as i64)).collect();
+    match graph.node(graph.input()).shape.dtype {
+        DType::Float => Tensor::randn(sizes, (Kind::Float, Device::Cpu)),
+        DType::Int => {
+            Tensor::randint(graph.id_bound(graph.input()) as i64, sizes, (Kind::Int64, Device::Cpu))
+        }
+        DType::Bool => Tensor::rand(sizes, (Kind::Float, Device::Cpu)).lt(0.5),
+    }
 }
 
 /// The graph of the network `text`, or the rendered diagnostics.
@@ -474,8 +504,9 @@ fn every_layer_conforms_on_random_configurations() {
                 break;
             };
             let what = format!("{} #{i}: {} on [N, {:?}]", spec.name, case.call, case.dims);
-            let graph =
-                check(&case.dims, &case.call).unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
+            // The network declares the element type the layer takes (`int` for `embedding`).
+            let graph = check_text(network(&case.dims, spec.takes, &case.call))
+                .unwrap_or_else(|e| panic!("{what} does not check:\n{e}"));
             assert!(spec.ranks.accepts(case.dims.len() + 1), "{what}: a rank outside {}", spec.ranks);
 
             let vs = nn::VarStore::new(Device::Cpu);
@@ -484,8 +515,7 @@ fn every_layer_conforms_on_random_configurations() {
             let trainable: i64 = vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64;
             assert_eq!(trainable as u64, graph.total_params(), "{what}: parameter count");
 
-            let sizes: Vec<i64> = std::iter::once(2).chain(case.dims.iter().map(|&d| d as i64)).collect();
-            let x = Tensor::randn(sizes, (Kind::Float, Device::Cpu));
+            let x = random_input(&graph, &case.dims);
             for train in [false, true] {
                 let outputs = tch::no_grad(|| model.forward_all(&x, train)).expect("the input fits");
                 for (node, out) in graph.nodes.iter().zip(&outputs) {
@@ -497,10 +527,23 @@ fn every_layer_conforms_on_random_configurations() {
             for rank in (2..=5).filter(|&r| !spec.ranks.accepts(r)) {
                 let dims = vec![8; rank - 1];
                 assert!(
-                    check(&dims, &case.call).is_err(),
+                    check_text(network(&dims, spec.takes, &case.call)).is_err(),
                     "{what}: rank {rank} should be refused ({})",
                     spec.ranks
                 );
+            }
+
+            // Every element type the layer does not take is refused, by the one check that
+            // names both types.
+            for dtype in [DType::Float, DType::Int, DType::Bool].into_iter().filter(|&t| t != spec.takes) {
+                let refused = check_text(network(&case.dims, dtype, &case.call));
+                let error = refused.expect_err(&format!("{what}: a {dtype} input should be refused"));
+                let needs = format!(
+                    "needs a{} {} tensor",
+                    if spec.takes == DType::Int { "n" } else { "" },
+                    spec.takes
+                );
+                assert!(error.contains(&needs), "{what}: a {dtype} input is refused otherwise:\n{error}");
             }
         }
     }
@@ -629,4 +672,29 @@ fn fixtures_lie_within_the_ranks_each_layer_claims() {
         let rank = fixture.input.dim();
         assert!(spec.ranks.accepts(rank), "{case}: rank {rank} outside {}", spec.ranks);
     }
+}
+
+/// An embedding's table starts as `nn.Embedding.reset_parameters` makes it, normal(0, 1) with
+/// the padding row zero, and training leaves that row at zero: the lookup gives it no
+/// gradient, as PyTorch's does not.
+#[test]
+fn an_embeddings_padding_row_starts_zero_and_gets_no_gradient() {
+    let call = "embedding(50, 8, padding_idx=-3) -> flatten -> linear(2)";
+    let graph = check_text(network(&[6], DType::Int, call)).unwrap();
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let table = vs.variables()["0.weight"].shallow_clone();
+    let row_sum = |t: &Tensor, row: i64| t.get(row).abs().sum(Kind::Float).double_value(&[]);
+    assert_eq!(row_sum(&table, 47), 0.0, "the padding row starts zero");
+    let others = Tensor::cat(&[table.narrow(0, 0, 47), table.narrow(0, 48, 2)], 0);
+    let (mean, std) = (others.mean(Kind::Float).double_value(&[]), others.std(true).double_value(&[]));
+    assert!(mean.abs() < 0.2 && (0.85..1.15).contains(&std), "normal(0, 1)? mean {mean}, std {std}");
+
+    let x = Tensor::from_slice(&[47i64, 1, 2, 47, 3, 4, 5, 47, 47, 6, 7, 8]).reshape([2, 6]);
+    model.try_forward(&x, true).unwrap().sum(Kind::Float).backward();
+    let grad = table.grad();
+    assert_eq!(row_sum(&grad, 47), 0.0, "the padding row gets no gradient");
+    assert!(row_sum(&grad, 1) > 0.0, "a row looked up gets one");
+    assert_eq!(row_sum(&grad, 9), 0.0, "a row not looked up gets none");
 }

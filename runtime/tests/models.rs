@@ -45,7 +45,7 @@ fn every_model_runs_with_the_inferred_shapes() {
 
             let graph = model.graph();
             let x = Tensor::randn(
-                graph.node(graph.input).shape.sizes(batch).as_slice(),
+                graph.node(graph.input()).shape.sizes(batch).as_slice(),
                 (Kind::Float, Device::Cpu),
             );
             for train in [false, true] {

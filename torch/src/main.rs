@@ -19,6 +19,16 @@ fn main() -> std::process::ExitCode {
 /// Builds the command's model, checks that it fits in memory, and runs the command on it.
 fn run_model(command: RuntimeCommand) -> io::Result<Outcome> {
     with_model(&command.model().source, |graph| {
+        let reads_pictures = matches!(
+            command,
+            RuntimeCommand::Train(_) | RuntimeCommand::Eval(_) | RuntimeCommand::Predict(_)
+        );
+        if reads_pictures {
+            if let Err(e) = training::one_image_input(&graph) {
+                eprintln!("error: {e}");
+                return Ok(Outcome::UsageError);
+            }
+        }
         if let Err(outcome) = memory::check(&command, &graph) {
             return Ok(outcome);
         }

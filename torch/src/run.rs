@@ -4,22 +4,40 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use nnc_cli::{BenchArgs, Outcome, RunArgs};
+use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
 use nnc_runtime::{weights, Init, LayerError, Model, RuntimeError};
 
 use crate::args::{device, init};
 
-/// A random input batch of the model's declared shape; its size is the user's, so an
-/// allocation libtorch refuses is an error of the input layer.
-fn random_input(graph: &Graph, batch: i64, device: Device) -> Result<Tensor, RuntimeError> {
-    let input = graph.node(graph.input);
-    let sizes = input.shape.sizes(batch);
-    Tensor::f_randn(sizes.as_slice(), (Kind::Float, device)).map_err(|e| {
-        let during = format!("creating a random batch {sizes:?}");
-        let help = "try a smaller batch or input size";
-        RuntimeError::Layer(Box::new(LayerError::new(&input.name, &input.op, during, &e, help)))
-    })
+/// A random batch for each of the model's inputs, of its declared shape and element type:
+/// standard normal floats; ids in `0..n`, where `n` is the smallest `num_embeddings` of the
+/// embeddings that read the input (`Graph::id_bound`); random masks. Its size is the user's,
+/// so an allocation libtorch refuses is an error of the input.
+fn random_inputs(graph: &Graph, batch: i64, device: Device) -> Result<Vec<Tensor>, RuntimeError> {
+    graph
+        .inputs
+        .iter()
+        .map(|&id| {
+            let input = graph.node(id);
+            let sizes = input.shape.sizes(batch);
+            let random = match input.shape.dtype {
+                DType::Float => Tensor::f_randn(sizes.as_slice(), (Kind::Float, device)),
+                DType::Int => {
+                    Tensor::f_randint(graph.id_bound(id) as i64, sizes.as_slice(), (Kind::Int64, device))
+                }
+                DType::Bool => {
+                    Tensor::f_rand(sizes.as_slice(), (Kind::Float, device)).and_then(|t| t.f_lt(0.5))
+                }
+            };
+            random.map_err(|e| {
+                let during = format!("creating a random batch {sizes:?}");
+                let help = "try a smaller batch or input size";
+                RuntimeError::Layer(Box::new(LayerError::new(&input.name, &input.op, during, &e, help)))
+            })
+        })
+        .collect()
 }
 
 fn model_error(e: impl std::fmt::Display) -> io::Result<Outcome> {
@@ -44,9 +62,10 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         }
     }
     let graph = model.graph();
-    let outputs = match random_input(graph, args.batch, device)
-        .and_then(|x| tch::no_grad(|| model.forward_all(&x, args.train)))
-    {
+    let outputs = match random_inputs(graph, args.batch, device).and_then(|xs| {
+        let xs: Vec<&Tensor> = xs.iter().collect();
+        tch::no_grad(|| model.forward_all_inputs(&xs, args.train))
+    }) {
         Ok(outputs) => outputs,
         Err(e) => return model_error(e),
     };
@@ -75,7 +94,12 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     let main = &outputs[graph.output().0];
     writeln!(out)?;
     if mismatches == 0 {
-        writeln!(out, "all {} layers have their inferred shapes; output {:?}", rows.len() - 1, main.size())?;
+        writeln!(
+            out,
+            "all {} layers have their inferred shapes; output {:?}",
+            rows.len() - graph.inputs.len(),
+            main.size()
+        )?;
     } else {
         writeln!(out, "{mismatches} layers differ from their inferred shapes")?;
     }
@@ -144,11 +168,11 @@ fn measure(
 /// allocates as much as the forward one.
 fn train_step(
     model: &Model,
-    x: &Tensor,
+    xs: &[&Tensor],
     labels: &Tensor,
     sgd: &mut nn::Optimizer,
 ) -> Result<(), RuntimeError> {
-    let logits = model.try_forward(x, true)?;
+    let logits = model.try_forward_inputs(xs, true)?;
     let loss =
         logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(labels, None::<Tensor>, Reduction::Mean, -100)?;
     sgd.zero_grad();
@@ -172,25 +196,26 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Err(e) => return model_error(e),
     };
     let graph = model.graph();
-    let x = match random_input(graph, args.batch, device) {
-        Ok(x) => x,
+    let inputs = match random_inputs(graph, args.batch, device) {
+        Ok(inputs) => inputs,
         Err(e) => return model_error(e),
     };
+    let xs: Vec<&Tensor> = inputs.iter().collect();
     let classes = graph.node(graph.output()).shape.dims.last().copied().unwrap_or(1) as i64;
-    let labels = Tensor::randint(classes, [x.size()[0]], (Kind::Int64, device));
+    let labels = Tensor::randint(classes, [xs[0].size()[0]], (Kind::Int64, device));
     let mut sgd = match nn::Sgd::default().build(&vs, 0.01) {
         Ok(o) => o,
         Err(e) => return model_error(e),
     };
     let forward = measure(args.warmup, args.runs, args.batch, device, || {
-        tch::no_grad(|| model.try_forward(&x, false)).map(drop)
+        tch::no_grad(|| model.try_forward_inputs(&xs, false)).map(drop)
     });
     let forward = match forward {
         Ok(t) => t,
         Err(e) => return model_error(e),
     };
     let train = match measure(args.warmup, args.runs, args.batch, device, || {
-        train_step(&model, &x, &labels, &mut sgd)
+        train_step(&model, &xs, &labels, &mut sgd)
     }) {
         Ok(t) => t,
         Err(e) => return model_error(e),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc_cli::{EvalArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
 use nnc_runtime::tch::{self, nn, Device, Kind};
@@ -39,10 +40,31 @@ fn data_dir(given: &Option<PathBuf>) -> Result<PathBuf, String> {
     })
 }
 
+/// `train`, `eval` and `predict` read grey pictures, one per example: they need a network of
+/// one float input. Any other is refused before any work (`main` asks first), naming its
+/// inputs.
+pub fn one_image_input(graph: &Graph) -> Result<(), String> {
+    let shown = |id| format!("`{}` {}", graph.node(id).name, graph.node(id).shape);
+    match &graph.inputs[..] {
+        [one] if graph.node(*one).shape.dtype == DType::Float => Ok(()),
+        [one] => Err(format!(
+            "`{}` takes {}, but the data are grey pictures: training and evaluation need a network of one float input [N, 1, S, S]",
+            graph.name,
+            shown(*one)
+        )),
+        inputs => Err(format!(
+            "`{}` takes {} inputs ({}), but the data are grey pictures, one per example: training and evaluation need a network of one float input [N, 1, S, S]",
+            graph.name,
+            inputs.len(),
+            inputs.iter().map(|&id| shown(id)).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 /// The input size the model expects, which the data is resized to when it differs; and the
 /// number of classes it predicts.
 fn geometry(graph: &Graph, data: &Dataset) -> Result<(Option<i64>, usize), String> {
-    let input = &graph.node(graph.input).shape;
+    let input = &graph.node(graph.input()).shape;
     let output = &graph.node(graph.output()).shape;
     let classes = match output.dims[..] {
         [c] => c as usize,

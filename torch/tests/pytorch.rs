@@ -84,7 +84,7 @@ fn compare(
     source: &str,
 ) {
     let graph = model.graph();
-    let input = &graph.node(graph.input).shape;
+    let input = &graph.node(graph.input()).shape;
     let dims: Vec<i64> = std::iter::once(2).chain(input.dims.iter().map(|&d| d as i64)).collect();
     let x = Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu));
     let y = nnc_runtime::tch::no_grad(|| model.try_forward(&x, false)).unwrap();
@@ -176,7 +176,7 @@ fn emitted_pytorch_modules_reproduce_nnc() {
         let (model, vs) = build(file, overrides);
         // One training-mode pass, so that batch norm's running statistics are not trivial.
         let dims: Vec<i64> = std::iter::once(4)
-            .chain(model.graph().node(model.graph().input).shape.dims.iter().map(|&d| d as i64))
+            .chain(model.graph().node(model.graph().input()).shape.dims.iter().map(|&d| d as i64))
             .collect();
         let _ = model.try_forward(&Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu)), true).unwrap();
         compare(&python, name, &model, &vs, &dir.join(format!("{name}.safetensors")), &dir, file);
@@ -344,5 +344,67 @@ fn emitted_zoo_modules_match_torchvision() {
         let args = [path.as_os_str(), parity.as_os_str(), case.as_ref()];
         run_emitted(&python, CHECK_ZOO, &compiled.graphs[0], &dir, &case, &args);
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A network of several inputs: the emitted module's `forward` takes them by name, as
+/// `INPUT_SHAPES` and `INPUT_DTYPES` list them, and computes nnc's output with nnc's weights,
+/// eagerly and scripted; its own `__main__` check runs on the right-typed random inputs it
+/// draws (ids within the embedding, masks).
+const CHECK_INPUTS: &str = r#"
+import importlib.util, runpy, sys, torch
+from safetensors.torch import load_file
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = getattr(m, sys.argv[2])()
+m.load_nnc_checkpoint(net, sys.argv[3])
+io = load_file(sys.argv[4])
+net.eval()
+inputs = {k[len("x."):]: v for k, v in io.items() if k.startswith("x.")}
+assert sorted(inputs) == sorted(m.INPUT_SHAPES) == sorted(m.INPUT_DTYPES), (list(inputs), m.INPUT_SHAPES)
+for k, v in inputs.items():
+    assert v.dtype == m.INPUT_DTYPES[k] and list(v.shape[1:]) == list(m.INPUT_SHAPES[k][1:]), k
+ref = io["y"]
+with torch.no_grad():
+    outputs = {"eager": net(**inputs), "jit.script": torch.jit.script(net)(**inputs)}
+diffs = {k: ((y - ref).abs().max() / ref.abs().max().clamp(min=1e-6)).item() for k, y in outputs.items()}
+runpy.run_path(sys.argv[1], run_name="__main__")
+print(sys.argv[2] + ": " + ", ".join(f"{k} {v:.3g}" for k, v in diffs.items()))
+sys.exit(0 if all(v <= 1e-5 for v in diffs.values()) else 1)
+"#;
+
+#[test]
+fn emitted_modules_take_several_inputs_by_name() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with torch and safetensors (set NNC_PYTHON to one to run this test)");
+        return;
+    };
+    let text = "network tagger(len = 7) {
+        input tokens [N, len] int
+        input features [N, 3]
+        input mask [N, len] bool
+        words = tokens -> embedding(40, 6, padding_idx=0) -> mean(1)
+        words * (features -> linear(6) -> sigmoid) -> linear(2)
+    }";
+    let compiled = compile(Root::Text { name: "tagger.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    nnc_runtime::tch::manual_seed(5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), compiled.graphs.into_iter().next().unwrap(), Init::PyTorch);
+    let tokens = Tensor::randint(40, [3, 7], (Kind::Int64, Device::Cpu));
+    let features = Tensor::randn([3, 3], (Kind::Float, Device::Cpu));
+    let mask = Tensor::rand([3, 7], (Kind::Float, Device::Cpu)).lt(0.5);
+    let y =
+        nnc_runtime::tch::no_grad(|| model.try_forward_inputs(&[&tokens, &features, &mask], false)).unwrap();
+    let dir = std::env::temp_dir().join(format!("nnc-pytorch-inputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let io = dir.join("tagger.io.safetensors");
+    let named = [("x.tokens", &tokens), ("x.features", &features), ("x.mask", &mask), ("y", &y)];
+    Tensor::write_safetensors(&named, &io).unwrap();
+    let weights_file = dir.join("tagger.safetensors");
+    weights::save(&vs, &weights_file).unwrap();
+    let args = [weights_file.as_os_str(), io.as_os_str()];
+    run_emitted(&python, CHECK_INPUTS, model.graph(), &dir, "tagger", &args);
     std::fs::remove_dir_all(&dir).unwrap();
 }

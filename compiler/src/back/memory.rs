@@ -19,9 +19,6 @@ use serde::Serialize;
 use crate::ir::Graph;
 use crate::shape::Batch;
 
-/// Bytes of one element: nnc's tensors are 32-bit floats.
-const ELEMENT: u128 = 4;
-
 /// How a command runs the model, which decides what is alive at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -62,8 +59,9 @@ fn output_bytes(graph: &Graph, node: usize, batch: u64) -> u128 {
         Batch::Fixed(n) => n,
         Batch::None => return 0,
     };
+    let element = u128::from(shape.dtype.bytes());
     match shape.elements_per_example() {
-        Some(elements) => u128::from(elements).saturating_mul(u128::from(examples)).saturating_mul(ELEMENT),
+        Some(elements) => u128::from(elements).saturating_mul(u128::from(examples)).saturating_mul(element),
         None => u128::MAX,
     }
 }
@@ -72,7 +70,8 @@ fn output_bytes(graph: &Graph, node: usize, batch: u64) -> u128 {
 fn tensor_bytes(graph: &Graph) -> (u128, u128) {
     let (mut trained, mut buffers) = (0u128, 0u128);
     for spec in graph.nodes.iter().flat_map(|n| n.op.layer().tensors()) {
-        let bytes = spec.elements().map_or(u128::MAX, |e| u128::from(e).saturating_mul(ELEMENT));
+        // Parameters and buffers are f32 (a batch norm's int64 counter, one element, aside).
+        let bytes = spec.elements().map_or(u128::MAX, |e| u128::from(e).saturating_mul(4));
         let sum = if spec.trained { &mut trained } else { &mut buffers };
         *sum = sum.saturating_add(bytes);
     }
@@ -99,7 +98,7 @@ pub fn estimate(graph: &Graph, workload: Workload, batch: u64) -> Estimate {
 
 /// The most bytes of outputs alive at once in a forward pass that frees each output after its
 /// last reader, as the interpreter and generated code do. A node's output is allocated while
-/// its inputs are alive; the input is never freed, as the caller holds it. With `training`,
+/// its inputs are alive; the inputs are never freed, as the caller holds them. With `training`,
 /// autograd also keeps the input of every layer with trained tensors until the backward
 /// pass, which needs it for their gradients (a convolution's, a linear layer's, a norm's).
 /// What other layers keep (an activation's output, a pooling's indices) is not counted, so
@@ -117,7 +116,7 @@ fn peak(graph: &Graph, outputs: &[u128], training: bool) -> u128 {
         inputs.dedup();
         for id in inputs {
             kept[id] |= trained;
-            if last_use[id] == i && !kept[id] && id != graph.input.0 {
+            if last_use[id] == i && !kept[id] && !graph.is_input(id) {
                 alive = alive.saturating_sub(outputs[id]);
             }
         }
@@ -129,7 +128,7 @@ fn peak(graph: &Graph, outputs: &[u128], training: bool) -> u128 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BatchMemory {
     pub batch: u64,
-    /// torchinfo's figures, by its rules: the input; twice the output of every layer with
+    /// torchinfo's figures, by its rules: the inputs; twice the output of every layer with
     /// parameters ("x2 for gradients"); the parameters; and their sum. Buffers, optimiser
     /// state and the outputs of layers without parameters are not in them.
     pub torchinfo: TorchinfoMemory,
@@ -192,7 +191,8 @@ impl Optimizer {
 /// The memory of one training step of `graph` at batch `batch` with `optimizer`.
 pub fn for_batch(graph: &Graph, batch: u64, optimizer: Optimizer) -> BatchMemory {
     let (params_bytes, buffer_bytes) = tensor_bytes(graph);
-    let input_bytes = output_bytes(graph, graph.input.0, batch);
+    let input_bytes =
+        graph.inputs.iter().map(|id| output_bytes(graph, id.0, batch)).fold(0u128, u128::saturating_add);
     // torchinfo adds twice the output of each leaf module with parameters; nnc's layers with
     // parameters are the emitted module's leaves (the joins, which have none, are functions).
     let forward_backward_bytes = (0..graph.nodes.len())
@@ -267,6 +267,22 @@ mod tests {
         let training = estimate(&g, Workload::Training { optimizer_states: 0 }, 1);
         assert_eq!(training.activations, 400 * 4);
         assert_eq!(training.parameters, u128::from(g.total_params()) * 4 * 2);
+    }
+
+    /// Each input counts in its element type (8 bytes an int64 id, 1 a bool), and no input is
+    /// ever freed; the layers' outputs are floats.
+    #[test]
+    fn inputs_count_in_their_element_types() {
+        let g = graph(
+            "network two {\n input tokens [N, 16] int\n input x [N, 4]\n \
+             e = tokens -> embedding(100, 4) -> mean(1)\n e + (x -> linear(4))\n}",
+        );
+        let m = for_batch(&g, 2, Optimizer::Sgd);
+        assert_eq!(m.torchinfo.input_bytes, (16 * 8 + 4 * 4) * 2);
+        // Without gradients: both inputs, held by the caller, and at most the embedding's
+        // output and the mean's alive with them.
+        let inference = estimate(&g, Workload::Inference, 1);
+        assert_eq!(inference.activations, 16 * 8 + 4 * 4 + 64 * 4 + 4 * 4);
     }
 
     /// torchinfo's rows for LeNet at batch 2, as `torchinfo.summary(Lenet(), (2, 1, 28, 28))`

@@ -14,7 +14,7 @@ use std::fmt::Write;
 use super::codegen::type_name;
 use crate::ir::{Graph, NodeId};
 use crate::ops::PyTorch;
-use crate::shape::Batch;
+use crate::shape::{Batch, DType};
 
 /// A prefix of layer names and what lies under it, in graph order.
 #[derive(Default)]
@@ -293,11 +293,16 @@ fn class_body(
     let graph = layout.graph;
     let members = layout.members(tree);
     let (inputs, outputs) = if tree.path.is_empty() {
-        (vec![graph.input.0], graph.outputs.iter().map(|o| o.node.0).collect())
+        (graph.inputs.iter().map(|id| id.0).collect(), graph.outputs.iter().map(|o| o.node.0).collect())
     } else {
         layout.boundary(&members)
     };
-    let mut local: BTreeMap<usize, String> = BTreeMap::new();
+    // The network's forward takes its inputs by their names (`forward(self, tokens, mask)`);
+    // everything else is numbered locally.
+    let mut local: BTreeMap<usize, String> = match tree.path.is_empty() {
+        true => python_inputs(graph).into_iter().collect(),
+        false => BTreeMap::new(),
+    };
     let name = |id: usize, local: &mut BTreeMap<usize, String>| -> String {
         let next = format!("x{}", local.len());
         local.entry(id).or_insert(next).clone()
@@ -432,7 +437,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let mut joins = Vec::new();
     let mut join = vec![false; n];
     let mut parameter = vec![false; n];
-    for (i, node) in graph.nodes.iter().enumerate().skip(1) {
+    for (i, node) in graph.nodes.iter().enumerate().filter(|&(i, _)| !graph.is_input(i)) {
         let inputs: Vec<String> = node.inputs.iter().map(|id| format!("x{}", id.0)).collect();
         let spelled = node.op.layer().pytorch(&inputs);
         parameter[i] = matches!(spelled, PyTorch::Parameter(_));
@@ -465,7 +470,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         home[i] = at.to_string();
     }
     let mut by_home: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, at) in home.iter().enumerate().skip(1) {
+    for (i, at) in home.iter().enumerate().filter(|&(i, _)| !graph.is_input(i)) {
         by_home.entry(at.clone()).or_default().push(i);
     }
     let mut is_output = vec![false; n];
@@ -483,13 +488,41 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let built = children(&layout, &tree, &mut classes);
     let (body, _) = class_body(&layout, &tree, &built);
     let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let input = graph.node(graph.input);
-    let batch = match input.shape.batch {
-        Batch::Symbolic(_) | Batch::None => "-1".to_string(),
-        Batch::Fixed(n) => n.to_string(),
+    let shape_of = |id: NodeId| {
+        let shape = &graph.node(id).shape;
+        let batch = match shape.batch {
+            Batch::Symbolic(_) | Batch::None => "-1".to_string(),
+            Batch::Fixed(n) => n.to_string(),
+        };
+        let dims: Vec<String> = std::iter::once(batch).chain(shape.dims.iter().map(u64::to_string)).collect();
+        dims.join(", ")
     };
-    let dims: Vec<String> =
-        std::iter::once(batch).chain(input.shape.dims.iter().map(u64::to_string)).collect();
+    let names = python_inputs(graph);
+    // One input keeps the constants every model has always had; a non-float one adds its
+    // dtype. Several are listed by their `forward` argument names.
+    let constants = match &graph.inputs[..] {
+        [one] => {
+            let mut text = format!("INPUT_SHAPE = ({})  # -1 is the batch", shape_of(*one));
+            if graph.node(*one).shape.dtype != DType::Float {
+                text += &format!("\nINPUT_DTYPE = {}", torch_dtype(graph.node(*one).shape.dtype));
+            }
+            text
+        }
+        inputs => {
+            let shapes: Vec<String> =
+                inputs.iter().zip(&names).map(|(&id, (_, n))| format!("{n:?}: ({})", shape_of(id))).collect();
+            let dtypes: Vec<String> = inputs
+                .iter()
+                .zip(&names)
+                .map(|(&id, (_, n))| format!("{n:?}: {}", torch_dtype(graph.node(id).shape.dtype)))
+                .collect();
+            format!(
+                "INPUT_SHAPES = {{{}}}  # -1 is the batch, which the inputs share\nINPUT_DTYPES = {{{}}}",
+                shapes.join(", "),
+                dtypes.join(", ")
+            )
+        }
+    };
     let mut py = format!(
         r#""""The network `{}` ({}) from {source}, as a PyTorch module.
 
@@ -501,11 +534,10 @@ names, so a checkpoint of `nnc train` loads with `load_nnc_checkpoint`, and the
 import torch
 from torch import nn
 
-INPUT_SHAPE = ({})  # -1 is the batch
+{constants}
 PARAMETERS = {}"#,
         graph.name,
         params.join(", "),
-        dims.join(", "),
         graph.total_params()
     );
     // The classes that layers' spellings use and `torch.nn` lacks, each once.
@@ -535,13 +567,73 @@ if __name__ == "__main__":
     net = {class}()
     count = sum(p.numel() for p in net.parameters())
     assert count == PARAMETERS, f"{{count}} parameters, nnc counted {{PARAMETERS}}"
-    x = torch.randn(2, *INPUT_SHAPE[1:])
-    y = net.eval()(x)
-    shapes = ", ".join(str(tuple(t.shape)) for t in (y if isinstance(y, tuple) else (y,)))
-    print(f"{class}: {{count}} parameters, output {{shapes}} for input {{tuple(x.shape)}}")
-"#
+{smoke}"#,
+        smoke = smoke_test(graph, &class, &names),
     );
     py
+}
+
+/// The end of the emitted `__main__`: the module run on a random batch of right-typed inputs
+/// (ids within the embedding that reads them, random masks), printing the output's shapes.
+fn smoke_test(graph: &Graph, class: &str, names: &[(usize, String)]) -> String {
+    let random = |id: NodeId, shape: &str| match graph.node(id).shape.dtype {
+        DType::Float => format!("torch.randn(2, *{shape}[1:])"),
+        DType::Int => format!("torch.randint(0, {}, (2, *{shape}[1:]))", graph.id_bound(id)),
+        DType::Bool => format!("torch.rand(2, *{shape}[1:]) < 0.5"),
+    };
+    let shapes =
+        "    shapes = \", \".join(str(tuple(t.shape)) for t in (y if isinstance(y, tuple) else (y,)))\n";
+    match &graph.inputs[..] {
+        [one] => format!(
+            "    x = {}\n    y = net.eval()(x)\n{shapes}    print(f\"{class}: {{count}} parameters, output {{shapes}} for input {{tuple(x.shape)}}\")\n",
+            random(*one, "INPUT_SHAPE")
+        ),
+        inputs => {
+            let each: Vec<String> = inputs
+                .iter()
+                .zip(names)
+                .map(|(&id, (_, n))| format!("        {n:?}: {},\n", random(id, &format!("INPUT_SHAPES[{n:?}]"))))
+                .collect();
+            format!(
+                "    xs = {{\n{}    }}\n    y = net.eval()(**xs)\n{shapes}    inputs = \", \".join(f\"{{k}} {{tuple(v.shape)}}\" for k, v in xs.items())\n    print(f\"{class}: {{count}} parameters, output {{shapes}} for inputs {{inputs}}\")\n",
+                each.concat()
+            )
+        }
+    }
+}
+
+/// The network's inputs with the names its `forward` takes them by: a lone unnamed input is
+/// `x0`, as it always was; any other is its own name, with `_` added where Python or the
+/// emitted code would read it otherwise (`lambda_`, `torch_`, `x1_`).
+fn python_inputs(graph: &Graph) -> Vec<(usize, String)> {
+    if let [one] = graph.inputs[..] {
+        if graph.node(one).name == "input" {
+            return vec![(one.0, "x0".to_string())];
+        }
+    }
+    graph
+        .inputs
+        .iter()
+        .map(|id| {
+            let name = &graph.node(*id).name;
+            let numbered = name
+                .strip_prefix('x')
+                .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()));
+            let taken = PYTHON_KEYWORDS.contains(&name.as_str())
+                || ["self", "torch", "nn", "super"].contains(&name.as_str())
+                || numbered;
+            (id.0, if taken { format!("{name}_") } else { name.clone() })
+        })
+        .collect()
+}
+
+/// The torch dtype of an element type.
+fn torch_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Float => "torch.float32",
+        DType::Int => "torch.int64",
+        DType::Bool => "torch.bool",
+    }
 }
 
 /// Whether `tree` has a subtree at `path`.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::memory::BatchMemory;
-use crate::ir::{Graph, Op};
+use crate::ir::Graph;
 
 /// Bytes of one f32, the element type the costs assume.
 const F32_BYTES: u64 = 4;
@@ -13,7 +13,10 @@ const F32_BYTES: u64 = 4;
 pub struct Report {
     pub network: String,
     pub params: Vec<(String, String)>,
+    /// The first input's shape.
     pub input: String,
+    /// Every input, in the order the network declares them.
+    pub inputs: Vec<InputRow>,
     /// The main output's shape.
     pub output: String,
     /// Every output, the main one first.
@@ -23,6 +26,14 @@ pub struct Report {
     /// The memory of training one batch, when a batch size was given (`nnc check --batch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<BatchMemory>,
+}
+
+/// One input of the network: its name (`input` for the unnamed one) and shape, with its element
+/// type where it is not float (`[N, 16] int`).
+#[derive(Clone, Debug, Serialize)]
+pub struct InputRow {
+    pub name: String,
+    pub shape: String,
 }
 
 /// One output of the network: its name, shape, and whether it is one of training alone.
@@ -116,8 +127,9 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     let activations: u64 = graph
         .nodes
         .iter()
-        .filter(|n| !matches!(n.op, Op::Input(_)))
-        .map(|n| n.shape.elements_per_example().unwrap_or(u64::MAX))
+        .enumerate()
+        .filter(|&(i, _)| !graph.is_input(i))
+        .map(|(_, n)| n.shape.elements_per_example().unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);
     let params = graph.total_params();
     let buffers = graph
@@ -128,7 +140,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         .map(|t| t.elements().unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);
     let totals = Totals {
-        layers: graph.nodes.len() - 1,
+        layers: graph.nodes.len() - graph.inputs.len(),
         params,
         trainable_params: params,
         non_trainable_params: 0,
@@ -141,7 +153,15 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     Report {
         network: graph.name.clone(),
         params: graph.params.clone(),
-        input: graph.node(graph.input).shape.to_string(),
+        input: graph.node(graph.input()).shape.to_string(),
+        inputs: graph
+            .inputs
+            .iter()
+            .map(|&id| InputRow {
+                name: graph.node(id).name.clone(),
+                shape: graph.node(id).shape.to_string(),
+            })
+            .collect(),
         output: graph.node(graph.output()).shape.to_string(),
         outputs: graph
             .outputs
@@ -240,8 +260,11 @@ pub fn render_table(report: &Report) -> String {
             each.collect::<Vec<_>>().join(", ")
         }
     };
-    let mut out =
-        format!("network {}({}): {} → {output}\n\n", report.network, params.join(", "), report.input);
+    let input = match &report.inputs[..] {
+        [_] => report.input.clone(),
+        inputs => inputs.iter().map(|i| format!("{} {}", i.name, i.shape)).collect::<Vec<_>>().join(", "),
+    };
+    let mut out = format!("network {}({}): {input} → {output}\n\n", report.network, params.join(", "));
     out += &line(header);
     out += &line(widths.map(|w| "─".repeat(w)).each_ref().map(String::as_str));
     for row in &cells {

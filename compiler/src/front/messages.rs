@@ -14,7 +14,7 @@ use crate::back::report::thousands;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::Node;
 use crate::ops::{Kind, Layout, OpError, OpSpec};
-use crate::shape::{Batch, Shape, MAX_ELEMENTS};
+use crate::shape::{Batch, DType, Shape, MAX_ELEMENTS};
 use crate::source::Loc;
 
 /// The fields of a tensor, as `Expander::access` reads them (`x.channels`), for its errors.
@@ -125,7 +125,10 @@ pub(super) enum Error<'a> {
     LabelIndex { found: Found, at: Loc },
     // A label that is empty or holds a dot.
     LabelText { text: &'a str, at: Loc },
-    InputTwice { at: Loc },
+    // Two unnamed inputs; `first` is the first.
+    InputTwice { at: Loc, first: Loc },
+    // Two inputs whose batches differ: this one's `batch`, the first input's `first_batch`.
+    InputBatch { name: &'a str, batch: String, first: &'a str, first_batch: String, at: Loc, first_at: Loc },
     // `size`: the one dimension given, when it is a number (a size without the batch).
     InputTooFewDims { size: Option<i64>, at: Loc },
     BadDimension { value: i64, at: Loc },
@@ -144,6 +147,9 @@ pub(super) enum Error<'a> {
     // A `param` (no batch) given to a layer, a block, a join or a slice, or made the output;
     // `what` says which (`layer `conv2d``).
     ParamAsInput { what: String, shape: &'a Shape, at: Loc },
+    // A tensor of another element type than `what` (`layer `linear``) takes; `origin` is the
+    // node that made it, with its name.
+    ElementType { what: String, takes: DType, shape: &'a Shape, at: Loc, origin: (Loc, &'a str, bool) },
     // `in` used before `input`.
     InBeforeInput { at: Loc },
 
@@ -304,14 +310,18 @@ impl Error<'_> {
             .note(format!("every layer's own count fits, but the network's {what} does not")),
             TensorTooLarge { shape, at } => {
                 let per_example = if matches!(shape.batch, Batch::Symbolic(_)) { " per example" } else { "" };
-                let max = thousands(MAX_ELEMENTS);
+                let (max, element) = match shape.dtype {
+                    DType::Float => (MAX_ELEMENTS, "f32".to_string()),
+                    other => (i64::MAX as u64 / other.bytes(), format!("{other}")),
+                };
+                let max = thousands(max);
                 Diagnostic::error(
                     Code::Arithmetic,
                     format!("this tensor is too large: {shape} has more than {max} elements{per_example}"),
                 )
                 .primary(at, format!("this is {shape}"))
                 .note(format!(
-                    "libtorch counts a tensor's bytes in signed 64 bits, so a tensor of f32 holds at most {max} elements"
+                    "libtorch counts a tensor's bytes in signed 64 bits, so a tensor of {element} holds at most {max} elements"
                 ))
             }
             NotConstant { at } => Diagnostic::error(Code::Type, "a parameter value must be a constant")
@@ -347,8 +357,20 @@ impl Error<'_> {
             FlowWithoutTensor { at } => Diagnostic::error(Code::Structure, "`_` has no tensor here")
                 .primary(at, "no tensor flows into this stage")
                 .hint("`_` is the tensor flowing into the stage where it is written (`a -> f(_)` is `a`); use it after `->` or in a statement that follows one with a tensor"),
-            InputTwice { at } => Diagnostic::error(Code::Structure, "the network declares its input twice")
-                .primary(at, "second input"),
+            InputTwice { at, first } => {
+                Diagnostic::error(Code::Structure, "the network declares its unnamed input twice")
+                    .primary(at, "second input")
+                    .secondary(first, "first input")
+                    .hint("name each input to declare several: `input tokens [N, T] int`, `input image [N, 3, H, W]`")
+            }
+            InputBatch { name, batch, first, first_batch, at, first_at } => Diagnostic::error(
+                Code::Structure,
+                format!("input `{name}` has batch `{batch}`, but input `{first}` has batch `{first_batch}`"),
+            )
+            .primary(at, format!("batch `{batch}`"))
+            .secondary(first_at, format!("batch `{first_batch}`"))
+            .note("the inputs of a network are the examples of one batch, so they share its size")
+            .hint(format!("write `{first_batch}` first in every input's brackets")),
             InputTooFewDims { size, at } => {
                 let hint = match size {
                     Some(size) => format!("put the batch first: `input [N, {size}]` for {size} features per example"),
@@ -399,6 +421,29 @@ impl Error<'_> {
             } else {
                 "combine it with a batched tensor first: `x * scale`, not `scale -> layer`"
             }),
+            ElementType { what, takes, shape, at, origin: (origin, name, is_input) } => {
+                let found = shape.dtype;
+                let a = |t: DType| if t == DType::Int { "an" } else { "a" };
+                let hint = match (takes, found) {
+                    (DType::Float, DType::Int) => "an int tensor holds ids: `embedding(num_embeddings, embedding_dim)` turns them into float vectors, which layers take".to_string(),
+                    (DType::Float, _) => format!("a {found} tensor is a mask, which no layer takes yet"),
+                    (_, DType::Float) => "declare the input of ids with its element type: `input tokens [N, T] int`".to_string(),
+                    _ => format!("only an input declared `{takes}` holds {takes} elements"),
+                };
+                // A float shape shows no type: say it.
+                let float = if found == DType::Float { ", float" } else { "" };
+                let origin_label = match is_input {
+                    true => format!("`{name}` is declared {shape} here{float}"),
+                    false => format!("layer `{name}` makes it {shape} here{float}"),
+                };
+                Diagnostic::error(
+                    Code::Type,
+                    format!("{what} needs {} {takes} tensor, but gets {} {found} tensor, {shape}", a(takes), a(found)),
+                )
+                .primary(at, format!("this is {found}, not {takes}"))
+                .secondary(origin, origin_label)
+                .hint(hint)
+            }
             InBeforeInput { at } => Diagnostic::error(Code::Structure, "`in` has no value yet")
                 .primary(at, "used before the input is declared")
                 .hint("declare `input [N, ...]` first"),
@@ -827,7 +872,7 @@ pub(super) fn rank_origin(d: Diagnostic, origin: &Node, layout: Layout) -> Diagn
         None => {
             let example = match shape.dims[..] {
                 [c, size] if rank == 4 => {
-                    format!("`input {}`", Shape { batch: shape.batch.clone(), dims: vec![c, size, size] })
+                    format!("`input {}`", shape.with_dims(vec![c, size, size]))
                 }
                 _ => example.into(),
             };

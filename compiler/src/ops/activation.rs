@@ -8,7 +8,7 @@ use std::fmt;
 use super::layer::py_float;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 macro_rules! activation {
     (
@@ -20,6 +20,7 @@ macro_rules! activation {
             summary: $summary,
             torch: $torch,
             ranks: Ranks::AtLeast(1),
+            takes: DType::Float,
             params: &[$(ParamSpec::optional(stringify!($field), Kind::Float, ArgValue::Float($default))),+],
             apply: |args: &Args, input: &Shape| -> Result<Built, OpError> {
                 let attributes = $ty { $($field: args.finite_float(stringify!($field))?),+ };

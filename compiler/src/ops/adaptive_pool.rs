@@ -10,7 +10,7 @@ use super::{
     attributes, expect_spatial, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
     Ranks, SizeOrigin,
 };
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 /// An adaptive pooling over `$n` spatial axes: its attribute struct's name for that rank, and
 /// its signature.
@@ -22,6 +22,7 @@ macro_rules! adaptive {
             summary: concat!($n, "-D ", $kind, " pooling to a requested size, whatever the input's"),
             torch: concat!("nn.", $torch, $n, "d"),
             ranks: Ranks::Exactly(&[$n + 2]),
+            takes: DType::Float,
             params: &[ParamSpec::required("output", Kind::Spatial($n))],
             apply: |args, input| {
                 let (output, shape) = apply::<$n>(concat!($name, $n, "d"), args, input)?;

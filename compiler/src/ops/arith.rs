@@ -205,7 +205,7 @@ pub fn broadcast(op: ArithOp, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
             }
         });
     }
-    Ok(Shape { batch, dims })
+    Ok(Shape { batch, dims, dtype: a.dtype })
 }
 
 /// `dims` with leading 1s up to `rank` sizes.
@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     fn s(dims: &[u64]) -> Shape {
-        Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
+        Shape::float(Batch::Symbolic("N".into()), dims.to_vec())
     }
 
     #[test]
@@ -244,7 +244,7 @@ mod tests {
     /// A declared `param` (no batch) lines up from its last dimension, as in PyTorch.
     #[test]
     fn a_param_broadcasts_from_its_last_dimension() {
-        let p = |dims: &[u64]| Shape { batch: Batch::None, dims: dims.to_vec() };
+        let p = |dims: &[u64]| Shape::float(Batch::None, dims.to_vec());
         assert_eq!(broadcast(ArithOp::Mul, &p(&[64, 1, 1]), &s(&[64, 8, 8])).unwrap(), s(&[64, 8, 8]));
         assert_eq!(broadcast(ArithOp::Add, &s(&[16, 64]), &p(&[1, 16, 64])).unwrap(), s(&[16, 64]));
         assert_eq!(broadcast(ArithOp::Add, &s(&[3, 1, 5]), &p(&[4, 1])).unwrap(), s(&[3, 4, 5]));

@@ -13,13 +13,14 @@ use super::{
     ParamSpec, PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static MULTI_HEAD_ATTENTION: OpSpec = OpSpec {
     name: "multi_head_attention",
     summary: "self-attention over the positions of a sequence [N, T, E], in heads of E / num_heads features",
     torch: "nn.MultiheadAttention",
     ranks: Ranks::Exactly(&[3]),
+    takes: DType::Float,
     params: &[
         ParamSpec::required("num_heads", Kind::Int),
         ParamSpec::optional("dropout", Kind::Float, ArgValue::Float(0.0)),

@@ -11,7 +11,7 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static BATCHNORM: OpSpec = OpSpec {
     name: "batchnorm",
@@ -19,6 +19,7 @@ pub static BATCHNORM: OpSpec = OpSpec {
         "batch normalisation over dimension 1 (1d on rank 2 or 3, 2d on rank 4, 3d on rank 5); the features are inferred",
     torch: "nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d",
     ranks: Ranks::Exactly(&[2, 3, 4, 5]),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
         ParamSpec::optional("momentum", Kind::Float, ArgValue::Float(0.1)),

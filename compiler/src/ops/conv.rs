@@ -18,7 +18,7 @@ use super::{
     Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::{Shape, Window};
+use crate::shape::{DType, Shape, Window};
 
 /// The convolution over `$n` spatial axes of an input laid out as `$layout`: its attribute
 /// struct's name for that rank, and its signature.
@@ -35,6 +35,7 @@ macro_rules! conv {
             ),
             torch: concat!("nn.Conv", $n, "d"),
             ranks: Ranks::Exactly(&[$n + 2]),
+            takes: DType::Float,
             params: &[
                 ParamSpec::required("out_channels", Kind::Int),
                 ParamSpec::required("kernel", Kind::Spatial($n)),
@@ -63,6 +64,7 @@ macro_rules! conv_transpose {
             ),
             torch: concat!("nn.ConvTranspose", $n, "d"),
             ranks: Ranks::Exactly(&[$n + 2]),
+            takes: DType::Float,
             params: &[
                 ParamSpec::required("out_channels", Kind::Int),
                 ParamSpec::required("kernel", Kind::Spatial($n)),

@@ -5,13 +5,14 @@ use std::fmt;
 use super::layer::py_float;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static DROPOUT: OpSpec = OpSpec {
     name: "dropout",
     summary: "zeroes each element with probability p in training, scaling the rest by 1/(1-p)",
     torch: "nn.Dropout",
     ranks: Ranks::AtLeast(1),
+    takes: DType::Float,
     params: &[ParamSpec::optional("p", Kind::Float, ArgValue::Float(0.5))],
     apply,
 };

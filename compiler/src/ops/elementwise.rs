@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{attributes, Args, Built, Layer, Op, OpError, OpSpec, PyTorch, Ranks};
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 macro_rules! elementwise {
     ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
@@ -14,6 +14,7 @@ macro_rules! elementwise {
             summary: $summary,
             torch: $torch,
             ranks: Ranks::AtLeast(1),
+            takes: DType::Float,
             params: &[],
             apply: |_: &Args, input: &Shape| -> Result<Built, OpError> {
                 Built::free(Op::$ty($ty), input.clone())

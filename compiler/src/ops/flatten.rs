@@ -7,13 +7,14 @@ use super::{
     SizeOrigin,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static FLATTEN: OpSpec = OpSpec {
     name: "flatten",
     summary: "merges dimensions start..=end into one; the batch always stays",
     torch: "nn.Flatten",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("start", Kind::Int, ArgValue::Int(1)),
         ParamSpec::optional("end", Kind::Int, ArgValue::Int(-1)),

@@ -5,13 +5,14 @@
 use std::fmt;
 
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static GELU: OpSpec = OpSpec {
     name: "gelu",
     summary: "x · Φ(x): exact (erf), or its tanh approximation with approximate=\"tanh\"",
     torch: "nn.GELU",
     ranks: Ranks::AtLeast(1),
+    takes: DType::Float,
     params: &[ParamSpec::optional("approximate", Kind::Choice(&["none", "tanh"]), ArgValue::Choice("none"))],
     apply,
 };

@@ -11,7 +11,7 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static GROUPNORM: OpSpec = OpSpec {
     name: "groupnorm",
@@ -19,6 +19,7 @@ pub static GROUPNORM: OpSpec = OpSpec {
         "normalises each example over groups of channels (dimension 1), then scales and shifts each channel",
     torch: "nn.GroupNorm",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::required("num_groups", Kind::Int),
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),

@@ -13,7 +13,7 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static INSTANCENORM: OpSpec = OpSpec {
     name: "instancenorm",
@@ -22,6 +22,7 @@ pub static INSTANCENORM: OpSpec = OpSpec {
     // Not rank 2: InstanceNorm1d takes `[C, L]` as one unbatched example, which would
     // normalise across nnc's batch.
     ranks: Ranks::Exactly(&[3, 4, 5]),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
         ParamSpec::optional("momentum", Kind::Float, ArgValue::Float(0.1)),

@@ -142,7 +142,7 @@ mod tests {
     use crate::shape::Batch;
 
     fn s(dims: &[u64]) -> Shape {
-        Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
+        Shape::float(Batch::Symbolic("N".into()), dims.to_vec())
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub trait Layer {
         None
     }
 
+    /// The ids a layer that reads int tensors takes lie in `0..bound` (`embedding`'s
+    /// `num_embeddings`): random inputs are drawn there (`nnc run`, the emitted module's own
+    /// check). `None` for a layer that reads no ids.
+    fn id_bound(&self) -> Option<u64> {
+        None
+    }
+
     /// Where the output's spatial axis `axis` (0 the first after the channels: length, depth
     /// or height) gets its size; `input` is the first input's size on that axis.
     fn size_origin(&self, _axis: usize, _input: u64) -> SizeOrigin {
@@ -105,6 +112,9 @@ pub enum InitRule {
     /// An int64 counter from 0: batch norm's `num_batches_tracked`, which PyTorch keeps as
     /// int64, so that a PyTorch checkpoint loads without a cast.
     Count,
+    /// An embedding's table, as `nn.Embedding.reset_parameters` makes it: normal with mean 0
+    /// and standard deviation 1, the row `padding_idx` (if any) zero.
+    Embedding { padding_idx: Option<u64> },
 }
 
 /// How the PyTorch back end spells an op.
@@ -186,6 +196,20 @@ impl ToRust for InitRule {
                 quote! { #ir::InitRule::Normal { std: #std } }
             }
             InitRule::Count => quote! { #ir::InitRule::Count },
+            InitRule::Embedding { padding_idx } => {
+                let padding_idx = padding_idx.to_rust(ir);
+                quote! { #ir::InitRule::Embedding { padding_idx: #padding_idx } }
+            }
+        }
+    }
+}
+
+impl ToRust for crate::shape::DType {
+    fn to_rust(&self, ir: &TokenStream) -> TokenStream {
+        match self {
+            crate::shape::DType::Float => quote! { #ir::DType::Float },
+            crate::shape::DType::Int => quote! { #ir::DType::Int },
+            crate::shape::DType::Bool => quote! { #ir::DType::Bool },
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
     ParamSpec, PyTorch, Ranks, TensorSpec, MAX_TENSOR_RANK,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static LAYERNORM: OpSpec = OpSpec {
     name: "layernorm",
@@ -24,6 +24,7 @@ pub static LAYERNORM: OpSpec = OpSpec {
         "normalises each example over its last dimensions (by default the last one), then scales and shifts",
     torch: "nn.LayerNorm",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("normalized_shape", Kind::Dims, ArgValue::Unset),
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
@@ -37,6 +38,7 @@ pub static LAYERNORM2D: OpSpec = OpSpec {
     summary: "normalises the channels at each position of an image, then scales and shifts (ConvNeXt's)",
     torch: "torchvision LayerNorm2d",
     ranks: Ranks::Exactly(&[4]),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("eps", Kind::Float, ArgValue::Float(1e-5)),
         ParamSpec::optional("elementwise_affine", Kind::Bool, ArgValue::Bool(true)),

@@ -9,13 +9,14 @@ use super::{
     ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static LINEAR: OpSpec = OpSpec {
     name: "linear",
     summary: "a fully connected layer on the last dimension; the input features are inferred",
     torch: "nn.Linear",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::required("out_features", Kind::Int),
         ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),

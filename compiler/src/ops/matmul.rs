@@ -83,7 +83,7 @@ fn matrices(what: &str, shape: &Shape) -> Result<(Shape, [u64; 2]), OpError> {
             .label(format!("this is {shape}"))
             .hint("give a sequence of features its positions first: [N, T, F]"));
     }
-    let prefix = Shape { batch: shape.batch.clone(), dims: shape.dims[..n - 2].to_vec() };
+    let prefix = shape.with_dims(shape.dims[..n - 2].to_vec());
     Ok((prefix, [shape.dims[n - 2], shape.dims[n - 1]]))
 }
 
@@ -108,7 +108,7 @@ pub fn matmul(a: &Shape, b: &Shape) -> Result<(Shape, u64), (usize, OpError)> {
     dims.extend([n, m]);
     let macs = product("multiply-add count", &[product("multiply-add count", &dims).map_err(|e| (1, e))?, k])
         .map_err(|e| (1, e))?;
-    Ok((Shape { batch: prefix.batch, dims }, macs))
+    Ok((prefix.with_dims(dims), macs))
 }
 
 /// The shape of `scaled_dot_product_attention(q, k, v)`: `[N, .., L, E]`, `[N, .., S, E]` and
@@ -150,5 +150,5 @@ pub fn attention(q: &Shape, k: &Shape, v: &Shape) -> Result<(Shape, u64), (usize
     let macs = product("multiply-add count", &[heads, l, s])
         .and_then(|scores| product("multiply-add count", &[scores, e + e_v]))
         .map_err(|err| (0, err))?;
-    Ok((Shape { batch: prefix.batch, dims }, macs))
+    Ok((prefix.with_dims(dims), macs))
 }

@@ -16,6 +16,7 @@ mod batchnorm;
 mod conv;
 mod dropout;
 mod elementwise;
+mod embedding;
 mod flatten;
 mod gelu;
 mod groupnorm;
@@ -64,14 +65,17 @@ pub struct OpSpec {
     pub torch: &'static str,
     /// The ranks of input it accepts, batch included.
     pub ranks: Ranks,
+    /// The element type of input it takes: float for every layer but `embedding`, which reads
+    /// int ids. The checker refuses any other, naming both, before the shape rule runs.
+    pub takes: crate::shape::DType,
     pub params: &'static [ParamSpec],
     pub apply: fn(&Args, &crate::shape::Shape) -> Result<Built, OpError>,
 }
 
 impl OpSpec {
     /// `conv2d(out_channels, kernel, stride=1, ...)`, or `relu` for a layer without arguments;
-    /// an optional argument without a fixed default (it follows another, or is inferred) shows
-    /// as `…`.
+    /// an optional argument without a fixed default (it follows another, is inferred, or is
+    /// none, as `embedding`'s `padding_idx`) shows as `…`.
     pub fn signature(&self) -> String {
         let params: Vec<String> = self
             .params
@@ -221,6 +225,7 @@ registry! {
     Lstm(recurrent) = recurrent::LSTM,
     Gru(recurrent) = recurrent::GRU,
     Rnn(recurrent) = recurrent::RNN,
+    Embedding(embedding) = embedding::EMBEDDING,
     Upsample(upsample) = upsample::UPSAMPLE,
     PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,
     PixelUnshuffle(pixel_shuffle) = pixel_shuffle::PIXEL_UNSHUFFLE,

@@ -7,13 +7,14 @@ use std::fmt;
 
 use super::{attributes, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static PERMUTE: OpSpec = OpSpec {
     name: "permute",
     summary: "reorders the dimensions (`permute(0, 2, 3, 1)`); the batch, dimension 0, stays first",
     torch: "Tensor.permute",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[ParamSpec::required("dims", Kind::Ints)],
     apply: permute,
 };
@@ -23,6 +24,7 @@ pub static TRANSPOSE: OpSpec = OpSpec {
     summary: "swaps dimensions `dim0` and `dim1` (not the batch)",
     torch: "Tensor.transpose",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[ParamSpec::required("dim0", Kind::Int), ParamSpec::required("dim1", Kind::Int)],
     apply: transpose,
 };

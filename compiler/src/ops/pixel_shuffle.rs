@@ -11,13 +11,14 @@ use super::{
     SizeOrigin,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static PIXEL_SHUFFLE: OpSpec = OpSpec {
     name: "pixel_shuffle",
     summary: "moves blocks of r² channels into r × r patches: [N, C·r², H, W] to [N, C, H·r, W·r]",
     torch: "nn.PixelShuffle",
     ranks: Ranks::AtLeast(4),
+    takes: DType::Float,
     params: &[ParamSpec::required("upscale_factor", Kind::Int)],
     apply: |args, input| apply(Direction::Shuffle, args, input),
 };
@@ -27,6 +28,7 @@ pub static PIXEL_UNSHUFFLE: OpSpec = OpSpec {
     summary: "moves r × r patches into blocks of r² channels: [N, C, H·r, W·r] to [N, C·r², H, W]",
     torch: "nn.PixelUnshuffle",
     ranks: Ranks::AtLeast(4),
+    takes: DType::Float,
     params: &[ParamSpec::required("downscale_factor", Kind::Int)],
     apply: |args, input| apply(Direction::Unshuffle, args, input),
 };

@@ -17,7 +17,7 @@ use super::{
     Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin,
 };
 use crate::diagnostic::Code;
-use crate::shape::{Shape, Window};
+use crate::shape::{DType, Shape, Window};
 
 /// A pooling over `$n` spatial axes: its attribute struct's name for that rank, and its
 /// signature. Max pooling has a dilation, average pooling `count_include_pad` instead.
@@ -39,6 +39,7 @@ macro_rules! pool {
             summary: concat!($n, "-D ", $kind, " pooling; the stride defaults to the kernel"),
             torch: concat!("nn.", $torch, $n, "d"),
             ranks: Ranks::Exactly(&[$n + 2]),
+            takes: DType::Float,
             params: &[
                 ParamSpec::required("kernel", Kind::Spatial($n)),
                 ParamSpec::optional("stride", Kind::Spatial($n), ArgValue::Unset),

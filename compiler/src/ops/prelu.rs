@@ -10,13 +10,14 @@ use super::{
     TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static PRELU: OpSpec = OpSpec {
     name: "prelu",
     summary: "x where x > 0, a · x elsewhere, with trained slopes a (one, or one per channel)",
     torch: "nn.PReLU",
     ranks: Ranks::AtLeast(1),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("num_parameters", Kind::Int, ArgValue::Int(1)),
         ParamSpec::optional("init", Kind::Float, ArgValue::Float(0.25)),

@@ -20,7 +20,7 @@ use super::{
     OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 /// The most layers one recurrent layer stacks: as many as one network may have (the default
 /// of `Limits::max_nodes`). Each is described tensor by tensor, so without a bound a
@@ -47,6 +47,7 @@ pub static LSTM: OpSpec = OpSpec {
     summary: "long short-term memory over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
     torch: "nn.LSTM",
     ranks: Ranks::Exactly(&[3]),
+    takes: DType::Float,
     params: recurrent_params!(),
     apply: |args, input| {
         let r = Recurrent::checked("lstm", Cell::Lstm, args, input)?;
@@ -67,6 +68,7 @@ pub static GRU: OpSpec = OpSpec {
     summary: "gated recurrent units over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
     torch: "nn.GRU",
     ranks: Ranks::Exactly(&[3]),
+    takes: DType::Float,
     params: recurrent_params!(),
     apply: |args, input| {
         let r = Recurrent::checked("gru", Cell::Gru, args, input)?;
@@ -87,6 +89,7 @@ pub static RNN: OpSpec = OpSpec {
     summary: "an Elman RNN (tanh or relu) over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
     torch: "nn.RNN",
     ranks: Ranks::Exactly(&[3]),
+    takes: DType::Float,
     params: recurrent_params!(ParamSpec::optional(
         "nonlinearity",
         Kind::Choice(&["tanh", "relu"]),

@@ -11,7 +11,7 @@ use super::{
     SizeOrigin,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 /// The dimensions reduced, resolved (1..rank) and sorted, and the output shape.
 fn reduced(args: &Args, input: &Shape) -> Result<(Vec<usize>, Shape), OpError> {
@@ -44,6 +44,7 @@ macro_rules! reduction {
             summary: $summary,
             torch: concat!("Tensor.", $name),
             ranks: Ranks::AtLeast(2),
+            takes: DType::Float,
             params: &[
                 ParamSpec::required("dim", Kind::Ints),
                 ParamSpec::optional("keepdim", Kind::Bool, ArgValue::Bool(false)),

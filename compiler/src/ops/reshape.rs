@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::{attributes, product, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub static RESHAPE: OpSpec = OpSpec {
     name: "reshape",
@@ -16,6 +16,7 @@ pub static RESHAPE: OpSpec = OpSpec {
               one -1 is inferred); the batch stays",
     torch: "Tensor.reshape",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[ParamSpec::required("shape", Kind::Ints)],
     apply: reshape,
 };
@@ -26,6 +27,7 @@ pub static UNFLATTEN: OpSpec = OpSpec {
         "splits dimension `dim` (not the batch) into `sizes`, whose product is its size; one -1 is inferred",
     torch: "nn.Unflatten",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[ParamSpec::required("dim", Kind::Int), ParamSpec::required("sizes", Kind::Dims)],
     apply: unflatten,
 };

@@ -11,7 +11,7 @@ use std::fmt;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use super::{SizeOrigin, ToRust};
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 /// One dimension of a [`Slice`], from dimension 1 on, resolved against the input's sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -203,6 +203,7 @@ pub static CHUNK: OpSpec = OpSpec {
     summary: "`chunks` pieces of `dim`, of ceil(size / chunks) each, the last smaller, as torch.chunk",
     torch: "torch.chunk",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::required("chunks", Kind::Int),
         ParamSpec::optional("dim", Kind::Int, ArgValue::Int(1)),
@@ -215,6 +216,7 @@ pub static SPLIT: OpSpec = OpSpec {
     summary: "pieces of `dim` of `split_size_or_sections` each (the last smaller), or of those sizes, as torch.split",
     torch: "torch.split",
     ranks: Ranks::AtLeast(2),
+    takes: DType::Float,
     params: &[
         ParamSpec::required("split_size_or_sections", Kind::Ints),
         ParamSpec::optional("dim", Kind::Int, ArgValue::Int(1)),
@@ -303,7 +305,7 @@ mod tests {
     use crate::shape::Batch;
 
     fn s(dims: &[u64]) -> Shape {
-        Shape { batch: Batch::Symbolic("N".into()), dims: dims.to_vec() }
+        Shape::float(Batch::Symbolic("N".into()), dims.to_vec())
     }
 
     fn range(start: Option<i64>, end: Option<i64>, step: Option<i64>) -> Position {

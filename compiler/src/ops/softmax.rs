@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 macro_rules! softmax {
     ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
@@ -14,6 +14,7 @@ macro_rules! softmax {
             summary: $summary,
             torch: $torch,
             ranks: Ranks::AtLeast(2),
+            takes: DType::Float,
             params: &[ParamSpec::optional("dim", Kind::Int, ArgValue::Int(-1))],
             apply: |args: &Args, input: &Shape| -> Result<Built, OpError> {
                 let dim = super::flatten::axis(args, "dim", input)?;

@@ -16,7 +16,7 @@ use super::{
     Ranks, SizeOrigin,
 };
 use crate::diagnostic::Code;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 /// The interpolating modes, which take `align_corners`, with the rank (batch included) each
 /// needs, as `F.interpolate` dispatches them; `"nearest"` takes any of the three ranks.
@@ -28,6 +28,7 @@ pub static UPSAMPLE: OpSpec = OpSpec {
         "resizes the positions after the channels to `size` or by `scale_factor`: mode nearest, linear (rank 3), bilinear or bicubic (rank 4), trilinear (rank 5)",
     torch: "nn.Upsample",
     ranks: Ranks::Exactly(&[3, 4, 5]),
+    takes: DType::Float,
     params: &[
         ParamSpec::optional("size", Kind::Dims, ArgValue::Unset),
         ParamSpec::optional("scale_factor", Kind::Float, ArgValue::Unset),

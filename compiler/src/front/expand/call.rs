@@ -214,7 +214,9 @@ impl Expander<'_> {
             Some(Value::Poison) => return Value::Poison,
             _ => return self.error(Error::LayerNeedsInput { layer: spec.name, at: callee }),
         };
-        if !self.batched(input, || format!("layer `{}`", spec.name), loc) {
+        if !self.batched(input, || format!("layer `{}`", spec.name), loc)
+            || !self.typed(input, spec.takes, || format!("layer `{}`", spec.name), loc)
+        {
             return Value::Poison;
         }
         let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };

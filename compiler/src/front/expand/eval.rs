@@ -12,6 +12,7 @@ use crate::front::value::Value;
 use crate::ir::{NodeId, Op};
 use crate::ops::slice::Position;
 use crate::ops::{self, ArithOp};
+use crate::shape::DType;
 use crate::source::Loc;
 
 impl Expander<'_> {
@@ -139,7 +140,10 @@ impl Expander<'_> {
             positions.push(position);
             spans.push(at);
         }
-        if !self.batched(id, || "slicing".to_string(), Loc::new(scope.file, span)) {
+        let at = Loc::new(scope.file, span);
+        if !self.batched(id, || "slicing".to_string(), at)
+            || !self.typed(id, DType::Float, || "slicing".to_string(), at)
+        {
             return Value::Poison;
         }
         let shape = &self.nodes[id.0].shape;
@@ -267,6 +271,10 @@ impl Expander<'_> {
         };
         if (op == ArithOp::Div && value == 0.0 && !reversed) || !value.is_finite() {
             return self.error(Error::TensorByNumber { value, at: loc });
+        }
+        let at = Loc::new(scope.file, if reversed { b_span } else { a_span });
+        if !self.typed(tensor, DType::Float, || "arithmetic".to_string(), at) {
+            return Value::Poison;
         }
         let shape = self.nodes[tensor.0].shape.clone();
         let name = if path.is_empty() { op.name().to_string() } else { path.to_string() };

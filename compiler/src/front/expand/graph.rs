@@ -13,7 +13,7 @@ use crate::front::messages::{op_diagnostic, with_first_input, Error};
 use crate::front::value::Value;
 use crate::ir::{Node, NodeId, Op};
 use crate::ops::{self, arith, join, matmul, ArithOp, SizeOrigin};
-use crate::shape::{Batch, Shape};
+use crate::shape::{Batch, DType, Shape};
 use crate::source::Loc;
 
 impl Expander<'_> {
@@ -136,6 +136,20 @@ impl Expander<'_> {
         false
     }
 
+    /// Whether `id` holds elements of type `takes`, as `what` (`layer `linear``) needs; the
+    /// one check of element types, which every layer, join, slice and output goes through.
+    pub(super) fn typed(&mut self, id: NodeId, takes: DType, what: impl FnOnce() -> String, at: Loc) -> bool {
+        let node = &self.nodes[id.0];
+        if node.shape.dtype == takes {
+            return true;
+        }
+        let (shape, origin, name) = (node.shape.clone(), node.loc, node.name.clone());
+        let is_input = matches!(node.op, Op::Input(_));
+        let origin = (origin, name.as_str(), is_input);
+        self.error(Error::ElementType { what: what(), takes, shape: &shape, at, origin });
+        false
+    }
+
     /// `a op b` (broadcast) or `cat(a, b, dim=1)`.
     pub(super) fn join(
         &mut self,
@@ -173,7 +187,11 @@ impl Expander<'_> {
                     if shape.batch == Batch::None && shape.dims.first() == Some(&1) =>
                 {
                     expand[k] = true;
-                    expanded.push(Shape { batch: batch.clone(), dims: shape.dims[1..].to_vec() });
+                    expanded.push(Shape {
+                        batch: batch.clone(),
+                        dims: shape.dims[1..].to_vec(),
+                        dtype: shape.dtype,
+                    });
                 }
                 _ => {
                     let what = if matches!(join, Join::Concat(_)) { "`cat`" } else { "`stack`" };
@@ -185,6 +203,18 @@ impl Expander<'_> {
                     }
                     expanded.push(shape);
                 }
+            }
+        }
+        let what = match join {
+            Join::Arith(_) => "arithmetic",
+            Join::Concat(_) => "`cat`",
+            Join::Stack(_) => "`stack`",
+            Join::Matmul => "`matmul`",
+            Join::Attention { .. } => "`scaled_dot_product_attention`",
+        };
+        for (&id, (_, span)) in ids.iter().zip(&inputs) {
+            if !self.typed(id, DType::Float, || what.to_string(), Loc::new(scope.file, *span)) {
+                return Value::Poison;
             }
         }
         let shapes: Vec<&Shape> = expanded.iter().collect();
@@ -268,7 +298,9 @@ impl Seq {
         let bound: HashSet<&str> = body
             .iter()
             .flat_map(|s| match s {
-                Stmt::Bind { name, .. } | Stmt::Param { name, .. } => std::slice::from_ref(name),
+                Stmt::Bind { name, .. } | Stmt::Param { name, .. } | Stmt::Input { name: Some(name), .. } => {
+                    std::slice::from_ref(name)
+                }
                 Stmt::Destructure { names, .. } => &names[..],
                 _ => &[],
             })

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::Expander;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::front::messages::{expanded_from, Lint};
-use crate::ir::{NodeId, Output};
+use crate::ir::{NodeId, Op, Output};
 use crate::source::Loc;
 
 /// What expansion gathers for the lints that need the whole network.
@@ -106,7 +106,9 @@ impl Expander<'_> {
         // Each dead tensor is counted once, in the group of the first dead end it leads to.
         let mut counted = vec![false; n];
         let mut groups: Vec<(Loc, String, u64, usize)> = Vec::new();
-        for end in (1..n).filter(|&i| !live[i] && !read[i]) {
+        // The inputs are given, not computed: an input nothing reads is no dead tensor.
+        let is_input = |i: usize| matches!(self.nodes[i].op, Op::Input(_));
+        for end in (0..n).filter(|&i| !live[i] && !read[i] && !is_input(i)) {
             let mut params = 0;
             let mut stack = vec![end];
             while let Some(i) = stack.pop() {

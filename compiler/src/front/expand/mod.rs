@@ -19,7 +19,7 @@ pub(crate) mod lints;
 use std::collections::HashMap;
 
 use nnc_grammar::ast::{
-    Access, Definition, Expr, ExprKind, Ident, Label, LabelPart, OutputItem, RepeatCount, Stmt,
+    Access, Definition, ElemType, Expr, ExprKind, Ident, Label, LabelPart, OutputItem, RepeatCount, Stmt,
 };
 use nnc_grammar::Span;
 
@@ -30,7 +30,7 @@ use super::value::Value;
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::ir::{Graph, Group, Node, NodeId, Op, Output};
 use crate::ops::{InitRule, MAX_TENSOR_RANK};
-use crate::shape::{Batch, Shape};
+use crate::shape::{Batch, DType, Shape};
 use crate::source::{FileId, Loc};
 
 /// Bounds that keep hostile input from exhausting time or memory. Each error that hits one
@@ -126,6 +126,10 @@ pub struct Expander<'p> {
     halted: bool,
     /// The outputs an `output` statement declared (empty if one of them failed).
     declared_outputs: Option<Vec<Output>>,
+    /// The inputs declared so far, in order.
+    inputs: Vec<NodeId>,
+    /// Where the unnamed input (`input [N, ...]`) was declared, if it was.
+    unnamed_input: Option<Loc>,
     /// What the lints gather on the way (see `lints.rs`).
     lints: lints::Gathered,
 }
@@ -142,6 +146,8 @@ impl<'p> Expander<'p> {
             steps: 0,
             halted: false,
             declared_outputs: None,
+            inputs: Vec::new(),
+            unnamed_input: None,
             lints: lints::Gathered::default(),
         }
     }
@@ -184,7 +190,7 @@ impl<'p> Expander<'p> {
         }
         let output = self.body(&def.body, &mut scope, "", BodyKind::Network, None);
         let loc = Loc::new(file, def.name.span);
-        let Some(Value::Tensor(input)) = scope.input else {
+        let Some(Value::Tensor(_)) = scope.input else {
             if !self.halted && scope.input.is_none() {
                 self.diags.push(Error::NoInput { network: &def.name.name, at: loc }.into());
             }
@@ -195,7 +201,9 @@ impl<'p> Expander<'p> {
             None => match output {
                 Some(Value::Tensor(id)) => {
                     let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
-                    if !self.batched(id, || "the network's output".to_string(), at) {
+                    if !self.batched(id, || "the network's output".to_string(), at)
+                        || !self.typed(id, DType::Float, || "the network's output".to_string(), at)
+                    {
                         return (None, self.diags);
                     }
                     vec![Output { name: "output".to_string(), node: id, training_only: false }]
@@ -225,7 +233,7 @@ impl<'p> Expander<'p> {
             name: def.name.name.clone(),
             params,
             nodes: self.nodes,
-            input: NodeId(input.0),
+            inputs: self.inputs,
             outputs,
             groups: self.groups,
         };
@@ -274,7 +282,9 @@ impl<'p> Expander<'p> {
             }
             scope.stage_input = flow.clone();
             let value = match stmt {
-                Stmt::Input { dims, span } => self.input(dims, *span, scope, kind),
+                Stmt::Input { name, dims, dtype, span } => {
+                    self.input(name.as_ref(), dims, *dtype, *span, scope, kind)
+                }
                 Stmt::Output { items, span } => {
                     let at = Loc::new(scope.file, *span);
                     self.declare_outputs(items, at, scope, kind, i + 1 == body.len())
@@ -386,19 +396,55 @@ impl<'p> Expander<'p> {
         scope.vars.insert(name.name.clone(), (value, name.span));
     }
 
-    fn input(&mut self, dims: &[Expr], span: Span, scope: &mut Scope, kind: BodyKind) -> Value {
+    /// `input [N, ...]` or `input name [N, ...] int`: a tensor the network is given. The first
+    /// input declared is `in` and flows into the statement after it; a named one also binds its
+    /// name. Every input shares the first one's batch.
+    fn input(
+        &mut self,
+        name: Option<&Ident>,
+        dims: &[Expr],
+        dtype: Option<(ElemType, Span)>,
+        span: Span,
+        scope: &mut Scope,
+        kind: BodyKind,
+    ) -> Value {
         let loc = Loc::new(scope.file, span);
         match kind {
             BodyKind::Network => {}
             BodyKind::Block | BodyKind::Function => return self.error(Error::InputInBlock { at: loc }),
             BodyKind::Nested => return self.error(Error::InputInBody { at: loc }),
         }
-        if scope.input.is_some() {
-            return self.error(Error::InputTwice { at: loc });
+        if name.is_none() {
+            if let Some(first) = self.unnamed_input {
+                return self.error(Error::InputTwice { at: loc, first });
+            }
+            self.unnamed_input = Some(loc);
         }
         // A declaration reported as broken still declares the input: no second error says
-        // the network has none. The tensor replaces this below.
-        scope.input = Some(Value::Poison);
+        // the network has none, and a use of its name is poison, not unknown.
+        let first = scope.input.is_none();
+        if first {
+            scope.input = Some(Value::Poison);
+        }
+        let value = self.input_tensor(name, dims, dtype, loc, scope);
+        if first {
+            scope.input = Some(value.clone());
+        }
+        if let Some(name) = name {
+            self.bind(scope, name, value.clone());
+        }
+        value
+    }
+
+    /// The node of an input declaration, named as the input (`input` when unnamed).
+    fn input_tensor(
+        &mut self,
+        name: Option<&Ident>,
+        dims: &[Expr],
+        dtype: Option<(ElemType, Span)>,
+        loc: Loc,
+        scope: &mut Scope,
+    ) -> Value {
         if dims.len() < 2 {
             let size = match dims.first().map(|d| &d.kind) {
                 Some(ExprKind::Int(v)) => Some(*v),
@@ -427,9 +473,37 @@ impl<'p> Expander<'p> {
                 None => return Value::Poison,
             }
         }
-        let shape = Shape { batch, dims: sizes };
-        let tensor = self.add_node("input".into(), Op::Input(crate::ops::Input), vec![], shape, 0, 0, loc);
-        scope.input = Some(tensor.clone());
+        let name = name.map_or("input", |n| n.name.as_str());
+        if let Some(&first) = self.inputs.first() {
+            let first = &self.nodes[first.0];
+            if first.shape.batch != batch {
+                let shown = |b: &Batch| match b {
+                    Batch::Symbolic(n) => n.clone(),
+                    Batch::Fixed(n) => n.to_string(),
+                    Batch::None => String::new(),
+                };
+                let (first_name, first_batch, first_at) =
+                    (first.name.clone(), shown(&first.shape.batch), first.loc);
+                return self.error(Error::InputBatch {
+                    name,
+                    batch: shown(&batch),
+                    first: &first_name,
+                    first_batch,
+                    at: Loc::new(scope.file, dims[0].span),
+                    first_at,
+                });
+            }
+        }
+        let dtype = match dtype {
+            None | Some((ElemType::Float, _)) => DType::Float,
+            Some((ElemType::Int, _)) => DType::Int,
+            Some((ElemType::Bool, _)) => DType::Bool,
+        };
+        let shape = Shape { batch, dims: sizes, dtype };
+        let tensor = self.add_node(name.into(), Op::Input(crate::ops::Input), vec![], shape, 0, 0, loc);
+        if let Value::Tensor(id) = tensor {
+            self.inputs.push(id);
+        }
         tensor
     }
 
@@ -475,7 +549,9 @@ impl<'p> Expander<'p> {
             };
             match value {
                 Some(Value::Tensor(id)) => {
-                    if self.batched(id, || format!("the output `{name}`"), name_at) {
+                    if self.batched(id, || format!("the output `{name}`"), name_at)
+                        && self.typed(id, DType::Float, || format!("the output `{name}`"), name_at)
+                    {
                         let shown = if name == "_" { "output".to_string() } else { name.clone() };
                         let output = Output { name: shown, node: id, training_only: item.training_only };
                         outputs.push(output);
@@ -524,11 +600,11 @@ impl<'p> Expander<'p> {
         let params = match crate::ops::param_count(&op.layer().tensors()) {
             Ok(n) => n,
             Err(_) => {
-                let shape = Shape { batch: Batch::None, dims: sizes };
+                let shape = Shape::float(Batch::None, sizes);
                 return self.error(Error::TensorTooLarge { shape: &shape, at: loc });
             }
         };
-        self.add_node(path.to_string(), op, vec![], Shape { batch: Batch::None, dims: sizes }, params, 0, loc)
+        self.add_node(path.to_string(), op, vec![], Shape::float(Batch::None, sizes), params, 0, loc)
     }
 
     /// A `param`'s initial value: a number (every element), or `normal(std=s)`, whose
