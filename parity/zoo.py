@@ -38,6 +38,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synthetic  # noqa: E402  (this folder's module)
+import text_classifier  # noqa: E402  (this folder's module)
 import unet  # noqa: E402  (this folder's module)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,9 @@ ZOO = {
     # Its auxiliary classifier needs a 17×17 grid at Mixed_6e: 299×299 at least.
     "inception_v3": ("torchvision.models.inception_v3", 299),
     "vit_b_16": ("torchvision.models.vit_b_16", 224),
+    # Not torchvision's: an embedding, a bidirectional LSTM and a linear layer, written out in
+    # parity/text_classifier.py; its size is the sequence's length.
+    "text_classifier": ("text_classifier.TextClassifier", 64),
     # Not torchvision's: the widely used PyTorch U-Net, written out in parity/unet.py.
     "unet": ("unet.UNet", 96),
 }
@@ -70,6 +74,11 @@ FIXTURE_INPUT = [1, 3, 64, 64]
 FIXTURE_INPUT_OF = {"inception_v3": [2, 3, 299, 299]}
 # ViT fixes its image size at construction (the position embedding's length).
 FIXTURE_KWARGS_OF = {"vit_b_16": {"image_size": 64}}
+# Networks of token ids: the vocabulary their input's ids are drawn from, and their fixture's
+# smaller sizes. Their size is the sequence's length (`--set length=`), and a fixture stores
+# its input, as ids are no synthetic floats.
+TEXT = {"text_classifier": {"vocab": 10_000, "fixture": {"vocab": 50, "embed": 8, "hidden": 6}}}
+TEXT_FIXTURE_LENGTH = 12
 
 
 def train_aux(reference, x):
@@ -84,7 +93,8 @@ def train_aux(reference, x):
 
 
 def build(constructor, **kwargs):
-    return eval(constructor, {"torchvision": torchvision, "unet": unet})(**kwargs)  # noqa: S307 (our own table)
+    env = {"torchvision": torchvision, "unet": unet, "text_classifier": text_classifier}
+    return eval(constructor, env)(**kwargs)  # noqa: S307 (our own table)
 
 
 def relative(a, b):
@@ -131,7 +141,11 @@ def check(name, work):
     diff_emit = diff_nnc = float("nan")
     if names_ok:
         ours.load_state_dict(reference.state_dict(), strict=True)
-        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+        generator = torch.Generator().manual_seed(1)
+        if name in TEXT:
+            x = torch.randint(0, TEXT[name]["vocab"], (2, size), generator=generator)
+        else:
+            x = torch.randn(2, 3, size, size, generator=generator)
         with torch.no_grad():
             y = reference(x)
             diff_emit = relative(ours(x), y)
@@ -153,7 +167,7 @@ def check(name, work):
         with open(os.path.join(case, "net"), "w") as f:
             f.write(path)
         with open(os.path.join(case, "set.json"), "w") as f:
-            json.dump({"size": str(size)}, f)
+            json.dump({"length" if name in TEXT else "size": str(size)}, f)
         test = subprocess.run(
             ["cargo", "test", "-q", "-p", "nnc-runtime", "--test", "zoo", "zoo_full_size", "--", "--nocapture"],
             cwd=ROOT,
@@ -181,18 +195,24 @@ def write_fixture(name):
     the synthetic input with the synthetic weights, both of which Rust recomputes."""
     constructor, _ = ZOO[name]
     classes = FIXTURE_CLASSES_OF.get(name, FIXTURE_CLASSES)
-    kwargs = FIXTURE_KWARGS_OF.get(name, {})
+    kwargs = TEXT[name]["fixture"] if name in TEXT else FIXTURE_KWARGS_OF.get(name, {})
     reference = build(constructor, num_classes=classes, **kwargs).eval()
     state = reference.state_dict()
     reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
-    shape = FIXTURE_INPUT_OF.get(name, FIXTURE_INPUT)
-    x = torch.from_numpy(synthetic.tensor("input", tuple(shape)))
+    if name in TEXT:
+        shape = [2, TEXT_FIXTURE_LENGTH]
+        x = torch.randint(0, kwargs["vocab"], shape, generator=torch.Generator().manual_seed(0))
+        settings = {"classes": str(classes), "length": str(shape[-1]), **{k: str(v) for k, v in kwargs.items()}}
+    else:
+        shape = FIXTURE_INPUT_OF.get(name, FIXTURE_INPUT)
+        x = torch.from_numpy(synthetic.tensor("input", tuple(shape)))
+        settings = {"classes": str(classes), "size": str(shape[-1])}
     with torch.no_grad():
         y = reference(x).contiguous()
     aux = train_aux(reference, x)
     metadata = {
         "net": f"models/zoo/{name}.net",
-        "set": json.dumps({"classes": str(classes), "size": str(shape[-1])}),
+        "set": json.dumps(settings),
         "input": json.dumps(shape),
         "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
         "torch": f"{constructor}(num_classes={classes}{''.join(f', {k}={v}' for k, v in kwargs.items())})",
@@ -202,6 +222,8 @@ def write_fixture(name):
     os.makedirs(FIXTURES, exist_ok=True)
     path = os.path.join(FIXTURES, f"{name}.safetensors")
     tensors = {"output": y} if aux is None else {"output": y, "aux_train": aux}
+    if name in TEXT:
+        tensors["input"] = x
     save_file(tensors, path, metadata=metadata)
     print(f"{name:20} {list(y.shape)} {os.path.getsize(path)} bytes")
 

@@ -19,6 +19,14 @@ nnc::model!(VitB16 = "../models/zoo/vit_b_16.net", classes = 10, size = 64);
 nnc::model!(InceptionV3 = "../models/zoo/inception_v3.net", classes = 10, size = 299);
 nnc::model!(ConvNeXtTiny = "../models/zoo/convnext_tiny.net", classes = 10, size = 64);
 nnc::model!(UNet = "../models/zoo/unet.net", classes = 2, size = 64);
+nnc::model!(
+    TextClassifier = "../models/zoo/text_classifier.net",
+    vocab = 50,
+    embed = 8,
+    hidden = 6,
+    classes = 10,
+    length = 12
+);
 
 /// Loads the fixture's synthetic state into `vs` strictly and compares `net`'s output with
 /// torchvision's.
@@ -74,3 +82,4 @@ fn inception_v3_outputs() {
     assert!(error <= 1e-5, "the auxiliary output is off torchvision's by {error:e}");
 }
 zoo!(unet, UNet, "unet");
+zoo!(text_classifier, TextClassifier, "text_classifier");

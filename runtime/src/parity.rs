@@ -291,6 +291,8 @@ pub struct ZooFixture {
     /// The auxiliary classifier's output in training mode, for a reference that has one
     /// (Inception-v3): nnc's second output in training mode.
     pub aux_train: Option<Tensor>,
+    /// The input, where the fixture stores it (token ids, which are no synthetic floats).
+    pub stored_input: Option<Tensor>,
 }
 
 impl ZooFixture {
@@ -299,9 +301,12 @@ impl ZooFixture {
         self.state.iter().map(|(name, shape)| (name.clone(), synthetic(name, shape))).collect()
     }
 
-    /// The synthetic input.
+    /// The input: the stored one, else the synthetic one.
     pub fn synthetic_input(&self) -> Tensor {
-        synthetic("input", &self.input)
+        match &self.stored_input {
+            Some(input) => input.shallow_clone(),
+            None => synthetic("input", &self.input),
+        }
     }
 }
 
@@ -322,6 +327,7 @@ pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
         Tensor::read_safetensors(path).map_err(|e| format!("{}: {e}", path.display()))?.into_iter().collect();
     let output = tensors.remove("output").ok_or_else(|| format!("{}: no `output` tensor", path.display()))?;
     let aux_train = tensors.remove("aux_train");
+    let stored_input = tensors.remove("input");
     Ok(ZooFixture {
         net: meta
             .get("net")
@@ -332,5 +338,6 @@ pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
         input: json(&meta, "input", path)?,
         output,
         aux_train,
+        stored_input,
     })
 }

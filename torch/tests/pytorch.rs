@@ -307,7 +307,9 @@ state = json.loads(meta["state"])
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
 assert sorted(ours) == sorted((k, s) for k, s in state), "state_dict differs from torchvision's"
 net.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(s))) for k, s in state}, strict=True)
-x = torch.from_numpy(synthetic.tensor("input", tuple(json.loads(meta["input"]))))
+with safe_open(sys.argv[3], framework="pt") as f:
+    stored = f.get_tensor("input") if "input" in f.keys() else None  # token ids
+x = stored if stored is not None else torch.from_numpy(synthetic.tensor("input", tuple(json.loads(meta["input"]))))
 with torch.no_grad():
     y = net(x)
 worst = ((y - output).abs().max() / output.abs().max()).item()
