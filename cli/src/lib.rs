@@ -634,8 +634,9 @@ const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors
                      slice and index as PyTorch does, the batch only ever `:`.\n`matmul(a, b)` \
                      multiplies the matrices in the last two dimensions, the others broadcast \
                      (`torch.matmul`; either side may be a `param`),\nand \
-                     `scaled_dot_product_attention(q, k, v, is_causal=false, scale=…)` is \
-                     `nn.functional.scaled_dot_product_attention`.\n";
+                     `scaled_dot_product_attention(q, k, v, mask=…, is_causal=false, scale=…)` is \
+                     `nn.functional.scaled_dot_product_attention`,\nits bool `mask` [N, S] (or \
+                     [N, L, S], true where a query may attend) broadcast over the heads.\n";
 
 /// Prints the layer reference, generated from the registry so that it cannot fall behind it.
 fn layers(args: &LayersArgs) -> io::Result<Outcome> {

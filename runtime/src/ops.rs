@@ -453,16 +453,28 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
         Op::Param(_) => param()?,
         Op::Matmul(_) => x.f_matmul(inputs[1])?,
-        Op::Attention(a) => Tensor::f_scaled_dot_product_attention(
-            x,
-            inputs[1],
-            inputs[2],
-            None::<Tensor>,
-            0.0,
-            a.is_causal,
-            a.scale,
-            false,
-        )?,
+        Op::Attention(a) => {
+            // The mask, [N, S] or [N, L, S], given 1s for the dimensions between.
+            let mask = match inputs.get(3).filter(|_| a.masked) {
+                Some(m) => {
+                    let mut sizes = m.size();
+                    let between = inputs[1].dim().saturating_sub(sizes.len());
+                    sizes.splice(1..1, std::iter::repeat_n(1, between));
+                    Some(m.f_reshape(sizes)?)
+                }
+                None => None,
+            };
+            Tensor::f_scaled_dot_product_attention(
+                x,
+                inputs[1],
+                inputs[2],
+                mask,
+                0.0,
+                a.is_causal,
+                a.scale,
+                false,
+            )?
+        }
         Op::GroupNorm(g) => x.f_group_norm(
             g.num_groups as i64,
             params.optional("weight"),

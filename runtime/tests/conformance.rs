@@ -698,3 +698,38 @@ fn an_embeddings_padding_row_starts_zero_and_gets_no_gradient() {
     assert!(row_sum(&grad, 1) > 0.0, "a row looked up gets one");
     assert_eq!(row_sum(&grad, 9), 0.0, "a row not looked up gets none");
 }
+
+/// A masked attention (`scaled_dot_product_attention(q, k, v, mask=m)`, a key padding mask
+/// [N, S] of two inputs): the positions the mask leaves out change nothing, and the output is
+/// libtorch's with the mask broadcast over the queries as PyTorch's `attn_mask[:, None, :]`.
+#[test]
+fn masked_attention_ignores_the_masked_positions() {
+    let text = "network masked {\n    input x [N, 5, 4]\n    input mask [N, 5] bool\n    \
+                scaled_dot_product_attention(x, x, x * 2, mask=mask)\n}\n";
+    let graph = check_text(text.to_string()).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    tch::manual_seed(3);
+    let x = Tensor::randn([2, 5, 4], (Kind::Float, Device::Cpu));
+    // The last two positions are padding in the first example, none in the second.
+    let mask =
+        Tensor::from_slice(&[true, true, true, false, false, true, true, true, true, true]).view([2, 5]);
+    let y = model.try_forward_inputs(&[&x, &mask], false).unwrap();
+    let expected = Tensor::scaled_dot_product_attention(
+        &x,
+        &x,
+        &(&x * 2),
+        Some(mask.view([2, 1, 5])),
+        0.0,
+        false,
+        None,
+        false,
+    );
+    assert!(parity::relative(&y, &expected) <= TOLERANCE);
+    // Changing what the mask leaves out leaves the output alone.
+    let changed = x.copy();
+    let _ = changed.get(0).narrow(0, 3, 2).fill_(100.0);
+    let z = model.try_forward_inputs(&[&changed, &mask], false).unwrap();
+    let first = |t: &Tensor| t.get(0).narrow(0, 0, 3);
+    assert!(parity::relative(&first(&z), &first(&y)) <= TOLERANCE, "masked positions changed the output");
+}

@@ -1,7 +1,8 @@
 //! Contractions between tensors: `matmul(a, b)`, PyTorch's `torch.matmul` on matrices in the
 //! last two dimensions, the dimensions before them broadcast, and
-//! `scaled_dot_product_attention(q, k, v, is_causal=false, scale=…)`, PyTorch's functional
-//! attention. The language spells them as calls of several tensors, as `cat`, so they have
+//! `scaled_dot_product_attention(q, k, v, mask=…, is_causal=false, scale=…)`, PyTorch's
+//! functional attention, whose bool `mask` ([N, S], a key padding mask, or [N, L, S]; true
+//! where a query may attend) is broadcast over the heads. The language spells them as calls of several tensors, as `cat`, so they have
 //! shape rules but no signature. Either side of `matmul` may be a `param` (a weight matrix
 //! `[k, m]`), broadcast as PyTorch broadcasts it.
 
@@ -36,6 +37,9 @@ attributes! {
     /// `nn.functional.scaled_dot_product_attention(q, k, v, is_causal=.., scale=..)`.
     pub struct Attention {
         pub is_causal: bool,
+        /// A fourth input, a bool mask, broadcast over the dimensions between its batch and
+        /// its last one or two.
+        pub masked: bool,
         /// The scores' factor; PyTorch's default, 1/√E, where absent.
         pub scale: Option<f64>,
     }
@@ -54,7 +58,14 @@ impl Layer for Attention {
     }
 
     fn pytorch(&self, xs: &[String]) -> PyTorch {
-        let mut args = xs.join(", ");
+        let mut args = xs[..3].join(", ");
+        if let Some(mask) = xs.get(3).filter(|_| self.masked) {
+            // [N, S] or [N, L, S] given 1s for the dimensions between, up to the key's rank.
+            args += &format!(
+                ", attn_mask={mask}.reshape({mask}.shape[0], *([1] * ({k}.dim() - {mask}.dim())), *{mask}.shape[1:])",
+                k = xs[1]
+            );
+        }
         if self.is_causal {
             args += ", is_causal=True";
         }
@@ -114,7 +125,12 @@ pub fn matmul(a: &Shape, b: &Shape) -> Result<(Shape, u64), (usize, OpError)> {
 /// The shape of `scaled_dot_product_attention(q, k, v)`: `[N, .., L, E]`, `[N, .., S, E]` and
 /// `[N, .., S, Ev]` give `[N, .., L, Ev]`; and its multiply-adds (the scores and their
 /// weighted sum).
-pub fn attention(q: &Shape, k: &Shape, v: &Shape) -> Result<(Shape, u64), (usize, OpError)> {
+pub fn attention(
+    q: &Shape,
+    k: &Shape,
+    v: &Shape,
+    mask: Option<&Shape>,
+) -> Result<(Shape, u64), (usize, OpError)> {
     let what = "`scaled_dot_product_attention`";
     let (prefix_q, [l, e]) = matrices(what, q).map_err(|err| (0, err))?;
     let (prefix_k, [s, e_k]) = matrices(what, k).map_err(|err| (1, err))?;
@@ -144,6 +160,21 @@ pub fn attention(q: &Shape, k: &Shape, v: &Shape) -> Result<(Shape, u64), (usize
     let prefix = broadcast(ArithOp::Mul, &prefix_q, &prefix_k)
         .and_then(|p| broadcast(ArithOp::Mul, &p, &prefix_v))
         .map_err(|err| (1, err))?;
+    if let Some(mask) = mask {
+        let fits = mask.batch == q.batch
+            && match mask.dims[..] {
+                [s_m] => s_m == s,
+                [l_m, s_m] => (l_m == l || l_m == 1) && s_m == s,
+                _ => false,
+            };
+        if !fits {
+            return Err(mismatch(
+                3,
+                format!("the mask {mask} fits no attention of {l} queries over {s} positions"),
+                format!("must be [N, {s}] (the positions each query may attend) or [N, {l}, {s}]"),
+            ));
+        }
+    }
     let mut dims = prefix.dims.clone();
     dims.extend([l, e_v]);
     let heads = product("multiply-add count", &prefix.dims).map_err(|err| (0, err))?;

@@ -111,14 +111,14 @@ impl Expander<'_> {
     ) -> Value {
         let (count, takes) = match name {
             "matmul" => (2, "two tensors"),
-            _ => (3, "three tensors (query, key, value), then `is_causal` and `scale` by name"),
+            _ => (3, "three tensors (query, key, value), then `mask`, `is_causal` and `scale` by name"),
         };
         let mut tensors = Vec::new();
-        let (mut is_causal, mut scale) = (false, None);
+        let (mut is_causal, mut scale, mut mask) = (false, None, None);
         for (i, arg) in args.iter().enumerate() {
             let option = arg.name.as_ref().map(|n| n.name.as_str());
             let value = match option {
-                None => {
+                None | Some("mask") => {
                     let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
                     self.eval(&arg.value, scope, flow, &arg_path)
                 }
@@ -127,6 +127,7 @@ impl Expander<'_> {
             match (option, value) {
                 (_, Value::Poison) => return Value::Poison,
                 (None, value) => tensors.push((value, arg.value.span)),
+                (Some("mask"), value) if count == 3 => mask = Some((value, arg.value.span)),
                 (Some("is_causal"), Value::Bool(b)) if count == 3 => is_causal = b,
                 (Some("scale"), Value::Float(v)) if count == 3 && v.is_finite() => scale = Some(v),
                 (Some("scale"), Value::Int(v)) if count == 3 => scale = Some(v as f64),
@@ -143,9 +144,15 @@ impl Expander<'_> {
             };
             return self.error(Error::BuiltinArgs { function: name, takes, found, at: loc });
         }
+        let masked = mask.is_some();
+        if masked && is_causal {
+            let found = "both `mask` and `is_causal`, which PyTorch refuses together".to_string();
+            return self.error(Error::BuiltinArgs { function: name, takes, found, at: loc });
+        }
+        tensors.extend(mask);
         let join = match name {
             "matmul" => Join::Matmul,
-            _ => Join::Attention { is_causal, scale },
+            _ => Join::Attention { is_causal, scale, masked },
         };
         self.join(join, tensors, loc, scope, path)
     }

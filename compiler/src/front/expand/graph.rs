@@ -212,8 +212,13 @@ impl Expander<'_> {
             Join::Matmul => "`matmul`",
             Join::Attention { .. } => "`scaled_dot_product_attention`",
         };
-        for (&id, (_, span)) in ids.iter().zip(&inputs) {
-            if !self.typed(id, DType::Float, || what.to_string(), Loc::new(scope.file, *span)) {
+        for (k, (&id, (_, span))) in ids.iter().zip(&inputs).enumerate() {
+            // Attention's fourth tensor is its mask, which is bool.
+            let (takes, what) = match join {
+                Join::Attention { masked: true, .. } if k == 3 => (DType::Bool, "an attention's `mask`"),
+                _ => (DType::Float, what),
+            };
+            if !self.typed(id, takes, || what.to_string(), Loc::new(scope.file, *span)) {
                 return Value::Poison;
             }
         }
@@ -230,9 +235,10 @@ impl Expander<'_> {
                     .map(|(shape, macs)| (shape, Op::Matmul(ops::Matmul), macs)),
                 "matmul",
             ),
-            Join::Attention { is_causal, scale } => (
-                matmul::attention(shapes[0], shapes[1], shapes[2])
-                    .map(|(shape, macs)| (shape, Op::Attention(ops::Attention { is_causal, scale }), macs)),
+            Join::Attention { is_causal, scale, masked } => (
+                matmul::attention(shapes[0], shapes[1], shapes[2], shapes.get(3).copied()).map(
+                    |(shape, macs)| (shape, Op::Attention(ops::Attention { is_causal, scale, masked }), macs),
+                ),
                 "attention",
             ),
             Join::Concat(dim) => (
@@ -344,8 +350,8 @@ pub(super) enum Join {
     Stack(i64),
     /// `matmul(a, b)`.
     Matmul,
-    /// `scaled_dot_product_attention(q, k, v)`.
-    Attention { is_causal: bool, scale: Option<f64> },
+    /// `scaled_dot_product_attention(q, k, v)`, with a fourth tensor, a bool mask, if `masked`.
+    Attention { is_causal: bool, scale: Option<f64>, masked: bool },
 }
 
 /// Whether `e` only names an existing value (`in`, a bound tensor), creating no layer; layer
