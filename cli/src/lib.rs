@@ -503,7 +503,11 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
         writeln!(io::stderr().lock(), "{hint}")?;
     }
     if let Format::Json = args.format {
-        serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(io::Error::other)?;
+        // An I/O error keeps its kind, so that a closed pipe ends quietly, as elsewhere.
+        serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(|e| match e.io_error_kind() {
+            Some(kind) => io::Error::from(kind),
+            None => io::Error::other(e),
+        })?;
         writeln!(stdout)?;
     }
     Ok(outcome)

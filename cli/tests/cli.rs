@@ -354,3 +354,25 @@ fn fifos_and_devices_are_refused_unread() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A reader that closes the pipe early (`nnc check ... | head -c 100`) ends `nnc` quietly with
+/// exit 0, in text and in JSON alike.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["check", "--format", format, "models/resnet-1000.net"])
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0u8; 100];
+        child.stdout.as_mut().unwrap().read_exact(&mut head).unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{format}: {}", text(&out.stderr));
+    }
+}
