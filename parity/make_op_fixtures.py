@@ -537,6 +537,20 @@ CASES = [
     ("matmul_1", "matmul", "matmul(_, _ -> transpose(1, 2))", [4, 3], "Lambda(lambda x: torch.matmul(x, x.transpose(1, 2)))"),
     ("matmul_2", "matmul", "param w [3, 5] = 0\n    matmul(_, w)", [2, 4, 3], "WithParam('w', (3, 5), lambda x, p: torch.matmul(x, p))"),
     (
+        "einsum_1",
+        "einsum",
+        'einsum("nij,njk->nik", _, _ -> transpose(1, 2))',
+        [4, 3],
+        "Lambda(lambda x: torch.einsum('nij,njk->nik', x, x.transpose(1, 2)))",
+    ),
+    (
+        "einsum_2",
+        "einsum",
+        'param w [3, 5] = 0\n    einsum("ntd,de->nte", _, w)',
+        [4, 3],
+        "WithParam('w', (3, 5), lambda x, p: torch.einsum('ntd,de->nte', x, p))",
+    ),
+    (
         "attention_1",
         "scaled_dot_product_attention",
         "scaled_dot_product_attention(_, _, _)",

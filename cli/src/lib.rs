@@ -640,7 +640,9 @@ const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors
                      (`torch.matmul`; either side may be a `param`),\nand \
                      `scaled_dot_product_attention(q, k, v, mask=…, is_causal=false, scale=…)` is \
                      `nn.functional.scaled_dot_product_attention`,\nits bool `mask` [N, S] (or \
-                     [N, L, S], true where a query may attend) broadcast over the heads.\n";
+                     [N, L, S], true where a query may attend) broadcast over the heads;\n\
+                     `einsum(\"nqd,nkd->nqk\", q, k)` is `torch.einsum`, with its output written and \
+                     each operand's batch its first subscript.\n";
 
 /// Prints the layer reference, generated from the registry so that it cannot fall behind it.
 fn layers(args: &LayersArgs) -> io::Result<Outcome> {

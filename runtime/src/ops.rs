@@ -453,6 +453,7 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Stack(s) => Tensor::f_stack(inputs, s.dim as i64)?,
         Op::Param(_) => param()?,
         Op::Matmul(_) => x.f_matmul(inputs[1])?,
+        Op::Einsum(e) => Tensor::f_einsum(&e.equation, inputs, None::<&[i64]>)?,
         Op::Attention(a) => {
             // The mask, [N, S] or [N, L, S], given 1s for the dimensions between.
             let mask = match inputs.get(3).filter(|_| a.masked) {

@@ -47,6 +47,7 @@ pub const RESERVED: &[&str] = &[
     "split",
     "matmul",
     "scaled_dot_product_attention",
+    "einsum",
 ];
 
 /// Where the root source comes from.

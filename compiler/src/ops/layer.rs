@@ -230,6 +230,14 @@ impl<T: ToRust, const N: usize> ToRust for [T; N] {
     }
 }
 
+/// Text of any length (`einsum`'s equation), spelt as a constant.
+impl ToRust for Cow<'static, str> {
+    fn to_rust(&self, _: &TokenStream) -> TokenStream {
+        let v = Literal::string(self);
+        quote! { ::std::borrow::Cow::Borrowed(#v) }
+    }
+}
+
 /// An optional attribute (`upsample`'s scale, absent when it is given a size).
 impl<T: ToRust> ToRust for Option<T> {
     fn to_rust(&self, ir: &TokenStream) -> TokenStream {

@@ -1,11 +1,14 @@
 //! Contractions between tensors: `matmul(a, b)`, PyTorch's `torch.matmul` on matrices in the
 //! last two dimensions, the dimensions before them broadcast, and
 //! `scaled_dot_product_attention(q, k, v, mask=…, is_causal=false, scale=…)`, PyTorch's
-//! functional attention, whose bool `mask` ([N, S], a key padding mask, or [N, L, S]; true
+//! functional attention, and `einsum("nqd,nkd->nqk", q, k)`, `torch.einsum` with an explicit
+//! output, each operand's batch its first subscript; the attention's bool `mask` ([N, S], a key padding mask, or [N, L, S]; true
 //! where a query may attend) is broadcast over the heads. The language spells them as calls of several tensors, as `cat`, so they have
 //! shape rules but no signature. Either side of `matmul` may be a `param` (a weight matrix
 //! `[k, m]`), broadcast as PyTorch broadcasts it.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::arith::{broadcast, ArithOp};
@@ -31,6 +34,156 @@ impl Layer for Matmul {
     fn family(&self) -> Family {
         Family::Join
     }
+}
+
+attributes! {
+    /// `torch.einsum(equation, *operands)`.
+    pub struct Einsum {
+        pub equation: Cow<'static, str>,
+    }
+}
+
+impl Layer for Einsum {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "einsum {}", self.equation)
+    }
+
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("torch.einsum({:?}, {})", self.equation, xs.join(", ")))
+    }
+
+    fn family(&self) -> Family {
+        Family::Join
+    }
+}
+
+/// The shape of `einsum(equation, operands...)` and its multiply-adds per example (one per
+/// combination of the subscripts' sizes, the batch's aside); the error's index is the operand
+/// it blames, or [`EQUATION`] for the equation itself.
+pub const EQUATION: usize = usize::MAX;
+
+pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize, OpError)> {
+    let bad = |i: usize, message: String| (i, OpError::new(Code::Value, message));
+    let Some((inputs, output)) = equation.split_once("->") else {
+        return Err(bad(
+            EQUATION,
+            format!("the equation {equation:?} has no `->` and output subscripts; nnc needs them written"),
+        ));
+    };
+    let terms: Vec<&str> = inputs.split(',').map(str::trim).collect();
+    if terms.len() != shapes.len() {
+        return Err(bad(
+            EQUATION,
+            format!(
+                "the equation {equation:?} has {} operands, but {} tensors follow it",
+                terms.len(),
+                shapes.len()
+            ),
+        ));
+    }
+    let output = output.trim();
+    let letters_of = |term: &str, i: usize| -> Result<Vec<char>, (usize, OpError)> {
+        let letters: Vec<char> = term.chars().collect();
+        if let Some(c) = letters.iter().find(|c| !c.is_ascii_alphabetic()) {
+            return Err(bad(
+                i,
+                format!("subscripts are letters, but {term:?} holds {c:?} (nnc has no `...`)"),
+            ));
+        }
+        if let Some((k, c)) = letters.iter().enumerate().find(|(k, c)| letters[..*k].contains(c)) {
+            let _ = k;
+            return Err(bad(i, format!("{term:?} repeats {c:?}; nnc takes no diagonals")));
+        }
+        Ok(letters)
+    };
+    // Each letter's size, from the first operand that has it; the batch is the first letter of
+    // every batched operand and of the output.
+    let mut sizes: BTreeMap<char, u64> = BTreeMap::new();
+    let mut batch_letter = None;
+    for (i, (term, shape)) in terms.iter().zip(shapes).enumerate() {
+        let letters = letters_of(term, i)?;
+        let batched = shape.batch != Batch::None;
+        let dims: Vec<Option<u64>> = if batched {
+            std::iter::once(None).chain(shape.dims.iter().map(|&d| Some(d))).collect()
+        } else {
+            shape.dims.iter().map(|&d| Some(d)).collect()
+        };
+        if letters.len() != dims.len() {
+            return Err((
+                i,
+                OpError::new(
+                    Code::ShapeMismatch,
+                    format!(
+                        "{term:?} names {} dimensions, but the operand {shape} has {}",
+                        letters.len(),
+                        dims.len()
+                    ),
+                )
+                .label(format!("this is {shape}")),
+            ));
+        }
+        for (&letter, size) in letters.iter().zip(dims) {
+            match size {
+                None => match batch_letter {
+                    None => batch_letter = Some(letter),
+                    Some(b) if b == letter => {}
+                    Some(b) => {
+                        return Err((
+                            i,
+                            OpError::new(
+                                Code::ShapeMismatch,
+                                format!("the batch is {b:?} in the first operand but {letter:?} in {term:?}"),
+                            )
+                            .label(format!("this is {shape}")),
+                        ));
+                    }
+                },
+                Some(size) => match sizes.get(&letter) {
+                    Some(&other) if other != size => {
+                        return Err((
+                            i,
+                            OpError::new(
+                                Code::ShapeMismatch,
+                                format!("{letter:?} is {other} in one operand and {size} in {term:?}"),
+                            )
+                            .label(format!("this is {shape}")),
+                        ));
+                    }
+                    _ => {
+                        if Some(letter) == batch_letter {
+                            return Err((
+                                i,
+                                OpError::new(
+                                    Code::ShapeMismatch,
+                                    format!("{letter:?} is the batch, which a `param` cannot hold"),
+                                )
+                                .label(format!("this is {shape}")),
+                            ));
+                        }
+                        sizes.insert(letter, size);
+                    }
+                },
+            }
+        }
+    }
+    let out = letters_of(output, EQUATION)?;
+    let Some(batch) = batch_letter else {
+        return Err(bad(EQUATION, "no operand has a batch; einsum needs one batched tensor".to_string()));
+    };
+    if out.first() != Some(&batch) {
+        return Err(bad(EQUATION, format!("the output {output:?} must keep the batch, {batch:?}, first")));
+    }
+    let mut dims = Vec::with_capacity(out.len() - 1);
+    for letter in &out[1..] {
+        match sizes.get(letter) {
+            Some(&size) => dims.push(size),
+            None => return Err(bad(EQUATION, format!("the output's {letter:?} is in no operand"))),
+        }
+    }
+    let all: Vec<u64> = sizes.values().copied().collect();
+    let macs = product("multiply-add count", &all).map_err(|e| (EQUATION, e))?;
+    let first = shapes.iter().find(|s| s.batch != Batch::None).expect("a batched operand");
+    Ok((first.with_dims(dims), macs))
 }
 
 attributes! {

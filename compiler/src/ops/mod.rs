@@ -244,6 +244,7 @@ registry! {
     Param(param),
     Matmul(matmul),
     Attention(matmul),
+    Einsum(matmul),
 }
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {

@@ -66,6 +66,7 @@ impl Expander<'_> {
             "cat" => return self.join_call("cat", Join::Concat, args, loc, scope, flow, path),
             "stack" => return self.join_call("stack", Join::Stack, args, loc, scope, flow, path),
             "matmul" => return self.contraction_call("matmul", args, loc, scope, flow, path),
+            "einsum" => return self.einsum_call(args, loc, scope, flow, path),
             "scaled_dot_product_attention" => {
                 return self.contraction_call("scaled_dot_product_attention", args, loc, scope, flow, path)
             }
@@ -155,6 +156,61 @@ impl Expander<'_> {
             _ => Join::Attention { is_causal, scale, masked },
         };
         self.join(join, tensors, loc, scope, path)
+    }
+
+    /// `einsum("nqd,nkd->nqk", q, k)`: the equation, then the operands.
+    fn einsum_call(
+        &mut self,
+        args: &[Arg],
+        loc: Loc,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let takes = "an equation with `->` (\"nqd,nkd->nqk\"), then its operands";
+        let equation =
+            match args.first().filter(|a| a.name.is_none()).map(|a| self.eval(&a.value, scope, None, path)) {
+                Some(Value::Str(equation)) => equation,
+                Some(Value::Poison) => return Value::Poison,
+                Some(other) => {
+                    return self.error(Error::BuiltinArgs {
+                        function: "einsum",
+                        takes,
+                        found: other.to_string(),
+                        at: loc,
+                    })
+                }
+                None => {
+                    return self.error(Error::BuiltinArgs {
+                        function: "einsum",
+                        takes,
+                        found: "no equation".into(),
+                        at: loc,
+                    })
+                }
+            };
+        let mut tensors = Vec::new();
+        for (i, arg) in args.iter().enumerate().skip(1) {
+            if arg.name.is_some() {
+                return self.error(Error::BuiltinArgs {
+                    function: "einsum",
+                    takes,
+                    found: "a named argument".into(),
+                    at: loc,
+                });
+            }
+            let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
+            tensors.push((self.eval(&arg.value, scope, flow, &arg_path), arg.value.span));
+        }
+        if tensors.is_empty() {
+            return self.error(Error::BuiltinArgs {
+                function: "einsum",
+                takes,
+                found: "no operands".into(),
+                at: loc,
+            });
+        }
+        self.join(Join::Einsum(equation), tensors, loc, scope, path)
     }
 
     /// `cat(a, b, dim=1)` or `stack(a, b, dim=1)` (`name`), joined as `join` says.

@@ -210,6 +210,7 @@ impl Expander<'_> {
             Join::Concat(_) => "`cat`",
             Join::Stack(_) => "`stack`",
             Join::Matmul => "`matmul`",
+            Join::Einsum(_) => "`einsum`",
             Join::Attention { .. } => "`scaled_dot_product_attention`",
         };
         for (k, (&id, (_, span))) in ids.iter().zip(&inputs).enumerate() {
@@ -229,6 +230,12 @@ impl Expander<'_> {
                     .map(|shape| (shape, Op::Arith(ops::Arith { op }), 0))
                     .map_err(|err| (1, err)),
                 op.name(),
+            ),
+            Join::Einsum(ref equation) => (
+                matmul::einsum(equation, &shapes).map(|(shape, macs)| {
+                    (shape, Op::Einsum(ops::Einsum { equation: equation.clone().into() }), macs)
+                }),
+                "einsum",
             ),
             Join::Matmul => (
                 matmul::matmul(shapes[0], shapes[1])
@@ -257,10 +264,12 @@ impl Expander<'_> {
                 let name = if path.is_empty() { name.to_string() } else { path.to_string() };
                 self.add_node(name, op, ids, shape, 0, macs, loc)
             }
+            // The error blames input `i`, or the call where there is no such input (an
+            // `einsum` equation's mistake).
             Err((i, err)) => {
-                let at = Loc::new(scope.file, inputs[i].1);
+                let at = inputs.get(i).map_or(loc, |(_, span)| Loc::new(scope.file, *span));
                 let mut d = op_diagnostic(err, at, None);
-                if i > 0 {
+                if i > 0 && i < inputs.len() {
                     let first = &self.nodes[ids[0].0].shape;
                     d = with_first_input(d, Loc::new(scope.file, inputs[0].1), first);
                 }
@@ -350,6 +359,8 @@ pub(super) enum Join {
     Stack(i64),
     /// `matmul(a, b)`.
     Matmul,
+    /// `einsum(equation, operands...)`.
+    Einsum(String),
     /// `scaled_dot_product_attention(q, k, v)`, with a fourth tensor, a bool mask, if `masked`.
     Attention { is_causal: bool, scale: Option<f64>, masked: bool },
 }
