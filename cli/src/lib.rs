@@ -139,18 +139,22 @@ pub struct TrainArgs {
     /// A folder of IDX files laid out as (Fashion-)MNIST's; default: the installed Fashion-MNIST.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Passes over the training data.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
+    /// Examples per mini-batch.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
     /// Learning rate.
     #[arg(long, default_value_t = 0.9, value_parser = non_negative)]
     pub lr: f64,
+    /// `sgd` (with `--momentum`) or `adam`.
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
     pub optimizer: OptimizerChoice,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub momentum: f64,
+    /// L2 penalty on the weights, as `torch.optim`'s `weight_decay`.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub weight_decay: f64,
     /// Seed of the initial weights, the shuffling and dropout.
@@ -219,6 +223,7 @@ pub struct EvalArgs {
     /// A folder of IDX files; default: the installed Fashion-MNIST.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Examples per batch of the evaluation.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
     /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
@@ -248,6 +253,7 @@ pub struct PredictArgs {
 #[derive(clap::Args)]
 pub struct SourceArgs {
     /// The `.net` file.
+    #[arg(value_name = "MODEL")]
     pub file: PathBuf,
     /// Set a network parameter, e.g. `--set size=96` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_override)]
