@@ -78,25 +78,35 @@ impl Graph {
         self.outputs.iter().filter(move |o| train || !o.training_only)
     }
 
-    /// For each node, whether a forward pass in that mode computes it: whether an output of
-    /// the mode depends on it. In evaluation mode, the layers that only an output of training
-    /// reads (an auxiliary classifier) are skipped, as PyTorch's modules skip them.
+    /// For each node, whether a forward pass in that mode computes it. Training computes every
+    /// node; evaluation skips the layers that only outputs of training read (an auxiliary
+    /// classifier), as PyTorch's modules skip them. A node no output reads (which W0001
+    /// reports) is computed in both modes, as written.
     pub fn computed(&self, train: bool) -> Vec<bool> {
-        let mut needed = vec![false; self.nodes.len()];
-        for output in self.outputs_in(train) {
-            needed[output.node.0] = true;
-        }
-        for input in &self.inputs {
-            needed[input.0] = true;
-        }
-        for i in (0..self.nodes.len()).rev() {
-            if needed[i] {
-                for input in &self.nodes[i].inputs {
-                    needed[input.0] = true;
+        let needed = |train: bool| {
+            let mut needed = vec![false; self.nodes.len()];
+            for output in self.outputs_in(train) {
+                needed[output.node.0] = true;
+            }
+            for input in &self.inputs {
+                needed[input.0] = true;
+            }
+            for i in (0..self.nodes.len()).rev() {
+                if needed[i] {
+                    for input in &self.nodes[i].inputs {
+                        needed[input.0] = true;
+                    }
                 }
             }
+            needed
+        };
+        let in_training = needed(true);
+        match train {
+            true => vec![true; self.nodes.len()],
+            false => {
+                needed(false).iter().zip(&in_training).map(|(&eval, &training)| eval || !training).collect()
+            }
         }
-        needed
     }
 
     /// For each node, the index of the last node that reads it (`usize::MAX` for the outputs,
