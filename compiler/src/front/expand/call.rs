@@ -99,6 +99,20 @@ impl Expander<'_> {
         self.error(Error::UnknownCallee { name, is_value, at: callee_loc, hint })
     }
 
+    /// The `i`th argument of a call of tensors (`cat`, `matmul`, ...): the layers it makes are
+    /// named `path.i`, unless it only names a tensor.
+    fn tensor_arg(
+        &mut self,
+        i: usize,
+        arg: &Arg,
+        scope: &mut Scope,
+        flow: Option<&Value>,
+        path: &str,
+    ) -> Value {
+        let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
+        self.eval(&arg.value, scope, flow, &arg_path)
+    }
+
     /// `matmul(a, b)` or `scaled_dot_product_attention(q, k, v, is_causal=.., scale=..)`: the
     /// tensors by position, then the options by name.
     fn contraction_call(
@@ -119,10 +133,7 @@ impl Expander<'_> {
         for (i, arg) in args.iter().enumerate() {
             let option = arg.name.as_ref().map(|n| n.name.as_str());
             let value = match option {
-                None | Some("mask") => {
-                    let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
-                    self.eval(&arg.value, scope, flow, &arg_path)
-                }
+                None | Some("mask") => self.tensor_arg(i, arg, scope, flow, path),
                 Some(_) => self.eval(&arg.value, scope, None, path),
             };
             match (option, value) {
@@ -199,8 +210,7 @@ impl Expander<'_> {
                     at: loc,
                 });
             }
-            let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
-            tensors.push((self.eval(&arg.value, scope, flow, &arg_path), arg.value.span));
+            tensors.push((self.tensor_arg(i, arg, scope, flow, path), arg.value.span));
         }
         if tensors.is_empty() {
             return self.error(Error::BuiltinArgs {
@@ -229,10 +239,7 @@ impl Expander<'_> {
         let mut dim = 1i64;
         for (i, arg) in args.iter().enumerate() {
             match &arg.name {
-                None => {
-                    let arg_path = if refers(&arg.value, scope) { path.to_string() } else { child(path, i) };
-                    tensors.push((self.eval(&arg.value, scope, flow, &arg_path), arg.value.span));
-                }
+                None => tensors.push((self.tensor_arg(i, arg, scope, flow, path), arg.value.span)),
                 Some(n) if n.name == "dim" => match self.eval(&arg.value, scope, None, path) {
                     Value::Int(d) => dim = d,
                     Value::Poison => return Value::Poison,
