@@ -30,11 +30,27 @@ impl Model {
     /// Creates the parameters of every layer under `root`, named as the IR names them; a
     /// tensor libtorch cannot allocate is an error naming its layer.
     pub fn try_new(root: &nn::Path, graph: Graph, init: Init) -> Result<Model, RuntimeError> {
-        let params = graph
-            .nodes
-            .iter()
-            .map(|n| ops::try_create_params(root, &n.name, &n.op, init))
-            .collect::<Result<_, _>>()?;
+        // Each layer's own tensors; then the tied ones, as a tensor may be tied to a later
+        // layer's; then the layers applied again, which take all of their first's.
+        let mut params: Vec<Params> = Vec::with_capacity(graph.nodes.len());
+        for node in &graph.nodes {
+            let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
+            params.push(match node.shares {
+                Some(_) => Params::NONE,
+                None => ops::try_create_untied(root, &node.name, &node.op, init, &tied)?,
+            });
+        }
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for tie in &node.ties {
+                let owner = params[tie.to.0].shared();
+                params[i].tie(root, &node.name, &tie.tensor, &owner, &tie.to_tensor)?;
+            }
+        }
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if let Some(owner) = node.shares {
+                params[i] = params[owner.0].shared();
+            }
+        }
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
         Ok(Model { graph, params, last_use, computed })

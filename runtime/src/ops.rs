@@ -31,6 +31,29 @@ impl Params {
         Params { tensors: tensors.into_iter().map(|(name, t)| (name.into(), t)).collect() }
     }
 
+    /// The same tensors, for a shared layer applied again: its gradients reach them.
+    pub fn shared(&self) -> Params {
+        Params { tensors: self.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect() }
+    }
+
+    /// Makes this layer's tensor `name` be `owner`'s tensor `to` (`tie lm_head.weight =
+    /// wte.weight`), registered under the layer's path too, untrained there, so that the
+    /// `state_dict` holds both names, as PyTorch's does, while the optimiser steps it once.
+    pub fn tie(
+        &mut self,
+        root: &nn::Path,
+        layer: &str,
+        name: &str,
+        owner: &Params,
+        to: &str,
+    ) -> Result<(), RuntimeError> {
+        let tensor = owner.get(to)?;
+        let (path, last) = tensor_home(root, layer, name);
+        let alias = path.add(last, tensor.shallow_clone(), false);
+        self.tensors.push((Cow::Owned(name.to_string()), alias));
+        Ok(())
+    }
+
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
     /// tensors given with [`Params::new`] that lack it.
     fn get(&self, name: &str) -> Result<&Tensor, TchError> {
@@ -61,28 +84,36 @@ pub fn create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Params
 /// Creates the tensors of the layer `name` doing `op` under `root`, as its description says;
 /// an allocation libtorch refuses (the sizes come from the model) is an error naming the
 /// layer and the tensor.
+/// Creates the tensors of the layer `name` doing `op`, except the `tied` ones, which
+/// [`Params::tie`] then takes from another layer; panics as [`create_params`] does.
+pub fn create_untied(root: &nn::Path, name: &str, op: &Op, init: Init, tied: &[&str]) -> Params {
+    try_create_untied(root, name, op, init, tied).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Result<Params, RuntimeError> {
+    try_create_untied(root, name, op, init, &[])
+}
+
+/// Creates the tensors of the layer `name` doing `op`, except the `tied` ones, which
+/// [`Params::tie`] then takes from another layer.
+pub fn try_create_untied(
+    root: &nn::Path,
+    name: &str,
+    op: &Op,
+    init: Init,
+    tied: &[&str],
+) -> Result<Params, RuntimeError> {
     let specs = op.layer().tensors();
     if specs.is_empty() {
         return Ok(Params::NONE);
     }
-    let path = layer_path(root, name);
-    // A tensor without a name of its own is the layer (a declared `param`): `features.0.scale`
-    // is the variable `scale` under `features / 0`.
-    let (parent, own) = match name.rsplit_once('.') {
-        Some((parent, own)) => (layer_path(root, parent), own),
-        None => (root.clone(), name),
-    };
     let tensors = specs
         .into_iter()
+        .filter(|spec| !tied.contains(&spec.name.as_ref()))
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            // A submodule's tensor (`out_proj.weight`) lies under the submodule's path.
-            let created = match spec.name.rsplit_once('.') {
-                _ if spec.name.is_empty() => create(&parent, own, &spec, &dims, init),
-                Some((sub, last)) => create(&layer_path(&path, sub), last, &spec, &dims, init),
-                None => create(&path, &spec.name, &spec, &dims, init),
-            };
+            let (path, last) = tensor_home(root, name, &spec.name);
+            let created = create(&path, last, &spec, &dims, init);
             let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
                 let help = "the layer's sizes are too large for the memory; make it smaller";
@@ -92,6 +123,24 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         })
         .collect::<Result<_, RuntimeError>>()?;
     Ok(Params { tensors })
+}
+
+/// The path a layer's tensor is created under, and its last name there: `b3.0.conv1`'s
+/// `weight` is `weight` under `b3 / 0 / conv1`; a submodule's tensor (`out_proj.weight`) lies
+/// under the submodule's path; a tensor without a name of its own is the layer (a declared
+/// `param`): `features.0.scale` is `scale` under `features / 0`.
+fn tensor_home<'a, 'n>(root: &nn::Path<'a>, layer: &'n str, tensor: &'n str) -> (nn::Path<'a>, &'n str) {
+    if tensor.is_empty() {
+        return match layer.rsplit_once('.') {
+            Some((parent, own)) => (layer_path(root, parent), own),
+            None => (root.clone(), layer),
+        };
+    }
+    let path = layer_path(root, layer);
+    match tensor.rsplit_once('.') {
+        Some((sub, last)) => (layer_path(&path, sub), last),
+        None => (path, tensor),
+    }
 }
 
 /// Creates the tensor `spec` describes as the variable `name` under `path`.

@@ -27,6 +27,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
 
     let mut fields = Vec::new();
     let mut inits = Vec::new();
+    let mut ties = Vec::new();
+    let mut made = Vec::new();
     let mut consts = Vec::new();
     let mut steps = Vec::new();
     let last_use = graph.last_uses();
@@ -49,11 +51,26 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         let op = node.op.to_rust(&ir);
         let doc = format!(" `{}`: {}, {}", node.name, node.op, node.shape);
         consts.push(quote! { #[doc = #doc] const #c: #k::runtime::ir::Op = #op; });
-        let params = if !node.op.layer().tensors().is_empty() {
+        let params = if let Some(owner) = node.shares {
+            // A shared layer applied again: its first application's tensors.
+            let f = field(owner.0);
+            quote! { &self.#f }
+        } else if !node.op.layer().tensors().is_empty() {
             let f = field(i);
             let layer = &node.name;
             fields.push(quote! { #[doc = #doc] #f: #k::runtime::ops::Params, });
-            inits.push(quote! { #f: #k::runtime::ops::create_params(vs, #layer, &Self::#c, init), });
+            let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
+            let mutable = (!tied.is_empty()).then(|| quote! { mut });
+            inits.push(quote! {
+                let #mutable #f = #k::runtime::ops::create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*]);
+            });
+            for tie in &node.ties {
+                let (tensor, owner, to) = (&tie.tensor, field(tie.to.0), &tie.to_tensor);
+                ties.push(
+                    quote! { #f.tie(vs, #layer, #tensor, &#owner, #to).unwrap_or_else(|e| panic!("{e}")); },
+                );
+            }
+            made.push(f.clone());
             quote! { &self.#f }
         } else {
             quote! { &#k::runtime::ops::Params::NONE }
@@ -178,7 +195,9 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
 
             /// Creates the parameters under `vs` with the given initialisation.
             pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self {
-                Self { #(#inits)* }
+                #(#inits)*
+                #(#ties)*
+                Self { #(#made),* }
             }
 
             #forward_methods

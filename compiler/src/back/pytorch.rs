@@ -115,6 +115,17 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('.').map_or("", |(parent, _)| parent)
 }
 
+/// A layer's tensor as the network's class reaches it: `self.wte.weight`, or through
+/// `get_submodule` below the top (`self.get_submodule("h.0.attn.out_proj").weight`).
+fn tensor_attribute(layer: &str, tensor: &str) -> String {
+    let full = format!("{layer}.{tensor}");
+    let (module, last) = full.rsplit_once('.').expect("a layer's tensor has a dot");
+    match module.contains('.') || !attribute(module).starts_with("self.") {
+        true => format!("self.get_submodule({module:?}).{last}"),
+        false => format!("self.{module}.{last}"),
+    }
+}
+
 /// Python's keywords, which no attribute can be spelt as (`self.lambda`).
 const PYTHON_KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
@@ -258,7 +269,7 @@ fn locate<'t>(layout: &Layout, tree: &'t Tree, access: Option<&str>, i: usize) -
         .children
         .iter()
         .find(|(_, c)| match c {
-            Child::Layer(id, _) => id.0 == i,
+            Child::Layer(id, _) => id.0 == i || layout.graph.nodes[i].shares == Some(*id),
             Child::Tree(sub) => inside(&layout.home[i], &sub.path),
         })
         .expect("each node of a tree is a join of it, a layer of it, or in a subtree");
@@ -319,6 +330,17 @@ fn class_body(
         } else {
             writeln!(body, "        self.add_module({segment:?}, {ctor})")
         };
+    }
+    if tree.path.is_empty() {
+        // PyTorch's weight tying: the attribute assigned is the other module's parameter.
+        for node in &graph.nodes {
+            for tie in &node.ties {
+                let owner = &graph.nodes[tie.to.0].name;
+                let (a, b) =
+                    (tensor_attribute(&node.name, &tie.tensor), tensor_attribute(owner, &tie.to_tensor));
+                let _ = writeln!(body, "        {a} = {b}");
+            }
+        }
     }
     let _ = writeln!(body, "\n    def forward(self, {}):", args.join(", "));
     let mut done: BTreeSet<usize> = inputs.iter().copied().collect();
@@ -442,6 +464,9 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         let spelled = node.op.layer().pytorch(&inputs);
         parameter[i] = matches!(spelled, PyTorch::Parameter(_));
         match spelled {
+            // A shared layer applied again calls its first application's module, which its
+            // parent holds (both have one name).
+            PyTorch::Module(_) if node.shares.is_some() => home[i] = parent(&node.name).to_string(),
             // A parameter is an attribute as a module is, read where a module is called.
             PyTorch::Module(ctor) | PyTorch::Parameter(ctor) => {
                 let mut at = &mut tree;

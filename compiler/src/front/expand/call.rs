@@ -27,7 +27,12 @@ impl Expander<'_> {
         path: &str,
     ) -> Value {
         if let Some(value) = scope.read(name) {
-            return value;
+            // A shared layer is applied where a tensor flows into it; elsewhere (a block's
+            // argument) it is passed on as it is.
+            return match (value, flow) {
+                (Value::Shared(name, index), Some(flow)) => self.apply_shared(&name, index, loc, scope, flow),
+                (value, _) => value,
+            };
         }
         if let Some(spec) = ops::lookup(name) {
             return self.apply_op(spec, &[], loc, loc, scope, flow, path);

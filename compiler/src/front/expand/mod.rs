@@ -15,6 +15,7 @@ mod call;
 mod eval;
 mod graph;
 pub(crate) mod lints;
+mod share;
 
 use std::collections::HashMap;
 
@@ -65,6 +66,7 @@ pub(super) enum Frame {
 }
 
 /// The names visible in one block instance or network body.
+#[derive(Clone)]
 struct Scope {
     file: FileId,
     vars: HashMap<String, (Value, Span)>,
@@ -132,6 +134,10 @@ pub struct Expander<'p> {
     unnamed_input: Option<Loc>,
     /// What the lints gather on the way (see `lints.rs`).
     lints: lints::Gathered,
+    /// The `shared` layers declared so far, which `Value::Shared` indexes.
+    shared: Vec<share::SharedLayer>,
+    /// Each tied tensor (its layer and name) and where it was tied.
+    tie_locs: Vec<(NodeId, String, Loc)>,
 }
 
 impl<'p> Expander<'p> {
@@ -149,6 +155,8 @@ impl<'p> Expander<'p> {
             inputs: Vec::new(),
             unnamed_input: None,
             lints: lints::Gathered::default(),
+            shared: Vec::new(),
+            tie_locs: Vec::new(),
         }
     }
 
@@ -297,6 +305,15 @@ impl<'p> Expander<'p> {
                     // before it.
                     Value::Tuple(Vec::new())
                 }
+                // Declarations feed nothing: the statement after one gets the tensor before it.
+                Stmt::Shared { name, value, .. } => {
+                    self.declare_shared(name, value, scope, path);
+                    Value::Tuple(Vec::new())
+                }
+                Stmt::Tie { tensor, to, .. } => {
+                    self.tie(tensor, to, scope, path);
+                    Value::Tuple(Vec::new())
+                }
                 Stmt::Bind { name, value } => {
                     let path = child(path, &name.name);
                     scope.label_prefix = path.clone();
@@ -317,7 +334,10 @@ impl<'p> Expander<'p> {
             if matches!(value, Value::Tensor(_) | Value::Poison) {
                 flow = Some(value.clone());
             }
-            last = Some(value);
+            // A declaration is no statement's value: the body's is the one before it.
+            if !matches!(stmt, Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. }) {
+                last = Some(value);
+            }
         }
         last
     }
