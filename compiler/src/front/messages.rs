@@ -204,6 +204,9 @@ pub(super) enum Error<'a> {
     DestructureCount { names: usize, items: usize, at: Loc, value: Loc },
     // `a, b = value` where `value` is no tuple.
     DestructureNotTuple { found: Found, at: Loc },
+    // `a, b = lstm(...)` with another number of names than the layer's output and states
+    // (`states` as the report describes them); `at` is the names.
+    DestructureStates { layer: &'a str, states: &'a [String], names: usize, at: Loc, value: Loc },
     LayerNeedsInput { layer: &'a str, at: Loc },
     BlockNeedsInput { block: &'a str, at: Loc },
     RepeatNeedsInput { at: Loc },
@@ -656,6 +659,22 @@ impl Error<'_> {
             )
             .primary(at, this_is(&found))
             .hint("`a, b = chunk(2, dim=1)` binds the two halves of the channels"),
+            DestructureStates { layer, states, names, at, value } => {
+                let gives = states.len() + 1;
+                // `h_n` and `c_n`, the last word of each state's description.
+                let short: Vec<&str> = states.iter().map(|s| s.rsplit(' ').next().unwrap_or(s)).collect();
+                let states_are = match &short[..] {
+                    [one] => format!("its final state {one}"),
+                    _ => format!("its final states {}", short.join(" and ")),
+                };
+                Diagnostic::error(
+                    Code::Value,
+                    format!("{names} names to bind, but `{layer}` gives {gives} tensors: its output and {states_are}"),
+                )
+                .primary(at, format!("{names} names"))
+                .secondary(value, format!("this gives {gives}"))
+                .hint(format!("bind one name to each: `y, {} = {layer}(...)`", short.join(", ")))
+            }
             LayerNeedsInput { layer, at } => {
                 Diagnostic::error(Code::Type, format!("`{layer}` is a layer and needs an input tensor here"))
                     .primary(at, "nothing flows into this layer")
