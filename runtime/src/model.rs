@@ -118,20 +118,26 @@ impl Model {
         self.run(xs, train, true)
     }
 
-    /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs.
+    /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs. Each
+    /// node's value is every tensor it computes, its output first, then any states (a recurrent
+    /// layer's final `h_n`, ...), which the nodes that select them read.
     fn run(&self, xs: &[&Tensor], train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
         let computed = &self.computed[usize::from(train || keep)];
-        let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
+        let mut values: Vec<Option<Vec<Tensor>>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let value = if !computed[i] {
                 None
             } else if matches!(node.op, Op::Input(_)) {
                 let k = self.graph.inputs.iter().position(|id| id.0 == i).expect("an input of the graph");
-                Some(xs[k].shallow_clone())
+                Some(vec![xs[k].shallow_clone()])
             } else {
-                let inputs: Vec<&Tensor> =
-                    node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
-                Some(ops::apply(&node.name, &node.op, &self.params[i], &inputs, train)?)
+                let reads = node.op.layer().reads();
+                let inputs: Vec<&Tensor> = node
+                    .inputs
+                    .iter()
+                    .map(|id| &values[id.0].as_ref().expect("inputs come first")[reads])
+                    .collect();
+                Some(ops::apply_outputs(&node.name, &node.op, &self.params[i], &inputs, train)?)
             };
             values.push(value);
             if !keep {
@@ -142,13 +148,11 @@ impl Model {
                 }
             }
         }
+        let output = |v: Option<&Vec<Tensor>>| v.expect("the outputs are kept")[0].shallow_clone();
         Ok(if keep {
-            values.into_iter().map(|v| v.expect("kept")).collect()
+            values.iter().map(|v| output(v.as_ref())).collect()
         } else {
-            self.graph
-                .outputs_in(train)
-                .map(|o| values[o.node.0].as_ref().expect("the outputs are kept").shallow_clone())
-                .collect()
+            self.graph.outputs_in(train).map(|o| output(values[o.node.0].as_ref())).collect()
         })
     }
 }

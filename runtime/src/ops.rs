@@ -322,7 +322,23 @@ pub fn apply(
     inputs: &[&Tensor],
     train: bool,
 ) -> Result<Tensor, RuntimeError> {
-    forward(op, params, inputs, train).map_err(|e| {
+    let mut outputs = apply_outputs(layer, op, params, inputs, train)?;
+    Ok(outputs.swap_remove(0))
+}
+
+/// Every tensor `op` computes, as [`apply`] does: its output, then its states, as many as its
+/// description's `states` (a recurrent layer's final `h_n`, and an LSTM's `c_n`, each in
+/// libtorch's layout, `[D·num_layers, N, H]`, which the op `FinalState` that reads it makes
+/// batch first). The interpreter keeps them for the nodes that read them.
+pub fn apply_outputs(
+    layer: &str,
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+) -> Result<Vec<Tensor>, RuntimeError> {
+    let mut outputs = Vec::with_capacity(1);
+    forward(op, params, inputs, train, &mut outputs).map_err(|e| {
         let shapes: Vec<String> = inputs.iter().map(|t| format!("{:?}", t.size())).collect();
         let during = match shapes.len() {
             1 => format!("on input {}", shapes[0]),
@@ -335,10 +351,48 @@ pub fn apply(
             &e,
             "try a smaller batch or input size",
         )))
+    })?;
+    Ok(outputs)
+}
+
+/// The `N` tensors `op` computes, its output and its states, as [`apply_outputs`] gives them:
+/// what generated code calls for a layer with states, whose number it knows.
+pub fn apply_all<const N: usize>(
+    layer: &str,
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+) -> Result<[Tensor; N], RuntimeError> {
+    let outputs = apply_outputs(layer, op, params, inputs, train)?;
+    let count = outputs.len();
+    outputs.try_into().map_err(|_| {
+        let e = TchError::Shape(format!("the layer computes {count} tensors, not {N}"));
+        RuntimeError::Layer(Box::new(LayerError::new(layer, op, String::new(), &e, "")))
     })
 }
 
-fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<Tensor, TchError> {
+/// Pushes onto `outputs` the op's output, then its states (see [`apply_outputs`]).
+fn forward(
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+    outputs: &mut Vec<Tensor>,
+) -> Result<(), TchError> {
+    let output = output(op, params, inputs, train, outputs)?;
+    outputs.insert(0, output);
+    Ok(())
+}
+
+/// The op's output; a layer with states pushes them onto `states`.
+fn output(
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+    states: &mut Vec<Tensor>,
+) -> Result<Tensor, TchError> {
     // A declared `param` has no input: its value is its tensor, through which gradients flow.
     let param = || Ok::<_, TchError>(params.get("")?.shallow_clone());
     if let Op::Param(_) = op {
@@ -437,9 +491,11 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
         Op::MultiHeadAttention(a) => self_attention(x, params, a, train)?,
-        Op::Lstm(l) => recurrent(x, op, params, l.recurrent(), train)?,
-        Op::Gru(g) => recurrent(x, op, params, g.recurrent(), train)?,
-        Op::Rnn(r) => recurrent(x, op, params, r.recurrent(), train)?,
+        Op::Lstm(l) => recurrent(inputs, op, params, l.recurrent(), train, states)?,
+        Op::Gru(g) => recurrent(inputs, op, params, g.recurrent(), train, states)?,
+        Op::Rnn(r) => recurrent(inputs, op, params, r.recurrent(), train, states)?,
+        // The state, [D·num_layers, N, H] as libtorch gives it, batch first.
+        Op::FinalState(_) => x.f_transpose(0, 1)?,
         // As `F.embedding`: the padding row (-1 for none) only keeps its gradient at zero.
         Op::Embedding(e) => Tensor::f_embedding(
             params.get("weight")?,
@@ -551,23 +607,40 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
     })
 }
 
-/// A recurrent layer on a sequence `x` [N, T, F], batch first, from zero initial states:
-/// every step's hidden state of the last layer, [N, T, D·H]. libtorch takes the tensors as
-/// one list in PyTorch's `state_dict` order, which the op's description gives; they are
-/// looked up by name, so that tensors given with [`Params::new`] in another order still
-/// line up. `dropout` acts between layers in training only.
-fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) -> Result<Tensor, TchError> {
+/// A recurrent layer on a sequence `inputs[0]` [N, T, F], batch first, from its initial states
+/// (`inputs[1..]`, batch first, [N, D·num_layers, H]) or zero ones: every step's hidden state
+/// of the last layer, [N, T, D·H], with the final states pushed onto `states` in libtorch's
+/// layout. libtorch takes the tensors as one list in PyTorch's `state_dict` order, which the
+/// op's description gives; they are looked up by name, so that tensors given with
+/// [`Params::new`] in another order still line up. `dropout` acts between layers in training
+/// only.
+fn recurrent(
+    inputs: &[&Tensor],
+    op: &Op,
+    params: &Params,
+    r: Recurrent,
+    train: bool,
+    states: &mut Vec<Tensor>,
+) -> Result<Tensor, TchError> {
+    let x = inputs[0];
     let specs = op.layer().tensors();
     let weights = specs.iter().map(|spec| params.get(&spec.name)).collect::<Result<Vec<_>, _>>()?;
     let batch = x.size().first().copied().unwrap_or(0);
-    let states = (r.num_layers * r.directions()) as i64;
-    let zeros = Tensor::f_zeros([states, batch, r.hidden_size as i64], (x.f_kind()?, x.device()))?;
+    let count = (r.num_layers * r.directions()) as i64;
+    // libtorch only reads the initial states: zero, or those given, with the batch second, as
+    // PyTorch's module passes them (contiguous, as cuDNN needs them).
+    let zeros = || Tensor::f_zeros([count, batch, r.hidden_size as i64], (x.f_kind()?, x.device()));
+    let initial = |k: usize| match inputs.get(k).filter(|_| r.initial) {
+        Some(h) => h.f_transpose(0, 1)?.f_contiguous(),
+        None => zeros(),
+    };
+    let h0 = initial(1)?;
     let (layers, bidirectional, batch_first) = (r.num_layers as i64, r.bidirectional, true);
-    let output = match r.cell {
-        // The initial hidden and cell states, both zero: libtorch only reads them.
+    let (output, h_n) = match r.cell {
         Cell::Lstm => {
-            x.f_lstm(
-                &[&zeros, &zeros],
+            let c0 = initial(2)?;
+            let (output, h_n, c_n) = x.f_lstm(
+                &[&h0, &c0],
                 &weights,
                 r.bias,
                 layers,
@@ -575,19 +648,20 @@ fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) ->
                 train,
                 bidirectional,
                 batch_first,
-            )?
-            .0
+            )?;
+            states.push(h_n);
+            states.push(c_n);
+            return Ok(output);
         }
-        Cell::Gru => {
-            x.f_gru(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
-        }
+        Cell::Gru => x.f_gru(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?,
         Cell::RnnTanh => {
-            x.f_rnn_tanh(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+            x.f_rnn_tanh(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?
         }
         Cell::RnnRelu => {
-            x.f_rnn_relu(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+            x.f_rnn_relu(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?
         }
     };
+    states.push(h_n);
     Ok(output)
 }
 

@@ -219,7 +219,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[6])
-from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput
+from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput, States
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -230,7 +230,7 @@ fixture = load_file(sys.argv[3])
 prefix = sys.argv[5]
 env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
 env.update({"SelfAttention": SelfAttention, "EncoderLayer": EncoderLayer})
-env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput})
+env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput, "States": States})
 real = eval(meta["torch"], env)
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
 theirs = [(f"{prefix}{k}", list(v.shape)) for k, v in real.state_dict().items()]

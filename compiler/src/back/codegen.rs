@@ -75,15 +75,37 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         } else {
             quote! { &#k::runtime::ops::Params::NONE }
         };
-        let inputs = node.inputs.iter().map(|id| format_ident!("x{}", id.0));
+        // State k of a layer (a recurrent layer's `h_n`) is `x5_k`, beside its output `x5`.
+        let reads = node.op.layer().reads();
+        let inputs = node.inputs.iter().map(|id| match reads {
+            0 => format_ident!("x{}", id.0),
+            k => format_ident!("x{}_{}", id.0, k),
+        });
         let layer = &node.name;
-        let apply = quote! { #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? };
+        let states = state_names(graph, i);
+        let (apply, skipped) = match states.len() {
+            0 => (
+                quote! { #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? },
+                quote! { #k::tch::Tensor::new() },
+            ),
+            n => {
+                let n = Literal::usize_unsuffixed(n + 1);
+                (
+                    quote! { #k::runtime::ops::apply_all::<#n>(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? },
+                    quote! { ::std::array::from_fn(|_| #k::tch::Tensor::new()) },
+                )
+            }
+        };
+        let value = match states.is_empty() {
+            true => quote! { #value },
+            false => quote! { [#value, #(#states),*] },
+        };
         steps.push(if in_eval[i] {
             quote! { let #value = #apply; }
         } else {
             // Only an output of training reads it (an auxiliary classifier): skipped in
             // evaluation mode, where nothing reads the empty tensor that stands for it.
-            quote! { let #value = if train { #apply } else { #k::tch::Tensor::new() }; }
+            quote! { let #value = if train { #apply } else { #skipped }; }
         });
         // Free each intermediate as soon as nothing reads it any more, once even when a node
         // reads it twice (`y + y`).
@@ -93,7 +115,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         dead.dedup();
         for id in dead {
             let dead = format_ident!("x{}", id);
-            steps.push(quote! { drop(#dead); });
+            let states = state_names(graph, id);
+            steps.push(quote! { drop(#dead); #(drop(#states);)* });
         }
     }
     let network = &graph.name;
@@ -315,6 +338,13 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
         }
     };
     (types, methods, TokenStream::new())
+}
+
+/// The variables of node `i`'s states, `x5_1`, ..., for a layer that has them (see
+/// [`crate::ops::Layer::states`]).
+fn state_names(graph: &Graph, i: usize) -> Vec<Ident> {
+    let states = graph.nodes[i].op.layer().states().len();
+    (1..=states).map(|k| format_ident!("x{}_{}", i, k)).collect()
 }
 
 /// A stand-in with the same items, emitted beside a `compile_error!` so that code using the

@@ -37,6 +37,13 @@ impl Found {
     }
 }
 
+/// One application of a shared layer: how it built the layer, from which input, where.
+pub(super) struct Applied<'a> {
+    pub(super) op: String,
+    pub(super) input: &'a Shape,
+    pub(super) at: Loc,
+}
+
 /// What is being called, as argument errors describe it.
 pub(super) struct Callee<'p> {
     /// `conv2d` or `residual`.
@@ -85,474 +92,160 @@ impl<'p> Callee<'p> {
 pub(super) enum Error<'a> {
     // ---- Loading files and imports ----
     // `import` is the import that asked for the file, if any.
-    IsDirectory {
-        name: &'a str,
-        import: Option<Loc>,
-    },
+    IsDirectory { name: &'a str, import: Option<Loc> },
     // `folder` is the importing file's, for a file not found: paths are relative to it.
-    Unreadable {
-        name: &'a str,
-        error: &'a std::io::Error,
-        import: Option<Loc>,
-        folder: Option<String>,
-    },
+    Unreadable { name: &'a str, error: &'a std::io::Error, import: Option<Loc>, folder: Option<String> },
     // A FIFO, a device or a socket: `kind` says which.
-    NotRegular {
-        name: &'a str,
-        kind: &'a str,
-        import: Option<Loc>,
-    },
+    NotRegular { name: &'a str, kind: &'a str, import: Option<Loc> },
     // `size` is `None` when the file grew past the limit while it was read.
-    TooLarge {
-        name: &'a str,
-        size: Option<u64>,
-        max: u64,
-        import: Option<Loc>,
-    },
-    NotUtf8 {
-        name: &'a str,
-        byte: u8,
-        at: Loc,
-    },
-    ImportsTooDeep {
-        max: usize,
-        at: Loc,
-    },
-    NoStdModule {
-        module: &'a str,
-        at: Loc,
-    },
+    TooLarge { name: &'a str, size: Option<u64>, max: u64, import: Option<Loc> },
+    NotUtf8 { name: &'a str, byte: u8, at: Loc },
+    ImportsTooDeep { max: usize, at: Loc },
+    NoStdModule { module: &'a str, at: Loc },
     // `links` are the other imports along the cycle, with the name of the file making each.
-    ImportCycle {
-        file: &'a str,
-        at: Loc,
-        links: Vec<(Loc, &'a str)>,
-    },
+    ImportCycle { file: &'a str, at: Loc, links: Vec<(Loc, &'a str)> },
     // A block named as a built-in layer or function.
-    HidesBuiltin {
-        name: &'a str,
-        at: Loc,
-    },
+    HidesBuiltin { name: &'a str, at: Loc },
     // Two blocks of one name.
-    DefinedTwice {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
+    DefinedTwice { name: &'a str, at: Loc, first: Loc },
 
     // ---- Networks and their input ----
     // A network parameter with neither a default nor a `--set` value.
-    NoParamValue {
-        name: &'a str,
-        at: Loc,
-    },
-    NoInput {
-        network: &'a str,
-        at: Loc,
-    },
+    NoParamValue { name: &'a str, at: Loc },
+    NoInput { network: &'a str, at: Loc },
     // A network whose last statement is not a tensor; `found` is its type, if it has one.
-    NetworkOutput {
-        network: &'a str,
-        found: Option<&'static str>,
-        at: Loc,
-    },
+    NetworkOutput { network: &'a str, found: Option<&'static str>, at: Loc },
     // `what` is the first total that overflows: "parameter count", "activations per example".
-    TotalsOverflow {
-        network: &'a str,
-        what: &'a str,
-        at: Loc,
-    },
+    TotalsOverflow { network: &'a str, what: &'a str, at: Loc },
     // A layer's output, or the input, with more elements than libtorch can hold as f32.
-    TensorTooLarge {
-        shape: &'a Shape,
-        at: Loc,
-    },
+    TensorTooLarge { shape: &'a Shape, at: Loc },
     // A `--set` value that is not a constant.
-    NotConstant {
-        at: Loc,
-    },
-    InputInBlock {
-        at: Loc,
-    },
-    InputInBody {
-        at: Loc,
-    },
-    FlowWithoutTensor {
-        at: Loc,
-    },
+    NotConstant { at: Loc },
+    InputInBlock { at: Loc },
+    InputInBody { at: Loc },
+    FlowWithoutTensor { at: Loc },
     // A function whose body made a layer or gave a tensor.
-    FunctionTensor {
-        function: &'a str,
-        at: Loc,
-    },
+    FunctionTensor { function: &'a str, at: Loc },
     // A built-in function given what it does not take.
-    BuiltinArgs {
-        function: &'a str,
-        takes: &'static str,
-        found: String,
-        at: Loc,
-    },
+    BuiltinArgs { function: &'a str, takes: &'static str, found: String, at: Loc },
     // `name{i}:` where `i` is not an integer.
-    LabelIndex {
-        found: Found,
-        at: Loc,
-    },
+    LabelIndex { found: Found, at: Loc },
     // A label that is empty or holds a dot.
-    LabelText {
-        text: &'a str,
-        at: Loc,
-    },
+    LabelText { text: &'a str, at: Loc },
     // Two unnamed inputs; `first` is the first.
-    InputTwice {
-        at: Loc,
-        first: Loc,
-    },
+    InputTwice { at: Loc, first: Loc },
     // Two inputs whose batches differ: this one's `batch`, the first input's `first_batch`.
-    InputBatch {
-        name: &'a str,
-        batch: String,
-        first: &'a str,
-        first_batch: String,
-        at: Loc,
-        first_at: Loc,
-    },
+    InputBatch { name: &'a str, batch: String, first: &'a str, first_batch: String, at: Loc, first_at: Loc },
     // `size`: the one dimension given, when it is a number (a size without the batch).
-    InputTooFewDims {
-        size: Option<i64>,
-        at: Loc,
-    },
-    BadDimension {
-        value: i64,
-        at: Loc,
-    },
+    InputTooFewDims { size: Option<i64>, at: Loc },
+    BadDimension { value: i64, at: Loc },
     // ---- Declared outputs ----
     // `output` in a block, or before the network's last statement.
-    OutputInBlock {
-        at: Loc,
-    },
-    OutputNotLast {
-        at: Loc,
-    },
+    OutputInBlock { at: Loc },
+    OutputNotLast { at: Loc },
     // The first output marked `if training`.
-    MainOutputInTraining {
-        name: &'a str,
-        at: Loc,
-    },
+    MainOutputInTraining { name: &'a str, at: Loc },
     // ---- Declared parameters ----
     // A `param`'s initial value that is neither a number nor `normal(std=...)`; `None` for a
     // call of `normal` with other arguments.
-    ParamInit {
-        found: Option<Found>,
-        at: Loc,
-    },
+    ParamInit { found: Option<Found>, at: Loc },
     // A `param` of more dimensions than a layer's tensor may have.
-    ParamRank {
-        rank: usize,
-        max: usize,
-        at: Loc,
-    },
+    ParamRank { rank: usize, max: usize, at: Loc },
     // A `param` (no batch) given to a layer, a block, a join or a slice, or made the output;
     // `what` says which (`layer `conv2d``).
-    ParamAsInput {
-        what: String,
-        shape: &'a Shape,
-        at: Loc,
-    },
+    ParamAsInput { what: String, shape: &'a Shape, at: Loc },
     // A tensor of another element type than `what` (`layer `linear``) takes; `origin` is the
     // node that made it, with its name.
-    ElementType {
-        what: String,
-        takes: DType,
-        shape: &'a Shape,
-        at: Loc,
-        origin: (Loc, &'a str, bool),
-    },
+    ElementType { what: String, takes: DType, shape: &'a Shape, at: Loc, origin: (Loc, &'a str, bool) },
     // `in` used before `input`.
-    InBeforeInput {
-        at: Loc,
-    },
+    InBeforeInput { at: Loc },
 
     // ---- Shared layers and tied tensors ----
     // A `shared` layer applied to a tensor that builds its layer `layer` otherwise than its
-    // first application did (`op` and `first_op` say how each built it).
-    SharedMismatch {
-        name: &'a str,
-        layer: &'a str,
-        op: String,
-        input: &'a Shape,
-        first_op: String,
-        first_input: &'a Shape,
-        at: Loc,
-        first: Loc,
-    },
+    // first application did.
+    SharedMismatch { name: &'a str, layer: &'a str, here: Applied<'a>, first: Applied<'a> },
     // A `shared` layer whose application builds a layer its first did not, or not all of
     // them (an `if` on the input's sizes).
-    SharedStructure {
-        name: &'a str,
-        layer: &'a str,
-        at: Loc,
-        first: Loc,
-    },
+    SharedStructure { name: &'a str, layer: &'a str, at: Loc, first: Loc },
     // `tie a.weight = ...` where no layer of the body is `a`.
-    TieUnknownLayer {
-        layer: &'a str,
-        at: Loc,
-        hint: Option<String>,
-    },
+    TieUnknownLayer { layer: &'a str, at: Loc, hint: Option<String> },
     // `tie a.bias = ...` where the layer `a` has no trained tensor `bias`.
-    TieUnknownTensor {
-        layer: &'a str,
-        tensor: &'a str,
-        op: String,
-        has: String,
-        at: Loc,
-    },
-    TieShape {
-        tensor: &'a str,
-        dims: String,
-        to: &'a str,
-        to_dims: String,
-        at: Loc,
-    },
-    // A tensor tied twice, or to itself.
-    TieAgain {
-        tensor: &'a str,
-        at: Loc,
-        first: Option<Loc>,
-    },
+    TieUnknownTensor { layer: &'a str, tensor: &'a str, op: String, has: String, at: Loc },
+    TieShape { tensor: &'a str, dims: String, to: &'a str, to_dims: String, at: Loc },
+    // A tensor tied twice (`first` is where it was tied first), or to itself.
+    TieAgain { tensor: &'a str, at: Loc, first: Option<Loc> },
 
     // ---- Names ----
     // Two layers with one name; `first` is where the name was first taken.
-    DuplicateLayer {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
+    DuplicateLayer { name: &'a str, at: Loc, first: Loc },
     // A layer whose name is the parent of another's (`h` and `h.y.0`).
-    LayerAsParent {
-        name: &'a str,
-        child: &'a str,
-        at: Loc,
-        child_at: Loc,
-    },
+    LayerAsParent { name: &'a str, child: &'a str, at: Loc, child_at: Loc },
     // A name bound twice in one scope.
-    Redefined {
-        name: &'a str,
-        at: Loc,
-        first: Loc,
-    },
+    Redefined { name: &'a str, at: Loc, first: Loc },
     // `hint` is a did-you-mean, as only the expander knows the names in scope.
-    UnknownName {
-        name: &'a str,
-        at: Loc,
-        hint: Option<String>,
-    },
+    UnknownName { name: &'a str, at: Loc, hint: Option<String> },
     // A call of something that is no layer or block; `is_value` when it names a value.
-    UnknownCallee {
-        name: &'a str,
-        is_value: bool,
-        at: Loc,
-        hint: Option<String>,
-    },
+    UnknownCallee { name: &'a str, is_value: bool, at: Loc, hint: Option<String> },
 
     // ---- Values and their types ----
     // Where an integer is needed; `free_name` when the expression was a bare name.
-    NotInteger {
-        found: &'static str,
-        at: Loc,
-        free_name: bool,
-    },
-    UnaryOperand {
-        op: UnaryOp,
-        found: Found,
-        at: Loc,
-    },
-    BinaryOperands {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    NotBooleans {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    NotCondition {
-        found: Found,
-        at: Loc,
-    },
-    StageNotTensor {
-        found: Found,
-        at: Loc,
-    },
-    IndexNotInteger {
-        found: Found,
-        at: Loc,
-    },
-    NotTensor {
-        found: Found,
-        at: Loc,
-    },
+    NotInteger { found: &'static str, at: Loc, free_name: bool },
+    UnaryOperand { op: UnaryOp, found: Found, at: Loc },
+    BinaryOperands { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotBooleans { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    NotCondition { found: Found, at: Loc },
+    StageNotTensor { found: Found, at: Loc },
+    IndexNotInteger { found: Found, at: Loc },
+    NotTensor { found: Found, at: Loc },
     // A field or index on a value that has none; `field` is `None` for an index.
-    NoAccess {
-        field: Option<&'a str>,
-        found: Found,
-        at: Loc,
-    },
-    NoTensorField {
-        field: &'a str,
-        shape: String,
-        at: Loc,
-    },
-    IndexOutOfRange {
-        index: i64,
-        len: i64,
-        at: Loc,
-    },
-    NoElse {
-        at: Loc,
-    },
+    NoAccess { field: Option<&'a str>, found: Found, at: Loc },
+    NoTensorField { field: &'a str, shape: String, at: Loc },
+    IndexOutOfRange { index: i64, len: i64, at: Loc },
+    NoElse { at: Loc },
 
     // ---- Arithmetic ----
-    Overflow {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
-    DivideByZero {
-        a: &'a Value,
-        op: BinaryOp,
-        b: &'a Value,
-        at: Loc,
-    },
+    Overflow { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
+    DivideByZero { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
     // A tensor divided by the number 0, or combined with a number that is not finite.
-    TensorByNumber {
-        value: f64,
-        at: Loc,
-    },
-    NegationOverflow {
-        value: i64,
-        at: Loc,
-    },
+    TensorByNumber { value: f64, at: Loc },
+    NegationOverflow { value: i64, at: Loc },
 
     // ---- Calls and their arguments ----
-    TooManyArgs {
-        callee: &'a Callee<'a>,
-        given: usize,
-        at: Loc,
-    },
-    UnknownArg {
-        callee: &'a Callee<'a>,
-        name: &'a str,
-        at: Loc,
-    },
-    ArgTwice {
-        param: &'a str,
-        at: Loc,
-    },
+    TooManyArgs { callee: &'a Callee<'a>, given: usize, at: Loc },
+    UnknownArg { callee: &'a Callee<'a>, name: &'a str, at: Loc },
+    ArgTwice { param: &'a str, at: Loc },
     // An argument that is not of its parameter's kind.
-    ArgType {
-        param: &'a str,
-        kind: Kind,
-        value: &'a Value,
-        found: Found,
-        at: Loc,
-    },
-    MissingLayerArg {
-        layer: &'a str,
-        param: &'a str,
-        signature: String,
-        at: Loc,
-    },
-    MissingBlockArg {
-        block: &'a str,
-        param: &'a str,
-        at: Loc,
-        param_at: Loc,
-    },
-    CatDimNotInteger {
-        found: Found,
-        at: Loc,
-    },
+    ArgType { param: &'a str, kind: Kind, value: &'a Value, found: Found, at: Loc },
+    MissingLayerArg { layer: &'a str, param: &'a str, signature: String, at: Loc },
+    MissingBlockArg { block: &'a str, param: &'a str, at: Loc, param_at: Loc },
+    CatDimNotInteger { found: Found, at: Loc },
     // `join` is `cat` or `stack`.
-    CatUnknownArg {
-        join: &'a str,
-        name: &'a str,
-        at: Loc,
-    },
-    CatEmpty {
-        join: &'a str,
-        at: Loc,
-    },
+    CatUnknownArg { join: &'a str, name: &'a str, at: Loc },
+    CatEmpty { join: &'a str, at: Loc },
     // `a, b = value` where `value` is a tuple of another length; `at` is the names.
-    DestructureCount {
-        names: usize,
-        items: usize,
-        at: Loc,
-        value: Loc,
-    },
+    DestructureCount { names: usize, items: usize, at: Loc, value: Loc },
     // `a, b = value` where `value` is no tuple.
-    DestructureNotTuple {
-        found: Found,
-        at: Loc,
-    },
-    LayerNeedsInput {
-        layer: &'a str,
-        at: Loc,
-    },
-    BlockNeedsInput {
-        block: &'a str,
-        at: Loc,
-    },
-    RepeatNeedsInput {
-        at: Loc,
-    },
+    DestructureNotTuple { found: Found, at: Loc },
+    // `a, b = lstm(...)` with another number of names than the layer's output and states
+    // (`states` as the report describes them); `at` is the names.
+    DestructureStates { layer: &'a str, states: &'a [String], names: usize, at: Loc, value: Loc },
+    LayerNeedsInput { layer: &'a str, at: Loc },
+    BlockNeedsInput { block: &'a str, at: Loc },
+    RepeatNeedsInput { at: Loc },
     // A block's last statement is not a tensor; `found` is its type, if it has one.
-    BlockOutput {
-        block: &'a str,
-        found: Option<&'static str>,
-        at: Loc,
-        call: Loc,
-    },
+    BlockOutput { block: &'a str, found: Option<&'static str>, at: Loc, call: Loc },
     // A block calling itself; `cycle` holds the frames from the block's first call on.
-    Recursion {
-        block: &'a str,
-        at: Loc,
-        cycle: &'a [Frame],
-    },
+    Recursion { block: &'a str, at: Loc, cycle: &'a [Frame] },
 
     // ---- Repeats ----
-    NegativeRepeat {
-        count: i64,
-        at: Loc,
-    },
-    ReversedRange {
-        lo: i64,
-        hi: i64,
-        at: Loc,
-    },
+    NegativeRepeat { count: i64, at: Loc },
+    ReversedRange { lo: i64, hi: i64, at: Loc },
 
     // ---- Limits, which stop expansion ----
-    TooManyNodes {
-        max: usize,
-        at: Loc,
-    },
-    TooManySteps {
-        max: u64,
-        at: Loc,
-    },
-    TooManyIterations {
-        count: u64,
-        max: u64,
-        at: Loc,
-    },
-    TooDeep {
-        max: usize,
-        at: Loc,
-    },
+    TooManyNodes { max: usize, at: Loc },
+    TooManySteps { max: u64, at: Loc },
+    TooManyIterations { count: u64, max: u64, at: Loc },
+    TooDeep { max: usize, at: Loc },
 }
 
 impl Error<'_> {
@@ -742,13 +435,13 @@ impl Error<'_> {
                 format!("a `param` may have at most {max} dimensions, but this one has {rank}"),
             )
             .primary(at, format!("{rank} dimensions")),
-            SharedMismatch { name, layer, op, input, first_op, first_input, at, first } => {
+            SharedMismatch { name, layer, here, first } => {
                 Diagnostic::error(
                     Code::ShapeMismatch,
                     format!("shared layer `{name}` applied to two incompatible shapes"),
                 )
-                .primary(at, format!("applied to {input} here, which makes `{layer}` {op}"))
-                .secondary(first, format!("first applied to {first_input}, which made `{layer}` {first_op}"))
+                .primary(here.at, format!("applied to {} here, which makes `{layer}` {}", here.input, here.op))
+                .secondary(first.at, format!("first applied to {}, which made `{layer}` {}", first.input, first.op))
                 .note("a shared layer has one set of parameters, so every application must build the same layers, with the same sizes")
                 .hint("apply it only to tensors of the shape it was built for, or declare a second layer where the shapes differ")
             }
@@ -1035,6 +728,22 @@ impl Error<'_> {
             )
             .primary(at, this_is(&found))
             .hint("`a, b = chunk(2, dim=1)` binds the two halves of the channels"),
+            DestructureStates { layer, states, names, at, value } => {
+                let gives = states.len() + 1;
+                // `h_n` and `c_n`, the last word of each state's description.
+                let short: Vec<&str> = states.iter().map(|s| s.rsplit(' ').next().unwrap_or(s)).collect();
+                let states_are = match &short[..] {
+                    [one] => format!("its final state {one}"),
+                    _ => format!("its final states {}", short.join(" and ")),
+                };
+                Diagnostic::error(
+                    Code::Value,
+                    format!("{names} names to bind, but `{layer}` gives {gives} tensors: its output and {states_are}"),
+                )
+                .primary(at, format!("{names} names"))
+                .secondary(value, format!("this gives {gives}"))
+                .hint(format!("bind one name to each: `y, {} = {layer}(...)`", short.join(", ")))
+            }
             LayerNeedsInput { layer, at } => {
                 Diagnostic::error(Code::Type, format!("`{layer}` is a layer and needs an input tensor here"))
                     .primary(at, "nothing flows into this layer")

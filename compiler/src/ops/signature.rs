@@ -44,6 +44,9 @@ pub enum Kind {
     /// A [`Kind::Spatial`] or one of these strings, as a convolution's `padding` is an amount,
     /// `"same"` or `"valid"`.
     SpatialOr(usize, &'static [&'static str]),
+    /// A tensor, which becomes one more input of the layer's node, after the tensor flowing
+    /// into it (a recurrent layer's initial state `h0`); optional, unset by default.
+    Tensor,
 }
 
 impl Kind {
@@ -58,6 +61,7 @@ impl Kind {
             Kind::SpatialOr(n, choices) => {
                 format!("an integer, {}, or one of {}", tuple_of(n), quoted(choices))
             }
+            Kind::Tensor => "a tensor".into(),
         }
     }
 }
@@ -88,6 +92,9 @@ pub enum ArgValue {
     Choice(&'static str),
     /// Optional and not given, with no fixed default (pooling's stride follows its kernel).
     Unset,
+    /// A [`Kind::Tensor`] argument, which the shape rule sees as its shape; the expander makes
+    /// the tensor an input of the node.
+    Tensor(Shape),
 }
 
 impl std::fmt::Display for ArgValue {
@@ -103,6 +110,7 @@ impl std::fmt::Display for ArgValue {
             }
             ArgValue::Choice(v) => write!(f, "{v:?}"),
             ArgValue::Unset => f.write_str("…"),
+            ArgValue::Tensor(shape) => write!(f, "{shape}"),
         }
     }
 }
@@ -157,6 +165,14 @@ impl Args {
     pub fn chosen(&self, name: &'static str) -> Option<&'static str> {
         match self.get(name) {
             ArgValue::Choice(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The shape of the tensor given for a [`Kind::Tensor`] parameter, if one was.
+    pub fn tensor(&self, name: &'static str) -> Option<&Shape> {
+        match self.get(name) {
+            ArgValue::Tensor(shape) => Some(shape),
             _ => None,
         }
     }

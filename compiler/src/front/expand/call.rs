@@ -281,7 +281,8 @@ impl Expander<'_> {
         flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        let Some(bound) = self.bind_op_args(spec, args, loc, scope) else {
+        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
+        let Some(bound) = self.bind_op_args(spec, args, loc, scope, &name) else {
             return Value::Poison;
         };
         let input = match flow {
@@ -294,7 +295,6 @@ impl Expander<'_> {
         {
             return Value::Poison;
         }
-        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
         // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
         // `path.1`, ... (a destructuring binding renames them after its names).
@@ -313,8 +313,10 @@ impl Expander<'_> {
             };
         }
         match (spec.apply)(&bound.args, &shape) {
+            // The tensor arguments (a recurrent layer's initial states) follow the input.
             Ok(built) => {
-                self.add_node(name, built.op, vec![input], built.shape, built.params, built.macs, loc)
+                let inputs = std::iter::once(input).chain(bound.tensors).collect();
+                self.add_node(name, built.op, inputs, built.shape, built.params, built.macs, loc)
             }
             Err(err) => self.op_error(err, &bound, input, loc, &name),
         }
@@ -377,12 +379,15 @@ impl Expander<'_> {
         ok.then_some(slots)
     }
 
+    /// The layers a tensor argument makes are named after the layer's `name` and the
+    /// parameter (`lstm_h0`), beside the layer, which as a module can hold none.
     fn bind_op_args(
         &mut self,
         spec: &'static OpSpec,
         args: &[Arg],
         loc: Loc,
         scope: &mut Scope,
+        name: &str,
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
         let callee = Callee::layer(spec, &names);
@@ -396,10 +401,28 @@ impl Expander<'_> {
         };
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
+        let mut tensors = Vec::new();
         let mut ok = true;
         for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
             let param = &spec.params[slot];
             let arg_loc = Loc::new(scope.file, arg.value.span);
+            if param.kind == Kind::Tensor {
+                let arg_path = format!("{name}_{}", param.name);
+                match self.eval(&arg.value, scope, None, &arg_path) {
+                    Value::Tensor(id) => {
+                        values[slot] = Some((ArgValue::Tensor(self.nodes[id.0].shape.clone()), arg_loc));
+                        tensors.push(id);
+                    }
+                    Value::Poison => ok = false,
+                    value => {
+                        let found = self.found(&value);
+                        let (param, kind) = (param.name, param.kind);
+                        self.error(Error::ArgType { param, kind, value: &value, found, at: arg_loc });
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             let value = self.eval(&arg.value, scope, None, "");
             match convert(&value, param.kind) {
                 Some(v) => values[slot] = Some((v, arg_loc)),
@@ -430,7 +453,7 @@ impl Expander<'_> {
                 }
             }
         }
-        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs })
+        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs, tensors })
     }
 
     /// Calls a block on the incoming tensor.
@@ -552,6 +575,8 @@ struct BoundOp {
     args: Args,
     /// Where each given argument was written.
     locs: HashMap<&'static str, Loc>,
+    /// The tensors given for [`Kind::Tensor`] parameters, in the parameters' order.
+    tensors: Vec<NodeId>,
 }
 
 /// The arguments with two or more positional ones packed into one tuple, as a layer whose

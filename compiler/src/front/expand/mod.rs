@@ -377,6 +377,12 @@ impl<'p> Expander<'p> {
         let before = self.nodes.len();
         let v = self.eval(value, scope, flow, &own);
         let names_at = Loc::new(scope.file, names[0].span.to(names[names.len() - 1].span));
+        let v = match v {
+            Value::Tensor(id) if id.0 >= before && ends_in_layer(value, scope) => {
+                self.with_states(id, names, names_at, Loc::new(scope.file, value.span), path)
+            }
+            v => v,
+        };
         let items = match v {
             Value::Tuple(items) if items.len() == names.len() => items,
             Value::Tuple(items) => {
@@ -405,6 +411,45 @@ impl<'p> Expander<'p> {
             }
             self.bind(scope, name, item);
         }
+    }
+
+    /// The output of the layer `id` that a destructuring's value calls, with the layer's
+    /// states (a recurrent layer's final `h_n`, ...), each a node that reads the layer's and
+    /// is named after the name it is bound to; the output alone for a layer without states.
+    fn with_states(&mut self, id: NodeId, names: &[Ident], at: Loc, value: Loc, path: &str) -> Value {
+        let node = &self.nodes[id.0];
+        let states = node.op.layer().states();
+        if states.is_empty() {
+            return Value::Tensor(id);
+        }
+        let (shape, loc) = (node.shape.clone(), node.loc);
+        if states.len() + 1 != names.len() {
+            let layer = node.op.spec().map_or("the layer", |s| s.name);
+            let states: Vec<String> = states.iter().map(|(op, _)| op.to_string()).collect();
+            return self.error(Error::DestructureStates {
+                layer,
+                states: &states,
+                names: names.len(),
+                at,
+                value,
+            });
+        }
+        let mut items = vec![Value::Tensor(id)];
+        for ((op, sizes), name) in states.into_iter().zip(&names[1..]) {
+            items.push(self.add_node(
+                child(path, &name.name),
+                op,
+                vec![id],
+                shape.with_dims(sizes),
+                0,
+                0,
+                loc,
+            ));
+        }
+        if items.contains(&Value::Poison) {
+            return Value::Poison;
+        }
+        Value::Tuple(items)
     }
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
@@ -987,6 +1032,17 @@ impl<'p> Expander<'p> {
             }
         }
         current
+    }
+}
+
+/// Whether `e` ends in a call of a built-in layer (`lstm(64)`, `x -> gru(32)`), whose states
+/// a destructuring may bind; a block's call, which gives one tensor, does not.
+fn ends_in_layer(e: &Expr, scope: &Scope) -> bool {
+    let last = stages_of(e).last().map(|&(_, e)| e);
+    match last.map(|e| &e.kind) {
+        Some(ExprKind::Call { callee, .. }) => crate::ops::lookup(&callee.name).is_some(),
+        Some(ExprKind::Name(name)) => !scope.vars.contains_key(name) && crate::ops::lookup(name).is_some(),
+        _ => false,
     }
 }
 

@@ -12,7 +12,7 @@ use nnc_grammar::ast::{Expr, Ident};
 use super::graph::child;
 use super::{Expander, Scope};
 use crate::diagnostic::did_you_mean;
-use crate::front::messages::Error;
+use crate::front::messages::{Applied, Error};
 use crate::front::value::Value;
 use crate::ir::{NodeId, Tie};
 use crate::source::Loc;
@@ -103,19 +103,9 @@ impl Expander<'_> {
                     (node.name.clone(), node.op.to_string(), first_node.op.to_string());
                 let input = self.nodes[input.0].shape.clone();
                 let first_input = self.nodes[first_input.0].shape.clone();
-                return refuse(
-                    self,
-                    Error::SharedMismatch {
-                        name,
-                        layer: &layer,
-                        op,
-                        input: &input,
-                        first_op,
-                        first_input: &first_input,
-                        at: loc,
-                        first: first_at,
-                    },
-                );
+                let here = Applied { op, input: &input, at: loc };
+                let first = Applied { op: first_op, input: &first_input, at: first_at };
+                return refuse(self, Error::SharedMismatch { name, layer: &layer, here, first });
             }
         }
         if made.len() != first.len() {
