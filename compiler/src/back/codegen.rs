@@ -60,9 +60,11 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             let layer = &node.name;
             fields.push(quote! { #[doc = #doc] #f: #k::runtime::ops::Params, });
             let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
-            let mutable = (!tied.is_empty()).then(|| quote! { mut });
-            inits.push(quote! {
-                let #mutable #f = #k::runtime::ops::create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*]);
+            inits.push(match tied.is_empty() {
+                true => quote! { let #f = #k::runtime::ops::create_params(vs, #layer, &Self::#c, init); },
+                false => quote! {
+                    let mut #f = #k::runtime::ops::create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*]);
+                },
             });
             for tie in &node.ties {
                 let (tensor, owner, to) = (&tie.tensor, field(tie.to.0), &tie.to_tensor);
