@@ -69,6 +69,10 @@ pub enum RuntimeCommand {
     /// Classify images with trained weights.
     #[command(display_order = 7)]
     Predict(PredictArgs),
+    /// Write a checkpoint's weights alone: a plain `state_dict` file, checked against the model,
+    /// without the optimiser's state and nnc's bookkeeping, with the network in its metadata.
+    #[command(display_order = 8)]
+    ExportWeights(ExportWeightsArgs),
 }
 
 impl RuntimeCommand {
@@ -80,6 +84,7 @@ impl RuntimeCommand {
             RuntimeCommand::Train(args) => &args.model,
             RuntimeCommand::Eval(args) => &args.model,
             RuntimeCommand::Predict(args) => &args.model,
+            RuntimeCommand::ExportWeights(args) => &args.model,
         }
     }
 }
@@ -172,6 +177,10 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Where the output is no terminal (a CI log), print a progress line this often, in seconds,
+    /// instead of the progress bar (0: after every batch).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub log_every: u64,
     /// Stop when the loss diverges (more than 100 times its first value or a uniform guess's),
     /// keeping the last good checkpoint. The default.
     #[arg(long, overrides_with = "no_stop_on_divergence")]
@@ -244,6 +253,21 @@ pub struct PredictArgs {
     /// How many images of each file to classify, from the first.
     #[arg(long, default_value_t = 10)]
     pub count: usize,
+    /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
+    #[arg(long)]
+    pub cast: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportWeightsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The checkpoint (or weights) to export (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The file to write (safetensors); it may not be the checkpoint itself.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
     /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
     #[arg(long)]
     pub cast: bool,

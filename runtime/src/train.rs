@@ -134,6 +134,9 @@ pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
     pub train_acc: f64,
+    /// The mean cross-entropy on the test set; `None` for the epochs of a checkpoint written
+    /// before nnc recorded it.
+    pub test_loss: Option<f64>,
     pub test_acc: f64,
     /// Training examples per second.
     pub examples_per_sec: f64,
@@ -390,63 +393,85 @@ fn read_steps(t: &Tensor) -> Result<i64, String> {
     }
 }
 
-/// `nnc.metrics`: one row of five numbers per epoch (epoch, training loss, training accuracy,
-/// test accuracy, examples per second), epochs numbered 1, 2, … in order.
+/// `nnc.metrics`: one row of six numbers per epoch (epoch, training loss, training accuracy,
+/// test loss, test accuracy, examples per second), epochs numbered 1, 2, … in order; or of
+/// five, without the test loss, as checkpoints written before nnc recorded it hold them.
 fn read_history(t: &Tensor) -> Result<Vec<EpochMetrics>, String> {
     let size = t.size();
-    let (&[rows, 5], true) = (&size[..], t.is_floating_point()) else {
+    let (&[rows, columns @ (5 | 6)], true) = (&size[..], t.is_floating_point()) else {
         return Err(format!(
-            "`{METRICS}` must be a table of 5 numbers per epoch, but it is {:?} of shape {size:?}",
+            "`{METRICS}` must be a table of 6 numbers per epoch, but it is {:?} of shape {size:?}",
             t.kind()
         ));
     };
     let values = Vec::<f64>::try_from(t.to_kind(Kind::Double).reshape([-1]))
         .map_err(|e| format!("`{METRICS}` cannot be read: {e}"))?;
     let mut history = Vec::with_capacity(rows as usize);
-    for (r, row) in values.chunks_exact(5).enumerate() {
-        let Ok([epoch, train_loss, train_acc, test_acc, examples_per_sec]) = <[f64; 5]>::try_from(row) else {
-            continue; // chunks_exact gives rows of 5
+    for (r, row) in values.chunks_exact(columns as usize).enumerate() {
+        let (epoch, train_loss, train_acc, test_loss, test_acc, examples_per_sec) = match *row {
+            // NaN stands for an epoch without a test loss (one resumed from an older file).
+            [e, l, a, tl, ta, s] => (e, l, a, Some(tl).filter(|v| !v.is_nan()), ta, s),
+            [e, l, a, ta, s] => (e, l, a, None, ta, s),
+            _ => continue, // chunks_exact gives rows of 5 or 6
         };
         let fits = epoch == (r + 1) as f64
             && train_loss.is_finite()
             && train_loss >= 0.0
             && (0.0..=1.0).contains(&train_acc)
+            && test_loss.is_none_or(|l| l.is_finite() && l >= 0.0)
             && (0.0..=1.0).contains(&test_acc)
             && examples_per_sec.is_finite()
             && examples_per_sec >= 0.0;
         if !fits {
             return Err(format!(
-                "row {} of `{METRICS}` should be epoch {} with a finite loss, accuracies from 0 to 1 and a finite speed, but it is {row:?}",
+                "row {} of `{METRICS}` should be epoch {} with finite losses, accuracies from 0 to 1 and a finite speed, but it is {row:?}",
                 r + 1,
                 r + 1
             ));
         }
-        history.push(EpochMetrics { epoch: r + 1, train_loss, train_acc, test_acc, examples_per_sec });
+        history.push(EpochMetrics {
+            epoch: r + 1,
+            train_loss,
+            train_acc,
+            test_loss,
+            test_acc,
+            examples_per_sec,
+        });
     }
     Ok(history)
 }
 
-/// Accuracy of `model` on `data`, in evaluation mode.
+/// What `model` scores on a data set, in evaluation mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The mean cross-entropy over the examples, as the training loss is measured.
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// The loss and accuracy of `model` on `data`, in evaluation mode.
 pub fn evaluate(
     model: &Model,
     data: &Dataset,
     batch: i64,
     resize: Option<i64>,
     device: Device,
-) -> Result<f64, RuntimeError> {
+) -> Result<Evaluation, RuntimeError> {
     if data.is_empty() {
         return Err(RuntimeError::Config("there are no examples to evaluate on (0 images)".to_string()));
     }
-    let mut correct = 0i64;
+    let (mut correct, mut loss_sum) = (0i64, 0.0);
     tch::no_grad(|| -> Result<(), RuntimeError> {
         for batch in Batches::new(data, batch, false, resize, device) {
             let (x, y) = batch?;
             let logits = model.try_forward(&x, false)?;
             correct += count_correct(&logits, &y)?;
+            loss_sum += cross_entropy(&logits, &y)?.f_double_value(&[])? * y.size()[0] as f64;
         }
         Ok(())
     })?;
-    Ok(correct as f64 / data.len() as f64)
+    let n = data.len() as f64;
+    Ok(Evaluation { loss: loss_sum / n, accuracy: correct as f64 / n })
 }
 
 /// How many of a batch's predictions (the largest logit) are the label.
@@ -466,12 +491,24 @@ pub struct Trainer<'m> {
     checkpointed: Option<usize>,
     /// The loss of this run's first batch, the divergence test's reference.
     first_loss: Option<f64>,
+    /// What each checkpoint's `__metadata__` records besides its epoch ([`weights::provenance`]).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl<'m> Trainer<'m> {
     pub fn new(model: &'m Model, vs: &'m mut nn::VarStore, config: TrainConfig) -> Self {
         let optim = Optim::new(vs, config.optimizer, config.lr);
-        Trainer { model, vs, config, optim, history: Vec::new(), checkpointed: None, first_loss: None }
+        let metadata = weights::provenance(model.graph());
+        Trainer {
+            model,
+            vs,
+            config,
+            optim,
+            history: Vec::new(),
+            checkpointed: None,
+            first_loss: None,
+            metadata,
+        }
     }
 
     /// The epoch whose checkpoint is on disk, if any: after an error, the one to resume from.
@@ -518,11 +555,20 @@ impl<'m> Trainer<'m> {
         let rows: Vec<f64> = self
             .history
             .iter()
-            .flat_map(|m| [m.epoch as f64, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec])
+            .flat_map(|m| {
+                // An epoch resumed from an older checkpoint has no test loss: NaN stands for it
+                // in the table, which reads it back as none.
+                let test_loss = m.test_loss.unwrap_or(f64::NAN);
+                [m.epoch as f64, m.train_loss, m.train_acc, test_loss, m.test_acc, m.examples_per_sec]
+            })
             .collect();
-        let metrics = Tensor::from_slice(&rows).reshape([self.history.len() as i64, 5]);
+        let metrics = Tensor::from_slice(&rows).reshape([self.history.len() as i64, 6]);
         tensors.push((METRICS.to_string(), metrics));
-        weights::write(&tensors, path)?;
+        let mut metadata = self.metadata.clone();
+        if let Some(last) = self.history.last() {
+            metadata.insert("epoch".to_string(), last.epoch.to_string());
+        }
+        weights::write(&tensors, &metadata, path)?;
         self.checkpointed = self.history.last().map(|m| m.epoch);
         Ok(())
     }
@@ -615,12 +661,13 @@ impl<'m> Trainer<'m> {
                     number(c.lr)
                 )));
             }
-            let test_acc = evaluate(self.model, test, c.batch.max(256), c.resize, c.device)?;
+            let tested = evaluate(self.model, test, c.batch.max(256), c.resize, c.device)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
                 train_acc: correct as f64 / seen.max(1) as f64,
-                test_acc,
+                test_loss: Some(tested.loss),
+                test_acc: tested.accuracy,
                 examples_per_sec: seen as f64 / elapsed.max(1e-9),
             };
             self.history.push(metrics);

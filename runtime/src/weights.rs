@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use nnc_compiler::ir::Graph;
 use safetensors::tensor::SafeTensorError;
 use safetensors::{Dtype, SafeTensors, View};
 use tch::{nn, Kind, TchError, Tensor};
@@ -28,18 +29,58 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
 
 /// Writes every variable to `path` as safetensors, atomically (see [`write_atomic`]).
 pub fn save(vs: &nn::VarStore, path: &Path) -> Result<(), RuntimeError> {
+    save_with(vs, &BTreeMap::new(), path)
+}
+
+/// Writes every variable to `path` as safetensors, atomically, with `metadata` in the file's
+/// `__metadata__` (see [`provenance`]).
+pub fn save_with(
+    vs: &nn::VarStore,
+    metadata: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<(), RuntimeError> {
     let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    write(&variables, path)
+    write(&variables, metadata, path)
+}
+
+/// What made a weights file, for its `__metadata__`: the network, the values of its parameters
+/// (`--set` ones included), nnc's version, and the `format` key that marks PyTorch tensors, as
+/// Hugging Face's files carry it. A checkpoint adds its epoch.
+pub fn provenance(graph: &Graph) -> BTreeMap<String, String> {
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        graph.params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("nnc_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("network".to_string(), graph.name.clone()),
+        ("parameters".to_string(), serde_json::Value::Object(parameters).to_string()),
+    ])
+}
+
+/// The `__metadata__` of a safetensors file (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, RuntimeError> {
+    let bytes = std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|err| RuntimeError::Safetensors {
+        path: path.display().to_string(),
+        reason: explain(&err),
+    })?;
+    Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
 }
 
 /// Writes named tensors as safetensors (sorted by dtype, then name, as the format's writer
-/// orders them) with [`write_atomic`], so that a crash leaves either the old file or the new one.
-pub(crate) fn write(tensors: &[(String, Tensor)], path: &Path) -> Result<(), RuntimeError> {
+/// orders them) with `metadata`, with [`write_atomic`], so that a crash leaves either the old
+/// file or the new one.
+pub(crate) fn write(
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<(), RuntimeError> {
     let stored = tensors
         .iter()
         .map(|(name, t)| Ok((name.as_str(), Stored::new(t)?)))
         .collect::<Result<Vec<_>, TchError>>()?;
-    let bytes = safetensors::serialize(stored, &None).map_err(|err| RuntimeError::Safetensors {
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    let bytes = safetensors::serialize(stored, &metadata).map_err(|err| RuntimeError::Safetensors {
         path: path.display().to_string(),
         reason: explain(&err),
     })?;

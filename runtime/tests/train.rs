@@ -467,7 +467,7 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
             &sgd,
             SGD,
             Box::new(|t| set(t, "nnc.metrics", Tensor::from(1.0))),
-            "`nnc.metrics` must be a table of 5 numbers per epoch",
+            "`nnc.metrics` must be a table of 6 numbers per epoch",
         ),
         (&sgd, SGD, Box::new(|t| set(t, "nnc.metrics", f(&[1.0, 2.0, 3.0]))), "shape [3]"),
         (
@@ -475,6 +475,13 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
             SGD,
             Box::new(|t| set(t, "nnc.metrics", f(&[2.0, 0.5, 0.5, 0.5, 10.0]).view([1, 5]))),
             "row 1 of `nnc.metrics` should be epoch 1",
+        ),
+        (
+            &sgd,
+            SGD,
+            // A negative test loss (the sixth column's fourth number).
+            Box::new(|t| set(t, "nnc.metrics", f(&[1.0, 0.5, 0.5, -1.0, 0.5, 10.0]).view([1, 6]))),
+            "row 1 of `nnc.metrics` should be epoch 1 with finite losses",
         ),
         (
             &sgd,
@@ -607,5 +614,15 @@ fn resume_says_what_it_did() {
         t.retain(|(n, _)| !n.starts_with("nnc.") && !n.starts_with("optim."))
     });
     assert_eq!(restarted, Ok(Resumed::Restarted));
+    // A checkpoint written before the test loss was recorded (five numbers per epoch) resumes,
+    // its epochs without a test loss.
+    let old = resume_changed(&plain, PLAIN_SGD, |t| {
+        for (n, m) in t.iter_mut() {
+            if n == "nnc.metrics" {
+                *m = Tensor::cat(&[m.narrow(1, 0, 3), m.narrow(1, 4, 2)], 1);
+            }
+        }
+    });
+    assert_eq!(old, Ok(Resumed::After { epochs: 1, fresh_state: false }));
     std::fs::remove_dir_all(plain.parent().unwrap()).unwrap();
 }

@@ -1,5 +1,5 @@
 //! `nnc-torch`: the `nnc` command line with the libtorch runtime. `nnc` hands it the commands
-//! that run models (`run`, `bench`, `train`, `eval`, `predict`); it runs every command itself.
+//! that run models (`run`, `bench`, `train`, `eval`, `predict`, `export-weights`); it runs every command itself.
 
 mod args;
 mod memory;
@@ -38,6 +38,7 @@ fn run_model(command: RuntimeCommand) -> io::Result<Outcome> {
             RuntimeCommand::Train(args) => training::train(args, graph),
             RuntimeCommand::Eval(args) => training::eval(args, graph),
             RuntimeCommand::Predict(args) => training::predict(args, graph),
+            RuntimeCommand::ExportWeights(args) => training::export_weights(args, graph),
         }
     })
 }

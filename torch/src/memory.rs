@@ -33,7 +33,9 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
             // test set's size, which is not known before the data are read.
             (&args.model, "training", Workload::Training { optimizer_states }, args.batch)
         }
-        RuntimeCommand::Eval(_) | RuntimeCommand::Predict(_) => return Ok(()),
+        RuntimeCommand::Eval(_) | RuntimeCommand::Predict(_) | RuntimeCommand::ExportWeights(_) => {
+            return Ok(())
+        }
     };
     // The check is of the host's memory; on a GPU, libtorch's refusal is the layer's error.
     // A device that is not there is left for the command to report.

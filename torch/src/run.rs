@@ -121,7 +121,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         }
     }
     if let Some(path) = &args.save_weights {
-        if let Err(e) = weights::save(&vs, path) {
+        if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
             return model_error(e);
         }
         writeln!(out, "saved the weights to {}", path.display())?;

@@ -1,11 +1,13 @@
-//! `nnc train`, `nnc eval` and `nnc predict`: progress bars, per-epoch summaries, the metrics
-//! file and the plot of the curves.
+//! `nnc train`, `nnc eval` and `nnc predict`: progress bars (or, where the output is no
+//! terminal, a progress line every half minute), per-epoch summaries, the metrics files (CSV
+//! and JSON Lines) and the plot of the curves.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_cli::{EvalArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_cli::{EvalArgs, ExportWeightsArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
@@ -144,38 +146,98 @@ fn classes_of(graph: &Graph) -> usize {
     graph.node(graph.output()).shape.dims.last().copied().unwrap_or(10) as usize
 }
 
-/// Draws a progress bar per epoch and prints a line when it ends; after each epoch's
-/// checkpoint, writes `metrics.csv` and `curves.svg`, so that a killed run has both.
+/// Draws a progress bar per epoch (with the time elapsed and left) and prints a line when it
+/// ends; where stderr is no terminal (CI logs, `nohup`), where indicatif hides the bar,
+/// prints a progress line every `log_every` instead. After each epoch's checkpoint, writes `metrics.csv`, `metrics.jsonl` and
+/// `curves.svg`, so that a killed run has them.
 struct Progress {
     epochs: usize,
     bar: Option<ProgressBar>,
     loss: f64,
     examples: i64,
-    start: std::time::Instant,
+    start: Instant,
+    /// The epoch running, its batches, how many are done, and when a line was last logged.
+    epoch: usize,
+    batches: usize,
+    done: usize,
+    logged: Instant,
+    /// Whether stderr is a terminal, where the bar is drawn, and how often a line is printed
+    /// where it is not.
+    interactive: bool,
+    log_every: Duration,
     out: PathBuf,
     title: String,
+}
+
+impl Progress {
+    fn new(epochs: usize, log_every: Duration, out: PathBuf, title: String) -> Self {
+        let now = Instant::now();
+        Progress {
+            epochs,
+            bar: None,
+            loss: 0.0,
+            examples: 0,
+            start: now,
+            epoch: 0,
+            batches: 0,
+            done: 0,
+            logged: now,
+            interactive: io::stderr().is_terminal(),
+            log_every,
+            out,
+            title,
+        }
+    }
+}
+
+/// A duration as a clock reads: `0:42`, `12:03`, `1:02:03`.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    match s / 3600 {
+        0 => format!("{}:{:02}", s / 60, s % 60),
+        h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
+    }
 }
 
 impl Observer for Progress {
     fn epoch_started(&mut self, epoch: usize, batches: usize) {
         let bar = ProgressBar::new(batches as u64);
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", self.epochs));
         self.bar = Some(bar);
-        (self.loss, self.examples, self.start) = (0.0, 0, std::time::Instant::now());
+        (self.loss, self.examples, self.start) = (0.0, 0, Instant::now());
+        (self.epoch, self.batches, self.done, self.logged) = (epoch, batches, 0, Instant::now());
     }
 
     fn batch_done(&mut self, loss: f64, examples: i64) {
         self.loss = if self.examples == 0 { loss } else { 0.9 * self.loss + 0.1 * loss };
         self.examples += examples;
+        self.done += 1;
+        let elapsed = self.start.elapsed();
+        let rate = self.examples as f64 / elapsed.as_secs_f64().max(1e-9);
         if let Some(bar) = &self.bar {
-            let rate = self.examples as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("loss {:.3}, {rate:.0} examples/s", self.loss));
             bar.inc(1);
+        }
+        if !self.interactive && self.logged.elapsed() >= self.log_every && self.done < self.batches {
+            self.logged = Instant::now();
+            let left = elapsed.mul_f64((self.batches - self.done) as f64 / self.done as f64);
+            eprintln!(
+                "epoch {}/{}: batch {}/{}, loss {:.3}, {rate:.0} examples/s, {} elapsed, ETA {}",
+                self.epoch,
+                self.epochs,
+                self.done,
+                self.batches,
+                self.loss,
+                clock(elapsed),
+                clock(left)
+            );
         }
     }
 
@@ -192,32 +254,65 @@ impl Observer for Progress {
             bar.finish_and_clear();
         }
         if let Some(m) = history.last() {
+            let test_loss = m.test_loss.map_or(String::new(), |l| format!("test loss {l:.3}, "));
             println!(
-                "epoch {}/{}: loss {:.3}, train acc {:.3}, test acc {:.3}, {:.0} examples/s",
-                m.epoch, self.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec
+                "epoch {}/{}: loss {:.3}, train acc {:.3}, {test_loss}test acc {:.3}, {:.0} examples/s, {} elapsed",
+                m.epoch,
+                self.epochs,
+                m.train_loss,
+                m.train_acc,
+                m.test_acc,
+                m.examples_per_sec,
+                clock(self.start.elapsed())
             );
         }
         write_outputs(&self.out, history, &self.title)
     }
 }
 
+/// The metrics as CSV, a row per epoch; an epoch without a test loss (resumed from an older
+/// checkpoint) leaves its cell empty.
 fn metrics_csv(history: &[EpochMetrics]) -> String {
-    let mut csv = String::from("epoch,train_loss,train_acc,test_acc,examples_per_sec\n");
+    let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,examples_per_sec\n");
     for m in history {
+        let test_loss = m.test_loss.map_or(String::new(), |l| format!("{l:.6}"));
         csv += &format!(
-            "{},{:.6},{:.6},{:.6},{:.1}\n",
+            "{},{:.6},{:.6},{test_loss},{:.6},{:.1}\n",
             m.epoch, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec
         );
     }
     csv
 }
 
+/// The metrics as JSON Lines, one object of scalars per epoch (`test_loss` is `null` where
+/// unknown), which dashboards and `pandas.read_json(lines=True)` read.
+fn metrics_jsonl(history: &[EpochMetrics]) -> String {
+    history
+        .iter()
+        .map(|m| {
+            let record = serde_json::json!({
+                "epoch": m.epoch,
+                "train_loss": m.train_loss,
+                "train_acc": m.train_acc,
+                "test_loss": m.test_loss,
+                "test_acc": m.test_acc,
+                "examples_per_sec": m.examples_per_sec,
+            });
+            format!("{record}\n")
+        })
+        .collect()
+}
+
 /// Writes `metrics.csv` and `curves.svg` atomically. A metrics file that cannot be written is
 /// an error (the folder is failing); a plot that cannot be drawn is only a warning.
 fn write_outputs(out: &Path, history: &[EpochMetrics], title: &str) -> Result<(), RuntimeError> {
-    let csv = out.join(METRICS_FILE);
-    write_atomic(&csv, metrics_csv(history).as_bytes())
-        .map_err(|source| RuntimeError::Io { context: format!("cannot write {}", csv.display()), source })?;
+    for (name, text) in [(METRICS_FILE, metrics_csv(history)), (JSONL_FILE, metrics_jsonl(history))] {
+        let path = out.join(name);
+        write_atomic(&path, text.as_bytes()).map_err(|source| RuntimeError::Io {
+            context: format!("cannot write {}", path.display()),
+            source,
+        })?;
+    }
     let svg = out.join(PLOT_FILE);
     match plot::curves(history, title) {
         Ok(text) => write_atomic(&svg, text.as_bytes()).map_err(|source| RuntimeError::Io {
@@ -231,6 +326,7 @@ fn write_outputs(out: &Path, history: &[EpochMetrics], title: &str) -> Result<()
 
 const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const METRICS_FILE: &str = "metrics.csv";
+const JSONL_FILE: &str = "metrics.jsonl";
 const PLOT_FILE: &str = "curves.svg";
 /// The file whose OS lock keeps a second `nnc train` out of a run's folder.
 const LOCK_FILE: &str = ".nnc-train.lock";
@@ -253,7 +349,7 @@ fn prepare_out(out: &Path) -> Result<FolderLock, String> {
         _ => format!("cannot write to the output folder {}: {e}", out.display()),
     })?;
     check_writable(out).map_err(|e| format!("cannot write to the output folder {}: {e}", out.display()))?;
-    for name in [CHECKPOINT_FILE, METRICS_FILE, PLOT_FILE] {
+    for name in [CHECKPOINT_FILE, METRICS_FILE, JSONL_FILE, PLOT_FILE] {
         let removed = remove_stray_temporaries(&out.join(name))
             .map_err(|e| format!("cannot clean the output folder {}: {e}", out.display()))?;
         for path in removed {
@@ -383,15 +479,8 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         test.len(),
         tch::get_num_threads()
     );
-    let mut progress = Progress {
-        epochs: args.epochs as usize,
-        bar: None,
-        loss: 0.0,
-        examples: 0,
-        start: std::time::Instant::now(),
-        out: out.clone(),
-        title,
-    };
+    let log_every = Duration::from_secs(args.log_every);
+    let mut progress = Progress::new(args.epochs as usize, log_every, out.clone(), title);
     let result = trainer.run(&train, &test, &mut progress);
     if let Some(bar) = progress.bar.take() {
         bar.abandon();
@@ -399,9 +488,10 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     match result {
         Ok(()) => {
             println!(
-                "checkpoint: {}\nmetrics:    {}\nplot:       {}",
+                "checkpoint: {}\nmetrics:    {} and {}\nplot:       {}",
                 checkpoint.display(),
                 out.join(METRICS_FILE).display(),
+                out.join(JSONL_FILE).display(),
                 out.join(PLOT_FILE).display()
             );
             Ok(Outcome::Ok)
@@ -460,6 +550,46 @@ fn load_model(
     Ok((model, vs, device))
 }
 
+/// `nnc export-weights`: the model's tensors from a checkpoint, loaded (so checked strictly
+/// against the network) and written alone, with the network's provenance as metadata, so that
+/// `load_state_dict(load_file(...))` takes the file as it is.
+pub fn export_weights(args: &ExportWeightsArgs, graph: Graph) -> io::Result<Outcome> {
+    let same = match (args.weights.canonicalize(), args.output.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return fail(
+            format!(
+                "--output {} is the checkpoint itself, whose optimiser state and history would be lost\nhelp: write the weights to another file",
+                args.output.display()
+            ),
+            Outcome::UsageError,
+        );
+    }
+    let (model, vs, _) = match load_model(&args.model, &args.weights, args.cast, graph) {
+        Ok(m) => m,
+        Err(outcome) => return Ok(outcome),
+    };
+    let mut metadata = weights::provenance(model.graph());
+    // The epoch of the checkpoint the weights come from, when it says.
+    if let Some(epoch) = weights::read_metadata(&args.weights).ok().and_then(|m| m.get("epoch").cloned()) {
+        metadata.insert("epoch".to_string(), epoch);
+    }
+    match weights::save_with(&vs, &metadata, &args.output) {
+        Ok(()) => {
+            println!(
+                "wrote the {} tensors of {} to {}",
+                vs.variables().len(),
+                model.graph().name,
+                args.output.display()
+            );
+            Ok(Outcome::Ok)
+        }
+        Err(e) => fail(e, Outcome::ModelError),
+    }
+}
+
 pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
     // Only the test set: a broken training file is no reason to refuse an evaluation.
     let test = match data_dir(&args.data)
@@ -478,8 +608,13 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     match nnc_runtime::train::evaluate(&model, &test, args.batch, resize, device) {
-        Ok(acc) => {
-            println!("test accuracy {acc:.4} on {} examples", test.len());
+        Ok(tested) => {
+            println!(
+                "test accuracy {:.4} on {} examples, test loss {:.4}",
+                tested.accuracy,
+                test.len(),
+                tested.loss
+            );
             Ok(Outcome::Ok)
         }
         Err(e) => fail(e, Outcome::ModelError),

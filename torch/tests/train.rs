@@ -394,7 +394,7 @@ fn broken_resume_states_are_clear_errors() {
                 t.retain(|(n, _)| n != "nnc.metrics");
                 t.push(("nnc.metrics".into(), Tensor::from(1.0)));
             }),
-            "`nnc.metrics` must be a table of 5 numbers per epoch",
+            "`nnc.metrics` must be a table of 6 numbers per epoch",
         ),
         (
             "steps",
@@ -435,7 +435,7 @@ fn a_diverging_loss_stops_by_default_and_is_only_reported_on_request() {
     assert!(text(&o).contains("the checkpoint of epoch 1, the last good one, is kept"), "{}", text(&o));
     let kept = tensors(&out.join("checkpoint.safetensors"));
     let metrics = &kept.iter().find(|(n, _)| n == "nnc.metrics").unwrap().1;
-    assert_eq!(metrics.size(), [1, 5], "the checkpoint must stay at epoch 1");
+    assert_eq!(metrics.size(), [1, 6], "the checkpoint must stay at epoch 1");
     assert!(kept.iter().all(|(_, t)| t.isfinite().all().int64_value(&[]) == 1));
     assert_eq!(std::fs::read_to_string(out.join("metrics.csv")).unwrap().lines().count(), 2);
 
@@ -633,5 +633,83 @@ fn a_kill_during_the_checkpoint_write_leaves_no_stray_file() {
     if let Some(done) = done {
         assert!(text(&o).contains(&format!("resuming after epoch {done}")), "{}", text(&o));
     }
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// A finished run records what made it and what it measured: the checkpoint's `__metadata__`
+/// (network, parameters, nnc's version, epoch), the test loss beside the accuracies in the CSV
+/// and JSON Lines files, and, where stderr is no terminal (as here), no progress bar but the
+/// epoch lines. `export-weights` then writes the weights alone, which load strictly.
+#[test]
+fn runs_record_their_provenance_and_test_loss_and_export_plain_weights() {
+    let data = dataset_of("provenance", 256, 32, 28);
+    let out = data.join("run");
+    let o = train(&data, &out, &["--epochs", "2", "--batch", "64", "--lr", "0.1", "--log-every", "0"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    let log = text(&o);
+    assert!(
+        log.contains("epoch 2/2: loss ") && log.contains("test loss ") && log.contains("elapsed"),
+        "{log}"
+    );
+    // 256 examples in batches of 64: a line after each of the first three, none after the last.
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("epoch 1/2: batch ")).collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].starts_with("epoch 1/2: batch 1/4, loss ") && lines[0].contains(", ETA "), "{log}");
+
+    let meta = nnc_runtime::weights::read_metadata(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(meta.get("network").map(String::as_str), Some("lenet"), "{meta:?}");
+    assert_eq!(meta.get("epoch").map(String::as_str), Some("2"), "{meta:?}");
+    assert_eq!(meta.get("nnc_version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+    let parameters: serde_json::Value = serde_json::from_str(&meta["parameters"]).unwrap();
+    assert!(parameters.as_object().is_some_and(|p| p.contains_key("classes")), "{parameters}");
+
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("epoch,train_loss,train_acc,test_loss,test_acc,examples_per_sec\n"), "{csv}");
+    let jsonl = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2, "{jsonl}");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["epoch"], i + 1);
+        let test_loss = r["test_loss"].as_f64().unwrap();
+        assert!(test_loss.is_finite() && test_loss > 0.0, "{r}");
+        // The CSV's row says the same.
+        let row: Vec<&str> = csv.lines().nth(i + 1).unwrap().split(',').collect();
+        assert!((row[3].parse::<f64>().unwrap() - test_loss).abs() < 1e-5, "{row:?} {r}");
+    }
+
+    let exported = data.join("weights.safetensors");
+    let o = nnc()
+        .args(["export-weights", "models/lenet.net", "--weights"])
+        .arg(out.join("checkpoint.safetensors"))
+        .arg("-o")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    let names: Vec<String> = tensors(&exported).into_iter().map(|(n, _)| n).collect();
+    let expected: Vec<String> = weights(&out.join("checkpoint.safetensors"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !n.starts_with("optim."))
+        .collect();
+    assert_eq!(names, expected);
+    assert!(names.iter().all(|n| !n.starts_with("nnc.") && !n.starts_with("optim.")), "{names:?}");
+    let meta = nnc_runtime::weights::read_metadata(&exported).unwrap();
+    assert_eq!(meta.get("epoch").map(String::as_str), Some("2"), "{meta:?}");
+    // The same values as the checkpoint's.
+    for ((a, x), (b, y)) in tensors(&exported).iter().zip(weights(&out.join("checkpoint.safetensors"))) {
+        assert_eq!(a, &b);
+        assert!(x.equal(&y), "{a}");
+    }
+    // Never over the checkpoint itself.
+    let o = nnc()
+        .args(["export-weights", "models/lenet.net", "--weights"])
+        .arg(out.join("checkpoint.safetensors"))
+        .arg("-o")
+        .arg(out.join("checkpoint.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(clean(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("is the checkpoint itself"), "{}", text(&o));
     std::fs::remove_dir_all(&data).unwrap();
 }
