@@ -105,9 +105,24 @@ pub struct EmitArgs {
 pub struct GraphArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Write here instead of printing DOT: `.dot`, or `.svg` / `.png` (drawn by Graphviz).
+    /// Write here instead of printing DOT: `.dot`, or `.svg`, `.png` or `.pdf` (drawn by Graphviz).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Draw the layers under each name of this many segments as one box (1: the top-level stages).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub depth: Option<u32>,
+    /// The direction of the layout: top to bottom, or left to right (wide screens, long networks).
+    #[arg(long, value_enum, default_value_t = RankDir::Tb)]
+    pub rankdir: RankDir,
+}
+
+/// `nnc graph --rankdir`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RankDir {
+    /// Top to bottom.
+    Tb,
+    /// Left to right.
+    Lr,
 }
 
 #[derive(clap::Args)]
@@ -616,7 +631,11 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
 /// Prints the graph as DOT, or writes it to a file, drawn by Graphviz for `.svg` and `.png`.
 fn graph(args: &GraphArgs) -> io::Result<Outcome> {
     with_model(&args.source, |graph| {
-        let text = nnc_compiler::back::dot::dot(&graph);
+        let options = nnc_compiler::back::dot::Options {
+            depth: args.depth.map(|d| d as usize),
+            left_to_right: args.rankdir == RankDir::Lr,
+        };
+        let text = nnc_compiler::back::dot::dot(&graph, options);
         let Some(output) = &args.output else {
             io::stdout().lock().write_all(text.as_bytes())?;
             return Ok(Outcome::Ok);
@@ -626,8 +645,8 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
             std::fs::write(output, text)?;
             return Ok(Outcome::Ok);
         }
-        if format != "svg" && format != "png" {
-            eprintln!("error: `{}`: write .dot, .svg or .png", output.display());
+        if !["svg", "png", "pdf"].contains(&format) {
+            eprintln!("error: `{}`: write .dot, .svg, .png or .pdf", output.display());
             return Ok(Outcome::UsageError);
         }
         let drawn = std::process::Command::new("dot")

@@ -206,9 +206,86 @@ fn graph_draws_blocks_as_clusters() {
     assert!(dot.contains("label=\"b3.0: residual(c=128, stride=2)\""), "{dot}");
     assert!(dot.contains("b3.0.conv3\\nconv2d 64→128, 1×1, stride 2\\n[N, 128, 28, 28]"), "{dot}");
     // One edge per input of every layer: 66 layers read one tensor, the 8 additions a second.
-    assert_eq!(dot.matches(" -> ").count(), 66 + 8, "{dot}");
-    let bad = nnc(&["graph", "models/resnet18.net", "-o", "graph.pdf"]);
+    let edges = dot.lines().filter(|l| l.contains(" -> ") && !l.contains("style=invis")).count();
+    assert_eq!(edges, 66 + 8, "{dot}");
+    // The shortcut convolutions stand beside the blocks' first convolutions, left of them.
+    assert!(dot.contains("{ rank=same; n"), "{dot}");
+    let bad = nnc(&["graph", "models/resnet18.net", "-o", "graph.gif"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `--depth` draws the layers under each name of that many segments as one box, with the
+/// block's call, joined by one edge per pair of boxes; `--rankdir lr` lays it out sideways.
+#[test]
+fn graph_collapses_to_a_depth_and_lays_out_sideways() {
+    let out = nnc(&["graph", "models/resnet18.net", "--depth", "2", "--rankdir", "lr"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dot = text(&out.stdout);
+    assert!(dot.contains("rankdir=LR"), "{dot}");
+    // Four stages as clusters, each holding its two residual blocks as boxes.
+    assert_eq!(dot.matches("subgraph cluster_").count(), 4, "{dot}");
+    assert!(dot.contains("label=\"b3.0\\nresidual(c=128, stride=2)\\n[N, 128, 28, 28]\""), "{dot}");
+    let boxes = dot.lines().filter(|l| l.contains("[label=")).count();
+    // The input, b1's 4 layers, 8 blocks, and the head's 3 layers.
+    assert_eq!(boxes, 1 + 4 + 8 + 3, "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), boxes - 1, "{dot}");
+    insta::assert_snapshot!(text(&nnc(&["graph", "models/resnet18.net", "--depth", "1"]).stdout));
+}
+
+/// A block's branches are written, and so drawn (`ordering=out`), in source order: the
+/// input's readers in GoogLeNet's first Inception block are p1, p2, p3, p4.
+#[test]
+fn graph_keeps_branches_in_source_order() {
+    let out = nnc(&["graph", "models/googlenet.net"]);
+    let dot = text(&out.stdout);
+    assert!(dot.contains("ordering=out"), "{dot}");
+    let id = |name: &str| {
+        let line = dot.lines().find(|l| l.contains(&format!("[label=\"{name}\\n"))).expect(name);
+        line.trim().split(' ').next().unwrap().to_string()
+    };
+    let source = id("b3.0.p1_1");
+    let input: Vec<&str> = dot
+        .lines()
+        .filter(|l| l.trim().ends_with(&format!("-> {source};")))
+        .map(|l| l.trim().split(' ').next().unwrap())
+        .collect();
+    let readers: Vec<String> = dot
+        .lines()
+        .filter(|l| l.trim().starts_with(&format!("{} -> ", input[0])))
+        .map(|l| l.trim().trim_end_matches(';').rsplit(' ').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> =
+        ["b3.0.p1_1", "b3.0.p2_1", "b3.0.p3_1", "b3.0.p4_1"].iter().map(|n| id(n)).collect();
+    assert_eq!(readers, expected, "{dot}");
+
+    // Where Graphviz is installed, the picture has them left to right, and PDF is drawn too.
+    let dir = std::env::temp_dir().join(format!("nnc-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("googlenet.svg");
+    let drawn = nnc(&["graph", "models/googlenet.net", "-o", svg.to_str().unwrap()]);
+    if drawn.status.code() == Some(2) && text(&drawn.stderr).contains("cannot run Graphviz") {
+        eprintln!("skipped the drawing: Graphviz's `dot` is not installed");
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    }
+    assert_eq!(drawn.status.code(), Some(0), "{}", text(&drawn.stderr));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    for block in ["b3.0", "b4.0", "b4.4", "b5.1"] {
+        let x = |k: usize| -> f64 {
+            let title = format!(">{block}.p{k}_1</text>");
+            let at = picture.find(&title).unwrap_or_else(|| panic!("{title}"));
+            let tag = &picture[picture[..at].rfind("<text").unwrap()..at];
+            let value = tag.split(" x=\"").nth(1).unwrap().split('"').next().unwrap();
+            value.parse().unwrap()
+        };
+        let xs: Vec<f64> = (1..=4).map(x).collect();
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "{block}'s branches at x = {xs:?}");
+    }
+    let pdf = dir.join("resnet18.pdf");
+    let drawn = nnc(&["graph", "models/resnet18.net", "--depth", "2", "-o", pdf.to_str().unwrap()]);
+    assert_eq!(drawn.status.code(), Some(0), "{}", text(&drawn.stderr));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

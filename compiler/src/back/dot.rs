@@ -1,6 +1,8 @@
 //! The graph picture: an IR graph in Graphviz's DOT language, each node with its name, op and
 //! output shape, each block instance a cluster (nested as the blocks are), so that a residual
-//! or Inception network can be read at a glance.
+//! or Inception network can be read at a glance. With a depth, the layers under a name of that
+//! many segments are drawn as one box (a ResNet's stages, a block instance), as the report's
+//! `--depth` collapses its rows; branches are drawn in the order the source writes them.
 
 use std::fmt::Write;
 
@@ -21,6 +23,9 @@ fn colour(op: &Op) -> &'static str {
     }
 }
 
+/// The fill of a box that stands for several layers.
+const BLOCK: &str = "#e4dcf1";
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -30,38 +35,144 @@ fn inside(name: &str, group: &str) -> bool {
     name == group || name.strip_prefix(group).is_some_and(|rest| rest.starts_with('.'))
 }
 
+/// How to draw a graph.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Draw the layers under each name of this many segments as one box (1: the top-level
+    /// stages), as `nnc check --depth` collapses the table; `None` draws every layer.
+    pub depth: Option<usize>,
+    /// Lay the graph out from left to right instead of top to bottom.
+    pub left_to_right: bool,
+}
+
+/// What one box of the picture stands for: a layer, or the layers under one name.
+struct Unit {
+    name: String,
+    nodes: Vec<usize>,
+}
+
+/// The boxes of the picture, in the order of their first layer, and each node's box.
+fn units(graph: &Graph, depth: Option<usize>) -> (Vec<Unit>, Vec<usize>) {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut unit_of = Vec::with_capacity(graph.nodes.len());
+    let mut by_name: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let Some(depth) = depth else {
+            // Every node its own box: a shared layer applied again has its first's name.
+            units.push(Unit { name: node.name.clone(), nodes: vec![i] });
+            unit_of.push(i);
+            continue;
+        };
+        let segments: Vec<&str> = node.name.split('.').collect();
+        let key = segments[..depth.max(1).min(segments.len())].join(".");
+        let at = *by_name.entry(key.clone()).or_insert_with(|| {
+            units.push(Unit { name: key, nodes: Vec::new() });
+            units.len() - 1
+        });
+        units[at].nodes.push(i);
+        unit_of.push(at);
+    }
+    (units, unit_of)
+}
+
 /// The DOT text of the graph.
-pub fn dot(graph: &Graph) -> String {
+pub fn dot(graph: &Graph, options: Options) -> String {
     let mut out = String::new();
     let w = &mut out;
+    let rankdir = if options.left_to_right { "LR" } else { "TB" };
     let _ = writeln!(w, "digraph \"{}\" {{", escape(&graph.name));
-    let _ =
-        writeln!(w, "  graph [rankdir=TB, fontname=\"Helvetica\", fontsize=11, nodesep=0.25, ranksep=0.3];");
+    // `ordering=out` keeps each tensor's readers in the order the graph lists them, which is
+    // the source's: Inception's branches come out p1, p2, p3, p4.
+    let _ = writeln!(
+        w,
+        "  graph [rankdir={rankdir}, ordering=out, fontname=\"Helvetica\", fontsize=11, nodesep=0.25, ranksep=0.3];"
+    );
     let _ = writeln!(w, "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];");
     let _ = writeln!(w, "  edge [arrowsize=0.6];");
-    // Groups (block instances) nest by name; each node goes into the innermost one holding it.
-    let mut groups: Vec<&crate::ir::Group> = graph.groups.iter().filter(|g| !g.name.is_empty()).collect();
+    let (units, unit_of) = units(graph, options.depth);
+    // Groups (block instances) nest by name; each box goes into the innermost one holding it.
+    // Groups that a depth collapses into one box are no clusters.
+    let segments = |name: &str| name.split('.').count();
+    let mut groups: Vec<&crate::ir::Group> = graph
+        .groups
+        .iter()
+        .filter(|g| !g.name.is_empty() && options.depth.is_none_or(|d| segments(&g.name) < d))
+        .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     groups.dedup_by(|a, b| a.name == b.name);
     let innermost = |name: &str| {
         groups.iter().filter(|g| inside(name, &g.name)).max_by_key(|g| g.name.len()).map(|g| g.name.clone())
     };
-    emit_level(w, graph, &groups, None, &innermost, 1);
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         for input in &node.inputs {
-            let _ = writeln!(w, "  n{} -> n{i};", input.0);
+            let edge = (unit_of[input.0], unit_of[i]);
+            if edge.0 != edge.1 && !edges.contains(&edge) {
+                edges.push(edge);
+            }
         }
+    }
+    // Grouped by source, in the order each source's readers appear, for `ordering=out`.
+    edges.sort_by_key(|&(from, _)| from);
+    // Graphviz does not keep `ordering=out` inside clusters; branches that can share a rank are
+    // put in one, left to right, by an invisible chain (only where every box is one node, whose
+    // order is the graph's topological one, so that the check below is exact).
+    let rows = match options.depth {
+        None => sibling_rows(units.len(), &edges),
+        Some(_) => Vec::new(),
+    };
+    let rows: Vec<(Option<String>, Vec<usize>)> =
+        rows.into_iter().map(|row| (innermost(&units[row[0]].name), row)).collect();
+    emit_level(w, graph, &units, &groups, &rows, None, &innermost, 1);
+    for (from, to) in edges {
+        let _ = writeln!(w, "  n{from} -> n{to};");
     }
     let _ = writeln!(w, "}}");
     out
 }
 
-/// Writes the clusters directly inside `parent` (or at the top), and the nodes that belong
-/// there.
+/// For each box read by several, the readers that can stand side by side: those of which none
+/// depends on another. `edges` go from earlier boxes to later ones (a topological order), so a
+/// path between two readers passes only boxes between them.
+fn sibling_rows(count: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for &(from, to) in edges {
+        out_edges[from].push(to);
+    }
+    let reaches = |from: usize, to: usize| {
+        let mut stack = vec![from];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(at) = stack.pop() {
+            for &next in &out_edges[at] {
+                if next == to {
+                    return true;
+                }
+                if next < to && seen.insert(next) {
+                    stack.push(next);
+                }
+            }
+        }
+        false
+    };
+    out_edges
+        .iter()
+        .filter(|readers| readers.len() > 1)
+        .filter(|readers| readers.windows(2).all(|w| w[0] < w[1]))
+        .filter(|readers| {
+            readers.iter().enumerate().all(|(k, &a)| readers[k + 1..].iter().all(|&b| !reaches(a, b)))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Writes the clusters directly inside `parent` (or at the top), the nodes that belong there,
+/// and the rows of siblings among them.
 fn emit_level(
     w: &mut String,
     graph: &Graph,
+    units: &[Unit],
     groups: &[&crate::ir::Group],
+    rows: &[(Option<String>, Vec<usize>)],
     parent: Option<&str>,
     innermost: &dyn Fn(&str) -> Option<String>,
     depth: usize,
@@ -84,18 +195,33 @@ fn emit_level(
             escape(&group.name),
             escape(&group.label)
         );
-        emit_level(w, graph, groups, Some(&group.name), innermost, depth + 1);
+        emit_level(w, graph, units, groups, rows, Some(&group.name), innermost, depth + 1);
         let _ = writeln!(w, "{pad}}}");
     }
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if innermost(&node.name).as_deref() == parent {
-            let op = node.op.to_string();
-            let label = if op == node.name {
-                format!("{}\\n{}", escape(&node.name), node.shape)
-            } else {
-                format!("{}\\n{}\\n{}", escape(&node.name), escape(&op), node.shape)
-            };
-            let _ = writeln!(w, "{pad}n{i} [label=\"{label}\", fillcolor=\"{}\"];", colour(&node.op));
+    for (i, unit) in units.iter().enumerate() {
+        if innermost(&unit.name).as_deref() != parent {
+            continue;
         }
+        let last = &graph.nodes[*unit.nodes.last().expect("a box holds a layer")];
+        let (what, fill) = match &unit.nodes[..] {
+            [one] => (graph.nodes[*one].op.to_string(), colour(&graph.nodes[*one].op)),
+            many => {
+                // A block instance shows its call (`residual(c=128, stride=2)`).
+                let call = graph.groups.iter().find(|g| g.name == unit.name).map(|g| g.label.clone());
+                (call.unwrap_or_else(|| format!("{} layers", many.len())), BLOCK)
+            }
+        };
+        let label = if what == unit.name {
+            format!("{}\\n{}", escape(&unit.name), last.shape)
+        } else {
+            format!("{}\\n{}\\n{}", escape(&unit.name), escape(&what), last.shape)
+        };
+        let _ = writeln!(w, "{pad}n{i} [label=\"{label}\", fillcolor=\"{fill}\"];");
+    }
+    for (_, row) in rows.iter().filter(|(at, row)| {
+        at.as_deref() == parent && row.iter().all(|&u| innermost(&units[u].name).as_deref() == parent)
+    }) {
+        let chain: Vec<String> = row.iter().map(|u| format!("n{u}")).collect();
+        let _ = writeln!(w, "{pad}{{ rank=same; {} [style=invis]; }}", chain.join(" -> "));
     }
 }
