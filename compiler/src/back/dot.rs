@@ -121,9 +121,12 @@ pub fn dot(graph: &Graph, options: Options) -> String {
         None => sibling_rows(units.len(), &edges),
         Some(_) => Vec::new(),
     };
-    let rows: Vec<(Option<String>, Vec<usize>)> =
-        rows.into_iter().map(|row| (innermost(&units[row[0]].name), row)).collect();
-    emit_level(w, graph, &units, &groups, &rows, None, &innermost, 1);
+    let homes: Vec<Option<String>> = units.iter().map(|u| innermost(&u.name)).collect();
+    // A row stands in its boxes' cluster; one whose boxes lie in different clusters is dropped.
+    let rows: Vec<Vec<usize>> =
+        rows.into_iter().filter(|row| row.iter().all(|&u| homes[u] == homes[row[0]])).collect();
+    let picture = Picture { graph, units: &units, homes: &homes, groups: &groups, rows: &rows };
+    picture.level(w, None, 1);
     for (from, to) in edges {
         let _ = writeln!(w, "  n{from} -> n{to};");
     }
@@ -165,63 +168,65 @@ fn sibling_rows(count: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Writes the clusters directly inside `parent` (or at the top), the nodes that belong there,
-/// and the rows of siblings among them.
-fn emit_level(
-    w: &mut String,
-    graph: &Graph,
-    units: &[Unit],
-    groups: &[&crate::ir::Group],
-    rows: &[(Option<String>, Vec<usize>)],
-    parent: Option<&str>,
-    innermost: &dyn Fn(&str) -> Option<String>,
-    depth: usize,
-) {
-    let pad = "  ".repeat(depth);
-    let children = groups.iter().filter(|g| {
-        let enclosing = groups
-            .iter()
-            .filter(|o| o.name != g.name && inside(&g.name, &o.name))
-            .max_by_key(|o| o.name.len());
-        enclosing.map(|o| o.name.as_str()) == parent
-    });
-    for group in children {
-        let id: String =
-            group.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        let _ = writeln!(w, "{pad}subgraph cluster_{id} {{");
-        let _ = writeln!(
-            w,
-            "{pad}  label=\"{}: {}\"; style=\"rounded\"; color=\"#8e9aaf\";",
-            escape(&group.name),
-            escape(&group.label)
-        );
-        emit_level(w, graph, units, groups, rows, Some(&group.name), innermost, depth + 1);
-        let _ = writeln!(w, "{pad}}}");
-    }
-    for (i, unit) in units.iter().enumerate() {
-        if innermost(&unit.name).as_deref() != parent {
-            continue;
+/// What the picture is drawn from: the boxes, the cluster each lies in directly (`None` at the
+/// top), the clusters, and the rows of siblings.
+struct Picture<'a> {
+    graph: &'a Graph,
+    units: &'a [Unit],
+    homes: &'a [Option<String>],
+    groups: &'a [&'a crate::ir::Group],
+    rows: &'a [Vec<usize>],
+}
+
+impl Picture<'_> {
+    /// Writes the clusters directly inside `parent` (or at the top), the boxes that belong there,
+    /// and the rows of siblings among them.
+    fn level(&self, w: &mut String, parent: Option<&str>, depth: usize) {
+        let (graph, units, groups) = (self.graph, self.units, self.groups);
+        let pad = "  ".repeat(depth);
+        let children = groups.iter().filter(|g| {
+            let enclosing = groups
+                .iter()
+                .filter(|o| o.name != g.name && inside(&g.name, &o.name))
+                .max_by_key(|o| o.name.len());
+            enclosing.map(|o| o.name.as_str()) == parent
+        });
+        for group in children {
+            let id: String =
+                group.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let _ = writeln!(w, "{pad}subgraph cluster_{id} {{");
+            let _ = writeln!(
+                w,
+                "{pad}  label=\"{}: {}\"; style=\"rounded\"; color=\"#8e9aaf\";",
+                escape(&group.name),
+                escape(&group.label)
+            );
+            self.level(w, Some(&group.name), depth + 1);
+            let _ = writeln!(w, "{pad}}}");
         }
-        let last = &graph.nodes[*unit.nodes.last().expect("a box holds a layer")];
-        let (what, fill) = match &unit.nodes[..] {
-            [one] => (graph.nodes[*one].op.to_string(), colour(&graph.nodes[*one].op)),
-            many => {
-                // A block instance shows its call (`residual(c=128, stride=2)`).
-                let call = graph.groups.iter().find(|g| g.name == unit.name).map(|g| g.label.clone());
-                (call.unwrap_or_else(|| format!("{} layers", many.len())), BLOCK)
+        for (i, unit) in units.iter().enumerate() {
+            if self.homes[i].as_deref() != parent {
+                continue;
             }
-        };
-        let label = if what == unit.name {
-            format!("{}\\n{}", escape(&unit.name), last.shape)
-        } else {
-            format!("{}\\n{}\\n{}", escape(&unit.name), escape(&what), last.shape)
-        };
-        let _ = writeln!(w, "{pad}n{i} [label=\"{label}\", fillcolor=\"{fill}\"];");
-    }
-    for (_, row) in rows.iter().filter(|(at, row)| {
-        at.as_deref() == parent && row.iter().all(|&u| innermost(&units[u].name).as_deref() == parent)
-    }) {
-        let chain: Vec<String> = row.iter().map(|u| format!("n{u}")).collect();
-        let _ = writeln!(w, "{pad}{{ rank=same; {} [style=invis]; }}", chain.join(" -> "));
+            let last = &graph.nodes[*unit.nodes.last().expect("a box holds a layer")];
+            let (what, fill) = match &unit.nodes[..] {
+                [one] => (graph.nodes[*one].op.to_string(), colour(&graph.nodes[*one].op)),
+                many => {
+                    // A block instance shows its call (`residual(c=128, stride=2)`).
+                    let call = graph.groups.iter().find(|g| g.name == unit.name).map(|g| g.label.clone());
+                    (call.unwrap_or_else(|| format!("{} layers", many.len())), BLOCK)
+                }
+            };
+            let label = if what == unit.name {
+                format!("{}\\n{}", escape(&unit.name), last.shape)
+            } else {
+                format!("{}\\n{}\\n{}", escape(&unit.name), escape(&what), last.shape)
+            };
+            let _ = writeln!(w, "{pad}n{i} [label=\"{label}\", fillcolor=\"{fill}\"];");
+        }
+        for row in self.rows.iter().filter(|row| self.homes[row[0]].as_deref() == parent) {
+            let chain: Vec<String> = row.iter().map(|u| format!("n{u}")).collect();
+            let _ = writeln!(w, "{pad}{{ rank=same; {} [style=invis]; }}", chain.join(" -> "));
+        }
     }
 }
