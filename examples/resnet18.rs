@@ -9,10 +9,8 @@ nnc::model!(ResNet18 = "../models/resnet18.net", size = 96);
 
 fn main() {
     println!("{}: {} parameters, input {:?}", ResNet18::NAME, ResNet18::PARAMETERS, ResNet18::INPUT_SHAPE);
-    for (name, op, shape) in
-        ResNet18::LAYERS.iter().filter(|(name, _, _)| !name.contains('.') || name.ends_with(".0"))
-    {
-        println!("  {name:<10} {op:<45} {shape}");
+    for layer in ResNet18::LAYERS.iter().filter(|l| !l.name.contains('.') || l.name.ends_with(".0")) {
+        println!("  {:<10} {:<45} {:?} {:>9} parameters", layer.name, layer.op, layer.shape, layer.params);
     }
     let vs = nn::VarStore::new(Device::cuda_if_available());
     let net = ResNet18::new(&vs.root());

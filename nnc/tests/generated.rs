@@ -169,8 +169,27 @@ fn generated_items_describe_the_model() {
     assert_eq!(ResNet18::INPUT_SHAPE, &[-1, 1, 64, 64]);
     assert_eq!(ResNet18::OUTPUT_SHAPE, &[-1, 10]);
     assert_eq!(LeNet::PARAMETERS, 61_706);
-    let (name, op, shape) = LeNet::LAYERS[1];
-    assert_eq!((name, op, shape), ("0", "conv2d 1→6, 5×5, padding 2", "[N, 6, 28, 28]"));
+    let conv = LeNet::LAYERS[1];
+    assert_eq!(
+        (conv.name, conv.op, conv.shape),
+        ("0", "conv2d 1→6, 5×5, padding 2", &[-1i64, 6, 28, 28][..])
+    );
+    // 6·25 weights and 6 biases; a multiply-add per weight use and per bias add, at 28×28.
+    assert_eq!((conv.params, conv.macs), (156, 156 * 28 * 28));
+    assert_eq!(LeNet::LAYERS.iter().map(|l| l.params).sum::<u64>(), LeNet::PARAMETERS);
+    assert_eq!(LeNet::LAYERS.iter().map(|l| l.macs).sum::<u64>(), LeNet::MACS);
+    // The table `nnc check` prints, and a Debug that shows the model, not its tensors.
+    let table = format!("{}", LeNet::new(&nn::VarStore::new(Device::Cpu).root()));
+    assert_eq!(table, LeNet::summary());
+    assert!(
+        table.starts_with("network lenet(") && table.contains("parameters:              61,706"),
+        "{table}"
+    );
+    let debug = format!("{:?}", LeNet::new(&nn::VarStore::new(Device::Cpu).root()));
+    assert_eq!(
+        debug,
+        format!("LeNet {{ network: \"lenet\", parameters: 61706, macs: {}, layers: 12, .. }}", LeNet::MACS)
+    );
     // A wrong input is an error naming both shapes.
     let vs = nn::VarStore::new(Device::Cpu);
     let net = LeNet::new(&vs.root());

@@ -39,20 +39,20 @@ nnc::model! {
 
 /// `net`, whose layers are `layers`, against the fixture `case`: the same network as the
 /// fixture's, its state loaded strictly, its outputs in both modes.
-fn check(case: &str, net: &dyn ModuleT, layers: &[(&str, &str, &str)], vs: &mut nn::VarStore) {
+fn check(case: &str, net: &dyn ModuleT, layers: &[nnc::runtime::LayerInfo], vs: &mut nn::VarStore) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../parity/fixtures/ops/{case}.safetensors"));
     let fixture = parity::read_op(&path).unwrap();
     let text = fixture.network();
     let compiled = compile(Root::Text { name: "op.net", text: &text, dir: None }, &Options::default());
     assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
-    let expected: Vec<(String, String, String)> = compiled.graphs[0]
+    let expected: Vec<(String, String, Vec<i64>)> = compiled.graphs[0]
         .nodes
         .iter()
-        .map(|n| (n.name.clone(), n.op.to_string(), n.shape.to_string()))
+        .map(|n| (n.name.clone(), n.op.to_string(), n.shape.sizes(-1)))
         .collect();
-    let generated: Vec<(String, String, String)> =
-        layers.iter().map(|&(n, o, s)| (n.to_string(), o.to_string(), s.to_string())).collect();
+    let generated: Vec<(String, String, Vec<i64>)> =
+        layers.iter().map(|l| (l.name.to_string(), l.op.to_string(), l.shape.to_vec())).collect();
     assert_eq!(generated, expected, "{case}: the macro's network is not the fixture's");
     assert_eq!(fixture.state_prefix(), "", "{case}: the state is named as nnc names it");
     weights::load_map(vs, &fixture.state, "the fixture").unwrap();

@@ -157,6 +157,23 @@ impl Model {
     }
 }
 
+/// One layer of a generated model, as the checker inferred it (`<Type>::LAYERS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Its name, the prefix of its tensors in the `state_dict` (`b3.0.conv1`).
+    pub name: &'static str,
+    /// Its op as the report shows it (`conv2d 1→6, 5×5, padding 2`).
+    pub op: &'static str,
+    /// Its output shape; -1 is the batch.
+    pub shape: &'static [i64],
+    /// Its output's element type.
+    pub dtype: DType,
+    /// Learnable parameters: 0 for a shared layer applied again, less its tied tensors.
+    pub params: u64,
+    /// Multiply-adds of one example.
+    pub macs: u64,
+}
+
 /// The declared shape of a graph's (first) input, with -1 for a symbolic batch.
 pub fn input_dims(graph: &Graph) -> Vec<i64> {
     graph.node(graph.input()).shape.sizes(-1)
