@@ -9,7 +9,8 @@
 //! - spaces around `->`, `=` and the binary operators, after commas and labels' colons, none
 //!   inside brackets; keyword arguments (`padding=1`) and slices (`x[:, 1:]`) without spaces;
 //! - a chain longer than [`WIDTH`] is broken before a `->`, which leads its line, one level
-//!   deeper than the line the chain starts on; an argument list (or tuple, or list of sizes)
+//!   deeper than the line the chain starts on (an arithmetic expression before an operator, the
+//!   same way); an argument list (or tuple, or list of sizes)
 //!   longer than that is broken after a comma, the same way (definitions' parameters two levels,
 //!   so that they stand apart from the body).
 //!
@@ -603,8 +604,15 @@ impl<'s> Printer<'s> {
             ExprKind::Binary { head, rest } => {
                 let prec = Prec::Binary(binary_level(rest));
                 let mut text = self.flat(head, prec);
+                let mut before = head.span.end;
                 for (op, operand) in rest {
-                    text.push_str(&format!(" {op} {}", self.flat(operand, prec)));
+                    let kept = self.newline_between(before, operand.span.start);
+                    text.push_str(&format!(
+                        "{}{op} {}",
+                        if kept { "\n" } else { " " },
+                        self.flat(operand, prec)
+                    ));
+                    before = operand.span.end;
                 }
                 text
             }
@@ -999,11 +1007,28 @@ impl<'s> Printer<'s> {
                 self.expr(operand, ctx, Prec::Unary);
             }
             ExprKind::Binary { head, rest } => {
+                // Broken before an operator, which leads the next line a level deeper, where the
+                // author broke it or where the next operand would pass the width.
                 let prec = Prec::Binary(binary_level(rest));
                 self.expr(head, ctx, prec);
+                let mut before = head.span.end;
                 for (op, operand) in rest {
-                    self.text(&format!(" {op} "));
+                    let start = operand.span.start;
+                    self.trailing(start, ctx + INDENT);
+                    let op = op.to_string();
+                    let needed = width(&op) + 1 + first_width(&self.flat(operand, prec));
+                    if self.pending.is_some()
+                        || self.newline_between(before, start)
+                        || self.col() + 1 + needed > WIDTH
+                    {
+                        self.comments(start, ctx + INDENT);
+                        self.newline(ctx + INDENT);
+                        self.text(&format!("{op} "));
+                    } else {
+                        self.text(&format!(" {op} "));
+                    }
                     self.expr(operand, ctx, prec);
+                    before = operand.span.end;
                 }
             }
             ExprKind::Postfix { base, accesses } => {
@@ -1317,7 +1342,7 @@ mod tests {
     #[test]
     fn long_chains_break_with_a_leading_arrow() {
         let stage = "conv2d(64, 3, padding=1)";
-        let src = format!("network n {{\n    input [N, 3, 8, 8]\n    {}\n}}\n", vec![stage; 6].join(" -> "));
+        let src = format!("network n {{\n    input [N, 3, 8, 8]\n    {}\n}}\n", [stage; 6].join(" -> "));
         let out = fmt(&src);
         assert!(out.lines().all(|l| l.len() <= WIDTH), "{out}");
         assert!(out.contains("\n        -> conv2d"), "{out}");
@@ -1357,6 +1382,17 @@ network n(len = 16, vocab = 1_000) {
 }
 "#;
         assert_eq!(fmt(src), src);
+    }
+
+    #[test]
+    fn arithmetic_breaks_before_an_operator() {
+        let src = "network n {\n    input [N, 4]\n    x = linear(4) +\n        linear(4) * 2 - relu\n}\n";
+        let out = fmt(src);
+        assert_eq!(
+            out,
+            "network n {\n    input [N, 4]\n    x = linear(4)\n        + linear(4) * 2 - relu\n}\n"
+        );
+        assert_eq!(fmt(&out), out);
     }
 
     #[test]
