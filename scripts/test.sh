@@ -6,3 +6,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
 scripts/setup-data.sh
 cargo test --workspace
+# The models and the standard library stay in `nnc fmt`'s layout.
+cargo run --quiet -p nnc-cli -- fmt --check models compiler/std

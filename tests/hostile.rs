@@ -13,7 +13,18 @@ use proptest::prelude::*;
 fn check_text(text: &str) -> Compilation {
     let c = compile(Root::Text { name: "hostile.net", text, dir: None }, &Options::default());
     assert_spans_in_bounds(&c);
+    format_text(text);
     c
+}
+
+/// `nnc fmt` on the same text: formatted (idempotently, the formatter checking that the tree
+/// and the comments are kept) or refused for its syntax errors, never a panic.
+fn format_text(text: &str) {
+    match nnc_grammar::format::format(text) {
+        Ok(out) => assert_eq!(nnc_grammar::format::format(&out), Ok(out.clone()), "not idempotent:\n{text}"),
+        Err(nnc_grammar::format::FormatError::Syntax(_)) => {}
+        Err(nnc_grammar::format::FormatError::Internal(why)) => panic!("{why}:\n{text}"),
+    }
 }
 
 fn codes(c: &Compilation) -> Vec<Code> {

@@ -1,10 +1,12 @@
 //! The command line's library: its arguments, the commands that need no libtorch (`check`,
-//! `emit`, `graph`, `layers`, `explain`), and [`execute`], the one place that routes a command:
+//! `emit`, `graph`, `layers`, `explain`, `fmt`, in `fmt.rs`), and [`execute`], the one place that routes a command:
 //! those run here, and the commands that run models ([`RuntimeCommand`]) go to the runtime the binary passes
 //! in. `nnc` passes a hand-over that execs `nnc-torch`; `nnc-torch` (in `torch/`) runs them on
 //! libtorch. With `nnc-torch`, the only crates that print; everything they show is computed
 //! by the compiler and runtime libraries. `nnc` itself never links libtorch, so that
 //! `nnc check` starts in about a millisecond.
+
+mod fmt;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -46,6 +48,9 @@ pub enum Command {
     /// Explain a diagnostic code (`nnc explain E0202`): what it means, a broken example and its fix.
     #[command(display_order = 9)]
     Explain(ExplainArgs),
+    /// Lay `.net` files out canonically, in place (`--check`: only report the files that would change).
+    #[command(display_order = 10)]
+    Fmt(fmt::FmtArgs),
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -930,7 +935,7 @@ fn outcome_of(compilation: &Compilation) -> Outcome {
 }
 
 /// Runs a parsed command line and turns its outcome into the process's exit code. This is
-/// where commands are routed: `check`, `emit`, `graph`, `layers` and `explain` run here, in
+/// where commands are routed: `check`, `emit`, `graph`, `layers`, `explain` and `fmt` run here, in
 /// either binary; the commands that run models go to `runtime`, which in `nnc` execs
 /// `nnc-torch` and in `nnc-torch` runs them on libtorch.
 pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Result<Outcome>) -> ExitCode {
@@ -940,6 +945,7 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Graph(args) => graph(&args),
         Command::Layers(args) => layers(&args),
         Command::Explain(args) => explain(&args),
+        Command::Fmt(args) => fmt::fmt(&args),
         Command::Runtime(command) => runtime(command),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `nnc`: the command line. `check`, `emit`, `graph`, `layers` and `explain` run here; the
+//! `nnc`: the command line. `check`, `emit`, `graph`, `layers`, `explain` and `fmt` run here; the
 //! commands that run models (`run`, `bench`, `train`, `eval`, `predict`), which need libtorch,
 //! are handed to `nnc-torch` beside this binary, so that this one never loads libtorch and
 //! `nnc check` starts in about a millisecond instead of a fifth of a second.

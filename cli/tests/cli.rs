@@ -453,3 +453,62 @@ fn a_closed_pipe_ends_quietly() {
         assert!(out.stderr.is_empty(), "{format}: {}", text(&out.stderr));
     }
 }
+
+/// `nnc fmt` in a scratch folder: rewrites in place, `--check` reports without writing, a
+/// syntax error is reported as `check` reports it and leaves the file as it was, `-` filters.
+#[test]
+fn fmt_rewrites_checks_and_refuses_syntax_errors() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let messy = "network n{input [N,4]\n  linear( 8 )->relu # why\n}\n";
+    let tidy = "network n {\n    input [N, 4]\n    linear(8) -> relu  # why\n}\n";
+    let file = dir.join("sub/messy.net");
+    std::fs::write(&file, messy).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).current_dir(&dir).output().unwrap()
+    };
+
+    let out = run(&["fmt", "--check", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("+    linear(8) -> relu  # why"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("sub/messy.net"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), messy, "--check wrote");
+
+    let out = run(&["fmt", "sub/messy.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), tidy);
+    let out = run(&["fmt", "--check", "sub"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
+
+    let broken = "network n {\n    input [N, 4]\n    linear(8 -> relu\n}\n";
+    std::fs::write(dir.join("broken.net"), broken).unwrap();
+    let out = run(&["fmt", "--color", "never", "broken.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("error[E0001]") && err.contains("broken.net:4:1"), "{err}");
+    assert!(err.contains("could not format `broken.net`"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("broken.net")).unwrap(), broken);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["fmt", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(messy.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), tidy);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_models_and_the_standard_library_are_formatted() {
+    let out = nnc(&["fmt", "--check", "models", "compiler/std"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+}

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use explain::Explanation;
 pub use front::expand::Limits;
-pub use front::load::{Root, STD_MODULES};
+pub use front::load::{syntax_diagnostics, Root, MAX_FILE_BYTES, STD_MODULES};
 pub use ir::Graph;
 use nnc_grammar::Span;
 pub use shape::{Batch, Shape, Window};

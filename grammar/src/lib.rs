@@ -2,6 +2,7 @@
 //! every node. This crate knows nothing about shapes, layers or libtorch.
 
 pub mod ast;
+pub mod format;
 mod parser;
 
 pub use ast::Span;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use nnc_grammar::ast::{DefKind, Definition, File, ImportTarget};
-use nnc_grammar::{parse_file, Span};
+use nnc_grammar::{parse_file, Span, SyntaxError};
 
 use super::messages::Error;
 use crate::diagnostic::{Code, Diagnostic};
@@ -49,6 +49,21 @@ pub const RESERVED: &[&str] = &[
     "scaled_dot_product_attention",
     "einsum",
 ];
+
+/// The parser's syntax errors of a file as diagnostics (`nnc fmt` reports them so too).
+pub fn syntax_diagnostics(file: FileId, errors: Vec<SyntaxError>) -> Vec<Diagnostic> {
+    errors
+        .into_iter()
+        .map(|e| {
+            let mut d = Diagnostic::error(Code::Syntax, e.message).primary(Loc::new(file, e.span), e.label);
+            if let Some((span, label)) = e.related {
+                d = d.secondary(Loc::new(file, span), label);
+            }
+            d.hint = e.hint;
+            d
+        })
+        .collect()
+}
 
 /// Where the root source comes from.
 pub enum Root<'a> {
@@ -164,14 +179,7 @@ impl Loader<'_> {
 
     fn parse_and_index(&mut self, file: FileId, is_root: bool) {
         let (ast, errors) = parse_file(&self.sources.get(file).text);
-        for e in errors {
-            let mut d = Diagnostic::error(Code::Syntax, e.message).primary(Loc::new(file, e.span), e.label);
-            if let Some((span, label)) = e.related {
-                d = d.secondary(Loc::new(file, span), label);
-            }
-            d.hint = e.hint;
-            self.diags.push(d);
-        }
+        self.diags.extend(syntax_diagnostics(file, errors));
         while self.program.asts.len() <= file.0 {
             self.program.asts.push(None);
         }

@@ -1,0 +1,201 @@
+//! `nnc fmt`: files, folders (their `.net` files) or standard input in the canonical layout of
+//! `nnc_grammar::format`. A file is rewritten atomically (a temporary file in its folder, then a
+//! rename), and only if its layout changes; `--check` writes nothing and prints, for each file
+//! that would change, a unified diff. A file that does not parse is reported as `nnc check`
+//! reports it and left as it is.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use nnc_compiler::back::render::{self, Style};
+use nnc_compiler::input::{self, InputError};
+use nnc_compiler::{syntax_diagnostics, SourceMap, MAX_FILE_BYTES};
+use nnc_grammar::format::{format, FormatError};
+
+use crate::{stderr_style, ColorChoice, Outcome};
+
+#[derive(clap::Args)]
+pub struct FmtArgs {
+    /// The `.net` files to format, folders (every `.net` file under them), or `-` for standard
+    /// input, written formatted to standard output.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write nothing: print a diff for each file whose layout would change, and exit with 1 if
+    /// any would (for CI).
+    #[arg(long)]
+    pub check: bool,
+    /// Colour diagnostics: `auto` (when stderr is a terminal and NO_COLOR is unset), `always`, `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// What happened to one file.
+enum Done {
+    Unchanged,
+    Changed,
+    Failed,
+}
+
+pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
+    let style = stderr_style(args.color);
+    let mut files = Vec::new();
+    let mut outcome = Outcome::Ok;
+    for path in &args.files {
+        if path.as_os_str() == "-" {
+            files.push(path.clone());
+        } else if path.is_dir() {
+            if let Err(e) = net_files(path, &mut files) {
+                eprintln!("error: cannot list `{}`: {e}", path.display());
+                outcome = Outcome::ModelError;
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut changed = Vec::new();
+    for path in &files {
+        let done =
+            if path.as_os_str() == "-" { stdin(args.check, style)? } else { file(path, args.check, style)? };
+        match done {
+            Done::Unchanged => {}
+            Done::Changed => changed.push(path.display().to_string()),
+            Done::Failed => outcome = Outcome::ModelError,
+        }
+    }
+    if args.check && !changed.is_empty() {
+        let count = changed.len();
+        eprintln!(
+            "error: {count} file{} not formatted (`nnc fmt` would change {})",
+            if count == 1 { " is" } else { "s are" },
+            changed.join(", ")
+        );
+        outcome = Outcome::ModelError;
+    }
+    Ok(outcome)
+}
+
+/// The `.net` files under `dir`, in order, skipping hidden entries, `target` folders and
+/// symbolic links (which could loop).
+fn net_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() && name != "target" {
+            net_files(&entry.path(), out)?;
+        } else if kind.is_file() && name.ends_with(".net") {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn stdin(check: bool, style: Style) -> io::Result<Done> {
+    let mut bytes = Vec::new();
+    io::stdin().lock().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        eprintln!("error: standard input is over the limit of {MAX_FILE_BYTES} bytes");
+        return Ok(Done::Failed);
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        eprintln!("error: standard input is not UTF-8");
+        return Ok(Done::Failed);
+    };
+    let Some(formatted) = formatted("<stdin>", None, &text, style) else {
+        return Ok(Done::Failed);
+    };
+    if check {
+        if formatted == text {
+            return Ok(Done::Unchanged);
+        }
+        print_diff("<stdin>", &text, &formatted)?;
+        return Ok(Done::Changed);
+    }
+    io::stdout().lock().write_all(formatted.as_bytes())?;
+    Ok(if formatted == text { Done::Unchanged } else { Done::Changed })
+}
+
+fn file(path: &Path, check: bool, style: Style) -> io::Result<Done> {
+    let name = path.display().to_string();
+    let bytes = match input::read_regular(path, MAX_FILE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(InputError::Io(e)) => {
+            eprintln!("error: `{name}` cannot be read: {e}");
+            return Ok(Done::Failed);
+        }
+        Err(e) => {
+            eprintln!("error: `{name}` {e}");
+            return Ok(Done::Failed);
+        }
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        eprintln!("error: `{name}` is not UTF-8; `nnc check` shows where");
+        return Ok(Done::Failed);
+    };
+    let Some(formatted) = formatted(&name, Some(path), &text, style) else {
+        return Ok(Done::Failed);
+    };
+    if formatted == text {
+        return Ok(Done::Unchanged);
+    }
+    if check {
+        print_diff(&name, &text, &formatted)?;
+    } else {
+        write_atomic(path, formatted.as_bytes())?;
+    }
+    Ok(Done::Changed)
+}
+
+/// The formatted text, or `None` after reporting why there is none.
+fn formatted(name: &str, path: Option<&Path>, text: &str, style: Style) -> Option<String> {
+    match format(text) {
+        Ok(formatted) => Some(formatted),
+        Err(FormatError::Syntax(errors)) => {
+            let mut sources = SourceMap::new();
+            let id = sources.add(name, path.map(Path::to_path_buf), text.to_string());
+            let diags = syntax_diagnostics(id, errors);
+            let count = diags.len();
+            eprint!("{}", render::render(&diags, &sources, style));
+            eprintln!(
+                "error: could not format `{name}` ({count} syntax error{}); it is left as it is",
+                if count == 1 { "" } else { "s" }
+            );
+            None
+        }
+        Err(FormatError::Internal(why)) => {
+            eprintln!("error: `{name}` is left as it is: {why} (a bug of `nnc fmt`; please report it)");
+            None
+        }
+    }
+}
+
+fn print_diff(name: &str, old: &str, new: &str) -> io::Result<()> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut out = io::stdout().lock();
+    write!(out, "{}", diff.unified_diff().context_radius(3).header(name, &format!("{name} (formatted)")))
+}
+
+/// Replaces `path` by `bytes` through a temporary file in the same folder, synced, given the
+/// file's permissions and renamed over it, so that the file is never seen half written.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.nnc-fmt-{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::set_permissions(&temp, fs::metadata(path)?.permissions())?;
+        fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written.map_err(|e| io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display())))
+}
