@@ -4,7 +4,7 @@
 use super::{product, OpError, TensorSpec};
 use crate::diagnostic::Code;
 use crate::ir::Op;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub struct ParamSpec {
     pub name: &'static str,
@@ -44,6 +44,10 @@ pub enum Kind {
     /// A [`Kind::Spatial`] or one of these strings, as a convolution's `padding` is an amount,
     /// `"same"` or `"valid"`.
     SpatialOr(usize, &'static [&'static str]),
+    /// A tensor of this element type, which the layer reads beside its input (an attention's
+    /// keys and values, its key padding mask), or `false` for none, so that a block passes an
+    /// optional tensor on. Always optional: its default is none.
+    Tensor(DType),
 }
 
 impl Kind {
@@ -58,6 +62,8 @@ impl Kind {
             Kind::SpatialOr(n, choices) => {
                 format!("an integer, {}, or one of {}", tuple_of(n), quoted(choices))
             }
+            Kind::Tensor(DType::Float) => "a tensor, or `false` for none".into(),
+            Kind::Tensor(dtype) => format!("a {dtype} tensor, or `false` for none"),
         }
     }
 }
@@ -86,6 +92,9 @@ pub enum ArgValue {
     Bool(bool),
     /// One of a [`Kind::Choice`]'s strings.
     Choice(&'static str),
+    /// A [`Kind::Tensor`] argument: the shape of the tensor given, which the layer's node
+    /// reads as an input after the flowing one.
+    Tensor(Shape),
     /// Optional and not given, with no fixed default (pooling's stride follows its kernel).
     Unset,
 }
@@ -102,6 +111,7 @@ impl std::fmt::Display for ArgValue {
                 write!(f, "({})", dims.join(", "))
             }
             ArgValue::Choice(v) => write!(f, "{v:?}"),
+            ArgValue::Tensor(shape) => write!(f, "{shape}"),
             ArgValue::Unset => f.write_str("…"),
         }
     }
@@ -157,6 +167,14 @@ impl Args {
     pub fn chosen(&self, name: &'static str) -> Option<&'static str> {
         match self.get(name) {
             ArgValue::Choice(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The shape of the tensor a [`Kind::Tensor`] parameter was given, or `None`.
+    pub fn tensor(&self, name: &'static str) -> Option<&Shape> {
+        match self.get(name) {
+            ArgValue::Tensor(shape) => Some(shape),
             _ => None,
         }
     }

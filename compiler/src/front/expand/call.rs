@@ -276,7 +276,8 @@ impl Expander<'_> {
         flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        let Some(bound) = self.bind_op_args(spec, args, loc, scope) else {
+        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
+        let Some(bound) = self.bind_op_args(spec, args, loc, scope, flow, &name) else {
             return Value::Poison;
         };
         let input = match flow {
@@ -289,7 +290,6 @@ impl Expander<'_> {
         {
             return Value::Poison;
         }
-        let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
         let shape = self.nodes[input.0].shape.clone();
         // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
         // `path.1`, ... (a destructuring binding renames them after its names).
@@ -309,7 +309,9 @@ impl Expander<'_> {
         }
         match (spec.apply)(&bound.args, &shape) {
             Ok(built) => {
-                self.add_node(name, built.op, vec![input], built.shape, built.params, built.macs, loc)
+                // The tensors given by keyword follow the flowing one, in the parameters' order.
+                let inputs = std::iter::once(input).chain(bound.tensors).collect();
+                self.add_node(name, built.op, inputs, built.shape, built.params, built.macs, loc)
             }
             Err(err) => self.op_error(err, &bound, input, loc, &name),
         }
@@ -372,12 +374,17 @@ impl Expander<'_> {
         ok.then_some(slots)
     }
 
+    /// Binds a layer's arguments. A [`Kind::Tensor`] argument is evaluated with the tensor
+    /// flowing into the layer as `_`; the layers it makes are named `<name>_<parameter>`
+    /// (`attn_memory`), beside the layer `name`, which holds no layers.
     fn bind_op_args(
         &mut self,
         spec: &'static OpSpec,
         args: &[Arg],
         loc: Loc,
         scope: &mut Scope,
+        flow: Option<&Value>,
+        name: &str,
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
         let callee = Callee::layer(spec, &names);
@@ -391,10 +398,36 @@ impl Expander<'_> {
         };
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
+        let mut tensors: Vec<(usize, NodeId)> = Vec::new();
         let mut ok = true;
         for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
             let param = &spec.params[slot];
             let arg_loc = Loc::new(scope.file, arg.value.span);
+            if let Kind::Tensor(dtype) = param.kind {
+                let value = self.eval(&arg.value, scope, flow, &format!("{name}_{}", param.name));
+                let what = || format!("`{}`'s `{}`", spec.name, param.name);
+                match value {
+                    Value::Tensor(id) => {
+                        if self.batched(id, what, arg_loc) && self.typed(id, dtype, what, arg_loc) {
+                            let shape = self.nodes[id.0].shape.clone();
+                            values[slot] = Some((ArgValue::Tensor(shape), arg_loc));
+                            tensors.push((slot, id));
+                        } else {
+                            ok = false;
+                        }
+                    }
+                    // None, as the default: a block passes its own optional tensor on.
+                    Value::Bool(false) => values[slot] = Some((ArgValue::Unset, arg_loc)),
+                    Value::Poison => ok = false,
+                    other => {
+                        let found = self.found(&other);
+                        let (param, kind) = (param.name, param.kind);
+                        self.error(Error::ArgType { param, kind, value: &other, found, at: arg_loc });
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             let value = self.eval(&arg.value, scope, None, "");
             match convert(&value, param.kind) {
                 Some(v) => values[slot] = Some((v, arg_loc)),
@@ -425,7 +458,9 @@ impl Expander<'_> {
                 }
             }
         }
-        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs })
+        tensors.sort_by_key(|&(slot, _)| slot);
+        let tensors = tensors.into_iter().map(|(_, id)| id).collect();
+        ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs, tensors })
     }
 
     /// Calls a block on the incoming tensor.
@@ -506,7 +541,11 @@ impl Expander<'_> {
                     return self.error(Error::MissingBlockArg { block: name, param, at: loc, param_at });
                 }
             };
-            shown.push(format!("{}={value}", param.name.name));
+            // A tensor (a decoder's memory) shows as its shape.
+            match &value {
+                Value::Tensor(id) => shown.push(format!("{}={}", param.name.name, self.nodes[id.0].shape)),
+                value => shown.push(format!("{}={value}", param.name.name)),
+            }
             inner.vars.insert(param.name.name.clone(), (value, param.name.span));
             inner.params_read.push((param.name.name.clone(), false));
         }
@@ -547,6 +586,8 @@ struct BoundOp {
     args: Args,
     /// Where each given argument was written.
     locs: HashMap<&'static str, Loc>,
+    /// The tensors given to [`Kind::Tensor`] parameters, in the parameters' order.
+    tensors: Vec<NodeId>,
 }
 
 /// The arguments with two or more positional ones packed into one tuple, as a layer whose
