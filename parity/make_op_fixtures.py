@@ -631,7 +631,7 @@ CASES = [
     ("parameter_3", "parameter", "param w [5] = 0\n    _ * (1 + w * w)", [3, 5], "WithParam('w', (5,), lambda x, p: x * (1 + p * p))"),
     # The recurrent layers, batch first, on [N, T, F]: one layer and stacks, each direction,
     # with and without bias, RNN's two nonlinearities. The modules' output sequence alone
-    # (`LSTMOutput` and the rest, below); the final states are no values in nnc.
+    # (`LSTMOutput` and the rest, below), as `-> lstm(...) ->` gives it.
     ("lstm_1", "lstm", "lstm(6)", [5, 4], "LSTMOutput(4, 6, batch_first=True)"),
     (
         "lstm_2",
@@ -663,6 +663,30 @@ CASES = [
         "rnn(5, num_layers=2, bidirectional=true)",
         [4, 3],
         "RNNOutput(3, 5, num_layers=2, batch_first=True, bidirectional=True)",
+    ),
+    # The recurrent layers' states, batch first in nnc ([N, D·num_layers, H]): initial states
+    # cut from the input, and the final states bound by a destructuring, each flattened beside
+    # the output (States below, whose module is registered under nnc's name for the layer).
+    (
+        "lstm_states",
+        "lstm_states",
+        "h = in[:, 0:4]\n    c = in[:, 2:6] * 0.5\n    y, h_n, c_n = in -> lstm(5, num_layers=2, bidirectional=true, h0=h, c0=c)\n    cat(y -> flatten, h_n -> flatten, c_n -> flatten, dim=1)",
+        [6, 5],
+        "States('y_h_n_c_n', nn.LSTM(5, 5, num_layers=2, batch_first=True, bidirectional=True), lambda x: (x[:, 0:4], x[:, 2:6] * 0.5))",
+    ),
+    (
+        "gru_states",
+        "gru_states",
+        "h = in[:, 1:3] - 1\n    y, h_n = in -> gru(4, num_layers=2, h0=h)\n    cat(y -> flatten, h_n -> flatten, dim=1)",
+        [5, 4],
+        "States('y_h_n', nn.GRU(4, 4, num_layers=2, batch_first=True), lambda x: x[:, 1:3] - 1)",
+    ),
+    (
+        "rnn_states",
+        "rnn_states",
+        'y, h_n = rnn(3, nonlinearity="relu", bidirectional=true)\n    cat(y -> flatten, h_n -> flatten, dim=1)',
+        [4, 6],
+        "States('y_h_n', nn.RNN(6, 3, nonlinearity='relu', batch_first=True, bidirectional=True))",
     ),
     # The lookup of int ids (an input declared `int`): without a padding row, with one counted
     # from the end (-2 is row 5 of 7), and row 0, on inputs of one and two dimensions.
@@ -739,6 +763,29 @@ class RNNOutput(nn.RNN):
 
     def forward(self, x):
         return super().forward(x)[0]
+
+
+class States(nn.Module):
+    """A recurrent module, registered as `name` (nnc's name for the layer), on a sequence and
+    the initial states `initial` computes from it (batch first, as nnc takes them; none: zero),
+    giving its output and its final states (made batch first) each flattened, side by side."""
+
+    def __init__(self, name, module, initial=None):
+        super().__init__()
+        self.add_module(name, module)
+        self.name, self.initial = name, initial
+
+    def forward(self, x):
+        module = getattr(self, self.name)
+        if self.initial is None:
+            y, states = module(x)
+        else:
+            given = self.initial(x)
+            batch_second = lambda h: h.transpose(0, 1).contiguous()
+            hx = tuple(map(batch_second, given)) if isinstance(given, tuple) else batch_second(given)
+            y, states = module(x, hx)
+        states = states if isinstance(states, tuple) else (states,)
+        return torch.cat([y.flatten(1)] + [h.transpose(0, 1).flatten(1) for h in states], dim=1)
 
 
 class WithParam(nn.Module):
@@ -854,6 +901,7 @@ def build(text):
         "LSTMOutput": LSTMOutput,
         "GRUOutput": GRUOutput,
         "RNNOutput": RNNOutput,
+        "States": States,
     }
     return eval(text, env)  # noqa: S307 (our own table)
 

@@ -38,6 +38,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synthetic  # noqa: E402  (this folder's module)
+import gpt2  # noqa: E402  (this folder's module)
 import text_classifier  # noqa: E402  (this folder's module)
 import unet  # noqa: E402  (this folder's module)
 
@@ -61,13 +62,16 @@ ZOO = {
     # Not torchvision's: an embedding, a bidirectional LSTM and a linear layer, written out in
     # parity/text_classifier.py; its size is the sequence's length.
     "text_classifier": ("text_classifier.TextClassifier", 64),
+    # Not torchvision's: a GPT-2-small-shaped decoder of torch.nn's transformer layers, with
+    # tied embeddings, written out in parity/gpt2.py; its size is the context.
+    "gpt2": ("gpt2.GPT2", 1024),
     # Not torchvision's: the widely used PyTorch U-Net, written out in parity/unet.py.
     "unet": ("unet.UNet", 96),
 }
 FIXTURES = os.path.join(ROOT, "parity", "fixtures", "zoo")
 FIXTURE_CLASSES = 10
 # A segmentation network's output has a score per pixel: two classes keep its fixture small.
-FIXTURE_CLASSES_OF = {"unet": 2}
+FIXTURE_CLASSES_OF = {"unet": 2, "gpt2": None}  # None: a network with no classes
 FIXTURE_INPUT = [1, 3, 64, 64]
 # Inception-v3's smallest size; two examples, for batch norm in training mode (its auxiliary
 # classifier's output is compared in training mode too, where batch norm needs two values).
@@ -77,7 +81,10 @@ FIXTURE_KWARGS_OF = {"vit_b_16": {"image_size": 64}}
 # Networks of token ids: the vocabulary their input's ids are drawn from, and their fixture's
 # smaller sizes. Their size is the sequence's length (`--set length=`), and a fixture stores
 # its input, as ids are no synthetic floats.
-TEXT = {"text_classifier": {"vocab": 10_000, "fixture": {"vocab": 50, "embed": 8, "hidden": 6}}}
+TEXT = {
+    "text_classifier": {"vocab": 10_000, "fixture": {"vocab": 50, "embed": 8, "hidden": 6}},
+    "gpt2": {"vocab": 50_257, "fixture": {"vocab": 50, "context": 12, "width": 16, "layers": 2, "heads": 2}},
+}
 TEXT_FIXTURE_LENGTH = 12
 
 
@@ -93,7 +100,7 @@ def train_aux(reference, x):
 
 
 def build(constructor, **kwargs):
-    env = {"torchvision": torchvision, "unet": unet, "text_classifier": text_classifier}
+    env = {"torchvision": torchvision, "unet": unet, "text_classifier": text_classifier, "gpt2": gpt2}
     return eval(constructor, env)(**kwargs)  # noqa: S307 (our own table)
 
 
@@ -159,7 +166,8 @@ def check(name, work):
         ok &= diff_emit <= 1e-5
         case = os.path.join(work, name)
         os.makedirs(case, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, os.path.join(case, "weights.safetensors"))
+        # Cloned: safetensors refuses tensors that share memory (tied weights).
+        save_file({k: v.contiguous().clone() for k, v in reference.state_dict().items()}, os.path.join(case, "weights.safetensors"))
         io = {"input": x, "output": y.contiguous()}
         if aux is not None:
             io["aux_train"] = aux
@@ -190,19 +198,37 @@ def check(name, work):
     return line, ok
 
 
+def tied(state):
+    """The names of the state_dict that are another's tensor (tied weights), each with the
+    first name of that tensor."""
+    first = {}
+    for k, v in state.items():
+        first.setdefault(v.data_ptr(), k)
+    return {k: first[v.data_ptr()] for k, v in state.items() if first[v.data_ptr()] != k}
+
+
 def write_fixture(name):
     """The small fixture of one network: its state_dict's names and shapes, and its output on
-    the synthetic input with the synthetic weights, both of which Rust recomputes."""
+    the synthetic input with the synthetic weights, both of which Rust recomputes. A tied
+    tensor takes its first name's synthetic values under every name."""
     constructor, _ = ZOO[name]
     classes = FIXTURE_CLASSES_OF.get(name, FIXTURE_CLASSES)
     kwargs = TEXT[name]["fixture"] if name in TEXT else FIXTURE_KWARGS_OF.get(name, {})
-    reference = build(constructor, num_classes=classes, **kwargs).eval()
+    if classes is not None:
+        kwargs = {"num_classes": classes, **kwargs}
+    reference = build(constructor, **kwargs).eval()
     state = reference.state_dict()
-    reference.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(v.shape))) for k, v in state.items()}, strict=True)
+    ties = tied(state)
+    values = {k: torch.from_numpy(synthetic.tensor(ties.get(k, k), tuple(v.shape))) for k, v in state.items()}
+    reference.load_state_dict(values, strict=True)
     if name in TEXT:
-        shape = [2, TEXT_FIXTURE_LENGTH]
+        length = kwargs.get("context", TEXT_FIXTURE_LENGTH)
+        shape = [2, length]
         x = torch.randint(0, kwargs["vocab"], shape, generator=torch.Generator().manual_seed(0))
-        settings = {"classes": str(classes), "length": str(shape[-1]), **{k: str(v) for k, v in kwargs.items()}}
+        given = {k: str(v) for k, v in kwargs.items() if k not in ("num_classes", "context")}
+        settings = {"length": str(length), **given}
+        if classes is not None:
+            settings["classes"] = str(classes)
     else:
         shape = FIXTURE_INPUT_OF.get(name, FIXTURE_INPUT)
         x = torch.from_numpy(synthetic.tensor("input", tuple(shape)))
@@ -215,7 +241,8 @@ def write_fixture(name):
         "set": json.dumps(settings),
         "input": json.dumps(shape),
         "state": json.dumps([[k, list(v.shape)] for k, v in state.items()], separators=(",", ":")),
-        "torch": f"{constructor}(num_classes={classes}{''.join(f', {k}={v}' for k, v in kwargs.items())})",
+        "tied": json.dumps(ties, separators=(",", ":")),
+        "torch": f"{constructor}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
     }

@@ -3,6 +3,7 @@
 //! (`nn.Sequential` numbers its children from 0, a Python `if` that appends nothing takes no
 //! number, a module's attributes nest under it), and from the shapes PyTorch gives.
 
+use nnc_compiler::ir::NodeId;
 use nnc_compiler::{compile, Compilation, Options, Root};
 
 fn compile_text(text: &str) -> Compilation {
@@ -213,4 +214,78 @@ fn named_inputs_bind_their_names_and_flow_on() {
             "3 [N, 20]",
         ]
     );
+}
+
+/// A shared layer is one module called again, as `self.cell(self.cell(x))` in PyTorch: every
+/// application is a node named as the first, whose tensors it uses, counted once. A declaration
+/// makes no layer until applied, and feeds nothing, so the statement after it continues from
+/// the one before; its layers take the declaration's name, wherever it is applied.
+#[test]
+fn shared_layers_are_applied_again_with_one_set_of_tensors() {
+    let text = "block twice(c) { shared proj = linear(c) \n proj -> relu -> proj }
+                network n {
+                    input [N, 4]
+                    shared cell = linear(4) -> tanh
+                    a = linear(4)
+                    b = repeat 2 { cell }
+                    t = twice(4)
+                    cell -> linear(2)
+                }";
+    let c = compile_text(text);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let rows: Vec<String> = graph
+        .nodes
+        .iter()
+        .skip(1)
+        .map(|n| {
+            format!("{} {} {}", n.name, n.params, n.shares.map_or("-".into(), |s| graph.node(s).name.clone()))
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "a 20 -",
+            "cell.0 20 -",
+            "cell.1 0 -",
+            "cell.0 0 cell.0",
+            "cell.1 0 cell.1",
+            "t.proj 20 -",
+            "t.0 0 -",
+            "t.proj 0 t.proj",
+            "cell.0 0 cell.0",
+            "cell.1 0 cell.1",
+            "linear 10 -",
+        ]
+    );
+    // Each application reads the tensor before it: the repeat chains the two, and the last
+    // statement continues from the block `t`.
+    let by_index = |i: usize| &graph.nodes[i];
+    assert_eq!(by_index(4).inputs, [NodeId(3)]);
+    assert_eq!(by_index(9).inputs, [NodeId(8)]);
+    assert_eq!(graph.total_params(), 20 + 20 + 20 + 10);
+}
+
+/// `tie a.weight = b.weight` makes `a`'s tensor `b`'s, as PyTorch's `a.weight = b.weight`: the
+/// parameters count it once, and the graph records which tensor it is.
+#[test]
+fn tied_tensors_count_once() {
+    let text = "network n(vocab = 10) {
+                    input tokens [N, 3] int
+                    wte: embedding(vocab, 4) -> head: linear(vocab, bias=false)
+                    tie head.weight = wte.weight
+                }";
+    let c = compile_text(text);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let head = graph.nodes.iter().find(|n| n.name == "head").unwrap();
+    assert_eq!(head.params, 0);
+    assert_eq!(head.ties.len(), 1);
+    let tie = &head.ties[0];
+    assert_eq!(
+        (tie.tensor.as_str(), graph.node(tie.to).name.as_str(), tie.to_tensor.as_str()),
+        ("weight", "wte", "weight")
+    );
+    assert_eq!(graph.total_params(), 40);
+    assert!(head.own_tensors().is_empty());
 }

@@ -11,6 +11,7 @@ pub use crate::ops::types::*;
 // name (`ir::Conv { kernel: [3, 3], .. }` is an `ir::Conv2d`).
 pub use crate::ops::{
     AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, InitRule, MaxPool, SliceItem,
+    TensorSpec,
 };
 pub use crate::shape::DType;
 use crate::shape::Shape;
@@ -147,8 +148,39 @@ pub struct Node {
     /// use and one per bias add of convolutions and linear layers, one per trained parameter of
     /// a normalisation.
     pub macs: u64,
+    /// For a layer applied again (`shared`): the node that first applied it, whose tensors
+    /// this one uses. It has the same name and op, and no parameters of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<NodeId>,
+    /// This layer's tensors that are another layer's (`tie lm_head.weight = wte.weight`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ties: Vec<Tie>,
     #[serde(skip)]
     pub loc: Loc,
+}
+
+impl Node {
+    /// The tensors this node creates: its op's, less those it takes from another node (all of
+    /// them when it applies a shared layer again, the tied ones otherwise).
+    pub fn own_tensors(&self) -> Vec<TensorSpec> {
+        if self.shares.is_some() {
+            return Vec::new();
+        }
+        let mut specs = self.op.layer().tensors();
+        specs.retain(|spec| !self.ties.iter().any(|tie| tie.tensor == spec.name));
+        specs
+    }
+}
+
+/// A tensor of one layer that is another layer's, as PyTorch's weight tying makes it: both
+/// names are in the `state_dict`, and the parameters count it once.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tie {
+    /// The tensor's name in this layer (`weight`).
+    pub tensor: String,
+    /// The layer whose tensor it is, and that tensor's name there.
+    pub to: NodeId,
+    pub to_tensor: String,
 }
 
 /// One output of a network.

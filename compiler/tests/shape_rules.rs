@@ -672,3 +672,49 @@ fn cross_attention_reads_the_memorys_positions() {
     let body = "x -> multi_head_attention(2, memory=m -> linear(8), is_causal=true)";
     assert_eq!(errors(inputs, body), [Code::Value], "causal cross-attention");
 }
+
+// ---------------------------------------------------------------------------------------------
+// recurrent states
+// ---------------------------------------------------------------------------------------------
+
+/// A destructuring binds an LSTM's output and its final states, batch first, each state a
+/// node of its own reading the layer's; the given initial states are inputs of the layer, in
+/// the order `h0`, `c0`.
+#[test]
+fn lstm_states_are_batch_first_nodes_and_inputs() {
+    let body = "h = in[:, 0:4, 0:3]\n    c = in[:, 1:5, 0:3]\n    \
+                y, h_n, c_n = in -> lstm(3, num_layers=2, bidirectional=true, h0=h, c0=c)\n    \
+                cat(y[:, -1], h_n -> flatten, c_n -> flatten, dim=1)";
+    let g = graph("[N, 7, 5]", body);
+    let find = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("{name}"));
+    let (lstm, h, c) = (find("y_h_n_c_n"), find("h"), find("c"));
+    assert_eq!(g.nodes[lstm].shape.to_string(), "[N, 7, 6]");
+    let inputs: Vec<usize> = g.nodes[lstm].inputs.iter().map(|id| id.0).collect();
+    assert_eq!(inputs, [0, h, c]);
+    for (state, which) in [("h_n", 1), ("c_n", 2)] {
+        let node = &g.nodes[find(state)];
+        assert_eq!(node.shape.to_string(), "[N, 4, 3]", "{state}");
+        assert_eq!(node.inputs[0].0, lstm, "{state}");
+        assert_eq!(node.op.layer().reads(), which, "{state}");
+    }
+    assert_eq!(shape("[N, 7, 5]", body), "[N, 30]");
+}
+
+/// A GRU's and an RNN's one state; the plain call gives the output alone, as it always did.
+#[test]
+fn gru_and_rnn_give_one_state() {
+    assert_eq!(shape("[N, 7, 5]", "y, h_n = gru(4, num_layers=3)\n    h_n"), "[N, 3, 4]");
+    assert_eq!(shape("[N, 7, 5]", "y, h_n = rnn(4, bidirectional=true)\n    h_n"), "[N, 2, 4]");
+    assert_eq!(shape("[N, 7, 5]", "y = gru(4, h0=in[:, 0:1, 0:4])\n    y"), "[N, 7, 4]");
+    assert_eq!(shape("[N, 7, 5]", "lstm(4) -> gru(2)"), "[N, 7, 2]");
+}
+
+/// An initial state of another shape (here not bidirectional's 2), half an LSTM's pair, a
+/// destructuring of the wrong count, or of a block's output, are errors.
+#[test]
+fn recurrent_state_mistakes() {
+    assert_eq!(errors("[N, 7, 5]", "gru(4, bidirectional=true, h0=in[:, 0:1, 0:4])"), [Code::ShapeMismatch]);
+    assert_eq!(errors("[N, 7, 5]", "lstm(4, c0=in[:, 0:1, 0:4])"), [Code::Value]);
+    assert_eq!(errors("[N, 7, 5]", "y, h_n = lstm(4)\n    y"), [Code::Value]);
+    assert_eq!(errors("[N, 7, 5]", "y, h_n = relu\n    y"), [Code::Type]);
+}

@@ -88,6 +88,11 @@ pub enum Stmt {
     Param { name: Ident, dims: Vec<Expr>, init: Expr, span: Span },
     /// `output a, b if training`: the network's outputs, in order.
     Output { items: Vec<OutputItem>, span: Span },
+    /// `shared name = expr`: a layer (block, chain) applied, with the same parameters,
+    /// wherever `name` is a stage.
+    Shared { name: Ident, value: Expr, span: Span },
+    /// `tie a.weight = b.weight`: the tensor on the left is the one on the right.
+    Tie { tensor: Ident, to: Ident, span: Span },
     /// `name = expr`
     Bind { name: Ident, value: Expr },
     /// `a, b = expr`: each name bound to one item of the tuple `expr` gives, in order.
@@ -99,7 +104,11 @@ pub enum Stmt {
 impl Stmt {
     pub fn span(&self) -> Span {
         match self {
-            Stmt::Input { span, .. } | Stmt::Param { span, .. } | Stmt::Output { span, .. } => *span,
+            Stmt::Input { span, .. }
+            | Stmt::Param { span, .. }
+            | Stmt::Output { span, .. }
+            | Stmt::Shared { span, .. }
+            | Stmt::Tie { span, .. } => *span,
             Stmt::Bind { name, value } => name.span.to(value.span),
             Stmt::Destructure { names, value } => names[0].span.to(value.span),
             Stmt::Expr(e) => e.span,

@@ -383,6 +383,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::param_decl | Rule::kw_param => "`param`",
         Rule::output_decl | Rule::kw_output => "`output`",
         Rule::output_item => "an output's name",
+        Rule::shared_decl | Rule::kw_shared => "`shared`",
+        Rule::tie_decl | Rule::kw_tie => "`tie`",
+        Rule::tensor_path => "a layer's tensor (`wte.weight`)",
         Rule::training_flag => "`training`",
         Rule::binding | Rule::expr_stmt => "a statement",
         _ => "an expression",
@@ -505,6 +508,21 @@ impl Builder<'_> {
                 let init = exprs.pop().expect("the initial value");
                 let span = Span::new(span.start, init.span.end);
                 Stmt::Param { name, dims: exprs, init, span }
+            }
+            Rule::shared_decl => {
+                let mut inner = pair.into_inner();
+                let name = self.ident(inner.find(|p| p.as_rule() == Rule::ident).expect("name"));
+                let value = self.expr(inner.find(|p| p.as_rule() == Rule::expr).expect("value"));
+                let span = Span::new(span.start, value.span.end);
+                Stmt::Shared { name, value, span }
+            }
+            Rule::tie_decl => {
+                let mut paths =
+                    pair.into_inner().filter(|p| p.as_rule() == Rule::tensor_path).map(|p| self.ident(p));
+                let tensor = paths.next().expect("the tied tensor");
+                let to = paths.next().expect("the tensor it is tied to");
+                let span = Span::new(span.start, to.span.end);
+                Stmt::Tie { tensor, to, span }
             }
             Rule::binding => {
                 let mut names = Vec::new();

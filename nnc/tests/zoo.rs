@@ -27,6 +27,10 @@ nnc::model!(
     classes = 10,
     length = 12
 );
+nnc::model!(Gpt2 = "../models/zoo/gpt2.net", vocab = 50, width = 16, layers = 2, heads = 2, length = 12);
+// At GPT-2 small's sizes, never instantiated here (its weights are half a gigabyte): that it
+// compiles, and what it counts.
+nnc::model!(Gpt2Small = "../models/zoo/gpt2.net");
 
 /// Loads the fixture's synthetic state into `vs` strictly and compares `net`'s output with
 /// torchvision's.
@@ -83,3 +87,24 @@ fn inception_v3_outputs() {
 }
 zoo!(unet, UNet, "unet");
 zoo!(text_classifier, TextClassifier, "text_classifier");
+zoo!(gpt2, Gpt2, "gpt2");
+
+/// GPT-2 small's parameters, its output embedding tied to its input embedding and counted once.
+#[test]
+fn gpt2_small_counts_tied_weights_once() {
+    assert_eq!(Gpt2Small::PARAMETERS, 124_439_808);
+    assert_eq!(Gpt2Small::OUTPUT_SHAPE, &[-1, 1024, 50_257]);
+}
+
+/// A tied weight is one tensor: the optimiser sees it once, and a step on the output
+/// projection's gradient moves the input embedding.
+#[test]
+fn gpt2_tied_weight_is_one_tensor() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = Gpt2::new(&vs.root());
+    let variables = vs.variables();
+    let (wte, head) = (&variables["wte.weight"], &variables["lm_head.weight"]);
+    assert_eq!(wte.data_ptr(), head.data_ptr());
+    let trained: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    assert_eq!(trained as u64, Gpt2::PARAMETERS);
+}

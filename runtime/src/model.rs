@@ -30,11 +30,27 @@ impl Model {
     /// Creates the parameters of every layer under `root`, named as the IR names them; a
     /// tensor libtorch cannot allocate is an error naming its layer.
     pub fn try_new(root: &nn::Path, graph: Graph, init: Init) -> Result<Model, RuntimeError> {
-        let params = graph
-            .nodes
-            .iter()
-            .map(|n| ops::try_create_params(root, &n.name, &n.op, init))
-            .collect::<Result<_, _>>()?;
+        // Each layer's own tensors; then the tied ones, as a tensor may be tied to a later
+        // layer's; then the layers applied again, which take all of their first's.
+        let mut params: Vec<Params> = Vec::with_capacity(graph.nodes.len());
+        for node in &graph.nodes {
+            let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
+            params.push(match node.shares {
+                Some(_) => Params::NONE,
+                None => ops::try_create_untied(root, &node.name, &node.op, init, &tied)?,
+            });
+        }
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for tie in &node.ties {
+                let owner = params[tie.to.0].shared();
+                params[i].tie(root, &node.name, &tie.tensor, &owner, &tie.to_tensor)?;
+            }
+        }
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if let Some(owner) = node.shares {
+                params[i] = params[owner.0].shared();
+            }
+        }
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
         Ok(Model { graph, params, last_use, computed })
@@ -102,20 +118,26 @@ impl Model {
         self.run(xs, train, true)
     }
 
-    /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs.
+    /// Runs the graph; with `keep`, returns every node's output, else the mode's outputs. Each
+    /// node's value is every tensor it computes, its output first, then any states (a recurrent
+    /// layer's final `h_n`, ...), which the nodes that select them read.
     fn run(&self, xs: &[&Tensor], train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
         let computed = &self.computed[usize::from(train || keep)];
-        let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
+        let mut values: Vec<Option<Vec<Tensor>>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let value = if !computed[i] {
                 None
             } else if matches!(node.op, Op::Input(_)) {
                 let k = self.graph.inputs.iter().position(|id| id.0 == i).expect("an input of the graph");
-                Some(xs[k].shallow_clone())
+                Some(vec![xs[k].shallow_clone()])
             } else {
-                let inputs: Vec<&Tensor> =
-                    node.inputs.iter().map(|id| values[id.0].as_ref().expect("inputs come first")).collect();
-                Some(ops::apply(&node.name, &node.op, &self.params[i], &inputs, train)?)
+                let reads = node.op.layer().reads();
+                let inputs: Vec<&Tensor> = node
+                    .inputs
+                    .iter()
+                    .map(|id| &values[id.0].as_ref().expect("inputs come first")[reads])
+                    .collect();
+                Some(ops::apply_outputs(&node.name, &node.op, &self.params[i], &inputs, train)?)
             };
             values.push(value);
             if !keep {
@@ -126,13 +148,11 @@ impl Model {
                 }
             }
         }
+        let output = |v: Option<&Vec<Tensor>>| v.expect("the outputs are kept")[0].shallow_clone();
         Ok(if keep {
-            values.into_iter().map(|v| v.expect("kept")).collect()
+            values.iter().map(|v| output(v.as_ref())).collect()
         } else {
-            self.graph
-                .outputs_in(train)
-                .map(|o| values[o.node.0].as_ref().expect("the outputs are kept").shallow_clone())
-                .collect()
+            self.graph.outputs_in(train).map(|o| output(values[o.node.0].as_ref())).collect()
         })
     }
 }

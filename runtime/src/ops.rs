@@ -31,6 +31,29 @@ impl Params {
         Params { tensors: tensors.into_iter().map(|(name, t)| (name.into(), t)).collect() }
     }
 
+    /// The same tensors, for a shared layer applied again: its gradients reach them.
+    pub fn shared(&self) -> Params {
+        Params { tensors: self.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect() }
+    }
+
+    /// Makes this layer's tensor `name` be `owner`'s tensor `to` (`tie lm_head.weight =
+    /// wte.weight`), registered under the layer's path too, untrained there, so that the
+    /// `state_dict` holds both names, as PyTorch's does, while the optimiser steps it once.
+    pub fn tie(
+        &mut self,
+        root: &nn::Path,
+        layer: &str,
+        name: &str,
+        owner: &Params,
+        to: &str,
+    ) -> Result<(), RuntimeError> {
+        let tensor = owner.get(to)?;
+        let (path, last) = tensor_home(root, layer, name);
+        let alias = path.add(last, tensor.shallow_clone(), false);
+        self.tensors.push((Cow::Owned(name.to_string()), alias));
+        Ok(())
+    }
+
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
     /// tensors given with [`Params::new`] that lack it.
     fn get(&self, name: &str) -> Result<&Tensor, TchError> {
@@ -61,28 +84,36 @@ pub fn create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Params
 /// Creates the tensors of the layer `name` doing `op` under `root`, as its description says;
 /// an allocation libtorch refuses (the sizes come from the model) is an error naming the
 /// layer and the tensor.
+/// Creates the tensors of the layer `name` doing `op`, except the `tied` ones, which
+/// [`Params::tie`] then takes from another layer; panics as [`create_params`] does.
+pub fn create_untied(root: &nn::Path, name: &str, op: &Op, init: Init, tied: &[&str]) -> Params {
+    try_create_untied(root, name, op, init, tied).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Result<Params, RuntimeError> {
+    try_create_untied(root, name, op, init, &[])
+}
+
+/// Creates the tensors of the layer `name` doing `op`, except the `tied` ones, which
+/// [`Params::tie`] then takes from another layer.
+pub fn try_create_untied(
+    root: &nn::Path,
+    name: &str,
+    op: &Op,
+    init: Init,
+    tied: &[&str],
+) -> Result<Params, RuntimeError> {
     let specs = op.layer().tensors();
     if specs.is_empty() {
         return Ok(Params::NONE);
     }
-    let path = layer_path(root, name);
-    // A tensor without a name of its own is the layer (a declared `param`): `features.0.scale`
-    // is the variable `scale` under `features / 0`.
-    let (parent, own) = match name.rsplit_once('.') {
-        Some((parent, own)) => (layer_path(root, parent), own),
-        None => (root.clone(), name),
-    };
     let tensors = specs
         .into_iter()
+        .filter(|spec| !tied.contains(&spec.name.as_ref()))
         .map(|spec| {
             let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            // A submodule's tensor (`out_proj.weight`) lies under the submodule's path.
-            let created = match spec.name.rsplit_once('.') {
-                _ if spec.name.is_empty() => create(&parent, own, &spec, &dims, init),
-                Some((sub, last)) => create(&layer_path(&path, sub), last, &spec, &dims, init),
-                None => create(&path, &spec.name, &spec, &dims, init),
-            };
+            let (path, last) = tensor_home(root, name, &spec.name);
+            let created = create(&path, last, &spec, &dims, init);
             let created = created.map_err(|e| {
                 let during = format!("creating its tensor `{}` {dims:?}", spec.name);
                 let help = "the layer's sizes are too large for the memory; make it smaller";
@@ -92,6 +123,24 @@ pub fn try_create_params(root: &nn::Path, name: &str, op: &Op, init: Init) -> Re
         })
         .collect::<Result<_, RuntimeError>>()?;
     Ok(Params { tensors })
+}
+
+/// The path a layer's tensor is created under, and its last name there: `b3.0.conv1`'s
+/// `weight` is `weight` under `b3 / 0 / conv1`; a submodule's tensor (`out_proj.weight`) lies
+/// under the submodule's path; a tensor without a name of its own is the layer (a declared
+/// `param`): `features.0.scale` is `scale` under `features / 0`.
+fn tensor_home<'a, 'n>(root: &nn::Path<'a>, layer: &'n str, tensor: &'n str) -> (nn::Path<'a>, &'n str) {
+    if tensor.is_empty() {
+        return match layer.rsplit_once('.') {
+            Some((parent, own)) => (layer_path(root, parent), own),
+            None => (root.clone(), layer),
+        };
+    }
+    let path = layer_path(root, layer);
+    match tensor.rsplit_once('.') {
+        Some((sub, last)) => (layer_path(&path, sub), last),
+        None => (path, tensor),
+    }
 }
 
 /// Creates the tensor `spec` describes as the variable `name` under `path`.
@@ -315,7 +364,23 @@ pub fn apply(
     inputs: &[&Tensor],
     train: bool,
 ) -> Result<Tensor, RuntimeError> {
-    forward(op, params, inputs, train).map_err(|e| {
+    let mut outputs = apply_outputs(layer, op, params, inputs, train)?;
+    Ok(outputs.swap_remove(0))
+}
+
+/// Every tensor `op` computes, as [`apply`] does: its output, then its states, as many as its
+/// description's `states` (a recurrent layer's final `h_n`, and an LSTM's `c_n`, each in
+/// libtorch's layout, `[D·num_layers, N, H]`, which the op `FinalState` that reads it makes
+/// batch first). The interpreter keeps them for the nodes that read them.
+pub fn apply_outputs(
+    layer: &str,
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+) -> Result<Vec<Tensor>, RuntimeError> {
+    let mut outputs = Vec::with_capacity(1);
+    forward(op, params, inputs, train, &mut outputs).map_err(|e| {
         let shapes: Vec<String> = inputs.iter().map(|t| format!("{:?}", t.size())).collect();
         let during = match shapes.len() {
             1 => format!("on input {}", shapes[0]),
@@ -328,10 +393,48 @@ pub fn apply(
             &e,
             "try a smaller batch or input size",
         )))
+    })?;
+    Ok(outputs)
+}
+
+/// The `N` tensors `op` computes, its output and its states, as [`apply_outputs`] gives them:
+/// what generated code calls for a layer with states, whose number it knows.
+pub fn apply_all<const N: usize>(
+    layer: &str,
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+) -> Result<[Tensor; N], RuntimeError> {
+    let outputs = apply_outputs(layer, op, params, inputs, train)?;
+    let count = outputs.len();
+    outputs.try_into().map_err(|_| {
+        let e = TchError::Shape(format!("the layer computes {count} tensors, not {N}"));
+        RuntimeError::Layer(Box::new(LayerError::new(layer, op, String::new(), &e, "")))
     })
 }
 
-fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<Tensor, TchError> {
+/// Pushes onto `outputs` the op's output, then its states (see [`apply_outputs`]).
+fn forward(
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+    outputs: &mut Vec<Tensor>,
+) -> Result<(), TchError> {
+    let output = output(op, params, inputs, train, outputs)?;
+    outputs.insert(0, output);
+    Ok(())
+}
+
+/// The op's output; a layer with states pushes them onto `states`.
+fn output(
+    op: &Op,
+    params: &Params,
+    inputs: &[&Tensor],
+    train: bool,
+    states: &mut Vec<Tensor>,
+) -> Result<Tensor, TchError> {
     // A declared `param` has no input: its value is its tensor, through which gradients flow.
     let param = || Ok::<_, TchError>(params.get("")?.shallow_clone());
     if let Op::Param(_) = op {
@@ -430,9 +533,11 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
         Op::MultiHeadAttention(a) => multi_head_attention(inputs, params, a, train)?,
-        Op::Lstm(l) => recurrent(x, op, params, l.recurrent(), train)?,
-        Op::Gru(g) => recurrent(x, op, params, g.recurrent(), train)?,
-        Op::Rnn(r) => recurrent(x, op, params, r.recurrent(), train)?,
+        Op::Lstm(l) => recurrent(inputs, op, params, l.recurrent(), train, states)?,
+        Op::Gru(g) => recurrent(inputs, op, params, g.recurrent(), train, states)?,
+        Op::Rnn(r) => recurrent(inputs, op, params, r.recurrent(), train, states)?,
+        // The state, [D·num_layers, N, H] as libtorch gives it, batch first.
+        Op::FinalState(_) => x.f_transpose(0, 1)?,
         // As `F.embedding`: the padding row (-1 for none) only keeps its gradient at zero.
         Op::Embedding(e) => Tensor::f_embedding(
             params.get("weight")?,
@@ -544,23 +649,40 @@ fn forward(op: &Op, params: &Params, inputs: &[&Tensor], train: bool) -> Result<
     })
 }
 
-/// A recurrent layer on a sequence `x` [N, T, F], batch first, from zero initial states:
-/// every step's hidden state of the last layer, [N, T, D·H]. libtorch takes the tensors as
-/// one list in PyTorch's `state_dict` order, which the op's description gives; they are
-/// looked up by name, so that tensors given with [`Params::new`] in another order still
-/// line up. `dropout` acts between layers in training only.
-fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) -> Result<Tensor, TchError> {
+/// A recurrent layer on a sequence `inputs[0]` [N, T, F], batch first, from its initial states
+/// (`inputs[1..]`, batch first, [N, D·num_layers, H]) or zero ones: every step's hidden state
+/// of the last layer, [N, T, D·H], with the final states pushed onto `states` in libtorch's
+/// layout. libtorch takes the tensors as one list in PyTorch's `state_dict` order, which the
+/// op's description gives; they are looked up by name, so that tensors given with
+/// [`Params::new`] in another order still line up. `dropout` acts between layers in training
+/// only.
+fn recurrent(
+    inputs: &[&Tensor],
+    op: &Op,
+    params: &Params,
+    r: Recurrent,
+    train: bool,
+    states: &mut Vec<Tensor>,
+) -> Result<Tensor, TchError> {
+    let x = inputs[0];
     let specs = op.layer().tensors();
     let weights = specs.iter().map(|spec| params.get(&spec.name)).collect::<Result<Vec<_>, _>>()?;
     let batch = x.size().first().copied().unwrap_or(0);
-    let states = (r.num_layers * r.directions()) as i64;
-    let zeros = Tensor::f_zeros([states, batch, r.hidden_size as i64], (x.f_kind()?, x.device()))?;
+    let count = (r.num_layers * r.directions()) as i64;
+    // libtorch only reads the initial states: zero, or those given, with the batch second, as
+    // PyTorch's module passes them (contiguous, as cuDNN needs them).
+    let zeros = || Tensor::f_zeros([count, batch, r.hidden_size as i64], (x.f_kind()?, x.device()));
+    let initial = |k: usize| match inputs.get(k).filter(|_| r.initial) {
+        Some(h) => h.f_transpose(0, 1)?.f_contiguous(),
+        None => zeros(),
+    };
+    let h0 = initial(1)?;
     let (layers, bidirectional, batch_first) = (r.num_layers as i64, r.bidirectional, true);
-    let output = match r.cell {
-        // The initial hidden and cell states, both zero: libtorch only reads them.
+    let (output, h_n) = match r.cell {
         Cell::Lstm => {
-            x.f_lstm(
-                &[&zeros, &zeros],
+            let c0 = initial(2)?;
+            let (output, h_n, c_n) = x.f_lstm(
+                &[&h0, &c0],
                 &weights,
                 r.bias,
                 layers,
@@ -568,19 +690,20 @@ fn recurrent(x: &Tensor, op: &Op, params: &Params, r: Recurrent, train: bool) ->
                 train,
                 bidirectional,
                 batch_first,
-            )?
-            .0
+            )?;
+            states.push(h_n);
+            states.push(c_n);
+            return Ok(output);
         }
-        Cell::Gru => {
-            x.f_gru(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
-        }
+        Cell::Gru => x.f_gru(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?,
         Cell::RnnTanh => {
-            x.f_rnn_tanh(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+            x.f_rnn_tanh(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?
         }
         Cell::RnnRelu => {
-            x.f_rnn_relu(&zeros, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?.0
+            x.f_rnn_relu(&h0, &weights, r.bias, layers, r.dropout, train, bidirectional, batch_first)?
         }
     };
+    states.push(h_n);
     Ok(output)
 }
 

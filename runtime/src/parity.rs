@@ -339,6 +339,9 @@ pub struct ZooFixture {
     pub overrides: Vec<(String, String)>,
     /// The reference's state_dict: each name with its shape.
     pub state: BTreeMap<String, Vec<i64>>,
+    /// The names of the state_dict that are another's tensor (tied weights), with that
+    /// tensor's first name, whose synthetic values they take.
+    pub tied: BTreeMap<String, String>,
     /// The input's sizes, batch included.
     pub input: Vec<i64>,
     pub output: Tensor,
@@ -352,7 +355,10 @@ pub struct ZooFixture {
 impl ZooFixture {
     /// The synthetic state_dict, which loads into a model with the reference's names.
     pub fn synthetic_state(&self) -> BTreeMap<String, Tensor> {
-        self.state.iter().map(|(name, shape)| (name.clone(), synthetic(name, shape))).collect()
+        self.state
+            .iter()
+            .map(|(name, shape)| (name.clone(), synthetic(self.tied.get(name).unwrap_or(name), shape)))
+            .collect()
     }
 
     /// The input: the stored one, else the synthetic one.
@@ -389,6 +395,10 @@ pub fn read_zoo(path: &Path) -> Result<ZooFixture, String> {
             .ok_or_else(|| format!("{}: no `net` in its metadata", path.display()))?,
         overrides: overrides.into_iter().collect(),
         state: state.into_iter().collect(),
+        tied: match meta.contains_key("tied") {
+            true => json(&meta, "tied", path)?,
+            false => BTreeMap::new(),
+        },
         input: json(&meta, "input", path)?,
         output,
         aux_train,

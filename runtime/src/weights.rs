@@ -315,6 +315,23 @@ pub fn load_map(
             problems.push(format!("  unexpected: `{name}` {:?} is not in the model", t.size()));
         }
     }
+    // Names of one tensor (tied weights, `lm_head.weight` and `wte.weight`) must be given one
+    // value, or which one the model ends with would depend on the order of loading.
+    if problems.is_empty() {
+        let mut first: BTreeMap<usize, &String> = BTreeMap::new();
+        for (name, var) in &variables {
+            let at = var.data_ptr() as usize;
+            match first.get(&at) {
+                Some(other) if !file[name].equal(&file[*other]) => problems.push(format!(
+                    "  tied: `{other}` and `{name}` are one tensor in the model, but differ in the file"
+                )),
+                Some(_) => {}
+                None => {
+                    first.insert(at, name);
+                }
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(RuntimeError::Weights { file: origin.to_string(), problems });
     }

@@ -63,7 +63,7 @@ try:
     from torchinfo import summary
 except ImportError:
     summary = None
-if summary is not None:
+if summary is not None and rows is not None:
     info = summary(net, input_data=x, verbose=0, depth=1000)
     batch = x.shape[0]
     theirs = [[l.var_name, list(l.output_size), l.num_params, l.macs // batch] for l in info.summary_list if l.is_leaf_layer]
@@ -120,8 +120,13 @@ fn compare(
 
 /// nnc's rows for the layers that are modules (not joins): the name's last segment, the
 /// output shape at batch `batch`, the trained parameters and the multiply-adds per example, as
-/// torchinfo lists its leaves.
+/// torchinfo lists its leaves; `null` (no comparison) for a network with shared layers or tied
+/// tensors, which torchinfo counts otherwise: a module called again with its parameters each
+/// time, and a tied weight under each module that holds it.
 fn layer_rows(graph: &nnc_compiler::Graph, batch: i64) -> serde_json::Value {
+    if graph.nodes.iter().any(|n| n.shares.is_some() || !n.ties.is_empty()) {
+        return serde_json::Value::Null;
+    }
     let rows: Vec<serde_json::Value> = graph
         .nodes
         .iter()
@@ -162,7 +167,7 @@ fn emitted_pytorch_modules_reproduce_nnc() {
     };
     let dir = std::env::temp_dir().join(format!("nnc-pytorch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let networks: [Case; 7] = [
+    let networks: [Case; 8] = [
         ("lenet", "lenet.net", &[]),
         ("lenet_bn", "lenet-bn.net", &[]),
         ("alexnet", "alexnet.net", &[("size", "96"), ("ratio", "8"), ("hidden", "64")]),
@@ -170,6 +175,8 @@ fn emitted_pytorch_modules_reproduce_nnc() {
         ("nin", "nin.net", &[("size", "96"), ("ratio", "8")]),
         ("googlenet", "googlenet.net", &[("ratio", "8")]),
         ("resnet18", "resnet18.net", &[("size", "32"), ("ratio", "8")]),
+        // Shared layers (a module called again) and a tied weight.
+        ("shared", "../tests/ok/shared.net", &[]),
     ];
     for (name, file, overrides) in networks {
         nnc_runtime::tch::manual_seed(5);
@@ -212,7 +219,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[6])
-from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput
+from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput, States
 from make_op_fixtures import Attention, DecoderLayer
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
@@ -225,7 +232,7 @@ prefix = sys.argv[5]
 env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
 env.update({"SelfAttention": SelfAttention, "EncoderLayer": EncoderLayer})
 env.update({"Attention": Attention, "DecoderLayer": DecoderLayer})
-env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput})
+env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput, "States": States})
 real = eval(meta["torch"], env)
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
 theirs = [(f"{prefix}{k}", list(v.shape)) for k, v in real.state_dict().items()]
@@ -315,7 +322,8 @@ with safe_open(sys.argv[3], framework="pt") as f:
 state = json.loads(meta["state"])
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
 assert sorted(ours) == sorted((k, s) for k, s in state), "state_dict differs from torchvision's"
-net.load_state_dict({k: torch.from_numpy(synthetic.tensor(k, tuple(s))) for k, s in state}, strict=True)
+tied = json.loads(meta.get("tied", "{}"))  # a tied name takes its tensor's first name's values
+net.load_state_dict({k: torch.from_numpy(synthetic.tensor(tied.get(k, k), tuple(s))) for k, s in state}, strict=True)
 x = stored if stored is not None else torch.from_numpy(synthetic.tensor("input", tuple(json.loads(meta["input"]))))
 with torch.no_grad():
     y = net(x)

@@ -27,6 +27,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
 
     let mut fields = Vec::new();
     let mut inits = Vec::new();
+    let mut ties = Vec::new();
+    let mut made = Vec::new();
     let mut consts = Vec::new();
     let mut steps = Vec::new();
     let last_use = graph.last_uses();
@@ -49,24 +51,63 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         let op = node.op.to_rust(&ir);
         let doc = format!(" `{}`: {}, {}", node.name, node.op, node.shape);
         consts.push(quote! { #[doc = #doc] const #c: #k::runtime::ir::Op = #op; });
-        let params = if !node.op.layer().tensors().is_empty() {
+        let params = if let Some(owner) = node.shares {
+            // A shared layer applied again: its first application's tensors.
+            let f = field(owner.0);
+            quote! { &self.#f }
+        } else if !node.op.layer().tensors().is_empty() {
             let f = field(i);
             let layer = &node.name;
             fields.push(quote! { #[doc = #doc] #f: #k::runtime::ops::Params, });
-            inits.push(quote! { #f: #k::runtime::ops::create_params(vs, #layer, &Self::#c, init), });
+            let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
+            inits.push(match tied.is_empty() {
+                true => quote! { let #f = #k::runtime::ops::create_params(vs, #layer, &Self::#c, init); },
+                false => quote! {
+                    let mut #f = #k::runtime::ops::create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*]);
+                },
+            });
+            for tie in &node.ties {
+                let (tensor, owner, to) = (&tie.tensor, field(tie.to.0), &tie.to_tensor);
+                ties.push(
+                    quote! { #f.tie(vs, #layer, #tensor, &#owner, #to).unwrap_or_else(|e| panic!("{e}")); },
+                );
+            }
+            made.push(f.clone());
             quote! { &self.#f }
         } else {
             quote! { &#k::runtime::ops::Params::NONE }
         };
-        let inputs = node.inputs.iter().map(|id| format_ident!("x{}", id.0));
+        // State k of a layer (a recurrent layer's `h_n`) is `x5_k`, beside its output `x5`.
+        let reads = node.op.layer().reads();
+        let inputs = node.inputs.iter().map(|id| match reads {
+            0 => format_ident!("x{}", id.0),
+            k => format_ident!("x{}_{}", id.0, k),
+        });
         let layer = &node.name;
-        let apply = quote! { #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? };
+        let states = state_names(graph, i);
+        let (apply, skipped) = match states.len() {
+            0 => (
+                quote! { #k::runtime::ops::apply(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? },
+                quote! { #k::tch::Tensor::new() },
+            ),
+            n => {
+                let n = Literal::usize_unsuffixed(n + 1);
+                (
+                    quote! { #k::runtime::ops::apply_all::<#n>(#layer, &Self::#c, #params, &[#(&#inputs),*], train)? },
+                    quote! { ::std::array::from_fn(|_| #k::tch::Tensor::new()) },
+                )
+            }
+        };
+        let value = match states.is_empty() {
+            true => quote! { #value },
+            false => quote! { [#value, #(#states),*] },
+        };
         steps.push(if in_eval[i] {
             quote! { let #value = #apply; }
         } else {
             // Only an output of training reads it (an auxiliary classifier): skipped in
             // evaluation mode, where nothing reads the empty tensor that stands for it.
-            quote! { let #value = if train { #apply } else { #k::tch::Tensor::new() }; }
+            quote! { let #value = if train { #apply } else { #skipped }; }
         });
         // Free each intermediate as soon as nothing reads it any more, once even when a node
         // reads it twice (`y + y`).
@@ -76,7 +117,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         dead.dedup();
         for id in dead {
             let dead = format_ident!("x{}", id);
-            steps.push(quote! { drop(#dead); });
+            let states = state_names(graph, id);
+            steps.push(quote! { drop(#dead); #(drop(#states);)* });
         }
     }
     let network = &graph.name;
@@ -178,7 +220,9 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
 
             /// Creates the parameters under `vs` with the given initialisation.
             pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self {
-                Self { #(#inits)* }
+                #(#inits)*
+                #(#ties)*
+                Self { #(#made),* }
             }
 
             #forward_methods
@@ -296,6 +340,13 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
         }
     };
     (types, methods, TokenStream::new())
+}
+
+/// The variables of node `i`'s states, `x5_1`, ..., for a layer that has them (see
+/// [`crate::ops::Layer::states`]).
+fn state_names(graph: &Graph, i: usize) -> Vec<Ident> {
+    let states = graph.nodes[i].op.layer().states().len();
+    (1..=states).map(|k| format_ident!("x{}_{}", i, k)).collect()
 }
 
 /// A stand-in with the same items, emitted beside a `compile_error!` so that code using the

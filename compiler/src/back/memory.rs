@@ -69,7 +69,7 @@ fn output_bytes(graph: &Graph, node: usize, batch: u64) -> u128 {
 /// The bytes of the trained tensors and of the buffers.
 fn tensor_bytes(graph: &Graph) -> (u128, u128) {
     let (mut trained, mut buffers) = (0u128, 0u128);
-    for spec in graph.nodes.iter().flat_map(|n| n.op.layer().tensors()) {
+    for spec in graph.nodes.iter().flat_map(|n| n.own_tensors()) {
         // Parameters and buffers are f32 (a batch norm's int64 counter, one element, aside).
         let bytes = spec.elements().map_or(u128::MAX, |e| u128::from(e).saturating_mul(4));
         let sum = if spec.trained { &mut trained } else { &mut buffers };

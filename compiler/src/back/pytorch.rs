@@ -115,6 +115,17 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('.').map_or("", |(parent, _)| parent)
 }
 
+/// A layer's tensor as the network's class reaches it: `self.wte.weight`, or through
+/// `get_submodule` below the top (`self.get_submodule("h.0.attn.out_proj").weight`).
+fn tensor_attribute(layer: &str, tensor: &str) -> String {
+    let full = format!("{layer}.{tensor}");
+    let (module, last) = full.rsplit_once('.').expect("a layer's tensor has a dot");
+    match module.contains('.') || !attribute(module).starts_with("self.") {
+        true => format!("self.get_submodule({module:?}).{last}"),
+        false => format!("self.{module}.{last}"),
+    }
+}
+
 /// Python's keywords, which no attribute can be spelt as (`self.lambda`).
 const PYTHON_KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
@@ -224,6 +235,9 @@ fn sequential(layout: &Layout, tree: &Tree) -> Option<Vec<usize>> {
             return None;
         }
         let child_members = match child {
+            // `nn.Sequential` passes on what each module returns: a module called otherwise
+            // (`nn.LSTM`, whose tuple the layer indexes or unpacks) needs a forward.
+            Child::Layer(id, _) if !plain_call(layout.graph.nodes[id.0].op.layer()) => return None,
             Child::Layer(id, _) => BTreeSet::from([id.0]),
             Child::Tree(sub) if callable(layout, sub) => layout.members(sub),
             Child::Tree(_) => return None,
@@ -235,6 +249,12 @@ fn sequential(layout: &Layout, tree: &Tree) -> Option<Vec<usize>> {
         flowing = child_outputs[0];
     }
     (outputs == [flowing]).then(|| (0..tree.children.len()).collect())
+}
+
+/// Whether the layer's module is called on its input alone and returns its output, as
+/// `nn.Sequential` calls its modules.
+fn plain_call(layer: &dyn crate::ops::Layer) -> bool {
+    layer.states().is_empty() && layer.pytorch_call("m", &["x".to_string()]) == "m(x)"
 }
 
 /// Where a class's forward computes one of its tree's nodes.
@@ -258,7 +278,7 @@ fn locate<'t>(layout: &Layout, tree: &'t Tree, access: Option<&str>, i: usize) -
         .children
         .iter()
         .find(|(_, c)| match c {
-            Child::Layer(id, _) => id.0 == i,
+            Child::Layer(id, _) => id.0 == i || layout.graph.nodes[i].shares == Some(*id),
             Child::Tree(sub) => inside(&layout.home[i], &sub.path),
         })
         .expect("each node of a tree is a join of it, a layer of it, or in a subtree");
@@ -320,6 +340,17 @@ fn class_body(
             writeln!(body, "        self.add_module({segment:?}, {ctor})")
         };
     }
+    if tree.path.is_empty() {
+        // PyTorch's weight tying: the attribute assigned is the other module's parameter.
+        for node in &graph.nodes {
+            for tie in &node.ties {
+                let owner = &graph.nodes[tie.to.0].name;
+                let (a, b) =
+                    (tensor_attribute(&node.name, &tie.tensor), tensor_attribute(owner, &tie.to_tensor));
+                let _ = writeln!(body, "        {a} = {b}");
+            }
+        }
+    }
     let _ = writeln!(body, "\n    def forward(self, {}):", args.join(", "));
     let mut done: BTreeSet<usize> = inputs.iter().copied().collect();
     // The network's own class returns its outputs, and computes those of training only in
@@ -333,6 +364,11 @@ fn class_body(
         }
         let node = &graph.nodes[i];
         let xs: Vec<String> = node.inputs.iter().map(|id| name(id.0, &mut local)).collect();
+        // A layer's state k (a recurrent layer's `h_n`) is `x5_k` beside its output `x5`.
+        let xs = match node.op.layer().reads() {
+            0 => xs,
+            k => xs.into_iter().map(|x| format!("{x}_{k}")).collect(),
+        };
         let note = comment(tree, &node.name, &node.op.to_string(), &node.shape.to_string());
         if layout.join[i]
             && inside(&layout.home[i], &tree.path)
@@ -348,11 +384,32 @@ fn class_body(
         match locate(layout, tree, None, i) {
             Site::Join => unreachable!("joins of this container are written above"),
             Site::Layer(module) => {
+                let layer = node.op.layer();
                 let value = match layout.parameter[i] {
                     true => module,
-                    false => node.op.layer().pytorch_call(&module, &xs),
+                    false => layer.pytorch_call(&module, &xs),
                 };
-                let line = format!("{} = {value}{note}", name(i, &mut local));
+                let y = name(i, &mut local);
+                let states = layer.states().len();
+                let target = match states {
+                    0 => y,
+                    _ => {
+                        // Each state by its name where a node reads it, else `_`.
+                        let ys: Vec<String> = std::iter::once(y.clone())
+                            .chain((1..=states).map(|k| {
+                                let read =
+                                    layout.readers[i].iter().any(|&r| graph.nodes[r].op.layer().reads() == k);
+                                if read {
+                                    format!("{y}_{k}")
+                                } else {
+                                    "_".to_string()
+                                }
+                            }))
+                            .collect();
+                        layer.pytorch_targets(&ys)
+                    }
+                };
+                let line = format!("{target} = {value}{note}");
                 statement(&mut body, &mut training, root && !layout.in_eval[i], line);
                 done.insert(i);
             }
@@ -442,6 +499,9 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         let spelled = node.op.layer().pytorch(&inputs);
         parameter[i] = matches!(spelled, PyTorch::Parameter(_));
         match spelled {
+            // A shared layer applied again calls its first application's module, which its
+            // parent holds (both have one name).
+            PyTorch::Module(_) if node.shares.is_some() => home[i] = parent(&node.name).to_string(),
             // A parameter is an attribute as a module is, read where a module is called.
             PyTorch::Module(ctor) | PyTorch::Parameter(ctor) => {
                 let mut at = &mut tree;
@@ -459,6 +519,11 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         }
     }
     for i in joins {
+        // A layer's state is read where the layer is called.
+        if graph.nodes[i].op.layer().reads() > 0 {
+            home[i] = home[graph.nodes[i].inputs[0].0].clone();
+            continue;
+        }
         let name = &graph.nodes[i].name;
         let prefix = format!("{name}.");
         let holds_layers = graph.nodes.iter().any(|other| other.name.starts_with(&prefix));
@@ -616,9 +681,9 @@ fn python_inputs(graph: &Graph) -> Vec<(usize, String)> {
         .iter()
         .map(|id| {
             let name = &graph.node(*id).name;
-            let numbered = name
-                .strip_prefix('x')
-                .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()));
+            // `x3`, and `x3_1`, the name of a layer's state.
+            let numbered =
+                name.strip_prefix('x').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
             let taken = PYTHON_KEYWORDS.contains(&name.as_str())
                 || ["self", "torch", "nn", "super"].contains(&name.as_str())
                 || numbered;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::memory::BatchMemory;
-use crate::ir::Graph;
+use crate::ir::{Graph, Node};
 
 /// Bytes of one f32, the element type the costs assume.
 const F32_BYTES: u64 = 4;
@@ -78,6 +78,20 @@ pub struct Totals {
     pub activation_bytes: u64,
 }
 
+/// A layer's op as the table shows it, saying where its tensors are another layer's: a shared
+/// layer applied again, as torchinfo marks a module called again "(recursive)"; a tied tensor.
+fn op_text(graph: &Graph, node: &Node) -> String {
+    let mut text = node.op.to_string();
+    if node.shares.is_some() {
+        text += " (shared)";
+    }
+    for tie in &node.ties {
+        let owner = &graph.nodes[tie.to.0].name;
+        text += &format!(" ({} tied to {owner}.{})", tie.tensor, tie.to_tensor);
+    }
+    text
+}
+
 /// Builds the report; with `depth`, layers deeper than `depth` name segments are summed into
 /// their ancestor at that depth.
 pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
@@ -102,9 +116,9 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
                 let op = if collapsed {
                     graph.groups.iter().find(|g| g.name == key).map_or_else(String::new, |g| g.label.clone())
                 } else {
-                    node.op.to_string()
+                    op_text(graph, node)
                 };
-                collapsed_rows.push((collapsed, node.op.to_string()));
+                collapsed_rows.push((collapsed, op_text(graph, node)));
                 rows.push(Row {
                     name: key,
                     op,
@@ -135,7 +149,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     let buffers = graph
         .nodes
         .iter()
-        .flat_map(|n| n.op.layer().tensors())
+        .flat_map(|n| n.own_tensors())
         .filter(|t| !t.trained)
         .map(|t| t.elements().unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);

@@ -37,6 +37,13 @@ impl Found {
     }
 }
 
+/// One application of a shared layer: how it built the layer, from which input, where.
+pub(super) struct Applied<'a> {
+    pub(super) op: String,
+    pub(super) input: &'a Shape,
+    pub(super) at: Loc,
+}
+
 /// What is being called, as argument errors describe it.
 pub(super) struct Callee<'p> {
     /// `conv2d` or `residual`.
@@ -153,6 +160,21 @@ pub(super) enum Error<'a> {
     // `in` used before `input`.
     InBeforeInput { at: Loc },
 
+    // ---- Shared layers and tied tensors ----
+    // A `shared` layer applied to a tensor that builds its layer `layer` otherwise than its
+    // first application did.
+    SharedMismatch { name: &'a str, layer: &'a str, here: Applied<'a>, first: Applied<'a> },
+    // A `shared` layer whose application builds a layer its first did not, or not all of
+    // them (an `if` on the input's sizes).
+    SharedStructure { name: &'a str, layer: &'a str, at: Loc, first: Loc },
+    // `tie a.weight = ...` where no layer of the body is `a`.
+    TieUnknownLayer { layer: &'a str, at: Loc, hint: Option<String> },
+    // `tie a.bias = ...` where the layer `a` has no trained tensor `bias`.
+    TieUnknownTensor { layer: &'a str, tensor: &'a str, op: String, has: String, at: Loc },
+    TieShape { tensor: &'a str, dims: String, to: &'a str, to_dims: String, at: Loc },
+    // A tensor tied twice (`first` is where it was tied first), or to itself.
+    TieAgain { tensor: &'a str, at: Loc, first: Option<Loc> },
+
     // ---- Names ----
     // Two layers with one name; `first` is where the name was first taken.
     DuplicateLayer { name: &'a str, at: Loc, first: Loc },
@@ -204,6 +226,9 @@ pub(super) enum Error<'a> {
     DestructureCount { names: usize, items: usize, at: Loc, value: Loc },
     // `a, b = value` where `value` is no tuple.
     DestructureNotTuple { found: Found, at: Loc },
+    // `a, b = lstm(...)` with another number of names than the layer's output and states
+    // (`states` as the report describes them); `at` is the names.
+    DestructureStates { layer: &'a str, states: &'a [String], names: usize, at: Loc, value: Loc },
     LayerNeedsInput { layer: &'a str, at: Loc },
     BlockNeedsInput { block: &'a str, at: Loc },
     RepeatNeedsInput { at: Loc },
@@ -410,6 +435,53 @@ impl Error<'_> {
                 format!("a `param` may have at most {max} dimensions, but this one has {rank}"),
             )
             .primary(at, format!("{rank} dimensions")),
+            SharedMismatch { name, layer, here, first } => {
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("shared layer `{name}` applied to two incompatible shapes"),
+                )
+                .primary(here.at, format!("applied to {} here, which makes `{layer}` {}", here.input, here.op))
+                .secondary(first.at, format!("first applied to {}, which made `{layer}` {}", first.input, first.op))
+                .note("a shared layer has one set of parameters, so every application must build the same layers, with the same sizes")
+                .hint("apply it only to tensors of the shape it was built for, or declare a second layer where the shapes differ")
+            }
+            SharedStructure { name, layer, at, first } => Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("shared layer `{name}` builds other layers here than where it was first applied"),
+            )
+            .primary(at, format!("this application differs in `{layer}`"))
+            .secondary(first, "first applied here")
+            .note("a shared layer has one set of parameters, so every application must build the same layers")
+            .hint("apply it only to tensors of the shape it was built for"),
+            TieUnknownLayer { layer, at, hint } => {
+                Diagnostic::error(Code::UnknownName, format!("no layer `{layer}` to tie"))
+                    .primary(at, "no layer of this body has this name")
+                    .note("`tie` names layers as the `state_dict` does, relative to the body it is written in, after they are made")
+                    .maybe_hint(hint)
+            }
+            TieUnknownTensor { layer, tensor, op, has, at } => Diagnostic::error(
+                Code::UnknownName,
+                format!("layer `{layer}` ({op}) has no trained tensor `{tensor}`"),
+            )
+            .primary(at, "not one of the layer's tensors")
+            .hint(match has.is_empty() {
+                true => "this layer has no trained tensors".to_string(),
+                false => format!("its trained tensors are {has}"),
+            }),
+            TieShape { tensor, dims, to, to_dims, at } => Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("cannot tie `{tensor}` {dims} to `{to}` {to_dims}: their sizes differ"),
+            )
+            .primary(at, "tied here")
+            .note("a tied tensor is the other one, so both layers must expect the same sizes (an embedding [V, D] and a linear layer D → V both have a weight [V, D])"),
+            TieAgain { tensor, at, first } => {
+                let d = Diagnostic::error(Code::Duplicate, format!("`{tensor}` cannot be tied here"));
+                match first {
+                    Some(first) => d.primary(at, "tied again").secondary(first, "first tied here"),
+                    None => d.primary(at, "tied to itself"),
+                }
+                .hint("a tensor is tied once, to a tensor of another layer")
+            }
             ParamAsInput { what, shape, at } => Diagnostic::error(
                 Code::Type,
                 format!("{what} takes a batched tensor, but gets a `param` {shape}, which has no batch"),
@@ -656,6 +728,22 @@ impl Error<'_> {
             )
             .primary(at, this_is(&found))
             .hint("`a, b = chunk(2, dim=1)` binds the two halves of the channels"),
+            DestructureStates { layer, states, names, at, value } => {
+                let gives = states.len() + 1;
+                // `h_n` and `c_n`, the last word of each state's description.
+                let short: Vec<&str> = states.iter().map(|s| s.rsplit(' ').next().unwrap_or(s)).collect();
+                let states_are = match &short[..] {
+                    [one] => format!("its final state {one}"),
+                    _ => format!("its final states {}", short.join(" and ")),
+                };
+                Diagnostic::error(
+                    Code::Value,
+                    format!("{names} names to bind, but `{layer}` gives {gives} tensors: its output and {states_are}"),
+                )
+                .primary(at, format!("{names} names"))
+                .secondary(value, format!("this gives {gives}"))
+                .hint(format!("bind one name to each: `y, {} = {layer}(...)`", short.join(", ")))
+            }
             LayerNeedsInput { layer, at } => {
                 Diagnostic::error(Code::Type, format!("`{layer}` is a layer and needs an input tensor here"))
                     .primary(at, "nothing flows into this layer")

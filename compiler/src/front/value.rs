@@ -13,6 +13,9 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// The output of a node of the graph being built.
     Tensor(NodeId),
+    /// A `shared` layer (its name, and its index among the expansion's), applied where it is
+    /// written as a stage.
+    Shared(String, usize),
     /// The result of an expression whose error was already reported. Everything computed from
     /// it is poisoned too, silently, so that one mistake gives one diagnostic.
     Poison,
@@ -28,6 +31,7 @@ impl Value {
             Value::Str(_) => "a string",
             Value::Tuple(_) => "a tuple",
             Value::Tensor(_) => "a tensor",
+            Value::Shared(..) => "a shared layer",
             Value::Poison => "an invalid value",
         }
     }
@@ -51,6 +55,7 @@ impl fmt::Display for Value {
                 f.write_str(if items.len() == 1 { ",)" } else { ")" })
             }
             Value::Tensor(id) => write!(f, "tensor #{}", id.0),
+            Value::Shared(name, _) => write!(f, "shared layer `{name}`"),
             Value::Poison => f.write_str("<error>"),
         }
     }

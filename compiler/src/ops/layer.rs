@@ -24,9 +24,30 @@ pub trait Layer {
 
     /// How the emitted `forward` calls the layer's module (`module`, such as `self.fc`) on its
     /// inputs' names: `self.fc(x1)` by default; a module that returns more than the layer
-    /// gives (`nn.LSTM`'s tuple) is called and indexed.
+    /// gives (`nn.MultiheadAttention`'s tuple) is called and indexed.
     fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
         format!("{module}({})", xs.join(", "))
+    }
+
+    /// What the emitted `forward` assigns the call of a layer with [`Layer::states`] to: the
+    /// output's name `ys[0]`, then each state's, `_` for one nothing reads (`x5, (x5_1, _)`
+    /// for `nn.LSTM`'s `(output, (h_n, c_n))`). Only such layers are asked.
+    fn pytorch_targets(&self, ys: &[String]) -> String {
+        ys[0].clone()
+    }
+
+    /// The tensors the layer computes besides its output (a recurrent layer's final states),
+    /// in order, each as the op of a node that reads it from the layer's node (whose
+    /// [`Layer::reads`] is its position, from 1) and that node's sizes after the batch. A
+    /// destructuring binds them: `y, h_n = gru(64)`.
+    fn states(&self) -> Vec<(crate::ir::Op, Vec<u64>)> {
+        Vec::new()
+    }
+
+    /// Which of its input's tensors the op reads: 0, the output, for every op but the
+    /// selector of a layer's state, which reads state k (see [`Layer::states`]).
+    fn reads(&self) -> usize {
+        0
     }
 
     /// The Python source of a class that [`Layer::pytorch`]'s spelling uses and `torch.nn`

@@ -225,6 +225,7 @@ registry! {
     Lstm(recurrent) = recurrent::LSTM,
     Gru(recurrent) = recurrent::GRU,
     Rnn(recurrent) = recurrent::RNN,
+    FinalState(recurrent),
     Embedding(embedding) = embedding::EMBEDDING,
     Upsample(upsample) = upsample::UPSAMPLE,
     PixelShuffle(pixel_shuffle) = pixel_shuffle::PIXEL_SHUFFLE,

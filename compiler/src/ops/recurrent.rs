@@ -1,16 +1,21 @@
 //! The recurrent layers, PyTorch's modules with `batch_first=True`, as nnc's tensors always
 //! have the batch first: a sequence `[N, T, F]` in, every step's hidden state of the last
 //! layer out, `[N, T, D·H]` (D = 2 when bidirectional, the two directions' states side by
-//! side); the input features F are inferred, and every initial state is zero.
+//! side); the input features F are inferred.
 //!
-//! - `lstm(hidden_size, num_layers=1, bias=true, dropout=0.0, bidirectional=false)`:
-//!   `nn.LSTM`;
-//! - `gru(hidden_size, num_layers=1, bias=true, dropout=0.0, bidirectional=false)`: `nn.GRU`;
+//! - `lstm(hidden_size, num_layers=1, bias=true, dropout=0.0, bidirectional=false, h0=…,
+//!   c0=…)`: `nn.LSTM`;
+//! - `gru(hidden_size, num_layers=1, bias=true, dropout=0.0, bidirectional=false, h0=…)`:
+//!   `nn.GRU`;
 //! - `rnn(hidden_size, num_layers=1, nonlinearity="tanh", bias=true, dropout=0.0,
-//!   bidirectional=false)`: `nn.RNN`, the Elman network, with tanh or relu.
+//!   bidirectional=false, h0=…)`: `nn.RNN`, the Elman network, with tanh or relu.
 //!
-//! `dropout` applies to the outputs of every layer but the last, in training only. The final
-//! hidden (and cell) states, the modules' second output, are not values in nnc.
+//! `dropout` applies to the outputs of every layer but the last, in training only. The states
+//! are batch first too, `[N, D·num_layers, H]` (PyTorch's `h_n` is `[D·num_layers, N, H]`):
+//! the initial ones, tensor arguments `h0` (and an LSTM's `c0`, given together), zero where
+//! not given; the final ones, which the module returns beside the output, are [`FinalState`]
+//! nodes that read the layer's node, made where a destructuring binds them
+//! (`y, h_n, c_n = lstm(64)`).
 
 use std::fmt;
 
@@ -27,10 +32,11 @@ use crate::shape::{DType, Shape};
 /// `num_layers` of a billion would exhaust the checker's memory before any error.
 pub const MAX_NUM_LAYERS: u64 = 100_000;
 
-/// The parameters every recurrent layer has after `hidden_size` (and, for `rnn`, before
-/// `nonlinearity`) and after it, in PyTorch's order.
+/// The parameters of a recurrent layer: `hidden_size`, `num_layers`, those between (`rnn`'s
+/// `nonlinearity`), `bias`, `dropout` and `bidirectional`, in PyTorch's order, then its
+/// initial states.
 macro_rules! recurrent_params {
-    ($($between:expr,)*) => {
+    ($($between:expr,)*; $($state:literal),*) => {
         &[
             ParamSpec::required("hidden_size", Kind::Int),
             ParamSpec::optional("num_layers", Kind::Int, ArgValue::Int(1)),
@@ -38,55 +44,34 @@ macro_rules! recurrent_params {
             ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
             ParamSpec::optional("dropout", Kind::Float, ArgValue::Float(0.0)),
             ParamSpec::optional("bidirectional", Kind::Bool, ArgValue::Bool(false)),
+            $(ParamSpec::optional($state, Kind::Tensor(DType::Float), ArgValue::Unset),)*
         ]
     };
 }
 
 pub static LSTM: OpSpec = OpSpec {
     name: "lstm",
-    summary: "long short-term memory over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
+    summary: "long short-term memory over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional, and to a destructuring the final states h_n, c_n [N, D·num_layers, H]; initial states h0, c0 of that shape, else zero; the input features are inferred",
     torch: "nn.LSTM",
     ranks: Ranks::Exactly(&[3]),
     takes: DType::Float,
-    params: recurrent_params!(),
-    apply: |args, input| {
-        let r = Recurrent::checked("lstm", Cell::Lstm, args, input)?;
-        let op = Op::Lstm(Lstm {
-            input_size: r.input_size,
-            hidden_size: r.hidden_size,
-            num_layers: r.num_layers,
-            bias: r.bias,
-            dropout: r.dropout,
-            bidirectional: r.bidirectional,
-        });
-        r.built(op, input)
-    },
+    params: recurrent_params!(; "h0", "c0"),
+    apply: |args, input| Recurrent::checked(Cell::Lstm, args, input)?.built(input),
 };
 
 pub static GRU: OpSpec = OpSpec {
     name: "gru",
-    summary: "gated recurrent units over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
+    summary: "gated recurrent units over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional, and to a destructuring the final state h_n [N, D·num_layers, H]; an initial state h0 of that shape, else zero; the input features are inferred",
     torch: "nn.GRU",
     ranks: Ranks::Exactly(&[3]),
     takes: DType::Float,
-    params: recurrent_params!(),
-    apply: |args, input| {
-        let r = Recurrent::checked("gru", Cell::Gru, args, input)?;
-        let op = Op::Gru(Gru {
-            input_size: r.input_size,
-            hidden_size: r.hidden_size,
-            num_layers: r.num_layers,
-            bias: r.bias,
-            dropout: r.dropout,
-            bidirectional: r.bidirectional,
-        });
-        r.built(op, input)
-    },
+    params: recurrent_params!(; "h0"),
+    apply: |args, input| Recurrent::checked(Cell::Gru, args, input)?.built(input),
 };
 
 pub static RNN: OpSpec = OpSpec {
     name: "rnn",
-    summary: "an Elman RNN (tanh or relu) over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional; the input features are inferred",
+    summary: "an Elman RNN (tanh or relu) over a sequence [N, T, F] (batch first): the last layer's hidden state at every step, [N, T, D·H] with D = 2 if bidirectional, and to a destructuring the final state h_n [N, D·num_layers, H]; an initial state h0 of that shape, else zero; the input features are inferred",
     torch: "nn.RNN",
     ranks: Ranks::Exactly(&[3]),
     takes: DType::Float,
@@ -94,21 +79,10 @@ pub static RNN: OpSpec = OpSpec {
         "nonlinearity",
         Kind::Choice(&["tanh", "relu"]),
         ArgValue::Choice("tanh")
-    ),),
+    ),; "h0"),
     apply: |args, input| {
-        let nonlinearity = args.choice("nonlinearity");
-        let cell = if nonlinearity == "relu" { Cell::RnnRelu } else { Cell::RnnTanh };
-        let r = Recurrent::checked("rnn", cell, args, input)?;
-        let op = Op::Rnn(Rnn {
-            input_size: r.input_size,
-            hidden_size: r.hidden_size,
-            num_layers: r.num_layers,
-            nonlinearity,
-            bias: r.bias,
-            dropout: r.dropout,
-            bidirectional: r.bidirectional,
-        });
-        r.built(op, input)
+        let cell = if args.choice("nonlinearity") == "relu" { Cell::RnnRelu } else { Cell::RnnTanh };
+        Recurrent::checked(cell, args, input)?.built(input)
     },
 };
 
@@ -131,6 +105,25 @@ impl Cell {
             Cell::RnnTanh | Cell::RnnRelu => 1,
         }
     }
+
+    /// The layer's name in the language.
+    fn name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+            Cell::RnnTanh | Cell::RnnRelu => "rnn",
+        }
+    }
+
+    /// The states the cell carries from step to step, as PyTorch names the final ones: the
+    /// hidden state, and an LSTM's cell state. Each is also an initial state the layer takes
+    /// (`h0`, `c0`), and a [`FinalState`] it gives.
+    pub fn states(self) -> &'static [&'static str] {
+        match self {
+            Cell::Lstm => &["h_n", "c_n"],
+            Cell::Gru | Cell::RnnTanh | Cell::RnnRelu => &["h_n"],
+        }
+    }
 }
 
 /// What the three recurrent ops share, read from any of them: the sizes and flags that fix
@@ -145,13 +138,17 @@ pub struct Recurrent {
     pub bias: bool,
     pub dropout: f64,
     pub bidirectional: bool,
+    /// Whether the initial states are given: the node's inputs after the sequence, `h0` (and
+    /// an LSTM's `c0`), batch first, `[N, D·num_layers, H]`; zero where not.
+    pub initial: bool,
 }
 
 impl Recurrent {
-    /// The arguments of `op` checked against its input, or why not. Every size the tensors
-    /// and the output are made of is checked here, so that [`Recurrent::tensors`] computes
-    /// without overflow.
-    fn checked(op: &'static str, cell: Cell, args: &Args, input: &Shape) -> Result<Recurrent, OpError> {
+    /// The arguments of the layer of `cell` checked against its input, or why not. Every size
+    /// the tensors and the output are made of is checked here, so that
+    /// [`Recurrent::tensors`] computes without overflow.
+    fn checked(cell: Cell, args: &Args, input: &Shape) -> Result<Recurrent, OpError> {
+        let op = cell.name();
         let &[_, input_size] = &input.dims[..] else {
             let needs = "a sequence [N, T, F] (batch, steps, features)";
             let mut err = wrong_layout(op, needs, Layout::SEQUENCE, input).note(
@@ -187,6 +184,7 @@ impl Recurrent {
             )
             .at("dropout"));
         }
+        let initial = args.tensor("h0").is_some();
         let r = Recurrent {
             cell,
             input_size,
@@ -195,24 +193,67 @@ impl Recurrent {
             bias: args.bool("bias"),
             dropout,
             bidirectional: args.bool("bidirectional"),
+            initial,
         };
         product("parameter count", &[cell.gates(), hidden_size])?;
         product("output size", &[r.directions(), hidden_size])?;
+        let state = input.with_dims(r.state_sizes()?);
+        let given: Vec<(&'static str, Option<&Shape>)> =
+            ["h0", "c0"].iter().take(cell.states().len()).map(|&name| (name, args.tensor(name))).collect();
+        if let [(_, h0), (_, c0)] = given[..] {
+            if h0.is_some() != c0.is_some() {
+                let (given, missing) = if h0.is_some() { ("h0", "c0") } else { ("c0", "h0") };
+                return Err(OpError::new(
+                    Code::Value,
+                    format!("`lstm` is given `{given}` without `{missing}`"),
+                )
+                .label(format!("`{missing}` is missing"))
+                .note("`nn.LSTM` takes its initial states as a pair, `(h_0, c_0)`, or neither")
+                .hint(format!("give `{missing}` too, of the same shape, or neither"))
+                .at(given));
+            }
+        }
+        for (name, shape) in given {
+            let Some(shape) = shape else { continue };
+            if *shape != state {
+                let (layers, d, h) = (r.num_layers, r.directions(), r.hidden_size);
+                return Err(OpError::new(
+                    Code::ShapeMismatch,
+                    format!("the initial state `{name}` is {shape}, but this `{op}` needs {state}"),
+                )
+                .label(format!("this is {shape}, not {state}"))
+                .note(format!(
+                    "an initial state is [N, D·num_layers, hidden_size], batch first: here D = {d}{}, {layers} layer{}, {h} features",
+                    if r.bidirectional { " (bidirectional)" } else { "" },
+                    if layers == 1 { "" } else { "s" }
+                ))
+                .at(name));
+            }
+        }
         Ok(r)
     }
 
-    /// The layer `op` on `input`: the output `[N, T, D·H]`, and torchinfo's multiply-adds for
+    /// The layer on `input`: the output `[N, T, D·H]`, and torchinfo's multiply-adds for
     /// an RNN module, one per parameter per step: its rule for a module's other parameters
     /// (`weight_ih_l0`, ...) is `prod(output_size[:2]) · numel`, which with the batch first is
     /// N · T per parameter. Checked against `torchinfo.summary` on
     /// `nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)` and an input
     /// (3, 7, 6): 25,200 = 3 · 7 · 1,200 parameters (and on a GRU without bias, 3,465).
-    fn built(&self, op: Op, input: &Shape) -> Result<Built, OpError> {
+    fn built(&self, input: &Shape) -> Result<Built, OpError> {
         let steps = input.dims[0];
         let output = input.with_dims(vec![steps, self.directions() * self.hidden_size]);
-        let mut built = Built::free(op, output)?;
+        let mut built = Built::free(self.op(), output)?;
         built.macs = product("multiply-add count", &[steps, built.params])?;
         Ok(built)
+    }
+
+    /// The op this view describes.
+    fn op(&self) -> Op {
+        match self.cell {
+            Cell::Lstm => Op::Lstm(Lstm::from(self)),
+            Cell::Gru => Op::Gru(Gru::from(self)),
+            Cell::RnnTanh | Cell::RnnRelu => Op::Rnn(Rnn::from(self)),
+        }
     }
 
     /// 2 for a bidirectional layer, else 1.
@@ -222,6 +263,13 @@ impl Recurrent {
         } else {
             1
         }
+    }
+
+    /// A state's sizes after the batch: `[D·num_layers, H]`.
+    fn state_sizes(&self) -> Result<Vec<u64>, OpError> {
+        let states = product("state size", &[self.directions(), self.num_layers])?;
+        product("state size", &[states, self.hidden_size])?;
+        Ok(vec![states, self.hidden_size])
     }
 
     /// PyTorch's tensors, in its `state_dict` order, which is also the order libtorch's
@@ -252,12 +300,7 @@ impl Recurrent {
 
     /// `lstm 8→16, 2 layers, bidirectional, dropout 0.2`, with what differs from the defaults.
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self.cell {
-            Cell::Lstm => "lstm",
-            Cell::Gru => "gru",
-            Cell::RnnTanh | Cell::RnnRelu => "rnn",
-        };
-        write!(f, "{name} {}→{}", self.input_size, self.hidden_size)?;
+        write!(f, "{} {}→{}", self.cell.name(), self.input_size, self.hidden_size)?;
         if self.cell == Cell::RnnRelu {
             f.write_str(", relu")?;
         }
@@ -272,6 +315,9 @@ impl Recurrent {
         }
         if self.dropout != 0.0 {
             write!(f, ", dropout {}", self.dropout)?;
+        }
+        if self.initial {
+            f.write_str(", initial state")?;
         }
         Ok(())
     }
@@ -294,11 +340,87 @@ impl Recurrent {
             py_bool(self.bidirectional)
         ))
     }
+
+    /// The module called on the sequence and, where given, the initial states, which PyTorch
+    /// takes as `[D·num_layers, N, H]` (contiguous, as cuDNN needs them): an LSTM's as a pair.
+    fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
+        let state = |x: &String| format!("{x}.transpose(0, 1).contiguous()");
+        match (xs, self.cell) {
+            ([x, h, c], Cell::Lstm) if self.initial => format!("{module}({x}, ({}, {}))", state(h), state(c)),
+            ([x, h], _) if self.initial => format!("{module}({x}, {})", state(h)),
+            _ => format!("{module}({})", xs[0]),
+        }
+    }
+
+    /// The module's `(output, h_n)`, or an LSTM's `(output, (h_n, c_n))`, bound to `ys`; `_`
+    /// for the states when nothing reads them.
+    fn pytorch_targets(&self, ys: &[String]) -> String {
+        match ys {
+            [y, states @ ..] if states.iter().all(|s| s == "_") => format!("{y}, _"),
+            [y, h, c] => format!("{y}, ({h}, {c})"),
+            _ => ys.join(", "),
+        }
+    }
+
+    /// The final states, each `[N, D·num_layers, H]`: `h_n`, and an LSTM's `c_n`.
+    fn states(&self) -> Vec<(Op, Vec<u64>)> {
+        let sizes = vec![self.directions() * self.num_layers, self.hidden_size];
+        (1..=self.cell.states().len() as u64)
+            .map(|index| (Op::FinalState(FinalState { index, lstm: self.cell == Cell::Lstm }), sizes.clone()))
+            .collect()
+    }
 }
 
-/// The [`Layer`] of a recurrent op, through its [`Recurrent`] view.
-macro_rules! recurrent_layer {
-    ($op:ident) => {
+/// A recurrent op's attribute struct (the fields of the [`Recurrent`] view, and `rnn`'s
+/// `nonlinearity`, which gives its cell), the view, and its [`Layer`], through the view.
+macro_rules! recurrent_op {
+    ($op:ident, |$r:ident| $cell:expr $(, $(#[$meta:meta])* $field:ident: $ty:ty = $value:expr)?) => {
+        attributes! {
+            pub struct $op {
+                pub input_size: u64,
+                pub hidden_size: u64,
+                pub num_layers: u64,
+                $($(#[$meta])* pub $field: $ty,)?
+                pub bias: bool,
+                pub dropout: f64,
+                pub bidirectional: bool,
+                /// Given initial states: the node's second input is `h0` (and an LSTM's third
+                /// `c0`), batch first.
+                pub initial: bool,
+            }
+        }
+
+        impl $op {
+            pub fn recurrent(&self) -> Recurrent {
+                let $r = self;
+                Recurrent {
+                    cell: $cell,
+                    input_size: self.input_size,
+                    hidden_size: self.hidden_size,
+                    num_layers: self.num_layers,
+                    bias: self.bias,
+                    dropout: self.dropout,
+                    bidirectional: self.bidirectional,
+                    initial: self.initial,
+                }
+            }
+        }
+
+        impl From<&Recurrent> for $op {
+            fn from($r: &Recurrent) -> Self {
+                $op {
+                    input_size: $r.input_size,
+                    hidden_size: $r.hidden_size,
+                    num_layers: $r.num_layers,
+                    $($field: $value,)?
+                    bias: $r.bias,
+                    dropout: $r.dropout,
+                    bidirectional: $r.bidirectional,
+                    initial: $r.initial,
+                }
+            }
+        }
+
         impl Layer for $op {
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.recurrent().describe(f)
@@ -312,9 +434,16 @@ macro_rules! recurrent_layer {
                 self.recurrent().pytorch()
             }
 
-            /// The module returns the output and the final states; the layer is the output.
             fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
-                format!("{module}({})[0]", xs.join(", "))
+                self.recurrent().pytorch_call(module, xs)
+            }
+
+            fn pytorch_targets(&self, ys: &[String]) -> String {
+                self.recurrent().pytorch_targets(ys)
+            }
+
+            fn states(&self) -> Vec<(Op, Vec<u64>)> {
+                self.recurrent().states()
             }
 
             fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
@@ -328,85 +457,47 @@ macro_rules! recurrent_layer {
     };
 }
 
-attributes! {
-    pub struct Lstm {
-        pub input_size: u64,
-        pub hidden_size: u64,
-        pub num_layers: u64,
-        pub bias: bool,
-        pub dropout: f64,
-        pub bidirectional: bool,
-    }
-}
-
-impl Lstm {
-    pub fn recurrent(&self) -> Recurrent {
-        Recurrent {
-            cell: Cell::Lstm,
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
-            bias: self.bias,
-            dropout: self.dropout,
-            bidirectional: self.bidirectional,
-        }
-    }
-}
-
-recurrent_layer!(Lstm);
+recurrent_op!(Lstm, |_r| Cell::Lstm);
+recurrent_op!(Gru, |_r| Cell::Gru);
+recurrent_op!(
+    Rnn,
+    |r| if r.nonlinearity == "relu" { Cell::RnnRelu } else { Cell::RnnTanh },
+    /// `"tanh"` or `"relu"`, as PyTorch spells them.
+    nonlinearity: &'static str = if r.cell == Cell::RnnRelu { "relu" } else { "tanh" }
+);
 
 attributes! {
-    pub struct Gru {
-        pub input_size: u64,
-        pub hidden_size: u64,
-        pub num_layers: u64,
-        pub bias: bool,
-        pub dropout: f64,
-        pub bidirectional: bool,
+    /// A recurrent layer's final state, its node's input: `h_n` (`index` 1) or an LSTM's
+    /// `c_n` (2), which libtorch and PyTorch give as `[D·num_layers, N, H]` and nnc batch
+    /// first, `[N, D·num_layers, H]`.
+    pub struct FinalState {
+        pub index: u64,
+        /// Whether the layer is an LSTM, whose state 2 is its cell state.
+        pub lstm: bool,
     }
 }
 
-impl Gru {
-    pub fn recurrent(&self) -> Recurrent {
-        Recurrent {
-            cell: Cell::Gru,
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
-            bias: self.bias,
-            dropout: self.dropout,
-            bidirectional: self.bidirectional,
+impl Layer for FinalState {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.index, self.lstm) {
+            (2, true) => f.write_str("final cell state c_n"),
+            _ => f.write_str("final hidden state h_n"),
         }
     }
-}
 
-recurrent_layer!(Gru);
+    fn pytorch(&self, xs: &[String]) -> PyTorch {
+        PyTorch::Expr(format!("{}.transpose(0, 1)", xs[0]))
+    }
 
-attributes! {
-    pub struct Rnn {
-        pub input_size: u64,
-        pub hidden_size: u64,
-        pub num_layers: u64,
-        /// `"tanh"` or `"relu"`, as PyTorch spells them.
-        pub nonlinearity: &'static str,
-        pub bias: bool,
-        pub dropout: f64,
-        pub bidirectional: bool,
+    fn reads(&self) -> usize {
+        self.index as usize
+    }
+
+    fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
+        SizeOrigin::Lost
+    }
+
+    fn family(&self) -> Family {
+        Family::Recurrent
     }
 }
-
-impl Rnn {
-    pub fn recurrent(&self) -> Recurrent {
-        Recurrent {
-            cell: if self.nonlinearity == "relu" { Cell::RnnRelu } else { Cell::RnnTanh },
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
-            bias: self.bias,
-            dropout: self.dropout,
-            bidirectional: self.bidirectional,
-        }
-    }
-}
-
-recurrent_layer!(Rnn);

@@ -44,9 +44,10 @@ pub enum Kind {
     /// A [`Kind::Spatial`] or one of these strings, as a convolution's `padding` is an amount,
     /// `"same"` or `"valid"`.
     SpatialOr(usize, &'static [&'static str]),
-    /// A tensor of this element type, which the layer reads beside its input (an attention's
-    /// keys and values, its key padding mask), or `false` for none, so that a block passes an
-    /// optional tensor on. Always optional: its default is none.
+    /// A tensor of this element type, which becomes one more input of the layer's node, after
+    /// the tensor flowing into it (a recurrent layer's initial state `h0`, an attention's
+    /// memory and key padding mask), or `false` for none, so that a block passes an optional
+    /// tensor on. Always optional: its default is none.
     Tensor(DType),
 }
 

@@ -27,7 +27,12 @@ impl Expander<'_> {
         path: &str,
     ) -> Value {
         if let Some(value) = scope.read(name) {
-            return value;
+            // A shared layer is applied where a tensor flows into it; elsewhere (a block's
+            // argument) it is passed on as it is.
+            return match (value, flow) {
+                (Value::Shared(name, index), Some(flow)) => self.apply_shared(&name, index, loc, scope, flow),
+                (value, _) => value,
+            };
         }
         if let Some(spec) = ops::lookup(name) {
             return self.apply_op(spec, &[], loc, loc, scope, flow, path);
@@ -309,7 +314,8 @@ impl Expander<'_> {
         }
         match (spec.apply)(&bound.args, &shape) {
             Ok(built) => {
-                // The tensors given by keyword follow the flowing one, in the parameters' order.
+                // The tensors given by keyword (a recurrent layer's initial states, an
+                // attention's memory) follow the flowing one, in the parameters' order.
                 let inputs = std::iter::once(input).chain(bound.tensors).collect();
                 self.add_node(name, built.op, inputs, built.shape, built.params, built.macs, loc)
             }
@@ -375,8 +381,9 @@ impl Expander<'_> {
     }
 
     /// Binds a layer's arguments. A [`Kind::Tensor`] argument is evaluated with the tensor
-    /// flowing into the layer as `_`; the layers it makes are named `<name>_<parameter>`
-    /// (`attn_memory`), beside the layer `name`, which holds no layers.
+    /// flowing into the layer as `_`; the layers it makes are named after the layer's `name`
+    /// and the parameter (`lstm_h0`, `attn_memory`), beside the layer, which as a module can
+    /// hold none.
     fn bind_op_args(
         &mut self,
         spec: &'static OpSpec,
@@ -398,7 +405,7 @@ impl Expander<'_> {
         };
         let slots = self.match_args(&callee, args, scope.file)?;
         let mut values: Vec<Option<(ArgValue, Loc)>> = vec![None; spec.params.len()];
-        let mut tensors: Vec<(usize, NodeId)> = Vec::new();
+        let mut tensors = Vec::new();
         let mut ok = true;
         for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
             let param = &spec.params[slot];
@@ -411,7 +418,7 @@ impl Expander<'_> {
                         if self.batched(id, what, arg_loc) && self.typed(id, dtype, what, arg_loc) {
                             let shape = self.nodes[id.0].shape.clone();
                             values[slot] = Some((ArgValue::Tensor(shape), arg_loc));
-                            tensors.push((slot, id));
+                            tensors.push(id);
                         } else {
                             ok = false;
                         }
@@ -458,8 +465,6 @@ impl Expander<'_> {
                 }
             }
         }
-        tensors.sort_by_key(|&(slot, _)| slot);
-        let tensors = tensors.into_iter().map(|(_, id)| id).collect();
         ok.then_some(BoundOp { args: Args { values: bound, params: spec.params }, locs, tensors })
     }
 

@@ -23,7 +23,8 @@ impl Expander<'_> {
     pub(super) fn check_unique_names(&mut self) {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut dups = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
+        // A shared layer applied again has its first application's name, as it is that layer.
+        for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.shares.is_none()) {
             if let Some(&first) = seen.get(node.name.as_str()) {
                 dups.push((first, i));
             } else {
@@ -73,7 +74,7 @@ impl Expander<'_> {
         if !shape.fits() {
             return self.error(Error::TensorTooLarge { shape: &shape, at: loc });
         }
-        self.nodes.push(Node { name, op, inputs, shape, params, macs, loc });
+        self.nodes.push(Node { name, op, inputs, shape, params, macs, shares: None, ties: Vec::new(), loc });
         Value::Tensor(NodeId(self.nodes.len() - 1))
     }
 
@@ -317,6 +318,7 @@ impl Seq {
                     std::slice::from_ref(name)
                 }
                 Stmt::Destructure { names, .. } => &names[..],
+                Stmt::Shared { name, .. } => std::slice::from_ref(name),
                 _ => &[],
             })
             .map(|name| name.name.as_str())

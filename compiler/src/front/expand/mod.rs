@@ -15,6 +15,7 @@ mod call;
 mod eval;
 mod graph;
 pub(crate) mod lints;
+mod share;
 
 use std::collections::HashMap;
 
@@ -65,6 +66,7 @@ pub(super) enum Frame {
 }
 
 /// The names visible in one block instance or network body.
+#[derive(Clone)]
 struct Scope {
     file: FileId,
     vars: HashMap<String, (Value, Span)>,
@@ -132,6 +134,10 @@ pub struct Expander<'p> {
     unnamed_input: Option<Loc>,
     /// What the lints gather on the way (see `lints.rs`).
     lints: lints::Gathered,
+    /// The `shared` layers declared so far, which `Value::Shared` indexes.
+    shared: Vec<share::SharedLayer>,
+    /// Each tied tensor (its layer and name) and where it was tied.
+    tie_locs: Vec<(NodeId, String, Loc)>,
 }
 
 impl<'p> Expander<'p> {
@@ -149,6 +155,8 @@ impl<'p> Expander<'p> {
             inputs: Vec::new(),
             unnamed_input: None,
             lints: lints::Gathered::default(),
+            shared: Vec::new(),
+            tie_locs: Vec::new(),
         }
     }
 
@@ -297,6 +305,15 @@ impl<'p> Expander<'p> {
                     // before it.
                     Value::Tuple(Vec::new())
                 }
+                // Declarations feed nothing: the statement after one gets the tensor before it.
+                Stmt::Shared { name, value, .. } => {
+                    self.declare_shared(name, value, scope, path);
+                    Value::Tuple(Vec::new())
+                }
+                Stmt::Tie { tensor, to, .. } => {
+                    self.tie(tensor, to, scope, path);
+                    Value::Tuple(Vec::new())
+                }
                 Stmt::Bind { name, value } => {
                     let path = child(path, &name.name);
                     scope.label_prefix = path.clone();
@@ -317,7 +334,10 @@ impl<'p> Expander<'p> {
             if matches!(value, Value::Tensor(_) | Value::Poison) {
                 flow = Some(value.clone());
             }
-            last = Some(value);
+            // A declaration is no statement's value: the body's is the one before it.
+            if !matches!(stmt, Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. }) {
+                last = Some(value);
+            }
         }
         last
     }
@@ -357,6 +377,12 @@ impl<'p> Expander<'p> {
         let before = self.nodes.len();
         let v = self.eval(value, scope, flow, &own);
         let names_at = Loc::new(scope.file, names[0].span.to(names[names.len() - 1].span));
+        let v = match v {
+            Value::Tensor(id) if id.0 >= before && ends_in_layer(value, scope) => {
+                self.with_states(id, names, names_at, Loc::new(scope.file, value.span), path)
+            }
+            v => v,
+        };
         let items = match v {
             Value::Tuple(items) if items.len() == names.len() => items,
             Value::Tuple(items) => {
@@ -385,6 +411,45 @@ impl<'p> Expander<'p> {
             }
             self.bind(scope, name, item);
         }
+    }
+
+    /// The output of the layer `id` that a destructuring's value calls, with the layer's
+    /// states (a recurrent layer's final `h_n`, ...), each a node that reads the layer's and
+    /// is named after the name it is bound to; the output alone for a layer without states.
+    fn with_states(&mut self, id: NodeId, names: &[Ident], at: Loc, value: Loc, path: &str) -> Value {
+        let node = &self.nodes[id.0];
+        let states = node.op.layer().states();
+        if states.is_empty() {
+            return Value::Tensor(id);
+        }
+        let (shape, loc) = (node.shape.clone(), node.loc);
+        if states.len() + 1 != names.len() {
+            let layer = node.op.spec().map_or("the layer", |s| s.name);
+            let states: Vec<String> = states.iter().map(|(op, _)| op.to_string()).collect();
+            return self.error(Error::DestructureStates {
+                layer,
+                states: &states,
+                names: names.len(),
+                at,
+                value,
+            });
+        }
+        let mut items = vec![Value::Tensor(id)];
+        for ((op, sizes), name) in states.into_iter().zip(&names[1..]) {
+            items.push(self.add_node(
+                child(path, &name.name),
+                op,
+                vec![id],
+                shape.with_dims(sizes),
+                0,
+                0,
+                loc,
+            ));
+        }
+        if items.contains(&Value::Poison) {
+            return Value::Poison;
+        }
+        Value::Tuple(items)
     }
 
     fn bind(&mut self, scope: &mut Scope, name: &Ident, value: Value) {
@@ -967,6 +1032,17 @@ impl<'p> Expander<'p> {
             }
         }
         current
+    }
+}
+
+/// Whether `e` ends in a call of a built-in layer (`lstm(64)`, `x -> gru(32)`), whose states
+/// a destructuring may bind; a block's call, which gives one tensor, does not.
+fn ends_in_layer(e: &Expr, scope: &Scope) -> bool {
+    let last = stages_of(e).last().map(|&(_, e)| e);
+    match last.map(|e| &e.kind) {
+        Some(ExprKind::Call { callee, .. }) => crate::ops::lookup(&callee.name).is_some(),
+        Some(ExprKind::Name(name)) => !scope.vars.contains_key(name) && crate::ops::lookup(name).is_some(),
+        _ => false,
     }
 }
 
