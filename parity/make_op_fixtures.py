@@ -21,7 +21,10 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
     input          float32, [2, *dims], seeded standard normal (times INPUT_SCALE's factor
                    for the cases it names); for the cases of INT_INPUTS, int64 ids, seeded
                    uniform in [0, n), the module's padding_idx (if any) among them
-    output         module.eval()(input)
+    input.<name>   for the cases of EXTRA_INPUTS, each further input, in order: float32,
+                   seeded standard normal (an attention's memory), or a bool key padding
+                   mask [2, S], true at the last i + 1 keys of example i
+    output         module.eval()(input, *further inputs)
     output_train   a fresh copy of the module (same state) in train mode, applied to input
                    (not for the layers and cases of RANDOM_IN_TRAIN, random in
                    train mode: dropout, a recurrent stack with dropout)
@@ -31,9 +34,12 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
                    state that call changes (batchnorm: running stats, num_batches_tracked)
     __metadata__   layer (nnc's layer name), call (nnc's call text), input (nnc's input
                    dims without the batch), torch (the constructor text), torch_version,
-                   import (the std module the call needs) for the cases of IMPORTS, and
+                   import (the std module the call needs) for the cases of IMPORTS,
                    input_dtype ("int") for the cases of INT_INPUTS, whose input nnc declares
-                   `int` (the others have no such key, and are float)
+                   `int` (the others have no such key, and are float), and inputs (JSON:
+                   [[name, dims without the batch, "float" or "bool"], ...]) for the cases of
+                   EXTRA_INPUTS, whose network declares its first input `x` and these after
+                   it, and whose call names them
 
 The files are written by this script's own safetensors writer (same layout as
 safetensors' save_file, but with the metadata keys sorted, which save_file does not do), so a
@@ -510,6 +516,37 @@ CASES = [
         [6, 4],
         "SelfAttention(4, 2, batch_first=True, causal=True)",
     ),
+    # Cross-attention (the key and value a memory of other positions) and key padding masks
+    # (true: the key is left out, PyTorch's meaning), alone, together and with causal
+    # self-attention; the further inputs are EXTRA_INPUTS'.
+    (
+        "multi_head_attention_cross",
+        "multi_head_attention",
+        "x -> multi_head_attention(2, memory=memory)",
+        [5, 8],
+        "Attention(8, 2, batch_first=True, memory=True)",
+    ),
+    (
+        "multi_head_attention_cross_masked",
+        "multi_head_attention",
+        "x -> multi_head_attention(4, bias=false, memory=memory, key_padding_mask=mask)",
+        [3, 8],
+        "Attention(8, 4, bias=False, batch_first=True, memory=True, padding=True)",
+    ),
+    (
+        "multi_head_attention_padding",
+        "multi_head_attention",
+        "x -> multi_head_attention(2, key_padding_mask=mask)",
+        [5, 8],
+        "Attention(8, 2, batch_first=True, padding=True)",
+    ),
+    (
+        "multi_head_attention_padding_causal",
+        "multi_head_attention",
+        "x -> multi_head_attention(2, is_causal=true, key_padding_mask=mask)",
+        [6, 4],
+        "Attention(4, 2, batch_first=True, padding=True, causal=True)",
+    ),
     # std.transformer's transformer_encoder_layer against torch.nn's TransformerEncoderLayer:
     # post-norm with ReLU, pre-norm with GELU, and causal.
     (
@@ -532,6 +569,33 @@ CASES = [
         "transformer_encoder_layer(2, dim_feedforward=8, dropout=0.0, norm_first=true, is_causal=true)",
         [6, 4],
         "EncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, norm_first=True, batch_first=True, causal=True)",
+    ),
+    # std.transformer's transformer_decoder_layer against torch.nn's TransformerDecoderLayer,
+    # with a memory: post-norm with ReLU, pre-norm with GELU, causal self-attention and the
+    # memory's padding masked, post-norm causal with the target's padding masked.
+    (
+        "transformer_decoder_layer_1",
+        "transformer_decoder_layer",
+        "x -> transformer_decoder_layer(memory, 2, dim_feedforward=16, dropout=0.0)",
+        [5, 8],
+        "DecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)",
+    ),
+    (
+        "transformer_decoder_layer_2",
+        "transformer_decoder_layer",
+        'x -> transformer_decoder_layer(memory, 4, dim_feedforward=12, dropout=0.0, activation="gelu", '
+        "layer_norm_eps=1e-6, norm_first=true, tgt_is_causal=true, memory_key_padding_mask=mask)",
+        [6, 8],
+        "DecoderLayer(8, 4, dim_feedforward=12, dropout=0.0, activation='gelu', layer_norm_eps=1e-6, "
+        "norm_first=True, batch_first=True, causal=True, memory_padding=True)",
+    ),
+    (
+        "transformer_decoder_layer_3",
+        "transformer_decoder_layer",
+        "x -> transformer_decoder_layer(memory, 2, dim_feedforward=8, dropout=0.0, tgt_is_causal=true, "
+        "tgt_key_padding_mask=mask)",
+        [6, 4],
+        "DecoderLayer(4, 2, dim_feedforward=8, dropout=0.0, batch_first=True, causal=True, tgt_padding=True)",
     ),
     # Contractions: matmul between tensors and with a weight matrix, and functional attention.
     ("matmul_1", "matmul", "matmul(_, _ -> transpose(1, 2))", [4, 3], "Lambda(lambda x: torch.matmul(x, x.transpose(1, 2)))"),
@@ -637,6 +701,22 @@ IMPORTS = {
     "transformer_encoder_layer_1": "std.transformer",
     "transformer_encoder_layer_2": "std.transformer",
     "transformer_encoder_layer_3": "std.transformer",
+    "transformer_decoder_layer_1": "std.transformer",
+    "transformer_decoder_layer_2": "std.transformer",
+    "transformer_decoder_layer_3": "std.transformer",
+}
+
+# Cases of several inputs: the further ones, after the first (`x`), each (name, dims without
+# the batch, "float" or "padding": a bool key padding mask, true at the last i + 1 keys of
+# example i, so that some keys are left out and never all of a row's).
+EXTRA_INPUTS = {
+    "multi_head_attention_cross": [("memory", [7, 8], "float")],
+    "multi_head_attention_cross_masked": [("memory", [6, 8], "float"), ("mask", [6], "padding")],
+    "multi_head_attention_padding": [("mask", [5], "padding")],
+    "multi_head_attention_padding_causal": [("mask", [6], "padding")],
+    "transformer_decoder_layer_1": [("memory", [7, 8], "float")],
+    "transformer_decoder_layer_2": [("memory", [5, 8], "float"), ("mask", [5], "padding")],
+    "transformer_decoder_layer_3": [("memory", [3, 4], "float"), ("mask", [6], "padding")],
 }
 
 # Cases whose input is int64 ids in [0, n), declared `int` in nnc.
@@ -739,6 +819,59 @@ class SelfAttention(nn.MultiheadAttention):
         return super().forward(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
 
 
+def causal_bool_mask(x):
+    """The causal mask as bools, true above the diagonal, beside a bool key padding mask (as
+    PyTorch wants the two masks of one type)."""
+    return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+
+
+class Attention(nn.MultiheadAttention):
+    """nn.MultiheadAttention giving the attended sequence alone, for nnc's
+    `multi_head_attention` of several inputs: the query, then the memory (the key and value)
+    where `memory`, then the bool key padding mask where `padding`; causal where `causal`."""
+
+    def __init__(self, *args, memory=False, padding=False, causal=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memory, self.padding, self.causal = memory, padding, causal
+
+    def forward(self, x, *extras):
+        extras = list(extras)
+        kv = extras.pop(0) if self.memory else x
+        padding = extras.pop(0) if self.padding else None
+        mask = None
+        if self.causal:
+            mask = causal_bool_mask(x) if self.padding else causal_mask(x)
+        return super().forward(
+            x, kv, kv, key_padding_mask=padding, need_weights=False, attn_mask=mask, is_causal=self.causal
+        )[0]
+
+
+class DecoderLayer(nn.TransformerDecoderLayer):
+    """nn.TransformerDecoderLayer on (x, memory, masks...), for std.transformer's block: causal
+    self-attention when `causal`, then the target's key padding mask where `tgt_padding`, the
+    memory's where `memory_padding`."""
+
+    def __init__(self, *args, causal=False, tgt_padding=False, memory_padding=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.causal, self.tgt_padding, self.memory_padding = causal, tgt_padding, memory_padding
+
+    def forward(self, x, memory, *masks):
+        masks = list(masks)
+        tgt_padding = masks.pop(0) if self.tgt_padding else None
+        memory_padding = masks.pop(0) if self.memory_padding else None
+        mask = None
+        if self.causal:
+            mask = causal_bool_mask(x) if self.tgt_padding else causal_mask(x)
+        return super().forward(
+            x,
+            memory,
+            tgt_mask=mask,
+            tgt_key_padding_mask=tgt_padding,
+            memory_key_padding_mask=memory_padding,
+            tgt_is_causal=self.causal,
+        )
+
+
 class EncoderLayer(nn.TransformerEncoderLayer):
     """nn.TransformerEncoderLayer, causal when `causal`, for std.transformer's block."""
 
@@ -763,6 +896,8 @@ def build(text):
         "WithParam": WithParam,
         "SelfAttention": SelfAttention,
         "EncoderLayer": EncoderLayer,
+        "Attention": Attention,
+        "DecoderLayer": DecoderLayer,
         "LSTMOutput": LSTMOutput,
         "GRUOutput": GRUOutput,
         "RNNOutput": RNNOutput,
@@ -805,14 +940,17 @@ def make(case, layer, call, dims, text):
             x.view(-1)[0] = module.padding_idx  # the padding row is looked up too
     else:
         x = torch.randn([BATCH, *dims], generator=gen) * INPUT_SCALE.get(case, 1.0)
+    extras = [further_input(kind, dims, gen) for _, dims, kind in EXTRA_INPUTS.get(case, [])]
     state = state_of(module)
     trained = copy.deepcopy(module)
     with torch.no_grad():
-        y = module.eval()(x)
+        y = module.eval()(x, *extras)
     tensors = {"input": x, "output": y.contiguous()}
+    for (name, _, _), extra in zip(EXTRA_INPUTS.get(case, []), extras):
+        tensors[f"input.{name}"] = extra
     if not RANDOM_IN_TRAIN & {layer, case}:
         with torch.no_grad():
-            y_train = trained.train()(x)
+            y_train = trained.train()(x, *extras)
         tensors["output_train"] = y_train.contiguous()
         after = state_of(trained)
         if any(not torch.equal(after[k], state[k]) for k in state):
@@ -829,10 +967,25 @@ def make(case, layer, call, dims, text):
         metadata["import"] = IMPORTS[case]
     if case in INT_INPUTS:
         metadata["input_dtype"] = "int"
+    if case in EXTRA_INPUTS:
+        inputs = [[name, dims, "float" if kind == "float" else "bool"] for name, dims, kind in EXTRA_INPUTS[case]]
+        metadata["inputs"] = json.dumps(inputs)
     return tensors, metadata
 
 
-DTYPES = {torch.float32: ("F32", 4), torch.int64: ("I64", 8)}
+def further_input(kind, dims, gen):
+    """A further input of EXTRA_INPUTS: seeded normal floats, or a key padding mask true at
+    the last i + 1 keys of example i."""
+    if kind == "float":
+        return torch.randn([BATCH, *dims], generator=gen)
+    assert kind == "padding" and len(dims) == 1 and dims[0] > BATCH, kind
+    mask = torch.zeros([BATCH, *dims], dtype=torch.bool)
+    for i in range(BATCH):
+        mask[i, dims[0] - i - 1 :] = True
+    return mask
+
+
+DTYPES = {torch.float32: ("F32", 4), torch.int64: ("I64", 8), torch.bool: ("BOOL", 1)}
 
 
 def save(tensors, metadata, path):
@@ -873,15 +1026,21 @@ def check(path):
     assert list(x.shape) == [BATCH, *json.loads(meta["input"])], path
     input_dtype = torch.int64 if meta.get("input_dtype") == "int" else torch.float32
     assert x.dtype == input_dtype and tensors["output"].dtype == torch.float32, path
+    extras = []
+    for name, dims, dtype in json.loads(meta.get("inputs", "[]")):
+        extra = tensors[f"input.{name}"]
+        assert list(extra.shape) == [BATCH, *dims], (path, name)
+        assert extra.dtype == (torch.bool if dtype == "bool" else torch.float32), (path, name)
+        extras.append(extra)
     fresh = copy.deepcopy(module)
     with torch.no_grad():
-        assert torch.equal(module.eval()(x), tensors["output"]), path
+        assert torch.equal(module.eval()(x, *extras), tensors["output"]), path
     case = os.path.basename(path).removesuffix(".safetensors")
     if RANDOM_IN_TRAIN & {meta["layer"], case}:
         assert "output_train" not in tensors, path
     else:
         with torch.no_grad():
-            assert torch.equal(fresh.train()(x), tensors["output_train"]), path
+            assert torch.equal(fresh.train()(x, *extras), tensors["output_train"]), path
         after = state_of(fresh)
         for k, v in after.items():
             expected = tensors.get(f"train_state.{k}", tensors[f"state.{k}"])

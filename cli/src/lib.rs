@@ -694,7 +694,8 @@ const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors
                      (`torch.matmul`; either side may be a `param`),\nand \
                      `scaled_dot_product_attention(q, k, v, mask=…, is_causal=false, scale=…)` is \
                      `nn.functional.scaled_dot_product_attention`,\nits bool `mask` [N, S] (or \
-                     [N, L, S], true where a query may attend) broadcast over the heads;\n\
+                     [N, L, S], true where a query may attend: the opposite of `multi_head_attention`'s \
+                     `key_padding_mask`, as in PyTorch)\nbroadcast over the heads; \
                      `einsum(\"nqd,nkd->nqk\", q, k)` is `torch.einsum`, with its output written and \
                      each operand's batch its first subscript.\n";
 

@@ -648,6 +648,31 @@ fn pixel_shuffle_and_unshuffle_trade_channels_for_positions() {
     assert_eq!(errors("[N, 3, 8, 9]", "pixel_unshuffle(2)"), vec![Code::ShapeMismatch]);
 }
 
+/// Cross-attention: the query's T = 5 positions over the memory's S = 7, E = 8. The
+/// projections count `E·E + E` = 72 multiply-adds per use: the query's and the output's at
+/// each query (2·5·72), the key's and value's at each key (2·7·72); the scores and their
+/// weighted sum 2·T·S·E = 560. Self-attention is the same with S = T.
+#[test]
+fn cross_attention_reads_the_memorys_positions() {
+    let inputs = "x [N, 5, 8]\n    input m [N, 7, 8]\n    input pad [N, 7] bool";
+    let (out, params, macs) = check(inputs, "x -> multi_head_attention(2, memory=m, key_padding_mask=pad)");
+    assert_eq!((out.as_str(), params, macs), ("[N, 5, 8]", 4 * 72, 2 * 5 * 72 + 2 * 7 * 72 + 560));
+    // Without biases: E·E = 64 per use.
+    let (_, params, macs) = check(inputs, "x -> multi_head_attention(4, bias=false, memory=m)");
+    assert_eq!((params, macs), (4 * 64, 2 * 5 * 64 + 2 * 7 * 64 + 560));
+    // `false` is no tensor: self-attention, as without the argument.
+    let (_, _, macs) = check(inputs, "x -> multi_head_attention(2, memory=false, key_padding_mask=false)");
+    assert_eq!(macs, 4 * 5 * 72 + 2 * 5 * 5 * 8);
+    let mismatch = [Code::ShapeMismatch];
+    let inputs = "x [N, 5, 8]\n    input m [N, 7, 6]\n    input pad [N, 5] bool";
+    assert_eq!(errors(inputs, "x -> multi_head_attention(2, memory=m)"), mismatch, "other features");
+    assert_eq!(errors(inputs, "x -> multi_head_attention(2, memory=m[:, 0])"), mismatch, "no sequence");
+    let body = "x -> multi_head_attention(2, memory=m -> linear(8), key_padding_mask=pad)";
+    assert_eq!(errors(inputs, body), mismatch, "a mask of the query's length, not the memory's");
+    let body = "x -> multi_head_attention(2, memory=m -> linear(8), is_causal=true)";
+    assert_eq!(errors(inputs, body), [Code::Value], "causal cross-attention");
+}
+
 // ---------------------------------------------------------------------------------------------
 // recurrent states
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ nnc::model!(Conformance = "tests/conformance.net", network = "conformance");
 nnc::model!(Conformance3d = "tests/conformance.net", network = "conformance_3d");
 nnc::model!(ConformanceTokens = "tests/conformance.net", network = "conformance_tokens");
 nnc::model!(ConformanceIds = "tests/conformance.net", network = "conformance_ids");
+nnc::model!(ConformanceDecoder = "tests/conformance.net", network = "conformance_decoder");
 
 /// The interpreter's model of the same file, with the generated model's variables copied in.
 fn interpreter(
@@ -126,6 +127,38 @@ fn several_inputs() {
     let err = net.try_forward_inputs(ConformanceTokensInputs { tokens: &tokens, features: &fewer }, false);
     let err = err.unwrap_err().to_string();
     assert_eq!(err, "the inputs must share their batch, but `tokens` holds 3 examples and `features` 2");
+}
+
+/// Cross-attention over a memory with its key padding mask, and std's decoder layer: the
+/// generated code computes the interpreter's outputs, dropout included, from a bool mask.
+#[test]
+fn cross_attention_and_a_decoder_layer() {
+    let _rng = rng();
+    nnc::tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ConformanceDecoder::new(&vs.root());
+    let (model, _vs2) = interpreter("tests/conformance.net", &[], Some("conformance_decoder"), &vs);
+    let target = Tensor::randn([3, 5, 8], (Kind::Float, Device::Cpu));
+    let memory = Tensor::randn([3, 7, 8], (Kind::Float, Device::Cpu));
+    // Example i leaves out its last i + 1 keys.
+    let padding = Tensor::arange(7, (Kind::Int64, Device::Cpu))
+        .unsqueeze(0)
+        .ge_tensor(&(Tensor::from_slice(&[6i64, 5, 4]).unsqueeze(1)));
+    assert_eq!(padding.kind(), Kind::Bool);
+    for train in [false, true] {
+        let inputs = ConformanceDecoderInputs { target: &target, memory: &memory, padding: &padding };
+        nnc::tch::manual_seed(11);
+        let a = nnc::tch::no_grad(|| net.try_forward_inputs(inputs, train)).unwrap();
+        nnc::tch::manual_seed(11);
+        let b = nnc::tch::no_grad(|| model.try_forward_inputs(&[&target, &memory, &padding], train)).unwrap();
+        assert!(a.equal(&b), "conformance_decoder (train = {train}): outputs differ");
+    }
+    // The padded keys change nothing.
+    let changed = memory.copy();
+    let _ = changed.get(0).narrow(0, 6, 1).fill_(100.0);
+    let a = nnc::tch::no_grad(|| model.try_forward_inputs(&[&target, &memory, &padding], false)).unwrap();
+    let b = nnc::tch::no_grad(|| model.try_forward_inputs(&[&target, &changed, &padding], false)).unwrap();
+    assert!(a.allclose(&b, 1e-6, 1e-6, false), "a left-out key changed the output");
 }
 
 /// A network of one int input is a `ModuleT` as any other, which refuses floats.

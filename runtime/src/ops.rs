@@ -194,34 +194,76 @@ fn ints<const N: usize>(v: [u64; N]) -> [i64; N] {
     v.map(|x| x as i64)
 }
 
-/// Self-attention as `nn.MultiheadAttention(batch_first=True)` computes it with the sequence as
-/// query, key and value: the packed projection, split into heads, scaled dot-product
-/// attention (causal where asked; with dropout on its weights in training), the heads joined
-/// and projected.
-fn self_attention(
-    x: &Tensor,
+/// Attention as `nn.MultiheadAttention(batch_first=True)` computes it (its general path,
+/// `F.multi_head_attention_forward`): the sequence `inputs[0]` is the query, and the key and
+/// value are the memory `inputs[1]` (cross-attention) or the sequence itself; the packed
+/// projection (split into the query's rows and the key's and value's, for cross-attention, as
+/// PyTorch splits it), split into heads; the masks as one float mask added to the scores, as
+/// PyTorch merges them: -inf at the keys the bool key padding mask (the last input) leaves
+/// out, and above the diagonal where causal; scaled dot-product attention (with dropout on its
+/// weights in training), the heads joined and projected.
+fn multi_head_attention(
+    inputs: &[&Tensor],
     params: &Params,
     a: &MultiHeadAttention,
     train: bool,
 ) -> Result<Tensor, TchError> {
+    let x = inputs[0];
     let (n, t, e) = x.size3()?;
     let heads = a.num_heads as i64;
-    let qkv = x.f_linear(params.get("in_proj_weight")?, params.optional("in_proj_bias"))?;
-    // [N, T, 3E] into three [N, heads, T, E / heads].
-    let split = |part: &Tensor| part.f_reshape([n, t, heads, e / heads])?.f_transpose(1, 2);
-    let parts = qkv.f_chunk(3, -1)?;
-    let (q, k, v) = (split(&parts[0])?, split(&parts[1])?, split(&parts[2])?);
+    let (weight, bias) = (params.get("in_proj_weight")?, params.optional("in_proj_bias"));
+    // [N, L, parts·E] into `parts` tensors [N, heads, L, E / heads].
+    let split = |packed: Tensor, parts: i64| -> Result<Vec<Tensor>, TchError> {
+        packed
+            .f_chunk(parts, -1)?
+            .iter()
+            .map(|part| part.f_reshape([n, -1, heads, e / heads])?.f_transpose(1, 2))
+            .collect()
+    };
+    let (q, k, v) = match a.cross {
+        false => {
+            let mut qkv = split(x.f_linear(weight, bias)?, 3)?.into_iter();
+            let mut next = || qkv.next().ok_or_else(|| TchError::Shape("three projections".into()));
+            (next()?, next()?, next()?)
+        }
+        true => {
+            let memory = inputs.get(1).ok_or_else(|| TchError::Shape("no memory".into()))?;
+            let (w_q, w_kv) = (weight.f_narrow(0, 0, e)?, weight.f_narrow(0, e, 2 * e)?);
+            let (b_q, b_kv) = match bias {
+                Some(b) => (Some(b.f_narrow(0, 0, e)?), Some(b.f_narrow(0, e, 2 * e)?)),
+                None => (None, None),
+            };
+            let q = split(x.f_linear(&w_q, b_q.as_ref())?, 1)?.remove(0);
+            let mut kv = split(memory.f_linear(&w_kv, b_kv.as_ref())?, 2)?.into_iter();
+            let mut next = || kv.next().ok_or_else(|| TchError::Shape("two projections".into()));
+            (q, next()?, next()?)
+        }
+    };
+    let s = k.size()[2];
+    // The float mask [N, 1, T or 1, S], where PyTorch's merging makes one.
+    let mut mask: Option<Tensor> = None;
+    if a.key_padding_mask {
+        let padding = inputs[inputs.len() - 1];
+        let additive = Tensor::f_zeros([n, s], (x.kind(), x.device()))?
+            .f_masked_fill(padding, f64::NEG_INFINITY)?
+            .f_reshape([n, 1, 1, s])?;
+        mask = Some(additive);
+    }
+    let causal = match (a.is_causal, mask) {
+        (true, Some(padding)) => {
+            let above = Tensor::f_ones([t, t], (tch::Kind::Bool, x.device()))?.f_triu(1)?;
+            let causal =
+                Tensor::f_zeros([t, t], (x.kind(), x.device()))?.f_masked_fill(&above, f64::NEG_INFINITY)?;
+            mask = Some(causal.f_add(&padding)?);
+            false
+        }
+        (is_causal, padding) => {
+            mask = padding;
+            is_causal
+        }
+    };
     let dropout = if train { a.dropout } else { 0.0 };
-    let attended = Tensor::f_scaled_dot_product_attention(
-        &q,
-        &k,
-        &v,
-        None::<Tensor>,
-        dropout,
-        a.is_causal,
-        None,
-        false,
-    )?;
+    let attended = Tensor::f_scaled_dot_product_attention(&q, &k, &v, mask, dropout, causal, None, false)?;
     attended
         .f_transpose(1, 2)?
         .f_reshape([n, t, e])?
@@ -490,7 +532,7 @@ fn output(
         Op::Dropout(d) => x.f_dropout(d.p, train)?,
         Op::Flatten(f) => x.f_flatten(f.start as i64, f.end as i64)?,
         Op::Linear(_) => x.f_linear(params.get("weight")?, params.optional("bias"))?,
-        Op::MultiHeadAttention(a) => self_attention(x, params, a, train)?,
+        Op::MultiHeadAttention(a) => multi_head_attention(inputs, params, a, train)?,
         Op::Lstm(l) => recurrent(inputs, op, params, l.recurrent(), train, states)?,
         Op::Gru(g) => recurrent(inputs, op, params, g.recurrent(), train, states)?,
         Op::Rnn(r) => recurrent(inputs, op, params, r.recurrent(), train, states)?,

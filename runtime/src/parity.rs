@@ -97,6 +97,10 @@ pub struct OpFixture {
     /// `input_dtype`), float for every other fixture, whose metadata has no such key.
     pub input_dtype: DType,
     pub input: Tensor,
+    /// The inputs after the first, for a call of several (an attention's memory and key
+    /// padding mask), in order: the metadata's `inputs`, the tensors `input.<name>`. The
+    /// network then names its first input `x`, and the call names these.
+    pub further_inputs: Vec<FurtherInput>,
     pub output: Tensor,
     /// The train-mode output, except where it is random (dropout).
     pub output_train: Option<Tensor>,
@@ -106,7 +110,20 @@ pub struct OpFixture {
     pub train_state: BTreeMap<String, Tensor>,
 }
 
+/// An op fixture's input after the first: its name, sizes without the batch, element type.
+pub struct FurtherInput {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub dtype: DType,
+    pub tensor: Tensor,
+}
+
 impl OpFixture {
+    /// Every input, the first and the further ones, in the network's order.
+    pub fn inputs(&self) -> Vec<&Tensor> {
+        std::iter::once(&self.input).chain(self.further_inputs.iter().map(|f| &f.tensor)).collect()
+    }
+
     /// What the module's `state_dict` keys take in front in nnc: a layer's tensors are named
     /// under the layer (`conv2d.weight`); a std block's under `0`, as a network's lone block
     /// call is numbered (`0.self_attn.in_proj_weight`); the language's own operations (`param
@@ -127,7 +144,22 @@ impl OpFixture {
             DType::Float => String::new(),
             other => format!(" {other}"),
         };
-        format!("{import}network {} {{\n    input [N, {dims}{dtype}\n    {}\n}}\n", self.layer, self.call)
+        if self.further_inputs.is_empty() {
+            return format!(
+                "{import}network {} {{\n    input [N, {dims}{dtype}\n    {}\n}}\n",
+                self.layer, self.call
+            );
+        }
+        let mut inputs = format!("    input x [N, {dims}{dtype}\n");
+        for f in &self.further_inputs {
+            let sizes: String = f.dims.iter().map(|d| format!(", {d}")).collect();
+            let dtype = match f.dtype {
+                DType::Float => String::new(),
+                other => format!(" {other}"),
+            };
+            inputs += &format!("    input {} [N{sizes}]{dtype}\n", f.name);
+        }
+        format!("{import}network {} {{\n{inputs}    {}\n}}\n", self.layer, self.call)
     }
 }
 
@@ -159,6 +191,27 @@ pub fn read_op(path: &Path) -> Result<OpFixture, String> {
     if input.kind() != kind {
         return Err(format!("{}: the input is {:?}, not {input_dtype}", path.display(), input.kind()));
     }
+    let listed: Vec<(String, Vec<u64>, String)> = match meta.get("inputs") {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("{}: `inputs`: {e}", path.display()))?,
+        None => Vec::new(),
+    };
+    let mut further_inputs = Vec::new();
+    for (name, dims, dtype) in listed {
+        let (dtype, kind) = match dtype.as_str() {
+            "float" => (DType::Float, Kind::Float),
+            "bool" => (DType::Bool, Kind::Bool),
+            other => return Err(format!("{}: `{name}` has an unknown type {other:?}", path.display())),
+        };
+        let tensor = all
+            .remove(&format!("input.{name}"))
+            .ok_or_else(|| format!("{}: no `input.{name}`", path.display()))?;
+        let sizes: Vec<i64> =
+            std::iter::once(input.size()[0]).chain(dims.iter().map(|&d| d as i64)).collect();
+        if tensor.kind() != kind || tensor.size() != sizes {
+            return Err(format!("{}: `input.{name}` is not {sizes:?} {dtype}", path.display()));
+        }
+        further_inputs.push(FurtherInput { name, dims, dtype, tensor });
+    }
     Ok(OpFixture {
         layer: field("layer")?,
         call: field("call")?,
@@ -167,6 +220,7 @@ pub fn read_op(path: &Path) -> Result<OpFixture, String> {
         import: meta.get("import").cloned(),
         input_dtype,
         input,
+        further_inputs,
         output,
         output_train: all.remove("output_train"),
         state,

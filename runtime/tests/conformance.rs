@@ -625,7 +625,7 @@ fn every_layer_computes_what_its_torch_module_computes() {
         // their tensors are named); a layer's is that layer, whose tensors are named under it.
         let prefix = fixture.state_prefix();
         if ALL.iter().any(|s| s.name == fixture.layer) {
-            assert_eq!(graph.nodes[1].name, fixture.layer, "{what}: the layer's name");
+            assert_eq!(graph.nodes[graph.inputs.len()].name, fixture.layer, "{what}: the layer's name");
         }
         let prefixed = |state: &BTreeMap<String, Tensor>| -> BTreeMap<String, Tensor> {
             state.iter().map(|(k, v)| (format!("{prefix}{k}"), v.shallow_clone())).collect()
@@ -642,13 +642,14 @@ fn every_layer_computes_what_its_torch_module_computes() {
             "{what}: the module's state_dict has other tensors"
         );
 
-        let eval = tch::no_grad(|| model.try_forward(&fixture.input, false)).unwrap();
+        let inputs = fixture.inputs();
+        let eval = tch::no_grad(|| model.try_forward_inputs(&inputs, false)).unwrap();
         assert_eq!(eval.size(), fixture.output.size(), "{what}: eval shape");
         let error = parity::relative(&eval, &fixture.output);
         eprintln!("{case}: eval output off by {error:e}");
         assert!(error <= TOLERANCE, "{what}: eval output off by {error:e}");
         if let Some(expected) = &fixture.output_train {
-            let train = tch::no_grad(|| model.try_forward(&fixture.input, true)).unwrap();
+            let train = tch::no_grad(|| model.try_forward_inputs(&inputs, true)).unwrap();
             let error = parity::relative(&train, expected);
             assert!(error <= TOLERANCE, "{what}: train output off by {error:e}");
             for (name, expected) in prefixed(&fixture.train_state) {

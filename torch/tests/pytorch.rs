@@ -214,12 +214,13 @@ fn emitted_pytorch_modules_reproduce_nnc() {
 /// module's `state_dict` has the real module's names and shapes under the layer's name, loads
 /// the fixture's state strictly, and computes the real module's outputs.
 const CHECK_OP: &str = r#"
-import importlib.util, sys, torch, torchvision
+import importlib.util, json, sys, torch, torchvision
 from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[6])
 from make_op_fixtures import EncoderLayer, Lambda, SelfAttention, WithParam, LSTMOutput, GRUOutput, RNNOutput, States
+from make_op_fixtures import Attention, DecoderLayer
 spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -230,6 +231,7 @@ fixture = load_file(sys.argv[3])
 prefix = sys.argv[5]
 env = {"nn": nn, "torch": torch, "torchvision": torchvision, "Lambda": Lambda, "WithParam": WithParam}
 env.update({"SelfAttention": SelfAttention, "EncoderLayer": EncoderLayer})
+env.update({"Attention": Attention, "DecoderLayer": DecoderLayer})
 env.update({"LSTMOutput": LSTMOutput, "GRUOutput": GRUOutput, "RNNOutput": RNNOutput, "States": States})
 real = eval(meta["torch"], env)
 ours = [(k, list(v.shape)) for k, v in net.state_dict().items()]
@@ -241,12 +243,14 @@ assert sorted(ours) == sorted(theirs), f"state_dict {ours} != torch.nn's {theirs
 state = {f"{prefix}{k[len('state.'):]}": v.clone() for k, v in fixture.items() if k.startswith("state.")}
 net.load_state_dict(state, strict=True)
 x = fixture["input"].clone()
+# A call of several inputs: the network's forward takes them by name, the first as `x`.
+further = {name: fixture[f"input.{name}"].clone() for name, _, _ in json.loads(meta.get("inputs", "[]"))}
 worst = 0.0
 for mode, key in ((False, "output"), (True, "output_train")):
     if key not in fixture:
         continue
     with torch.no_grad():
-        y = net.train(mode)(x)
+        y = net.train(mode)(x, **further)
     ref = fixture[key]
     worst = max(worst, ((y - ref).abs().max() / ref.abs().max().clamp(min=1e-6)).item())
 print(f"{sys.argv[4]}: relative difference {worst:.3g}")

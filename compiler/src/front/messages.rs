@@ -498,7 +498,7 @@ impl Error<'_> {
                 let a = |t: DType| if t == DType::Int { "an" } else { "a" };
                 let hint = match (takes, found) {
                     (DType::Float, DType::Int) => "an int tensor holds ids: `embedding(num_embeddings, embedding_dim)` turns them into float vectors, which layers take".to_string(),
-                    (DType::Float, _) => format!("a {found} tensor is a mask, which no layer takes yet"),
+                    (DType::Float, _) => format!("a {found} tensor is a mask: only `multi_head_attention`'s `key_padding_mask` and `scaled_dot_product_attention`'s `mask` take one"),
                     (DType::Bool, DType::Float) => "declare the mask as an input of its element type: `input mask [N, T] bool`".to_string(),
                     (_, DType::Float) => "declare the input of ids with its element type: `input tokens [N, T] int`".to_string(),
                     _ => format!("only an input declared `{takes}` holds {takes} elements"),

@@ -1,9 +1,18 @@
-//! `multi_head_attention(num_heads, dropout=0.0, bias=true, is_causal=false)`: PyTorch's
-//! `nn.MultiheadAttention` with `batch_first=True`, as self-attention: each position of a
-//! sequence `[N, T, E]` attends to every position (or, `is_causal`, to itself and those
-//! before it, as a decoder's does), in `num_heads` heads of `E / num_heads` features, through one packed input projection (`in_proj_weight`, the query's, key's and
+//! `multi_head_attention(num_heads, dropout=0.0, bias=true, is_causal=false, memory=…,
+//! key_padding_mask=…)`: PyTorch's `nn.MultiheadAttention` with `batch_first=True`. As
+//! self-attention, each position of a sequence `[N, T, E]` attends to every position (or,
+//! `is_causal`, to itself and those before it, as a decoder's does); with `memory` [N, S, E],
+//! cross-attention, each attends to the memory's positions (its keys and values, as a
+//! transformer decoder's second attention reads the encoder's output). `key_padding_mask`, a
+//! bool [N, S], leaves out the keys where it is true, PyTorch's meaning (the opposite of
+//! `scaled_dot_product_attention`'s `mask`). The heads are `num_heads` of `E / num_heads`
+//! features, through one packed input projection (`in_proj_weight`, the query's, key's and
 //! value's stacked) and an output projection (`out_proj`), named as PyTorch names them so that
-//! a checkpoint loads. The emitted module calls it as `attention(x, x, x, need_weights=False)`.
+//! a checkpoint loads. The emitted module calls it as `attention(x, x, x, need_weights=False)`,
+//! or `attention(x, memory, memory, key_padding_mask=mask, need_weights=False)`.
+//!
+//! PyTorch's `attn_mask` is not offered: its layouts, [T, S] and [N·heads, T, S], have no
+//! batch or another one, which no tensor of nnc has; `is_causal` gives the causal one.
 
 use std::fmt;
 
@@ -17,7 +26,7 @@ use crate::shape::{DType, Shape};
 
 pub static MULTI_HEAD_ATTENTION: OpSpec = OpSpec {
     name: "multi_head_attention",
-    summary: "self-attention over the positions of a sequence [N, T, E], in heads of E / num_heads features",
+    summary: "attention of a sequence [N, T, E] over itself, or over `memory` [N, S, E], in heads of E / num_heads features; `key_padding_mask` [N, S] bool leaves out the keys where true",
     torch: "nn.MultiheadAttention",
     ranks: Ranks::Exactly(&[3]),
     takes: DType::Float,
@@ -26,6 +35,8 @@ pub static MULTI_HEAD_ATTENTION: OpSpec = OpSpec {
         ParamSpec::optional("dropout", Kind::Float, ArgValue::Float(0.0)),
         ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
         ParamSpec::optional("is_causal", Kind::Bool, ArgValue::Bool(false)),
+        ParamSpec::optional("memory", Kind::Tensor(DType::Float), ArgValue::Unset),
+        ParamSpec::optional("key_padding_mask", Kind::Tensor(DType::Bool), ArgValue::Unset),
     ],
     apply,
 };
@@ -62,16 +73,77 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     }
     let bias = args.bool("bias");
     let is_causal = args.bool("is_causal");
-    let attention = MultiHeadAttention { embed_dim, num_heads, dropout, bias, is_causal };
-    // The projections' multiply-adds at every position, one per weight use and bias add (as
-    // `linear` counts them), and the attention itself: T·T·E for the scores and as many for
-    // their weighted sum. torchinfo counts the projections once per example and not the
-    // attention.
-    let projections = param_total(&attention)?;
-    let macs = product("multiply-add count", &[length, projections])?
-        .checked_add(product("multiply-add count", &[2, length, length, embed_dim])?)
-        .ok_or_else(|| OpError::new(Code::Arithmetic, "the multiply-add count overflows 64 bits"))?;
+    // The keys' and values' positions: the memory's, or the sequence's own.
+    let keys = match args.tensor("memory") {
+        None => length,
+        Some(memory) => memory_length(memory, input, embed_dim, is_causal)?,
+    };
+    if let Some(mask) = args.tensor("key_padding_mask") {
+        let fits = mask.batch == input.batch && mask.dims[..] == [keys];
+        if !fits {
+            let source = match args.tensor("memory") {
+                Some(memory) => format!("the memory {memory}"),
+                None => format!("the input {input}"),
+            };
+            return Err(OpError::new(
+                Code::ShapeMismatch,
+                format!("the key padding mask {mask} does not fit the {keys} keys of {source}"),
+            )
+            .label(format!("must be [N, {keys}] bool: true where a key is left out"))
+            .note(format!("the query is {input}; the keys and values are {source}"))
+            .at("key_padding_mask"));
+        }
+    }
+    let cross = args.tensor("memory").is_some();
+    let key_padding_mask = args.tensor("key_padding_mask").is_some();
+    let attention =
+        MultiHeadAttention { embed_dim, num_heads, dropout, bias, is_causal, cross, key_padding_mask };
+    // The projections' multiply-adds, one per weight use and bias add (as `linear` counts
+    // them): the query's and the output's at every query, the key's and value's at every key;
+    // and the attention itself: T·S·E for the scores and as many for their weighted sum.
+    // torchinfo counts the projections once per example and not the attention.
+    let quarter = param_total(&attention)? / 4;
+    let overflow = || OpError::new(Code::Arithmetic, "the multiply-add count overflows 64 bits");
+    let macs = product("multiply-add count", &[2 * length, quarter])?
+        .checked_add(product("multiply-add count", &[2 * keys, quarter])?)
+        .ok_or_else(overflow)?
+        .checked_add(product("multiply-add count", &[2, length, keys, embed_dim])?)
+        .ok_or_else(overflow)?;
     Built::new(Op::MultiHeadAttention(attention), input.clone(), macs)
+}
+
+/// The positions of a cross-attention's `memory`, a sequence [N, S, E] of the query's
+/// features, as `nn.MultiheadAttention`'s keys and values (its `kdim` and `vdim` are E).
+fn memory_length(memory: &Shape, query: &Shape, embed_dim: u64, is_causal: bool) -> Result<u64, OpError> {
+    let [keys, features]: [u64; 2] = memory.dims[..].try_into().map_err(|_| {
+        OpError::new(
+            Code::ShapeMismatch,
+            format!("the memory {memory} is no sequence [N, S, E] for the query {query} to attend to"),
+        )
+        .label(format!("this is {memory}"))
+        .note("the keys and values of cross-attention are a sequence: [N, S, E], S positions of E features")
+        .at("memory")
+    })?;
+    if features != embed_dim || memory.batch != query.batch {
+        return Err(OpError::new(
+            Code::ShapeMismatch,
+            format!("the memory {memory} has {features} features, the query {query} {embed_dim}"),
+        )
+        .label(format!("must be [N, S, {embed_dim}]"))
+        .note("nn.MultiheadAttention's keys and values have the query's features (its kdim and vdim are embed_dim)")
+        .hint(format!("project the memory first: `linear({embed_dim})`"))
+        .at("memory"));
+    }
+    if is_causal {
+        return Err(OpError::new(
+            Code::Value,
+            "`is_causal` masks the positions after each query in its own sequence; cross-attention has none",
+        )
+        .label("is_causal = true")
+        .note("a decoder's cross-attention reads the whole memory; its self-attention is the causal one")
+        .at("is_causal"));
+    }
+    Ok(keys)
 }
 
 /// Every parameter of the layer: the projections' weights and biases.
@@ -87,6 +159,10 @@ attributes! {
         pub bias: bool,
         /// Each position attends to itself and those before it only.
         pub is_causal: bool,
+        /// Cross-attention: the node's second input is the memory, the keys and values.
+        pub cross: bool,
+        /// The node's last input is a bool [N, S] mask, true where a key is left out.
+        pub key_padding_mask: bool,
     }
 }
 
@@ -101,6 +177,12 @@ impl Layer for MultiHeadAttention {
         }
         if self.is_causal {
             f.write_str(", causal")?;
+        }
+        if self.cross {
+            f.write_str(", cross")?;
+        }
+        if self.key_padding_mask {
+            f.write_str(", key padding mask")?;
         }
         Ok(())
     }
@@ -131,18 +213,31 @@ impl Layer for MultiHeadAttention {
         ))
     }
 
-    /// Self-attention: the sequence is the query, key and value; the output comes first in
-    /// the tuple PyTorch's module returns. Causal attention passes the mask PyTorch's
-    /// `is_causal` needs beside it.
+    /// The sequence is the query; the key and value are the memory (cross-attention) or the
+    /// sequence itself; the output comes first in the tuple PyTorch's module returns. Causal
+    /// attention passes the mask PyTorch's `is_causal` needs beside it: a float one, as
+    /// `nn.Transformer` makes it, or a bool one (true above the diagonal) beside a key padding
+    /// mask, which is bool, as PyTorch wants the two of one type.
     fn pytorch_call(&self, module: &str, xs: &[String]) -> String {
         let x = &xs[0];
-        match self.is_causal {
-            false => format!("{module}({x}, {x}, {x}, need_weights=False)[0]"),
-            true => format!(
-                "{module}({x}, {x}, {x}, need_weights=False, is_causal=True, \
-                 attn_mask=nn.Transformer.generate_square_subsequent_mask({x}.shape[1], device={x}.device, dtype={x}.dtype))[0]"
-            ),
+        let kv = if self.cross { &xs[1] } else { x };
+        let mut args = format!("{x}, {kv}, {kv}");
+        if self.key_padding_mask {
+            args += &format!(", key_padding_mask={}", xs[xs.len() - 1]);
         }
+        args += ", need_weights=False";
+        if self.is_causal {
+            let mask = match self.key_padding_mask {
+                false => format!(
+                    "nn.Transformer.generate_square_subsequent_mask({x}.shape[1], device={x}.device, dtype={x}.dtype)"
+                ),
+                true => format!(
+                    "torch.ones({x}.shape[1], {x}.shape[1], dtype=torch.bool, device={x}.device).triu(1)"
+                ),
+            };
+            args += &format!(", is_causal=True, attn_mask={mask}");
+        }
+        format!("{module}({args})[0]")
     }
 
     fn family(&self) -> Family {

@@ -44,7 +44,7 @@ macro_rules! recurrent_params {
             ParamSpec::optional("bias", Kind::Bool, ArgValue::Bool(true)),
             ParamSpec::optional("dropout", Kind::Float, ArgValue::Float(0.0)),
             ParamSpec::optional("bidirectional", Kind::Bool, ArgValue::Bool(false)),
-            $(ParamSpec::optional($state, Kind::Tensor, ArgValue::Unset),)*
+            $(ParamSpec::optional($state, Kind::Tensor(DType::Float), ArgValue::Unset),)*
         ]
     };
 }

@@ -4,7 +4,7 @@
 use super::{product, OpError, TensorSpec};
 use crate::diagnostic::Code;
 use crate::ir::Op;
-use crate::shape::Shape;
+use crate::shape::{DType, Shape};
 
 pub struct ParamSpec {
     pub name: &'static str,
@@ -44,9 +44,11 @@ pub enum Kind {
     /// A [`Kind::Spatial`] or one of these strings, as a convolution's `padding` is an amount,
     /// `"same"` or `"valid"`.
     SpatialOr(usize, &'static [&'static str]),
-    /// A tensor, which becomes one more input of the layer's node, after the tensor flowing
-    /// into it (a recurrent layer's initial state `h0`); optional, unset by default.
-    Tensor,
+    /// A tensor of this element type, which becomes one more input of the layer's node, after
+    /// the tensor flowing into it (a recurrent layer's initial state `h0`, an attention's
+    /// memory and key padding mask), or `false` for none, so that a block passes an optional
+    /// tensor on. Always optional: its default is none.
+    Tensor(DType),
 }
 
 impl Kind {
@@ -61,7 +63,8 @@ impl Kind {
             Kind::SpatialOr(n, choices) => {
                 format!("an integer, {}, or one of {}", tuple_of(n), quoted(choices))
             }
-            Kind::Tensor => "a tensor".into(),
+            Kind::Tensor(DType::Float) => "a tensor, or `false` for none".into(),
+            Kind::Tensor(dtype) => format!("a {dtype} tensor, or `false` for none"),
         }
     }
 }
@@ -90,11 +93,11 @@ pub enum ArgValue {
     Bool(bool),
     /// One of a [`Kind::Choice`]'s strings.
     Choice(&'static str),
+    /// A [`Kind::Tensor`] argument: the shape of the tensor given, which the layer's node
+    /// reads as an input after the flowing one.
+    Tensor(Shape),
     /// Optional and not given, with no fixed default (pooling's stride follows its kernel).
     Unset,
-    /// A [`Kind::Tensor`] argument, which the shape rule sees as its shape; the expander makes
-    /// the tensor an input of the node.
-    Tensor(Shape),
 }
 
 impl std::fmt::Display for ArgValue {
@@ -109,8 +112,8 @@ impl std::fmt::Display for ArgValue {
                 write!(f, "({})", dims.join(", "))
             }
             ArgValue::Choice(v) => write!(f, "{v:?}"),
-            ArgValue::Unset => f.write_str("…"),
             ArgValue::Tensor(shape) => write!(f, "{shape}"),
+            ArgValue::Unset => f.write_str("…"),
         }
     }
 }
@@ -169,7 +172,7 @@ impl Args {
         }
     }
 
-    /// The shape of the tensor given for a [`Kind::Tensor`] parameter, if one was.
+    /// The shape of the tensor a [`Kind::Tensor`] parameter was given, or `None`.
     pub fn tensor(&self, name: &'static str) -> Option<&Shape> {
         match self.get(name) {
             ArgValue::Tensor(shape) => Some(shape),

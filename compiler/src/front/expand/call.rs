@@ -282,7 +282,7 @@ impl Expander<'_> {
         path: &str,
     ) -> Value {
         let name = if path.is_empty() { spec.name.to_string() } else { path.to_string() };
-        let Some(bound) = self.bind_op_args(spec, args, loc, scope, &name) else {
+        let Some(bound) = self.bind_op_args(spec, args, loc, scope, flow, &name) else {
             return Value::Poison;
         };
         let input = match flow {
@@ -313,8 +313,9 @@ impl Expander<'_> {
             };
         }
         match (spec.apply)(&bound.args, &shape) {
-            // The tensor arguments (a recurrent layer's initial states) follow the input.
             Ok(built) => {
+                // The tensors given by keyword (a recurrent layer's initial states, an
+                // attention's memory) follow the flowing one, in the parameters' order.
                 let inputs = std::iter::once(input).chain(bound.tensors).collect();
                 self.add_node(name, built.op, inputs, built.shape, built.params, built.macs, loc)
             }
@@ -379,14 +380,17 @@ impl Expander<'_> {
         ok.then_some(slots)
     }
 
-    /// The layers a tensor argument makes are named after the layer's `name` and the
-    /// parameter (`lstm_h0`), beside the layer, which as a module can hold none.
+    /// Binds a layer's arguments. A [`Kind::Tensor`] argument is evaluated with the tensor
+    /// flowing into the layer as `_`; the layers it makes are named after the layer's `name`
+    /// and the parameter (`lstm_h0`, `attn_memory`), beside the layer, which as a module can
+    /// hold none.
     fn bind_op_args(
         &mut self,
         spec: &'static OpSpec,
         args: &[Arg],
         loc: Loc,
         scope: &mut Scope,
+        flow: Option<&Value>,
         name: &str,
     ) -> Option<BoundOp> {
         let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
@@ -406,18 +410,26 @@ impl Expander<'_> {
         for (slot, arg) in slots.iter().enumerate().filter_map(|(i, a)| Some((i, (*a)?))) {
             let param = &spec.params[slot];
             let arg_loc = Loc::new(scope.file, arg.value.span);
-            if param.kind == Kind::Tensor {
-                let arg_path = format!("{name}_{}", param.name);
-                match self.eval(&arg.value, scope, None, &arg_path) {
+            if let Kind::Tensor(dtype) = param.kind {
+                let value = self.eval(&arg.value, scope, flow, &format!("{name}_{}", param.name));
+                let what = || format!("`{}`'s `{}`", spec.name, param.name);
+                match value {
                     Value::Tensor(id) => {
-                        values[slot] = Some((ArgValue::Tensor(self.nodes[id.0].shape.clone()), arg_loc));
-                        tensors.push(id);
+                        if self.batched(id, what, arg_loc) && self.typed(id, dtype, what, arg_loc) {
+                            let shape = self.nodes[id.0].shape.clone();
+                            values[slot] = Some((ArgValue::Tensor(shape), arg_loc));
+                            tensors.push(id);
+                        } else {
+                            ok = false;
+                        }
                     }
+                    // None, as the default: a block passes its own optional tensor on.
+                    Value::Bool(false) => values[slot] = Some((ArgValue::Unset, arg_loc)),
                     Value::Poison => ok = false,
-                    value => {
-                        let found = self.found(&value);
+                    other => {
+                        let found = self.found(&other);
                         let (param, kind) = (param.name, param.kind);
-                        self.error(Error::ArgType { param, kind, value: &value, found, at: arg_loc });
+                        self.error(Error::ArgType { param, kind, value: &other, found, at: arg_loc });
                         ok = false;
                     }
                 }
@@ -534,7 +546,11 @@ impl Expander<'_> {
                     return self.error(Error::MissingBlockArg { block: name, param, at: loc, param_at });
                 }
             };
-            shown.push(format!("{}={value}", param.name.name));
+            // A tensor (a decoder's memory) shows as its shape.
+            match &value {
+                Value::Tensor(id) => shown.push(format!("{}={}", param.name.name, self.nodes[id.0].shape)),
+                value => shown.push(format!("{}={value}", param.name.name)),
+            }
             inner.vars.insert(param.name.name.clone(), (value, param.name.span));
             inner.params_read.push((param.name.name.clone(), false));
         }
@@ -575,7 +591,7 @@ struct BoundOp {
     args: Args,
     /// Where each given argument was written.
     locs: HashMap<&'static str, Loc>,
-    /// The tensors given for [`Kind::Tensor`] parameters, in the parameters' order.
+    /// The tensors given to [`Kind::Tensor`] parameters, in the parameters' order.
     tensors: Vec<NodeId>,
 }
 
