@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use nnc_compiler::back::codegen;
 use nnc_compiler::back::memory::{self, Optimizer};
 use nnc_compiler::back::render::{self, Style};
 use nnc_compiler::back::report::{self, Report};
+use nnc_compiler::back::{codegen, json};
 use nnc_compiler::diagnostic::did_you_mean;
 use nnc_compiler::ir::DType;
 use nnc_compiler::ops::{self, ArgValue, OpSpec};
@@ -518,7 +518,7 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
             Format::Json => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "ok": file_outcome == Outcome::Ok,
-                "networks": reports,
+                "networks": compilation.graphs.iter().zip(&reports).map(|(g, r)| json::network(g, r)).collect::<Vec<_>>(),
                 "diagnostics": render::to_json(&compilation.diagnostics, &compilation.sources),
             })),
             Format::Text => {
@@ -554,13 +554,20 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     }
     if let Format::Json = args.format {
         // An I/O error keeps its kind, so that a closed pipe ends quietly, as elsewhere.
-        serde_json::to_writer_pretty(&mut stdout, &json_files).map_err(|e| match e.io_error_kind() {
-            Some(kind) => io::Error::from(kind),
-            None => io::Error::other(e),
-        })?;
-        writeln!(stdout)?;
+        let document = serde_json::json!({ "schema_version": json::SCHEMA_VERSION, "files": json_files });
+        write_json(&mut stdout, &document)?;
     }
     Ok(outcome)
+}
+
+/// Writes `value` as pretty JSON and a newline. An I/O error keeps its kind, so that a closed
+/// pipe ends quietly, as elsewhere.
+pub fn write_json(out: &mut impl Write, value: &serde_json::Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| match e.io_error_kind() {
+        Some(kind) => io::Error::from(kind),
+        None => io::Error::other(e),
+    })?;
+    writeln!(out)
 }
 
 /// The closing line of a file's diagnostics: `error: could not check `f` (2 errors, 1

@@ -121,14 +121,73 @@ fn json_output_carries_the_same_data() {
     let out = nnc(&["check", "--format", "json", "models/resnet18.net", "tests/err/add-mismatch.net"]);
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let files = json.as_array().unwrap();
+    assert_eq!(json["schema_version"], 1);
+    let files = json["files"].as_array().unwrap();
     assert_eq!(files[0]["ok"], true);
-    assert_eq!(files[0]["networks"][0]["totals"]["params"], 11_178_378);
-    assert_eq!(files[0]["networks"][0]["output"], "[N, 10]");
+    let network = &files[0]["networks"][0];
+    assert_eq!(network["totals"]["params"], 11_178_378);
+    assert_eq!(network["outputs"][0]["shape"], serde_json::json!(["N", 10]));
+    assert_eq!(network["parameters"], serde_json::json!({"classes": 10, "size": 224, "ratio": 1}));
+    let b3 = network["layers"].as_array().unwrap().iter().find(|l| l["name"] == "b3.0.conv1").unwrap();
+    assert_eq!(b3["shape"], serde_json::json!(["N", 128, 28, 28]));
+    assert_eq!(b3["op"]["kind"], "conv2d");
+    assert_eq!(b3["op"]["attributes"]["stride"], serde_json::json!([2, 2]));
+    assert_eq!(b3["op"]["text"], "conv2d 64→128, 3×3, stride 2, padding 1");
     assert_eq!(files[1]["ok"], false);
     let diagnostic = &files[1]["diagnostics"][0];
     assert_eq!(diagnostic["code"], "E0202");
     assert_eq!(diagnostic["labels"][0]["line"], 5);
+}
+
+/// `nnc check --format json` follows its documented JSON Schema (`docs/schema/`), on every
+/// model, the zoo, the language's corners, a collapsed report with a memory estimate, and
+/// broken models' diagnostics; and the schema is not so loose that anything passes.
+#[test]
+fn json_output_follows_its_schema() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema/check.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let schema_json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("check.schema.json", schema_json).unwrap();
+    let schema = compiler.compile("check.schema.json", &mut schemas).unwrap();
+    let runs: [&[&str]; 5] = [
+        &["models"],
+        &["models/zoo"],
+        &["tests/ok"],
+        &["--depth", "2", "--batch", "8", "models/resnet18.net", "models/zoo/inception_v3.net"],
+        &["tests/err", "tests/warn"],
+    ];
+    for args in runs {
+        let mut all = vec!["check", "--format", "json"];
+        let mut files: Vec<String> = Vec::new();
+        for arg in args {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(arg);
+            if dir.is_dir() {
+                let mut found: Vec<String> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "net"))
+                    .map(|p| format!("{arg}/{}", p.file_name().unwrap().to_string_lossy()))
+                    .collect();
+                found.sort();
+                files.extend(found);
+            } else {
+                all.push(arg);
+            }
+        }
+        all.extend(files.iter().map(String::as_str));
+        let out = nnc(&all);
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Err(e) = schemas.validate(&value, schema) {
+            panic!("{args:?}: {e:#}");
+        }
+    }
+    // A shape as text, as the report's table writes it, is refused.
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&nnc(&["check", "--format", "json", "models/lenet.net"]).stdout).unwrap();
+    broken["files"][0]["networks"][0]["layers"][1]["shape"] = serde_json::json!("[N, 6, 28, 28]");
+    assert!(schemas.validate(&broken, schema).is_err());
 }
 
 #[test]

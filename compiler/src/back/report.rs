@@ -54,6 +54,12 @@ pub struct Row {
     pub macs: u64,
     /// How many layers the row stands for (more than one when collapsed).
     pub layers: usize,
+    /// The last node the row stands for, whose output the row shows (for the JSON interface).
+    #[serde(skip)]
+    pub last: usize,
+    /// Whether the row stands for the layers under a name (`--depth`) rather than one layer.
+    #[serde(skip)]
+    pub collapsed: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -98,7 +104,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     let mut rows: Vec<Row> = Vec::new();
     // For each row: whether it stands for a collapsed prefix, and its first layer's op.
     let mut collapsed_rows: Vec<(bool, String)> = Vec::new();
-    for node in &graph.nodes {
+    for (i, node) in graph.nodes.iter().enumerate() {
         let segments: Vec<&str> = node.name.split('.').collect();
         let cut = depth.map_or(segments.len(), |d| d.max(1).min(segments.len()));
         let key = segments[..cut].join(".");
@@ -111,6 +117,8 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
                 row.params += node.params;
                 row.macs += node.macs;
                 row.layers += 1;
+                row.last = i;
+                row.collapsed = true;
             }
             _ => {
                 let op = if collapsed {
@@ -126,6 +134,8 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
                     params: node.params,
                     macs: node.macs,
                     layers: 1,
+                    last: i,
+                    collapsed,
                 });
             }
         }

@@ -116,7 +116,7 @@ fn sizes(dims: &[u64]) -> ArrayVec<u64, MAX_TENSOR_RANK> {
 
 /// How a tensor starts.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-#[serde(tag = "rule", rename_all = "snake_case")]
+#[serde(tag = "rule", content = "value", rename_all = "snake_case")]
 pub enum InitRule {
     /// A weight `[out, in, kernel...]`: PyTorch's default, uniform in ±1/√fan_in (Kaiming
     /// uniform with a = √5), or Xavier uniform when the run asks for d2l's initialisation.
