@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::onnx::{self as ox, Onnx, OnnxError};
+
 use super::layer::{describe_window, py_tuple};
 use super::{
     attributes, expect_spatial, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
@@ -62,8 +64,28 @@ attributes! {
 /// The description of an adaptive pooling, `adaptive_avgpool2d 2×3` and
 /// `nn.AdaptiveAvgPool2d((2, 3))`, for both kinds.
 macro_rules! adaptive_layer {
-    ($ty:ident, $kind:literal, $torch:literal) => {
+    ($ty:ident, $kind:literal, $torch:literal, $global:literal, $window:literal) => {
         impl<const N: usize> Layer for $ty<N> {
+            /// The global pooling where every output size is 1; else a fixed window, where each
+            /// output size divides the input's (then PyTorch's windows are that window).
+            fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+                if self.output.iter().all(|&o| o == 1) {
+                    return Ok(g.node($global, &[&xs[0]], vec![]));
+                }
+                let dims = &g.input(0).dims;
+                let spatial = &dims[dims.len() - N..];
+                if spatial.iter().zip(&self.output).any(|(&i, &o)| i % o != 0) {
+                    let sizes: Vec<String> = spatial.iter().map(u64::to_string).collect();
+                    return Err(g.unsupported(format!(
+                        "ONNX has no adaptive pooling, and the output sizes do not divide the input's {} (nnc writes a fixed window where they do)",
+                        sizes.join("×")
+                    )));
+                }
+                let window: Vec<u64> = spatial.iter().zip(&self.output).map(|(&i, &o)| i / o).collect();
+                let attributes = vec![("kernel_shape", ox::ints(&window)), ("strides", ox::ints(&window))];
+                Ok(g.node($window, &[&xs[0]], attributes))
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, concat!("adaptive_", $kind, "pool{}d "), N)?;
                 describe_window(f, &self.output)
@@ -84,5 +106,5 @@ macro_rules! adaptive_layer {
     };
 }
 
-adaptive_layer!(AdaptiveAvgPool, "avg", "AdaptiveAvgPool");
-adaptive_layer!(AdaptiveMaxPool, "max", "AdaptiveMaxPool");
+adaptive_layer!(AdaptiveAvgPool, "avg", "AdaptiveAvgPool", "GlobalAveragePool", "AveragePool");
+adaptive_layer!(AdaptiveMaxPool, "max", "AdaptiveMaxPool", "GlobalMaxPool", "MaxPool");

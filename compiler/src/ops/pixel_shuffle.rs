@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::{
     attributes, wrong_rank, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
     SizeOrigin,
@@ -115,6 +117,15 @@ attributes! {
 }
 
 impl Layer for PixelShuffle {
+    /// `[N, C·r², H, W]` as `[N, C, r, r, H, W]`, its blocks moved beside the rows and columns.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let r = self.upscale_factor as i64;
+        let [c, h, w] = spatial_2d(g)?;
+        let blocks = g.reshape(&xs[0], &[c / (r * r), r, r, h, w]);
+        let moved = g.transpose(&blocks, &[0, 1, 4, 2, 5, 3]);
+        Ok(g.reshape_to_output(&moved))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pixel_shuffle ×{}", self.upscale_factor)
     }
@@ -129,6 +140,15 @@ impl Layer for PixelShuffle {
 }
 
 impl Layer for PixelUnshuffle {
+    /// `[N, C, H·r, W·r]` as `[N, C, H, r, W, r]`, its blocks moved into the channels.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let r = self.downscale_factor as i64;
+        let [c, h, w] = spatial_2d(g)?;
+        let blocks = g.reshape(&xs[0], &[c, h / r, r, w / r, r]);
+        let moved = g.transpose(&blocks, &[0, 1, 3, 5, 2, 4]);
+        Ok(g.reshape_to_output(&moved))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pixel_unshuffle ÷{}", self.downscale_factor)
     }
@@ -139,5 +159,13 @@ impl Layer for PixelUnshuffle {
 
     fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
         SizeOrigin::Set("from pixel_unshuffle")
+    }
+}
+
+/// The input's `[C, H, W]`, for the ONNX spelling, which nnc writes for 4-D input only.
+fn spatial_2d(g: &Onnx) -> Result<[i64; 3], OnnxError> {
+    match g.input(0).dims[..] {
+        [c, h, w] => Ok([c as i64, h as i64, w as i64]),
+        _ => Err(g.unsupported("nnc writes it as ONNX for [N, C, H, W] input only")),
     }
 }
