@@ -64,10 +64,11 @@ attributes! {
 /// The description of an adaptive pooling, `adaptive_avgpool2d 2×3` and
 /// `nn.AdaptiveAvgPool2d((2, 3))`, for both kinds.
 macro_rules! adaptive_layer {
-    ($ty:ident, $kind:literal, $torch:literal, $global:literal, $window:literal) => {
+    ($ty:ident, $kind:literal, $torch:literal, $global:literal, $window:literal, $reduce:literal) => {
         impl<const N: usize> Layer for $ty<N> {
-            /// The global pooling where every output size is 1; else a fixed window, where each
-            /// output size divides the input's (then PyTorch's windows are that window).
+            /// The global pooling where every output size is 1; a fixed window where each output
+            /// size divides the input's (then PyTorch's windows are that window); else each
+            /// axis pooled window by window, as the windows are boxes.
             fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
                 if self.output.iter().all(|&o| o == 1) {
                     return Ok(g.node($global, &[&xs[0]], vec![]));
@@ -75,11 +76,8 @@ macro_rules! adaptive_layer {
                 let dims = &g.input(0).dims;
                 let spatial = &dims[dims.len() - N..];
                 if spatial.iter().zip(&self.output).any(|(&i, &o)| i % o != 0) {
-                    let sizes: Vec<String> = spatial.iter().map(u64::to_string).collect();
-                    return Err(g.unsupported(format!(
-                        "ONNX has no adaptive pooling, and the output sizes do not divide the input's {} (nnc writes a fixed window where they do)",
-                        sizes.join("×")
-                    )));
+                    let (rank, spatial) = (dims.len() + 1, spatial.to_vec());
+                    return Ok(by_windows(g, &xs[0], $reduce, rank, &spatial, &self.output));
                 }
                 let window: Vec<u64> = spatial.iter().zip(&self.output).map(|(&i, &o)| i / o).collect();
                 let attributes = vec![("kernel_shape", ox::ints(&window)), ("strides", ox::ints(&window))];
@@ -106,5 +104,38 @@ macro_rules! adaptive_layer {
     };
 }
 
-adaptive_layer!(AdaptiveAvgPool, "avg", "AdaptiveAvgPool", "GlobalAveragePool", "AveragePool");
-adaptive_layer!(AdaptiveMaxPool, "max", "AdaptiveMaxPool", "GlobalMaxPool", "MaxPool");
+adaptive_layer!(AdaptiveAvgPool, "avg", "AdaptiveAvgPool", "GlobalAveragePool", "AveragePool", "ReduceMean");
+adaptive_layer!(AdaptiveMaxPool, "max", "AdaptiveMaxPool", "GlobalMaxPool", "MaxPool", "ReduceMax");
+
+/// Adaptive pooling of `x` (rank `rank`, its last axes of sizes `spatial`) to `output`, axis by
+/// axis: output `i` of an axis of `n` reduces positions ⌊i·n/o⌋ to ⌈(i+1)·n/o⌉, PyTorch's
+/// windows, one `Slice` and one `reduce` each, joined by a `Concat`.
+fn by_windows(
+    g: &mut Onnx,
+    x: &str,
+    reduce: &'static str,
+    rank: usize,
+    spatial: &[u64],
+    output: &[u64],
+) -> String {
+    use super::onnx::Attr;
+    let mut y = x.to_string();
+    for (k, (&n, &o)) in spatial.iter().zip(output).enumerate() {
+        let axis = (rank - spatial.len() + k) as i64;
+        if n == o {
+            continue;
+        }
+        let mut windows = Vec::new();
+        for i in 0..o {
+            let (start, end) = (i * n / o, ((i + 1) * n).div_ceil(o));
+            let inputs =
+                [g.ints("starts", &[start as i64]), g.ints("ends", &[end as i64]), g.ints("axes", &[axis])];
+            let window = g.node("Slice", &[&y, &inputs[0], &inputs[1], &inputs[2]], vec![]);
+            let keep = vec![("axes", Attr::Ints(vec![axis])), ("keepdims", Attr::Int(1))];
+            windows.push(g.node(reduce, &[&window], keep));
+        }
+        let windows: Vec<&str> = windows.iter().map(String::as_str).collect();
+        y = g.node("Concat", &windows, vec![("axis", Attr::Int(axis))]);
+    }
+    y
+}

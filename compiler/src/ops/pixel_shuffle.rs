@@ -117,12 +117,14 @@ attributes! {
 }
 
 impl Layer for PixelShuffle {
-    /// `[N, C·r², H, W]` as `[N, C, r, r, H, W]`, its blocks moved beside the rows and columns.
+    /// `[N, ..., C·r², H, W]` as `[N, ..., C, r, r, H, W]`, its blocks moved beside the rows
+    /// and columns.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let r = self.upscale_factor as i64;
-        let [c, h, w] = spatial_2d(g)?;
-        let blocks = g.reshape(&xs[0], &[c / (r * r), r, r, h, w]);
-        let moved = g.transpose(&blocks, &[0, 1, 4, 2, 5, 3]);
+        let (mut dims, [c, h, w]) = split_chw(g);
+        dims.extend([c / (r * r), r, r, h, w]);
+        let blocks = g.reshape(&xs[0], &dims);
+        let moved = g.transpose(&blocks, &blocks_moved(dims.len(), [0, 3, 1, 4, 2]));
         Ok(g.reshape_to_output(&moved))
     }
 
@@ -140,12 +142,13 @@ impl Layer for PixelShuffle {
 }
 
 impl Layer for PixelUnshuffle {
-    /// `[N, C, H·r, W·r]` as `[N, C, H, r, W, r]`, its blocks moved into the channels.
+    /// `[N, ..., C, H·r, W·r]` as `[N, ..., C, H, r, W, r]`, its blocks moved into the channels.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let r = self.downscale_factor as i64;
-        let [c, h, w] = spatial_2d(g)?;
-        let blocks = g.reshape(&xs[0], &[c, h / r, r, w / r, r]);
-        let moved = g.transpose(&blocks, &[0, 1, 3, 5, 2, 4]);
+        let (mut dims, [c, h, w]) = split_chw(g);
+        dims.extend([c, h / r, r, w / r, r]);
+        let blocks = g.reshape(&xs[0], &dims);
+        let moved = g.transpose(&blocks, &blocks_moved(dims.len(), [0, 2, 4, 1, 3]));
         Ok(g.reshape_to_output(&moved))
     }
 
@@ -162,10 +165,17 @@ impl Layer for PixelUnshuffle {
     }
 }
 
-/// The input's `[C, H, W]`, for the ONNX spelling, which nnc writes for 4-D input only.
-fn spatial_2d(g: &Onnx) -> Result<[i64; 3], OnnxError> {
-    match g.input(0).dims[..] {
-        [c, h, w] => Ok([c as i64, h as i64, w as i64]),
-        _ => Err(g.unsupported("nnc writes it as ONNX for [N, C, H, W] input only")),
-    }
+/// The input's sizes after the batch: those before its last three, and `[C, H, W]` (the shape
+/// rule requires at least three).
+fn split_chw(g: &Onnx) -> (Vec<i64>, [i64; 3]) {
+    let dims: Vec<i64> = g.input(0).dims.iter().map(|&d| d as i64).collect();
+    let (lead, chw) = dims.split_at(dims.len() - 3);
+    (lead.to_vec(), [chw[0], chw[1], chw[2]])
+}
+
+/// The permutation of a tensor of `len` sizes after the batch, its last five reordered by
+/// `last` (positions among those five), the rest kept.
+fn blocks_moved(len: usize, last: [usize; 5]) -> Vec<usize> {
+    let base = len + 1 - 5;
+    (0..base).chain(last.iter().map(|&p| base + p)).collect()
 }
