@@ -3,7 +3,12 @@
 //! for LeNet and ResNet-18 decode back, op for op as the snapshots hold them. (Running the
 //! files in onnxruntime against the interpreter is `torch/tests/onnx.rs`, with `NNC_PYTHON`.)
 
+mod common;
+
 use std::path::Path;
+
+use nnc_compiler::back::onnx::{self, proto};
+use prost::Message;
 
 /// The Rust types prost-build generates from the vendored onnx.proto (parsed by protox, so no
 /// `protoc` is needed), which must be the committed `compiler/src/back/onnx/proto.rs`.
@@ -32,5 +37,152 @@ fn committed_onnx_types_are_generated_from_the_vendored_proto() {
         committed == generated,
         "compiler/src/back/onnx/proto.rs is not what prost-build generates from compiler/proto/onnx.proto; \
          run `NNC_BLESS=1 cargo test -p nnc-tests --test onnx` to regenerate it"
+    );
+}
+
+fn graph(file: &str, overrides: &[(&str, &str)]) -> nnc_compiler::Graph {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let compiled = common::compile_file(&path, overrides);
+    assert!(compiled.diagnostics.is_empty(), "{file}: {:?}", compiled.diagnostics);
+    compiled.graphs.into_iter().next().unwrap()
+}
+
+/// The model as text: its opset, inputs and outputs with their types, each initialiser's name
+/// and sizes (a constant's values too), and each node: op, inputs, outputs and attributes.
+fn describe(model: &proto::ModelProto) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let opsets: Vec<String> = model.opset_import.iter().map(|o| format!("{}", o.version())).collect();
+    writeln!(out, "ir_version {} opset {}", model.ir_version(), opsets.join(", ")).unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    let value = |v: &proto::ValueInfoProto| {
+        let Some(proto::type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return format!("{}: ?", v.name());
+        };
+        let dims: Vec<String> = t
+            .shape
+            .as_ref()
+            .unwrap()
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(proto::tensor_shape_proto::dimension::Value::DimParam(p)) => p.clone(),
+                Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) => v.to_string(),
+                None => "?".into(),
+            })
+            .collect();
+        let elem = proto::tensor_proto::DataType::try_from(t.elem_type()).unwrap();
+        format!("{}: {elem:?} [{}]", v.name(), dims.join(", "))
+    };
+    for v in &graph.input {
+        writeln!(out, "input {}", value(v)).unwrap();
+    }
+    for v in &graph.output {
+        writeln!(out, "output {}", value(v)).unwrap();
+    }
+    for t in &graph.initializer {
+        let dtype = proto::tensor_proto::DataType::try_from(t.data_type()).unwrap();
+        let mut line = format!("initializer {} {dtype:?} {:?}", t.name(), t.dims);
+        if dtype == proto::tensor_proto::DataType::Int64 {
+            let values: Vec<i64> =
+                t.raw_data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+            write!(line, " = {values:?}").unwrap();
+        }
+        writeln!(out, "{line}").unwrap();
+    }
+    for n in &graph.node {
+        let attributes: Vec<String> = n
+            .attribute
+            .iter()
+            .map(|a| match a.r#type() {
+                proto::attribute_proto::AttributeType::Int => format!("{}={}", a.name(), a.i()),
+                proto::attribute_proto::AttributeType::Ints => format!("{}={:?}", a.name(), a.ints),
+                proto::attribute_proto::AttributeType::Float => format!("{}={:?}", a.name(), a.f()),
+                proto::attribute_proto::AttributeType::String => {
+                    format!("{}={:?}", a.name(), String::from_utf8_lossy(a.s()))
+                }
+                other => format!("{}: {other:?}", a.name()),
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}({}) -> {} {{{}}}",
+            n.op_type(),
+            n.input.join(", "),
+            n.output.join(", "),
+            attributes.join(", ")
+        )
+        .unwrap();
+    }
+    out
+}
+
+/// The bytes written decode back with the same types, and the graph is the snapshot's: for
+/// LeNet (as the README's first example) and ResNet-18 (batch norm, residual adds, global
+/// pooling).
+#[test]
+fn onnx_graphs_of_lenet_and_resnet18_are_the_snapshots() {
+    for (name, file, overrides) in [
+        ("lenet", "models/lenet.net", &[][..]),
+        ("resnet18", "models/resnet18.net", &[("size", "32"), ("ratio", "8")][..]),
+    ] {
+        let graph = graph(file, overrides);
+        let bytes = onnx::emit(&graph, &mut onnx::initial_weights(0)).unwrap();
+        let model = proto::ModelProto::decode(bytes.as_slice()).unwrap();
+        assert_eq!(model, onnx::model(&graph, &mut onnx::initial_weights(0)).unwrap(), "{name}: round trip");
+        // Drawn initialisers depend on the seed alone.
+        assert_eq!(
+            bytes,
+            onnx::emit(&graph, &mut onnx::initial_weights(0)).unwrap(),
+            "{name}: not deterministic"
+        );
+        assert_ne!(
+            bytes,
+            onnx::emit(&graph, &mut onnx::initial_weights(1)).unwrap(),
+            "{name}: the seed is unused"
+        );
+        insta::assert_snapshot!(format!("onnx_{name}"), describe(&model));
+    }
+}
+
+/// The initialisers hold the weights given, by nnc's names, in row-major order; a missing or
+/// misshapen tensor is an error naming it.
+#[test]
+fn onnx_initialisers_hold_the_weights_given() {
+    let graph = graph("models/lenet.net", &[]);
+    let mut counter = |name: &str, spec: &nnc_compiler::ops::TensorSpec| -> Result<Vec<f32>, String> {
+        let n = spec.elements().unwrap() as usize;
+        Ok((0..n).map(|i| i as f32 + if name.ends_with("bias") { 0.5 } else { 0.0 }).collect())
+    };
+    let model = onnx::model(&graph, &mut counter).unwrap();
+    let inits = &model.graph.as_ref().unwrap().initializer;
+    let conv = inits.iter().find(|t| t.name() == "0.weight").unwrap();
+    assert_eq!(conv.dims, [6, 1, 5, 5]);
+    let values: Vec<f32> =
+        conv.raw_data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(values, (0..150).map(|i| i as f32).collect::<Vec<_>>());
+    let bias = inits.iter().find(|t| t.name() == "11.bias").unwrap();
+    assert_eq!(&bias.raw_data()[..8], [0.5f32.to_le_bytes(), 1.5f32.to_le_bytes()].concat());
+
+    let mut missing = |name: &str, _: &nnc_compiler::ops::TensorSpec| -> Result<Vec<f32>, String> {
+        Err(format!("no `{name}`"))
+    };
+    let err = onnx::emit(&graph, &mut missing).unwrap_err();
+    assert_eq!(err.to_string(), "no `0.weight`");
+    let mut short =
+        |_: &str, _: &nnc_compiler::ops::TensorSpec| -> Result<Vec<f32>, String> { Ok(vec![0.0; 3]) };
+    let err = onnx::emit(&graph, &mut short).unwrap_err();
+    assert_eq!(err.to_string(), "`0.weight` has 3 values, but its sizes [6, 1, 5, 5] hold 150");
+}
+
+/// A layer with no ONNX spelling is an error naming it (its IR name and report text), not a panic.
+#[test]
+fn a_layer_without_an_onnx_spelling_is_named() {
+    let graph = graph("models/zoo/text_classifier.net", &[]);
+    let err = onnx::emit(&graph, &mut onnx::initial_weights(0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot write ONNX: layer `lstm` (lstm 128→256, 2 layers, bidirectional): nnc has no ONNX spelling of this layer yet"
     );
 }

@@ -9,6 +9,8 @@
 //! initialiser named as nnc's checkpoints name it (`b3.0.conv1.weight`), so that a checkpoint's
 //! tensors fill them. The batch is the symbolic dimension the network declares (`N`).
 
+// As prost-build writes it, so that the test that regenerates it can compare.
+#[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto;
 
