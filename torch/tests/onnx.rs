@@ -129,13 +129,16 @@ fn random_input(model: &Model, n: i64) -> Tensor {
     Tensor::randn(dims.as_slice(), (Kind::Float, Device::Cpu))
 }
 
+/// A case's name, its `.net` file and its `--set` parameters.
+type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 #[test]
 fn onnx_files_of_the_seed_networks_compute_nncs_outputs() {
     let Some(python) = python() else {
         eprintln!("skipped: no Python with onnxruntime, numpy and safetensors (set NNC_PYTHON to one to run this test)");
         return;
     };
-    let networks: [(&str, &str, &[(&str, &str)]); 10] = [
+    let networks: [Case; 10] = [
         ("lenet", "models/lenet.net", &[]),
         ("lenet_bn", "models/lenet-bn.net", &[]),
         ("alexnet", "models/alexnet.net", &[("size", "96"), ("ratio", "8"), ("hidden", "64")]),

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::onnx::{Attr, Onnx, OnnxError};
+use super::onnx::{AttentionSpec, Attr, Onnx, OnnxError};
 
 use super::layer::{py_bool, py_float};
 use super::{
@@ -111,7 +111,9 @@ impl Layer for MultiHeadAttention {
                 g.transpose(&x, &[0, 2, 1, 3])
             })
             .collect();
-        let y = g.attention(&heads[0], &heads[1], &heads[2], 4, [t, t, e / h], None, self.is_causal, None);
+        let how =
+            AttentionSpec { rank: 4, sizes: [t, t, e / h], mask: None, causal: self.is_causal, scale: None };
+        let y = g.attention([&heads[0], &heads[1], &heads[2]], &how);
         let y = g.transpose(&y, &[0, 2, 1, 3]);
         let y = g.reshape(&y, &[t as i64, e as i64]);
         let w = g.tensor("out_proj.weight")?;

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::onnx::{Attr, Onnx, OnnxError};
+use super::onnx::{AttentionSpec, Attr, Onnx, OnnxError};
 
 use super::arith::{broadcast, ArithOp};
 use super::layer::py_float;
@@ -215,7 +215,8 @@ impl Layer for Attention {
         let rank = q.rank();
         let (l, e, s) = (q.dims[q.dims.len() - 2], q.dims[q.dims.len() - 1], k.dims[k.dims.len() - 2]);
         let mask = self.masked.then(|| xs[3].as_str());
-        Ok(g.attention(&xs[0], &xs[1], &xs[2], rank, [l, s, e], mask, self.is_causal, self.scale))
+        let how = AttentionSpec { rank, sizes: [l, s, e], mask, causal: self.is_causal, scale: self.scale };
+        Ok(g.attention([&xs[0], &xs[1], &xs[2]], &how))
     }
 
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -261,17 +261,8 @@ impl Onnx {
     /// Scaled dot-product attention of `q [.., L, E]`, `k [.., S, E]`, `v [.., S, Ev]`: the
     /// softmax of `q kᵀ · scale` (where `mask`, a bool tensor, is true, and on and below the
     /// diagonal when `causal`) times `v`, as `F.scaled_dot_product_attention` computes it.
-    pub fn attention(
-        &mut self,
-        q: &str,
-        k: &str,
-        v: &str,
-        rank: usize,
-        [l, s, e]: [u64; 3],
-        mask: Option<&str>,
-        causal: bool,
-        scale: Option<f64>,
-    ) -> String {
+    pub fn attention(&mut self, [q, k, v]: [&str; 3], how: &AttentionSpec<'_>) -> String {
+        let AttentionSpec { rank, sizes: [l, s, e], mask, causal, scale } = *how;
         let mut perm: Vec<usize> = (0..rank).collect();
         perm.swap(rank - 2, rank - 1);
         let kt = self.transpose(k, &perm);
@@ -316,6 +307,19 @@ impl Onnx {
     pub fn is_used(&self, name: &str) -> bool {
         self.used.contains(name)
     }
+}
+
+/// What [`Onnx::attention`] computes besides its three inputs.
+#[derive(Clone, Copy)]
+pub struct AttentionSpec<'a> {
+    /// The queries' rank, batch included.
+    pub rank: usize,
+    /// `L`, `S` and `E`: the queries' and keys' lengths and the queries' features.
+    pub sizes: [u64; 3],
+    pub mask: Option<&'a str>,
+    pub causal: bool,
+    /// The scores' factor; 1/√E where absent.
+    pub scale: Option<f64>,
 }
 
 /// `ints` as ONNX's int64 attribute list.
