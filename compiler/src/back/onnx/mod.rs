@@ -128,6 +128,15 @@ fn tensor_name(layer: &str, tensor: &str) -> String {
 /// The ONNX model of `graph`, its initialisers filled by `weights`.
 pub fn model(graph: &Graph, weights: &mut Weights<'_>) -> Result<proto::ModelProto, Error> {
     let g = build(graph).map_err(Error::Layer)?;
+    // A protobuf message over 2 GiB cannot be read back; ONNX keeps larger weights in
+    // external files, which nnc does not write.
+    let bytes: u64 =
+        g.initializers.iter().map(|i| i.spec.elements().unwrap_or(u64::MAX).saturating_mul(4)).sum();
+    if bytes > i32::MAX as u64 {
+        return Err(Error::Weights(format!(
+            "the weights take {bytes} bytes, over the 2 GiB a protobuf message can hold; nnc does not write ONNX's external data"
+        )));
+    }
     let mut initializer = Vec::new();
     for init in &g.initializers {
         let values = weights(&init.name, &init.spec).map_err(Error::Weights)?;
