@@ -22,6 +22,8 @@ use nnc_compiler::ir::DType;
 use nnc_compiler::ops::{self, ArgValue, OpSpec};
 use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root, Severity};
 
+mod onnx;
+
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
 pub struct Cli {
@@ -101,9 +103,21 @@ pub struct EmitArgs {
     /// The name of the generated type; default: the network's name in CamelCase.
     #[arg(long)]
     pub name: Option<String>,
-    /// What to write: the Rust module `model!` generates, or a PyTorch `nn.Module`.
+    /// What to write: the Rust module `model!` generates, a PyTorch `nn.Module`, or an ONNX
+    /// model (opset 17, in evaluation mode).
     #[arg(long, value_enum, default_value_t = Target::Rust)]
     pub target: Target,
+    /// ONNX: fill the initialisers from these weights (safetensors, as `nnc train` and
+    /// `nnc run --save-weights` write them); without it, they are drawn as PyTorch
+    /// initialises its layers.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// ONNX: the seed of the drawn initialisers, without --weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// ONNX: write the file here (atomically) instead of to stdout, which must not be a terminal.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -155,6 +169,7 @@ pub enum LayersFormat {
 pub enum Target {
     Rust,
     Pytorch,
+    Onnx,
 }
 
 #[derive(clap::Args)]
@@ -603,7 +618,14 @@ fn explain_hint(codes: &[Code]) -> Option<String> {
 
 /// Prints the generated module, as `model!` would write it, formatted by prettyplease.
 fn emit(args: &EmitArgs) -> io::Result<Outcome> {
+    if args.target != Target::Onnx && (args.weights.is_some() || args.output.is_some() || args.seed != 0) {
+        eprintln!("error: --weights, --seed and --output are options of `--target onnx`");
+        return Ok(Outcome::UsageError);
+    }
     with_model(&args.source, |graph| {
+        if args.target == Target::Onnx {
+            return onnx::emit(&graph, args.weights.as_deref(), args.seed, args.output.as_deref());
+        }
         if args.target == Target::Pytorch {
             io::stdout().lock().write_all(
                 nnc_compiler::back::pytorch::emit(&graph, &args.source.file.display().to_string()).as_bytes(),

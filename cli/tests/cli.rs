@@ -571,3 +571,87 @@ fn the_models_and_the_standard_library_are_formatted() {
     let out = nnc(&["fmt", "--check", "models", "compiler/std"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
 }
+
+/// LeNet's tensors, as nnc names them, with their sizes.
+const LENET_TENSORS: [(&str, &[usize]); 10] = [
+    ("0.weight", &[6, 1, 5, 5]),
+    ("0.bias", &[6]),
+    ("3.weight", &[16, 6, 5, 5]),
+    ("3.bias", &[16]),
+    ("7.weight", &[120, 400]),
+    ("7.bias", &[120]),
+    ("9.weight", &[84, 120]),
+    ("9.bias", &[84]),
+    ("11.weight", &[10, 84]),
+    ("11.bias", &[10]),
+];
+
+/// A safetensors file of LeNet's tensors but those named in `leave_out`, every value 0.25.
+fn lenet_checkpoint(path: &Path, leave_out: &[&str]) {
+    let data: Vec<(&str, Vec<u8>, &[usize])> = LENET_TENSORS
+        .iter()
+        .filter(|(name, _)| !leave_out.contains(name))
+        .map(|&(name, dims)| (name, 0.25f32.to_le_bytes().repeat(dims.iter().product()), dims))
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(name, bytes, dims)| {
+            (
+                *name,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), bytes).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, &None, path).unwrap();
+}
+
+#[test]
+fn emit_onnx_writes_the_weights_given_atomically() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (weights, model) = (dir.join("lenet.safetensors"), dir.join("lenet.onnx"));
+    lenet_checkpoint(&weights, &[]);
+    let (w, m) = (weights.to_str().unwrap(), model.to_str().unwrap());
+    let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--weights", w, "--output", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&model).unwrap();
+    // ir_version 8 first (field 1, a varint), then nnc as the producer.
+    assert_eq!(&bytes[..2], [0x08, 0x08]);
+    assert!(bytes.windows(3).any(|w| w == b"nnc"));
+    // Every one of the 61,706 parameters is 0.25, each written once.
+    let quarter = 0.25f32.to_le_bytes();
+    let quarters = bytes.windows(4).filter(|w| *w == quarter).count();
+    assert_eq!(quarters, 61_706);
+    assert!(bytes.windows(8).any(|w| w == b"9.weight"));
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "a temporary file was left: {left:?}");
+
+    // Without the weights: drawn, with a note that says so; to a pipe, as stdout is here.
+    let out = nnc(&["emit", "--target", "onnx", "models/lenet.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(&out.stdout[..2], [0x08, 0x08]);
+    assert!(
+        text(&out.stderr).contains("without --weights, the initialisers are drawn"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A checkpoint without a tensor the graph reads: the tensor is named, nothing is written.
+    std::fs::remove_file(&model).unwrap();
+    lenet_checkpoint(&weights, &["11.bias"]);
+    let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--weights", w, "--output", m]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("has no tensor `11.bias`"), "{}", text(&out.stderr));
+    assert!(!model.exists());
+
+    // A layer ONNX has no spelling of in nnc: named, exit 1.
+    let out = nnc(&["emit", "--target", "onnx", "models/zoo/text_classifier.net", "--output", m]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error: cannot write ONNX: layer `lstm`"), "{}", text(&out.stderr));
+
+    // The ONNX options belong to the ONNX target.
+    let out = nnc(&["emit", "models/lenet.net", "--weights", w]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("options of `--target onnx`"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

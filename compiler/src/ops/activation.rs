@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::layer::py_float;
+use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
 use crate::shape::{DType, Shape};
@@ -43,6 +44,10 @@ macro_rules! activation {
             }
 
             /// Every argument by name, so that the module reads as its `torch.nn` documentation.
+            fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+                Ok(onnx(g, $name, &[$(self.$field),+], &xs[0]))
+            }
+
             fn pytorch(&self, _: &[String]) -> PyTorch {
                 let args = [$(format!(concat!(stringify!($field), "={}"), py_float(self.$field))),+];
                 PyTorch::Module(format!(concat!($torch, "({})"), args.join(", ")))
@@ -99,4 +104,27 @@ fn ordered_bounds(h: &Hardtanh) -> Result<(), OpError> {
         return Err(err.at("max_val"));
     }
     Ok(())
+}
+
+/// The ONNX spelling of the activation named `name` with its arguments in declared order.
+fn onnx(g: &mut Onnx, name: &str, args: &[f64], x: &str) -> String {
+    match (name, args) {
+        ("leaky_relu", &[slope]) => g.node("LeakyRelu", &[x], vec![("alpha", Attr::Float(slope as f32))]),
+        ("elu", &[alpha]) => g.node("Elu", &[x], vec![("alpha", Attr::Float(alpha as f32))]),
+        // log(1 + exp(β·x)) / β, or x where β·x exceeds the threshold, as PyTorch computes it.
+        ("softplus", &[beta, threshold]) => {
+            let beta = g.scalar("beta", beta as f32);
+            let scaled = g.node("Mul", &[x, &beta], vec![]);
+            let soft = g.node("Softplus", &[&scaled], vec![]);
+            let soft = g.node("Div", &[&soft, &beta], vec![]);
+            let threshold = g.scalar("threshold", threshold as f32);
+            let over = g.node("Greater", &[&scaled, &threshold], vec![]);
+            g.node("Where", &[&over, x, &soft], vec![])
+        }
+        ("hardtanh", &[low, high]) => {
+            let (low, high) = (g.scalar("min", low as f32), g.scalar("max", high as f32));
+            g.node("Clip", &[x, &low, &high], vec![])
+        }
+        _ => unreachable!("each activation of this file has its spelling"),
+    }
 }

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::layer::py_float;
 use super::{attributes, Family, Layer, OpError, PyTorch, ToRust};
 use crate::diagnostic::Code;
@@ -21,6 +23,16 @@ pub enum ArithOp {
 }
 
 impl ArithOp {
+    /// The ONNX op.
+    pub fn onnx(self) -> &'static str {
+        match self {
+            ArithOp::Add => "Add",
+            ArithOp::Sub => "Sub",
+            ArithOp::Mul => "Mul",
+            ArithOp::Div => "Div",
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             ArithOp::Add => "+",
@@ -79,6 +91,10 @@ attributes! {
 }
 
 impl Layer for Arith {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(g.node(self.op.onnx(), &[&xs[0], &xs[1]], vec![]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.op.name())
     }
@@ -93,6 +109,14 @@ impl Layer for Arith {
 }
 
 impl Layer for ArithScalar {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let value = g.scalar("value", self.value as f32);
+        Ok(match self.reversed {
+            false => g.node(self.op.onnx(), &[&xs[0], &value], vec![]),
+            true => g.node(self.op.onnx(), &[&value, &xs[0]], vec![]),
+        })
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = py_float(self.value);
         match self.reversed {

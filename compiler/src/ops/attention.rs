@@ -16,6 +16,8 @@
 
 use std::fmt;
 
+use super::onnx::{AttentionSpec, Attr, Onnx, OnnxError};
+
 use super::layer::{py_bool, py_float};
 use super::{
     attributes, product, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec,
@@ -167,6 +169,34 @@ attributes! {
 }
 
 impl Layer for MultiHeadAttention {
+    /// Decomposed as PyTorch computes it: the packed projection, split into queries, keys and
+    /// values, each `[N, T, heads, E / heads]` moved to `[N, heads, T, E / heads]`, attention per
+    /// head (causal where asked), the heads joined and projected out.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (e, h) = (self.embed_dim, self.num_heads);
+        let t = g.input(0).dims[0];
+        let w = g.tensor("in_proj_weight")?;
+        let b = if self.bias { Some(g.tensor("in_proj_bias")?) } else { None };
+        let packed = g.linear(&xs[0], 3, &w, b.as_deref());
+        let split = g.ints("split", &[e as i64; 3]);
+        let qkv = g.node_n("Split", &[&packed, &split], vec![("axis", Attr::Int(-1))], 3);
+        let heads: Vec<String> = qkv
+            .iter()
+            .map(|x| {
+                let x = g.reshape(x, &[t as i64, h as i64, (e / h) as i64]);
+                g.transpose(&x, &[0, 2, 1, 3])
+            })
+            .collect();
+        let how =
+            AttentionSpec { rank: 4, sizes: [t, t, e / h], mask: None, causal: self.is_causal, scale: None };
+        let y = g.attention([&heads[0], &heads[1], &heads[2]], &how);
+        let y = g.transpose(&y, &[0, 2, 1, 3]);
+        let y = g.reshape(&y, &[t as i64, e as i64]);
+        let w = g.tensor("out_proj.weight")?;
+        let b = if self.bias { Some(g.tensor("out_proj.bias")?) } else { None };
+        Ok(g.linear(&y, 3, &w, b.as_deref()))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "multi_head_attention {}, {} heads", self.embed_dim, self.num_heads)?;
         if self.dropout > 0.0 {

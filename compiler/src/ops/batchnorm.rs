@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::layer::py_float;
 use super::{
     attributes, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec,
@@ -101,6 +103,18 @@ attributes! {
 }
 
 impl Layer for BatchNorm {
+    /// In evaluation, with the running statistics.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let names = ["weight", "bias", "running_mean", "running_var"].map(|t| g.tensor(t));
+        let [w, b, m, v] = names;
+        let (w, b, m, v) = (w?, b?, m?, v?);
+        Ok(g.node(
+            "BatchNormalization",
+            &[&xs[0], &w, &b, &m, &v],
+            vec![("epsilon", Attr::Float(self.eps as f32))],
+        ))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "batchnorm{} {}", spatial_suffix(self.rank), self.features)
     }

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use super::onnx::{self as ox, Attr, Onnx, OnnxError};
+
 use super::layer::{describe_sizes, describe_window, py_bool, py_tuple};
 use super::{
     attributes, expect_spatial, product, spatial_axis, window_at, window_outputs, ArgValue, Args, Built,
@@ -329,6 +331,25 @@ fn tensors<const N: usize>(
 }
 
 impl<const N: usize> Layer for Conv<N> {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        // With `same`, `padding` is the first side's; the last gets the rest of d·(k − 1).
+        let end: Vec<u64> = match self.same {
+            true => (0..N).map(|i| self.dilation[i] * (self.kernel[i] - 1) - self.padding[i]).collect(),
+            false => self.padding.to_vec(),
+        };
+        let (weight, bias) = (g.tensor("weight")?, if self.bias { Some(g.tensor("bias")?) } else { None });
+        let mut inputs = vec![xs[0].as_str(), &weight];
+        inputs.extend(bias.as_deref());
+        let attributes = vec![
+            ("kernel_shape", ox::ints(&self.kernel)),
+            ("strides", ox::ints(&self.stride)),
+            ("pads", ox::pads(&self.padding, &end)),
+            ("dilations", ox::ints(&self.dilation)),
+            ("group", Attr::Int(self.groups as i64)),
+        ];
+        Ok(g.node("Conv", &inputs, attributes))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         describe_head(f, "conv", [self.in_channels, self.out_channels], &self.kernel, &self.stride)?;
         if self.same {
@@ -378,6 +399,46 @@ impl<const N: usize> Layer for Conv<N> {
 }
 
 impl<const N: usize> Layer for ConvTranspose<N> {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (weight, bias) = (g.tensor("weight")?, if self.bias { Some(g.tensor("bias")?) } else { None });
+        // PyTorch crops `padding` from the start of the full output and `padding -
+        // output_padding` from its end: ONNX's end pads. Where the output padding exceeds the
+        // padding, the positions past the full output hold the bias alone: zeros padded on
+        // (onnxruntime refuses an output padding at or above the stride), then the bias.
+        let end: Vec<u64> = (0..N).map(|i| self.padding[i].saturating_sub(self.output_padding[i])).collect();
+        let extra: Vec<u64> =
+            (0..N).map(|i| self.output_padding[i].saturating_sub(self.padding[i])).collect();
+        let padded = extra.iter().any(|&e| e > 0);
+        let mut inputs = vec![xs[0].as_str(), &weight];
+        if !padded {
+            inputs.extend(bias.as_deref());
+        }
+        let attributes = vec![
+            ("kernel_shape", ox::ints(&self.kernel)),
+            ("strides", ox::ints(&self.stride)),
+            ("pads", ox::pads(&self.padding, &end)),
+            ("dilations", ox::ints(&self.dilation)),
+            ("group", Attr::Int(self.groups as i64)),
+        ];
+        let y = g.node("ConvTranspose", &inputs, attributes);
+        if !padded {
+            return Ok(y);
+        }
+        let pads: Vec<i64> =
+            std::iter::repeat_n(0, N + 2).chain([0, 0]).chain(extra.iter().map(|&e| e as i64)).collect();
+        let pads = g.ints("pads", &pads);
+        let y = g.node("Pad", &[&y, &pads], vec![]);
+        match bias {
+            Some(bias) => {
+                let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, N)).collect();
+                let shape = g.ints("bias_shape", &shape);
+                let bias = g.node("Reshape", &[&bias, &shape], vec![]);
+                Ok(g.node("Add", &[&y, &bias], vec![]))
+            }
+            None => Ok(y),
+        }
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         describe_head(
             f,

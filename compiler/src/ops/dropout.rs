@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::layer::py_float;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
@@ -37,6 +39,11 @@ attributes! {
 }
 
 impl Layer for Dropout {
+    /// The identity: the graph is the evaluation's.
+    fn onnx(&self, _: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(xs[0].clone())
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "dropout {}", self.p)
     }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, Args, Built, Layer, Op, OpError, OpSpec, PyTorch, Ranks};
 use crate::shape::{DType, Shape};
 
@@ -33,6 +34,10 @@ macro_rules! elementwise {
             fn pytorch(&self, _: &[String]) -> PyTorch {
                 PyTorch::Module(concat!($torch, "()").to_string())
             }
+
+            fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+                Ok(onnx(g, $name, &xs[0]))
+            }
         }
     };
 }
@@ -46,3 +51,28 @@ elementwise!(HARDSWISH, Hardswish, "hardswish", "x · relu6(x + 3) / 6", "nn.Har
 elementwise!(HARDSIGMOID, Hardsigmoid, "hardsigmoid", "relu6(x + 3) / 6", "nn.Hardsigmoid");
 elementwise!(MISH, Mish, "mish", "x · tanh(softplus(x))", "nn.Mish");
 elementwise!(IDENTITY, Identity, "identity", "passes its input through", "nn.Identity");
+
+/// The ONNX spelling of the elementwise op named `name` (its `OpSpec` name).
+fn onnx(g: &mut Onnx, name: &str, x: &str) -> String {
+    match name {
+        "relu" => g.node("Relu", &[x], vec![]),
+        "sigmoid" => g.node("Sigmoid", &[x], vec![]),
+        "tanh" => g.node("Tanh", &[x], vec![]),
+        "relu6" => {
+            let (low, high) = (g.scalar("min", 0.0), g.scalar("max", 6.0));
+            g.node("Clip", &[x, &low, &high], vec![])
+        }
+        "silu" => g.times_input(x, "Sigmoid"),
+        "hardswish" => g.node("HardSwish", &[x], vec![]),
+        "hardsigmoid" => {
+            g.node("HardSigmoid", &[x], vec![("alpha", Attr::Float(1.0 / 6.0)), ("beta", Attr::Float(0.5))])
+        }
+        // ONNX's `Mish` is opset 18's: x · tanh(softplus(x)).
+        "mish" => {
+            let softplus = g.node("Softplus", &[x], vec![]);
+            let tanh = g.node("Tanh", &[&softplus], vec![]);
+            g.node("Mul", &[x, &tanh], vec![])
+        }
+        _ => x.to_string(),
+    }
+}

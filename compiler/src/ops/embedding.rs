@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::{
     attributes, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec,
     PyTorch, Ranks, SizeOrigin, TensorSpec,
@@ -74,6 +76,11 @@ attributes! {
 }
 
 impl Layer for Embedding {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let weight = g.tensor("weight")?;
+        Ok(g.node("Gather", &[&weight, &xs[0]], vec![("axis", Attr::Int(0))]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "embedding {}×{}", self.num_embeddings, self.embedding_dim)?;
         match self.padding_idx {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::{
     attributes, product, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
     SizeOrigin,
@@ -51,6 +53,14 @@ attributes! {
 }
 
 impl Layer for Flatten {
+    /// ONNX's `Flatten` where it flattens everything after the batch, else a `Reshape`.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        if self.start == 1 && self.end + 1 == g.input(0).rank() {
+            return Ok(g.node("Flatten", &[&xs[0]], vec![("axis", Attr::Int(1))]));
+        }
+        Ok(g.reshape_to_output(&xs[0]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "flatten {}..={}", self.start, self.end)
     }

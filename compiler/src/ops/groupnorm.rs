@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::batchnorm::norm_tensors;
 use super::layer::{py_bool, py_float};
 use super::{
@@ -74,6 +76,15 @@ attributes! {
 }
 
 impl Layer for GroupNorm {
+    /// As PyTorch computes it: each group's elements normalised by their mean and (biased)
+    /// variance, then the per-channel affine.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let grouped = g.reshape(&xs[0], &[self.num_groups as i64, -1]);
+        let y = normalise_last(g, &grouped, self.eps);
+        let y = g.reshape_to_output(&y);
+        channel_affine(g, &y, self.affine)
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "groupnorm {} groups of {}", self.num_groups, self.num_channels / self.num_groups)?;
         if !self.affine {
@@ -101,4 +112,34 @@ impl Layer for GroupNorm {
     fn family(&self) -> Family {
         Family::Normalisation
     }
+}
+
+/// `(x - mean) / sqrt(var + eps)` over the last dimension of `x` (opset 17's `ReduceMean`,
+/// axes an attribute).
+pub(super) fn normalise_last(g: &mut Onnx, x: &str, eps: f64) -> String {
+    use super::onnx::Attr;
+    let axes = || vec![("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+    let mean = g.node("ReduceMean", &[x], axes());
+    let centred = g.node("Sub", &[x, &mean], vec![]);
+    let square = g.node("Mul", &[&centred, &centred], vec![]);
+    let var = g.node("ReduceMean", &[&square], axes());
+    let eps = g.scalar("eps", eps as f32);
+    let var = g.node("Add", &[&var, &eps], vec![]);
+    let std = g.node("Sqrt", &[&var], vec![]);
+    g.node("Div", &[&centred, &std], vec![])
+}
+
+/// `x · weight + bias` per channel (dimension 1) where the layer is affine, else `x`.
+pub(super) fn channel_affine(g: &mut Onnx, x: &str, affine: bool) -> Result<String, OnnxError> {
+    if !affine {
+        return Ok(x.to_string());
+    }
+    let trailing = g.output().dims.len() - 1;
+    let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, trailing)).collect();
+    let shape = g.ints("channel_shape", &shape);
+    let (w, b) = (g.tensor("weight")?, g.tensor("bias")?);
+    let w = g.node("Reshape", &[&w, &shape], vec![]);
+    let b = g.node("Reshape", &[&b, &shape], vec![]);
+    let y = g.node("Mul", &[x, &w], vec![]);
+    Ok(g.node("Add", &[&y, &b], vec![]))
 }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::batchnorm::{norm_tensors, spatial_suffix};
 use super::layer::{py_bool, py_float};
 use super::{
@@ -79,6 +81,27 @@ attributes! {
 }
 
 impl Layer for InstanceNorm {
+    /// With running statistics, PyTorch's evaluation uses them, as batch norm does; without,
+    /// each example's own.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let epsilon = vec![("epsilon", Attr::Float(self.eps as f32))];
+        let n = self.features as usize;
+        let (scale, bias) = match self.affine {
+            true => (g.tensor("weight")?, g.tensor("bias")?),
+            false => {
+                (g.floats("ones", &[n as i64], vec![1.0; n]), g.floats("zeros", &[n as i64], vec![0.0; n]))
+            }
+        };
+        if self.track_running_stats {
+            let (m, v) = (g.tensor("running_mean")?, g.tensor("running_var")?);
+            return Ok(g.node("BatchNormalization", &[&xs[0], &scale, &bias, &m, &v], epsilon));
+        }
+        if self.rank < 3 {
+            return Err(g.unsupported("ONNX's InstanceNormalization needs spatial dimensions"));
+        }
+        Ok(g.node("InstanceNormalization", &[&xs[0], &scale, &bias], epsilon))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "instancenorm{} {}", spatial_suffix(self.rank), self.features)?;
         if self.affine {

@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::{attributes, Family, Layer, OpError, PyTorch};
 use crate::diagnostic::Code;
 use crate::shape::Shape;
@@ -28,6 +30,23 @@ impl Concat {
 }
 
 impl Layer for Concat {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let batched = &xs[self.batched_input()];
+        let mut parts = Vec::new();
+        for (i, (x, &expand)) in xs.iter().zip(self.expand.iter()).enumerate() {
+            parts.push(match expand {
+                true => {
+                    let rest = g.input(i).dims[1..].to_vec();
+                    let shape = g.batch_and(batched, &rest);
+                    g.node("Expand", &[x, &shape], vec![])
+                }
+                false => x.clone(),
+            });
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok(g.node("Concat", &parts, vec![("axis", Attr::Int(self.dim as i64))]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cat dim {}", self.dim)
     }
@@ -90,6 +109,13 @@ attributes! {
 }
 
 impl Layer for Stack {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let axes = g.ints("axes", &[self.dim as i64]);
+        let parts: Vec<String> = xs.iter().map(|x| g.node("Unsqueeze", &[x, &axes], vec![])).collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok(g.node("Concat", &parts, vec![("axis", Attr::Int(self.dim as i64))]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stack dim {}", self.dim)
     }

@@ -9,6 +9,8 @@ use arrayvec::ArrayVec;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use super::onnx::{Onnx, OnnxError};
+
 /// The description of one op, implemented by each op's attribute struct in its own file.
 pub trait Layer {
     /// The report's `op` column: `conv2d 1→6, 5×5, padding 2`.
@@ -21,6 +23,12 @@ pub trait Layer {
 
     /// How PyTorch computes it from its inputs' Python names `xs`.
     fn pytorch(&self, xs: &[String]) -> PyTorch;
+
+    /// How ONNX (opset 17) computes it: nodes added to `g` from its inputs' value names `xs`,
+    /// giving the output's value name; an error naming the layer where nnc has no spelling.
+    fn onnx(&self, g: &mut Onnx, _xs: &[String]) -> Result<String, OnnxError> {
+        Err(g.unsupported("nnc has no ONNX spelling of this layer yet"))
+    }
 
     /// How the emitted `forward` calls the layer's module (`module`, such as `self.fc`) on its
     /// inputs' names: `self.fc(x1)` by default; a module that returns more than the layer

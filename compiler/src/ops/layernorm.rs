@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::layer::{py_bool, py_float};
 use super::{
     attributes, expect_spatial, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec,
@@ -126,6 +128,13 @@ attributes! {
 }
 
 impl Layer for LayerNorm {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (scale, bias) = affine_onnx(g, &self.normalized_shape, self.elementwise_affine)?;
+        let axis = -(self.normalized_shape.len() as i64);
+        let attributes = vec![("axis", Attr::Int(axis)), ("epsilon", Attr::Float(self.eps as f32))];
+        Ok(g.node("LayerNormalization", &[&xs[0], &scale, &bias], attributes))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "layernorm {}{}", dims_text(&self.normalized_shape), no_affine(self.elementwise_affine))
     }
@@ -167,6 +176,15 @@ const LAYERNORM2D_CLASS: &str = r#"class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)"#;
 
 impl Layer for LayerNorm2d {
+    /// Over the channels: moved last, normalised, moved back.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (scale, bias) = affine_onnx(g, &[self.channels], self.elementwise_affine)?;
+        let last = g.transpose(&xs[0], &[0, 2, 3, 1]);
+        let attributes = vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(self.eps as f32))];
+        let y = g.node("LayerNormalization", &[&last, &scale, &bias], attributes);
+        Ok(g.transpose(&y, &[0, 3, 1, 2]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "layernorm2d {}{}", self.channels, no_affine(self.elementwise_affine))
     }
@@ -191,4 +209,14 @@ impl Layer for LayerNorm2d {
     fn family(&self) -> Family {
         Family::Normalisation
     }
+}
+
+/// The scale and bias ONNX's `LayerNormalization` takes: the layer's, or ones and zeros.
+fn affine_onnx(g: &mut Onnx, shape: &[u64], affine: bool) -> Result<(String, String), OnnxError> {
+    if affine {
+        return Ok((g.tensor("weight")?, g.tensor("bias")?));
+    }
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let n = shape.iter().product::<u64>() as usize;
+    Ok((g.floats("ones", &dims, vec![1.0; n]), g.floats("zeros", &dims, vec![0.0; n])))
 }

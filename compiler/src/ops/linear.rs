@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::layer::py_bool;
 use super::{
     attributes, product, ArgValue, Args, Built, Family, InitRule, Kind, Layer, Op, OpError, OpSpec,
@@ -57,6 +59,13 @@ attributes! {
 }
 
 impl Layer for Linear {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let weight = g.tensor("weight")?;
+        let bias = if self.bias { Some(g.tensor("bias")?) } else { None };
+        let rank = g.input(0).rank();
+        Ok(g.linear(&xs[0], rank, &weight, bias.as_deref()))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bias = if self.bias { "" } else { ", no bias" };
         write!(f, "linear {}→{}{bias}", self.in_features, self.out_features)

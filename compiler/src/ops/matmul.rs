@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::onnx::{AttentionSpec, Attr, Onnx, OnnxError};
+
 use super::arith::{broadcast, ArithOp};
 use super::layer::py_float;
 use super::{attributes, product, Family, Layer, OpError, PyTorch};
@@ -23,6 +25,10 @@ attributes! {
 }
 
 impl Layer for Matmul {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(g.node("MatMul", &[&xs[0], &xs[1]], vec![]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("matmul")
     }
@@ -44,6 +50,11 @@ attributes! {
 }
 
 impl Layer for Einsum {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let inputs: Vec<&str> = xs.iter().map(String::as_str).collect();
+        Ok(g.node("Einsum", &inputs, vec![("equation", Attr::Str(self.equation.to_string()))]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "einsum {}", self.equation)
     }
@@ -199,6 +210,15 @@ attributes! {
 }
 
 impl Layer for Attention {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (q, k) = (g.input(0).clone(), g.input(1).clone());
+        let rank = q.rank();
+        let (l, e, s) = (q.dims[q.dims.len() - 2], q.dims[q.dims.len() - 1], k.dims[k.dims.len() - 2]);
+        let mask = self.masked.then(|| xs[3].as_str());
+        let how = AttentionSpec { rank, sizes: [l, s, e], mask, causal: self.is_causal, scale: self.scale };
+        Ok(g.attention([&xs[0], &xs[1], &xs[2]], &how))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("scaled_dot_product_attention")?;
         if self.is_causal {

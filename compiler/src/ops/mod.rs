@@ -27,6 +27,7 @@ mod layer;
 mod layernorm;
 mod linear;
 pub mod matmul;
+pub mod onnx;
 mod param;
 mod permute;
 mod pixel_shuffle;
@@ -46,6 +47,7 @@ pub use arith::ArithOp;
 pub use conv::{Conv, ConvTranspose};
 pub(crate) use layer::attributes;
 pub use layer::{Family, InitRule, Layer, PyTorch, SizeOrigin, TensorSpec, ToRust, MAX_TENSOR_RANK};
+pub use onnx::{Attr, Onnx, OnnxError};
 pub use pool::{AvgPool, MaxPool};
 pub use recurrent::{Cell, Recurrent, MAX_NUM_LAYERS};
 pub use rules::{

@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::layer::{py_float, py_tuple};
 use super::{attributes, InitRule, Layer, PyTorch, TensorSpec};
 
@@ -19,6 +21,11 @@ attributes! {
 }
 
 impl Layer for Param {
+    /// The tensor itself, an initialiser.
+    fn onnx(&self, g: &mut Onnx, _: &[String]) -> Result<String, OnnxError> {
+        g.tensor("")
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sizes: Vec<String> = self.dims.iter().map(u64::to_string).collect();
         write!(f, "param [{}]", sizes.join(", "))?;

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::{attributes, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
 use crate::shape::{DType, Shape};
@@ -98,6 +100,10 @@ attributes! {
 }
 
 impl Layer for Permute {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(g.transpose(&xs[0], &self.dims))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "permute {:?}", self.dims)
     }
@@ -109,6 +115,12 @@ impl Layer for Permute {
 }
 
 impl Layer for Transpose {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let mut perm: Vec<usize> = (0..g.input(0).rank()).collect();
+        perm.swap(self.dim0, self.dim1);
+        Ok(g.transpose(&xs[0], &perm))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "transpose {} and {}", self.dim0, self.dim1)
     }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::{
     attributes, wrong_rank, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
     SizeOrigin,
@@ -115,6 +117,17 @@ attributes! {
 }
 
 impl Layer for PixelShuffle {
+    /// `[N, ..., C·r², H, W]` as `[N, ..., C, r, r, H, W]`, its blocks moved beside the rows
+    /// and columns.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let r = self.upscale_factor as i64;
+        let (mut dims, [c, h, w]) = split_chw(g);
+        dims.extend([c / (r * r), r, r, h, w]);
+        let blocks = g.reshape(&xs[0], &dims);
+        let moved = g.transpose(&blocks, &blocks_moved(dims.len(), [0, 3, 1, 4, 2]));
+        Ok(g.reshape_to_output(&moved))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pixel_shuffle ×{}", self.upscale_factor)
     }
@@ -129,6 +142,16 @@ impl Layer for PixelShuffle {
 }
 
 impl Layer for PixelUnshuffle {
+    /// `[N, ..., C, H·r, W·r]` as `[N, ..., C, H, r, W, r]`, its blocks moved into the channels.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let r = self.downscale_factor as i64;
+        let (mut dims, [c, h, w]) = split_chw(g);
+        dims.extend([c, h / r, r, w / r, r]);
+        let blocks = g.reshape(&xs[0], &dims);
+        let moved = g.transpose(&blocks, &blocks_moved(dims.len(), [0, 2, 4, 1, 3]));
+        Ok(g.reshape_to_output(&moved))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pixel_unshuffle ÷{}", self.downscale_factor)
     }
@@ -140,4 +163,19 @@ impl Layer for PixelUnshuffle {
     fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
         SizeOrigin::Set("from pixel_unshuffle")
     }
+}
+
+/// The input's sizes after the batch: those before its last three, and `[C, H, W]` (the shape
+/// rule requires at least three).
+fn split_chw(g: &Onnx) -> (Vec<i64>, [i64; 3]) {
+    let dims: Vec<i64> = g.input(0).dims.iter().map(|&d| d as i64).collect();
+    let (lead, chw) = dims.split_at(dims.len() - 3);
+    (lead.to_vec(), [chw[0], chw[1], chw[2]])
+}
+
+/// The permutation of a tensor of `len` sizes after the batch, its last five reordered by
+/// `last` (positions among those five), the rest kept.
+fn blocks_moved(len: usize, last: [usize; 5]) -> Vec<usize> {
+    let base = len + 1 - 5;
+    (0..base).chain(last.iter().map(|&p| base + p)).collect()
 }

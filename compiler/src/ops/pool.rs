@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use super::onnx::{self as ox, Attr, Onnx, OnnxError};
+
 use super::layer::{describe_sizes, describe_window, py_bool, py_tuple};
 use super::{
     attributes, expect_spatial, spatial_axis, window_at, window_outputs, ArgValue, Args, Built, Family, Kind,
@@ -207,6 +209,17 @@ impl<const N: usize> AvgPool<N> {
 }
 
 impl<const N: usize> Layer for MaxPool<N> {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let attributes = vec![
+            ("kernel_shape", ox::ints(&self.kernel)),
+            ("strides", ox::ints(&self.stride)),
+            ("pads", ox::pads(&self.padding, &self.padding)),
+            ("dilations", ox::ints(&self.dilation)),
+            ("ceil_mode", Attr::Int(self.ceil_mode.into())),
+        ];
+        Ok(g.node("MaxPool", &[&xs[0]], attributes))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.pool().describe(f, "maxpool")
     }
@@ -232,6 +245,17 @@ impl<const N: usize> Layer for MaxPool<N> {
 }
 
 impl<const N: usize> Layer for AvgPool<N> {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let attributes = vec![
+            ("kernel_shape", ox::ints(&self.kernel)),
+            ("strides", ox::ints(&self.stride)),
+            ("pads", ox::pads(&self.padding, &self.padding)),
+            ("ceil_mode", Attr::Int(self.ceil_mode.into())),
+            ("count_include_pad", Attr::Int(self.count_include_pad.into())),
+        ];
+        Ok(g.node("AveragePool", &[&xs[0]], attributes))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.pool().describe(f, "avgpool")
     }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::layer::py_float;
 use super::{
     attributes, ArgValue, Args, Built, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
@@ -53,6 +55,19 @@ attributes! {
 }
 
 impl Layer for Prelu {
+    /// The slope per channel (dimension 1), shaped to broadcast as ONNX aligns from the end.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let weight = g.tensor("weight")?;
+        let trailing = g.input(0).dims.len().saturating_sub(1);
+        if self.num_parameters == 1 || trailing == 0 {
+            return Ok(g.node("PRelu", &[&xs[0], &weight], vec![]));
+        }
+        let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, trailing)).collect();
+        let shape = g.ints("slope_shape", &shape);
+        let slope = g.node("Reshape", &[&weight, &shape], vec![]);
+        Ok(g.node("PRelu", &[&xs[0], &slope], vec![]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural = if self.num_parameters == 1 { "" } else { "s" };
         write!(f, "prelu {} slope{plural}, init {}", self.num_parameters, self.init)

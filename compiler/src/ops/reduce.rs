@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::layer::py_bool;
+use super::onnx::{Attr, Onnx, OnnxError};
 use super::{
     attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks,
     SizeOrigin,
@@ -73,6 +74,10 @@ macro_rules! reduction {
                 pytorch(&xs[0], $name, &self.dims, self.keepdim)
             }
 
+            fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+                Ok(onnx(g, $name, &xs[0], &self.dims, self.keepdim))
+            }
+
             fn size_origin(&self, _: usize, _: u64) -> SizeOrigin {
                 SizeOrigin::Lost
             }
@@ -99,4 +104,19 @@ fn pytorch(x: &str, name: &str, dims: &[usize], keepdim: bool) -> PyTorch {
         _ => format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
     };
     PyTorch::Expr(format!("{x}.{name}(dim={dim}, keepdim={})", py_bool(keepdim)))
+}
+
+/// The ONNX reduction of the op named `name`, as opset 17 takes its axes: an attribute of
+/// `ReduceMean` and `ReduceMax`, an input of `ReduceSum`.
+fn onnx(g: &mut Onnx, name: &str, x: &str, dims: &[usize], keepdim: bool) -> String {
+    let axes: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    let keepdims = ("keepdims", Attr::Int(keepdim.into()));
+    match name {
+        "sum" => {
+            let axes = g.ints("axes", &axes);
+            g.node("ReduceSum", &[x, &axes], vec![keepdims])
+        }
+        "amax" => g.node("ReduceMax", &[x], vec![("axes", Attr::Ints(axes)), keepdims]),
+        _ => g.node("ReduceMean", &[x], vec![("axes", Attr::Ints(axes)), keepdims]),
+    }
 }

@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Onnx, OnnxError};
+
 use super::{attributes, product, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
 use crate::shape::{DType, Shape};
@@ -137,6 +139,10 @@ fn listed(sizes: &[u64]) -> String {
 }
 
 impl Layer for Reshape {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(g.reshape_to_output(&xs[0]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "reshape to ({})", listed(&self.shape))
     }
@@ -148,6 +154,10 @@ impl Layer for Reshape {
 }
 
 impl Layer for Unflatten {
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        Ok(g.reshape_to_output(&xs[0]))
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "unflatten {} to ({})", self.dim, listed(&self.sizes))
     }

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use super::{SizeOrigin, ToRust};
 use crate::diagnostic::Code;
@@ -70,6 +72,39 @@ impl Slice {
 }
 
 impl Layer for Slice {
+    /// One `Slice` of every range, then a `Gather` of each index, the last dimension's first,
+    /// so that each removed dimension leaves the earlier ones where they were.
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (mut starts, mut ends, mut axes, mut steps) = (vec![], vec![], vec![], vec![]);
+        for (i, item) in self.items.iter().enumerate() {
+            if let SliceItem::Range { start, end, step } = *item {
+                starts.push(start as i64);
+                ends.push(end as i64);
+                axes.push(i as i64 + 1);
+                steps.push(step as i64);
+            }
+        }
+        let mut y = xs[0].clone();
+        if !axes.is_empty() {
+            let inputs = [
+                g.ints("starts", &starts),
+                g.ints("ends", &ends),
+                g.ints("axes", &axes),
+                g.ints("steps", &steps),
+            ];
+            y = g.node("Slice", &[&y, &inputs[0], &inputs[1], &inputs[2], &inputs[3]], vec![]);
+        }
+        for (i, item) in self.items.iter().enumerate().rev() {
+            if let SliceItem::Index(index) = *item {
+                let index = g.ints("index", &[index as i64]);
+                y = g.node("Gather", &[&y, &index], vec![("axis", Attr::Int(i as i64 + 1))]);
+                let axes = g.ints("axes", &[i as i64 + 1]);
+                y = g.node("Squeeze", &[&y, &axes], vec![]);
+            }
+        }
+        Ok(y)
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "slice {}", self.text())
     }

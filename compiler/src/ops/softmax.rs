@@ -4,11 +4,12 @@
 
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::shape::{DType, Shape};
 
 macro_rules! softmax {
-    ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
+    ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal, $onnx:literal) => {
         pub static $spec: OpSpec = OpSpec {
             name: $name,
             summary: $summary,
@@ -33,6 +34,10 @@ macro_rules! softmax {
                 write!(f, concat!($name, " dim {}"), self.dim)
             }
 
+            fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+                Ok(g.node($onnx, &[&xs[0]], vec![("axis", Attr::Int(self.dim as i64))]))
+            }
+
             fn pytorch(&self, _: &[String]) -> PyTorch {
                 PyTorch::Module(format!(concat!($torch, "(dim={})"), self.dim))
             }
@@ -45,12 +50,14 @@ softmax!(
     Softmax,
     "softmax",
     "softmax along `dim` (the batch is dimension 0; negative counts from the end)",
-    "nn.Softmax"
+    "nn.Softmax",
+    "Softmax"
 );
 softmax!(
     LOG_SOFTMAX,
     LogSoftmax,
     "log_softmax",
     "log of the softmax along `dim`, computed stably (the batch is dimension 0; negative counts from the end)",
-    "nn.LogSoftmax"
+    "nn.LogSoftmax",
+    "LogSoftmax"
 );

@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::onnx::{Attr, Onnx, OnnxError};
+
 use super::layer::{py_bool, py_float};
 use super::{
     attributes, wrong_rank, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
@@ -175,6 +177,41 @@ impl Upsample {
 }
 
 impl Layer for Upsample {
+    /// `Resize`, mapping positions as PyTorch does: by the inverse of a given scale, else by
+    /// the sizes' ratio; nearest as PyTorch's legacy `nearest` (floor of the asymmetric map).
+    fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        let (mode, transform) = match (self.mode, self.align_corners) {
+            ("nearest", _) => ("nearest", "asymmetric"),
+            ("bicubic", true) => ("cubic", "align_corners"),
+            ("bicubic", false) => ("cubic", "pytorch_half_pixel"),
+            (_, true) => ("linear", "align_corners"),
+            (_, false) => ("linear", "pytorch_half_pixel"),
+        };
+        let mut attributes = vec![
+            ("mode", Attr::Str(mode.into())),
+            ("coordinate_transformation_mode", Attr::Str(transform.into())),
+        ];
+        match mode {
+            "nearest" => attributes.push(("nearest_mode", Attr::Str("floor".into()))),
+            "cubic" => attributes.push(("cubic_coeff_a", Attr::Float(-0.75))),
+            _ => {}
+        }
+        let rank = g.input(0).dims.len() + 1;
+        match self.scale_factor {
+            Some(scale) => {
+                let scales: Vec<f32> = (0..rank).map(|i| if i < 2 { 1.0 } else { scale as f32 }).collect();
+                let scales = g.floats("scales", &[rank as i64], scales);
+                Ok(g.node("Resize", &[&xs[0], "", &scales], attributes))
+            }
+            None => {
+                let sizes: Vec<u64> =
+                    std::iter::once(g.input(0).dims[0]).chain(self.size.iter().copied()).collect();
+                let sizes = g.batch_and(&xs[0], &sizes);
+                Ok(g.node("Resize", &[&xs[0], "", "", &sizes], attributes))
+            }
+        }
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.scale_factor {
             Some(scale) => write!(f, "upsample ×{scale}")?,
