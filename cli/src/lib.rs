@@ -216,6 +216,10 @@ pub struct TrainArgs {
     /// instead of the progress bar (0: after every batch).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub log_every: u64,
+    /// Output format: text, or JSON Lines, one record per epoch on stdout
+    /// (docs/schema/train.schema.json), the other messages on stderr.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Stop when the loss diverges (more than 100 times its first value or a uniform guess's),
     /// keeping the last good checkpoint. The default.
     #[arg(long, overrides_with = "no_stop_on_divergence")]
@@ -273,6 +277,9 @@ pub struct EvalArgs {
     /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
     #[arg(long)]
     pub cast: bool,
+    /// Output format: text, or JSON (docs/schema/eval.schema.json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(clap::Args)]
@@ -391,6 +398,9 @@ pub struct RunArgs {
     /// Save the weights (safetensors) after the run.
     #[arg(long, value_name = "FILE")]
     pub save_weights: Option<PathBuf>,
+    /// Output format: the table, or JSON (docs/schema/run.schema.json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(clap::Args)]
@@ -409,6 +419,9 @@ pub struct BenchArgs {
     /// Timed batches; the median is reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
+    /// Output format: text, or JSON (docs/schema/bench.schema.json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(clap::Args)]
@@ -459,7 +472,7 @@ pub enum InitChoice {
     Xavier,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
@@ -695,7 +708,7 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
             });
         match drawn {
             Ok(status) if status.success() => {
-                println!("wrote {}", output.display());
+                writeln!(io::stdout().lock(), "wrote {}", output.display())?;
                 Ok(Outcome::Ok)
             }
             Ok(status) => {

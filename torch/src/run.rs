@@ -3,7 +3,8 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use nnc_cli::{BenchArgs, Outcome, RunArgs};
+use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs};
+use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
@@ -71,6 +72,38 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     let mut out = io::stdout().lock();
     let mode = if args.train { "training" } else { "evaluation" };
+    if args.format == Format::Json {
+        let layers: Vec<serde_json::Value> = graph
+            .nodes
+            .iter()
+            .zip(&outputs)
+            .map(|(node, t)| {
+                let inferred = node.shape.sizes(args.batch);
+                serde_json::json!({ "name": node.name, "inferred": inferred, "runtime": t.size(), "ok": t.size() == inferred })
+            })
+            .collect();
+        let mismatches = layers.iter().filter(|l| l["ok"] == false).count();
+        let results: Vec<serde_json::Value> = graph
+            .outputs
+            .iter()
+            .map(|o| {
+                let t = &outputs[o.node.0];
+                serde_json::json!({ "name": o.name, "shape": t.size(), "training_only": o.training_only, "first_example": first_values(t) })
+            })
+            .collect();
+        let document = serde_json::json!({
+            "schema_version": json::SCHEMA_VERSION,
+            "network": graph.name,
+            "device": format!("{device:?}"),
+            "batch": args.batch,
+            "mode": mode,
+            "layers": layers,
+            "mismatches": mismatches,
+            "outputs": results,
+        });
+        write_json(&mut out, &document)?;
+        return Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError });
+    }
     writeln!(out, "network {} on {device:?}, batch {}, {mode} mode\n", graph.name, args.batch)?;
     let rows: Vec<[String; 4]> = graph
         .nodes
@@ -105,10 +138,9 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     }
     for output in &graph.outputs {
         let tensor = &outputs[output.node.0];
-        let first: Vec<f64> =
-            Vec::<f64>::try_from(tensor.get(0).flatten(0, -1).to_kind(Kind::Double)).unwrap_or_default();
-        let shown: Vec<String> = first.iter().take(10).map(|v| format!("{v:.4}")).collect();
-        let values = format!("[{}{}]", shown.join(", "), if first.len() > 10 { ", …" } else { "" });
+        let shown: Vec<String> = first_values(tensor).iter().map(|v| format!("{v:.4}")).collect();
+        let more = tensor.get(0).numel() > shown.len();
+        let values = format!("[{}{}]", shown.join(", "), if more { ", …" } else { "" });
         match graph.outputs.len() {
             1 => writeln!(out, "first example: {values}")?,
             _ if output.training_only && !args.train => writeln!(
@@ -129,7 +161,14 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError })
 }
 
+/// The first example's first ten values of an output.
+fn first_values(tensor: &Tensor) -> Vec<f64> {
+    let first = Vec::<f64>::try_from(tensor.get(0).flatten(0, -1).to_kind(Kind::Double)).unwrap_or_default();
+    first.into_iter().take(10).collect()
+}
+
 /// Median and spread of examples per second over timed batches.
+#[derive(serde::Serialize)]
 struct Throughput {
     median: f64,
     min: f64,
@@ -222,6 +261,22 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     };
     let mut out = io::stdout().lock();
     let threads = tch::get_num_threads();
+    if args.format == Format::Json {
+        let document = serde_json::json!({
+            "schema_version": json::SCHEMA_VERSION,
+            "network": graph.name,
+            "device": format!("{device:?}"),
+            "batch": args.batch,
+            "threads": threads,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "unit": "examples per second",
+            "forward": forward,
+            "training_step": train,
+        });
+        write_json(&mut out, &document)?;
+        return Ok(Outcome::Ok);
+    }
     writeln!(
         out,
         "network {} on {device:?}, batch {}, {threads} threads, median of {} runs after {} warm-up",

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_cli::{EvalArgs, ExportWeightsArgs, ModelArgs, OptimizerChoice, Outcome, PredictArgs, TrainArgs};
+use nnc_cli::{
+    write_json, EvalArgs, ExportWeightsArgs, Format, ModelArgs, OptimizerChoice, Outcome, PredictArgs,
+    TrainArgs,
+};
+use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::data::{self, Dataset, FASHION_MNIST_CLASSES};
@@ -165,12 +169,14 @@ struct Progress {
     /// where it is not.
     interactive: bool,
     log_every: Duration,
+    /// `--format json`: each epoch's record on stdout, as a JSON line, instead of its text.
+    json: bool,
     out: PathBuf,
     title: String,
 }
 
 impl Progress {
-    fn new(epochs: usize, log_every: Duration, out: PathBuf, title: String) -> Self {
+    fn new(epochs: usize, log_every: Duration, json: bool, out: PathBuf, title: String) -> Self {
         let now = Instant::now();
         Progress {
             epochs,
@@ -184,6 +190,7 @@ impl Progress {
             logged: now,
             interactive: io::stderr().is_terminal(),
             log_every,
+            json,
             out,
             title,
         }
@@ -255,16 +262,27 @@ impl Observer for Progress {
         }
         if let Some(m) = history.last() {
             let test_loss = m.test_loss.map_or(String::new(), |l| format!("test loss {l:.3}, "));
-            println!(
-                "epoch {}/{}: loss {:.3}, train acc {:.3}, {test_loss}test acc {:.3}, {:.0} examples/s, {} elapsed",
-                m.epoch,
-                self.epochs,
-                m.train_loss,
-                m.train_acc,
-                m.test_acc,
-                m.examples_per_sec,
-                clock(self.start.elapsed())
-            );
+            let line = match self.json {
+                true => {
+                    let mut record = epoch_record(m);
+                    record["schema_version"] = json::SCHEMA_VERSION.into();
+                    record["epochs"] = self.epochs.into();
+                    record.to_string()
+                }
+                false => format!(
+                    "epoch {}/{}: loss {:.3}, train acc {:.3}, {test_loss}test acc {:.3}, {:.0} examples/s, {} elapsed",
+                    m.epoch,
+                    self.epochs,
+                    m.train_loss,
+                    m.train_acc,
+                    m.test_acc,
+                    m.examples_per_sec,
+                    clock(self.start.elapsed())
+                ),
+            };
+            // The checkpoint is written: a closed stdout stops the run there, and quietly.
+            writeln!(io::stdout().lock(), "{line}")
+                .map_err(|source| RuntimeError::Io { context: "cannot write to stdout".into(), source })?;
         }
         write_outputs(&self.out, history, &self.title)
     }
@@ -287,20 +305,19 @@ fn metrics_csv(history: &[EpochMetrics]) -> String {
 /// The metrics as JSON Lines, one object of scalars per epoch (`test_loss` is `null` where
 /// unknown), which dashboards and `pandas.read_json(lines=True)` read.
 fn metrics_jsonl(history: &[EpochMetrics]) -> String {
-    history
-        .iter()
-        .map(|m| {
-            let record = serde_json::json!({
-                "epoch": m.epoch,
-                "train_loss": m.train_loss,
-                "train_acc": m.train_acc,
-                "test_loss": m.test_loss,
-                "test_acc": m.test_acc,
-                "examples_per_sec": m.examples_per_sec,
-            });
-            format!("{record}\n")
-        })
-        .collect()
+    history.iter().map(|m| format!("{}\n", epoch_record(m))).collect()
+}
+
+/// One epoch's scalars, as `metrics.jsonl` and `--format json` write them.
+fn epoch_record(m: &EpochMetrics) -> serde_json::Value {
+    serde_json::json!({
+        "epoch": m.epoch,
+        "train_loss": m.train_loss,
+        "train_acc": m.train_acc,
+        "test_loss": m.test_loss,
+        "test_acc": m.test_acc,
+        "examples_per_sec": m.examples_per_sec,
+    })
 }
 
 /// Writes `metrics.csv` and `curves.svg` atomically. A metrics file that cannot be written is
@@ -434,14 +451,22 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         Err(e) => return fail(e, Outcome::ModelError),
     };
     let title = model.graph().name.clone();
+    // What the run says besides its epochs: on stdout, or on stderr where stdout is JSON.
+    let json = args.format == Format::Json;
+    let say = |text: String| -> io::Result<()> {
+        match json {
+            true => writeln!(io::stderr().lock(), "{text}"),
+            false => writeln!(io::stdout().lock(), "{text}"),
+        }
+    };
     let mut trainer = Trainer::new(&model, &mut vs, TrainConfig { resize, ..config });
     if args.resume {
         match trainer.resume(&checkpoint) {
             Err(e) => return fail(e, Outcome::ModelError),
-            Ok(Resumed::Restarted) => println!(
+            Ok(Resumed::Restarted) => say(format!(
                 "note: {} holds weights but no training history (nnc.metrics); training restarts at epoch 1 from those weights, with a fresh optimiser",
                 checkpoint.display()
-            ),
+            ))?,
             Ok(Resumed::After { epochs: done, .. }) if done > args.epochs as usize => {
                 return fail(
                     format!(
@@ -454,48 +479,50 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
                 )
             }
             Ok(Resumed::After { epochs: done, .. }) if done == args.epochs as usize => {
-                println!(
+                say(format!(
                     "nothing to do: the checkpoint in {} has finished all {done} epochs\nhelp: pass --epochs {} or more to train further",
                     out.display(),
                     done + 1
-                );
+                ))?;
                 if let Err(e) = write_outputs(&out, &trainer.history, &title) {
                     return fail(e, Outcome::ModelError);
                 }
                 return Ok(Outcome::Ok);
             }
             Ok(Resumed::After { epochs: done, fresh_state }) => {
-                println!("resuming after epoch {done} from {}", checkpoint.display());
+                say(format!("resuming after epoch {done} from {}", checkpoint.display()))?;
                 if fresh_state {
-                    println!("note: the checkpoint holds no state for this optimiser (it was trained without momentum or Adam), so that state starts afresh");
+                    say("note: the checkpoint holds no state for this optimiser (it was trained without momentum or Adam), so that state starts afresh".to_string())?;
                 }
             }
         }
     }
     let resized = resize.map_or(String::new(), |s| format!(", resized to {s}×{s}"));
-    println!(
+    say(format!(
         "training {title} on {} examples ({} test){resized}, {device:?}, {} threads",
         train.len(),
         test.len(),
         tch::get_num_threads()
-    );
+    ))?;
     let log_every = Duration::from_secs(args.log_every);
-    let mut progress = Progress::new(args.epochs as usize, log_every, out.clone(), title);
+    let mut progress = Progress::new(args.epochs as usize, log_every, json, out.clone(), title);
     let result = trainer.run(&train, &test, &mut progress);
     if let Some(bar) = progress.bar.take() {
         bar.abandon();
     }
     match result {
         Ok(()) => {
-            println!(
+            say(format!(
                 "checkpoint: {}\nmetrics:    {} and {}\nplot:       {}",
                 checkpoint.display(),
                 out.join(METRICS_FILE).display(),
                 out.join(JSONL_FILE).display(),
                 out.join(PLOT_FILE).display()
-            );
+            ))?;
             Ok(Outcome::Ok)
         }
+        // Stdout was closed after a checkpoint (`nnc train ... | head`): quietly, as elsewhere.
+        Err(RuntimeError::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => Err(source),
         Err(RuntimeError::Diverged(why)) => {
             let kept = match trainer.checkpointed_epoch() {
                 Some(epoch) => format!(
@@ -578,12 +605,13 @@ pub fn export_weights(args: &ExportWeightsArgs, graph: Graph) -> io::Result<Outc
     }
     match weights::save_with(&vs, &metadata, &args.output) {
         Ok(()) => {
-            println!(
+            writeln!(
+                io::stdout().lock(),
                 "wrote the {} tensors of {} to {}",
                 vs.variables().len(),
                 model.graph().name,
                 args.output.display()
-            );
+            )?;
             Ok(Outcome::Ok)
         }
         Err(e) => fail(e, Outcome::ModelError),
@@ -609,12 +637,26 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
     };
     match nnc_runtime::train::evaluate(&model, &test, args.batch, resize, device) {
         Ok(tested) => {
-            println!(
-                "test accuracy {:.4} on {} examples, test loss {:.4}",
-                tested.accuracy,
-                test.len(),
-                tested.loss
-            );
+            let mut out = io::stdout().lock();
+            match args.format {
+                Format::Json => {
+                    let document = serde_json::json!({
+                        "schema_version": json::SCHEMA_VERSION,
+                        "network": model.graph().name,
+                        "examples": test.len(),
+                        "accuracy": tested.accuracy,
+                        "loss": tested.loss,
+                    });
+                    write_json(&mut out, &document)?;
+                }
+                Format::Text => writeln!(
+                    out,
+                    "test accuracy {:.4} on {} examples, test loss {:.4}",
+                    tested.accuracy,
+                    test.len(),
+                    tested.loss
+                )?,
+            }
             Ok(Outcome::Ok)
         }
         Err(e) => fail(e, Outcome::ModelError),

@@ -713,3 +713,96 @@ fn runs_record_their_provenance_and_test_loss_and_export_plain_weights() {
     assert!(text(&o).contains("is the checkpoint itself"), "{}", text(&o));
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// Validates `value` against the JSON Schema `docs/schema/NAME.schema.json`.
+fn validate(name: &str, value: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/schema/{name}.schema.json"));
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource(name, schema).unwrap();
+    let id = compiler.compile(name, &mut schemas).unwrap();
+    if let Err(e) = schemas.validate(value, id) {
+        panic!("{name}: {e:#}\n{value:#}");
+    }
+}
+
+/// `--format json` of `run`, `bench`, `eval` and `train` follows its documented schema, and
+/// says what the text says; a closed stdout ends a command quietly, with exit 0.
+#[test]
+fn runtime_commands_speak_json_and_stop_quietly_on_a_closed_pipe() {
+    let data = dataset_of("json", 128, 32, 28);
+    let out = data.join("run");
+    let o = train(&data, &out, &["--epochs", "2", "--batch", "64", "--lr", "0.1", "--format", "json"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2, "{stdout}");
+    for (i, r) in records.iter().enumerate() {
+        validate("train", r);
+        assert_eq!(r["epoch"], i + 1);
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("checkpoint: "), "{}", text(&o));
+
+    let checkpoint = out.join("checkpoint.safetensors");
+    let eval = nnc()
+        .args(["eval", "models/lenet.net", "--format", "json", "--weights"])
+        .arg(&checkpoint)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(clean(&eval), 0, "{}", text(&eval));
+    let value: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    validate("eval", &value);
+    assert_eq!(value["examples"], 32);
+    // The last epoch's test accuracy, as `train` measured it on the same weights.
+    assert_eq!(value["accuracy"], records[1]["test_acc"]);
+
+    let run =
+        nnc().args(["run", "models/googlenet.net", "--format", "json", "--set", "ratio=8"]).output().unwrap();
+    assert_eq!(clean(&run), 0, "{}", text(&run));
+    let value: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    validate("run", &value);
+    assert_eq!(value["mismatches"], 0);
+    assert_eq!(value["outputs"][0]["shape"], serde_json::json!([2, 10]));
+
+    let bench = nnc()
+        .args(["bench", "models/lenet.net", "--format", "json", "--runs", "2", "--warmup", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(clean(&bench), 0, "{}", text(&bench));
+    validate("bench", &serde_json::from_slice(&bench.stdout).unwrap());
+
+    // A reader that goes away before the command writes (`nnc run ... | true`): each command
+    // ends quietly where it first writes (a run in training stops there too, an epoch's line
+    // coming after its checkpoint).
+    let commands: [Vec<std::ffi::OsString>; 3] = [
+        ["run", "models/resnet18.net", "--set", "size=32"].map(Into::into).to_vec(),
+        ["eval", "models/lenet.net", "--weights"]
+            .map(Into::into)
+            .into_iter()
+            .chain([checkpoint.clone().into(), "--data".into(), data.clone().into()])
+            .collect(),
+        ["train", "models/lenet.net", "--epochs", "3", "--out"]
+            .map(Into::into)
+            .into_iter()
+            .chain([data.join("piped").into(), "--data".into(), data.clone().into()])
+            .collect(),
+    ];
+    for args in commands {
+        let mut child = nnc()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("error"), "{args:?}: {}", text(&o));
+    }
+    // The run stopped at its first line, before training.
+    assert!(!data.join("piped/checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&data).unwrap();
+}
