@@ -13,7 +13,7 @@ use nnc_compiler::input::{self, InputError};
 use nnc_compiler::{syntax_diagnostics, SourceMap, MAX_FILE_BYTES};
 use nnc_grammar::format::{format, FormatError};
 
-use crate::{stderr_style, ColorChoice, Outcome};
+use crate::{net_files, stderr_style, ColorChoice, Outcome};
 
 #[derive(clap::Args)]
 pub struct FmtArgs {
@@ -73,27 +73,6 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
         outcome = Outcome::ModelError;
     }
     Ok(outcome)
-}
-
-/// The `.net` files under `dir`, in order, skipping hidden entries, `target` folders and
-/// symbolic links (which could loop).
-fn net_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        if kind.is_dir() && name != "target" {
-            net_files(&entry.path(), out)?;
-        } else if kind.is_file() && name.ends_with(".net") {
-            out.push(entry.path());
-        }
-    }
-    Ok(())
 }
 
 fn stdin(check: bool, style: Style) -> io::Result<Done> {

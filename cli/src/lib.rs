@@ -8,8 +8,9 @@
 
 mod fmt;
 
+use std::fs;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -23,6 +24,7 @@ use nnc_compiler::ops::{self, ArgValue, OpSpec};
 use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root, Severity};
 
 mod onnx;
+mod snapshot;
 
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A declarative model compiler for neural networks")]
@@ -53,6 +55,10 @@ pub enum Command {
     /// Lay `.net` files out canonically, in place (`--check`: only report the files that would change).
     #[command(display_order = 10)]
     Fmt(fmt::FmtArgs),
+    /// Pin each model's shapes, parameters and multiply-adds in an insta snapshot beside it
+    /// (`snapshots/MODEL.snap`); `--check` fails on a change, for CI.
+    #[command(display_order = 11)]
+    Snapshot(snapshot::SnapshotArgs),
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -500,7 +506,7 @@ fn stderr_style(choice: ColorChoice) -> Style {
     }
 }
 
-fn parse_override(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_override(s: &str) -> Result<(String, String), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -586,6 +592,27 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
         write_json(&mut stdout, &document)?;
     }
     Ok(outcome)
+}
+
+/// The `.net` files under `dir`, in order, skipping hidden entries, `target` folders and
+/// symbolic links (which could loop).
+pub(crate) fn net_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() && name != "target" {
+            net_files(&entry.path(), out)?;
+        } else if kind.is_file() && name.ends_with(".net") {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// Writes `value` as pretty JSON and a newline. An I/O error keeps its kind, so that a closed
@@ -989,6 +1016,7 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Layers(args) => layers(&args),
         Command::Explain(args) => explain(&args),
         Command::Fmt(args) => fmt::fmt(&args),
+        Command::Snapshot(args) => snapshot::snapshot(&args),
         Command::Runtime(command) => runtime(command),
     };
     match result {

@@ -22,6 +22,7 @@ pub mod input;
 pub mod ir;
 pub mod ops;
 mod shape;
+pub mod snapshot;
 mod source;
 
 use std::collections::HashMap;
