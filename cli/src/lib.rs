@@ -7,6 +7,7 @@
 //! `nnc check` starts in about a millisecond.
 
 mod fmt;
+mod lsp;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -51,6 +52,10 @@ pub enum Command {
     /// Lay `.net` files out canonically, in place (`--check`: only report the files that would change).
     #[command(display_order = 10)]
     Fmt(fmt::FmtArgs),
+    /// Serve the language server protocol on stdin and stdout, for editors: diagnostics, shapes
+    /// on hover and as inlay hints, definitions, references, completion, outline, formatting.
+    #[command(display_order = 11)]
+    Lsp,
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -736,7 +741,7 @@ fn layer_list() -> String {
     out + JOINS + "`nnc layers NAME` shows one layer in detail.\n"
 }
 
-fn layer_detail(op: &OpSpec) -> String {
+pub(crate) fn layer_detail(op: &OpSpec) -> String {
     let mut out = format!("{}: {}\n\n    {}\n\n", op.name, op.summary, op.signature());
     if !op.params.is_empty() {
         out += "parameters:\n";
@@ -946,6 +951,7 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Layers(args) => layers(&args),
         Command::Explain(args) => explain(&args),
         Command::Fmt(args) => fmt::fmt(&args),
+        Command::Lsp => lsp::serve(),
         Command::Runtime(command) => runtime(command),
     };
     match result {
