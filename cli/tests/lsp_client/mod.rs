@@ -154,7 +154,7 @@ fn read(r: &mut impl BufRead) -> Option<Value> {
         }
     }
     let mut body = vec![0; length?];
-    r.read_exact(&mut body).ok()?;
+    Read::read_exact(r, &mut body).ok()?;
     serde_json::from_slice(&body).ok()
 }
 
