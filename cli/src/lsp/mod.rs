@@ -11,6 +11,10 @@
 //! handled under `catch_unwind`, as a last line of defence behind the compiler's own promise
 //! never to panic.
 
+// `lsp_types::Uri` caches parts of itself inside, which clippy takes for mutability; its hash and
+// equality are those of its text, which never changes.
+#![allow(clippy::mutable_key_type)]
+
 mod analysis;
 mod complete;
 mod diagnostics;

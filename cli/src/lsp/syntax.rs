@@ -111,7 +111,7 @@ pub fn stages(e: &Expr) -> Vec<&Expr> {
 }
 
 /// The span of a name where a block or function is used: a call's callee, or a bare name.
-pub fn uses_of<'a>(def: &'a Definition, name: &str, out: &mut Vec<nnc_grammar::Span>) {
+pub fn uses_of(def: &Definition, name: &str, out: &mut Vec<nnc_grammar::Span>) {
     definition(def, &mut |v| {
         if let Visit::Expr(e) = v {
             match &e.kind {
