@@ -351,3 +351,32 @@ fn the_hostile_corpus_never_ends_the_server() {
     assert_eq!(unopened["result"], Value::Null);
     assert!(client.shutdown().success());
 }
+
+/// A real editor: Neovim, headless, runs `editors/neovim/hover.lua`, which hovers on `b3` of
+/// `models/resnet18.net`, lists the inlay hints and breaks the file. Skipped, saying so, where
+/// no `nvim` is installed (`apt-get install neovim`).
+#[test]
+fn neovim_shows_the_hover() {
+    let cache = cache("neovim");
+    let run = std::process::Command::new("nvim")
+        .args(["--headless", "-u", "NONE", "-c", "luafile editors/neovim/hover.lua"])
+        .current_dir(root())
+        .env("NNC", env!("CARGO_BIN_EXE_nnc"))
+        .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_STATE_HOME", &cache)
+        .env("XDG_DATA_HOME", &cache)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let Ok(out) = run else {
+        eprintln!("skipped: no nvim here");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("`[N, 64, 56, 56]` → `[N, 128, 28, 28]`"), "{stdout}");
+    assert!(
+        stdout.contains("head = adaptive_avgpool2d(1) -> flatten -> linear(classes)         [N, 10]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[E0105]"), "{stdout}");
+}
