@@ -3,7 +3,9 @@
 //! - the whole `nnc check models/resnet18.net` process, beside a process that does nothing
 //!   (`true`), the floor any command pays to start;
 //! - parse + check of the 1000-layer ResNet in process;
-//! - the same network at several depths, to show that time grows linearly with the layers.
+//! - the same network at several depths, to show that time grows linearly with the layers;
+//! - `nnc lsp` on the 1000-layer ResNet: the check traced for the editor, in process, and an
+//!   edit followed by a hover, and an edit followed by its diagnostics, through the protocol.
 //!
 //! Medians of many runs, after a warm-up; timed here rather than asserted in a test, because
 //! a loaded CI machine would make a timed test flaky.
@@ -13,6 +15,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nnc_compiler::{compile, Options, Root};
+use serde_json::json;
+
+#[path = "../tests/lsp_client/mod.rs"]
+mod lsp_client;
 
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
@@ -91,4 +97,56 @@ fn main() {
     }
     let (lo, hi) = marginal.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     println!("  the cost per added layer varies by a factor of {:.2} over a 16× range of depth (1.00: perfectly linear)", hi / lo);
+
+    language_server(root, nnc, &source);
+}
+
+/// `nnc lsp` on resnet-1000.net: each edit is checked again, traced (what every expression
+/// gave, for the hovers and hints), before the request after it is answered.
+fn language_server(root: &Path, nnc: &str, source: &str) {
+    let traced = time(50, || {
+        let options = Options { trace: true, ..Options::default() };
+        let c = compile(Root::Text { name: "resnet-1000.net", text: source, dir: None }, &options);
+        assert!(c.diagnostics.is_empty() && !c.expansions[0].values.is_empty());
+    });
+    println!("\nnnc lsp on resnet-1000.net:");
+    println!("  parse + check, traced for the editor (in process): {:.2} ms", ms(traced));
+
+    let cache = std::env::temp_dir().join(format!("nnc-bench-{}", std::process::id()));
+    let mut client = lsp_client::Client::start(nnc, root, &[("XDG_CACHE_HOME", &cache)]);
+    client.initialize();
+    let doc = lsp_client::uri(&root.join("models/resnet-1000.net"));
+    client.open(&doc, source);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    let s1 = source.lines().position(|l| l.contains("s1 = ")).unwrap() as u32;
+    // The whole text sent at each edit, as many clients do: `linear(classes)` made another.
+    let mut version = 1;
+    let mut edit = |client: &mut lsp_client::Client, head: &str| {
+        version += 1;
+        let change = json!({ "text": source.replace("linear(classes)", head) });
+        client.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": doc, "version": version }, "contentChanges": [change] }),
+        );
+    };
+    let mut k = 0;
+    let hover = time(50, || {
+        k += 1;
+        edit(&mut client, &format!("linear(classes + {})", k % 10));
+        let hover = client.result("textDocument/hover", lsp_client::at(&doc, s1, 5));
+        assert!(hover["contents"]["value"].as_str().unwrap().contains("[N, 16, 28, 28]"));
+    });
+    println!("  an edit, then a hover on `s1` (checked again, answered): {:.2} ms", ms(hover));
+    // Alternately broken and mended, so that each edit changes the diagnostics published.
+    let mut broken = false;
+    let diagnostics = time(50, || {
+        broken = !broken;
+        edit(&mut client, if broken { "linear(classes, bias=0)" } else { "linear(classes)" });
+        let published = client.diagnostics(&doc);
+        assert_eq!(published.as_array().unwrap().is_empty(), !broken, "{published}");
+    });
+    println!("  an edit, then its diagnostics published:                {:.2} ms", ms(diagnostics));
+    client.notifications.clear();
+    assert!(client.shutdown().success());
+    let _ = std::fs::remove_dir_all(cache);
 }

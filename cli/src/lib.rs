@@ -7,6 +7,7 @@
 //! `nnc check` starts in about a millisecond.
 
 mod fmt;
+mod lsp;
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
@@ -59,6 +60,10 @@ pub enum Command {
     /// (`snapshots/MODEL.snap`); `--check` fails on a change, for CI.
     #[command(display_order = 11)]
     Snapshot(snapshot::SnapshotArgs),
+    /// Serve the language server protocol on stdin and stdout, for editors: diagnostics, shapes
+    /// on hover and as inlay hints, definitions, references, completion, outline, formatting.
+    #[command(display_order = 12)]
+    Lsp,
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -806,7 +811,7 @@ fn layer_list() -> String {
     out + JOINS + "`nnc layers NAME` shows one layer in detail.\n"
 }
 
-fn layer_detail(op: &OpSpec) -> String {
+pub(crate) fn layer_detail(op: &OpSpec) -> String {
     let mut out = format!("{}: {}\n\n    {}\n\n", op.name, op.summary, op.signature());
     if !op.params.is_empty() {
         out += "parameters:\n";
@@ -1017,6 +1022,7 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Explain(args) => explain(&args),
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Snapshot(args) => snapshot::snapshot(&args),
+        Command::Lsp => lsp::serve(),
         Command::Runtime(command) => runtime(command),
     };
     match result {

@@ -24,13 +24,14 @@ pub mod ops;
 mod shape;
 pub mod snapshot;
 mod source;
+pub mod trace;
 
 use std::collections::HashMap;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use explain::Explanation;
 pub use front::expand::Limits;
-pub use front::load::{syntax_diagnostics, Root, MAX_FILE_BYTES, STD_MODULES};
+pub use front::load::{syntax_diagnostics, Root, MAX_FILE_BYTES, RESERVED, STD_MODULES};
 pub use ir::Graph;
 use nnc_grammar::Span;
 pub use shape::{Batch, Shape, Window};
@@ -53,6 +54,8 @@ pub struct Options {
     pub deny_warnings: bool,
     /// `--allow W0001`: warnings of these codes are not reported.
     pub allow: Vec<Code>,
+    /// Keep what each expression evaluated to ([`Compilation::expansions`]), for an editor.
+    pub trace: bool,
 }
 
 /// The outcome of a compilation: the sources (for rendering), a graph for each network that
@@ -63,6 +66,8 @@ pub struct Compilation {
     pub diagnostics: Vec<Diagnostic>,
     /// How many networks the root file defines (selected or not).
     pub networks_defined: usize,
+    /// With [`Options::trace`]: each selected network as far as it expanded, errors or not.
+    pub expansions: Vec<trace::Expansion>,
 }
 
 impl Compilation {
@@ -127,13 +132,16 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
     }
 
     let mut graphs = Vec::new();
+    let mut expansions = Vec::new();
     // Overrides that did not parse leave no graph worth building.
     if !diagnostics.iter().any(|d| d.code == Code::Usage) {
         for (file, index) in selected {
             let def = program.definition((file, index));
             let given: HashMap<&str, Value> =
                 overrides.iter().map(|(k, (v, _))| (k.as_str(), v.clone())).collect();
-            let (graph, mut diags) = Expander::new(&program, options.limits).network(file, def, &given);
+            let expander = Expander::new(&program, options.limits).traced(options.trace);
+            let (graph, mut diags, expansion) = expander.network(file, def, &given);
+            expansions.extend(expansion);
             apply_lint_levels(&mut diags, options.deny_warnings, &options.allow);
             if !diags.iter().any(Diagnostic::is_error) {
                 graphs.extend(graph);
@@ -146,7 +154,7 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
     if load_failed {
         graphs.clear();
     }
-    Compilation { sources, graphs, diagnostics, networks_defined }
+    Compilation { sources, graphs, diagnostics, networks_defined, expansions }
 }
 
 /// Parses and evaluates `name=expr` overrides into constant values.

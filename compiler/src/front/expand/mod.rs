@@ -33,6 +33,7 @@ use crate::ir::{Graph, Group, Node, NodeId, Op, Output};
 use crate::ops::{InitRule, MAX_TENSOR_RANK};
 use crate::shape::{Batch, DType, Shape};
 use crate::source::{FileId, Loc};
+use crate::trace::{Expansion, Traced};
 
 /// Bounds that keep hostile input from exhausting time or memory. Each error that hits one
 /// names the limit.
@@ -138,6 +139,8 @@ pub struct Expander<'p> {
     shared: Vec<share::SharedLayer>,
     /// Each tied tensor (its layer and name) and where it was tied.
     tie_locs: Vec<(NodeId, String, Loc)>,
+    /// With tracing on (for an editor), what each expression that gave a tensor gave.
+    values: Option<Vec<Traced>>,
 }
 
 impl<'p> Expander<'p> {
@@ -157,28 +160,54 @@ impl<'p> Expander<'p> {
             lints: lints::Gathered::default(),
             shared: Vec::new(),
             tie_locs: Vec::new(),
+            values: None,
+        }
+    }
+
+    /// Keeps what each expression evaluates to, for [`Expansion`]'s hovers and hints.
+    pub fn traced(mut self, on: bool) -> Self {
+        self.values = on.then(Vec::new);
+        self
+    }
+
+    /// Notes that `loc` gave `value` from `input`, making the nodes from `before` on.
+    fn trace(&mut self, loc: Loc, input: Option<&Value>, value: &Value, before: usize) {
+        if let (Some(values), Value::Tensor(output)) = (&mut self.values, value) {
+            let input = match input {
+                Some(Value::Tensor(id)) => Some(*id),
+                _ => None,
+            };
+            values.push(Traced { loc, input, output: *output, made: before..self.nodes.len() });
         }
     }
 
     /// Expands one network with its parameters' values. Returns the graph if the network
-    /// checked without error. The same mistake met again in another block instance or repeat
-    /// iteration is reported once, saying how often it happened.
+    /// checked without error, and, when traced, the network as far as it expanded. The same
+    /// mistake met again in another block instance or repeat iteration is reported once,
+    /// saying how often it happened.
     pub fn network(
-        self,
-        file: FileId,
-        def: &Definition,
-        overrides: &HashMap<&str, Value>,
-    ) -> (Option<Graph>, Vec<Diagnostic>) {
-        let (graph, diags) = self.expand_network(file, def, overrides);
-        (graph, lints::group_repeated(diags))
-    }
-
-    fn expand_network(
         mut self,
         file: FileId,
         def: &Definition,
         overrides: &HashMap<&str, Value>,
-    ) -> (Option<Graph>, Vec<Diagnostic>) {
+    ) -> (Option<Graph>, Vec<Diagnostic>, Option<Expansion>) {
+        let graph = self.expand_network(file, def, overrides);
+        let expansion = self.values.take().map(|values| Expansion {
+            network: def.name.name.clone(),
+            loc: Loc::new(file, def.name.span),
+            nodes: std::mem::take(&mut self.nodes),
+            groups: std::mem::take(&mut self.groups),
+            values,
+        });
+        (graph, lints::group_repeated(self.diags), expansion)
+    }
+
+    fn expand_network(
+        &mut self,
+        file: FileId,
+        def: &Definition,
+        overrides: &HashMap<&str, Value>,
+    ) -> Option<Graph> {
         let mut scope = Scope::new(file, "");
         let mut params = Vec::new();
         for param in &def.params {
@@ -194,7 +223,7 @@ impl<'p> Expander<'p> {
             scope.vars.insert(param.name.name.clone(), (value, param.name.span));
         }
         if self.failed() {
-            return (None, self.diags);
+            return None;
         }
         let output = self.body(&def.body, &mut scope, "", BodyKind::Network, None);
         let loc = Loc::new(file, def.name.span);
@@ -202,7 +231,7 @@ impl<'p> Expander<'p> {
             if !self.halted && scope.input.is_none() {
                 self.diags.push(Error::NoInput { network: &def.name.name, at: loc }.into());
             }
-            return (None, self.diags);
+            return None;
         };
         let outputs = match self.declared_outputs.take() {
             Some(outputs) => outputs,
@@ -212,40 +241,45 @@ impl<'p> Expander<'p> {
                     if !self.batched(id, || "the network's output".to_string(), at)
                         || !self.typed(id, DType::Float, || "the network's output".to_string(), at)
                     {
-                        return (None, self.diags);
+                        return None;
                     }
                     vec![Output { name: "output".to_string(), node: id, training_only: false }]
                 }
-                Some(Value::Poison) => return (None, self.diags),
+                Some(Value::Poison) => return None,
                 other => {
                     let found = other.map(|v| v.type_name());
                     let at = def.body.last().map_or(loc, |s| Loc::new(file, s.span()));
                     self.diags.push(Error::NetworkOutput { network: &def.name.name, found, at }.into());
-                    return (None, self.diags);
+                    return None;
                 }
             },
         };
         if outputs.is_empty() {
-            return (None, self.diags);
+            return None;
         }
         self.check_unique_names();
         if let Some(what) = overflowing_total(&self.nodes) {
             self.diags.push(Error::TotalsOverflow { network: &def.name.name, what, at: loc }.into());
         }
         if self.failed() {
-            return (None, self.diags);
+            return None;
         }
         self.lint(&outputs);
         let params = params.into_iter().map(|(n, v)| (n, v.to_string())).collect();
+        // A traced expansion keeps the nodes too.
+        let (nodes, groups) = match self.values {
+            Some(_) => (self.nodes.clone(), self.groups.clone()),
+            None => (std::mem::take(&mut self.nodes), std::mem::take(&mut self.groups)),
+        };
         let graph = Graph {
             name: def.name.name.clone(),
             params,
-            nodes: self.nodes,
-            inputs: self.inputs,
+            nodes,
+            inputs: std::mem::take(&mut self.inputs),
             outputs,
-            groups: self.groups,
+            groups,
         };
-        (Some(graph), self.diags)
+        Some(graph)
     }
 
     /// Whether an error (not a warning) was reported.
@@ -291,7 +325,13 @@ impl<'p> Expander<'p> {
             scope.stage_input = flow.clone();
             let value = match stmt {
                 Stmt::Input { name, dims, dtype, span } => {
-                    self.input(name.as_ref(), dims, *dtype, *span, scope, kind)
+                    let before = self.nodes.len();
+                    let value = self.input(name.as_ref(), dims, *dtype, *span, scope, kind);
+                    self.trace(Loc::new(scope.file, *span), None, &value, before);
+                    if let Some(name) = name {
+                        self.trace(Loc::new(scope.file, name.span), None, &value, before);
+                    }
+                    value
                 }
                 Stmt::Output { items, span } => {
                     let at = Loc::new(scope.file, *span);
@@ -317,7 +357,9 @@ impl<'p> Expander<'p> {
                 Stmt::Bind { name, value } => {
                     let path = child(path, &name.name);
                     scope.label_prefix = path.clone();
+                    let before = self.nodes.len();
                     let v = self.eval(value, scope, flow.as_ref(), &path);
+                    self.trace(Loc::new(scope.file, name.span), flow.as_ref(), &v, before);
                     self.bind(scope, name, v.clone());
                     v
                 }
@@ -409,6 +451,7 @@ impl<'p> Expander<'p> {
                     self.nodes[id.0].name = child(path, &name.name);
                 }
             }
+            self.trace(Loc::new(scope.file, name.span), flow, &item, before);
             self.bind(scope, name, item);
         }
     }
@@ -738,7 +781,12 @@ impl<'p> Expander<'p> {
             let at = Loc::new(scope.file, e.span);
             return self.limit(Error::TooManySteps { max: self.limits.max_steps, at });
         }
-        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path))
+        let before = self.nodes.len();
+        let value = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path));
+        if self.values.is_some() {
+            self.trace(Loc::new(scope.file, e.span), flow, &value, before);
+        }
+        value
     }
 
     fn eval_kind(&mut self, e: &Expr, scope: &mut Scope, flow: Option<&Value>, path: &str) -> Value {
@@ -849,21 +897,26 @@ impl<'p> Expander<'p> {
             let fed = current.clone().filter(|_| k > 0 || check_first);
             scope.stage_input = current.clone();
             let loc = Loc::new(scope.file, expr.span);
+            let before = self.nodes.len();
             let value = match (&expr.kind, label) {
                 (ExprKind::Repeat { index, count, body }, None) => {
-                    self.repeat(index.as_ref(), count, body, loc, scope, current.as_ref(), seq)
+                    let value = self.repeat(index.as_ref(), count, body, loc, scope, current.as_ref(), seq);
+                    self.trace(loc, current.as_ref(), &value, before);
+                    value
                 }
                 // In a numbered sequence, the arm taken adds its layers to it, and a false
                 // `if` adds none, as a Python `if` appending to an `nn.Sequential` would.
                 (ExprKind::If { arms, otherwise }, None) if seq.indexed => {
-                    match self.arm(arms, otherwise.as_deref(), scope) {
+                    let value = match self.arm(arms, otherwise.as_deref(), scope) {
                         Ok(Some(body)) => {
                             let body_stages = stages_of(body);
                             self.stages(&body_stages, scope, current.as_ref(), seq, false)
                         }
                         Ok(None) => current.clone().unwrap_or_else(|| self.error(Error::NoElse { at: loc })),
                         Err(poison) => poison,
-                    }
+                    };
+                    self.trace(loc, current.as_ref(), &value, before);
+                    value
                 }
                 _ => {
                     let is_reference = refers(expr, scope);

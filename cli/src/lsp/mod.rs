@@ -1,0 +1,421 @@
+//! `nnc lsp`: a language server over standard input and output, on rust-analyzer's
+//! `lsp-server` (the protocol's framing and handshake) and `lsp-types`.
+//!
+//! Each open document is checked again after each change, traced, so that every request reads
+//! what the compiler computed: diagnostics (`diagnostics.rs`), hovers with shapes
+//! (`hover.rs`), inlay hints (`hints.rs`), definitions, references and the outline
+//! (`navigate.rs`), completion (`complete.rs`) and formatting (`nnc fmt`'s). `analysis.rs`
+//! holds one checked document, `syntax.rs` walks trees, `text.rs` converts positions and
+//! `uri.rs` names files. Changes that arrive together are checked once, when no message waits.
+//! A request's mistake is an error response, never the end of the server: each message is
+//! handled under `catch_unwind`, as a last line of defence behind the compiler's own promise
+//! never to panic.
+
+// `lsp_types::Uri` caches parts of itself inside, which clippy takes for mutability; its hash and
+// equality are those of its text, which never changes.
+#![allow(clippy::mutable_key_type)]
+
+mod analysis;
+mod complete;
+mod diagnostics;
+mod hints;
+mod hover;
+mod navigate;
+mod syntax;
+mod text;
+mod uri;
+
+use std::collections::HashMap;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
+use lsp_types::notification::{
+    DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
+    DidSaveTextDocument, Notification as _, PublishDiagnostics,
+};
+use lsp_types::request::{
+    Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, InlayHintRequest,
+    References, Request as _,
+};
+use lsp_types::{
+    CompletionOptions, CompletionResponse, Diagnostic, DocumentSymbolResponse, GotoDefinitionResponse, OneOf,
+    Position, PublishDiagnosticsParams, ServerCapabilities, TextDocumentContentChangeEvent,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions,
+    TextEdit, Uri,
+};
+use nnc_compiler::FileId;
+use nnc_grammar::format::FormatError;
+use nnc_grammar::Span;
+
+use self::analysis::{Analysis, ROOT};
+use self::text::LineIndex;
+use crate::Outcome;
+
+/// One compilation's view of a file: the analysis and the file's id in it.
+pub(crate) type View<'a> = (&'a Analysis, FileId);
+
+/// Serves one client on standard input and output until it says `exit`.
+pub fn serve() -> io::Result<Outcome> {
+    let (connection, threads) = Connection::stdio();
+    let capabilities = ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+            open_close: Some(true),
+            change: Some(TextDocumentSyncKind::INCREMENTAL),
+            save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+            ..TextDocumentSyncOptions::default()
+        })),
+        hover_provider: Some(lsp_types::HoverProviderCapability::Simple(true)),
+        inlay_hint_provider: Some(OneOf::Left(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        references_provider: Some(OneOf::Left(true)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec!["(".into(), ",".into()]),
+            ..CompletionOptions::default()
+        }),
+        document_symbol_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        ..ServerCapabilities::default()
+    };
+    let reply = serde_json::json!({
+        "capabilities": capabilities,
+        "serverInfo": { "name": "nnc", "version": env!("CARGO_PKG_VERSION") },
+    });
+    let started = connection.initialize_start().and_then(|(id, _)| connection.initialize_finish(id, reply));
+    if let Err(e) = started {
+        eprintln!("error: nnc lsp: {e}");
+        return Ok(Outcome::UsageError);
+    }
+    let mut server = Server { connection: &connection, docs: HashMap::new(), published: HashMap::new() };
+    let outcome = server.run();
+    drop(connection);
+    threads.join()?;
+    Ok(outcome)
+}
+
+/// An open document: its text as the editor has it, and its analysis (`None` until the
+/// change is checked).
+struct Document {
+    text: String,
+    version: i32,
+    analysis: Option<Analysis>,
+}
+
+struct Server<'c> {
+    connection: &'c Connection,
+    docs: HashMap<Uri, Document>,
+    /// The diagnostics last published, by file.
+    published: HashMap<Uri, Vec<Diagnostic>>,
+}
+
+/// Whether the loop goes on.
+enum Flow {
+    Continue,
+    Exit(Outcome),
+}
+
+impl Server<'_> {
+    fn run(&mut self) -> Outcome {
+        loop {
+            let Ok(message) = self.connection.receiver.recv() else {
+                return Outcome::ModelError;
+            };
+            if let Flow::Exit(outcome) = self.guarded(message) {
+                return outcome;
+            }
+            // Changes that arrived together are checked once, when none waits.
+            loop {
+                match self.connection.receiver.try_recv() {
+                    Ok(message) => {
+                        if let Flow::Exit(outcome) = self.guarded(message) {
+                            return outcome;
+                        }
+                    }
+                    Err(e) if e.is_empty() => break,
+                    Err(_) => return Outcome::ModelError,
+                }
+            }
+            if catch_unwind(AssertUnwindSafe(|| self.check_and_publish())).is_err() {
+                // Keep going with no stale analysis left.
+                self.docs.values_mut().for_each(|d| d.analysis = None);
+            }
+        }
+    }
+
+    /// Handles one message; a panic becomes an error response to a request.
+    fn guarded(&mut self, message: Message) -> Flow {
+        let id = match &message {
+            Message::Request(r) => Some(r.id.clone()),
+            _ => None,
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.handle(message))) {
+            Ok(flow) => flow,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                if let Some(id) = id {
+                    let message = format!("nnc lsp: internal error, please report it: {why}");
+                    self.send(Response::new_err(id, ErrorCode::InternalError as i32, message));
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn handle(&mut self, message: Message) -> Flow {
+        match message {
+            Message::Request(request) => {
+                match self.connection.handle_shutdown(&request) {
+                    Ok(true) => return Flow::Exit(Outcome::Ok),
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("error: nnc lsp: {e}");
+                        return Flow::Exit(Outcome::ModelError);
+                    }
+                }
+                let response = self.request(request);
+                self.send(response);
+            }
+            Message::Notification(n) if n.method == "exit" => return Flow::Exit(Outcome::ModelError),
+            Message::Notification(n) => self.notification(n),
+            Message::Response(_) => {}
+        }
+        Flow::Continue
+    }
+
+    fn send(&self, message: impl Into<Message>) {
+        // The writer ends only when the client is gone, and then so does the loop.
+        let _ = self.connection.sender.send(message.into());
+    }
+
+    fn notification(&mut self, n: Notification) {
+        match n.method.as_str() {
+            DidOpenTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(n.params) {
+                    let doc = Document {
+                        text: p.text_document.text,
+                        version: p.text_document.version,
+                        analysis: None,
+                    };
+                    self.docs.insert(p.text_document.uri, doc);
+                }
+            }
+            DidChangeTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidChangeTextDocumentParams>(n.params) {
+                    if let Some(doc) = self.docs.get_mut(&p.text_document.uri) {
+                        for change in p.content_changes {
+                            apply(&mut doc.text, change);
+                        }
+                        doc.version = p.text_document.version;
+                        doc.analysis = None;
+                    }
+                }
+            }
+            DidCloseTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params) {
+                    self.docs.remove(&p.text_document.uri);
+                }
+            }
+            // A file saved or changed on disk may be another's import: check everything again.
+            DidSaveTextDocument::METHOD | DidChangeWatchedFiles::METHOD => {
+                self.docs.values_mut().for_each(|d| d.analysis = None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks the documents that changed, and publishes the diagnostics that differ from what
+    /// was last published: for each file, those of every open document's check that reached
+    /// it (an imported file's only from checks that read the text the editor shows).
+    fn check_and_publish(&mut self) {
+        for (uri, doc) in &mut self.docs {
+            if doc.analysis.is_none() {
+                doc.analysis = Some(Analysis::new(uri, &doc.text));
+            }
+        }
+        let mut now: HashMap<Uri, Vec<Diagnostic>> = HashMap::new();
+        for (uri, doc) in &self.docs {
+            let Some(analysis) = &doc.analysis else { continue };
+            for (file, diagnostics) in diagnostics::by_file(analysis) {
+                if file != *uri {
+                    if let Some(open) = self.docs.get(&file) {
+                        let same = analysis.file_of(&file).is_some_and(|f| analysis.text(f) == open.text);
+                        if !same {
+                            continue;
+                        }
+                    }
+                }
+                let list = now.entry(file).or_default();
+                for d in diagnostics {
+                    if !list.contains(&d) {
+                        list.push(d);
+                    }
+                }
+            }
+        }
+        let produced: Vec<Uri> = now.keys().cloned().collect();
+        let gone: Vec<Uri> = self.published.keys().filter(|u| !now.contains_key(*u)).cloned().collect();
+        for uri in gone {
+            now.insert(uri, Vec::new());
+        }
+        for (uri, diagnostics) in &now {
+            if self.published.get(uri) != Some(diagnostics) {
+                let version = self.docs.get(uri).map(|d| d.version);
+                let params =
+                    PublishDiagnosticsParams { uri: uri.clone(), diagnostics: diagnostics.clone(), version };
+                self.send(Notification::new(PublishDiagnostics::METHOD.to_string(), params));
+            }
+        }
+        // What no check produced any more is forgotten once cleared.
+        now.retain(|uri, d| !d.is_empty() || produced.contains(uri));
+        self.published = now;
+    }
+
+    /// The document's analysis, made now if its text changed since.
+    fn analysis(&mut self, uri: &Uri) -> Option<&Analysis> {
+        let doc = self.docs.get_mut(uri)?;
+        if doc.analysis.is_none() {
+            doc.analysis = Some(Analysis::new(uri, &doc.text));
+        }
+        doc.analysis.as_ref()
+    }
+
+    /// Every check's view of the document: its own first, then those of the other open
+    /// documents that import it as the editor shows it (which give a block's shapes). Empty
+    /// unless the checks are up to date (`check_all`).
+    fn views(&self, uri: &Uri) -> Vec<View<'_>> {
+        let Some(doc) = self.docs.get(uri) else { return Vec::new() };
+        let Some(own) = &doc.analysis else { return Vec::new() };
+        let mut views = vec![(own, ROOT)];
+        for (other_uri, other) in &self.docs {
+            if other_uri == uri {
+                continue;
+            }
+            if let Some(analysis) = &other.analysis {
+                if let Some(file) = analysis.file_of(uri).filter(|&f| analysis.text(f) == doc.text) {
+                    views.push((analysis, file));
+                }
+            }
+        }
+        views
+    }
+
+    fn offset(&mut self, uri: &Uri, position: Position) -> Option<usize> {
+        let analysis = self.analysis(uri)?;
+        Some(analysis.sources[ROOT.0].lines.offset(analysis.text(ROOT), position))
+    }
+
+    fn request(&mut self, request: Request) -> Response {
+        let id = request.id.clone();
+        match request.method.as_str() {
+            HoverRequest::METHOD => answer::<HoverRequest>(request, |p| {
+                let doc = &p.text_document_position_params;
+                let offset = self.offset(&doc.text_document.uri, doc.position);
+                // Other documents' checks are brought up to date first, for their views.
+                self.check_all();
+                let views = self.views(&doc.text_document.uri);
+                Ok(offset.zip(views.first().copied()).and_then(|(o, (own, _))| hover::hover(own, &views, o)))
+            }),
+            InlayHintRequest::METHOD => answer::<InlayHintRequest>(request, |p| {
+                self.check_all();
+                let views = self.views(&p.text_document.uri);
+                let Some(&(own, _)) = views.first() else { return Ok(None) };
+                let (text, lines) = (own.text(ROOT), &own.sources[ROOT.0].lines);
+                let within = Span::new(lines.offset(text, p.range.start), lines.offset(text, p.range.end));
+                Ok(Some(hints::hints(own, &views, within)))
+            }),
+            GotoDefinition::METHOD => answer::<GotoDefinition>(request, |p| {
+                let doc = &p.text_document_position_params;
+                let Some(offset) = self.offset(&doc.text_document.uri, doc.position) else { return Ok(None) };
+                let own = self.analysis(&doc.text_document.uri).expect("analysed");
+                Ok(navigate::definition(own, offset).map(GotoDefinitionResponse::Scalar))
+            }),
+            References::METHOD => answer::<References>(request, |p| {
+                let doc = &p.text_document_position;
+                let Some(offset) = self.offset(&doc.text_document.uri, doc.position) else { return Ok(None) };
+                self.check_all();
+                let uri = &doc.text_document.uri;
+                let Some(own) = self.docs.get(uri).and_then(|d| d.analysis.as_ref()) else { return Ok(None) };
+                let others = self.other_analyses(uri);
+                Ok(Some(navigate::references(own, &others, offset, p.context.include_declaration)))
+            }),
+            Completion::METHOD => answer::<Completion>(request, |p| {
+                let doc = &p.text_document_position;
+                let Some(offset) = self.offset(&doc.text_document.uri, doc.position) else { return Ok(None) };
+                let own = self.analysis(&doc.text_document.uri).expect("analysed");
+                Ok(Some(CompletionResponse::Array(complete::complete(own, offset))))
+            }),
+            DocumentSymbolRequest::METHOD => answer::<DocumentSymbolRequest>(request, |p| {
+                let Some(own) = self.analysis(&p.text_document.uri) else { return Ok(None) };
+                Ok(Some(DocumentSymbolResponse::Nested(navigate::symbols(own))))
+            }),
+            Formatting::METHOD => answer::<Formatting>(request, |p| {
+                let Some(own) = self.analysis(&p.text_document.uri) else { return Ok(None) };
+                let text = own.text(ROOT);
+                match nnc_grammar::format::format(text) {
+                    Ok(formatted) if formatted == text => Ok(Some(Vec::new())),
+                    Ok(formatted) => {
+                        Ok(Some(vec![TextEdit { range: navigate::whole(own), new_text: formatted }]))
+                    }
+                    // A file that does not parse is left as it is; its diagnostics say why.
+                    Err(FormatError::Syntax(_)) => Ok(None),
+                    Err(FormatError::Internal(why)) => Err(format!("nnc fmt refused its own layout: {why}")),
+                }
+            }),
+            method => Response::new_err(
+                id,
+                ErrorCode::MethodNotFound as i32,
+                format!("nnc lsp does not answer `{method}`"),
+            ),
+        }
+    }
+
+    /// Brings every open document's check up to date.
+    fn check_all(&mut self) {
+        for (uri, doc) in &mut self.docs {
+            if doc.analysis.is_none() {
+                doc.analysis = Some(Analysis::new(uri, &doc.text));
+            }
+        }
+    }
+
+    /// The other open documents' checks, each with its root.
+    fn other_analyses(&self, uri: &Uri) -> Vec<View<'_>> {
+        self.docs
+            .iter()
+            .filter(|(u, _)| *u != uri)
+            .filter_map(|(_, d)| Some((d.analysis.as_ref()?, ROOT)))
+            .collect()
+    }
+}
+
+/// Answers a request of type `R`: its parameters read, `f`'s result, or an error response.
+fn answer<R: lsp_types::request::Request>(
+    request: Request,
+    f: impl FnOnce(R::Params) -> Result<R::Result, String>,
+) -> Response {
+    let id = request.id.clone();
+    match serde_json::from_value::<R::Params>(request.params) {
+        Err(e) => Response::new_err(id, ErrorCode::InvalidParams as i32, format!("{}: {e}", R::METHOD)),
+        Ok(params) => match f(params) {
+            Ok(result) => Response::new_ok(id, result),
+            Err(message) => Response::new_err(id, ErrorCode::RequestFailed as i32, message),
+        },
+    }
+}
+
+/// Applies one change to a document's text: a range replaced, or the whole text.
+fn apply(text: &mut String, change: TextDocumentContentChangeEvent) {
+    match change.range {
+        None => *text = change.text,
+        Some(range) => {
+            let lines = LineIndex::new(text);
+            let start = lines.offset(text, range.start);
+            let end = lines.offset(text, range.end).max(start);
+            text.replace_range(start..end, &change.text);
+        }
+    }
+}

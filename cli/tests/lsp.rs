@@ -1,0 +1,382 @@
+//! `nnc lsp` spoken to as an editor speaks to it: the binary spawned, framed JSON-RPC on its
+//! standard input and output. The answers are snapshotted, with the repository's path and the
+//! standard library's cache folder written as `[root]` and `[cache]`.
+
+mod lsp_client;
+
+use std::path::{Path, PathBuf};
+
+use lsp_client::{at, uri, Client};
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A cache folder of the test's own, where the server writes the standard library.
+fn cache(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lsp-cache-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start(cache: &Path) -> Client {
+    let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", cache)]);
+    client.initialize();
+    client
+}
+
+/// Pretty JSON with the machine's paths replaced.
+fn shown(value: &Value, cache: &Path) -> String {
+    serde_json::to_string_pretty(value)
+        .unwrap()
+        .replace(&uri(cache), "file://[cache]")
+        .replace(&uri(&root()), "file://[root]")
+}
+
+/// The line and UTF-16 column of the `nth` occurrence of `needle` in `text`, plus `shift`
+/// characters.
+fn find(text: &str, needle: &str, nth: usize, shift: u32) -> (u32, u32) {
+    let offset = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("no `{needle}`")).0;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() as u32;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].encode_utf16().count() as u32;
+    (line, column + shift)
+}
+
+fn model(name: &str) -> (String, String) {
+    let path = root().join("models").join(name);
+    (uri(&path), std::fs::read_to_string(path).unwrap())
+}
+
+#[test]
+fn a_session_on_resnet18() {
+    let cache = cache("resnet18");
+    let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
+    let init = client.initialize();
+    insta::assert_snapshot!("initialize", shown(&init, &cache));
+    let (doc, text) = model("resnet18.net");
+    client.open(&doc, &text);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+
+    // The name a statement binds: the tensor going in and coming out, and what it holds.
+    let (line, col) = find(&text, "b3 =", 0, 1);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert!(value.contains("`[N, 64, 56, 56]` → `[N, 128, 28, 28]`"), "{value}");
+    insta::assert_snapshot!("hover_b3", shown(&hover, &cache));
+
+    // A block's call: its shapes and totals, its signature, its comment and where it is.
+    let (line, col) = find(&text, "resnet_stage(128", 0, 3);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    insta::assert_snapshot!("hover_block_call", shown(&hover, &cache));
+
+    // A layer: the shapes of this call and the layer's reference.
+    let (line, col) = find(&text, "maxpool2d", 0, 2);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    insta::assert_snapshot!("hover_layer", shown(&hover, &cache));
+
+    let all = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 1000, "character": 0 } });
+    let hints =
+        client.result("textDocument/inlayHint", json!({ "textDocument": { "uri": doc }, "range": all }));
+    insta::assert_snapshot!("inlay_hints", shown(&hints, &cache));
+
+    // Into the standard library, whose module the server wrote to its cache.
+    let definition = client.result("textDocument/definition", at(&doc, line + 1, 11));
+    insta::assert_snapshot!("definition_std_block", shown(&definition, &cache));
+    let std_resnet = std::fs::read_to_string(cache.join("nnc/std-0.1.0/resnet.net")).unwrap();
+    let target_line = definition["range"]["start"]["line"].as_u64().unwrap() as usize;
+    assert!(std_resnet.lines().nth(target_line).unwrap().starts_with("block resnet_stage("));
+    let (line, col) = find(&text, "std.resnet", 0, 5);
+    let import = client.result("textDocument/definition", at(&doc, line, col));
+    assert_eq!(import["uri"], json!(format!("{}/nnc/std-0.1.0/resnet.net", uri(&cache))));
+
+    let (line, col) = find(&text, "resnet_stage", 0, 0);
+    let references = client.result(
+        "textDocument/references",
+        json!({ "textDocument": { "uri": doc }, "position": { "line": line, "character": col },
+                "context": { "includeDeclaration": true } }),
+    );
+    insta::assert_snapshot!("references", shown(&references, &cache));
+
+    // Keyword arguments of the layer being called, those not given yet, with their defaults.
+    let (line, col) = find(&text, "stride=2, padding=3", 0, 0);
+    let completion = client.result("textDocument/completion", at(&doc, line, col));
+    let items = completion.as_array().unwrap();
+    let arguments: Vec<&Value> = items.iter().filter(|i| i["kind"] == json!(10)).collect();
+    insta::assert_snapshot!("completion_arguments", shown(&json!(arguments), &cache));
+    for name in ["conv2d", "resnet_stage", "residual", "cat", "repeat"] {
+        assert!(items.iter().any(|i| i["label"] == name), "{name} is not offered");
+    }
+
+    let symbols = client.result("textDocument/documentSymbol", json!({ "textDocument": { "uri": doc } }));
+    insta::assert_snapshot!("document_symbols", shown(&symbols, &cache));
+    let options = json!({ "tabSize": 4, "insertSpaces": true });
+    let edits = client
+        .result("textDocument/formatting", json!({ "textDocument": { "uri": doc }, "options": options }));
+    assert_eq!(edits, json!([]), "models/ are formatted");
+
+    // A broken edit: b3's channels become a tuple, which conv2d refuses; then a syntax error.
+    let (line, col) = find(&text, "128 // ratio", 0, 0);
+    let change = json!({ "range": { "start": { "line": line, "character": col },
+                                    "end": { "line": line, "character": col + 12 } }, "text": "(1, 2)" });
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": doc, "version": 2 }, "contentChanges": [change] }),
+    );
+    let broken = client.diagnostics(&doc);
+    insta::assert_snapshot!("diagnostics_after_broken_edit", shown(&broken, &cache));
+    // The shapes before the mistake are still shown.
+    let (b2_line, b2_col) = find(&text, "b2 =", 0, 0);
+    let hover = client.result("textDocument/hover", at(&doc, b2_line, b2_col));
+    assert!(hover["contents"]["value"].as_str().unwrap().contains("`[N, 64, 56, 56]`"), "{hover}");
+    let change = json!({ "range": { "start": { "line": line, "character": 0 },
+                                    "end": { "line": line, "character": 0 } }, "text": "    b2b = = ->\n" });
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": doc, "version": 3 }, "contentChanges": [change] }),
+    );
+    insta::assert_snapshot!("diagnostics_after_syntax_error", shown(&client.diagnostics(&doc), &cache));
+
+    // Back to the file as it was: no diagnostics.
+    let whole = json!({ "text": text });
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": doc, "version": 4 }, "contentChanges": [whole] }),
+    );
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    assert!(client.shutdown().success());
+}
+
+#[test]
+fn lenet_hints_are_its_table() {
+    let cache = cache("lenet");
+    let mut client = start(&cache);
+    let (doc, text) = model("lenet.net");
+    client.open(&doc, &text);
+    let all = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 1000, "character": 0 } });
+    let hints =
+        client.result("textDocument/inlayHint", json!({ "textDocument": { "uri": doc }, "range": all }));
+    insta::assert_snapshot!("lenet_inlay_hints", shown(&hints, &cache));
+    let labels: Vec<&str> = hints.as_array().unwrap().iter().map(|h| h["label"].as_str().unwrap()).collect();
+    // The table of `nnc check`: every row's shape, the input's first.
+    let compiled = nnc_compiler::compile(
+        nnc_compiler::Root::Path(&root().join("models/lenet.net")),
+        &nnc_compiler::Options::default(),
+    );
+    let report = nnc_compiler::back::report::report(&compiled.graphs[0], None);
+    let table: Vec<&str> = report.rows.iter().map(|r| r.shape.as_str()).collect();
+    assert_eq!(labels, table);
+    assert!(client.shutdown().success());
+}
+
+#[test]
+fn diagnostics_in_an_import_go_to_its_file() {
+    let cache = cache("imports");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-imports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocks = "# Blocks.\nblock widen(c) {\n    _ + conv2d(c, 1)\n}\n";
+    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
+    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
+    std::fs::write(dir.join("main.net"), main).unwrap();
+    let mut client = start(&cache);
+    let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
+    client.open(&main_uri, main);
+    let in_blocks = client.diagnostics(&blocks_uri);
+    assert_eq!(in_blocks[0]["code"], "E0202", "{in_blocks}");
+    let shown = shown(&in_blocks, &cache).replace(&uri(&dir), "file://[dir]");
+    insta::assert_snapshot!("diagnostics_in_import", shown);
+    // And at the call in the document that made it.
+    let in_main = client.diagnostics(&main_uri);
+    assert_eq!(in_main[0]["code"], "E0202", "{in_main}");
+    assert_eq!(in_main[0]["range"]["start"], json!({ "line": 4, "character": 8 }));
+    assert_eq!(in_main[0]["relatedInformation"][0]["location"]["uri"], json!(blocks_uri));
+    // Definition of the imported block, and of the import.
+    let definition = client.result("textDocument/definition", at(&main_uri, 4, 9));
+    assert_eq!(definition["uri"], json!(blocks_uri));
+    assert_eq!(definition["range"]["start"], json!({ "line": 1, "character": 6 }));
+    let import = client.result("textDocument/definition", at(&main_uri, 0, 10));
+    assert_eq!(import["uri"], json!(blocks_uri));
+    // The block file opened too: its hovers read the shapes main.net's check gave it.
+    client.open(&blocks_uri, blocks);
+    let hover = client.result("textDocument/hover", at(&blocks_uri, 2, 10));
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert!(value.contains("`[N, 3, 8, 8]` → `[N, 16, 8, 8]`"), "{value}");
+    assert!(client.shutdown().success());
+}
+
+#[test]
+fn positions_count_utf16() {
+    let cache = cache("utf16");
+    let mut client = start(&cache);
+    // Not a file: the server checks it all the same.
+    let doc = "untitled:Untitled-1";
+    // A label of characters outside the BMP: 😀 is two UTF-16 units, é one.
+    let text = "network n {\n    input [N, 4]\n    x = \"é😀\": linear(8) -> relu\n}\n";
+    client.open(doc, text);
+    assert_eq!(client.diagnostics(doc), json!([]));
+    let (line, col) = find(text, "linear", 0, 2);
+    assert_eq!((line, col), (2, 17));
+    let hover = client.result("textDocument/hover", at(doc, line, col));
+    assert!(hover["contents"]["value"].as_str().unwrap().contains("`[N, 4]` → `[N, 8]`"), "{hover}");
+    let hints = client.result(
+        "textDocument/inlayHint",
+        json!({ "textDocument": { "uri": doc },
+                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 9, "character": 0 } } }),
+    );
+    let end_of_linear = find(text, " -> relu", 0, 0);
+    assert_eq!(
+        hints[1]["position"],
+        json!({ "line": end_of_linear.0, "character": end_of_linear.1 }),
+        "{hints}"
+    );
+    assert!(client.shutdown().success());
+}
+
+/// Texts that have broken the parser or the checker, or could: the failing models of
+/// `tests/err`, the real models cut and spliced, limits pushed, token soup.
+fn hostile_corpus() -> Vec<String> {
+    let mut corpus = Vec::new();
+    for dir in ["tests/err", "tests/warn", "models", "compiler/std"] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "net"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            corpus.push(String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned());
+        }
+    }
+    let network = |body: &str| format!("network n {{\n    input [N, 1, 28, 28]\n    {body}\n}}\n");
+    corpus.push(network(&format!("conv2d({}1{}, 3)", "(".repeat(10_000), ")".repeat(10_000))));
+    corpus.push(network("repeat 1_000_000_000_000 { relu }"));
+    corpus.push(network("repeat 1_000 { repeat 1_000 { if false { relu } } }"));
+    corpus.push(format!("block b(c) {{ conv2d(c, 1) -> b(c) }}\n{}", network("b(4)")));
+    corpus.push(network("conv2d(9_223_372_036_854_775_807 * 2, 3)"));
+    corpus.push("\u{feff}\r\n\r\n\u{0}network\u{2028}n {".to_string());
+    corpus.push(String::new());
+    // Cuts and splices of the models, from a fixed generator.
+    let models = corpus.clone();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    const TOKENS: &[&str] = &[
+        "network", "block", "import", "input", "repeat", "if", "else", "->", "(", ")", "{", "}", "[", "]",
+        ",", "=", "conv2d", "relu", "in", "_", "N", "0", "-1", "1e309", "\"", "#", "\n", ":", "..", "+",
+        "//", "é", "😀",
+    ];
+    for i in 0..60 {
+        let text = &models[next(models.len())];
+        let mut text: Vec<char> = text.chars().collect();
+        for _ in 0..1 + next(4) {
+            let (a, b) = (next(text.len() + 1), next(text.len() + 1));
+            let (a, b) = (a.min(b), a.max(b));
+            match next(3) {
+                0 => drop(text.drain(a..b)),
+                1 => {
+                    let piece: Vec<char> = text[a..b].to_vec();
+                    let at = next(text.len() + 1);
+                    text.splice(at..at, piece);
+                }
+                _ => {
+                    let token: Vec<char> = TOKENS[next(TOKENS.len())].chars().collect();
+                    text.splice(a..a, token);
+                }
+            }
+        }
+        corpus.push(text.into_iter().collect());
+        if i % 3 == 0 {
+            corpus.push((0..next(80)).map(|_| TOKENS[next(TOKENS.len())]).collect::<Vec<_>>().join(" "));
+        }
+    }
+    corpus
+}
+
+#[test]
+fn the_hostile_corpus_never_ends_the_server() {
+    let cache = cache("hostile");
+    let mut client = start(&cache);
+    let corpus = hostile_corpus();
+    let doc = uri(&root().join("tests/hostile-lsp.net"));
+    client.open(&doc, "");
+    let requests = [
+        "textDocument/hover",
+        "textDocument/definition",
+        "textDocument/completion",
+        "textDocument/references",
+        "textDocument/inlayHint",
+        "textDocument/documentSymbol",
+        "textDocument/formatting",
+    ];
+    for (version, text) in corpus.iter().enumerate() {
+        let change = json!({ "text": text });
+        client.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": doc, "version": version + 2 }, "contentChanges": [change] }),
+        );
+        // An edit of a range the text may not have: clamped, never a crash.
+        let edit = json!({ "range": { "start": { "line": 3, "character": 2 }, "end": { "line": 99, "character": 999 } },
+                           "text": "😀 ->" });
+        client.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": doc, "version": version + 2 }, "contentChanges": [edit] }),
+        );
+        let lines = text.lines().count() as u32 + 2;
+        for (k, method) in requests.iter().enumerate() {
+            let position =
+                json!({ "line": (version as u32 * 7 + k as u32) % lines, "character": (k * 13) % 40 });
+            let mut params = json!({
+                "textDocument": { "uri": doc }, "position": position,
+                "range": { "start": { "line": 0, "character": 0 }, "end": position },
+                "options": { "tabSize": 4, "insertSpaces": true },
+            });
+            if *method == "textDocument/references" {
+                params["context"] = json!({ "includeDeclaration": true });
+            }
+            let response = client.request(method, params);
+            assert!(response.get("result").is_some(), "{method} on corpus text {version}: {response}");
+        }
+    }
+    // Requests the server does not know, and parameters that are wrong, are error responses.
+    let unknown = client.request("textDocument/rename", json!({}));
+    assert_eq!(unknown["error"]["code"], json!(-32601));
+    let wrong = client.request("textDocument/hover", json!({ "textDocument": 3 }));
+    assert_eq!(wrong["error"]["code"], json!(-32602));
+    let unopened = client.request("textDocument/hover", at("file:///not/open.net", 0, 0));
+    assert_eq!(unopened["result"], Value::Null);
+    assert!(client.shutdown().success());
+}
+
+/// A real editor: Neovim, headless, runs `editors/neovim/hover.lua`, which hovers on `b3` of
+/// `models/resnet18.net`, lists the inlay hints and breaks the file. Skipped, saying so, where
+/// no `nvim` is installed (`apt-get install neovim`).
+#[test]
+fn neovim_shows_the_hover() {
+    let cache = cache("neovim");
+    let run = std::process::Command::new("nvim")
+        .args(["--headless", "-u", "NONE", "-c", "luafile editors/neovim/hover.lua"])
+        .current_dir(root())
+        .env("NNC", env!("CARGO_BIN_EXE_nnc"))
+        .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_STATE_HOME", &cache)
+        .env("XDG_DATA_HOME", &cache)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let Ok(out) = run else {
+        eprintln!("skipped: no nvim here");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("`[N, 64, 56, 56]` → `[N, 128, 28, 28]`"), "{stdout}");
+    assert!(
+        stdout.contains("head = adaptive_avgpool2d(1) -> flatten -> linear(classes)         [N, 10]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[E0105]"), "{stdout}");
+}
