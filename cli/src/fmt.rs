@@ -5,7 +5,7 @@
 //! reports it and left as it is.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use nnc_compiler::back::render::{self, Style};
@@ -13,7 +13,7 @@ use nnc_compiler::input::{self, InputError};
 use nnc_compiler::{syntax_diagnostics, SourceMap, MAX_FILE_BYTES};
 use nnc_grammar::format::{format, FormatError};
 
-use crate::{net_files, stderr_style, ColorChoice, Outcome};
+use crate::{net_files, read_stdin, stderr_style, ColorChoice, Outcome};
 
 #[derive(clap::Args)]
 pub struct FmtArgs {
@@ -76,14 +76,7 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
 }
 
 fn stdin(check: bool, style: Style) -> io::Result<Done> {
-    let mut bytes = Vec::new();
-    io::stdin().lock().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        eprintln!("error: standard input is over the limit of {MAX_FILE_BYTES} bytes");
-        return Ok(Done::Failed);
-    }
-    let Ok(text) = String::from_utf8(bytes) else {
-        eprintln!("error: standard input is not UTF-8");
+    let Some(text) = read_stdin()? else {
         return Ok(Done::Failed);
     };
     let Some(formatted) = formatted("<stdin>", None, &text, style) else {

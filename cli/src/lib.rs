@@ -64,6 +64,9 @@ pub enum Command {
     /// on hover and as inlay hints, definitions, references, completion, outline, formatting.
     #[command(display_order = 12)]
     Lsp,
+    /// Print the completion script of a shell (`nnc completions bash > /etc/bash_completion.d/nnc`).
+    #[command(display_order = 13)]
+    Completions(CompletionsArgs),
     // The commands that run models, as subcommands of their own (`nnc run`, not `nnc runtime run`).
     #[command(flatten)]
     Runtime(RuntimeCommand),
@@ -153,6 +156,13 @@ pub enum RankDir {
     Tb,
     /// Left to right.
     Lr,
+}
+
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(clap::Args)]
@@ -340,6 +350,10 @@ pub struct SourceArgs {
     pub network: Option<String>,
     #[command(flatten)]
     pub lints: LintArgs,
+    /// When to colour diagnostics: `auto` (when stderr is a terminal and NO_COLOR is unset),
+    /// `always`, `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// What to make of warnings.
@@ -437,9 +451,13 @@ pub struct BenchArgs {
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// The `.net` files to check.
+    /// The `.net` files to check, folders (every `.net` file under them), or `-` for standard
+    /// input (imports relative to the current folder).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Print no tables: only diagnostics, and the exit code (for scripts and CI).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Set a network parameter, e.g. `--set size=96` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_override)]
     pub overrides: Vec<(String, String)>,
@@ -489,7 +507,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
     Always,
@@ -536,8 +554,28 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut outcome = Outcome::Ok;
     let mut json_files = Vec::new();
     let mut codes = Vec::new();
-    for (i, path) in args.files.iter().enumerate() {
-        let compilation = compile(Root::Path(path), &options);
+    let mut files = Vec::new();
+    for path in &args.files {
+        match path.is_dir() {
+            true => net_files(path, &mut files)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot list `{}`: {e}", path.display())))?,
+            false => files.push(path.clone()),
+        }
+    }
+    let stdin = match files.iter().any(|p| p.as_os_str() == "-") {
+        true => match read_stdin()? {
+            Some(text) => text,
+            None => return Ok(Outcome::UsageError),
+        },
+        false => String::new(),
+    };
+    let here = std::env::current_dir().ok();
+    for (i, path) in files.iter().enumerate() {
+        let root = match path.as_os_str() == "-" {
+            true => Root::Text { name: "<stdin>", text: &stdin, dir: here.as_deref() },
+            false => Root::Path(path),
+        };
+        let compilation = compile(root, &options);
         let optimizer = match args.optimizer {
             CheckOptimizer::Sgd => Optimizer::Sgd,
             CheckOptimizer::Momentum => Optimizer::Momentum,
@@ -561,16 +599,16 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                 "diagnostics": render::to_json(&compilation.diagnostics, &compilation.sources),
             })),
             Format::Text => {
-                if i > 0 {
+                if i > 0 && !args.quiet {
                     writeln!(stdout)?;
                 }
-                for (j, r) in reports.iter().enumerate() {
+                for (j, r) in reports.iter().enumerate().filter(|_| !args.quiet) {
                     if j > 0 {
                         writeln!(stdout)?;
                     }
                     write!(stdout, "{}", report::render_table(r))?;
                 }
-                if compilation.networks_defined == 0 && compilation.diagnostics.is_empty() {
+                if compilation.networks_defined == 0 && compilation.diagnostics.is_empty() && !args.quiet {
                     writeln!(
                         stdout,
                         "{}: no network to check (the file defines only blocks)",
@@ -618,6 +656,26 @@ pub(crate) fn net_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Standard input as a model's text: read boundedly (at most the limit of a model file), and
+/// refused, with the reason said, if it is over it or not UTF-8 (`None`).
+pub(crate) fn read_stdin() -> io::Result<Option<String>> {
+    use std::io::Read;
+    let limit = nnc_compiler::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    io::stdin().lock().take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        eprintln!("error: standard input is over the limit of {limit} bytes");
+        return Ok(None);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) => {
+            eprintln!("error: standard input is not UTF-8");
+            Ok(None)
+        }
+    }
 }
 
 /// Writes `value` as pretty JSON and a newline. An I/O error keeps its kind, so that a closed
@@ -972,7 +1030,7 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
     let mut compilation = compile(Root::Path(&args.file), &options);
     let outcome = outcome_of(&compilation);
     if !compilation.diagnostics.is_empty() {
-        let style = stderr_style(ColorChoice::Auto);
+        let style = stderr_style(args.color);
         eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
         eprintln!("{}", summary(&args.file.display().to_string(), &compilation.diagnostics));
         let codes: Vec<Code> = compilation.diagnostics.iter().map(|d| d.code).collect();
@@ -1023,6 +1081,11 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Snapshot(args) => snapshot::snapshot(&args),
         Command::Lsp => lsp::serve(),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "nnc", &mut io::stdout().lock());
+            Ok(Outcome::Ok)
+        }
         Command::Runtime(command) => runtime(command),
     };
     match result {

@@ -17,14 +17,18 @@ fn main() -> ExitCode {
 fn hand_over() -> Outcome {
     use std::os::unix::process::CommandExt;
     let sibling = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("nnc-torch")));
-    if let Some(path) = sibling.filter(|p| p.is_file()) {
+    if let Some(path) = sibling.as_ref().filter(|p| p.is_file()) {
         let err = std::process::Command::new(&path).args(std::env::args_os().skip(1)).exec();
         eprintln!("error: cannot start {}: {err}", path.display());
         return Outcome::UsageError;
     }
+    // The runtime is a sibling binary, built by the same `cargo build` as this one when asked
+    // for: say where it was looked for, not that this binary lacks something.
+    let looked = sibling.map_or_else(|| "beside this binary".to_string(), |p| p.display().to_string());
     eprintln!(
-        "error: this nnc was built without the libtorch runtime\n\
-         help: run scripts/setup-libtorch.sh, then build it with `cargo build --release -p nnc-torch`"
+        "error: the commands that run models need `nnc-torch`, which is not at {looked}\n\
+         help: build it beside `nnc` with `cargo build --release -p nnc-torch` (after scripts/setup-libtorch.sh), \
+         or run `nnc-torch` itself with the same arguments"
     );
     Outcome::UsageError
 }

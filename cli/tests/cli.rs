@@ -655,3 +655,82 @@ fn emit_onnx_writes_the_weights_given_atomically() {
     assert!(text(&out.stderr).contains("options of `--target onnx`"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every option and argument of every command says what it is (`nnc help` reads it), and
+/// each shell's completions name the commands.
+#[test]
+fn every_option_has_help_and_completions_are_generated() {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&<nnc_cli::Cli as clap::CommandFactory>::command(), "nnc", &mut missing);
+    assert!(missing.is_empty(), "options without help: {missing:?}");
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = nnc(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains("snapshot") && script.contains("export-weights"), "{shell}: {script}");
+    }
+}
+
+/// `nnc check` takes folders (every `.net` under them) and `-` (standard input), and `-q`
+/// prints only what is wrong.
+#[test]
+fn check_takes_folders_stdin_and_quiet() {
+    let out = nnc(&["check", "models/zoo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let zoo = std::fs::read_dir(root().join("models/zoo")).unwrap().count();
+    assert_eq!(text(&out.stdout).matches("\nlayers:").count(), zoo, "{}", text(&out.stdout));
+    let quiet = nnc(&["check", "-q", "models", "tests/err/add-mismatch.net"]);
+    assert_eq!(quiet.status.code(), Some(1));
+    assert!(quiet.stdout.is_empty(), "{}", text(&quiet.stdout));
+    assert!(text(&quiet.stderr).contains("E0202"), "{}", text(&quiet.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["check", "-"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"import std.resnet\nnetwork piped {\n    input [N, 3, 32, 32]\n    residual(8, stride=2)\n}\n",
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("network piped(): [N, 3, 32, 32] → [N, 8, 16, 16]"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Without `nnc-torch` beside it, `nnc` says so, and where it looked, rather than that it was
+/// built without something.
+#[test]
+fn a_missing_runtime_is_named() {
+    let dir = std::env::temp_dir().join(format!("nnc-alone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let alone = dir.join("nnc");
+    std::fs::copy(env!("CARGO_BIN_EXE_nnc"), &alone).unwrap();
+    let out = Command::new(&alone).args(["run", "models/lenet.net"]).current_dir(root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let message = text(&out.stderr);
+    assert!(
+        message.contains("need `nnc-torch`, which is not at") && message.contains(&dir.display().to_string()),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
