@@ -18,7 +18,7 @@ fn hand_over() -> Outcome {
     use std::os::unix::process::CommandExt;
     let sibling = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("nnc-torch")));
     if let Some(path) = sibling.as_ref().filter(|p| p.is_file()) {
-        let err = std::process::Command::new(&path).args(std::env::args_os().skip(1)).exec();
+        let err = std::process::Command::new(path).args(std::env::args_os().skip(1)).exec();
         eprintln!("error: cannot start {}: {err}", path.display());
         return Outcome::UsageError;
     }
