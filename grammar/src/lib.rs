@@ -6,4 +6,4 @@ pub mod format;
 mod parser;
 
 pub use ast::Span;
-pub use parser::{parse_expr, parse_file, SyntaxError, MAX_NESTING};
+pub use parser::{code_chars, parse_expr, parse_file, SyntaxError, MAX_NESTING};

@@ -108,27 +108,32 @@ fn parse_one_expr(src: &str) -> Result<Expr, Box<SyntaxError>> {
     }
 }
 
+/// The characters of `src` that are code, each with its byte offset: comments (`#` to the end
+/// of the line) and strings (to their closing quote, or the end of the line) left out, as the
+/// grammar reads them. Scans that only count brackets (the nesting bound here, an editor's
+/// open call) read these.
+pub fn code_chars(src: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut chars = src.char_indices();
+    std::iter::from_fn(move || loop {
+        let (at, c) = chars.next()?;
+        match c {
+            '#' => {
+                chars.by_ref().find(|&(_, c)| c == '\n');
+            }
+            '"' => {
+                chars.by_ref().find(|&(_, c)| c == '"' || c == '\n');
+            }
+            _ => return Some((at, c)),
+        }
+    })
+}
+
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest, whose descent is recursive,
 /// ever sees it.
 fn check_nesting(src: &str) -> Option<SyntaxError> {
     let mut depth = 0usize;
-    let mut chars = src.char_indices();
-    while let Some((at, c)) = chars.next() {
+    for (at, c) in code_chars(src) {
         match c {
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '"' || c == '\n' {
-                        break;
-                    }
-                }
-            }
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {

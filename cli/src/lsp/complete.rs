@@ -109,23 +109,8 @@ fn keyword_argument(name: &str, detail: String) -> CompletionItem {
 /// text of its arguments so far. Strings and comments are skipped.
 fn open_call(before: &str) -> Option<(&str, &str)> {
     let mut open: Vec<usize> = Vec::new();
-    let mut chars = before.char_indices();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in nnc_grammar::code_chars(before) {
         match c {
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '"' || c == '\n' {
-                        break;
-                    }
-                }
-            }
             '(' | '[' | '{' => open.push(i),
             ')' | ']' | '}' => {
                 open.pop();
