@@ -289,3 +289,48 @@ fn tied_tensors_count_once() {
     assert_eq!(graph.total_params(), 40);
     assert!(head.own_tensors().is_empty());
 }
+
+/// A shared layer built of another's applications takes the tensors of the layer they share,
+/// so every application points at a node that creates its tensors; and a tie to a tensor that
+/// is tied later is a tie to the tensor that one stands for.
+#[test]
+fn shares_and_ties_point_at_the_tensors_that_exist() {
+    let c = compile_text(
+        "network s {
+             input [N, 2]
+             shared a = linear(2)
+             z = a
+             shared b = a -> a
+             x = z -> b
+             y = x -> b
+             y
+         }",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let owners: Vec<Option<String>> =
+        graph.nodes.iter().skip(1).map(|n| n.shares.map(|s| graph.node(s).name.clone())).collect();
+    assert_eq!(owners, [None, Some("a".into()), Some("a".into()), Some("a".into()), Some("a".into())]);
+    assert!(graph.nodes.iter().filter_map(|n| n.shares).all(|s| graph.node(s).shares.is_none()));
+    assert_eq!(graph.total_params(), 6);
+
+    let c = compile_text(
+        "network t {
+             input [N, 4]
+             a: linear(4) -> b: linear(4) -> c: linear(4)
+             tie a.weight = b.weight
+             tie b.weight = c.weight
+         }",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let graph = &c.graphs[0];
+    let ties: Vec<(String, String)> = graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.ties.iter().map(move |t| (n.name.clone(), format!("{}", t.to.0))))
+        .map(|(n, to)| (n, graph.node(nnc_compiler::ir::NodeId(to.parse().unwrap())).name.clone()))
+        .collect();
+    assert_eq!(ties, [("a".to_string(), "c".to_string()), ("b".to_string(), "c".to_string())]);
+    // Three 4 → 4 layers, two of whose weights are the third's.
+    assert_eq!(graph.total_params(), 3 * 20 - 2 * 16);
+}

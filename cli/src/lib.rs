@@ -556,10 +556,16 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut codes = Vec::new();
     let mut files = Vec::new();
     for path in &args.files {
-        match path.is_dir() {
-            true => net_files(path, &mut files)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot list `{}`: {e}", path.display())))?,
-            false => files.push(path.clone()),
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let before = files.len();
+        net_files(path, &mut files)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot list `{}`: {e}", path.display())))?;
+        if files.len() == before {
+            eprintln!("error: `{}` holds no .net file", path.display());
+            return Ok(Outcome::UsageError);
         }
     }
     let stdin = match files.iter().any(|p| p.as_os_str() == "-") {

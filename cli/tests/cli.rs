@@ -89,7 +89,7 @@ fn usage_errors_exit_with_2() {
     let cases: &[&[&str]] = &[
         &["check"],
         &["check", "models/nope.net"],
-        &["check", "models"],
+        &["check", "docs/schema"],
         &["check", "models/lenet.net", "--set", "size=96"],
         &["check", "models/resnet18.net", "--set", "size=9 6"],
         &["check", "models/resnet18.net", "--set", "size"],

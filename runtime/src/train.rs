@@ -666,7 +666,9 @@ impl<'m> Trainer<'m> {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
                 train_acc: correct as f64 / seen.max(1) as f64,
-                test_loss: Some(tested.loss),
+                // Finite weights can still overflow a logit on a test example: such a loss is
+                // recorded as unknown, so that the checkpoint stays one a resume reads.
+                test_loss: Some(tested.loss).filter(|l| l.is_finite()),
                 test_acc: tested.accuracy,
                 examples_per_sec: seen as f64 / elapsed.max(1e-9),
             };

@@ -195,6 +195,13 @@ fn onnx_files_of_the_seed_networks_compute_nncs_outputs() {
 /// naming the layer, never a panic.
 const UNSPELLED: &[&str] = &["lstm", "gru", "rnn"];
 
+/// Whether a refusal is one the writer is known to make: a recurrent layer, or attention over
+/// a memory or with a key padding mask (which its self-attention decomposition does not cover).
+fn known_gap(e: &impl std::fmt::Display, op: &str) -> bool {
+    UNSPELLED.iter().any(|l| op.starts_with(l))
+        || e.to_string().contains("cross-attention and key padding masks have no ONNX spelling yet")
+}
+
 #[test]
 fn onnx_files_match_every_op_fixture() {
     let Some(python) = python() else {
@@ -217,12 +224,22 @@ fn onnx_files_match_every_op_fixture() {
         let state: BTreeMap<String, Tensor> =
             fixture.state.iter().map(|(k, v)| (format!("{prefix}{k}"), v.shallow_clone())).collect();
         weights::load_map(&mut vs, &state, "the fixture").unwrap();
-        let y = nnc_runtime::tch::no_grad(|| model.try_forward(&fixture.input, false)).unwrap();
-        match cases.add(&case, model.graph(), &vs, &[("input", fixture.input.shallow_clone())], &y) {
+        // Every input, named as the network names them (a fixture of several feeds the further
+        // ones by name: a memory, a mask, an initial state).
+        let inputs = fixture.inputs();
+        let y = nnc_runtime::tch::no_grad(|| model.try_forward_inputs(&inputs, false)).unwrap();
+        let named: Vec<(&str, Tensor)> = model
+            .graph()
+            .inputs
+            .iter()
+            .zip(&inputs)
+            .map(|(&id, t)| (model.graph().node(id).name.as_str(), t.shallow_clone()))
+            .collect();
+        match cases.add(&case, model.graph(), &vs, &named, &y) {
             Ok(()) => {
                 assert!(!UNSPELLED.contains(&fixture.layer.as_str()), "{case}: now spelled; update UNSPELLED")
             }
-            Err(onnx::Error::Layer(e)) if UNSPELLED.iter().any(|l| e.op.starts_with(l)) => {
+            Err(onnx::Error::Layer(e)) if known_gap(&e, &e.op) => {
                 let text = e.to_string();
                 assert!(text.starts_with(&format!("layer `{}` ({}", e.layer, e.op)), "{case}: {text}");
                 eprintln!("{case}: not written ({text})");

@@ -123,7 +123,11 @@ fn open_call(before: &str) -> Option<(&str, &str)> {
         return None;
     }
     let head = before[..paren].trim_end();
-    let start = head.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    // After the last character that is no part of a name, however many bytes it takes (`é(`).
+    let start = head
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let callee = &head[start..];
     callee.chars().next().filter(|c| c.is_ascii_alphabetic() || *c == '_')?;
     Some((callee, &before[paren + 1..]))
@@ -171,6 +175,9 @@ mod tests {
         assert_eq!(open_call("conv2d(64) -> "), None);
         assert_eq!(open_call("f(a, # (\n"), Some(("f", "a, # (\n")));
         assert_eq!(open_call("input [N, "), None);
+        // A name after a character of several bytes: no slice inside it.
+        assert_eq!(open_call("x = é("), None);
+        assert_eq!(open_call("é = conv2d("), Some(("conv2d", "")));
         assert_eq!(
             given("64, stride=2, padding = 1, x == 3"),
             (1, vec!["stride".to_string(), "padding".to_string()])

@@ -192,8 +192,10 @@ impl Picture<'_> {
             enclosing.map(|o| o.name.as_str()) == parent
         });
         for group in children {
-            let id: String =
-                group.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            // Numbered, as names that differ only in punctuation (`a-b`, `a_b`) are two clusters.
+            let index = groups.iter().position(|g| g.name == group.name).unwrap_or_default();
+            let id: String = group.name.chars().filter(char::is_ascii_alphanumeric).collect();
+            let id = format!("{index}_{id}");
             let _ = writeln!(w, "{pad}subgraph cluster_{id} {{");
             let _ = writeln!(
                 w,

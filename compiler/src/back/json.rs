@@ -50,8 +50,29 @@ fn op(node: &Node, text: &str) -> Value {
 /// first three, and Python's for tuples.
 fn parameter(text: &str) -> Value {
     let spelled = match text.starts_with('(') {
-        // A tuple of values (`(3, 5)`, `(3,)`, `((1, 2), 3)`): brackets for parentheses.
-        true => text.replace('(', "[").replace(')', "]").replace(",]", "]"),
+        // A tuple of values (`(3, 5)`, `(3,)`, `((1, 2), 3)`): brackets for its parentheses,
+        // those inside its strings left as they are.
+        true => {
+            let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+            for c in text.chars() {
+                match (in_string, c) {
+                    (false, '(') => out.push('['),
+                    (false, ')') => {
+                        if out.trim_end().ends_with(',') {
+                            out.truncate(out.trim_end().len() - 1);
+                        }
+                        out.push(']');
+                    }
+                    (_, '"') if !escaped => {
+                        in_string = !in_string;
+                        out.push(c);
+                    }
+                    _ => out.push(c),
+                }
+                escaped = in_string && c == '\\' && !escaped;
+            }
+            out
+        }
         false => text.to_string(),
     };
     serde_json::from_str(&spelled).unwrap_or_else(|_| Value::String(text.to_string()))
@@ -125,6 +146,7 @@ mod tests {
         assert_eq!(parameter("(3, 5)"), json!([3, 5]));
         assert_eq!(parameter("(3,)"), json!([3]));
         assert_eq!(parameter("((1, 2), 3)"), json!([[1, 2], 3]));
+        assert_eq!(parameter("(\"a(b)\", 1)"), json!(["a(b)", 1]));
     }
 
     #[test]

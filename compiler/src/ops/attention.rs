@@ -173,6 +173,11 @@ impl Layer for MultiHeadAttention {
     /// values, each `[N, T, heads, E / heads]` moved to `[N, heads, T, E / heads]`, attention per
     /// head (causal where asked), the heads joined and projected out.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
+        // The decomposition below is self-attention without a mask; anything else would be a
+        // file that computes something else, so it is refused until it is written.
+        if self.cross || self.key_padding_mask {
+            return Err(g.unsupported("cross-attention and key padding masks have no ONNX spelling yet"));
+        }
         let (e, h) = (self.embed_dim, self.num_heads);
         let t = g.input(0).dims[0];
         let w = g.tensor("in_proj_weight")?;

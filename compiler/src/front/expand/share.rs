@@ -76,28 +76,37 @@ impl Expander<'_> {
             self.shared[index].first = Some((made, input, loc));
             return result;
         };
-        let owners: Vec<Option<NodeId>> = made
-            .iter()
-            .map(|id| first.iter().copied().find(|f| self.nodes[f.0].name == self.nodes[id.0].name))
-            .collect();
-        // A refused application's layers still take the first's tensors, so that their names
-        // are not reported again as duplicates.
+        // The same declaration builds its layers in the same order each time, so the k-th
+        // layer made here is the first application's k-th, whose tensors it takes: those of
+        // the node that layer itself shares, if it applies another shared layer again.
+        let root = |e: &Self, id: NodeId| e.nodes[id.0].shares.unwrap_or(id);
+        // A refused application's layers still point at the first's, where there is one, so
+        // that their names are not reported again as duplicates.
         let refuse = |e: &mut Self, error: Error| {
-            for (id, owner) in made.iter().zip(&owners) {
-                e.nodes[id.0].shares = Some(owner.unwrap_or(first[0]));
+            for (k, id) in made.iter().enumerate() {
+                let same_name = || first.iter().find(|f| e.nodes[f.0].name == e.nodes[id.0].name);
+                e.nodes[id.0].shares = first.get(k).or_else(same_name).map(|&f| root(e, f));
             }
             e.error(error)
         };
-        for (&id, owner) in made.iter().zip(&owners) {
-            let node = &self.nodes[id.0];
-            let Some(owner) = *owner else {
-                let layer = node.name.clone();
+        for k in 0..made.len().max(first.len()) {
+            let (Some(&id), Some(&owner)) = (made.get(k), first.get(k)) else {
+                // One application built more layers than the other.
+                let extra = made.get(k).or(first.get(k)).expect("one of them is longer");
+                let layer = self.nodes[extra.0].name.clone();
                 return refuse(
                     self,
                     Error::SharedStructure { name, layer: &layer, at: loc, first: first_at },
                 );
             };
-            let first_node = &self.nodes[owner.0];
+            let (node, first_node) = (&self.nodes[id.0], &self.nodes[owner.0]);
+            if node.name != first_node.name {
+                let layer = node.name.clone();
+                return refuse(
+                    self,
+                    Error::SharedStructure { name, layer: &layer, at: loc, first: first_at },
+                );
+            }
             if first_node.op != node.op {
                 let (layer, op, first_op) =
                     (node.name.clone(), node.op.to_string(), first_node.op.to_string());
@@ -108,14 +117,10 @@ impl Expander<'_> {
                 return refuse(self, Error::SharedMismatch { name, layer: &layer, here, first });
             }
         }
-        if made.len() != first.len() {
-            let missing = first.iter().find(|f| !owners.contains(&Some(**f))).expect("one is missing");
-            let layer = self.nodes[missing.0].name.clone();
-            return refuse(self, Error::SharedStructure { name, layer: &layer, at: loc, first: first_at });
-        }
-        for (id, owner) in made.into_iter().zip(owners) {
+        for (&id, &owner) in made.iter().zip(&first) {
+            let owner = root(self, owner);
             let node = &mut self.nodes[id.0];
-            node.shares = owner;
+            node.shares = Some(owner);
             node.params = 0;
         }
         result
@@ -148,6 +153,14 @@ impl Expander<'_> {
             return;
         }
         let elements: u64 = a.unwrap_or_default().iter().product();
+        // Ties made before to this tensor now go to the one it stands for, so that every tie
+        // names a tensor that is created (`tie a.weight = b.weight`, then `tie b.weight =
+        // c.weight`: `a`'s is `c`'s).
+        for other in &mut self.nodes {
+            for earlier in other.ties.iter_mut().filter(|t| t.to == node && t.to_tensor == spec) {
+                (earlier.to, earlier.to_tensor) = (owner, owner_spec.clone());
+            }
+        }
         let node_id = node;
         let node = &mut self.nodes[node.0];
         node.params = node.params.saturating_sub(elements);
