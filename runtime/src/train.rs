@@ -457,6 +457,18 @@ pub fn evaluate(
     resize: Option<i64>,
     device: Device,
 ) -> Result<Evaluation, RuntimeError> {
+    evaluate_with(|x| model.try_forward(x, false), data, batch, resize, device)
+}
+
+/// The loss and accuracy on `data` of the evaluation-mode forward `forward` (a model's
+/// [`Inference`](crate::Inference) plan, or its interpreter).
+pub fn evaluate_with(
+    forward: impl Fn(&Tensor) -> Result<Tensor, RuntimeError>,
+    data: &Dataset,
+    batch: i64,
+    resize: Option<i64>,
+    device: Device,
+) -> Result<Evaluation, RuntimeError> {
     if data.is_empty() {
         return Err(RuntimeError::Config("there are no examples to evaluate on (0 images)".to_string()));
     }
@@ -464,7 +476,7 @@ pub fn evaluate(
     tch::no_grad(|| -> Result<(), RuntimeError> {
         for batch in Batches::new(data, batch, false, resize, device) {
             let (x, y) = batch?;
-            let logits = model.try_forward(&x, false)?;
+            let logits = forward(&x)?;
             correct += count_correct(&logits, &y)?;
             loss_sum += cross_entropy(&logits, &y)?.f_double_value(&[])? * y.size()[0] as f64;
         }

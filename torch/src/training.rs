@@ -15,8 +15,8 @@ use nnc_runtime::tch::{self, nn, Device, Kind};
 use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, Resumed, TrainConfig, Trainer};
 use nnc_runtime::weights::{self, LoadOptions};
 use nnc_runtime::{
-    check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Init, Model,
-    RuntimeError,
+    check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Inference, Init, Layout,
+    Model, RuntimeError,
 };
 
 use crate::args::{device, init};
@@ -607,7 +607,11 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
-    match nnc_runtime::train::evaluate(&model, &test, args.batch, resize, device) {
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
+        Ok(plan) => plan,
+        Err(e) => return fail(e, Outcome::ModelError),
+    };
+    match nnc_runtime::train::evaluate_with(|x| plan.try_forward(x), &test, args.batch, resize, device) {
         Ok(tested) => {
             println!(
                 "test accuracy {:.4} on {} examples, test loss {:.4}",
@@ -632,6 +636,10 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
+        Ok(plan) => plan,
+        Err(e) => return fail(e, Outcome::ModelError),
+    };
     let mut out = io::stdout().lock();
     for path in &args.images {
         let read = if data::is_picture(path) { data::read_picture(path) } else { data::read_images(path) };
@@ -654,7 +662,7 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
                 Ok((x, _)) => x,
                 Err(e) => return fail(e, Outcome::ModelError),
             };
-            let probs = match tch::no_grad(|| model.try_forward(&x, false)) {
+            let probs = match tch::no_grad(|| plan.try_forward(&x)) {
                 Ok(logits) => logits.softmax(-1, Kind::Float),
                 Err(e) => return fail(e, Outcome::ModelError),
             };
