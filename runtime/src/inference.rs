@@ -267,8 +267,8 @@ fn fold(layer: &Params, norm: &Params, op: &Op) -> Result<(Tensor, Tensor), TchE
     Ok((new_weight, new_bias))
 }
 
-/// The same values, NHWC in memory.
-fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
+/// The same values, NHWC in memory (PyTorch's `torch.channels_last`), for a tensor of rank 4.
+pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
     t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
 }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, TchError, Tensor};
 
 use crate::data::{Batches, Dataset};
+use crate::inference::{channels_last, Layout};
 use crate::weights::{self, LoadOptions, OPTIM_PREFIX};
 use crate::{Model, RuntimeError};
 
@@ -72,6 +73,10 @@ pub struct TrainConfig {
     /// that epoch; otherwise such a loss is reported to the observer and training goes on. A
     /// loss or weights that are not finite stop the run either way.
     pub stop_on_divergence: bool,
+    /// The memory layout of the weights of rank 4 and of the batches: channels-last makes
+    /// MobileNetV2's step 1.25–2× faster on a CPU and leaves ResNet-18's as it is
+    /// ([`Layout::for_graph`] chooses); the values are the same, to rounding.
+    pub layout: Layout,
 }
 
 impl TrainConfig {
@@ -552,6 +557,18 @@ impl<'m> Trainer<'m> {
         Ok(Resumed::After { epochs: self.history.len(), fresh_state })
     }
 
+    /// Every variable of rank 4 (a 2-D convolution's weight) laid out channels-last, in place:
+    /// the optimiser and the model keep the same tensors.
+    fn arrange_weights(&mut self) -> Result<(), RuntimeError> {
+        for (_, mut v) in self.vs.variables() {
+            if v.dim() == 4 && v.is_floating_point() {
+                let arranged = channels_last(&v)?;
+                tch::no_grad(|| v.f_set_data(&arranged))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every weight, buffer and optimiser state tensor that holds NaN or infinite values.
     fn non_finite(&self) -> Vec<weights::NonFinite> {
         let variables: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
@@ -598,6 +615,9 @@ impl<'m> Trainer<'m> {
         let c = self.config.clone();
         c.validate()?;
         check_data(train, test)?;
+        if c.layout == Layout::ChannelsLast {
+            self.arrange_weights()?;
+        }
         for epoch in self.history.len() + 1..=c.epochs {
             tch::manual_seed(c.seed.wrapping_mul(1_000_003).wrapping_add(epoch as i64));
             let batches = Batches::new(train, c.batch, true, c.resize, c.device);
@@ -607,6 +627,10 @@ impl<'m> Trainer<'m> {
             let mut warned = false;
             for batch in batches {
                 let (x, y) = batch?;
+                let x = match c.layout {
+                    Layout::ChannelsLast if x.dim() == 4 => channels_last(&x)?,
+                    _ => x,
+                };
                 self.optim.zero_grad();
                 let outputs = self.model.try_forward_outputs(&x, true)?;
                 let logits = &outputs[0];

@@ -6,6 +6,7 @@ use std::time::Instant;
 use nnc_cli::{BenchArgs, Outcome, RunArgs};
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
+use nnc_runtime::inference::channels_last;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
 use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
@@ -200,6 +201,24 @@ fn train_step(
     Ok(())
 }
 
+/// The weights of rank 4 made channels-last in place, as `nnc train` lays them out, and the
+/// inputs of rank 4 copied so.
+fn arrange_for_training(vs: &nn::VarStore, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 && v.is_floating_point() {
+            let arranged = channels_last(&v)?;
+            tch::no_grad(|| v.f_set_data(&arranged))?;
+        }
+    }
+    Ok(inputs
+        .iter()
+        .map(|x| match x.dim() == 4 && x.is_floating_point() {
+            true => channels_last(x),
+            false => Ok(x.shallow_clone()),
+        })
+        .collect::<Result<_, _>>()?)
+}
+
 pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
@@ -243,6 +262,16 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(t) => t,
         Err(e) => return model_error(e),
     };
+    // The training step in the layout `nnc train` chooses.
+    let arranged = match plan.layout() {
+        Layout::ChannelsLast => arrange_for_training(&vs, &inputs),
+        Layout::Contiguous => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
+    };
+    let arranged = match arranged {
+        Ok(xs) => xs,
+        Err(e) => return model_error(e),
+    };
+    let xs: Vec<&Tensor> = arranged.iter().collect();
     let train = match measure(args.warmup, args.runs, args.batch, device, || {
         train_step(&model, &xs, &labels, &mut sgd)
     }) {

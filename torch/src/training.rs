@@ -386,6 +386,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         device,
         checkpoint: Some(checkpoint.clone()),
         stop_on_divergence: args.stops_on_divergence(),
+        layout: Layout::for_graph(&graph),
     };
     if let Err(e) = config.validate() {
         return fail(e, Outcome::UsageError);
