@@ -9,6 +9,7 @@
 pub mod data;
 mod error;
 mod file;
+pub mod inference;
 mod init;
 pub mod memory;
 mod model;
@@ -19,6 +20,7 @@ pub mod weights;
 
 pub use error::{Failure, LayerError, RuntimeError};
 pub use file::{check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock};
+pub use inference::{Inference, Layout};
 pub use init::Init;
 pub use model::{check_input, check_inputs, check_typed_input, input_dims, inputs, LayerInfo, Model};
 /// The IR, for generated code, which spells out each layer's op.

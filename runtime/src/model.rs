@@ -60,6 +60,16 @@ impl Model {
         &self.graph
     }
 
+    /// Each node's tensors, in graph order (none for a layer without any).
+    pub(crate) fn node_params(&self) -> &[Params] {
+        &self.params
+    }
+
+    /// For each node, whether a forward pass of the mode computes it.
+    pub(crate) fn computed_in(&self, train: bool) -> &[bool] {
+        &self.computed[usize::from(train)]
+    }
+
     /// Checks an input against the declared shape (any batch size where it is symbolic) and
     /// element type, for a model of one input.
     pub fn check_input(&self, x: &Tensor) -> Result<(), RuntimeError> {

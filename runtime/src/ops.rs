@@ -54,14 +54,25 @@ impl Params {
         Ok(())
     }
 
+    /// The same tensors with `name` (added if absent) holding `tensor` instead: the derived
+    /// tensors of an inference plan (a convolution with a batch norm folded in).
+    pub(crate) fn with(&self, name: &'static str, tensor: Tensor) -> Params {
+        let mut out = self.shared();
+        match out.tensors.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => *t = tensor,
+            None => out.tensors.push((Cow::Borrowed(name), tensor)),
+        }
+        out
+    }
+
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
     /// tensors given with [`Params::new`] that lack it.
-    fn get(&self, name: &str) -> Result<&Tensor, TchError> {
+    pub(crate) fn get(&self, name: &str) -> Result<&Tensor, TchError> {
         self.optional(name).ok_or_else(|| TchError::Shape(format!("the layer has no tensor `{name}`")))
     }
 
     /// The tensor `name`, if this instance of the op has it (a bias can be switched off).
-    fn optional(&self, name: &str) -> Option<&Tensor> {
+    pub(crate) fn optional(&self, name: &str) -> Option<&Tensor> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 }

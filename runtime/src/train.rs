@@ -13,6 +13,7 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, TchError, Tensor};
 
 use crate::data::{Batches, Dataset};
+use crate::inference::{channels_last, Layout};
 use crate::weights::{self, LoadOptions, OPTIM_PREFIX};
 use crate::{Model, RuntimeError};
 
@@ -72,6 +73,10 @@ pub struct TrainConfig {
     /// that epoch; otherwise such a loss is reported to the observer and training goes on. A
     /// loss or weights that are not finite stop the run either way.
     pub stop_on_divergence: bool,
+    /// The memory layout of the weights of rank 4 and of the batches: channels-last makes
+    /// MobileNetV2's step 1.25–2× faster on a CPU and leaves ResNet-18's as it is
+    /// ([`Layout::for_graph`] chooses); the values are the same, to rounding.
+    pub layout: Layout,
 }
 
 impl TrainConfig {
@@ -457,6 +462,18 @@ pub fn evaluate(
     resize: Option<i64>,
     device: Device,
 ) -> Result<Evaluation, RuntimeError> {
+    evaluate_with(|x| model.try_forward(x, false), data, batch, resize, device)
+}
+
+/// The loss and accuracy on `data` of the evaluation-mode forward `forward` (a model's
+/// [`Inference`](crate::Inference) plan, or its interpreter).
+pub fn evaluate_with(
+    forward: impl Fn(&Tensor) -> Result<Tensor, RuntimeError>,
+    data: &Dataset,
+    batch: i64,
+    resize: Option<i64>,
+    device: Device,
+) -> Result<Evaluation, RuntimeError> {
     if data.is_empty() {
         return Err(RuntimeError::Config("there are no examples to evaluate on (0 images)".to_string()));
     }
@@ -464,7 +481,7 @@ pub fn evaluate(
     tch::no_grad(|| -> Result<(), RuntimeError> {
         for batch in Batches::new(data, batch, false, resize, device) {
             let (x, y) = batch?;
-            let logits = model.try_forward(&x, false)?;
+            let logits = forward(&x)?;
             correct += count_correct(&logits, &y)?;
             loss_sum += cross_entropy(&logits, &y)?.f_double_value(&[])? * y.size()[0] as f64;
         }
@@ -540,6 +557,18 @@ impl<'m> Trainer<'m> {
         Ok(Resumed::After { epochs: self.history.len(), fresh_state })
     }
 
+    /// Every variable of rank 4 (a 2-D convolution's weight) laid out channels-last, in place:
+    /// the optimiser and the model keep the same tensors.
+    fn arrange_weights(&mut self) -> Result<(), RuntimeError> {
+        for (_, mut v) in self.vs.variables() {
+            if v.dim() == 4 && v.is_floating_point() {
+                let arranged = channels_last(&v)?;
+                tch::no_grad(|| v.f_set_data(&arranged))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every weight, buffer and optimiser state tensor that holds NaN or infinite values.
     fn non_finite(&self) -> Vec<weights::NonFinite> {
         let variables: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
@@ -586,6 +615,9 @@ impl<'m> Trainer<'m> {
         let c = self.config.clone();
         c.validate()?;
         check_data(train, test)?;
+        if c.layout == Layout::ChannelsLast {
+            self.arrange_weights()?;
+        }
         for epoch in self.history.len() + 1..=c.epochs {
             tch::manual_seed(c.seed.wrapping_mul(1_000_003).wrapping_add(epoch as i64));
             let batches = Batches::new(train, c.batch, true, c.resize, c.device);
@@ -595,6 +627,10 @@ impl<'m> Trainer<'m> {
             let mut warned = false;
             for batch in batches {
                 let (x, y) = batch?;
+                let x = match c.layout {
+                    Layout::ChannelsLast if x.dim() == 4 => channels_last(&x)?,
+                    _ => x,
+                };
                 self.optim.zero_grad();
                 let outputs = self.model.try_forward_outputs(&x, true)?;
                 let logits = &outputs[0];

@@ -90,29 +90,30 @@ pub(crate) fn write(
 /// A tensor as safetensors stores it; its bytes are copied out one tensor at a time as the
 /// file is assembled. (tch writes safetensors only to a path, and ours go through
 /// [`write_atomic`].)
-struct Stored<'a> {
-    tensor: &'a Tensor,
+struct Stored {
+    tensor: Tensor,
     dtype: Dtype,
     shape: Vec<usize>,
 }
 
-impl<'a> Stored<'a> {
-    /// Refuses what tch's writer refuses: sparse and non-contiguous tensors, and kinds the
-    /// format has no dtype for.
-    fn new(tensor: &'a Tensor) -> Result<Self, TchError> {
+impl Stored {
+    /// Refuses what tch's writer refuses: sparse tensors, and kinds the format has no dtype
+    /// for. A tensor in another layout (a channels-last weight) is stored in the usual one.
+    fn new(tensor: &Tensor) -> Result<Self, TchError> {
         if tensor.is_sparse() {
             return Err(TchError::Convert("Cannot save sparse tensors".to_string()));
         }
-        if !tensor.is_contiguous() {
-            return Err(TchError::Convert("Cannot save non contiguous tensors".to_string()));
-        }
+        let tensor = match tensor.is_contiguous() {
+            true => tensor.shallow_clone(),
+            false => tensor.f_contiguous()?,
+        };
         let dtype = Dtype::try_from(tensor.kind())?;
         let shape = tensor.size().iter().map(|&d| d as usize).collect();
         Ok(Stored { tensor, dtype, shape })
     }
 }
 
-impl View for Stored<'_> {
+impl View for Stored {
     fn dtype(&self) -> Dtype {
         self.dtype
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::data::{self, encode_idx, Dataset};
 use nnc_runtime::train::{Optimizer, Quiet, TrainConfig, Trainer};
-use nnc_runtime::{Init, Model, RuntimeError};
+use nnc_runtime::{Init, Layout, Model, RuntimeError};
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is global, and tests run in parallel threads: the tests that
@@ -47,6 +47,7 @@ fn config(epochs: usize, lr: f64, checkpoint: Option<PathBuf>) -> TrainConfig {
         device: Device::Cpu,
         checkpoint,
         stop_on_divergence: true,
+        layout: Layout::Contiguous,
     }
 }
 
@@ -73,6 +74,38 @@ fn the_loss_falls_and_accuracy_beats_chance() {
         h.iter().map(|m| m.train_loss).collect::<Vec<_>>()
     );
     assert!(h[3].test_acc > 0.6, "test accuracy {} (chance: 0.25)", h[3].test_acc);
+}
+
+/// Training in channels-last (weights and batches) gives the weights contiguous training
+/// gives, to rounding, and its checkpoint is written in the usual layout and resumes.
+#[test]
+fn channels_last_training_matches_contiguous_training() {
+    let _rng = rng();
+    let text = "network wide { input [N, 1, 8, 8]\n conv2d(16, 3, padding=1) -> batchnorm -> relu -> conv2d(16, 3, padding=1) -> relu -> flatten -> linear(4) }";
+    let (train, test) = (bands(128, 1), bands(32, 2));
+    let dir = tmp("channels-last");
+    let mut trained = Vec::new();
+    for layout in [Layout::Contiguous, Layout::ChannelsLast] {
+        let (mut vs, m) = seeded_model(text);
+        let checkpoint = dir.join(format!("{layout:?}.safetensors"));
+        let settings = TrainConfig { layout, ..config(2, 0.05, Some(checkpoint.clone())) };
+        Trainer::new(&m, &mut vs, settings).run(&train, &test, &mut Quiet).unwrap();
+        let weight = vs.variables()["3.weight"].shallow_clone();
+        assert_eq!(weight.is_contiguous(), layout == Layout::Contiguous, "{layout:?}");
+        // The checkpoint resumes into a fresh model, whatever its layout.
+        let (mut fresh, m2) = seeded_model(text);
+        let settings = TrainConfig { layout, ..config(2, 0.05, Some(checkpoint)) };
+        let mut resumed = Trainer::new(&m2, &mut fresh, settings);
+        resumed.resume(&dir.join(format!("{layout:?}.safetensors"))).unwrap();
+        drop(resumed);
+        let loaded = fresh.variables()["3.weight"].shallow_clone();
+        assert_eq!(loaded, weight, "{layout:?}: the checkpoint's weights");
+        trained.push(weight);
+    }
+    let diff = (&trained[0] - &trained[1]).abs().max().double_value(&[]);
+    let scale = trained[0].abs().max().double_value(&[]);
+    assert!(diff <= 1e-4 * scale, "the layouts' weights differ by {diff} (of {scale})");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The network `text`, checked, with PyTorch's initialisation from seed 0.

@@ -7,8 +7,9 @@ use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs};
 use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
+use nnc_runtime::inference::channels_last;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
-use nnc_runtime::{weights, Init, LayerError, Model, RuntimeError};
+use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
 use crate::args::{device, init};
 
@@ -152,6 +153,25 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             _ => writeln!(out, "output `{}` {:?}, first example: {values}", output.name, tensor.size())?,
         }
     }
+    if !args.train {
+        // The inference plan `eval`, `predict` and `bench` run, against the interpreter.
+        let planned = Inference::new(&model, Layout::for_graph(graph)).and_then(|plan| {
+            let xs = random_inputs(graph, args.batch, device)?;
+            let xs: Vec<&Tensor> = xs.iter().collect();
+            let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
+            let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
+            let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, f64::max);
+            Ok((plan.folded(), plan.layout(), worst))
+        });
+        match planned {
+            Ok((folded, layout, worst)) => writeln!(
+                out,
+                "inference plan ({folded} batch norms folded, {}): outputs within {worst:.1e} relative of the interpreter's",
+                layout.describe()
+            )?,
+            Err(e) => return model_error(e),
+        }
+    }
     if let Some(path) = &args.save_weights {
         if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
             return model_error(e);
@@ -220,6 +240,24 @@ fn train_step(
     Ok(())
 }
 
+/// The weights of rank 4 made channels-last in place, as `nnc train` lays them out, and the
+/// inputs of rank 4 copied so.
+fn arrange_for_training(vs: &nn::VarStore, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 && v.is_floating_point() {
+            let arranged = channels_last(&v)?;
+            tch::no_grad(|| v.f_set_data(&arranged))?;
+        }
+    }
+    Ok(inputs
+        .iter()
+        .map(|x| match x.dim() == 4 && x.is_floating_point() {
+            true => channels_last(x),
+            false => Ok(x.shallow_clone()),
+        })
+        .collect::<Result<_, _>>()?)
+}
+
 pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
@@ -246,13 +284,33 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(o) => o,
         Err(e) => return model_error(e),
     };
-    let forward = measure(args.warmup, args.runs, args.batch, device, || {
+    let plan = match Inference::new(&model, Layout::for_graph(graph)) {
+        Ok(plan) => plan,
+        Err(e) => return model_error(e),
+    };
+    let plain = match measure(args.warmup, args.runs, args.batch, device, || {
         tch::no_grad(|| model.try_forward_inputs(&xs, false)).map(drop)
+    }) {
+        Ok(t) => t,
+        Err(e) => return model_error(e),
+    };
+    let forward = measure(args.warmup, args.runs, args.batch, device, || {
+        tch::no_grad(|| plan.try_forward_inputs(&xs)).map(drop)
     });
     let forward = match forward {
         Ok(t) => t,
         Err(e) => return model_error(e),
     };
+    // The training step in the layout `nnc train` chooses.
+    let arranged = match plan.layout() {
+        Layout::ChannelsLast => arrange_for_training(&vs, &inputs),
+        Layout::Contiguous => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
+    };
+    let arranged = match arranged {
+        Ok(xs) => xs,
+        Err(e) => return model_error(e),
+    };
+    let xs: Vec<&Tensor> = arranged.iter().collect();
     let train = match measure(args.warmup, args.runs, args.batch, device, || {
         train_step(&model, &xs, &labels, &mut sgd)
     }) {
@@ -282,7 +340,13 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         "network {} on {device:?}, batch {}, {threads} threads, median of {} runs after {} warm-up",
         graph.name, args.batch, args.runs, args.warmup
     )?;
-    for (what, t) in [("forward (eval)", forward), ("training step", train)] {
+    writeln!(
+        out,
+        "inference plan: {} batch norms folded into the layer before them, {}; \"plain forward\" is the interpreter",
+        plan.folded(),
+        plan.layout().describe()
+    )?;
+    for (what, t) in [("forward (eval)", forward), ("plain forward", plain), ("training step", train)] {
         writeln!(out, "{what:<15} {:>10.1} examples/s  (min {:.1}, max {:.1})", t.median, t.min, t.max)?;
     }
     Ok(Outcome::Ok)

@@ -19,8 +19,8 @@ use nnc_runtime::tch::{self, nn, Device, Kind};
 use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, Resumed, TrainConfig, Trainer};
 use nnc_runtime::weights::{self, LoadOptions};
 use nnc_runtime::{
-    check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Init, Model,
-    RuntimeError,
+    check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Inference, Init, Layout,
+    Model, RuntimeError,
 };
 
 use crate::args::{device, init};
@@ -403,6 +403,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         device,
         checkpoint: Some(checkpoint.clone()),
         stop_on_divergence: args.stops_on_divergence(),
+        layout: Layout::for_graph(&graph),
     };
     if let Err(e) = config.validate() {
         return fail(e, Outcome::UsageError);
@@ -635,7 +636,11 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
-    match nnc_runtime::train::evaluate(&model, &test, args.batch, resize, device) {
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
+        Ok(plan) => plan,
+        Err(e) => return fail(e, Outcome::ModelError),
+    };
+    match nnc_runtime::train::evaluate_with(|x| plan.try_forward(x), &test, args.batch, resize, device) {
         Ok(tested) => {
             let mut out = io::stdout().lock();
             match args.format {
@@ -674,6 +679,10 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
+        Ok(plan) => plan,
+        Err(e) => return fail(e, Outcome::ModelError),
+    };
     let mut out = io::stdout().lock();
     for path in &args.images {
         let read = if data::is_picture(path) { data::read_picture(path) } else { data::read_images(path) };
@@ -696,7 +705,7 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
                 Ok((x, _)) => x,
                 Err(e) => return fail(e, Outcome::ModelError),
             };
-            let probs = match tch::no_grad(|| model.try_forward(&x, false)) {
+            let probs = match tch::no_grad(|| plan.try_forward(&x)) {
                 Ok(logits) => logits.softmax(-1, Kind::Float),
                 Err(e) => return fail(e, Outcome::ModelError),
             };

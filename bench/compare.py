@@ -1,0 +1,231 @@
+"""nnc against every PyTorch route, side by side in one run on the same machine and threads.
+
+Models: LeNet (28×28), ResNet-18 at 96×96 (d2l's, grey images), MobileNetV2 at 96×96
+(torchvision's, models/zoo/mobilenet_v2.net). Workloads: a forward pass in evaluation mode at
+batch 1 and at batch 32, and a training step (forward, cross-entropy, backward, SGD) at batch 32.
+Routes: PyTorch eager, eager with channels-last, TorchScript frozen (`torch.jit.freeze` +
+`optimize_for_inference`, inference only), `torch.compile` (skip it with --no-compile: its
+first step compiles for a long time), eager under CPU bf16 autocast; and nnc's `nnc bench`:
+its inference plan and its plain interpreter.
+
+Every figure is examples per second, the median of --runs timed batches after a warm-up; the
+whole measurement is repeated --repeats times and each cell shows the median of the repeats and
+their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
+route, and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
+peak is measured here, with a large matmul on the same threads; a training step is counted as
+three forward passes of multiply-adds).
+
+    /work/venv/bin/python bench/compare.py [--threads 2] [--repeats 3] [--no-compile]
+
+Needs the release nnc with the runtime (`cargo build --release -p nnc-cli -p nnc-torch`, or
+--nnc PATH) and a Python with torch and torchvision.
+"""
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+from torch.nn import functional as F
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(ROOT, "parity"))
+from d2l import lenet, resnet18  # noqa: E402  (d2l's code, shared with the parity fixtures)
+
+
+def mobilenet_v2():
+    import torchvision
+
+    return torchvision.models.mobilenet_v2(num_classes=1000)
+
+
+# name: (PyTorch module, input channels, size, .net file, its --set values)
+MODELS = {
+    "lenet": (lenet, 1, 28, "models/lenet.net", []),
+    "resnet18": (resnet18, 1, 96, "models/resnet18.net", ["size=96"]),
+    "mobilenet_v2": (mobilenet_v2, 3, 96, "models/zoo/mobilenet_v2.net", ["size=96"]),
+}
+WORKLOADS = [("forward", 1), ("forward", 32), ("train", 32)]
+ROUTES = ["eager", "channels-last", "frozen", "compile", "bf16 autocast"]
+
+
+def measure(step, batch, warmup, runs):
+    for _ in range(warmup):
+        step()
+    rates = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        step()
+        rates.append(batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def matmul_peak(threads, n=2048, runs=5):
+    """The fp32 FLOP/s of a large matmul on these threads: the machine's practical peak."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def pytorch_step(make, channels, size, route, workload, batch):
+    """A step function for the route and workload, or None where the route has no such step."""
+    torch.manual_seed(0)
+    net = make()
+    x = torch.randn(batch, channels, size, size)
+    y = torch.randint(10, (batch,))
+    if route == "channels-last":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    if workload == "forward":
+        net.eval()
+        if route == "frozen":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, x)))
+        elif route == "compile":
+            net = torch.compile(net)
+        autocast = route == "bf16 autocast"
+
+        def forward():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                net(x)
+
+        return forward
+    if route == "frozen":
+        return None
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    model = torch.compile(net) if route == "compile" else net
+    autocast = route == "bf16 autocast"
+
+    def train():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return train
+
+
+def nnc_bench(nnc, file, sets, batch, threads, runs, warmup):
+    """`nnc bench`'s figures: the plan's forward, the interpreter's, and the training step."""
+    args = [nnc, "bench", file, "--batch", str(batch), "--threads", str(threads), "--runs", str(runs)]
+    args += ["--warmup", str(warmup)]
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    figures = {}
+    for line in out.splitlines():
+        for key, label in [("forward", "forward (eval)"), ("plain", "plain forward"), ("train", "training step")]:
+            if line.startswith(label):
+                figures[key] = float(line[len(label):].split()[0])
+    return figures
+
+
+def macs(nnc, file, sets):
+    args = [nnc, "check", file, "--format", "json"]
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)[0]["networks"][0]["totals"]["macs"]
+
+
+def cell(values):
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.1f}"
+    return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--runs", type=int, default=10, help="timed batches per figure")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    p.add_argument("--nnc", default=os.path.join(ROOT, "target", "release", "nnc"))
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    routes = [r for r in ROUTES if not (a.no_compile and r == "compile")]
+    models = a.models.split(",")
+
+    results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
+    peaks = []
+    for repeat in range(a.repeats):
+        peaks.append(matmul_peak(a.threads))
+        for name in models:
+            make, channels, size, file, sets = MODELS[name]
+            for batch in sorted({b for _, b in WORKLOADS}):
+                figures = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup)
+                for workload, b in WORKLOADS:
+                    if b != batch:
+                        continue
+                    if workload == "forward":
+                        results.setdefault((name, workload, b, "nnc"), []).append(figures["forward"])
+                        results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
+                    else:
+                        results.setdefault((name, workload, b, "nnc"), []).append(figures["train"])
+            for workload, batch in WORKLOADS:
+                for route in routes:
+                    step = pytorch_step(make, channels, size, route, workload, batch)
+                    if step is None:
+                        continue
+                    # torch.compile compiles at its first call: more warm-up, untimed.
+                    warmup = a.warmup + (2 if route == "compile" else 0)
+                    rate = measure(step, batch, warmup, a.runs)
+                    results.setdefault((name, workload, batch, route), []).append(rate)
+            print(f"repeat {repeat + 1}/{a.repeats}: {name} done", file=sys.stderr, flush=True)
+
+    peak = statistics.median(peaks)
+    print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
+          f"(median of {a.repeats}; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
+    print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of {a.runs} batches; "
+          f"torch {torch.__version__}, {a.threads} threads\n")
+    columns = ["nnc", "nnc plain"] + routes
+    header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "% peak"]
+    rows = []
+    for name in models:
+        _, _, _, file, sets = MODELS[name]
+        flops_per_example = 2 * macs(a.nnc, file, sets)
+        for workload, batch in WORKLOADS:
+            get = lambda route: results.get((name, workload, batch, route), [])  # noqa: E731
+            nnc = get("nnc")
+            fp32 = [r for r in ["eager", "channels-last", "frozen", "compile"] if get(r)]
+            best = max(statistics.median(get(r)) for r in fp32)
+            ratio_eager = statistics.median(nnc) / statistics.median(get("eager"))
+            ratio_best = statistics.median(nnc) / best
+            work = flops_per_example * (3 if workload == "train" else 1)
+            fraction = statistics.median(nnc) * work / peak
+            rows.append([name, f"{workload} b{batch}"] + [cell(get(c)) for c in columns]
+                        + [f"×{ratio_eager:.2f}", f"×{ratio_best:.2f}", f"{100 * fraction:.1f}"])
+    if a.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+        for r in [header] + rows:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()

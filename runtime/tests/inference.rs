@@ -1,0 +1,150 @@
+//! The inference plan (`nnc_runtime::inference`) computes what the interpreter computes: every
+//! model of `models/`, and several of the zoo at a small size, in both layouts, with batch
+//! norms whose statistics and affine tensors are far from their initial values (so that
+//! folding them changes the weights), within 1e-5 relative of the plain evaluation-mode forward.
+
+use std::path::{Path, PathBuf};
+
+use nnc_compiler::ir::{DType, Graph, Op};
+use nnc_compiler::{compile, Options, Root};
+use nnc_runtime::{parity, Inference, Init, Layout, Model};
+use tch::{nn, Device, Kind, Tensor};
+
+const TOLERANCE: f64 = 1e-5;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Overrides that keep each model small enough for a quick CPU test.
+fn overrides(file: &str) -> Vec<(String, String)> {
+    let set: &[(&str, &str)] = match file {
+        "alexnet.net" => &[("size", "96"), ("hidden", "256")],
+        "vgg11.net" => &[("size", "32"), ("ratio", "8"), ("hidden", "128")],
+        "resnet18.net" => &[("size", "64")],
+        "resnet-1000.net" => &[("n", "18")],
+        "nin.net" => &[("size", "96"), ("ratio", "4")],
+        "googlenet.net" => &[("size", "64"), ("ratio", "4")],
+        "densenet.net" => &[("size", "64")],
+        "zoo/mobilenet_v2.net" | "zoo/efficientnet_b0.net" | "zoo/resnet50.net" => &[("size", "64")],
+        "zoo/shufflenet_v2_x1_0.net" | "zoo/regnet_y_400mf.net" => &[("size", "64")],
+        "zoo/unet.net" => &[("size", "32")],
+        _ => &[],
+    };
+    set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn graphs(file: &str) -> Vec<Graph> {
+    let path = root().join("models").join(file);
+    let options = Options { overrides: overrides(file), ..Options::default() };
+    let compiled = compile(Root::Path(&path), &options);
+    assert!(compiled.diagnostics.is_empty(), "{file}: {:?}", compiled.diagnostics);
+    compiled.graphs
+}
+
+/// Batch norms with statistics and affine tensors of their own: folded, they change the
+/// layer before them.
+fn randomise_batch_norms(vs: &nn::VarStore, graph: &Graph) {
+    let variables = vs.variables();
+    tch::no_grad(|| {
+        for node in graph.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm(_))) {
+            for (tensor, low, high) in [
+                ("running_mean", -0.5, 0.5),
+                ("running_var", 0.5, 2.0),
+                ("weight", 0.5, 1.5),
+                ("bias", -0.5, 0.5),
+            ] {
+                let mut t = variables[&format!("{}.{tensor}", node.name)].shallow_clone();
+                let _ = t.uniform_(low, high);
+            }
+        }
+    });
+}
+
+fn random_inputs(graph: &Graph, batch: i64) -> Vec<Tensor> {
+    graph
+        .inputs
+        .iter()
+        .map(|&id| {
+            let node = graph.node(id);
+            let sizes = node.shape.sizes(batch);
+            match node.shape.dtype {
+                DType::Float => Tensor::randn(sizes.as_slice(), (Kind::Float, Device::Cpu)),
+                DType::Int => {
+                    Tensor::randint(graph.id_bound(id) as i64, sizes.as_slice(), (Kind::Int64, Device::Cpu))
+                }
+                DType::Bool => Tensor::rand(sizes.as_slice(), (Kind::Float, Device::Cpu)).lt(0.5),
+            }
+        })
+        .collect()
+}
+
+/// The plan's outputs against the interpreter's, in both layouts; the number of batch norms
+/// the plan folded.
+fn check(file: &str) -> usize {
+    let mut folded = 0;
+    for graph in graphs(file) {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph, Init::PyTorch);
+        randomise_batch_norms(&vs, model.graph());
+        let inputs = random_inputs(model.graph(), 2);
+        let xs: Vec<&Tensor> = inputs.iter().collect();
+        let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false)).unwrap();
+        for layout in [Layout::Contiguous, Layout::ChannelsLast] {
+            let plan = Inference::new(&model, layout).unwrap();
+            folded = plan.folded();
+            let optimised = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs)).unwrap();
+            assert_eq!(optimised.len(), plain.len(), "{file}: outputs");
+            for (k, (a, b)) in optimised.iter().zip(&plain).enumerate() {
+                assert_eq!(a.size(), b.size(), "{file}: output {k}'s shape");
+                let error = parity::relative(a, b);
+                eprintln!("{file} {layout:?}: output {k} off by {error:e}, {folded} batch norms folded");
+                assert!(
+                    error <= TOLERANCE,
+                    "{file} {layout:?}: output {k} off the interpreter's by {error:e}"
+                );
+            }
+        }
+    }
+    folded
+}
+
+#[test]
+fn every_model_computes_the_interpreters_outputs() {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "net"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    for file in files {
+        check(&file);
+    }
+}
+
+#[test]
+fn batch_norms_fold_into_the_layer_before_them() {
+    // LeNet-BN: two convolutions and two linear layers, each followed by a batch norm.
+    assert_eq!(check("lenet-bn.net"), 4);
+    // ResNet-18: the stem's and the two of each of the eight residual blocks; d2l's 1×1
+    // shortcut convolutions have none.
+    assert_eq!(check("resnet18.net"), 17);
+    assert_eq!(check("lenet.net"), 0);
+}
+
+#[test]
+fn zoo_networks_compute_the_interpreters_outputs() {
+    for file in [
+        "zoo/mobilenet_v2.net",
+        "zoo/resnet50.net",
+        "zoo/efficientnet_b0.net",
+        "zoo/shufflenet_v2_x1_0.net",
+        "zoo/regnet_y_400mf.net",
+        "zoo/unet.net",
+        "zoo/text_classifier.net",
+    ] {
+        check(file);
+    }
+}
