@@ -1088,9 +1088,16 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Command::Snapshot(args) => snapshot::snapshot(&args),
         Command::Lsp => lsp::serve(),
         Command::Completions(args) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut command, "nnc", &mut io::stdout().lock());
-            Ok(Outcome::Ok)
+            // Written to memory first: clap_complete panics on a failed write, and a closed
+            // pipe must end the command quietly, as everywhere.
+            let mut script = Vec::new();
+            clap_complete::generate(
+                args.shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "nnc",
+                &mut script,
+            );
+            io::stdout().lock().write_all(&script).map(|()| Outcome::Ok)
         }
         Command::Runtime(command) => runtime(command),
     };

@@ -680,6 +680,17 @@ fn every_option_has_help_and_completions_are_generated() {
         let script = text(&out.stdout);
         assert!(script.contains("snapshot") && script.contains("export-weights"), "{shell}: {script}");
     }
+    // A reader gone before the script is written: quietly, with exit 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
 
 /// `nnc check` takes folders (every `.net` under them) and `-` (standard input), and `-q`

@@ -661,7 +661,7 @@ fn runs_record_their_provenance_and_test_loss_and_export_plain_weights() {
     assert_eq!(meta.get("epoch").map(String::as_str), Some("2"), "{meta:?}");
     assert_eq!(meta.get("nnc_version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
     let parameters: serde_json::Value = serde_json::from_str(&meta["parameters"]).unwrap();
-    assert!(parameters.as_object().is_some_and(|p| p.contains_key("classes")), "{parameters}");
+    assert_eq!(parameters["classes"], 10, "{parameters}");
 
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("epoch,train_loss,train_acc,test_loss,test_acc,examples_per_sec\n"), "{csv}");

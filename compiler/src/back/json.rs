@@ -48,7 +48,7 @@ fn op(node: &Node, text: &str) -> Value {
 /// A network parameter's value as JSON: a number, a boolean, a string, or an array for a
 /// tuple. The IR keeps each as the language prints it, which is JSON's spelling for the
 /// first three, and Python's for tuples.
-fn parameter(text: &str) -> Value {
+pub fn parameter(text: &str) -> Value {
     let spelled = match text.starts_with('(') {
         // A tuple of values (`(3, 5)`, `(3,)`, `((1, 2), 3)`): brackets for its parentheses,
         // those inside its strings left as they are.
