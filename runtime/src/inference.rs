@@ -20,6 +20,7 @@ use nnc_compiler::ir::{Graph, NodeId, Op};
 use tch::{Kind, TchError, Tensor};
 
 use crate::error::LayerError;
+use crate::model::node_inputs;
 use crate::ops::{self, Params};
 use crate::{Model, RuntimeError};
 
@@ -179,12 +180,7 @@ impl<'m> Inference<'m> {
                     values[layer.0].as_ref().map(|v| v.iter().map(Tensor::shallow_clone).collect())
                 }
                 Step::Run(derived) => {
-                    let reads = node.op.layer().reads();
-                    let inputs: Vec<&Tensor> = node
-                        .inputs
-                        .iter()
-                        .map(|id| &values[id.0].as_ref().expect("inputs come first")[reads])
-                        .collect();
+                    let inputs = node_inputs(node, &values);
                     let own = derived.as_ref().unwrap_or(&params[i]);
                     Some(ops::apply_outputs(&node.name, &node.op, own, &inputs, false)?)
                 }

@@ -1,6 +1,6 @@
 //! The interpreter: a checked IR graph run on libtorch, node by node.
 
-use nnc_compiler::ir::{DType, Graph, Op};
+use nnc_compiler::ir::{DType, Graph, Node, Op};
 use tch::{nn, Kind, Tensor};
 
 use crate::init::Init;
@@ -141,12 +141,7 @@ impl Model {
                 let k = self.graph.inputs.iter().position(|id| id.0 == i).expect("an input of the graph");
                 Some(vec![xs[k].shallow_clone()])
             } else {
-                let reads = node.op.layer().reads();
-                let inputs: Vec<&Tensor> = node
-                    .inputs
-                    .iter()
-                    .map(|id| &values[id.0].as_ref().expect("inputs come first")[reads])
-                    .collect();
+                let inputs = node_inputs(node, &values);
                 Some(ops::apply_outputs(&node.name, &node.op, &self.params[i], &inputs, train)?)
             };
             values.push(value);
@@ -182,6 +177,13 @@ pub struct LayerInfo {
     pub params: u64,
     /// Multiply-adds of one example.
     pub macs: u64,
+}
+
+/// The tensors `node` reads from the values computed before it (each node's output and
+/// states): of each input, the one its op reads (a recurrent layer's state, for a selector).
+pub(crate) fn node_inputs<'v>(node: &Node, values: &'v [Option<Vec<Tensor>>]) -> Vec<&'v Tensor> {
+    let reads = node.op.layer().reads();
+    node.inputs.iter().map(|id| &values[id.0].as_ref().expect("inputs come first")[reads]).collect()
 }
 
 /// The declared shape of a graph's (first) input, with -1 for a symbolic batch.
