@@ -1057,7 +1057,13 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
         eprintln!("error: `{}` defines {what}; choose one with --network NAME", args.file.display());
         return Ok(Outcome::UsageError);
     }
-    f(compilation.graphs.pop().expect("one graph"))
+    let graph = compilation.graphs.pop().expect("one graph");
+    // Free sizes are checked, not yet run, emitted or drawn: those need one size.
+    if let Some(free) = &graph.free {
+        eprintln!("error: {}", free.needs_fixing());
+        return Ok(Outcome::UsageError);
+    }
+    f(graph)
 }
 
 fn outcome_of(compilation: &Compilation) -> Outcome {

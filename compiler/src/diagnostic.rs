@@ -39,6 +39,8 @@ pub enum Code {
     ConcatMismatch,
     /// A layer given a tensor of the wrong rank or size.
     ShapeMismatch,
+    /// A free input size (`input [N, 3, H, W]`) that a layer cannot take.
+    FreeSize,
     /// A block that calls itself, directly or not.
     Recursion,
     /// An exhausted limit (expanded layers, repeat count, nesting, evaluation steps).
@@ -89,6 +91,7 @@ impl Code {
             Code::AddMismatch => "E0202",
             Code::ConcatMismatch => "E0203",
             Code::ShapeMismatch => "E0204",
+            Code::FreeSize => "E0205",
             Code::DeadTensor => "W0001",
             Code::IgnoredInput => "W0002",
             Code::UnusedParameter => "W0003",
@@ -131,6 +134,7 @@ impl Code {
         Code::AddMismatch,
         Code::ConcatMismatch,
         Code::ShapeMismatch,
+        Code::FreeSize,
         Code::DeadTensor,
         Code::IgnoredInput,
         Code::UnusedParameter,

@@ -544,6 +544,31 @@ network net {
 ",
                 standalone: true,
             },
+            Code::FreeSize => Explanation {
+                summary: "a free input size that a layer cannot take",
+                text: "An input declared with free sizes (`input [N, 3, H, W]`, with `H` and `W` bound \
+                       to nothing) is checked for every size at once: nnc works out each layer's sizes \
+                       as expressions of the free ones and the exact set of sizes that work. A layer \
+                       whose weights would depend on a free size cannot take every size: a `linear` \
+                       after a `flatten` of the image gets as many input features as the image has \
+                       pixels, so PyTorch's `nn.Linear` would need another weight for each size. Pool \
+                       to a fixed size first (`adaptive_avgpool2d`), or fix the size with `--set H=28`. \
+                       A few layers do not take free sizes yet; they get this code too, and `--set` \
+                       checks them at one size.",
+                broken: "\
+network net {
+    input [N, 1, H, W]
+    conv2d(6, 5) -> relu -> flatten -> linear(10)
+}
+",
+                fixed: "\
+network net {
+    input [N, 1, H, W]
+    conv2d(6, 5) -> relu -> adaptive_avgpool2d(4) -> flatten -> linear(10)
+}
+",
+                standalone: true,
+            },
             Code::DeadTensor => Explanation {
                 summary: "a tensor that is computed but never reaches the network's output",
                 text: "A layer whose result never flows, directly or through later layers, into \

@@ -39,6 +39,10 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     /// Named groups of nodes (block instances and repeats), for collapsing the report.
     pub groups: Vec<Group>,
+    /// For a network with free sizes (`input [N, 3, H, W]`): each node's sizes as
+    /// expressions of them, what the layers need, and the valid sizes. The shapes of `nodes`
+    /// are then those of one probe (see `crate::free`).
+    pub free: Option<Box<crate::free::FreeSizes>>,
 }
 
 impl Graph {
@@ -123,6 +127,24 @@ impl Graph {
             last[output.node.0] = usize::MAX;
         }
         last
+    }
+
+    /// A node's shape as the report shows it: with a network's free sizes, their
+    /// expressions (`[N, 64, ⌊(H + 1)/2⌋, ⌊(W + 1)/2⌋]`).
+    pub fn shape_text(&self, id: NodeId) -> String {
+        let shape = &self.nodes[id.0].shape;
+        match self.free.as_ref().and_then(|f| f.dims.get(id.0)) {
+            Some(dims) => {
+                let sizes = dims.iter().map(ToString::to_string);
+                let all: Vec<String> = shape.batch_text().into_iter().chain(sizes).collect();
+                let dtype = match shape.dtype {
+                    DType::Float => String::new(),
+                    other => format!(" {other}"),
+                };
+                format!("[{}]{dtype}", all.join(", "))
+            }
+            None => shape.to_string(),
+        }
     }
 
     pub fn total_params(&self) -> u64 {

@@ -17,11 +17,13 @@
 pub mod back;
 pub mod diagnostic;
 pub mod explain;
+pub mod free;
 mod front;
 pub mod input;
 pub mod ir;
 pub mod ops;
 mod shape;
+pub mod size;
 pub mod snapshot;
 mod source;
 pub mod trace;
@@ -113,8 +115,10 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
         }
     }
     for (name, (_, loc)) in &overrides {
-        let known =
-            selected.iter().any(|&n| program.definition(n).params.iter().any(|p| p.name.name == *name));
+        let known = selected.iter().any(|&n| {
+            let def = program.definition(n);
+            def.params.iter().any(|p| p.name.name == *name) || free::declared_names(def).contains(name)
+        });
         if !known && !selected.is_empty() {
             let params: Vec<String> = selected
                 .iter()
@@ -139,9 +143,50 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
             let def = program.definition((file, index));
             let given: HashMap<&str, Value> =
                 overrides.iter().map(|(k, (v, _))| (k.as_str(), v.clone())).collect();
-            let expander = Expander::new(&program, options.limits).traced(options.trace);
-            let (graph, mut diags, expansion) = expander.network(file, def, &given);
+            let (set, mut diags) = free_values(def, &overrides);
+            let expander = Expander::new(&program, options.limits)
+                .traced(options.trace)
+                .free_sizes(set.clone(), free::PROBES[0]);
+            let (graph, more, expansion) = expander.network(file, def, &given);
+            diags.extend(more);
             expansions.extend(expansion);
+            let unset: Vec<String> =
+                free::declared_names(def).into_iter().filter(|n| !set.contains_key(n)).collect();
+            let graph = match graph {
+                Some(mut graph) if graph.free.is_some() => {
+                    // The same network at the second probe, for the free-size analysis.
+                    let expander = Expander::new(&program, options.limits).free_sizes(set, free::PROBES[1]);
+                    let (other, other_diags, _) = expander.network(file, def, &given);
+                    let names = graph.free.take().map(|f| f.names).unwrap_or_default();
+                    match other
+                        .ok_or(other_diags)
+                        .and_then(|other| free::analyse(&graph, &other, names).map_err(|d| vec![d]))
+                    {
+                        Ok(sizes) => {
+                            graph.free = Some(Box::new(sizes));
+                            Some(graph)
+                        }
+                        Err(errors) => {
+                            let errors = errors.into_iter().filter(Diagnostic::is_error);
+                            diags.extend(errors.map(|d| {
+                                if d.code == Code::FreeSize {
+                                    d
+                                } else {
+                                    probed(d, &unset, 1)
+                                }
+                            }));
+                            None
+                        }
+                    }
+                }
+                graph => graph,
+            };
+            if !unset.is_empty() && graph.is_none() {
+                diags = diags
+                    .into_iter()
+                    .map(|d| if d.is_error() && d.code != Code::FreeSize { probed(d, &unset, 0) } else { d })
+                    .collect();
+            }
             apply_lint_levels(&mut diags, options.deny_warnings, &options.allow);
             if !diags.iter().any(Diagnostic::is_error) {
                 graphs.extend(graph);
@@ -155,6 +200,39 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
         graphs.clear();
     }
     Compilation { sources, graphs, diagnostics, networks_defined, expansions }
+}
+
+/// The `--set` values of a network's free sizes (`--set H=64`), each a positive integer.
+fn free_values(
+    def: &nnc_grammar::ast::Definition,
+    overrides: &HashMap<String, (Value, Loc)>,
+) -> (HashMap<String, u64>, Vec<Diagnostic>) {
+    let mut values = HashMap::new();
+    let mut diags = Vec::new();
+    for name in free::declared_names(def) {
+        match overrides.get(&name) {
+            Some((Value::Int(v), _)) if *v >= 1 => {
+                values.insert(name, *v as u64);
+            }
+            Some((v, loc)) => diags.push(
+                Diagnostic::error(Code::Usage, format!("`--set {name}=` needs a positive integer, not {v}"))
+                    .primary(*loc, "a free size of an input"),
+            ),
+            None => {}
+        }
+    }
+    (values, diags)
+}
+
+/// An error met with the free sizes at a probe, which says so: the size it failed at is
+/// the probe's, not one the user chose.
+fn probed(d: Diagnostic, names: &[String], probe: usize) -> Diagnostic {
+    d.note(format!(
+        "nnc checks a network with free sizes ({}) at {} = {} first; `--set` checks another size",
+        names.join(", "),
+        names.join(" = "),
+        free::PROBES[probe]
+    ))
 }
 
 /// Parses and evaluates `name=expr` overrides into constant values.

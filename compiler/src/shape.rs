@@ -5,6 +5,9 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::free::Needs;
+use crate::size::Size;
+
 /// The batch dimension: a name such as `N`, or a fixed size; or none, for a tensor declared
 /// with `param`, which has exactly its declared sizes and broadcasts against batched tensors
 /// as PyTorch broadcasts it (aligned from the last dimension).
@@ -111,6 +114,15 @@ impl Shape {
             Batch::None => None,
         };
         n.into_iter().chain(self.dims.iter().map(|&d| d as i64)).collect()
+    }
+
+    /// The batch as written in a shape (`N`, `8`), none for a `param`.
+    pub fn batch_text(&self) -> Option<String> {
+        match &self.batch {
+            Batch::Symbolic(name) => Some(name.clone()),
+            Batch::Fixed(n) => Some(n.to_string()),
+            Batch::None => None,
+        }
     }
 
     /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1; without a batch,
@@ -253,6 +265,33 @@ impl Window {
                 format!("({inner}) / {} + 1 does not fit in 64 bits", self.stride)
             }
         }
+    }
+
+    /// The output size for a free input size `x` (its `input` aside), with what it needs
+    /// beyond being at least 1; `None` for a ceiled window that may drop its last position
+    /// for some sizes and not others (where `d·(k − 1) + 1 < padding + stride`).
+    pub fn free_output(&self, x: &Size, needs: &mut Needs) -> Option<Size> {
+        let (kernel, padding) =
+            (i64::try_from(self.effective_kernel()).ok()?, i64::try_from(self.padding).ok()?);
+        let stride = i64::try_from(self.stride).ok()?;
+        if let Some(output_padding) = self.transposed {
+            let grow = kernel
+                .checked_add(i64::try_from(output_padding).ok()?)?
+                .checked_sub(padding.checked_mul(2)?)?;
+            return x.add_known(-1)?.scale(stride)?.add_known(grow);
+        }
+        let span = x.add_known(padding.checked_mul(2)?.checked_sub(kernel)?)?;
+        if !self.ceil_mode {
+            // At least 1 exactly where the window fits: the span is not negative.
+            return span.floor_div(self.stride)?.add_known(1);
+        }
+        // The last window starts at most stride − 1 past the span's end, which lies within
+        // the input or its left padding unless the kernel is shorter than padding + stride.
+        if kernel < padding.checked_add(stride)? {
+            return None;
+        }
+        needs.positive(&span.add_known(1)?);
+        span.ceil_div(self.stride)?.add_known(1)
     }
 
     /// The smallest padding that gives at least one output, if padding can help at all.

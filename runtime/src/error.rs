@@ -15,6 +15,10 @@ pub enum RuntimeError {
     /// An input of the wrong element type: `expected` in words (`int64 ids`).
     #[error("the model expects input {}to hold {expected}, but got a tensor of {actual}", named(name))]
     InputType { name: Option<String>, expected: &'static str, actual: String },
+    /// An input whose free sizes (`input [N, 3, H, W]`) the network cannot take: the sizes,
+    /// the layer and what it needs, and the valid sizes.
+    #[error("{sizes} is not a size this network takes: `{layer}` needs {need}; it takes {valid}")]
+    FreeSize { sizes: String, layer: String, need: String, valid: String },
     /// A model of several inputs given another number of them.
     #[error("the model takes {} inputs ({}), but was given {actual}", names.len(), names.join(", "))]
     InputCount { names: Vec<String>, actual: usize },

@@ -1,6 +1,8 @@
 //! The interpreter: a checked IR graph run on libtorch, node by node.
 
+use nnc_compiler::free::{Constraint, FreeSizes};
 use nnc_compiler::ir::{DType, Graph, Node, Op};
+use nnc_compiler::Batch;
 use tch::{nn, Kind, Tensor};
 
 use crate::init::Init;
@@ -78,11 +80,43 @@ impl Model {
 
     /// Checks the inputs, one per declared input in the network's order: their number, each
     /// one's shape and element type, and that they share one batch.
+    /// A free size (`input [N, 3, H, W]`) takes any value the network takes: the value each
+    /// input gives it, the same wherever it is used, must satisfy what every layer needs,
+    /// which the error states with the valid sizes.
     pub fn check_inputs(&self, xs: &[&Tensor]) -> Result<(), RuntimeError> {
         let declared = inputs(&self.graph);
         let expected: Vec<(&str, &[i64], DType)> =
             declared.iter().map(|(name, dims, dtype)| (name.as_str(), dims.as_slice(), *dtype)).collect();
-        check_inputs(&expected, xs)
+        check_inputs(&expected, xs)?;
+        let Some(free) = &self.graph.free else { return Ok(()) };
+        let mut values: Vec<(&str, i64)> = Vec::new();
+        for n in &free.names {
+            let k = self.graph.inputs.iter().position(|&id| id == n.input).expect("an input of the graph");
+            let batch = usize::from(self.graph.node(n.input).shape.batch != Batch::None);
+            let size = xs[k].size()[n.axis + batch];
+            match values.iter().find(|(name, _)| *name == n.name) {
+                Some(&(_, first)) if first != size => {
+                    let sizes = format!("{} = {first} and {size}", n.name);
+                    return Err(free_size_error(&self.graph, free, sizes, None));
+                }
+                Some(_) => {}
+                None => values.push((&n.name, size)),
+            }
+        }
+        let value = |name: &str| values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
+        match free.violation(&value) {
+            None => Ok(()),
+            Some(c) => {
+                let sizes: Vec<String> = values.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+                Err(free_size_error(&self.graph, free, sizes.join(", "), Some(c)))
+            }
+        }
+    }
+
+    /// The outputs of the mode without checking the inputs: what libtorch does with inputs the
+    /// checker refuses (the tests of free sizes show that it refuses them too).
+    pub fn try_forward_unchecked(&self, xs: &[&Tensor], train: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        self.run(xs, train, false)
     }
 
     /// The main output, after checking the input's shape and element type, for a model of one
@@ -162,6 +196,28 @@ impl Model {
     }
 }
 
+/// The refusal of inputs whose free sizes break `broken` (or are inconsistent, without one).
+fn free_size_error(
+    graph: &Graph,
+    free: &FreeSizes,
+    sizes: String,
+    broken: Option<&Constraint>,
+) -> RuntimeError {
+    let valid: Vec<String> = free
+        .valid
+        .iter()
+        .map(|(name, set)| {
+            set.as_ref().map_or_else(|_| format!("{name} as its layers allow"), ToString::to_string)
+        })
+        .collect();
+    RuntimeError::FreeSize {
+        sizes,
+        layer: broken.map_or_else(|| "the input".to_string(), |c| graph.node(c.node).name.clone()),
+        need: broken.map_or_else(|| "one size for each name".to_string(), |c| c.need.to_string()),
+        valid: valid.join(" and "),
+    }
+}
+
 /// One layer of a generated model, as the checker inferred it (`<Type>::LAYERS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerInfo {
@@ -191,15 +247,21 @@ pub fn input_dims(graph: &Graph) -> Vec<i64> {
     graph.node(graph.input()).shape.sizes(-1)
 }
 
-/// Every input of a graph: its name, its declared shape (-1 for a symbolic batch) and its
-/// element type, in the network's order, as generated code lists them (`INPUTS`).
+/// Every input of a graph: its name, its declared shape (-1 for a symbolic batch and for a
+/// free size) and its element type, in the network's order, as generated code lists them
+/// (`INPUTS`).
 pub fn inputs(graph: &Graph) -> Vec<(String, Vec<i64>, DType)> {
     graph
         .inputs
         .iter()
         .map(|&id| {
             let node = graph.node(id);
-            (node.name.clone(), node.shape.sizes(-1), node.shape.dtype)
+            let mut sizes = node.shape.sizes(-1);
+            let batch = usize::from(node.shape.batch != Batch::None);
+            for n in graph.free.iter().flat_map(|f| &f.names).filter(|n| n.input == id) {
+                sizes[n.axis + batch] = -1;
+            }
+            (node.name.clone(), sizes, node.shape.dtype)
         })
         .collect()
 }
@@ -226,7 +288,11 @@ pub fn check_typed_input(
         let shown: Vec<String> = expected
             .iter()
             .enumerate()
-            .map(|(i, &e)| if e < 0 && i == 0 { "N".into() } else { e.to_string() })
+            .map(|(i, &e)| match (e < 0, i) {
+                (true, 0) => "N".into(),
+                (true, _) => "_".into(),
+                _ => e.to_string(),
+            })
             .collect();
         return Err(RuntimeError::InputShape {
             name: name.map(String::from),

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use super::report::Report;
-use crate::ir::{Graph, Node};
+use crate::ir::{Graph, Node, NodeId};
 use crate::shape::{Batch, DType, Shape};
 
 /// The version of the JSON every command writes. It changes when a field changes meaning or
@@ -82,8 +82,23 @@ pub fn parameter(text: &str) -> Value {
 pub fn network(graph: &Graph, report: &Report) -> Value {
     let parameters: Map<String, Value> =
         graph.params.iter().map(|(k, v)| (k.clone(), parameter(v))).collect();
-    let tensor = |node: &Node| json!({ "name": node.name, "shape": shape(&node.shape), "dtype": dtype(node.shape.dtype) });
-    let inputs: Vec<Value> = graph.inputs.iter().map(|&id| tensor(graph.node(id))).collect();
+    // With free sizes, each is its expression (`"⌊(H + 1)/2⌋"`) where it depends on them.
+    let shape = |id: NodeId| match graph.free.as_ref().and_then(|f| f.dims.get(id.0)) {
+        Some(dims) => {
+            let sizes = dims.iter().map(|d| d.as_known().map_or_else(|| json!(d.to_string()), |v| json!(v)));
+            let batch = graph.node(id).shape.batch_text().map(|b| match graph.node(id).shape.batch {
+                Batch::Fixed(n) => json!(n),
+                _ => json!(b),
+            });
+            Value::Array(batch.into_iter().chain(sizes).collect())
+        }
+        None => shape(&graph.node(id).shape),
+    };
+    let tensor = |id: NodeId| {
+        let node = graph.node(id);
+        json!({ "name": node.name, "shape": shape(id), "dtype": dtype(node.shape.dtype) })
+    };
+    let inputs: Vec<Value> = graph.inputs.iter().map(|&id| tensor(id)).collect();
     let outputs: Vec<Value> = graph
         .outputs
         .iter()
@@ -91,7 +106,7 @@ pub fn network(graph: &Graph, report: &Report) -> Value {
             let node = graph.node(o.node);
             json!({
                 "name": o.name,
-                "shape": shape(&node.shape),
+                "shape": shape(o.node),
                 "dtype": dtype(node.shape.dtype),
                 "training_only": o.training_only,
             })
@@ -110,10 +125,10 @@ pub fn network(graph: &Graph, report: &Report) -> Value {
             json!({
                 "name": row.name,
                 "op": op,
-                "shape": shape(&last.shape),
+                "shape": shape(NodeId(row.last)),
                 "dtype": dtype(last.shape.dtype),
                 "params": row.params,
-                "macs": row.macs,
+                "macs": if graph.free.is_some() { Value::Null } else { json!(row.macs) },
                 "layers": row.layers,
             })
         })
@@ -128,6 +143,14 @@ pub fn network(graph: &Graph, report: &Report) -> Value {
     });
     if let Some(memory) = &report.memory {
         out["memory"] = json!(memory);
+    }
+    // Counts that depend on free sizes are not given; each name's valid sizes are.
+    if let Some(valid) = &report.free {
+        for total in ["macs", "activations", "activation_bytes"] {
+            out["totals"][total] = Value::Null;
+        }
+        out["free"] =
+            valid.iter().map(|(name, set)| (name.clone(), json!(set))).collect::<Map<_, _>>().into();
     }
     out
 }

@@ -26,6 +26,11 @@ pub struct Report {
     /// The memory of training one batch, when a batch size was given (`nnc check --batch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<BatchMemory>,
+    /// With free sizes: each name's valid sizes, stated (`H % 16 == 0 and H ≥ 16`), or why
+    /// they are not derived. Multiply-adds and activations then depend on the sizes, and
+    /// are not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free: Option<Vec<(String, String)>>,
 }
 
 /// One input of the network: its name (`input` for the unnamed one) and shape, with its element
@@ -113,7 +118,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         let joins_row = |row: &Row, was_collapsed: bool| row.name == key && (collapsed || was_collapsed);
         match (rows.last_mut(), collapsed_rows.last()) {
             (Some(row), Some(&(was_collapsed, _))) if joins_row(row, was_collapsed) => {
-                row.shape = node.shape.to_string();
+                row.shape = graph.shape_text(crate::ir::NodeId(i));
                 row.params += node.params;
                 row.macs += node.macs;
                 row.layers += 1;
@@ -130,7 +135,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
                 rows.push(Row {
                     name: key,
                     op,
-                    shape: node.shape.to_string(),
+                    shape: graph.shape_text(crate::ir::NodeId(i)),
                     params: node.params,
                     macs: node.macs,
                     layers: 1,
@@ -177,28 +182,36 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
     Report {
         network: graph.name.clone(),
         params: graph.params.clone(),
-        input: graph.node(graph.input()).shape.to_string(),
+        input: graph.shape_text(graph.input()),
         inputs: graph
             .inputs
             .iter()
-            .map(|&id| InputRow {
-                name: graph.node(id).name.clone(),
-                shape: graph.node(id).shape.to_string(),
-            })
+            .map(|&id| InputRow { name: graph.node(id).name.clone(), shape: graph.shape_text(id) })
             .collect(),
-        output: graph.node(graph.output()).shape.to_string(),
+        output: graph.shape_text(graph.output()),
         outputs: graph
             .outputs
             .iter()
             .map(|o| OutputRow {
                 name: o.name.clone(),
-                shape: graph.node(o.node).shape.to_string(),
+                shape: graph.shape_text(o.node),
                 training_only: o.training_only,
             })
             .collect(),
         rows,
         totals,
         memory: None,
+        free: graph.free.as_ref().map(|f| {
+            f.valid
+                .iter()
+                .map(|(name, valid)| {
+                    (
+                        name.clone(),
+                        valid.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string),
+                    )
+                })
+                .collect()
+        }),
     }
 }
 
@@ -248,7 +261,10 @@ pub fn render_table(report: &Report) -> String {
     let cells: Vec<[String; 5]> = report
         .rows
         .iter()
-        .map(|r| [r.name.clone(), r.op.clone(), r.shape.clone(), thousands(r.params), thousands(r.macs)])
+        .map(|r| {
+            let macs = if report.free.is_some() { "—".to_string() } else { thousands(r.macs) };
+            [r.name.clone(), r.op.clone(), r.shape.clone(), thousands(r.params), macs]
+        })
         .collect();
     let mut widths = header.map(|h| h.chars().count());
     for row in &cells {
@@ -302,10 +318,22 @@ pub fn render_table(report: &Report) -> String {
     total("  trainable", thousands(t.trainable_params));
     total("  non-trainable", thousands(t.non_trainable_params));
     total("buffers", format!("{} (running statistics; not parameters)", thousands(t.buffers)));
-    total("mult-adds per example", format!("{} ({})", thousands(t.macs), metric(t.macs)));
-    let activations =
-        format!("{} ({} as f32)", thousands(t.activations), bytes(u128::from(t.activation_bytes)));
-    total("activations per example", activations);
+    match &report.free {
+        Some(valid) => {
+            let names: Vec<&str> = valid.iter().map(|(n, _)| n.as_str()).collect();
+            let depends = format!("depend on {} (`--set` a size to count them)", names.join(", "));
+            total("mult-adds, activations", depends);
+            for (name, set) in valid {
+                total(&format!("valid {name}"), set.clone());
+            }
+        }
+        None => {
+            total("mult-adds per example", format!("{} ({})", thousands(t.macs), metric(t.macs)));
+            let activations =
+                format!("{} ({} as f32)", thousands(t.activations), bytes(u128::from(t.activation_bytes)));
+            total("activations per example", activations);
+        }
+    }
     if let Some(m) = &report.memory {
         out += &render_memory(m);
     }

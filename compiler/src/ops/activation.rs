@@ -9,7 +9,9 @@ use super::layer::py_float;
 use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 macro_rules! activation {
     (
@@ -38,6 +40,10 @@ macro_rules! activation {
         }
 
         impl Layer for $ty {
+            fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                super::free_same(xs)
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let $ty { $($field),+ } = self;
                 write!(f, $describe)

@@ -12,7 +12,9 @@ use super::{
     attributes, expect_spatial, Args, Built, Family, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch,
     Ranks, SizeOrigin,
 };
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 /// An adaptive pooling over `$n` spatial axes: its attribute struct's name for that rank, and
 /// its signature.
@@ -66,6 +68,10 @@ attributes! {
 macro_rules! adaptive_layer {
     ($ty:ident, $kind:literal, $torch:literal, $global:literal, $window:literal, $reduce:literal) => {
         impl<const N: usize> Layer for $ty<N> {
+            fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+                super::free_spatial(self, xs, out, needs)
+            }
+
             /// The global pooling where every output size is 1; a fixed window where each output
             /// size divides the input's (then PyTorch's windows are that window); else each
             /// axis pooled window by window, as the windows are boxes.

@@ -10,7 +10,9 @@ use super::onnx::{Onnx, OnnxError};
 use super::layer::py_float;
 use super::{attributes, Family, Layer, OpError, PyTorch, ToRust};
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{Batch, Shape};
+use crate::size::Size;
 
 /// One of the four operators, as PyTorch's tensor operators spell them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -91,6 +93,39 @@ attributes! {
 }
 
 impl Layer for Arith {
+    /// PyTorch's broadcasting, from the last dimension: a free size meets an equal one, a 1,
+    /// or a known size, which it must equal or be 1. Two different free sizes are refused:
+    /// which one the output takes would depend on which is 1.
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        let [a, b] = xs else { return None };
+        let one = Size::known(1);
+        let aligned = |x: &[Size]| -> Vec<Size> {
+            let mut x: Vec<Size> = x.iter().rev().take(out.len()).rev().cloned().collect();
+            while x.len() < out.len() {
+                x.insert(0, one.clone());
+            }
+            x
+        };
+        aligned(a)
+            .iter()
+            .zip(&aligned(b))
+            .map(|(x, y)| match (x.as_known(), y.as_known()) {
+                _ if x == y => Some(x.clone()),
+                (_, Some(1)) => Some(x.clone()),
+                (Some(1), _) => Some(y.clone()),
+                (None, Some(_)) => {
+                    needs.broadcast(x, y);
+                    Some(y.clone())
+                }
+                (Some(_), None) => {
+                    needs.broadcast(y, x);
+                    Some(x.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         Ok(g.node(self.op.onnx(), &[&xs[0], &xs[1]], vec![]))
     }
@@ -109,6 +144,10 @@ impl Layer for Arith {
 }
 
 impl Layer for ArithScalar {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let value = g.scalar("value", self.value as f32);
         Ok(match self.reversed {

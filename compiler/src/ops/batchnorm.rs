@@ -13,7 +13,9 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static BATCHNORM: OpSpec = OpSpec {
     name: "batchnorm",
@@ -103,6 +105,10 @@ attributes! {
 }
 
 impl Layer for BatchNorm {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// In evaluation, with the running statistics.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let names = ["weight", "bias", "running_mean", "running_var"].map(|t| g.tensor(t));

@@ -20,7 +20,9 @@ use super::{
     Family, InitRule, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape, Window};
+use crate::size::Size;
 
 /// The convolution over `$n` spatial axes of an input laid out as `$layout`: its attribute
 /// struct's name for that rank, and its signature.
@@ -331,6 +333,10 @@ fn tensors<const N: usize>(
 }
 
 impl<const N: usize> Layer for Conv<N> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out, needs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         // With `same`, `padding` is the first side's; the last gets the rest of d·(k − 1).
         let end: Vec<u64> = match self.same {
@@ -399,6 +405,10 @@ impl<const N: usize> Layer for Conv<N> {
 }
 
 impl<const N: usize> Layer for ConvTranspose<N> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out, needs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let (weight, bias) = (g.tensor("weight")?, if self.bias { Some(g.tensor("bias")?) } else { None });
         // PyTorch crops `padding` from the start of the full output and `padding -

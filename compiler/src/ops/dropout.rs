@@ -7,7 +7,9 @@ use super::onnx::{Onnx, OnnxError};
 use super::layer::py_float;
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static DROPOUT: OpSpec = OpSpec {
     name: "dropout",
@@ -39,6 +41,10 @@ attributes! {
 }
 
 impl Layer for Dropout {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// The identity: the graph is the evaluation's.
     fn onnx(&self, _: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         Ok(xs[0].clone())

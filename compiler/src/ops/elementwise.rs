@@ -6,7 +6,9 @@ use std::fmt;
 
 use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, Args, Built, Layer, Op, OpError, OpSpec, PyTorch, Ranks};
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 macro_rules! elementwise {
     ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal) => {
@@ -27,6 +29,10 @@ macro_rules! elementwise {
         }
 
         impl Layer for $ty {
+            fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                super::free_same(xs)
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str($name)
             }

@@ -9,7 +9,9 @@ use super::{
     SizeOrigin,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static FLATTEN: OpSpec = OpSpec {
     name: "flatten",
@@ -53,6 +55,20 @@ attributes! {
 }
 
 impl Layer for Flatten {
+    /// The product of the merged sizes (free sizes come only with a batch, which `start`
+    /// and `end` count).
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        let x = xs.first()?;
+        if x.iter().all(|d| d.as_known().is_some()) {
+            return Some(out.iter().map(|&d| Size::from(d)).collect());
+        }
+        let merged = x.get(self.start - 1..self.end)?.iter().try_fold(Size::known(1), |acc, d| acc.mul(d))?;
+        let mut dims = x[..self.start - 1].to_vec();
+        dims.push(merged);
+        dims.extend_from_slice(&x[self.end..]);
+        Some(dims)
+    }
+
     /// ONNX's `Flatten` where it flattens everything after the batch, else a `Reshape`.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         if self.start == 1 && self.end + 1 == g.input(0).rank() {

@@ -7,7 +7,9 @@ use std::fmt;
 use super::onnx::{Onnx, OnnxError};
 
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static GELU: OpSpec = OpSpec {
     name: "gelu",
@@ -31,6 +33,10 @@ attributes! {
 }
 
 impl Layer for Gelu {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// Opset 17 has no `Gelu`: x · Φ(x) as PyTorch writes it, with erf, or its tanh
     /// approximation.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {

@@ -13,7 +13,9 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static GROUPNORM: OpSpec = OpSpec {
     name: "groupnorm",
@@ -76,6 +78,10 @@ attributes! {
 }
 
 impl Layer for GroupNorm {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// As PyTorch computes it: each group's elements normalised by their mean and (biased)
     /// variance, then the per-channel affine.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {

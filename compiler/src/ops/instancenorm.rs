@@ -15,7 +15,9 @@ use super::{
     PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static INSTANCENORM: OpSpec = OpSpec {
     name: "instancenorm",
@@ -81,6 +83,10 @@ attributes! {
 }
 
 impl Layer for InstanceNorm {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// With running statistics, PyTorch's evaluation uses them, as batch norm does; without,
     /// each example's own.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {

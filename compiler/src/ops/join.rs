@@ -10,7 +10,9 @@ use super::onnx::{Attr, Onnx, OnnxError};
 
 use super::{attributes, Family, Layer, OpError, PyTorch};
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::Shape;
+use crate::size::Size;
 
 attributes! {
     /// Concatenation along `dim`.
@@ -30,6 +32,32 @@ impl Concat {
 }
 
 impl Layer for Concat {
+    /// The sizes along `dim` add up; every other size must be equal. Only batched tensors
+    /// have free sizes, so `dim` counts the batch, and an expanded `param`'s first size,
+    /// which meets the batch, is left out.
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        if xs.iter().all(|x| x.iter().all(|d| d.as_known().is_some())) {
+            return Some(out.iter().map(|&d| Size::from(d)).collect());
+        }
+        let axis = self.dim.checked_sub(1)?;
+        let parts: Vec<&[Size]> =
+            xs.iter().zip(self.expand.iter()).map(|(x, &expand)| if expand { &x[1..] } else { x }).collect();
+        let first = parts.first()?;
+        let mut dims = first.to_vec();
+        for part in &parts[1..] {
+            if part.len() != first.len() {
+                return None;
+            }
+            for (i, (size, total)) in part.iter().zip(dims.iter_mut()).enumerate() {
+                match i == axis {
+                    true => *total = total.add(size)?,
+                    false => needs.equal(total, size),
+                }
+            }
+        }
+        Some(dims)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let batched = &xs[self.batched_input()];
         let mut parts = Vec::new();

@@ -10,6 +10,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::onnx::{Onnx, OnnxError};
+use crate::free::Needs;
+use crate::size::Size;
 
 /// The description of one op, implemented by each op's attribute struct in its own file.
 pub trait Layer {
@@ -80,6 +82,16 @@ pub trait Layer {
     /// What kind of layer it is, for pictures.
     fn family(&self) -> Family {
         Family::Other
+    }
+
+    /// The output's sizes after the batch as expressions of the network's free sizes (see
+    /// `crate::free`), from its inputs' (`xs`, each after its batch) and `out`, the output's
+    /// sizes at the probe, which hold wherever they depend on no free size; what the layer
+    /// needs of them (sizes equal) goes to `needs`. `None` where the layer does not take free
+    /// sizes: by default, where some input has one.
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _needs: &mut Needs) -> Option<Vec<Size>> {
+        let known = xs.iter().all(|x| x.iter().all(|d| d.as_known().is_some()));
+        known.then(|| out.iter().map(|&d| Size::from(d)).collect())
     }
 }
 

@@ -18,7 +18,9 @@ use super::{
     ParamSpec, PyTorch, Ranks, TensorSpec, MAX_TENSOR_RANK,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static LAYERNORM: OpSpec = OpSpec {
     name: "layernorm",
@@ -128,6 +130,10 @@ attributes! {
 }
 
 impl Layer for LayerNorm {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let (scale, bias) = affine_onnx(g, &self.normalized_shape, self.elementwise_affine)?;
         let axis = -(self.normalized_shape.len() as i64);
@@ -176,6 +182,10 @@ const LAYERNORM2D_CLASS: &str = r#"class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)"#;
 
 impl Layer for LayerNorm2d {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// Over the channels: moved last, normalised, moved back.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let (scale, bias) = affine_onnx(g, &[self.channels], self.elementwise_affine)?;

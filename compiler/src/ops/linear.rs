@@ -11,7 +11,9 @@ use super::{
     ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static LINEAR: OpSpec = OpSpec {
     name: "linear",
@@ -59,6 +61,14 @@ attributes! {
 }
 
 impl Layer for Linear {
+    /// The input's sizes, with the features it makes last (its input features are an
+    /// attribute, so a free size there is refused before this is asked).
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        let mut dims = xs.first()?.to_vec();
+        *dims.last_mut()? = Size::from(self.out_features);
+        Some(dims)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let weight = g.tensor("weight")?;
         let bias = if self.bias { Some(g.tensor("bias")?) } else { None };

@@ -19,7 +19,9 @@ use super::{
     Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape, Window};
+use crate::size::Size;
 
 /// A pooling over `$n` spatial axes: its attribute struct's name for that rank, and its
 /// signature. Max pooling has a dilation, average pooling `count_include_pad` instead.
@@ -209,6 +211,10 @@ impl<const N: usize> AvgPool<N> {
 }
 
 impl<const N: usize> Layer for MaxPool<N> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out, needs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let attributes = vec![
             ("kernel_shape", ox::ints(&self.kernel)),
@@ -245,6 +251,10 @@ impl<const N: usize> Layer for MaxPool<N> {
 }
 
 impl<const N: usize> Layer for AvgPool<N> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out, needs)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let attributes = vec![
             ("kernel_shape", ox::ints(&self.kernel)),

@@ -12,7 +12,9 @@ use super::{
     TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static PRELU: OpSpec = OpSpec {
     name: "prelu",
@@ -55,6 +57,10 @@ attributes! {
 }
 
 impl Layer for Prelu {
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_same(xs)
+    }
+
     /// The slope per channel (dimension 1), shaped to broadcast as ONNX aligns from the end.
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let weight = g.tensor("weight")?;

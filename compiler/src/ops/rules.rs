@@ -2,7 +2,9 @@
 //! with errors that show how a size was derived.
 
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{Shape, Window, WindowSize};
+use crate::size::Size;
 
 /// Why a layer cannot be applied. The evaluator adds the location and the expansion context.
 #[derive(Debug)]
@@ -227,6 +229,36 @@ pub fn window_output(op: &str, axis: usize, window: Window, input: &Shape) -> Re
     err = err.note(format!("{name}: {}", window.derivation()));
     err.axis = Some(axis);
     Err(err)
+}
+
+/// [`super::Layer::free_sizes`] of a layer that keeps its first input's sizes.
+pub fn free_same(xs: &[&[Size]]) -> Option<Vec<Size>> {
+    xs.first().map(|x| x.to_vec())
+}
+
+/// [`super::Layer::free_sizes`] of a layer over `[C, spatial...]` (convolution, pooling):
+/// the channels it makes, and each spatial size where its [`super::Layer::size_origin`]
+/// says: kept, through a window, or set by the layer.
+pub fn free_spatial(
+    layer: &dyn super::Layer,
+    xs: &[&[Size]],
+    out: &[u64],
+    needs: &mut Needs,
+) -> Option<Vec<Size>> {
+    let x = xs.first()?;
+    if x.len() != out.len() || x.first()?.as_known().is_none() {
+        return None;
+    }
+    let mut dims = vec![Size::from(*out.first()?)];
+    for (axis, size) in x[1..].iter().enumerate() {
+        dims.push(match layer.size_origin(axis, 0) {
+            super::SizeOrigin::Kept => size.clone(),
+            super::SizeOrigin::Window(window) => window.free_output(size, needs)?,
+            super::SizeOrigin::Set(_) => Size::from(out[axis + 1]),
+            super::SizeOrigin::Input | super::SizeOrigin::Lost => return None,
+        });
+    }
+    Some(dims)
 }
 
 fn join_or(items: &[String]) -> String {

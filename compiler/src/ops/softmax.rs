@@ -6,7 +6,9 @@ use std::fmt;
 
 use super::onnx::{Attr, Onnx, OnnxError};
 use super::{attributes, ArgValue, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 macro_rules! softmax {
     ($spec:ident, $ty:ident, $name:literal, $summary:literal, $torch:literal, $onnx:literal) => {
@@ -30,6 +32,10 @@ macro_rules! softmax {
         }
 
         impl Layer for $ty {
+            fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                super::free_same(xs)
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, concat!($name, " dim {}"), self.dim)
             }

@@ -29,6 +29,7 @@ use super::load::Program;
 use super::messages::{expanded_from, Error, Lint};
 use super::value::Value;
 use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::free::{FreeName, FreeSizes};
 use crate::ir::{Graph, Group, Node, NodeId, Op, Output};
 use crate::ops::{InitRule, MAX_TENSOR_RANK};
 use crate::shape::{Batch, DType, Shape};
@@ -141,6 +142,12 @@ pub struct Expander<'p> {
     tie_locs: Vec<(NodeId, String, Loc)>,
     /// With tracing on (for an editor), what each expression that gave a tensor gave.
     values: Option<Vec<Traced>>,
+    /// The size a free name of an input declaration (`H` in `input [N, 3, H, W]`) takes:
+    /// its `--set` value, or else `probe` (see `crate::free`).
+    free_values: HashMap<String, u64>,
+    probe: u64,
+    /// The free names the inputs declared, unset, so far.
+    free: Vec<FreeName>,
 }
 
 impl<'p> Expander<'p> {
@@ -161,7 +168,17 @@ impl<'p> Expander<'p> {
             shared: Vec::new(),
             tie_locs: Vec::new(),
             values: None,
+            free_values: HashMap::new(),
+            probe: crate::free::PROBES[0],
+            free: Vec::new(),
         }
+    }
+
+    /// Gives the free names of the inputs these sizes (`--set H=64`), and the others `probe`.
+    pub fn free_sizes(mut self, values: HashMap<String, u64>, probe: u64) -> Self {
+        self.free_values = values;
+        self.probe = probe;
+        self
     }
 
     /// Keeps what each expression evaluates to, for [`Expansion`]'s hovers and hints.
@@ -278,6 +295,9 @@ impl<'p> Expander<'p> {
             inputs: std::mem::take(&mut self.inputs),
             outputs,
             groups,
+            free: (!self.free.is_empty()).then(|| {
+                Box::new(FreeSizes { names: std::mem::take(&mut self.free), ..FreeSizes::default() })
+            }),
         };
         Some(graph)
     }
@@ -572,7 +592,21 @@ impl<'p> Expander<'p> {
             },
         };
         let mut sizes = Vec::new();
+        let mut free = Vec::new();
         for dim in &dims[1..] {
+            // A name bound to nothing is a free size: the network is checked for every value.
+            if let ExprKind::Name(n) = &dim.kind {
+                if !scope.vars.contains_key(n) {
+                    match self.free_values.get(n) {
+                        Some(&v) => sizes.push(v),
+                        None => {
+                            free.push((n.clone(), sizes.len()));
+                            sizes.push(self.probe);
+                        }
+                    }
+                    continue;
+                }
+            }
             match self.eval_int(dim, scope) {
                 Some(v) if v >= 1 => sizes.push(v as u64),
                 Some(v) => {
@@ -611,6 +645,7 @@ impl<'p> Expander<'p> {
         let tensor = self.add_node(name.into(), Op::Input(crate::ops::Input), vec![], shape, 0, 0, loc);
         if let Value::Tensor(id) = tensor {
             self.inputs.push(id);
+            self.free.extend(free.into_iter().map(|(name, axis)| FreeName { name, input: id, axis }));
         }
         tensor
     }

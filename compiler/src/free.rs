@@ -1,0 +1,510 @@
+//! Free sizes: a network checked for every input size at once (`input [N, 3, H, W]`).
+//!
+//! The expander checks the network twice, with each free name at one of two probe sizes
+//! ([`PROBES`], highly divisible, so that a network that needs its sizes divisible by a power
+//! of two, or by 3, 5 or 7, checks there), and every layer must be the same at both: a layer
+//! whose attributes or parameters depend on a free size (a `linear` after a `flatten` of
+//! one) cannot take every size. Then each layer's sizes are computed again as expressions of
+//! the free names ([`crate::size::Size`]), by its [`Layer::free_sizes`], which also states
+//! what it needs of them (two sizes equal, a size that broadcasts); every size must be at
+//! least 1. Each expression is checked against the sizes of both probes, so a rule that
+//! disagrees with its layer's shape rule is an error, never a wrong table.
+//!
+//! The needs are then solved, for each name alone: every size is affine in `t` on each
+//! residue class `x = b + M·t` of a period `M` of its floors, so each need holds on an
+//! interval of `t`, on a point, everywhere or nowhere, and the valid set is exact: a modulus,
+//! the residues allowed, a lower bound, and the few sizes below it that also work.
+//!
+//! [`Layer::free_sizes`]: crate::ops::Layer::free_sizes
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Graph, NodeId};
+use crate::size::{lcm, Size};
+
+/// The sizes each free name takes in the two checks: highly divisible (2⁶·3²·5·7 and twice
+/// that), and small enough that no count overflows.
+pub const PROBES: [u64; 2] = [20_160, 40_320];
+
+/// The largest period the solver enumerates.
+const MAX_PERIOD: u64 = 1 << 16;
+
+/// A free size of an input declaration: `H` in `input [N, 3, H, W]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreeName {
+    pub name: String,
+    /// The input node, and the position of the size after the batch.
+    pub input: NodeId,
+    pub axis: usize,
+}
+
+/// What a layer needs of its sizes for some value of the free names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// Two sizes that must be equal (`cat`, a residual `+`).
+    Equal(Size, Size),
+    /// The first must equal the second, a known size, or be 1 (PyTorch's broadcasting).
+    Broadcast(Size, Size),
+    /// A size that must be at least 1.
+    Positive(Size),
+}
+
+impl Need {
+    /// The sizes of which one must be zero (`Positive` aside).
+    fn zeros(&self) -> Option<Vec<Size>> {
+        match self {
+            Need::Equal(a, b) => Some(vec![a.sub(b)?]),
+            Need::Broadcast(a, b) => Some(vec![a.sub(b)?, a.add_known(-1)?]),
+            Need::Positive(_) => None,
+        }
+    }
+
+    fn sizes(&self) -> Vec<&Size> {
+        match self {
+            Need::Equal(a, b) | Need::Broadcast(a, b) => vec![a, b],
+            Need::Positive(a) => vec![a],
+        }
+    }
+
+    /// Whether it holds with each name given by `value`.
+    pub fn holds(&self, value: &dyn Fn(&str) -> Option<i64>) -> Option<bool> {
+        Some(match self {
+            Need::Equal(a, b) => a.eval(value)? == b.eval(value)?,
+            Need::Broadcast(a, b) => {
+                let a = a.eval(value)?;
+                a == b.eval(value)? || a == 1
+            }
+            Need::Positive(a) => a.eval(value)? >= 1,
+        })
+    }
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Need::Equal(a, b) => write!(f, "{a} = {b}"),
+            Need::Broadcast(a, b) => write!(f, "{a} = {b}, or 1"),
+            Need::Positive(a) => write!(f, "{a} ≥ 1"),
+        }
+    }
+}
+
+/// Collects what one layer's rule needs.
+#[derive(Default)]
+pub struct Needs {
+    list: Vec<Need>,
+}
+
+impl Needs {
+    /// `a` and `b` must be equal; nothing is recorded where they are the same expression.
+    pub fn equal(&mut self, a: &Size, b: &Size) {
+        if a != b {
+            self.list.push(Need::Equal(a.clone(), b.clone()));
+        }
+    }
+
+    /// `a` must broadcast against the known size `b`: equal to it, or 1.
+    pub fn broadcast(&mut self, a: &Size, b: &Size) {
+        if a != b {
+            self.list.push(Need::Broadcast(a.clone(), b.clone()));
+        }
+    }
+
+    /// `a` must be at least 1.
+    pub fn positive(&mut self, a: &Size) {
+        if a.as_known().is_none() {
+            self.list.push(Need::Positive(a.clone()));
+        }
+    }
+}
+
+/// A need, and the layer that has it.
+#[derive(Clone, Debug)]
+pub struct Constraint {
+    pub need: Need,
+    pub node: NodeId,
+}
+
+/// A network's free sizes: each node's sizes as expressions of them, what the layers need,
+/// and the set of values that satisfies it, for each name.
+#[derive(Clone, Debug, Default)]
+pub struct FreeSizes {
+    pub names: Vec<FreeName>,
+    /// Each node's sizes after the batch.
+    pub dims: Vec<Vec<Size>>,
+    pub constraints: Vec<Constraint>,
+    /// For each free name (in the order of first declaration), its valid sizes, or why they
+    /// are not derived.
+    pub valid: Vec<(String, Result<ValidSet, String>)>,
+}
+
+impl FreeSizes {
+    /// The distinct names, in the order they are declared.
+    pub fn distinct_names(&self) -> Vec<&str> {
+        let mut seen = Vec::new();
+        for n in &self.names {
+            if !seen.contains(&n.name.as_str()) {
+                seen.push(&n.name);
+            }
+        }
+        seen
+    }
+
+    /// Why a command that needs fixed sizes cannot take this network, with each name's valid
+    /// sizes, as `nnc run` and `model!` say it.
+    pub fn needs_fixing(&self) -> String {
+        let names = self.distinct_names();
+        let sets: Vec<String> = self
+            .valid
+            .iter()
+            .map(|(name, set)| set.as_ref().map_or_else(|why| format!("{name}: {why}"), ToString::to_string))
+            .collect();
+        format!(
+            "the network's input has free sizes ({}), which this needs fixed: give each a value with \
+             `--set` ({}); the valid sizes are {}",
+            names.join(", "),
+            names.iter().map(|n| format!("{n}=…")).collect::<Vec<_>>().join(" "),
+            sets.join(" and ")
+        )
+    }
+
+    /// The first need that a choice of sizes breaks, if any.
+    pub fn violation(&self, value: &dyn Fn(&str) -> Option<i64>) -> Option<&Constraint> {
+        self.constraints.iter().find(|c| c.need.holds(value) != Some(true))
+    }
+}
+
+/// The free names a network's input declarations use: names of sizes after the batch that
+/// are not the network's parameters (`H` and `W` in `input [N, 3, H, W]`), in order.
+pub fn declared_names(def: &nnc_grammar::ast::Definition) -> Vec<String> {
+    let mut names = Vec::new();
+    for stmt in &def.body {
+        if let nnc_grammar::ast::Stmt::Input { dims, .. } = stmt {
+            for dim in dims.iter().skip(1) {
+                if let nnc_grammar::ast::ExprKind::Name(n) = &dim.kind {
+                    if !def.params.iter().any(|p| &p.name.name == n) && !names.contains(n) {
+                        names.push(n.clone());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The exact set of sizes a free name may take: `x ≥ from` with `x % modulus` among
+/// `residues`, and the sizes in `extra`, all below `from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidSet {
+    pub name: String,
+    pub modulus: u64,
+    pub residues: Vec<u64>,
+    pub from: u64,
+    pub extra: Vec<u64>,
+}
+
+impl ValidSet {
+    pub fn contains(&self, x: u64) -> bool {
+        if x >= self.from {
+            self.residues.contains(&(x % self.modulus))
+        } else {
+            self.extra.contains(&x)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.residues.is_empty() && self.extra.is_empty()
+    }
+
+    /// The size the analysis takes as typical: the first of the periodic part.
+    pub fn smallest(&self) -> Option<u64> {
+        self.extra
+            .first()
+            .copied()
+            .or_else(|| (self.from..self.from + self.modulus).find(|&x| self.contains(x)))
+    }
+}
+
+impl fmt::Display for ValidSet {
+    /// `H % 16 == 0 and H ≥ 16`, `every H ≥ 1`, `H ∈ {3, 5}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.name;
+        let list = |xs: &[u64]| xs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        if self.residues.is_empty() {
+            return match self.extra.is_empty() {
+                true => write!(f, "no {n} at all"),
+                false => write!(f, "{n} ∈ {{{}}}", list(&self.extra)),
+            };
+        }
+        let mut parts = Vec::new();
+        match self.residues.as_slice() {
+            _ if self.modulus == 1 => {}
+            [r] => parts.push(format!("{n} % {} == {r}", self.modulus)),
+            rs => parts.push(format!("{n} % {} ∈ {{{}}}", self.modulus, list(rs))),
+        }
+        if self.from > 1 {
+            parts.push(format!("{n} ≥ {}", self.from));
+        }
+        if parts.is_empty() {
+            write!(f, "every {n} ≥ 1")?;
+        } else {
+            f.write_str(&parts.join(" and "))?;
+        }
+        if !self.extra.is_empty() {
+            write!(f, ", or {n} ∈ {{{}}}", list(&self.extra))?;
+        }
+        Ok(())
+    }
+}
+
+/// The set of `t ≥ 0` a residue class allows: an interval, perhaps narrowed to points.
+#[derive(Clone, Debug)]
+struct Allowed {
+    lo: i64,
+    hi: Option<i64>,
+    points: Option<BTreeSet<i64>>,
+}
+
+impl Allowed {
+    fn contains(&self, t: i64) -> bool {
+        t >= self.lo
+            && self.hi.is_none_or(|hi| t <= hi)
+            && self.points.as_ref().is_none_or(|p| p.contains(&t))
+    }
+
+    /// Whether it holds every `t` from some point on.
+    fn has_tail(&self) -> bool {
+        self.hi.is_none() && self.points.is_none()
+    }
+
+    /// The first `t` from which it is periodic: past its bounds and points.
+    fn settled(&self) -> i64 {
+        let last = match (&self.points, self.hi) {
+            (Some(p), _) => p.last().copied().unwrap_or(0),
+            (None, Some(hi)) => hi,
+            (None, None) => self.lo,
+        };
+        last.max(self.lo) + 1
+    }
+}
+
+/// Solves the needs that mention only `name`: the exact set of its valid sizes, or why
+/// there is none to state (a need that couples it with another name, or is not affine).
+pub fn solve(name: &str, needs: &[&Need]) -> Result<ValidSet, String> {
+    let mut period = 1u64;
+    for need in needs {
+        for size in need.sizes() {
+            if size.is_nonlinear() {
+                return Err(format!("a need is not affine in {name}: {need}"));
+            }
+            period = size
+                .period(MAX_PERIOD)
+                .and_then(|p| lcm(period, p))
+                .filter(|&p| p <= MAX_PERIOD)
+                .ok_or_else(|| {
+                    format!("the strides and divisions of {name} have a period beyond {MAX_PERIOD}")
+                })?;
+        }
+    }
+    let m = period as i64;
+    // With x = b + m·t, each size is α + β·t exactly.
+    let affine = |size: &Size, b: i64| -> Option<(i64, i64)> {
+        let at = |x: i64| size.eval(&|_| Some(x));
+        let alpha = at(b)?;
+        Some((alpha, at(b.checked_add(m)?)?.checked_sub(alpha)?))
+    };
+    let overflow = || format!("the sizes of {name} overflow 64 bits");
+    let mut classes = Vec::with_capacity(period as usize);
+    for b in 1..=m {
+        let mut allowed = Allowed { lo: 0, hi: None, points: None };
+        for need in needs {
+            match (need, need.zeros()) {
+                (Need::Positive(size), _) => {
+                    let (alpha, beta) = affine(size, b).ok_or_else(overflow)?;
+                    // α + β·t ≥ 1.
+                    match beta.signum() {
+                        1 => {
+                            allowed.lo = allowed.lo.max(
+                                (1 - alpha).div_euclid(beta) + i64::from((1 - alpha).rem_euclid(beta) != 0),
+                            )
+                        }
+                        0 if alpha >= 1 => {}
+                        0 => allowed.hi = Some(-1),
+                        _ => {
+                            let hi = (alpha - 1).div_euclid(-beta);
+                            allowed.hi = Some(allowed.hi.map_or(hi, |h| h.min(hi)));
+                        }
+                    }
+                }
+                (_, None) => return Err(overflow()),
+                (_, Some(zeros)) => {
+                    // One of the sizes is zero: each holds everywhere, nowhere, or at one t.
+                    let mut points = BTreeSet::new();
+                    let mut everywhere = false;
+                    for size in zeros.iter() {
+                        let (alpha, beta) = affine(size, b).ok_or_else(overflow)?;
+                        match (alpha, beta) {
+                            (0, 0) => everywhere = true,
+                            (_, 0) => {}
+                            _ if alpha % beta == 0 && -alpha / beta >= 0 => {
+                                points.insert(-alpha / beta);
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !everywhere {
+                        allowed.points = Some(match allowed.points.take() {
+                            Some(p) => p.intersection(&points).copied().collect(),
+                            None => points,
+                        });
+                    }
+                }
+            }
+        }
+        classes.push(allowed);
+    }
+    let contains = |x: i64| {
+        let b = (x - 1).rem_euclid(m) + 1;
+        classes[(b - 1) as usize].contains((x - b) / m)
+    };
+    // The smallest modulus that divides the period and keeps the residues with a tail.
+    let tail: Vec<bool> = classes.iter().map(Allowed::has_tail).collect();
+    let modulus = (1..=period)
+        .filter(|&d| period.is_multiple_of(d))
+        .find(|&d| (0..period as usize).all(|i| tail[i] == tail[(i + d as usize) % period as usize]))
+        .unwrap_or(period);
+    // Residue of x (from 1) mod `modulus` lies at index (x − 1) mod period of `tail`.
+    let periodic = |x: i64| tail[((x - 1).rem_euclid(m)) as usize];
+    let settled = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as i64 + 1).saturating_add(m.saturating_mul(c.settled())))
+        .max()
+        .unwrap_or(1);
+    let mut from = settled;
+    while from > 1 && contains(from - 1) == periodic(from - 1) {
+        from -= 1;
+    }
+    let extra: Vec<u64> = (1..from).filter(|&x| contains(x)).map(|x| x as u64).collect();
+    let residues: Vec<u64> =
+        (0..modulus).filter(|&r| periodic(if r == 0 { modulus as i64 } else { r as i64 })).collect();
+    Ok(ValidSet { name: name.to_string(), modulus, residues, from: from as u64, extra })
+}
+
+/// The free-size analysis of `graph`, checked at the first probe, against `other`, the same
+/// network checked at the second: each node's sizes, what the layers need, and each name's
+/// valid set; or the diagnostic of the first layer that cannot take free sizes.
+pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<FreeSizes, Diagnostic> {
+    let distinct: HashSet<String> = names.iter().map(|n| n.name.clone()).collect();
+    let mut free = FreeSizes { names, ..FreeSizes::default() };
+    let mut positive = HashSet::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let twin = other.nodes.get(i);
+        let same = twin.is_some_and(|t| {
+            t.name == node.name
+                && t.inputs == node.inputs
+                && t.params == node.params
+                && format!("{:?}", t.op) == format!("{:?}", node.op)
+        });
+        let xs: Vec<&[Size]> = node.inputs.iter().map(|id| free.dims[id.0].as_slice()).collect();
+        let shown = |xs: &[&[Size]]| {
+            xs.iter()
+                .map(|d| format!("[{}]", d.iter().map(Size::to_string).collect::<Vec<_>>().join(", ")))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        if !same {
+            return Err(Diagnostic::error(
+                Code::FreeSize,
+                format!(
+                    "this `{}` would be a different layer for each input size",
+                    node.op.to_string().split_whitespace().next().unwrap_or_default()
+                ),
+            )
+            .primary(node.loc, format!("its input is {}", shown(&xs)))
+            .note(format!(
+                "its attributes or parameters depend on {}: with them at {} it is `{}`, at {} `{}`",
+                free.distinct_names().join(", "),
+                PROBES[0],
+                node.op,
+                PROBES[1],
+                twin.map_or(String::new(), |t| t.op.to_string()),
+            ))
+            .hint("give it an input of a fixed size (adaptive pooling before `flatten`), or fix the size with `--set`"));
+        }
+        let mut needs = Needs::default();
+        let dims =
+            match &node.op {
+                crate::ir::Op::Input(_) => node
+                    .shape
+                    .dims
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, &d)| {
+                        free.names
+                            .iter()
+                            .find(|n| n.input.0 == i && n.axis == axis)
+                            .map_or(Size::from(d), |n| Size::name(&n.name))
+                    })
+                    .collect(),
+                op => match op.layer().free_sizes(&xs, &node.shape.dims, &mut needs) {
+                    Some(dims) => dims,
+                    None => return Err(Diagnostic::error(
+                        Code::FreeSize,
+                        format!("`{op}` does not take free sizes yet"),
+                    )
+                    .primary(node.loc, format!("its input is {}", shown(&xs)))
+                    .hint(
+                        "fix the sizes with `--set`, or make them fixed before this layer (adaptive pooling)",
+                    )),
+                },
+            };
+        // The expressions must give the sizes both checks computed.
+        for (g, at) in [(graph, 0), (other, 1)] {
+            let value = |n: &str| distinct.contains(n).then_some(PROBES[at] as i64);
+            let computed: Option<Vec<u64>> =
+                dims.iter().map(|d: &Size| d.eval(&value).and_then(|v| u64::try_from(v).ok())).collect();
+            if computed.as_deref() != Some(&g.nodes[i].shape.dims[..]) {
+                return Err(Diagnostic::error(
+                    Code::FreeSize,
+                    format!("nnc's free-size rule for `{}` disagrees with its shape rule", node.name),
+                )
+                .primary(node.loc, "here")
+                .note(format!(
+                    "at {} it gives {:?}, the shape rule {:?}; this is a bug in nnc, please report it",
+                    PROBES[at], computed, g.nodes[i].shape.dims
+                )));
+            }
+        }
+        for d in &dims {
+            if d.as_known().is_none() && positive.insert(d.clone()) {
+                needs.positive(d);
+            }
+        }
+        free.constraints.extend(needs.list.into_iter().map(|need| Constraint { need, node: NodeId(i) }));
+        free.dims.push(dims);
+    }
+    let all: Vec<String> = free.distinct_names().into_iter().map(String::from).collect();
+    for name in all {
+        let mine: Vec<&Need> = free
+            .constraints
+            .iter()
+            .map(|c| &c.need)
+            .filter(|need| need.sizes().iter().all(|s| s.names().iter().all(|n| n == &name)))
+            .collect();
+        let coupled = free.constraints.iter().find(|c| {
+            let names: BTreeSet<String> = c.need.sizes().iter().flat_map(|s| s.names()).collect();
+            names.contains(&name) && names.len() > 1
+        });
+        let valid = match coupled {
+            Some(c) => {
+                Err(format!("`{}` couples {name} with another size: {}", graph.node(c.node).name, c.need))
+            }
+            None => solve(&name, &mine),
+        };
+        free.valid.push((name, valid));
+    }
+    Ok(free)
+}
