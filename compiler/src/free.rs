@@ -23,6 +23,7 @@ use std::fmt;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Graph, NodeId};
 use crate::size::{lcm, Size};
+use crate::source::Loc;
 
 /// The sizes each free name takes in the two checks: highly divisible (2⁶·3²·5·7 and twice
 /// that), and small enough that no count overflows.
@@ -138,6 +139,8 @@ pub struct FreeSizes {
     /// For each free name (in the order of first declaration), its valid sizes, or why they
     /// are not derived.
     pub valid: Vec<(String, Result<ValidSet, String>)>,
+    /// The network's `where` conditions, as written, each proved sufficient.
+    pub declared: Vec<String>,
 }
 
 impl FreeSizes {
@@ -168,6 +171,48 @@ impl FreeSizes {
             names.iter().map(|n| format!("{n}=…")).collect::<Vec<_>>().join(" "),
             sets.join(" and ")
         )
+    }
+
+    /// A size as the table shows it. Where the one name it depends on takes a single residue
+    /// class of a modulus that the size's period divides (`H % 16 == 0`), the size is affine
+    /// on every valid value, and shows so: `H/2` rather than `⌊H/2⌋`. Else its canonical form.
+    pub fn shown(&self, size: &Size) -> String {
+        self.affine(size).unwrap_or_else(|| size.to_string())
+    }
+
+    fn affine(&self, size: &Size) -> Option<String> {
+        let names = size.names();
+        let [name] = names.iter().collect::<Vec<_>>()[..] else { return None };
+        let set = self.valid.iter().find(|(n, _)| n == name)?.1.as_ref().ok()?;
+        let (&[r], true) = (&set.residues[..], set.extra.is_empty()) else { return None };
+        let m = set.modulus;
+        if size.is_nonlinear() || m < 2 || !m.is_multiple_of(size.period(MAX_PERIOD)?) {
+            return None;
+        }
+        let (m, b) = (m as i64, if r == 0 { m as i64 } else { r as i64 });
+        let v0 = size.eval(&|_| Some(b))?;
+        // The value at x is ((v1 − v0)·x + v0·m − (v1 − v0)·b) / m.
+        let p = size.eval(&|_| Some(b + m))?.checked_sub(v0)?;
+        let q = v0.checked_mul(m)?.checked_sub(p.checked_mul(b)?)?;
+        let g = [p, q].iter().fold(m.unsigned_abs(), |g, v| crate::size::gcd(g, v.unsigned_abs())) as i64;
+        let (p, q, d) = (p / g, q / g, m / g);
+        let term = match p {
+            0 => return None,
+            1 => name.clone(),
+            -1 => format!("−{name}"),
+            p if p < 0 => format!("−{}·{name}", -p),
+            p => format!("{p}·{name}"),
+        };
+        let numerator = match q {
+            0 => term,
+            q if q < 0 => format!("{term} − {}", -q),
+            q => format!("{term} + {q}"),
+        };
+        Some(match (d, q) {
+            (1, _) => numerator,
+            (_, 0) => format!("{numerator}/{d}"),
+            _ => format!("({numerator})/{d}"),
+        })
     }
 
     /// The first need that a choice of sizes breaks, if any.
@@ -387,10 +432,120 @@ pub fn solve(name: &str, needs: &[&Need]) -> Result<ValidSet, String> {
     while from > 1 && contains(from - 1) == periodic(from - 1) {
         from -= 1;
     }
+    // The bound reads best as the first size of the periodic part: `H % 2 == 0 and H ≥ 6`.
+    if tail.iter().any(|&t| t) {
+        while !periodic(from) {
+            from += 1;
+        }
+    }
     let extra: Vec<u64> = (1..from).filter(|&x| contains(x)).map(|x| x as u64).collect();
     let residues: Vec<u64> =
         (0..modulus).filter(|&r| periodic(if r == 0 { modulus as i64 } else { r as i64 })).collect();
     Ok(ValidSet { name: name.to_string(), modulus, residues, from: from as u64, extra })
+}
+
+/// A condition's value with each free size given (`None` where it gives no boolean).
+pub type Condition<'a> = Box<dyn Fn(&[(String, i64)]) -> Option<bool> + 'a>;
+
+/// A network's `where` condition: its text, where it is, and its value.
+pub struct Declared<'a> {
+    pub text: String,
+    pub loc: Loc,
+    pub holds: Condition<'a>,
+}
+
+/// Proves the `where` conditions sufficient, or refutes them with the first sizes that meet
+/// them and break a layer's need. The proof enumerates: a condition of `%`, `//` and
+/// comparisons with numbers is periodic in each size, with a period dividing the lcm of its
+/// numbers, past the largest of them; the needs are periodic past each set's lower bound; so
+/// every size up to both bounds plus two common periods covers every case.
+pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]) -> Result<(), Diagnostic> {
+    if declared.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<u64> = declared
+        .iter()
+        .flat_map(|d| d.text.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()))
+        .collect();
+    let period =
+        numbers.iter().filter(|&&n| n >= 1).try_fold(1u64, |m, &n| lcm(m, n)).filter(|&m| m <= MAX_PERIOD);
+    let largest = numbers.iter().copied().max().unwrap_or(0);
+    let names: Vec<String> = free.distinct_names().into_iter().map(String::from).collect();
+    let bounds: Vec<u64> = names
+        .iter()
+        .map(|name| {
+            let set = free.valid.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_ref().ok());
+            let (from, modulus) = set.map_or((1, 1), |s| (s.from, s.modulus));
+            let common = period.and_then(|p| lcm(p, modulus)).unwrap_or(MAX_PERIOD);
+            from.max(largest).saturating_add(common.saturating_mul(2)).min(1 << 12)
+        })
+        .collect();
+    let shown = |values: &[(String, i64)]| {
+        values.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", ")
+    };
+    // Every combination of sizes up to the bounds, the first name's slowest.
+    let total: u64 = bounds.iter().product();
+    let mut met = false;
+    for index in 0..total.min(1 << 22) {
+        let mut rest = index;
+        let mut values = Vec::with_capacity(names.len());
+        for (name, &bound) in names.iter().zip(&bounds).rev() {
+            values.push((name.clone(), (rest % bound) as i64 + 1));
+            rest /= bound;
+        }
+        values.reverse();
+        let mut meets = true;
+        for d in declared {
+            match (d.holds)(&values) {
+                Some(true) => {}
+                Some(false) => meets = false,
+                None => {
+                    return Err(Diagnostic::error(
+                        Code::FreeSize,
+                        "a `where` condition must be true or false for every size",
+                    )
+                    .primary(d.loc, format!("this is no boolean at {}", shown(&values))))
+                }
+            }
+        }
+        if !meets {
+            continue;
+        }
+        met = true;
+        let value = |n: &str| values.iter().find(|(name, _)| name == n).map(|&(_, v)| v);
+        if let Some(broken) = free.violation(&value) {
+            let node = graph.node(broken.node);
+            let sizes: Vec<String> =
+                broken.need.sizes().iter().filter_map(|s| s.eval(&value)).map(|v| v.to_string()).collect();
+            let sets: Vec<String> = free
+                .valid
+                .iter()
+                .map(|(n, v)| v.as_ref().map_or_else(|why| format!("{n}: {why}"), ToString::to_string))
+                .collect();
+            let d = &declared[0];
+            let mut diag = Diagnostic::error(
+                Code::FreeSize,
+                format!("`where {}` lets through sizes the network cannot take", d.text),
+            )
+            .primary(d.loc, format!("{} meets it", shown(&values)))
+            .secondary(
+                node.loc,
+                format!("but `{}` needs {} ({} there)", node.name, broken.need, sizes.join(" and ")),
+            )
+            .note(format!("the sizes the network takes: {}", sets.join(" and ")));
+            if declared.len() > 1 {
+                diag = diag.note("the network's `where` conditions are taken together");
+            }
+            return Err(diag);
+        }
+    }
+    if !met {
+        let d = &declared[0];
+        return Err(Diagnostic::error(Code::FreeSize, format!("`where {}` admits no size", d.text))
+            .primary(d.loc, "no size meets it"));
+    }
+    free.declared = declared.iter().map(|d| d.text.clone()).collect();
+    Ok(())
 }
 
 /// The free-size analysis of `graph`, checked at the first probe, against `other`, the same
@@ -507,4 +662,59 @@ pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<Fre
         free.valid.push((name, valid));
     }
     Ok(free)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h() -> Size {
+        Size::name("H")
+    }
+
+    /// The stated set equals the needs, size by size.
+    fn exact(needs: &[Need]) -> ValidSet {
+        let set = solve("H", &needs.iter().collect::<Vec<_>>()).unwrap();
+        for x in 1..600i64 {
+            let holds = needs.iter().all(|n| n.holds(&|_| Some(x)) == Some(true));
+            assert_eq!(set.contains(x as u64), holds, "{set} at H = {x}, needs {needs:?}");
+        }
+        set
+    }
+
+    #[test]
+    fn valid_sets_are_exact_and_plain() {
+        let even = Need::Equal(h().floor_div(2).unwrap().scale(2).unwrap(), h());
+        let at_least_6 = Need::Positive(h().add_known(-5).unwrap());
+        assert_eq!(exact(&[even.clone(), at_least_6]).to_string(), "H % 2 == 0 and H ≥ 6");
+        assert_eq!(exact(&[Need::Equal(h(), Size::known(7))]).to_string(), "H ∈ {7}");
+        // ⌊H/4⌋ broadcasts against 3: it is 3, or 1.
+        let quarter = Need::Broadcast(h().floor_div(4).unwrap(), Size::known(3));
+        assert_eq!(exact(&[quarter]).to_string(), "H ∈ {4, 5, 6, 7, 12, 13, 14, 15}");
+        // ResNet's stem, then a 5-wide window: ⌊(H + 3)/4⌋ ≥ 5.
+        let stem = h().add_known(3).unwrap().floor_div(4).unwrap();
+        let window = Need::Positive(stem.add_known(-4).unwrap());
+        assert_eq!(exact(&[window]).to_string(), "H ≥ 17");
+        let odd = Need::Equal(h().floor_div(2).unwrap().scale(2).unwrap().add_known(1).unwrap(), h());
+        let small = Need::Positive(h().scale(-1).unwrap().add_known(4).unwrap());
+        assert_eq!(exact(&[odd.clone(), small]).to_string(), "H ∈ {1, 3}");
+        let big = Need::Positive(h().add_known(-20).unwrap());
+        assert_eq!(exact(&[odd, big, Need::Positive(h())]).to_string(), "H % 2 == 1 and H ≥ 21");
+        assert_eq!(exact(&[even, Need::Equal(h(), Size::known(5))]).to_string(), "no H at all");
+    }
+
+    #[test]
+    fn sizes_show_affine_on_a_single_class() {
+        let set = ValidSet { name: "H".into(), modulus: 16, residues: vec![0], from: 1, extra: vec![] };
+        let free = FreeSizes { valid: vec![("H".into(), Ok(set))], ..FreeSizes::default() };
+        assert_eq!(free.shown(&h().floor_div(2).unwrap()), "H/2");
+        assert_eq!(free.shown(&h().floor_div(16).unwrap().scale(2).unwrap()), "H/8");
+        assert_eq!(free.shown(&h().add_known(-4).unwrap().floor_div(4).unwrap()), "(H − 4)/4");
+        assert_eq!(
+            free.shown(&h().add_known(3).unwrap().scale(3).unwrap().floor_div(4).unwrap()),
+            "(3·H + 8)/4"
+        );
+        // A period the modulus does not cover keeps its floor.
+        assert_eq!(free.shown(&h().floor_div(32).unwrap()), "⌊H/32⌋");
+    }
 }

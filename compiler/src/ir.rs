@@ -133,9 +133,9 @@ impl Graph {
     /// expressions (`[N, 64, ⌊(H + 1)/2⌋, ⌊(W + 1)/2⌋]`).
     pub fn shape_text(&self, id: NodeId) -> String {
         let shape = &self.nodes[id.0].shape;
-        match self.free.as_ref().and_then(|f| f.dims.get(id.0)) {
-            Some(dims) => {
-                let sizes = dims.iter().map(ToString::to_string);
+        match self.free.as_ref().and_then(|f| Some((f, f.dims.get(id.0)?))) {
+            Some((free, dims)) => {
+                let sizes = dims.iter().map(|d| free.shown(d));
                 let all: Vec<String> = shape.batch_text().into_iter().chain(sizes).collect();
                 let dtype = match shape.dtype {
                     DType::Float => String::new(),

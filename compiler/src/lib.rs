@@ -158,10 +158,12 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
                     let expander = Expander::new(&program, options.limits).free_sizes(set, free::PROBES[1]);
                     let (other, other_diags, _) = expander.network(file, def, &given);
                     let names = graph.free.take().map(|f| f.names).unwrap_or_default();
-                    match other
-                        .ok_or(other_diags)
-                        .and_then(|other| free::analyse(&graph, &other, names).map_err(|d| vec![d]))
-                    {
+                    let declared = declared(&program, &sources, file, def, options.limits);
+                    match other.ok_or(other_diags).and_then(|other| {
+                        let mut sizes = free::analyse(&graph, &other, names).map_err(|d| vec![d])?;
+                        free::check_declared(&graph, &mut sizes, &declared).map_err(|d| vec![d])?;
+                        Ok(sizes)
+                    }) {
                         Ok(sizes) => {
                             graph.free = Some(Box::new(sizes));
                             Some(graph)
@@ -177,6 +179,30 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
                             }));
                             None
                         }
+                    }
+                }
+                // Sizes given with `--set` must meet the network's `where`.
+                Some(graph) if unset.is_empty() && !set.is_empty() => {
+                    let values: Vec<(String, i64)> =
+                        set.iter().map(|(k, &v)| (k.clone(), v as i64)).collect();
+                    let unmet = declared(&program, &sources, file, def, options.limits)
+                        .into_iter()
+                        .find(|d| (d.holds)(&values) != Some(true));
+                    match unmet {
+                        Some(d) => {
+                            let mut shown: Vec<String> =
+                                values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                            shown.sort();
+                            diags.push(
+                                Diagnostic::error(
+                                    Code::FreeSize,
+                                    format!("{} does not meet `where {}`", shown.join(", "), d.text),
+                                )
+                                .primary(d.loc, "the sizes the network is meant for"),
+                            );
+                            None
+                        }
+                        None => Some(graph),
                     }
                 }
                 graph => graph,
@@ -200,6 +226,31 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
         graphs.clear();
     }
     Compilation { sources, graphs, diagnostics, networks_defined, expansions }
+}
+
+/// A network's `where` conditions, each evaluated with the free sizes bound.
+fn declared<'a>(
+    program: &'a front::load::Program,
+    sources: &SourceMap,
+    file: FileId,
+    def: &'a nnc_grammar::ast::Definition,
+    limits: Limits,
+) -> Vec<free::Declared<'a>> {
+    def.body
+        .iter()
+        .filter_map(|stmt| match stmt {
+            nnc_grammar::ast::Stmt::Where { condition, .. } => {
+                let loc = Loc::new(file, condition.span);
+                let holds = move |values: &[(String, i64)]| {
+                    let vars: Vec<(String, Value)> =
+                        values.iter().map(|(k, v)| (k.clone(), Value::Int(*v))).collect();
+                    Expander::new(program, limits).condition(file, condition, &vars)
+                };
+                Some(free::Declared { text: sources.snippet(loc).to_string(), loc, holds: Box::new(holds) })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The `--set` values of a network's free sizes (`--set H=64`), each a positive integer.

@@ -215,7 +215,8 @@ impl Size {
     }
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
+/// The greatest common divisor.
+pub fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {

@@ -93,6 +93,8 @@ pub enum Stmt {
     Shared { name: Ident, value: Expr, span: Span },
     /// `tie a.weight = b.weight`: the tensor on the left is the one on the right.
     Tie { tensor: Ident, to: Ident, span: Span },
+    /// `where H % 32 == 0`: the free input sizes the network is meant for.
+    Where { condition: Expr, span: Span },
     /// `name = expr`
     Bind { name: Ident, value: Expr },
     /// `a, b = expr`: each name bound to one item of the tuple `expr` gives, in order.
@@ -108,7 +110,8 @@ impl Stmt {
             | Stmt::Param { span, .. }
             | Stmt::Output { span, .. }
             | Stmt::Shared { span, .. }
-            | Stmt::Tie { span, .. } => *span,
+            | Stmt::Tie { span, .. }
+            | Stmt::Where { span, .. } => *span,
             Stmt::Bind { name, value } => name.span.to(value.span),
             Stmt::Destructure { names, value } => names[0].span.to(value.span),
             Stmt::Expr(e) => e.span,

@@ -941,6 +941,10 @@ impl<'s> Printer<'s> {
                 self.text(" = ");
                 self.expr(value, indent, Prec::Any);
             }
+            Stmt::Where { condition, .. } => {
+                self.text("where ");
+                self.expr(condition, indent, Prec::Any);
+            }
             Stmt::Tie { tensor, to, .. } => {
                 self.text("tie ");
                 self.ident(tensor, deeper);

@@ -390,6 +390,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::output_item => "an output's name",
         Rule::shared_decl | Rule::kw_shared => "`shared`",
         Rule::tie_decl | Rule::kw_tie => "`tie`",
+        Rule::where_decl | Rule::kw_where => "`where`",
         Rule::tensor_path => "a layer's tensor (`wte.weight`)",
         Rule::training_flag => "`training`",
         Rule::binding | Rule::expr_stmt => "a statement",
@@ -528,6 +529,12 @@ impl Builder<'_> {
                 let to = paths.next().expect("the tensor it is tied to");
                 let span = Span::new(span.start, to.span.end);
                 Stmt::Tie { tensor, to, span }
+            }
+            Rule::where_decl => {
+                let condition =
+                    self.expr(pair.into_inner().find(|p| p.as_rule() == Rule::expr).expect("the condition"));
+                let span = Span::new(span.start, condition.span.end);
+                Stmt::Where { condition, span }
             }
             Rule::binding => {
                 let mut names = Vec::new();

@@ -7,7 +7,9 @@
 //!
 //! The networks are the repository's, narrowed through their width parameters where they have
 //! them (ResNet-18's and GoogLeNet's `ratio`, DenseNet's `growth`), and the U-Net is a narrow
-//! copy of `models/zoo/unet.net` on the same `std.unet` blocks.
+//! copy of `models/zoo/unet.net` on the same `std.unet` blocks. The sequence models take
+//! token ids `[N, T]` with the length `T` free: `models/zoo/text_classifier.net` (an LSTM),
+//! a transformer encoder and a 1-D convolutional classifier, narrow.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,23 @@ network unet(classes = 2) {
 }
 ";
 
+/// Sequence models over a free length: a transformer encoder, which takes every length, and a
+/// 1-D convolutional classifier, whose windows need 15 tokens.
+const SEQUENCES: &str = "import std.transformer
+
+network encoder(vocab = 1000, d = 16) {
+    input tokens [N, T] int
+    x = embedding(vocab, d)
+    x -> layers: repeat 2 { transformer_encoder_layer(2, dim_feedforward=32) } -> mean(1) -> linear(4)
+}
+
+network conv_text(vocab = 1000, d = 16) {
+    input tokens [N, T] int
+    embedding(vocab, d) -> transpose(1, 2) -> conv1d(32, 5) -> relu -> maxpool1d(3, stride=2)
+        -> conv1d(32, 3, dilation=2) -> relu -> adaptive_maxpool1d(1) -> flatten -> linear(4)
+}
+";
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -46,18 +65,25 @@ fn freed(file: &str) -> String {
     freed
 }
 
-fn check(text: &str, dir: &Path, overrides: &[(&str, String)]) -> Result<Graph, String> {
+fn check(
+    text: &str,
+    dir: &Path,
+    overrides: &[(&str, String)],
+    network: Option<&str>,
+) -> Result<Graph, String> {
     let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let network = network.map(String::from);
     let root = Root::Text { name: "freed.net", text, dir: Some(dir) };
-    let compiled = compile(root, &Options { overrides, ..Options::default() });
+    let compiled = compile(root, &Options { overrides, network, ..Options::default() });
     match compiled.diagnostics.iter().find(|d| d.is_error()) {
         Some(d) => Err(d.message.clone()),
         None => Ok(compiled.graphs.into_iter().next().expect("one network")),
     }
 }
 
-/// `count` sizes in `1..=512`: three quarters drawn evenly at random, the rest among the
-/// valid ones, so that a rare valid size is met too.
+/// `count` sizes in `1..=512`: every size up to 32 (where windows stop fitting), then sizes
+/// drawn evenly at random, and a quarter among the valid ones, so that a rare valid size is
+/// met too.
 fn sizes(count: usize, valid: impl Fn(u64) -> bool, seed: u64) -> Vec<u64> {
     let mut state = seed;
     let mut next = move || {
@@ -65,7 +91,8 @@ fn sizes(count: usize, valid: impl Fn(u64) -> bool, seed: u64) -> Vec<u64> {
         (state >> 33) % 512 + 1
     };
     let valid_sizes: Vec<u64> = (1..=512).filter(|&s| valid(s)).collect();
-    let mut out: Vec<u64> = (0..count * 3 / 4).map(|_| next()).collect();
+    let mut out: Vec<u64> = (1..=32).collect();
+    out.extend((out.len()..count * 3 / 4).map(|_| next()));
     while out.len() < count {
         out.push(valid_sizes[next() as usize % valid_sizes.len()]);
     }
@@ -75,7 +102,7 @@ fn sizes(count: usize, valid: impl Fn(u64) -> bool, seed: u64) -> Vec<u64> {
 fn exact(name: &str, text: &str, channels: i64, params: &[(&str, &str)]) {
     let dir = root().join("models");
     let params: Vec<(&str, String)> = params.iter().map(|&(k, v)| (k, v.to_string())).collect();
-    let graph = check(text, &dir, &params).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let graph = check(text, &dir, &params, None).unwrap_or_else(|e| panic!("{name}: {e}"));
     let free = graph.free.clone().expect("free sizes");
     let valid: Vec<_> = free.valid.iter().map(|(n, v)| (n.clone(), v.clone().unwrap())).collect();
     let [(h, h_set), (w, w_set)] = &valid[..] else { panic!("{name}: free sizes {valid:?}") };
@@ -91,7 +118,7 @@ fn exact(name: &str, text: &str, channels: i64, params: &[(&str, &str)]) {
             let at = [("H", hh.to_string()), ("W", ww.to_string())];
             let mut overrides = params.clone();
             overrides.extend(at.iter().map(|(k, v)| (*k, v.clone())));
-            let fixed = check(text, &dir, &overrides);
+            let fixed = check(text, &dir, &overrides, None);
             let x = Tensor::randn([1, channels, hh as i64, ww as i64], (Kind::Float, Device::Cpu));
             let accepted = set.contains(size);
             assert_eq!(fixed.is_ok(), accepted, "{name} at H = {hh}, W = {ww}: the checker says {fixed:?}");
@@ -119,6 +146,54 @@ fn exact(name: &str, text: &str, channels: i64, params: &[(&str, &str)]) {
         }
     }
     eprintln!("{name}: {ran} sizes ran, {refused} were refused and fail in libtorch too");
+}
+
+/// The sequence models' exactness: 200 lengths in 1–512, as `exact` does for images.
+fn exact_sequence(name: &str, text: &str, params: &[(&str, &str)]) {
+    let network = text.contains(&format!("network {name}(")).then_some(name);
+    let dir = root().join("models");
+    let params: Vec<(&str, String)> = params.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    let graph = check(text, &dir, &params, network).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let free = graph.free.clone().expect("free sizes");
+    let [(t, Ok(set))] = &free.valid[..] else { panic!("{name}: free sizes {:?}", free.valid) };
+    assert_eq!(t, "T");
+    eprintln!("{name}: {set}");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let (mut ran, mut refused) = (0, 0);
+    for length in sizes(200, |s| set.contains(s), 29) {
+        let mut overrides = params.clone();
+        overrides.push(("T", length.to_string()));
+        let fixed = check(text, &dir, &overrides, network);
+        let x = Tensor::randint(50, [1, length as i64], (Kind::Int64, Device::Cpu));
+        let accepted = set.contains(length);
+        assert_eq!(fixed.is_ok(), accepted, "{name} at T = {length}: the checker says {fixed:?}");
+        if accepted {
+            let y = tch::no_grad(|| model.try_forward(&x, false))
+                .unwrap_or_else(|e| panic!("{name} at T = {length}, which nnc accepts: {e}"));
+            let expected = fixed.unwrap();
+            assert_eq!(y.size(), expected.node(expected.output()).shape.sizes(1), "{name} at T = {length}");
+            ran += 1;
+        } else {
+            match tch::no_grad(|| model.try_forward(&x, false)) {
+                Err(RuntimeError::FreeSize { .. }) => {}
+                other => panic!("{name} at T = {length}: the runtime should refuse it, got {other:?}"),
+            }
+            let libtorch = tch::no_grad(|| model.try_forward_unchecked(&[&x], false));
+            assert!(libtorch.is_err(), "{name} at T = {length}: nnc refuses it, but libtorch runs it");
+            refused += 1;
+        }
+    }
+    eprintln!("{name}: {ran} lengths ran, {refused} were refused and fail in libtorch too");
+}
+
+#[test]
+fn sequence_models_are_exact() {
+    let lstm = std::fs::read_to_string(root().join("models/zoo/text_classifier.net")).unwrap();
+    let lstm = lstm.replace("input tokens [N, length] int", "input tokens [N, T] int");
+    exact_sequence("text_classifier", &lstm, &[("vocab", "100"), ("embed", "16"), ("hidden", "8")]);
+    exact_sequence("encoder", SEQUENCES, &[("vocab", "100")]);
+    exact_sequence("conv_text", SEQUENCES, &[("vocab", "100")]);
 }
 
 #[test]

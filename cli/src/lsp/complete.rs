@@ -11,8 +11,8 @@ use nnc_compiler::{RESERVED, STD_MODULES};
 use super::analysis::{signature, Analysis, ROOT};
 
 const KEYWORDS: &[&str] = &[
-    "block", "network", "fn", "import", "input", "output", "param", "shared", "tie", "repeat", "in", "if",
-    "else",
+    "block", "network", "fn", "import", "input", "output", "param", "shared", "tie", "where", "repeat", "in",
+    "if", "else",
 ];
 
 pub fn complete(own: &Analysis, offset: usize) -> Vec<CompletionItem> {

@@ -59,7 +59,11 @@ pub fn hints(own: &Analysis, views: &[View<'_>], within: Span) -> Vec<InlayHint>
                     syntax::stages(value).into_iter().for_each(|stage| hint(stage.span))
                 }
                 Stmt::Destructure { names, .. } => names.iter().for_each(|name| hint(name.span)),
-                Stmt::Param { .. } | Stmt::Output { .. } | Stmt::Shared { .. } | Stmt::Tie { .. } => {}
+                Stmt::Param { .. }
+                | Stmt::Output { .. }
+                | Stmt::Shared { .. }
+                | Stmt::Tie { .. }
+                | Stmt::Where { .. } => {}
             }
         }
     }

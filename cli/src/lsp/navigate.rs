@@ -153,7 +153,7 @@ pub fn symbols(own: &Analysis) -> Vec<DocumentSymbol> {
                     }
                     (vec![(shown, first.span)], SymbolKind::OBJECT)
                 }
-                Stmt::Output { .. } | Stmt::Tie { .. } => continue,
+                Stmt::Output { .. } | Stmt::Tie { .. } | Stmt::Where { .. } => continue,
             };
             for (name, selection) in names {
                 let detail = match stmt {

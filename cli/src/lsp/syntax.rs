@@ -34,9 +34,10 @@ fn stmt<'a>(s: &'a Stmt, f: &mut impl FnMut(Visit<'a>)) {
             expr(init, f);
         }
         Stmt::Output { .. } | Stmt::Tie { .. } => {}
-        Stmt::Shared { value, .. } | Stmt::Bind { value, .. } | Stmt::Destructure { value, .. } => {
-            expr(value, f)
-        }
+        Stmt::Shared { value, .. }
+        | Stmt::Bind { value, .. }
+        | Stmt::Destructure { value, .. }
+        | Stmt::Where { condition: value, .. } => expr(value, f),
         Stmt::Expr(e) => expr(e, f),
     }
 }

@@ -151,6 +151,9 @@ pub fn network(graph: &Graph, report: &Report) -> Value {
         }
         out["free"] =
             valid.iter().map(|(name, set)| (name.clone(), json!(set))).collect::<Map<_, _>>().into();
+        if !report.declared.is_empty() {
+            out["declared"] = json!(report.declared);
+        }
     }
     out
 }

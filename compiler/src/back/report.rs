@@ -31,6 +31,9 @@ pub struct Report {
     /// are not given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free: Option<Vec<(String, String)>>,
+    /// The network's `where` conditions, each proved sufficient.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<String>,
 }
 
 /// One input of the network: its name (`input` for the unnamed one) and shape, with its element
@@ -201,6 +204,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         rows,
         totals,
         memory: None,
+        declared: graph.free.as_ref().map_or_else(Vec::new, |f| f.declared.clone()),
         free: graph.free.as_ref().map(|f| {
             f.valid
                 .iter()
@@ -325,6 +329,9 @@ pub fn render_table(report: &Report) -> String {
             total("mult-adds, activations", depends);
             for (name, set) in valid {
                 total(&format!("valid {name}"), set.clone());
+            }
+            for condition in &report.declared {
+                total("declared", format!("where {condition} (proved sufficient)"));
             }
         }
         None => {

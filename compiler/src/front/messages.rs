@@ -122,6 +122,7 @@ pub(super) enum Error<'a> {
     // A `--set` value that is not a constant.
     NotConstant { at: Loc },
     InputInBlock { at: Loc },
+    WhereOutsideNetwork { at: Loc },
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
     // A function whose body made a layer or gave a tensor.
@@ -354,6 +355,9 @@ impl Error<'_> {
             InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")
                 .primary(at, "not allowed in a block or function")
                 .hint("inside a block, `in` is the tensor the block is applied to"),
+            WhereOutsideNetwork { at } => Diagnostic::error(Code::Structure, "`where` belongs in a network's body")
+                .primary(at, "not allowed in a block, function, `if` or `repeat` body")
+                .hint("`where` speaks of the free sizes of the network's input: write it beside the `input`"),
             InputInBody { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network's body")
                 .primary(at, "not allowed in an `if` or `repeat` body")
                 .hint("declare the input once, at the top of the network"),

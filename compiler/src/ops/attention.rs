@@ -24,7 +24,9 @@ use super::{
     ParamSpec, PyTorch, Ranks, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static MULTI_HEAD_ATTENTION: OpSpec = OpSpec {
     name: "multi_head_attention",
@@ -169,6 +171,16 @@ attributes! {
 }
 
 impl Layer for MultiHeadAttention {
+    /// The query's sizes; a key padding mask must have a position for each key.
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        let query = xs.first()?;
+        if self.key_padding_mask {
+            let keys = if self.cross { xs.get(1)? } else { query };
+            needs.equal(xs.last()?.first()?, keys.first()?);
+        }
+        Some(query.to_vec())
+    }
+
     /// Decomposed as PyTorch computes it: the packed projection, split into queries, keys and
     /// values, each `[N, T, heads, E / heads]` moved to `[N, heads, T, E / heads]`, attention per
     /// head (causal where asked), the heads joined and projected out.

@@ -12,7 +12,9 @@ use super::{
     PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static EMBEDDING: OpSpec = OpSpec {
     name: "embedding",
@@ -76,6 +78,13 @@ attributes! {
 }
 
 impl Layer for Embedding {
+    /// Each id's row: the ids' sizes, then the row's.
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        let mut dims = xs.first()?.to_vec();
+        dims.push(Size::from(self.embedding_dim));
+        Some(dims)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let weight = g.tensor("weight")?;
         Ok(g.node("Gather", &[&weight, &xs[0]], vec![("axis", Attr::Int(0))]))

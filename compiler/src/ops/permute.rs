@@ -9,7 +9,9 @@ use super::onnx::{Onnx, OnnxError};
 
 use super::{attributes, Args, Built, Kind, Layer, Op, OpError, OpSpec, ParamSpec, PyTorch, Ranks};
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 pub static PERMUTE: OpSpec = OpSpec {
     name: "permute",
@@ -100,6 +102,12 @@ attributes! {
 }
 
 impl Layer for Permute {
+    /// The sizes in the new order (free sizes come only with a batch, which stays first).
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        let x = xs.first()?;
+        self.dims.get(1..)?.iter().map(|&d| x.get(d.checked_sub(1)?).cloned()).collect()
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         Ok(g.transpose(&xs[0], &self.dims))
     }
@@ -115,6 +123,17 @@ impl Layer for Permute {
 }
 
 impl Layer for Transpose {
+    /// The sizes with two swapped.
+    fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        let mut dims = xs.first()?.to_vec();
+        let (a, b) = (self.dim0.checked_sub(1)?, self.dim1.checked_sub(1)?);
+        if a.max(b) >= dims.len() {
+            return None;
+        }
+        dims.swap(a, b);
+        Some(dims)
+    }
+
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         let mut perm: Vec<usize> = (0..g.input(0).rank()).collect();
         perm.swap(self.dim0, self.dim1);

@@ -25,7 +25,9 @@ use super::{
     OpError, OpSpec, ParamSpec, PyTorch, Ranks, SizeOrigin, TensorSpec,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 /// The most layers one recurrent layer stacks: as many as one network may have (the default
 /// of `Limits::max_nodes`). Each is described tensor by tensor, so without a bound a
@@ -422,6 +424,13 @@ macro_rules! recurrent_op {
         }
 
         impl Layer for $op {
+            /// Every step of the sequence, with the features the layer makes (its initial
+            /// states, if given, have no free size).
+            fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                let steps = xs.first()?.first()?.clone();
+                Some(vec![steps, Size::from(*out.get(1)?)])
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.recurrent().describe(f)
             }
@@ -478,6 +487,11 @@ attributes! {
 }
 
 impl Layer for FinalState {
+    /// `[D·num_layers, H]`, whatever the sequence's length.
+    fn free_sizes(&self, _: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        Some(out.iter().map(|&d| Size::from(d)).collect())
+    }
+
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.index, self.lstm) {
             (2, true) => f.write_str("final cell state c_n"),

@@ -12,7 +12,9 @@ use super::{
     SizeOrigin,
 };
 use crate::diagnostic::Code;
+use crate::free::Needs;
 use crate::shape::{DType, Shape};
+use crate::size::Size;
 
 /// The dimensions reduced, resolved (1..rank) and sorted, and the output shape.
 fn reduced(args: &Args, input: &Shape) -> Result<(Vec<usize>, Shape), OpError> {
@@ -66,6 +68,16 @@ macro_rules! reduction {
         }
 
         impl Layer for $ty {
+            /// The sizes not reduced, and 1 for each reduced one under `keepdim`.
+            fn free_sizes(&self, xs: &[&[Size]], _: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                let x = xs.first()?;
+                let kept = x.iter().enumerate().filter_map(|(i, d)| match self.dims.contains(&(i + 1)) {
+                    false => Some(d.clone()),
+                    true => self.keepdim.then(|| Size::known(1)),
+                });
+                Some(kept.collect())
+            }
+
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 describe(f, $name, &self.dims, self.keepdim)
             }

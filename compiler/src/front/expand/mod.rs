@@ -307,6 +307,19 @@ impl<'p> Expander<'p> {
         self.diags.iter().any(Diagnostic::is_error)
     }
 
+    /// Evaluates a `where` condition with these names bound (the network's parameters and its
+    /// free sizes): `None` where it is no boolean, or fails.
+    pub fn condition(mut self, file: FileId, e: &Expr, vars: &[(String, Value)]) -> Option<bool> {
+        let mut scope = Scope::new(file, "");
+        for (name, value) in vars {
+            scope.vars.insert(name.clone(), (value.clone(), e.span));
+        }
+        match self.eval(e, &mut scope, None, "") {
+            Value::Bool(b) if self.diags.is_empty() => Some(b),
+            _ => None,
+        }
+    }
+
     /// Evaluates a constant expression (no names, no input), as `--set` values are.
     pub fn constant(mut self, file: FileId, e: &Expr) -> Result<Value, Vec<Diagnostic>> {
         let mut scope = Scope::new(file, "");
@@ -374,6 +387,12 @@ impl<'p> Expander<'p> {
                     self.tie(tensor, to, scope, path);
                     Value::Tuple(Vec::new())
                 }
+                // What a network's `where` says of its free sizes is checked once the network
+                // has expanded (`crate::free`); elsewhere it has nothing to speak of.
+                Stmt::Where { span, .. } => match kind {
+                    BodyKind::Network => Value::Tuple(Vec::new()),
+                    _ => self.error(Error::WhereOutsideNetwork { at: Loc::new(scope.file, *span) }),
+                },
                 Stmt::Bind { name, value } => {
                     let path = child(path, &name.name);
                     scope.label_prefix = path.clone();
@@ -397,7 +416,10 @@ impl<'p> Expander<'p> {
                 flow = Some(value.clone());
             }
             // A declaration is no statement's value: the body's is the one before it.
-            if !matches!(stmt, Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. }) {
+            if !matches!(
+                stmt,
+                Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. } | Stmt::Where { .. }
+            ) {
                 last = Some(value);
             }
         }
