@@ -170,6 +170,28 @@ fn lenet_hints_are_its_table() {
     assert!(client.shutdown().success());
 }
 
+/// Free sizes in the editor: hovers and hints show their expressions, as the table does, and
+/// no multiply-adds, which depend on them.
+#[test]
+fn free_sizes_show_as_expressions() {
+    let cache = cache("free");
+    let mut client = start(&cache);
+    let path = root().join("tests/ok/free-sizes.net");
+    let (doc, text) = (uri(&path), std::fs::read_to_string(&path).unwrap());
+    client.open(&doc, &text);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    let (line, col) = find(&text, "down1 =", 0, 1);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert!(value.contains("`[N, 4, H, W]` → `[N, 8, H/2, W/2]` · 896 parameters"), "{value}");
+    assert!(!value.contains("multiply-adds"), "{value}");
+    let (line, col) = find(&text, "stem =", 0, 1);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert!(value.contains("`[N, 8, ⌊(H + 3)/4⌋, ⌊(W + 3)/4⌋]`"), "{value}");
+    assert!(client.shutdown().success());
+}
+
 #[test]
 fn diagnostics_in_an_import_go_to_its_file() {
     let cache = cache("imports");

@@ -239,6 +239,23 @@ pub fn declared_names(def: &nnc_grammar::ast::Definition) -> Vec<String> {
     names
 }
 
+/// Node `id`'s shape as the report and an editor show it: with free sizes, their expressions
+/// (`[N, 64, ⌊(H + 1)/2⌋, ⌊(W + 1)/2⌋]`, `H/2` where it is affine on the valid sizes).
+pub fn shape_text(shape: &crate::shape::Shape, free: Option<&FreeSizes>, id: NodeId) -> String {
+    match free.and_then(|f| Some((f, f.dims.get(id.0)?))) {
+        Some((free, dims)) => {
+            let sizes = dims.iter().map(|d| free.shown(d));
+            let all: Vec<String> = shape.batch_text().into_iter().chain(sizes).collect();
+            let dtype = match shape.dtype {
+                crate::shape::DType::Float => String::new(),
+                other => format!(" {other}"),
+            };
+            format!("[{}]{dtype}", all.join(", "))
+        }
+        None => shape.to_string(),
+    }
+}
+
 /// The exact set of sizes a free name may take: `x ≥ from` with `x % modulus` among
 /// `residues`, and the sizes in `extra`, all below `from`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -132,19 +132,7 @@ impl Graph {
     /// A node's shape as the report shows it: with a network's free sizes, their
     /// expressions (`[N, 64, ⌊(H + 1)/2⌋, ⌊(W + 1)/2⌋]`).
     pub fn shape_text(&self, id: NodeId) -> String {
-        let shape = &self.nodes[id.0].shape;
-        match self.free.as_ref().and_then(|f| Some((f, f.dims.get(id.0)?))) {
-            Some((free, dims)) => {
-                let sizes = dims.iter().map(|d| free.shown(d));
-                let all: Vec<String> = shape.batch_text().into_iter().chain(sizes).collect();
-                let dtype = match shape.dtype {
-                    DType::Float => String::new(),
-                    other => format!(" {other}"),
-                };
-                format!("[{}]{dtype}", all.join(", "))
-            }
-            None => shape.to_string(),
-        }
+        crate::free::shape_text(&self.nodes[id.0].shape, self.free.as_deref(), id)
     }
 
     pub fn total_params(&self) -> u64 {

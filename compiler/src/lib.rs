@@ -165,7 +165,13 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
                         Ok(sizes)
                     }) {
                         Ok(sizes) => {
-                            graph.free = Some(Box::new(sizes));
+                            let sizes = Box::new(sizes);
+                            if let Some(expansion) =
+                                expansions.last_mut().filter(|e| e.network == def.name.name)
+                            {
+                                expansion.free = Some(sizes.clone());
+                            }
+                            graph.free = Some(sizes);
                             Some(graph)
                         }
                         Err(errors) => {

@@ -19,6 +19,9 @@ pub struct Expansion {
     /// What each expression that gave a tensor gave, in the order evaluated: a block's body
     /// once per instance, a repeat's body once per iteration.
     pub values: Vec<Traced>,
+    /// The network's free sizes, once it checked (see `crate::free`): its nodes' shapes are
+    /// then those of a probe, and its multiply-adds depend on the sizes.
+    pub free: Option<Box<crate::free::FreeSizes>>,
 }
 
 /// An expression (or a bound name) that evaluated to a tensor.
@@ -36,6 +39,11 @@ pub struct Traced {
 impl Expansion {
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]
+    }
+
+    /// Node `id`'s shape as an editor shows it, with the free sizes' expressions.
+    pub fn shape_text(&self, id: NodeId) -> String {
+        crate::free::shape_text(&self.nodes[id.0].shape, self.free.as_deref(), id)
     }
 
     /// The parameters and multiply-adds of the nodes a value made.

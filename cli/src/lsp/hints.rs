@@ -24,7 +24,7 @@ pub fn hints(own: &Analysis, views: &[View<'_>], within: Span) -> Vec<InlayHint>
         let mut shapes: Vec<String> = Vec::new();
         for &(analysis, file) in views {
             for (expansion, traced) in analysis.values_at(file, span) {
-                let shape = expansion.node(traced.output).shape.to_string();
+                let shape = expansion.shape_text(traced.output);
                 if !shapes.contains(&shape) {
                     shapes.push(shape);
                 }

@@ -45,14 +45,19 @@ pub fn hover(own: &Analysis, views: &[View<'_>], offset: usize) -> Option<Hover>
 fn values(analysis: &Analysis, file: FileId, span: Span) -> String {
     let mut seen: Vec<(String, usize)> = Vec::new();
     for (expansion, traced) in analysis.values_at(file, span) {
-        let output = format!("`{}`", expansion.node(traced.output).shape);
+        let output = format!("`{}`", expansion.shape_text(traced.output));
         let mut line = match traced.input {
-            Some(input) if !traced.made.is_empty() => format!("`{}` → {output}", expansion.node(input).shape),
+            Some(input) if !traced.made.is_empty() => format!("`{}` → {output}", expansion.shape_text(input)),
             _ => output,
         };
         let (params, macs) = expansion.totals(traced);
-        if params > 0 || macs > 0 {
-            line += &format!(" · {} parameters · {} multiply-adds", thousands(params), thousands(macs));
+        // With free sizes, the multiply-adds depend on them.
+        match expansion.free {
+            Some(_) if params > 0 => line += &format!(" · {} parameters", thousands(params)),
+            None if params > 0 || macs > 0 => {
+                line += &format!(" · {} parameters · {} multiply-adds", thousands(params), thousands(macs))
+            }
+            _ => {}
         }
         match seen.iter_mut().find(|(l, _)| *l == line) {
             Some((_, count)) => *count += 1,

@@ -215,6 +215,7 @@ impl<'p> Expander<'p> {
             nodes: std::mem::take(&mut self.nodes),
             groups: std::mem::take(&mut self.groups),
             values,
+            free: None,
         });
         (graph, lints::group_repeated(self.diags), expansion)
     }
