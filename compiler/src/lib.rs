@@ -29,11 +29,12 @@ mod source;
 pub mod trace;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use explain::Explanation;
 pub use front::expand::Limits;
-pub use front::load::{syntax_diagnostics, Root, MAX_FILE_BYTES, RESERVED, STD_MODULES};
+pub use front::load::{syntax_diagnostics, ParseCache, Root, MAX_FILE_BYTES, RESERVED, STD_MODULES};
 pub use ir::Graph;
 use nnc_grammar::Span;
 pub use shape::{Batch, Shape, Window};
@@ -70,6 +71,9 @@ pub struct Compilation {
     pub networks_defined: usize,
     /// With [`Options::trace`]: each selected network as far as it expanded, errors or not.
     pub expansions: Vec<trace::Expansion>,
+    /// The syntax tree of each file, by `FileId`; `None` for a file that could not be read or
+    /// is no `.net` file (the `--set` overrides).
+    pub trees: Vec<Option<Arc<nnc_grammar::ast::File>>>,
 }
 
 impl Compilation {
@@ -89,8 +93,18 @@ pub const OVERRIDES_SOURCE: &str = "<--set>";
 
 /// Compiles a root file and everything it imports.
 pub fn compile(root: Root, options: &Options) -> Compilation {
+    compile_with(root, options, None)
+}
+
+/// [`compile`], taking the parse of each file whose text `cache` has seen from it, and
+/// keeping the others' there: for a caller that compiles again after each edit.
+pub fn compile_cached(root: Root, options: &Options, cache: &mut ParseCache) -> Compilation {
+    compile_with(root, options, Some(cache))
+}
+
+fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -> Compilation {
     let mut sources = SourceMap::new();
-    let (program, mut diagnostics) = front::load::load(&mut sources, root);
+    let (program, mut diagnostics) = front::load::load(&mut sources, root, cache);
     let networks_defined = program.networks.len();
     let load_failed = !diagnostics.is_empty();
 
@@ -231,7 +245,8 @@ pub fn compile(root: Root, options: &Options) -> Compilation {
     if load_failed {
         graphs.clear();
     }
-    Compilation { sources, graphs, diagnostics, networks_defined, expansions }
+    let trees = program.into_trees();
+    Compilation { sources, graphs, diagnostics, networks_defined, expansions, trees }
 }
 
 /// A network's `where` conditions, each evaluated with the free sizes bound.

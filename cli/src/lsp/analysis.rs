@@ -3,12 +3,12 @@
 //! and the traced values indexed by where they were written. Made again on each change; every
 //! request reads the latest.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use lsp_types::{Location, Uri};
 use nnc_compiler::trace::{Expansion, Traced};
-use nnc_compiler::{compile, Compilation, FileId, Loc, Options, Root, STD_MODULES};
+use nnc_compiler::{compile_cached, Compilation, FileId, Loc, Options, ParseCache, Root, STD_MODULES};
 use nnc_grammar::ast::{DefKind, Definition, File};
 use nnc_grammar::Span;
 
@@ -21,7 +21,8 @@ pub struct Source {
     /// import, the cached copy's for a standard module (`None` if none could be written).
     pub uri: Option<Uri>,
     pub lines: LineIndex,
-    pub ast: File,
+    /// The compiler's own tree of the file, shared with it.
+    pub ast: Arc<File>,
 }
 
 pub struct Analysis {
@@ -29,15 +30,17 @@ pub struct Analysis {
     /// By `FileId`: the document is file 0.
     pub sources: Vec<Source>,
     /// For each place an expression gave a tensor: the (expansion, value) indices of what it
-    /// gave, once per block instance or iteration.
-    values: HashMap<(FileId, Span), Vec<(usize, usize)>>,
+    /// gave, once per block instance or iteration. Made on each keystroke from thousands of
+    /// values, with few places (a block's body gives a value per instance), so hashed fast.
+    values: foldhash::HashMap<(FileId, Span), Vec<(usize, usize)>>,
 }
 
 /// The document itself, in every analysis.
 pub const ROOT: FileId = FileId(0);
 
 impl Analysis {
-    pub fn new(doc: &Uri, text: &str) -> Analysis {
+    /// `parses` gives the files whose text it has seen parsed, and keeps the others'.
+    pub fn new(doc: &Uri, text: &str, parses: &mut ParseCache) -> Analysis {
         let path = uri::to_path(doc);
         let name = path
             .as_ref()
@@ -45,7 +48,8 @@ impl Analysis {
             .map_or_else(|| uri::file_name(doc), |n| n.to_string_lossy().into_owned());
         let dir: Option<PathBuf> = path.as_ref().and_then(|p| p.parent().map(PathBuf::from));
         let options = Options { trace: true, ..Options::default() };
-        let compilation = compile(Root::Text { name: &name, text, dir: dir.as_deref() }, &options);
+        let compilation =
+            compile_cached(Root::Text { name: &name, text, dir: dir.as_deref() }, &options, parses);
         let sources = compilation
             .sources
             .files()
@@ -59,10 +63,14 @@ impl Analysis {
                 } else {
                     None
                 };
-                Source { uri, lines: LineIndex::new(&file.text), ast: nnc_grammar::parse_file(&file.text).0 }
+                // A file the compiler did not parse (one not UTF-8 is shown lossily) is parsed
+                // here, as it reads.
+                let ast = compilation.trees.get(id.0).cloned().flatten();
+                let ast = ast.unwrap_or_else(|| Arc::new(nnc_grammar::parse_file(&file.text).0));
+                Source { uri, lines: LineIndex::new(&file.text), ast }
             })
             .collect();
-        let mut values: HashMap<(FileId, Span), Vec<(usize, usize)>> = HashMap::new();
+        let mut values: foldhash::HashMap<(FileId, Span), Vec<(usize, usize)>> = Default::default();
         for (e, expansion) in compilation.expansions.iter().enumerate() {
             for (v, traced) in expansion.values.iter().enumerate() {
                 values.entry((traced.loc.file, traced.loc.span)).or_default().push((e, v));

@@ -28,6 +28,7 @@ mod uri;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
 
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{
@@ -44,7 +45,7 @@ use lsp_types::{
     TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions,
     TextEdit, Uri,
 };
-use nnc_compiler::FileId;
+use nnc_compiler::{FileId, ParseCache};
 use nnc_grammar::format::FormatError;
 use nnc_grammar::Span;
 
@@ -86,10 +87,23 @@ pub fn serve() -> io::Result<Outcome> {
         eprintln!("error: nnc lsp: {e}");
         return Ok(Outcome::UsageError);
     }
-    let mut server = Server { connection: &connection, docs: HashMap::new(), published: HashMap::new() };
+    // A check replaced is dropped on a thread of its own: freeing a large network's nodes and
+    // traced values is a good part of a check's cost, and no answer needs to wait for it.
+    let (graveyard, buried) = mpsc::channel::<Analysis>();
+    let undertaker = std::thread::spawn(move || buried.into_iter().for_each(drop));
+    let mut server = Server {
+        connection: &connection,
+        docs: HashMap::new(),
+        published: HashMap::new(),
+        parses: ParseCache::default(),
+        checked: false,
+        graveyard,
+    };
     let outcome = server.run();
+    drop(server);
     drop(connection);
     threads.join()?;
+    let _ = undertaker.join();
     Ok(outcome)
 }
 
@@ -106,6 +120,13 @@ struct Server<'c> {
     docs: HashMap<Uri, Document>,
     /// The diagnostics last published, by file.
     published: HashMap<Uri, Vec<Diagnostic>>,
+    /// The files parsed by recent checks: the next check parses again only the texts that
+    /// changed (on a keystroke, the document itself), not the `std` modules and imports.
+    parses: ParseCache,
+    /// Whether a document was checked since the parses were last swept.
+    checked: bool,
+    /// Where analyses that are out of date go to be dropped.
+    graveyard: mpsc::Sender<Analysis>,
 }
 
 /// Whether the loop goes on.
@@ -137,7 +158,12 @@ impl Server<'_> {
             }
             if catch_unwind(AssertUnwindSafe(|| self.check_and_publish())).is_err() {
                 // Keep going with no stale analysis left.
-                self.docs.values_mut().for_each(|d| d.analysis = None);
+                self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
+            }
+            // What the checks of this round did not parse is forgotten; not after a round of
+            // requests alone, which would forget what the next keystroke's check needs.
+            if std::mem::take(&mut self.checked) {
+                self.parses.sweep();
             }
         }
     }
@@ -210,18 +236,20 @@ impl Server<'_> {
                             apply(&mut doc.text, change);
                         }
                         doc.version = p.text_document.version;
-                        doc.analysis = None;
+                        bury(&self.graveyard, &mut doc.analysis);
                     }
                 }
             }
             DidCloseTextDocument::METHOD => {
                 if let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params) {
-                    self.docs.remove(&p.text_document.uri);
+                    if let Some(mut doc) = self.docs.remove(&p.text_document.uri) {
+                        bury(&self.graveyard, &mut doc.analysis);
+                    }
                 }
             }
             // A file saved or changed on disk may be another's import: check everything again.
             DidSaveTextDocument::METHOD | DidChangeWatchedFiles::METHOD => {
-                self.docs.values_mut().for_each(|d| d.analysis = None);
+                self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
             }
             _ => {}
         }
@@ -233,7 +261,8 @@ impl Server<'_> {
     fn check_and_publish(&mut self) {
         for (uri, doc) in &mut self.docs {
             if doc.analysis.is_none() {
-                doc.analysis = Some(Analysis::new(uri, &doc.text));
+                doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
+                self.checked = true;
             }
         }
         let mut now: HashMap<Uri, Vec<Diagnostic>> = HashMap::new();
@@ -278,7 +307,8 @@ impl Server<'_> {
     fn analysis(&mut self, uri: &Uri) -> Option<&Analysis> {
         let doc = self.docs.get_mut(uri)?;
         if doc.analysis.is_none() {
-            doc.analysis = Some(Analysis::new(uri, &doc.text));
+            doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
+            self.checked = true;
         }
         doc.analysis.as_ref()
     }
@@ -377,7 +407,8 @@ impl Server<'_> {
     fn check_all(&mut self) {
         for (uri, doc) in &mut self.docs {
             if doc.analysis.is_none() {
-                doc.analysis = Some(Analysis::new(uri, &doc.text));
+                doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
+                self.checked = true;
             }
         }
     }
@@ -404,6 +435,15 @@ fn answer<R: lsp_types::request::Request>(
             Ok(result) => Response::new_ok(id, result),
             Err(message) => Response::new_err(id, ErrorCode::RequestFailed as i32, message),
         },
+    }
+}
+
+/// Takes a document's analysis away, to be dropped off the thread that answers.
+fn bury(graveyard: &mpsc::Sender<Analysis>, analysis: &mut Option<Analysis>) {
+    if let Some(analysis) = analysis.take() {
+        // The thread that drops them ends only after the server; were it gone, dropping here
+        // would do.
+        let _ = graveyard.send(analysis);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nnc_grammar::ast::{DefKind, Definition, File, ImportTarget};
 use nnc_grammar::{parse_file, Span, SyntaxError};
@@ -82,11 +83,48 @@ pub enum Root<'a> {
     },
 }
 
+/// Files parsed before, for a caller that compiles again and again (the language server, on
+/// each keystroke): a text parsed once is not parsed again, whichever file it is, so that the
+/// `std` modules and the imports left unchanged cost nothing. Exact by construction: the key
+/// is the whole text, and a parse depends on nothing else.
+#[derive(Default)]
+pub struct ParseCache {
+    entries: HashMap<String, Parsed>,
+}
+
+struct Parsed {
+    ast: Arc<File>,
+    errors: Vec<SyntaxError>,
+    /// Whether a compilation parsed this text since the last [`ParseCache::sweep`].
+    used: bool,
+}
+
+impl ParseCache {
+    fn parse(&mut self, text: &str) -> (Arc<File>, Vec<SyntaxError>) {
+        if let Some(parsed) = self.entries.get_mut(text) {
+            parsed.used = true;
+            return (parsed.ast.clone(), parsed.errors.clone());
+        }
+        let (ast, errors) = parse_file(text);
+        let ast = Arc::new(ast);
+        let parsed = Parsed { ast: ast.clone(), errors: errors.clone(), used: true };
+        self.entries.insert(text.to_string(), parsed);
+        (ast, errors)
+    }
+
+    /// Forgets the texts that no compilation parsed since the last sweep, so that a file
+    /// edited key by key does not keep every version it went through.
+    pub fn sweep(&mut self) {
+        self.entries.retain(|_, parsed| std::mem::replace(&mut parsed.used, false));
+    }
+}
+
 /// All parsed files and the definitions they hold.
 #[derive(Default)]
 pub struct Program {
-    /// Parsed files, indexed by `FileId`; `None` for files that could not be read.
-    asts: Vec<Option<File>>,
+    /// Parsed files, indexed by `FileId`; `None` for files that could not be read. Shared with
+    /// a [`ParseCache`], if the compilation had one.
+    asts: Vec<Option<Arc<File>>>,
     /// Every block, by name.
     pub blocks: HashMap<String, (FileId, usize)>,
     /// The networks of the root file, in order.
@@ -99,10 +137,16 @@ impl Program {
     pub fn definition(&self, (file, index): (FileId, usize)) -> &Definition {
         &self.asts[file.0].as_ref().expect("a parsed file").definitions[index]
     }
+
+    /// The syntax tree of each file, by `FileId`.
+    pub fn into_trees(self) -> Vec<Option<Arc<File>>> {
+        self.asts
+    }
 }
 
-struct Loader<'s> {
+struct Loader<'s, 'c> {
     sources: &'s mut SourceMap,
+    cache: Option<&'c mut ParseCache>,
     program: Program,
     diags: Vec<Diagnostic>,
     /// Files being loaded, outermost first, with the import that led to the next one.
@@ -112,9 +156,14 @@ struct Loader<'s> {
 }
 
 /// Reads and parses the root and everything it imports, and indexes the definitions.
-pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
+pub fn load(
+    sources: &mut SourceMap,
+    root: Root,
+    cache: Option<&mut ParseCache>,
+) -> (Program, Vec<Diagnostic>) {
     let mut loader = Loader {
         sources,
+        cache,
         program: Program::default(),
         diags: Vec::new(),
         stack: Vec::new(),
@@ -134,7 +183,7 @@ pub fn load(sources: &mut SourceMap, root: Root) -> (Program, Vec<Diagnostic>) {
     (loader.program, loader.diags)
 }
 
-impl Loader<'_> {
+impl Loader<'_, '_> {
     /// Reads a file into the source map; reports unreadable, oversized and non-UTF-8 files,
     /// and paths that are no regular file (a FIFO would hang the read, `/dev/zero` never end).
     fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
@@ -178,7 +227,14 @@ impl Loader<'_> {
     }
 
     fn parse_and_index(&mut self, file: FileId, is_root: bool) {
-        let (ast, errors) = parse_file(&self.sources.get(file).text);
+        let text = &self.sources.get(file).text;
+        let (ast, errors) = match self.cache.as_deref_mut() {
+            Some(cache) => cache.parse(text),
+            None => {
+                let (ast, errors) = parse_file(text);
+                (Arc::new(ast), errors)
+            }
+        };
         self.diags.extend(syntax_diagnostics(file, errors));
         while self.program.asts.len() <= file.0 {
             self.program.asts.push(None);

@@ -2,8 +2,6 @@
 //! the dotted paths that become PyTorch parameter names, and the checks and notes that read
 //! the graph built so far.
 
-use std::collections::{HashMap, HashSet};
-
 use nnc_grammar::ast::{Expr, ExprKind, Label, Stmt};
 use nnc_grammar::Span;
 
@@ -21,7 +19,7 @@ impl Expander<'_> {
     /// module cannot also be the parent of other layers' names (a PyTorch `nn.Linear` has no
     /// children), which joins, spelt as expressions, may be.
     pub(super) fn check_unique_names(&mut self) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut seen: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
         let mut dups = Vec::new();
         // A shared layer applied again has its first application's name, as it is that layer.
         for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.shares.is_none()) {
@@ -282,11 +280,16 @@ impl Expander<'_> {
 
 /// `path.segment`, or `segment` at the top.
 pub(super) fn child(path: &str, segment: impl std::fmt::Display) -> String {
-    if path.is_empty() {
-        segment.to_string()
-    } else {
-        format!("{path}.{segment}")
+    use std::fmt::Write;
+    // Made for every layer and statement: one allocation, sized for a short segment, rather
+    // than `format!`'s estimate and growth.
+    let mut out = String::with_capacity(path.len() + 16);
+    if !path.is_empty() {
+        out.push_str(path);
+        out.push('.');
     }
+    let _ = write!(out, "{segment}");
+    out
 }
 
 /// How the layers of a chain are named: `path` alone for a single layer, else `path.0`,
@@ -311,7 +314,7 @@ impl Seq {
     /// the top level, and a block with bindings numbers it, as they may make layers of their
     /// own, under the name the lone layer would take.
     pub(super) fn body(path: &str, body: &[Stmt], scope: &Scope, network: bool) -> Seq {
-        let bound: HashSet<&str> = body
+        let bound: foldhash::HashSet<&str> = body
             .iter()
             .flat_map(|s| match s {
                 Stmt::Bind { name, .. } | Stmt::Param { name, .. } | Stmt::Input { name: Some(name), .. } => {

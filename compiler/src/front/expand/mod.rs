@@ -71,7 +71,7 @@ pub(super) enum Frame {
 #[derive(Clone)]
 struct Scope {
     file: FileId,
-    vars: HashMap<String, (Value, Span)>,
+    vars: foldhash::HashMap<String, (Value, Span)>,
     /// A block's parameters and whether the body has read each, for the unused-parameter
     /// lint; a short list, searched only after a name was found in `vars`.
     params_read: Vec<(String, bool)>,
@@ -97,7 +97,7 @@ impl Scope {
     fn new(file: FileId, label_prefix: &str) -> Scope {
         Scope {
             file,
-            vars: HashMap::new(),
+            vars: foldhash::HashMap::default(),
             params_read: Vec::new(),
             input: None,
             stage_input: None,
