@@ -37,7 +37,9 @@ fn main() {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         text.replace(", size, size]", ", H, W]").replace("[N, length] int", "[N, T] int")
     };
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    // Each network, its source with free sizes, and the one size it is also checked at.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         ("resnet18", freed("models/resnet18.net"), vec![("H", "224"), ("W", "224")]),
         ("resnet50", freed("models/zoo/resnet50.net"), vec![("H", "224"), ("W", "224")]),
         ("densenet", freed("models/densenet.net"), vec![("H", "96"), ("W", "96")]),
