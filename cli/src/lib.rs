@@ -731,7 +731,7 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
         eprintln!("error: --weights, --seed and --output are options of `--target onnx`");
         return Ok(Outcome::UsageError);
     }
-    with_model(&args.source, |graph| {
+    with_graph(&args.source, args.target == Target::Pytorch, |graph| {
         if args.target == Target::Onnx {
             return onnx::emit(&graph, args.weights.as_deref(), args.seed, args.output.as_deref());
         }
@@ -1030,8 +1030,17 @@ fn code_list() -> String {
 }
 
 /// Compiles the one network `args` names, printing its diagnostics if it does not check, and
-/// hands its graph to `f`.
+/// hands its graph to `f`; a network with free sizes is refused, saying which to `--set`.
 pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome>) -> io::Result<Outcome> {
+    with_graph(args, false, f)
+}
+
+/// [`with_model`], which hands a network with free sizes to `f` too where `free` is set.
+fn with_graph(
+    args: &SourceArgs,
+    free: bool,
+    f: impl FnOnce(Graph) -> io::Result<Outcome>,
+) -> io::Result<Outcome> {
     let options = args.lints.options(&args.overrides, &args.network);
     let mut compilation = compile(Root::Path(&args.file), &options);
     let outcome = outcome_of(&compilation);
@@ -1058,12 +1067,14 @@ pub fn with_model(args: &SourceArgs, f: impl FnOnce(Graph) -> io::Result<Outcome
         return Ok(Outcome::UsageError);
     }
     let graph = compilation.graphs.pop().expect("one graph");
-    // Free sizes are checked, not yet run, emitted or drawn: those need one size.
-    if let Some(free) = &graph.free {
-        eprintln!("error: {}", free.needs_fixing());
-        return Ok(Outcome::UsageError);
+    // Free sizes are checked and emitted as a PyTorch module, not yet run or drawn.
+    match &graph.free {
+        Some(sizes) if !free => {
+            eprintln!("error: {}", sizes.needs_fixing());
+            Ok(Outcome::UsageError)
+        }
+        _ => f(graph),
     }
-    f(graph)
 }
 
 fn outcome_of(compilation: &Compilation) -> Outcome {

@@ -215,6 +215,22 @@ impl FreeSizes {
         })
     }
 
+    /// The smallest valid size of `name` from which no size that depends on it alone is 1, for
+    /// every valid size after it up to `limit`: where `torch.export`'s range for it may start,
+    /// as it takes a size of 1 for a constant. `None` if there is none up to `limit`.
+    pub fn no_ones_from(&self, name: &str, limit: u64) -> Option<u64> {
+        let set = self.valid.iter().find(|(n, _)| n == name)?.1.as_ref().ok()?;
+        let mine: Vec<&Size> = self
+            .dims
+            .iter()
+            .flatten()
+            .filter(|d| d.as_known().is_none() && d.names().iter().all(|n| n == name))
+            .collect();
+        let ok = |x: u64| mine.iter().all(|d| d.eval(&|_| Some(x as i64)).is_some_and(|v| v >= 2));
+        let valid: Vec<u64> = (set.from..=limit).filter(|&x| set.contains(x)).collect();
+        (0..valid.len()).find(|&i| valid[i..].iter().all(|&x| ok(x))).map(|i| valid[i])
+    }
+
     /// The first need that a choice of sizes breaks, if any.
     pub fn violation(&self, value: &dyn Fn(&str) -> Option<i64>) -> Option<&Constraint> {
         self.constraints.iter().find(|c| c.need.holds(value) != Some(true))

@@ -424,3 +424,86 @@ fn emitted_modules_take_several_inputs_by_name() {
     run_emitted(&python, CHECK_INPUTS, model.graph(), &dir, "tagger", &args);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Exports the emitted module of a network with free sizes with `torch.export` and the
+/// `dynamic_shapes()` it declares, then runs the exported program at each size nnc ran it at:
+/// its outputs must be nnc's. (torch.export 2.13 fixes the length through `max_pool1d` and
+/// `adaptive_max_pool1d`, so the sequence model here strides by convolution.)
+const CHECK_EXPORT: &str = r#"
+import importlib.util, sys, torch
+from safetensors.torch import load_file
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+net = getattr(m, sys.argv[2])().eval()
+m.load_nnc_checkpoint(net, sys.argv[3])
+io = load_file(sys.argv[4])
+count = len([k for k in io if k.startswith("x")])
+example = io["x0"]
+ep = torch.export.export(net, (example,), dynamic_shapes=m.dynamic_shapes())
+print(sys.argv[2], "exported:", ep.range_constraints)
+with torch.no_grad():
+    for i in range(count):
+        x, y = io[f"x{i}"], io[f"y{i}"]
+        z = ep.module()(x)
+        err = float((z - y).abs().max() / y.abs().max().clamp_min(1e-12))
+        print(f"  at {tuple(x.shape)}: output {tuple(z.shape)}, off nnc's by {err:.2e}")
+        assert z.shape == y.shape and err < 1e-4, err
+"#;
+
+#[test]
+fn emitted_free_sizes_export_with_their_dynamic_shapes() {
+    let Some(python) = python() else {
+        eprintln!("skipped: no Python with torch and safetensors (set NNC_PYTHON to one to run this test)");
+        return;
+    };
+    let sequences = "network conv_text(vocab = 100, d = 16) {
+        input tokens [N, T] int
+        embedding(vocab, d) -> transpose(1, 2) -> conv1d(32, 5) -> relu -> conv1d(32, 3, stride=2)
+            -> conv1d(32, 3, dilation=2) -> relu -> amax(2) -> linear(4)
+    }";
+    let free_sizes =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ok/free-sizes.net"))
+            .unwrap();
+    let cases: [(&str, &str, &[&[i64]]); 3] = [
+        ("unet", &free_sizes, &[&[3, 32, 48], &[3, 64, 32], &[3, 96, 160]]),
+        ("strided", &free_sizes, &[&[3, 32, 32], &[3, 29, 100], &[3, 200, 61]]),
+        ("conv_text", sequences, &[&[40], &[17], &[300]]),
+    ];
+    let dir = std::env::temp_dir().join(format!("nnc-pytorch-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (case, text, sizes) in cases {
+        let options = Options { network: Some(case.to_string()), ..Options::default() };
+        let compiled = compile(Root::Text { name: "free.net", text, dir: None }, &options);
+        assert!(compiled.diagnostics.is_empty(), "{case}: {:?}", compiled.diagnostics);
+        let graph = compiled.graphs.into_iter().next().unwrap();
+        assert!(graph.free.is_some(), "{case} has free sizes");
+        nnc_runtime::tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph, Init::PyTorch);
+        let mut named = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let shape: Vec<i64> = std::iter::once(2).chain(size.iter().copied()).collect();
+            let x = match case {
+                "conv_text" => Tensor::randint(100, shape.as_slice(), (Kind::Int64, Device::Cpu)),
+                _ => Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)),
+            };
+            let y = nnc_runtime::tch::no_grad(|| model.try_forward(&x, false)).unwrap();
+            named.push((format!("x{i}"), x));
+            named.push((format!("y{i}"), y));
+        }
+        let io = dir.join(format!("{case}.io.safetensors"));
+        Tensor::write_safetensors(&named, &io).unwrap();
+        let weights_file = dir.join(format!("{case}.safetensors"));
+        weights::save(&vs, &weights_file).unwrap();
+        run_emitted(
+            &python,
+            CHECK_EXPORT,
+            model.graph(),
+            &dir,
+            case,
+            &[weights_file.as_os_str(), io.as_os_str()],
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

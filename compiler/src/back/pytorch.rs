@@ -369,7 +369,7 @@ fn class_body(
             0 => xs,
             k => xs.into_iter().map(|x| format!("{x}_{k}")).collect(),
         };
-        let note = comment(tree, &node.name, &node.op.to_string(), &node.shape.to_string());
+        let note = comment(tree, &node.name, &node.op.to_string(), &graph.shape_text(NodeId(i)));
         if layout.join[i]
             && inside(&layout.home[i], &tree.path)
             && matches!(locate(layout, tree, None, i), Site::Join)
@@ -553,13 +553,22 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     let built = children(&layout, &tree, &mut classes);
     let (body, _) = class_body(&layout, &tree, &built);
     let params: Vec<String> = graph.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // A free size shows as an example of the sizes it may take (the smallest of 32 or more).
+    let example = |id: NodeId, axis: usize| {
+        let free = graph.free.as_ref()?;
+        let name = &free.names.iter().find(|n| n.input == id && n.axis == axis)?.name;
+        let set = free.valid.iter().find(|(n, _)| n == name)?.1.as_ref().ok()?;
+        (32..=4096).find(|&x| set.contains(x)).or_else(|| set.smallest())
+    };
     let shape_of = |id: NodeId| {
         let shape = &graph.node(id).shape;
         let batch = match shape.batch {
             Batch::Symbolic(_) | Batch::None => "-1".to_string(),
             Batch::Fixed(n) => n.to_string(),
         };
-        let dims: Vec<String> = std::iter::once(batch).chain(shape.dims.iter().map(u64::to_string)).collect();
+        let sizes =
+            shape.dims.iter().enumerate().map(|(axis, &d)| example(id, axis).unwrap_or(d).to_string());
+        let dims: Vec<String> = std::iter::once(batch).chain(sizes).collect();
         dims.join(", ")
     };
     let names = python_inputs(graph);
@@ -567,7 +576,11 @@ pub fn emit(graph: &Graph, source: &str) -> String {
     // dtype. Several are listed by their `forward` argument names.
     let constants = match &graph.inputs[..] {
         [one] => {
-            let mut text = format!("INPUT_SHAPE = ({})  # -1 is the batch", shape_of(*one));
+            let free = match graph.free {
+                Some(_) => ", free sizes at an example (`dynamic_shapes()`)",
+                None => "",
+            };
+            let mut text = format!("INPUT_SHAPE = ({})  # -1 is the batch{free}", shape_of(*one));
             if graph.node(*one).shape.dtype != DType::Float {
                 text += &format!("\nINPUT_DTYPE = {}", torch_dtype(graph.node(*one).shape.dtype));
             }
@@ -605,6 +618,9 @@ PARAMETERS = {}"#,
         params.join(", "),
         graph.total_params()
     );
+    if let Some(free) = &graph.free {
+        py += &dynamic_shapes(graph, free, &names);
+    }
     // The classes that layers' spellings use and `torch.nn` lacks, each once.
     let mut helpers: Vec<&str> = graph.nodes.iter().filter_map(|n| n.op.layer().pytorch_class()).collect();
     helpers.sort_unstable();
@@ -636,6 +652,70 @@ if __name__ == "__main__":
         smoke = smoke_test(graph, &class, &names),
     );
     py
+}
+
+/// The free sizes' valid sets, and `dynamic_shapes()`, `torch.export`'s spelling of them: a
+/// set of one residue class from a bound is a derived `Dim` (`16 * _H` for `H % 16 == 0 and
+/// H ≥ 16`), every size from a bound a `Dim` with that minimum; a set of several residues has
+/// no spelling there, and raises, naming it.
+fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize, String)]) -> String {
+    let mut sets = String::new();
+    let mut dims = String::new();
+    let mut unsaid = Vec::new();
+    for (name, valid) in &free.valid {
+        let text = valid.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string);
+        let _ = write!(sets, "\n    {name:?}: {text:?},");
+        // torch.export takes a size of 1 for a constant: its range starts where none is.
+        let from = free.no_ones_from(name, 4096);
+        match (valid, from) {
+            (Ok(set), Some(from)) if set.extra.is_empty() && set.modulus == 1 => {
+                let _ = write!(dims, "\n    {name} = Dim({name:?}, min={from})");
+            }
+            (Ok(set), Some(from)) if set.extra.is_empty() && set.residues.len() == 1 => {
+                let (m, r) = (set.modulus, set.residues[0]);
+                // The smallest k with m·k + r from `from` on.
+                let k = (from.saturating_sub(r)).div_ceil(m).max(1);
+                let shifted = if r == 0 { String::new() } else { format!(" + {r}") };
+                let _ = write!(
+                    dims,
+                    "\n    _{name} = Dim(\"_{name}\", min={k})\n    {name} = {m} * _{name}{shifted}"
+                );
+            }
+            _ => unsaid.push(format!("{name}: {text}")),
+        }
+    }
+    let mut spec = Vec::new();
+    for (&id, (_, arg)) in graph.inputs.iter().zip(names) {
+        let batch = usize::from(graph.node(id).shape.batch != Batch::None);
+        let axes: Vec<String> = free
+            .names
+            .iter()
+            .filter(|n| n.input == id)
+            .map(|n| format!("{}: {}", n.axis + batch, n.name))
+            .collect();
+        spec.push(format!("{arg:?}: {{{}}}", axes.join(", ")));
+    }
+    let body = match unsaid.is_empty() {
+        true => format!("    from torch.export import Dim\n{dims}\n    return {{{}}}", spec.join(", ")),
+        false => format!(
+            "    raise NotImplementedError({:?})",
+            format!("torch.export cannot state these sizes: {}", unsaid.join("; "))
+        ),
+    };
+    format!(
+        r#"
+
+# The network's free sizes, and the sizes it takes, as nnc derived them (`nnc check`).
+FREE_SIZES = {{{sets}
+}}
+
+
+def dynamic_shapes():
+    """torch.export's `dynamic_shapes` for the free sizes: `torch.export.export(net, (x,),
+    dynamic_shapes=dynamic_shapes())` exports the module for every size it takes from where
+    no size inside it is 1 (torch.export takes a size of 1 for a constant)."""
+{body}"#
+    )
 }
 
 /// The end of the emitted `__main__`: the module run on a random batch of right-typed inputs
