@@ -731,7 +731,7 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
         eprintln!("error: --weights, --seed and --output are options of `--target onnx`");
         return Ok(Outcome::UsageError);
     }
-    with_graph(&args.source, args.target == Target::Pytorch, |graph| {
+    with_graph(&args.source, args.target != Target::Onnx, |graph| {
         if args.target == Target::Onnx {
             return onnx::emit(&graph, args.weights.as_deref(), args.seed, args.output.as_deref());
         }
@@ -1067,7 +1067,7 @@ fn with_graph(
         return Ok(Outcome::UsageError);
     }
     let graph = compilation.graphs.pop().expect("one graph");
-    // Free sizes are checked and emitted as a PyTorch module, not yet run or drawn.
+    // Free sizes are checked and emitted (PyTorch, Rust), not yet run, drawn or in ONNX.
     match &graph.free {
         Some(sizes) if !free => {
             eprintln!("error: {}", sizes.needs_fixing());

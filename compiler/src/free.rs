@@ -82,6 +82,26 @@ impl Need {
     }
 }
 
+impl Need {
+    /// The Rust expression that is true where the need holds, each name given by `var`.
+    pub fn to_rust(&self, var: &dyn Fn(&str) -> proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+        match self {
+            Need::Equal(a, b) => {
+                let (a, b) = (a.to_rust(var), b.to_rust(var));
+                quote::quote! { #a == #b }
+            }
+            Need::Broadcast(a, b) => {
+                let (a, b) = (a.to_rust(var), b.to_rust(var));
+                quote::quote! { { let a: i64 = #a; a == #b || a == 1 } }
+            }
+            Need::Positive(a) => {
+                let a = a.to_rust(var);
+                quote::quote! { #a >= 1 }
+            }
+        }
+    }
+}
+
 impl fmt::Display for Need {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -229,6 +249,14 @@ impl FreeSizes {
         let ok = |x: u64| mine.iter().all(|d| d.eval(&|_| Some(x as i64)).is_some_and(|v| v >= 2));
         let valid: Vec<u64> = (set.from..=limit).filter(|&x| set.contains(x)).collect();
         (0..valid.len()).find(|&i| valid[i..].iter().all(|&x| ok(x))).map(|i| valid[i])
+    }
+
+    /// Each name's valid sizes in words, as errors state them (`H % 16 == 0 and H ≥ 16`).
+    pub fn valid_text(&self) -> String {
+        let sets = self.valid.iter().map(|(name, set)| {
+            set.as_ref().map_or_else(|_| format!("{name} as its layers allow"), ToString::to_string)
+        });
+        sets.collect::<Vec<_>>().join(" and ")
     }
 
     /// The first need that a choice of sizes breaks, if any.

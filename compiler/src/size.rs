@@ -172,6 +172,24 @@ impl Size {
         Some(sum)
     }
 
+    /// The Rust expression that computes it in `i64`, each name given by `var` (generated
+    /// code's check of an input's free sizes).
+    pub fn to_rust(&self, var: &dyn Fn(&str) -> proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+        let constant = proc_macro2::Literal::i64_unsuffixed(self.constant);
+        let terms = self.terms.iter().map(|(product, &c)| {
+            let c = proc_macro2::Literal::i64_unsuffixed(c);
+            let factors = product.iter().map(|atom| match atom {
+                Atom::Name(n) => var(n),
+                Atom::Floor(inner, d) => {
+                    let (inner, d) = (inner.to_rust(var), proc_macro2::Literal::u64_unsuffixed(*d));
+                    quote::quote! { (#inner).div_euclid(#d) }
+                }
+            });
+            quote::quote! { (#c) #(* #factors)* }
+        });
+        quote::quote! { ((#constant) #(+ #terms)*) }
+    }
+
     /// The free names it depends on.
     pub fn names(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();

@@ -156,14 +156,6 @@ fn finish(
             return out;
         }
     };
-    // The generated type has one input shape; free sizes are fixed with `set`.
-    if let Some(free) = &graph.free {
-        let message = format!("nnc: {}", free.needs_fixing().replace("`--set`", "`set = [...]`"));
-        let span = span_of(None);
-        let mut out = codegen::stub(name, &k);
-        out.extend(quote_spanned! { span => compile_error!(#message); });
-        return out;
-    }
     let mut out = codegen::generate(graph, name, &k);
     out.extend(tracked);
     out

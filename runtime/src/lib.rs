@@ -22,7 +22,9 @@ pub use error::{Failure, LayerError, RuntimeError};
 pub use file::{check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock};
 pub use inference::{Inference, Layout};
 pub use init::Init;
-pub use model::{check_input, check_inputs, check_typed_input, input_dims, inputs, LayerInfo, Model};
+pub use model::{
+    check_input, check_inputs, check_typed_input, free_size_refusal, input_dims, inputs, LayerInfo, Model,
+};
 /// The IR, for generated code, which spells out each layer's op.
 pub use nnc_compiler::ir;
 pub use tch;

@@ -203,19 +203,16 @@ fn free_size_error(
     sizes: String,
     broken: Option<&Constraint>,
 ) -> RuntimeError {
-    let valid: Vec<String> = free
-        .valid
-        .iter()
-        .map(|(name, set)| {
-            set.as_ref().map_or_else(|_| format!("{name} as its layers allow"), ToString::to_string)
-        })
-        .collect();
-    RuntimeError::FreeSize {
-        sizes,
-        layer: broken.map_or_else(|| "the input".to_string(), |c| graph.node(c.node).name.clone()),
-        need: broken.map_or_else(|| "one size for each name".to_string(), |c| c.need.to_string()),
-        valid: valid.join(" and "),
-    }
+    let broken = broken.map(|c| (graph.node(c.node).name.clone(), c.need.to_string()));
+    free_size_refusal(sizes, broken, free.valid_text())
+}
+
+/// The refusal of an input's free `sizes` (`H = 40, W = 48`): the layer and the need they
+/// break (or, without one, names given two sizes), and the `valid` sizes. Generated models
+/// refuse with it too.
+pub fn free_size_refusal(sizes: String, broken: Option<(String, String)>, valid: String) -> RuntimeError {
+    let (layer, need) = broken.unwrap_or_else(|| ("the input".into(), "one size for each name".into()));
+    RuntimeError::FreeSize { sizes, layer, need, valid }
 }
 
 /// One layer of a generated model, as the checker inferred it (`<Type>::LAYERS`).

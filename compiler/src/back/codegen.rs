@@ -13,9 +13,9 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use super::report;
-use crate::ir::Graph;
+use crate::ir::{Graph, NodeId};
 use crate::ops::ToRust;
-use crate::shape::{DType, Shape};
+use crate::shape::{Batch, DType};
 
 /// Generates `pub struct #name` with its constructor and `nn::ModuleT` implementation.
 /// `krate` is the path of the user-facing crate (`::nnc`), through which the code reaches
@@ -50,7 +50,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         }
         let c = op_const(i);
         let op = node.op.to_rust(&ir);
-        let doc = format!(" `{}`: {}, {}", node.name, node.op, node.shape);
+        let doc = format!(" `{}`: {}, {}", node.name, node.op, graph.shape_text(NodeId(i)));
         consts.push(quote! { #[doc = #doc] const #c: #k::runtime::ir::Op = #op; });
         let params = if let Some(owner) = node.shares {
             // A shared layer applied again: its first application's tensors.
@@ -123,8 +123,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         }
     }
     let network = &graph.name;
-    let input_shape = dims(&graph.node(graph.input()).shape);
-    let output_shape = dims(&graph.node(graph.output()).shape);
+    let input_shape = dims(graph, graph.input());
+    let output_shape = dims(graph, graph.output());
     // The outputs as a struct: a field per output, an `Option` for those of training alone.
     let outputs_type = format_ident!("{}Outputs", name);
     let mut output_fields = Vec::new();
@@ -132,7 +132,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     for output in &graph.outputs {
         let field = field_name(&output.name);
         let value = format_ident!("x{}", output.node.0);
-        let doc = format!(" `{}`: {}", output.name, graph.node(output.node).shape);
+        let doc = format!(" `{}`: {}", output.name, graph.shape_text(output.node));
         if output.training_only {
             let doc = format!("{doc}, in training mode only");
             output_fields.push(quote! { #[doc = #doc] pub #field: ::std::option::Option<#k::tch::Tensor>, });
@@ -145,10 +145,12 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let main = field_name(&graph.outputs[0].name);
     let outputs_doc = format!(" The outputs of [`{name}`]: the main one first.");
     let parameters = Literal::u64_unsuffixed(graph.total_params());
-    let macs = Literal::u64_unsuffixed(graph.total_macs());
-    let layers = graph.nodes.iter().map(|n| {
-        let (name, op, shape, dtype) = (&n.name, n.op.to_string(), dims(&n.shape), n.shape.dtype.to_rust(&ir));
-        let (params, layer_macs) = (Literal::u64_unsuffixed(n.params), Literal::u64_unsuffixed(n.macs));
+    // With free sizes, the multiply-adds depend on them: 0 stands for unknown.
+    let counted = |macs: u64| Literal::u64_unsuffixed(if graph.free.is_some() { 0 } else { macs });
+    let macs = counted(graph.total_macs());
+    let layers = graph.nodes.iter().enumerate().map(|(i, n)| {
+        let (name, op, shape, dtype) = (&n.name, n.op.to_string(), dims(graph, NodeId(i)), n.shape.dtype.to_rust(&ir));
+        let (params, layer_macs) = (Literal::u64_unsuffixed(n.params), counted(n.macs));
         quote! {
             #k::runtime::LayerInfo { name: #name, op: #op, shape: &[#(#shape),*], dtype: #dtype, params: #params, macs: #layer_macs }
         }
@@ -156,11 +158,11 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     // nnc's table, as `nnc check` prints it, computed here once.
     let summary = report::render_table(&report::report(graph, None));
     let inputs_shown = match &graph.inputs[..] {
-        [one] => format!("input {}", graph.node(*one).shape),
+        [one] => format!("input {}", graph.shape_text(*one)),
         inputs => {
             let each: Vec<String> = inputs
                 .iter()
-                .map(|&id| format!("{} {}", graph.node(id).name, graph.node(id).shape))
+                .map(|&id| format!("{} {}", graph.node(id).name, graph.shape_text(id)))
                 .collect();
             format!("inputs {}", each.join(", "))
         }
@@ -177,8 +179,9 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             " The first input's shape (`{}`); -1 is the batch. [`Self::INPUTS`] lists every input.",
             graph.node(graph.input()).name
         ),
-        false => " The input shape; -1 is the batch.".to_string(),
+        false => " The input shape; -1 is the batch, and each free size (`Self::FREE_SIZES`).".to_string(),
     };
+    let (free_sizes, free_check) = free_sizes(graph, k);
     let items = Items {
         k,
         ir: &ir,
@@ -233,14 +236,19 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             pub const NAME: &'static str = #network;
             #[doc = #input_shape_doc]
             pub const INPUT_SHAPE: &'static [i64] = &[#(#input_shape),*];
-            /// The output shape; -1 is the batch.
+            /// The output shape; -1 is the batch, and each size that depends on a free one.
             pub const OUTPUT_SHAPE: &'static [i64] = &[#(#output_shape),*];
+            /// The network's free sizes (`input [N, 3, H, W]`) and the sizes each takes, as
+            /// the checker derived them (`H % 16 == 0 and H ≥ 16`); none for most networks.
+            pub const FREE_SIZES: &'static [(&'static str, &'static str)] = &[#(#free_sizes),*];
             /// Learnable parameters, as the checker counted them.
             pub const PARAMETERS: u64 = #parameters;
-            /// Multiply-adds of one example, as the checker (and torchinfo) counts them.
+            /// Multiply-adds of one example, as the checker (and torchinfo) counts them; 0 for
+            /// a network with free sizes, whose multiply-adds depend on them.
             pub const MACS: u64 = #macs;
             /// Every layer, as the checker inferred it: its name, op, output shape (-1 is the
-            /// batch), element type, parameters and multiply-adds.
+            /// batch, and each size that depends on a free one), element type, parameters and
+            /// multiply-adds (0 where they depend on free sizes).
             pub const LAYERS: &'static [#k::runtime::LayerInfo] = &[#(#layers),*];
             /// nnc's table of the network, as `nnc check` prints it ([`Self::summary`]).
             pub const SUMMARY: &'static str = #summary;
@@ -264,6 +272,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             }
 
             #forward_methods
+
+            #free_check
         }
 
         #module_impl
@@ -293,6 +303,10 @@ fn one_input(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, TokenSt
             let dtype = dtype.to_rust(ir);
             quote! { #k::runtime::check_typed_input(::std::option::Option::None, Self::INPUT_SHAPE, #dtype, xs)?; }
         }
+    };
+    let check = match graph.free {
+        Some(_) => quote! { #check Self::check_free_sizes(&[xs])?; },
+        None => check,
     };
     let methods = quote! {
         /// The main output; an error if `xs` does not have the input shape, or if libtorch
@@ -342,9 +356,9 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
     for &id in &graph.inputs {
         let node = graph.node(id);
         let field = field_name(&node.name);
-        let doc = format!(" `{}`: {}", node.name, node.shape);
+        let doc = format!(" `{}`: {}", node.name, graph.shape_text(id));
         fields.push(quote! { #[doc = #doc] pub #field: &'a #k::tch::Tensor, });
-        let (input, shape, dtype) = (&node.name, dims(&node.shape), node.shape.dtype.to_rust(ir));
+        let (input, shape, dtype) = (&node.name, dims(graph, id), node.shape.dtype.to_rust(ir));
         listed.push(quote! { (#input, &[#(#shape),*], #dtype) });
         tensors.push(quote! { inputs.#field });
     }
@@ -356,9 +370,13 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
             #(#fields)*
         }
     };
+    let free = match graph.free {
+        Some(_) => quote! { Self::check_free_sizes(&[#(#tensors),*])?; },
+        None => TokenStream::new(),
+    };
     let methods = quote! {
         /// Every input, in the network's order: its name, its shape (-1 is the batch, which
-        /// the inputs share) and its element type.
+        /// the inputs share, and each free size) and its element type.
         pub const INPUTS: &'static [(&'static str, &'static [i64], #ir::DType)] = &[#(#listed),*];
 
         /// The main output; an error if an input does not have its shape or element type, if
@@ -373,6 +391,7 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
         #[allow(unused_variables)]
         pub fn try_forward_outputs_inputs(&self, inputs: #inputs_type<'_>, train: bool) -> ::std::result::Result<#outputs_type, #k::runtime::RuntimeError> {
             #k::runtime::check_inputs(Self::INPUTS, &[#(#tensors),*])?;
+            #free
             #(#steps)*
             Ok(#outputs_type { #(#output_values)* })
         }
@@ -439,8 +458,86 @@ fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-fn dims(shape: &Shape) -> Vec<Literal> {
-    shape.sizes(-1).into_iter().map(Literal::i64_unsuffixed).collect()
+/// Node `id`'s sizes, -1 for the batch and for each that depends on a free size.
+fn dims(graph: &Graph, id: NodeId) -> Vec<Literal> {
+    let shape = &graph.node(id).shape;
+    let mut sizes = shape.sizes(-1);
+    if let Some(free) = graph.free.as_ref().and_then(|f| f.dims.get(id.0)) {
+        let batch = usize::from(shape.batch != Batch::None);
+        for (size, d) in sizes[batch..].iter_mut().zip(free) {
+            if d.as_known().is_none() {
+                *size = -1;
+            }
+        }
+    }
+    sizes.into_iter().map(Literal::i64_unsuffixed).collect()
+}
+
+/// A network's free sizes as generated code states them: `FREE_SIZES`' entries, and
+/// `check_free_sizes`, which reads each from the inputs, the same wherever it is used, and
+/// refuses sizes that break a layer's need as the interpreter does, with the same error.
+fn free_sizes(graph: &Graph, k: &TokenStream) -> (Vec<TokenStream>, TokenStream) {
+    let Some(free) = &graph.free else { return (Vec::new(), TokenStream::new()) };
+    let entries = free
+        .valid
+        .iter()
+        .map(|(name, set)| {
+            let text = set.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string);
+            quote! { (#name, #text) }
+        })
+        .collect();
+    let var = |name: &str| {
+        let v = format_ident!("free_{}", sanitize(name));
+        quote! { #v }
+    };
+    let mut reads = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for n in &free.names {
+        let k_input =
+            Literal::usize_unsuffixed(graph.inputs.iter().position(|&id| id == n.input).unwrap_or(0));
+        let batch = usize::from(graph.node(n.input).shape.batch != Batch::None);
+        let axis = Literal::usize_unsuffixed(n.axis + batch);
+        let v = var(&n.name);
+        let name = &n.name;
+        if seen.contains(&name.as_str()) {
+            reads.push(quote! {
+                let again = xs[#k_input].size()[#axis];
+                if again != #v {
+                    let sizes = format!("{} = {} and {}", #name, #v, again);
+                    return Err(#k::runtime::free_size_refusal(sizes, None, Self::FREE_SIZES_TEXT.into()));
+                }
+            });
+        } else {
+            seen.push(name);
+            reads.push(quote! { let #v: i64 = xs[#k_input].size()[#axis]; });
+        }
+    }
+    let shown = seen.iter().map(|n| format!("{n} = {{}}")).collect::<Vec<_>>().join(", ");
+    let values = seen.iter().map(|n| var(n));
+    let checks = free.constraints.iter().map(|c| {
+        let (holds, layer, need) = (c.need.to_rust(&var), &graph.node(c.node).name, c.need.to_string());
+        quote! {
+            if !(#holds) {
+                let broken = ::std::option::Option::Some((#layer.to_string(), #need.to_string()));
+                return Err(#k::runtime::free_size_refusal(sizes(), broken, Self::FREE_SIZES_TEXT.into()));
+            }
+        }
+    });
+    let valid = free.valid_text();
+    let check = quote! {
+        /// The free sizes' valid sets in words, as the refusals state them.
+        const FREE_SIZES_TEXT: &'static str = #valid;
+
+        /// Refuses inputs whose free sizes a layer cannot take, naming it and what it needs.
+        #[allow(unused_parens, clippy::all)]
+        fn check_free_sizes(xs: &[&#k::tch::Tensor]) -> ::std::result::Result<(), #k::runtime::RuntimeError> {
+            #(#reads)*
+            let sizes = || format!(#shown, #(#values),*);
+            #(#checks)*
+            Ok(())
+        }
+    };
+    (entries, check)
 }
 
 /// An identifier for a generated type, from a network's name (`resnet18` → `Resnet18`).
