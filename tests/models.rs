@@ -352,3 +352,34 @@ fn ok_files_check() {
     let table = render_table(&report(graph, None));
     assert!(table.contains("conv2d 3→8, 4×4, padding same"), "{table}");
 }
+
+/// Each network of issue 15's list with its input's sizes left free (`input [N, C, H, W]`,
+/// `[N, T]` ids): its symbolic table is a snapshot. Each size is an expression the checker
+/// verified against its shape rules at two sizes, and `runtime/tests/free_sizes.rs` runs the
+/// valid sets it ends with on libtorch; the parameter counts are the models' own.
+#[test]
+fn free_size_tables() {
+    let cases = [
+        ("resnet18.net", 11_178_378),
+        ("zoo/resnet50.net", 25_557_032),
+        ("googlenet.net", 5_977_530),
+        ("densenet.net", 758_226),
+        ("zoo/mobilenet_v2.net", 3_504_872),
+        ("zoo/text_classifier.net", 3_649_540),
+    ];
+    for (file, params) in cases {
+        let path = Path::new("../models").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let freed = text.replace(", size, size]", ", H, W]").replace("[N, length] int", "[N, T] int");
+        assert_ne!(freed, text, "{file}");
+        let dir = path.parent().unwrap();
+        let root = nnc_compiler::Root::Text { name: file, text: &freed, dir: Some(dir) };
+        let c = nnc_compiler::compile(root, &nnc_compiler::Options::default());
+        assert!(c.diagnostics.is_empty(), "{file}: {:?}", c.diagnostics);
+        let graph = &c.graphs[0];
+        assert!(graph.free.is_some(), "{file}");
+        assert_eq!(graph.total_params(), params, "{file}: parameter count");
+        let name = format!("free_{}", Path::new(file).file_stem().unwrap().to_string_lossy());
+        insta::assert_snapshot!(name, render_table(&report(graph, None)));
+    }
+}
