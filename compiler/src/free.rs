@@ -29,6 +29,15 @@ use crate::source::Loc;
 /// that), and small enough that no count overflows.
 pub const PROBES: [u64; 2] = [20_160, 40_320];
 
+/// The probes tried where the first fails, each with the step to its second probe: the two
+/// bases (the second is 2⁸·3²·5·7·11, for networks that need sizes divisible by 256 or 11)
+/// plus an offset below 16, for networks that take one residue class other than 0
+/// (`H % 16 == 12`, an unpadded U-Net's).
+pub fn probes() -> impl Iterator<Item = (u64, u64)> {
+    const BASES: [u64; 2] = [PROBES[0], 887_040];
+    (0..16u64).flat_map(|r| BASES.iter().map(move |&b| (b + r, b))).skip(1)
+}
+
 /// The largest period the solver enumerates.
 const MAX_PERIOD: u64 = 1 << 16;
 
@@ -39,6 +48,16 @@ pub struct FreeName {
     /// The input node, and the position of the size after the batch.
     pub input: NodeId,
     pub axis: usize,
+}
+
+/// A size the network read into a value (`in.height`, `_.shape`): the node, the sizes'
+/// positions after its batch, and where. None may depend on a free size, or the layers built
+/// from the value could differ between sizes in ways two probes do not show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeRead {
+    pub node: NodeId,
+    pub axes: Vec<usize>,
+    pub at: Loc,
 }
 
 /// What a layer needs of its sizes for some value of the free names.
@@ -116,6 +135,8 @@ impl fmt::Display for Need {
 #[derive(Default)]
 pub struct Needs {
     list: Vec<Need>,
+    /// Sizes at least 1 whenever the inputs' are: no need of their own.
+    implied: Vec<Size>,
 }
 
 impl Needs {
@@ -131,6 +152,11 @@ impl Needs {
         if a != b {
             self.list.push(Need::Broadcast(a.clone(), b.clone()));
         }
+    }
+
+    /// `a` is at least 1 wherever the layer's inputs' sizes are (a product of them).
+    pub fn implied(&mut self, a: &Size) {
+        self.implied.push(a.clone());
     }
 
     /// `a` must be at least 1.
@@ -153,6 +179,8 @@ pub struct Constraint {
 #[derive(Clone, Debug, Default)]
 pub struct FreeSizes {
     pub names: Vec<FreeName>,
+    /// The sizes read into values while the network expanded.
+    pub reads: Vec<SizeRead>,
     /// Each node's sizes after the batch.
     pub dims: Vec<Vec<Size>>,
     pub constraints: Vec<Constraint>,
@@ -268,16 +296,27 @@ impl FreeSizes {
 /// The free names a network's input declarations use: names of sizes after the batch that
 /// are not the network's parameters (`H` and `W` in `input [N, 3, H, W]`), in order.
 pub fn declared_names(def: &nnc_grammar::ast::Definition) -> Vec<String> {
+    use nnc_grammar::ast::{ExprKind, Stmt};
     let mut names = Vec::new();
+    // The names bound before each statement, as the expander sees them there.
+    let mut bound: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
     for stmt in &def.body {
-        if let nnc_grammar::ast::Stmt::Input { dims, .. } = stmt {
-            for dim in dims.iter().skip(1) {
-                if let nnc_grammar::ast::ExprKind::Name(n) = &dim.kind {
-                    if !def.params.iter().any(|p| &p.name.name == n) && !names.contains(n) {
-                        names.push(n.clone());
+        match stmt {
+            Stmt::Input { name, dims, .. } => {
+                for dim in dims.iter().skip(1) {
+                    if let ExprKind::Name(n) = &dim.kind {
+                        if !bound.contains(&n.as_str()) && !names.contains(n) {
+                            names.push(n.clone());
+                        }
                     }
                 }
+                bound.extend(name.as_ref().map(|n| n.name.as_str()));
             }
+            Stmt::Bind { name, .. } | Stmt::Shared { name, .. } | Stmt::Param { name, .. } => {
+                bound.push(&name.name)
+            }
+            Stmt::Destructure { names: each, .. } => bound.extend(each.iter().map(|n| n.name.as_str())),
+            Stmt::Output { .. } | Stmt::Tie { .. } | Stmt::Where { .. } | Stmt::Expr(_) => {}
         }
     }
     names
@@ -505,8 +544,11 @@ pub fn solve(name: &str, needs: &[&Need]) -> Result<ValidSet, String> {
     Ok(ValidSet { name: name.to_string(), modulus, residues, from: from as u64, extra })
 }
 
-/// A condition's value with each free size given (`None` where it gives no boolean).
-pub type Condition<'a> = Box<dyn Fn(&[(String, i64)]) -> Option<bool> + 'a>;
+/// A condition's value with each free size given, or why it has none.
+pub type Condition<'a> = Box<dyn Fn(&[(String, i64)]) -> Result<bool, String> + 'a>;
+
+/// The most combinations of sizes a `where` proof checks; past it nnc says it cannot prove.
+const MAX_COMBINATIONS: u64 = 1 << 18;
 
 /// A network's `where` condition: its text, where it is, and its value.
 pub struct Declared<'a> {
@@ -532,22 +574,40 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
         numbers.iter().filter(|&&n| n >= 1).try_fold(1u64, |m, &n| lcm(m, n)).filter(|&m| m <= MAX_PERIOD);
     let largest = numbers.iter().copied().max().unwrap_or(0);
     let names: Vec<String> = free.distinct_names().into_iter().map(String::from).collect();
-    let bounds: Vec<u64> = names
-        .iter()
-        .map(|name| {
-            let set = free.valid.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_ref().ok());
-            let (from, modulus) = set.map_or((1, 1), |s| (s.from, s.modulus));
-            let common = period.and_then(|p| lcm(p, modulus)).unwrap_or(MAX_PERIOD);
-            from.max(largest).saturating_add(common.saturating_mul(2)).min(1 << 12)
-        })
-        .collect();
+    let unproved = |why: String| {
+        let d = &declared[0];
+        Diagnostic::error(Code::FreeSize, format!("nnc cannot prove `where {}`", d.text))
+            .primary(d.loc, "not proved")
+            .note(why)
+            .hint("state it with `%`, `//` and comparisons with smaller numbers, or check sizes with `--set`")
+    };
+    let mut bounds = Vec::with_capacity(names.len());
+    for name in &names {
+        let set = match free.valid.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
+            Some(Ok(set)) => set,
+            Some(Err(why)) => return Err(unproved(format!("the sizes {name} takes are not derived: {why}"))),
+            None => return Err(unproved(format!("{name} has no valid set"))),
+        };
+        let common =
+            period.and_then(|p| lcm(p, set.modulus)).filter(|&c| c <= MAX_PERIOD).ok_or_else(|| {
+                unproved(format!("the period of its numbers and of {name}'s sizes passes {MAX_PERIOD}"))
+            })?;
+        bounds.push(set.from.max(largest).saturating_add(common.saturating_mul(2)));
+    }
+    let total = bounds.iter().try_fold(1u64, |t, &b| t.checked_mul(b)).filter(|&t| t <= MAX_COMBINATIONS);
+    let Some(total) = total else {
+        let each: Vec<String> = names.iter().zip(&bounds).map(|(n, b)| format!("{n} up to {b}")).collect();
+        return Err(unproved(format!(
+            "a proof checks every size {}: more than {MAX_COMBINATIONS} combinations",
+            each.join(" with ")
+        )));
+    };
     let shown = |values: &[(String, i64)]| {
         values.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", ")
     };
     // Every combination of sizes up to the bounds, the first name's slowest.
-    let total: u64 = bounds.iter().product();
     let mut met = false;
-    for index in 0..total.min(1 << 22) {
+    for index in 0..total {
         let mut rest = index;
         let mut values = Vec::with_capacity(names.len());
         for (name, &bound) in names.iter().zip(&bounds).rev() {
@@ -558,14 +618,14 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
         let mut meets = true;
         for d in declared {
             match (d.holds)(&values) {
-                Some(true) => {}
-                Some(false) => meets = false,
-                None => {
+                Ok(true) => {}
+                Ok(false) => meets = false,
+                Err(why) => {
                     return Err(Diagnostic::error(
                         Code::FreeSize,
                         "a `where` condition must be true or false for every size",
                     )
-                    .primary(d.loc, format!("this is no boolean at {}", shown(&values))))
+                    .primary(d.loc, format!("at {}: {why}", shown(&values))))
                 }
             }
         }
@@ -609,12 +669,18 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
     Ok(())
 }
 
-/// The free-size analysis of `graph`, checked at the first probe, against `other`, the same
-/// network checked at the second: each node's sizes, what the layers need, and each name's
+/// The free-size analysis of `graph`, checked at the first of `probes`, against `other`, the
+/// same network checked at the second: each node's sizes, what the layers need, and each name's
 /// valid set; or the diagnostic of the first layer that cannot take free sizes.
-pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<FreeSizes, Diagnostic> {
+pub fn analyse(
+    graph: &Graph,
+    other: &Graph,
+    names: Vec<FreeName>,
+    reads: Vec<SizeRead>,
+    probes: [u64; 2],
+) -> Result<FreeSizes, Diagnostic> {
     let distinct: HashSet<String> = names.iter().map(|n| n.name.clone()).collect();
-    let mut free = FreeSizes { names, ..FreeSizes::default() };
+    let mut free = FreeSizes { names, reads, ..FreeSizes::default() };
     let mut positive = HashSet::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let twin = other.nodes.get(i);
@@ -643,9 +709,9 @@ pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<Fre
             .note(format!(
                 "its attributes or parameters depend on {}: with them at {} it is `{}`, at {} `{}`",
                 free.distinct_names().join(", "),
-                PROBES[0],
+                probes[0],
                 node.op,
-                PROBES[1],
+                probes[1],
                 twin.map_or(String::new(), |t| t.op.to_string()),
             ))
             .hint("give it an input of a fixed size (adaptive pooling before `flatten`), or fix the size with `--set`"));
@@ -679,7 +745,7 @@ pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<Fre
             };
         // The expressions must give the sizes both checks computed.
         for (g, at) in [(graph, 0), (other, 1)] {
-            let value = |n: &str| distinct.contains(n).then_some(PROBES[at] as i64);
+            let value = |n: &str| distinct.contains(n).then_some(probes[at] as i64);
             let computed: Option<Vec<u64>> =
                 dims.iter().map(|d: &Size| d.eval(&value).and_then(|v| u64::try_from(v).ok())).collect();
             if computed.as_deref() != Some(&g.nodes[i].shape.dims[..]) {
@@ -690,10 +756,11 @@ pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<Fre
                 .primary(node.loc, "here")
                 .note(format!(
                     "at {} it gives {:?}, the shape rule {:?}; this is a bug in nnc, please report it",
-                    PROBES[at], computed, g.nodes[i].shape.dims
+                    probes[at], computed, g.nodes[i].shape.dims
                 )));
             }
         }
+        positive.extend(needs.implied.drain(..));
         for d in &dims {
             if d.as_known().is_none() && positive.insert(d.clone()) {
                 needs.positive(d);
@@ -701,6 +768,17 @@ pub fn analyse(graph: &Graph, other: &Graph, names: Vec<FreeName>) -> Result<Fre
         }
         free.constraints.extend(needs.list.into_iter().map(|need| Constraint { need, node: NodeId(i) }));
         free.dims.push(dims);
+    }
+    // A value read from a size that depends on a free one could shape the layers differently
+    // at other sizes than the probes'.
+    for read in &free.reads {
+        let dims = free.dims.get(read.node.0).map_or(&[][..], Vec::as_slice);
+        if let Some(size) = read.axes.iter().filter_map(|&a| dims.get(a)).find(|d| d.as_known().is_none()) {
+            return Err(Diagnostic::error(Code::FreeSize, "a value here depends on a free size")
+                .primary(read.at, format!("this reads `{size}`"))
+                .note("a layer's arguments, a repeat's count or a condition built from it could differ from one size to the next")
+                .hint("read a size that does not depend on the free ones, or fix them with `--set`"));
+        }
     }
     let all: Vec<String> = free.distinct_names().into_iter().map(String::from).collect();
     for name in all {

@@ -138,13 +138,16 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
                 .iter()
                 .flat_map(|&n| program.definition(n).params.iter().map(|p| p.name.name.clone()))
                 .collect();
-            let d = Diagnostic::error(Code::Usage, format!("no network here has a parameter `{name}`"))
-                .primary(*loc, "unknown parameter")
-                .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
-                .note(format!(
-                    "the parameters are: {}",
-                    if params.is_empty() { "none".into() } else { params.join(", ") }
-                ));
+            let d = Diagnostic::error(
+                Code::Usage,
+                format!("no network here has a parameter or free size `{name}`"),
+            )
+            .primary(*loc, "unknown parameter")
+            .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
+            .note(format!(
+                "the parameters are: {}",
+                if params.is_empty() { "none".into() } else { params.join(", ") }
+            ));
             diagnostics.push(d);
         }
     }
@@ -158,23 +161,35 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
             let given: HashMap<&str, Value> =
                 overrides.iter().map(|(k, (v, _))| (k.as_str(), v.clone())).collect();
             let (set, mut diags) = free_values(def, &overrides);
-            let expander = Expander::new(&program, options.limits)
-                .traced(options.trace)
-                .free_sizes(set.clone(), free::PROBES[0]);
-            let (graph, more, expansion) = expander.network(file, def, &given);
-            diags.extend(more);
-            expansions.extend(expansion);
+            let expand = |probe: u64, traced: bool| {
+                Expander::new(&program, options.limits)
+                    .traced(traced)
+                    .free_sizes(set.clone(), probe)
+                    .network(file, def, &given)
+            };
+            let (mut graph, mut more, mut expansion) = expand(free::PROBES[0], options.trace);
             let unset: Vec<String> =
                 free::declared_names(def).into_iter().filter(|n| !set.contains_key(n)).collect();
+            // A network that takes only sizes of another residue class than the first probe's
+            // (`H % 256 == 0`, `H % 16 == 12`) is expanded at the next probe that fits.
+            let (mut probe, mut step) = (free::PROBES[0], free::PROBES[1] - free::PROBES[0]);
+            if graph.is_none() && !unset.is_empty() && more.iter().any(probe_dependent) {
+                if let Some((p, base)) = free::probes().find(|&(p, _)| expand(p, false).0.is_some()) {
+                    (graph, more, expansion) = expand(p, options.trace);
+                    (probe, step) = (p, base);
+                }
+            }
+            diags.extend(more);
+            expansions.extend(expansion);
             let graph = match graph {
                 Some(mut graph) if graph.free.is_some() => {
-                    // The same network at the second probe, for the free-size analysis.
-                    let expander = Expander::new(&program, options.limits).free_sizes(set, free::PROBES[1]);
-                    let (other, other_diags, _) = expander.network(file, def, &given);
-                    let names = graph.free.take().map(|f| f.names).unwrap_or_default();
-                    let declared = declared(&program, &sources, file, def, options.limits);
+                    // The same network at the second probe, in the first's residue class.
+                    let (other, other_diags, _) = expand(probe + step, false);
+                    let (names, reads) = graph.free.take().map(|f| (f.names, f.reads)).unwrap_or_default();
+                    let declared = declared(&program, &sources, file, def, options.limits, &set);
                     match other.ok_or(other_diags).and_then(|other| {
-                        let mut sizes = free::analyse(&graph, &other, names).map_err(|d| vec![d])?;
+                        let mut sizes = free::analyse(&graph, &other, names, reads, [probe, probe + step])
+                            .map_err(|d| vec![d])?;
                         free::check_declared(&graph, &mut sizes, &declared).map_err(|d| vec![d])?;
                         Ok(sizes)
                     }) {
@@ -191,10 +206,10 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
                         Err(errors) => {
                             let errors = errors.into_iter().filter(Diagnostic::is_error);
                             diags.extend(errors.map(|d| {
-                                if d.code == Code::FreeSize {
-                                    d
+                                if probe_dependent(&d) {
+                                    probed(d, &unset, probe + step)
                                 } else {
-                                    probed(d, &unset, 1)
+                                    d
                                 }
                             }));
                             None
@@ -205,9 +220,9 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
                 Some(graph) if unset.is_empty() && !set.is_empty() => {
                     let values: Vec<(String, i64)> =
                         set.iter().map(|(k, &v)| (k.clone(), v as i64)).collect();
-                    let unmet = declared(&program, &sources, file, def, options.limits)
+                    let unmet = declared(&program, &sources, file, def, options.limits, &set)
                         .into_iter()
-                        .find(|d| (d.holds)(&values) != Some(true));
+                        .find(|d| (d.holds)(&values) != Ok(true));
                     match unmet {
                         Some(d) => {
                             let mut shown: Vec<String> =
@@ -230,7 +245,7 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
             if !unset.is_empty() && graph.is_none() {
                 diags = diags
                     .into_iter()
-                    .map(|d| if d.is_error() && d.code != Code::FreeSize { probed(d, &unset, 0) } else { d })
+                    .map(|d| if probe_dependent(&d) { probed(d, &unset, probe) } else { d })
                     .collect();
             }
             apply_lint_levels(&mut diags, options.deny_warnings, &options.allow);
@@ -249,22 +264,26 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
     Compilation { sources, graphs, diagnostics, networks_defined, expansions, trees }
 }
 
-/// A network's `where` conditions, each evaluated with the free sizes bound.
+/// A network's `where` conditions, each evaluated with the free sizes bound, those `--set`
+/// gave (`set`) among them.
 fn declared<'a>(
     program: &'a front::load::Program,
     sources: &SourceMap,
     file: FileId,
     def: &'a nnc_grammar::ast::Definition,
     limits: Limits,
+    set: &HashMap<String, u64>,
 ) -> Vec<free::Declared<'a>> {
+    let fixed: Vec<(String, Value)> = set.iter().map(|(k, &v)| (k.clone(), Value::Int(v as i64))).collect();
     def.body
         .iter()
         .filter_map(|stmt| match stmt {
             nnc_grammar::ast::Stmt::Where { condition, .. } => {
                 let loc = Loc::new(file, condition.span);
+                let fixed = fixed.clone();
                 let holds = move |values: &[(String, i64)]| {
-                    let vars: Vec<(String, Value)> =
-                        values.iter().map(|(k, v)| (k.clone(), Value::Int(*v))).collect();
+                    let given = values.iter().map(|(k, v)| (k.clone(), Value::Int(*v)));
+                    let vars: Vec<(String, Value)> = fixed.iter().cloned().chain(given).collect();
                     Expander::new(program, limits).condition(file, condition, &vars)
                 };
                 Some(free::Declared { text: sources.snippet(loc).to_string(), loc, holds: Box::new(holds) })
@@ -296,14 +315,27 @@ fn free_values(
     (values, diags)
 }
 
+/// Whether an error may come from the free sizes' probe values: a shape error.
+fn probe_dependent(d: &Diagnostic) -> bool {
+    d.is_error()
+        && matches!(
+            d.code,
+            Code::SizeTooSmall
+                | Code::AddMismatch
+                | Code::ConcatMismatch
+                | Code::ShapeMismatch
+                | Code::Arithmetic
+        )
+}
+
 /// An error met with the free sizes at a probe, which says so: the size it failed at is
 /// the probe's, not one the user chose.
-fn probed(d: Diagnostic, names: &[String], probe: usize) -> Diagnostic {
+fn probed(d: Diagnostic, names: &[String], probe: u64) -> Diagnostic {
     d.note(format!(
-        "nnc checks a network with free sizes ({}) at {} = {} first; `--set` checks another size",
+        "nnc checks a network with free sizes ({}) at {} = {probe} first (and at other sizes, \
+         where that fails); `--set` checks another size",
         names.join(", "),
         names.join(" = "),
-        free::PROBES[probe]
     ))
 }
 

@@ -655,9 +655,10 @@ if __name__ == "__main__":
 }
 
 /// The free sizes' valid sets, and `dynamic_shapes()`, `torch.export`'s spelling of them: a
-/// set of one residue class from a bound is a derived `Dim` (`16 * _H` for `H % 16 == 0 and
+/// set of one residue class from a bound is a derived `Dim` (`16 * k_H` for `H % 16 == 0 and
 /// H ≥ 16`), every size from a bound a `Dim` with that minimum; a set of several residues has
-/// no spelling there, and raises, naming it.
+/// no spelling there, and raises, naming it. The variables are prefixed (`size_H`), so that no
+/// free name is read as a Python keyword or as `Dim`.
 fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize, String)]) -> String {
     let mut sets = String::new();
     let mut dims = String::new();
@@ -669,7 +670,7 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
         let from = free.no_ones_from(name, 4096);
         match (valid, from) {
             (Ok(set), Some(from)) if set.extra.is_empty() && set.modulus == 1 => {
-                let _ = write!(dims, "\n    {name} = Dim({name:?}, min={from})");
+                let _ = write!(dims, "\n    size_{name} = Dim({name:?}, min={from})");
             }
             (Ok(set), Some(from)) if set.extra.is_empty() && set.residues.len() == 1 => {
                 let (m, r) = (set.modulus, set.residues[0]);
@@ -678,7 +679,7 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
                 let shifted = if r == 0 { String::new() } else { format!(" + {r}") };
                 let _ = write!(
                     dims,
-                    "\n    _{name} = Dim(\"_{name}\", min={k})\n    {name} = {m} * _{name}{shifted}"
+                    "\n    k_{name} = Dim(\"k_{name}\", min={k})\n    size_{name} = {m} * k_{name}{shifted}"
                 );
             }
             _ => unsaid.push(format!("{name}: {text}")),
@@ -691,7 +692,7 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
             .names
             .iter()
             .filter(|n| n.input == id)
-            .map(|n| format!("{}: {}", n.axis + batch, n.name))
+            .map(|n| format!("{}: size_{}", n.axis + batch, n.name))
             .collect();
         spec.push(format!("{arg:?}: {{{}}}", axes.join(", ")));
     }

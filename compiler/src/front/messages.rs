@@ -123,6 +123,7 @@ pub(super) enum Error<'a> {
     NotConstant { at: Loc },
     InputInBlock { at: Loc },
     WhereOutsideNetwork { at: Loc },
+    FreeIsBatch { name: &'a str, at: Loc },
     InputInBody { at: Loc },
     FlowWithoutTensor { at: Loc },
     // A function whose body made a layer or gave a tensor.
@@ -355,6 +356,12 @@ impl Error<'_> {
             InputInBlock { at } => Diagnostic::error(Code::Structure, "`input` belongs in a network")
                 .primary(at, "not allowed in a block or function")
                 .hint("inside a block, `in` is the tensor the block is applied to"),
+            FreeIsBatch { name, at } => Diagnostic::error(
+                Code::Structure,
+                format!("`{name}` is the batch, and cannot also be a size of one example"),
+            )
+            .primary(at, "the batch's name")
+            .hint("give the free size a name of its own: `input [N, 3, H, W]`"),
             WhereOutsideNetwork { at } => Diagnostic::error(Code::Structure, "`where` belongs in a network's body")
                 .primary(at, "not allowed in a block, function, `if` or `repeat` body")
                 .hint("`where` speaks of the free sizes of the network's input: write it beside the `input`"),

@@ -57,12 +57,14 @@ attributes! {
 impl Layer for Flatten {
     /// The product of the merged sizes (free sizes come only with a batch, which `start`
     /// and `end` count).
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
         let x = xs.first()?;
         if x.iter().all(|d| d.as_known().is_some()) {
             return Some(out.iter().map(|&d| Size::from(d)).collect());
         }
         let merged = x.get(self.start - 1..self.end)?.iter().try_fold(Size::known(1), |acc, d| acc.mul(d))?;
+        // A product of sizes each at least 1.
+        needs.implied(&merged);
         let mut dims = x[..self.start - 1].to_vec();
         dims.push(merged);
         dims.extend_from_slice(&x[self.end..]);

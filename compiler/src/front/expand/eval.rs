@@ -78,6 +78,19 @@ impl Expander<'_> {
             (Access::Field(field), Value::Tensor(id)) => {
                 let shape = self.nodes[id.0].shape.clone();
                 let dims = &shape.dims;
+                // With free sizes, a size read into a value is checked once they are known:
+                // a layer's arguments must not depend on one.
+                if self.has_free_sizes() {
+                    let axes: Vec<usize> = match field.name.as_str() {
+                        "channels" => vec![0],
+                        "height" => vec![1],
+                        "width" => vec![2],
+                        "features" => dims.len().checked_sub(1).into_iter().collect(),
+                        "shape" => (0..dims.len()).collect(),
+                        _ => Vec::new(),
+                    };
+                    self.note_size_read(id, axes, Loc::new(scope.file, field.span));
+                }
                 let got = match field.name.as_str() {
                     "channels" if dims.len() >= 2 => Some(Value::Int(dims[0] as i64)),
                     "height" if dims.len() >= 2 => Some(Value::Int(dims[1] as i64)),

@@ -148,6 +148,8 @@ pub struct Expander<'p> {
     probe: u64,
     /// The free names the inputs declared, unset, so far.
     free: Vec<FreeName>,
+    /// The sizes the network read into values (`in.height`), for the free-size analysis.
+    size_reads: Vec<crate::free::SizeRead>,
 }
 
 impl<'p> Expander<'p> {
@@ -171,7 +173,18 @@ impl<'p> Expander<'p> {
             free_values: HashMap::new(),
             probe: crate::free::PROBES[0],
             free: Vec::new(),
+            size_reads: Vec::new(),
         }
+    }
+
+    /// Whether an input declared a free size, unset.
+    fn has_free_sizes(&self) -> bool {
+        !self.free.is_empty()
+    }
+
+    /// Notes that the value at `at` reads sizes `axes` of node `id`.
+    fn note_size_read(&mut self, node: NodeId, axes: Vec<usize>, at: Loc) {
+        self.size_reads.push(crate::free::SizeRead { node, axes, at });
     }
 
     /// Gives the free names of the inputs these sizes (`--set H=64`), and the others `probe`.
@@ -297,7 +310,8 @@ impl<'p> Expander<'p> {
             outputs,
             groups,
             free: (!self.free.is_empty()).then(|| {
-                Box::new(FreeSizes { names: std::mem::take(&mut self.free), ..FreeSizes::default() })
+                let (names, reads) = (std::mem::take(&mut self.free), std::mem::take(&mut self.size_reads));
+                Box::new(FreeSizes { names, reads, ..FreeSizes::default() })
             }),
         };
         Some(graph)
@@ -308,16 +322,20 @@ impl<'p> Expander<'p> {
         self.diags.iter().any(Diagnostic::is_error)
     }
 
-    /// Evaluates a `where` condition with these names bound (the network's parameters and its
-    /// free sizes): `None` where it is no boolean, or fails.
-    pub fn condition(mut self, file: FileId, e: &Expr, vars: &[(String, Value)]) -> Option<bool> {
+    /// Evaluates a `where` condition with these names bound (the network's free sizes): its
+    /// value, or the evaluator's first error, or that it gave no boolean.
+    pub fn condition(mut self, file: FileId, e: &Expr, vars: &[(String, Value)]) -> Result<bool, String> {
         let mut scope = Scope::new(file, "");
         for (name, value) in vars {
             scope.vars.insert(name.clone(), (value.clone(), e.span));
         }
-        match self.eval(e, &mut scope, None, "") {
-            Value::Bool(b) if self.diags.is_empty() => Some(b),
-            _ => None,
+        let value = self.eval(e, &mut scope, None, "");
+        if let Some(d) = self.diags.first() {
+            return Err(d.message.clone());
+        }
+        match value {
+            Value::Bool(b) => Ok(b),
+            other => Err(format!("it is {}, not a boolean", other.type_name())),
         }
     }
 
@@ -619,6 +637,9 @@ impl<'p> Expander<'p> {
         for dim in &dims[1..] {
             // A name bound to nothing is a free size: the network is checked for every value.
             if let ExprKind::Name(n) = &dim.kind {
+                if batch == Batch::Symbolic(n.clone()) {
+                    return self.error(Error::FreeIsBatch { name: n, at: Loc::new(scope.file, dim.span) });
+                }
                 if !scope.vars.contains_key(n) {
                     match self.free_values.get(n) {
                         Some(&v) => sizes.push(v),
