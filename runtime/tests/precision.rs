@@ -34,17 +34,28 @@ fn graph(file: &str, overrides: &[(&str, &str)]) -> Graph {
     compiled.graphs.remove(0)
 }
 
+/// A random batch for each input of `graph`, of its element type.
+fn inputs(graph: &Graph, batch: i64) -> Vec<Tensor> {
+    let cpu = Device::Cpu;
+    graph
+        .inputs
+        .iter()
+        .map(|&id| {
+            let node = graph.node(id);
+            let sizes = node.shape.sizes(batch);
+            match node.shape.dtype {
+                DType::Int => {
+                    Tensor::randint(graph.id_bound(id) as i64, sizes.as_slice(), (Kind::Int64, cpu))
+                }
+                DType::Float => Tensor::randn(sizes.as_slice(), (Kind::Float, cpu)),
+                DType::Bool => Tensor::rand(sizes.as_slice(), (Kind::Float, cpu)).lt(0.5),
+            }
+        })
+        .collect()
+}
+
 fn input(graph: &Graph, batch: i64) -> Tensor {
-    let node = graph.node(graph.input());
-    let sizes = node.shape.sizes(batch);
-    match node.shape.dtype {
-        DType::Int => Tensor::randint(
-            graph.id_bound(graph.input()) as i64,
-            sizes.as_slice(),
-            (Kind::Int64, Device::Cpu),
-        ),
-        _ => Tensor::randn(sizes.as_slice(), (Kind::Float, Device::Cpu)),
-    }
+    inputs(graph, batch).remove(0)
 }
 
 /// The bf16 forward against the fp32 one, in training and evaluation mode and through the
@@ -129,6 +140,35 @@ fn a_bf16_training_step_keeps_fp32_weights_and_gradients() {
     let error = parity::relative(&gradients[1], &gradients[0]);
     eprintln!("lenet-bn: the first convolution's bf16 gradient off fp32's by {error:.3e}");
     assert!(error > 0.0 && error <= 0.1, "bf16 gradient off fp32's by {error:e}");
+}
+
+/// Every layer of the registry (nnc/tests/conformance.net calls each) runs under bf16 autocast,
+/// whatever mix of bf16 and fp32 tensors reaches it, and gives finite fp32 outputs.
+#[test]
+fn every_layer_runs_in_bf16() {
+    let path = root().join("nnc/tests/conformance.net");
+    let compiled = compile(Root::Path(&path), &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    for graph in compiled.graphs {
+        tch::manual_seed(0);
+        let name = graph.name.clone();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut model = Model::new(&vs.root(), graph, Init::PyTorch);
+        model.set_precision(Precision::Bf16);
+        let xs = inputs(model.graph(), 3);
+        let xs: Vec<&Tensor> = xs.iter().collect();
+        for train in [false, true] {
+            let outputs = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, train))
+                .unwrap_or_else(|e| panic!("{name} (train: {train}): {e}"));
+            for y in outputs.iter().filter(|y| y.is_floating_point()) {
+                assert_eq!(y.kind(), Kind::Float, "{name}: a bf16 output is fp32");
+                let finite = y.isfinite().all().int64_value(&[]) == 1;
+                assert!(finite, "{name} (train: {train}): an output is not finite");
+            }
+        }
+        let plan = Inference::new(&model, Layout::for_graph(model.graph())).unwrap();
+        tch::no_grad(|| plan.try_forward_outputs_inputs(&xs)).unwrap_or_else(|e| panic!("{name} plan: {e}"));
+    }
 }
 
 #[test]
