@@ -5,11 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use nnc_compiler::ir::{DType, Graph};
+use nnc_compiler::ir::Graph;
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::precision::cpu_autocast_enabled;
 use nnc_runtime::{parity, Inference, Init, Layout, Model, Precision};
+use support::random_inputs;
 use tch::{nn, Device, Kind, Tensor};
+
+mod support;
 
 /// bf16 keeps 8 bits of mantissa (a relative step of 2⁻⁸ ≈ 0.4 %); in evaluation mode the
 /// outputs stay within about 1 % of the largest fp32 output (measured: 0.2–0.8 % on these
@@ -34,28 +37,8 @@ fn graph(file: &str, overrides: &[(&str, &str)]) -> Graph {
     compiled.graphs.remove(0)
 }
 
-/// A random batch for each input of `graph`, of its element type.
-fn inputs(graph: &Graph, batch: i64) -> Vec<Tensor> {
-    let cpu = Device::Cpu;
-    graph
-        .inputs
-        .iter()
-        .map(|&id| {
-            let node = graph.node(id);
-            let sizes = node.shape.sizes(batch);
-            match node.shape.dtype {
-                DType::Int => {
-                    Tensor::randint(graph.id_bound(id) as i64, sizes.as_slice(), (Kind::Int64, cpu))
-                }
-                DType::Float => Tensor::randn(sizes.as_slice(), (Kind::Float, cpu)),
-                DType::Bool => Tensor::rand(sizes.as_slice(), (Kind::Float, cpu)).lt(0.5),
-            }
-        })
-        .collect()
-}
-
 fn input(graph: &Graph, batch: i64) -> Tensor {
-    inputs(graph, batch).remove(0)
+    random_inputs(graph, batch).remove(0)
 }
 
 /// The bf16 forward against the fp32 one, in training and evaluation mode and through the
@@ -155,7 +138,7 @@ fn every_layer_runs_in_bf16() {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut model = Model::new(&vs.root(), graph, Init::PyTorch);
         model.set_precision(Precision::Bf16);
-        let xs = inputs(model.graph(), 3);
+        let xs = random_inputs(model.graph(), 3);
         let xs: Vec<&Tensor> = xs.iter().collect();
         for train in [false, true] {
             let outputs = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, train))
