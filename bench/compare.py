@@ -6,12 +6,13 @@ batch 1 and at batch 32, and a training step (forward, cross-entropy, backward, 
 Routes: PyTorch eager, eager with channels-last, TorchScript frozen (`torch.jit.freeze` +
 `optimize_for_inference`, inference only), `torch.compile` (skip it with --no-compile: its
 first step compiles for a long time), eager under CPU bf16 autocast; and nnc's `nnc bench`:
-its inference plan and its plain interpreter.
+its inference plan and its plain interpreter in fp32, and its plan and training step under
+`--precision bf16` (libtorch's autocast, as PyTorch's bf16 route), beside PyTorch's bf16.
 
 Every figure is examples per second, the median of --runs timed batches after a warm-up; the
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
 their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
-route, and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
+route, nnc's bf16 ratio to PyTorch's bf16 autocast, and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
 peak is measured here, with a large matmul on the same threads; a training step is counted as
 three forward passes of multiply-adds).
 
@@ -120,10 +121,10 @@ def pytorch_step(make, channels, size, route, workload, batch):
     return train
 
 
-def nnc_bench(nnc, file, sets, batch, threads, runs, warmup):
+def nnc_bench(nnc, file, sets, batch, threads, runs, warmup, precision="fp32"):
     """`nnc bench`'s figures: the plan's forward, the interpreter's, and the training step."""
     args = [nnc, "bench", file, "--batch", str(batch), "--threads", str(threads), "--runs", str(runs)]
-    args += ["--warmup", str(warmup)]
+    args += ["--warmup", str(warmup), "--precision", precision]
     for s in sets:
         args += ["--set", s]
     out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
@@ -140,7 +141,7 @@ def macs(nnc, file, sets):
     for s in sets:
         args += ["--set", s]
     out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)[0]["networks"][0]["totals"]["macs"]
+    return json.loads(out)["files"][0]["networks"][0]["totals"]["macs"]
 
 
 def cell(values):
@@ -167,6 +168,8 @@ def main():
     routes = [r for r in ROUTES if not (a.no_compile and r == "compile")]
     models = a.models.split(",")
 
+    # Before any measuring, so that a failure here costs nothing.
+    flops = {name: 2 * macs(a.nnc, MODELS[name][3], MODELS[name][4]) for name in models}
     results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
     peaks = []
     for repeat in range(a.repeats):
@@ -175,14 +178,15 @@ def main():
             make, channels, size, file, sets = MODELS[name]
             for batch in sorted({b for _, b in WORKLOADS}):
                 figures = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup)
+                bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup, "bf16")
                 for workload, b in WORKLOADS:
                     if b != batch:
                         continue
+                    key = "forward" if workload == "forward" else "train"
+                    results.setdefault((name, workload, b, "nnc"), []).append(figures[key])
+                    results.setdefault((name, workload, b, "nnc bf16"), []).append(bf16[key])
                     if workload == "forward":
-                        results.setdefault((name, workload, b, "nnc"), []).append(figures["forward"])
                         results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
-                    else:
-                        results.setdefault((name, workload, b, "nnc"), []).append(figures["train"])
             for workload, batch in WORKLOADS:
                 for route in routes:
                     step = pytorch_step(make, channels, size, route, workload, batch)
@@ -199,12 +203,11 @@ def main():
           f"(median of {a.repeats}; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
     print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of {a.runs} batches; "
           f"torch {torch.__version__}, {a.threads} threads\n")
-    columns = ["nnc", "nnc plain"] + routes
-    header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "% peak"]
+    columns = ["nnc", "nnc plain", "nnc bf16"] + routes
+    header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "nnc bf16/autocast", "% peak"]
     rows = []
     for name in models:
-        _, _, _, file, sets = MODELS[name]
-        flops_per_example = 2 * macs(a.nnc, file, sets)
+        flops_per_example = flops[name]
         for workload, batch in WORKLOADS:
             get = lambda route: results.get((name, workload, batch, route), [])  # noqa: E731
             nnc = get("nnc")
@@ -212,10 +215,11 @@ def main():
             best = max(statistics.median(get(r)) for r in fp32)
             ratio_eager = statistics.median(nnc) / statistics.median(get("eager"))
             ratio_best = statistics.median(nnc) / best
+            ratio_bf16 = statistics.median(get("nnc bf16")) / statistics.median(get("bf16 autocast"))
             work = flops_per_example * (3 if workload == "train" else 1)
             fraction = statistics.median(nnc) * work / peak
             rows.append([name, f"{workload} b{batch}"] + [cell(get(c)) for c in columns]
-                        + [f"×{ratio_eager:.2f}", f"×{ratio_best:.2f}", f"{100 * fraction:.1f}"])
+                        + [f"×{ratio_eager:.2f}", f"×{ratio_best:.2f}", f"×{ratio_bf16:.2f}", f"{100 * fraction:.1f}"])
     if a.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -10,6 +10,17 @@
 #
 # Idempotent: a second run finds the stamp and does nothing. Downloads are cached in
 # ${NNC_CACHE:-~/.cache/nnc}.
+#
+# Instead of the CPU wheel, the libtorch of an installed PyTorch 2.13 (a CUDA build, for GPUs):
+#   LIBTORCH_USE_PYTORCH=1 scripts/setup-libtorch.sh   the torch that ${NNC_PYTHON:-python3} imports
+#   LIBTORCH=/path scripts/setup-libtorch.sh          a folder with lib/ and include/ (an unzipped
+#                                                     libtorch, or a torch package's folder)
+# Then .libtorch/ holds links to that lib/ and include/ (nothing is copied, and nothing is
+# written into the installation), its version file and a stamp naming the source, so that
+# `.cargo/config.toml` needs no change. Run it again without either variable and it keeps that
+# libtorch; `rm -rf .libtorch` first goes back to the CPU wheel. After any switch,
+# `cargo clean -p torch-sys` makes tch build against the new libtorch (cargo cannot see that
+# the folder's contents changed).
 set -euo pipefail
 
 VERSION=2.13.0
@@ -30,6 +41,62 @@ STAMP_TEXT="libtorch $VERSION cpu ${SHA256[$TORCH_WHEEL]}"
 
 say() { printf 'setup-libtorch: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+# Links .libtorch/lib and .libtorch/include to those of the libtorch in $1, of version $2,
+# described by $3 (the stamp's words).
+link_installed() {
+  local dir=$1 version=$2 what=$3
+  [[ "${version%%+*}" == "$VERSION" ]] || die "$what is version $version; tch 0.26 needs $VERSION"
+  [[ -f "$dir/lib/libtorch_cpu.so" ]] || die "$what has no lib/libtorch_cpu.so (in $dir)"
+  [[ -d "$dir/include/torch" ]] || die "$what has no include/torch headers (in $dir)"
+  local stamp="libtorch $VERSION from $what at $dir ($version)"
+  if [[ -f "$DEST/.installed" && "$(cat "$DEST/.installed")" == "$stamp" ]]; then
+    say "$DEST already links to $what ($version)"
+    return
+  fi
+  local tmp="$DEST.tmp.$$"
+  trap 'rm -rf "$DEST.tmp.$$"' EXIT
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  ln -s "$dir/lib" "$tmp/lib"
+  ln -s "$dir/include" "$tmp/include"
+  echo "$VERSION" > "$tmp/build-version"
+  echo "$stamp" > "$tmp/.installed"
+  rm -rf "$DEST"
+  mv "$tmp" "$DEST"
+  trap - EXIT
+  local cuda=CPU
+  [[ -f "$dir/lib/libtorch_cuda.so" ]] && cuda=CUDA
+  say "linked $DEST to $what ($version, with $cuda) in $dir"
+  say "next: cargo clean -p torch-sys, so that tch builds against it"
+}
+
+if [[ -n "${LIBTORCH_USE_PYTORCH:-}" ]]; then
+  python=${NNC_PYTHON:-python3}
+  details=$("$python" -c 'import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__)); print(torch._C._GLIBCXX_USE_CXX11_ABI)') \
+    || die "$python cannot import torch (set NNC_PYTHON to a Python with PyTorch $VERSION)"
+  { read -r version; read -r dir; read -r abi; } <<< "$details"
+  # tch builds its C++ against a folder's libtorch with the C++11 ABI unless told otherwise.
+  [[ "$abi" == True ]] || die "the torch of $python uses the pre-C++11 ABI; tch expects the C++11 one"
+  link_installed "$dir" "$version" "the PyTorch of $python"
+  exit 0
+fi
+if [[ -n "${LIBTORCH:-}" && "$(realpath -m "$LIBTORCH")" != "$(realpath -m "$DEST")" ]]; then
+  dir=$(realpath -e "$LIBTORCH") || die "LIBTORCH=$LIBTORCH does not exist"
+  if [[ -f "$dir/build-version" ]]; then
+    version=$(tr -d '[:space:]' < "$dir/build-version")
+  elif [[ -f "$dir/version.py" ]]; then
+    version=$(sed -n "s/^__version__ = '\(.*\)'.*/\1/p" "$dir/version.py")
+  else
+    die "$dir has neither build-version (a libtorch) nor version.py (a torch package): which version is it?"
+  fi
+  link_installed "$dir" "$version" "the libtorch folder"
+  exit 0
+fi
+case "$(cat "$DEST/.installed" 2>/dev/null)" in
+  "libtorch $VERSION from "*)
+    say "$DEST links to an installed libtorch: $(cat "$DEST/.installed"); keeping it (rm -rf $DEST, then run again, for the CPU wheel)"
+    exit 0 ;;
+esac
 
 if [[ -f "$DEST/.installed" && "$(cat "$DEST/.installed")" == "$STAMP_TEXT" ]]; then
   say "libtorch $VERSION is already installed in $DEST"

@@ -227,6 +227,14 @@ pub struct TrainArgs {
     /// Weight initialisation; d2l's train_ch6 uses Xavier.
     #[arg(long, value_enum, default_value_t = InitChoice::Xavier)]
     pub init: InitChoice,
+    /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
+    /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
+    /// Lay the weights and batches of rank 4 out channels-last (NHWC), on any device; by
+    /// default nnc chooses, channels-last where wide 2-D convolutions do most of the work.
+    #[arg(long)]
+    pub channels_last: bool,
     /// Folder for the checkpoint, metrics and plot; default: runs/NETWORK.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -295,6 +303,10 @@ pub struct EvalArgs {
     /// Examples per batch of the evaluation.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,
+    /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
+    /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
     /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
     #[arg(long)]
     pub cast: bool,
@@ -316,6 +328,10 @@ pub struct PredictArgs {
     /// How many images of each file to classify, from the first.
     #[arg(long, default_value_t = 10)]
     pub count: usize,
+    /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
+    /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
     /// Convert floating-point weights of another precision (F64, F16, BF16) to F32.
     #[arg(long)]
     pub cast: bool,
@@ -417,6 +433,10 @@ pub struct RunArgs {
     /// Run in training mode (batch statistics, dropout) instead of evaluation mode.
     #[arg(long)]
     pub train: bool,
+    /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
+    /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
     /// Load these weights (safetensors) instead of initialising at random.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
@@ -444,6 +464,10 @@ pub struct BenchArgs {
     /// Timed batches; the median is reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
+    /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
+    /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
+    pub precision: PrecisionChoice,
     /// Output format: text, or JSON (docs/schema/bench.schema.json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -499,6 +523,12 @@ pub enum CheckOptimizer {
 pub enum InitChoice {
     Pytorch,
     Xavier,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    Fp32,
+    Bf16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

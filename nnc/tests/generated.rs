@@ -250,3 +250,27 @@ fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
     );
     assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");
 }
+
+/// `with_precision(Precision::Bf16)` on the generated type runs the same autocast as the
+/// interpreter: the same bf16 outputs to the bit, given back in fp32, and not fp32's.
+#[test]
+fn generated_bf16_is_the_interpreters_bf16() {
+    use nnc::runtime::Precision;
+    let _rng = rng();
+    nnc::tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = LeNetBn::new(&vs.root()).with_precision(Precision::Bf16);
+    assert_eq!(net.precision(), Precision::Bf16);
+    let (mut model, _vs2) = interpreter("../models/lenet-bn.net", &[], None, &vs);
+    let x = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+    for train in [false, true] {
+        model.set_precision(Precision::Bf16);
+        let a = nnc::tch::no_grad(|| net.try_forward(&x, train)).unwrap();
+        let b = nnc::tch::no_grad(|| model.try_forward(&x, train)).unwrap();
+        assert_eq!(a.kind(), Kind::Float, "a bf16 forward gives fp32 outputs");
+        assert!(a.equal(&b), "train = {train}: bf16 outputs differ by {}", (&a - &b).abs().max());
+        model.set_precision(Precision::Fp32);
+        let full = nnc::tch::no_grad(|| model.try_forward(&x, train)).unwrap();
+        assert!(!a.equal(&full), "train = {train}: bf16 gave fp32's outputs; was autocast on?");
+    }
+}

@@ -11,6 +11,11 @@
 //!   it ([`Layout`]): oneDNN's convolutions run on that layout without reordering, and the
 //!   values are the same. The outputs are given back in the usual (contiguous) layout.
 //!
+//! - **bf16 weights made once**, for a model of [`Precision::Bf16`]: the weights and biases of
+//!   the convolutions and linear layers, which libtorch's autocast would otherwise cast from
+//!   fp32 at every forward, are cast once (after folding, in the plan's layout); autocast then
+//!   finds them in bf16 and casts only the activations. Every other tensor stays as loaded.
+//!
 //! Every other node runs through [`ops::apply_outputs`], the one forward of each op, so the
 //! plan computes what the interpreter computes, to rounding (a test holds every model of
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
@@ -20,8 +25,9 @@ use nnc_compiler::ir::{Graph, NodeId, Op};
 use tch::{Kind, TchError, Tensor};
 
 use crate::error::LayerError;
-use crate::model::node_inputs;
+use crate::model::{first_device, node_inputs};
 use crate::ops::{self, Params};
+use crate::precision::Precision;
 use crate::{Model, RuntimeError};
 
 /// The memory layout of a plan's 4-D activations and convolution weights.
@@ -128,6 +134,19 @@ impl<'m> Inference<'m> {
                 steps[i] = Step::Run(Some(own.with("weight", weight)));
             }
         }
+        if model.precision() == Precision::Bf16 {
+            for (i, node) in graph.nodes.iter().enumerate() {
+                if !lower_precision(&node.op) || matches!(steps[i], Step::Skip) {
+                    continue;
+                }
+                let own = match &steps[i] {
+                    Step::Run(Some(p)) => p.shared(),
+                    _ => params[i].shared(),
+                };
+                let cast = own.to_kind(Kind::BFloat16).map_err(|e| plan_error(&node.name, &node.op, &e))?;
+                steps[i] = Step::Run(Some(cast));
+            }
+        }
         // A folded batch norm's value is its layer's: that value lives until the batch
         // norm's own last reader.
         let mut last_use = graph.last_uses();
@@ -167,6 +186,8 @@ impl<'m> Inference<'m> {
     /// [`Model::try_forward_outputs_inputs`] gives them.
     pub fn try_forward_outputs_inputs(&self, xs: &[&Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
         self.model.check_inputs(xs)?;
+        let precision = self.model.precision();
+        let _autocast = precision.enter(first_device(xs))?;
         let graph = self.model.graph();
         let params = self.model.node_params();
         let mut values: Vec<Option<Vec<Tensor>>> = Vec::with_capacity(graph.nodes.len());
@@ -197,7 +218,9 @@ impl<'m> Inference<'m> {
             .map(|o| {
                 let value = values[o.node.0].as_ref().expect("the outputs are kept");
                 let node = graph.node(o.node);
-                contiguous(&value[0]).map_err(|e| plan_error(&node.name, &node.op, &e))
+                contiguous(&value[0])
+                    .and_then(|t| precision.output(&t))
+                    .map_err(|e| plan_error(&node.name, &node.op, &e))
             })
             .collect()
     }
@@ -209,6 +232,22 @@ impl<'m> Inference<'m> {
             _ => Ok(x.shallow_clone()),
         }
     }
+}
+
+/// Whether libtorch's autocast computes the op in bf16 on the CPU and on CUDA (the ops whose
+/// functions are on both devices' lower-precision lists; see `precision.rs`), so that its
+/// tensors can be bf16 from the start. Tensors of other ops stay fp32, as autocast leaves them.
+fn lower_precision(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Linear(_)
+            | Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::Conv3d(_)
+            | Op::ConvTranspose1d(_)
+            | Op::ConvTranspose2d(_)
+            | Op::ConvTranspose3d(_)
+    )
 }
 
 /// For each node, how many nodes read it.

@@ -4,7 +4,7 @@
 //! and generated code share. Around the model: saving and loading weights as safetensors
 //! ([`weights`], through [`write_atomic`]), classification data ([`data`]), training with
 //! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), the memory a command
-//! needs ([`memory`]), and the choice of device.
+//! needs ([`memory`]), the choice of device, and mixed precision ([`precision`]).
 
 pub mod data;
 mod error;
@@ -15,6 +15,7 @@ pub mod memory;
 mod model;
 pub mod ops;
 pub mod parity;
+pub mod precision;
 pub mod train;
 pub mod weights;
 
@@ -27,7 +28,11 @@ pub use model::{
 };
 /// The IR, for generated code, which spells out each layer's op.
 pub use nnc_compiler::ir;
+pub use precision::{Autocast, Precision};
 pub use tch;
+
+/// The libtorch version tch 0.26 binds, which `scripts/setup-libtorch.sh` installs or links.
+pub const LIBTORCH_VERSION: &str = "2.13.0";
 
 /// `cuda` when the installed libtorch has CUDA and a GPU is present, else `cpu`.
 pub fn default_device() -> tch::Device {

@@ -7,6 +7,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::init::Init;
 use crate::ops::{self, Params};
+use crate::precision::Precision;
 use crate::RuntimeError;
 
 /// A network built from its IR graph, with its parameters in a `VarStore`.
@@ -20,6 +21,8 @@ pub struct Model {
     /// For each node, whether a forward pass computes it in evaluation mode and in training
     /// mode: evaluation skips the layers only outputs of training read.
     computed: [Vec<bool>; 2],
+    /// The precision of its forwards: fp32, or libtorch's bf16 autocast around them.
+    precision: Precision,
 }
 
 impl Model {
@@ -55,11 +58,21 @@ impl Model {
         }
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
-        Ok(Model { graph, params, last_use, computed })
+        Ok(Model { graph, params, last_use, computed, precision: Precision::Fp32 })
     }
 
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Makes every later forward compute in `precision` (its weights stay as they are: fp32
+    /// master weights under bf16, which autocast casts for each forward).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Each node's tensors, in graph order (none for a layer without any).
@@ -166,6 +179,7 @@ impl Model {
     /// node's value is every tensor it computes, its output first, then any states (a recurrent
     /// layer's final `h_n`, ...), which the nodes that select them read.
     fn run(&self, xs: &[&Tensor], train: bool, keep: bool) -> Result<Vec<Tensor>, RuntimeError> {
+        let _autocast = self.precision.enter(first_device(xs))?;
         let computed = &self.computed[usize::from(train || keep)];
         let mut values: Vec<Option<Vec<Tensor>>> = Vec::with_capacity(self.graph.nodes.len());
         for (i, node) in self.graph.nodes.iter().enumerate() {
@@ -187,12 +201,13 @@ impl Model {
                 }
             }
         }
-        let output = |v: Option<&Vec<Tensor>>| v.expect("the outputs are kept")[0].shallow_clone();
-        Ok(if keep {
+        let output =
+            |v: Option<&Vec<Tensor>>| Ok(self.precision.output(&v.expect("the outputs are kept")[0])?);
+        if keep {
             values.iter().map(|v| output(v.as_ref())).collect()
         } else {
             self.graph.outputs_in(train).map(|o| output(values[o.node.0].as_ref())).collect()
-        })
+        }
     }
 }
 
@@ -237,6 +252,12 @@ pub struct LayerInfo {
 pub(crate) fn node_inputs<'v>(node: &Node, values: &'v [Option<Vec<Tensor>>]) -> Vec<&'v Tensor> {
     let reads = node.op.layer().reads();
     node.inputs.iter().map(|id| &values[id.0].as_ref().expect("inputs come first")[reads]).collect()
+}
+
+/// The device of a forward's inputs, which its autocast scope is for: the first input's (a
+/// model's inputs share one device, or libtorch refuses the first op that mixes them).
+pub(crate) fn first_device(xs: &[&Tensor]) -> tch::Device {
+    xs.first().map_or(tch::Device::Cpu, |x| x.device())
 }
 
 /// The declared shape of a graph's (first) input, with -1 for a symbolic batch.

@@ -65,6 +65,23 @@ impl Params {
         out
     }
 
+    /// The same tensors, the floating-point ones cast to `kind` (an inference plan's bf16
+    /// weights), detached from the model's: a plan is never trained.
+    pub(crate) fn to_kind(&self, kind: Kind) -> Result<Params, TchError> {
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let cast = match t.is_floating_point() {
+                    true => t.f_detach()?.f_to_kind(kind)?,
+                    false => t.shallow_clone(),
+                };
+                Ok((n.clone(), cast))
+            })
+            .collect::<Result<_, TchError>>()?;
+        Ok(Params { tensors })
+    }
+
     /// The tensor `name`, which the op's description declares; an error, not a panic, for
     /// tensors given with [`Params::new`] that lack it.
     pub(crate) fn get(&self, name: &str) -> Result<&Tensor, TchError> {
@@ -281,31 +298,22 @@ fn multi_head_attention(
         .f_linear(params.get("out_proj.weight")?, params.optional("out_proj.bias"))
 }
 
-/// A convolution over any number of spatial axes, as `nn.Conv1d/2d/3d` computes it.
+/// A convolution over any number of spatial axes, as `nn.Conv1d/2d/3d` computes it: through
+/// the rank's own function (`conv2d`, ...), as PyTorch's module calls it, because libtorch's
+/// CPU autocast has kernels for those and not for the general `convolution` they call, which
+/// under `--precision bf16` would be given a bf16 input and an fp32 weight.
 fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tensor, TchError> {
     let (weight, bias) = (params.get("weight")?, params.optional("bias"));
-    if c.same {
-        // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
-        return x.f_internal_convolution_mode(
-            weight,
-            bias,
-            ints(c.stride),
-            "same",
-            ints(c.dilation),
-            c.groups as i64,
-        );
+    let (stride, dilation, groups) = (ints(c.stride), ints(c.dilation), c.groups as i64);
+    // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
+    match (N, c.same) {
+        (1, true) => x.f_conv1d_padding(weight, bias, stride, "same", dilation, groups),
+        (2, true) => x.f_conv2d_padding(weight, bias, stride, "same", dilation, groups),
+        (_, true) => x.f_conv3d_padding(weight, bias, stride, "same", dilation, groups),
+        (1, false) => x.f_conv1d(weight, bias, stride, ints(c.padding), dilation, groups),
+        (2, false) => x.f_conv2d(weight, bias, stride, ints(c.padding), dilation, groups),
+        (_, false) => x.f_conv3d(weight, bias, stride, ints(c.padding), dilation, groups),
     }
-    let no_output_padding = [0i64; N];
-    x.f_convolution(
-        weight,
-        bias,
-        ints(c.stride),
-        ints(c.padding),
-        ints(c.dilation),
-        false,
-        no_output_padding,
-        c.groups as i64,
-    )
 }
 
 /// Max pooling over `N` spatial axes: libtorch has a function per rank.
@@ -346,22 +354,20 @@ fn adaptive_pool<const N: usize>(x: &Tensor, output: [u64; N], max: bool) -> Res
 }
 
 /// A transposed convolution over any number of spatial axes, as `nn.ConvTranspose1d/2d/3d`
-/// computes it.
+/// computes it, through the rank's own function, for autocast (see [`conv`]).
 fn conv_transpose<const N: usize>(
     x: &Tensor,
     params: &Params,
     c: &ConvTranspose<N>,
 ) -> Result<Tensor, TchError> {
-    x.f_convolution(
-        params.get("weight")?,
-        params.optional("bias"),
-        ints(c.stride),
-        ints(c.padding),
-        ints(c.dilation),
-        true,
-        ints(c.output_padding),
-        c.groups as i64,
-    )
+    let (weight, bias) = (params.get("weight")?, params.optional("bias"));
+    let (stride, padding, output_padding) = (ints(c.stride), ints(c.padding), ints(c.output_padding));
+    let (groups, dilation) = (c.groups as i64, ints(c.dilation));
+    match N {
+        1 => x.f_conv_transpose1d(weight, bias, stride, padding, output_padding, groups, dilation),
+        2 => x.f_conv_transpose2d(weight, bias, stride, padding, output_padding, groups, dilation),
+        _ => x.f_conv_transpose3d(weight, bias, stride, padding, output_padding, groups, dilation),
+    }
 }
 
 /// Applies `op` to its inputs with its tensors: each op's libtorch forward. `layer`, the

@@ -5,10 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use nnc_compiler::ir::{DType, Graph, Op};
+use nnc_compiler::ir::{Graph, Op};
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::{parity, Inference, Init, Layout, Model};
-use tch::{nn, Device, Kind, Tensor};
+use support::random_inputs;
+use tch::{nn, Device, Tensor};
+
+mod support;
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -59,24 +62,6 @@ fn randomise_batch_norms(vs: &nn::VarStore, graph: &Graph) {
             }
         }
     });
-}
-
-fn random_inputs(graph: &Graph, batch: i64) -> Vec<Tensor> {
-    graph
-        .inputs
-        .iter()
-        .map(|&id| {
-            let node = graph.node(id);
-            let sizes = node.shape.sizes(batch);
-            match node.shape.dtype {
-                DType::Float => Tensor::randn(sizes.as_slice(), (Kind::Float, Device::Cpu)),
-                DType::Int => {
-                    Tensor::randint(graph.id_bound(id) as i64, sizes.as_slice(), (Kind::Int64, Device::Cpu))
-                }
-                DType::Bool => Tensor::rand(sizes.as_slice(), (Kind::Float, Device::Cpu)).lt(0.5),
-            }
-        })
-        .collect()
 }
 
 /// The plan's outputs against the interpreter's, in both layouts; the number of batch norms

@@ -11,7 +11,7 @@ use nnc_runtime::inference::channels_last;
 use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
 use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
-use crate::args::{device, init};
+use crate::args::{device, init, precision, precision_note};
 
 /// A random batch for each of the model's inputs, of its declared shape and element type:
 /// standard normal floats; ids in `0..n`, where `n` is the smallest `num_embeddings` of the
@@ -54,10 +54,12 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let model = match Model::try_new(&vs.root(), graph, init(args.init)) {
+    let mut model = match Model::try_new(&vs.root(), graph, init(args.init)) {
         Ok(model) => model,
         Err(e) => return model_error(e),
     };
+    let precision = precision(args.precision);
+    model.set_precision(precision);
     if let Some(path) = &args.weights {
         if let Err(e) = weights::load(&mut vs, path) {
             return model_error(e);
@@ -98,6 +100,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             "device": format!("{device:?}"),
             "batch": args.batch,
             "mode": mode,
+            "precision": precision.name(),
             "layers": layers,
             "mismatches": mismatches,
             "outputs": results,
@@ -105,7 +108,13 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         write_json(&mut out, &document)?;
         return Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError });
     }
-    writeln!(out, "network {} on {device:?}, batch {}, {mode} mode\n", graph.name, args.batch)?;
+    writeln!(
+        out,
+        "network {} on {device:?}{}, batch {}, {mode} mode\n",
+        graph.name,
+        precision_note(precision),
+        args.batch
+    )?;
     let rows: Vec<[String; 4]> = graph
         .nodes
         .iter()
@@ -268,10 +277,12 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     }
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = match Model::try_new(&vs.root(), graph, Init::PyTorch) {
+    let mut model = match Model::try_new(&vs.root(), graph, Init::PyTorch) {
         Ok(model) => model,
         Err(e) => return model_error(e),
     };
+    let precision = precision(args.precision);
+    model.set_precision(precision);
     let graph = model.graph();
     let inputs = match random_inputs(graph, args.batch, device) {
         Ok(inputs) => inputs,
@@ -328,6 +339,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
             "threads": threads,
             "runs": args.runs,
             "warmup": args.warmup,
+            "precision": precision.name(),
             "unit": "examples per second",
             "forward": forward,
             "training_step": train,
@@ -337,8 +349,12 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     }
     writeln!(
         out,
-        "network {} on {device:?}, batch {}, {threads} threads, median of {} runs after {} warm-up",
-        graph.name, args.batch, args.runs, args.warmup
+        "network {} on {device:?}{}, batch {}, {threads} threads, median of {} runs after {} warm-up",
+        graph.name,
+        precision_note(precision),
+        args.batch,
+        args.runs,
+        args.warmup
     )?;
     writeln!(
         out,

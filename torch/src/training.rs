@@ -20,10 +20,10 @@ use nnc_runtime::train::{EpochMetrics, Observer, Optimizer, Resumed, TrainConfig
 use nnc_runtime::weights::{self, LoadOptions};
 use nnc_runtime::{
     check_writable, lock_folder, remove_stray_temporaries, write_atomic, FolderLock, Inference, Init, Layout,
-    Model, RuntimeError,
+    Model, Precision, RuntimeError,
 };
 
-use crate::args::{device, init};
+use crate::args::{device, init, precision, precision_note};
 use crate::plot;
 
 fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome> {
@@ -403,8 +403,12 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         device,
         checkpoint: Some(checkpoint.clone()),
         stop_on_divergence: args.stops_on_divergence(),
-        layout: Layout::for_graph(&graph),
+        layout: match args.channels_last {
+            true => Layout::ChannelsLast,
+            false => Layout::for_graph(&graph),
+        },
     };
+    let precision = precision(args.precision);
     if let Err(e) = config.validate() {
         return fail(e, Outcome::UsageError);
     }
@@ -447,10 +451,13 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     }
     tch::manual_seed(args.seed);
     let mut vs = nn::VarStore::new(device);
-    let model = match Model::try_new(&vs.root(), graph, init(args.init)) {
+    let mut model = match Model::try_new(&vs.root(), graph, init(args.init)) {
         Ok(model) => model,
         Err(e) => return fail(e, Outcome::ModelError),
     };
+    // fp32 master weights either way: bf16 is libtorch's autocast around each forward.
+    model.set_precision(precision);
+    let layout = config.layout;
     let title = model.graph().name.clone();
     // What the run says besides its epochs: on stdout, or on stderr where stdout is JSON.
     let json = args.format == Format::Json;
@@ -500,10 +507,16 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     }
     let resized = resize.map_or(String::new(), |s| format!(", resized to {s}×{s}"));
     say(format!(
-        "training {title} on {} examples ({} test){resized}, {device:?}, {} threads",
+        "training {title} on {} examples ({} test){resized}, {device:?}, {} threads{}{}",
         train.len(),
         test.len(),
-        tch::get_num_threads()
+        tch::get_num_threads(),
+        precision_note(precision),
+        match (args.channels_last, layout) {
+            (true, _) => ", channels-last (--channels-last)",
+            (false, Layout::ChannelsLast) => ", channels-last (chosen for this network)",
+            (false, Layout::Contiguous) => "",
+        }
     ))?;
     let log_every = Duration::from_secs(args.log_every);
     let mut progress = Progress::new(args.epochs as usize, log_every, json, out.clone(), title);
@@ -544,14 +557,16 @@ fn load_model(
     model_args: &ModelArgs,
     weights_path: &Path,
     cast: bool,
+    precision: Precision,
     graph: Graph,
 ) -> Result<(Model, nn::VarStore, Device), Outcome> {
     let device = device(model_args)?;
     let mut vs = nn::VarStore::new(device);
-    let model = Model::try_new(&vs.root(), graph, Init::PyTorch).map_err(|e| {
+    let mut model = Model::try_new(&vs.root(), graph, Init::PyTorch).map_err(|e| {
         eprintln!("error: {e}");
         Outcome::ModelError
     })?;
+    model.set_precision(precision);
     let options = LoadOptions { cast, allow_non_finite: true, cast_hint: Some("--cast") };
     let loaded = match weights::load_with(&mut vs, weights_path, &options) {
         Ok(loaded) => loaded,
@@ -595,7 +610,7 @@ pub fn export_weights(args: &ExportWeightsArgs, graph: Graph) -> io::Result<Outc
             Outcome::UsageError,
         );
     }
-    let (model, vs, _) = match load_model(&args.model, &args.weights, args.cast, graph) {
+    let (model, vs, _) = match load_model(&args.model, &args.weights, args.cast, Precision::Fp32, graph) {
         Ok(m) => m,
         Err(outcome) => return Ok(outcome),
     };
@@ -632,10 +647,11 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         Ok((resize, _)) => resize,
         Err(e) => return fail(e, Outcome::UsageError),
     };
-    let (model, _vs, device) = match load_model(&args.model, &args.weights, args.cast, graph) {
-        Ok(m) => m,
-        Err(outcome) => return Ok(outcome),
-    };
+    let (model, _vs, device) =
+        match load_model(&args.model, &args.weights, args.cast, precision(args.precision), graph) {
+            Ok(m) => m,
+            Err(outcome) => return Ok(outcome),
+        };
     let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
         Ok(plan) => plan,
         Err(e) => return fail(e, Outcome::ModelError),
@@ -651,15 +667,17 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
                         "examples": test.len(),
                         "accuracy": tested.accuracy,
                         "loss": tested.loss,
+                        "precision": model.precision().name(),
                     });
                     write_json(&mut out, &document)?;
                 }
                 Format::Text => writeln!(
                     out,
-                    "test accuracy {:.4} on {} examples, test loss {:.4}",
+                    "test accuracy {:.4} on {} examples, test loss {:.4}{}",
                     tested.accuracy,
                     test.len(),
-                    tested.loss
+                    tested.loss,
+                    precision_note(model.precision())
                 )?,
             }
             Ok(Outcome::Ok)
@@ -675,10 +693,11 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
     } else {
         (0..classes).map(|c| format!("class {c}")).collect()
     };
-    let (model, _vs, device) = match load_model(&args.model, &args.weights, args.cast, graph) {
-        Ok(m) => m,
-        Err(outcome) => return Ok(outcome),
-    };
+    let (model, _vs, device) =
+        match load_model(&args.model, &args.weights, args.cast, precision(args.precision), graph) {
+            Ok(m) => m,
+            Err(outcome) => return Ok(outcome),
+        };
     let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
         Ok(plan) => plan,
         Err(e) => return fail(e, Outcome::ModelError),

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use nnc_runtime::data::encode_idx;
-use nnc_runtime::tch::Tensor;
+use nnc_runtime::tch::{Kind, Tensor};
 
 fn nnc() -> Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -804,5 +804,44 @@ fn runtime_commands_speak_json_and_stop_quietly_on_a_closed_pipe() {
     }
     // The run stopped at its first line, before training.
     assert!(!data.join("piped/checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// `--precision bf16` and `--channels-last`: training says so and keeps fp32 weights in its
+/// checkpoint, evaluation in bf16 reports it (in JSON too); `--device cuda` where no CUDA is
+/// usable is a usage error that says how to get one, before anything is written.
+#[test]
+fn bf16_and_channels_last_train_and_cuda_without_a_gpu_is_a_clear_error() {
+    let data = dataset_of("bf16", 256, 32, 28);
+    let out = data.join("run");
+    let o = train(&data, &out, &["--epochs", "1", "--precision", "bf16", "--channels-last"]);
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("bf16 autocast, channels-last (--channels-last)"), "{}", text(&o));
+    // The weights and the optimiser's state are fp32 (the metrics f64, the counters int64).
+    for (name, t) in tensors(&out.join("checkpoint.safetensors")) {
+        assert!(matches!(t.kind(), Kind::Float | Kind::Double | Kind::Int64), "{name} is {:?}", t.kind());
+        if name.ends_with("weight") {
+            assert_eq!(t.kind(), Kind::Float, "{name}");
+        }
+    }
+    let o = nnc()
+        .args(["eval", "models/lenet.net", "--precision", "bf16", "--format", "json", "--data"])
+        .arg(&data)
+        .arg("--weights")
+        .arg(out.join("checkpoint.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(clean(&o), 0, "{}", text(&o));
+    let document: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(document["precision"], "bf16");
+    validate("eval", &document);
+    if !nnc_runtime::tch::Cuda::is_available() {
+        let gpu = data.join("gpu");
+        let o = train(&data, &gpu, &["--device", "cuda", "--precision", "bf16", "--channels-last"]);
+        assert_eq!(clean(&o), 2, "{}", text(&o));
+        assert!(text(&o).contains("cannot use `cuda`"), "{}", text(&o));
+        assert!(text(&o).contains("LIBTORCH_USE_PYTORCH=1 scripts/setup-libtorch.sh"), "{}", text(&o));
+        assert!(!gpu.exists(), "a refused run created its folder");
+    }
     std::fs::remove_dir_all(&data).unwrap();
 }

@@ -136,10 +136,10 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         if output.training_only {
             let doc = format!("{doc}, in training mode only");
             output_fields.push(quote! { #[doc = #doc] pub #field: ::std::option::Option<#k::tch::Tensor>, });
-            output_values.push(quote! { #field: if train { ::std::option::Option::Some(#value) } else { ::std::option::Option::None }, });
+            output_values.push(quote! { #field: if train { ::std::option::Option::Some(self.precision.output(&#value)?) } else { ::std::option::Option::None }, });
         } else {
             output_fields.push(quote! { #[doc = #doc] pub #field: #k::tch::Tensor, });
-            output_values.push(quote! { #field: #value, });
+            output_values.push(quote! { #field: self.precision.output(&#value)?, });
         }
     }
     let main = field_name(&graph.outputs[0].name);
@@ -199,6 +199,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         #[doc = #doc]
         pub struct #name {
             #(#fields)*
+            /// The precision of the forwards ([`Self::with_precision`]).
+            precision: #k::runtime::Precision,
         }
 
         /// The network's name, parameters, multiply-adds and layers, not the tensors' values.
@@ -268,7 +270,25 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self {
                 #(#inits)*
                 #(#ties)*
-                Self { #(#made),* }
+                Self { #(#made,)* precision: #k::runtime::Precision::Fp32 }
+            }
+
+            /// The same model computing in `precision`: bf16 runs each forward under libtorch's
+            /// autocast (matrix products and convolutions in bf16), with the weights kept in
+            /// fp32 and the outputs given back in fp32.
+            pub fn with_precision(mut self, precision: #k::runtime::Precision) -> Self {
+                self.precision = precision;
+                self
+            }
+
+            /// Makes later forwards compute in `precision` (see [`Self::with_precision`]).
+            pub fn set_precision(&mut self, precision: #k::runtime::Precision) {
+                self.precision = precision;
+            }
+
+            /// The precision of the forwards.
+            pub fn precision(&self) -> #k::runtime::Precision {
+                self.precision
             }
 
             #forward_methods
@@ -320,6 +340,7 @@ fn one_input(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, TokenSt
         #[allow(unused_variables)]
         pub fn try_forward_outputs(&self, xs: &#k::tch::Tensor, train: bool) -> ::std::result::Result<#outputs_type, #k::runtime::RuntimeError> {
             #check
+            let _autocast = self.precision.enter(xs.device())?;
             #(#steps)*
             Ok(#outputs_type { #(#output_values)* })
         }
@@ -362,6 +383,8 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
         listed.push(quote! { (#input, &[#(#shape),*], #dtype) });
         tensors.push(quote! { inputs.#field });
     }
+    // The autocast scope is for the inputs' device, which they share: the first one's.
+    let first = &tensors[0];
     let types = quote! {
         #[doc = #inputs_doc]
         #[derive(Clone, Copy, Debug)]
@@ -392,6 +415,7 @@ fn several_inputs(graph: &Graph, items: &Items) -> (TokenStream, TokenStream, To
         pub fn try_forward_outputs_inputs(&self, inputs: #inputs_type<'_>, train: bool) -> ::std::result::Result<#outputs_type, #k::runtime::RuntimeError> {
             #k::runtime::check_inputs(Self::INPUTS, &[#(#tensors),*])?;
             #free
+            let _autocast = self.precision.enter(#first.device())?;
             #(#steps)*
             Ok(#outputs_type { #(#output_values)* })
         }
@@ -422,6 +446,7 @@ pub fn stub(name: &Ident, krate: &TokenStream) -> TokenStream {
             pub const LAYERS: &'static [(&'static str, &'static str, &'static str)] = &[];
             pub fn new(_: &#k::tch::nn::Path) -> Self { #name }
             pub fn with_init(_: &#k::tch::nn::Path, _: #k::runtime::Init) -> Self { #name }
+            pub fn with_precision(self, _: #k::runtime::Precision) -> Self { #name }
             pub fn try_forward(&self, _: &#k::tch::Tensor, _: bool) -> ::std::result::Result<#k::tch::Tensor, #k::runtime::RuntimeError> {
                 unreachable!("the model did not compile")
             }
