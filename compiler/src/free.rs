@@ -2,9 +2,12 @@
 //!
 //! The expander checks the network twice, with each free name at one of two probe sizes
 //! ([`PROBES`], highly divisible, so that a network that needs its sizes divisible by a power
-//! of two, or by 3, 5 or 7, checks there), and every layer must be the same at both: a layer
-//! whose attributes or parameters depend on a free size (a `linear` after a `flatten` of
-//! one) cannot take every size. Then each layer's sizes are computed again as expressions of
+//! of two, or by 3, 5 or 7, checks there; where a shape error stops the first, at the first of
+//! [`probes`] that checks), and every layer must be the same at both: a layer whose attributes
+//! or parameters depend on a free size (a `linear` after a `flatten` of one) cannot take every
+//! size. No value may be read from a size that depends on a free one ([`SizeRead`]), and a
+//! layer without a rule for free sizes refuses them, so nothing can make the layers differ at
+//! sizes the probes do not show. Then each layer's sizes are computed again as expressions of
 //! the free names ([`crate::size::Size`]), by its [`Layer::free_sizes`], which also states
 //! what it needs of them (two sizes equal, a size that broadcasts); every size must be at
 //! least 1. Each expression is checked against the sizes of both probes, so a rule that
