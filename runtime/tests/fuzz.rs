@@ -155,7 +155,7 @@ fn weights_files_never_panic() {
         weights::save(&vs, &file).unwrap();
         std::fs::read(&file).unwrap()
     };
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = Rng::new(0x5eed_0001);
     let mut outcomes = Outcomes::default();
     let x = Tensor::rand([2, 1, 28, 28], (Kind::Float, Device::Cpu));
     let cases = 2000;
@@ -238,7 +238,7 @@ fn idx_files_never_panic() {
     let (images, labels) = (dir.join("images"), dir.join("labels"));
     let vs = nn::VarStore::new(Device::Cpu);
     let model = model(&vs);
-    let mut rng = Rng(0x5eed_0002);
+    let mut rng = Rng::new(0x5eed_0002);
     let mut outcomes = Outcomes::default();
     let cases = 2000;
     for i in 0..cases {
@@ -271,7 +271,7 @@ fn pictures_never_panic() {
     let picture = dir.join("picture.png");
     let vs = nn::VarStore::new(Device::Cpu);
     let model = model(&vs);
-    let mut rng = Rng(0x5eed_0003);
+    let mut rng = Rng::new(0x5eed_0003);
     let mut outcomes = Outcomes::default();
     let cases = 1600;
     for i in 0..cases {

@@ -74,7 +74,7 @@ fn hostile_files_end_in_a_clean_exit() {
     let valid_bytes = std::fs::read(&valid).unwrap();
     let mut judge = Judge { failed: Vec::new(), runs: 0 };
     let weights = dir.join("w.safetensors");
-    let mut rng = Rng(0x5eed_0011);
+    let mut rng = Rng::new(0x5eed_0011);
     for i in 0..12 {
         let (how, bytes) = weights_file(&mut rng, i, &valid_bytes);
         std::fs::write(&weights, &bytes).unwrap();
@@ -84,7 +84,7 @@ fn hostile_files_end_in_a_clean_exit() {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     training_set(&data);
-    let mut rng = Rng(0x5eed_0012);
+    let mut rng = Rng::new(0x5eed_0012);
     for i in 0..12 {
         let (how, images, labels) = idx_files(&mut rng, i);
         std::fs::write(data.join("t10k-images-idx3-ubyte"), &images).unwrap();
@@ -99,7 +99,7 @@ fn hostile_files_end_in_a_clean_exit() {
         ];
         judge.check(&format!("eval, case {i} ({how})"), &nnc(&args));
     }
-    let mut rng = Rng(0x5eed_0013);
+    let mut rng = Rng::new(0x5eed_0013);
     for i in 0..12 {
         let (how, file) = if i % 2 == 0 {
             let (how, bytes) = png_file(&mut rng, i / 2);

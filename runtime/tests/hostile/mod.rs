@@ -5,18 +5,20 @@
 
 use std::io::Write;
 
+use nnc_compiler::rng::SplitMix;
 use nnc_runtime::data::encode_idx;
 
-/// SplitMix64: a small deterministic generator, so that every run tries the same inputs.
-pub struct Rng(pub u64);
+/// SplitMix64 (the compiler's), so that every run tries the same inputs, with the draws the
+/// hostile inputs take.
+pub struct Rng(SplitMix);
 
 impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(SplitMix(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn below(&mut self, n: usize) -> usize {

@@ -22,6 +22,7 @@ use crate::ir::Graph;
 pub use crate::ops::onnx::OPSET;
 use crate::ops::onnx::{Attr, ConstantData, Onnx, OnnxError};
 use crate::ops::{InitRule, TensorSpec};
+use crate::rng::SplitMix;
 use crate::shape::{Batch, DType, Shape};
 
 /// The IR version the model declares: 8, the one of opset 17 (ONNX 1.12), which runtimes of
@@ -310,30 +311,5 @@ pub fn initial_weights(seed: u64) -> impl FnMut(&str, &TensorSpec) -> Result<Vec
                 v
             }
         })
-    }
-}
-
-/// SplitMix64, a small generator whose stream is fixed by its seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u = 1.0 - self.next_f64();
-        let v = self.next_f64();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }
