@@ -210,18 +210,24 @@ impl FreeSizes {
     /// sizes, as `nnc run` and `model!` say it.
     pub fn needs_fixing(&self) -> String {
         let names = self.distinct_names();
-        let sets: Vec<String> = self
-            .valid
-            .iter()
-            .map(|(name, set)| set.as_ref().map_or_else(|why| format!("{name}: {why}"), ToString::to_string))
-            .collect();
         format!(
             "the network's input has free sizes ({}), which this needs fixed: give each a value with \
              `--set` ({}); the valid sizes are {}",
             names.join(", "),
             names.iter().map(|n| format!("{n}=…")).collect::<Vec<_>>().join(" "),
-            sets.join(" and ")
+            self.valid_text()
         )
+    }
+
+    /// Each name with its valid sizes in words (`H % 16 == 0 and H ≥ 16`), or why they are
+    /// not derived, as the report, generated code and the emitted module list them.
+    pub fn sets(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.valid.iter().map(|(name, set)| {
+            (
+                name.as_str(),
+                set.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string),
+            )
+        })
     }
 
     /// A size as the table shows it. Where the one name it depends on takes a single residue
@@ -282,11 +288,14 @@ impl FreeSizes {
         (0..valid.len()).find(|&i| valid[i..].iter().all(|&x| ok(x))).map(|i| valid[i])
     }
 
-    /// Each name's valid sizes in words, as errors state them (`H % 16 == 0 and H ≥ 16`).
+    /// Every name's valid sizes in one phrase, as errors state them (`H % 16 == 0 and H ≥ 16
+    /// and W % 16 == 0 and W ≥ 16`).
     pub fn valid_text(&self) -> String {
-        let sets = self.valid.iter().map(|(name, set)| {
-            set.as_ref().map_or_else(|_| format!("{name} as its layers allow"), ToString::to_string)
-        });
+        let sets =
+            self.sets().map(|(name, text)| match self.valid.iter().any(|(n, v)| n == name && v.is_err()) {
+                true => format!("{name} ({text})"),
+                false => text,
+            });
         sets.collect::<Vec<_>>().join(" and ")
     }
 
@@ -641,11 +650,6 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
             let node = graph.node(broken.node);
             let sizes: Vec<String> =
                 broken.need.sizes().iter().filter_map(|s| s.eval(&value)).map(|v| v.to_string()).collect();
-            let sets: Vec<String> = free
-                .valid
-                .iter()
-                .map(|(n, v)| v.as_ref().map_or_else(|why| format!("{n}: {why}"), ToString::to_string))
-                .collect();
             let d = &declared[0];
             let mut diag = Diagnostic::error(
                 Code::FreeSize,
@@ -656,7 +660,7 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
                 node.loc,
                 format!("but `{}` needs {} ({} there)", node.name, broken.need, sizes.join(" and ")),
             )
-            .note(format!("the sizes the network takes: {}", sets.join(" and ")));
+            .note(format!("the sizes the network takes: {}", free.valid_text()));
             if declared.len() > 1 {
                 diag = diag.note("the network's `where` conditions are taken together");
             }

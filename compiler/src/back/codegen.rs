@@ -503,14 +503,7 @@ fn dims(graph: &Graph, id: NodeId) -> Vec<Literal> {
 /// refuses sizes that break a layer's need as the interpreter does, with the same error.
 fn free_sizes(graph: &Graph, k: &TokenStream) -> (Vec<TokenStream>, TokenStream) {
     let Some(free) = &graph.free else { return (Vec::new(), TokenStream::new()) };
-    let entries = free
-        .valid
-        .iter()
-        .map(|(name, set)| {
-            let text = set.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string);
-            quote! { (#name, #text) }
-        })
-        .collect();
+    let entries = free.sets().map(|(name, text)| quote! { (#name, #text) }).collect();
     let var = |name: &str| {
         let v = format_ident!("free_{}", sanitize(name));
         quote! { #v }

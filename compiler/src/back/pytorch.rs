@@ -663,8 +663,7 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
     let mut sets = String::new();
     let mut dims = String::new();
     let mut unsaid = Vec::new();
-    for (name, valid) in &free.valid {
-        let text = valid.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string);
+    for ((name, text), (_, valid)) in free.sets().zip(&free.valid) {
         let _ = write!(sets, "\n    {name:?}: {text:?},");
         // torch.export takes a size of 1 for a constant: its range starts where none is.
         let from = free.no_ones_from(name, 4096);

@@ -205,17 +205,7 @@ pub fn report(graph: &Graph, depth: Option<usize>) -> Report {
         totals,
         memory: None,
         declared: graph.free.as_ref().map_or_else(Vec::new, |f| f.declared.clone()),
-        free: graph.free.as_ref().map(|f| {
-            f.valid
-                .iter()
-                .map(|(name, valid)| {
-                    (
-                        name.clone(),
-                        valid.as_ref().map_or_else(|why| format!("not derived: {why}"), ToString::to_string),
-                    )
-                })
-                .collect()
-        }),
+        free: graph.free.as_ref().map(|f| f.sets().map(|(name, text)| (name.to_string(), text)).collect()),
     }
 }
 

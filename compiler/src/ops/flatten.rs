@@ -58,10 +58,10 @@ impl Layer for Flatten {
     /// The product of the merged sizes (free sizes come only with a batch, which `start`
     /// and `end` count).
     fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        let x = xs.first()?;
-        if x.iter().all(|d| d.as_known().is_some()) {
-            return Some(out.iter().map(|&d| Size::from(d)).collect());
+        if let Some(known) = super::free_known(xs, out) {
+            return Some(known);
         }
+        let x = xs.first()?;
         let merged = x.get(self.start - 1..self.end)?.iter().try_fold(Size::known(1), |acc, d| acc.mul(d))?;
         // A product of sizes each at least 1.
         needs.implied(&merged);

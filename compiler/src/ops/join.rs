@@ -36,8 +36,8 @@ impl Layer for Concat {
     /// have free sizes, so `dim` counts the batch, and an expanded `param`'s first size,
     /// which meets the batch, is left out.
     fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        if xs.iter().all(|x| x.iter().all(|d| d.as_known().is_some())) {
-            return Some(out.iter().map(|&d| Size::from(d)).collect());
+        if let Some(known) = super::free_known(xs, out) {
+            return Some(known);
         }
         let axis = self.dim.checked_sub(1)?;
         let parts: Vec<&[Size]> =

@@ -90,8 +90,7 @@ pub trait Layer {
     /// needs of them (sizes equal) goes to `needs`. `None` where the layer does not take free
     /// sizes: by default, where some input has one.
     fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _needs: &mut Needs) -> Option<Vec<Size>> {
-        let known = xs.iter().all(|x| x.iter().all(|d| d.as_known().is_some()));
-        known.then(|| out.iter().map(|&d| Size::from(d)).collect())
+        super::free_known(xs, out)
     }
 }
 

@@ -51,8 +51,8 @@ pub use onnx::{Attr, Onnx, OnnxError};
 pub use pool::{AvgPool, MaxPool};
 pub use recurrent::{Cell, Recurrent, MAX_NUM_LAYERS};
 pub use rules::{
-    axis, expect_spatial, free_same, free_spatial, product, spatial_axis, window_at, window_output,
-    window_outputs, wrong_layout, wrong_rank, Layout, OpError,
+    axis, expect_spatial, free_known, free_same, free_spatial, product, spatial_axis, window_at,
+    window_output, window_outputs, wrong_layout, wrong_rank, Layout, OpError,
 };
 pub use signature::{param_count, ArgValue, Args, Built, Kind, ParamSpec};
 pub use slice::SliceItem;

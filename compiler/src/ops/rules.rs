@@ -231,6 +231,13 @@ pub fn window_output(op: &str, axis: usize, window: Window, input: &Shape) -> Re
     Err(err)
 }
 
+/// [`super::Layer::free_sizes`] where no input has a free size: the output's sizes at the
+/// probe, which are then every size's; `None` otherwise.
+pub fn free_known(xs: &[&[Size]], out: &[u64]) -> Option<Vec<Size>> {
+    let known = xs.iter().all(|x| x.iter().all(|d| d.as_known().is_some()));
+    known.then(|| out.iter().map(|&d| Size::from(d)).collect())
+}
+
 /// [`super::Layer::free_sizes`] of a layer that keeps its first input's sizes.
 pub fn free_same(xs: &[&[Size]]) -> Option<Vec<Size>> {
     xs.first().map(|x| x.to_vec())
