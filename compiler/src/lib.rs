@@ -175,8 +175,13 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
             // (`H % 256 == 0`, `H % 16 == 12`) is expanded at the next probe that fits.
             let (mut probe, mut step) = (free::PROBES[0], free::PROBES[1] - free::PROBES[0]);
             if graph.is_none() && !unset.is_empty() && more.iter().any(probe_dependent) {
-                if let Some((p, base)) = free::probes().find(|&(p, _)| expand(p, false).0.is_some()) {
-                    (graph, more, expansion) = expand(p, options.trace);
+                let fits = |(p, base)| {
+                    let found = expand(p, false);
+                    found.0.is_some().then_some((p, base, found))
+                };
+                if let Some((p, base, found)) = free::probes().find_map(fits) {
+                    // Traced for an editor, the expansion that checked is run again to keep its values.
+                    (graph, more, expansion) = if options.trace { expand(p, true) } else { found };
                     (probe, step) = (p, base);
                 }
             }
