@@ -10,6 +10,14 @@
 //! - **Channels-last** (NHWC) activations and convolution weights, where the caller asks for
 //!   it ([`Layout`]): oneDNN's convolutions run on that layout without reordering, and the
 //!   values are the same. The outputs are given back in the usual (contiguous) layout.
+//! - **oneDNN's blocked layout** ([`Layout::Blocked`], fp32 on the CPU): the 2-D convolutions'
+//!   weights are reordered once into the layout oneDNN's kernel reads (prepacked, what
+//!   `torch.jit.freeze` + `optimize_for_inference` does), and the activations between them stay
+//!   in oneDNN's own blocked format (`to_mkldnn`) through every op that libtorch computes on it
+//!   exactly (ReLU, sigmoid, tanh, exact GELU, `+` and `×` of equal shapes, max pooling, average
+//!   pooling without ceil mode, global average pooling, dropout), so that no reorder runs
+//!   between two convolutions. A value in that format is made dense (`to_dense`) where any
+//!   other op reads it, and before it is given back.
 //!
 //! - **bf16 weights made once**, for a model of [`Precision::Bf16`]: the weights and biases of
 //!   the convolutions and linear layers, which libtorch's autocast would otherwise cast from
@@ -21,7 +29,7 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use nnc_compiler::ir::{Graph, NodeId, Op};
+use nnc_compiler::ir::{ArithOp, Conv, Graph, NodeId, Op};
 use tch::{Kind, TchError, Tensor};
 
 use crate::error::LayerError;
@@ -38,22 +46,40 @@ pub enum Layout {
     Contiguous,
     /// NHWC in memory (PyTorch's `torch.channels_last`), the same logical shape.
     ChannelsLast,
+    /// oneDNN's blocked format between 2-D convolutions, their weights prepacked: inference in
+    /// fp32 on the CPU only (anything else plans [`Layout::ChannelsLast`] instead).
+    Blocked,
 }
 
 impl Layout {
-    /// The layout measured faster for the graph: channels-last where 2-D convolutions of at
-    /// least 16 input channels do most of the multiply-adds (ResNet-18 and MobileNetV2 at
-    /// 96×96: 1.3–1.9× at batch 1, up to 1.9× at batch 32, on 1 and 2 threads of an AMD EPYC),
-    /// contiguous otherwise (LeNet, whose convolutions take 1 and 6 channels: a few per cent
-    /// slower in channels-last).
     /// How messages name it.
     pub fn describe(self) -> &'static str {
         match self {
             Layout::Contiguous => "contiguous layout",
             Layout::ChannelsLast => "channels-last layout",
+            Layout::Blocked => "oneDNN blocked layout, convolution weights prepacked",
         }
     }
 
+    /// The layout measured fastest for an inference plan of the graph: where
+    /// [`Layout::for_graph`] takes channels-last, oneDNN's blocked format if the values can stay
+    /// in it from one convolution to the next (at most [`BLOCKED_CROSSINGS`] crossings between
+    /// it and dense tensors); the layout [`Layout::for_graph`] takes otherwise.
+    pub fn for_inference(graph: &Graph) -> Layout {
+        match Layout::for_graph(graph) {
+            Layout::ChannelsLast if crossings(graph, &blocked_nodes(graph)) <= BLOCKED_CROSSINGS => {
+                Layout::Blocked
+            }
+            layout => layout,
+        }
+    }
+
+    /// The layout measured faster for the graph in training and in the plan where oneDNN's
+    /// blocked format is not taken: channels-last where 2-D convolutions of at least 16 input
+    /// channels do most of the multiply-adds (ResNet-18 and MobileNetV2 at 96×96: 1.3–1.9× at
+    /// batch 1, up to 1.9× at batch 32, on 1 and 2 threads of an AMD EPYC), contiguous
+    /// otherwise (LeNet, whose convolutions take 1 and 6 channels: a few per cent slower in
+    /// channels-last).
     pub fn for_graph(graph: &Graph) -> Layout {
         let wide: u64 = graph
             .nodes
@@ -79,6 +105,174 @@ enum Step {
     Folded(NodeId),
     /// The node's op, with the plan's tensors where they differ from the model's.
     Run(Option<Params>),
+    /// A 2-D convolution in oneDNN's blocked layout, its weight prepacked.
+    BlockedConv(BlockedConv),
+}
+
+/// A 2-D convolution of a plan in [`Layout::Blocked`]: oneDNN's kernel with the weight in the
+/// layout it reads, reordered once (`mkldnn_reorder_conv2d_weight`), and the (folded) bias.
+#[derive(Debug)]
+struct BlockedConv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    padding: [i64; 2],
+    stride: [i64; 2],
+    dilation: [i64; 2],
+    groups: i64,
+}
+
+impl BlockedConv {
+    fn new(c: &Conv<2>, params: &Params) -> Result<BlockedConv, TchError> {
+        let (padding, stride, dilation) =
+            (c.padding.map(|p| p as i64), c.stride.map(|s| s as i64), c.dilation.map(|d| d as i64));
+        let groups = c.groups as i64;
+        let weight = params.get("weight")?.f_detach()?.f_to_mkldnn(None)?;
+        let weight =
+            weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, None::<&[i64]>)?;
+        let bias = params.optional("bias").map(Tensor::f_detach).transpose()?;
+        Ok(BlockedConv { weight, bias, padding, stride, dilation, groups })
+    }
+
+    /// The convolution of `x`, which is first made blocked if it is dense.
+    fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        let blocked;
+        let x = match x.is_mkldnn() {
+            true => x,
+            false => {
+                blocked = x.f_to_mkldnn(None)?;
+                &blocked
+            }
+        };
+        x.f_mkldnn_convolution(
+            &self.weight,
+            self.bias.as_ref(),
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+        )
+    }
+}
+
+/// How many times at most a graph's values may cross between oneDNN's blocked format and
+/// dense tensors for [`Layout::for_inference`] to take the blocked layout: into the first
+/// convolution and out of the last (ResNet's stem and global pooling). Each crossing copies
+/// the whole activation, which at every op oneDNN cannot compute blocked (MobileNetV2's ReLU6,
+/// GoogLeNet's `cat`) costs more than the blocked convolutions win.
+const BLOCKED_CROSSINGS: usize = 2;
+
+/// Which nodes a plan in [`Layout::Blocked`] computes in oneDNN's blocked format: the 2-D
+/// convolutions whose padding is symmetric (every one but a `same` convolution of an even
+/// window), and after them the ops that libtorch computes exactly on that format and whose
+/// inputs are all blocked (checked against PyTorch's in `runtime/tests/inference.rs`; on
+/// libtorch 2.13 ReLU6, SiLU, hardswish, leaky ReLU, `cat` and a number added fail on it, and
+/// average pooling in ceil mode computes other values).
+fn blocked_nodes(graph: &Graph) -> Vec<bool> {
+    let mut blocked = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let from_blocked = !node.inputs.is_empty() && node.inputs.iter().all(|id| blocked[id.0]);
+        let rank4 = |id: &NodeId| graph.node(*id).shape.rank() == 4;
+        blocked[i] = match &node.op {
+            Op::Conv2d(c) => {
+                let symmetric = !c.same || (0..2).all(|a| c.dilation[a] * (c.kernel[a] - 1) % 2 == 0);
+                symmetric && node.inputs.iter().all(rank4)
+            }
+            Op::Relu(_) | Op::Sigmoid(_) | Op::Tanh(_) | Op::Dropout(_) | Op::MaxPool2d(_) => from_blocked,
+            Op::Gelu(g) => from_blocked && g.approximate == "none",
+            Op::BatchNorm(_) => from_blocked && node.inputs.iter().all(rank4),
+            Op::AvgPool2d(p) => from_blocked && !p.ceil_mode,
+            Op::AdaptiveAvgPool2d(p) => from_blocked && p.output == [1, 1],
+            Op::Arith(a) => {
+                let same =
+                    node.inputs.iter().all(|id| graph.node(*id).shape == graph.node(node.inputs[0]).shape);
+                from_blocked && same && matches!(a.op, ArithOp::Add | ArithOp::Mul)
+            }
+            _ => false,
+        };
+    }
+    blocked
+}
+
+/// Which nodes the plan computes in place ([`ops::apply_in_place`]): an op libtorch has an
+/// in-place function for, whose first input is a tensor the plan allocated (never a graph
+/// input, a weight or a view of one), of the output's shape and layout, read by nothing after
+/// this node, and not read twice by it (checked against the interpreter, in each layout, by
+/// `runtime/tests/inference.rs`).
+fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize], blocked: &[bool]) -> Vec<bool> {
+    let mut fresh = vec![false; graph.nodes.len()];
+    let mut in_place = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        fresh[i] = match &steps[i] {
+            Step::Skip | Step::Input(_) => false,
+            Step::Folded(layer) => fresh[layer.0],
+            Step::BlockedConv(_) => true,
+            Step::Run(_) => allocates(&node.op),
+        };
+        let Some(&first) = node.inputs.first() else { continue };
+        in_place[i] = matches!(steps[i], Step::Run(_))
+            && ops::has_in_place(&node.op)
+            && fresh[first.0]
+            && last_use[first.0] == i
+            && !node.inputs[1..].contains(&first)
+            && graph.node(first).shape == node.shape
+            && blocked[first.0] == blocked[i]
+            // libtorch 2.13's `gelu_` refuses oneDNN's format, which its `gelu` takes.
+            && !(blocked[i] && matches!(node.op, Op::Gelu(_)));
+    }
+    in_place
+}
+
+/// Whether an op's forward gives a new tensor, never its input, a view of it or a weight (an
+/// in-place forward gives its input, itself such a tensor).
+fn allocates(op: &Op) -> bool {
+    ops::has_in_place(op)
+        || matches!(
+            op,
+            Op::Conv1d(_)
+                | Op::Conv2d(_)
+                | Op::Conv3d(_)
+                | Op::ConvTranspose1d(_)
+                | Op::ConvTranspose2d(_)
+                | Op::ConvTranspose3d(_)
+                | Op::Linear(_)
+                | Op::BatchNorm(_)
+                | Op::LayerNorm(_)
+                | Op::GroupNorm(_)
+                | Op::MaxPool1d(_)
+                | Op::MaxPool2d(_)
+                | Op::MaxPool3d(_)
+                | Op::AvgPool1d(_)
+                | Op::AvgPool2d(_)
+                | Op::AvgPool3d(_)
+                | Op::AdaptiveAvgPool1d(_)
+                | Op::AdaptiveAvgPool2d(_)
+                | Op::AdaptiveAvgPool3d(_)
+        )
+}
+
+/// Whether an in-place forward computes what the out-of-place one does on these tensors: the
+/// second operand of arithmetic, if any, of the first's type and broadcasting to its shape
+/// (what the graph's shapes say before free sizes are known, checked again here).
+fn fits_in_place(inputs: &[&Tensor]) -> bool {
+    let Some(y) = inputs.get(1) else { return true };
+    let (x, y) = (inputs[0], y);
+    let (xs, ys) = (x.size(), y.size());
+    x.kind() == y.kind()
+        && ys.len() <= xs.len()
+        && ys.iter().rev().zip(xs.iter().rev()).all(|(&b, &a)| b == a || b == 1)
+}
+
+/// How many edges of the graph go between a blocked and a dense node, and out of a blocked
+/// output: each a copy in another layout.
+fn crossings(graph: &Graph, blocked: &[bool]) -> usize {
+    let inner = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, node)| node.inputs.iter().map(move |id| (id.0, i)))
+        .filter(|&(from, to)| blocked[from] != blocked[to])
+        .count();
+    inner + graph.outputs.iter().filter(|o| blocked[o.node.0]).count()
 }
 
 /// A model compiled for inference: see the module's documentation.
@@ -88,6 +282,12 @@ pub struct Inference<'m> {
     steps: Vec<Step>,
     /// For each node, the last node that reads its value (through a folded batch norm too).
     last_use: Vec<usize>,
+    /// For each node, whether its value is in oneDNN's blocked format ([`Layout::Blocked`]).
+    blocked: Vec<bool>,
+    /// For each node, whether it is computed in place on its first input, which nothing reads
+    /// after it: activations and arithmetic write over a tensor that would be freed anyway,
+    /// instead of allocating another (ResNet-18's ReLUs and residual sums).
+    in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
 }
@@ -117,6 +317,26 @@ impl<'m> Inference<'m> {
                 Step::Run(None)
             };
             steps.push(step);
+        }
+        let layout = match layout {
+            Layout::Blocked if !blocked_runs(model) => Layout::ChannelsLast,
+            layout => layout,
+        };
+        let blocked = match layout {
+            Layout::Blocked => blocked_nodes(graph),
+            _ => vec![false; graph.nodes.len()],
+        };
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let Op::Conv2d(c) = &node.op else { continue };
+            if !blocked[i] || matches!(steps[i], Step::Skip) {
+                continue;
+            }
+            let own = match &steps[i] {
+                Step::Run(Some(p)) => p,
+                _ => &params[i],
+            };
+            let conv = BlockedConv::new(c, own).map_err(|e| plan_error(&node.name, &node.op, &e))?;
+            steps[i] = Step::BlockedConv(conv);
         }
         if layout == Layout::ChannelsLast {
             for (i, node) in graph.nodes.iter().enumerate() {
@@ -155,12 +375,34 @@ impl<'m> Inference<'m> {
                 last_use[layer.0] = last_use[i];
             }
         }
-        Ok(Inference { model, steps, last_use, layout, folded })
+        let in_place = in_place_nodes(graph, &steps, &last_use, &blocked);
+        Ok(Inference { model, steps, last_use, blocked, in_place, layout, folded })
     }
 
     /// How many batch norms the plan folded into the layer before them.
     pub fn folded(&self) -> usize {
         self.folded
+    }
+
+    /// What the plan does, for messages: "17 batch norms folded into the layer before them, 25
+    /// layers computed in place, oneDNN blocked layout, convolution weights prepacked".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} batch norms folded into the layer before them, {} layers computed in place, {}",
+            self.folded,
+            self.in_place(),
+            self.layout.describe()
+        )
+    }
+
+    /// How many nodes the plan computes in oneDNN's blocked format.
+    pub fn blocked(&self) -> usize {
+        self.blocked.iter().filter(|&&b| b).count()
+    }
+
+    /// How many nodes the plan computes in place on their first input.
+    pub fn in_place(&self) -> usize {
+        self.in_place.iter().filter(|&&b| b).count()
     }
 
     pub fn layout(&self) -> Layout {
@@ -203,7 +445,29 @@ impl<'m> Inference<'m> {
                 Step::Run(derived) => {
                     let inputs = node_inputs(node, &values);
                     let own = derived.as_ref().unwrap_or(&params[i]);
-                    Some(ops::apply_outputs(&node.name, &node.op, own, &inputs, false)?)
+                    let crossing = !self.blocked[i] && node.inputs.iter().any(|id| self.blocked[id.0]);
+                    match crossing {
+                        false if self.in_place[i] && fits_in_place(&inputs) => {
+                            Some(vec![ops::apply_in_place(&node.name, &node.op, &inputs)?])
+                        }
+                        false => Some(ops::apply_outputs(&node.name, &node.op, own, &inputs, false)?),
+                        true => {
+                            let dense: Vec<Tensor> = inputs
+                                .iter()
+                                .map(|t| dense(t))
+                                .collect::<Result<_, _>>()
+                                .map_err(|e| ops::layer_error(&node.name, &node.op, &inputs, &e))?;
+                            let dense: Vec<&Tensor> = dense.iter().collect();
+                            Some(ops::apply_outputs(&node.name, &node.op, own, &dense, false)?)
+                        }
+                    }
+                }
+                Step::BlockedConv(conv) => {
+                    let inputs = node_inputs(node, &values);
+                    let out = conv
+                        .run(inputs[0])
+                        .map_err(|e| ops::layer_error(&node.name, &node.op, &inputs, &e))?;
+                    Some(vec![out])
                 }
             };
             values.push(value);
@@ -218,7 +482,7 @@ impl<'m> Inference<'m> {
             .map(|o| {
                 let value = values[o.node.0].as_ref().expect("the outputs are kept");
                 let node = graph.node(o.node);
-                contiguous(&value[0])
+                dense(&value[0])
                     .and_then(|t| precision.output(&t))
                     .map_err(|e| plan_error(&node.name, &node.op, &e))
             })
@@ -307,12 +571,24 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
     t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
 }
 
-/// The usual layout, copying only where the tensor is in another.
-fn contiguous(t: &Tensor) -> Result<Tensor, TchError> {
-    match t.is_contiguous() {
-        true => Ok(t.shallow_clone()),
-        false => t.f_contiguous(),
+/// The usual layout, copying only where the tensor is in another (channels-last, or oneDNN's
+/// blocked format).
+fn dense(t: &Tensor) -> Result<Tensor, TchError> {
+    match (t.is_mkldnn(), t.is_contiguous()) {
+        (true, _) => t.f_to_dense(None, false),
+        (false, true) => Ok(t.shallow_clone()),
+        (false, false) => t.f_contiguous(),
     }
+}
+
+/// Whether oneDNN's blocked format can run the model: fp32 (bf16 plans use autocast's
+/// kernels), on the CPU, in a libtorch built with oneDNN.
+fn blocked_runs(model: &Model) -> bool {
+    let on_cpu = model
+        .node_params()
+        .iter()
+        .all(|p| p.optional("weight").is_none_or(|w| w.device() == tch::Device::Cpu));
+    model.precision() == Precision::Fp32 && on_cpu && tch::utils::has_mkldnn()
 }
 
 fn plan_error(layer: &str, op: &Op, e: &TchError) -> RuntimeError {

@@ -397,21 +397,65 @@ pub fn apply_outputs(
     train: bool,
 ) -> Result<Vec<Tensor>, RuntimeError> {
     let mut outputs = Vec::with_capacity(1);
-    forward(op, params, inputs, train, &mut outputs).map_err(|e| {
-        let shapes: Vec<String> = inputs.iter().map(|t| format!("{:?}", t.size())).collect();
-        let during = match shapes.len() {
-            1 => format!("on input {}", shapes[0]),
-            _ => format!("on inputs {}", shapes.join(", ")),
-        };
-        RuntimeError::Layer(Box::new(LayerError::new(
-            layer,
-            op,
-            during,
-            &e,
-            "try a smaller batch or input size",
-        )))
-    })?;
+    forward(op, params, inputs, train, &mut outputs).map_err(|e| layer_error(layer, op, inputs, &e))?;
     Ok(outputs)
+}
+
+/// Whether libtorch has a function that computes `op`'s forward in place on its first input,
+/// as [`apply_in_place`] calls it: the activations with such a function and the arithmetic of
+/// two tensors.
+pub(crate) fn has_in_place(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Relu(_)
+            | Op::Relu6(_)
+            | Op::Sigmoid(_)
+            | Op::Tanh(_)
+            | Op::Gelu(_)
+            | Op::Silu(_)
+            | Op::Hardswish(_)
+            | Op::Hardsigmoid(_)
+            | Op::Mish(_)
+            | Op::Arith(_)
+    )
+}
+
+/// `op`'s forward (one of [`has_in_place`]'s) computed in place on `inputs[0]`, with the
+/// in-place twin of the function [`forward`] calls: the same values, without a new tensor. For
+/// an inference plan, where nothing reads that input afterwards and its shape and type are the
+/// output's (no autograd: an in-place op may overwrite what a backward needs).
+pub(crate) fn apply_in_place(layer: &str, op: &Op, inputs: &[&Tensor]) -> Result<Tensor, RuntimeError> {
+    let mut x = inputs[0].shallow_clone();
+    let result = match op {
+        Op::Relu(_) => x.f_relu_(),
+        Op::Relu6(_) => x.f_relu6_(),
+        Op::Sigmoid(_) => x.f_sigmoid_(),
+        Op::Tanh(_) => x.f_tanh_(),
+        Op::Gelu(g) => x.f_gelu_(g.approximate),
+        Op::Silu(_) => x.f_silu_(),
+        Op::Hardswish(_) => x.f_hardswish_(),
+        Op::Hardsigmoid(_) => x.f_hardsigmoid_(),
+        Op::Mish(_) => x.f_mish_(),
+        Op::Arith(a) => match a.op {
+            ArithOp::Add => x.f_add_(inputs[1]),
+            ArithOp::Sub => x.f_sub_(inputs[1]),
+            ArithOp::Mul => x.f_mul_(inputs[1]),
+            ArithOp::Div => x.f_div_(inputs[1]),
+        },
+        _ => Err(TchError::Shape("the op has no in-place forward".to_string())),
+    };
+    result.map_err(|e| layer_error(layer, op, inputs, &e))
+}
+
+/// The error of `layer` computing `op` on `inputs`, as a forward reports it: the inputs'
+/// shapes, libtorch's message.
+pub(crate) fn layer_error(layer: &str, op: &Op, inputs: &[&Tensor], e: &TchError) -> RuntimeError {
+    let shapes: Vec<String> = inputs.iter().map(|t| format!("{:?}", t.size())).collect();
+    let during = match shapes.len() {
+        1 => format!("on input {}", shapes[0]),
+        _ => format!("on inputs {}", shapes.join(", ")),
+    };
+    RuntimeError::Layer(Box::new(LayerError::new(layer, op, during, e, "try a smaller batch or input size")))
 }
 
 /// The `N` tensors `op` computes, its output and its states, as [`apply_outputs`] gives them:

@@ -1,5 +1,5 @@
 //! The inference plan (`nnc_runtime::inference`) computes what the interpreter computes: every
-//! model of `models/`, and several of the zoo at a small size, in both layouts, with batch
+//! model of `models/`, and several of the zoo at a small size, in each layout, with batch
 //! norms whose statistics and affine tensors are far from their initial values (so that
 //! folding them changes the weights), within 1e-5 relative of the plain evaluation-mode forward.
 
@@ -64,32 +64,32 @@ fn randomise_batch_norms(vs: &nn::VarStore, graph: &Graph) {
     });
 }
 
-/// The plan's outputs against the interpreter's, in both layouts; the number of batch norms
+/// The plan's outputs against the interpreter's, in each layout; the number of batch norms
 /// the plan folded.
 fn check(file: &str) -> usize {
+    graphs(file).into_iter().fold(0, |_, graph| check_graph(file, graph))
+}
+
+fn check_graph(file: &str, graph: Graph) -> usize {
     let mut folded = 0;
-    for graph in graphs(file) {
-        tch::manual_seed(0);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = Model::new(&vs.root(), graph, Init::PyTorch);
-        randomise_batch_norms(&vs, model.graph());
-        let inputs = random_inputs(model.graph(), 2);
-        let xs: Vec<&Tensor> = inputs.iter().collect();
-        let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false)).unwrap();
-        for layout in [Layout::Contiguous, Layout::ChannelsLast] {
-            let plan = Inference::new(&model, layout).unwrap();
-            folded = plan.folded();
-            let optimised = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs)).unwrap();
-            assert_eq!(optimised.len(), plain.len(), "{file}: outputs");
-            for (k, (a, b)) in optimised.iter().zip(&plain).enumerate() {
-                assert_eq!(a.size(), b.size(), "{file}: output {k}'s shape");
-                let error = parity::relative(a, b);
-                eprintln!("{file} {layout:?}: output {k} off by {error:e}, {folded} batch norms folded");
-                assert!(
-                    error <= TOLERANCE,
-                    "{file} {layout:?}: output {k} off the interpreter's by {error:e}"
-                );
-            }
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    randomise_batch_norms(&vs, model.graph());
+    let inputs = random_inputs(model.graph(), 2);
+    let xs: Vec<&Tensor> = inputs.iter().collect();
+    let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false)).unwrap();
+    for layout in [Layout::Contiguous, Layout::ChannelsLast, Layout::Blocked] {
+        let plan = Inference::new(&model, layout).unwrap();
+        assert_eq!(plan.layout(), layout, "{file}: a CPU fp32 model runs in the layout asked for");
+        folded = plan.folded();
+        let optimised = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs)).unwrap();
+        assert_eq!(optimised.len(), plain.len(), "{file}: outputs");
+        for (k, (a, b)) in optimised.iter().zip(&plain).enumerate() {
+            assert_eq!(a.size(), b.size(), "{file}: output {k}'s shape");
+            let error = parity::relative(a, b);
+            eprintln!("{file} {layout:?}: output {k} off by {error:e}, {folded} batch norms folded");
+            assert!(error <= TOLERANCE, "{file} {layout:?}: output {k} off the interpreter's by {error:e}");
         }
     }
     folded
@@ -131,5 +131,55 @@ fn zoo_networks_compute_the_interpreters_outputs() {
         "zoo/text_classifier.net",
     ] {
         check(file);
+    }
+}
+
+/// Every op the blocked layout computes in oneDNN's format (`inference::blocked_nodes`), after
+/// a convolution, with a batch norm that does not fold (its convolution is read twice), against
+/// the interpreter.
+#[test]
+fn blocked_layout_computes_each_op_it_takes() {
+    let text = "network blocked_ops {
+    input [N, 3, 20, 20]
+    x = conv2d(8, 3, padding=1)
+    y = x -> batchnorm -> gelu -> tanh
+    z = (x -> conv2d(8, 5, padding=\"same\", dilation=1, bias=false) -> sigmoid) * y
+    w = z + x -> relu -> dropout(0.5)
+        -> avgpool2d(3, stride=1, padding=1, count_include_pad=false) -> maxpool2d(3, stride=2, ceil_mode=true)
+        -> adaptive_avgpool2d(1) -> flatten -> linear(4)
+}
+";
+    let compiled = compile(Root::Text { name: "blocked.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    let graph = compiled.graphs.into_iter().next().unwrap();
+    let nodes = graph.nodes.len();
+    assert_eq!(check_graph("blocked.net", graph.clone()), 0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    let blocked = Inference::new(&model, Layout::Blocked).unwrap();
+    // All but the input, the flatten and the linear layer.
+    assert_eq!(blocked.blocked(), nodes - 3);
+    // In place: tanh, sigmoid, `*`, `+` and ReLU; GELU too where it is not blocked (its
+    // in-place function refuses oneDNN's format); never the batch norm's input, which `+`
+    // reads later.
+    assert_eq!(blocked.in_place(), 5);
+    assert_eq!(Inference::new(&model, Layout::Contiguous).unwrap().in_place(), 6);
+}
+
+/// The layout each plan takes: oneDNN's blocked format where the values stay in it from one
+/// convolution to the next (ResNet-18: into the stem, out of the global pooling), channels-last
+/// where an op it cannot compute sits between convolutions (MobileNetV2's ReLU6, GoogLeNet's
+/// `cat`), contiguous for LeNet.
+#[test]
+fn inference_layouts_are_chosen_per_graph() {
+    for (file, layout) in [
+        ("resnet18.net", Layout::Blocked),
+        ("zoo/resnet50.net", Layout::Blocked),
+        ("zoo/mobilenet_v2.net", Layout::ChannelsLast),
+        ("googlenet.net", Layout::ChannelsLast),
+        ("lenet.net", Layout::Contiguous),
+    ] {
+        let graph = graphs(file).remove(0);
+        assert_eq!(Layout::for_inference(&graph), layout, "{file}");
     }
 }

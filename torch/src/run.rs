@@ -164,19 +164,18 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     }
     if !args.train {
         // The inference plan `eval`, `predict` and `bench` run, against the interpreter.
-        let planned = Inference::new(&model, Layout::for_graph(graph)).and_then(|plan| {
+        let planned = Inference::new(&model, Layout::for_inference(graph)).and_then(|plan| {
             let xs = random_inputs(graph, args.batch, device)?;
             let xs: Vec<&Tensor> = xs.iter().collect();
             let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
             let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
             let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, f64::max);
-            Ok((plan.folded(), plan.layout(), worst))
+            Ok((plan.describe(), worst))
         });
         match planned {
-            Ok((folded, layout, worst)) => writeln!(
+            Ok((plan, worst)) => writeln!(
                 out,
-                "inference plan ({folded} batch norms folded, {}): outputs within {worst:.1e} relative of the interpreter's",
-                layout.describe()
+                "inference plan ({plan}): outputs within {worst:.1e} relative of the interpreter's"
             )?,
             Err(e) => return model_error(e),
         }
@@ -295,7 +294,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(o) => o,
         Err(e) => return model_error(e),
     };
-    let plan = match Inference::new(&model, Layout::for_graph(graph)) {
+    let plan = match Inference::new(&model, Layout::for_inference(graph)) {
         Ok(plan) => plan,
         Err(e) => return model_error(e),
     };
@@ -313,9 +312,9 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Err(e) => return model_error(e),
     };
     // The training step in the layout `nnc train` chooses.
-    let arranged = match plan.layout() {
+    let arranged = match Layout::for_graph(graph) {
         Layout::ChannelsLast => arrange_for_training(&vs, &inputs),
-        Layout::Contiguous => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
+        Layout::Contiguous | Layout::Blocked => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
     };
     let arranged = match arranged {
         Ok(xs) => xs,
@@ -356,12 +355,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         args.runs,
         args.warmup
     )?;
-    writeln!(
-        out,
-        "inference plan: {} batch norms folded into the layer before them, {}; \"plain forward\" is the interpreter",
-        plan.folded(),
-        plan.layout().describe()
-    )?;
+    writeln!(out, "inference plan: {}; \"plain forward\" is the interpreter", plan.describe())?;
     for (what, t) in [("forward (eval)", forward), ("plain forward", plain), ("training step", train)] {
         writeln!(out, "{what:<15} {:>10.1} examples/s  (min {:.1}, max {:.1})", t.median, t.min, t.max)?;
     }
