@@ -13,9 +13,8 @@ pub use crate::ops::{
     AdaptiveAvgPool, AdaptiveMaxPool, ArithOp, AvgPool, Conv, ConvTranspose, InitRule, MaxPool, SliceItem,
     TensorSpec,
 };
-pub use crate::shape::DType;
-use crate::shape::Shape;
-use crate::source::Loc;
+pub use crate::shape::{Batch, DType, Shape};
+pub use crate::source::Loc;
 
 /// Index of a node in [`Graph::nodes`]; inputs always have smaller ids than their users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

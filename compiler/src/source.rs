@@ -17,6 +17,10 @@ pub struct Loc {
 }
 
 impl Loc {
+    /// The location of what has no source: the nodes of a graph that generated code rebuilds
+    /// (`model!`'s `graph()`), which no diagnostic points into.
+    pub const NOWHERE: Loc = Loc { file: FileId(usize::MAX), span: Span { start: 0, end: 0 } };
+
     pub fn new(file: FileId, span: Span) -> Self {
         Loc { file, span }
     }

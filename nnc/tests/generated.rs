@@ -1,8 +1,11 @@
 //! For every model in `models/`, and for `tests/conformance.net`, which calls every layer of the
 //! registry, the module `model!` generates and the interpreter, given the same VarStore
-//! contents, compute identical outputs on the same input, in evaluation and in training mode.
+//! contents, compute identical outputs on the same input, in evaluation and in training mode;
+//! its `graph()` is the checker's graph, and its `for_inference()` plan computes its
+//! evaluation-mode outputs (within 1e-5 relative), with batch norms' statistics far from their
+//! initial values, so that folding them changes the weights.
 
-use nnc::runtime::{Init, Model};
+use nnc::runtime::{parity, Init, Layout, Model};
 use nnc::tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 use nnc_compiler::{compile, Options, Root};
 
@@ -44,6 +47,7 @@ fn interpreter(
 
 fn same_outputs(
     generated: &dyn ModuleT,
+    graph: nnc::runtime::ir::Graph,
     vs: &nn::VarStore,
     file: &str,
     overrides: &[(&str, &str)],
@@ -51,6 +55,22 @@ fn same_outputs(
     input: &[i64],
 ) {
     let (model, _vs2) = interpreter(file, overrides, network, vs);
+    let checked = model.graph();
+    assert_eq!(graph.name, checked.name);
+    assert_eq!(graph.params, checked.params);
+    assert_eq!(graph.nodes.len(), checked.nodes.len(), "{file}: nodes");
+    for (a, b) in graph.nodes.iter().zip(&checked.nodes) {
+        assert_eq!(
+            (&a.name, &a.op, &a.inputs, &a.shape, a.params, a.macs, a.shares, &a.ties),
+            (&b.name, &b.op, &b.inputs, &b.shape, b.params, b.macs, b.shares, &b.ties),
+            "{file}: `graph()`'s node"
+        );
+    }
+    assert_eq!(graph.inputs, checked.inputs);
+    let outputs = |g: &nnc::runtime::ir::Graph| -> Vec<_> {
+        g.outputs.iter().map(|o| (o.name.clone(), o.node, o.training_only)).collect()
+    };
+    assert_eq!(outputs(&graph), outputs(checked));
     assert_eq!(vs.variables().len(), _vs2.variables().len(), "{file}: the same variables");
     let x = Tensor::randn(input, (Kind::Float, Device::Cpu));
     for train in [false, true] {
@@ -79,9 +99,31 @@ macro_rules! check {
             let net = $ty::new(&vs.root());
             let stored: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
             assert_eq!(stored as u64, $ty::PARAMETERS);
-            same_outputs(&net, &vs, $file, &[$(($k, $v)),*], $network, &$input);
+            same_outputs(&net, $ty::graph(), &vs, $file, &[$(($k, $v)),*], $network, &$input);
+            randomise_batch_norms(&vs);
+            let plan = net.for_inference().unwrap();
+            assert_eq!(plan.layout(), Layout::for_inference(&$ty::graph()));
+            let x = Tensor::randn($input, (Kind::Float, Device::Cpu));
+            let planned = nnc::tch::no_grad(|| plan.try_forward(&x)).unwrap();
+            let plain = nnc::tch::no_grad(|| net.try_forward(&x, false)).unwrap();
+            let error = parity::relative(&planned, &plain);
+            assert!(error <= 1e-5, "{}: the plan ({}) is off by {error:e}", $file, plan.describe());
         }
     };
+}
+
+/// Batch norms with statistics of their own: folded, they change the layer before them.
+fn randomise_batch_norms(vs: &nn::VarStore) {
+    nnc::tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            let range = match name.rsplit('.').next() {
+                Some("running_mean") => (-0.5, 0.5),
+                Some("running_var") => (0.5, 2.0),
+                _ => continue,
+            };
+            let _ = t.uniform_(range.0, range.1);
+        }
+    });
 }
 
 check!(lenet, LeNet, "../models/lenet.net", [], None, [3, 1, 28, 28]);

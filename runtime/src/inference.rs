@@ -275,10 +275,29 @@ fn crossings(graph: &Graph, blocked: &[bool]) -> usize {
     inner + graph.outputs.iter().filter(|o| blocked[o.node.0]).count()
 }
 
+/// The model a plan runs: the caller's, or its own (a `model!` type's plan, made over the
+/// type's tensors).
+#[derive(Debug)]
+enum Held<'m> {
+    Borrowed(&'m Model),
+    Owned(Box<Model>),
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        match self {
+            Held::Borrowed(model) => model,
+            Held::Owned(model) => model,
+        }
+    }
+}
+
 /// A model compiled for inference: see the module's documentation.
 #[derive(Debug)]
 pub struct Inference<'m> {
-    model: &'m Model,
+    model: Held<'m>,
     steps: Vec<Step>,
     /// For each node, the last node that reads its value (through a folded batch norm too).
     last_use: Vec<usize>,
@@ -295,6 +314,16 @@ pub struct Inference<'m> {
 impl<'m> Inference<'m> {
     /// The plan of `model` with its current tensors: call it after loading the weights.
     pub fn new(model: &'m Model, layout: Layout) -> Result<Inference<'m>, RuntimeError> {
+        Inference::plan(Held::Borrowed(model), layout)
+    }
+
+    /// The plan of a model it keeps: a `model!` type's `for_inference`, over that type's
+    /// tensors ([`Model::from_params`]).
+    pub fn owning(model: Model, layout: Layout) -> Result<Inference<'static>, RuntimeError> {
+        Inference::plan(Held::Owned(Box::new(model)), layout)
+    }
+
+    fn plan(model: Held<'m>, layout: Layout) -> Result<Inference<'m>, RuntimeError> {
         let graph = model.graph();
         let computed = model.computed_in(false);
         let params = model.node_params();
@@ -319,7 +348,7 @@ impl<'m> Inference<'m> {
             steps.push(step);
         }
         let layout = match layout {
-            Layout::Blocked if !blocked_runs(model) => Layout::ChannelsLast,
+            Layout::Blocked if !blocked_runs(&model) => Layout::ChannelsLast,
             layout => layout,
         };
         let blocked = match layout {
@@ -409,8 +438,8 @@ impl<'m> Inference<'m> {
         self.layout
     }
 
-    pub fn model(&self) -> &'m Model {
-        self.model
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// The main output in evaluation mode, after checking the input, for a model of one input.

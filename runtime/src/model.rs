@@ -56,9 +56,16 @@ impl Model {
                 params[i] = params[owner.0].shared();
             }
         }
+        Ok(Model::from_params(graph, params))
+    }
+
+    /// A model over tensors made elsewhere, one [`Params`] per node in graph order (none for a
+    /// layer without tensors; a shared layer's own): a `model!` type's, whose tensors it
+    /// shares, so that [`crate::Inference`] can plan it.
+    pub fn from_params(graph: Graph, params: Vec<Params>) -> Model {
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
-        Ok(Model { graph, params, last_use, computed, precision: Precision::Fp32 })
+        Model { graph, params, last_use, computed, precision: Precision::Fp32 }
     }
 
     pub fn graph(&self) -> &Graph {

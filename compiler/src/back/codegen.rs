@@ -24,7 +24,6 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let k = krate;
     let ir = quote! { #k::runtime::ir };
     let field = |i: usize| format_ident!("l{}_{}", i, sanitize(&graph.nodes[i].name));
-    let op_const = |i: usize| format_ident!("OP_{}", i);
 
     let mut fields = Vec::new();
     let mut inits = Vec::new();
@@ -35,9 +34,12 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
     let last_use = graph.last_uses();
     let in_eval = graph.computed(false);
     let several = graph.inputs.len() > 1;
+    // Each node's tensors as an expression of `self`, for the plan of `for_inference`.
+    let mut node_params = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let value = format_ident!("x{}", i);
         if graph.is_input(i) {
+            node_params.push(quote! { &#k::runtime::ops::Params::NONE });
             let source = match several {
                 true => {
                     let field = field_name(&node.name);
@@ -78,6 +80,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         } else {
             quote! { &#k::runtime::ops::Params::NONE }
         };
+        node_params.push(params.clone());
         // State k of a layer (a recurrent layer's `h_n`) is `x5_k`, beside its output `x5`.
         let reads = node.op.layer().reads();
         let inputs = node.inputs.iter().map(|id| match reads {
@@ -182,6 +185,7 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
         false => " The input shape; -1 is the batch, and each free size (`Self::FREE_SIZES`).".to_string(),
     };
     let (free_sizes, free_check) = free_sizes(graph, k);
+    let inference = inference(graph, k, &ir, &node_params);
     let items = Items {
         k,
         ir: &ir,
@@ -294,6 +298,8 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             #forward_methods
 
             #free_check
+
+            #inference
         }
 
         #module_impl
@@ -484,6 +490,104 @@ fn sanitize(name: &str) -> String {
 }
 
 /// Node `id`'s sizes, -1 for the batch and for each that depends on a free size.
+/// `graph()`, the IR graph rebuilt, and `for_inference()`, the runtime's inference plan over the
+/// type's tensors, for a network without free sizes (whose sets and size expressions stay in
+/// the checker; its outputs are the forward's, and `nnc run` plans it).
+fn inference(graph: &Graph, k: &TokenStream, ir: &TokenStream, node_params: &[TokenStream]) -> TokenStream {
+    if graph.free.is_some() {
+        return TokenStream::new();
+    }
+    let shape = |shape: &crate::shape::Shape| {
+        let batch = match &shape.batch {
+            Batch::Symbolic(name) => quote! { #ir::Batch::Symbolic(::std::string::String::from(#name)) },
+            Batch::Fixed(n) => quote! { #ir::Batch::Fixed(#n) },
+            Batch::None => quote! { #ir::Batch::None },
+        };
+        let (dims, dtype) = (&shape.dims, shape.dtype.to_rust(ir));
+        quote! { #ir::Shape { batch: #batch, dims: ::std::vec![#(#dims),*], dtype: #dtype } }
+    };
+    let id = |id: NodeId| {
+        let i = Literal::usize_unsuffixed(id.0);
+        quote! { #ir::NodeId(#i) }
+    };
+    let string = |s: &str| quote! { ::std::string::String::from(#s) };
+    let nodes = graph.nodes.iter().enumerate().map(|(i, node)| {
+        let op = match graph.is_input(i) {
+            true => node.op.to_rust(ir),
+            false => {
+                let c = op_const(i);
+                quote! { Self::#c }
+            }
+        };
+        let (name, inputs, shape) =
+            (string(&node.name), node.inputs.iter().map(|&i| id(i)), shape(&node.shape));
+        let (params, macs) = (node.params, node.macs);
+        let shares = match node.shares {
+            Some(owner) => {
+                let owner = id(owner);
+                quote! { ::std::option::Option::Some(#owner) }
+            }
+            None => quote! { ::std::option::Option::None },
+        };
+        let ties = node.ties.iter().map(|t| {
+            let (tensor, to, to_tensor) = (string(&t.tensor), id(t.to), string(&t.to_tensor));
+            quote! { #ir::Tie { tensor: #tensor, to: #to, to_tensor: #to_tensor } }
+        });
+        quote! {
+            #ir::Node {
+                name: #name, op: #op, inputs: ::std::vec![#(#inputs),*], shape: #shape, params: #params,
+                macs: #macs, shares: #shares, ties: ::std::vec![#(#ties),*], loc: #ir::Loc::NOWHERE,
+            }
+        }
+    });
+    let params = graph.params.iter().map(|(name, value)| {
+        let (name, value) = (string(name), string(value));
+        quote! { (#name, #value) }
+    });
+    let inputs = graph.inputs.iter().map(|&i| id(i));
+    let outputs = graph.outputs.iter().map(|o| {
+        let (name, node, training_only) = (string(&o.name), id(o.node), o.training_only);
+        quote! { #ir::Output { name: #name, node: #node, training_only: #training_only } }
+    });
+    let network = string(&graph.name);
+    quote! {
+        /// The network's IR graph as the checker built it (each layer's op, inputs, shape and
+        /// counts; no source locations): what [`Self::for_inference`] plans.
+        pub fn graph() -> #ir::Graph {
+            #ir::Graph {
+                name: #network,
+                params: ::std::vec![#(#params),*],
+                nodes: ::std::vec![#(#nodes),*],
+                inputs: ::std::vec![#(#inputs),*],
+                outputs: ::std::vec![#(#outputs),*],
+                groups: ::std::vec::Vec::new(),
+                free: ::std::option::Option::None,
+            }
+        }
+
+        /// The model compiled for inference over its current tensors, as `nnc run`, `eval`,
+        /// `predict` and `bench` run it: batch norms folded into the layer before them, the
+        /// layout measured fastest for the network (oneDNN's blocked format with prepacked
+        /// convolution weights, channels-last, or contiguous), activations computed in place,
+        /// in this model's precision. Its outputs are the evaluation-mode forward's, within
+        /// 1e-5 relative. The plan holds tensors derived from the weights: make another after
+        /// they change.
+        pub fn for_inference(&self) -> ::std::result::Result<#k::runtime::Inference<'static>, #k::runtime::RuntimeError> {
+            let graph = Self::graph();
+            let layout = #k::runtime::Layout::for_inference(&graph);
+            let params = ::std::vec![#((#node_params).shared()),*];
+            let mut model = #k::runtime::Model::from_params(graph, params);
+            model.set_precision(self.precision);
+            #k::runtime::Inference::owning(model, layout)
+        }
+    }
+}
+
+/// The name of node `i`'s op constant, `Self::OP_i`.
+fn op_const(i: usize) -> Ident {
+    format_ident!("OP_{}", i)
+}
+
 fn dims(graph: &Graph, id: NodeId) -> Vec<Literal> {
     let shape = &graph.node(id).shape;
     let mut sizes = shape.sizes(-1);
