@@ -14,18 +14,24 @@
 //!   weights are reordered once into the layout oneDNN's kernel reads (prepacked, what
 //!   `torch.jit.freeze` + `optimize_for_inference` does), and the activations between them stay
 //!   in oneDNN's own blocked format (`to_mkldnn`) through every op that libtorch computes on it
-//!   exactly (ReLU, sigmoid, tanh, exact GELU, `+` and `×` of equal shapes, max pooling, average
-//!   pooling without ceil mode, global average pooling, dropout), so that no reorder runs
-//!   between two convolutions. A value in that format is made dense (`to_dense`) where any
-//!   other op reads it, and before it is given back.
+//!   as on dense tensors (ReLU, sigmoid, tanh, exact GELU, `+` and `×` of equal shapes, max
+//!   pooling without dilation, average pooling without ceil mode, global average pooling,
+//!   batch norm, dropout), so that no reorder runs between two convolutions. A value in that
+//!   format is made dense (`to_dense`) where any other op reads it, and before it is given back.
+//!   One difference, which `torch.jit.freeze`'s oneDNN graphs share: oneDNN's ReLU makes a NaN
+//!   0 and its max pooling skips NaNs, where libtorch's dense kernels pass them on, so a model
+//!   whose values are not finite can give finite outputs in this layout.
+//! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
+//!   name, overwrites it ([`ops::apply_in_place`], the in-place twin of the op's forward)
+//!   instead of allocating another tensor.
 //!
 //! - **bf16 weights made once**, for a model of [`Precision::Bf16`]: the weights and biases of
 //!   the convolutions and linear layers, which libtorch's autocast would otherwise cast from
 //!   fp32 at every forward, are cast once (after folding, in the plan's layout); autocast then
 //!   finds them in bf16 and casts only the activations. Every other tensor stays as loaded.
 //!
-//! Every other node runs through [`ops::apply_outputs`], the one forward of each op, so the
-//! plan computes what the interpreter computes, to rounding (a test holds every model of
+//! Every other node runs through [`ops::apply_outputs`], the one forward of each op (or its
+//! in-place twin beside it), so the plan computes what the interpreter computes, to rounding (a test holds every model of
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
@@ -163,7 +169,8 @@ const BLOCKED_CROSSINGS: usize = 2;
 
 /// Which nodes a plan in [`Layout::Blocked`] computes in oneDNN's blocked format: the 2-D
 /// convolutions whose padding is symmetric (every one but a `same` convolution of an even
-/// window), and after them the ops that libtorch computes exactly on that format and whose
+/// window), and after them the ops that libtorch computes on that format as on dense tensors
+/// (NaNs aside: see the module's documentation), whose
 /// inputs are all blocked (checked against PyTorch's in `runtime/tests/inference.rs`; on
 /// libtorch 2.13 ReLU6, SiLU, hardswish, leaky ReLU, `cat` and a number added fail on it, and
 /// average pooling in ceil mode computes other values).
@@ -177,7 +184,9 @@ fn blocked_nodes(graph: &Graph) -> Vec<bool> {
                 let symmetric = !c.same || (0..2).all(|a| c.dilation[a] * (c.kernel[a] - 1) % 2 == 0);
                 symmetric && node.inputs.iter().all(rank4)
             }
-            Op::Relu(_) | Op::Sigmoid(_) | Op::Tanh(_) | Op::Dropout(_) | Op::MaxPool2d(_) => from_blocked,
+            Op::Relu(_) | Op::Sigmoid(_) | Op::Tanh(_) | Op::Dropout(_) => from_blocked,
+            // oneDNN's max pooling refuses a dilation.
+            Op::MaxPool2d(p) => from_blocked && p.dilation == [1, 1],
             Op::Gelu(g) => from_blocked && g.approximate == "none",
             Op::BatchNorm(_) => from_blocked && node.inputs.iter().all(rank4),
             Op::AvgPool2d(p) => from_blocked && !p.ceil_mode,
@@ -194,30 +203,49 @@ fn blocked_nodes(graph: &Graph) -> Vec<bool> {
 }
 
 /// Which nodes the plan computes in place ([`ops::apply_in_place`]): an op libtorch has an
-/// in-place function for, whose first input is a tensor the plan allocated (never a graph
-/// input, a weight or a view of one), of the output's shape and layout, read by nothing after
-/// this node, and not read twice by it (checked against the interpreter, in each layout, by
-/// `runtime/tests/inference.rs`).
+/// in-place function for, of the output's shape and layout, whose first input's storage the
+/// plan allocated (never a graph input or a weight) and nothing reads after this node, through
+/// any name: each node's value is traced to the storage it lives in (a view, a dropout in
+/// evaluation mode, a folded batch norm or an in-place op gives its input's; an op that may
+/// give its input or a view of it counts as one), and the storage must die here, read by no
+/// other input of this node (checked against the interpreter, in each layout, by
+/// `runtime/tests/inference.rs`, aliases included).
 fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize], blocked: &[bool]) -> Vec<bool> {
-    let mut fresh = vec![false; graph.nodes.len()];
-    let mut in_place = vec![false; graph.nodes.len()];
+    let n = graph.nodes.len();
+    // For each node, the node whose allocation its value lives in; for each storage, whether
+    // the plan made it and the last node that reads it through any of its names.
+    let mut storage: Vec<usize> = (0..n).collect();
+    let mut fresh = vec![false; n];
+    let mut read_until = vec![0; n];
+    let mut in_place = vec![false; n];
     for (i, node) in graph.nodes.iter().enumerate() {
-        fresh[i] = match &steps[i] {
-            Step::Skip | Step::Input(_) => false,
-            Step::Folded(layer) => fresh[layer.0],
+        let own = match &steps[i] {
+            Step::Skip | Step::Input(_) | Step::Folded(_) => false,
             Step::BlockedConv(_) => true,
             Step::Run(_) => allocates(&node.op),
         };
-        let Some(&first) = node.inputs.first() else { continue };
-        in_place[i] = matches!(steps[i], Step::Run(_))
-            && ops::has_in_place(&node.op)
-            && fresh[first.0]
-            && last_use[first.0] == i
-            && !node.inputs[1..].contains(&first)
-            && graph.node(first).shape == node.shape
-            && blocked[first.0] == blocked[i]
-            // libtorch 2.13's `gelu_` refuses oneDNN's format, which its `gelu` takes.
-            && !(blocked[i] && matches!(node.op, Op::Gelu(_)));
+        if let Step::Folded(layer) = steps[i] {
+            storage[i] = storage[layer.0];
+        } else if let Some(&first) = node.inputs.first() {
+            let s = storage[first.0];
+            in_place[i] = matches!(steps[i], Step::Run(_))
+                && ops::has_in_place(&node.op)
+                && fresh[s]
+                && read_until[s] == i
+                && !node.inputs[1..].iter().any(|id| storage[id.0] == s)
+                && graph.node(first).shape == node.shape
+                && blocked[first.0] == blocked[i]
+                // libtorch 2.13's `gelu_` refuses oneDNN's format, which its `gelu` takes.
+                && !(blocked[i] && matches!(node.op, Op::Gelu(_)));
+            if in_place[i] || !own {
+                storage[i] = s;
+            }
+        }
+        let s = storage[i];
+        if s == i {
+            fresh[i] = own;
+        }
+        read_until[s] = read_until[s].max(last_use[i]);
     }
     in_place
 }
@@ -613,11 +641,12 @@ fn dense(t: &Tensor) -> Result<Tensor, TchError> {
 /// Whether oneDNN's blocked format can run the model: fp32 (bf16 plans use autocast's
 /// kernels), on the CPU, in a libtorch built with oneDNN.
 fn blocked_runs(model: &Model) -> bool {
-    let on_cpu = model
-        .node_params()
-        .iter()
-        .all(|p| p.optional("weight").is_none_or(|w| w.device() == tch::Device::Cpu));
-    model.precision() == Precision::Fp32 && on_cpu && tch::utils::has_mkldnn()
+    let fp32_on_cpu = model.graph().nodes.iter().zip(model.node_params()).all(|(node, p)| {
+        let float = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float;
+        !matches!(node.op, Op::Conv2d(_))
+            || (p.get("weight").is_ok_and(float) && p.optional("bias").is_none_or(float))
+    });
+    model.precision() == Precision::Fp32 && fp32_on_cpu && tch::utils::has_mkldnn()
 }
 
 fn plan_error(layer: &str, op: &Op, e: &TchError) -> RuntimeError {

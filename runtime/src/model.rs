@@ -56,16 +56,24 @@ impl Model {
                 params[i] = params[owner.0].shared();
             }
         }
-        Ok(Model::from_params(graph, params))
+        Model::from_params(graph, params)
     }
 
     /// A model over tensors made elsewhere, one [`Params`] per node in graph order (none for a
     /// layer without tensors; a shared layer's own): a `model!` type's, whose tensors it
-    /// shares, so that [`crate::Inference`] can plan it.
-    pub fn from_params(graph: Graph, params: Vec<Params>) -> Model {
+    /// shares, so that [`crate::Inference`] can plan it. Another number of them than of nodes
+    /// is an error.
+    pub fn from_params(graph: Graph, params: Vec<Params>) -> Result<Model, RuntimeError> {
+        if params.len() != graph.nodes.len() {
+            let (given, nodes) = (params.len(), graph.nodes.len());
+            return Err(RuntimeError::Config(format!(
+                "{given} layers' tensors given for the {nodes} nodes of network `{}`",
+                graph.name
+            )));
+        }
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
-        Model { graph, params, last_use, computed, precision: Precision::Fp32 }
+        Ok(Model { graph, params, last_use, computed, precision: Precision::Fp32 })
     }
 
     pub fn graph(&self) -> &Graph {

@@ -183,3 +183,70 @@ fn inference_layouts_are_chosen_per_graph() {
         assert_eq!(Layout::for_inference(&graph), layout, "{file}");
     }
 }
+
+/// A value the plan could compute in place is read again through another name: the tensor
+/// dropout passes on in evaluation mode, a view (`reshape`, `transpose`, a slice), an output;
+/// each must keep its values (the plan traces every name to its storage).
+#[test]
+fn values_read_through_another_name_are_not_overwritten() {
+    let text = "network dropout_alias {
+    input [N, 8]
+    h = linear(8)
+    v = h -> dropout(0.1)
+    s = h -> sigmoid
+    s + v
+}
+
+network reshaped_output {
+    input [N, 8]
+    h = linear(8)
+    f = h -> reshape(2, 4)
+    r = h -> relu
+    output r, f
+}
+
+network sliced {
+    input [N, 4]
+    h = linear(4)
+    c = h[:, 0:1]
+    h * c
+}
+
+network transposed {
+    input [N, 3, 3]
+    h = linear(3)
+    t = h -> transpose(1, 2)
+    h + t
+}
+
+network dilated_pool {
+    input [N, 3, 32, 32]
+    conv2d(32, 3, padding=1) -> relu -> maxpool2d(3, stride=2, dilation=2) -> conv2d(32, 3) -> relu
+        -> adaptive_avgpool2d(1) -> flatten -> linear(10)
+}
+";
+    let compiled = compile(Root::Text { name: "aliases.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    assert_eq!(compiled.graphs.len(), 5);
+    for graph in compiled.graphs {
+        let name = graph.name.clone();
+        check_graph(&name, graph);
+    }
+}
+
+/// A model cast to f64 plans in channels-last where the blocked layout is asked for: oneDNN's
+/// blocked convolutions take fp32 alone.
+#[test]
+fn a_model_of_another_type_falls_back_from_the_blocked_layout() {
+    let mut graph = graphs("resnet18.net").remove(0);
+    graph.name = "resnet18 in f64".to_string();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    vs.double();
+    let plan = Inference::new(&model, Layout::Blocked).unwrap();
+    assert_eq!(plan.layout(), Layout::ChannelsLast);
+    let x = Tensor::randn([2, 1, 64, 64], (tch::Kind::Double, Device::Cpu));
+    let planned = tch::no_grad(|| plan.try_forward(&x)).unwrap();
+    let plain = tch::no_grad(|| model.try_forward(&x, false)).unwrap();
+    assert!(parity::relative(&planned, &plain) <= TOLERANCE);
+}

@@ -489,7 +489,6 @@ fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-/// Node `id`'s sizes, -1 for the batch and for each that depends on a free size.
 /// `graph()`, the IR graph rebuilt, and `for_inference()`, the runtime's inference plan over the
 /// type's tensors, for a network without free sizes (whose sets and size expressions stay in
 /// the checker; its outputs are the forward's, and `nnc run` plans it).
@@ -576,7 +575,7 @@ fn inference(graph: &Graph, k: &TokenStream, ir: &TokenStream, node_params: &[To
             let graph = Self::graph();
             let layout = #k::runtime::Layout::for_inference(&graph);
             let params = ::std::vec![#((#node_params).shared()),*];
-            let mut model = #k::runtime::Model::from_params(graph, params);
+            let mut model = #k::runtime::Model::from_params(graph, params)?;
             model.set_precision(self.precision);
             #k::runtime::Inference::owning(model, layout)
         }
@@ -588,6 +587,7 @@ fn op_const(i: usize) -> Ident {
     format_ident!("OP_{}", i)
 }
 
+/// Node `id`'s sizes, -1 for the batch and for each that depends on a free size.
 fn dims(graph: &Graph, id: NodeId) -> Vec<Literal> {
     let shape = &graph.node(id).shape;
     let mut sizes = shape.sizes(-1);
