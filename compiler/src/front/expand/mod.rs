@@ -17,6 +17,7 @@ mod graph;
 pub(crate) mod lints;
 mod share;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use nnc_grammar::ast::{
@@ -1054,7 +1055,14 @@ impl<'p> Expander<'p> {
     }
 
     /// A label's name: `conv1`, or `denselayer{j}` with the integer value of `j` appended.
-    fn label(&mut self, label: &Label, scope: &mut Scope) -> Option<String> {
+    fn label<'l>(&mut self, label: &'l Label, scope: &mut Scope) -> Option<Cow<'l, str>> {
+        // Most labels are plain text (`conv1`), met once per block instance: borrowed, not
+        // copied.
+        if let [LabelPart::Text(text)] = &label.parts[..] {
+            if !text.is_empty() && !text.contains('.') {
+                return Some(Cow::Borrowed(text));
+            }
+        }
         let mut text = String::new();
         for part in &label.parts {
             let index = match part {
@@ -1085,7 +1093,7 @@ impl<'p> Expander<'p> {
             self.error(Error::LabelText { text: &text, at: Loc::new(scope.file, label.span) });
             return None;
         }
-        Some(text)
+        Some(Cow::Owned(text))
     }
 
     /// Unrolls a repeat into the enclosing sequence: each layer of each iteration takes the
