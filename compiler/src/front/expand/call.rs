@@ -293,11 +293,12 @@ impl Expander<'_> {
         {
             return Value::Poison;
         }
-        let shape = self.nodes[input.0].shape.clone();
+        // Borrowed, not copied: the rules read it before any node is added.
+        let shape = &self.nodes[input.0].shape;
         // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
         // `path.1`, ... (a destructuring binding renames them after its names).
         if matches!(spec.name, "chunk" | "split") {
-            return match ops::slice::pieces(spec, &bound.args, &shape) {
+            return match ops::slice::pieces(spec, &bound.args, shape) {
                 Ok(pieces) => Value::Tuple(
                     pieces
                         .into_iter()
@@ -310,7 +311,7 @@ impl Expander<'_> {
                 Err(err) => self.op_error(err, &bound, input, loc, &name),
             };
         }
-        match (spec.apply)(&bound.args, &shape) {
+        match (spec.apply)(&bound.args, shape) {
             Ok(built) => {
                 // The tensors given by keyword (a recurrent layer's initial states, an
                 // attention's memory) follow the flowing one, in the parameters' order.
