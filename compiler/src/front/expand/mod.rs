@@ -906,13 +906,17 @@ impl<'p> Expander<'p> {
                 // is named apart from the slice, which takes the expression's name; a slice
                 // before the last access is named after its position (`y.slice1`).
                 let brackets = accesses.iter().any(|a| !matches!(a, Access::Field(_)));
-                let base_path =
-                    if brackets && !refers(base, scope) { child(path, 0) } else { path.to_string() };
+                // Borrowed where it is the expression's own path (`in.channels`, met in every
+                // residual block), not copied.
+                let base_path: Cow<'_, str> = match brackets && !refers(base, scope) {
+                    true => Cow::Owned(child(path, 0)),
+                    false => Cow::Borrowed(path),
+                };
                 let mut value = self.eval(base, scope, flow, &base_path);
                 for (i, access) in accesses.iter().enumerate() {
-                    let name = match i + 1 == accesses.len() {
-                        true => path.to_string(),
-                        false => child(path, format_args!("slice{}", i + 1)),
+                    let name: Cow<'_, str> = match i + 1 == accesses.len() {
+                        true => Cow::Borrowed(path),
+                        false => Cow::Owned(child(path, format_args!("slice{}", i + 1))),
                     };
                     value = self.access(value, access, scope, &name);
                 }
