@@ -70,7 +70,7 @@ pub(super) fn momentum(args: &Args) -> Result<f64, OpError> {
 /// `track_running_stats`, the running statistics and the count of training batches, buffers.
 pub(super) fn norm_tensors(features: u64, affine: bool, track_running_stats: bool) -> Vec<TensorSpec> {
     let n = &[features];
-    let mut tensors = Vec::new();
+    let mut tensors = Vec::with_capacity(5);
     if affine {
         tensors.push(TensorSpec::trained("weight", n, InitRule::Const(1.0)));
         tensors.push(TensorSpec::trained("bias", n, InitRule::Const(0.0)));

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use arrayvec::ArrayVec;
+
 use super::onnx::{self as ox, Attr, Onnx, OnnxError};
 
 use super::layer::{describe_sizes, describe_window, py_bool, py_tuple};
@@ -141,7 +143,9 @@ fn built<const N: usize>(op: Op, input: &Shape, out_channels: u64, out: [u64; N]
     let mut dims = vec![out_channels];
     dims.extend(out);
     let mut built = Built::free(op, input.with_dims(dims))?;
-    built.macs = product("multiply-add count", &[&out[..], &[built.params]].concat())?;
+    // On the stack: a convolution is built thousands of times a check (N is at most 3).
+    let factors: ArrayVec<u64, 4> = out.into_iter().chain([built.params]).collect();
+    built.macs = product("multiply-add count", &factors)?;
     Ok(built)
 }
 
@@ -320,12 +324,14 @@ fn tensors<const N: usize>(
     out_channels: u64,
     bias: bool,
 ) -> Vec<TensorSpec> {
-    let mut weight = vec![first, second / groups];
-    weight.extend(kernel);
+    // On the stack, as `built`'s factors (the kernel has at most 3 axes).
+    let mut weight: ArrayVec<u64, 5> = [first, second / groups].into_iter().collect();
+    weight.extend(kernel.iter().copied());
     // PyTorch's fan-in is the weight's second dimension times the kernel, for both kinds.
     // Saturating: tensors are described before the shape rule has checked the counts.
     let fan_in = weight[1..].iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
-    let mut tensors = vec![TensorSpec::trained("weight", &weight, InitRule::Weight)];
+    let mut tensors = Vec::with_capacity(2);
+    tensors.push(TensorSpec::trained("weight", &weight, InitRule::Weight));
     if bias {
         tensors.push(TensorSpec::trained("bias", &[out_channels], InitRule::Bias { fan_in }));
     }

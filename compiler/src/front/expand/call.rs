@@ -2,8 +2,6 @@
 //! parameters (positional, then keywords, then defaults), and applying it to the incoming
 //! tensor.
 
-use std::collections::HashMap;
-
 use nnc_grammar::ast::{Arg, DefKind, Definition, Expr, ExprKind, Ident};
 
 use super::eval::BUILTINS;
@@ -295,11 +293,12 @@ impl Expander<'_> {
         {
             return Value::Poison;
         }
-        let shape = self.nodes[input.0].shape.clone();
+        // Borrowed, not copied: the rules read it before any node is added.
+        let shape = &self.nodes[input.0].shape;
         // `chunk` and `split` give a tuple of their pieces, each a slice node named `path.0`,
         // `path.1`, ... (a destructuring binding renames them after its names).
         if matches!(spec.name, "chunk" | "split") {
-            return match ops::slice::pieces(spec, &bound.args, &shape) {
+            return match ops::slice::pieces(spec, &bound.args, shape) {
                 Ok(pieces) => Value::Tuple(
                     pieces
                         .into_iter()
@@ -312,7 +311,7 @@ impl Expander<'_> {
                 Err(err) => self.op_error(err, &bound, input, loc, &name),
             };
         }
-        match (spec.apply)(&bound.args, &shape) {
+        match (spec.apply)(&bound.args, shape) {
             Ok(built) => {
                 // The tensors given by keyword (a recurrent layer's initial states, an
                 // attention's memory) follow the flowing one, in the parameters' order.
@@ -326,7 +325,8 @@ impl Expander<'_> {
     /// Reports a shape rule's error at the argument it blames (or the call), with how the
     /// input got its size or rank when that is the trouble.
     fn op_error(&mut self, err: OpError, bound: &BoundOp, input: NodeId, loc: Loc, name: &str) -> Value {
-        let at = err.arg.and_then(|a| bound.locs.get(a).copied()).unwrap_or(loc);
+        let given = |a| bound.locs.iter().find(|(name, _)| *name == a).map(|&(_, at)| at);
+        let at = err.arg.and_then(given).unwrap_or(loc);
         let history = err.axis.map(|axis| self.size_history(input, axis));
         let needs = err.needs;
         let mut d = op_diagnostic(err, at, Some(name));
@@ -447,12 +447,12 @@ impl Expander<'_> {
                 }
             }
         }
-        let mut locs = HashMap::new();
-        let mut bound = Vec::new();
+        let mut locs = Vec::new();
+        let mut bound = Vec::with_capacity(spec.params.len());
         for (param, value) in spec.params.iter().zip(values) {
             match (value, param.default.clone()) {
                 (Some((v, at)), _) => {
-                    locs.insert(param.name, at);
+                    locs.push((param.name, at));
                     bound.push((v, true));
                 }
                 (None, Some(default)) => bound.push((default, false)),
@@ -589,8 +589,9 @@ impl Expander<'_> {
 
 struct BoundOp {
     args: Args,
-    /// Where each given argument was written.
-    locs: HashMap<&'static str, Loc>,
+    /// Where each given argument was written, by parameter: a short list, searched only to
+    /// report an error, where a map (made for every layer) cost more than the search.
+    locs: Vec<(&'static str, Loc)>,
     /// The tensors given to [`Kind::Tensor`] parameters, in the parameters' order.
     tensors: Vec<NodeId>,
 }

@@ -2,6 +2,8 @@
 //! comparisons and logic, every integer operation checked; the properties of tensors
 //! (`x.channels`); and the type errors of all of these.
 
+use std::borrow::Cow;
+
 use nnc_grammar::ast::{Access, BinaryOp, Expr, ExprKind, Subscript, UnaryOp};
 use nnc_grammar::Span;
 
@@ -200,11 +202,16 @@ impl Expander<'_> {
         flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        let operand_path = |i: usize, e: &Expr, scope: &Scope| {
-            if refers(e, scope) {
-                path.to_string()
-            } else {
-                child(path, i)
+        // Made for every operand, most of them scalars (`stride != 1 or in.channels != c`
+        // in every residual block): a literal makes no layer and a reference none of its
+        // own, so neither needs a path of its own.
+        let operand_path = |i: usize, e: &Expr, scope: &Scope| -> Cow<'_, str> {
+            match &e.kind {
+                ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) => {
+                    Cow::Borrowed("")
+                }
+                _ if refers(e, scope) => Cow::Borrowed(path),
+                _ => Cow::Owned(child(path, i)),
             }
         };
         let mut acc = self.eval(head, scope, flow, &operand_path(0, head, scope));

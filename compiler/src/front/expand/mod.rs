@@ -17,6 +17,7 @@ mod graph;
 pub(crate) mod lints;
 mod share;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use nnc_grammar::ast::{
@@ -905,13 +906,17 @@ impl<'p> Expander<'p> {
                 // is named apart from the slice, which takes the expression's name; a slice
                 // before the last access is named after its position (`y.slice1`).
                 let brackets = accesses.iter().any(|a| !matches!(a, Access::Field(_)));
-                let base_path =
-                    if brackets && !refers(base, scope) { child(path, 0) } else { path.to_string() };
+                // Borrowed where it is the expression's own path (`in.channels`, met in every
+                // residual block), not copied.
+                let base_path: Cow<'_, str> = match brackets && !refers(base, scope) {
+                    true => Cow::Owned(child(path, 0)),
+                    false => Cow::Borrowed(path),
+                };
                 let mut value = self.eval(base, scope, flow, &base_path);
                 for (i, access) in accesses.iter().enumerate() {
-                    let name = match i + 1 == accesses.len() {
-                        true => path.to_string(),
-                        false => child(path, format_args!("slice{}", i + 1)),
+                    let name: Cow<'_, str> = match i + 1 == accesses.len() {
+                        true => Cow::Borrowed(path),
+                        false => Cow::Owned(child(path, format_args!("slice{}", i + 1))),
                     };
                     value = self.access(value, access, scope, &name);
                 }
@@ -1054,7 +1059,14 @@ impl<'p> Expander<'p> {
     }
 
     /// A label's name: `conv1`, or `denselayer{j}` with the integer value of `j` appended.
-    fn label(&mut self, label: &Label, scope: &mut Scope) -> Option<String> {
+    fn label<'l>(&mut self, label: &'l Label, scope: &mut Scope) -> Option<Cow<'l, str>> {
+        // Most labels are plain text (`conv1`), met once per block instance: borrowed, not
+        // copied.
+        if let [LabelPart::Text(text)] = &label.parts[..] {
+            if !text.is_empty() && !text.contains('.') {
+                return Some(Cow::Borrowed(text));
+            }
+        }
         let mut text = String::new();
         for part in &label.parts {
             let index = match part {
@@ -1085,7 +1097,7 @@ impl<'p> Expander<'p> {
             self.error(Error::LabelText { text: &text, at: Loc::new(scope.file, label.span) });
             return None;
         }
-        Some(text)
+        Some(Cow::Owned(text))
     }
 
     /// Unrolls a repeat into the enclosing sequence: each layer of each iteration takes the
