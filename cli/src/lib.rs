@@ -6,6 +6,7 @@
 //! by the compiler and runtime libraries. `nnc` itself never links libtorch, so that
 //! `nnc check` starts in about a millisecond.
 
+pub mod allocator;
 mod fmt;
 mod lsp;
 

@@ -13,6 +13,7 @@ use clap::Parser;
 use nnc_cli::{execute, with_model, Cli, Outcome, RuntimeCommand};
 
 fn main() -> std::process::ExitCode {
+    nnc_cli::allocator::keep_freed_memory();
     execute(Cli::parse().command, run_model)
 }
 

@@ -58,7 +58,7 @@ pub(crate) type View<'a> = (&'a Analysis, FileId);
 
 /// Serves one client on standard input and output until it says `exit`.
 pub fn serve() -> io::Result<Outcome> {
-    keep_freed_memory();
+    crate::allocator::keep_freed_memory();
     let (connection, threads) = Connection::stdio();
     let capabilities = ServerCapabilities {
         text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
@@ -436,22 +436,6 @@ fn answer<R: lsp_types::request::Request>(
             Ok(result) => Response::new_ok(id, result),
             Err(message) => Response::new_err(id, ErrorCode::RequestFailed as i32, message),
         },
-    }
-}
-
-/// Each keystroke's check allocates a few megabytes for a large network and the check it
-/// replaces frees as much. glibc gives such memory back to the system as soon as it is freed
-/// (blocks over its mmap threshold, and the free top of the heap over its trim threshold), so
-/// that the next check pays page faults to get it again: up to a quarter of a check's time on
-/// the 1000-layer ResNet (7.2 ms against 5.2 ms, checked and dropped in a loop). Kept, it is
-/// reused; what the server holds is bounded by its largest check, as before.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` sets the allocator's parameters under its own lock, and these two only
-    // decide when freed memory goes back to the system.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
