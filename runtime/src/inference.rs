@@ -35,7 +35,7 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use nnc_compiler::ir::{ArithOp, Conv, Graph, NodeId, Op};
+use nnc_compiler::ir::{ArithOp, Graph, NodeId, Op};
 use tch::{Kind, TchError, Tensor};
 
 use crate::error::LayerError;
@@ -128,7 +128,10 @@ struct BlockedConv {
 }
 
 impl BlockedConv {
-    fn new(c: &Conv<2>, params: &Params) -> Result<BlockedConv, TchError> {
+    fn new(op: &Op, params: &Params) -> Result<BlockedConv, TchError> {
+        let Op::Conv2d(c) = op else {
+            return Err(TchError::Shape("only a 2-D convolution runs blocked".to_string()));
+        };
         let (padding, stride, dilation) =
             (c.padding.map(|p| p as i64), c.stride.map(|s| s as i64), c.dilation.map(|d| d as i64));
         let groups = c.groups as i64;
@@ -383,46 +386,23 @@ impl<'m> Inference<'m> {
             Layout::Blocked => blocked_nodes(graph),
             _ => vec![false; graph.nodes.len()],
         };
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let Op::Conv2d(c) = &node.op else { continue };
-            if !blocked[i] || matches!(steps[i], Step::Skip) {
-                continue;
-            }
-            let own = match &steps[i] {
-                Step::Run(Some(p)) => p,
-                _ => &params[i],
-            };
-            let conv = BlockedConv::new(c, own).map_err(|e| plan_error(&node.name, &node.op, &e))?;
-            steps[i] = Step::BlockedConv(conv);
-        }
+        derive_steps(
+            graph,
+            params,
+            &mut steps,
+            &|i, op| blocked[i] && matches!(op, Op::Conv2d(_)),
+            &|op, own| BlockedConv::new(op, own).map(Step::BlockedConv),
+        )?;
         if layout == Layout::ChannelsLast {
-            for (i, node) in graph.nodes.iter().enumerate() {
-                if !matches!(node.op, Op::Conv2d(_)) || matches!(steps[i], Step::Skip) {
-                    continue;
-                }
-                let own = match &steps[i] {
-                    Step::Run(Some(p)) => p.shared(),
-                    _ => params[i].shared(),
-                };
-                let weight = own
-                    .get("weight")
-                    .and_then(channels_last)
-                    .map_err(|e| plan_error(&node.name, &node.op, &e))?;
-                steps[i] = Step::Run(Some(own.with("weight", weight)));
-            }
+            derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, own| {
+                let weight = own.get("weight").and_then(channels_last)?;
+                Ok(Step::Run(Some(own.with("weight", weight))))
+            })?;
         }
         if model.precision() == Precision::Bf16 {
-            for (i, node) in graph.nodes.iter().enumerate() {
-                if !lower_precision(&node.op) || matches!(steps[i], Step::Skip) {
-                    continue;
-                }
-                let own = match &steps[i] {
-                    Step::Run(Some(p)) => p.shared(),
-                    _ => params[i].shared(),
-                };
-                let cast = own.to_kind(Kind::BFloat16).map_err(|e| plan_error(&node.name, &node.op, &e))?;
-                steps[i] = Step::Run(Some(cast));
-            }
+            derive_steps(graph, params, &mut steps, &|_, op| lower_precision(op), &|_, own| {
+                Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
+            })?;
         }
         // A folded batch norm's value is its layer's: that value lives until the batch
         // norm's own last reader.
@@ -553,6 +533,29 @@ impl<'m> Inference<'m> {
             _ => Ok(x.shallow_clone()),
         }
     }
+}
+
+/// One pass of the plan: the step of each computed node for which `applies` holds becomes
+/// what `derive` makes of the node's op and its current tensors (the model's, or those an
+/// earlier pass derived: a folded batch norm's, channels-last weights).
+fn derive_steps(
+    graph: &Graph,
+    params: &[Params],
+    steps: &mut [Step],
+    applies: &dyn Fn(usize, &Op) -> bool,
+    derive: &dyn Fn(&Op, &Params) -> Result<Step, TchError>,
+) -> Result<(), RuntimeError> {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !applies(i, &node.op) || matches!(steps[i], Step::Skip) {
+            continue;
+        }
+        let own = match &steps[i] {
+            Step::Run(Some(p)) => p,
+            _ => &params[i],
+        };
+        steps[i] = derive(&node.op, own).map_err(|e| plan_error(&node.name, &node.op, &e))?;
+    }
+    Ok(())
 }
 
 /// Whether libtorch's autocast computes the op in bf16 on the CPU and on CUDA (the ops whose
