@@ -1,7 +1,27 @@
-//! Lets this crate's tests find libtorch at run time: an rpath to `$LIBTORCH/lib`.
+//! Compiles `csrc/onednn.cpp` (a call into libtorch that tch does not bind; see `src/onednn.rs`)
+//! against the headers of the libtorch tch links, `$LIBTORCH` (`.cargo/config.toml` points it
+//! at `.libtorch/`), and gives this crate's tests an rpath to `$LIBTORCH/lib`.
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    if let Ok(dir) = std::env::var("LIBTORCH") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}/lib");
-    }
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-changed=csrc/onednn.cpp");
+    let Ok(dir) = std::env::var("LIBTORCH") else {
+        panic!("LIBTORCH is not set: run scripts/setup-libtorch.sh (.cargo/config.toml sets it)");
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}/lib");
+    // The ABI of libtorch's C++ strings, as torch-sys's build script assumes it: the new one
+    // unless told otherwise.
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .pic(true)
+        // libtorch's headers as system headers: their warnings are not this crate's.
+        .flag(format!("-isystem{dir}/include"))
+        .flag(format!("-isystem{dir}/include/torch/csrc/api/include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .flag("-Wall")
+        .file("csrc/onednn.cpp")
+        .compile("nnc_onednn");
 }

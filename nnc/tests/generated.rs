@@ -102,7 +102,7 @@ macro_rules! check {
             same_outputs(&net, $ty::graph(), &vs, $file, &[$(($k, $v)),*], $network, &$input);
             randomise_batch_norms(&vs);
             let plan = net.for_inference().unwrap();
-            assert_eq!(plan.layout(), Layout::for_inference(&$ty::graph()));
+            assert_eq!(plan.layout(), Layout::for_graph(&$ty::graph()));
             let x = Tensor::randn($input, (Kind::Float, Device::Cpu));
             let planned = nnc::tch::no_grad(|| plan.try_forward(&x)).unwrap();
             let plain = nnc::tch::no_grad(|| net.try_forward(&x, false)).unwrap();

@@ -1,5 +1,5 @@
 //! `cargo bench -p nnc-runtime --bench layouts`: the inference plan in each layout against the
-//! interpreter, on the networks `Layout::for_inference` chooses for (LeNet, ResNet-18 and
+//! interpreter, on the networks `Layout::for_graph` chooses for (LeNet, ResNet-18 and
 //! MobileNetV2 at 96×96), at batch 1 and 32, on 2 threads. Each round times every variant
 //! once, in turn, so that a machine busy for a while slows them all alike; the figures are the
 //! medians of the rounds, as ratios to the interpreter, and the layout the plan chooses is
@@ -29,11 +29,11 @@ fn main() {
         let overrides = size.map(|s: i64| vec![("size".to_string(), s.to_string())]).unwrap_or_default();
         let compiled = compile(Root::Path(&root.join(file)), &Options { overrides, ..Options::default() });
         let graph = compiled.graphs.into_iter().next().expect("a network");
-        let chosen = Layout::for_inference(&graph);
+        let chosen = Layout::for_graph(&graph);
         let dims: Vec<i64> = graph.node(graph.input()).shape.dims.iter().map(|&d| d as i64).collect();
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Model::new(&vs.root(), graph, Init::PyTorch);
-        let layouts = [Layout::Contiguous, Layout::ChannelsLast, Layout::Blocked];
+        let layouts = [Layout::Contiguous, Layout::ChannelsLast];
         let plans: Vec<Inference> =
             layouts.iter().map(|&l| Inference::new(&model, l).expect("a plan")).collect();
         for batch in [1i64, 32] {
@@ -68,5 +68,5 @@ fn main() {
             println!();
         }
     }
-    println!("(× the interpreter's speed, median of {ROUNDS} rounds; * the layout for_inference chooses)");
+    println!("(× the interpreter's speed, median of {ROUNDS} rounds; * the layout for_graph chooses)");
 }

@@ -10,17 +10,15 @@
 //! - **Channels-last** (NHWC) activations and convolution weights, where the caller asks for
 //!   it ([`Layout`]): oneDNN's convolutions run on that layout without reordering, and the
 //!   values are the same. The outputs are given back in the usual (contiguous) layout.
-//! - **oneDNN's blocked layout** ([`Layout::Blocked`], fp32 on the CPU): the 2-D convolutions'
-//!   weights are reordered once into the layout oneDNN's kernel reads (prepacked, what
-//!   `torch.jit.freeze` + `optimize_for_inference` does), and the activations between them stay
-//!   in oneDNN's own blocked format (`to_mkldnn`) through every op that libtorch computes on it
-//!   as on dense tensors (ReLU, sigmoid, tanh, exact GELU, `+` and `×` of equal shapes, max
-//!   pooling without dilation, average pooling without ceil mode, global average pooling,
-//!   batch norm, dropout), so that no reorder runs between two convolutions. A value in that
-//!   format is made dense (`to_dense`) where any other op reads it, and before it is given back.
-//!   One difference, which `torch.jit.freeze`'s oneDNN graphs share: oneDNN's ReLU makes a NaN
-//!   0 and its max pooling skips NaNs, where libtorch's dense kernels pass them on, so a model
-//!   whose values are not finite can give finite outputs in this layout.
+//! - **Prepacked convolution weights** (on the CPU): each 2-D convolution's weight is
+//!   reordered once into the layout oneDNN's kernel reads (`mkldnn_reorder_conv2d_weight`), and
+//!   the convolution runs on the plan's dense activations through the kernel `torch.compile`
+//!   uses for frozen graphs ([`crate::onednn`]), instead of reordering the weight at every call
+//!   as libtorch's usual convolution does (ResNet-18 at 96×96, batch 1: about 1.9× the plan
+//!   without it). The activations stay in libtorch's dense tensors, so every other op runs as
+//!   in the interpreter. In a bf16 plan the packed weights and biases are bf16 and the
+//!   convolution casts its input to bf16, as autocast does, on CPUs where oneDNN has bf16
+//!   kernels.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it ([`ops::apply_in_place`], the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
@@ -35,7 +33,7 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use nnc_compiler::ir::{ArithOp, Graph, NodeId, Op};
+use nnc_compiler::ir::{Graph, NodeId, Op};
 use tch::{Kind, TchError, Tensor};
 
 use crate::error::LayerError;
@@ -52,9 +50,6 @@ pub enum Layout {
     Contiguous,
     /// NHWC in memory (PyTorch's `torch.channels_last`), the same logical shape.
     ChannelsLast,
-    /// oneDNN's blocked format between 2-D convolutions, their weights prepacked: inference in
-    /// fp32 on the CPU only (anything else plans [`Layout::ChannelsLast`] instead).
-    Blocked,
 }
 
 impl Layout {
@@ -63,25 +58,11 @@ impl Layout {
         match self {
             Layout::Contiguous => "contiguous layout",
             Layout::ChannelsLast => "channels-last layout",
-            Layout::Blocked => "oneDNN blocked layout, convolution weights prepacked",
         }
     }
 
-    /// The layout measured fastest for an inference plan of the graph: where
-    /// [`Layout::for_graph`] takes channels-last, oneDNN's blocked format if the values can stay
-    /// in it from one convolution to the next (at most [`BLOCKED_CROSSINGS`] crossings between
-    /// it and dense tensors); the layout [`Layout::for_graph`] takes otherwise.
-    pub fn for_inference(graph: &Graph) -> Layout {
-        match Layout::for_graph(graph) {
-            Layout::ChannelsLast if crossings(graph, &blocked_nodes(graph)) <= BLOCKED_CROSSINGS => {
-                Layout::Blocked
-            }
-            layout => layout,
-        }
-    }
-
-    /// The layout measured faster for the graph in training and in the plan where oneDNN's
-    /// blocked format is not taken: channels-last where 2-D convolutions of at least 16 input
+    /// The layout measured faster for the graph, in training and in the inference plan:
+    /// channels-last where 2-D convolutions of at least 16 input
     /// channels do most of the multiply-adds (ResNet-18 and MobileNetV2 at 96×96: 1.3–1.9× at
     /// batch 1, up to 1.9× at batch 32, on 1 and 2 threads of an AMD EPYC), contiguous
     /// otherwise (LeNet, whose convolutions take 1 and 6 channels: a few per cent slower in
@@ -111,14 +92,16 @@ enum Step {
     Folded(NodeId),
     /// The node's op, with the plan's tensors where they differ from the model's.
     Run(Option<Params>),
-    /// A 2-D convolution in oneDNN's blocked layout, its weight prepacked.
-    BlockedConv(BlockedConv),
+    /// A 2-D convolution through oneDNN, its weight prepacked.
+    PackedConv(PackedConv),
 }
 
-/// A 2-D convolution of a plan in [`Layout::Blocked`]: oneDNN's kernel with the weight in the
-/// layout it reads, reordered once (`mkldnn_reorder_conv2d_weight`), and the (folded) bias.
+/// A 2-D convolution of a plan on the CPU: oneDNN's kernel with the weight in the layout it
+/// reads, reordered once (`mkldnn_reorder_conv2d_weight`), and the (folded) bias, both of the
+/// plan's kind (fp32, or bf16 under [`Precision::Bf16`]).
 #[derive(Debug)]
-struct BlockedConv {
+struct PackedConv {
+    kind: Kind,
     weight: Tensor,
     bias: Option<Tensor>,
     padding: [i64; 2],
@@ -127,32 +110,34 @@ struct BlockedConv {
     groups: i64,
 }
 
-impl BlockedConv {
-    fn new(op: &Op, params: &Params) -> Result<BlockedConv, TchError> {
+impl PackedConv {
+    fn new(op: &Op, params: &Params, kind: Kind) -> Result<PackedConv, TchError> {
         let Op::Conv2d(c) = op else {
-            return Err(TchError::Shape("only a 2-D convolution runs blocked".to_string()));
+            return Err(TchError::Shape("only a 2-D convolution is prepacked".to_string()));
         };
         let (padding, stride, dilation) =
             (c.padding.map(|p| p as i64), c.stride.map(|s| s as i64), c.dilation.map(|d| d as i64));
         let groups = c.groups as i64;
-        let weight = params.get("weight")?.f_detach()?.f_to_mkldnn(None)?;
+        let weight = params.get("weight")?.f_detach()?.f_to_kind(kind)?.f_to_mkldnn(None)?;
         let weight =
             weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, None::<&[i64]>)?;
-        let bias = params.optional("bias").map(Tensor::f_detach).transpose()?;
-        Ok(BlockedConv { weight, bias, padding, stride, dilation, groups })
+        let bias = params.optional("bias").map(|b| b.f_detach()?.f_to_kind(kind)).transpose()?;
+        Ok(PackedConv { kind, weight, bias, padding, stride, dilation, groups })
     }
 
-    /// The convolution of `x`, which is first made blocked if it is dense.
+    /// The convolution of `x`, in its layout, cast to the plan's kind first if it is another
+    /// (a bf16 plan's input).
     fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        let blocked;
-        let x = match x.is_mkldnn() {
+        let cast;
+        let x = match x.kind() == self.kind {
             true => x,
             false => {
-                blocked = x.f_to_mkldnn(None)?;
-                &blocked
+                cast = x.f_to_kind(self.kind)?;
+                &cast
             }
         };
-        x.f_mkldnn_convolution(
+        crate::onednn::convolution(
+            x,
             &self.weight,
             self.bias.as_ref(),
             self.padding,
@@ -163,48 +148,6 @@ impl BlockedConv {
     }
 }
 
-/// How many times at most a graph's values may cross between oneDNN's blocked format and
-/// dense tensors for [`Layout::for_inference`] to take the blocked layout: into the first
-/// convolution and out of the last (ResNet's stem and global pooling). Each crossing copies
-/// the whole activation, which at every op oneDNN cannot compute blocked (MobileNetV2's ReLU6,
-/// GoogLeNet's `cat`) costs more than the blocked convolutions win.
-const BLOCKED_CROSSINGS: usize = 2;
-
-/// Which nodes a plan in [`Layout::Blocked`] computes in oneDNN's blocked format: the 2-D
-/// convolutions whose padding is symmetric (every one but a `same` convolution of an even
-/// window), and after them the ops that libtorch computes on that format as on dense tensors
-/// (NaNs aside: see the module's documentation), whose
-/// inputs are all blocked (checked against PyTorch's in `runtime/tests/inference.rs`; on
-/// libtorch 2.13 ReLU6, SiLU, hardswish, leaky ReLU, `cat` and a number added fail on it, and
-/// average pooling in ceil mode computes other values).
-fn blocked_nodes(graph: &Graph) -> Vec<bool> {
-    let mut blocked = vec![false; graph.nodes.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let from_blocked = !node.inputs.is_empty() && node.inputs.iter().all(|id| blocked[id.0]);
-        let rank4 = |id: &NodeId| graph.node(*id).shape.rank() == 4;
-        blocked[i] = match &node.op {
-            Op::Conv2d(c) => {
-                let symmetric = !c.same || (0..2).all(|a| c.dilation[a] * (c.kernel[a] - 1) % 2 == 0);
-                symmetric && node.inputs.iter().all(rank4)
-            }
-            Op::Relu(_) | Op::Sigmoid(_) | Op::Tanh(_) | Op::Dropout(_) => from_blocked,
-            // oneDNN's max pooling refuses a dilation.
-            Op::MaxPool2d(p) => from_blocked && p.dilation == [1, 1],
-            Op::Gelu(g) => from_blocked && g.approximate == "none",
-            Op::BatchNorm(_) => from_blocked && node.inputs.iter().all(rank4),
-            Op::AvgPool2d(p) => from_blocked && !p.ceil_mode,
-            Op::AdaptiveAvgPool2d(p) => from_blocked && p.output == [1, 1],
-            Op::Arith(a) => {
-                let same =
-                    node.inputs.iter().all(|id| graph.node(*id).shape == graph.node(node.inputs[0]).shape);
-                from_blocked && same && matches!(a.op, ArithOp::Add | ArithOp::Mul)
-            }
-            _ => false,
-        };
-    }
-    blocked
-}
-
 /// Which nodes the plan computes in place ([`ops::apply_in_place`]): an op libtorch has an
 /// in-place function for, of the output's shape and layout, whose first input's storage the
 /// plan allocated (never a graph input or a weight) and nothing reads after this node, through
@@ -213,7 +156,7 @@ fn blocked_nodes(graph: &Graph) -> Vec<bool> {
 /// give its input or a view of it counts as one), and the storage must die here, read by no
 /// other input of this node (checked against the interpreter, in each layout, by
 /// `runtime/tests/inference.rs`, aliases included).
-fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize], blocked: &[bool]) -> Vec<bool> {
+fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize]) -> Vec<bool> {
     let n = graph.nodes.len();
     // For each node, the node whose allocation its value lives in; for each storage, whether
     // the plan made it and the last node that reads it through any of its names.
@@ -224,7 +167,7 @@ fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize], blocked: &[
     for (i, node) in graph.nodes.iter().enumerate() {
         let own = match &steps[i] {
             Step::Skip | Step::Input(_) | Step::Folded(_) => false,
-            Step::BlockedConv(_) => true,
+            Step::PackedConv(_) => true,
             Step::Run(_) => allocates(&node.op),
         };
         if let Step::Folded(layer) = steps[i] {
@@ -236,10 +179,7 @@ fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize], blocked: &[
                 && fresh[s]
                 && read_until[s] == i
                 && !node.inputs[1..].iter().any(|id| storage[id.0] == s)
-                && graph.node(first).shape == node.shape
-                && blocked[first.0] == blocked[i]
-                // libtorch 2.13's `gelu_` refuses oneDNN's format, which its `gelu` takes.
-                && !(blocked[i] && matches!(node.op, Op::Gelu(_)));
+                && graph.node(first).shape == node.shape;
             if in_place[i] || !own {
                 storage[i] = s;
             }
@@ -293,19 +233,6 @@ fn fits_in_place(inputs: &[&Tensor]) -> bool {
         && ys.iter().rev().zip(xs.iter().rev()).all(|(&b, &a)| b == a || b == 1)
 }
 
-/// How many edges of the graph go between a blocked and a dense node, and out of a blocked
-/// output: each a copy in another layout.
-fn crossings(graph: &Graph, blocked: &[bool]) -> usize {
-    let inner = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, node)| node.inputs.iter().map(move |id| (id.0, i)))
-        .filter(|&(from, to)| blocked[from] != blocked[to])
-        .count();
-    inner + graph.outputs.iter().filter(|o| blocked[o.node.0]).count()
-}
-
 /// The model a plan runs: the caller's, or its own (a `model!` type's plan, made over the
 /// type's tensors).
 #[derive(Debug)]
@@ -332,14 +259,13 @@ pub struct Inference<'m> {
     steps: Vec<Step>,
     /// For each node, the last node that reads its value (through a folded batch norm too).
     last_use: Vec<usize>,
-    /// For each node, whether its value is in oneDNN's blocked format ([`Layout::Blocked`]).
-    blocked: Vec<bool>,
     /// For each node, whether it is computed in place on its first input, which nothing reads
     /// after it: activations and arithmetic write over a tensor that would be freed anyway,
     /// instead of allocating another (ResNet-18's ReLUs and residual sums).
     in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
+    packed: usize,
 }
 
 impl<'m> Inference<'m> {
@@ -378,31 +304,29 @@ impl<'m> Inference<'m> {
             };
             steps.push(step);
         }
-        let layout = match layout {
-            Layout::Blocked if !blocked_runs(&model) => Layout::ChannelsLast,
-            layout => layout,
-        };
-        let blocked = match layout {
-            Layout::Blocked => blocked_nodes(graph),
-            _ => vec![false; graph.nodes.len()],
-        };
-        derive_steps(
-            graph,
-            params,
-            &mut steps,
-            &|i, op| blocked[i] && matches!(op, Op::Conv2d(_)),
-            &|op, own| BlockedConv::new(op, own).map(Step::BlockedConv),
-        )?;
+        let packs = packs(&model);
+        if let Some(kind) = packs {
+            derive_steps(graph, params, &mut steps, &|i, _| packable(graph, i), &|op, own| {
+                PackedConv::new(op, own, kind).map(Step::PackedConv)
+            })?;
+        }
+        let packed = |i| packs.is_some() && packable(graph, i);
+        // The weights left to libtorch's convolution (all of them, where nothing is packed).
         if layout == Layout::ChannelsLast {
-            derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, own| {
+            let unpacked = |i, op: &Op| matches!(op, Op::Conv2d(_)) && !packed(i);
+            derive_steps(graph, params, &mut steps, &unpacked, &|_, own| {
                 let weight = own.get("weight").and_then(channels_last)?;
                 Ok(Step::Run(Some(own.with("weight", weight))))
             })?;
         }
         if model.precision() == Precision::Bf16 {
-            derive_steps(graph, params, &mut steps, &|_, op| lower_precision(op), &|_, own| {
-                Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
-            })?;
+            derive_steps(
+                graph,
+                params,
+                &mut steps,
+                &|i, op| lower_precision(op) && !packed(i),
+                &|_, own| Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?))),
+            )?;
         }
         // A folded batch norm's value is its layer's: that value lives until the batch
         // norm's own last reader.
@@ -412,8 +336,9 @@ impl<'m> Inference<'m> {
                 last_use[layer.0] = last_use[i];
             }
         }
-        let in_place = in_place_nodes(graph, &steps, &last_use, &blocked);
-        Ok(Inference { model, steps, last_use, blocked, in_place, layout, folded })
+        let in_place = in_place_nodes(graph, &steps, &last_use);
+        let packed = steps.iter().filter(|s| matches!(s, Step::PackedConv(_))).count();
+        Ok(Inference { model, steps, last_use, in_place, layout, folded, packed })
     }
 
     /// How many batch norms the plan folded into the layer before them.
@@ -421,20 +346,22 @@ impl<'m> Inference<'m> {
         self.folded
     }
 
-    /// What the plan does, for messages: "17 batch norms folded into the layer before them, 25
-    /// layers computed in place, oneDNN blocked layout, convolution weights prepacked".
+    /// What the plan does, for messages: "17 batch norms folded into the layer before them, 20
+    /// convolution weights prepacked, 25 layers computed in place, channels-last layout".
     pub fn describe(&self) -> String {
         format!(
-            "{} batch norms folded into the layer before them, {} layers computed in place, {}",
+            "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \
+             layers computed in place, {}",
             self.folded,
+            self.packed,
             self.in_place(),
             self.layout.describe()
         )
     }
 
-    /// How many nodes the plan computes in oneDNN's blocked format.
-    pub fn blocked(&self) -> usize {
-        self.blocked.iter().filter(|&&b| b).count()
+    /// How many convolutions run through oneDNN with their weights prepacked.
+    pub fn packed(&self) -> usize {
+        self.packed
     }
 
     /// How many nodes the plan computes in place on their first input.
@@ -482,24 +409,12 @@ impl<'m> Inference<'m> {
                 Step::Run(derived) => {
                     let inputs = node_inputs(node, &values);
                     let own = derived.as_ref().unwrap_or(&params[i]);
-                    let crossing = !self.blocked[i] && node.inputs.iter().any(|id| self.blocked[id.0]);
-                    match crossing {
-                        false if self.in_place[i] && fits_in_place(&inputs) => {
-                            Some(vec![ops::apply_in_place(&node.name, &node.op, &inputs)?])
-                        }
+                    match self.in_place[i] && fits_in_place(&inputs) {
+                        true => Some(vec![ops::apply_in_place(&node.name, &node.op, &inputs)?]),
                         false => Some(ops::apply_outputs(&node.name, &node.op, own, &inputs, false)?),
-                        true => {
-                            let dense: Vec<Tensor> = inputs
-                                .iter()
-                                .map(|t| dense(t))
-                                .collect::<Result<_, _>>()
-                                .map_err(|e| ops::layer_error(&node.name, &node.op, &inputs, &e))?;
-                            let dense: Vec<&Tensor> = dense.iter().collect();
-                            Some(ops::apply_outputs(&node.name, &node.op, own, &dense, false)?)
-                        }
                     }
                 }
-                Step::BlockedConv(conv) => {
+                Step::PackedConv(conv) => {
                     let inputs = node_inputs(node, &values);
                     let out = conv
                         .run(inputs[0])
@@ -631,25 +546,43 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
     t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
 }
 
-/// The usual layout, copying only where the tensor is in another (channels-last, or oneDNN's
-/// blocked format).
+/// The usual layout, copying only where the tensor is in another (channels-last).
 fn dense(t: &Tensor) -> Result<Tensor, TchError> {
-    match (t.is_mkldnn(), t.is_contiguous()) {
-        (true, _) => t.f_to_dense(None, false),
-        (false, true) => Ok(t.shallow_clone()),
-        (false, false) => t.f_contiguous(),
+    match t.is_contiguous() {
+        true => Ok(t.shallow_clone()),
+        false => t.f_contiguous(),
     }
 }
 
-/// Whether oneDNN's blocked format can run the model: fp32 (bf16 plans use autocast's
-/// kernels), on the CPU, in a libtorch built with oneDNN.
-fn blocked_runs(model: &Model) -> bool {
+/// The kind in which the plan prepacks the model's convolution weights ([`PackedConv`]), if it
+/// does: fp32 weights on the CPU, in a libtorch built with oneDNN; fp32, or bf16 for a model
+/// of [`Precision::Bf16`] where oneDNN has bf16 kernels for this CPU (autocast's otherwise).
+fn packs(model: &Model) -> Option<Kind> {
     let fp32_on_cpu = model.graph().nodes.iter().zip(model.node_params()).all(|(node, p)| {
         let float = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float;
         !matches!(node.op, Op::Conv2d(_))
             || (p.get("weight").is_ok_and(float) && p.optional("bias").is_none_or(float))
     });
-    model.precision() == Precision::Fp32 && fp32_on_cpu && tch::utils::has_mkldnn()
+    let kind = match model.precision() {
+        Precision::Fp32 => Kind::Float,
+        Precision::Bf16 if crate::onednn::bf16_supported() => Kind::BFloat16,
+        Precision::Bf16 => return None,
+    };
+    (fp32_on_cpu && tch::utils::has_mkldnn()).then_some(kind)
+}
+
+/// Whether the node is a convolution that runs prepacked: a 2-D one of a batch (rank 4) whose
+/// padding is symmetric, as oneDNN's kernel takes it (every one but a `same` convolution of an
+/// even window, which libtorch pads unevenly itself).
+fn packable(graph: &Graph, i: usize) -> bool {
+    let node = &graph.nodes[i];
+    match &node.op {
+        Op::Conv2d(c) => {
+            let symmetric = !c.same || (0..2).all(|a| c.dilation[a] * (c.kernel[a] - 1) % 2 == 0);
+            symmetric && node.inputs.iter().all(|id| graph.node(*id).shape.rank() == 4)
+        }
+        _ => false,
+    }
 }
 
 fn plan_error(layer: &str, op: &Op, e: &TchError) -> RuntimeError {

@@ -13,6 +13,7 @@ pub mod inference;
 mod init;
 pub mod memory;
 mod model;
+pub mod onednn;
 pub mod ops;
 pub mod parity;
 pub mod precision;

@@ -75,8 +75,7 @@ pub struct TrainConfig {
     pub stop_on_divergence: bool,
     /// The memory layout of the weights of rank 4 and of the batches: channels-last makes
     /// MobileNetV2's step 1.25–2× faster on a CPU and leaves ResNet-18's as it is
-    /// ([`Layout::for_graph`] chooses; [`Layout::Blocked`], a layout of inference, trains as
-    /// contiguous); the values are the same, to rounding.
+    /// ([`Layout::for_graph`] chooses); the values are the same, to rounding.
     pub layout: Layout,
 }
 

@@ -79,7 +79,7 @@ fn check_graph(file: &str, graph: Graph) -> usize {
     let inputs = random_inputs(model.graph(), 2);
     let xs: Vec<&Tensor> = inputs.iter().collect();
     let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false)).unwrap();
-    for layout in [Layout::Contiguous, Layout::ChannelsLast, Layout::Blocked] {
+    for layout in [Layout::Contiguous, Layout::ChannelsLast] {
         let plan = Inference::new(&model, layout).unwrap();
         assert_eq!(plan.layout(), layout, "{file}: a CPU fp32 model runs in the layout asked for");
         folded = plan.folded();
@@ -134,53 +134,52 @@ fn zoo_networks_compute_the_interpreters_outputs() {
     }
 }
 
-/// Every op the blocked layout computes in oneDNN's format (`inference::blocked_nodes`), after
-/// a convolution, with a batch norm that does not fold (its convolution is read twice), against
-/// the interpreter.
+/// Which convolutions run through oneDNN with prepacked weights: every 2-D one of a batch
+/// (grouped, strided, dilated, without bias, `same` of an odd window, one a batch norm folded
+/// into), except a `same` convolution of an even window, which libtorch pads unevenly itself;
+/// the outputs stay the interpreter's.
 #[test]
-fn blocked_layout_computes_each_op_it_takes() {
-    let text = "network blocked_ops {
+fn convolution_weights_are_prepacked() {
+    let text = "network convolutions {
     input [N, 3, 20, 20]
     x = conv2d(8, 3, padding=1)
     y = x -> batchnorm -> gelu -> tanh
     z = (x -> conv2d(8, 5, padding=\"same\", dilation=1, bias=false) -> sigmoid) * y
-    w = z + x -> relu -> dropout(0.5)
-        -> avgpool2d(3, stride=1, padding=1, count_include_pad=false) -> maxpool2d(3, stride=2, ceil_mode=true)
-        -> adaptive_avgpool2d(1) -> flatten -> linear(4)
+    d = z + x -> conv2d(8, 3, groups=8, stride=2, dilation=2, padding=2) -> batchnorm -> relu
+    e = d -> conv2d(8, 4, padding=\"same\")
+    e + d -> adaptive_avgpool2d(1) -> flatten -> linear(4)
 }
 ";
-    let compiled = compile(Root::Text { name: "blocked.net", text, dir: None }, &Options::default());
+    let compiled = compile(Root::Text { name: "convolutions.net", text, dir: None }, &Options::default());
     assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
     let graph = compiled.graphs.into_iter().next().unwrap();
-    let nodes = graph.nodes.len();
-    assert_eq!(check_graph("blocked.net", graph.clone()), 0);
+    // The depthwise convolution's batch norm folds; the first's does not (`x` has three readers).
+    assert_eq!(check_graph("convolutions.net", graph.clone()), 1);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Model::new(&vs.root(), graph, Init::PyTorch);
-    let blocked = Inference::new(&model, Layout::Blocked).unwrap();
-    // All but the input, the flatten and the linear layer.
-    assert_eq!(blocked.blocked(), nodes - 3);
-    // In place: tanh, sigmoid, `*`, `+` and ReLU; GELU too where it is not blocked (its
-    // in-place function refuses oneDNN's format); never the batch norm's input, which `+`
-    // reads later.
-    assert_eq!(blocked.in_place(), 5);
-    assert_eq!(Inference::new(&model, Layout::Contiguous).unwrap().in_place(), 6);
+    for layout in [Layout::Contiguous, Layout::ChannelsLast] {
+        assert_eq!(Inference::new(&model, layout).unwrap().packed(), 3, "{layout:?}");
+    }
+    for (file, convolutions) in [("lenet.net", 2), ("resnet18.net", 20), ("zoo/mobilenet_v2.net", 52)] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graphs(file).remove(0), Init::PyTorch);
+        assert_eq!(Inference::new(&model, Layout::for_graph(model.graph())).unwrap().packed(), convolutions);
+    }
 }
 
-/// The layout each plan takes: oneDNN's blocked format where the values stay in it from one
-/// convolution to the next (ResNet-18: into the stem, out of the global pooling), channels-last
-/// where an op it cannot compute sits between convolutions (MobileNetV2's ReLU6, GoogLeNet's
-/// `cat`), contiguous for LeNet.
+/// The layout each plan takes: channels-last where wide convolutions do most of the work,
+/// contiguous for LeNet.
 #[test]
 fn inference_layouts_are_chosen_per_graph() {
     for (file, layout) in [
-        ("resnet18.net", Layout::Blocked),
-        ("zoo/resnet50.net", Layout::Blocked),
+        ("resnet18.net", Layout::ChannelsLast),
+        ("zoo/resnet50.net", Layout::ChannelsLast),
         ("zoo/mobilenet_v2.net", Layout::ChannelsLast),
         ("googlenet.net", Layout::ChannelsLast),
         ("lenet.net", Layout::Contiguous),
     ] {
         let graph = graphs(file).remove(0);
-        assert_eq!(Layout::for_inference(&graph), layout, "{file}");
+        assert_eq!(Layout::for_graph(&graph), layout, "{file}");
     }
 }
 
@@ -234,17 +233,17 @@ network dilated_pool {
     }
 }
 
-/// A model cast to f64 plans in channels-last where the blocked layout is asked for: oneDNN's
-/// blocked convolutions take fp32 alone.
+/// A model cast to f64 runs its convolutions through libtorch's usual kernel: the prepacked
+/// ones take fp32 alone.
 #[test]
-fn a_model_of_another_type_falls_back_from_the_blocked_layout() {
+fn a_model_of_another_type_keeps_libtorchs_convolution() {
     let mut graph = graphs("resnet18.net").remove(0);
     graph.name = "resnet18 in f64".to_string();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = Model::new(&vs.root(), graph, Init::PyTorch);
     vs.double();
-    let plan = Inference::new(&model, Layout::Blocked).unwrap();
-    assert_eq!(plan.layout(), Layout::ChannelsLast);
+    let plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    assert_eq!(plan.packed(), 0);
     let x = Tensor::randn([2, 1, 64, 64], (tch::Kind::Double, Device::Cpu));
     let planned = tch::no_grad(|| plan.try_forward(&x)).unwrap();
     let plain = tch::no_grad(|| model.try_forward(&x, false)).unwrap();

@@ -164,7 +164,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     }
     if !args.train {
         // The inference plan `eval`, `predict` and `bench` run, against the interpreter.
-        let planned = Inference::new(&model, Layout::for_inference(graph)).and_then(|plan| {
+        let planned = Inference::new(&model, Layout::for_graph(graph)).and_then(|plan| {
             let xs = random_inputs(graph, args.batch, device)?;
             let xs: Vec<&Tensor> = xs.iter().collect();
             let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
@@ -294,7 +294,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(o) => o,
         Err(e) => return model_error(e),
     };
-    let plan = match Inference::new(&model, Layout::for_inference(graph)) {
+    let plan = match Inference::new(&model, Layout::for_graph(graph)) {
         Ok(plan) => plan,
         Err(e) => return model_error(e),
     };
@@ -314,7 +314,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     // The training step in the layout `nnc train` chooses.
     let arranged = match Layout::for_graph(graph) {
         Layout::ChannelsLast => arrange_for_training(&vs, &inputs),
-        Layout::Contiguous | Layout::Blocked => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
+        Layout::Contiguous => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
     };
     let arranged = match arranged {
         Ok(xs) => xs,

@@ -515,7 +515,7 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         match (args.channels_last, layout) {
             (true, _) => ", channels-last (--channels-last)",
             (false, Layout::ChannelsLast) => ", channels-last (chosen for this network)",
-            (false, Layout::Contiguous | Layout::Blocked) => "",
+            (false, Layout::Contiguous) => "",
         }
     ))?;
     let log_every = Duration::from_secs(args.log_every);
@@ -652,7 +652,7 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
             Ok(m) => m,
             Err(outcome) => return Ok(outcome),
         };
-    let plan = match Inference::new(&model, Layout::for_inference(model.graph())) {
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
         Ok(plan) => plan,
         Err(e) => return fail(e, Outcome::ModelError),
     };
@@ -698,7 +698,7 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
             Ok(m) => m,
             Err(outcome) => return Ok(outcome),
         };
-    let plan = match Inference::new(&model, Layout::for_inference(model.graph())) {
+    let plan = match Inference::new(&model, Layout::for_graph(model.graph())) {
         Ok(plan) => plan,
         Err(e) => return fail(e, Outcome::ModelError),
     };
