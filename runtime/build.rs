@@ -1,10 +1,10 @@
-//! Compiles `csrc/onednn.cpp` (a call into libtorch that tch does not bind; see `src/onednn.rs`)
+//! Compiles `csrc/shim.cpp` (calls into libtorch that tch does not bind; see `src/shim.rs`)
 //! against the headers of the libtorch tch links, `$LIBTORCH` (`.cargo/config.toml` points it
 //! at `.libtorch/`), and gives this crate's tests an rpath to `$LIBTORCH/lib`.
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    println!("cargo:rerun-if-changed=csrc/onednn.cpp");
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
     let Ok(dir) = std::env::var("LIBTORCH") else {
         panic!("LIBTORCH is not set: run scripts/setup-libtorch.sh (.cargo/config.toml sets it)");
     };
@@ -22,6 +22,6 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .define("GLOG_USE_GLOG_EXPORT", None)
         .flag("-Wall")
-        .file("csrc/onednn.cpp")
-        .compile("nnc_onednn");
+        .file("csrc/shim.cpp")
+        .compile("nnc_shim");
 }

@@ -13,7 +13,7 @@
 //! - **Prepacked convolution weights** (on the CPU): each 2-D convolution's weight is
 //!   reordered once into the layout oneDNN's kernel reads (`mkldnn_reorder_conv2d_weight`), and
 //!   the convolution runs on the plan's dense activations through the kernel `torch.compile`
-//!   uses for frozen graphs ([`crate::onednn`]), instead of reordering the weight at every call
+//!   uses for frozen graphs ([`crate::shim`]), instead of reordering the weight at every call
 //!   as libtorch's usual convolution does (ResNet-18 at 96×96, batch 1: about 1.9× the plan
 //!   without it). The activations stay in libtorch's dense tensors, so every other op runs as
 //!   in the interpreter. In a bf16 plan the packed weights and biases are bf16 and the
@@ -136,7 +136,7 @@ impl PackedConv {
                 &cast
             }
         };
-        crate::onednn::convolution(
+        crate::shim::onednn_convolution(
             x,
             &self.weight,
             self.bias.as_ref(),
@@ -565,7 +565,7 @@ fn packs(model: &Model) -> Option<Kind> {
     });
     let kind = match model.precision() {
         Precision::Fp32 => Kind::Float,
-        Precision::Bf16 if crate::onednn::bf16_supported() => Kind::BFloat16,
+        Precision::Bf16 if crate::shim::onednn_bf16_supported() => Kind::BFloat16,
         Precision::Bf16 => return None,
     };
     (fp32_on_cpu && tch::utils::has_mkldnn()).then_some(kind)

@@ -13,10 +13,10 @@ pub mod inference;
 mod init;
 pub mod memory;
 mod model;
-pub mod onednn;
 pub mod ops;
 pub mod parity;
 pub mod precision;
+pub mod shim;
 pub mod train;
 pub mod weights;
 

@@ -14,12 +14,16 @@ use tch::{nn, Device, Kind, TchError, Tensor};
 
 use crate::data::{Batches, Dataset};
 use crate::inference::{channels_last, Layout};
+use crate::shim;
 use crate::weights::{self, LoadOptions, OPTIM_PREFIX};
 use crate::{Model, RuntimeError};
 
 /// The bookkeeping entries of a checkpoint (under `weights::META_PREFIX`).
 const STEPS: &str = "nnc.optim_steps";
 const METRICS: &str = "nnc.metrics";
+/// Adam's β₁, β₂ and ε: torch.optim.Adam's defaults.
+const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+const ADAM_EPS: f64 = 1e-8;
 
 /// A training loss above this many times the larger of the run's first loss and the loss of a
 /// uniform guess (ln of the number of classes) is divergence. A cross-entropy of 100 × ln 10
@@ -179,8 +183,9 @@ pub enum Resumed {
 }
 
 /// SGD and Adam over the trainable variables, with their state kept by name so that it can be
-/// checkpointed (tch's optimizers do not expose theirs).
-struct Optim {
+/// checkpointed (tch's optimizers do not expose theirs): what [`Trainer`] steps with, and `nnc
+/// bench` times.
+pub struct Optim {
     kind: Optimizer,
     lr: f64,
     params: Vec<(String, Tensor)>,
@@ -190,12 +195,17 @@ struct Optim {
 }
 
 impl Optim {
-    fn new(vs: &nn::VarStore, kind: Optimizer, lr: f64) -> Optim {
+    pub fn new(vs: &nn::VarStore, kind: Optimizer, lr: f64) -> Optim {
         let mut params: Vec<(String, Tensor)> =
             vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let state = params.iter().map(|_| Vec::new()).collect();
         Optim { kind, lr, params, state, steps: 0 }
+    }
+
+    /// Whether the optimiser keeps state between steps (all but plain SGD).
+    fn keeps_state(&self) -> bool {
+        !matches!(self.kind, Optimizer::Sgd { momentum: 0.0, .. })
     }
 
     fn state_names(&self) -> &'static [&'static str] {
@@ -205,61 +215,72 @@ impl Optim {
         }
     }
 
-    fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+    /// Every gradient set to none, as PyTorch's `zero_grad()` does: backward then hands its
+    /// gradients over instead of adding them into zeroed tensors (a pass over every parameter
+    /// saved twice).
+    pub fn zero_grad(&mut self) {
+        shim::clear_grads(self.params.iter().map(|(_, p)| p));
     }
 
-    /// One optimiser step, through libtorch's fallible calls (its state grows with the model).
-    fn step(&mut self) -> Result<(), RuntimeError> {
+    /// One optimiser step: libtorch's fused one ([`shim::fused_sgd`], [`shim::fused_adam`],
+    /// torch.optim's `fused=True`: one pass over each parameter, its gradient and its state),
+    /// over the parameters that have a gradient. A parameter's state is made when it first has
+    /// one, in its layout.
+    pub fn step(&mut self) -> Result<(), RuntimeError> {
         self.steps += 1;
-        let t = self.steps;
-        tch::no_grad(|| -> Result<(), RuntimeError> {
-            for ((_, p), state) in self.params.iter_mut().zip(&mut self.state) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                match self.kind {
-                    Optimizer::Sgd { momentum, weight_decay } => {
-                        let mut d =
-                            if weight_decay != 0.0 { g.f_add(&p.f_mul_scalar(weight_decay)?)? } else { g };
-                        if momentum != 0.0 {
-                            if state.is_empty() {
-                                let mut buffer = d.f_zeros_like()?;
-                                buffer.f_copy_(&d)?;
-                                state.push(buffer);
-                            } else {
-                                let _ = state[0].f_mul_scalar_(momentum)?.f_add_(&d)?;
-                            }
-                            d = state[0].shallow_clone();
-                        }
-                        let _ = p.f_sub_(&d.f_mul_scalar(self.lr)?)?;
-                    }
-                    Optimizer::Adam { weight_decay } => {
-                        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-                        let g =
-                            if weight_decay != 0.0 { g.f_add(&p.f_mul_scalar(weight_decay)?)? } else { g };
-                        if state.is_empty() {
-                            state.push(g.f_zeros_like()?);
-                            state.push(g.f_zeros_like()?);
-                        }
-                        let _ = state[0].f_mul_scalar_(b1)?.f_add_(&g.f_mul_scalar(1.0 - b1)?)?;
-                        let _ = state[1].f_mul_scalar_(b2)?.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - b2)?)?;
-                        let m_hat = state[0].f_div_scalar(1.0 - b1.powi(t as i32))?;
-                        let v_hat = state[1].f_div_scalar(1.0 - b2.powi(t as i32))?;
-                        let update =
-                            m_hat.f_div(&v_hat.f_sqrt()?.f_add_scalar(eps)?)?.f_mul_scalar(self.lr)?;
-                        let _ = p.f_sub_(&update)?;
-                    }
-                }
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+        // The parameters with a gradient, those with state and those whose state starts now
+        // (SGD's fused kernel fills a first step's momentum buffers with the gradients).
+        let (fresh, going): (Vec<usize>, Vec<usize>) =
+            (0..grads.len()).filter(|&i| grads[i].defined()).partition(|&i| self.state[i].is_empty());
+        let keeps_state = self.keeps_state();
+        for &i in fresh.iter().filter(|_| keeps_state) {
+            let p = &self.params[i].1;
+            self.state[i] = self.state_names().iter().map(|_| p.f_zeros_like()).collect::<Result<_, _>>()?;
+        }
+        for (first, chosen) in [(true, fresh), (false, going)] {
+            if chosen.is_empty() {
+                continue;
             }
-            Ok(())
-        })
+            let params: Vec<&Tensor> = chosen.iter().map(|&i| &self.params[i].1).collect();
+            let grads: Vec<&Tensor> = chosen.iter().map(|&i| &grads[i]).collect();
+            let state = |k: usize| chosen.iter().map(|&i| &self.state[i][k]).collect::<Vec<_>>();
+            tch::no_grad(|| match self.kind {
+                Optimizer::Sgd { momentum, weight_decay } => {
+                    let buffers = if momentum != 0.0 { state(0) } else { Vec::new() };
+                    let first = first && momentum != 0.0;
+                    shim::fused_sgd(&params, &grads, &buffers, self.lr, momentum, weight_decay, first)
+                }
+                Optimizer::Adam { weight_decay } => {
+                    let (m, v) = (state(0), state(1));
+                    shim::fused_adam(
+                        &params,
+                        &grads,
+                        &m,
+                        &v,
+                        self.steps,
+                        self.lr,
+                        ADAM_BETAS,
+                        weight_decay,
+                        ADAM_EPS,
+                    )
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Each state tensor laid out as its parameter, as the fused kernels need: state read from
+    /// a checkpoint is contiguous, and the parameters may since have been made channels-last.
+    fn match_layouts(&mut self) -> Result<(), RuntimeError> {
+        for ((_, p), state) in self.params.iter().zip(&mut self.state) {
+            for t in state.iter_mut().filter(|t| t.stride() != p.stride()) {
+                let mut arranged = p.f_empty_like()?;
+                arranged.f_copy_(t)?;
+                *t = arranged;
+            }
+        }
+        Ok(())
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
@@ -549,8 +570,7 @@ impl<'m> Trainer<'m> {
         let history = read_history(metrics).map_err(fail)?;
         let state = self.optim.read_state(&bookkeeping, self.config.device).map_err(fail)?;
         weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
-        let keeps_state = !matches!(self.optim.kind, Optimizer::Sgd { momentum: 0.0, .. });
-        let fresh_state = keeps_state && state.1.iter().all(|s| s.is_empty());
+        let fresh_state = self.optim.keeps_state() && state.1.iter().all(|s| s.is_empty());
         self.optim.set(state);
         self.checkpointed = history.last().map(|m| m.epoch);
         self.history = history;
@@ -618,6 +638,7 @@ impl<'m> Trainer<'m> {
         if c.layout == Layout::ChannelsLast {
             self.arrange_weights()?;
         }
+        self.optim.match_layouts()?;
         for epoch in self.history.len() + 1..=c.epochs {
             tch::manual_seed(c.seed.wrapping_mul(1_000_003).wrapping_add(epoch as i64));
             let batches = Batches::new(train, c.batch, true, c.resize, c.device);
@@ -719,5 +740,91 @@ impl<'m> Trainer<'m> {
             observer.epoch_done(&self.history)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings of `parity/make_optim_fixture.py`, which wrote each one's tensors after
+    /// three steps of torch.optim.
+    const OPTIMISERS: [(&str, Optimizer, f64); 3] = [
+        ("sgd", Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.1),
+        ("sgd_momentum", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1),
+        ("adam", Optimizer::Adam { weight_decay: 0.01 }, 0.01),
+    ];
+
+    /// Three steps of nnc's optimiser, with the fixture's gradients, end where torch.optim's
+    /// did, in the usual layout and with the convolution weight channels-last (its gradients and
+    /// state then channels-last too, as the fused kernels need).
+    #[test]
+    fn steps_match_torch_optim() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/optim/steps.safetensors");
+        let fixture: BTreeMap<String, Tensor> = weights::read(&path).unwrap().into_iter().collect();
+        let names = ["conv.weight", "linear.bias", "linear.weight"];
+        for (setting, kind, lr) in OPTIMISERS {
+            for layout in [Layout::Contiguous, Layout::ChannelsLast] {
+                let params: Vec<(String, Tensor)> = names
+                    .iter()
+                    .map(|n| {
+                        let t = fixture[&format!("initial.{n}")].copy();
+                        let t = match (layout, t.dim()) {
+                            (Layout::ChannelsLast, 4) => channels_last(&t).unwrap(),
+                            _ => t,
+                        };
+                        (n.to_string(), t.set_requires_grad(true))
+                    })
+                    .collect();
+                let state = params.iter().map(|_| Vec::new()).collect();
+                let mut optim = Optim { kind, lr, params, state, steps: 0 };
+                for step in 0..3 {
+                    optim.zero_grad();
+                    // Σ p·g has the gradient g.
+                    let loss = optim
+                        .params
+                        .iter()
+                        .map(|(n, p)| (p * &fixture[&format!("grad.{step}.{n}")]).sum(Kind::Float))
+                        .reduce(|a, b| a + b)
+                        .unwrap();
+                    loss.backward();
+                    optim.step().unwrap();
+                }
+                for (n, p) in &optim.params {
+                    let expected = &fixture[&format!("{setting}.{n}")];
+                    let error = crate::parity::relative(p, expected);
+                    assert!(error < 1e-6, "{setting} {layout:?}: `{n}` off torch.optim's by {error:e}");
+                    // The step changed the tensor: the check can fail.
+                    assert!(crate::parity::relative(p, &fixture[&format!("initial.{n}")]) > 1e-3);
+                }
+                let layouts_kept = optim.params.iter().zip(&optim.state).all(|((_, p), s)| {
+                    s.iter().all(|t| t.stride() == p.stride()) && p.grad().stride() == p.stride()
+                });
+                assert!(
+                    layouts_kept,
+                    "{setting} {layout:?}: state and gradients laid out as their parameters"
+                );
+                assert_eq!(optim.state.iter().all(Vec::is_empty), setting == "sgd", "{setting}: state kept");
+            }
+        }
+    }
+
+    /// State read from a checkpoint is contiguous; once the parameters are channels-last, it is
+    /// laid out as they are before a fused step reads it, with its values.
+    #[test]
+    fn state_follows_its_parameters_layout() {
+        let p = channels_last(&Tensor::randn([2, 3, 2, 2], (Kind::Float, Device::Cpu))).unwrap();
+        let buffer = Tensor::randn([2, 3, 2, 2], (Kind::Float, Device::Cpu));
+        let mut optim = Optim {
+            kind: Optimizer::Sgd { momentum: 0.9, weight_decay: 0.0 },
+            lr: 0.1,
+            params: vec![("w".to_string(), p.set_requires_grad(true))],
+            state: vec![vec![buffer.copy()]],
+            steps: 1,
+        };
+        assert_ne!(optim.state[0][0].stride(), optim.params[0].1.stride());
+        optim.match_layouts().unwrap();
+        assert_eq!(optim.state[0][0].stride(), optim.params[0].1.stride());
+        assert_eq!(crate::parity::relative(&optim.state[0][0], &buffer), 0.0);
     }
 }

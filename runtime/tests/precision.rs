@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nnc_compiler::ir::{Graph, Op};
 use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::precision::cpu_autocast_enabled;
-use nnc_runtime::{onednn, parity, Inference, Init, Layout, Model, Precision};
+use nnc_runtime::{parity, shim, Inference, Init, Layout, Model, Precision};
 use support::random_inputs;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -75,7 +75,7 @@ fn check(file: &str, overrides: &[(&str, &str)]) -> f64 {
         let plan = Inference::new(&model, layout).unwrap();
         // Where oneDNN has bf16 kernels, the convolutions run on bf16 weights packed for them.
         let convolutions = model.graph().nodes.iter().filter(|n| matches!(n.op, Op::Conv2d(_))).count();
-        let packed = if onednn::bf16_supported() { convolutions } else { 0 };
+        let packed = if shim::onednn_bf16_supported() { convolutions } else { 0 };
         assert_eq!(plan.packed(), packed, "{file}: convolutions prepacked in bf16");
         let mixed = tch::no_grad(|| plan.try_forward(&x)).unwrap();
         assert_eq!(mixed.kind(), Kind::Float, "{file}: the plan's bf16 output is fp32");

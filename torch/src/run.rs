@@ -8,7 +8,8 @@ use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::inference::channels_last;
-use nnc_runtime::tch::{self, nn, nn::OptimizerConfig, Device, Kind, Reduction, Tensor};
+use nnc_runtime::tch::{self, nn, Device, Kind, Reduction, Tensor};
+use nnc_runtime::train::{Optim, Optimizer};
 use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
 use crate::args::{device, init, precision, precision_note};
@@ -233,19 +234,13 @@ fn measure(
 
 /// One training step of plain SGD, with libtorch's fallible calls: the backward pass
 /// allocates as much as the forward one.
-fn train_step(
-    model: &Model,
-    xs: &[&Tensor],
-    labels: &Tensor,
-    sgd: &mut nn::Optimizer,
-) -> Result<(), RuntimeError> {
+fn train_step(model: &Model, xs: &[&Tensor], labels: &Tensor, sgd: &mut Optim) -> Result<(), RuntimeError> {
     let logits = model.try_forward_inputs(xs, true)?;
     let loss =
         logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(labels, None::<Tensor>, Reduction::Mean, -100)?;
     sgd.zero_grad();
     loss.f_backward()?;
-    sgd.step();
-    Ok(())
+    sgd.step()
 }
 
 /// The weights of rank 4 made channels-last in place, as `nnc train` lays them out, and the
@@ -290,10 +285,8 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let xs: Vec<&Tensor> = inputs.iter().collect();
     let classes = graph.node(graph.output()).shape.dims.last().copied().unwrap_or(1) as i64;
     let labels = Tensor::randint(classes, [xs[0].size()[0]], (Kind::Int64, device));
-    let mut sgd = match nn::Sgd::default().build(&vs, 0.01) {
-        Ok(o) => o,
-        Err(e) => return model_error(e),
-    };
+    // `nnc train`'s optimiser, plain SGD as PyTorch's routes in bench/compare.py step.
+    let mut sgd = Optim::new(&vs, Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.01);
     let plan = match Inference::new(&model, Layout::for_graph(graph)) {
         Ok(plan) => plan,
         Err(e) => return model_error(e),

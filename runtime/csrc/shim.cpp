@@ -1,0 +1,151 @@
+// What nnc needs from libtorch that tch does not bind (tch binds the `aten::` functions of its
+// generated list): see `src/shim.rs` for why each is wanted.
+//
+// - oneDNN's convolution on dense tensors with a prepacked weight, `mkldnn::_convolution_pointwise`
+//   (the kernel `torch.compile` uses for frozen CPU graphs), and whether this CPU runs oneDNN's
+//   bf16 kernels, `mkldnn::_is_mkldnn_bf16_supported`: operators of the `mkldnn` namespace,
+//   found in libtorch's dispatcher by name and called boxed.
+// - The fused optimiser steps `aten::_fused_sgd_` and `aten::_fused_adam_` (torch.optim's
+//   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
+//
+// Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
+// owns. Any C++ exception becomes a message the caller frees with `free`: each function gives
+// back null on success.
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_sgd.h>
+#include <ATen/ops/scalar_tensor.h>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace {
+
+char *copy_message(const char *text) {
+  char *copy = static_cast<char *>(std::malloc(std::strlen(text) + 1));
+  if (copy != nullptr) std::strcpy(copy, text);
+  return copy;
+}
+
+// Runs `body`, turning an exception into a message.
+template <typename F>
+char *guarded(F body) {
+  try {
+    body();
+    return nullptr;
+  } catch (const std::exception &e) {
+    return copy_message(e.what());
+  }
+}
+
+c10::List<int64_t> pair(const int64_t *values) { return c10::List<int64_t>({values[0], values[1]}); }
+
+std::vector<at::Tensor> gather(const at::Tensor *const *handles, size_t n) {
+  std::vector<at::Tensor> tensors;
+  tensors.reserve(n);
+  for (size_t i = 0; i < n; i++) tensors.push_back(*handles[i]);
+  return tensors;
+}
+
+// Whether two tensors of one shape put their elements in the same order in memory: the same
+// strides wherever an axis has more than one element (the stride of an axis of one element is
+// never used, and libtorch sets it either way: a 1×1 convolution's weight is at once contiguous
+// and channels-last).
+bool same_layout(const at::Tensor &a, const at::Tensor &b) {
+  if (a.sizes() != b.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); d++) {
+    if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
+  }
+  return true;
+}
+
+// The fused kernels walk each parameter and its companions (gradient, state) as one flat array:
+// they must share its layout, or elements would pair up wrongly.
+void check_layouts(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &others,
+                   const char *what) {
+  for (size_t i = 0; i < others.size(); i++) {
+    TORCH_CHECK(same_layout(others[i], params[i]), "the ", what, " of parameter ", i,
+                " is laid out unlike the parameter (sizes ", others[i].sizes(), " and ", params[i].sizes(),
+                ", strides ", others[i].strides(), " and ", params[i].strides(), ")");
+  }
+}
+
+}  // namespace
+
+extern "C" char *nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
+                                        const at::Tensor *bias, const int64_t *padding,
+                                        const int64_t *stride, const int64_t *dilation, int64_t groups,
+                                        at::Tensor **out) {
+  return guarded([&] {
+    static const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
+    torch::jit::Stack stack;
+    stack.reserve(10);
+    stack.emplace_back(*input);
+    stack.emplace_back(*weight);
+    stack.emplace_back(bias == nullptr ? c10::IValue() : c10::IValue(*bias));
+    stack.emplace_back(pair(padding));
+    stack.emplace_back(pair(stride));
+    stack.emplace_back(pair(dilation));
+    stack.emplace_back(groups);
+    stack.emplace_back(std::string("none"));  // no activation fused after it
+    stack.emplace_back(c10::List<std::optional<c10::Scalar>>());
+    stack.emplace_back(c10::IValue());
+    op.callBoxed(&stack);
+    *out = new at::Tensor(stack.back().toTensor());
+  });
+}
+
+extern "C" bool nnc_onednn_bf16_supported() {
+  try {
+    static const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "");
+    torch::jit::Stack stack;
+    op.callBoxed(&stack);
+    return stack.back().toBool();
+  } catch (const std::exception &) {
+    return false;
+  }
+}
+
+extern "C" void nnc_clear_grads(const at::Tensor *const *params, size_t n) {
+  for (size_t i = 0; i < n; i++) params[i]->mutable_grad().reset();
+}
+
+// SGD as torch.optim.SGD computes it (no dampening, not Nesterov): `momentum_buffers` is empty
+// (n = 0 there) for plain SGD; on the first step its buffers are filled with the gradients.
+extern "C" char *nnc_fused_sgd(const at::Tensor *const *params, const at::Tensor *const *grads,
+                               const at::Tensor *const *momentum_buffers, size_t n, bool with_momentum,
+                               double lr, double momentum, double weight_decay, bool first_step) {
+  return guarded([&] {
+    auto p = gather(params, n), g = gather(grads, n);
+    auto b = gather(momentum_buffers, with_momentum ? n : 0);
+    check_layouts(p, g, "gradient");
+    check_layouts(p, b, "momentum buffer");
+    at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, /*dampening=*/0.0, /*nesterov=*/false,
+                    /*maximize=*/false, first_step);
+  });
+}
+
+// Adam as torch.optim.Adam computes it (weight decay added to the gradient, not AMSGrad), at step
+// `step` (counted from 1, already including this one).
+extern "C" char *nnc_fused_adam(const at::Tensor *const *params, const at::Tensor *const *grads,
+                                const at::Tensor *const *exp_avgs, const at::Tensor *const *exp_avg_sqs,
+                                size_t n, double step, double lr, double beta1, double beta2,
+                                double weight_decay, double eps) {
+  return guarded([&] {
+    auto p = gather(params, n), g = gather(grads, n);
+    auto m = gather(exp_avgs, n), v = gather(exp_avg_sqs, n);
+    check_layouts(p, g, "gradient");
+    check_layouts(p, m, "first moment");
+    check_layouts(p, v, "second moment");
+    // The kernel reads each parameter's step count from a tensor (fp32, as PyTorch keeps it for
+    // fused Adam); one serves them all.
+    at::Tensor count = at::scalar_tensor(step, at::TensorOptions().dtype(at::kFloat));
+    std::vector<at::Tensor> steps(n, count);
+    at::_fused_adam_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay, eps,
+                     /*amsgrad=*/false, /*maximize=*/false);
+  });
+}

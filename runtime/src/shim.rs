@@ -1,0 +1,194 @@
+//! What nnc needs from libtorch that tch does not bind, reached through `csrc/shim.cpp`:
+//!
+//! - **oneDNN's 2-D convolution on dense tensors with a prepacked weight**
+//!   (`mkldnn::_convolution_pointwise`, what `torch.compile` runs for frozen CPU graphs), for the
+//!   inference plan. libtorch's usual convolution reorders a dense weight into oneDNN's layout
+//!   at every call, which at batch 1 costs about as much as the convolution (ResNet-18 at 96×96
+//!   in channels-last: 116 examples/s with dense weights, 184–200 with prepacked ones, PyTorch's
+//!   own kernels timed side by side). `aten::mkldnn_convolution` accepts a prepacked weight but
+//!   then computes through oneDNN's tensor type, copying the input in and the output out.
+//! - **The fused optimiser steps** `_fused_sgd_` and `_fused_adam_` (torch.optim's
+//!   `fused=True`): one pass over each parameter, its gradient and its state, where the step
+//!   written with tensor ops makes several passes and temporaries, and **gradients set to
+//!   none** between steps, as PyTorch's `zero_grad()` does, so that backward hands its
+//!   gradients over instead of adding them into zeroed ones.
+
+use std::ffi::{c_char, c_void, CStr};
+
+use tch::{TchError, Tensor};
+
+extern "C" {
+    fn nnc_onednn_convolution(
+        input: *const c_void,
+        weight: *const c_void,
+        bias: *const c_void,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn nnc_onednn_bf16_supported() -> bool;
+    fn nnc_clear_grads(params: *const *const c_void, n: usize);
+    fn nnc_fused_sgd(
+        params: *const *const c_void,
+        grads: *const *const c_void,
+        momentum_buffers: *const *const c_void,
+        n: usize,
+        with_momentum: bool,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+        first_step: bool,
+    ) -> *mut c_char;
+    fn nnc_fused_adam(
+        params: *const *const c_void,
+        grads: *const *const c_void,
+        exp_avgs: *const *const c_void,
+        exp_avg_sqs: *const *const c_void,
+        n: usize,
+        step: f64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+    ) -> *mut c_char;
+}
+
+/// tch's handle, the `at::Tensor *` the C++ side takes.
+fn handle(t: &Tensor) -> *const c_void {
+    t.as_ptr() as *const c_void
+}
+
+fn handles(ts: &[&Tensor]) -> Vec<*const c_void> {
+    ts.iter().map(|t| handle(t)).collect()
+}
+
+/// The C++ side's outcome: null, or a `malloc`ed message, freed here.
+fn outcome(error: *mut c_char) -> Result<(), TchError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null error is a NUL-terminated string from `malloc`, ours to free.
+    let message = unsafe {
+        let message = CStr::from_ptr(error).to_string_lossy().into_owned();
+        libc::free(error.cast());
+        message
+    };
+    Err(TchError::Torch(message))
+}
+
+/// The convolution of a dense `input` (contiguous or channels-last; the output takes its
+/// layout) with `weight` prepacked by `mkldnn_reorder_conv2d_weight`, both fp32 or both bf16.
+pub fn onednn_convolution(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    padding: [i64; 2],
+    stride: [i64; 2],
+    dilation: [i64; 2],
+    groups: i64,
+) -> Result<Tensor, TchError> {
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the handles are live for the call; the C++ side copies what it keeps and, on
+    // success, gives back a new handle, which `from_ptr` takes ownership of.
+    unsafe {
+        outcome(nnc_onednn_convolution(
+            handle(input),
+            handle(weight),
+            bias.map_or(std::ptr::null(), handle),
+            padding.as_ptr(),
+            stride.as_ptr(),
+            dilation.as_ptr(),
+            groups,
+            &mut out,
+        ))?;
+        Ok(Tensor::from_ptr(out.cast()))
+    }
+}
+
+/// Whether oneDNN runs bf16 convolutions on this CPU (it needs AVX-512 or AVX-NE-CONVERT).
+pub fn onednn_bf16_supported() -> bool {
+    // SAFETY: no arguments; exceptions are caught on the C++ side.
+    unsafe { nnc_onednn_bf16_supported() }
+}
+
+/// Sets each tensor's gradient to none (undefined).
+pub fn clear_grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) {
+    let params: Vec<*const c_void> = params.into_iter().map(handle).collect();
+    // SAFETY: live handles, for the call.
+    unsafe { nnc_clear_grads(params.as_ptr(), params.len()) }
+}
+
+/// One SGD step over `params` with their `grads`, as `torch.optim.SGD(fused=True)` computes it:
+/// `momentum_buffers` is empty for plain SGD, else one per parameter, filled with the gradients
+/// on the `first_step`. Each gradient and buffer must be laid out as its parameter.
+pub fn fused_sgd(
+    params: &[&Tensor],
+    grads: &[&Tensor],
+    momentum_buffers: &[&Tensor],
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    first_step: bool,
+) -> Result<(), TchError> {
+    let n = params.len();
+    let with_momentum = !momentum_buffers.is_empty();
+    if grads.len() != n || (with_momentum && momentum_buffers.len() != n) {
+        return Err(TchError::Shape("fused SGD: one gradient and buffer per parameter".to_string()));
+    }
+    let (p, g, b) = (handles(params), handles(grads), handles(momentum_buffers));
+    // SAFETY: live handles, as many as the C++ side reads (checked above).
+    outcome(unsafe {
+        nnc_fused_sgd(
+            p.as_ptr(),
+            g.as_ptr(),
+            b.as_ptr(),
+            n,
+            with_momentum,
+            lr,
+            momentum,
+            weight_decay,
+            first_step,
+        )
+    })
+}
+
+/// One Adam step at `step` (counted from 1), as `torch.optim.Adam(fused=True)` computes it:
+/// weight decay added to the gradient, no AMSGrad. Each gradient and moment must be laid out
+/// as its parameter.
+#[allow(clippy::too_many_arguments)]
+pub fn fused_adam(
+    params: &[&Tensor],
+    grads: &[&Tensor],
+    exp_avgs: &[&Tensor],
+    exp_avg_sqs: &[&Tensor],
+    step: i64,
+    lr: f64,
+    (beta1, beta2): (f64, f64),
+    weight_decay: f64,
+    eps: f64,
+) -> Result<(), TchError> {
+    let n = params.len();
+    if grads.len() != n || exp_avgs.len() != n || exp_avg_sqs.len() != n {
+        return Err(TchError::Shape("fused Adam: one gradient and two moments per parameter".to_string()));
+    }
+    let (p, g, m, v) = (handles(params), handles(grads), handles(exp_avgs), handles(exp_avg_sqs));
+    // SAFETY: live handles, as many as the C++ side reads (checked above).
+    outcome(unsafe {
+        nnc_fused_adam(
+            p.as_ptr(),
+            g.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            n,
+            step as f64,
+            lr,
+            beta1,
+            beta2,
+            weight_decay,
+            eps,
+        )
+    })
+}
