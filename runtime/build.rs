@@ -8,6 +8,9 @@ fn main() {
     let Ok(dir) = std::env::var("LIBTORCH") else {
         panic!("LIBTORCH is not set: run scripts/setup-libtorch.sh (.cargo/config.toml sets it)");
     };
+    if !std::path::Path::new(&dir).join("include/ATen/core/Tensor.h").exists() {
+        panic!("{dir} holds no libtorch headers (include/ATen): run scripts/setup-libtorch.sh");
+    }
     println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}/lib");
     // The ABI of libtorch's C++ strings, as torch-sys's build script assumes it: the new one
     // unless told otherwise.

@@ -9,8 +9,9 @@
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
 //
 // Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
-// owns. Any C++ exception becomes a message the caller frees with `free`: each function gives
-// back null on success.
+// owns. Each function that can fail gives back whether it succeeded; on failure `*error` is the
+// C++ exception's message, which the caller frees with `free`, or null where even that could
+// not be allocated.
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/_fused_adam.h>
@@ -31,12 +32,13 @@ char *copy_message(const char *text) {
 
 // Runs `body`, turning an exception into a message.
 template <typename F>
-char *guarded(F body) {
+bool guarded(char **error, F body) {
   try {
     body();
-    return nullptr;
+    return true;
   } catch (const std::exception &e) {
-    return copy_message(e.what());
+    *error = copy_message(e.what());
+    return false;
   }
 }
 
@@ -49,12 +51,13 @@ std::vector<at::Tensor> gather(const at::Tensor *const *handles, size_t n) {
   return tensors;
 }
 
-// Whether two tensors of one shape put their elements in the same order in memory: the same
-// strides wherever an axis has more than one element (the stride of an axis of one element is
-// never used, and libtorch sets it either way: a 1×1 convolution's weight is at once contiguous
-// and channels-last).
+// Whether two tensors of one shape, type and device are dense and put their elements in the
+// same order in memory: the same strides wherever an axis has more than one element (the stride
+// of an axis of one element is never used, and libtorch sets it either way: a 1×1
+// convolution's weight is at once contiguous and channels-last).
 bool same_layout(const at::Tensor &a, const at::Tensor &b) {
-  if (a.sizes() != b.sizes()) return false;
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type() || a.device() != b.device()) return false;
+  if (!a.is_non_overlapping_and_dense() || !b.is_non_overlapping_and_dense()) return false;
   for (int64_t d = 0; d < a.dim(); d++) {
     if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
   }
@@ -67,18 +70,18 @@ void check_layouts(const std::vector<at::Tensor> &params, const std::vector<at::
                    const char *what) {
   for (size_t i = 0; i < others.size(); i++) {
     TORCH_CHECK(same_layout(others[i], params[i]), "the ", what, " of parameter ", i,
-                " is laid out unlike the parameter (sizes ", others[i].sizes(), " and ", params[i].sizes(),
-                ", strides ", others[i].strides(), " and ", params[i].strides(), ")");
+                " is not a dense tensor of its type, device and layout (sizes ", others[i].sizes(), " and ",
+                params[i].sizes(), ", strides ", others[i].strides(), " and ", params[i].strides(), ")");
   }
 }
 
 }  // namespace
 
-extern "C" char *nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
-                                        const at::Tensor *bias, const int64_t *padding,
-                                        const int64_t *stride, const int64_t *dilation, int64_t groups,
-                                        at::Tensor **out) {
-  return guarded([&] {
+extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
+                                       const at::Tensor *bias, const int64_t *padding,
+                                       const int64_t *stride, const int64_t *dilation, int64_t groups,
+                                       at::Tensor **out, char **error) {
+  return guarded(error, [&] {
     static const c10::OperatorHandle op =
         c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
     torch::jit::Stack stack;
@@ -110,16 +113,22 @@ extern "C" bool nnc_onednn_bf16_supported() {
   }
 }
 
-extern "C" void nnc_clear_grads(const at::Tensor *const *params, size_t n) {
-  for (size_t i = 0; i < n; i++) params[i]->mutable_grad().reset();
+extern "C" bool nnc_clear_grads(const at::Tensor *const *params, size_t n, char **error) {
+  return guarded(error, [&] {
+    for (size_t i = 0; i < n; i++) params[i]->mutable_grad().reset();
+  });
 }
 
 // SGD as torch.optim.SGD computes it (no dampening, not Nesterov): `momentum_buffers` is empty
 // (n = 0 there) for plain SGD; on the first step its buffers are filled with the gradients.
-extern "C" char *nnc_fused_sgd(const at::Tensor *const *params, const at::Tensor *const *grads,
-                               const at::Tensor *const *momentum_buffers, size_t n, bool with_momentum,
-                               double lr, double momentum, double weight_decay, bool first_step) {
-  return guarded([&] {
+extern "C" bool nnc_fused_sgd(const at::Tensor *const *params, const at::Tensor *const *grads,
+                              const at::Tensor *const *momentum_buffers, size_t n, bool with_momentum,
+                              double lr, double momentum, double weight_decay, bool first_step,
+                              char **error) {
+  return guarded(error, [&] {
+    for (size_t i = 1; i < n; i++) {
+      TORCH_CHECK(params[i]->device() == params[0]->device(), "the parameters are on several devices");
+    }
     auto p = gather(params, n), g = gather(grads, n);
     auto b = gather(momentum_buffers, with_momentum ? n : 0);
     check_layouts(p, g, "gradient");
@@ -131,19 +140,25 @@ extern "C" char *nnc_fused_sgd(const at::Tensor *const *params, const at::Tensor
 
 // Adam as torch.optim.Adam computes it (weight decay added to the gradient, not AMSGrad), at step
 // `step` (counted from 1, already including this one).
-extern "C" char *nnc_fused_adam(const at::Tensor *const *params, const at::Tensor *const *grads,
-                                const at::Tensor *const *exp_avgs, const at::Tensor *const *exp_avg_sqs,
-                                size_t n, double step, double lr, double beta1, double beta2,
-                                double weight_decay, double eps) {
-  return guarded([&] {
+extern "C" bool nnc_fused_adam(const at::Tensor *const *params, const at::Tensor *const *grads,
+                               const at::Tensor *const *exp_avgs, const at::Tensor *const *exp_avg_sqs,
+                               size_t n, double step, double lr, double beta1, double beta2,
+                               double weight_decay, double eps, char **error) {
+  return guarded(error, [&] {
+    if (n == 0) return;
+    for (size_t i = 1; i < n; i++) {
+      TORCH_CHECK(params[i]->device() == params[0]->device(), "the parameters are on several devices");
+    }
     auto p = gather(params, n), g = gather(grads, n);
     auto m = gather(exp_avgs, n), v = gather(exp_avg_sqs, n);
     check_layouts(p, g, "gradient");
     check_layouts(p, m, "first moment");
     check_layouts(p, v, "second moment");
-    // The kernel reads each parameter's step count from a tensor (fp32, as PyTorch keeps it for
-    // fused Adam); one serves them all.
-    at::Tensor count = at::scalar_tensor(step, at::TensorOptions().dtype(at::kFloat));
+    // The kernel reads each parameter's step count from a tensor on the parameters' device (the
+    // CUDA kernel dereferences it there), fp32 as PyTorch keeps it for fused Adam; one serves
+    // them all.
+    at::Tensor count =
+        at::scalar_tensor(step, at::TensorOptions().dtype(at::kFloat).device(p[0].device()));
     std::vector<at::Tensor> steps(n, count);
     at::_fused_adam_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay, eps,
                      /*amsgrad=*/false, /*maximize=*/false);

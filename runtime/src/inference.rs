@@ -16,7 +16,7 @@
 //!   uses for frozen graphs ([`crate::shim`]), instead of reordering the weight at every call
 //!   as libtorch's usual convolution does (ResNet-18 at 96×96, batch 1: about 1.9× the plan
 //!   without it). The activations stay in libtorch's dense tensors, so every other op runs as
-//!   in the interpreter. In a bf16 plan the packed weights and biases are bf16 and the
+//!   in the interpreter; the kernel gives them channels-last, whatever its input's layout. In a bf16 plan the packed weights and biases are bf16 and the
 //!   convolution casts its input to bf16, as autocast does, on CPUs where oneDNN has bf16
 //!   kernels.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
@@ -125,16 +125,18 @@ impl PackedConv {
         Ok(PackedConv { kind, weight, bias, padding, stride, dilation, groups })
     }
 
-    /// The convolution of `x`, in its layout, cast to the plan's kind first if it is another
-    /// (a bf16 plan's input).
+    /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
+    /// prepacked weight). A bf16 plan casts an fp32 input to bf16 first, as autocast does; any
+    /// other input of another type than the weight's is refused by the kernel, as libtorch's
+    /// convolution refuses it in the interpreter.
     fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let cast;
-        let x = match x.kind() == self.kind {
-            true => x,
-            false => {
-                cast = x.f_to_kind(self.kind)?;
+        let x = match (self.kind, x.kind()) {
+            (Kind::BFloat16, Kind::Float) => {
+                cast = x.f_to_kind(Kind::BFloat16)?;
                 &cast
             }
+            _ => x,
         };
         crate::shim::onednn_convolution(
             x,

@@ -27,9 +27,10 @@ extern "C" {
         dilation: *const i64,
         groups: i64,
         out: *mut *mut c_void,
-    ) -> *mut c_char;
+        error: *mut *mut c_char,
+    ) -> bool;
     fn nnc_onednn_bf16_supported() -> bool;
-    fn nnc_clear_grads(params: *const *const c_void, n: usize);
+    fn nnc_clear_grads(params: *const *const c_void, n: usize, error: *mut *mut c_char) -> bool;
     fn nnc_fused_sgd(
         params: *const *const c_void,
         grads: *const *const c_void,
@@ -40,7 +41,8 @@ extern "C" {
         momentum: f64,
         weight_decay: f64,
         first_step: bool,
-    ) -> *mut c_char;
+        error: *mut *mut c_char,
+    ) -> bool;
     fn nnc_fused_adam(
         params: *const *const c_void,
         grads: *const *const c_void,
@@ -53,7 +55,8 @@ extern "C" {
         beta2: f64,
         weight_decay: f64,
         eps: f64,
-    ) -> *mut c_char;
+        error: *mut *mut c_char,
+    ) -> bool;
 }
 
 /// tch's handle, the `at::Tensor *` the C++ side takes.
@@ -65,22 +68,28 @@ fn handles(ts: &[&Tensor]) -> Vec<*const c_void> {
     ts.iter().map(|t| handle(t)).collect()
 }
 
-/// The C++ side's outcome: null, or a `malloc`ed message, freed here.
-fn outcome(error: *mut c_char) -> Result<(), TchError> {
-    if error.is_null() {
+/// Calls a C++ function of the shim that reports failure, turning its message (a `malloc`ed
+/// string, freed here, or null where even that could not be allocated) into an error.
+fn call(f: impl FnOnce(*mut *mut c_char) -> bool) -> Result<(), TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    if f(&mut error) {
         return Ok(());
     }
-    // SAFETY: a non-null error is a NUL-terminated string from `malloc`, ours to free.
-    let message = unsafe {
-        let message = CStr::from_ptr(error).to_string_lossy().into_owned();
-        libc::free(error.cast());
-        message
+    let message = match error.is_null() {
+        true => "libtorch failed, and its message could not be allocated".to_string(),
+        // SAFETY: a NUL-terminated string from `malloc`, ours to free.
+        false => unsafe {
+            let message = CStr::from_ptr(error).to_string_lossy().into_owned();
+            libc::free(error.cast());
+            message
+        },
     };
     Err(TchError::Torch(message))
 }
 
-/// The convolution of a dense `input` (contiguous or channels-last; the output takes its
-/// layout) with `weight` prepacked by `mkldnn_reorder_conv2d_weight`, both fp32 or both bf16.
+/// The convolution of a dense `input` (contiguous or channels-last) with `weight` prepacked by
+/// `mkldnn_reorder_conv2d_weight`, both fp32 or both bf16. The output is channels-last whatever
+/// the input's layout: the kernel's choice for a prepacked weight.
 pub fn onednn_convolution(
     input: &Tensor,
     weight: &Tensor,
@@ -93,8 +102,8 @@ pub fn onednn_convolution(
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: the handles are live for the call; the C++ side copies what it keeps and, on
     // success, gives back a new handle, which `from_ptr` takes ownership of.
-    unsafe {
-        outcome(nnc_onednn_convolution(
+    call(|error| unsafe {
+        nnc_onednn_convolution(
             handle(input),
             handle(weight),
             bias.map_or(std::ptr::null(), handle),
@@ -103,8 +112,13 @@ pub fn onednn_convolution(
             dilation.as_ptr(),
             groups,
             &mut out,
-        ))?;
-        Ok(Tensor::from_ptr(out.cast()))
+            error,
+        )
+    })?;
+    match out.is_null() {
+        true => Err(TchError::Torch("oneDNN's convolution gave no tensor".to_string())),
+        // SAFETY: a new handle, ours.
+        false => Ok(unsafe { Tensor::from_ptr(out.cast()) }),
     }
 }
 
@@ -115,16 +129,17 @@ pub fn onednn_bf16_supported() -> bool {
 }
 
 /// Sets each tensor's gradient to none (undefined).
-pub fn clear_grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) {
+pub(crate) fn clear_grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> Result<(), TchError> {
     let params: Vec<*const c_void> = params.into_iter().map(handle).collect();
     // SAFETY: live handles, for the call.
-    unsafe { nnc_clear_grads(params.as_ptr(), params.len()) }
+    call(|error| unsafe { nnc_clear_grads(params.as_ptr(), params.len(), error) })
 }
 
 /// One SGD step over `params` with their `grads`, as `torch.optim.SGD(fused=True)` computes it:
 /// `momentum_buffers` is empty for plain SGD, else one per parameter, filled with the gradients
-/// on the `first_step`. Each gradient and buffer must be laid out as its parameter.
-pub fn fused_sgd(
+/// on the `first_step`. Each gradient and buffer must be a dense tensor laid out as its
+/// parameter, of its type and device (refused otherwise: the kernel pairs them up by position).
+pub(crate) fn fused_sgd(
     params: &[&Tensor],
     grads: &[&Tensor],
     momentum_buffers: &[&Tensor],
@@ -140,7 +155,7 @@ pub fn fused_sgd(
     }
     let (p, g, b) = (handles(params), handles(grads), handles(momentum_buffers));
     // SAFETY: live handles, as many as the C++ side reads (checked above).
-    outcome(unsafe {
+    call(|error| unsafe {
         nnc_fused_sgd(
             p.as_ptr(),
             g.as_ptr(),
@@ -151,15 +166,16 @@ pub fn fused_sgd(
             momentum,
             weight_decay,
             first_step,
+            error,
         )
     })
 }
 
 /// One Adam step at `step` (counted from 1), as `torch.optim.Adam(fused=True)` computes it:
-/// weight decay added to the gradient, no AMSGrad. Each gradient and moment must be laid out
-/// as its parameter.
+/// weight decay added to the gradient, no AMSGrad. Each gradient and moment must be a dense
+/// tensor laid out as its parameter, of its type and device.
 #[allow(clippy::too_many_arguments)]
-pub fn fused_adam(
+pub(crate) fn fused_adam(
     params: &[&Tensor],
     grads: &[&Tensor],
     exp_avgs: &[&Tensor],
@@ -176,7 +192,7 @@ pub fn fused_adam(
     }
     let (p, g, m, v) = (handles(params), handles(grads), handles(exp_avgs), handles(exp_avg_sqs));
     // SAFETY: live handles, as many as the C++ side reads (checked above).
-    outcome(unsafe {
+    call(|error| unsafe {
         nnc_fused_adam(
             p.as_ptr(),
             g.as_ptr(),
@@ -189,6 +205,7 @@ pub fn fused_adam(
             beta2,
             weight_decay,
             eps,
+            error,
         )
     })
 }

@@ -218,8 +218,8 @@ impl Optim {
     /// Every gradient set to none, as PyTorch's `zero_grad()` does: backward then hands its
     /// gradients over instead of adding them into zeroed tensors (a pass over every parameter
     /// saved twice).
-    pub fn zero_grad(&mut self) {
-        shim::clear_grads(self.params.iter().map(|(_, p)| p));
+    pub fn zero_grad(&mut self) -> Result<(), RuntimeError> {
+        Ok(shim::clear_grads(self.params.iter().map(|(_, p)| p))?)
     }
 
     /// One optimiser step: libtorch's fused one ([`shim::fused_sgd`], [`shim::fused_adam`],
@@ -652,7 +652,7 @@ impl<'m> Trainer<'m> {
                     Layout::ChannelsLast if x.dim() == 4 => channels_last(&x)?,
                     _ => x,
                 };
-                self.optim.zero_grad();
+                self.optim.zero_grad()?;
                 let outputs = self.model.try_forward_outputs(&x, true)?;
                 let logits = &outputs[0];
                 let mut loss = cross_entropy(logits, &y)?;
@@ -748,22 +748,24 @@ mod tests {
     use super::*;
 
     /// The settings of `parity/make_optim_fixture.py`, which wrote each one's tensors after
-    /// three steps of torch.optim.
-    const OPTIMISERS: [(&str, Optimizer, f64); 3] = [
-        ("sgd", Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.1),
-        ("sgd_momentum", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1),
-        ("adam", Optimizer::Adam { weight_decay: 0.01 }, 0.01),
+    /// three steps of torch.optim, and the tensor each leaves without a gradient at the first.
+    const OPTIMISERS: [(&str, Optimizer, f64, Option<&str>); 4] = [
+        ("sgd", Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.1, None),
+        ("sgd_momentum", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1, None),
+        ("sgd_momentum_late", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1, Some("linear.bias")),
+        ("adam", Optimizer::Adam { weight_decay: 0.01 }, 0.01, None),
     ];
 
     /// Three steps of nnc's optimiser, with the fixture's gradients, end where torch.optim's
     /// did, in the usual layout and with the convolution weight channels-last (its gradients and
-    /// state then channels-last too, as the fused kernels need).
+    /// state then channels-last too, as the fused kernels need), a tensor without a gradient at
+    /// the first step included (skipped there; its state starts at the second).
     #[test]
     fn steps_match_torch_optim() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/optim/steps.safetensors");
         let fixture: BTreeMap<String, Tensor> = weights::read(&path).unwrap().into_iter().collect();
         let names = ["conv.weight", "linear.bias", "linear.weight"];
-        for (setting, kind, lr) in OPTIMISERS {
+        for (setting, kind, lr, late) in OPTIMISERS {
             for layout in [Layout::Contiguous, Layout::ChannelsLast] {
                 let params: Vec<(String, Tensor)> = names
                     .iter()
@@ -779,11 +781,12 @@ mod tests {
                 let state = params.iter().map(|_| Vec::new()).collect();
                 let mut optim = Optim { kind, lr, params, state, steps: 0 };
                 for step in 0..3 {
-                    optim.zero_grad();
+                    optim.zero_grad().unwrap();
                     // Σ p·g has the gradient g.
                     let loss = optim
                         .params
                         .iter()
+                        .filter(|(n, _)| step > 0 || late != Some(n.as_str()))
                         .map(|(n, p)| (p * &fixture[&format!("grad.{step}.{n}")]).sum(Kind::Float))
                         .reduce(|a, b| a + b)
                         .unwrap();
@@ -805,6 +808,10 @@ mod tests {
                     "{setting} {layout:?}: state and gradients laid out as their parameters"
                 );
                 assert_eq!(optim.state.iter().all(Vec::is_empty), setting == "sgd", "{setting}: state kept");
+                if late.is_some() {
+                    // The late tensor's state started a step after the others'.
+                    assert!(optim.state.iter().all(|s| s.len() == 1), "{setting}: a buffer each");
+                }
             }
         }
     }

@@ -238,7 +238,7 @@ fn train_step(model: &Model, xs: &[&Tensor], labels: &Tensor, sgd: &mut Optim) -
     let logits = model.try_forward_inputs(xs, true)?;
     let loss =
         logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(labels, None::<Tensor>, Reduction::Mean, -100)?;
-    sgd.zero_grad();
+    sgd.zero_grad()?;
     loss.f_backward()?;
     sgd.step()
 }

@@ -28,9 +28,9 @@ pub enum Workload {
     /// (evaluation, prediction).
     Inference,
     /// Training steps: autograd keeps the inputs of the layers with trained tensors for the
-    /// backward pass; each trained parameter has a gradient, which lives on between steps
-    /// (`zero_grad` zeroes it in place), and `optimizer_states` tensors of its size (1 for
-    /// momentum SGD, 2 for Adam).
+    /// backward pass; each trained parameter has a gradient from the backward pass to the
+    /// optimiser's step (set to none before the next, as PyTorch's `zero_grad` does), and
+    /// `optimizer_states` tensors of its size (1 for momentum SGD, 2 for Adam).
     Training { optimizer_states: u32 },
 }
 
