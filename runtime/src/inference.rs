@@ -543,9 +543,20 @@ fn fold(layer: &Params, norm: &Params, op: &Op) -> Result<(Tensor, Tensor), TchE
     Ok((new_weight, new_bias))
 }
 
-/// The same values, NHWC in memory (PyTorch's `torch.channels_last`), for a tensor of rank 4.
+/// The same values, NHWC in memory (PyTorch's `torch.channels_last`), for a tensor of rank 4: a
+/// copy into the strides `.to(memory_format=torch.channels_last)` gives, the channels' stride 1
+/// even where there is one channel. (A permuted `contiguous` copy leaves a tensor of one
+/// channel, which is at once contiguous and channels-last, with its NCHW strides; libtorch then
+/// runs a convolution that reads it, ResNet's stem, in NCHW and reorders its whole output to
+/// channels-last, and back in the backward pass.)
 pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
-    t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
+    let size = t.size();
+    let &[_, c, h, w] = size.as_slice() else {
+        return Err(TchError::Shape(format!("channels-last needs a tensor of rank 4, not {size:?}")));
+    };
+    let mut arranged = Tensor::f_empty_strided(&size, [c * h * w, 1, w * c, c], (t.kind(), t.device()))?;
+    arranged.f_copy_(t)?;
+    Ok(arranged)
 }
 
 /// The usual layout, copying only where the tensor is in another (channels-last).

@@ -249,3 +249,18 @@ fn a_model_of_another_type_keeps_libtorchs_convolution() {
     let plain = tch::no_grad(|| model.try_forward(&x, false)).unwrap();
     assert!(parity::relative(&planned, &plain) <= TOLERANCE);
 }
+
+/// A tensor made channels-last has the channels' stride 1 even with one channel (ResNet's stem
+/// reads such an input), as PyTorch's `.to(memory_format=torch.channels_last)` gives it, so
+/// that libtorch's convolution takes it as NHWC; the values stay.
+#[test]
+fn channels_last_strides_hold_for_one_channel() {
+    for (size, strides) in [([2, 1, 4, 3], [12, 1, 3, 1]), ([2, 5, 4, 3], [60, 1, 15, 5])] {
+        let t = Tensor::randn(size, (tch::Kind::Float, Device::Cpu));
+        let arranged = nnc_runtime::inference::channels_last(&t).unwrap();
+        assert_eq!(arranged.stride(), strides.to_vec());
+        assert!(arranged.equal(&t));
+    }
+    assert!(nnc_runtime::inference::channels_last(&Tensor::zeros([2, 3], (tch::Kind::Float, Device::Cpu)))
+        .is_err());
+}
