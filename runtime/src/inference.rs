@@ -20,7 +20,7 @@
 //!   convolution casts its input to bf16, as autocast does, on CPUs where oneDNN has bf16
 //!   kernels.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
-//!   name, overwrites it ([`ops::apply_in_place`], the in-place twin of the op's forward)
+//!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
 //!
 //! - **bf16 weights made once**, for a model of [`Precision::Bf16`]: the weights and biases of

@@ -2,7 +2,7 @@
 //! forward, one arm per op in [`apply`]'s `match`, which has no wildcard, so that an op added
 //! to the compiler's registry fails to compile here until it has a forward. The interpreter
 //! and generated code both call these, so the two cannot disagree. Beside it,
-//! [`apply_in_place`] is the in-place twin of the activations and arithmetic that have one,
+//! `apply_in_place` is the in-place twin of the activations and arithmetic that have one,
 //! for the inference plan; any other op is refused there.
 
 use std::borrow::Cow;
