@@ -16,9 +16,9 @@
 //!   uses for frozen graphs ([`crate::shim`]), instead of reordering the weight at every call
 //!   as libtorch's usual convolution does (ResNet-18 at 96×96, batch 1: about 1.9× the plan
 //!   without it). The activations stay in libtorch's dense tensors, so every other op runs as
-//!   in the interpreter; the kernel gives them channels-last, whatever its input's layout. In a bf16 plan the packed weights and biases are bf16 and the
-//!   convolution casts its input to bf16, as autocast does, on CPUs where oneDNN has bf16
-//!   kernels.
+//!   in the interpreter; the kernel gives them channels-last, whatever its input's layout. In a
+//!   bf16 plan the packed weights and biases are bf16 and the convolution casts its input to
+//!   bf16, as autocast does, on CPUs where oneDNN has bf16 kernels.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
