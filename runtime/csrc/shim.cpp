@@ -39,6 +39,10 @@ bool guarded(char **error, F body) {
   } catch (const std::exception &e) {
     *error = copy_message(e.what());
     return false;
+  } catch (...) {
+    // Nothing may unwind through `extern "C"`.
+    *error = copy_message("libtorch threw something other than a std::exception");
+    return false;
   }
 }
 
@@ -108,7 +112,7 @@ extern "C" bool nnc_onednn_bf16_supported() {
     torch::jit::Stack stack;
     op.callBoxed(&stack);
     return stack.back().toBool();
-  } catch (const std::exception &) {
+  } catch (...) {
     return false;
   }
 }
