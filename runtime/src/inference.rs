@@ -267,7 +267,6 @@ pub struct Inference<'m> {
     in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
-    packed: usize,
 }
 
 impl<'m> Inference<'m> {
@@ -312,23 +311,17 @@ impl<'m> Inference<'m> {
                 PackedConv::new(op, own, kind).map(Step::PackedConv)
             })?;
         }
-        let packed = |i| packs.is_some() && packable(graph, i);
         // The weights left to libtorch's convolution (all of them, where nothing is packed).
         if layout == Layout::ChannelsLast {
-            let unpacked = |i, op: &Op| matches!(op, Op::Conv2d(_)) && !packed(i);
-            derive_steps(graph, params, &mut steps, &unpacked, &|_, own| {
+            derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, own| {
                 let weight = own.get("weight").and_then(channels_last)?;
                 Ok(Step::Run(Some(own.with("weight", weight))))
             })?;
         }
         if model.precision() == Precision::Bf16 {
-            derive_steps(
-                graph,
-                params,
-                &mut steps,
-                &|i, op| lower_precision(op) && !packed(i),
-                &|_, own| Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?))),
-            )?;
+            derive_steps(graph, params, &mut steps, &|_, op| lower_precision(op), &|_, own| {
+                Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
+            })?;
         }
         // A folded batch norm's value is its layer's: that value lives until the batch
         // norm's own last reader.
@@ -339,8 +332,7 @@ impl<'m> Inference<'m> {
             }
         }
         let in_place = in_place_nodes(graph, &steps, &last_use);
-        let packed = steps.iter().filter(|s| matches!(s, Step::PackedConv(_))).count();
-        Ok(Inference { model, steps, last_use, in_place, layout, folded, packed })
+        Ok(Inference { model, steps, last_use, in_place, layout, folded })
     }
 
     /// How many batch norms the plan folded into the layer before them.
@@ -355,7 +347,7 @@ impl<'m> Inference<'m> {
             "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \
              layers computed in place, {}",
             self.folded,
-            self.packed,
+            self.packed(),
             self.in_place(),
             self.layout.describe()
         )
@@ -363,7 +355,7 @@ impl<'m> Inference<'m> {
 
     /// How many convolutions run through oneDNN with their weights prepacked.
     pub fn packed(&self) -> usize {
-        self.packed
+        self.steps.iter().filter(|s| matches!(s, Step::PackedConv(_))).count()
     }
 
     /// How many nodes the plan computes in place on their first input.
@@ -454,7 +446,8 @@ impl<'m> Inference<'m> {
 
 /// One pass of the plan: the step of each computed node for which `applies` holds becomes
 /// what `derive` makes of the node's op and its current tensors (the model's, or those an
-/// earlier pass derived: a folded batch norm's, channels-last weights).
+/// earlier pass derived: a folded batch norm's, channels-last weights). A prepacked
+/// convolution is final: it holds its tensors in the form its kernel reads.
 fn derive_steps(
     graph: &Graph,
     params: &[Params],
@@ -463,7 +456,7 @@ fn derive_steps(
     derive: &dyn Fn(&Op, &Params) -> Result<Step, TchError>,
 ) -> Result<(), RuntimeError> {
     for (i, node) in graph.nodes.iter().enumerate() {
-        if !applies(i, &node.op) || matches!(steps[i], Step::Skip) {
+        if !applies(i, &node.op) || matches!(steps[i], Step::Skip | Step::PackedConv(_)) {
             continue;
         }
         let own = match &steps[i] {
