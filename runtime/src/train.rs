@@ -395,6 +395,19 @@ impl Optim {
     }
 }
 
+/// Every float variable of rank 4 (a 2-D convolution's weight) laid out channels-last, in place,
+/// as `nnc train` trains in [`Layout::ChannelsLast`]: the optimiser and the model keep the same
+/// tensors.
+pub fn channels_last_weights(vs: &nn::VarStore) -> Result<(), RuntimeError> {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 && v.is_floating_point() {
+            let arranged = channels_last(&v)?;
+            tch::no_grad(|| v.f_set_data(&arranged))?;
+        }
+    }
+    Ok(())
+}
+
 /// A number for a message: plain where that reads well, in scientific notation where plain
 /// would print hundreds of digits (a learning rate of 1e300) or round to 0.
 fn number(v: f64) -> String {
@@ -579,18 +592,6 @@ impl<'m> Trainer<'m> {
         Ok(Resumed::After { epochs: self.history.len(), fresh_state })
     }
 
-    /// Every variable of rank 4 (a 2-D convolution's weight) laid out channels-last, in place:
-    /// the optimiser and the model keep the same tensors.
-    fn arrange_weights(&mut self) -> Result<(), RuntimeError> {
-        for (_, mut v) in self.vs.variables() {
-            if v.dim() == 4 && v.is_floating_point() {
-                let arranged = channels_last(&v)?;
-                tch::no_grad(|| v.f_set_data(&arranged))?;
-            }
-        }
-        Ok(())
-    }
-
     /// Every weight, buffer and optimiser state tensor that holds NaN or infinite values.
     fn non_finite(&self) -> Vec<weights::NonFinite> {
         let variables: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
@@ -638,7 +639,7 @@ impl<'m> Trainer<'m> {
         c.validate()?;
         check_data(train, test)?;
         if c.layout == Layout::ChannelsLast {
-            self.arrange_weights()?;
+            channels_last_weights(self.vs)?;
         }
         self.optim.match_layouts()?;
         for epoch in self.history.len() + 1..=c.epochs {

@@ -9,7 +9,7 @@ use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::inference::channels_last;
 use nnc_runtime::tch::{self, nn, Device, Kind, Reduction, Tensor};
-use nnc_runtime::train::{Optim, Optimizer};
+use nnc_runtime::train::{channels_last_weights, Optim, Optimizer};
 use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
 use crate::args::{device, init, precision, precision_note};
@@ -246,12 +246,7 @@ fn train_step(model: &Model, xs: &[&Tensor], labels: &Tensor, sgd: &mut Optim) -
 /// The weights of rank 4 made channels-last in place, as `nnc train` lays them out, and the
 /// inputs of rank 4 copied so.
 fn arrange_for_training(vs: &nn::VarStore, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
-    for (_, mut v) in vs.variables() {
-        if v.dim() == 4 && v.is_floating_point() {
-            let arranged = channels_last(&v)?;
-            tch::no_grad(|| v.f_set_data(&arranged))?;
-        }
-    }
+    channels_last_weights(vs)?;
     Ok(inputs
         .iter()
         .map(|x| match x.dim() == 4 && x.is_floating_point() {
