@@ -6,8 +6,8 @@ PyTorch is installed:
 
 It records the initial tensors (`initial.NAME`), a gradient for each of three steps
 (`grad.STEP.NAME`), and for each optimiser setting the tensors after the three steps
-(`SETTING.NAME`), computed by torch.optim's default (for-loop) implementation; in one setting a
-tensor has no gradient at the first step. The settings must match OPTIMISERS in train.rs's
+(`SETTING.NAME`), computed by torch.optim's default (for-loop) implementation; in the `_late`
+settings a tensor has no gradient at the first step. The settings must match OPTIMISERS in train.rs's
 test.
 """
 
@@ -25,6 +25,9 @@ SETTINGS = {
     # A tensor whose momentum buffer starts a step after the others'.
     "sgd_momentum_late": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}, ["linear.bias"]),
     "adam": (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.01}, []),
+    # A tensor whose moments and step count start a step after the others': torch.optim counts
+    # Adam's steps per tensor, so its first step is bias-corrected as a first step.
+    "adam_late": (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.01}, ["linear.bias"]),
 }
 
 

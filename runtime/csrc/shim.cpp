@@ -16,7 +16,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_sgd.h>
-#include <ATen/ops/scalar_tensor.h>
+#include <ATen/ops/_foreach_add.h>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -142,28 +142,30 @@ extern "C" bool nnc_fused_sgd(const at::Tensor *const *params, const at::Tensor 
   });
 }
 
-// Adam as torch.optim.Adam computes it (weight decay added to the gradient, not AMSGrad), at step
-// `step` (counted from 1, already including this one).
+// Adam as torch.optim.Adam computes it (weight decay added to the gradient, not AMSGrad). Each
+// parameter has its own step count, as torch.optim keeps it (a parameter that first has a
+// gradient late is bias-corrected from its own first step): `state_steps` are 0-dim fp32 tensors
+// on the parameters' device (the CUDA kernel dereferences them there), counted up by one here
+// before the kernel reads them, as torch.optim's `_fused_adam` does.
 extern "C" bool nnc_fused_adam(const at::Tensor *const *params, const at::Tensor *const *grads,
                                const at::Tensor *const *exp_avgs, const at::Tensor *const *exp_avg_sqs,
-                               size_t n, double step, double lr, double beta1, double beta2,
-                               double weight_decay, double eps, char **error) {
+                               const at::Tensor *const *state_steps, size_t n, double lr, double beta1,
+                               double beta2, double weight_decay, double eps, char **error) {
   return guarded(error, [&] {
     if (n == 0) return;
     for (size_t i = 1; i < n; i++) {
       TORCH_CHECK(params[i]->device() == params[0]->device(), "the parameters are on several devices");
     }
     auto p = gather(params, n), g = gather(grads, n);
-    auto m = gather(exp_avgs, n), v = gather(exp_avg_sqs, n);
+    auto m = gather(exp_avgs, n), v = gather(exp_avg_sqs, n), steps = gather(state_steps, n);
     check_layouts(p, g, "gradient");
     check_layouts(p, m, "first moment");
     check_layouts(p, v, "second moment");
-    // The kernel reads each parameter's step count from a tensor on the parameters' device (the
-    // CUDA kernel dereferences it there), fp32 as PyTorch keeps it for fused Adam; one serves
-    // them all.
-    at::Tensor count =
-        at::scalar_tensor(step, at::TensorOptions().dtype(at::kFloat).device(p[0].device()));
-    std::vector<at::Tensor> steps(n, count);
+    for (size_t i = 0; i < n; i++) {
+      TORCH_CHECK(steps[i].dim() == 0 && steps[i].scalar_type() == at::kFloat && steps[i].device() == p[i].device(),
+                  "the step count of parameter ", i, " is not one fp32 number on its device");
+    }
+    at::_foreach_add_(steps, 1.0);
     at::_fused_adam_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay, eps,
                      /*amsgrad=*/false, /*maximize=*/false);
   });

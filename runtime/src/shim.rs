@@ -48,8 +48,8 @@ extern "C" {
         grads: *const *const c_void,
         exp_avgs: *const *const c_void,
         exp_avg_sqs: *const *const c_void,
+        state_steps: *const *const c_void,
         n: usize,
-        step: f64,
         lr: f64,
         beta1: f64,
         beta2: f64,
@@ -171,26 +171,31 @@ pub(crate) fn fused_sgd(
     })
 }
 
-/// One Adam step at `step` (counted from 1), as `torch.optim.Adam(fused=True)` computes it:
-/// weight decay added to the gradient, no AMSGrad. Each gradient and moment must be a dense
-/// tensor laid out as its parameter, of its type and device.
+/// One Adam step, as `torch.optim.Adam(fused=True)` computes it: weight decay added to the
+/// gradient, no AMSGrad. Each parameter's step count (`state_steps`, a 0-dim fp32 tensor on its
+/// device, counted from 0 before the first step) is counted up by one, then read by the bias
+/// correction. Each gradient and moment must be a dense tensor laid out as its parameter, of its
+/// type and device.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fused_adam(
     params: &[&Tensor],
     grads: &[&Tensor],
     exp_avgs: &[&Tensor],
     exp_avg_sqs: &[&Tensor],
-    step: i64,
+    state_steps: &[&Tensor],
     lr: f64,
     (beta1, beta2): (f64, f64),
     weight_decay: f64,
     eps: f64,
 ) -> Result<(), TchError> {
     let n = params.len();
-    if grads.len() != n || exp_avgs.len() != n || exp_avg_sqs.len() != n {
-        return Err(TchError::Shape("fused Adam: one gradient and two moments per parameter".to_string()));
+    if [grads.len(), exp_avgs.len(), exp_avg_sqs.len(), state_steps.len()].iter().any(|&k| k != n) {
+        return Err(TchError::Shape(
+            "fused Adam: one gradient, two moments and a step count per parameter".to_string(),
+        ));
     }
     let (p, g, m, v) = (handles(params), handles(grads), handles(exp_avgs), handles(exp_avg_sqs));
+    let steps = handles(state_steps);
     // SAFETY: live handles, as many as the C++ side reads (checked above).
     call(|error| unsafe {
         nnc_fused_adam(
@@ -198,8 +203,8 @@ pub(crate) fn fused_adam(
             g.as_ptr(),
             m.as_ptr(),
             v.as_ptr(),
+            steps.as_ptr(),
             n,
-            step as f64,
             lr,
             beta1,
             beta2,

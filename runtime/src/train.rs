@@ -20,6 +20,8 @@ use crate::{Model, RuntimeError};
 
 /// The bookkeeping entries of a checkpoint (under `weights::META_PREFIX`).
 const STEPS: &str = "nnc.optim_steps";
+/// The name of a parameter's Adam step count in its optimiser state, as torch.optim's.
+const ADAM_STEP: &str = "step";
 const METRICS: &str = "nnc.metrics";
 /// Adam's β₁, β₂ and ε: torch.optim.Adam's defaults.
 const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
@@ -191,8 +193,12 @@ pub struct Optim {
     kind: Optimizer,
     lr: f64,
     params: Vec<(String, Tensor)>,
-    /// Per parameter: the momentum buffer (SGD) or the two moment estimates (Adam).
+    /// Per parameter: the momentum buffer (SGD), or the two moment estimates and the step count
+    /// (Adam, which counts each parameter's steps from its first gradient, as torch.optim does);
+    /// empty until the parameter first has a gradient.
     state: Vec<Vec<Tensor>>,
+    /// Steps taken: a checkpoint's `nnc.optim_steps`, and each parameter's Adam step count in a
+    /// checkpoint written before nnc kept one per parameter.
     steps: i64,
 }
 
@@ -213,8 +219,20 @@ impl Optim {
     fn state_names(&self) -> &'static [&'static str] {
         match self.kind {
             Optimizer::Sgd { .. } => &["momentum_buffer"],
-            Optimizer::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+            Optimizer::Adam { .. } => &["exp_avg", "exp_avg_sq", ADAM_STEP],
         }
+    }
+
+    /// A parameter's state before its first step: zeros laid out as it is, and Adam's step
+    /// count, a 0-dim fp32 tensor on its device, as torch.optim's fused Adam keeps it.
+    fn fresh_state(&self, p: &Tensor) -> Result<Vec<Tensor>, TchError> {
+        self.state_names()
+            .iter()
+            .map(|&what| match what {
+                ADAM_STEP => Tensor::f_zeros([], (Kind::Float, p.device())),
+                _ => p.f_zeros_like(),
+            })
+            .collect()
     }
 
     /// Every gradient set to none, as PyTorch's `zero_grad()` does: backward then hands its
@@ -237,8 +255,7 @@ impl Optim {
             (0..grads.len()).filter(|&i| grads[i].defined()).partition(|&i| self.state[i].is_empty());
         let keeps_state = self.keeps_state();
         for &i in fresh.iter().filter(|_| keeps_state) {
-            let p = &self.params[i].1;
-            self.state[i] = self.state_names().iter().map(|_| p.f_zeros_like()).collect::<Result<_, _>>()?;
+            self.state[i] = self.fresh_state(&self.params[i].1)?;
         }
         for (first, chosen) in [(true, fresh), (false, going)] {
             if chosen.is_empty() {
@@ -254,13 +271,13 @@ impl Optim {
                     shim::fused_sgd(&params, &grads, &buffers, self.lr, momentum, weight_decay, first)
                 }
                 Optimizer::Adam { weight_decay } => {
-                    let (m, v) = (state(0), state(1));
+                    let (m, v, steps) = (state(0), state(1), state(2));
                     shim::fused_adam(
                         &params,
                         &grads,
                         &m,
                         &v,
-                        self.steps,
+                        &steps,
                         self.lr,
                         ADAM_BETAS,
                         weight_decay,
@@ -276,7 +293,7 @@ impl Optim {
     /// a checkpoint is contiguous, and the parameters may since have been made channels-last.
     fn match_layouts(&mut self) -> Result<(), RuntimeError> {
         for ((_, p), state) in self.params.iter().zip(&mut self.state) {
-            for t in state.iter_mut().filter(|t| t.stride() != p.stride()) {
+            for t in state.iter_mut().filter(|t| t.size() == p.size() && t.stride() != p.stride()) {
                 let mut arranged = p.f_empty_like()?;
                 arranged.f_copy_(t)?;
                 *t = arranged;
@@ -304,7 +321,7 @@ impl Optim {
         saved: &BTreeMap<String, Tensor>,
         device: Device,
     ) -> Result<(i64, Vec<Vec<Tensor>>), String> {
-        let steps = saved.get(STEPS).map(read_steps).transpose()?;
+        let steps = saved.get(STEPS).map(|t| read_count(t, STEPS)).transpose()?;
         let ours = self.state_names();
         let index: HashMap<&str, usize> =
             self.params.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
@@ -319,7 +336,7 @@ impl Optim {
             let Some(slot) = ours.iter().position(|n| *n == what) else {
                 let trained = match what {
                     "momentum_buffer" => "SGD with momentum",
-                    "exp_avg" | "exp_avg_sq" => "Adam",
+                    "exp_avg" | "exp_avg_sq" | ADAM_STEP => "Adam",
                     _ => return Err(format!("`{key}` is not optimiser state that nnc writes")),
                 };
                 return Err(format!(
@@ -338,6 +355,17 @@ impl Optim {
                 ));
             };
             let p = &self.params[i].1;
+            if what == ADAM_STEP {
+                // A count of 0 would divide the bias correction by 1 - β⁰ = 0.
+                let count = read_count(t, key).and_then(|c| match c {
+                    0 => Err(format!("`{key}` is 0, but Adam's moments are kept after a step")),
+                    c => Ok(c),
+                })?;
+                let count = Tensor::f_full([], count as f64, (Kind::Float, device))
+                    .map_err(|e| format!("`{key}` cannot be read: {e}"))?;
+                found[i][slot] = Some(count);
+                continue;
+            }
             if t.size() != p.size() {
                 return Err(format!(
                     "`{key}` has shape {:?}, but `{param}` has shape {:?}",
@@ -354,29 +382,36 @@ impl Optim {
             }
             found[i][slot] = Some(t.to_device(device));
         }
+        let any = found.iter().flatten().any(Option::is_some);
+        let steps = match steps {
+            Some(steps) => steps,
+            None if any => return Err(format!("it holds optimiser state but no `{STEPS}`")),
+            None => 0,
+        };
         let mut state = Vec::with_capacity(found.len());
-        let mut any = false;
-        for ((name, _), slots) in self.params.iter().zip(found) {
+        for ((name, _), mut slots) in self.params.iter().zip(found) {
+            // A checkpoint of an nnc that counted Adam's steps for all parameters at once has
+            // moments but no count of their own: theirs was the global one.
+            let step = ours.iter().position(|&n| n == ADAM_STEP);
+            if let Some(k) = step.filter(|&k| slots[k].is_none() && slots.iter().any(Option::is_some)) {
+                // Adam's bias correction divides by 1 - β^steps, which is 0 for 0 steps.
+                if steps == 0 {
+                    return Err(format!("it holds Adam's moment estimates, but `{STEPS}` is 0"));
+                }
+                let count = Tensor::f_full([], steps as f64, (Kind::Float, device))
+                    .map_err(|e| format!("`{STEPS}` cannot be read: {e}"))?;
+                slots[k] = Some(count);
+            }
             let present = slots.iter().filter(|s| s.is_some()).count();
             if present != 0 && present != slots.len() {
                 let missing: Vec<&str> =
                     ours.iter().zip(&slots).filter(|(_, s)| s.is_none()).map(|(n, _)| *n).collect();
                 return Err(format!("the optimiser state of `{name}` lacks {}", missing.join(" and ")));
             }
-            any |= present != 0;
             state.push(slots.into_iter().flatten().collect());
         }
-        let steps = match steps {
-            Some(steps) => steps,
-            None if any => return Err(format!("it holds optimiser state but no `{STEPS}`")),
-            None => 0,
-        };
-        // Adam's bias correction divides by 1 - β^steps, which is 0 for 0 steps.
-        if any && steps == 0 && matches!(self.kind, Optimizer::Adam { .. }) {
-            return Err(format!("it holds Adam's moment estimates, but `{STEPS}` is 0"));
-        }
-        // Without saved state, the state starts afresh, and so must the step count that Adam's
-        // bias correction reads (the file's counts another optimiser's steps).
+        // Without saved state, the state starts afresh, and so must the step count (the file's
+        // counts another optimiser's steps).
         let steps = if any { steps } else { 0 };
         Ok((steps, state))
     }
@@ -420,17 +455,16 @@ fn number(v: f64) -> String {
     }
 }
 
-/// `nnc.optim_steps`: one whole, non-negative number that the Adam step's `i32` exponent holds.
-fn read_steps(t: &Tensor) -> Result<i64, String> {
+/// A step count (`nnc.optim_steps`, or a parameter's Adam `step`): one whole, non-negative
+/// number that the Adam step's `i32` exponent holds.
+fn read_count(t: &Tensor, key: &str) -> Result<i64, String> {
     let numeric = t.is_floating_point()
         || matches!(t.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
     let value = (numeric && t.numel() == 1).then(|| t.reshape([1]).double_value(&[0]));
     match value {
         Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= f64::from(i32::MAX) => Ok(v as i64),
-        Some(v) => Err(format!("`{STEPS}` is {v}, not a whole number of steps from 0 to {}", i32::MAX)),
-        None => {
-            Err(format!("`{STEPS}` must be one number, but it is {:?} of shape {:?}", t.kind(), t.size()))
-        }
+        Some(v) => Err(format!("`{key}` is {v}, not a whole number of steps from 0 to {}", i32::MAX)),
+        None => Err(format!("`{key}` must be one number, but it is {:?} of shape {:?}", t.kind(), t.size())),
     }
 }
 
@@ -752,17 +786,19 @@ mod tests {
 
     /// The settings of `parity/make_optim_fixture.py`, which wrote each one's tensors after
     /// three steps of torch.optim, and the tensor each leaves without a gradient at the first.
-    const OPTIMISERS: [(&str, Optimizer, f64, Option<&str>); 4] = [
+    const OPTIMISERS: [(&str, Optimizer, f64, Option<&str>); 5] = [
         ("sgd", Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.1, None),
         ("sgd_momentum", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1, None),
         ("sgd_momentum_late", Optimizer::Sgd { momentum: 0.9, weight_decay: 0.01 }, 0.1, Some("linear.bias")),
         ("adam", Optimizer::Adam { weight_decay: 0.01 }, 0.01, None),
+        ("adam_late", Optimizer::Adam { weight_decay: 0.01 }, 0.01, Some("linear.bias")),
     ];
 
     /// Three steps of nnc's optimiser, with the fixture's gradients, end where torch.optim's
     /// did, in the usual layout and with the convolution weight channels-last (its gradients and
     /// state then channels-last too, as the fused kernels need), a tensor without a gradient at
-    /// the first step included (skipped there; its state starts at the second).
+    /// the first step included (skipped there; its state starts at the second, and Adam
+    /// bias-corrects its first step as a first step, counting its steps as torch.optim does).
     #[test]
     fn steps_match_torch_optim() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parity/fixtures/optim/steps.safetensors");
@@ -804,16 +840,24 @@ mod tests {
                     assert!(crate::parity::relative(p, &fixture[&format!("initial.{n}")]) > 1e-3);
                 }
                 let layouts_kept = optim.params.iter().zip(&optim.state).all(|((_, p), s)| {
-                    s.iter().all(|t| t.stride() == p.stride()) && p.grad().stride() == p.stride()
+                    s.iter().filter(|t| t.dim() > 0).all(|t| t.stride() == p.stride())
+                        && p.grad().stride() == p.stride()
                 });
                 assert!(
                     layouts_kept,
                     "{setting} {layout:?}: state and gradients laid out as their parameters"
                 );
                 assert_eq!(optim.state.iter().all(Vec::is_empty), setting == "sgd", "{setting}: state kept");
-                if late.is_some() {
+                if let Some(late) = late {
                     // The late tensor's state started a step after the others'.
-                    assert!(optim.state.iter().all(|s| s.len() == 1), "{setting}: a buffer each");
+                    let kept = optim.state_names().len();
+                    assert!(optim.state.iter().all(|s| s.len() == kept), "{setting}: state for each");
+                    if let Optimizer::Adam { .. } = kind {
+                        let counts: Vec<f64> = optim.state.iter().map(|s| s[2].double_value(&[])).collect();
+                        let late = optim.params.iter().position(|(n, _)| n == late).unwrap();
+                        let expected: Vec<f64> = (0..3).map(|i| if i == late { 2.0 } else { 3.0 }).collect();
+                        assert_eq!(counts, expected, "{setting}: Adam's steps counted per tensor");
+                    }
                 }
             }
         }

@@ -160,38 +160,43 @@ fn weights_of(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     v
 }
 
+/// With momentum SGD and with Adam, whose state (momentum buffers; moments and per-tensor step
+/// counts) the checkpoint must carry whole.
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let _rng = rng();
     let (train, test) = (bands(256, 1), bands(64, 2));
-    let dir = tmp("resume");
+    for (what, optimizer) in [("sgd", SGD), ("adam", ADAM)] {
+        let dir = tmp(&format!("resume-{what}"));
+        let config = |epochs, path: PathBuf| TrainConfig { optimizer, ..config(epochs, 0.05, Some(path)) };
 
-    tch::manual_seed(0);
-    let mut vs_a = nn::VarStore::new(Device::Cpu);
-    let a = model(&vs_a);
-    Trainer::new(&a, &mut vs_a, config(3, 0.05, Some(dir.join("a.safetensors"))))
-        .run(&train, &test, &mut Quiet)
-        .unwrap();
+        tch::manual_seed(0);
+        let mut vs_a = nn::VarStore::new(Device::Cpu);
+        let a = model(&vs_a);
+        Trainer::new(&a, &mut vs_a, config(3, dir.join("a.safetensors")))
+            .run(&train, &test, &mut Quiet)
+            .unwrap();
 
-    // Stopped after one epoch, as if killed, then resumed by a fresh process's state.
-    tch::manual_seed(0);
-    let mut vs_b = nn::VarStore::new(Device::Cpu);
-    let b = model(&vs_b);
-    let ckpt = dir.join("b.safetensors");
-    Trainer::new(&b, &mut vs_b, config(1, 0.05, Some(ckpt.clone()))).run(&train, &test, &mut Quiet).unwrap();
-    tch::manual_seed(99);
-    let mut vs_c = nn::VarStore::new(Device::Cpu);
-    let c = model(&vs_c);
-    let mut resumed = Trainer::new(&c, &mut vs_c, config(3, 0.05, Some(ckpt)));
-    resumed.resume(&dir.join("b.safetensors")).unwrap();
-    assert_eq!(resumed.history.len(), 1);
-    resumed.run(&train, &test, &mut Quiet).unwrap();
-    assert_eq!(resumed.history.len(), 3);
+        // Stopped after one epoch, as if killed, then resumed by a fresh process's state.
+        tch::manual_seed(0);
+        let mut vs_b = nn::VarStore::new(Device::Cpu);
+        let b = model(&vs_b);
+        let ckpt = dir.join("b.safetensors");
+        Trainer::new(&b, &mut vs_b, config(1, ckpt.clone())).run(&train, &test, &mut Quiet).unwrap();
+        tch::manual_seed(99);
+        let mut vs_c = nn::VarStore::new(Device::Cpu);
+        let c = model(&vs_c);
+        let mut resumed = Trainer::new(&c, &mut vs_c, config(3, ckpt.clone()));
+        resumed.resume(&ckpt).unwrap();
+        assert_eq!(resumed.history.len(), 1);
+        resumed.run(&train, &test, &mut Quiet).unwrap();
+        assert_eq!(resumed.history.len(), 3);
 
-    for ((name, wa), (_, wc)) in weights_of(&vs_a).iter().zip(weights_of(&vs_c)) {
-        assert!(wa.equal(&wc), "`{name}` differs after resuming");
+        for ((name, wa), (_, wc)) in weights_of(&vs_a).iter().zip(weights_of(&vs_c)) {
+            assert!(wa.equal(&wc), "{what}: `{name}` differs after resuming");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -592,7 +597,47 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
             Box::new(|t| t.retain(|(n, _)| n != "optim.4.weight.exp_avg_sq")),
             "the optimiser state of `4.weight` lacks exp_avg_sq",
         ),
-        (&adam, ADAM, Box::new(|t| set(t, "nnc.optim_steps", Tensor::from(0.0))), "`nnc.optim_steps` is 0"),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| set(t, "optim.0.bias.step", Tensor::from(0.0))),
+            "`optim.0.bias.step` is 0",
+        ),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| set(t, "optim.0.bias.step", Tensor::from(2.5))),
+            "not a whole number of steps",
+        ),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| set(t, "optim.0.bias.step", Tensor::from_slice(&[1.0, 2.0]))),
+            "`optim.0.bias.step` must be one number",
+        ),
+        (
+            &adam,
+            SGD,
+            Box::new(|t| t.retain(|(n, _)| !n.ends_with("exp_avg") && !n.ends_with("exp_avg_sq"))),
+            "it was trained with Adam (it holds `optim.0.bias.step`)",
+        ),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| t.retain(|(n, _)| !n.ends_with(".exp_avg"))),
+            "the optimiser state of `0.bias` lacks exp_avg",
+        ),
+        // A checkpoint of an nnc that counted Adam's steps once for all tensors: the count is
+        // `nnc.optim_steps`, which must then be a step count.
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| {
+                t.retain(|(n, _)| !n.ends_with(".step"));
+                set(t, "nnc.optim_steps", Tensor::from(0.0))
+            }),
+            "`nnc.optim_steps` is 0",
+        ),
         (
             &plain,
             PLAIN_SGD,
@@ -657,5 +702,11 @@ fn resume_says_what_it_did() {
         }
     });
     assert_eq!(old, Ok(Resumed::After { epochs: 1, fresh_state: false }));
+    // An Adam checkpoint of an nnc that counted steps once for all tensors (no `step` per
+    // tensor) resumes, each tensor's count then `nnc.optim_steps`.
+    let adam = trained_checkpoint("said-adam", ADAM);
+    let old_adam = resume_changed(&adam, ADAM, |t| t.retain(|(n, _)| !n.ends_with(".step")));
+    assert_eq!(old_adam, Ok(Resumed::After { epochs: 1, fresh_state: false }));
+    std::fs::remove_dir_all(adam.parent().unwrap()).unwrap();
     std::fs::remove_dir_all(plain.parent().unwrap()).unwrap();
 }
