@@ -7,11 +7,14 @@
 //   found in libtorch's dispatcher by name and called boxed.
 // - The fused optimiser steps `aten::_fused_sgd_` and `aten::_fused_adam_` (torch.optim's
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
+// - Autocast's per-device switches (`at::autocast`), which `torch.autocast` flips: tch binds
+//   only a deprecated one that switches CUDA's alone.
 //
 // Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
 // owns. Each function that can fail gives back whether it succeeded; on failure `*error` is the
 // C++ exception's message, which the caller frees with `free`, or null where even that could
 // not be allocated.
+#include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/_fused_adam.h>
@@ -169,4 +172,40 @@ extern "C" bool nnc_fused_adam(const at::Tensor *const *params, const at::Tensor
     at::_fused_adam_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay, eps,
                      /*amsgrad=*/false, /*maximize=*/false);
   });
+}
+
+// Autocast's switches for one device type (a `c10::DeviceType`, CPU 0 or CUDA 1), which are
+// thread-local. Entering records what it found in `*was_enabled` and `*was_dtype` (a
+// `c10::ScalarType`), turns autocast on in `dtype` and counts one scope more; leaving restores
+// them and, when the last scope ends, frees the lower-precision copies of the weights that
+// autocast cached. libtorch's switches only store values; leaving, which a destructor calls and
+// cannot report, swallows anything thrown all the same.
+extern "C" bool nnc_autocast_enter(int8_t device_type, int8_t dtype, bool *was_enabled, int8_t *was_dtype,
+                                   char **error) {
+  return guarded(error, [&] {
+    auto device = static_cast<c10::DeviceType>(device_type);
+    *was_enabled = at::autocast::is_autocast_enabled(device);
+    *was_dtype = static_cast<int8_t>(at::autocast::get_autocast_dtype(device));
+    at::autocast::set_autocast_enabled(device, true);
+    at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(dtype));
+    at::autocast::increment_nesting();
+  });
+}
+
+extern "C" void nnc_autocast_leave(int8_t device_type, bool enabled, int8_t dtype) {
+  try {
+    auto device = static_cast<c10::DeviceType>(device_type);
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device, enabled);
+    at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(dtype));
+  } catch (...) {
+  }
+}
+
+extern "C" bool nnc_autocast_enabled(int8_t device_type) {
+  try {
+    return at::autocast::is_autocast_enabled(static_cast<c10::DeviceType>(device_type));
+  } catch (...) {
+    return false;
+  }
 }

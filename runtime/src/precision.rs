@@ -15,17 +15,15 @@
 //!
 //! tch binds only the deprecated `at::autocast::set_enabled`, which switches CUDA's autocast
 //! alone (its `tch::autocast` does nothing without CUDA, and then in fp16), so the switches of
-//! libtorch 2.13's C++ API are declared here by their (Itanium C++ ABI) symbols, which
-//! libtorch_cpu exports. Their arguments are one-byte enums (`c10::DeviceType`,
-//! `c10::ScalarType`) and a bool, passed as C passes them; none of them throws. A libtorch
-//! without these symbols fails to link rather than misbehaving.
+//! libtorch's C++ API are reached through the shim ([`crate::shim`]), compiled against the
+//! headers of the libtorch nnc links.
 
 use std::fmt;
 use std::marker::PhantomData;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::RuntimeError;
+use crate::{shim, RuntimeError};
 
 /// The precision a forward computes in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -62,19 +60,10 @@ impl Precision {
                 )))
             }
         };
-        // SAFETY: thread-local switches of libtorch (see the module's documentation); the guard
-        // restores what it found, and is not `Send`, so it is dropped on this thread.
-        let scope = unsafe {
-            let previous = Scope {
-                device_type,
-                enabled: ffi::is_autocast_enabled(device_type),
-                dtype: ffi::get_autocast_dtype(device_type),
-            };
-            ffi::set_autocast_enabled(device_type, true);
-            ffi::set_autocast_dtype(device_type, SCALAR_BFLOAT16);
-            ffi::increment_nesting();
-            previous
-        };
+        // Thread-local switches: the guard restores what they were, and is not `Send`, so it is
+        // dropped on this thread.
+        let scope = shim::autocast_enter(device_type, SCALAR_BFLOAT16)
+            .map_err(|e| RuntimeError::Device(format!("libtorch's autocast cannot be entered: {e}")))?;
         Ok(Autocast { scope: Some(scope), thread: PhantomData })
     }
 
@@ -100,29 +89,15 @@ impl fmt::Display for Precision {
 /// that autocast cached for the forward.
 #[must_use = "the scope ends when the guard is dropped"]
 pub struct Autocast {
-    scope: Option<Scope>,
+    scope: Option<shim::AutocastState>,
     /// Autocast's switches are thread-local: the guard must be dropped where it was made.
     thread: PhantomData<*const ()>,
-}
-
-/// The switches of one device type as a scope found them.
-struct Scope {
-    device_type: i8,
-    enabled: bool,
-    dtype: i8,
 }
 
 impl Drop for Autocast {
     fn drop(&mut self) {
         if let Some(s) = &self.scope {
-            // SAFETY: see `Precision::enter`.
-            unsafe {
-                if ffi::decrement_nesting() == 0 {
-                    ffi::clear_cache();
-                }
-                ffi::set_autocast_enabled(s.device_type, s.enabled);
-                ffi::set_autocast_dtype(s.device_type, s.dtype);
-            }
+            shim::autocast_leave(s);
         }
     }
 }
@@ -141,25 +116,5 @@ const SCALAR_BFLOAT16: i8 = 15;
 
 /// Whether libtorch's autocast is on for the CPU on this thread (for tests).
 pub fn cpu_autocast_enabled() -> bool {
-    // SAFETY: a thread-local read.
-    unsafe { ffi::is_autocast_enabled(DEVICE_CPU) }
-}
-
-mod ffi {
-    extern "C" {
-        #[link_name = "_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE"]
-        pub fn is_autocast_enabled(device_type: i8) -> bool;
-        #[link_name = "_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb"]
-        pub fn set_autocast_enabled(device_type: i8, enabled: bool);
-        #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
-        pub fn get_autocast_dtype(device_type: i8) -> i8;
-        #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
-        pub fn set_autocast_dtype(device_type: i8, dtype: i8);
-        #[link_name = "_ZN2at8autocast17increment_nestingEv"]
-        pub fn increment_nesting() -> i32;
-        #[link_name = "_ZN2at8autocast17decrement_nestingEv"]
-        pub fn decrement_nesting() -> i32;
-        #[link_name = "_ZN2at8autocast11clear_cacheEv"]
-        pub fn clear_cache();
-    }
+    shim::autocast_enabled(DEVICE_CPU)
 }

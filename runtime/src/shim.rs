@@ -12,6 +12,9 @@
 //!   written with tensor ops makes several passes and temporaries, and **gradients set to
 //!   none** between steps, as PyTorch's `zero_grad()` does, so that backward hands its
 //!   gradients over instead of adding them into zeroed ones.
+//! - **Autocast's per-device switches** (`at::autocast::set_autocast_enabled` and its
+//!   companions), which `torch.autocast` flips for [`crate::precision`]: tch binds only the
+//!   deprecated `at::autocast::set_enabled`, which switches CUDA's autocast alone.
 
 use std::ffi::{c_char, c_void, CStr};
 
@@ -30,6 +33,15 @@ extern "C" {
         error: *mut *mut c_char,
     ) -> bool;
     fn nnc_onednn_bf16_supported() -> bool;
+    fn nnc_autocast_enter(
+        device_type: i8,
+        dtype: i8,
+        was_enabled: *mut bool,
+        was_dtype: *mut i8,
+        error: *mut *mut c_char,
+    ) -> bool;
+    fn nnc_autocast_leave(device_type: i8, enabled: bool, dtype: i8);
+    fn nnc_autocast_enabled(device_type: i8) -> bool;
     fn nnc_clear_grads(params: *const *const c_void, n: usize, error: *mut *mut c_char) -> bool;
     fn nnc_fused_sgd(
         params: *const *const c_void,
@@ -126,6 +138,36 @@ pub fn onednn_convolution(
 pub fn onednn_bf16_supported() -> bool {
     // SAFETY: no arguments; exceptions are caught on the C++ side.
     unsafe { nnc_onednn_bf16_supported() }
+}
+
+/// Autocast's switches of one device type (a `c10::DeviceType`) as a scope found them.
+pub(crate) struct AutocastState {
+    pub device_type: i8,
+    pub enabled: bool,
+    pub dtype: i8,
+}
+
+/// Turns libtorch's autocast on for `device_type` (a `c10::DeviceType`) in `dtype` (a
+/// `c10::ScalarType`), on this thread, one scope deeper; gives back what it found, for
+/// [`autocast_leave`].
+pub(crate) fn autocast_enter(device_type: i8, dtype: i8) -> Result<AutocastState, TchError> {
+    let (mut enabled, mut previous) = (false, 0i8);
+    // SAFETY: thread-local switches; the pointers are live for the call.
+    call(|error| unsafe { nnc_autocast_enter(device_type, dtype, &mut enabled, &mut previous, error) })?;
+    Ok(AutocastState { device_type, enabled, dtype: previous })
+}
+
+/// Leaves a scope of [`autocast_enter`]: the switches as they were, and autocast's cached
+/// lower-precision weights freed when no scope is left.
+pub(crate) fn autocast_leave(state: &AutocastState) {
+    // SAFETY: thread-local switches; nothing is thrown through.
+    unsafe { nnc_autocast_leave(state.device_type, state.enabled, state.dtype) }
+}
+
+/// Whether libtorch's autocast is on for `device_type` on this thread.
+pub(crate) fn autocast_enabled(device_type: i8) -> bool {
+    // SAFETY: a thread-local read; nothing is thrown through.
+    unsafe { nnc_autocast_enabled(device_type) }
 }
 
 /// Sets each tensor's gradient to none (undefined).
