@@ -12,7 +12,10 @@ its inference plan and its plain interpreter in fp32, and its plan and training 
 Every figure is examples per second, the median of --runs timed batches after a warm-up; the
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
 their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
-route, nnc's bf16 ratio to PyTorch's bf16 autocast, and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
+route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat (nnc and
+PyTorch measured minutes apart, where a busy spell of the machine, which can halve a figure for
+tens of seconds, hits both alike) and shown as the median of the repeats' ratios and their
+spread; and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
 peak is measured here: the fastest of square matmuls of 1024, 2048 and 4096 on the same threads;
 a training step is counted as three forward passes of multiply-adds; oneDNN's convolutions can
 beat MKL's matmul, so a figure above 100 is possible).
@@ -148,6 +151,16 @@ def macs(nnc, file, sets):
     return json.loads(out)["files"][0]["networks"][0]["totals"]["macs"]
 
 
+def ratio_cell(nnc, references):
+    """nnc's ratio to the best of `references` (each a list of figures, one per repeat), repeat
+    by repeat: the median and, over several repeats, the spread."""
+    ratios = sorted(n / max(r[i] for r in references) for i, n in enumerate(nnc))
+    med = statistics.median(ratios)
+    if len(ratios) == 1:
+        return f"×{med:.2f}"
+    return f"×{med:.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+
+
 def cell(values):
     if not values:
         return "—"
@@ -215,15 +228,13 @@ def main():
         for workload, batch in WORKLOADS:
             get = lambda route: results.get((name, workload, batch, route), [])  # noqa: E731
             nnc = get("nnc")
-            fp32 = [r for r in ["eager", "channels-last", "frozen", "compile"] if get(r)]
-            best = max(statistics.median(get(r)) for r in fp32)
-            ratio_eager = statistics.median(nnc) / statistics.median(get("eager"))
-            ratio_best = statistics.median(nnc) / best
-            ratio_bf16 = statistics.median(get("nnc bf16")) / statistics.median(get("bf16 autocast"))
+            fp32 = [get(r) for r in ["eager", "channels-last", "frozen", "compile"] if get(r)]
+            ratios = [ratio_cell(nnc, [get("eager")]), ratio_cell(nnc, fp32),
+                      ratio_cell(get("nnc bf16"), [get("bf16 autocast")])]
             work = flops_per_example * (3 if workload == "train" else 1)
             fraction = statistics.median(nnc) * work / peak
             rows.append([name, f"{workload} b{batch}"] + [cell(get(c)) for c in columns]
-                        + [f"×{ratio_eager:.2f}", f"×{ratio_best:.2f}", f"×{ratio_bf16:.2f}", f"{100 * fraction:.1f}"])
+                        + ratios + [f"{100 * fraction:.1f}"])
     if a.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
