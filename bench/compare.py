@@ -154,6 +154,8 @@ def macs(nnc, file, sets):
 def ratio_cell(nnc, references):
     """nnc's ratio to the best of `references` (each a list of figures, one per repeat), repeat
     by repeat: the median and, over several repeats, the spread."""
+    # Every route measures in every repeat or in none: a failed measurement stops the script.
+    assert all(len(r) == len(nnc) for r in references), "figures missing from a repeat"
     ratios = sorted(n / max(r[i] for r in references) for i, n in enumerate(nnc))
     med = statistics.median(ratios)
     if len(ratios) == 1:

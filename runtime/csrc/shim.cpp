@@ -76,7 +76,7 @@ bool same_layout(const at::Tensor &a, const at::Tensor &b) {
 void check_layouts(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &others,
                    const char *what) {
   for (size_t i = 0; i < others.size(); i++) {
-    TORCH_CHECK(same_layout(others[i], params[i]), "the ", what, " of parameter ", i,
+    TORCH_CHECK(same_layout(others[i], params[i]), "the ", what, " of tensor ", i, " of the step",
                 " is not a dense tensor of its type, device and layout (sizes ", others[i].sizes(), " and ",
                 params[i].sizes(), ", strides ", others[i].strides(), " and ", params[i].strides(), ")");
   }
@@ -166,7 +166,7 @@ extern "C" bool nnc_fused_adam(const at::Tensor *const *params, const at::Tensor
     check_layouts(p, v, "second moment");
     for (size_t i = 0; i < n; i++) {
       TORCH_CHECK(steps[i].dim() == 0 && steps[i].scalar_type() == at::kFloat && steps[i].device() == p[i].device(),
-                  "the step count of parameter ", i, " is not one fp32 number on its device");
+                  "the step count of tensor ", i, " of the step is not one fp32 number on its device");
     }
     at::_foreach_add_(steps, 1.0);
     at::_fused_adam_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay, eps,
@@ -178,25 +178,44 @@ extern "C" bool nnc_fused_adam(const at::Tensor *const *params, const at::Tensor
 // thread-local. Entering records what it found in `*was_enabled` and `*was_dtype` (a
 // `c10::ScalarType`), turns autocast on in `dtype` and counts one scope more; leaving restores
 // them and, when the last scope ends, frees the lower-precision copies of the weights that
-// autocast cached. libtorch's switches only store values; leaving, which a destructor calls and
-// cannot report, swallows anything thrown all the same.
+// autocast cached. libtorch's switches only store values; should one throw all the same,
+// entering puts back what it found before reporting, and leaving (which a destructor calls and
+// cannot report) still restores each switch.
 extern "C" bool nnc_autocast_enter(int8_t device_type, int8_t dtype, bool *was_enabled, int8_t *was_dtype,
                                    char **error) {
-  return guarded(error, [&] {
-    auto device = static_cast<c10::DeviceType>(device_type);
-    *was_enabled = at::autocast::is_autocast_enabled(device);
-    *was_dtype = static_cast<int8_t>(at::autocast::get_autocast_dtype(device));
+  auto device = static_cast<c10::DeviceType>(device_type);
+  if (!guarded(error, [&] {
+        *was_enabled = at::autocast::is_autocast_enabled(device);
+        *was_dtype = static_cast<int8_t>(at::autocast::get_autocast_dtype(device));
+      })) {
+    return false;
+  }
+  bool entered = guarded(error, [&] {
     at::autocast::set_autocast_enabled(device, true);
     at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(dtype));
-    at::autocast::increment_nesting();
   });
+  if (entered) entered = guarded(error, [&] { at::autocast::increment_nesting(); });
+  if (!entered) {
+    try {
+      at::autocast::set_autocast_enabled(device, *was_enabled);
+      at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(*was_dtype));
+    } catch (...) {
+    }
+  }
+  return entered;
 }
 
 extern "C" void nnc_autocast_leave(int8_t device_type, bool enabled, int8_t dtype) {
+  auto device = static_cast<c10::DeviceType>(device_type);
   try {
-    auto device = static_cast<c10::DeviceType>(device_type);
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  } catch (...) {
+  }
+  try {
     at::autocast::set_autocast_enabled(device, enabled);
+  } catch (...) {
+  }
+  try {
     at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(dtype));
   } catch (...) {
   }

@@ -327,6 +327,8 @@ impl Optim {
             self.params.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
         let mut found: Vec<Vec<Option<Tensor>>> =
             self.params.iter().map(|_| ours.iter().map(|_| None).collect()).collect();
+        // Adam's step count of each parameter that has one in the file.
+        let mut counts: Vec<Option<i64>> = vec![None; self.params.len()];
         for (key, t) in
             saved.range(OPTIM_PREFIX.to_string()..).take_while(|(k, _)| k.starts_with(OPTIM_PREFIX))
         {
@@ -357,13 +359,10 @@ impl Optim {
             let p = &self.params[i].1;
             if what == ADAM_STEP {
                 // A count of 0 would divide the bias correction by 1 - β⁰ = 0.
-                let count = read_count(t, key).and_then(|c| match c {
+                counts[i] = Some(read_count(t, key).and_then(|c| match c {
                     0 => Err(format!("`{key}` is 0, but Adam's moments are kept after a step")),
                     c => Ok(c),
-                })?;
-                let count = Tensor::f_full([], count as f64, (Kind::Float, device))
-                    .map_err(|e| format!("`{key}` cannot be read: {e}"))?;
-                found[i][slot] = Some(count);
+                })?);
                 continue;
             }
             if t.size() != p.size() {
@@ -382,25 +381,41 @@ impl Optim {
             }
             found[i][slot] = Some(t.to_device(device));
         }
-        let any = found.iter().flatten().any(Option::is_some);
+        let any = found.iter().flatten().any(Option::is_some) || counts.iter().any(Option::is_some);
         let steps = match steps {
             Some(steps) => steps,
             None if any => return Err(format!("it holds optimiser state but no `{STEPS}`")),
             None => 0,
         };
+        // A checkpoint of an nnc that counted Adam's steps once for all parameters has moments
+        // and no count of any parameter's own: each parameter's count was the global one. A file
+        // with some parameters' counts must have all of them.
+        let legacy = counts.iter().all(Option::is_none);
+        let step_slot = ours.iter().position(|&n| n == ADAM_STEP);
         let mut state = Vec::with_capacity(found.len());
-        for ((name, _), mut slots) in self.params.iter().zip(found) {
-            // A checkpoint of an nnc that counted Adam's steps for all parameters at once has
-            // moments but no count of their own: theirs was the global one.
-            let step = ours.iter().position(|&n| n == ADAM_STEP);
-            if let Some(k) = step.filter(|&k| slots[k].is_none() && slots.iter().any(Option::is_some)) {
-                // Adam's bias correction divides by 1 - β^steps, which is 0 for 0 steps.
-                if steps == 0 {
-                    return Err(format!("it holds Adam's moment estimates, but `{STEPS}` is 0"));
+        for (((name, p), mut slots), count) in self.params.iter().zip(found).zip(counts) {
+            if let Some(k) = step_slot {
+                let count = match count {
+                    None if legacy && slots.iter().any(Option::is_some) => {
+                        // Adam's bias correction divides by 1 - β^steps, which is 0 for 0 steps.
+                        if steps == 0 {
+                            return Err(format!("it holds Adam's moment estimates, but `{STEPS}` is 0"));
+                        }
+                        Some(steps)
+                    }
+                    count => count,
+                };
+                if let Some(count) = count {
+                    if count > steps {
+                        return Err(format!(
+                            "`{OPTIM_PREFIX}{name}.{ADAM_STEP}` is {count}, more than the {steps} steps of `{STEPS}`"
+                        ));
+                    }
+                    // On the parameter's device, where the fused kernel reads it.
+                    let count = Tensor::f_full([], count as f64, (Kind::Float, p.device()))
+                        .map_err(|e| format!("`{OPTIM_PREFIX}{name}.{ADAM_STEP}` cannot be made: {e}"))?;
+                    slots[k] = Some(count);
                 }
-                let count = Tensor::f_full([], steps as f64, (Kind::Float, device))
-                    .map_err(|e| format!("`{STEPS}` cannot be read: {e}"))?;
-                slots[k] = Some(count);
             }
             let present = slots.iter().filter(|s| s.is_some()).count();
             if present != 0 && present != slots.len() {
@@ -456,7 +471,9 @@ fn number(v: f64) -> String {
 }
 
 /// A step count (`nnc.optim_steps`, or a parameter's Adam `step`): one whole, non-negative
-/// number that the Adam step's `i32` exponent holds.
+/// number, at most `i32::MAX` (Adam keeps its counts in fp32, as torch.optim's fused Adam does,
+/// which counts exactly to 2²⁴ steps and then stops counting; its bias corrections are 1 by
+/// then).
 fn read_count(t: &Tensor, key: &str) -> Result<i64, String> {
     let numeric = t.is_floating_point()
         || matches!(t.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);

@@ -627,6 +627,19 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
             Box::new(|t| t.retain(|(n, _)| !n.ends_with(".exp_avg"))),
             "the optimiser state of `0.bias` lacks exp_avg",
         ),
+        // Some tensors' counts and not others': not a checkpoint nnc writes.
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| t.retain(|(n, _)| n != "optim.4.weight.step")),
+            "the optimiser state of `4.weight` lacks step",
+        ),
+        (
+            &adam,
+            ADAM,
+            Box::new(|t| set(t, "optim.0.bias.step", Tensor::from(1000.0))),
+            "`optim.0.bias.step` is 1000, more than the 2 steps of `nnc.optim_steps`",
+        ),
         // A checkpoint of an nnc that counted Adam's steps once for all tensors: the count is
         // `nnc.optim_steps`, which must then be a step count.
         (
