@@ -56,8 +56,9 @@ impl Optimizer {
 /// main one's: 0.4, as in torchvision's fine-tuning of Inception-v3 (`loss1 + 0.4 * loss2`).
 pub const AUX_LOSS_WEIGHT: f64 = 0.4;
 
-/// tch's `cross_entropy_for_logits`, through the fallible calls: the mean over the batch.
-fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+/// tch's `cross_entropy_for_logits`, through the fallible calls: the mean over the batch (the
+/// loss of `nnc train`, and of `nnc bench`'s training step).
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
     logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100)
 }
 
@@ -224,12 +225,12 @@ impl Optim {
     }
 
     /// A parameter's state before its first step: zeros laid out as it is, and Adam's step
-    /// count, a 0-dim fp32 tensor on its device, as torch.optim's fused Adam keeps it.
+    /// count at 0.
     fn fresh_state(&self, p: &Tensor) -> Result<Vec<Tensor>, TchError> {
         self.state_names()
             .iter()
             .map(|&what| match what {
-                ADAM_STEP => Tensor::f_zeros([], (Kind::Float, p.device())),
+                ADAM_STEP => adam_count(0, p),
                 _ => p.f_zeros_like(),
             })
             .collect()
@@ -411,8 +412,7 @@ impl Optim {
                             "`{OPTIM_PREFIX}{name}.{ADAM_STEP}` is {count}, more than the {steps} steps of `{STEPS}`"
                         ));
                     }
-                    // On the parameter's device, where the fused kernel reads it.
-                    let count = Tensor::f_full([], count as f64, (Kind::Float, p.device()))
+                    let count = adam_count(count, p)
                         .map_err(|e| format!("`{OPTIM_PREFIX}{name}.{ADAM_STEP}` cannot be made: {e}"))?;
                     slots[k] = Some(count);
                 }
@@ -468,6 +468,12 @@ fn number(v: f64) -> String {
     } else {
         format!("{}", (v * 1000.0).round() / 1000.0)
     }
+}
+
+/// Parameter `p`'s Adam step count, as torch.optim's fused Adam keeps it: a 0-dim fp32 tensor on
+/// the parameter's device, where the fused kernel reads it.
+fn adam_count(count: i64, p: &Tensor) -> Result<Tensor, TchError> {
+    Tensor::f_full([], count as f64, (Kind::Float, p.device()))
 }
 
 /// A step count (`nnc.optim_steps`, or a parameter's Adam `step`): one whole, non-negative

@@ -8,8 +8,8 @@ use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
 use nnc_runtime::inference::channels_last;
-use nnc_runtime::tch::{self, nn, Device, Kind, Reduction, Tensor};
-use nnc_runtime::train::{channels_last_weights, Optim, Optimizer};
+use nnc_runtime::tch::{self, nn, Device, Kind, Tensor};
+use nnc_runtime::train::{channels_last_weights, cross_entropy, Optim, Optimizer};
 use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
 use crate::args::{device, init, precision, precision_note};
@@ -236,8 +236,7 @@ fn measure(
 /// allocates as much as the forward one.
 fn train_step(model: &Model, xs: &[&Tensor], labels: &Tensor, sgd: &mut Optim) -> Result<(), RuntimeError> {
     let logits = model.try_forward_inputs(xs, true)?;
-    let loss =
-        logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(labels, None::<Tensor>, Reduction::Mean, -100)?;
+    let loss = cross_entropy(&logits, labels)?;
     sgd.zero_grad()?;
     loss.f_backward()?;
     sgd.step()
