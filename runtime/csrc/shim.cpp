@@ -9,19 +9,27 @@
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
 // - Autocast's per-device switches (`at::autocast`), which `torch.autocast` flips: tch binds
 //   only a deprecated one that switches CUDA's alone.
+// - Average pooling whose windows tile a contiguous NCHW tensor (stride = kernel, no padding),
+//   forward and backward: libtorch's NCHW kernel walks every window element by element.
 //
 // Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
 // owns. Each function that can fail gives back whether it succeeded; on failure `*error` is the
 // C++ exception's message, which the caller frees with `free`, or null where even that could
 // not be allocated.
+#include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_sgd.h>
 #include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/avg_pool2d_backward.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <exception>
 #include <vector>
 
@@ -82,7 +90,159 @@ void check_layouts(const std::vector<at::Tensor> &params, const std::vector<at::
   }
 }
 
+// 2×2 average pooling at a stride of 2, no padding, a last odd row or column dropped (floor
+// mode), over `n` images of `h`×`w` pixels of `c` channels laid out channel by channel within
+// each pixel (NHWC). A contiguous NCHW tensor is the same walk over `n`×`c` images of one channel.
+struct Tiling {
+  int64_t n, h, w, c;
+  int64_t oh() const { return h / 2; }
+  int64_t ow() const { return w / 2; }
+  // For at::parallel_for, rows of `elements` each: TensorIterator's grain.
+  int64_t grain(int64_t elements) const { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / elements); }
+};
+
+// Each output is what libtorch's kernels (`cpu_avg_pool2d`, `cpu_avg_pool2d_channels_last`)
+// compute, bit for bit: the window summed in fp32 from zero, row by row, then divided by 4 and
+// rounded to `T` once. libtorch's NCHW kernel finds each window's bounds element by element
+// (4–6× slower at LeNet's sizes, where its two pools, forward and backward, took longer than the
+// convolutions of the training step); its channels-last one vectorises over the channels, which
+// pays from 16 of them on (`shim_pools` in `src/ops.rs` chooses).
+template <typename T>
+void tiled_pool_forward(const Tiling &t, const T *in, T *out) {
+  const int64_t oh = t.oh(), ow = t.ow(), w = t.w, c = t.c;
+  at::parallel_for(0, t.n * oh, t.grain(2 * w * c), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const T *top = in + ((r / oh) * t.h + (r % oh) * 2) * w * c, *bottom = top + w * c;
+      T *o = out + r * ow * c;
+      if (c == 1) {  // one loop over the row, which the compiler vectorises
+        for (int64_t x = 0; x < ow; x++) {
+          float s = 0.0f;
+          s += static_cast<float>(top[2 * x]);
+          s += static_cast<float>(top[2 * x + 1]);
+          s += static_cast<float>(bottom[2 * x]);
+          s += static_cast<float>(bottom[2 * x + 1]);
+          o[x] = static_cast<T>(s / 4.0f);
+        }
+        continue;
+      }
+      for (int64_t x = 0; x < ow; x++) {
+        const T *a = top + 2 * x * c, *b = bottom + 2 * x * c;
+        for (int64_t ch = 0; ch < c; ch++) {
+          float s = 0.0f;
+          s += static_cast<float>(a[ch]);
+          s += static_cast<float>(a[c + ch]);
+          s += static_cast<float>(b[ch]);
+          s += static_cast<float>(b[c + ch]);
+          o[x * c + ch] = static_cast<T>(s / 4.0f);
+        }
+      }
+    }
+  });
+}
+
+// The gradient of `tiled_pool_forward`: each element of a window gets the window's gradient
+// divided by 4, rounded to `T` (what libtorch's backward adds to a zeroed gradient), and a
+// dropped row or column gets zero.
+template <typename T>
+void tiled_pool_backward(const Tiling &t, const T *grad, T *out) {
+  const int64_t oh = t.oh(), ow = t.ow(), w = t.w, c = t.c;
+  at::parallel_for(0, t.n * t.h, t.grain(w * c), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int64_t y = r % t.h;
+      T *row = out + r * w * c;
+      if (y >= oh * 2) {
+        std::fill(row, row + w * c, T(0));
+        continue;
+      }
+      const T *g = grad + ((r / t.h) * oh + y / 2) * ow * c;
+      if (c == 1) {  // one loop over the row, which the compiler vectorises
+        for (int64_t x = 0; x < ow; x++) {
+          const T delta = static_cast<T>(static_cast<float>(g[x]) / 4.0f);
+          row[2 * x] = delta;
+          row[2 * x + 1] = delta;
+        }
+      } else {
+        for (int64_t x = 0; x < ow; x++) {
+          for (int64_t ch = 0; ch < c; ch++) {
+            const T delta = static_cast<T>(static_cast<float>(g[x * c + ch]) / 4.0f);
+            row[2 * x * c + ch] = delta;
+            row[(2 * x + 1) * c + ch] = delta;
+          }
+        }
+      }
+      std::fill(row + ow * 2 * c, row + w * c, T(0));
+    }
+  });
+}
+
+// Calls `f` with a value of the C++ type of `t`'s elements, fp32 or bf16.
+template <typename F>
+void with_element_type(const at::Tensor &t, F f) {
+  if (t.scalar_type() == at::kFloat) {
+    f(float{});
+  } else {
+    f(c10::BFloat16{});
+  }
+}
+
+// The walk of `tiled_pool_forward` over an N×C×H×W tensor of either layout, and that layout.
+std::pair<Tiling, at::MemoryFormat> tiling(at::IntArrayRef sizes, bool channels_last) {
+  const int64_t n = sizes[0], c = sizes[1], h = sizes[2], w = sizes[3];
+  if (channels_last) return {Tiling{n, h, w, c}, at::MemoryFormat::ChannelsLast};
+  return {Tiling{n * c, h, w, 1}, at::MemoryFormat::Contiguous};
+}
+
+// The autograd function of the tiled pooling. A backward that is itself differentiated
+// (`create_graph`) runs libtorch's, whose operations autograd records.
+struct TiledAvgPool2d : public torch::autograd::Function<TiledAvgPool2d> {
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, bool channels_last) {
+    ctx->saved_data["sizes"] = x.sizes().vec();
+    ctx->saved_data["channels_last"] = channels_last;
+    auto [t, format] = tiling(x.sizes(), channels_last);
+    at::Tensor out = at::empty({x.size(0), x.size(1), t.oh(), t.ow()}, x.options().memory_format(format));
+    with_element_type(x, [&](auto zero) {
+      using T = decltype(zero);
+      tiled_pool_forward(t, x.const_data_ptr<T>(), out.mutable_data_ptr<T>());
+    });
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    auto [t, format] = tiling(sizes, ctx->saved_data["channels_last"].toBool());
+    at::Tensor grad = grads[0].contiguous(format);
+    at::Tensor out = at::empty(sizes, grad.options().memory_format(format));
+    if (at::GradMode::is_enabled()) {
+      out = at::avg_pool2d_backward(grad, out, {2, 2}, {2, 2}, {0, 0}, false, true, std::nullopt);
+    } else {
+      with_element_type(grad, [&](auto zero) {
+        using T = decltype(zero);
+        tiled_pool_backward(t, grad.const_data_ptr<T>(), out.mutable_data_ptr<T>());
+      });
+    }
+    return {out, at::Tensor()};
+  }
+};
+
 }  // namespace
+
+// 2×2 average pooling at a stride of 2 (`tiled_pool_forward`), with its gradient.
+extern "C" bool nnc_tiled_avg_pool2d(const at::Tensor *input, at::Tensor **out, char **error) {
+  return guarded(error, [&] {
+    const at::Tensor &x = *input;
+    // The layout libtorch's pooling gives its result (and gradient): they differ in the
+    // strides of axes of one element, where a tensor is both.
+    const at::MemoryFormat format = x.suggest_memory_format();
+    const bool channels_last = format == at::MemoryFormat::ChannelsLast;
+    TORCH_CHECK(x.dim() == 4 && x.device().is_cpu() && x.is_contiguous(format) &&
+                    (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16),
+                "the tiled average pooling takes a contiguous or channels-last fp32 or bf16 CPU tensor of",
+                " rank 4, not ", x.scalar_type(), " ", x.sizes(), " of strides ", x.strides(), " on ", x.device());
+    TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "a 2×2 window does not fit in ", x.sizes());
+    *out = new at::Tensor(TiledAvgPool2d::apply(x, channels_last));
+  });
+}
 
 extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
                                        const at::Tensor *bias, const int64_t *padding,

@@ -12,6 +12,10 @@
 //!   written with tensor ops makes several passes and temporaries, and **gradients set to
 //!   none** between steps, as PyTorch's `zero_grad()` does, so that backward hands its
 //!   gradients over instead of adding them into zeroed ones.
+//! - **2×2 average pooling at a stride of 2** (LeNet's), forward and
+//!   backward, bit for bit as libtorch computes it. libtorch's NCHW kernel finds each window's
+//!   bounds element by element: in LeNet's training step at batch 32 its two pools, forward and
+//!   backward, took longer than the convolutions.
 //! - **Autocast's per-device switches** (`at::autocast::set_autocast_enabled` and its
 //!   companions), which `torch.autocast` flips for [`crate::precision`]: tch binds only the
 //!   deprecated `at::autocast::set_enabled`, which switches CUDA's autocast alone.
@@ -33,6 +37,7 @@ extern "C" {
         error: *mut *mut c_char,
     ) -> bool;
     fn nnc_onednn_bf16_supported() -> bool;
+    fn nnc_tiled_avg_pool2d(input: *const c_void, out: *mut *mut c_void, error: *mut *mut c_char) -> bool;
     fn nnc_autocast_enter(
         device_type: i8,
         dtype: i8,
@@ -127,11 +132,32 @@ pub fn onednn_convolution(
             error,
         )
     })?;
+    // SAFETY: the C++ side's new handle, or null.
+    unsafe { take(out, "oneDNN's convolution") }
+}
+
+/// Takes ownership of the tensor a shim function gave back (`what` names it if there is none).
+///
+/// # Safety
+/// `out` is null or a handle nothing else owns.
+unsafe fn take(out: *mut c_void, what: &str) -> Result<Tensor, TchError> {
     match out.is_null() {
-        true => Err(TchError::Torch("oneDNN's convolution gave no tensor".to_string())),
-        // SAFETY: a new handle, ours.
+        true => Err(TchError::Torch(format!("{what} gave no tensor"))),
+        // SAFETY: a new handle, ours (the caller's promise).
         false => Ok(unsafe { Tensor::from_ptr(out.cast()) }),
     }
+}
+
+/// 2×2 average pooling at a stride of 2 of `input` (N×C×H×W, contiguous or channels-last, fp32
+/// or bf16, on the CPU; the result in the same layout), without padding, in floor mode:
+/// `avg_pool2d`'s result and gradient, bit for bit, by the shim's own kernel (see the module's
+/// notes).
+pub fn tiled_avg_pool2d(input: &Tensor) -> Result<Tensor, TchError> {
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the handle is live for the call; on success the C++ side gives back a new one.
+    call(|error| unsafe { nnc_tiled_avg_pool2d(handle(input), &mut out, error) })?;
+    // SAFETY: the C++ side's new handle, or null.
+    unsafe { take(out, "the tiled average pooling") }
 }
 
 /// Whether oneDNN runs bf16 convolutions on this CPU (it needs AVX-512 or AVX-NE-CONVERT).
