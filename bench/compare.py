@@ -13,9 +13,13 @@ Every figure is examples per second, the median of --runs timed batches after a 
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
 their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
 route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat (nnc and
-PyTorch measured minutes apart, where a busy spell of the machine, which can halve a figure for
-tens of seconds, hits both alike) and shown as the median of the repeats' ratios and their
-spread; and the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
+PyTorch measured minutes apart) and shown as the median of the repeats' ratios and their
+spread, then as the ratio of the best figures of all repeats. A machine shared with others has
+busy spells, seconds to minutes long, in which a figure can fall by half; they slow nnc more than
+PyTorch (on a 2-core VM, LeNet's training step: nnc from 20k examples/s to 10k, PyTorch from 15.5k
+to 11.5k, measured alternately), whose Python leaves its threads idle between kernels anyway, so
+that a repeat in a spell gives a ratio of the spell; the best figures are each side's speed on a
+quiet machine, as nearly as the run saw it. And the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
 peak is measured here: the fastest of square matmuls of 1024, 2048 and 4096 on the same threads;
 a training step is counted as three forward passes of multiply-adds; oneDNN's convolutions can
 beat MKL's matmul, so a figure above 100 is possible).
@@ -153,14 +157,18 @@ def macs(nnc, file, sets):
 
 def ratio_cell(nnc, references):
     """nnc's ratio to the best of `references` (each a list of figures, one per repeat), repeat
-    by repeat: the median and, over several repeats, the spread."""
+    by repeat: the median and, over several repeats, the spread; then the ratio of the best
+    figures of all repeats ("best"), each side's speed on a quiet machine as nearly as the run
+    saw it (a busy spell only ever slows a figure down, and does not slow nnc and PyTorch alike:
+    see the module's notes)."""
     # Every route measures in every repeat or in none: a failed measurement stops the script.
     assert all(len(r) == len(nnc) for r in references), "figures missing from a repeat"
     ratios = sorted(n / max(r[i] for r in references) for i, n in enumerate(nnc))
     med = statistics.median(ratios)
     if len(ratios) == 1:
         return f"×{med:.2f}"
-    return f"×{med:.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+    best = max(nnc) / max(max(r) for r in references)
+    return f"×{med:.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f}), best ×{best:.2f}"
 
 
 def cell(values):
