@@ -14,15 +14,18 @@ whole measurement is repeated --repeats times and each cell shows the median of 
 their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
 route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat (nnc and
 PyTorch measured minutes apart) and shown as the median of the repeats' ratios and their
-spread, then as the ratio of the best figures of all repeats. A machine shared with others has
-busy spells, seconds to minutes long, in which a figure can fall by half; they slow nnc more than
-PyTorch (on a 2-core VM, LeNet's training step: nnc from 20k examples/s to 10k, PyTorch from 15.5k
-to 11.5k, measured alternately), whose Python leaves its threads idle between kernels anyway, so
-that a repeat in a spell gives a ratio of the spell; the best figures are each side's speed on a
-quiet machine, as nearly as the run saw it. And the fraction of the machine's fp32 matmul peak that each nnc figure reaches (the
-peak is measured here: the fastest of square matmuls of 1024, 2048 and 4096 on the same threads;
-a training step is counted as three forward passes of multiply-adds; oneDNN's convolutions can
-beat MKL's matmul, so a figure above 100 is possible).
+spread, then as the ratio of the best figures of all repeats. A machine shared with others can
+have busy spells, seconds to minutes long, in which a figure falls by up to half, and they need
+not slow nnc and PyTorch alike: on this project's 2-core VM they slowed nnc more (LeNet's
+training step, measured alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to
+11.5k; PyTorch's Python leaves its threads idle between kernels anyway), so a repeat in a spell
+gives that spell's ratio. The best figures are each side's speed on a quiet machine as nearly as
+the run saw it; one fast repeat decides them, so they can fall outside the per-repeat spread,
+and where one side never ran quiet they favour the other. It also prints the fraction of the
+machine's fp32 matmul peak that each nnc figure reaches (the peak is measured here: the fastest
+of square matmuls of 1024, 2048 and 4096 on the same threads; a training step is counted as
+three forward passes of multiply-adds; oneDNN's convolutions can beat MKL's matmul, so a figure
+above 100 is possible).
 
     /work/venv/bin/python bench/compare.py [--threads 2] [--repeats 3] [--no-compile]
 

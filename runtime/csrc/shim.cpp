@@ -9,8 +9,8 @@
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
 // - Autocast's per-device switches (`at::autocast`), which `torch.autocast` flips: tch binds
 //   only a deprecated one that switches CUDA's alone.
-// - Average pooling whose windows tile a contiguous NCHW tensor (stride = kernel, no padding),
-//   forward and backward: libtorch's NCHW kernel walks every window element by element.
+// - 2×2 average pooling at a stride of 2, contiguous or channels-last, forward and backward:
+//   libtorch's NCHW kernel walks every window element by element.
 //
 // Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
 // owns. Each function that can fail gives back whether it succeeded; on failure `*error` is the
@@ -29,8 +29,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 #include <exception>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -92,48 +92,62 @@ void check_layouts(const std::vector<at::Tensor> &params, const std::vector<at::
 
 // 2×2 average pooling at a stride of 2, no padding, a last odd row or column dropped (floor
 // mode), over `n` images of `h`×`w` pixels of `c` channels laid out channel by channel within
-// each pixel (NHWC). A contiguous NCHW tensor is the same walk over `n`×`c` images of one channel.
+// each pixel (NHWC). A contiguous NCHW tensor is the same walk over `n`×`c` images of one
+// channel, which `channels_last` tells apart: libtorch's kernels for the two layouts differ in
+// the sign of a zero result (below).
 struct Tiling {
   int64_t n, h, w, c;
+  bool channels_last;
   int64_t oh() const { return h / 2; }
   int64_t ow() const { return w / 2; }
   // For at::parallel_for, rows of `elements` each: TensorIterator's grain.
   int64_t grain(int64_t elements) const { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / elements); }
 };
 
-// Each output is what libtorch's kernels (`cpu_avg_pool2d`, `cpu_avg_pool2d_channels_last`)
-// compute, bit for bit: the window summed in fp32 from zero, row by row, then divided by 4 and
-// rounded to `T` once. libtorch's NCHW kernel finds each window's bounds element by element
-// (4–6× slower at LeNet's sizes, where its two pools, forward and backward, took longer than the
-// convolutions of the training step); its channels-last one vectorises over the channels, which
-// pays from 16 of them on (`shim_pools` in `src/ops.rs` chooses).
+// `value` rounded to `T`, as libtorch's kernels store it: added to a zeroed output (its NCHW
+// forward, both backwards), which turns a -0 into +0, or stored as it is (its channels-last
+// forward).
+template <typename T>
+T store(float value, bool onto_zero) {
+  const T rounded = static_cast<T>(value);
+  return onto_zero && rounded == T(0) ? T(0) : rounded;  // -0 == +0: either zero becomes +0
+}
+
+// A window's average as libtorch's kernels (`cpu_avg_pool2d`, `cpu_avg_pool2d_channels_last`)
+// compute it, bit for bit: summed in fp32 from zero, row by row, then divided by 4.
+template <typename T>
+float window_average(T top_left, T top_right, T bottom_left, T bottom_right) {
+  float sum = 0.0f;
+  sum += static_cast<float>(top_left);
+  sum += static_cast<float>(top_right);
+  sum += static_cast<float>(bottom_left);
+  sum += static_cast<float>(bottom_right);
+  return sum / 4.0f;
+}
+
+// libtorch's NCHW kernel finds each window's bounds element by element (4–6× slower at LeNet's
+// sizes, where its two pools, forward and backward, took longer than the convolutions of the
+// training step); its channels-last one vectorises over the channels, which pays from 8 of
+// them on (`shim_pools` in `src/ops.rs` chooses). One channel is the loop the compiler
+// vectorises along the row.
 template <typename T>
 void tiled_pool_forward(const Tiling &t, const T *in, T *out) {
   const int64_t oh = t.oh(), ow = t.ow(), w = t.w, c = t.c;
+  const bool onto_zero = !t.channels_last;
   at::parallel_for(0, t.n * oh, t.grain(2 * w * c), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const T *top = in + ((r / oh) * t.h + (r % oh) * 2) * w * c, *bottom = top + w * c;
       T *o = out + r * ow * c;
-      if (c == 1) {  // one loop over the row, which the compiler vectorises
+      if (c == 1) {
         for (int64_t x = 0; x < ow; x++) {
-          float s = 0.0f;
-          s += static_cast<float>(top[2 * x]);
-          s += static_cast<float>(top[2 * x + 1]);
-          s += static_cast<float>(bottom[2 * x]);
-          s += static_cast<float>(bottom[2 * x + 1]);
-          o[x] = static_cast<T>(s / 4.0f);
+          o[x] = store<T>(window_average(top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]), onto_zero);
         }
         continue;
       }
       for (int64_t x = 0; x < ow; x++) {
         const T *a = top + 2 * x * c, *b = bottom + 2 * x * c;
         for (int64_t ch = 0; ch < c; ch++) {
-          float s = 0.0f;
-          s += static_cast<float>(a[ch]);
-          s += static_cast<float>(a[c + ch]);
-          s += static_cast<float>(b[ch]);
-          s += static_cast<float>(b[c + ch]);
-          o[x * c + ch] = static_cast<T>(s / 4.0f);
+          o[x * c + ch] = store<T>(window_average(a[ch], a[c + ch], b[ch], b[c + ch]), onto_zero);
         }
       }
     }
@@ -141,11 +155,12 @@ void tiled_pool_forward(const Tiling &t, const T *in, T *out) {
 }
 
 // The gradient of `tiled_pool_forward`: each element of a window gets the window's gradient
-// divided by 4, rounded to `T` (what libtorch's backward adds to a zeroed gradient), and a
-// dropped row or column gets zero.
+// divided by 4, rounded to `T` and added to zero (libtorch's backwards add it to a zeroed
+// gradient), and a dropped row or column gets zero.
 template <typename T>
 void tiled_pool_backward(const Tiling &t, const T *grad, T *out) {
   const int64_t oh = t.oh(), ow = t.ow(), w = t.w, c = t.c;
+  const auto quarter = [](T g) { return store<T>(static_cast<float>(g) / 4.0f, true); };
   at::parallel_for(0, t.n * t.h, t.grain(w * c), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const int64_t y = r % t.h;
@@ -155,19 +170,11 @@ void tiled_pool_backward(const Tiling &t, const T *grad, T *out) {
         continue;
       }
       const T *g = grad + ((r / t.h) * oh + y / 2) * ow * c;
-      if (c == 1) {  // one loop over the row, which the compiler vectorises
-        for (int64_t x = 0; x < ow; x++) {
-          const T delta = static_cast<T>(static_cast<float>(g[x]) / 4.0f);
-          row[2 * x] = delta;
-          row[2 * x + 1] = delta;
-        }
+      if (c == 1) {
+        for (int64_t x = 0; x < ow; x++) row[2 * x] = row[2 * x + 1] = quarter(g[x]);
       } else {
         for (int64_t x = 0; x < ow; x++) {
-          for (int64_t ch = 0; ch < c; ch++) {
-            const T delta = static_cast<T>(static_cast<float>(g[x * c + ch]) / 4.0f);
-            row[2 * x * c + ch] = delta;
-            row[(2 * x + 1) * c + ch] = delta;
-          }
+          for (int64_t ch = 0; ch < c; ch++) row[2 * x * c + ch] = row[(2 * x + 1) * c + ch] = quarter(g[x * c + ch]);
         }
       }
       std::fill(row + ow * 2 * c, row + w * c, T(0));
@@ -181,6 +188,7 @@ void with_element_type(const at::Tensor &t, F f) {
   if (t.scalar_type() == at::kFloat) {
     f(float{});
   } else {
+    TORCH_CHECK(t.scalar_type() == at::kBFloat16, "the pooling computes fp32 or bf16, not ", t.scalar_type());
     f(c10::BFloat16{});
   }
 }
@@ -188,8 +196,19 @@ void with_element_type(const at::Tensor &t, F f) {
 // The walk of `tiled_pool_forward` over an N×C×H×W tensor of either layout, and that layout.
 std::pair<Tiling, at::MemoryFormat> tiling(at::IntArrayRef sizes, bool channels_last) {
   const int64_t n = sizes[0], c = sizes[1], h = sizes[2], w = sizes[3];
-  if (channels_last) return {Tiling{n, h, w, c}, at::MemoryFormat::ChannelsLast};
-  return {Tiling{n * c, h, w, 1}, at::MemoryFormat::Contiguous};
+  if (channels_last) return {Tiling{n, h, w, c, true}, at::MemoryFormat::ChannelsLast};
+  return {Tiling{n * c, h, w, 1, false}, at::MemoryFormat::Contiguous};
+}
+
+// The pooling of `x` in the layout `tiling` gives.
+at::Tensor tiled_pool(const at::Tensor &x, bool channels_last) {
+  auto [t, format] = tiling(x.sizes(), channels_last);
+  at::Tensor out = at::empty({x.size(0), x.size(1), t.oh(), t.ow()}, x.options().memory_format(format));
+  with_element_type(x, [&](auto zero) {
+    using T = decltype(zero);
+    tiled_pool_forward(t, x.const_data_ptr<T>(), out.mutable_data_ptr<T>());
+  });
+  return out;
 }
 
 // The autograd function of the tiled pooling. A backward that is itself differentiated
@@ -198,13 +217,7 @@ struct TiledAvgPool2d : public torch::autograd::Function<TiledAvgPool2d> {
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, bool channels_last) {
     ctx->saved_data["sizes"] = x.sizes().vec();
     ctx->saved_data["channels_last"] = channels_last;
-    auto [t, format] = tiling(x.sizes(), channels_last);
-    at::Tensor out = at::empty({x.size(0), x.size(1), t.oh(), t.ow()}, x.options().memory_format(format));
-    with_element_type(x, [&](auto zero) {
-      using T = decltype(zero);
-      tiled_pool_forward(t, x.const_data_ptr<T>(), out.mutable_data_ptr<T>());
-    });
-    return out;
+    return tiled_pool(x, channels_last);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
@@ -239,8 +252,10 @@ extern "C" bool nnc_tiled_avg_pool2d(const at::Tensor *input, at::Tensor **out, 
                     (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16),
                 "the tiled average pooling takes a contiguous or channels-last fp32 or bf16 CPU tensor of",
                 " rank 4, not ", x.scalar_type(), " ", x.sizes(), " of strides ", x.strides(), " on ", x.device());
-    TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "a 2×2 window does not fit in ", x.sizes());
-    *out = new at::Tensor(TiledAvgPool2d::apply(x, channels_last));
+    TORCH_CHECK(x.size(1) > 0 && x.size(2) >= 2 && x.size(3) >= 2, "a 2×2 window does not fit in ", x.sizes());
+    // Without a gradient to record, the kernel alone (no autograd node, nothing saved).
+    const bool recorded = at::GradMode::is_enabled() && x.requires_grad();
+    *out = new at::Tensor(recorded ? TiledAvgPool2d::apply(x, channels_last) : tiled_pool(x, channels_last));
   });
 }
 

@@ -118,7 +118,7 @@ pub fn onednn_convolution(
 ) -> Result<Tensor, TchError> {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: the handles are live for the call; the C++ side copies what it keeps and, on
-    // success, gives back a new handle, which `from_ptr` takes ownership of.
+    // success, gives back a new handle, which `take` takes ownership of.
     call(|error| unsafe {
         nnc_onednn_convolution(
             handle(input),
