@@ -1,7 +1,7 @@
 //! The ops on libtorch: each layer's tensors created from its description, and each op's
 //! forward, one arm per op in [`apply`]'s `match`, which has no wildcard, so that an op added
 //! to the compiler's registry fails to compile here until it has a forward (libtorch's
-//! functions, and for 2×2 average pooling where it is the faster the shim's own kernel,
+//! functions; for 2×2 average pooling, where it is the faster, the shim's own kernel,
 //! [`crate::shim::tiled_avg_pool2d`]). The interpreter
 //! and generated code both call these, so the two cannot disagree. Beside it,
 //! `apply_in_place` is the in-place twin of the activations and arithmetic that have one,
@@ -875,19 +875,19 @@ mod tests {
         t.contiguous().view_dtype(kind)
     }
 
-    /// Standard normal values of `dims` in `kind` and layout, with a 2×2 window whose average
-    /// is below the smallest positive number of the kind (so that it is rounded to -0), and a -0
-    /// as the first image's last element.
+    /// Standard normal values of `dims` in `kind` and layout, with a 2×2 window of three zeros
+    /// and the negative number nearest zero of the kind (its average rounds to -0), and a -0 as
+    /// the first image's last element.
     fn awkward(dims: [i64; 4], kind: Kind, channels_last: bool) -> Tensor {
         let x = Tensor::randn(dims, (Kind::Float, Device::Cpu));
-        let tiny = match kind {
+        let nearest_zero = match kind {
             Kind::Float => f32::from_bits(0x8000_0001),
             _ => f32::from_bits(0x8001_0000),
         };
         let first = x.get(0).get(0);
         if dims[2] >= 2 && dims[3] >= 2 {
             let _ = first.narrow(0, 0, 2).narrow(1, 0, 2).fill_(0.0);
-            let _ = first.get(0).get(0).fill_(f64::from(tiny));
+            let _ = first.get(0).get(0).fill_(f64::from(nearest_zero));
         }
         let _ = first.get(dims[2] - 1).get(dims[3] - 1).fill_(-0.0);
         let x = x.to_kind(kind);
