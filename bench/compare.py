@@ -18,8 +18,8 @@ spread, then as the ratio of the best figures of all repeats. A machine shared w
 have busy spells, seconds to minutes long, in which a figure falls by up to half, and they need
 not slow nnc and PyTorch alike: on this project's 2-core VM they slowed nnc more (LeNet's
 training step, measured alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to
-11.5k; PyTorch's Python leaves its threads idle between kernels anyway), so a repeat in a spell
-gives that spell's ratio. The best figures are each side's speed on a quiet machine as nearly as
+11.5k; perhaps as PyTorch spends more of its step in Python, between kernels), so a repeat in
+a spell gives that spell's ratio. The best figures are each side's speed on a quiet machine as nearly as
 the run saw it; one fast repeat decides them, so they can fall outside the per-repeat spread,
 and where one side never ran quiet they favour the other. It also prints the fraction of the
 machine's fp32 matmul peak that each nnc figure reaches (the peak is measured here: the fastest

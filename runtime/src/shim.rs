@@ -12,10 +12,10 @@
 //!   written with tensor ops makes several passes and temporaries, and **gradients set to
 //!   none** between steps, as PyTorch's `zero_grad()` does, so that backward hands its
 //!   gradients over instead of adding them into zeroed ones.
-//! - **2×2 average pooling at a stride of 2** (LeNet's), forward and
-//!   backward, bit for bit as libtorch computes it. libtorch's NCHW kernel finds each window's
-//!   bounds element by element: in LeNet's training step at batch 32 its two pools, forward and
-//!   backward, took longer than the convolutions.
+//! - **2×2 average pooling at a stride of 2** (LeNet's), forward and backward, bit for bit as
+//!   libtorch computes it. libtorch's NCHW kernel finds each window's bounds element by element:
+//!   in LeNet's training step at batch 32 its two pools, forward and backward, took longer than
+//!   the convolutions.
 //! - **Autocast's per-device switches** (`at::autocast::set_autocast_enabled` and its
 //!   companions), which `torch.autocast` flips for [`crate::precision`]: tch binds only the
 //!   deprecated `at::autocast::set_enabled`, which switches CUDA's autocast alone.
