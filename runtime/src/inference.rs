@@ -547,9 +547,15 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
     let &[_, c, h, w] = size.as_slice() else {
         return Err(TchError::Shape(format!("channels-last needs a tensor of rank 4, not {size:?}")));
     };
-    let mut arranged = Tensor::f_empty_strided(&size, [c * h * w, 1, w * c, c], (t.kind(), t.device()))?;
+    let mut arranged =
+        Tensor::f_empty_strided(&size, channels_last_strides(c, h, w), (t.kind(), t.device()))?;
     arranged.f_copy_(t)?;
     Ok(arranged)
+}
+
+/// The strides [`channels_last`] gives an N×`c`×`h`×`w` tensor.
+pub(crate) fn channels_last_strides(c: i64, h: i64, w: i64) -> [i64; 4] {
+    [c * h * w, 1, w * c, c]
 }
 
 /// The usual layout, copying only where the tensor is in another (channels-last).

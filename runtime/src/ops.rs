@@ -369,7 +369,7 @@ fn shim_pools<const N: usize>(x: &Tensor, p: &AvgPool<N>) -> bool {
         && h >= 2
         && w >= 2
         && (!p.ceil_mode || (h % 2 == 0 && w % 2 == 0))
-        && (x.is_contiguous() || (c < 8 && x.stride() == [c * h * w, 1, w * c, c]))
+        && (x.is_contiguous() || (c < 8 && x.stride() == crate::inference::channels_last_strides(c, h, w)))
 }
 
 /// Adaptive average or max pooling to `output` over `N` spatial axes; the indices of the
