@@ -49,6 +49,8 @@ fn a_users_crate_pins_its_models_shapes_without_libtorch() {
             .args(args)
             .arg("--offline")
             .env("CARGO_TARGET_DIR", repo.join("target/external"))
+            // Without debug info: a crate built only to run its tests, never to be debugged.
+            .env("CARGO_PROFILE_DEV_DEBUG", "false")
             .env("INSTA_UPDATE", "no")
             .env_remove("LIBTORCH")
             .current_dir(&dir)

@@ -61,6 +61,8 @@ fn main() {
     let build = Command::new(env!("CARGO"))
         .args(["build", "--offline", "--quiet"])
         .env("CARGO_TARGET_DIR", &target)
+        // Without debug info: tch and torch-sys again, for a test that never debugs them.
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
         .env_remove("LIBTORCH")
         .env_remove("RUSTFLAGS")
         .current_dir(&dir)
