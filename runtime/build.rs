@@ -25,6 +25,13 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .define("GLOG_USE_GLOG_EXPORT", None)
         .flag("-Wall")
+        // at::parallel_for is inline in libtorch's headers, an OpenMP `parallel` region: without
+        // OpenMP the shim's kernels ran on one thread whatever libtorch's thread count.
+        .flag("-fopenmp")
         .file("csrc/shim.cpp")
         .compile("nnc_shim");
+    // The OpenMP runtime libtorch runs on, its own copy (the CPU archive and PyTorch's wheels
+    // both ship `lib/libgomp.so.1`), so that the shim and libtorch share one thread pool.
+    println!("cargo:rustc-link-search=native={dir}/lib");
+    println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
 }

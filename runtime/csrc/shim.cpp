@@ -33,6 +33,13 @@
 #include <utility>
 #include <vector>
 
+// libtorch's at::parallel_for is an OpenMP `parallel` region written inline in its headers:
+// compiled without OpenMP it runs the whole range on the calling thread. build.rs passes
+// -fopenmp; this keeps a build without it from passing silently.
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "the shim needs -fopenmp: without it at::parallel_for runs on one thread"
+#endif
+
 namespace {
 
 char *copy_message(const char *text) {
