@@ -30,8 +30,20 @@ fn main() {
         .flag("-fopenmp")
         .file("csrc/shim.cpp")
         .compile("nnc_shim");
-    // The OpenMP runtime libtorch runs on, its own copy (the CPU archive and PyTorch's wheels
-    // both ship `lib/libgomp.so.1`), so that the shim and libtorch share one thread pool.
-    println!("cargo:rustc-link-search=native={dir}/lib");
-    println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
+    // The OpenMP runtime libtorch runs on, its own copy, so that the shim and libtorch share
+    // one thread pool: `lib/libgomp.so.1` in PyTorch's wheels (and so in `.libtorch`),
+    // `libgomp-<hash>.so.1` in pytorch.org's libtorch archives; else the compiler's own.
+    let lib = std::path::Path::new(&dir).join("lib");
+    let bundled = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|name| name.starts_with("libgomp") && name.ends_with(".so.1"))
+    });
+    match bundled {
+        Some(name) => {
+            println!("cargo:rustc-link-search=native={}", lib.display());
+            println!("cargo:rustc-link-lib=dylib:+verbatim={name}");
+        }
+        None => println!("cargo:rustc-link-lib=dylib=gomp"),
+    }
 }
