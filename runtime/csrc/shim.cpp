@@ -1,11 +1,10 @@
 // What nnc needs from libtorch that tch does not bind (tch binds the `aten::` functions of its
 // generated list): see `src/shim.rs` for why each is wanted.
 //
-// - oneDNN's convolution on dense tensors with a prepacked weight and the activation after it
-//   fused, `mkldnn::_convolution_pointwise` (the kernel `torch.compile` uses for frozen CPU
-//   graphs), and whether this CPU runs oneDNN's bf16 kernels,
-//   `mkldnn::_is_mkldnn_bf16_supported`: operators of the `mkldnn` namespace, found in
-//   libtorch's dispatcher by name and called boxed.
+// - oneDNN's convolution on dense tensors with a prepacked weight, `mkldnn::_convolution_pointwise`
+//   (the kernel `torch.compile` uses for frozen CPU graphs), and whether this CPU runs oneDNN's
+//   bf16 kernels, `mkldnn::_is_mkldnn_bf16_supported`: operators of the `mkldnn` namespace,
+//   found in libtorch's dispatcher by name and called boxed.
 // - The fused optimiser steps `aten::_fused_sgd_` and `aten::_fused_adam_` (torch.optim's
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
 // - Autocast's per-device switches (`at::autocast`), which `torch.autocast` flips: tch binds
@@ -267,13 +266,9 @@ extern "C" bool nnc_tiled_avg_pool2d(const at::Tensor *input, at::Tensor **out, 
   });
 }
 
-// `activation` names the activation oneDNN applies to the result before writing it (a post-op of
-// the convolution's kernel): "none", "relu", or "hardtanh" with its `n_bounds` (2) bounds, the
-// names `_convolution_pointwise` takes.
 extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
                                        const at::Tensor *bias, const int64_t *padding,
                                        const int64_t *stride, const int64_t *dilation, int64_t groups,
-                                       const char *activation, const double *bounds, size_t n_bounds,
                                        at::Tensor **out, char **error) {
   return guarded(error, [&] {
     static const c10::OperatorHandle op =
@@ -287,10 +282,8 @@ extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor
     stack.emplace_back(pair(stride));
     stack.emplace_back(pair(dilation));
     stack.emplace_back(groups);
-    stack.emplace_back(std::string(activation));
-    c10::List<std::optional<c10::Scalar>> scalars;
-    for (size_t i = 0; i < n_bounds; i++) scalars.push_back(c10::Scalar(bounds[i]));
-    stack.emplace_back(scalars);
+    stack.emplace_back(std::string("none"));  // no activation fused after it
+    stack.emplace_back(c10::List<std::optional<c10::Scalar>>());
     stack.emplace_back(c10::IValue());
     op.callBoxed(&stack);
     *out = new at::Tensor(stack.back().toTensor());

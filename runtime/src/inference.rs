@@ -19,10 +19,6 @@
 //!   in the interpreter; the kernel gives them channels-last, whatever its input's layout. In a
 //!   bf16 plan the packed weights and biases are bf16 and the convolution casts its input to
 //!   bf16, as autocast does, on CPUs where oneDNN has bf16 kernels.
-//! - **Activations fused** into the prepacked convolution before them: a ReLU or ReLU6 of a
-//!   convolution's value (or of a batch norm folded into it) that nothing else reads is
-//!   computed by oneDNN's kernel as it writes the result (a post-op), and its node passes the
-//!   convolution's value on, as a folded batch norm's does: one pass over the tensor less.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
@@ -44,7 +40,6 @@ use crate::error::LayerError;
 use crate::model::{first_device, node_inputs};
 use crate::ops::{self, Params};
 use crate::precision::Precision;
-use crate::shim::Fused;
 use crate::{Model, RuntimeError};
 
 /// The memory layout of a plan's 4-D activations and convolution weights.
@@ -93,8 +88,7 @@ enum Step {
     Skip,
     /// The graph's `k`th input.
     Input(usize),
-    /// A batch norm folded into the layer before it, or an activation fused into the
-    /// convolution before it: that layer's value.
+    /// A batch norm folded into the layer before it: that layer's value.
     Folded(NodeId),
     /// The node's op, with the plan's tensors where they differ from the model's.
     Run(Option<Params>),
@@ -104,8 +98,7 @@ enum Step {
 
 /// A 2-D convolution of a plan on the CPU: oneDNN's kernel with the weight in the layout it
 /// reads, reordered once (`mkldnn_reorder_conv2d_weight`), and the (folded) bias, both of the
-/// plan's kind (fp32, or bf16 under [`Precision::Bf16`]), and the activation after it, if the
-/// plan fused one ([`fusable`]).
+/// plan's kind (fp32, or bf16 under [`Precision::Bf16`]).
 #[derive(Debug)]
 struct PackedConv {
     kind: Kind,
@@ -115,7 +108,6 @@ struct PackedConv {
     stride: [i64; 2],
     dilation: [i64; 2],
     groups: i64,
-    fused: Option<Fused>,
 }
 
 impl PackedConv {
@@ -130,7 +122,7 @@ impl PackedConv {
         let weight =
             weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, None::<&[i64]>)?;
         let bias = params.optional("bias").map(|b| b.f_detach()?.f_to_kind(kind)).transpose()?;
-        Ok(PackedConv { kind, weight, bias, padding, stride, dilation, groups, fused: None })
+        Ok(PackedConv { kind, weight, bias, padding, stride, dilation, groups })
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
@@ -154,7 +146,6 @@ impl PackedConv {
             self.stride,
             self.dilation,
             self.groups,
-            self.fused,
         )
     }
 }
@@ -276,7 +267,6 @@ pub struct Inference<'m> {
     in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
-    fused: usize,
 }
 
 impl<'m> Inference<'m> {
@@ -321,16 +311,6 @@ impl<'m> Inference<'m> {
                 PackedConv::new(op, own, kind).map(Step::PackedConv)
             })?;
         }
-        let mut fused = 0;
-        for i in 0..graph.nodes.len() {
-            if let Some((layer, activation)) = fusable(graph, &readers, &steps, i) {
-                if let Step::PackedConv(conv) = &mut steps[layer.0] {
-                    conv.fused = Some(activation);
-                    steps[i] = Step::Folded(layer);
-                    fused += 1;
-                }
-            }
-        }
         // The weights left to libtorch's convolution (all of them, where nothing is packed).
         if layout == Layout::ChannelsLast {
             derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, own| {
@@ -343,16 +323,16 @@ impl<'m> Inference<'m> {
                 Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
             })?;
         }
-        // A folded batch norm's or fused activation's value is its layer's: that value lives
-        // until the folded node's own last reader.
+        // A folded batch norm's value is its layer's: that value lives until the batch
+        // norm's own last reader.
         let mut last_use = graph.last_uses();
         for (i, step) in steps.iter().enumerate() {
             if let Step::Folded(layer) = step {
-                last_use[layer.0] = last_use[layer.0].max(last_use[i]);
+                last_use[layer.0] = last_use[i];
             }
         }
         let in_place = in_place_nodes(graph, &steps, &last_use);
-        Ok(Inference { model, steps, last_use, in_place, layout, folded, fused })
+        Ok(Inference { model, steps, last_use, in_place, layout, folded })
     }
 
     /// How many batch norms the plan folded into the layer before them.
@@ -360,21 +340,14 @@ impl<'m> Inference<'m> {
         self.folded
     }
 
-    /// How many activations the plan fused into the convolution before them.
-    pub fn fused(&self) -> usize {
-        self.fused
-    }
-
     /// What the plan does, for messages: "17 batch norms folded into the layer before them, 20
-    /// convolution weights prepacked, 9 activations fused into them, 16 layers computed in
-    /// place, channels-last layout".
+    /// convolution weights prepacked, 25 layers computed in place, channels-last layout".
     pub fn describe(&self) -> String {
         format!(
             "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \
-             activations fused into them, {} layers computed in place, {}",
+             layers computed in place, {}",
             self.folded,
             self.packed(),
-            self.fused,
             self.in_place(),
             self.layout.describe()
         )
@@ -538,29 +511,6 @@ fn foldable(graph: &Graph, readers: &[usize], computed: &[bool], i: usize) -> Op
     };
     let is_output = graph.outputs.iter().any(|o| o.node == layer);
     (foldable_op && readers[layer.0] == 1 && !is_output && computed[layer.0]).then_some(layer)
-}
-
-/// The prepacked convolution an activation at `i` fuses into, and how oneDNN computes that
-/// activation as the convolution writes its result: a ReLU or ReLU6 (exact in any precision:
-/// a maximum and a minimum) of the convolution's value, directly or through a batch norm
-/// folded into it, where nothing else reads that value and it is no output. The activation's
-/// own pass over the result goes (ResNet-18: the stem's ReLU and the first of each block).
-fn fusable(graph: &Graph, readers: &[usize], steps: &[Step], i: usize) -> Option<(NodeId, Fused)> {
-    let node = &graph.nodes[i];
-    let activation = match node.op {
-        Op::Relu(_) => Fused::Relu,
-        Op::Relu6(_) => Fused::Clamp(0.0, 6.0),
-        _ => return None,
-    };
-    let &[input] = node.inputs.as_slice() else { return None };
-    let layer = match steps[input.0] {
-        Step::Folded(layer) => layer,
-        _ => input,
-    };
-    let Step::PackedConv(conv) = &steps[layer.0] else { return None };
-    let sole = |id: NodeId| readers[id.0] == 1 && !graph.outputs.iter().any(|o| o.node == id);
-    (matches!(steps[i], Step::Run(None)) && conv.fused.is_none() && sole(input) && sole(layer))
-        .then_some((layer, activation))
 }
 
 /// The weight and bias of `layer` with the batch norm `norm` after it folded in, computed in

@@ -33,9 +33,6 @@ extern "C" {
         stride: *const i64,
         dilation: *const i64,
         groups: i64,
-        activation: *const c_char,
-        bounds: *const f64,
-        n_bounds: usize,
         out: *mut *mut c_void,
         error: *mut *mut c_char,
     ) -> bool;
@@ -107,21 +104,9 @@ fn call(f: impl FnOnce(*mut *mut c_char) -> bool) -> Result<(), TchError> {
     Err(TchError::Torch(message))
 }
 
-/// An activation oneDNN's convolution applies to its result as it writes it (a post-op), which
-/// saves the pass over the result a separate activation makes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Fused {
-    /// `max(x, 0)`.
-    Relu,
-    /// `min(max(x, low), high)`: ReLU6 is `Clamp(0, 6)`.
-    Clamp(f64, f64),
-}
-
 /// The convolution of a dense `input` (contiguous or channels-last) with `weight` prepacked by
-/// `mkldnn_reorder_conv2d_weight`, both fp32 or both bf16, and the `fused` activation after it.
-/// The output is channels-last whatever the input's layout: the kernel's choice for a
-/// prepacked weight.
-#[allow(clippy::too_many_arguments)]
+/// `mkldnn_reorder_conv2d_weight`, both fp32 or both bf16. The output is channels-last whatever
+/// the input's layout: the kernel's choice for a prepacked weight.
 pub fn onednn_convolution(
     input: &Tensor,
     weight: &Tensor,
@@ -130,13 +115,7 @@ pub fn onednn_convolution(
     stride: [i64; 2],
     dilation: [i64; 2],
     groups: i64,
-    fused: Option<Fused>,
 ) -> Result<Tensor, TchError> {
-    let (activation, bounds): (&CStr, Vec<f64>) = match fused {
-        None => (c"none", vec![]),
-        Some(Fused::Relu) => (c"relu", vec![]),
-        Some(Fused::Clamp(low, high)) => (c"hardtanh", vec![low, high]),
-    };
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: the handles are live for the call; the C++ side copies what it keeps and, on
     // success, gives back a new handle, which `take` takes ownership of.
@@ -149,9 +128,6 @@ pub fn onednn_convolution(
             stride.as_ptr(),
             dilation.as_ptr(),
             groups,
-            activation.as_ptr(),
-            bounds.as_ptr(),
-            bounds.len(),
             &mut out,
             error,
         )

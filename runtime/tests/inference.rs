@@ -45,13 +45,6 @@ fn graphs(file: &str) -> Vec<Graph> {
     compiled.graphs
 }
 
-/// The graphs of a model written in the test, which must check.
-fn inline(name: &str, text: &str) -> Vec<Graph> {
-    let compiled = compile(Root::Text { name, text, dir: None }, &Options::default());
-    assert!(compiled.diagnostics.is_empty(), "{name}: {:?}", compiled.diagnostics);
-    compiled.graphs
-}
-
 /// Batch norms with statistics and affine tensors of their own: folded, they change the
 /// layer before them.
 fn randomise_batch_norms(vs: &nn::VarStore, graph: &Graph) {
@@ -157,7 +150,9 @@ fn convolution_weights_are_prepacked() {
     e + d -> adaptive_avgpool2d(1) -> flatten -> linear(4)
 }
 ";
-    let graph = inline("convolutions.net", text).remove(0);
+    let compiled = compile(Root::Text { name: "convolutions.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    let graph = compiled.graphs.into_iter().next().unwrap();
     // The depthwise convolution's batch norm folds; the first's does not (`x` has three readers).
     assert_eq!(check_graph("convolutions.net", graph.clone()), 1);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -169,48 +164,6 @@ fn convolution_weights_are_prepacked() {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Model::new(&vs.root(), graphs(file).remove(0), Init::PyTorch);
         assert_eq!(Inference::new(&model, Layout::for_graph(model.graph())).unwrap().packed(), convolutions);
-    }
-}
-
-/// Which activations the convolution before them computes (oneDNN's post-op): a ReLU or
-/// ReLU6 of a prepacked convolution's value, directly or through a folded batch norm, read by
-/// nothing else and no output. Not fused: a second activation after a fused one, an
-/// activation of a value read twice or given out, one after an unpacked convolution (`same`
-/// of an even window), a sigmoid. The outputs stay the interpreter's.
-#[test]
-fn activations_fuse_into_the_convolution_before_them() {
-    let text = "network fusions {
-    input [N, 3, 16, 16]
-    a = conv2d(8, 3, padding=1) -> batchnorm -> relu -> relu
-    b = a -> conv2d(8, 3, padding=1) -> relu6
-    c = b -> conv2d(8, 3, padding=1)
-    d = c -> relu
-    e = (c + d) -> conv2d(8, 4, padding=\"same\") -> relu
-    f = e -> conv2d(8, 1) -> sigmoid
-    g = f -> conv2d(8, 1)
-    h = g -> relu
-    output h, g
-}
-";
-    let graph = inline("fusions.net", text).remove(0);
-    assert_eq!(check_graph("fusions.net", graph.clone()), 1);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::new(&vs.root(), graph, Init::PyTorch);
-    for layout in [Layout::Contiguous, Layout::ChannelsLast] {
-        let plan = Inference::new(&model, layout).unwrap();
-        // The first ReLU (through the batch norm) and the ReLU6.
-        assert_eq!((plan.packed(), plan.fused()), (5, 2), "{layout:?}: {}", plan.describe());
-    }
-    // The stem's ReLU and the first of each residual block; MobileNetV2's ReLU6es (the stem's,
-    // the last convolution's, and every expansion's and depthwise convolution's).
-    for (file, fused) in [("resnet18.net", 9), ("zoo/mobilenet_v2.net", 35), ("lenet.net", 0)] {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = Model::new(&vs.root(), graphs(file).remove(0), Init::PyTorch);
-        assert_eq!(
-            Inference::new(&model, Layout::for_graph(model.graph())).unwrap().fused(),
-            fused,
-            "{file}"
-        );
     }
 }
 
@@ -271,9 +224,10 @@ network dilated_pool {
         -> adaptive_avgpool2d(1) -> flatten -> linear(10)
 }
 ";
-    let graphs = inline("aliases.net", text);
-    assert_eq!(graphs.len(), 5);
-    for graph in graphs {
+    let compiled = compile(Root::Text { name: "aliases.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    assert_eq!(compiled.graphs.len(), 5);
+    for graph in compiled.graphs {
         let name = graph.name.clone();
         check_graph(&name, graph);
     }
