@@ -232,8 +232,10 @@ pub struct TrainArgs {
     /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
     pub precision: PrecisionChoice,
-    /// Lay the weights and batches of rank 4 out channels-last (NHWC), on any device; by
-    /// default nnc chooses, channels-last where wide 2-D convolutions do most of the work.
+    /// Lay every weight and batch of rank 4 out channels-last (NHWC), on any device, as
+    /// PyTorch's channels-last route does; by default nnc chooses: channels-last where wide 2-D
+    /// convolutions do most of the work, but the convolutions measured faster contiguous
+    /// (before the first step) stay contiguous.
     #[arg(long)]
     pub channels_last: bool,
     /// Folder for the checkpoint, metrics and plot; default: runs/NETWORK.

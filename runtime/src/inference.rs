@@ -553,6 +553,21 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor, TchError> {
     Ok(arranged)
 }
 
+/// The layout a tensor of rank 4 is dense in, where it is dense in exactly one: sizes that make
+/// the two the same memory (one channel, or 1×1 maps) give none, as do other strides.
+pub(crate) fn layout_of(t: &Tensor) -> Option<Layout> {
+    let (size, stride) = (t.size(), t.stride());
+    let &[_, c, h, w] = size.as_slice() else { return None };
+    // A stride of a size-1 axis is never used to address memory, so it does not count.
+    let dense =
+        |expected: [i64; 4]| size.iter().zip(&stride).zip(expected).all(|((&n, &s), e)| n == 1 || s == e);
+    match (dense([c * h * w, h * w, w, 1]), dense(channels_last_strides(c, h, w))) {
+        (true, false) => Some(Layout::Contiguous),
+        (false, true) => Some(Layout::ChannelsLast),
+        _ => None,
+    }
+}
+
 /// The strides [`channels_last`] gives an N×`c`×`h`×`w` tensor.
 pub(crate) fn channels_last_strides(c: i64, h: i64, w: i64) -> [i64; 4] {
     [c * h * w, 1, w * c, c]

@@ -6,6 +6,7 @@
 //! checkpoints ([`train`]), parity checks against PyTorch ([`parity`]), the memory a command
 //! needs ([`memory`]), the choice of device, and mixed precision ([`precision`]).
 
+pub mod conv_layout;
 pub mod data;
 mod error;
 mod file;

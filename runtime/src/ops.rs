@@ -16,6 +16,7 @@ use nnc_compiler::ops::{Cell, InitRule, Recurrent, TensorSpec};
 use tch::{nn, Kind, TchError, Tensor};
 
 use crate::error::LayerError;
+use crate::inference::{layout_of, Layout};
 use crate::init::{self, Init};
 use crate::RuntimeError;
 
@@ -309,6 +310,17 @@ fn multi_head_attention(
 fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tensor, TchError> {
     let (weight, bias) = (params.get("weight")?, params.optional("bias"));
     let (stride, dilation, groups) = (ints(c.stride), ints(c.dilation), c.groups as i64);
+    // A 2-D convolution runs in its weight's layout: libtorch would run one of contiguous
+    // weights channels-last on a channels-last input, and a model that trains channels-last
+    // keeps the weights contiguous where that was measured faster ([`crate::conv_layout`]).
+    let contiguous;
+    let x = match layout_of(weight) {
+        Some(Layout::Contiguous) if N == 2 => {
+            contiguous = x.f_contiguous()?;
+            &contiguous
+        }
+        _ => x,
+    };
     // libtorch pads "same" itself, unevenly where d·(k − 1) is odd, as PyTorch does.
     match (N, c.same) {
         (1, true) => x.f_conv1d_padding(weight, bias, stride, "same", dilation, groups),

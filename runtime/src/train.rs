@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tch::{nn, Device, Kind, TchError, Tensor};
 
+use crate::conv_layout;
 use crate::data::{Batches, Dataset};
 use crate::inference::{channels_last, Layout};
 use crate::shim;
@@ -23,6 +24,8 @@ const STEPS: &str = "nnc.optim_steps";
 /// The name of a parameter's Adam step count in its optimiser state, as torch.optim's.
 const ADAM_STEP: &str = "step";
 const METRICS: &str = "nnc.metrics";
+/// The checkpoint metadata entry naming the convolutions that train contiguous, comma-separated.
+const CONTIGUOUS_CONVOLUTIONS: &str = "contiguous_convolutions";
 /// Adam's β₁, β₂ and ε: torch.optim.Adam's defaults.
 const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
 const ADAM_EPS: f64 = 1e-8;
@@ -86,6 +89,11 @@ pub struct TrainConfig {
     /// [`channels_last`]), which made it 8–9 % faster ([`Layout::for_graph`] chooses); the
     /// values are the same, to rounding.
     pub layout: Layout,
+    /// Under [`Layout::ChannelsLast`], time each 2-D convolution in both layouts before the
+    /// first step and keep those measured faster contiguous so ([`conv_layout`]): ResNet-18's
+    /// 3×3 convolutions on maps of 6×6 and smaller. A resumed run takes the choice its
+    /// checkpoint records, so that it computes what the uninterrupted run would have.
+    pub measure_conv_layouts: bool,
 }
 
 impl TrainConfig {
@@ -168,6 +176,9 @@ pub trait Observer {
     fn epoch_done(&mut self, _history: &[EpochMetrics]) -> Result<(), RuntimeError> {
         Ok(())
     }
+    /// Before the first step of a run that measured its convolutions' layouts (or took them
+    /// from the checkpoint it resumed): the convolutions that train contiguous, if any.
+    fn contiguous_convolutions(&mut self, _names: &[String]) {}
 }
 
 /// An observer that ignores everything.
@@ -603,6 +614,8 @@ pub struct Trainer<'m> {
     first_loss: Option<f64>,
     /// What each checkpoint's `__metadata__` records besides its epoch ([`weights::provenance`]).
     pub metadata: BTreeMap<String, String>,
+    /// The convolutions a resumed checkpoint says trained contiguous.
+    resumed_layouts: Option<Vec<String>>,
 }
 
 impl<'m> Trainer<'m> {
@@ -618,6 +631,7 @@ impl<'m> Trainer<'m> {
             checkpointed: None,
             first_loss: None,
             metadata,
+            resumed_layouts: None,
         }
     }
 
@@ -640,10 +654,13 @@ impl<'m> Trainer<'m> {
             return Ok(Resumed::Restarted);
         };
         let history = read_history(metrics).map_err(fail)?;
+        let layouts = weights::read_metadata(path)?.remove(CONTIGUOUS_CONVOLUTIONS);
         let state = self.optim.read_state(&bookkeeping, self.config.device).map_err(fail)?;
         weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
         let fresh_state = self.optim.keeps_state() && state.1.iter().all(|s| s.is_empty());
         self.optim.set(state);
+        self.resumed_layouts =
+            layouts.map(|names| names.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect());
         self.checkpointed = history.last().map(|m| m.epoch);
         self.history = history;
         Ok(Resumed::After { epochs: self.history.len(), fresh_state })
@@ -697,6 +714,15 @@ impl<'m> Trainer<'m> {
         check_data(train, test)?;
         if c.layout == Layout::ChannelsLast {
             channels_last_weights(self.vs)?;
+            if c.measure_conv_layouts {
+                let contiguous = match self.resumed_layouts.take() {
+                    Some(names) => names,
+                    None => conv_layout::measure(self.model, c.batch, c.device)?,
+                };
+                conv_layout::arrange(self.model, &contiguous)?;
+                observer.contiguous_convolutions(&contiguous);
+                self.metadata.insert(CONTIGUOUS_CONVOLUTIONS.to_string(), contiguous.join(","));
+            }
         }
         self.optim.match_layouts()?;
         for epoch in self.history.len() + 1..=c.epochs {
@@ -903,5 +929,69 @@ mod tests {
         optim.match_layouts().unwrap();
         assert_eq!(optim.state[0][0].stride(), optim.params[0].1.stride());
         assert_eq!(crate::parity::relative(&optim.state[0][0], &buffer), 0.0);
+    }
+
+    /// A resumed run trains each convolution in the layout its checkpoint records (here, forged
+    /// to differ from any measurement), so that it computes what the uninterrupted run would.
+    #[test]
+    fn a_resumed_run_keeps_the_recorded_layouts() {
+        use crate::inference::layout_of;
+        use nnc_compiler::ir::Op;
+        use nnc_compiler::{compile, Options, Root};
+
+        #[derive(Default)]
+        struct Told(Vec<Vec<String>>);
+        impl Observer for Told {
+            fn contiguous_convolutions(&mut self, names: &[String]) {
+                self.0.push(names.to_vec());
+            }
+        }
+        let text = "network three { input [N, 1, 8, 8] conv2d(4, 3, padding=1) -> relu
+            -> conv2d(4, 3, padding=1) -> relu -> conv2d(4, 3, padding=1) -> flatten -> linear(3) }";
+        let graph =
+            compile(Root::Text { name: "three.net", text, dir: None }, &Options::default()).graphs.remove(0);
+        let convs: Vec<String> =
+            graph.nodes.iter().filter(|n| matches!(n.op, Op::Conv2d(_))).map(|n| n.name.clone()).collect();
+        let images = (Tensor::rand([32, 1, 8, 8], (Kind::Float, Device::Cpu)) * 255.0).to_kind(Kind::Uint8);
+        let data = Dataset { images, labels: Tensor::randint(3, [32], (Kind::Int64, Device::Cpu)) };
+        let dir = std::env::temp_dir().join(format!("nnc-layouts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.safetensors");
+        let config = |epochs| TrainConfig {
+            epochs,
+            batch: 16,
+            lr: 0.01,
+            optimizer: Optimizer::Sgd { momentum: 0.9, weight_decay: 0.0 },
+            seed: 0,
+            resize: None,
+            device: Device::Cpu,
+            checkpoint: Some(path.clone()),
+            stop_on_divergence: false,
+            layout: Layout::ChannelsLast,
+            measure_conv_layouts: true,
+        };
+
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph.clone(), crate::Init::PyTorch);
+        let mut told = Told::default();
+        Trainer::new(&model, &mut vs, config(1)).run(&data, &data, &mut told).unwrap();
+        let mut metadata = weights::read_metadata(&path).unwrap();
+        assert_eq!(told.0.len(), 1, "told once, before the first step");
+        assert_eq!(metadata[CONTIGUOUS_CONVOLUTIONS], told.0[0].join(","), "the choice is recorded");
+
+        metadata.insert(CONTIGUOUS_CONVOLUTIONS.to_string(), convs[2].clone());
+        weights::write(&weights::read(&path).unwrap(), &metadata, &path).unwrap();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph, crate::Init::PyTorch);
+        let mut trainer = Trainer::new(&model, &mut vs, config(2));
+        trainer.resume(&path).unwrap();
+        let mut told = Told::default();
+        trainer.run(&data, &data, &mut told).unwrap();
+        assert_eq!(told.0, vec![vec![convs[2].clone()]]);
+        let layout = |name: &String| layout_of(&vs.variables()[&format!("{name}.weight")]);
+        assert_eq!(layout(&convs[1]), Some(Layout::ChannelsLast));
+        assert_eq!(layout(&convs[2]), Some(Layout::Contiguous));
+        assert_eq!(weights::read_metadata(&path).unwrap()[CONTIGUOUS_CONVOLUTIONS], convs[2]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -48,6 +48,7 @@ fn config(epochs: usize, lr: f64, checkpoint: Option<PathBuf>) -> TrainConfig {
         checkpoint,
         stop_on_divergence: true,
         layout: Layout::Contiguous,
+        measure_conv_layouts: true,
     }
 }
 

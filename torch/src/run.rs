@@ -10,7 +10,7 @@ use nnc_compiler::Graph;
 use nnc_runtime::inference::channels_last;
 use nnc_runtime::tch::{self, nn, Device, Kind, Tensor};
 use nnc_runtime::train::{channels_last_weights, cross_entropy, Optim, Optimizer};
-use nnc_runtime::{parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
+use nnc_runtime::{conv_layout, parity, weights, Inference, Init, LayerError, Layout, Model, RuntimeError};
 
 use crate::args::{device, init, precision, precision_note};
 
@@ -242,17 +242,26 @@ fn train_step(model: &Model, xs: &[&Tensor], labels: &Tensor, sgd: &mut Optim) -
     sgd.step()
 }
 
-/// The weights of rank 4 made channels-last in place, as `nnc train` lays them out, and the
-/// inputs of rank 4 copied so.
-fn arrange_for_training(vs: &nn::VarStore, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+/// The weights of rank 4 made channels-last in place, but the convolutions measured faster
+/// contiguous ([`conv_layout`]), whose names it returns, as `nnc train` lays them out; and the
+/// inputs of rank 4 copied channels-last.
+fn arrange_for_training(
+    vs: &nn::VarStore,
+    model: &Model,
+    inputs: &[Tensor],
+) -> Result<(Vec<Tensor>, Vec<String>), RuntimeError> {
     channels_last_weights(vs)?;
-    Ok(inputs
+    let batch = inputs.first().map_or(1, |x| x.size()[0]);
+    let contiguous = conv_layout::measure(model, batch, vs.device())?;
+    conv_layout::arrange(model, &contiguous)?;
+    let inputs = inputs
         .iter()
         .map(|x| match x.dim() == 4 && x.is_floating_point() {
             true => channels_last(x),
             false => Ok(x.shallow_clone()),
         })
-        .collect::<Result<_, _>>()?)
+        .collect::<Result<_, _>>()?;
+    Ok((inputs, contiguous))
 }
 
 pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
@@ -300,11 +309,11 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     };
     // The training step in the layout `nnc train` chooses.
     let arranged = match Layout::for_graph(graph) {
-        Layout::ChannelsLast => arrange_for_training(&vs, &inputs),
-        Layout::Contiguous => Ok(inputs.iter().map(Tensor::shallow_clone).collect()),
+        Layout::ChannelsLast => arrange_for_training(&vs, &model, &inputs),
+        Layout::Contiguous => Ok((inputs.iter().map(Tensor::shallow_clone).collect(), Vec::new())),
     };
-    let arranged = match arranged {
-        Ok(xs) => xs,
+    let (arranged, contiguous) = match arranged {
+        Ok(arranged) => arranged,
         Err(e) => return model_error(e),
     };
     let xs: Vec<&Tensor> = arranged.iter().collect();
@@ -316,6 +325,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     };
     let mut out = io::stdout().lock();
     let threads = tch::get_num_threads();
+    let training_layout = Layout::for_graph(graph).describe();
     if args.format == Format::Json {
         let document = serde_json::json!({
             "schema_version": json::SCHEMA_VERSION,
@@ -329,6 +339,8 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
             "unit": "examples per second",
             "forward": forward,
             "training_step": train,
+            "training_layout": training_layout,
+            "contiguous_convolutions": contiguous,
         });
         write_json(&mut out, &document)?;
         return Ok(Outcome::Ok);
@@ -343,6 +355,15 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         args.warmup
     )?;
     writeln!(out, "inference plan: {}; \"plain forward\" is the interpreter", plan.describe())?;
+    match contiguous.as_slice() {
+        [] => writeln!(out, "training layout: {training_layout}")?,
+        names => writeln!(
+            out,
+            "training layout: {training_layout}, but {} convolutions measured faster contiguous: {}",
+            names.len(),
+            names.join(", ")
+        )?,
+    }
     for (what, t) in [("forward (eval)", forward), ("plain forward", plain), ("training step", train)] {
         writeln!(out, "{what:<15} {:>10.1} examples/s  (min {:.1}, max {:.1})", t.median, t.min, t.max)?;
     }

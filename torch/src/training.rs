@@ -248,6 +248,20 @@ impl Observer for Progress {
         }
     }
 
+    fn contiguous_convolutions(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let line =
+            format!("{} convolutions measured faster contiguous train so: {}", names.len(), names.join(", "));
+        // Beside the run's other notes: on stdout, or on stderr where stdout is JSON. A closed
+        // stdout is not an error here; the epoch's line, which must reach it, reports it.
+        let _ = match self.json {
+            true => writeln!(io::stderr().lock(), "{line}"),
+            false => writeln!(io::stdout().lock(), "{line}"),
+        };
+    }
+
     fn diverging(&mut self, message: &str) {
         let say = || eprintln!("warning: {message}; training goes on (--no-stop-on-divergence)");
         match &self.bar {
@@ -407,6 +421,8 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
             true => Layout::ChannelsLast,
             false => Layout::for_graph(&graph),
         },
+        // `--channels-last` asks for every layer so, as PyTorch's channels-last route runs.
+        measure_conv_layouts: !args.channels_last,
     };
     let precision = precision(args.precision);
     if let Err(e) = config.validate() {

@@ -205,6 +205,7 @@ fn emitted_pytorch_modules_reproduce_nnc() {
         checkpoint: Some(checkpoint.clone()),
         stop_on_divergence: true,
         layout: nnc_runtime::Layout::Contiguous,
+        measure_conv_layouts: true,
     };
     Trainer::new(&model, &mut vs, config).run(&data, &data, &mut Quiet).unwrap();
     compare(&python, "trained", &model, &vs, &checkpoint, &dir, "lenet-bn.net");

@@ -1,0 +1,146 @@
+//! Which 2-D convolutions of a model that trains channels-last keep the contiguous layout.
+//!
+//! oneDNN's convolutions are not faster channels-last everywhere. For ResNet-18 at 96×96, batch
+//! 32, on 2 threads of an Intel Xeon with AMX, the forward and backward of a 3×3 convolution
+//! took (in ms, contiguous against channels-last): 27.7 against 22.3 on 24×24 maps of 64 channels, but 17.8
+//! against 20.8 on 6×6 maps of 256 and 19.7 against 32.3 on 3×3 maps of 512. One layout for
+//! the whole network leaves that difference on the table: PyTorch's channels-last route runs
+//! every layer channels-last, as `--channels-last` makes nnc do.
+//!
+//! So, once per run, before the first step, each 2-D convolution's forward and backward is
+//! timed at the run's batch in both layouts, on the machine and device that train, and those
+//! measured clearly faster contiguous (by [`MARGIN`]) keep contiguous weights; everything else
+//! stays channels-last. [`crate::ops`] runs a convolution in its weight's layout, so the
+//! activation entering such a convolution is made contiguous, and the layers after it follow
+//! their input, as libtorch's do. The values are the same, to rounding.
+//!
+//! A convolution whose weight is laid out the same either way (a 1×1 kernel, or one input
+//! channel per group, as a depthwise convolution or a stem on grey images) follows its input
+//! and is not measured. Neither is a network with free sizes, whose shapes differ per batch.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use nnc_compiler::ir::{Conv, Graph, NodeId, Op};
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::inference::{channels_last, layout_of, Layout};
+use crate::ops::{self, Params};
+use crate::{Model, RuntimeError};
+
+/// How much faster contiguous must be measured, as a fraction of the channels-last time, for a
+/// convolution to leave channels-last: timings of the same call vary by a few per cent.
+pub const MARGIN: f64 = 0.05;
+
+/// Timed calls per layout, after one untimed; the fastest counts.
+const RUNS: usize = 3;
+
+/// The 2-D convolutions whose weight has a layout of its own, which are measured: not those
+/// of a 1×1 kernel or of one input channel per group, and none of a network with free sizes.
+pub fn measurable(graph: &Graph) -> Vec<NodeId> {
+    if graph.free.is_some() {
+        return Vec::new();
+    }
+    let own_layout = |c: &Conv<2>| c.kernel != [1, 1] && c.in_channels / c.groups.max(1) > 1;
+    (0..graph.nodes.len())
+        .map(NodeId)
+        .filter(|&id| matches!(&graph.node(id).op, Op::Conv2d(c) if own_layout(c)))
+        .collect()
+}
+
+/// The names of the [`measurable`] convolutions of `model` measured faster contiguous than
+/// channels-last at batch `batch` on `device`, in the model's precision, in graph order.
+pub fn measure(model: &Model, batch: i64, device: Device) -> Result<Vec<String>, RuntimeError> {
+    let graph = model.graph();
+    // Convolutions of the same settings on the same input are measured once (ResNet's repeats).
+    let mut measured: BTreeMap<String, bool> = BTreeMap::new();
+    let mut contiguous = Vec::new();
+    for id in measurable(graph) {
+        let node = graph.node(id);
+        let Some(&input) = node.inputs.first() else { continue };
+        let mut size = vec![batch];
+        size.extend(graph.node(input).shape.dims.iter().map(|&d| d as i64));
+        // A graph's input needs no gradient, so its convolution's backward computes none.
+        let needs_grad = !matches!(graph.node(input).op, Op::Input(_));
+        let key = format!("{:?} {size:?} {needs_grad}", node.op);
+        let faster = match measured.get(&key) {
+            Some(&faster) => faster,
+            None => {
+                let faster = faster_contiguous(model, id, &size, needs_grad, device)?;
+                measured.insert(key, faster);
+                faster
+            }
+        };
+        if faster {
+            contiguous.push(node.name.clone());
+        }
+    }
+    Ok(contiguous)
+}
+
+/// Whether node `id`'s forward and backward on random values of `size` is faster by [`MARGIN`]
+/// contiguous than channels-last.
+fn faster_contiguous(
+    model: &Model,
+    id: NodeId,
+    size: &[i64],
+    needs_grad: bool,
+    device: Device,
+) -> Result<bool, RuntimeError> {
+    let node = model.graph().node(id);
+    let params = &model.node_params()[id.0];
+    let mut best = [f64::INFINITY; 2];
+    for (k, layout) in [Layout::Contiguous, Layout::ChannelsLast].into_iter().enumerate() {
+        let arrange = |t: &Tensor| -> Result<Tensor, TchError> {
+            match layout {
+                Layout::Contiguous => t.f_contiguous(),
+                Layout::ChannelsLast => channels_last(t),
+            }
+        };
+        let x = arrange(&Tensor::f_randn(size, (Kind::Float, device))?)?.f_requires_grad_(needs_grad)?;
+        let mut tensors =
+            vec![("weight", arrange(&params.get("weight")?.f_detach()?)?.f_requires_grad_(true)?)];
+        if let Some(bias) = params.optional("bias") {
+            tensors.push(("bias", bias.f_detach()?.f_requires_grad_(true)?));
+        }
+        let timed = Params::new(tensors);
+        for run in 0..=RUNS {
+            let start = Instant::now();
+            {
+                let _autocast = model.precision().enter(device)?;
+                let y = ops::apply_outputs(&node.name, &node.op, &timed, &[&x], true)?;
+                y[0].f_sum(Kind::Float)?.f_backward()?;
+            }
+            if let Device::Cuda(n) = device {
+                tch::Cuda::synchronize(n as i64);
+            }
+            if run > 0 {
+                best[k] = best[k].min(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    Ok(best[0] < (1.0 - MARGIN) * best[1])
+}
+
+/// Lays out each 2-D convolution's weight channels-last, but those named in `contiguous`
+/// contiguous, in place: the model, the optimiser and the variable store share the tensors.
+pub fn arrange(model: &Model, contiguous: &[String]) -> Result<(), RuntimeError> {
+    for (node, params) in model.graph().nodes.iter().zip(model.node_params()) {
+        if !matches!(node.op, Op::Conv2d(_)) {
+            continue;
+        }
+        let mut weight = params.get("weight")?.shallow_clone();
+        let wanted = match contiguous.contains(&node.name) {
+            true => Layout::Contiguous,
+            false => Layout::ChannelsLast,
+        };
+        if weight.dim() == 4 && layout_of(&weight) != Some(wanted) {
+            let arranged = match wanted {
+                Layout::Contiguous => weight.f_contiguous()?,
+                Layout::ChannelsLast => channels_last(&weight)?,
+            };
+            tch::no_grad(|| weight.f_set_data(&arranged))?;
+        }
+    }
+    Ok(())
+}
