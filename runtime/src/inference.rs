@@ -19,6 +19,13 @@
 //!   in the interpreter; the kernel gives them channels-last, whatever its input's layout. In a
 //!   bf16 plan the packed weights and biases are bf16 and the convolution casts its input to
 //!   bf16, as autocast does, on CPUs where oneDNN has bf16 kernels.
+//! - **Some convolutions contiguous**, where the caller measured that faster at its batch
+//!   ([`Inference::measure_conv_layouts`]: `nnc run`, `eval` and `bench` do): oneDNN's
+//!   channels-last kernel is slow on small maps of many channels (ResNet-18's 3×3 convolutions
+//!   on 3×3 maps of 512 channels, batch 32, on an Intel Xeon with AMX: about 1.8× the time of
+//!   the same prepacked weight on contiguous activations), so such a convolution runs on
+//!   contiguous activations through libtorch's `mkldnn_convolution`, with the same prepacked
+//!   weight, and gives a contiguous output, which the layers after follow.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
@@ -33,9 +40,12 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use nnc_compiler::ir::{Graph, NodeId, Op};
-use tch::{Kind, TchError, Tensor};
+use std::collections::BTreeMap;
 
+use nnc_compiler::ir::{Graph, NodeId, Op};
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::conv_layout;
 use crate::error::LayerError;
 use crate::model::{first_device, node_inputs};
 use crate::ops::{self, Params};
@@ -102,6 +112,9 @@ enum Step {
 #[derive(Debug)]
 struct PackedConv {
     kind: Kind,
+    /// Run on contiguous activations, giving a contiguous output, where that was measured
+    /// faster ([`Inference::measure_conv_layouts`]); else channels-last.
+    contiguous: bool,
     weight: Tensor,
     bias: Option<Tensor>,
     padding: [i64; 2],
@@ -122,14 +135,36 @@ impl PackedConv {
         let weight =
             weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, None::<&[i64]>)?;
         let bias = params.optional("bias").map(|b| b.f_detach()?.f_to_kind(kind)).transpose()?;
-        Ok(PackedConv { kind, weight, bias, padding, stride, dilation, groups })
+        Ok(PackedConv { kind, contiguous: false, weight, bias, padding, stride, dilation, groups })
+    }
+
+    /// The same convolution, sharing its tensors.
+    fn shallow(&self) -> PackedConv {
+        PackedConv {
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            ..*self
+        }
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
-    /// prepacked weight). A bf16 plan casts an fp32 input to bf16 first, as autocast does; any
-    /// other input of another type than the weight's is refused by the kernel, as libtorch's
-    /// convolution refuses it in the interpreter.
+    /// prepacked weight), or contiguous where the plan chose that: libtorch's
+    /// `mkldnn_convolution` takes the prepacked weight too, and reorders its dense input into
+    /// oneDNN's layout and the output back. A bf16 plan casts an fp32 input to bf16 first, as
+    /// autocast does; any other input of another type than the weight's is refused by the
+    /// kernel, as libtorch's convolution refuses it in the interpreter.
     fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        if self.contiguous {
+            let bias = self.bias.as_ref();
+            return x.f_contiguous()?.f_mkldnn_convolution(
+                &self.weight,
+                bias,
+                self.padding,
+                self.stride,
+                self.dilation,
+                self.groups,
+            );
+        }
         let cast;
         let x = match (self.kind, x.kind()) {
             (Kind::BFloat16, Kind::Float) => {
@@ -335,6 +370,69 @@ impl<'m> Inference<'m> {
         Ok(Inference { model, steps, last_use, in_place, layout, folded })
     }
 
+    /// Times each prepacked fp32 convolution of [`conv_layout::measurable`] at batch `batch`
+    /// on channels-last and on contiguous activations, and runs those measured faster
+    /// contiguous (by [`conv_layout::MARGIN`]) so; their names, in graph order. ResNet-18's 3×3
+    /// convolutions on maps of 6×6 and smaller, at batch 32, are 1.1–1.8× faster contiguous on
+    /// an Intel Xeon with AMX, where oneDNN's channels-last kernel is slow on small maps.
+    pub fn measure_conv_layouts(&mut self, batch: i64) -> Result<Vec<String>, RuntimeError> {
+        let graph = self.model.graph();
+        let mut measured: BTreeMap<String, bool> = BTreeMap::new();
+        let mut contiguous = Vec::new();
+        for id in conv_layout::measurable(graph) {
+            let node = graph.node(id);
+            let (Step::PackedConv(conv), Some(&input)) = (&self.steps[id.0], node.inputs.first()) else {
+                continue;
+            };
+            if conv.kind != Kind::Float {
+                continue;
+            }
+            let mut size = vec![batch];
+            size.extend(graph.node(input).shape.dims.iter().map(|&d| d as i64));
+            let key = format!("{:?} {size:?}", node.op);
+            let faster = match measured.get(&key) {
+                Some(&faster) => faster,
+                None => {
+                    let fail = |e: TchError| plan_error(&node.name, &node.op, &e);
+                    // Ones: libtorch's generator is left as the caller seeded it.
+                    let x = Tensor::f_ones(size.as_slice(), (Kind::Float, Device::Cpu)).map_err(fail)?;
+                    let arranged = channels_last(&x).map_err(fail)?;
+                    let (on_contiguous, on_channels_last) =
+                        (PackedConv { contiguous: true, ..conv.shallow() }, conv.shallow());
+                    let faster = conv_layout::faster_first(
+                        Device::Cpu,
+                        || Ok(tch::no_grad(|| on_contiguous.run(&x).map(drop))?),
+                        || Ok(tch::no_grad(|| on_channels_last.run(&arranged).map(drop))?),
+                    )?;
+                    measured.insert(key, faster);
+                    faster
+                }
+            };
+            if faster {
+                contiguous.push(node.name.clone());
+            }
+        }
+        self.run_contiguous(&contiguous);
+        Ok(contiguous)
+    }
+
+    /// Runs the prepacked fp32 convolutions named in `names` on contiguous activations, the
+    /// others channels-last; how many run contiguous.
+    pub fn run_contiguous(&mut self, names: &[String]) -> usize {
+        let graph = self.model.graph();
+        for (node, step) in graph.nodes.iter().zip(&mut self.steps) {
+            if let Step::PackedConv(conv) = step {
+                conv.contiguous = conv.kind == Kind::Float && names.contains(&node.name);
+            }
+        }
+        self.contiguous()
+    }
+
+    /// How many prepacked convolutions run on contiguous activations.
+    pub fn contiguous(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s, Step::PackedConv(c) if c.contiguous)).count()
+    }
+
     /// How many batch norms the plan folded into the layer before them.
     pub fn folded(&self) -> usize {
         self.folded
@@ -343,9 +441,13 @@ impl<'m> Inference<'m> {
     /// What the plan does, for messages: "17 batch norms folded into the layer before them, 20
     /// convolution weights prepacked, 25 layers computed in place, channels-last layout".
     pub fn describe(&self) -> String {
+        let contiguous = match self.contiguous() {
+            0 => String::new(),
+            n => format!(" but for {n} convolutions measured faster contiguous"),
+        };
         format!(
             "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \
-             layers computed in place, {}",
+             layers computed in place, {}{contiguous}",
             self.folded,
             self.packed(),
             self.in_place(),

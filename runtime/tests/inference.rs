@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nnc_compiler::ir::{Graph, Op};
 use nnc_compiler::{compile, Options, Root};
-use nnc_runtime::{parity, Inference, Init, Layout, Model};
+use nnc_runtime::{conv_layout, parity, Inference, Init, Layout, Model};
 use support::random_inputs;
 use tch::{nn, Device, Tensor};
 
@@ -92,7 +92,53 @@ fn check_graph(file: &str, graph: Graph) -> usize {
             assert!(error <= TOLERANCE, "{file} {layout:?}: output {k} off the interpreter's by {error:e}");
         }
     }
+    // Channels-last, with every convolution that has a layout of its own run on contiguous
+    // activations, as `measure_conv_layouts` may choose: the layouts meet in sums and joins.
+    let mut plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    let ran = plan.run_contiguous(&measurable(&model));
+    assert_eq!(plan.contiguous(), ran);
+    let optimised = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs)).unwrap();
+    for (k, (a, b)) in optimised.iter().zip(&plain).enumerate() {
+        let error = parity::relative(a, b);
+        eprintln!("{file} mixed ({ran} convolutions contiguous): output {k} off by {error:e}");
+        assert!(error <= TOLERANCE, "{file} mixed: output {k} off the interpreter's by {error:e}");
+    }
     folded
+}
+
+/// The names of the convolutions whose layout is measured.
+fn measurable(model: &Model) -> Vec<String> {
+    conv_layout::measurable(model.graph()).into_iter().map(|id| model.graph().node(id).name.clone()).collect()
+}
+
+/// The plan runs a convolution contiguous where that was measured faster: only convolutions
+/// with a layout of their own are measured, and the plan says how many it runs so.
+#[test]
+fn convolutions_run_contiguous_where_measured_faster() {
+    let graph = graphs("resnet18.net").remove(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    // The 3×3 convolutions of the residual blocks; not the stem on one channel, nor the 1×1
+    // shortcuts.
+    let names = measurable(&model);
+    assert_eq!(names.len(), 16, "{names:?}");
+    let mut plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    assert_eq!(plan.run_contiguous(&names), 16);
+    assert!(
+        plan.describe().ends_with("but for 16 convolutions measured faster contiguous"),
+        "{}",
+        plan.describe()
+    );
+    let chosen = plan.measure_conv_layouts(4).unwrap();
+    assert!(chosen.iter().all(|n| names.contains(n)), "{chosen:?}");
+    assert_eq!(plan.contiguous(), chosen.len());
+    // A bf16 plan's convolutions stay channels-last.
+    let mut model = model;
+    model.set_precision(nnc_runtime::Precision::Bf16);
+    if nnc_runtime::shim::onednn_bf16_supported() {
+        let mut plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+        assert_eq!(plan.run_contiguous(&names), 0);
+    }
 }
 
 #[test]
