@@ -1,11 +1,13 @@
-//! Which 2-D convolutions of a model that trains channels-last keep the contiguous layout.
+//! Which 2-D convolutions of a channels-last model run contiguous instead: the choice training
+//! measures, and the timing of two layouts in turns that the inference plan's choice
+//! ([`crate::Inference::measure_conv_layouts`]) shares.
 //!
 //! oneDNN's convolutions are not faster channels-last everywhere. For ResNet-18 at 96×96, batch
 //! 32, on 2 threads of an Intel Xeon with AMX, the forward and backward of a 3×3 convolution
-//! took (in ms, contiguous against channels-last): 27.7 against 22.3 on 24×24 maps of 64 channels, but 17.8
-//! against 20.8 on 6×6 maps of 256 and 19.7 against 32.3 on 3×3 maps of 512. One layout for
-//! the whole network leaves that difference on the table: PyTorch's channels-last route runs
-//! every layer channels-last, as `--channels-last` makes nnc do.
+//! took (in ms, contiguous against channels-last): 27.7 against 22.3 on 24×24 maps of 64
+//! channels, but 17.8 against 20.8 on 6×6 maps of 256 and 19.7 against 32.3 on 3×3 maps of
+//! 512. One layout for the whole network leaves that difference on the table: PyTorch's
+//! channels-last route runs every layer channels-last, as `--channels-last` makes nnc do.
 //!
 //! So, once per run, before the first step, each 2-D convolution's forward and backward is
 //! timed at the run's batch in both layouts, on the machine and device that train, and those
@@ -78,7 +80,7 @@ pub fn measure(model: &Model, batch: i64, device: Device) -> Result<Vec<String>,
     Ok(contiguous)
 }
 
-/// Whether node `id`'s forward and backward on random values of `size` is faster by [`MARGIN`]
+/// Whether node `id`'s forward and backward on an input of `size` is faster by [`MARGIN`]
 /// contiguous than channels-last.
 fn faster_contiguous(
     model: &Model,

@@ -11,7 +11,8 @@
 //!   it ([`Layout`]): oneDNN's convolutions run on that layout without reordering, and the
 //!   values are the same. The outputs are given back in the usual (contiguous) layout.
 //! - **Prepacked convolution weights** (on the CPU): each 2-D convolution's weight is
-//!   reordered once into the layout oneDNN's kernel reads (`mkldnn_reorder_conv2d_weight`), and
+//!   reordered into the layout oneDNN's kernel reads (`mkldnn_reorder_conv2d_weight`), once for
+//!   each size of input the plan meets (the kernel depends on it), and
 //!   the convolution runs on the plan's dense activations through the kernel `torch.compile`
 //!   uses for frozen graphs ([`crate::shim`]), instead of reordering the weight at every call
 //!   as libtorch's usual convolution does (ResNet-18 at 96×96, batch 1: about 1.9× the plan
@@ -41,6 +42,7 @@
 //! weights change afterwards (training) needs a new plan.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use nnc_compiler::ir::{Graph, NodeId, Op};
 use tch::{Device, Kind, TchError, Tensor};
@@ -107,15 +109,24 @@ enum Step {
 }
 
 /// A 2-D convolution of a plan on the CPU: oneDNN's kernel with the weight in the layout it
-/// reads, reordered once (`mkldnn_reorder_conv2d_weight`), and the (folded) bias, both of the
-/// plan's kind (fp32, or bf16 under [`Precision::Bf16`]).
+/// reads (`mkldnn_reorder_conv2d_weight`), reordered once for each size of input the plan
+/// meets, and the (folded) bias, both of the plan's kind (fp32, or bf16 under
+/// [`Precision::Bf16`]).
 #[derive(Debug)]
 struct PackedConv {
     kind: Kind,
     /// Run on contiguous activations, giving a contiguous output, where that was measured
     /// faster ([`Inference::measure_conv_layouts`]); else channels-last.
     contiguous: bool,
-    weight: Tensor,
+    /// The weight laid out for each channels-last input size met, and for contiguous inputs
+    /// (`None`), the latest last; never empty (the first is laid out for the graph's sizes at
+    /// batch 1, or for contiguous inputs where a size is free). oneDNN chooses its kernel, and
+    /// the layout that kernel reads, by the input's sizes and layout; libtorch lays a weight
+    /// out for channels-last inputs of the sizes given, or for contiguous inputs of a default
+    /// size. A weight laid out for another kernel is reordered at every call, by a slow generic
+    /// reorder where oneDNN has no fast one (MobileNetV2's last 1×1 convolution at batch 1, on
+    /// an Intel Xeon with AMX: 8.8 ms of a 12 ms forward).
+    packed: Mutex<Vec<(Option<Vec<i64>>, Tensor)>>,
     bias: Option<Tensor>,
     padding: [i64; 2],
     stride: [i64; 2],
@@ -123,8 +134,13 @@ struct PackedConv {
     groups: i64,
 }
 
+/// How many input sizes and layouts a prepacked convolution keeps a weight for: `nnc eval`
+/// meets two sizes (its batches and the last one).
+const PACKED_SIZES: usize = 3;
+
 impl PackedConv {
-    fn new(op: &Op, params: &Params, kind: Kind) -> Result<PackedConv, TchError> {
+    /// `input`: the input's sizes, where known.
+    fn new(op: &Op, params: &Params, kind: Kind, input: Option<Vec<i64>>) -> Result<PackedConv, TchError> {
         let Op::Conv2d(c) = op else {
             return Err(TchError::Shape("only a 2-D convolution is prepacked".to_string()));
         };
@@ -133,31 +149,55 @@ impl PackedConv {
         let groups = c.groups as i64;
         let weight = params.get("weight")?.f_detach()?.f_to_kind(kind)?.f_to_mkldnn(None)?;
         let weight =
-            weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, None::<&[i64]>)?;
+            weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, input.as_deref())?;
         let bias = params.optional("bias").map(|b| b.f_detach()?.f_to_kind(kind)).transpose()?;
-        Ok(PackedConv { kind, contiguous: false, weight, bias, padding, stride, dilation, groups })
+        let packed = Mutex::new(vec![(input, weight)]);
+        Ok(PackedConv { kind, contiguous: false, packed, bias, padding, stride, dilation, groups })
     }
 
-    /// The same convolution, sharing its tensors.
-    fn shallow(&self) -> PackedConv {
-        PackedConv {
-            weight: self.weight.shallow_clone(),
-            bias: self.bias.as_ref().map(Tensor::shallow_clone),
-            ..*self
+    /// The weight laid out for a channels-last input of sizes `input`, or a contiguous one
+    /// (`None`): kept, or laid out now (from the latest, whatever its layout) and kept, instead
+    /// of the oldest beyond [`PACKED_SIZES`].
+    fn weight(&self, input: Option<&[i64]>) -> Result<Tensor, TchError> {
+        // A panic elsewhere while the lock was held leaves the list whole: each change to it is
+        // one push or one remove.
+        let mut packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, weight)) = packed.iter().find(|(sizes, _)| sizes.as_deref() == input) {
+            return Ok(weight.shallow_clone());
         }
+        let latest = &packed.last().expect("a prepacked convolution keeps a weight").1;
+        let weight = latest.f_mkldnn_reorder_conv2d_weight(
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+            input,
+        )?;
+        if packed.len() == PACKED_SIZES {
+            drop(packed.remove(0));
+        }
+        packed.push((input.map(<[i64]>::to_vec), weight.shallow_clone()));
+        Ok(weight)
+    }
+
+    /// The convolution of `x`, in the layout the plan chose for it.
+    fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        self.run_in(x, self.contiguous)
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
-    /// prepacked weight), or contiguous where the plan chose that: libtorch's
-    /// `mkldnn_convolution` takes the prepacked weight too, and reorders its dense input into
-    /// oneDNN's layout and the output back. A bf16 plan casts an fp32 input to bf16 first, as
-    /// autocast does; any other input of another type than the weight's is refused by the
-    /// kernel, as libtorch's convolution refuses it in the interpreter.
-    fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        if self.contiguous {
+    /// prepacked weight), or, with `contiguous`, contiguous: libtorch's `mkldnn_convolution`
+    /// takes the prepacked weight too, and reorders its dense input into oneDNN's layout and
+    /// the output back. A bf16 plan casts an fp32 input to bf16 first, as autocast does; any
+    /// other input of another type than the weight's is refused by the kernel, as libtorch's
+    /// convolution refuses it in the interpreter.
+    fn run_in(&self, x: &Tensor, contiguous: bool) -> Result<Tensor, TchError> {
+        let size = x.size();
+        let weight = self.weight((!contiguous).then_some(size.as_slice()))?;
+        if contiguous {
             let bias = self.bias.as_ref();
             return x.f_contiguous()?.f_mkldnn_convolution(
-                &self.weight,
+                &weight,
                 bias,
                 self.padding,
                 self.stride,
@@ -175,7 +215,7 @@ impl PackedConv {
         };
         crate::shim::onednn_convolution(
             x,
-            &self.weight,
+            &weight,
             self.bias.as_ref(),
             self.padding,
             self.stride,
@@ -342,19 +382,19 @@ impl<'m> Inference<'m> {
         }
         let packs = packs(&model);
         if let Some(kind) = packs {
-            derive_steps(graph, params, &mut steps, &|i, _| packable(graph, i), &|op, own| {
-                PackedConv::new(op, own, kind).map(Step::PackedConv)
+            derive_steps(graph, params, &mut steps, &|i, _| packable(graph, i), &|i, op, own| {
+                PackedConv::new(op, own, kind, input_sizes(graph, i, 1)).map(Step::PackedConv)
             })?;
         }
         // The weights left to libtorch's convolution (all of them, where nothing is packed).
         if layout == Layout::ChannelsLast {
-            derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, own| {
+            derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, _, own| {
                 let weight = own.get("weight").and_then(channels_last)?;
                 Ok(Step::Run(Some(own.with("weight", weight))))
             })?;
         }
         if model.precision() == Precision::Bf16 {
-            derive_steps(graph, params, &mut steps, &|_, op| lower_precision(op), &|_, own| {
+            derive_steps(graph, params, &mut steps, &|_, op| lower_precision(op), &|_, _, own| {
                 Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
             })?;
         }
@@ -397,12 +437,10 @@ impl<'m> Inference<'m> {
                     // Ones: libtorch's generator is left as the caller seeded it.
                     let x = Tensor::f_ones(size.as_slice(), (Kind::Float, Device::Cpu)).map_err(fail)?;
                     let arranged = channels_last(&x).map_err(fail)?;
-                    let (on_contiguous, on_channels_last) =
-                        (PackedConv { contiguous: true, ..conv.shallow() }, conv.shallow());
                     let faster = conv_layout::faster_first(
                         Device::Cpu,
-                        || Ok(tch::no_grad(|| on_contiguous.run(&x).map(drop))?),
-                        || Ok(tch::no_grad(|| on_channels_last.run(&arranged).map(drop))?),
+                        || Ok(tch::no_grad(|| conv.run_in(&x, true).map(drop))?),
+                        || Ok(tch::no_grad(|| conv.run_in(&arranged, false).map(drop))?),
                     )?;
                     measured.insert(key, faster);
                     faster
@@ -546,6 +584,14 @@ impl<'m> Inference<'m> {
     }
 }
 
+/// The sizes of node `i`'s input at batch `batch`, where the graph knows them (not where a size
+/// is free).
+fn input_sizes(graph: &Graph, i: usize, batch: i64) -> Option<Vec<i64>> {
+    let input = graph.node(*graph.nodes[i].inputs.first()?);
+    let known = graph.free.is_none();
+    known.then(|| std::iter::once(batch).chain(input.shape.dims.iter().map(|&d| d as i64)).collect())
+}
+
 /// One pass of the plan: the step of each computed node for which `applies` holds becomes
 /// what `derive` makes of the node's op and its current tensors (the model's, or those an
 /// earlier pass derived: a folded batch norm's, channels-last weights). A prepacked
@@ -555,7 +601,7 @@ fn derive_steps(
     params: &[Params],
     steps: &mut [Step],
     applies: &dyn Fn(usize, &Op) -> bool,
-    derive: &dyn Fn(&Op, &Params) -> Result<Step, TchError>,
+    derive: &dyn Fn(usize, &Op, &Params) -> Result<Step, TchError>,
 ) -> Result<(), RuntimeError> {
     for (i, node) in graph.nodes.iter().enumerate() {
         if !applies(i, &node.op) || matches!(steps[i], Step::Skip | Step::PackedConv(_)) {
@@ -565,7 +611,7 @@ fn derive_steps(
             Step::Run(Some(p)) => p,
             _ => &params[i],
         };
-        steps[i] = derive(&node.op, own).map_err(|e| plan_error(&node.name, &node.op, &e))?;
+        steps[i] = derive(i, &node.op, own).map_err(|e| plan_error(&node.name, &node.op, &e))?;
     }
     Ok(())
 }

@@ -106,6 +106,36 @@ fn check_graph(file: &str, graph: Graph) -> usize {
     folded
 }
 
+/// A prepacked weight is laid out for each size of input the plan meets (oneDNN's kernel, and
+/// the layout it reads, depend on it), and for contiguous inputs: a plan fed batches of more
+/// sizes than it keeps weights for, with half its convolutions contiguous, computes the
+/// interpreter's outputs at each.
+#[test]
+fn a_plan_meets_batches_of_any_size() {
+    let graph = graphs("zoo/mobilenet_v2.net").remove(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    randomise_batch_norms(&vs, model.graph());
+    let mut plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    let every_other: Vec<String> = model
+        .graph()
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d(_)))
+        .step_by(2)
+        .map(|n| n.name.clone())
+        .collect();
+    plan.run_contiguous(&every_other);
+    for batch in [1, 3, 2, 5, 1, 4] {
+        let inputs = random_inputs(model.graph(), batch);
+        let xs: Vec<&Tensor> = inputs.iter().collect();
+        let plain = tch::no_grad(|| model.try_forward_inputs(&xs, false)).unwrap();
+        let optimised = tch::no_grad(|| plan.try_forward_inputs(&xs)).unwrap();
+        let error = parity::relative(&optimised, &plain);
+        assert!(error <= TOLERANCE, "batch {batch}: off the interpreter's by {error:e}");
+    }
+}
+
 /// The names of the convolutions whose layout is measured.
 fn measurable(model: &Model) -> Vec<String> {
     conv_layout::measurable(model.graph()).into_iter().map(|id| model.graph().node(id).name.clone()).collect()
