@@ -481,6 +481,7 @@ impl<'m> Inference<'m> {
     pub fn describe(&self) -> String {
         let contiguous = match self.contiguous() {
             0 => String::new(),
+            1 => " but for 1 convolution measured faster contiguous".to_string(),
             n => format!(" but for {n} convolutions measured faster contiguous"),
         };
         format!(

@@ -364,8 +364,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         [] => writeln!(out, "training layout: {training_layout}")?,
         names => writeln!(
             out,
-            "training layout: {training_layout}, but {} convolutions measured faster contiguous: {}",
-            names.len(),
+            "training layout: {training_layout}, but contiguous for the convolutions measured faster so: {}",
             names.join(", ")
         )?,
     }

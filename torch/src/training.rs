@@ -252,8 +252,7 @@ impl Observer for Progress {
         if names.is_empty() {
             return;
         }
-        let line =
-            format!("{} convolutions measured faster contiguous train so: {}", names.len(), names.join(", "));
+        let line = format!("contiguous, as measured faster, for the convolutions {}", names.join(", "));
         // Beside the run's other notes: on stdout, or on stderr where stdout is JSON. A closed
         // stdout is not an error here; the epoch's line, which must reach it, reports it.
         let _ = match self.json {
