@@ -17,8 +17,12 @@
 //! their input, as libtorch's do. The values are the same, to rounding.
 //!
 //! A convolution whose weight is laid out the same either way (a 1×1 kernel, or one input
-//! channel per group, as a depthwise convolution or a stem on grey images) follows its input
-//! and is not measured. Neither is a network with free sizes, whose shapes differ per batch.
+//! channel per group, as a depthwise convolution or a stem on grey images) is not measured:
+//! its weight has channels-last strides in a channels-last model, and libtorch runs it
+//! channels-last whatever its input. Neither is a network with free sizes, whose shapes
+//! differ per batch. Each convolution is timed alone: the copies where two layouts meet (an
+//! activation made contiguous, a sum of one of each) are not in its time, which the margin
+//! only partly covers; the training step as a whole is what `bench/compare.py` measures.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -73,7 +77,9 @@ pub fn measure(model: &Model, batch: i64, device: Device) -> Result<Vec<String>,
                 faster
             }
         };
-        if faster {
+        // A shared layer applied again has its first application's name and weight: it trains
+        // contiguous if any application measured faster so.
+        if faster && !contiguous.contains(&node.name) {
             contiguous.push(node.name.clone());
         }
     }

@@ -24,9 +24,10 @@
 //!   ([`Inference::measure_conv_layouts`]: `nnc run`, `eval` and `bench` do): oneDNN's
 //!   channels-last kernel is slow on small maps of many channels (ResNet-18's 3×3 convolutions
 //!   on 3×3 maps of 512 channels, batch 32, on an Intel Xeon with AMX: about 1.8× the time of
-//!   the same prepacked weight on contiguous activations), so such a convolution runs on
-//!   contiguous activations through libtorch's `mkldnn_convolution`, with the same prepacked
-//!   weight, and gives a contiguous output, which the layers after follow.
+//!   the same convolution on contiguous activations), so such a convolution runs on contiguous
+//!   activations through libtorch's `mkldnn_convolution`, with its weight packed for contiguous
+//!   inputs, and gives a contiguous output, which the layers after follow. Only fp32 plans of
+//!   networks without free sizes are measured.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
@@ -178,6 +179,19 @@ impl PackedConv {
         }
         packed.push((input.map(<[i64]>::to_vec), weight.shallow_clone()));
         Ok(weight)
+    }
+
+    /// Drops the weights laid out for the other layout than the one this convolution runs in,
+    /// but the latest if none is of its own.
+    fn keep_own_layout(&mut self) {
+        let contiguous = self.contiguous;
+        let packed = self.packed.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if packed.iter().any(|(sizes, _)| sizes.is_none() == contiguous) {
+            packed.retain(|(sizes, _)| sizes.is_none() == contiguous);
+        } else {
+            let latest = packed.len() - 1;
+            packed.drain(..latest);
+        }
     }
 
     /// The convolution of `x`, in the layout the plan chose for it.
@@ -446,7 +460,9 @@ impl<'m> Inference<'m> {
                     faster
                 }
             };
-            if faster {
+            // A shared layer applied again has its first application's name and weight: it runs
+            // contiguous if any application measured faster so.
+            if faster && !contiguous.contains(&node.name) {
                 contiguous.push(node.name.clone());
             }
         }
@@ -461,6 +477,7 @@ impl<'m> Inference<'m> {
         for (node, step) in graph.nodes.iter().zip(&mut self.steps) {
             if let Step::PackedConv(conv) = step {
                 conv.contiguous = conv.kind == Kind::Float && names.contains(&node.name);
+                conv.keep_own_layout();
             }
         }
         self.contiguous()
@@ -481,8 +498,8 @@ impl<'m> Inference<'m> {
     pub fn describe(&self) -> String {
         let contiguous = match self.contiguous() {
             0 => String::new(),
-            1 => " but for 1 convolution measured faster contiguous".to_string(),
-            n => format!(" but for {n} convolutions measured faster contiguous"),
+            1 => ", 1 convolution on contiguous activations (measured faster)".to_string(),
+            n => format!(", {n} convolutions on contiguous activations (measured faster)"),
         };
         format!(
             "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \

@@ -164,7 +164,8 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         }
     }
     if !args.train {
-        // The inference plan `eval`, `predict` and `bench` run, against the interpreter.
+        // The inference plan `eval` and `bench` run, its convolutions' layouts measured at this
+        // batch as theirs are, against the interpreter.
         let planned = Inference::new(&model, Layout::for_graph(graph)).and_then(|mut plan| {
             plan.measure_conv_layouts(args.batch)?;
             let xs = random_inputs(graph, args.batch, device)?;
@@ -364,7 +365,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         [] => writeln!(out, "training layout: {training_layout}")?,
         names => writeln!(
             out,
-            "training layout: {training_layout}, but contiguous for the convolutions measured faster so: {}",
+            "training layout: {training_layout}; contiguous, measured faster so: {}",
             names.join(", ")
         )?,
     }

@@ -197,6 +197,25 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A line beside the run's other notes: on stdout, or on stderr where stdout is JSON. A
+    /// closed stdout is not an error here; the epoch's line, which must reach it, reports it.
+    fn note(&self, line: &str) {
+        let _ = match self.json {
+            true => writeln!(io::stderr().lock(), "{line}"),
+            false => writeln!(io::stdout().lock(), "{line}"),
+        };
+    }
+}
+
+/// `1 convolution`, `7 convolutions`.
+fn count(n: usize) -> String {
+    match n {
+        1 => "1 convolution".to_string(),
+        n => format!("{n} convolutions"),
+    }
+}
+
 /// A duration as a clock reads: `0:42`, `12:03`, `1:02:03`.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -248,17 +267,22 @@ impl Observer for Progress {
         }
     }
 
-    fn contiguous_convolutions(&mut self, names: &[String]) {
-        if names.is_empty() {
-            return;
+    fn measuring_conv_layouts(&mut self, convolutions: usize) {
+        if convolutions > 0 {
+            self.note(&format!("timing {} in both layouts before the first step", count(convolutions)));
         }
-        let line = format!("contiguous, as measured faster, for the convolutions {}", names.join(", "));
-        // Beside the run's other notes: on stdout, or on stderr where stdout is JSON. A closed
-        // stdout is not an error here; the epoch's line, which must reach it, reports it.
-        let _ = match self.json {
-            true => writeln!(io::stderr().lock(), "{line}"),
-            false => writeln!(io::stdout().lock(), "{line}"),
-        };
+    }
+
+    fn contiguous_convolutions(&mut self, names: &[String]) {
+        match names {
+            [] => {}
+            [one] => self.note(&format!("1 convolution trains contiguous, measured faster so: {one}")),
+            _ => self.note(&format!(
+                "{} train contiguous, measured faster so: {}",
+                count(names.len()),
+                names.join(", ")
+            )),
+        }
     }
 
     fn diverging(&mut self, message: &str) {
@@ -669,7 +693,7 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
         };
     // Each convolution in the layout measured faster at the batch the test set runs at.
     let plan = Inference::new(&model, Layout::for_graph(model.graph())).and_then(|mut plan| {
-        plan.measure_conv_layouts(args.batch)?;
+        plan.measure_conv_layouts(args.batch.min(test.len() as i64).max(1))?;
         Ok(plan)
     });
     let plan = match plan {
