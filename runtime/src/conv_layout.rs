@@ -57,45 +57,57 @@ pub fn measurable(graph: &Graph) -> Vec<NodeId> {
 /// The names of the [`measurable`] convolutions of `model` measured faster contiguous than
 /// channels-last at batch `batch` on `device`, in the model's precision, in graph order.
 pub fn measure(model: &Model, batch: i64, device: Device) -> Result<Vec<String>, RuntimeError> {
-    let graph = model.graph();
-    // Convolutions of the same settings on the same input are measured once (ResNet's repeats).
-    let mut measured: BTreeMap<String, bool> = BTreeMap::new();
+    choose(model.graph(), batch, |id, size| faster_contiguous(model, id, size, device))
+}
+
+/// The names of the [`measurable`] convolutions of `graph` for which `faster` (given the node
+/// and its input's sizes at batch `batch`) says contiguous is faster, in graph order: the one
+/// choice of training ([`measure`]) and of the inference plan
+/// ([`crate::Inference::measure_conv_layouts`]). Convolutions of the same settings on the same
+/// input (ResNet's repeats) are asked once.
+pub(crate) fn choose(
+    graph: &Graph,
+    batch: i64,
+    mut faster: impl FnMut(NodeId, &[i64]) -> Result<bool, RuntimeError>,
+) -> Result<Vec<String>, RuntimeError> {
+    let mut asked: BTreeMap<String, bool> = BTreeMap::new();
     let mut contiguous = Vec::new();
     for id in measurable(graph) {
-        let node = graph.node(id);
-        let Some(&input) = node.inputs.first() else { continue };
-        let mut size = vec![batch];
-        size.extend(graph.node(input).shape.dims.iter().map(|&d| d as i64));
-        // A graph's input needs no gradient, so its convolution's backward computes none.
-        let needs_grad = !matches!(graph.node(input).op, Op::Input(_));
-        let key = format!("{:?} {size:?} {needs_grad}", node.op);
-        let faster = match measured.get(&key) {
-            Some(&faster) => faster,
+        let (node, Some(size)) = (graph.node(id), input_sizes(graph, id.0, batch)) else { continue };
+        // A convolution of a graph's input computes no input gradient: another measurement.
+        let of_input = matches!(graph.node(node.inputs[0]).op, Op::Input(_));
+        let key = format!("{:?} {size:?} {of_input}", node.op);
+        let is_faster = match asked.get(&key) {
+            Some(&is_faster) => is_faster,
             None => {
-                let faster = faster_contiguous(model, id, &size, needs_grad, device)?;
-                measured.insert(key, faster);
-                faster
+                let is_faster = faster(id, &size)?;
+                asked.insert(key, is_faster);
+                is_faster
             }
         };
-        // A shared layer applied again has its first application's name and weight: it trains
+        // A shared layer applied again has its first application's name and weight: it runs
         // contiguous if any application measured faster so.
-        if faster && !contiguous.contains(&node.name) {
+        if is_faster && !contiguous.contains(&node.name) {
             contiguous.push(node.name.clone());
         }
     }
     Ok(contiguous)
 }
 
+/// The sizes of node `i`'s input at batch `batch`, where the graph knows them (not where a size
+/// is free).
+pub(crate) fn input_sizes(graph: &Graph, i: usize, batch: i64) -> Option<Vec<i64>> {
+    let input = graph.node(*graph.nodes[i].inputs.first()?);
+    let known = graph.free.is_none();
+    known.then(|| std::iter::once(batch).chain(input.shape.dims.iter().map(|&d| d as i64)).collect())
+}
+
 /// Whether node `id`'s forward and backward on an input of `size` is faster by [`MARGIN`]
 /// contiguous than channels-last.
-fn faster_contiguous(
-    model: &Model,
-    id: NodeId,
-    size: &[i64],
-    needs_grad: bool,
-    device: Device,
-) -> Result<bool, RuntimeError> {
+fn faster_contiguous(model: &Model, id: NodeId, size: &[i64], device: Device) -> Result<bool, RuntimeError> {
     let node = model.graph().node(id);
+    // A graph's input needs no gradient, so its convolution's backward computes none.
+    let needs_grad = !matches!(model.graph().node(node.inputs[0]).op, Op::Input(_));
     let params = &model.node_params()[id.0];
     let arranged = |layout: Layout| -> Result<(Tensor, Params), RuntimeError> {
         let arrange = |t: &Tensor| -> Result<Tensor, TchError> {

@@ -42,7 +42,6 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use nnc_compiler::ir::{Graph, NodeId, Op};
@@ -397,7 +396,7 @@ impl<'m> Inference<'m> {
         let packs = packs(&model);
         if let Some(kind) = packs {
             derive_steps(graph, params, &mut steps, &|i, _| packable(graph, i), &|i, op, own| {
-                PackedConv::new(op, own, kind, input_sizes(graph, i, 1)).map(Step::PackedConv)
+                PackedConv::new(op, own, kind, conv_layout::input_sizes(graph, i, 1)).map(Step::PackedConv)
             })?;
         }
         // The weights left to libtorch's convolution (all of them, where nothing is packed).
@@ -431,41 +430,22 @@ impl<'m> Inference<'m> {
     /// an Intel Xeon with AMX, where oneDNN's channels-last kernel is slow on small maps.
     pub fn measure_conv_layouts(&mut self, batch: i64) -> Result<Vec<String>, RuntimeError> {
         let graph = self.model.graph();
-        let mut measured: BTreeMap<String, bool> = BTreeMap::new();
-        let mut contiguous = Vec::new();
-        for id in conv_layout::measurable(graph) {
+        let contiguous = conv_layout::choose(graph, batch, |id, size| {
             let node = graph.node(id);
-            let (Step::PackedConv(conv), Some(&input)) = (&self.steps[id.0], node.inputs.first()) else {
-                continue;
-            };
+            let Step::PackedConv(conv) = &self.steps[id.0] else { return Ok(false) };
             if conv.kind != Kind::Float {
-                continue;
+                return Ok(false);
             }
-            let mut size = vec![batch];
-            size.extend(graph.node(input).shape.dims.iter().map(|&d| d as i64));
-            let key = format!("{:?} {size:?}", node.op);
-            let faster = match measured.get(&key) {
-                Some(&faster) => faster,
-                None => {
-                    let fail = |e: TchError| plan_error(&node.name, &node.op, &e);
-                    // Ones: libtorch's generator is left as the caller seeded it.
-                    let x = Tensor::f_ones(size.as_slice(), (Kind::Float, Device::Cpu)).map_err(fail)?;
-                    let arranged = channels_last(&x).map_err(fail)?;
-                    let faster = conv_layout::faster_first(
-                        Device::Cpu,
-                        || Ok(tch::no_grad(|| conv.run_in(&x, true).map(drop))?),
-                        || Ok(tch::no_grad(|| conv.run_in(&arranged, false).map(drop))?),
-                    )?;
-                    measured.insert(key, faster);
-                    faster
-                }
-            };
-            // A shared layer applied again has its first application's name and weight: it runs
-            // contiguous if any application measured faster so.
-            if faster && !contiguous.contains(&node.name) {
-                contiguous.push(node.name.clone());
-            }
-        }
+            let fail = |e: TchError| plan_error(&node.name, &node.op, &e);
+            // Ones: libtorch's generator is left as the caller seeded it.
+            let x = Tensor::f_ones(size, (Kind::Float, Device::Cpu)).map_err(fail)?;
+            let arranged = channels_last(&x).map_err(fail)?;
+            conv_layout::faster_first(
+                Device::Cpu,
+                || Ok(tch::no_grad(|| conv.run_in(&x, true).map(drop))?),
+                || Ok(tch::no_grad(|| conv.run_in(&arranged, false).map(drop))?),
+            )
+        })?;
         self.run_contiguous(&contiguous);
         Ok(contiguous)
     }
@@ -600,14 +580,6 @@ impl<'m> Inference<'m> {
             _ => Ok(x.shallow_clone()),
         }
     }
-}
-
-/// The sizes of node `i`'s input at batch `batch`, where the graph knows them (not where a size
-/// is free).
-fn input_sizes(graph: &Graph, i: usize, batch: i64) -> Option<Vec<i64>> {
-    let input = graph.node(*graph.nodes[i].inputs.first()?);
-    let known = graph.free.is_none();
-    known.then(|| std::iter::once(batch).chain(input.shape.dims.iter().map(|&d| d as i64)).collect())
 }
 
 /// One pass of the plan: the step of each computed node for which `applies` holds becomes
