@@ -2,9 +2,11 @@
 // generated list): see `src/shim.rs` for why each is wanted.
 //
 // - oneDNN's convolution on dense tensors with a prepacked weight, `mkldnn::_convolution_pointwise`
-//   (the kernel `torch.compile` uses for frozen CPU graphs), and whether this CPU runs oneDNN's
-//   bf16 kernels, `mkldnn::_is_mkldnn_bf16_supported`: operators of the `mkldnn` namespace,
-//   found in libtorch's dispatcher by name and called boxed.
+//   (the kernel `torch.compile` uses for frozen CPU graphs), alone or with a sum fused after it;
+//   the same on contiguous inputs through a prepacked context (`mkldnn_prepacked::conv2d_prepack`
+//   and `conv2d_run`); and whether this CPU runs oneDNN's bf16 kernels,
+//   `mkldnn::_is_mkldnn_bf16_supported`: operators of the `mkldnn` and `mkldnn_prepacked`
+//   namespaces, found in libtorch's dispatcher by name and called boxed.
 // - The fused optimiser steps `aten::_fused_sgd_` and `aten::_fused_adam_` (torch.optim's
 //   `fused=True`) and setting gradients to none, as `zero_grad()` does in PyTorch.
 // - Autocast's per-device switches (`at::autocast`), which `torch.autocast` flips: tch binds
@@ -65,6 +67,26 @@ bool guarded(char **error, F body) {
 }
 
 c10::List<int64_t> pair(const int64_t *values) { return c10::List<int64_t>({values[0], values[1]}); }
+
+// A 2-D convolution's padding, stride, dilation and groups (`Conv2dGeometry` in `src/shim.rs`).
+struct Conv2dGeometry {
+  int64_t padding[2];
+  int64_t stride[2];
+  int64_t dilation[2];
+  int64_t groups;
+};
+
+// Pushes a convolution's weight, bias and geometry as `mkldnn`'s pointwise convolutions take
+// them, after their tensor operands.
+void push_convolution(torch::jit::Stack &stack, const at::Tensor *weight, const at::Tensor *bias,
+                      const Conv2dGeometry &geometry) {
+  stack.emplace_back(*weight);
+  stack.emplace_back(bias == nullptr ? c10::IValue() : c10::IValue(*bias));
+  stack.emplace_back(pair(geometry.padding));
+  stack.emplace_back(pair(geometry.stride));
+  stack.emplace_back(pair(geometry.dilation));
+  stack.emplace_back(geometry.groups);
+}
 
 std::vector<at::Tensor> gather(const at::Tensor *const *handles, size_t n) {
   std::vector<at::Tensor> tensors;
@@ -267,8 +289,7 @@ extern "C" bool nnc_tiled_avg_pool2d(const at::Tensor *input, at::Tensor **out, 
 }
 
 extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor *weight,
-                                       const at::Tensor *bias, const int64_t *padding,
-                                       const int64_t *stride, const int64_t *dilation, int64_t groups,
+                                       const at::Tensor *bias, const Conv2dGeometry *geometry,
                                        at::Tensor **out, char **error) {
   return guarded(error, [&] {
     static const c10::OperatorHandle op =
@@ -276,12 +297,7 @@ extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor
     torch::jit::Stack stack;
     stack.reserve(10);
     stack.emplace_back(*input);
-    stack.emplace_back(*weight);
-    stack.emplace_back(bias == nullptr ? c10::IValue() : c10::IValue(*bias));
-    stack.emplace_back(pair(padding));
-    stack.emplace_back(pair(stride));
-    stack.emplace_back(pair(dilation));
-    stack.emplace_back(groups);
+    push_convolution(stack, weight, bias, *geometry);
     stack.emplace_back(std::string("none"));  // no activation fused after it
     stack.emplace_back(c10::List<std::optional<c10::Scalar>>());
     stack.emplace_back(c10::IValue());
@@ -289,6 +305,77 @@ extern "C" bool nnc_onednn_convolution(const at::Tensor *input, const at::Tensor
     *out = new at::Tensor(stack.back().toTensor());
   });
 }
+
+// The same convolution with a sum after it, written over the sum's other operand:
+// `other += convolution(input)`, `other` of the output's shape, `mkldnn::_convolution_pointwise_`
+// with "add" and no activation. On channels-last fp32 tensors oneDNN adds in the kernel (its
+// "sum" post-op), else libtorch adds after it. The sum is IEEE's either way, as libtorch's `add`
+// computes it, NaNs included.
+extern "C" bool nnc_onednn_convolution_add_(const at::Tensor *other, const at::Tensor *input,
+                                            const at::Tensor *weight, const at::Tensor *bias,
+                                            const Conv2dGeometry *geometry, char **error) {
+  return guarded(error, [&] {
+    static const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise_", "binary");
+    torch::jit::Stack stack;
+    stack.reserve(13);
+    stack.emplace_back(*other);
+    stack.emplace_back(*input);
+    push_convolution(stack, weight, bias, *geometry);
+    stack.emplace_back(std::string("add"));
+    stack.emplace_back(c10::IValue());  // alpha: 1
+    stack.emplace_back(c10::IValue());  // no activation after the sum
+    stack.emplace_back(c10::List<std::optional<c10::Scalar>>());
+    stack.emplace_back(c10::IValue());
+    op.callBoxed(&stack);
+  });
+}
+
+// A 2-D convolution prepacked for contiguous (NCHW) inputs of one size:
+// `mkldnn_prepacked::conv2d_prepack` of a contiguous fp32 weight, which lays the weight out for
+// the kernel oneDNN chooses for such inputs (`mkldnn_reorder_conv2d_weight` lays it out for
+// channels-last inputs when given a size, and for a guessed size otherwise). The context is an
+// `IValue` the caller owns and frees with `nnc_conv_context_free`.
+extern "C" bool nnc_conv_context_new(const at::Tensor *weight, const at::Tensor *bias,
+                                     const Conv2dGeometry *geometry, const int64_t *input_size,
+                                     void **context, char **error) {
+  return guarded(error, [&] {
+    static const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn_prepacked::conv2d_prepack", "");
+    torch::jit::Stack stack;
+    stack.reserve(8);
+    stack.emplace_back(weight->contiguous());
+    stack.emplace_back(bias == nullptr ? c10::IValue() : c10::IValue(*bias));
+    // This operator takes the stride before the padding.
+    stack.emplace_back(pair(geometry->stride));
+    stack.emplace_back(pair(geometry->padding));
+    stack.emplace_back(pair(geometry->dilation));
+    stack.emplace_back(geometry->groups);
+    stack.emplace_back(c10::List<int64_t>({input_size[0], input_size[1], input_size[2], input_size[3]}));
+    stack.emplace_back(std::string("none"));
+    op.callBoxed(&stack);
+    *context = new c10::IValue(std::move(stack.back()));
+  });
+}
+
+// The convolution of a contiguous `input` through a context of `nnc_conv_context_new`
+// (`mkldnn_prepacked::conv2d_run`): oneDNN reorders the input into its blocked layout and the
+// output back; the output is contiguous.
+extern "C" bool nnc_conv_context_run(const void *context, const at::Tensor *input, at::Tensor **out,
+                                     char **error) {
+  return guarded(error, [&] {
+    static const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn_prepacked::conv2d_run", "");
+    torch::jit::Stack stack;
+    stack.reserve(2);
+    stack.emplace_back(*input);
+    stack.emplace_back(*static_cast<const c10::IValue *>(context));
+    op.callBoxed(&stack);
+    *out = new at::Tensor(stack.back().toTensor());
+  });
+}
+
+extern "C" void nnc_conv_context_free(void *context) { delete static_cast<c10::IValue *>(context); }
 
 extern "C" bool nnc_onednn_bf16_supported() {
   try {

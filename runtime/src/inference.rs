@@ -25,9 +25,16 @@
 //!   channels-last kernel is slow on small maps of many channels (ResNet-18's 3×3 convolutions
 //!   on 3×3 maps of 512 channels, batch 32, on an Intel Xeon with AMX: about 1.8× the time of
 //!   the same convolution on contiguous activations), so such a convolution runs on contiguous
-//!   activations through libtorch's `mkldnn_convolution`, with its weight packed for contiguous
-//!   inputs, and gives a contiguous output, which the layers after follow. Only fp32 plans of
-//!   networks without free sizes are measured.
+//!   activations through a context prepacked for contiguous inputs of that size
+//!   ([`ConvContext`]), and gives a contiguous output, which the layers after follow. Only fp32
+//!   plans of networks without free sizes are measured.
+//! - **Residual sums fused** into the convolution before them ([`fuse_sums`]): a sum of an fp32
+//!   prepacked convolution's value (through its folded batch norm) and a tensor of its shape
+//!   that dies there is computed by the convolution, which writes over that tensor, oneDNN
+//!   adding it as it writes the output (its "sum" post-op) instead of in a pass of its own
+//!   (ResNet-18's eight sums; 0.03–0.8 ms each at batch 32). The sum is IEEE's, NaNs included;
+//!   oneDNN's fused activations are not (its ReLU turns a NaN into 0), so the ReLU after stays
+//!   an op of its own, computed in place.
 //! - **In place**: an activation or a sum whose input nothing reads afterwards, through any
 //!   name, overwrites it (`ops::apply_in_place`, the in-place twin of the op's forward)
 //!   instead of allocating another tensor.
@@ -42,9 +49,9 @@
 //! `models/` within 1e-5 relative of it). The plan holds derived tensors: a model whose
 //! weights change afterwards (training) needs a new plan.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use nnc_compiler::ir::{Graph, NodeId, Op};
+use nnc_compiler::ir::{ArithOp, Graph, NodeId, Op};
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::conv_layout;
@@ -52,6 +59,7 @@ use crate::error::LayerError;
 use crate::model::{first_device, node_inputs};
 use crate::ops::{self, Params};
 use crate::precision::Precision;
+use crate::shim::{Conv2dGeometry, ConvContext};
 use crate::{Model, RuntimeError};
 
 /// The memory layout of a plan's 4-D activations and convolution weights.
@@ -100,7 +108,8 @@ enum Step {
     Skip,
     /// The graph's `k`th input.
     Input(usize),
-    /// A batch norm folded into the layer before it: that layer's value.
+    /// A node an earlier node's step computes: a batch norm folded into the layer before it, or
+    /// a sum fused into the convolution before it ([`PackedConv::add`]); that node's value.
     Folded(NodeId),
     /// The node's op, with the plan's tensors where they differ from the model's.
     Run(Option<Params>),
@@ -118,6 +127,13 @@ struct PackedConv {
     /// Run on contiguous activations, giving a contiguous output, where that was measured
     /// faster ([`Inference::measure_conv_layouts`]); else channels-last.
     contiguous: bool,
+    /// The sum after the convolution that the plan fused into it ([`fuse_sums`]): the output is
+    /// written over the sum's other operand, which dies there, and oneDNN adds that operand
+    /// in the kernel on channels-last fp32 activations instead of in a pass of its own.
+    add: Option<FusedSum>,
+    /// The convolution prepacked for contiguous inputs of each size met ([`ConvContext`]), the
+    /// latest last, for a convolution that runs contiguous.
+    contexts: Mutex<Vec<(Vec<i64>, Arc<ConvContext>)>>,
     /// The weight laid out for each channels-last input size met, and for contiguous inputs
     /// (`None`), the latest last; never empty (the first is laid out for the graph's sizes at
     /// batch 1, or for contiguous inputs where a size is free). oneDNN chooses its kernel, and
@@ -128,10 +144,21 @@ struct PackedConv {
     /// an Intel Xeon with AMX: 8.8 ms of a 12 ms forward).
     packed: Mutex<Vec<(Option<Vec<i64>>, Tensor)>>,
     bias: Option<Tensor>,
-    padding: [i64; 2],
-    stride: [i64; 2],
-    dilation: [i64; 2],
-    groups: i64,
+    geometry: Conv2dGeometry,
+}
+
+/// A sum fused into the convolution before it: `other`, the operand it adds to the
+/// convolution's value, and `sum`, the sum's node, which takes the convolution's value.
+#[derive(Debug, Clone, Copy)]
+struct FusedSum {
+    other: NodeId,
+    sum: NodeId,
+}
+
+/// `weight` (oneDNN's tensor, in any layout) laid out by `mkldnn_reorder_conv2d_weight` for the
+/// kernel oneDNN chooses for channels-last inputs of sizes `input`, or for a guessed size.
+fn reorder(weight: &Tensor, g: &Conv2dGeometry, input: Option<&[i64]>) -> Result<Tensor, TchError> {
+    weight.f_mkldnn_reorder_conv2d_weight(g.padding, g.stride, g.dilation, g.groups, input)
 }
 
 /// How many input sizes and layouts a prepacked convolution keeps a weight for: `nnc eval`
@@ -144,15 +171,18 @@ impl PackedConv {
         let Op::Conv2d(c) = op else {
             return Err(TchError::Shape("only a 2-D convolution is prepacked".to_string()));
         };
-        let (padding, stride, dilation) =
-            (c.padding.map(|p| p as i64), c.stride.map(|s| s as i64), c.dilation.map(|d| d as i64));
-        let groups = c.groups as i64;
+        let geometry = Conv2dGeometry {
+            padding: c.padding.map(|p| p as i64),
+            stride: c.stride.map(|s| s as i64),
+            dilation: c.dilation.map(|d| d as i64),
+            groups: c.groups as i64,
+        };
         let weight = params.get("weight")?.f_detach()?.f_to_kind(kind)?.f_to_mkldnn(None)?;
-        let weight =
-            weight.f_mkldnn_reorder_conv2d_weight(padding, stride, dilation, groups, input.as_deref())?;
+        let weight = reorder(&weight, &geometry, input.as_deref())?;
         let bias = params.optional("bias").map(|b| b.f_detach()?.f_to_kind(kind)).transpose()?;
         let packed = Mutex::new(vec![(input, weight)]);
-        Ok(PackedConv { kind, contiguous: false, packed, bias, padding, stride, dilation, groups })
+        let contexts = Mutex::new(Vec::new());
+        Ok(PackedConv { kind, contiguous: false, add: None, contexts, packed, bias, geometry })
     }
 
     /// The weight laid out for a channels-last input of sizes `input`, or a contiguous one
@@ -166,13 +196,7 @@ impl PackedConv {
             return Ok(weight.shallow_clone());
         }
         let latest = &packed.last().expect("a prepacked convolution keeps a weight").1;
-        let weight = latest.f_mkldnn_reorder_conv2d_weight(
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.groups,
-            input,
-        )?;
+        let weight = reorder(latest, &self.geometry, input)?;
         if packed.len() == PACKED_SIZES {
             drop(packed.remove(0));
         }
@@ -180,44 +204,79 @@ impl PackedConv {
         Ok(weight)
     }
 
-    /// Drops the weights laid out for the other layout than the one this convolution runs in,
-    /// but the latest if none is of its own.
+    /// The convolution prepacked for contiguous inputs of sizes `input`: kept, or made now
+    /// (from the latest weight, laid out back to dense) and kept, instead of the oldest beyond
+    /// [`PACKED_SIZES`].
+    fn context(&self, input: &[i64]) -> Result<Arc<ConvContext>, TchError> {
+        let mut contexts = self.contexts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, context)) = contexts.iter().find(|(sizes, _)| sizes.as_slice() == input) {
+            return Ok(context.clone());
+        }
+        let &[n, c, h, w] = input else {
+            return Err(TchError::Shape(format!("a 2-D convolution takes a batch of rank 4, not {input:?}")));
+        };
+        let latest = {
+            let packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            packed.last().expect("a prepacked convolution keeps a weight").1.shallow_clone()
+        };
+        let weight = latest.f_to_dense(None, false)?;
+        let context = Arc::new(ConvContext::new(&weight, self.bias.as_ref(), &self.geometry, [n, c, h, w])?);
+        if contexts.len() == PACKED_SIZES {
+            drop(contexts.remove(0));
+        }
+        contexts.push((input.to_vec(), context.clone()));
+        Ok(context)
+    }
+
+    /// Drops what is laid out for the other layout than the one this convolution runs in: the
+    /// contexts of a convolution that runs channels-last; the channels-last weights of one that
+    /// runs contiguous, but the latest, which the next context is made from.
     fn keep_own_layout(&mut self) {
-        let contiguous = self.contiguous;
         let packed = self.packed.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if packed.iter().any(|(sizes, _)| sizes.is_none() == contiguous) {
-            packed.retain(|(sizes, _)| sizes.is_none() == contiguous);
+        if self.contiguous {
+            let latest = packed.len() - 1;
+            packed.drain(..latest);
+            return;
+        }
+        self.contexts.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        if packed.iter().any(|(sizes, _)| sizes.is_some()) {
+            packed.retain(|(sizes, _)| sizes.is_some());
         } else {
             let latest = packed.len() - 1;
             packed.drain(..latest);
         }
     }
 
-    /// The convolution of `x`, in the layout the plan chose for it.
-    fn run(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        self.run_in(x, self.contiguous)
+    /// The convolution of `x` in the layout the plan chose for it; where the plan fused a sum
+    /// into it, `add` is the sum's other operand, and the output is written over it ([`FusedSum`]):
+    /// by oneDNN's kernel on channels-last fp32 tensors, else by libtorch's `add_` after the
+    /// convolution. The sum is IEEE's either way: `a + b` and `b + a` are the same number.
+    fn run(&self, x: &Tensor, add: Option<&Tensor>) -> Result<Tensor, TchError> {
+        let Some(other) = add else { return self.run_in(x, self.contiguous) };
+        if !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
+            let weight = self.weight(Some(&x.size()))?;
+            crate::shim::onednn_convolution_add_(other, x, &weight, self.bias.as_ref(), &self.geometry)?;
+            return Ok(other.shallow_clone());
+        }
+        let out = self.run_in(x, self.contiguous)?;
+        match out.kind() == other.kind() && out.size() == other.size() {
+            true => other.shallow_clone().f_add_(&out),
+            false => out.f_add(other),
+        }
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
-    /// prepacked weight), or, with `contiguous`, contiguous: libtorch's `mkldnn_convolution`
-    /// takes the prepacked weight too, and reorders its dense input into oneDNN's layout and
-    /// the output back. A bf16 plan casts an fp32 input to bf16 first, as autocast does; any
-    /// other input of another type than the weight's is refused by the kernel, as libtorch's
-    /// convolution refuses it in the interpreter.
+    /// prepacked weight), or, with `contiguous`, contiguous, through a context prepacked for
+    /// contiguous inputs of its size ([`ConvContext`]): oneDNN reorders the dense input into its
+    /// own layout and the output back. A bf16 plan casts an fp32 input to bf16 first, as
+    /// autocast does; any other input of another type than the weight's is refused by the
+    /// kernel, as libtorch's convolution refuses it in the interpreter.
     fn run_in(&self, x: &Tensor, contiguous: bool) -> Result<Tensor, TchError> {
         let size = x.size();
-        let weight = self.weight((!contiguous).then_some(size.as_slice()))?;
         if contiguous {
-            let bias = self.bias.as_ref();
-            return x.f_contiguous()?.f_mkldnn_convolution(
-                &weight,
-                bias,
-                self.padding,
-                self.stride,
-                self.dilation,
-                self.groups,
-            );
+            return self.context(&size)?.run(&x.f_contiguous()?);
         }
+        let weight = self.weight(Some(&size))?;
         let cast;
         let x = match (self.kind, x.kind()) {
             (Kind::BFloat16, Kind::Float) => {
@@ -226,16 +285,22 @@ impl PackedConv {
             }
             _ => x,
         };
-        crate::shim::onednn_convolution(
-            x,
-            &weight,
-            self.bias.as_ref(),
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.groups,
-        )
+        crate::shim::onednn_convolution(x, &weight, self.bias.as_ref(), &self.geometry)
     }
+}
+
+/// For each node, the last node that reads its value, and whether it is computed in place
+/// ([`in_place_nodes`]). A folded batch norm's value, and a fused sum's, is its layer's: that
+/// value lives until the last reader of any of them.
+fn lifetimes(graph: &Graph, steps: &[Step]) -> (Vec<usize>, Vec<bool>) {
+    let mut last_use = graph.last_uses();
+    for (i, step) in steps.iter().enumerate() {
+        if let Step::Folded(layer) = step {
+            last_use[layer.0] = last_use[layer.0].max(last_use[i]);
+        }
+    }
+    let in_place = in_place_nodes(graph, steps, &last_use);
+    (last_use, in_place)
 }
 
 /// Which nodes the plan computes in place ([`ops::apply_in_place`]): an op libtorch has an
@@ -262,6 +327,21 @@ fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize]) -> Vec<bool
         };
         if let Step::Folded(layer) = steps[i] {
             storage[i] = storage[layer.0];
+        } else if let (Step::PackedConv(PackedConv { add: Some(sum), .. }), Some(&first)) =
+            (&steps[i], node.inputs.first())
+        {
+            // A fused sum's convolution writes over the other operand's storage: the plan's,
+            // not the convolution's input, and read by no node but the sum from here on (a node
+            // between them that read it would see the output instead).
+            let s = storage[sum.other.0];
+            let between = &graph.nodes[i + 1..sum.sum.0];
+            in_place[i] = fresh[s]
+                && read_until[s] == sum.sum.0
+                && storage[first.0] != s
+                && between.iter().all(|n| n.inputs.iter().all(|id| id.0 > i || storage[id.0] != s));
+            if in_place[i] {
+                storage[i] = s;
+            }
         } else if let Some(&first) = node.inputs.first() {
             let s = storage[first.0];
             in_place[i] = matches!(steps[i], Step::Run(_))
@@ -355,6 +435,8 @@ pub struct Inference<'m> {
     in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
+    /// How many sums the plan fused into the convolution before them.
+    fused: usize,
 }
 
 impl<'m> Inference<'m> {
@@ -399,6 +481,10 @@ impl<'m> Inference<'m> {
                 PackedConv::new(op, own, kind, conv_layout::input_sizes(graph, i, 1)).map(Step::PackedConv)
             })?;
         }
+        let fused = match packs {
+            Some(Kind::Float) => fuse_sums(graph, &readers, computed, &mut steps),
+            _ => 0,
+        };
         // The weights left to libtorch's convolution (all of them, where nothing is packed).
         if layout == Layout::ChannelsLast {
             derive_steps(graph, params, &mut steps, &|_, op| matches!(op, Op::Conv2d(_)), &|_, _, own| {
@@ -411,16 +497,22 @@ impl<'m> Inference<'m> {
                 Ok(Step::Run(Some(own.to_kind(Kind::BFloat16)?)))
             })?;
         }
-        // A folded batch norm's value is its layer's: that value lives until the batch
-        // norm's own last reader.
-        let mut last_use = graph.last_uses();
-        for (i, step) in steps.iter().enumerate() {
-            if let Step::Folded(layer) = step {
-                last_use[layer.0] = last_use[i];
+        let (mut last_use, mut in_place) = lifetimes(graph, &steps);
+        // A sum whose other operand cannot be written over is computed on its own again.
+        let mut unfused = 0;
+        for i in 0..steps.len() {
+            let Step::PackedConv(conv) = &mut steps[i] else { continue };
+            if let (Some(sum), false) = (conv.add, in_place[i]) {
+                conv.add = None;
+                steps[sum.sum.0] = Step::Run(None);
+                unfused += 1;
             }
         }
-        let in_place = in_place_nodes(graph, &steps, &last_use);
-        Ok(Inference { model, steps, last_use, in_place, layout, folded })
+        if unfused > 0 {
+            (last_use, in_place) = lifetimes(graph, &steps);
+        }
+        let fused = fused - unfused;
+        Ok(Inference { model, steps, last_use, in_place, layout, folded, fused })
     }
 
     /// Times each prepacked fp32 convolution of [`conv_layout::measurable`] at batch `batch`
@@ -473,17 +565,28 @@ impl<'m> Inference<'m> {
         self.folded
     }
 
+    /// How many sums the plan fused into the convolution before them.
+    pub fn fused(&self) -> usize {
+        self.fused
+    }
+
     /// What the plan does, for messages: "17 batch norms folded into the layer before them, 20
-    /// convolution weights prepacked, 25 layers computed in place, channels-last layout".
+    /// convolution weights prepacked, 8 sums fused into the convolution before them, 25 layers
+    /// computed in place, channels-last layout".
     pub fn describe(&self) -> String {
         let contiguous = match self.contiguous() {
             0 => String::new(),
             1 => ", 1 convolution on contiguous activations (measured faster)".to_string(),
             n => format!(", {n} convolutions on contiguous activations (measured faster)"),
         };
+        let fused = match self.fused {
+            0 => String::new(),
+            1 => "1 sum fused into the convolution before it, ".to_string(),
+            n => format!("{n} sums fused into the convolution before them, "),
+        };
         format!(
-            "{} batch norms folded into the layer before them, {} convolution weights prepacked, {} \
-             layers computed in place, {}{contiguous}",
+            "{} batch norms folded into the layer before them, {} convolution weights prepacked, \
+             {fused}{} layers computed in place, {}{contiguous}",
             self.folded,
             self.packed(),
             self.in_place(),
@@ -548,8 +651,13 @@ impl<'m> Inference<'m> {
                 }
                 Step::PackedConv(conv) => {
                     let inputs = node_inputs(node, &values);
+                    let add = conv.add.map(|sum| {
+                        &values[sum.other.0]
+                            .as_ref()
+                            .expect("a fused sum's other operand lives until the sum")[0]
+                    });
                     let out = conv
-                        .run(inputs[0])
+                        .run(inputs[0], add)
                         .map_err(|e| ops::layer_error(&node.name, &node.op, &inputs, &e))?;
                     Some(vec![out])
                 }
@@ -620,6 +728,48 @@ fn lower_precision(op: &Op) -> bool {
             | Op::ConvTranspose2d(_)
             | Op::ConvTranspose3d(_)
     )
+}
+
+/// Fuses each sum of two tensors of one shape, one of them the value of an fp32 prepacked
+/// convolution (through its folded batch norm) that nothing else reads and that is no output,
+/// into that convolution ([`PackedConv::add`]), where the other operand is computed before the
+/// convolution runs: ResNet's residual sums, into the block's last convolution or into its
+/// projecting shortcut. The sum's node then takes the convolution's value. How many it fused.
+fn fuse_sums(graph: &Graph, readers: &[usize], computed: &[bool], steps: &mut [Step]) -> usize {
+    let mut fused = 0;
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let (Op::Arith(a), &[x, y]) = (&node.op, node.inputs.as_slice()) else { continue };
+        let same_shape = graph.node(x).shape == node.shape && graph.node(y).shape == node.shape;
+        if a.op != ArithOp::Add
+            || !computed[i]
+            || x == y
+            || !same_shape
+            || !matches!(steps[i], Step::Run(None))
+        {
+            continue;
+        }
+        let conv_of = |v: NodeId| {
+            let layer = match steps[v.0] {
+                Step::Folded(layer) => layer,
+                _ => v,
+            };
+            let is_output = graph.outputs.iter().any(|o| o.node == v || o.node == layer);
+            let only_reader = readers[v.0] == 1 && !is_output;
+            matches!(&steps[layer.0], Step::PackedConv(c) if c.add.is_none() && only_reader).then_some(layer)
+        };
+        let Some((layer, other)) = [(x, y), (y, x)]
+            .into_iter()
+            .find_map(|(v, other)| conv_of(v).filter(|layer| other.0 < layer.0).map(|layer| (layer, other)))
+        else {
+            continue;
+        };
+        if let Step::PackedConv(conv) = &mut steps[layer.0] {
+            conv.add = Some(FusedSum { other, sum: NodeId(i) });
+            steps[i] = Step::Folded(layer);
+            fused += 1;
+        }
+    }
+    fused
 }
 
 /// For each node, how many nodes read it.

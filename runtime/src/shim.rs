@@ -1,10 +1,12 @@
 //! What nnc needs from libtorch that tch does not bind, reached through `csrc/shim.cpp`:
 //!
 //! - **oneDNN's 2-D convolution on dense tensors with a prepacked weight**
-//!   (`mkldnn::_convolution_pointwise`, what `torch.compile` runs for frozen CPU graphs), for the
-//!   inference plan. libtorch's usual convolution reorders a dense weight into oneDNN's layout
-//!   at every call, which at batch 1 costs about as much as the convolution (ResNet-18 at 96×96
-//!   in channels-last: 116 examples/s with dense weights, 184–200 with prepacked ones, PyTorch's
+//!   (`mkldnn::_convolution_pointwise`, what `torch.compile` runs for frozen CPU graphs, alone or
+//!   with a residual sum fused after it), and the same on contiguous inputs through a context
+//!   prepacked for their size (`mkldnn_prepacked::conv2d_prepack`), for the inference plan.
+//!   libtorch's usual convolution reorders a dense weight into oneDNN's layout at every call,
+//!   which at batch 1 costs about as much as the convolution (ResNet-18 at 96×96 in
+//!   channels-last: 116 examples/s with dense weights, 184–200 with prepacked ones, PyTorch's
 //!   own kernels timed side by side). `aten::mkldnn_convolution` accepts a prepacked weight but
 //!   then computes through oneDNN's tensor type, copying the input in and the output out.
 //! - **The fused optimiser steps** `_fused_sgd_` and `_fused_adam_` (torch.optim's
@@ -29,13 +31,33 @@ extern "C" {
         input: *const c_void,
         weight: *const c_void,
         bias: *const c_void,
-        padding: *const i64,
-        stride: *const i64,
-        dilation: *const i64,
-        groups: i64,
+        geometry: *const Conv2dGeometry,
         out: *mut *mut c_void,
         error: *mut *mut c_char,
     ) -> bool;
+    fn nnc_onednn_convolution_add_(
+        other: *const c_void,
+        input: *const c_void,
+        weight: *const c_void,
+        bias: *const c_void,
+        geometry: *const Conv2dGeometry,
+        error: *mut *mut c_char,
+    ) -> bool;
+    fn nnc_conv_context_new(
+        weight: *const c_void,
+        bias: *const c_void,
+        geometry: *const Conv2dGeometry,
+        input_size: *const i64,
+        context: *mut *mut c_void,
+        error: *mut *mut c_char,
+    ) -> bool;
+    fn nnc_conv_context_run(
+        context: *const c_void,
+        input: *const c_void,
+        out: *mut *mut c_void,
+        error: *mut *mut c_char,
+    ) -> bool;
+    fn nnc_conv_context_free(context: *mut c_void);
     fn nnc_onednn_bf16_supported() -> bool;
     fn nnc_tiled_avg_pool2d(input: *const c_void, out: *mut *mut c_void, error: *mut *mut c_char) -> bool;
     fn nnc_autocast_enter(
@@ -76,6 +98,17 @@ extern "C" {
     ) -> bool;
 }
 
+/// A 2-D convolution's padding, stride, dilation and groups, as oneDNN's kernels take them
+/// (and as the C++ side reads them: `Conv2dGeometry` in `csrc/shim.cpp`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub padding: [i64; 2],
+    pub stride: [i64; 2],
+    pub dilation: [i64; 2],
+    pub groups: i64,
+}
+
 /// tch's handle, the `at::Tensor *` the C++ side takes.
 fn handle(t: &Tensor) -> *const c_void {
     t.as_ptr() as *const c_void
@@ -111,10 +144,7 @@ pub fn onednn_convolution(
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    padding: [i64; 2],
-    stride: [i64; 2],
-    dilation: [i64; 2],
-    groups: i64,
+    geometry: &Conv2dGeometry,
 ) -> Result<Tensor, TchError> {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: the handles are live for the call; the C++ side copies what it keeps and, on
@@ -124,16 +154,99 @@ pub fn onednn_convolution(
             handle(input),
             handle(weight),
             bias.map_or(std::ptr::null(), handle),
-            padding.as_ptr(),
-            stride.as_ptr(),
-            dilation.as_ptr(),
-            groups,
+            geometry,
             &mut out,
             error,
         )
     })?;
     // SAFETY: the C++ side's new handle, or null.
     unsafe { take(out, "oneDNN's convolution") }
+}
+
+/// `other += convolution(input)`, the convolution as [`onednn_convolution`] computes it, written
+/// over `other` (of the output's shape): on channels-last fp32 tensors oneDNN adds in the kernel
+/// (its "sum" post-op), reading `other` as it writes the output instead of in a pass of its own,
+/// else libtorch adds after it. The sum is IEEE's either way, NaNs included, as libtorch's `add`
+/// computes it (oneDNN's fused activations are not: its ReLU and clamp turn a NaN into a
+/// number, so none is fused).
+pub fn onednn_convolution_add_(
+    other: &Tensor,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    geometry: &Conv2dGeometry,
+) -> Result<(), TchError> {
+    // SAFETY: the handles are live for the call; `other` is written in place.
+    call(|error| unsafe {
+        nnc_onednn_convolution_add_(
+            handle(other),
+            handle(input),
+            handle(weight),
+            bias.map_or(std::ptr::null(), handle),
+            geometry,
+            error,
+        )
+    })
+}
+
+/// A 2-D fp32 convolution prepacked for contiguous (NCHW) inputs of one size: the weight laid
+/// out for the kernel oneDNN chooses for them (`mkldnn_prepacked::conv2d_prepack`).
+/// `mkldnn_reorder_conv2d_weight` lays a weight out for channels-last inputs when given a size,
+/// and for a guessed size otherwise, for which oneDNN may choose another kernel and then
+/// reorders the weight at every call (ResNet-18's 512-channel 3×3 weights at batch 32, on an
+/// Intel Xeon with AMX: 0.7–0.8 ms a call, of a 4.3 ms convolution).
+#[derive(Debug)]
+pub struct ConvContext(*mut c_void);
+
+// SAFETY: the context is libtorch's `ConvOpContext`, which after it is made is only read (its
+// `run` reads the packed weight and allocates its output), as TorchScript shares it between
+// threads; it is freed once, by `Drop`.
+unsafe impl Send for ConvContext {}
+unsafe impl Sync for ConvContext {}
+
+impl ConvContext {
+    /// The context of `weight` (dense) and `bias` for contiguous inputs of sizes `input_size`.
+    pub fn new(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        geometry: &Conv2dGeometry,
+        input_size: [i64; 4],
+    ) -> Result<ConvContext, TchError> {
+        let mut context: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the handles and arrays are live for the call; on success the C++ side gives
+        // back a new context, owned here from now on.
+        call(|error| unsafe {
+            nnc_conv_context_new(
+                handle(weight),
+                bias.map_or(std::ptr::null(), handle),
+                geometry,
+                input_size.as_ptr(),
+                &mut context,
+                error,
+            )
+        })?;
+        match context.is_null() {
+            true => Err(TchError::Torch("the prepacked convolution gave no context".to_string())),
+            false => Ok(ConvContext(context)),
+        }
+    }
+
+    /// The convolution of `input` (made contiguous by oneDNN's reorder if it is not); the output
+    /// is contiguous.
+    pub fn run(&self, input: &Tensor) -> Result<Tensor, TchError> {
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the context and the handle are live for the call.
+        call(|error| unsafe { nnc_conv_context_run(self.0, handle(input), &mut out, error) })?;
+        // SAFETY: the C++ side's new handle, or null.
+        unsafe { take(out, "the prepacked convolution") }
+    }
+}
+
+impl Drop for ConvContext {
+    fn drop(&mut self) {
+        // SAFETY: a context of `nnc_conv_context_new`, freed only here.
+        unsafe { nnc_conv_context_free(self.0) }
+    }
 }
 
 /// Takes ownership of the tensor a shim function gave back (`what` names it if there is none).

@@ -215,6 +215,65 @@ fn zoo_networks_compute_the_interpreters_outputs() {
     }
 }
 
+/// A sum of a convolution's value (through its folded batch norm) and another tensor of its
+/// shape that dies there is fused into the convolution, which writes over that tensor: once
+/// here (not the sum whose other operand is read afterwards), and ResNet-18's eight residual
+/// sums. Its outputs are the interpreter's, NaNs and infinities where the interpreter has them
+/// (oneDNN's sum is IEEE's; its fused ReLU would not be, which is why none is fused), in
+/// channels-last and with every convolution contiguous (where libtorch adds after it).
+#[test]
+fn sums_fuse_into_the_convolution_before_them() {
+    let text = "network sums {
+    input [N, 4, 16, 16]
+    x = relu
+    y = x -> conv2d(4, 3, padding=1) -> relu
+    a = y -> conv2d(4, 3, padding=1) -> batchnorm -> _ + x -> relu
+    z = a -> conv2d(4, 3, padding=1) -> relu
+    b = z -> conv2d(4, 3, padding=1) -> _ + a
+    b * a
+}
+";
+    let compiled = compile(Root::Text { name: "sums.net", text, dir: None }, &Options::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    let graph = compiled.graphs.into_iter().next().unwrap();
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graph, Init::PyTorch);
+    randomise_batch_norms(&vs, model.graph());
+    // A NaN in one corner, infinities in another: they spread through the convolutions to a
+    // corner of the output each, and the rest stays finite.
+    let x = Tensor::randn([2, 4, 16, 16], (tch::Kind::Float, Device::Cpu));
+    let _ = x.get(0).get(0).get(1).get(1).fill_(f64::NAN);
+    let _ = x.get(1).get(3).get(14).get(14).fill_(f64::INFINITY);
+    let _ = x.get(1).get(1).get(13).get(14).fill_(f64::NEG_INFINITY);
+    let plain = tch::no_grad(|| model.try_forward(&x, false)).unwrap();
+    let count = |t: Tensor| t.sum(tch::Kind::Int64).int64_value(&[]);
+    let (nans, finite) = (count(plain.isnan()), count(plain.isfinite()));
+    assert!(nans > 0 && finite > nans, "{nans} NaNs, {finite} finite values");
+    let mut plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    assert_eq!(plan.fused(), 1, "{}", plan.describe());
+    for contiguous in [false, true] {
+        if contiguous {
+            plan.run_contiguous(&measurable(&model));
+            assert_eq!(plan.contiguous(), 4);
+        }
+        let optimised = tch::no_grad(|| plan.try_forward(&x)).unwrap();
+        assert!(
+            optimised.isnan().equal(&plain.isnan()),
+            "contiguous {contiguous}: NaNs where the interpreter has them"
+        );
+        assert!(optimised.isinf().equal(&plain.isinf()), "contiguous {contiguous}: infinities too");
+        let finite = |t: &Tensor| t.nan_to_num(0.0, 0.0, 0.0);
+        let error = parity::relative(&finite(&optimised), &finite(&plain));
+        assert!(error <= TOLERANCE, "contiguous {contiguous}: off the interpreter's by {error:e}");
+    }
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), graphs("resnet18.net").remove(0), Init::PyTorch);
+    let plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+    assert_eq!(plan.fused(), 8, "{}", plan.describe());
+    assert!(plan.describe().contains("8 sums fused into the convolution before them"), "{}", plan.describe());
+}
+
 /// Which convolutions run through oneDNN with prepacked weights: every 2-D one of a batch
 /// (grouped, strided, dilated, without bias, `same` of an odd window, one a batch norm folded
 /// into), except a `same` convolution of an even window, which libtorch pads unevenly itself;

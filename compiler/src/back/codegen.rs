@@ -569,7 +569,8 @@ fn inference(graph: &Graph, k: &TokenStream, ir: &TokenStream, node_params: &[To
         /// convolutions run faster on contiguous activations: `measure_conv_layouts`): batch
         /// norms folded into the layer before them, convolution weights prepacked for oneDNN on
         /// the CPU, the layout measured faster for the network (channels-last or contiguous),
-        /// activations computed in place, in this model's precision. Its outputs are the
+        /// residual sums fused into the convolution before them, activations computed in place,
+        /// in this model's precision. Its outputs are the
         /// evaluation-mode forward's, within 1e-5 relative. The plan holds tensors derived from
         /// the weights: make another after they change.
         pub fn for_inference(&self) -> ::std::result::Result<#k::runtime::Inference<'static>, #k::runtime::RuntimeError> {
