@@ -13,6 +13,8 @@
 //   only a deprecated one that switches CUDA's alone.
 // - 2×2 average pooling at a stride of 2, contiguous or channels-last, forward and backward:
 //   libtorch's NCHW kernel walks every window element by element.
+// - Max pooling of channels-last tensors no gradient flows to, without the indices libtorch's
+//   CPU kernel computes for a backward pass.
 //
 // Tensors cross as tch's handles (`at::Tensor *`); a result tensor is a new handle the caller
 // owns. Each function that can fail gives back whether it succeeded; on failure `*error` is the
@@ -32,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -267,6 +270,61 @@ struct TiledAvgPool2d : public torch::autograd::Function<TiledAvgPool2d> {
   }
 };
 
+// Max pooling of a channels-last N×C×H×W tensor, in floor mode without dilation: each output
+// pixel's channels the maximum over its window's pixels inside the image (padding never wins),
+// a NaN winning as in libtorch's kernels (`val > max || isnan(val)`, in the same order), but
+// without the index of each maximum, which libtorch's `max_pool2d` computes on the CPU (for a
+// backward pass) and then drops. The channels are the inner loop (`max_into`). ResNet's stem
+// pool, 32×64×48×48 in fp32 on 2 threads of an Intel Xeon with AMX: 0.73–1.06 ms against
+// libtorch's 1.47–2.17, in turns.
+// `out[ch] = max(out[ch], in[ch])` over `c` channels, a NaN in `in` winning, as libtorch's
+// pooling compares (`val > max || isnan(val)`): bitwise, not `||`, and the arrays apart, so that
+// the compiler vectorises the select. In fp32 it is compiled for AVX-512, AVX2 and the baseline,
+// the loader choosing for the CPU (`target_clones`): twice libtorch's speed on an Intel Xeon with
+// AMX, where the baseline's SSE was 1.15×.
+template <typename T>
+void max_into(T *__restrict out, const T *__restrict in, int64_t c) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    const T value = in[ch], max = out[ch];
+    const bool wins = (value > max) | (value != value);
+    out[ch] = wins ? value : max;
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void max_into(float *__restrict out,
+                                                                           const float *__restrict in,
+                                                                           int64_t c) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    const float value = in[ch], max = out[ch];
+    const bool wins = (value > max) | (value != value);
+    out[ch] = wins ? value : max;
+  }
+}
+
+template <typename T>
+void channels_last_max_pool(const T *in, T *out, int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh,
+                            int64_t ow, const int64_t *kernel, const int64_t *stride, const int64_t *padding) {
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / (ow * c * kernel[0] * kernel[1]));
+  at::parallel_for(0, n * oh, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const T *image = in + (r / oh) * h * w * c;
+      const int64_t top = (r % oh) * stride[0] - padding[0];
+      const int64_t y0 = std::max<int64_t>(top, 0), y1 = std::min<int64_t>(top + kernel[0], h);
+      for (int64_t x = 0; x < ow; x++) {
+        const int64_t left = x * stride[1] - padding[1];
+        const int64_t x0 = std::max<int64_t>(left, 0), x1 = std::min<int64_t>(left + kernel[1], w);
+        T *o = out + (r * ow + x) * c;
+        std::fill(o, o + c, T(-std::numeric_limits<float>::infinity()));
+        for (int64_t y = y0; y < y1; y++) {
+          for (int64_t xx = x0; xx < x1; xx++) {
+            max_into(o, image + (y * w + xx) * c, c);
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 // 2×2 average pooling at a stride of 2 (`tiled_pool_forward`), with its gradient.
@@ -285,6 +343,36 @@ extern "C" bool nnc_tiled_avg_pool2d(const at::Tensor *input, at::Tensor **out, 
     // Without a gradient to record, the kernel alone (no autograd node, nothing saved).
     const bool recorded = at::GradMode::is_enabled() && x.requires_grad();
     *out = new at::Tensor(recorded ? TiledAvgPool2d::apply(x, channels_last) : tiled_pool(x, channels_last));
+  });
+}
+
+// Max pooling of a channels-last fp32 or bf16 batch (`channels_last_max_pool`) in floor mode
+// without dilation, for tensors no gradient flows to: its result in the same layout.
+extern "C" bool nnc_channels_last_max_pool2d(const at::Tensor *input, const int64_t *kernel,
+                                             const int64_t *stride, const int64_t *padding,
+                                             at::Tensor **out, char **error) {
+  return guarded(error, [&] {
+    const at::Tensor &x = *input;
+    TORCH_CHECK(x.dim() == 4 && x.device().is_cpu() && x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                    !(at::GradMode::is_enabled() && x.requires_grad()),
+                "the channels-last max pooling takes a channels-last batch on the CPU that no gradient "
+                "flows to, not one of sizes ", x.sizes(), " and strides ", x.strides());
+    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    for (int d = 0; d < 2; d++) {
+      TORCH_CHECK(kernel[d] > 0 && stride[d] > 0 && padding[d] >= 0 && padding[d] * 2 <= kernel[d] &&
+                      x.size(2 + d) + 2 * padding[d] >= kernel[d],
+                  "max pooling of ", x.sizes(), " by a window of ", kernel[d], ", stride ", stride[d],
+                  " and padding ", padding[d], " is undefined");
+    }
+    const int64_t oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+    const int64_t ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+    at::Tensor result = at::empty({n, c, oh, ow}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    with_element_type(x, [&](auto zero) {
+      using T = decltype(zero);
+      channels_last_max_pool(x.const_data_ptr<T>(), result.mutable_data_ptr<T>(), n, h, w, c, oh, ow, kernel,
+                             stride, padding);
+    });
+    *out = new at::Tensor(std::move(result));
   });
 }
 

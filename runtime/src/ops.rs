@@ -1,8 +1,9 @@
 //! The ops on libtorch: each layer's tensors created from its description, and each op's
 //! forward, one arm per op in [`apply`]'s `match`, which has no wildcard, so that an op added
 //! to the compiler's registry fails to compile here until it has a forward (libtorch's
-//! functions; for 2×2 average pooling, where it is the faster, the shim's own kernel,
-//! [`crate::shim::tiled_avg_pool2d`]). The interpreter
+//! functions; for 2×2 average pooling, and max pooling in evaluation, where it is the faster,
+//! the shim's own kernels, [`crate::shim::tiled_avg_pool2d`] and
+//! [`crate::shim::channels_last_max_pool2d`]). The interpreter
 //! and generated code both call these, so the two cannot disagree. Beside it,
 //! `apply_in_place` is the in-place twin of the activations and arithmetic that have one,
 //! for the inference plan; any other op is refused there.
@@ -332,15 +333,35 @@ fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tens
     }
 }
 
-/// Max pooling over `N` spatial axes: libtorch has a function per rank.
+/// Max pooling over `N` spatial axes: libtorch has a function per rank, and the shim one for
+/// channels-last batches in evaluation ([`shim_max_pools`]).
 fn max_pool<const N: usize>(x: &Tensor, p: &MaxPool<N>) -> Result<Tensor, TchError> {
     let (kernel, stride, padding, dilation) =
         (ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation));
+    if let (true, [k0, k1], [s0, s1], [p0, p1]) =
+        (shim_max_pools(x, p), kernel.as_slice(), stride.as_slice(), padding.as_slice())
+    {
+        return crate::shim::channels_last_max_pool2d(x, [*k0, *k1], [*s0, *s1], [*p0, *p1]);
+    }
     match N {
         1 => x.f_max_pool1d(kernel, stride, padding, dilation, p.ceil_mode),
         2 => x.f_max_pool2d(kernel, stride, padding, dilation, p.ceil_mode),
         _ => x.f_max_pool3d(kernel, stride, padding, dilation, p.ceil_mode),
     }
+}
+
+/// Whether the shim's max pooling ([`crate::shim::channels_last_max_pool2d`]) computes `p` on
+/// `x`: a 2-D pooling in floor mode without dilation of a channels-last batch on the CPU, fp32
+/// or bf16, that no gradient flows to (evaluation). It gives libtorch's result without the
+/// index of each maximum, which libtorch's CPU kernel computes for a backward pass.
+fn shim_max_pools<const N: usize>(x: &Tensor, p: &MaxPool<N>) -> bool {
+    N == 2
+        && !p.ceil_mode
+        && p.dilation.iter().all(|&d| d == 1)
+        && x.device() == tch::Device::Cpu
+        && matches!(x.kind(), Kind::Float | Kind::BFloat16)
+        && !x.requires_grad()
+        && layout_of(x) == Some(Layout::ChannelsLast)
 }
 
 /// Average pooling over `N` spatial axes, without a divisor override (nnc's average pooling
@@ -968,6 +989,64 @@ mod tests {
             // d sum(g²) / dv = 2 P Pᵀ v: each window's value, spread over 4 inputs of a quarter each.
             assert!(ours.allclose(&(&v * 0.5), 1e-6, 1e-6, false));
         }
+    }
+
+    fn max_pool2d(kernel: [u64; 2], stride: [u64; 2], padding: [u64; 2]) -> MaxPool<2> {
+        MaxPool { kernel, stride, padding, dilation: [1, 1], ceil_mode: false }
+    }
+
+    /// The shim's channels-last max pooling gives libtorch's `max_pool2d` bit for bit, in its
+    /// layout, fp32 and bf16, with NaNs (which win; their payload aside), infinities and zeros
+    /// of both signs in the windows: ResNet's stem pool (3, stride 2, padding 1) at its size, uneven windows,
+    /// strides and paddings, windows as large as the padded image, one image of one window.
+    #[test]
+    fn the_shims_max_pooling_is_libtorchs_bit_for_bit() {
+        tch::manual_seed(11);
+        let cases = [
+            ([2, 64, 48, 48], max_pool2d([3, 3], [2, 2], [1, 1])),
+            ([3, 5, 7, 9], max_pool2d([2, 3], [1, 2], [1, 0])),
+            ([2, 8, 5, 5], max_pool2d([5, 5], [1, 1], [2, 2])),
+            ([2, 17, 6, 6], max_pool2d([2, 2], [2, 2], [0, 0])),
+            ([1, 3, 2, 2], max_pool2d([2, 2], [2, 2], [0, 0])),
+        ];
+        for (dims, p) in cases {
+            for kind in [Kind::Float, Kind::BFloat16] {
+                let x = awkward(dims, kind, true);
+                let first = x.get(0).get(1);
+                let _ = first.get(0).get(0).fill_(f64::NAN);
+                let _ = first.get(1).get(1).fill_(f64::NEG_INFINITY);
+                let _ = x.get(dims[0] - 1).get(2).get(1).get(0).fill_(f64::INFINITY);
+                let case = format!("{dims:?} {kind:?} {p:?}");
+                assert!(shim_max_pools(&x, &p), "{case}");
+                let ours = max_pool(&x, &p).unwrap();
+                let theirs = x.max_pool2d(ints(p.kernel), ints(p.stride), ints(p.padding), [1, 1], false);
+                assert!(ours.isnan().any().int64_value(&[]) == 1, "{case}: a NaN wins its windows");
+                assert!(ours.isnan().equal(&theirs.isnan()), "{case}: NaNs differ");
+                // A NaN's payload aside (libtorch's vectorised bf16 path gives 0xFFFF, a copy of
+                // the input's 0x7FC0 elsewhere), the same bits: the sign of each zero too.
+                let (ours, theirs) = (ours.nan_to_num(0.0, None, None), theirs.nan_to_num(0.0, None, None));
+                assert!(bits(&ours).equal(&bits(&theirs)), "{case}: outputs differ");
+                assert_eq!(ours.stride(), theirs.stride(), "{case}");
+            }
+        }
+    }
+
+    /// libtorch's max pooling wherever the shim's does not apply: a gradient to compute, another
+    /// layout, ceil mode, dilation, another type, 1-D.
+    #[test]
+    fn other_max_poolings_stay_libtorchs() {
+        let x = || {
+            crate::inference::channels_last(&Tensor::zeros([2, 8, 9, 9], (Kind::Float, Device::Cpu))).unwrap()
+        };
+        let p = max_pool2d([3, 3], [2, 2], [1, 1]);
+        assert!(shim_max_pools(&x(), &p));
+        assert!(!shim_max_pools(&x().set_requires_grad(true), &p));
+        assert!(!shim_max_pools(&x().contiguous(), &p));
+        assert!(!shim_max_pools(&x(), &MaxPool { ceil_mode: true, ..p.clone() }));
+        assert!(!shim_max_pools(&x(), &MaxPool { dilation: [2, 1], ..p.clone() }));
+        assert!(!shim_max_pools(&x().to_kind(Kind::Double), &p));
+        let one_d = MaxPool { kernel: [3], stride: [2], padding: [1], dilation: [1], ceil_mode: false };
+        assert!(!shim_max_pools(&Tensor::zeros([2, 8, 9], (Kind::Float, Device::Cpu)), &one_d));
     }
 
     /// libtorch's own kernel where the shim's is not faster or does not apply.
