@@ -270,13 +270,6 @@ struct TiledAvgPool2d : public torch::autograd::Function<TiledAvgPool2d> {
   }
 };
 
-// Max pooling of a channels-last N×C×H×W tensor, in floor mode without dilation: each output
-// pixel's channels the maximum over its window's pixels inside the image (padding never wins),
-// a NaN winning as in libtorch's kernels (`val > max || isnan(val)`, in the same order), but
-// without the index of each maximum, which libtorch's `max_pool2d` computes on the CPU (for a
-// backward pass) and then drops. The channels are the inner loop (`max_into`). ResNet's stem
-// pool, 32×64×48×48 in fp32 on 2 threads of an Intel Xeon with AMX: 0.73–1.06 ms against
-// libtorch's 1.47–2.17, in turns.
 // `out[ch] = max(out[ch], in[ch])` over `c` channels, a NaN in `in` winning, as libtorch's
 // pooling compares (`val > max || isnan(val)`): bitwise, not `||`, and the arrays apart, so that
 // the compiler vectorises the select. In fp32 it is compiled for AVX-512, AVX2 and the baseline,
@@ -301,10 +294,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void max_into(float
   }
 }
 
+// Max pooling of a channels-last N×C×H×W tensor, in floor mode without dilation: each output
+// pixel's channels the maximum over its window's pixels inside the image (padding never wins),
+// a NaN winning as in libtorch's kernels (`val > max || isnan(val)`, in the same order), but
+// without the index of each maximum, which libtorch's `max_pool2d` computes on the CPU (for a
+// backward pass) and then drops. The channels are the inner loop (`max_into`). ResNet's stem
+// pool, 32×64×48×48 in fp32 on 2 threads of an Intel Xeon with AMX: 0.73–1.06 ms against
+// libtorch's 1.47–2.17, in turns.
 template <typename T>
 void channels_last_max_pool(const T *in, T *out, int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh,
                             int64_t ow, const int64_t *kernel, const int64_t *stride, const int64_t *padding) {
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / (ow * c * kernel[0] * kernel[1]));
+  const int64_t work = std::max<int64_t>(1, ow * c * kernel[0] * kernel[1]);
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / work);
   at::parallel_for(0, n * oh, grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const T *image = in + (r / oh) * h * w * c;
@@ -358,6 +359,9 @@ extern "C" bool nnc_channels_last_max_pool2d(const at::Tensor *input, const int6
                 "the channels-last max pooling takes a channels-last batch on the CPU that no gradient "
                 "flows to, not one of sizes ", x.sizes(), " and strides ", x.strides());
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    // libtorch's rule: a batch may be empty, its images not.
+    TORCH_CHECK(c > 0 && h > 0 && w > 0, "max pooling needs images of at least one channel and pixel, not ",
+                x.sizes());
     for (int d = 0; d < 2; d++) {
       TORCH_CHECK(kernel[d] > 0 && stride[d] > 0 && padding[d] >= 0 && padding[d] * 2 <= kernel[d] &&
                       x.size(2 + d) + 2 * padding[d] >= kernel[d],
@@ -454,6 +458,9 @@ extern "C" bool nnc_conv_context_run(const void *context, const at::Tensor *inpu
   return guarded(error, [&] {
     static const c10::OperatorHandle op =
         c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn_prepacked::conv2d_run", "");
+    TORCH_CHECK(input->dim() == 4 && input->is_contiguous(),
+                "a prepacked contiguous convolution takes a contiguous batch, not one of sizes ", input->sizes(),
+                " and strides ", input->strides());
     torch::jit::Stack stack;
     stack.reserve(2);
     stack.emplace_back(*input);

@@ -26,9 +26,10 @@
 //!   on 3×3 maps of 512 channels, batch 32, on an Intel Xeon with AMX: about 1.8× the time of
 //!   the same convolution on contiguous activations), so such a convolution runs on contiguous
 //!   activations through a context prepacked for contiguous inputs of that size
-//!   ([`ConvContext`]), and gives a contiguous output, which the layers after follow. Only fp32
-//!   plans of networks without free sizes are measured.
-//! - **Residual sums fused** into the convolution before them ([`fuse_sums`]): a sum of an fp32
+//!   ([`ConvContext`]), and gives a contiguous output (a sum fused into it is added to that
+//!   output), which the layers after follow. Only fp32 plans of networks without free sizes
+//!   are measured.
+//! - **Residual sums fused** into the convolution before them (`fuse_sums`): a sum of an fp32
 //!   prepacked convolution's value (through its folded batch norm) and a tensor of its shape
 //!   that dies there is computed by the convolution, which writes over that tensor, oneDNN
 //!   adding it as it writes the output (its "sum" post-op) instead of in a pass of its own
@@ -127,9 +128,10 @@ struct PackedConv {
     /// Run on contiguous activations, giving a contiguous output, where that was measured
     /// faster ([`Inference::measure_conv_layouts`]); else channels-last.
     contiguous: bool,
-    /// The sum after the convolution that the plan fused into it ([`fuse_sums`]): the output is
+    /// The sum after the convolution that the plan fused into it (`fuse_sums`): the output is
     /// written over the sum's other operand, which dies there, and oneDNN adds that operand
-    /// in the kernel on channels-last fp32 activations instead of in a pass of its own.
+    /// in the kernel on channels-last fp32 activations instead of in a pass of its own (a
+    /// convolution that runs contiguous adds it to its own output after).
     add: Option<FusedSum>,
     /// The convolution prepacked for contiguous inputs of each size met ([`ConvContext`]), the
     /// latest last, for a convolution that runs contiguous.
@@ -248,21 +250,43 @@ impl PackedConv {
     }
 
     /// The convolution of `x` in the layout the plan chose for it; where the plan fused a sum
-    /// into it, `add` is the sum's other operand, and the output is written over it ([`FusedSum`]):
-    /// by oneDNN's kernel on channels-last fp32 tensors, else by libtorch's `add_` after the
-    /// convolution. The sum is IEEE's either way: `a + b` and `b + a` are the same number.
+    /// into it, `add` is the sum's other operand ([`FusedSum`]): oneDNN's kernel adds it and
+    /// writes the output over it, on channels-last fp32 tensors of the output's size, else
+    /// libtorch's `add` adds it to the convolution's output after. The sum is IEEE's either
+    /// way: `a + b` and `b + a` are the same number.
     fn run(&self, x: &Tensor, add: Option<&Tensor>) -> Result<Tensor, TchError> {
         let Some(other) = add else { return self.run_in(x, self.contiguous) };
-        if !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
+        // The graph's shapes are one probe's where sizes are free: the other operand may
+        // broadcast at another size, which only libtorch's `add` does.
+        let fits = self.output_size(&x.size()).as_deref() == Some(other.size().as_slice());
+        if fits && !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
             let weight = self.weight(Some(&x.size()))?;
             crate::shim::onednn_convolution_add_(other, x, &weight, self.bias.as_ref(), &self.geometry)?;
             return Ok(other.shallow_clone());
         }
-        let out = self.run_in(x, self.contiguous)?;
+        // Into the fresh output, which keeps its layout (contiguous for a contiguous
+        // convolution), not over `other`.
+        let mut out = self.run_in(x, self.contiguous)?;
         match out.kind() == other.kind() && out.size() == other.size() {
-            true => other.shallow_clone().f_add_(&out),
+            true => out.f_add_(other),
             false => out.f_add(other),
         }
+    }
+
+    /// The size of the output for an input of sizes `input` (N×C×H×W), as libtorch computes
+    /// it; none for another rank.
+    fn output_size(&self, input: &[i64]) -> Option<Vec<i64>> {
+        let &[n, _, h, w] = input else { return None };
+        let kernel = {
+            let packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            packed.last().expect("a prepacked convolution keeps a weight").1.size()
+        };
+        let &[out_channels, _, kh, kw] = kernel.as_slice() else { return None };
+        let g = &self.geometry;
+        let side = |size: i64, k: i64, a: usize| {
+            (size + 2 * g.padding[a] - g.dilation[a] * (k - 1) - 1) / g.stride[a] + 1
+        };
+        Some(vec![n, out_channels, side(h, kh, 0), side(w, kw, 1)])
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
@@ -310,7 +334,8 @@ fn lifetimes(graph: &Graph, steps: &[Step]) -> (Vec<usize>, Vec<bool>) {
 /// evaluation mode, a folded batch norm or an in-place op gives its input's; an op that may
 /// give its input or a view of it counts as one), and the storage must die here, read by no
 /// other input of this node (checked against the interpreter, in each layout, by
-/// `runtime/tests/inference.rs`, aliases included).
+/// `runtime/tests/inference.rs`, aliases included). For a convolution a sum is fused into,
+/// whether it may write over the sum's other operand instead.
 fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize]) -> Vec<bool> {
     let n = graph.nodes.len();
     // For each node, the node whose allocation its value lives in; for each storage, whether
@@ -431,7 +456,9 @@ pub struct Inference<'m> {
     last_use: Vec<usize>,
     /// For each node, whether it is computed in place on its first input, which nothing reads
     /// after it: activations and arithmetic write over a tensor that would be freed anyway,
-    /// instead of allocating another (ResNet-18's ReLUs and residual sums).
+    /// instead of allocating another (ResNet-18's ReLUs); for a convolution a sum is fused
+    /// into, whether it may write over the sum's other operand (every one the plan keeps
+    /// fused).
     in_place: Vec<bool>,
     layout: Layout,
     folded: usize,
@@ -511,6 +538,11 @@ impl<'m> Inference<'m> {
         if unfused > 0 {
             (last_use, in_place) = lifetimes(graph, &steps);
         }
+        // Un-fusing a sum only frees storage: no fusion kept loses its licence.
+        debug_assert!(steps
+            .iter()
+            .enumerate()
+            .all(|(i, s)| !matches!(s, Step::PackedConv(PackedConv { add: Some(_), .. })) || in_place[i]));
         let fused = fused - unfused;
         Ok(Inference { model, steps, last_use, in_place, layout, folded, fused })
     }
@@ -571,7 +603,7 @@ impl<'m> Inference<'m> {
     }
 
     /// What the plan does, for messages: "17 batch norms folded into the layer before them, 20
-    /// convolution weights prepacked, 8 sums fused into the convolution before them, 25 layers
+    /// convolution weights prepacked, 8 sums fused into the convolution before them, 17 layers
     /// computed in place, channels-last layout".
     pub fn describe(&self) -> String {
         let contiguous = match self.contiguous() {
@@ -599,9 +631,10 @@ impl<'m> Inference<'m> {
         self.steps.iter().filter(|s| matches!(s, Step::PackedConv(_))).count()
     }
 
-    /// How many nodes the plan computes in place on their first input.
+    /// How many nodes the plan computes in place on their first input (activations and sums;
+    /// the convolutions that write over a fused sum's operand are counted by [`Self::fused`]).
     pub fn in_place(&self) -> usize {
-        self.in_place.iter().filter(|&&b| b).count()
+        self.in_place.iter().zip(&self.steps).filter(|&(&b, step)| b && matches!(step, Step::Run(_))).count()
     }
 
     pub fn layout(&self) -> Layout {

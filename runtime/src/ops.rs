@@ -997,8 +997,9 @@ mod tests {
 
     /// The shim's channels-last max pooling gives libtorch's `max_pool2d` bit for bit, in its
     /// layout, fp32 and bf16, with NaNs (which win; their payload aside), infinities and zeros
-    /// of both signs in the windows: ResNet's stem pool (3, stride 2, padding 1) at its size, uneven windows,
-    /// strides and paddings, windows as large as the padded image, one image of one window.
+    /// of both signs in the windows: ResNet's stem pool (3, stride 2, padding 1) at its size,
+    /// uneven windows, strides and paddings, a 5×5 window on a 5×5 image padded by 2, one image
+    /// of one window.
     #[test]
     fn the_shims_max_pooling_is_libtorchs_bit_for_bit() {
         tch::manual_seed(11);

@@ -243,8 +243,8 @@ impl ConvContext {
         }
     }
 
-    /// The convolution of `input` (made contiguous by oneDNN's reorder if it is not); the output
-    /// is contiguous.
+    /// The convolution of a contiguous `input` (any other is refused: libtorch would compute it
+    /// by another kernel and give it back in its own layout); the output is contiguous.
     pub fn run(&self, input: &Tensor) -> Result<Tensor, TchError> {
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: the context and the handle are live for the call.

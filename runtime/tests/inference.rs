@@ -274,6 +274,38 @@ fn sums_fuse_into_the_convolution_before_them() {
     assert!(plan.describe().contains("8 sums fused into the convolution before them"), "{}", plan.describe());
 }
 
+/// A sum whose other operand cannot be written over stays a node of its own, and the plan
+/// computes the interpreter's outputs: the operand is the convolution's own input; a node
+/// between the convolution and the sum reads it; it is the graph's input; it is read after the
+/// sum through another name (a dropout, the same tensor in evaluation).
+#[test]
+fn sums_that_cannot_write_over_their_operand_stay_apart() {
+    for (name, body) in [
+        ("its own input", "t = relu\n    t -> conv2d(4, 3, padding=1) -> _ + t"),
+        (
+            "read in between",
+            "x = relu\n    t = x -> relu\n    c = x -> conv2d(4, 3, padding=1)\n    u = t -> sigmoid\n    \
+             s = c + t\n    s * u",
+        ),
+        ("the graph's input", "x = relu\n    x -> conv2d(4, 3, padding=1) -> _ + in"),
+        (
+            "read after, through another name",
+            "x = relu\n    y = x -> conv2d(4, 3, padding=1) -> relu\n    v = x -> dropout(0.5)\n    \
+             s = y -> conv2d(4, 3, padding=1) -> _ + v\n    s * x",
+        ),
+    ] {
+        let text = format!("network apart {{\n    input [N, 4, 8, 8]\n    {body}\n}}\n");
+        let compiled = compile(Root::Text { name: "apart.net", text: &text, dir: None }, &Options::default());
+        assert!(compiled.diagnostics.is_empty(), "{name}: {:?}", compiled.diagnostics);
+        let graph = compiled.graphs.into_iter().next().unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::new(&vs.root(), graph.clone(), Init::PyTorch);
+        let plan = Inference::new(&model, Layout::ChannelsLast).unwrap();
+        assert_eq!(plan.fused(), 0, "{name}: {}", plan.describe());
+        check_graph(name, graph);
+    }
+}
+
 /// Which convolutions run through oneDNN with prepacked weights: every 2-D one of a batch
 /// (grouped, strided, dilated, without bias, `same` of an odd window, one a batch norm folded
 /// into), except a `same` convolution of an even window, which libtorch pads unevenly itself;
