@@ -136,14 +136,14 @@ struct PackedConv {
     /// The convolution prepacked for contiguous inputs of each size met ([`ConvContext`]), the
     /// latest last, for a convolution that runs contiguous.
     contexts: Mutex<Vec<(Vec<i64>, Arc<ConvContext>)>>,
-    /// The weight laid out for each channels-last input size met, and for contiguous inputs
-    /// (`None`), the latest last; never empty (the first is laid out for the graph's sizes at
-    /// batch 1, or for contiguous inputs where a size is free). oneDNN chooses its kernel, and
-    /// the layout that kernel reads, by the input's sizes and layout; libtorch lays a weight
-    /// out for channels-last inputs of the sizes given, or for contiguous inputs of a default
-    /// size. A weight laid out for another kernel is reordered at every call, by a slow generic
-    /// reorder where oneDNN has no fast one (MobileNetV2's last 1×1 convolution at batch 1, on
-    /// an Intel Xeon with AMX: 8.8 ms of a 12 ms forward).
+    /// The weight laid out for each channels-last input size met, the latest last; never empty
+    /// (the first is laid out for the graph's sizes at batch 1, or, where a size is free, for a
+    /// size libtorch guesses: `None`). oneDNN chooses its kernel, and the layout that kernel
+    /// reads, by the input's sizes and layout; `mkldnn_reorder_conv2d_weight` lays a weight
+    /// out for channels-last inputs of the sizes given (contiguous inputs get [`ConvContext`]s,
+    /// made from the latest of these). A weight laid out for another kernel is reordered at
+    /// every call, by a slow generic reorder where oneDNN has no fast one (MobileNetV2's last
+    /// 1×1 convolution at batch 1, on an Intel Xeon with AMX: 8.8 ms of a 12 ms forward).
     packed: Mutex<Vec<(Option<Vec<i64>>, Tensor)>>,
     bias: Option<Tensor>,
     geometry: Conv2dGeometry,
@@ -187,22 +187,21 @@ impl PackedConv {
         Ok(PackedConv { kind, contiguous: false, add: None, contexts, packed, bias, geometry })
     }
 
-    /// The weight laid out for a channels-last input of sizes `input`, or a contiguous one
-    /// (`None`): kept, or laid out now (from the latest, whatever its layout) and kept, instead
-    /// of the oldest beyond [`PACKED_SIZES`].
-    fn weight(&self, input: Option<&[i64]>) -> Result<Tensor, TchError> {
+    /// The weight laid out for a channels-last input of sizes `input`: kept, or laid out now
+    /// (from the latest) and kept, instead of the oldest beyond [`PACKED_SIZES`].
+    fn weight(&self, input: &[i64]) -> Result<Tensor, TchError> {
         // A panic elsewhere while the lock was held leaves the list whole: each change to it is
         // one push or one remove.
         let mut packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, weight)) = packed.iter().find(|(sizes, _)| sizes.as_deref() == input) {
+        if let Some((_, weight)) = packed.iter().find(|(sizes, _)| sizes.as_deref() == Some(input)) {
             return Ok(weight.shallow_clone());
         }
         let latest = &packed.last().expect("a prepacked convolution keeps a weight").1;
-        let weight = reorder(latest, &self.geometry, input)?;
+        let weight = reorder(latest, &self.geometry, Some(input))?;
         if packed.len() == PACKED_SIZES {
             drop(packed.remove(0));
         }
-        packed.push((input.map(<[i64]>::to_vec), weight.shallow_clone()));
+        packed.push((Some(input.to_vec()), weight.shallow_clone()));
         Ok(weight)
     }
 
@@ -260,7 +259,7 @@ impl PackedConv {
         // broadcast at another size, which only libtorch's `add` does.
         let fits = self.output_size(&x.size()).as_deref() == Some(other.size().as_slice());
         if fits && !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
-            let weight = self.weight(Some(&x.size()))?;
+            let weight = self.weight(&x.size())?;
             crate::shim::onednn_convolution_add_(other, x, &weight, self.bias.as_ref(), &self.geometry)?;
             return Ok(other.shallow_clone());
         }
@@ -300,7 +299,7 @@ impl PackedConv {
         if contiguous {
             return self.context(&size)?.run(&x.f_contiguous()?);
         }
-        let weight = self.weight(Some(&size))?;
+        let weight = self.weight(&size)?;
         let cast;
         let x = match (self.kind, x.kind()) {
             (Kind::BFloat16, Kind::Float) => {
