@@ -163,6 +163,16 @@ fn reorder(weight: &Tensor, g: &Conv2dGeometry, input: Option<&[i64]>) -> Result
     weight.f_mkldnn_reorder_conv2d_weight(g.padding, g.stride, g.dilation, g.groups, input)
 }
 
+/// The size of a 2-D convolution's output for an input of sizes `input` (N×C×H×W) and a
+/// weight of sizes `weight` (O×I×kH×kW), as libtorch computes it; none for other ranks.
+fn output_size(input: &[i64], weight: &[i64], g: &Conv2dGeometry) -> Option<Vec<i64>> {
+    let (&[n, _, h, w], &[out_channels, _, kh, kw]) = (input, weight) else { return None };
+    let side = |size: i64, k: i64, a: usize| {
+        (size + 2 * g.padding[a] - g.dilation[a] * (k - 1) - 1) / g.stride[a] + 1
+    };
+    Some(vec![n, out_channels, side(h, kh, 0), side(w, kw, 1)])
+}
+
 /// How many input sizes and layouts a prepacked convolution keeps a weight for: `nnc eval`
 /// meets two sizes (its batches and the last one).
 const PACKED_SIZES: usize = 3;
@@ -255,13 +265,16 @@ impl PackedConv {
     /// way: `a + b` and `b + a` are the same number.
     fn run(&self, x: &Tensor, add: Option<&Tensor>) -> Result<Tensor, TchError> {
         let Some(other) = add else { return self.run_in(x, self.contiguous) };
-        // The graph's shapes are one probe's where sizes are free: the other operand may
-        // broadcast at another size, which only libtorch's `add` does.
-        let fits = self.output_size(&x.size()).as_deref() == Some(other.size().as_slice());
-        if fits && !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
-            let weight = self.weight(&x.size())?;
-            crate::shim::onednn_convolution_add_(other, x, &weight, self.bias.as_ref(), &self.geometry)?;
-            return Ok(other.shallow_clone());
+        if !self.contiguous && self.kind == Kind::Float && other.kind() == Kind::Float {
+            let size = x.size();
+            let weight = self.weight(&size)?;
+            // The graph's shapes are one probe's where sizes are free: the other operand may
+            // broadcast at another size, which only libtorch's `add` does.
+            if output_size(&size, &weight.size(), &self.geometry).as_deref() == Some(other.size().as_slice())
+            {
+                crate::shim::onednn_convolution_add_(other, x, &weight, self.bias.as_ref(), &self.geometry)?;
+                return Ok(other.shallow_clone());
+            }
         }
         // Into the fresh output, which keeps its layout (contiguous for a contiguous
         // convolution), not over `other`.
@@ -270,22 +283,6 @@ impl PackedConv {
             true => out.f_add_(other),
             false => out.f_add(other),
         }
-    }
-
-    /// The size of the output for an input of sizes `input` (N×C×H×W), as libtorch computes
-    /// it; none for another rank.
-    fn output_size(&self, input: &[i64]) -> Option<Vec<i64>> {
-        let &[n, _, h, w] = input else { return None };
-        let kernel = {
-            let packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            packed.last().expect("a prepacked convolution keeps a weight").1.size()
-        };
-        let &[out_channels, _, kh, kw] = kernel.as_slice() else { return None };
-        let g = &self.geometry;
-        let side = |size: i64, k: i64, a: usize| {
-            (size + 2 * g.padding[a] - g.dilation[a] * (k - 1) - 1) / g.stride[a] + 1
-        };
-        Some(vec![n, out_channels, side(h, kh, 0), side(w, kw, 1)])
     }
 
     /// The convolution of `x`, channels-last whatever its layout (the kernel's choice for a
