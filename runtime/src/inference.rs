@@ -468,6 +468,15 @@ impl<'m> Inference<'m> {
         Inference::plan(Held::Borrowed(model), layout)
     }
 
+    /// The plan `nnc run`, `eval` and `bench` run: in the layout [`Layout::for_graph`] chooses
+    /// for the graph, each convolution in the layout measured faster at batch `batch`
+    /// ([`Inference::measure_conv_layouts`]).
+    pub fn measured(model: &'m Model, batch: i64) -> Result<Inference<'m>, RuntimeError> {
+        let mut plan = Inference::new(model, Layout::for_graph(model.graph()))?;
+        plan.measure_conv_layouts(batch)?;
+        Ok(plan)
+    }
+
     /// The plan of a model it keeps: a `model!` type's `for_inference`, over that type's
     /// tensors ([`Model::from_params`]).
     pub fn owning(model: Model, layout: Layout) -> Result<Inference<'static>, RuntimeError> {

@@ -166,8 +166,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     if !args.train {
         // The inference plan `eval` and `bench` run, its convolutions' layouts measured at this
         // batch as theirs are, against the interpreter.
-        let planned = Inference::new(&model, Layout::for_graph(graph)).and_then(|mut plan| {
-            plan.measure_conv_layouts(args.batch)?;
+        let planned = Inference::measured(&model, args.batch).and_then(|plan| {
             let xs = random_inputs(graph, args.batch, device)?;
             let xs: Vec<&Tensor> = xs.iter().collect();
             let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
@@ -292,11 +291,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let labels = Tensor::randint(classes, [xs[0].size()[0]], (Kind::Int64, device));
     // `nnc train`'s optimiser, plain SGD as PyTorch's routes in bench/compare.py step.
     let mut sgd = Optim::new(&vs, Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.01);
-    let plan = Inference::new(&model, Layout::for_graph(graph)).and_then(|mut plan| {
-        plan.measure_conv_layouts(args.batch)?;
-        Ok(plan)
-    });
-    let plan = match plan {
+    let plan = match Inference::measured(&model, args.batch) {
         Ok(plan) => plan,
         Err(e) => return model_error(e),
     };

@@ -195,9 +195,7 @@ impl Progress {
             title,
         }
     }
-}
 
-impl Progress {
     /// A line beside the run's other notes: on stdout, or on stderr where stdout is JSON. A
     /// closed stdout is not an error here; the epoch's line, which must reach it, reports it.
     fn note(&self, line: &str) {
@@ -692,11 +690,7 @@ pub fn eval(args: &EvalArgs, graph: Graph) -> io::Result<Outcome> {
             Err(outcome) => return Ok(outcome),
         };
     // Each convolution in the layout measured faster at the batch the test set runs at.
-    let plan = Inference::new(&model, Layout::for_graph(model.graph())).and_then(|mut plan| {
-        plan.measure_conv_layouts(args.batch.min(test.len() as i64).max(1))?;
-        Ok(plan)
-    });
-    let plan = match plan {
+    let plan = match Inference::measured(&model, args.batch.min(test.len() as i64).max(1)) {
         Ok(plan) => plan,
         Err(e) => return fail(e, Outcome::ModelError),
     };
