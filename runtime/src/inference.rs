@@ -388,19 +388,10 @@ fn in_place_nodes(graph: &Graph, steps: &[Step], last_use: &[usize]) -> Vec<bool
 /// in-place forward gives its input, itself such a tensor).
 fn allocates(op: &Op) -> bool {
     ops::has_in_place(op)
+        || ops::is_weighted_layer(op)
         || matches!(
             op,
-            Op::Conv1d(_)
-                | Op::Conv2d(_)
-                | Op::Conv3d(_)
-                | Op::ConvTranspose1d(_)
-                | Op::ConvTranspose2d(_)
-                | Op::ConvTranspose3d(_)
-                | Op::Linear(_)
-                | Op::BatchNorm(_)
-                | Op::LayerNorm(_)
-                | Op::GroupNorm(_)
-                | Op::MaxPool1d(_)
+            Op::MaxPool1d(_)
                 | Op::MaxPool2d(_)
                 | Op::MaxPool3d(_)
                 | Op::AvgPool1d(_)
@@ -410,18 +401,6 @@ fn allocates(op: &Op) -> bool {
                 | Op::AdaptiveAvgPool2d(_)
                 | Op::AdaptiveAvgPool3d(_)
         )
-}
-
-/// Whether an in-place forward computes what the out-of-place one does on these tensors: the
-/// second operand of arithmetic, if any, of the first's type and broadcasting to its shape
-/// (what the graph's shapes say before free sizes are known, checked again here).
-fn fits_in_place(inputs: &[&Tensor]) -> bool {
-    let Some(y) = inputs.get(1) else { return true };
-    let (x, y) = (inputs[0], y);
-    let (xs, ys) = (x.size(), y.size());
-    x.kind() == y.kind()
-        && ys.len() <= xs.len()
-        && ys.iter().rev().zip(xs.iter().rev()).all(|(&b, &a)| b == a || b == 1)
 }
 
 /// The model a plan runs: the caller's, or its own (a `model!` type's plan, made over the
@@ -682,7 +661,7 @@ impl<'m> Inference<'m> {
                 Step::Run(derived) => {
                     let inputs = node_inputs(node, &values);
                     let own = derived.as_ref().unwrap_or(&params[i]);
-                    match self.in_place[i] && fits_in_place(&inputs) {
+                    match self.in_place[i] && ops::fits_in_place(&inputs) {
                         true => Some(vec![ops::apply_in_place(&node.name, &node.op, &inputs)?]),
                         false => Some(ops::apply_outputs(&node.name, &node.op, own, &inputs, false)?),
                     }

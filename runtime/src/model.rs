@@ -21,6 +21,8 @@ pub struct Model {
     /// For each node, whether a forward pass computes it in evaluation mode and in training
     /// mode: evaluation skips the layers only outputs of training read.
     computed: [Vec<bool>; 2],
+    /// For each node, whether a training forward computes it in place ([`trained_in_place`]).
+    in_place: Vec<bool>,
     /// The precision of its forwards: fp32, or libtorch's bf16 autocast around them.
     precision: Precision,
 }
@@ -73,7 +75,8 @@ impl Model {
         }
         let last_use = graph.last_uses();
         let computed = [graph.computed(false), graph.computed(true)];
-        Ok(Model { graph, params, last_use, computed, precision: Precision::Fp32 })
+        let in_place = trained_in_place(&graph);
+        Ok(Model { graph, params, last_use, computed, in_place, precision: Precision::Fp32 })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -205,7 +208,11 @@ impl Model {
                 Some(vec![xs[k].shallow_clone()])
             } else {
                 let inputs = node_inputs(node, &values);
-                Some(ops::apply_outputs(&node.name, &node.op, &self.params[i], &inputs, train)?)
+                // Not where every node's value is kept: the overwritten one is among them.
+                match train && !keep && self.in_place[i] && ops::fits_in_place(&inputs) {
+                    true => Some(vec![ops::apply_in_place(&node.name, &node.op, &inputs)?]),
+                    false => Some(ops::apply_outputs(&node.name, &node.op, &self.params[i], &inputs, train)?),
+                }
             };
             values.push(value);
             if !keep {
@@ -224,6 +231,31 @@ impl Model {
             self.graph.outputs_in(train).map(|o| output(values[o.node.0].as_ref())).collect()
         }
     }
+}
+
+/// Which nodes a training forward computes in place on their first input, as PyTorch's
+/// `ReLU(inplace=True)` after a batch norm and `out += identity` in torchvision's ResNet do:
+/// an activation whose backward reads only its result, or a sum or difference
+/// ([`ops::trains_in_place`]), of the shape of that input, which is read by nothing else (no
+/// other node, no output of the network) and was made by an op whose backward does not read it
+/// ([`ops::backward_ignores_output`]). That op's value is then a new tensor, never a graph input
+/// or a weight, so nothing else sees it change, and autograd's check of saved tensors (which
+/// refuses a backward through a tensor changed after it was saved) never fires. Evaluation is
+/// left as written: the interpreter is the reference the inference plan is held to.
+fn trained_in_place(graph: &Graph) -> Vec<bool> {
+    let mut readers = vec![0usize; graph.nodes.len()];
+    for id in graph.nodes.iter().flat_map(|n| &n.inputs).chain(graph.outputs.iter().map(|o| &o.node)) {
+        readers[id.0] += 1;
+    }
+    let in_place = |node: &Node| {
+        let Some(&first) = node.inputs.first() else { return false };
+        let made_by = graph.node(first);
+        ops::trains_in_place(&node.op)
+            && ops::backward_ignores_output(&made_by.op)
+            && readers[first.0] == 1
+            && made_by.shape == node.shape
+    };
+    graph.nodes.iter().map(in_place).collect()
 }
 
 /// The refusal of inputs whose free sizes break `broken` (or are inconsistent, without one).
@@ -384,5 +416,41 @@ impl nn::ModuleT for Model {
             Ok(y) => y,
             Err(e) => panic!("{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nnc_compiler::{compile, Options, Root};
+
+    /// The ops of the nodes a training forward computes in place, in graph order.
+    fn in_place(body: &str) -> Vec<String> {
+        let text = format!("network n {{\n    {body}\n}}\n");
+        let compiled = compile(Root::Text { name: "n.net", text: &text, dir: None }, &Options::default());
+        assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+        let graph = compiled.graphs.into_iter().next().unwrap();
+        let chosen = super::trained_in_place(&graph);
+        graph.nodes.iter().zip(chosen).filter(|(_, c)| *c).map(|(n, _)| n.op.to_string()).collect()
+    }
+
+    #[test]
+    fn training_overwrites_only_what_no_backward_and_no_other_reader_needs() {
+        // A batch norm's output by its ReLU; a residual sum over the batch norm before it, then
+        // its ReLU; not a ReLU's output (ReLU6 after ReLU), which ReLU's backward reads.
+        let resnet = "input [N, 3, 8, 8]\n    x = conv2d(8, 3, padding=1) -> batchnorm -> relu\n    \
+                      y = x -> conv2d(8, 3, padding=1) -> batchnorm\n    s = y + x\n    \
+                      s -> relu -> relu6 -> flatten -> linear(4)";
+        assert_eq!(in_place(resnet), ["relu", "add", "relu"]);
+        // Linear layers' outputs by sigmoid and tanh, and a difference; not a value read twice
+        // (`e`), nor a sigmoid's output, which its backward reads.
+        let mlp = "input [N, 12]\n    h = linear(16) -> sigmoid -> linear(16) -> tanh\n    \
+                   d = h -> linear(16) -> _ - h\n    e = d -> relu\n    f = e -> sigmoid -> relu\n    \
+                   f * e -> linear(3)";
+        assert_eq!(in_place(mlp), ["sigmoid", "tanh", "sub", "relu"]);
+        // Never the network's input, nor a value that is an output of the network; GELU reads
+        // its input in its backward.
+        let edges = "input [N, 6]\n    a = relu -> linear(6)\n    b = a -> gelu\n    c = a -> linear(6) -> relu\n    \
+                     output b, c, a";
+        assert_eq!(in_place(edges), ["relu"]);
     }
 }

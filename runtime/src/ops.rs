@@ -486,10 +486,62 @@ pub(crate) fn has_in_place(op: &Op) -> bool {
     )
 }
 
+/// Whether a training forward may compute `op` in place on its first input
+/// ([`apply_in_place`]) as far as its own backward goes: its in-place twin's backward reads only
+/// its result (ReLU, ReLU6, sigmoid, tanh) or nothing (a sum or a difference). The others of
+/// [`has_in_place`] read their input (GELU, SiLU, hardswish, a product), which autograd would
+/// copy first, as PyTorch's in-place ops keep an `original_self`, for nothing gained.
+pub(crate) fn trains_in_place(op: &Op) -> bool {
+    match op {
+        Op::Relu(_) | Op::Relu6(_) | Op::Sigmoid(_) | Op::Tanh(_) => true,
+        Op::Arith(a) => matches!(a.op, ArithOp::Add | ArithOp::Sub),
+        _ => false,
+    }
+}
+
+/// Whether `op`'s forward gives a new tensor that its backward never reads, so that the next op
+/// may overwrite it in training (as torchvision's `ReLU(inplace=True)` overwrites a batch
+/// norm's output): a layer of weights ([`is_weighted_layer`]: its backward reads its input and
+/// weights), or a sum or difference (its backward reads nothing).
+pub(crate) fn backward_ignores_output(op: &Op) -> bool {
+    is_weighted_layer(op) || matches!(op, Op::Arith(a) if matches!(a.op, ArithOp::Add | ArithOp::Sub))
+}
+
+/// Whether `op` is a convolution, a linear layer or a normalisation: a new tensor computed from
+/// its input and its weights, which are what its backward reads.
+pub(crate) fn is_weighted_layer(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv1d(_)
+            | Op::Conv2d(_)
+            | Op::Conv3d(_)
+            | Op::ConvTranspose1d(_)
+            | Op::ConvTranspose2d(_)
+            | Op::ConvTranspose3d(_)
+            | Op::Linear(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::GroupNorm(_)
+    )
+}
+
+/// Whether an in-place forward computes what the out-of-place one does on these tensors: the
+/// second operand of arithmetic, if any, of the first's type and broadcasting to its shape
+/// (what the graph's shapes say before free sizes are known, checked again here).
+pub(crate) fn fits_in_place(inputs: &[&Tensor]) -> bool {
+    let Some(y) = inputs.get(1) else { return true };
+    let (x, y) = (inputs[0], y);
+    let (xs, ys) = (x.size(), y.size());
+    x.kind() == y.kind()
+        && ys.len() <= xs.len()
+        && ys.iter().rev().zip(xs.iter().rev()).all(|(&b, &a)| b == a || b == 1)
+}
+
 /// `op`'s forward (one of [`has_in_place`]'s) computed in place on `inputs[0]`, with the
 /// in-place twin of the function [`forward`] calls: the same values, without a new tensor. For
 /// an inference plan, where nothing reads that input afterwards and its shape and type are the
-/// output's (no autograd: an in-place op may overwrite what a backward needs).
+/// output's, and for a training forward where autograd allows it too ([`trains_in_place`],
+/// [`backward_ignores_output`]): an in-place op may overwrite what a backward needs.
 pub(crate) fn apply_in_place(layer: &str, op: &Op, inputs: &[&Tensor]) -> Result<Tensor, RuntimeError> {
     let mut x = inputs[0].shallow_clone();
     let result = match op {

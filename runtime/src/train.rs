@@ -584,23 +584,31 @@ pub fn evaluate_with(
     if data.is_empty() {
         return Err(RuntimeError::Config("there are no examples to evaluate on (0 images)".to_string()));
     }
-    let (mut correct, mut loss_sum) = (0i64, 0.0);
-    tch::no_grad(|| -> Result<(), RuntimeError> {
+    // Summed on the device and read once, not after every batch (a GPU would wait for each
+    // read): the loss in double precision, each batch's weighted by its size, as before.
+    let (correct, loss_sum) = tch::no_grad(|| -> Result<(Tensor, Tensor), RuntimeError> {
+        let mut correct = Tensor::f_zeros([], (Kind::Int64, device))?;
+        let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
         for batch in Batches::new(data, batch, false, resize, device) {
             let (x, y) = batch?;
             let logits = forward(&x)?;
-            correct += count_correct(&logits, &y)?;
-            loss_sum += cross_entropy(&logits, &y)?.f_double_value(&[])? * y.size()[0] as f64;
+            correct = correct.f_add(&count_correct(&logits, &y)?)?;
+            let loss = cross_entropy(&logits, &y)?.f_to_kind(Kind::Double)?;
+            loss_sum = loss_sum.f_add(&loss.f_mul_scalar(y.size()[0])?)?;
         }
-        Ok(())
+        Ok((correct, loss_sum))
     })?;
     let n = data.len() as f64;
-    Ok(Evaluation { loss: loss_sum / n, accuracy: correct as f64 / n })
+    Ok(Evaluation {
+        loss: loss_sum.f_double_value(&[])? / n,
+        accuracy: correct.f_int64_value(&[])? as f64 / n,
+    })
 }
 
-/// How many of a batch's predictions (the largest logit) are the label.
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<i64, RuntimeError> {
-    Ok(logits.f_argmax(-1, false)?.f_eq_tensor(labels)?.f_sum(Kind::Int64)?.f_int64_value(&[])?)
+/// How many of a batch's predictions (the largest logit) are the label: a tensor on their
+/// device, which the caller sums and reads once.
+fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<Tensor, RuntimeError> {
+    Ok(logits.f_argmax(-1, false)?.f_eq_tensor(labels)?.f_sum(Kind::Int64)?)
 }
 
 /// Trains `model`, whose variables live in `vs`; `history` holds every epoch's metrics, those of
@@ -736,7 +744,10 @@ impl<'m> Trainer<'m> {
             let batches = Batches::new(train, c.batch, true, c.resize, c.device);
             observer.epoch_started(epoch, batches.len());
             let start = Instant::now();
-            let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
+            let (mut loss_sum, mut seen) = (0.0, 0i64);
+            // Counted on the device and read at the epoch's end. The loss is read at each step:
+            // the divergence check must see it before the step.
+            let mut correct = Tensor::f_zeros([], (Kind::Int64, c.device))?;
             let mut warned = false;
             for batch in batches {
                 let (x, y) = batch?;
@@ -789,7 +800,7 @@ impl<'m> Trainer<'m> {
                 self.optim.step()?;
                 let n = y.size()[0];
                 loss_sum += value * n as f64;
-                correct += count_correct(logits, &y)?;
+                correct = correct.f_add(&count_correct(logits, &y)?)?;
                 seen += n;
                 observer.batch_done(value, n);
             }
@@ -814,7 +825,7 @@ impl<'m> Trainer<'m> {
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
-                train_acc: correct as f64 / seen.max(1) as f64,
+                train_acc: correct.f_int64_value(&[])? as f64 / seen.max(1) as f64,
                 // Finite weights can still overflow a logit on a test example: such a loss is
                 // recorded as unknown, so that the checkpoint stays one a resume reads.
                 test_loss: Some(tested.loss).filter(|l| l.is_finite()),

@@ -109,6 +109,59 @@ fn channels_last_training_matches_contiguous_training() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A training forward computes activations and sums in place where autograd allows
+/// (`Model::try_forward`); its gradients are those of the graph as written, which
+/// `forward_all` computes (it keeps every node's value, so nothing is overwritten), bit for
+/// bit: a batch norm's output overwritten by its ReLU, a residual sum written over its first
+/// operand and then by its ReLU, linear layers' outputs by sigmoid and tanh, a difference,
+/// ReLU6, and values that must stay (read twice, a sigmoid's own output, the network's input).
+#[test]
+fn in_place_training_computes_the_gradients_of_the_written_graph() {
+    let _rng = rng();
+    let nets = [
+        "network a { input [N, 3, 8, 8]\n x = conv2d(8, 3, padding=1) -> batchnorm -> relu\n \
+         y = x -> conv2d(8, 3, padding=1) -> batchnorm\n s = y + x\n s -> relu -> relu6 -> flatten -> linear(4) }",
+        "network b { input [N, 12]\n h = linear(16) -> sigmoid -> linear(16) -> tanh\n \
+         d = h -> linear(16) -> _ - h\n e = d -> relu\n f = e -> sigmoid -> relu\n f * e -> linear(3) }",
+        "network c { input [N, 6]\n relu -> linear(6) -> relu -> linear(2) }",
+    ];
+    for text in nets {
+        let (vs, m) = seeded_model(text);
+        let graph = m.graph();
+        let dims: Vec<i64> = std::iter::once(4)
+            .chain(graph.node(graph.inputs[0]).shape.dims.iter().map(|&d| d as i64))
+            .collect();
+        let x = Tensor::randn(&dims, (Kind::Float, Device::Cpu)) - 0.2;
+        let output = graph.outputs[0].node.0;
+        let mut grads = Vec::new();
+        for in_place in [false, true] {
+            let y = match in_place {
+                true => m.try_forward(&x, true).unwrap(),
+                false => m.forward_all(&x, true).unwrap().swap_remove(output),
+            };
+            for v in vs.trainable_variables() {
+                if v.grad().defined() {
+                    let _ = v.grad().zero_();
+                }
+            }
+            (y.square().sum(Kind::Float)).backward();
+            let mut g: Vec<(String, Tensor)> = vs
+                .variables()
+                .into_iter()
+                .filter(|(_, v)| v.requires_grad())
+                .map(|(n, v)| (n, v.grad().copy()))
+                .collect();
+            g.sort_by(|a, b| a.0.cmp(&b.0));
+            grads.push(g);
+        }
+        assert!(!grads[0].is_empty());
+        for ((name, a), (_, b)) in grads[0].iter().zip(&grads[1]) {
+            assert!(a.equal(b), "{text}: {name}'s gradient differs in place");
+            assert!(a.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{text}: {name} has no gradient");
+        }
+    }
+}
+
 /// The network `text`, checked, with PyTorch's initialisation from seed 0.
 fn seeded_model(text: &str) -> (nn::VarStore, Model) {
     let compiled = compile(Root::Text { name: "model.net", text, dir: None }, &Options::default());
