@@ -74,6 +74,21 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(outputs) => outputs,
         Err(e) => return model_error(e),
     };
+    // In evaluation mode, the inference plan `eval` and `bench` run, its convolutions' layouts
+    // measured at this batch as theirs are, against the interpreter: its description and how
+    // far its outputs are from the interpreter's.
+    let plan = match args.train {
+        true => None,
+        false => match check_plan(&model, args.batch, device) {
+            Ok(checked) => Some(checked),
+            Err(e) => return model_error(e),
+        },
+    };
+    if let Some(path) = &args.save_weights {
+        if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
+            return model_error(e);
+        }
+    }
     let mut out = io::stdout().lock();
     let mode = if args.train { "training" } else { "evaluation" };
     if args.format == Format::Json {
@@ -106,6 +121,14 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             "mismatches": mismatches,
             "outputs": results,
         });
+        let mut document = document;
+        if let Some((description, worst)) = &plan {
+            document["inference_plan"] =
+                serde_json::json!({ "description": description, "relative_error": worst });
+        }
+        if let Some(path) = &args.save_weights {
+            document["saved_weights"] = serde_json::json!(path.display().to_string());
+        }
         write_json(&mut out, &document)?;
         return Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError });
     }
@@ -163,32 +186,29 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             _ => writeln!(out, "output `{}` {:?}, first example: {values}", output.name, tensor.size())?,
         }
     }
-    if !args.train {
-        // The inference plan `eval` and `bench` run, its convolutions' layouts measured at this
-        // batch as theirs are, against the interpreter.
-        let planned = Inference::measured(&model, args.batch).and_then(|plan| {
-            let xs = random_inputs(graph, args.batch, device)?;
-            let xs: Vec<&Tensor> = xs.iter().collect();
-            let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
-            let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
-            let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, f64::max);
-            Ok((plan.describe(), worst))
-        });
-        match planned {
-            Ok((plan, worst)) => writeln!(
-                out,
-                "inference plan ({plan}): outputs within {worst:.1e} relative of the interpreter's"
-            )?,
-            Err(e) => return model_error(e),
-        }
+    if let Some((description, worst)) = &plan {
+        writeln!(
+            out,
+            "inference plan ({description}): outputs within {worst:.1e} relative of the interpreter's"
+        )?;
     }
     if let Some(path) = &args.save_weights {
-        if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
-            return model_error(e);
-        }
         writeln!(out, "saved the weights to {}", path.display())?;
     }
     Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError })
+}
+
+/// The inference plan of `model`, its convolutions' layouts measured at `batch`, run beside the
+/// interpreter on a random batch: its description, and the largest relative difference of
+/// their outputs.
+fn check_plan(model: &Model, batch: i64, device: Device) -> Result<(String, f64), RuntimeError> {
+    let plan = Inference::measured(model, batch)?;
+    let xs = random_inputs(model.graph(), batch, device)?;
+    let xs: Vec<&Tensor> = xs.iter().collect();
+    let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
+    let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
+    let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, f64::max);
+    Ok((plan.describe(), worst))
 }
 
 /// The first example's first ten values of an output.

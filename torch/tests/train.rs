@@ -759,13 +759,23 @@ fn runtime_commands_speak_json_and_stop_quietly_on_a_closed_pipe() {
     // The last epoch's test accuracy, as `train` measured it on the same weights.
     assert_eq!(value["accuracy"], records[1]["test_acc"]);
 
-    let run =
-        nnc().args(["run", "models/googlenet.net", "--format", "json", "--set", "ratio=8"]).output().unwrap();
+    let saved = data.join("run.safetensors");
+    let run = nnc()
+        .args(["run", "models/googlenet.net", "--format", "json", "--set", "ratio=8", "--save-weights"])
+        .arg(&saved)
+        .output()
+        .unwrap();
     assert_eq!(clean(&run), 0, "{}", text(&run));
     let value: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     validate("run", &value);
     assert_eq!(value["mismatches"], 0);
     assert_eq!(value["outputs"][0]["shape"], serde_json::json!([2, 10]));
+    // The inference plan, checked against the interpreter as in text; the weights saved.
+    let plan = &value["inference_plan"];
+    assert!(plan["description"].as_str().unwrap().contains("convolution weights prepacked"), "{plan}");
+    assert!(plan["relative_error"].as_f64().unwrap() <= 1e-5, "{plan}");
+    assert_eq!(value["saved_weights"], saved.display().to_string());
+    assert!(saved.is_file(), "--save-weights wrote nothing in JSON");
 
     let bench = nnc()
         .args(["bench", "models/lenet.net", "--format", "json", "--runs", "2", "--warmup", "1"])
