@@ -20,12 +20,13 @@
 # `.cargo/config.toml` needs no change. Run it again without either variable and it keeps that
 # libtorch; `rm -rf .libtorch` first goes back to the CPU wheel. After any switch,
 # `cargo clean -p torch-sys` makes tch build against the new libtorch (cargo cannot see that
-# the folder's contents changed).
+# the folder's contents changed). LIBTORCH_USE_PYTORCH=0 (or unset) is the CPU wheel;
+# NNC_LIBTORCH_DEST installs or links into another folder than .libtorch/ (the tests do).
 set -euo pipefail
 
 VERSION=2.13.0
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DEST="$ROOT/.libtorch"
+DEST="${NNC_LIBTORCH_DEST:-$ROOT/.libtorch}"  # another folder: the tests'
 CACHE="${NNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nnc}"
 WHEELS="$CACHE/wheels"
 
@@ -70,7 +71,12 @@ link_installed() {
   say "next: cargo clean -p torch-sys, so that tch builds against it"
 }
 
-if [[ -n "${LIBTORCH_USE_PYTORCH:-}" ]]; then
+case "${LIBTORCH_USE_PYTORCH:-}" in
+  "" | 0 | false | no) use_pytorch=false ;;
+  1 | true | yes) use_pytorch=true ;;
+  *) die "LIBTORCH_USE_PYTORCH=$LIBTORCH_USE_PYTORCH: give 1 (use the installed PyTorch's libtorch) or 0" ;;
+esac
+if $use_pytorch; then
   python=${NNC_PYTHON:-python3}
   details=$("$python" -c 'import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__)); print(torch._C._GLIBCXX_USE_CXX11_ABI)') \
     || die "$python cannot import torch (set NNC_PYTHON to a Python with PyTorch $VERSION)"
@@ -88,6 +94,13 @@ if [[ -n "${LIBTORCH:-}" && "$(realpath -m "$LIBTORCH")" != "$(realpath -m "$DES
     version=$(sed -n "s/^__version__ = '\(.*\)'.*/\1/p" "$dir/version.py")
   else
     die "$dir has neither build-version (a libtorch) nor version.py (a torch package): which version is it?"
+  fi
+  # tch builds against a folder's libtorch with the C++11 ABI: its std::string symbols are
+  # the __cxx11 ones, which a pre-C++11-ABI build lacks.
+  # (grep -c reads all of nm's output: grep -q would stop early and fail nm with SIGPIPE.)
+  if command -v nm >/dev/null && [[ -f "$dir/lib/libc10.so" ]]; then
+    cxx11=$(nm -D --defined-only "$dir/lib/libc10.so" 2>/dev/null | grep -c __cxx11 || true)
+    [[ "$cxx11" != 0 ]] || die "$dir is a libtorch of the pre-C++11 ABI; tch expects the C++11 one (the cxx11-abi download)"
   fi
   link_installed "$dir" "$version" "the libtorch folder"
   exit 0

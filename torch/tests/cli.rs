@@ -106,3 +106,55 @@ fn nnc_hands_run_over_to_nnc_torch() {
 fn nnc_runtime_has_cuda() -> bool {
     nnc_runtime::tch::Cuda::is_available()
 }
+
+/// `scripts/setup-libtorch.sh` links a given libtorch folder (here the project's own) into its
+/// destination, keeps it on a second run, and refuses a folder of another version and a switch
+/// value it does not know, changing nothing. (Linking an installed PyTorch's needs a Python
+/// with torch, which CI does not have: that path was run by hand, as the README says.)
+#[test]
+fn setup_libtorch_links_a_given_folder_and_refuses_others() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let libtorch = root.join(".libtorch");
+    let tmp = std::env::temp_dir().join(format!("nnc-setup-libtorch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dest = tmp.join("linked");
+    let script = |vars: &[(&str, &Path)]| {
+        Command::new("bash")
+            .arg(root.join("scripts/setup-libtorch.sh"))
+            .env_remove("LIBTORCH")
+            .env_remove("LIBTORCH_USE_PYTORCH")
+            .env("NNC_LIBTORCH_DEST", &dest)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = script(&[("LIBTORCH", &libtorch)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("linked"), "{}", text(&o.stderr));
+    let lib = dest.join("lib");
+    assert!(lib.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(lib.canonicalize().unwrap(), libtorch.join("lib").canonicalize().unwrap());
+    assert_eq!(std::fs::read_to_string(dest.join("build-version")).unwrap(), "2.13.0\n");
+    let o = script(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("keeping it"), "{}", text(&o.stderr));
+
+    let old = tmp.join("old");
+    std::fs::create_dir_all(old.join("lib")).unwrap();
+    std::fs::create_dir_all(old.join("include/torch")).unwrap();
+    std::fs::write(old.join("lib/libtorch_cpu.so"), b"").unwrap();
+    std::fs::write(old.join("build-version"), "2.12.0\n").unwrap();
+    let o = script(&[("LIBTORCH", &old)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("is version 2.12.0; tch 0.26 needs 2.13.0"), "{}", text(&o.stderr));
+    let o = script(&[("LIBTORCH_USE_PYTORCH", Path::new("maybe"))]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("LIBTORCH_USE_PYTORCH=maybe"), "{}", text(&o.stderr));
+    assert_eq!(
+        lib.canonicalize().unwrap(),
+        libtorch.join("lib").canonicalize().unwrap(),
+        "a refusal changed it"
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
