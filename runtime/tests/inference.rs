@@ -32,6 +32,22 @@ fn overrides(file: &str) -> Vec<(String, String)> {
         "zoo/mobilenet_v2.net" | "zoo/efficientnet_b0.net" | "zoo/resnet50.net" => &[("size", "64")],
         "zoo/shufflenet_v2_x1_0.net" | "zoo/regnet_y_400mf.net" => &[("size", "64")],
         "zoo/unet.net" => &[("size", "32")],
+        "zoo/inception_v3.net" => &[("classes", "10")],
+        "zoo/resnext50_32x4d.net" | "zoo/convnext_tiny.net" | "zoo/densenet121.net" => {
+            &[("size", "32"), ("classes", "10")]
+        }
+        "zoo/mobilenet_v3_small.net" => &[("size", "64")],
+        "zoo/vit_b_16.net" => &[
+            ("size", "32"),
+            ("layers", "2"),
+            ("num_heads", "2"),
+            ("hidden", "32"),
+            ("mlp", "64"),
+            ("classes", "10"),
+        ],
+        "zoo/gpt2.net" => {
+            &[("vocab", "100"), ("length", "16"), ("width", "32"), ("layers", "2"), ("heads", "2")]
+        }
         _ => &[],
     };
     set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -210,6 +226,25 @@ fn zoo_networks_compute_the_interpreters_outputs() {
         "zoo/regnet_y_400mf.net",
         "zoo/unet.net",
         "zoo/text_classifier.net",
+    ] {
+        check(file);
+    }
+}
+
+/// The rest of the zoo, a test of its own so that the two run in parallel: asymmetric kernels
+/// and paddings (Inception-v3), grouped convolutions (ResNeXt), 7×7 depthwise ones and layer
+/// norms over channels (ConvNeXt), hardswish and squeeze-excitation products (MobileNetV3),
+/// concatenations (DenseNet), attention (ViT, GPT-2).
+#[test]
+fn the_rest_of_the_zoo_computes_the_interpreters_outputs() {
+    for file in [
+        "zoo/inception_v3.net",
+        "zoo/resnext50_32x4d.net",
+        "zoo/convnext_tiny.net",
+        "zoo/mobilenet_v3_small.net",
+        "zoo/densenet121.net",
+        "zoo/vit_b_16.net",
+        "zoo/gpt2.net",
     ] {
         check(file);
     }
