@@ -291,7 +291,7 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     if let Some(threads) = args.threads {
-        tch::set_num_threads(threads);
+        tch::set_num_threads(crate::args::threads(threads));
     }
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
@@ -359,6 +359,8 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
             "precision": precision.name(),
             "unit": "examples per second",
             "forward": forward,
+            "plain_forward": plain,
+            "inference_plan": plan.describe(),
             "training_step": train,
             "training_layout": training_layout,
             "contiguous_convolutions": contiguous,

@@ -782,7 +782,10 @@ fn runtime_commands_speak_json_and_stop_quietly_on_a_closed_pipe() {
         .output()
         .unwrap();
     assert_eq!(clean(&bench), 0, "{}", text(&bench));
-    validate("bench", &serde_json::from_slice(&bench.stdout).unwrap());
+    let value: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    validate("bench", &value);
+    assert!(value["plain_forward"]["median"].as_f64().unwrap() > 0.0, "{value}");
+    assert!(value["inference_plan"].as_str().unwrap().contains("convolution weights prepacked"), "{value}");
 
     // A reader that goes away before the command writes (`nnc run ... | true`): each command
     // ends quietly where it first writes (a run in training stops there too, an epoch's line
