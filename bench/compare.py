@@ -12,9 +12,11 @@ its inference plan and its plain interpreter in fp32, and its plan and training 
 Every figure is examples per second, the median of --runs timed batches after a warm-up; the
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
 their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
-route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat (nnc and
-PyTorch measured minutes apart) and shown as the median of the repeats' ratios and their
-spread, then as the ratio of the best figures of all repeats. A machine shared with others can
+route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat and shown
+as the median of the repeats' ratios and their spread, then as the ratio of the best figures of
+all repeats. Within a repeat, nnc's figures at a batch and PyTorch's at the same batch are
+measured back to back (seconds to a few minutes apart: PyTorch's routes of a batch run one
+after another), nnc first in odd repeats and PyTorch first in even ones. A machine shared with others can
 have busy spells, seconds to minutes long, in which a figure falls by up to half, and they need
 not slow nnc and PyTorch alike: on this project's 2-core VM they slowed nnc more (LeNet's
 training step, measured alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to
@@ -27,14 +29,14 @@ of square matmuls of 1024, 2048 and 4096 on the same threads; a training step is
 three forward passes of multiply-adds; oneDNN's convolutions can beat MKL's matmul, so a figure
 above 100 is possible).
 
-    /work/venv/bin/python bench/compare.py [--threads 2] [--repeats 3] [--no-compile]
+    python bench/compare.py [--threads 2] [--repeats 3] [--no-compile]
 
 Needs the release nnc with the runtime (`cargo build --release -p nnc-cli -p nnc-torch`, or
 --nnc PATH) and a Python with torch and torchvision.
 """
 
 import argparse
-import copy
+import functools
 import json
 import os
 import statistics
@@ -121,7 +123,9 @@ def pytorch_step(make, channels, size, route, workload, batch):
     if route == "frozen":
         return None
     net.train()
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    # The fused step, one kernel over every tensor, as nnc's optimiser steps: on CPU tensors
+    # PyTorch's default is a loop over the parameters.
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, fused=True)
     model = torch.compile(net) if route == "compile" else net
     autocast = route == "bf16 autocast"
 
@@ -137,7 +141,9 @@ def pytorch_step(make, channels, size, route, workload, batch):
 
 def nnc_bench(nnc, file, sets, batch, threads, runs, warmup, precision="fp32"):
     """`nnc bench`'s figures: the plan's forward, the interpreter's, and the training step."""
-    args = [nnc, "bench", file, "--batch", str(batch), "--threads", str(threads), "--runs", str(runs)]
+    # On the CPU, as every PyTorch route here: `nnc bench` would take a GPU that libtorch sees.
+    args = [nnc, "bench", file, "--device", "cpu", "--batch", str(batch), "--threads", str(threads)]
+    args += ["--runs", str(runs)]
     args += ["--warmup", str(warmup), "--precision", precision]
     for s in sets:
         args += ["--set", s]
@@ -183,6 +189,36 @@ def cell(values):
     return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
 
 
+def measure_nnc(a, name, batch, results):
+    """`nnc bench`'s figures at `batch`, in fp32 and in bf16, into `results`."""
+    _, _, _, file, sets = MODELS[name]
+    figures = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup)
+    bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup, "bf16")
+    for workload, b in WORKLOADS:
+        if b != batch:
+            continue
+        key = "forward" if workload == "forward" else "train"
+        results.setdefault((name, workload, b, "nnc"), []).append(figures[key])
+        results.setdefault((name, workload, b, "nnc bf16"), []).append(bf16[key])
+        if workload == "forward":
+            results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
+
+
+def measure_pytorch(a, name, batch, routes, results):
+    """Each PyTorch route's figure for each workload at `batch`, into `results`."""
+    make, channels, size, _, _ = MODELS[name]
+    for workload, b in WORKLOADS:
+        if b != batch:
+            continue
+        for route in routes:
+            step = pytorch_step(make, channels, size, route, workload, b)
+            if step is None:
+                continue
+            # torch.compile compiles at its first call: more warm-up, untimed.
+            warmup = a.warmup + (2 if route == "compile" else 0)
+            results.setdefault((name, workload, b, route), []).append(measure(step, b, warmup, a.runs))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
@@ -205,27 +241,15 @@ def main():
     for repeat in range(a.repeats):
         peaks.append(matmul_peak(a.threads))
         for name in models:
-            make, channels, size, file, sets = MODELS[name]
             for batch in sorted({b for _, b in WORKLOADS}):
-                figures = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup)
-                bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup, "bf16")
-                for workload, b in WORKLOADS:
-                    if b != batch:
-                        continue
-                    key = "forward" if workload == "forward" else "train"
-                    results.setdefault((name, workload, b, "nnc"), []).append(figures[key])
-                    results.setdefault((name, workload, b, "nnc bf16"), []).append(bf16[key])
-                    if workload == "forward":
-                        results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
-            for workload, batch in WORKLOADS:
-                for route in routes:
-                    step = pytorch_step(make, channels, size, route, workload, batch)
-                    if step is None:
-                        continue
-                    # torch.compile compiles at its first call: more warm-up, untimed.
-                    warmup = a.warmup + (2 if route == "compile" else 0)
-                    rate = measure(step, batch, warmup, a.runs)
-                    results.setdefault((name, workload, batch, route), []).append(rate)
+                # nnc and PyTorch at the same batch back to back, so that the figures a ratio
+                # divides are measured as close in time as a run allows; which side goes first
+                # alternates from repeat to repeat, so that a slow drift of the machine favours
+                # neither.
+                sides = [functools.partial(measure_nnc, a, name, batch, results),
+                         functools.partial(measure_pytorch, a, name, batch, routes, results)]
+                for side in sides if repeat % 2 == 0 else reversed(sides):
+                    side()
             print(f"repeat {repeat + 1}/{a.repeats}: {name} done", file=sys.stderr, flush=True)
 
     peak = max(peaks)

@@ -1,7 +1,7 @@
 """The seed networks as d2l writes them in PyTorch, with width and size parameters for small
 copies, and the stages of GoogLeNet and ResNet-18 named as nnc names them (b1..b5, fc, head),
 so that state_dict keys equal nnc's parameter names. Shared by parity/make_fixtures.py and
-bench/pytorch_eager.py.
+bench/compare.py.
 """
 
 import gzip
