@@ -568,7 +568,8 @@ fn inference(graph: &Graph, k: &TokenStream, ir: &TokenStream, node_params: &[To
         /// `predict` and `bench` run it (all but `predict` also measure, at their batch, which
         /// convolutions run faster on contiguous activations: `measure_conv_layouts`): batch
         /// norms folded into the layer before them, convolution weights prepacked for oneDNN on
-        /// the CPU, the layout measured faster for the network (channels-last or contiguous),
+        /// the CPU, the layout `Layout::for_graph` chooses for the network (channels-last where
+        /// wide 2-D convolutions do most of the work, as measured faster so; else contiguous),
         /// residual sums fused into the convolution before them, activations computed in place,
         /// in this model's precision. Its outputs are the
         /// evaluation-mode forward's, within 1e-5 relative. The plan holds tensors derived from
