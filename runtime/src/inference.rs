@@ -82,8 +82,8 @@ impl Layout {
         }
     }
 
-    /// The layout measured faster for the graph, in training and in the inference plan:
-    /// channels-last where 2-D convolutions of at least 16 input
+    /// The layout for the graph, in training and in the inference plan, by a rule drawn from
+    /// measurements (not measured per network): channels-last where 2-D convolutions of at least 16 input
     /// channels do most of the multiply-adds (ResNet-18 and MobileNetV2 at 96×96: 1.3–1.9× at
     /// batch 1, up to 1.9× at batch 32, on 1 and 2 threads of an AMD EPYC), contiguous
     /// otherwise (LeNet, whose convolutions take 1 and 6 channels: a few per cent slower in

@@ -240,8 +240,11 @@ impl Model {
 /// other node, no output of the network) and was made by an op whose backward does not read it
 /// ([`ops::backward_ignores_output`]). That op's value is then a new tensor, never a graph input
 /// or a weight, so nothing else sees it change, and autograd's check of saved tensors (which
-/// refuses a backward through a tensor changed after it was saved) never fires. Evaluation is
-/// left as written: the interpreter is the reference the inference plan is held to.
+/// refuses a backward through a tensor changed after it was saved) never fires. Not a linear
+/// layer's output of another rank than 2: libtorch flattens such an input and gives a view of
+/// the product, which autograd would follow through a copy of the whole tensor in the backward.
+/// Evaluation is left as written: the interpreter is the reference the inference plan is held
+/// to.
 fn trained_in_place(graph: &Graph) -> Vec<bool> {
     let mut readers = vec![0usize; graph.nodes.len()];
     for id in graph.nodes.iter().flat_map(|n| &n.inputs).chain(graph.outputs.iter().map(|o| &o.node)) {
@@ -250,8 +253,10 @@ fn trained_in_place(graph: &Graph) -> Vec<bool> {
     let in_place = |node: &Node| {
         let Some(&first) = node.inputs.first() else { return false };
         let made_by = graph.node(first);
+        let rank = made_by.shape.dims.len() + usize::from(!matches!(made_by.shape.batch, Batch::None));
         ops::trains_in_place(&node.op)
             && ops::backward_ignores_output(&made_by.op)
+            && !(matches!(made_by.op, Op::Linear(_)) && rank != 2)
             && readers[first.0] == 1
             && made_by.shape == node.shape
     };
@@ -452,5 +457,11 @@ mod tests {
         let edges = "input [N, 6]\n    a = relu -> linear(6)\n    b = a -> gelu\n    c = a -> linear(6) -> relu\n    \
                      output b, c, a";
         assert_eq!(in_place(edges), ["relu"]);
+        // Not ReLU6 (its backward reads its input), nor a linear layer's output of rank 3 (a
+        // view of the product), nor a sum over a sigmoid's output; a convolution's output by
+        // its sigmoid.
+        let others = "input [N, 4, 6]\n    a = linear(6) -> relu\n    b = a -> conv1d(3, 1) -> relu6\n    \
+                      c = a -> conv1d(3, 1) -> sigmoid\n    c + b";
+        assert_eq!(in_place(others), ["sigmoid"]);
     }
 }

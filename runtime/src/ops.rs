@@ -488,12 +488,13 @@ pub(crate) fn has_in_place(op: &Op) -> bool {
 
 /// Whether a training forward may compute `op` in place on its first input
 /// ([`apply_in_place`]) as far as its own backward goes: its in-place twin's backward reads only
-/// its result (ReLU, ReLU6, sigmoid, tanh) or nothing (a sum or a difference). The others of
-/// [`has_in_place`] read their input (GELU, SiLU, hardswish, a product), which autograd would
-/// copy first, as PyTorch's in-place ops keep an `original_self`, for nothing gained.
+/// its result (ReLU, sigmoid, tanh) or nothing (a sum or a difference). The others of
+/// [`has_in_place`] read their input (ReLU6, which is libtorch's `hardtanh_`, GELU, SiLU,
+/// hardswish, a product), which autograd would copy first, as PyTorch's in-place ops keep an
+/// `original_self`, for nothing gained.
 pub(crate) fn trains_in_place(op: &Op) -> bool {
     match op {
-        Op::Relu(_) | Op::Relu6(_) | Op::Sigmoid(_) | Op::Tanh(_) => true,
+        Op::Relu(_) | Op::Sigmoid(_) | Op::Tanh(_) => true,
         Op::Arith(a) => matches!(a.op, ArithOp::Add | ArithOp::Sub),
         _ => false,
     }
