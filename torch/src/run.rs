@@ -77,12 +77,11 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     // In evaluation mode, the inference plan `eval` and `bench` run, its convolutions' layouts
     // measured at this batch as theirs are, against the interpreter: its description and how
     // far its outputs are from the interpreter's.
-    let plan = match args.train {
-        true => None,
-        false => match check_plan(&model, args.batch, device) {
-            Ok(checked) => Some(checked),
-            Err(e) => return model_error(e),
-        },
+    // A plan that cannot be made is reported after the shapes, which are what `run` checks.
+    let (plan, plan_failure) = match (!args.train).then(|| check_plan(&model, args.batch, device)) {
+        Some(Ok(checked)) => (Some(checked), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
     };
     if let Some(path) = &args.save_weights {
         if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
@@ -130,6 +129,9 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             document["saved_weights"] = serde_json::json!(path.display().to_string());
         }
         write_json(&mut out, &document)?;
+        if let Some(e) = plan_failure {
+            return model_error(e);
+        }
         return Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError });
     }
     writeln!(
@@ -195,19 +197,28 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     if let Some(path) = &args.save_weights {
         writeln!(out, "saved the weights to {}", path.display())?;
     }
+    if let Some(e) = plan_failure {
+        return model_error(e);
+    }
     Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError })
 }
 
 /// The inference plan of `model`, its convolutions' layouts measured at `batch`, run beside the
 /// interpreter on a random batch: its description, and the largest relative difference of
-/// their outputs.
+/// their outputs, NaN where an output is not finite (a NaN is never taken for agreement).
 fn check_plan(model: &Model, batch: i64, device: Device) -> Result<(String, f64), RuntimeError> {
     let plan = Inference::measured(model, batch)?;
     let xs = random_inputs(model.graph(), batch, device)?;
     let xs: Vec<&Tensor> = xs.iter().collect();
     let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
     let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
-    let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, f64::max);
+    let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, |worst: f64, e| {
+        if worst.is_nan() || e.is_nan() {
+            f64::NAN
+        } else {
+            worst.max(e)
+        }
+    });
     Ok((plan.describe(), worst))
 }
 
