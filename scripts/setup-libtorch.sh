@@ -99,8 +99,12 @@ if [[ -n "${LIBTORCH:-}" && "$(realpath -m "$LIBTORCH")" != "$(realpath -m "$DES
   # the __cxx11 ones, which a pre-C++11-ABI build lacks.
   # (grep -c reads all of nm's output: grep -q would stop early and fail nm with SIGPIPE.)
   if command -v nm >/dev/null && [[ -f "$dir/lib/libc10.so" ]]; then
-    cxx11=$(nm -D --defined-only "$dir/lib/libc10.so" 2>/dev/null | grep -c __cxx11 || true)
-    [[ "$cxx11" != 0 ]] || die "$dir is a libtorch of the pre-C++11 ABI; tch expects the C++11 one (the cxx11-abi download)"
+    if symbols=$(nm -D --defined-only "$dir/lib/libc10.so" 2>/dev/null); then
+      cxx11=$(grep -c __cxx11 <<< "$symbols" || true)
+      [[ "$cxx11" != 0 ]] || die "$dir is a libtorch of the pre-C++11 ABI; tch expects the C++11 one (the cxx11-abi download)"
+    else
+      say "warning: nm cannot read $dir/lib/libc10.so; its C++ ABI is not checked"
+    fi
   fi
   link_installed "$dir" "$version" "the libtorch folder"
   exit 0

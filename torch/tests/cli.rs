@@ -114,10 +114,19 @@ fn nnc_runtime_has_cuda() -> bool {
 #[test]
 fn setup_libtorch_links_a_given_folder_and_refuses_others() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let libtorch = root.join(".libtorch");
-    let tmp = std::env::temp_dir().join(format!("nnc-setup-libtorch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    // The libtorch this build uses: `.cargo/config.toml`'s, or one the developer exported.
+    let libtorch = std::env::var_os("LIBTORCH").map_or(root.join(".libtorch"), std::path::PathBuf::from);
+    /// Removes the test's folder however the test ends.
+    struct Folder(std::path::PathBuf);
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let folder = Folder(std::env::temp_dir().join(format!("nnc-setup-libtorch-{}", std::process::id())));
+    let tmp = &folder.0;
+    let _ = std::fs::remove_dir_all(tmp);
+    std::fs::create_dir_all(tmp).unwrap();
     let dest = tmp.join("linked");
     let script = |vars: &[(&str, &Path)]| {
         Command::new("bash")
@@ -156,5 +165,4 @@ fn setup_libtorch_links_a_given_folder_and_refuses_others() {
         libtorch.join("lib").canonicalize().unwrap(),
         "a refusal changed it"
     );
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
