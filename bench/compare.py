@@ -230,6 +230,8 @@ def main():
     p.add_argument("--nnc", default=os.path.join(ROOT, "target", "release", "nnc"))
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     a = p.parse_args()
+    # No more threads than CPUs, for PyTorch as `nnc bench` caps its own.
+    a.threads = min(a.threads, len(os.sched_getaffinity(0)))
     torch.set_num_threads(a.threads)
     routes = [r for r in ROUTES if not (a.no_compile and r == "compile")]
     models = a.models.split(",")
