@@ -67,18 +67,21 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         }
     }
     let graph = model.graph();
-    let outputs = match random_inputs(graph, args.batch, device).and_then(|xs| {
-        let xs: Vec<&Tensor> = xs.iter().collect();
-        tch::no_grad(|| model.forward_all_inputs(&xs, args.train))
-    }) {
+    let inputs = match random_inputs(graph, args.batch, device) {
+        Ok(inputs) => inputs,
+        Err(e) => return model_error(e),
+    };
+    let xs: Vec<&Tensor> = inputs.iter().collect();
+    let outputs = match tch::no_grad(|| model.forward_all_inputs(&xs, args.train)) {
         Ok(outputs) => outputs,
         Err(e) => return model_error(e),
     };
     // In evaluation mode, the inference plan `eval` and `bench` run, its convolutions' layouts
-    // measured at this batch as theirs are, against the interpreter: its description and how
-    // far its outputs are from the interpreter's.
+    // measured at this batch as theirs are, on the same batch: its description and how far its
+    // outputs are from the interpreter's, which the table's forward computed.
     // A plan that cannot be made is reported after the shapes, which are what `run` checks.
-    let (plan, plan_failure) = match (!args.train).then(|| check_plan(&model, args.batch, device)) {
+    let plain: Vec<&Tensor> = graph.outputs_in(false).map(|o| &outputs[o.node.0]).collect();
+    let (plan, plan_failure) = match (!args.train).then(|| check_plan(&model, &xs, &plain)) {
         Some(Ok(checked)) => (Some(checked), None),
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
@@ -203,15 +206,14 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     Ok(if mismatches == 0 { Outcome::Ok } else { Outcome::ModelError })
 }
 
-/// The inference plan of `model`, its convolutions' layouts measured at `batch`, run beside the
-/// interpreter on a random batch: its description, and the largest relative difference of
-/// their outputs, NaN where an output is not finite (a NaN is never taken for agreement).
-fn check_plan(model: &Model, batch: i64, device: Device) -> Result<(String, f64), RuntimeError> {
+/// The inference plan of `model`, its convolutions' layouts measured at the batch of `xs`, run
+/// on `xs`: its description, and the largest relative difference of its outputs from `plain`,
+/// the interpreter's evaluation-mode outputs on `xs`, NaN where an output is not finite (a NaN
+/// is never taken for agreement).
+fn check_plan(model: &Model, xs: &[&Tensor], plain: &[&Tensor]) -> Result<(String, f64), RuntimeError> {
+    let batch = xs.first().map_or(1, |x| x.size()[0]);
     let plan = Inference::measured(model, batch)?;
-    let xs = random_inputs(model.graph(), batch, device)?;
-    let xs: Vec<&Tensor> = xs.iter().collect();
-    let plain = tch::no_grad(|| model.try_forward_outputs_inputs(&xs, false))?;
-    let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(&xs))?;
+    let fast = tch::no_grad(|| plan.try_forward_outputs_inputs(xs))?;
     let worst = plain.iter().zip(&fast).map(|(a, b)| parity::relative(b, a)).fold(0.0, |worst: f64, e| {
         if worst.is_nan() || e.is_nan() {
             f64::NAN
