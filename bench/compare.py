@@ -8,6 +8,8 @@ Routes: PyTorch eager, eager with channels-last, TorchScript frozen (`torch.jit.
 first step compiles for a long time), eager under CPU bf16 autocast; and nnc's `nnc bench`:
 its inference plan and its plain interpreter in fp32, and its plan and training step under
 `--precision bf16` (libtorch's autocast, as PyTorch's bf16 route), beside PyTorch's bf16.
+PyTorch runs with glibc's allocator set as the `nnc` commands set theirs (`keep_freed_memory`),
+so that the ratios do not measure page faults that one side pays and the other does not.
 
 Every figure is examples per second, the median of --runs timed batches after a warm-up; the
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
@@ -36,6 +38,7 @@ Needs the release nnc with the runtime (`cargo build --release -p nnc-cli -p nnc
 """
 
 import argparse
+import ctypes
 import functools
 import json
 import os
@@ -78,6 +81,26 @@ def measure(step, batch, warmup, runs):
         step()
         rates.append(batch / (time.perf_counter() - start))
     return statistics.median(rates)
+
+
+def keep_freed_memory():
+    """Sets glibc's allocator in this process as the `nnc` commands set their own
+    (`cli/src/allocator.rs`): freed blocks under 32 MB kept for the next allocation instead of
+    unmapped, and the heap trimmed only past 64 MB free. Without it PyTorch pays page faults
+    that nnc does not, and the ratios would measure the allocator as well as the compiled
+    graph: glibc's own threshold moves with what the process happened to free before (here the
+    peak's matrices raise it to 16 MB), and ResNet-18's 18.9 MB stem activations at batch 32
+    stay above it. Measured with `getrusage`, a channels-last forward of ResNet-18 at batch 32
+    in this script took 11,801 minor page faults without this and 712 with it. A PyTorch user
+    gets the same with `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`, or jemalloc or
+    tcmalloc, as PyTorch's performance guide advises. Where the C library is not glibc, as with
+    nnc's own setting, nothing changes."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and libc.mallopt(m_trim_threshold, 64 << 20) == 1
 
 
 def matmul_peak(threads, sizes=(1024, 2048, 4096), runs=5):
@@ -233,6 +256,7 @@ def main():
     # No more threads than CPUs, for PyTorch as `nnc bench` caps its own.
     a.threads = min(a.threads, len(os.sched_getaffinity(0)))
     torch.set_num_threads(a.threads)
+    allocator = "glibc keeping freed memory, as nnc does" if keep_freed_memory() else "the C library's defaults"
     routes = [r for r in ROUTES if not (a.no_compile and r == "compile")]
     models = a.models.split(",")
 
@@ -258,7 +282,7 @@ def main():
     print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
           f"(the best of {a.repeats} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
     print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of {a.runs} batches; "
-          f"torch {torch.__version__}, {a.threads} threads\n")
+          f"torch {torch.__version__}, {a.threads} threads; PyTorch's allocator: {allocator}\n")
     columns = ["nnc", "nnc plain", "nnc bf16"] + routes
     header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "nnc bf16/autocast", "% peak"]
     rows = []
