@@ -86,12 +86,12 @@ def measure(step, batch, warmup, runs):
 def keep_freed_memory():
     """Sets glibc's allocator in this process as the `nnc` commands set their own
     (`cli/src/allocator.rs`): freed blocks under 32 MB kept for the next allocation instead of
-    unmapped, and the heap trimmed only past 64 MB free. Without it PyTorch pays page faults
-    that nnc does not, and the ratios would measure the allocator as well as the compiled
-    graph: glibc's own threshold moves with what the process happened to free before (here the
-    peak's matrices raise it to 16 MB), and ResNet-18's 18.9 MB stem activations at batch 32
-    stay above it. Measured with `getrusage`, a channels-last forward of ResNet-18 at batch 32
-    in this script took 11,801 minor page faults without this and 712 with it. A PyTorch user
+    unmapped, and the heap trimmed only past 64 MB free. glibc's defaults move both thresholds
+    with what the process has freed so far and give memory back that the next batch asks for
+    again, so PyTorch would pay page faults that nnc does not, and the ratios would measure the
+    allocator as well as the compiled graph: measured with `getrusage`, a channels-last forward
+    of ResNet-18 at batch 32 in this script took 11,801 minor page faults without this and 712
+    with it. A PyTorch user
     gets the same with `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`, or jemalloc or
     tcmalloc, as PyTorch's performance guide advises. Where the C library is not glibc, as with
     nnc's own setting, nothing changes."""
