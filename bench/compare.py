@@ -88,13 +88,13 @@ def keep_freed_memory():
     (`cli/src/allocator.rs`): freed blocks under 32 MB kept for the next allocation instead of
     unmapped, and the heap trimmed only past 64 MB free. glibc's defaults move both thresholds
     with what the process has freed so far and give memory back that the next batch asks for
-    again, so PyTorch would pay page faults that nnc does not, and the ratios would measure the
-    allocator as well as the compiled graph: measured with `getrusage`, a channels-last forward
-    of ResNet-18 at batch 32 in this script took 11,801 minor page faults without this and 712
-    with it. A PyTorch user
-    gets the same with `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`, or jemalloc or
-    tcmalloc, as PyTorch's performance guide advises. Where the C library is not glibc, as with
-    nnc's own setting, nothing changes."""
+    again, so PyTorch would pay page faults that nnc's settings spare, and the ratios would
+    measure the allocator as well as the compiled graph: measured with `getrusage` over three runs, a
+    channels-last forward of ResNet-18 at batch 32 in this script took 9,347-11,801 minor page
+    faults a batch without this and 556-712 with it. A PyTorch user gets the same with
+    `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`, or from another allocator, as
+    PyTorch's launcher for Xeon CPUs (`python -m torch.backends.xeon.run_cpu`) preloads tcmalloc
+    or jemalloc. Where the C library is not glibc, nothing changes, as with nnc's own setting."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
