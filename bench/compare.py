@@ -8,8 +8,9 @@ Routes: PyTorch eager, eager with channels-last, TorchScript frozen (`torch.jit.
 first step compiles for a long time), eager under CPU bf16 autocast; and nnc's `nnc bench`:
 its inference plan and its plain interpreter in fp32, and its plan and training step under
 `--precision bf16` (libtorch's autocast, as PyTorch's bf16 route), beside PyTorch's bf16.
-PyTorch runs with glibc's allocator set as the `nnc` commands set theirs (`keep_freed_memory`),
-so that the ratios do not measure page faults that one side pays and the other does not.
+On glibc, PyTorch runs with the allocator set as the `nnc` commands set theirs
+(`keep_freed_memory`; the table's header says whether), so that the ratios do not measure page
+faults that one side pays and the other does not.
 
 Every figure is examples per second, the median of --runs timed batches after a warm-up; the
 whole measurement is repeated --repeats times and each cell shows the median of the repeats and
@@ -96,11 +97,13 @@ def keep_freed_memory():
     PyTorch's launcher for Xeon CPUs (`python -m torch.backends.xeon.run_cpu`) preloads tcmalloc
     or jemalloc. Where the C library is not glibc, nothing changes, as with nnc's own setting."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # no glibc, or a C library without `mallopt`
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and libc.mallopt(m_trim_threshold, 64 << 20) == 1
+    # Both set, as nnc sets both, whatever the first returns; glibc's `mallopt` returns 1 on success.
+    results = [mallopt(m_mmap_threshold, 32 << 20), mallopt(m_trim_threshold, 64 << 20)]
+    return all(r == 1 for r in results)
 
 
 def matmul_peak(threads, sizes=(1024, 2048, 4096), runs=5):
