@@ -112,7 +112,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
                 serde_json::json!({ "name": o.name, "shape": t.size(), "training_only": o.training_only, "first_example": first_values(t) })
             })
             .collect();
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "schema_version": json::SCHEMA_VERSION,
             "network": graph.name,
             "device": format!("{device:?}"),
@@ -123,7 +123,6 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             "mismatches": mismatches,
             "outputs": results,
         });
-        let mut document = document;
         if let Some((description, worst)) = &plan {
             document["inference_plan"] =
                 serde_json::json!({ "description": description, "relative_error": worst });
