@@ -438,6 +438,25 @@ fn readme_layer_table_is_generated() {
     assert_eq!(&readme[start..end], text(&out.stdout));
 }
 
+#[test]
+fn readme_language_tour_checks() {
+    // The tour is the first example a reader copies: it must check as written, imports
+    // included (its blocks once shared names with the standard modules it imports, E0101).
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let tour = &readme[readme.find("## A tour of the language").expect("README has the tour")..];
+    let start = tour.find("```text\n").expect("the tour has a code block") + "```text\n".len();
+    let end = start + tour[start..].find("```").expect("the tour's code block ends");
+    let dir = std::env::temp_dir().join(format!("nnc-readme-tour-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("blocks")).unwrap();
+    // The file the tour imports, `import "blocks/mine.net"`, as an empty module.
+    std::fs::write(dir.join("blocks/mine.net"), "").unwrap();
+    std::fs::write(dir.join("tour.net"), &tour[start..end]).unwrap();
+    let out = nnc(&["check", dir.join("tour.net").to_str().unwrap(), "--deny", "warnings"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("network resnet18(classes=10, size=224)"), "{}", text(&out.stdout));
+}
+
 /// `nnc` with `args` in `dir`, killed if it runs longer than ten seconds: a hang fails the test
 /// instead of stalling the suite.
 fn nnc_within_10s(args: &[&str], dir: &Path) -> Output {
