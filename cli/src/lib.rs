@@ -549,7 +549,7 @@ pub enum ColorChoice {
 
 /// How to render diagnostics on stderr: in colour if asked to, or, for `auto`, if stderr is a
 /// terminal and `NO_COLOR` is not set.
-fn stderr_style(choice: ColorChoice) -> Style {
+pub(crate) fn stderr_style(choice: ColorChoice) -> Style {
     let color = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,

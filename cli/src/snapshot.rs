@@ -9,9 +9,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use nnc_compiler::snapshot;
+use nnc_compiler::back::render;
+use nnc_compiler::{compile, snapshot, Root};
 
-use crate::{net_files, LintArgs, Outcome};
+use crate::{net_files, stderr_style, ColorChoice, LintArgs, Outcome};
 
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
@@ -27,6 +28,10 @@ pub struct SnapshotArgs {
     pub overrides: Vec<(String, String)>,
     #[command(flatten)]
     pub lints: LintArgs,
+    /// When to colour diagnostics: `auto` (when stderr is a terminal and NO_COLOR is unset),
+    /// `always`, `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// The snapshot file of a model: `models/lenet.net` → `models/snapshots/lenet.snap`.
@@ -65,10 +70,13 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
     let mut out = io::stdout().lock();
     let (mut changed, mut written) = (0, 0);
     for model in &models {
-        let contents = match snapshot::of_file(model, &options) {
+        let compilation = compile(Root::Path(model), &options);
+        let contents = match snapshot::of(&compilation) {
             Ok(contents) => contents,
-            Err(diagnostics) => {
-                eprint!("{diagnostics}");
+            Err(_) => {
+                // The snapshot records diagnostics plain; the terminal gets them as asked.
+                let style = stderr_style(args.color);
+                eprint!("{}", render::render(&compilation.diagnostics, &compilation.sources, style));
                 eprintln!("error: `{}` does not check, so it has no snapshot", model.display());
                 outcome = Outcome::ModelError;
                 continue;

@@ -439,6 +439,23 @@ fn readme_layer_table_is_generated() {
 }
 
 #[test]
+fn snapshot_colours_diagnostics_as_asked() {
+    // As every command that reads a model: a file that does not check has its diagnostics on
+    // stderr, in colour with `always`, plain with `never`; and it gets no snapshot.
+    let file = "tests/err/add-mismatch.net";
+    let plain = nnc(&["snapshot", "--check", "--color", "never", file]);
+    let coloured = nnc(&["snapshot", "--check", "--color", "always", file]);
+    for out in [&plain, &coloured] {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("error[E0202]"), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("does not check, so it has no snapshot"));
+    }
+    assert!(!text(&plain.stderr).contains('\x1b'), "{}", text(&plain.stderr));
+    assert!(text(&coloured.stderr).contains("\x1b["), "{}", text(&coloured.stderr));
+    assert!(!root().join("tests/err/snapshots").exists());
+}
+
+#[test]
 fn readme_language_tour_checks() {
     // The tour is the first example a reader copies: it must check as written, imports
     // included (its blocks once shared names with the standard modules it imports, E0101).
