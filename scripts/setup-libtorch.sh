@@ -2,7 +2,7 @@
 # Installs libtorch 2.13.0, the version tch 0.26 binds, into .libtorch/ at the repository root.
 #
 # The PyTorch download site is out of reach here, but PyPI's torch wheel carries a complete
-# libtorch. This script (the recipe of DESIGN.md) downloads that wheel and the two small CUDA
+# libtorch. This script downloads that wheel and the two small CUDA
 # runtime libraries libtorch_cpu.so links against, checks their SHA-256, unpacks the headers and
 # the CPU libraries, removes the CUDA back end from libtorch.so's dependencies with patchelf,
 # and writes the version file tch's build script checks. `.cargo/config.toml` points LIBTORCH
