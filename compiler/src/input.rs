@@ -57,7 +57,7 @@ fn check_regular(meta: &Metadata) -> Result<(), InputError> {
 }
 
 /// What a file that is neither regular nor a directory is, in words.
-fn kind_of(t: &std::fs::FileType) -> &'static str {
+pub(crate) fn kind_of(t: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

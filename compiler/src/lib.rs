@@ -22,6 +22,7 @@ mod front;
 pub mod input;
 pub mod ir;
 pub mod ops;
+pub mod output;
 pub mod rng;
 mod shape;
 pub mod size;

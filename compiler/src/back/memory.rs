@@ -138,9 +138,13 @@ pub struct BatchMemory {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TorchinfoMemory {
+    #[serde(serialize_with = "bytes_json")]
     pub input_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub forward_backward_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub params_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub total_bytes: u128,
 }
 
@@ -148,14 +152,20 @@ pub struct TorchinfoMemory {
 pub struct TrainingMemory {
     /// The optimiser assumed, in words (`Adam: 2 copies of the parameters`).
     pub optimizer: String,
+    #[serde(serialize_with = "bytes_json")]
     pub params_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub gradient_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub optimizer_bytes: u128,
     /// Running statistics and batch counters.
+    #[serde(serialize_with = "bytes_json")]
     pub buffer_bytes: u128,
     /// The most layer outputs alive at once, the input and those kept for the backward pass
     /// included.
+    #[serde(serialize_with = "bytes_json")]
     pub activation_bytes: u128,
+    #[serde(serialize_with = "bytes_json")]
     pub total_bytes: u128,
 }
 
@@ -189,6 +199,16 @@ impl Optimizer {
 }
 
 /// The memory of one training step of `graph` at batch `batch` with `optimizer`.
+/// A byte count as JSON holds it: an integer where it fits 64 bits, as serde_json's numbers
+/// must, and a float beyond (only a batch no machine holds gets there: `--batch 10^15`),
+/// rather than the panic of a number out of range.
+fn bytes_json<S: serde::Serializer>(bytes: &u128, s: S) -> Result<S::Ok, S::Error> {
+    match u64::try_from(*bytes) {
+        Ok(b) => s.serialize_u64(b),
+        Err(_) => s.serialize_f64(*bytes as f64),
+    }
+}
+
 pub fn for_batch(graph: &Graph, batch: u64, optimizer: Optimizer) -> BatchMemory {
     let (params_bytes, buffer_bytes) = tensor_bytes(graph);
     let input_bytes =
