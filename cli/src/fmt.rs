@@ -4,7 +4,6 @@
 //! that would change, a unified diff. A file that does not parse is reported as `nnc check`
 //! reports it and left as it is.
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,7 +12,7 @@ use nnc_compiler::input::{self, InputError};
 use nnc_compiler::{syntax_diagnostics, SourceMap, MAX_FILE_BYTES};
 use nnc_grammar::format::{format, FormatError};
 
-use crate::{net_files, read_stdin, stderr_style, ColorChoice, Outcome};
+use crate::{net_files, read_stdin, stderr_style, write_output, ColorChoice, Outcome};
 
 #[derive(clap::Args)]
 pub struct FmtArgs {
@@ -34,7 +33,11 @@ pub struct FmtArgs {
 enum Done {
     Unchanged,
     Changed,
+    /// It does not parse, or is not UTF-8: a model error (exit 1), as `nnc check` has it.
     Failed,
+    /// It cannot be read (missing, a folder, a FIFO, over the limit): a usage error (exit 2),
+    /// as `nnc check` has it, which `--check` in CI must not take for "needs formatting".
+    Unreadable,
 }
 
 pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
@@ -60,7 +63,8 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
         match done {
             Done::Unchanged => {}
             Done::Changed => changed.push(path.display().to_string()),
-            Done::Failed => outcome = Outcome::ModelError,
+            Done::Failed => outcome = outcome.max(Outcome::ModelError),
+            Done::Unreadable => outcome = outcome.max(Outcome::UsageError),
         }
     }
     if args.check && !changed.is_empty() {
@@ -70,7 +74,7 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
             if count == 1 { " is" } else { "s are" },
             changed.join(", ")
         );
-        outcome = Outcome::ModelError;
+        outcome = outcome.max(Outcome::ModelError);
     }
     Ok(outcome)
 }
@@ -99,11 +103,11 @@ fn file(path: &Path, check: bool, style: Style) -> io::Result<Done> {
         Ok(bytes) => bytes,
         Err(InputError::Io(e)) => {
             eprintln!("error: `{name}` cannot be read: {e}");
-            return Ok(Done::Failed);
+            return Ok(Done::Unreadable);
         }
         Err(e) => {
             eprintln!("error: `{name}` {e}");
-            return Ok(Done::Failed);
+            return Ok(Done::Unreadable);
         }
     };
     let Ok(text) = String::from_utf8(bytes) else {
@@ -119,7 +123,7 @@ fn file(path: &Path, check: bool, style: Style) -> io::Result<Done> {
     if check {
         print_diff(&name, &text, &formatted)?;
     } else {
-        write_atomic(path, formatted.as_bytes())?;
+        write_output(path, formatted.as_bytes())?;
     }
     Ok(Done::Changed)
 }
@@ -151,23 +155,4 @@ fn print_diff(name: &str, old: &str, new: &str) -> io::Result<()> {
     let diff = similar::TextDiff::from_lines(old, new);
     let mut out = io::stdout().lock();
     write!(out, "{}", diff.unified_diff().context_radius(3).header(name, &format!("{name} (formatted)")))
-}
-
-/// Replaces `path` by `bytes` through a temporary file in the same folder, synced, given the
-/// file's permissions and renamed over it, so that the file is never seen half written.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.nnc-fmt-{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::set_permissions(&temp, fs::metadata(path)?.permissions())?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written.map_err(|e| io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display())))
 }

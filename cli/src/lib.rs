@@ -329,8 +329,8 @@ pub struct PredictArgs {
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// How many images of each file to classify, from the first.
-    #[arg(long, default_value_t = 10)]
-    pub count: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
     /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
     /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Fp32)]
@@ -562,6 +562,16 @@ pub(crate) fn stderr_style(choice: ColorChoice) -> Style {
     }
 }
 
+/// Writes an output file atomically, never over anything but a regular file (the compiler's
+/// [`nnc_compiler::output::write_atomic`]), with the path in the error.
+pub(crate) fn write_output(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    nnc_compiler::output::write_atomic(path, bytes).map_err(|e| match e.kind() {
+        // A refusal names the path already.
+        io::ErrorKind::InvalidInput => e,
+        kind => io::Error::new(kind, format!("cannot write `{}`: {e}", path.display())),
+    })
+}
+
 pub(crate) fn parse_override(s: &str) -> Result<(String, String), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
@@ -648,11 +658,13 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                     write!(stdout, "{}", report::render_table(r))?;
                 }
                 if compilation.networks_defined == 0 && compilation.diagnostics.is_empty() && !args.quiet {
-                    writeln!(
-                        stdout,
-                        "{}: no network to check (the file defines only blocks)",
-                        path.display()
-                    )?;
+                    // A library of blocks, or a file with nothing in it (emptied by mistake).
+                    let defines = compilation.trees.first().and_then(Option::as_ref).map_or(0, |t| t.definitions.len());
+                    let what = match defines {
+                        0 => "the file defines nothing",
+                        _ => "the file defines only blocks",
+                    };
+                    writeln!(stdout, "{}: no network to check ({what})", path.display())?;
                 }
                 let diags = &compilation.diagnostics;
                 if !diags.is_empty() {
@@ -764,6 +776,12 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
         eprintln!("error: --weights, --seed and --output are options of `--target onnx`");
         return Ok(Outcome::UsageError);
     }
+    if args.target != Target::Rust && args.name.is_some() {
+        eprintln!(
+            "error: --name is an option of `--target rust` (the PyTorch class is named after the network)"
+        );
+        return Ok(Outcome::UsageError);
+    }
     with_graph(&args.source, args.target != Target::Onnx, |graph| {
         if args.target == Target::Onnx {
             return onnx::emit(&graph, args.weights.as_deref(), args.seed, args.output.as_deref());
@@ -775,13 +793,14 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
             return Ok(Outcome::Ok);
         }
         let name = match &args.name {
-            Some(n) if syn::parse_str::<syn::Ident>(n).is_ok() => {
-                proc_macro2::Ident::new(n, proc_macro2::Span::call_site())
-            }
-            Some(n) => {
-                eprintln!("error: `{n}` is not a Rust identifier");
-                return Ok(Outcome::UsageError);
-            }
+            // syn's parse, which takes raw identifiers (`r#type`) as `Ident::new` does not.
+            Some(n) => match syn::parse_str::<syn::Ident>(n) {
+                Ok(ident) => ident,
+                Err(_) => {
+                    eprintln!("error: `{n}` is not a Rust identifier");
+                    return Ok(Outcome::UsageError);
+                }
+            },
             None => codegen::type_name(&graph.name),
         };
         let tokens = codegen::generate(&graph, &name, &quote::quote! { ::nnc });
@@ -818,29 +837,41 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
         };
         let format = output.extension().and_then(|e| e.to_str()).unwrap_or("dot");
         if format == "dot" {
-            std::fs::write(output, text)?;
+            write_output(output, text.as_bytes())?;
             return Ok(Outcome::Ok);
         }
         if !["svg", "png", "pdf"].contains(&format) {
             eprintln!("error: `{}`: write .dot, .svg, .png or .pdf", output.display());
             return Ok(Outcome::UsageError);
         }
+        // Drawn to memory and written here, as every output is (`write_output`): Graphviz's
+        // `-o` would write into whatever the path names, a FIFO or a device included.
         let drawn = std::process::Command::new("dot")
             .arg(format!("-T{format}"))
-            .arg("-o")
-            .arg(output)
             .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .and_then(|mut child| {
-                child.stdin.take().expect("piped").write_all(text.as_bytes())?;
-                child.wait()
+                let mut stdin = child.stdin.take().expect("piped");
+                // Fed from a thread: dot writes its picture while it reads, and a pipe holds
+                // only so much.
+                let feeding = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+                let out = child.wait_with_output()?;
+                let fed = feeding.join().unwrap_or_else(|_| Err(io::Error::other("feeding dot panicked")));
+                // A dot that failed stops reading: its status says so, not the broken pipe.
+                if out.status.success() {
+                    fed?;
+                }
+                Ok(out)
             });
         match drawn {
-            Ok(status) if status.success() => {
+            Ok(out) if out.status.success() => {
+                write_output(output, &out.stdout)?;
                 writeln!(io::stdout().lock(), "wrote {}", output.display())?;
                 Ok(Outcome::Ok)
             }
-            Ok(status) => {
+            Ok(out) => {
+                let status = out.status;
                 eprintln!("error: Graphviz's dot failed ({status})");
                 Ok(Outcome::ModelError)
             }

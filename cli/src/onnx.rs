@@ -3,7 +3,7 @@
 //! (`--seed`), written to `--output` atomically, or to a stdout that is not a terminal.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nnc_compiler::back::onnx;
 use nnc_compiler::input::read_regular;
@@ -60,7 +60,7 @@ pub fn emit(graph: &Graph, weights: Option<&Path>, seed: u64, output: Option<&Pa
         }
     };
     match output {
-        Some(path) => write_atomic(path, &bytes)?,
+        Some(path) => crate::write_output(path, &bytes)?,
         None => io::stdout().lock().write_all(&bytes)?,
     }
     Ok(Outcome::Ok)
@@ -87,25 +87,4 @@ fn tensor(file: &SafeTensors<'_>, path: &Path, name: &str, spec: &TensorSpec) ->
         ));
     }
     Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`, so
-/// that `path` is never half written.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = dir.join(format!(".{name}.nnc-{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nnc_compiler::back::render;
 use nnc_compiler::{compile, snapshot, Root};
 
-use crate::{net_files, stderr_style, ColorChoice, LintArgs, Outcome};
+use crate::{net_files, stderr_style, write_output, ColorChoice, LintArgs, Outcome};
 
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
@@ -68,7 +68,7 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
         }
     }
     let mut out = io::stdout().lock();
-    let (mut changed, mut written) = (0, 0);
+    let (mut changed, mut missing, mut written) = (0, 0, 0);
     for model in &models {
         let compilation = compile(Root::Path(model), &options);
         let contents = match snapshot::of(&compilation) {
@@ -91,10 +91,10 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
                 remove_stale(&pending)?;
                 continue;
             }
-            changed += 1;
             write_file(&pending, &insta_file(model, &contents))?;
             match old.as_deref().and_then(insta_contents) {
                 Some(before) => {
+                    changed += 1;
                     writeln!(out, "{} changed (pending: {})", model.display(), pending.display())?;
                     let (before, after) = (format!("{before}\n"), format!("{}\n", contents.trim_end()));
                     let diff = similar::TextDiff::from_lines(&before, &after);
@@ -105,6 +105,7 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
                     )?;
                 }
                 None => {
+                    missing += 1;
                     writeln!(out, "{} has no snapshot (pending: {})", model.display(), pending.display())?
                 }
             }
@@ -117,10 +118,15 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
             remove_stale(&pending)?;
         }
     }
-    if args.check && changed > 0 {
+    if args.check && changed + missing > 0 {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let what = match (changed, missing) {
+            (c, 0) => format!("{c} snapshot{} changed", plural(c)),
+            (0, m) => format!("{m} model{} without a snapshot", plural(m)),
+            (c, m) => format!("{c} snapshot{} changed and {m} model{} without one", plural(c), plural(m)),
+        };
         eprintln!(
-            "error: {changed} snapshot{} changed; review with `cargo insta review`, or accept all with `nnc snapshot` (without --check)",
-            if changed == 1 { "" } else { "s" }
+            "error: {what}; review with `cargo insta review`, or accept all with `nnc snapshot` (without --check)"
         );
         outcome = outcome.max(Outcome::ModelError);
     } else if !args.check && written == 0 && outcome == Outcome::Ok {
@@ -129,14 +135,14 @@ pub fn snapshot(args: &SnapshotArgs) -> io::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Writes a snapshot atomically (a temporary file in its folder, then a rename), creating
-/// the `snapshots` folder.
+/// Writes a snapshot atomically ([`write_output`]), creating the `snapshots` folder.
 fn write_file(path: &Path, text: &str) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{}.tmp", path.file_name().unwrap_or_default().to_string_lossy()));
-    fs::write(&temporary, text)?;
-    fs::rename(&temporary, path)
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot make the folder `{}`: {e}", dir.display()))
+        })?;
+    }
+    write_output(path, text.as_bytes())
 }
 
 /// Removes a pending snapshot that no longer differs.

@@ -97,6 +97,9 @@ fn usage_errors_exit_with_2() {
         &["check", "models/resnet18.net", "--network", "resnet19"],
         &["check", "models/resnet18.net", "--format", "yaml"],
         &["frobnicate"],
+        // Parsed here, before any libtorch: no image asked for is a mistake, not a quiet run.
+        &["predict", "models/lenet.net", "--count", "0", "x.png"],
+        &["fmt", "--check", "models/nope.net"],
     ];
     for args in cases {
         let out = nnc(args);
@@ -151,12 +154,14 @@ fn json_output_follows_its_schema() {
     let mut compiler = boon::Compiler::new();
     compiler.add_resource("check.schema.json", schema_json).unwrap();
     let schema = compiler.compile("check.schema.json", &mut schemas).unwrap();
-    let runs: [&[&str]; 5] = [
+    let runs: [&[&str]; 6] = [
         &["models"],
         &["models/zoo"],
         &["tests/ok"],
         &["--depth", "2", "--batch", "8", "models/resnet18.net", "models/zoo/inception_v3.net"],
         &["tests/err", "tests/warn"],
+        // Byte counts past 64 bits (752,036 EB): numbers still, not a panic.
+        &["--batch", "1000000000000000", "models/lenet.net"],
     ];
     for args in runs {
         let mut all = vec!["check", "--format", "json"];
@@ -178,6 +183,12 @@ fn json_output_follows_its_schema() {
         }
         all.extend(files.iter().map(String::as_str));
         let out = nnc(&all);
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{args:?} panicked: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         if let Err(e) = schemas.validate(&value, schema) {
             panic!("{args:?}: {e:#}");
@@ -241,6 +252,20 @@ fn emit_prints_the_generated_module() {
     insta::assert_snapshot!(text(&out.stdout));
     let bad = nnc(&["emit", "models/lenet.net", "--name", "not an ident"]);
     assert_eq!(bad.status.code(), Some(2));
+    // A raw identifier is one (it panicked in `Ident::new`).
+    let raw = nnc(&["emit", "models/lenet.net", "--name", "r#Net"]);
+    assert_eq!(raw.status.code(), Some(0), "{}", text(&raw.stderr));
+    assert!(text(&raw.stdout).contains("pub struct r#Net"), "{}", text(&raw.stdout));
+    // The other targets name their class themselves: --name there is refused, not ignored.
+    for target in ["pytorch", "onnx"] {
+        let out = nnc(&["emit", "--target", target, "models/lenet.net", "--name", "Foo"]);
+        assert_eq!(out.status.code(), Some(2), "{target}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--name is an option of `--target rust`"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -456,6 +481,67 @@ fn snapshot_colours_diagnostics_as_asked() {
 }
 
 #[test]
+fn outputs_replace_only_regular_files() {
+    // Every output is renamed into place, which would replace a FIFO, a device or a link
+    // by a file: a link is written through, anything else that is not a regular file refused.
+    let dir = std::env::temp_dir().join(format!("nnc-cli-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.onnx");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--output", fifo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = format!("`{}` is a FIFO (named pipe), not a regular file", fifo.display());
+    assert!(text(&out.stderr).contains(&expected), "{}", text(&out.stderr));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    // A link whose target is not there yet: the target is written, the link stays.
+    let link = dir.join("link.dot");
+    std::os::unix::fs::symlink("real.dot", &link).unwrap();
+    let out = nnc(&["graph", "models/lenet.net", "-o", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read_to_string(dir.join("real.dot")).unwrap().starts_with("digraph"));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    // A folder that is not there is named in the error.
+    let nowhere = dir.join("nowhere/x.onnx");
+    let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--output", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("cannot write `{}`", nowhere.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn empty_files_and_byte_order_marks() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("empty.net", "", "no network to check (the file defines nothing)"),
+        ("comments.net", "# nothing yet\n", "no network to check (the file defines nothing)"),
+        (
+            "blocks.net",
+            "block b(c) {\n    conv2d(c, 1)\n}\n",
+            "no network to check (the file defines only blocks)",
+        ),
+        // Some Windows editors start a UTF-8 file with a byte-order mark: a blank.
+        (
+            "bom.net",
+            "\u{feff}network n {\n    input [N, 4]\n    linear(2)\n}\n",
+            "network n(): [N, 4] → [N, 2]",
+        ),
+    ];
+    for (name, source, expected) in cases {
+        std::fs::write(dir.join(name), source).unwrap();
+        let out = nnc(&["check", "--depth", "1", dir.join(name).to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(expected), "{name}: {}", text(&out.stdout));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn readme_language_tour_checks() {
     // The tour is the first example a reader copies: it must check as written, imports
     // included (its blocks once shared names with the standard modules it imports, E0101).
@@ -587,6 +673,21 @@ fn fmt_rewrites_checks_and_refuses_syntax_errors() {
     assert!(err.contains("error[E0001]") && err.contains("broken.net:4:1"), "{err}");
     assert!(err.contains("could not format `broken.net`"), "{err}");
     assert_eq!(std::fs::read_to_string(dir.join("broken.net")).unwrap(), broken);
+    // A file it cannot read is a usage error, not one that needs formatting.
+    let out = run(&["fmt", "--check", "missing.net"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // A symbolic link: the file it points at is formatted, and the link stays.
+    std::fs::write(&file, messy).unwrap();
+    std::os::unix::fs::symlink("sub/messy.net", dir.join("link.net")).unwrap();
+    let out = run(&["fmt", "link.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), tidy);
+    assert!(std::fs::symlink_metadata(dir.join("link.net")).unwrap().file_type().is_symlink());
+    // A byte-order mark first (some Windows editors write one) is a blank.
+    std::fs::write(dir.join("bom.net"), format!("\u{feff}{messy}")).unwrap();
+    let out = run(&["fmt", "bom.net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("bom.net")).unwrap(), tidy);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
         .args(["fmt", "-"])

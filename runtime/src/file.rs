@@ -1,32 +1,12 @@
-//! Writing a file so that a crash leaves either the old file or the new one, never half of one;
-//! removing what killed writes left; and the lock that keeps two runs out of one folder.
+//! Writing a file so that a crash leaves either the old file or the new one, never half of one
+//! (the compiler's [`write_atomic`], which every command's output goes through); removing what
+//! killed writes left; and the lock that keeps two runs out of one folder.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` through a temporary file in the same folder (so that the rename
-/// stays on one file system) that is synced and renamed into place; the folder is then synced,
-/// so that the rename is durable. On failure the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    let result = write();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
+pub use nnc_compiler::output::write_atomic;
 
 /// Whether `candidate` is the name of a temporary file of a write of `name`: `.NAME.PID.tmp`
 /// as [`write_atomic`] names them, or `.NAME.PID.tmp.EXT` as versions before it did.

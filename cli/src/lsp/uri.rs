@@ -89,10 +89,8 @@ fn write_std(dir: &Path) -> std::io::Result<()> {
     for (name, text) in STD_MODULES {
         let path = dir.join(std_file_name(name));
         if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
-            // A temporary file renamed into place, so that a reader never sees half a module.
-            let tmp = dir.join(format!(".{}.{}", std_file_name(name), std::process::id()));
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)?;
+            // Renamed into place, so that a reader never sees half a module.
+            nnc_compiler::output::write_atomic(&path, text.as_bytes())?;
         }
     }
     Ok(())
