@@ -439,9 +439,10 @@ impl Optim {
             }
             state.push(slots.into_iter().flatten().collect());
         }
-        // Without saved state, the state starts afresh, and so must the step count (the file's
-        // counts another optimiser's steps).
-        let steps = if any { steps } else { 0 };
+        // Without saved state, an optimiser that keeps some starts afresh, and so must the step
+        // count (the file's counts another optimiser's steps); plain SGD keeps none, and its
+        // steps go on from the file's.
+        let steps = if any || !self.keeps_state() { steps } else { 0 };
         Ok((steps, state))
     }
 
@@ -652,9 +653,10 @@ impl<'m> Trainer<'m> {
     }
 
     /// Restores weights, optimiser state and history from a checkpoint written by
-    /// [`Trainer::run`]. The whole file is checked first (weights of the model's shapes,
-    /// dtype and finite; optimiser state of this optimiser, of the parameters' shapes; a
-    /// history of whole epochs), so a refused checkpoint changes nothing.
+    /// [`Trainer::run`]. The whole file is checked first (of this network, where its metadata
+    /// names one; weights of the model's shapes, dtype and finite; optimiser state of this
+    /// optimiser, of the parameters' shapes; a history of whole epochs), so a refused
+    /// checkpoint changes nothing.
     pub fn resume(&mut self, path: &Path) -> Result<Resumed, RuntimeError> {
         let origin = path.display().to_string();
         let fail = |reason: String| RuntimeError::Resume { path: origin.clone(), reason };
@@ -665,7 +667,18 @@ impl<'m> Trainer<'m> {
             return Ok(Resumed::Restarted);
         };
         let history = read_history(metrics).map_err(fail)?;
-        let layouts = weights::read_metadata(path)?.remove(CONTIGUOUS_CONVOLUTIONS);
+        let mut recorded = weights::read_metadata(path)?;
+        // Another network whose tensors have the same shapes (a variant with other
+        // activations) would train on silently. Its parameters may differ: `--set size=`
+        // changed between runs is progressive resizing (`nnc train` says so).
+        if let (Some(theirs), Some(ours)) = (recorded.get("network"), self.metadata.get("network")) {
+            if theirs != ours {
+                return Err(fail(format!(
+                    "it is a checkpoint of the network `{theirs}`, but this run trains `{ours}`; resume with the .net file (and --network) the run started with"
+                )));
+            }
+        }
+        let layouts = recorded.remove(CONTIGUOUS_CONVOLUTIONS);
         let state = self.optim.read_state(&bookkeeping, self.config.device).map_err(fail)?;
         weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
         let fresh_state = self.optim.keeps_state() && state.1.iter().all(|s| s.is_empty());

@@ -215,12 +215,13 @@ fn weights_of(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 }
 
 /// With momentum SGD and with Adam, whose state (momentum buffers; moments and per-tensor step
-/// counts) the checkpoint must carry whole.
+/// counts) the checkpoint must carry whole, and with plain SGD, which keeps none: the weights
+/// and the step count are the uninterrupted run's.
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let _rng = rng();
     let (train, test) = (bands(256, 1), bands(64, 2));
-    for (what, optimizer) in [("sgd", SGD), ("adam", ADAM)] {
+    for (what, optimizer) in [("sgd", SGD), ("adam", ADAM), ("plain-sgd", PLAIN_SGD)] {
         let dir = tmp(&format!("resume-{what}"));
         let config = |epochs, path: PathBuf| TrainConfig { optimizer, ..config(epochs, 0.05, Some(path)) };
 
@@ -249,6 +250,12 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
         for ((name, wa), (_, wc)) in weights_of(&vs_a).iter().zip(weights_of(&vs_c)) {
             assert!(wa.equal(&wc), "{what}: `{name}` differs after resuming");
         }
+        let steps = |path: &Path| {
+            let saved = Tensor::read_safetensors(path).unwrap();
+            let (_, t) = saved.into_iter().find(|(n, _)| n == "nnc.optim_steps").unwrap();
+            t.double_value(&[])
+        };
+        assert_eq!(steps(&ckpt), steps(&dir.join("a.safetensors")), "{what}: the step count");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
@@ -739,6 +746,44 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
     for ckpt in [sgd, adam, plain] {
         std::fs::remove_dir_all(ckpt.parent().unwrap()).unwrap();
     }
+}
+
+/// A checkpoint whose metadata names another network is refused before anything changes: a
+/// variant of the same shapes (other activations) would otherwise train on silently.
+#[test]
+fn a_checkpoint_of_another_network_is_refused() {
+    let _rng = rng();
+    let ckpt = trained_checkpoint("other-network", PLAIN_SGD);
+    // The file's `__metadata__` rewritten: safetensors is a length, a JSON header whose data
+    // offsets count from its end, and the data.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["__metadata__"]["network"], "tiny", "{header}");
+    header["__metadata__"]["network"] = "vgg".into();
+    let text = header.to_string();
+    let mut changed = (text.len() as u64).to_le_bytes().to_vec();
+    changed.extend(text.as_bytes());
+    changed.extend(&bytes[8 + n..]);
+    let other = ckpt.with_file_name("other.safetensors");
+    std::fs::write(&other, changed).unwrap();
+
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = model(&vs);
+    let before: Vec<(String, Tensor)> = weights_of(&vs).into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let mut trainer = Trainer::new(&m, &mut vs, config(3, 0.05, None));
+    let err = trainer.resume(&other).unwrap_err().to_string();
+    assert!(err.contains("it is a checkpoint of the network `vgg`, but this run trains `tiny`"), "{err}");
+    assert!(trainer.history.is_empty());
+    drop(trainer);
+    for ((name, a), (_, b)) in before.iter().zip(weights_of(&vs)) {
+        assert!(a.equal(&b), "the refused checkpoint changed `{name}`");
+    }
+    // The file as written resumes.
+    let mut trainer = Trainer::new(&m, &mut vs, config(3, 0.05, None));
+    trainer.resume(&ckpt).unwrap();
+    assert_eq!(trainer.history.len(), 1);
+    std::fs::remove_dir_all(ckpt.parent().unwrap()).unwrap();
 }
 
 #[test]

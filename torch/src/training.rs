@@ -2,6 +2,7 @@
 //! terminal, a progress line every half minute), per-epoch summaries, the metrics files (CSV
 //! and JSON Lines) and the plot of the curves.
 
+use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,7 +35,14 @@ fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome
 /// The data folder: the one given, or the first installed Fashion-MNIST.
 fn data_dir(given: &Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(dir) = given {
-        return Ok(dir.clone());
+        return match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(dir.clone()),
+            Ok(_) => Err(format!(
+                "--data {}: not a folder (give the folder that holds the IDX files)",
+                dir.display()
+            )),
+            Err(e) => Err(format!("--data {}: {e}", dir.display())),
+        };
     }
     let candidates = data::default_data_dirs();
     candidates.iter().find(|d| d.join("train-labels-idx1-ubyte.gz").is_file() || d.join("train-labels-idx1-ubyte").is_file()).cloned().ok_or_else(|| {
@@ -206,6 +214,17 @@ impl Progress {
     }
 }
 
+/// A note where the checkpoint was trained with other values of the network's parameters
+/// (`--set size=64` after `--set size=96`: progressive resizing, or a slip), which resuming
+/// allows where the tensors keep their shapes.
+fn changed_parameters(checkpoint: &Path, ours: &BTreeMap<String, String>) -> Option<String> {
+    let theirs = weights::read_metadata(checkpoint).ok()?.remove("parameters")?;
+    let ours = ours.get("parameters")?;
+    (theirs != *ours).then(|| {
+        format!("note: the checkpoint was trained with the parameters {theirs}; this run has {ours}")
+    })
+}
+
 /// `1 convolution`, `7 convolutions`.
 fn count(n: usize) -> String {
     match n {
@@ -295,6 +314,9 @@ impl Observer for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        // The metrics first: a closed stdout stops the run at the line below, and the folder
+        // then holds the metrics of every epoch its checkpoint has.
+        write_outputs(&self.out, history, &self.title)?;
         if let Some(m) = history.last() {
             let test_loss = m.test_loss.map_or(String::new(), |l| format!("test loss {l:.3}, "));
             let line = match self.json {
@@ -319,7 +341,7 @@ impl Observer for Progress {
             writeln!(io::stdout().lock(), "{line}")
                 .map_err(|source| RuntimeError::Io { context: "cannot write to stdout".into(), source })?;
         }
-        write_outputs(&self.out, history, &self.title)
+        Ok(())
     }
 }
 
@@ -426,6 +448,13 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     // The data come before the folder so that a run refused for its data creates nothing.
     let optimizer = match args.optimizer {
         OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
+        // Refused rather than dropped: a run asked for momentum would train without it.
+        OptimizerChoice::Adam if args.momentum != 0.0 => {
+            return fail(
+                "--momentum is SGD's; Adam keeps its own moments (betas 0.9 and 0.999)\nhelp: drop --momentum, or train with --optimizer sgd",
+                Outcome::UsageError,
+            )
+        }
         OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
     };
     let config = TrainConfig {
@@ -536,6 +565,9 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
             }
             Ok(Resumed::After { epochs: done, fresh_state }) => {
                 say(format!("resuming after epoch {done} from {}", checkpoint.display()))?;
+                if let Some(note) = changed_parameters(&checkpoint, &trainer.metadata) {
+                    say(note)?;
+                }
                 if fresh_state {
                     say("note: the checkpoint holds no state for this optimiser (it was trained without momentum or Adam), so that state starts afresh".to_string())?;
                 }
@@ -747,7 +779,7 @@ pub fn predict(args: &PredictArgs, graph: Graph) -> io::Result<Outcome> {
             Ok(t) => t,
             Err(e) => return fail(e, Outcome::UsageError),
         };
-        let n = (images.size()[0]).min(args.count as i64);
+        let n = (images.size()[0]).min(i64::from(args.count));
         let dataset = Dataset {
             labels: nnc_runtime::tch::Tensor::zeros([n], (Kind::Int64, nnc_runtime::tch::Device::Cpu)),
             images: images.narrow(0, 0, n),

@@ -231,6 +231,8 @@ fn bad_hyperparameters_are_refused_at_the_command_line() {
         (&["--lr=-1"], "-1 is negative"),
         (&["--momentum", "nan"], "`nan` is not a finite number"),
         (&["--weight-decay=-1e10"], "-1e10 is negative"),
+        // An option the optimiser chosen has no use for is refused, not dropped.
+        (&["--optimizer", "adam", "--momentum", "0.9"], "--momentum is SGD's"),
     ] {
         let o = train(&data, &out, flags);
         assert_eq!(clean(&o), 2, "{flags:?}: {}", text(&o));
@@ -287,6 +289,14 @@ fn data_that_cannot_train_is_refused_before_training() {
         assert!(text(&o).contains(&data.display().to_string()), "{name} should name the file: {}", text(&o));
         assert!(!out.exists(), "{name}: no folder, no checkpoint");
         std::fs::remove_dir_all(&data).unwrap();
+    }
+    // A data folder that is not there is said to be missing, not to hold no images.
+    let missing = std::env::temp_dir().join(format!("nnc-no-such-data-{}", std::process::id()));
+    for command in [&["train"][..], &["eval", "--weights", "unread.safetensors"]] {
+        let o = nnc().args(command).arg("models/lenet.net").arg("--data").arg(&missing).output().unwrap();
+        assert_eq!(clean(&o), 2, "{command:?}: {}", text(&o));
+        let expected = format!("--data {}: No such file or directory", missing.display());
+        assert!(text(&o).contains(&expected), "{command:?}: {}", text(&o));
     }
 }
 
@@ -817,6 +827,28 @@ fn runtime_commands_speak_json_and_stop_quietly_on_a_closed_pipe() {
     }
     // The run stopped at its first line, before training.
     assert!(!data.join("piped/checkpoint.safetensors").exists());
+    // A reader that takes the first line and goes (`nnc train ... | head -1`): the run stops
+    // at the first epoch's line, its checkpoint and metrics written before it.
+    let headed = data.join("headed");
+    let mut child = nnc()
+        .args(["train", "models/lenet.net", "--epochs", "3", "--batch", "64", "--out"])
+        .arg(&headed)
+        .arg("--data")
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first)
+        .unwrap();
+    assert!(first.starts_with("training lenet"), "{first}");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let csv = std::fs::read_to_string(headed.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "the header and epoch 1: {csv}");
+    assert_eq!(std::fs::read_to_string(headed.join("metrics.jsonl")).unwrap().lines().count(), 1);
+    assert!(headed.join("curves.svg").is_file() && headed.join("checkpoint.safetensors").is_file());
     std::fs::remove_dir_all(&data).unwrap();
 }
 
