@@ -12,25 +12,28 @@ On glibc, PyTorch runs with the allocator set as the `nnc` commands set theirs
 (`keep_freed_memory`; the table's header says whether), so that the ratios do not measure page
 faults that one side pays and the other does not.
 
-Every figure is examples per second, the median of --runs timed batches after a warm-up; the
-whole measurement is repeated --repeats times and each cell shows the median of the repeats and
-their spread (min–max). It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch
-route, and nnc's bf16 ratio to PyTorch's bf16 autocast, each computed within a repeat and shown
-as the median of the repeats' ratios and their spread, then as the ratio of the best figures of
-all repeats. Within a repeat, nnc's figures at a batch and PyTorch's at the same batch are
-measured back to back (seconds to a few minutes apart: PyTorch's routes of a batch run one
-after another), nnc first in odd repeats and PyTorch first in even ones. A machine shared with others can
-have busy spells, seconds to minutes long, in which a figure falls by up to half, and they need
-not slow nnc and PyTorch alike: on this project's 2-core VM they slowed nnc more (LeNet's
-training step, measured alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to
-11.5k; perhaps as PyTorch spends more of its step in Python, between kernels), so a repeat in
-a spell gives that spell's ratio. The best figures are each side's speed on a quiet machine as nearly as
-the run saw it; one fast repeat decides them, so they can fall outside the per-repeat spread,
-and where one side never ran quiet they favour the other. It also prints the fraction of the
-machine's fp32 matmul peak that each nnc figure reaches (the peak is measured here: the fastest
-of square matmuls of 1024, 2048 and 4096 on the same threads; a training step is counted as
-three forward passes of multiply-adds; oneDNN's convolutions can beat MKL's matmul, so a figure
-above 100 is possible).
+Every figure is examples per second, the median of timed batches after a warm-up: at least
+--runs of them, and for a model's fast workloads as many as PyTorch eager's slowest workload at
+that batch fills in --min-time seconds (`batch_counts`; at --runs 20 alone, LeNet's training
+step, about 3 ms a batch, was measured over 60 ms, which one hiccup of the machine can fill),
+the same count for every route and for nnc at that batch. The whole measurement is repeated
+--repeats times and each cell shows the median of the repeats and their spread (min–max). It
+prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch route, and nnc's bf16 ratio to
+PyTorch's bf16 autocast, each computed within a repeat and shown as the median of the repeats'
+ratios and their spread, then as the ratio of the best figures of all repeats. Within a repeat,
+nnc's figures at a batch and PyTorch's at the same batch are measured back to back (seconds to a
+few minutes apart: PyTorch's routes of a batch run one after another), nnc first in odd repeats
+and PyTorch first in even ones. A machine shared with others can have busy spells, seconds to
+minutes long, in which a figure falls by up to half, and they need not slow nnc and PyTorch
+alike: on this project's 2-core VM they slowed nnc more (LeNet's training step, measured
+alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to 11.5k; perhaps as PyTorch
+spends more of its step in Python, between kernels), so a repeat in a spell gives that spell's
+ratio. The best figures are each side's speed on a quiet machine as nearly as the run saw it;
+one fast repeat decides them, so they can fall outside the per-repeat spread, and where one side
+never ran quiet they favour the other. It also prints the fraction of the machine's fp32 matmul
+peak that each nnc figure reaches (the peak is measured here: the fastest of square matmuls of
+1024, 2048 and 4096 on the same threads; a training step is counted as three forward passes of
+multiply-adds; oneDNN's convolutions can beat MKL's matmul, so a figure above 100 is possible).
 
     python bench/compare.py [--threads 2] [--repeats 3] [--no-compile]
 
@@ -82,6 +85,22 @@ def measure(step, batch, warmup, runs):
         step()
         rates.append(batch / (time.perf_counter() - start))
     return statistics.median(rates)
+
+
+def batch_counts(a, models):
+    """The timed batches of each model's figures at each batch size: at least --runs, and as
+    many as PyTorch eager's slowest workload at that batch (its training step where it has
+    one) fills in --min-time seconds, timed over a few batches after a warm-up. Counted once,
+    before the repeats, from one route, so that every route and nnc measure the same number of
+    batches of a workload."""
+    counts = {}
+    for name in models:
+        make, channels, size, _, _ = MODELS[name]
+        for batch in sorted({b for _, b in WORKLOADS}):
+            seconds = max(b / measure(pytorch_step(make, channels, size, "eager", workload, b), b, a.warmup, 5)
+                          for workload, b in WORKLOADS if b == batch)
+            counts[(name, batch)] = max(a.runs, round(a.min_time / seconds))
+    return counts
 
 
 def keep_freed_memory():
@@ -215,11 +234,11 @@ def cell(values):
     return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
 
 
-def measure_nnc(a, name, batch, results):
-    """`nnc bench`'s figures at `batch`, in fp32 and in bf16, into `results`."""
+def measure_nnc(a, name, batch, runs, results):
+    """`nnc bench`'s figures at `batch`, in fp32 and in bf16, over `runs` batches, into `results`."""
     _, _, _, file, sets = MODELS[name]
-    figures = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup)
-    bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, a.runs, a.warmup, "bf16")
+    figures = nnc_bench(a.nnc, file, sets, batch, a.threads, runs, a.warmup)
+    bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, runs, a.warmup, "bf16")
     for workload, b in WORKLOADS:
         if b != batch:
             continue
@@ -230,8 +249,9 @@ def measure_nnc(a, name, batch, results):
             results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
 
 
-def measure_pytorch(a, name, batch, routes, results):
-    """Each PyTorch route's figure for each workload at `batch`, into `results`."""
+def measure_pytorch(a, name, batch, runs, routes, results):
+    """Each PyTorch route's figure for each workload at `batch`, over `runs` batches, into
+    `results`."""
     make, channels, size, _, _ = MODELS[name]
     for workload, b in WORKLOADS:
         if b != batch:
@@ -242,14 +262,16 @@ def measure_pytorch(a, name, batch, routes, results):
                 continue
             # torch.compile compiles at its first call: more warm-up, untimed.
             warmup = a.warmup + (2 if route == "compile" else 0)
-            results.setdefault((name, workload, b, route), []).append(measure(step, b, warmup, a.runs))
+            results.setdefault((name, workload, b, route), []).append(measure(step, b, warmup, runs))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--runs", type=int, default=10, help="timed batches per figure")
+    p.add_argument("--runs", type=int, default=10, help="timed batches per figure, at least")
+    p.add_argument("--min-time", type=float, default=1.0,
+                   help="seconds of batches per figure, at least, as PyTorch eager runs them (see batch_counts)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
@@ -265,6 +287,7 @@ def main():
 
     # Before any measuring, so that a failure here costs nothing.
     flops = {name: 2 * macs(a.nnc, MODELS[name][3], MODELS[name][4]) for name in models}
+    counts = batch_counts(a, models)
     results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
     peaks = []
     for repeat in range(a.repeats):
@@ -275,8 +298,9 @@ def main():
                 # divides are measured as close in time as a run allows; which side goes first
                 # alternates from repeat to repeat, so that a slow drift of the machine favours
                 # neither.
-                sides = [functools.partial(measure_nnc, a, name, batch, results),
-                         functools.partial(measure_pytorch, a, name, batch, routes, results)]
+                runs = counts[(name, batch)]
+                sides = [functools.partial(measure_nnc, a, name, batch, runs, results),
+                         functools.partial(measure_pytorch, a, name, batch, runs, routes, results)]
                 for side in sides if repeat % 2 == 0 else reversed(sides):
                     side()
             print(f"repeat {repeat + 1}/{a.repeats}: {name} done", file=sys.stderr, flush=True)
@@ -284,8 +308,9 @@ def main():
     peak = max(peaks)
     print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
           f"(the best of {a.repeats} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
-    print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of {a.runs} batches; "
-          f"torch {torch.__version__}, {a.threads} threads; PyTorch's allocator: {allocator}\n")
+    batches = "; ".join(f"{name} b{batch} {n}" for (name, batch), n in counts.items())
+    print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of a number of batches "
+          f"({batches}); torch {torch.__version__}, {a.threads} threads; PyTorch's allocator: {allocator}\n")
     columns = ["nnc", "nnc plain", "nnc bf16"] + routes
     header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "nnc bf16/autocast", "% peak"]
     rows = []
