@@ -406,3 +406,30 @@ fn neovim_shows_the_hover() {
     );
     assert!(stdout.contains("[E0105]"), "{stdout}");
 }
+
+/// A `Content-Length` no message has (lsp-server's own transport allocated it: 3.9 GB for
+/// 4,000,000,000) ends the session at once with an error, having allocated nothing for it.
+#[test]
+fn a_message_over_the_limit_is_refused_before_it_is_read() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"Content-Length: 4000000000\r\n\r\n{}").unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the server still reads");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("a message of 4000000000 bytes, over the limit"), "{stderr}");
+}

@@ -23,6 +23,7 @@ mod hover;
 mod navigate;
 mod syntax;
 mod text;
+mod transport;
 mod uri;
 
 use std::collections::HashMap;
@@ -59,7 +60,7 @@ pub(crate) type View<'a> = (&'a Analysis, FileId);
 /// Serves one client on standard input and output until it says `exit`.
 pub fn serve() -> io::Result<Outcome> {
     crate::allocator::keep_freed_memory();
-    let (connection, threads) = Connection::stdio();
+    let (connection, threads) = transport::stdio();
     let capabilities = ServerCapabilities {
         text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
             open_close: Some(true),
@@ -85,6 +86,12 @@ pub fn serve() -> io::Result<Outcome> {
     });
     let started = connection.initialize_start().and_then(|(id, _)| connection.initialize_finish(id, reply));
     if let Err(e) = started {
+        // A channel closed before the client's first message arrived: the reader stopped, and
+        // its error (a refused message) says why.
+        if e.channel_is_disconnected() {
+            drop(connection);
+            threads.join()?;
+        }
         eprintln!("error: nnc lsp: {e}");
         return Ok(Outcome::UsageError);
     }
