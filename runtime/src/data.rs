@@ -296,8 +296,25 @@ pub fn read_picture(path: &Path) -> Result<Tensor, DataError> {
             ),
         });
     }
+    if reader()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(DataError::Picture {
+            path: path.display().to_string(),
+            reason: "it ends inside its image data (no end-of-image marker after its last scan): the file is cut short"
+                .into(),
+        });
+    }
     let grey = reader()?.decode().map_err(picture_error)?.to_luma8();
     tensor(path, grey.as_raw(), &[1, 1, i64::from(h), i64::from(w)])
+}
+
+/// Whether a JPEG's last scan is whole: its end-of-image marker (FF D9) comes after its last
+/// start-of-scan marker (FF DA). `image` runs zune-jpeg leniently, which fills a scan cut short
+/// with grey and says nothing, so a truncated download would be classified as a picture. The
+/// compressed data cannot hold either pair (a data byte FF is written FF 00), so the last FF DA
+/// is the last scan's, after any thumbnail's, and the FF D9 after it is its end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.

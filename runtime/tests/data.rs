@@ -216,3 +216,25 @@ fn pictures_over_the_pixel_limit_are_refused_before_decoding() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A JPEG cut short inside its image data is refused (the lenient decoder would fill the rest
+/// with grey), and the whole file, or one with bytes after its end, is read.
+#[test]
+fn a_truncated_jpeg_is_refused() {
+    let dir = tmp("truncated-jpeg");
+    let pixels: Vec<u8> = (0..64 * 48).map(|i| (i * 7 % 251) as u8).collect();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode(&pixels, 64, 48, image::ExtendedColorType::L8)
+        .unwrap();
+    let whole = write(&dir, "whole.jpg", &jpeg);
+    assert_eq!(data::read_picture(&whole).unwrap().size(), [1, 1, 48, 64]);
+    let mut trailing = jpeg.clone();
+    trailing.extend(b"trailing bytes");
+    assert!(data::read_picture(&write(&dir, "trailing.jpg", &trailing)).is_ok());
+    let cut = write(&dir, "cut.jpg", &jpeg[..jpeg.len() * 2 / 3]);
+    let err = message(data::read_picture(&cut));
+    assert!(err.contains("the file is cut short"), "{err}");
+    assert!(err.contains(&cut.display().to_string()), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
