@@ -35,7 +35,7 @@ enum Done {
     Changed,
     /// It does not parse, or is not UTF-8: a model error (exit 1), as `nnc check` has it.
     Failed,
-    /// It cannot be read (missing, a folder, a FIFO, over the limit): a usage error (exit 2),
+    /// It cannot be read (missing, a FIFO, over the limit): a usage error (exit 2),
     /// as `nnc check` has it, which `--check` in CI must not take for "needs formatting".
     Unreadable,
 }
@@ -50,7 +50,7 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
         } else if path.is_dir() {
             if let Err(e) = net_files(path, &mut files) {
                 eprintln!("error: cannot list `{}`: {e}", path.display());
-                outcome = Outcome::ModelError;
+                outcome = outcome.max(Outcome::UsageError);
             }
         } else {
             files.push(path.clone());
@@ -100,7 +100,8 @@ fn stdin(check: bool, style: Style) -> io::Result<Done> {
 fn file(path: &Path, check: bool, style: Style) -> io::Result<Done> {
     let name = path.display().to_string();
     let bytes = match input::read_regular(path, MAX_FILE_BYTES) {
-        Ok(bytes) => bytes,
+        // A byte-order mark first is dropped: the canonical layout has none.
+        Ok(bytes) => input::without_bom(bytes),
         Err(InputError::Io(e)) => {
             eprintln!("error: `{name}` cannot be read: {e}");
             return Ok(Done::Unreadable);

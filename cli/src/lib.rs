@@ -720,7 +720,7 @@ pub(crate) fn read_stdin() -> io::Result<Option<String>> {
         eprintln!("error: standard input is over the limit of {limit} bytes");
         return Ok(None);
     }
-    match String::from_utf8(bytes) {
+    match String::from_utf8(nnc_compiler::input::without_bom(bytes)) {
         Ok(text) => Ok(Some(text)),
         Err(_) => {
             eprintln!("error: standard input is not UTF-8");
@@ -1186,6 +1186,12 @@ pub fn execute(command: Command, runtime: impl FnOnce(RuntimeCommand) -> io::Res
         Ok(outcome) => ExitCode::from(outcome as u8),
         // A closed pipe (`nnc check ... | head`) is not an error worth a message.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // A path the command was given that it may not write (a FIFO, a device, an open
+        // file's link: `output::write_atomic`'s refusals) is a usage error, as a bad argument.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            eprintln!("error: {e}");
+            ExitCode::from(Outcome::UsageError as u8)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(Outcome::ModelError as u8)

@@ -481,15 +481,43 @@ fn snapshot_colours_diagnostics_as_asked() {
 }
 
 #[test]
+fn snapshot_check_tells_missing_snapshots_from_changed_ones() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-snapshots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model =
+        |channels: u32| format!("network n {{\n    input [N, 1, 8, 8]\n    conv2d({channels}, 3)\n}}\n");
+    std::fs::write(dir.join("a.net"), model(4)).unwrap();
+    std::fs::write(dir.join("b.net"), model(4)).unwrap();
+    let folder = dir.to_str().unwrap();
+    let missing = nnc(&["snapshot", "--check", folder]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("error: 2 models without a snapshot;"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert_eq!(nnc(&["snapshot", folder]).status.code(), Some(0));
+    std::fs::write(dir.join("a.net"), model(6)).unwrap();
+    std::fs::remove_file(dir.join("snapshots/b.snap")).unwrap();
+    let both = nnc(&["snapshot", "--check", folder]);
+    assert_eq!(both.status.code(), Some(1), "{}", text(&both.stderr));
+    let expected = "error: 1 snapshot changed and 1 model without one;";
+    assert!(text(&both.stderr).contains(expected), "{}", text(&both.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn outputs_replace_only_regular_files() {
     // Every output is renamed into place, which would replace a FIFO, a device or a link
     // by a file: a link is written through, anything else that is not a regular file refused.
     let dir = std::env::temp_dir().join(format!("nnc-cli-outputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("pipe.onnx");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--output", fifo.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let expected = format!("`{}` is a FIFO (named pipe), not a regular file", fifo.display());
     assert!(text(&out.stderr).contains(&expected), "{}", text(&out.stderr));
     use std::os::unix::fs::FileTypeExt;
@@ -501,6 +529,11 @@ fn outputs_replace_only_regular_files() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(std::fs::read_to_string(dir.join("real.dot")).unwrap().starts_with("digraph"));
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    // Standard output's link is refused, not renamed over (`-o /dev/stdout >> log` would
+    // have replaced `log`).
+    let out = nnc(&["graph", "models/lenet.net", "-o", "/dev/stdout"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is an open file's link (under /proc)"), "{}", text(&out.stderr));
     // A folder that is not there is named in the error.
     let nowhere = dir.join("nowhere/x.onnx");
     let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--output", nowhere.to_str().unwrap()]);
@@ -516,6 +549,7 @@ fn outputs_replace_only_regular_files() {
 #[test]
 fn empty_files_and_byte_order_marks() {
     let dir = std::env::temp_dir().join(format!("nnc-cli-empty-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("empty.net", "", "no network to check (the file defines nothing)"),

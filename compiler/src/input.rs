@@ -121,6 +121,16 @@ pub fn read_to_limit(mut reader: impl Read, max: u64, expected: u64) -> Result<V
     Ok(bytes)
 }
 
+/// A file's bytes without the byte-order mark some Windows editors put first in a UTF-8 file,
+/// which is no character of its text: spans then count from the character after it, as
+/// editors count columns.
+pub fn without_bom(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    bytes
+}
+
 /// Reads the regular file `path`, of at most `max` bytes: a larger size is refused before
 /// reading, and a file that grows past `max` while it is read is refused at that point.
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, InputError> {

@@ -17,13 +17,22 @@ use crate::input::kind_of;
 const MAX_LINKS: usize = 40;
 
 /// Writes `bytes` to `path` atomically (see the module's notes). A file already there keeps
-/// its permissions. On failure the temporary file is removed and `path` is unchanged.
+/// its permissions. A failure before the rename removes the temporary file and leaves `path`
+/// as it was; a folder whose sync is not supported (some network file systems) is not one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let path = regular_target(path)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(temporary_name(&name));
-    let write = || -> io::Result<()> {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let mut file = match create_new(&tmp) {
+        // The name holds this process's id, so a file there was left by a process that had
+        // the same id and died before its rename (ids come round again in containers).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp)?;
+            create_new(&tmp)?
+        }
+        created => created?,
+    };
+    let mut write = || -> io::Result<()> {
         file.write_all(bytes)?;
         file.sync_all()?;
         match fs::metadata(&path) {
@@ -31,28 +40,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        fs::rename(&tmp, &path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        fs::rename(&tmp, &path)
     };
-    let result = write();
-    if result.is_err() {
+    if let Err(e) = write() {
         let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    result
+    // The rename made durable. The file is in place whatever this gives.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match File::open(dir).and_then(|d| d.sync_all()) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => {}
+            synced => synced?,
+        }
+    }
+    Ok(())
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 /// The temporary file of a write of the file `name` by this process: `.NAME.PID.tmp`, hidden,
-/// beside it (the runtime's `remove_stray_temporaries` knows the pattern).
-pub fn temporary_name(name: &str) -> String {
+/// beside it (the runtime's `remove_stray_temporaries` removes those that killed writes left).
+fn temporary_name(name: &str) -> String {
     format!(".{name}.{}.tmp", std::process::id())
 }
 
 /// The file a write of `path` replaces: `path` itself, or the end of the chain of symbolic
 /// links it starts; an error of kind [`io::ErrorKind::InvalidInput`] if that is there and is
-/// not a regular file.
+/// not a regular file, or if the chain goes through `/proc` (`/dev/stdout`, `/dev/fd/N`: an
+/// open file's link, whose text is no path to it, and a file the shell may have opened to
+/// append to, which a rename would replace).
 fn regular_target(path: &Path) -> io::Result<PathBuf> {
     let mut target = path.to_path_buf();
     for _ in 0..MAX_LINKS {
@@ -63,6 +81,16 @@ fn regular_target(path: &Path) -> io::Result<PathBuf> {
         };
         let kind = meta.file_type();
         if kind.is_symlink() {
+            let folder = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if fs::canonicalize(folder).is_ok_and(|f| f.starts_with("/proc")) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{}` is an open file's link (under /proc), not a file: nnc writes only regular files by name; leave the option out to write to standard output where the command can",
+                        path.display()
+                    ),
+                ));
+            }
             let to = fs::read_link(&target)?;
             // A relative link is relative to the folder that holds it.
             target = match target.parent() {
@@ -104,6 +132,17 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_temporary_file_a_dead_process_of_the_same_id_left_is_replaced() {
+        let dir = dir("stale");
+        let path = dir.join("a.txt");
+        fs::write(dir.join(temporary_name("a.txt")), "stale").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -162,6 +201,13 @@ mod tests {
         assert!(e.to_string().contains("`/dev/null` is a character device"), "{e}");
         assert!(e.to_string().contains("links to it"), "{e}");
         assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        // An open file's link, whatever the test's standard output is (a pipe, a file opened to
+        // append to): refused, never renamed over.
+        for fd in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+            let e = write_atomic(Path::new(fd), b"x").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{fd}: {e}");
+            assert!(e.to_string().contains("is an open file's link (under /proc)"), "{fd}: {e}");
+        }
         // Nothing was left beside them.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();

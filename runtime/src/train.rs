@@ -628,6 +628,9 @@ pub struct Trainer<'m> {
     pub metadata: BTreeMap<String, String>,
     /// The convolutions a resumed checkpoint says trained contiguous.
     resumed_layouts: Option<Vec<String>>,
+    /// The values of the network's parameters a resumed checkpoint was trained with, and this
+    /// run's, where they differ (`{"size":32}` and `{"size":40}`), which its caller says.
+    pub changed_parameters: Option<(String, String)>,
 }
 
 impl<'m> Trainer<'m> {
@@ -644,6 +647,7 @@ impl<'m> Trainer<'m> {
             first_loss: None,
             metadata,
             resumed_layouts: None,
+            changed_parameters: None,
         }
     }
 
@@ -653,8 +657,8 @@ impl<'m> Trainer<'m> {
     }
 
     /// Restores weights, optimiser state and history from a checkpoint written by
-    /// [`Trainer::run`]. The whole file is checked first (of this network, where its metadata
-    /// names one; weights of the model's shapes, dtype and finite; optimiser state of this
+    /// [`Trainer::run`]. The whole file is checked first (of this network's name, where its
+    /// metadata records one; weights of the model's shapes, dtype and finite; optimiser state of this
     /// optimiser, of the parameters' shapes; a history of whole epochs), so a refused
     /// checkpoint changes nothing.
     pub fn resume(&mut self, path: &Path) -> Result<Resumed, RuntimeError> {
@@ -668,9 +672,10 @@ impl<'m> Trainer<'m> {
         };
         let history = read_history(metrics).map_err(fail)?;
         let mut recorded = weights::read_metadata(path)?;
-        // Another network whose tensors have the same shapes (a variant with other
-        // activations) would train on silently. Its parameters may differ: `--set size=`
-        // changed between runs is progressive resizing (`nnc train` says so).
+        // A network of another name whose tensors have the same shapes (another file's
+        // variant with other activations) would train on silently; the name is what the
+        // metadata records of the network. Its parameters may differ: `--set size=` changed
+        // between runs is progressive resizing, which the caller says.
         if let (Some(theirs), Some(ours)) = (recorded.get("network"), self.metadata.get("network")) {
             if theirs != ours {
                 return Err(fail(format!(
@@ -678,6 +683,10 @@ impl<'m> Trainer<'m> {
                 )));
             }
         }
+        let changed_parameters = match (recorded.remove("parameters"), self.metadata.get("parameters")) {
+            (Some(theirs), Some(ours)) if theirs != *ours => Some((theirs, ours.clone())),
+            _ => None,
+        };
         let layouts = recorded.remove(CONTIGUOUS_CONVOLUTIONS);
         let state = self.optim.read_state(&bookkeeping, self.config.device).map_err(fail)?;
         weights::load_checked(self.vs, file, &origin, &LoadOptions::default())?;
@@ -687,6 +696,7 @@ impl<'m> Trainer<'m> {
             layouts.map(|names| names.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect());
         self.checkpointed = history.last().map(|m| m.epoch);
         self.history = history;
+        self.changed_parameters = changed_parameters;
         Ok(Resumed::After { epochs: self.history.len(), fresh_state })
     }
 

@@ -748,25 +748,33 @@ fn malformed_resume_states_are_refused_before_anything_changes() {
     }
 }
 
-/// A checkpoint whose metadata names another network is refused before anything changes: a
-/// variant of the same shapes (other activations) would otherwise train on silently.
-#[test]
-fn a_checkpoint_of_another_network_is_refused() {
-    let _rng = rng();
-    let ckpt = trained_checkpoint("other-network", PLAIN_SGD);
-    // The file's `__metadata__` rewritten: safetensors is a length, a JSON header whose data
-    // offsets count from its end, and the data.
-    let bytes = std::fs::read(&ckpt).unwrap();
+/// `ckpt` with one entry of its `__metadata__` set to `value`, written beside it as `name`:
+/// safetensors is a length, a JSON header whose data offsets count from its end, and the data.
+fn with_metadata(ckpt: &Path, key: &str, value: &str, name: &str) -> PathBuf {
+    let bytes = std::fs::read(ckpt).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    assert_eq!(header["__metadata__"]["network"], "tiny", "{header}");
-    header["__metadata__"]["network"] = "vgg".into();
+    assert!(header["__metadata__"][key].is_string(), "{header}");
+    header["__metadata__"][key] = value.into();
     let text = header.to_string();
     let mut changed = (text.len() as u64).to_le_bytes().to_vec();
     changed.extend(text.as_bytes());
     changed.extend(&bytes[8 + n..]);
-    let other = ckpt.with_file_name("other.safetensors");
-    std::fs::write(&other, changed).unwrap();
+    let path = ckpt.with_file_name(name);
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
+/// A checkpoint whose metadata names another network is refused before anything changes: a
+/// network of another name with tensors of the same shapes (another file's variant with other
+/// activations) would otherwise train on silently. Other values of the parameters are
+/// allowed, and reported.
+#[test]
+fn a_checkpoint_of_another_network_is_refused() {
+    let _rng = rng();
+    let ckpt = trained_checkpoint("other-network", PLAIN_SGD);
+    let other = with_metadata(&ckpt, "network", "vgg", "other.safetensors");
+    let resized = with_metadata(&ckpt, "parameters", r#"{"size":32}"#, "resized.safetensors");
 
     let mut vs = nn::VarStore::new(Device::Cpu);
     let m = model(&vs);
@@ -779,10 +787,13 @@ fn a_checkpoint_of_another_network_is_refused() {
     for ((name, a), (_, b)) in before.iter().zip(weights_of(&vs)) {
         assert!(a.equal(&b), "the refused checkpoint changed `{name}`");
     }
-    // The file as written resumes.
+    // The file as written resumes; one of other parameters too, saying which.
     let mut trainer = Trainer::new(&m, &mut vs, config(3, 0.05, None));
     trainer.resume(&ckpt).unwrap();
     assert_eq!(trainer.history.len(), 1);
+    assert_eq!(trainer.changed_parameters, None);
+    trainer.resume(&resized).unwrap();
+    assert_eq!(trainer.changed_parameters, Some((r#"{"size":32}"#.to_string(), "{}".to_string())));
     std::fs::remove_dir_all(ckpt.parent().unwrap()).unwrap();
 }
 

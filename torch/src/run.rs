@@ -88,7 +88,9 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     };
     if let Some(path) = &args.save_weights {
         if let Err(e) = weights::save_with(&vs, &weights::provenance(model.graph()), path) {
-            return model_error(e);
+            let outcome = crate::training::write_failed(&e);
+            eprintln!("error: {e}");
+            return Ok(outcome);
         }
     }
     let mut out = io::stdout().lock();

@@ -2,7 +2,6 @@
 //! terminal, a progress line every half minute), per-epoch summaries, the metrics files (CSV
 //! and JSON Lines) and the plot of the curves.
 
-use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +29,18 @@ use crate::plot;
 fn fail(message: impl std::fmt::Display, outcome: Outcome) -> io::Result<Outcome> {
     eprintln!("error: {message}");
     Ok(outcome)
+}
+
+/// The exit code of a file the command was asked to write and could not: a usage error where
+/// the path names no regular file (a FIFO, a device, `/dev/stdout`: `write_atomic` refuses it,
+/// as `nnc`'s own commands do), else a model error.
+pub(crate) fn write_failed(e: &RuntimeError) -> Outcome {
+    match e {
+        RuntimeError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidInput => {
+            Outcome::UsageError
+        }
+        _ => Outcome::ModelError,
+    }
 }
 
 /// The data folder: the one given, or the first installed Fashion-MNIST.
@@ -212,17 +223,6 @@ impl Progress {
             false => writeln!(io::stdout().lock(), "{line}"),
         };
     }
-}
-
-/// A note where the checkpoint was trained with other values of the network's parameters
-/// (`--set size=64` after `--set size=96`: progressive resizing, or a slip), which resuming
-/// allows where the tensors keep their shapes.
-fn changed_parameters(checkpoint: &Path, ours: &BTreeMap<String, String>) -> Option<String> {
-    let theirs = weights::read_metadata(checkpoint).ok()?.remove("parameters")?;
-    let ours = ours.get("parameters")?;
-    (theirs != *ours).then(|| {
-        format!("note: the checkpoint was trained with the parameters {theirs}; this run has {ours}")
-    })
 }
 
 /// `1 convolution`, `7 convolutions`.
@@ -565,8 +565,8 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
             }
             Ok(Resumed::After { epochs: done, fresh_state }) => {
                 say(format!("resuming after epoch {done} from {}", checkpoint.display()))?;
-                if let Some(note) = changed_parameters(&checkpoint, &trainer.metadata) {
-                    say(note)?;
+                if let Some((theirs, ours)) = &trainer.changed_parameters {
+                    say(format!("note: the checkpoint was trained with the parameters {theirs}; this run has {ours}"))?;
                 }
                 if fresh_state {
                     say("note: the checkpoint holds no state for this optimiser (it was trained without momentum or Adam), so that state starts afresh".to_string())?;
@@ -699,7 +699,10 @@ pub fn export_weights(args: &ExportWeightsArgs, graph: Graph) -> io::Result<Outc
             )?;
             Ok(Outcome::Ok)
         }
-        Err(e) => fail(e, Outcome::ModelError),
+        Err(e) => {
+            let outcome = write_failed(&e);
+            fail(e, outcome)
+        }
     }
 }
 

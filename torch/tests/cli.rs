@@ -166,3 +166,24 @@ fn setup_libtorch_links_a_given_folder_and_refuses_others() {
         "a refusal changed it"
     );
 }
+
+/// `--save-weights` and `export-weights -o` write only regular files: a FIFO there is a usage
+/// error that leaves it as it was (the rename of an atomic write would have replaced it).
+#[test]
+fn weights_are_not_written_over_a_fifo() {
+    let dir = std::env::temp_dir().join(format!("nnc-torch-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("weights.safetensors");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = nnc(&["run", "models/lenet.net", "--save-weights", fifo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -198,7 +198,6 @@ impl Optimizer {
     }
 }
 
-/// The memory of one training step of `graph` at batch `batch` with `optimizer`.
 /// A byte count as JSON holds it: an integer where it fits 64 bits, as serde_json's numbers
 /// must, and a float beyond (only a batch no machine holds gets there: `--batch 10^15`),
 /// rather than the panic of a number out of range.
@@ -209,6 +208,7 @@ fn bytes_json<S: serde::Serializer>(bytes: &u128, s: S) -> Result<S::Ok, S::Erro
     }
 }
 
+/// The memory of one training step of `graph` at batch `batch` with `optimizer`.
 pub fn for_batch(graph: &Graph, batch: u64, optimizer: Optimizer) -> BatchMemory {
     let (params_bytes, buffer_bytes) = tensor_bytes(graph);
     let input_bytes =

@@ -188,7 +188,7 @@ impl Loader<'_, '_> {
     /// and paths that are no regular file (a FIFO would hang the read, `/dev/zero` never end).
     fn read(&mut self, path: &Path, name: String, import: Option<Loc>) -> Option<FileId> {
         let bytes = match input::read_regular(path, MAX_FILE_BYTES) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => input::without_bom(bytes),
             Err(InputError::Directory) => {
                 self.diags.push(Error::IsDirectory { name: &name, import }.into());
                 return None;
