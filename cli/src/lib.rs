@@ -10,6 +10,7 @@ pub mod allocator;
 mod fmt;
 mod lsp;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -619,12 +620,36 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
         false => String::new(),
     };
     let here = std::env::current_dir().ok();
-    for (i, path) in files.iter().enumerate() {
-        let root = match path.as_os_str() == "-" {
-            true => Root::Text { name: "<stdin>", text: &stdin, dir: here.as_deref() },
+    fn root_of<'a>(path: &'a Path, stdin: &'a str, here: Option<&'a Path>) -> Root<'a> {
+        match path.as_os_str() == "-" {
+            true => Root::Text { name: "<stdin>", text: stdin, dir: here },
             false => Root::Path(path),
-        };
-        let compilation = compile(root, &options);
+        }
+    }
+    // Of several files (a folder), `--network` picks the files that define that network, and
+    // `--set` applies to the networks that have the parameter, the others checked at their
+    // own values; either is an error only where no file has a use for it.
+    let several = files.len() > 1;
+    let mut without_network = 0;
+    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut checked = 0;
+    for path in &files {
+        let mut compilation = compile(root_of(path, &stdin, here.as_deref()), &options);
+        if several && compilation.network_missing {
+            without_network += 1;
+            continue;
+        }
+        if several && !compilation.unknown_overrides.is_empty() {
+            for name in &compilation.unknown_overrides {
+                *unknown.entry(name.clone()).or_default() += 1;
+            }
+            let lacked = &compilation.unknown_overrides;
+            let overrides = options.overrides.iter().filter(|(n, _)| !lacked.contains(n)).cloned().collect();
+            compilation =
+                compile(root_of(path, &stdin, here.as_deref()), &Options { overrides, ..options.clone() });
+        }
+        let i = checked;
+        checked += 1;
         let optimizer = match args.optimizer {
             CheckOptimizer::Sgd => Optimizer::Sgd,
             CheckOptimizer::Momentum => Optimizer::Momentum,
@@ -676,6 +701,14 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
                 }
             }
         }
+    }
+    if let Some(network) = options.network.as_ref().filter(|_| several && checked == 0) {
+        eprintln!("error: no network named `{network}` in the {without_network} files given");
+        outcome = Outcome::UsageError;
+    }
+    for name in unknown.iter().filter(|&(_, &n)| n == checked && checked > 0).map(|(name, _)| name) {
+        eprintln!("error: no network in the {checked} files checked has a parameter or free size `{name}`");
+        outcome = Outcome::UsageError;
     }
     if let Some(hint) = explain_hint(&codes) {
         writeln!(io::stderr().lock(), "{hint}")?;

@@ -111,6 +111,42 @@ fn usage_errors_exit_with_2() {
 }
 
 #[test]
+fn network_and_set_apply_across_a_folder_to_the_files_that_have_them() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-folder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sized = "network sized(size = 8) {\n    input [N, 1, size, size]\n    conv2d(4, 3)\n}\n";
+    let fixed = "network fixed {\n    input [N, 4]\n    linear(2)\n}\n";
+    std::fs::write(dir.join("a.net"), sized).unwrap();
+    std::fs::write(dir.join("b.net"), fixed).unwrap();
+    let folder = dir.to_str().unwrap();
+    // `--set` applies to the networks that have the parameter; the others keep their own.
+    let out = nnc(&["check", folder, "--set", "size=12", "--depth", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("network sized(size=12): [N, 1, 12, 12] → [N, 4, 10, 10]"), "{stdout}");
+    assert!(stdout.contains("network fixed(): [N, 4] → [N, 2]"), "{stdout}");
+    // `--network` picks the files that define it.
+    let out = nnc(&["check", folder, "--network", "fixed", "--depth", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).matches("network ").count(), 1, "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("network fixed"), "{}", text(&out.stdout));
+    // Either is an error where no file has a use for it.
+    let out = nnc(&["check", folder, "--set", "sise=12", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let expected = "no network in the 2 files checked has a parameter or free size `sise`";
+    assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+    let out = nnc(&["check", folder, "--network", "fixd"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no network named `fixd` in the 2 files given"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn set_overrides_a_network_parameter() {
     let out = nnc(&["check", "models/resnet18.net", "--set", "size=96", "--depth", "1"]);
     assert_eq!(out.status.code(), Some(0));

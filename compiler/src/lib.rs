@@ -76,6 +76,11 @@ pub struct Compilation {
     /// The syntax tree of each file, by `FileId`; `None` for a file that could not be read or
     /// is no `.net` file (the `--set` overrides).
     pub trees: Vec<Option<Arc<nnc_grammar::ast::File>>>,
+    /// The names of [`Options::overrides`] that no selected network has (each also an error
+    /// among the diagnostics), so that a caller checking several files can tell them apart.
+    pub unknown_overrides: Vec<String>,
+    /// Whether [`Options::network`] names no network of the file (also an error).
+    pub network_missing: bool,
 }
 
 impl Compilation {
@@ -117,6 +122,8 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
         .copied()
         .filter(|&n| options.network.as_ref().is_none_or(|want| program.definition(n).name.name == *want))
         .collect();
+    let network_missing = options.network.is_some() && selected.is_empty();
+    let mut unknown_overrides = Vec::new();
     if let Some(want) = &options.network {
         if selected.is_empty() {
             let names: Vec<&str> =
@@ -136,6 +143,7 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
             def.params.iter().any(|p| p.name.name == *name) || free::declared_names(def).contains(name)
         });
         if !known && !selected.is_empty() {
+            unknown_overrides.push(name.clone());
             let params: Vec<String> = selected
                 .iter()
                 .flat_map(|&n| program.definition(n).params.iter().map(|p| p.name.name.clone()))
@@ -268,7 +276,16 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
         graphs.clear();
     }
     let trees = program.into_trees();
-    Compilation { sources, graphs, diagnostics, networks_defined, expansions, trees }
+    Compilation {
+        sources,
+        graphs,
+        diagnostics,
+        networks_defined,
+        expansions,
+        trees,
+        unknown_overrides,
+        network_missing,
+    }
 }
 
 /// A network's `where` conditions, each evaluated with the free sizes bound, those `--set`
