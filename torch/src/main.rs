@@ -30,6 +30,12 @@ fn run_model(command: RuntimeCommand) -> io::Result<Outcome> {
                 return Ok(Outcome::UsageError);
             }
         }
+        if let RuntimeCommand::Train(args) = &command {
+            if let Err(e) = training::optimizer(args) {
+                eprintln!("error: {e}");
+                return Ok(Outcome::UsageError);
+            }
+        }
         if let Err(outcome) = memory::check(&command, &graph) {
             return Ok(outcome);
         }

@@ -433,6 +433,19 @@ fn prepare_out(out: &Path) -> Result<FolderLock, String> {
     Ok(lock)
 }
 
+/// The optimiser `nnc train`'s options ask for. An option the optimiser chosen has no use for
+/// is refused rather than dropped: a run asked for momentum would train without it. (`main`
+/// asks first, so that the mistake is said before the memory check.)
+pub(crate) fn optimizer(args: &TrainArgs) -> Result<Optimizer, &'static str> {
+    match args.optimizer {
+        OptimizerChoice::Sgd => Ok(Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay }),
+        OptimizerChoice::Adam if args.momentum != 0.0 => Err(
+            "--momentum is SGD's; Adam keeps its own moments (betas 0.9 and 0.999)\nhelp: drop --momentum, or train with --optimizer sgd",
+        ),
+        OptimizerChoice::Adam => Ok(Optimizer::Adam { weight_decay: args.weight_decay }),
+    }
+}
+
 pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
@@ -446,16 +459,9 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
     // Everything that can be checked is checked before the first epoch, so that a mistake
     // costs seconds, not an epoch: the settings, the data, the folder, then the checkpoint.
     // The data come before the folder so that a run refused for its data creates nothing.
-    let optimizer = match args.optimizer {
-        OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, weight_decay: args.weight_decay },
-        // Refused rather than dropped: a run asked for momentum would train without it.
-        OptimizerChoice::Adam if args.momentum != 0.0 => {
-            return fail(
-                "--momentum is SGD's; Adam keeps its own moments (betas 0.9 and 0.999)\nhelp: drop --momentum, or train with --optimizer sgd",
-                Outcome::UsageError,
-            )
-        }
-        OptimizerChoice::Adam => Optimizer::Adam { weight_decay: args.weight_decay },
+    let optimizer = match optimizer(args) {
+        Ok(optimizer) => optimizer,
+        Err(e) => return fail(e, Outcome::UsageError),
     };
     let config = TrainConfig {
         epochs: args.epochs as usize,
