@@ -12,6 +12,15 @@ fn nnc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).current_dir(root()).output().unwrap()
 }
 
+/// An empty folder of the test's own, `<prefix>-<pid>` in the temporary folder: one a killed
+/// run of the same id left is emptied first.
+fn fresh_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn files(dir: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
         .unwrap()
@@ -112,9 +121,7 @@ fn usage_errors_exit_with_2() {
 
 #[test]
 fn network_and_set_apply_across_a_folder_to_the_files_that_have_them() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-folder-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-folder");
     let sized = "network sized(size = 8) {\n    input [N, 1, size, size]\n    conv2d(4, 3)\n}\n";
     let fixed = "network fixed {\n    input [N, 4]\n    linear(2)\n}\n";
     std::fs::write(dir.join("a.net"), sized).unwrap();
@@ -379,8 +386,7 @@ fn graph_keeps_branches_in_source_order() {
     assert_eq!(readers, expected, "{dot}");
 
     // Where Graphviz is installed, the picture has them left to right, and PDF is drawn too.
-    let dir = std::env::temp_dir().join(format!("nnc-graph-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-graph");
     let svg = dir.join("googlenet.svg");
     let drawn = nnc(&["graph", "models/googlenet.net", "-o", svg.to_str().unwrap()]);
     if drawn.status.code() == Some(2) && text(&drawn.stderr).contains("cannot run Graphviz") {
@@ -518,9 +524,7 @@ fn snapshot_colours_diagnostics_as_asked() {
 
 #[test]
 fn snapshot_check_tells_missing_snapshots_from_changed_ones() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-snapshots-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-snapshots");
     let model =
         |channels: u32| format!("network n {{\n    input [N, 1, 8, 8]\n    conv2d({channels}, 3)\n}}\n");
     std::fs::write(dir.join("a.net"), model(4)).unwrap();
@@ -547,9 +551,7 @@ fn snapshot_check_tells_missing_snapshots_from_changed_ones() {
 fn outputs_replace_only_regular_files() {
     // Every output is renamed into place, which would replace a FIFO, a device or a link
     // by a file: a link is written through, anything else that is not a regular file refused.
-    let dir = std::env::temp_dir().join(format!("nnc-cli-outputs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-outputs");
     let fifo = dir.join("pipe.onnx");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let out = nnc(&["emit", "--target", "onnx", "models/lenet.net", "--output", fifo.to_str().unwrap()]);
@@ -584,9 +586,7 @@ fn outputs_replace_only_regular_files() {
 
 #[test]
 fn empty_files_and_byte_order_marks() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-empty-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-empty");
     let cases = [
         ("empty.net", "", "no network to check (the file defines nothing)"),
         ("comments.net", "# nothing yet\n", "no network to check (the file defines nothing)"),
@@ -619,8 +619,8 @@ fn readme_language_tour_checks() {
     let tour = &readme[readme.find("## A tour of the language").expect("README has the tour")..];
     let start = tour.find("```text\n").expect("the tour has a code block") + "```text\n".len();
     let end = start + tour[start..].find("```").expect("the tour's code block ends");
-    let dir = std::env::temp_dir().join(format!("nnc-readme-tour-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("blocks")).unwrap();
+    let dir = fresh_dir("nnc-readme-tour");
+    std::fs::create_dir(dir.join("blocks")).unwrap();
     // The file the tour imports, `import "blocks/mine.net"`, as an empty module.
     std::fs::write(dir.join("blocks/mine.net"), "").unwrap();
     std::fs::write(dir.join("tour.net"), &tour[start..end]).unwrap();
@@ -654,8 +654,7 @@ fn nnc_within_10s(args: &[&str], dir: &Path) -> Output {
 #[cfg(unix)]
 #[test]
 fn fifos_and_devices_are_refused_unread() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-special-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-special");
     let fifo = dir.join("pipe.net");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success(), "mkfifo failed");
@@ -709,8 +708,8 @@ fn a_closed_pipe_ends_quietly() {
 /// syntax error is reported as `check` reports it and leaves the file as it was, `-` filters.
 #[test]
 fn fmt_rewrites_checks_and_refuses_syntax_errors() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-fmt-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let dir = fresh_dir("nnc-cli-fmt");
+    std::fs::create_dir(dir.join("sub")).unwrap();
     let messy = "network n{input [N,4]\n  linear( 8 )->relu # why\n}\n";
     let tidy = "network n {\n    input [N, 4]\n    linear(8) -> relu  # why\n}\n";
     let file = dir.join("sub/messy.net");
@@ -814,8 +813,7 @@ fn lenet_checkpoint(path: &Path, leave_out: &[&str]) {
 
 #[test]
 fn emit_onnx_writes_the_weights_given_atomically() {
-    let dir = std::env::temp_dir().join(format!("nnc-cli-onnx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-cli-onnx");
     let (weights, model) = (dir.join("lenet.safetensors"), dir.join("lenet.onnx"));
     lenet_checkpoint(&weights, &[]);
     let (w, m) = (weights.to_str().unwrap(), model.to_str().unwrap());
@@ -939,8 +937,7 @@ fn check_takes_folders_stdin_and_quiet() {
 /// built without something.
 #[test]
 fn a_missing_runtime_is_named() {
-    let dir = std::env::temp_dir().join(format!("nnc-alone-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("nnc-alone");
     let alone = dir.join("nnc");
     std::fs::copy(env!("CARGO_BIN_EXE_nnc"), &alone).unwrap();
     let out = Command::new(&alone).args(["run", "models/lenet.net"]).current_dir(root()).output().unwrap();
