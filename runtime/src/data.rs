@@ -278,7 +278,9 @@ pub fn read_picture(path: &Path) -> Result<Tensor, DataError> {
         }
         Ok(reader)
     };
-    let (w, h) = reader()?.into_dimensions().map_err(picture_error)?;
+    let header = reader()?;
+    let format = header.format();
+    let (w, h) = header.into_dimensions().map_err(picture_error)?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels == 0 {
         return Err(DataError::Picture {
@@ -296,7 +298,7 @@ pub fn read_picture(path: &Path) -> Result<Tensor, DataError> {
             ),
         });
     }
-    if reader()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+    if format == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
         return Err(DataError::Picture {
             path: path.display().to_string(),
             reason: "it ends inside its image data (no end-of-image marker after its last scan): the file is cut short"
