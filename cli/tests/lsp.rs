@@ -375,6 +375,14 @@ fn the_hostile_corpus_never_ends_the_server() {
     assert_eq!(wrong["error"]["code"], json!(-32602));
     let unopened = client.request("textDocument/hover", at("file:///not/open.net", 0, 0));
     assert_eq!(unopened["result"], Value::Null);
+    // A body that is not JSON, or JSON that is no message, is answered as JSON-RPC asks, and the
+    // session goes on.
+    client.send_body(b"{\"jsonrpc\": \"2.0\", \"id\": 1,");
+    assert_eq!(client.response(&Value::Null)["error"]["code"], json!(-32700));
+    client.send_body(br#"{"jsonrpc":"2.0","id":99,"method":7}"#);
+    assert_eq!(client.response(&json!(99))["error"]["code"], json!(-32600));
+    client.send_body(b"\xff\xfe");
+    assert_eq!(client.response(&Value::Null)["error"]["code"], json!(-32700));
     assert!(client.shutdown().success());
 }
 

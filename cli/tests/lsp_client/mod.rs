@@ -64,10 +64,25 @@ impl Client {
     }
 
     pub fn send(&mut self, message: &Value) {
-        let body = serde_json::to_vec(message).unwrap();
+        self.send_body(&serde_json::to_vec(message).unwrap());
+    }
+
+    /// Frames and sends any bytes, a message or not.
+    pub fn send_body(&mut self, body: &[u8]) {
         write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
-        self.stdin.write_all(&body).unwrap();
+        self.stdin.write_all(body).unwrap();
         self.stdin.flush().unwrap();
+    }
+
+    /// The next message with this `id`, keeping the notifications that came before it.
+    pub fn response(&mut self, id: &Value) -> Value {
+        loop {
+            let message = self.recv();
+            if message.get("id") == Some(id) {
+                return message;
+            }
+            self.notifications.push(message);
+        }
     }
 
     pub fn notify(&mut self, method: &str, params: Value) {
@@ -84,13 +99,7 @@ impl Client {
         self.next_id += 1;
         let id = self.next_id;
         self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
-        loop {
-            let message = self.recv();
-            if message.get("id") == Some(&json!(id)) {
-                return message;
-            }
-            self.notifications.push(message);
-        }
+        self.response(&json!(id))
     }
 
     /// The `result` of a request that must succeed.
