@@ -191,7 +191,7 @@ pub(super) enum Error<'a> {
 
     // ---- Values and their types ----
     // Where an integer is needed; `free_name` when the expression was a bare name.
-    NotInteger { found: &'static str, at: Loc, free_name: bool },
+    NotInteger { found: Found, at: Loc },
     UnaryOperand { op: UnaryOp, found: Found, at: Loc },
     BinaryOperands { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
     NotBooleans { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
@@ -573,12 +573,9 @@ impl Error<'_> {
                     .maybe_hint(hint.or_else(|| Some("blocks from other files need an `import`".into())))
             }
 
-            NotInteger { found, at, free_name } => {
-                let hint = free_name
-                    .then(|| "only the first dimension, the batch, may be a free name like `N`".to_string());
-                Diagnostic::error(Code::Type, format!("expected an integer, found {found}"))
-                    .primary(at, format!("this is {found}"))
-                    .maybe_hint(hint)
+            NotInteger { found, at } => {
+                Diagnostic::error(Code::Type, format!("expected an integer, found {}", found.type_name))
+                    .primary(at, this_is(&found))
             }
             UnaryOperand { op, found, at } => {
                 let what = if op == UnaryOp::Neg { "negate" } else { "apply `not` to" };

@@ -24,9 +24,8 @@ impl Expander<'_> {
             Value::Int(v) => Some(v),
             Value::Poison => None,
             other => {
-                let free_name = matches!(e.kind, ExprKind::Name(_));
-                let at = Loc::new(scope.file, e.span);
-                self.error(Error::NotInteger { found: other.type_name(), at, free_name });
+                let found = self.found(&other);
+                self.error(Error::NotInteger { found, at: Loc::new(scope.file, e.span) });
                 None
             }
         }
