@@ -160,6 +160,19 @@ fn set_overrides_a_network_parameter() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("[N, 1, 96, 96] → [N, 10]"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("b5 ") && l.contains("[N, 512, 3, 3]")), "{stdout}");
+    // A value the network cannot take is an error where it is used, which also points at the
+    // `--set` that gave it, and shows it.
+    for (value, label) in [("3.5", "this is 3.5"), ("1e999", "this is inf"), ("0", "this is 0")] {
+        let size = format!("size={value}");
+        let out = nnc(&["check", "models/resnet18.net", "--set", "classes=10", "--set", &size]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("models/resnet18.net:7:18"), "{stderr}");
+        assert!(stderr.contains(label), "{stderr}");
+        assert!(stderr.contains("<--set>:2:1"), "{stderr}");
+        assert!(stderr.contains("`size` is set on the command line"), "{stderr}");
+        assert!(!stderr.contains("`classes` is set"), "{stderr}");
+    }
 }
 
 #[test]

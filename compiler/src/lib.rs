@@ -263,6 +263,12 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
                     .map(|d| if probe_dependent(&d) { probed(d, &unset, probe) } else { d })
                     .collect();
             }
+            let set_here: Vec<(&str, Loc)> = def
+                .params
+                .iter()
+                .filter_map(|p| overrides.get(&p.name.name).map(|(_, loc)| (p.name.name.as_str(), *loc)))
+                .collect();
+            diags = diags.into_iter().map(|d| blame_overrides(d, &sources, &set_here)).collect();
             apply_lint_levels(&mut diags, options.deny_warnings, &options.allow);
             if !diags.iter().any(Diagnostic::is_error) {
                 graphs.extend(graph);
@@ -337,6 +343,23 @@ fn free_values(
         }
     }
     (values, diags)
+}
+
+/// An error at an expression that names a parameter given with `--set` also points at the
+/// setting: the value at fault came from the command line, and the error's place in the file
+/// alone does not say so (`--set size=3.5` is "expected an integer" at `size` in `input`).
+fn blame_overrides(d: Diagnostic, sources: &SourceMap, set: &[(&str, Loc)]) -> Diagnostic {
+    let Some(at) = d.primary_loc() else { return d };
+    let text = sources.snippet(at);
+    let names = |name: &str| {
+        text.match_indices(name).any(|(i, _)| {
+            let word = |c: char| c.is_alphanumeric() || c == '_';
+            !text[..i].ends_with(word) && !text[i + name.len()..].starts_with(word)
+        })
+    };
+    set.iter()
+        .filter(|(name, _)| names(name))
+        .fold(d, |d, (name, loc)| d.secondary(*loc, format!("`{name}` is set on the command line")))
 }
 
 /// Whether an error may come from the free sizes' probe values: a shape error.
