@@ -24,7 +24,7 @@ use nnc_compiler::back::{codegen, json};
 use nnc_compiler::diagnostic::did_you_mean;
 use nnc_compiler::ir::DType;
 use nnc_compiler::ops::{self, ArgValue, OpSpec};
-use nnc_compiler::{compile, Code, Compilation, Graph, Options, Root, Severity};
+use nnc_compiler::{compile, compile_cached, Code, Compilation, Graph, Options, ParseCache, Root, Severity};
 
 mod onnx;
 mod snapshot;
@@ -633,8 +633,12 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut without_network = 0;
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     let mut checked = 0;
+    // The `std` modules and shared imports are parsed once for all the files, and a file
+    // compiled again without the `--set`s its networks lack is not parsed again.
+    let mut parses = ParseCache::default();
     for path in &files {
-        let mut compilation = compile(root_of(path, &stdin, here.as_deref()), &options);
+        parses.sweep();
+        let mut compilation = compile_cached(root_of(path, &stdin, here.as_deref()), &options, &mut parses);
         if several && compilation.network_missing {
             without_network += 1;
             continue;
@@ -645,8 +649,8 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
             }
             let lacked = &compilation.unknown_overrides;
             let overrides = options.overrides.iter().filter(|(n, _)| !lacked.contains(n)).cloned().collect();
-            compilation =
-                compile(root_of(path, &stdin, here.as_deref()), &Options { overrides, ..options.clone() });
+            let options = Options { overrides, ..options.clone() };
+            compilation = compile_cached(root_of(path, &stdin, here.as_deref()), &options, &mut parses);
         }
         let i = checked;
         checked += 1;
