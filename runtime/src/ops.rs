@@ -335,6 +335,20 @@ fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tens
 
 /// Max pooling over `N` spatial axes: libtorch has a function per rank, and the shim one for
 /// channels-last batches in evaluation ([`shim_max_pools`]).
+/// Refuses a batch that gives each channel one value, as PyTorch's `F.batch_norm` does in
+/// training: its variance has no unbiased estimate, and libtorch's kernel alone writes NaN into
+/// the running variance, which spoils every later evaluation.
+fn one_value_per_channel(x: &Tensor) -> Result<(), TchError> {
+    let size = x.size();
+    let per_channel: i64 = size.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| d).product();
+    match per_channel {
+        1 => Err(TchError::Shape(format!(
+            "batch norm in training needs more than 1 value per channel, got input size {size:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn max_pool<const N: usize>(x: &Tensor, p: &MaxPool<N>) -> Result<Tensor, TchError> {
     let (kernel, stride, padding, dilation) =
         (ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation));
@@ -645,6 +659,7 @@ fn output(
         Op::AdaptiveMaxPool3d(p) => adaptive_pool(x, p.output, true)?,
         Op::BatchNorm(b) => {
             if train {
+                one_value_per_channel(x)?;
                 let _counted =
                     tch::no_grad(|| params.get("num_batches_tracked")?.shallow_clone().f_add_scalar_(1))?;
             }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use nnc_compiler::ir::{Graph, Op};
 use tch::{nn, Device, Kind, TchError, Tensor};
 
 use crate::conv_layout;
@@ -147,6 +148,35 @@ pub fn check_data(train: &Dataset, test: &Dataset) -> Result<(), RuntimeError> {
         )));
     }
     Ok(())
+}
+
+/// Refuses, before any training, batches that would give a batch norm one value per channel
+/// (a batch of 1 through a batch norm on `[N, C]`, as after a pooling to 1×1): the layer
+/// refuses such a batch, as PyTorch's does, and finding it at an epoch's last batch would stop
+/// the run there.
+pub fn check_batch_norm_batches(graph: &Graph, examples: usize, batch: i64) -> Result<(), RuntimeError> {
+    let last = match examples as i64 % batch {
+        0 => batch,
+        rest => rest,
+    };
+    if last != 1 && batch != 1 {
+        return Ok(());
+    }
+    let lone = graph.nodes.iter().find(|node| {
+        matches!(node.op, Op::BatchNorm(_))
+            && node
+                .inputs
+                .first()
+                .is_some_and(|&i| graph.node(i).shape.dims.iter().skip(1).product::<u64>() == 1)
+    });
+    match lone {
+        None => Ok(()),
+        Some(node) => Err(RuntimeError::Config(format!(
+            "batch norm `{}` would see one value per channel in a batch of 1 example ({examples} training \
+             examples in batches of {batch}), which it cannot normalise; choose another batch size",
+            node.name
+        ))),
+    }
 }
 
 /// What one epoch measured.
@@ -746,6 +776,7 @@ impl<'m> Trainer<'m> {
         let c = self.config.clone();
         c.validate()?;
         check_data(train, test)?;
+        check_batch_norm_batches(self.model.graph(), train.len(), c.batch)?;
         if c.layout == Layout::ChannelsLast {
             channels_last_weights(self.vs)?;
             if c.measure_conv_layouts && self.history.len() < c.epochs {
@@ -969,6 +1000,47 @@ mod tests {
         optim.match_layouts().unwrap();
         assert_eq!(optim.state[0][0].stride(), optim.params[0].1.stride());
         assert_eq!(crate::parity::relative(&optim.state[0][0], &buffer), 0.0);
+    }
+
+    /// A batch that gives a batch norm one value per channel is refused, at the layer (where
+    /// libtorch alone writes NaN into the running variance) and before training, where the
+    /// training set's last batch, or every batch, would be one; a batch norm over a map of
+    /// more than one value takes a batch of 1.
+    #[test]
+    fn a_lone_value_per_channel_is_refused_by_batch_norm() {
+        use nnc_compiler::{compile, Options, Root};
+
+        let text = "network bn { input [N, 1, 4, 4] conv2d(2, 3) -> batchnorm -> flatten -> linear(3) -> batchnorm }";
+        let graph =
+            compile(Root::Text { name: "bn.net", text, dir: None }, &Options::default()).graphs.remove(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Model::try_new(&vs.root(), graph.clone(), crate::Init::PyTorch).unwrap();
+        let one = Tensor::rand([1, 1, 4, 4], (Kind::Float, Device::Cpu));
+        let err = model.try_forward(&one, true).unwrap_err().to_string();
+        assert!(err.contains("batch norm in training needs more than 1 value per channel"), "{err}");
+        assert!(err.contains("[1, 3]"), "{err}");
+        let running_var = |name: &str| vs.variables()[&format!("{name}.running_var")].copy();
+        let last = graph.nodes.last().unwrap().name.clone();
+        assert_eq!(running_var(&last), Tensor::ones([3], (Kind::Float, Device::Cpu)), "left as it was");
+        // Two examples train; one evaluates.
+        let _ = model.try_forward(&Tensor::rand([2, 1, 4, 4], (Kind::Float, Device::Cpu)), true).unwrap();
+        assert!(running_var(&last).isfinite().all().int64_value(&[]) == 1);
+        assert_eq!(model.try_forward(&one, false).unwrap().size(), [1, 3]);
+
+        let refused = |examples, batch| check_batch_norm_batches(&graph, examples, batch).is_err();
+        assert!(refused(33, 16) && refused(1, 16) && refused(32, 1), "a batch of 1 is refused");
+        assert!(!refused(32, 16) && !refused(34, 16) && !refused(16, 16));
+        let err = check_batch_norm_batches(&graph, 33, 16).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("batch norm `{last}`")) && err.contains("33 training examples"),
+            "{err}"
+        );
+        // Without the last batch norm, the first sees 2×2 values per channel in a batch of 1.
+        let text = "network bn2d { input [N, 1, 4, 4] conv2d(2, 3) -> batchnorm -> flatten -> linear(3) }";
+        let graph =
+            compile(Root::Text { name: "bn2d.net", text, dir: None }, &Options::default()).graphs.remove(0);
+        assert!(check_batch_norm_batches(&graph, 33, 16).is_ok());
+        assert!(check_batch_norm_batches(&graph, 8, 1).is_ok());
     }
 
     /// A resumed run trains each convolution in the layout its checkpoint records (here, forged
