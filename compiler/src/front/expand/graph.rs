@@ -33,6 +33,11 @@ impl Expander<'_> {
         for (i, node) in self.nodes.iter().enumerate() {
             let parent = node.name.match_indices('.').find_map(|(at, _)| {
                 let &p = seen.get(&node.name[..at])?;
+                // An input is no module (and has no inputs to write one with): `input x`, then
+                // `x = relu -> relu`, names layers `x.0` and `x.1`, and `x` is already defined.
+                if matches!(self.nodes[p].op, Op::Input(_)) {
+                    return None;
+                }
                 let inputs: Vec<String> = self.nodes[p].inputs.iter().map(|x| x.0.to_string()).collect();
                 let leaf = self.nodes[p].op.layer().pytorch(&inputs);
                 matches!(leaf, ops::PyTorch::Module(_) | ops::PyTorch::Parameter(_)).then_some(p)
