@@ -436,32 +436,67 @@ fn state_names(graph: &Graph, i: usize) -> Vec<Ident> {
     (1..=states).map(|k| format_ident!("x{}_{}", i, k)).collect()
 }
 
-/// A stand-in with the same items, emitted beside a `compile_error!` so that code using the
-/// model type-checks and the user sees the one error that matters.
+/// A stand-in with the same items as [`generate`]'s (those of a network of one input and of
+/// several), emitted beside a `compile_error!` so that code using the model type-checks and
+/// the user sees the one error that matters. Its outputs and inputs types have no fields: the
+/// fields are the network's, which did not compile. `stub_has_every_item_of_generate` keeps the
+/// two in step.
 pub fn stub(name: &Ident, krate: &TokenStream) -> TokenStream {
     let k = krate;
+    let ir = quote! { #k::runtime::ir };
+    let outputs = format_ident!("{}Outputs", name);
+    let inputs = format_ident!("{}Inputs", name);
+    let never = quote! { unreachable!("the model did not compile") };
+    let result = |t: TokenStream| quote! { ::std::result::Result<#t, #k::runtime::RuntimeError> };
+    let (tensor, outs, plan) = (
+        result(quote! { #k::tch::Tensor }),
+        result(quote! { #outputs }),
+        result(quote! { #k::runtime::Inference<'static> }),
+    );
     quote! {
-        #[derive(Debug)]
         pub struct #name;
 
+        impl ::std::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { f.write_str(stringify!(#name)) }
+        }
+
+        impl ::std::fmt::Display for #name {
+            fn fmt(&self, _: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { Ok(()) }
+        }
+
+        #[derive(Debug)]
+        pub struct #outputs {}
+
+        #[derive(Clone, Copy, Debug)]
+        pub struct #inputs<'a> { _inputs: ::std::marker::PhantomData<&'a #k::tch::Tensor> }
+
+        #[allow(unused_variables, clippy::all)]
         impl #name {
             pub const NAME: &'static str = "";
             pub const INPUT_SHAPE: &'static [i64] = &[];
             pub const OUTPUT_SHAPE: &'static [i64] = &[];
+            pub const FREE_SIZES: &'static [(&'static str, &'static str)] = &[];
             pub const PARAMETERS: u64 = 0;
-            pub const LAYERS: &'static [(&'static str, &'static str, &'static str)] = &[];
-            pub fn new(_: &#k::tch::nn::Path) -> Self { #name }
-            pub fn with_init(_: &#k::tch::nn::Path, _: #k::runtime::Init) -> Self { #name }
-            pub fn with_precision(self, _: #k::runtime::Precision) -> Self { #name }
-            pub fn try_forward(&self, _: &#k::tch::Tensor, _: bool) -> ::std::result::Result<#k::tch::Tensor, #k::runtime::RuntimeError> {
-                unreachable!("the model did not compile")
-            }
+            pub const MACS: u64 = 0;
+            pub const LAYERS: &'static [#k::runtime::LayerInfo] = &[];
+            pub const SUMMARY: &'static str = "";
+            pub const INPUTS: &'static [(&'static str, &'static [i64], #ir::DType)] = &[];
+            pub fn summary() -> &'static str { Self::SUMMARY }
+            pub fn new(vs: &#k::tch::nn::Path) -> Self { #name }
+            pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self { #name }
+            pub fn with_precision(self, precision: #k::runtime::Precision) -> Self { #name }
+            pub fn set_precision(&mut self, precision: #k::runtime::Precision) {}
+            pub fn precision(&self) -> #k::runtime::Precision { #k::runtime::Precision::Fp32 }
+            pub fn try_forward(&self, xs: &#k::tch::Tensor, train: bool) -> #tensor { #never }
+            pub fn try_forward_outputs(&self, xs: &#k::tch::Tensor, train: bool) -> #outs { #never }
+            pub fn try_forward_inputs(&self, inputs: #inputs<'_>, train: bool) -> #tensor { #never }
+            pub fn try_forward_outputs_inputs(&self, inputs: #inputs<'_>, train: bool) -> #outs { #never }
+            pub fn graph() -> #ir::Graph { #never }
+            pub fn for_inference(&self) -> #plan { #never }
         }
 
         impl #k::tch::nn::ModuleT for #name {
-            fn forward_t(&self, _: &#k::tch::Tensor, _: bool) -> #k::tch::Tensor {
-                unreachable!("the model did not compile")
-            }
+            fn forward_t(&self, _: &#k::tch::Tensor, _: bool) -> #k::tch::Tensor { #never }
         }
     }
 }
@@ -679,4 +714,66 @@ pub fn type_name(network: &str) -> Ident {
         out.insert(0, 'N');
     }
     Ident::new(&out, Span::call_site())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compile, Options, Root};
+    use proc_macro2::TokenTree;
+
+    /// The names of the public items `tokens` declares (`pub fn`, `pub const`, `pub struct`) and
+    /// of the traits it implements (`impl … for`), at any depth.
+    fn items(tokens: TokenStream, out: &mut std::collections::BTreeSet<String>) {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, tree) in trees.iter().enumerate() {
+            match tree {
+                TokenTree::Group(g) => items(g.stream(), out),
+                TokenTree::Ident(kw)
+                    if ["fn", "const", "struct", "for"].contains(&kw.to_string().as_str()) =>
+                {
+                    let before = i.checked_sub(1).map(|b| &trees[b]);
+                    match (before, trees.get(i + 1)) {
+                        (Some(TokenTree::Ident(t)), _) if kw == "for" => _ = out.insert(format!("impl {t}")),
+                        (Some(TokenTree::Ident(p)), Some(TokenTree::Ident(name))) if p == "pub" => {
+                            out.insert(format!("{kw} {name}"));
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Code that uses any item of a model still type-checks against the stand-in when the model
+    /// does not compile: the stand-in declares every item the generator does, for networks of
+    /// one input, of several, with free sizes and with several outputs.
+    #[test]
+    fn stub_has_every_item_of_generate() {
+        let k = quote! { ::nnc };
+        let name = format_ident!("Net");
+        let mut stubbed = std::collections::BTreeSet::new();
+        items(stub(&name, &k), &mut stubbed);
+        for item in ["impl ModuleT", "impl Display", "impl Debug", "pub fn for_inference", "const MACS"] {
+            assert!(
+                stubbed.iter().any(|s| s.ends_with(item.trim_start_matches("pub "))),
+                "{item}: {stubbed:?}"
+            );
+        }
+        let networks = [
+            "network one { input [N, 1, 8, 8] conv2d(4, 3) -> flatten -> linear(2) }",
+            "network two { input a [N, 4]\n input b [N, 4]\n a + b }",
+            "network free { input [N, 3, H, W] conv2d(4, 3) }",
+            "network heads { input [N, 4]\n h = linear(8)\n aux = h -> linear(3)\n h -> linear(2)\n output _, aux if training }",
+        ];
+        for text in networks {
+            let compiled = compile(Root::Text { name: "n.net", text, dir: None }, &Options::default());
+            assert!(!compiled.has_errors(), "{text}: {:?}", compiled.diagnostics);
+            let mut generated = std::collections::BTreeSet::new();
+            items(generate(&compiled.graphs[0], &name, &k), &mut generated);
+            let missing: Vec<&String> = generated.difference(&stubbed).collect();
+            assert!(missing.is_empty(), "{text}: the stand-in lacks {missing:?}");
+        }
+    }
 }
