@@ -170,7 +170,7 @@ fn set_overrides_a_network_parameter() {
         assert!(stderr.contains("models/resnet18.net:7:18"), "{stderr}");
         assert!(stderr.contains(label), "{stderr}");
         assert!(stderr.contains("<--set>:2:1"), "{stderr}");
-        assert!(stderr.contains("`size` is set on the command line"), "{stderr}");
+        assert!(stderr.contains("`size` is set here"), "{stderr}");
         assert!(!stderr.contains("`classes` is set"), "{stderr}");
     }
 }

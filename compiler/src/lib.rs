@@ -61,6 +61,9 @@ pub struct Options {
     pub allow: Vec<Code>,
     /// Keep what each expression evaluated to ([`Compilation::expansions`]), for an editor.
     pub trace: bool,
+    /// What diagnostics call the source of [`Options::overrides`]; [`OVERRIDES_SOURCE`] if
+    /// `None`. `model!` names its arguments so.
+    pub overrides_name: Option<String>,
 }
 
 /// The outcome of a compilation: the sources (for rendering), a graph for each network that
@@ -115,7 +118,9 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
     let networks_defined = program.networks.len();
     let load_failed = !diagnostics.is_empty();
 
-    let overrides = parse_overrides(&options.overrides, &mut sources, &program, &mut diagnostics);
+    let overrides_name = options.overrides_name.as_deref().unwrap_or(OVERRIDES_SOURCE);
+    let overrides =
+        parse_overrides(&options.overrides, overrides_name, &mut sources, &program, &mut diagnostics);
     let selected: Vec<_> = program
         .networks
         .iter()
@@ -345,9 +350,10 @@ fn free_values(
     (values, diags)
 }
 
-/// An error at an expression that names a parameter given with `--set` also points at the
-/// setting: the value at fault came from the command line, and the error's place in the file
-/// alone does not say so (`--set size=3.5` is "expected an integer" at `size` in `input`).
+/// An error at an expression that names a parameter given with `--set` (or as an argument of
+/// `model!`) also points at the setting: the value at fault came from there, and the error's
+/// place in the file alone does not say so (`--set size=3.5` is "expected an integer" at
+/// `size` in `input`).
 fn blame_overrides(d: Diagnostic, sources: &SourceMap, set: &[(&str, Loc)]) -> Diagnostic {
     let Some(at) = d.primary_loc() else { return d };
     let text = sources.snippet(at);
@@ -359,7 +365,7 @@ fn blame_overrides(d: Diagnostic, sources: &SourceMap, set: &[(&str, Loc)]) -> D
     };
     set.iter()
         .filter(|(name, _)| names(name))
-        .fold(d, |d, (name, loc)| d.secondary(*loc, format!("`{name}` is set on the command line")))
+        .fold(d, |d, (name, loc)| d.secondary(*loc, format!("`{name}` is set here")))
 }
 
 /// Whether an error may come from the free sizes' probe values: a shape error.
@@ -389,6 +395,7 @@ fn probed(d: Diagnostic, names: &[String], probe: u64) -> Diagnostic {
 /// Parses and evaluates `name=expr` overrides into constant values.
 fn parse_overrides(
     raw: &[(String, String)],
+    source: &str,
     sources: &mut SourceMap,
     program: &front::load::Program,
     diagnostics: &mut Vec<Diagnostic>,
@@ -398,7 +405,9 @@ fn parse_overrides(
         return out;
     }
     let text: String = raw.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    let file = sources.add(OVERRIDES_SOURCE, None, text);
+    let file = sources.add(source, None, text);
+    // `--set size=9 6` on the command line; `size = 9 6` in `model!`.
+    let flag = if source == OVERRIDES_SOURCE { "--set " } else { "" };
     let mut offset = 0;
     for (name, expr) in raw {
         let name_span = Span::new(offset, offset + name.len());
@@ -420,7 +429,7 @@ fn parse_overrides(
                 diagnostics.push(
                     Diagnostic::error(
                         Code::Usage,
-                        format!("cannot read `--set {name}={expr}`: {}", e.message),
+                        format!("cannot read `{flag}{name}={expr}`: {}", e.message),
                     )
                     .primary(Loc::new(file, e.span), e.label),
                 );

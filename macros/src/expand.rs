@@ -17,6 +17,8 @@ struct FileRequest {
     name: Ident,
     path: LitStr,
     overrides: Vec<(String, String)>,
+    /// Where each of `overrides` is written, for its errors.
+    override_spans: Vec<Span>,
     network: Option<String>,
     /// `deny = warnings`: the model's warnings are compile errors.
     deny_warnings: bool,
@@ -27,17 +29,30 @@ impl Parse for FileRequest {
         let name: Ident = input.parse()?;
         input.parse::<Token![=]>()?;
         let path: LitStr = input.parse()?;
-        let mut overrides = Vec::new();
-        let mut network = None;
-        let mut deny_warnings = false;
+        let mut request = FileRequest {
+            name,
+            path,
+            overrides: Vec::new(),
+            override_spans: Vec::new(),
+            network: None,
+            deny_warnings: false,
+        };
+        let mut given: Vec<String> = Vec::new();
         while input.parse::<Option<Token![,]>>()?.is_some() {
             if input.is_empty() {
                 break;
             }
             let key: Ident = input.parse()?;
+            if given.contains(&key.to_string()) {
+                return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+            }
+            given.push(key.to_string());
+            if !input.peek(Token![=]) {
+                return Err(syn::Error::new(key.span(), format!("`{key}` needs a value: `{key} = ...`")));
+            }
             input.parse::<Token![=]>()?;
             if key == "network" {
-                network = Some(input.parse::<LitStr>()?.value());
+                request.network = Some(input.parse::<LitStr>()?.value());
                 continue;
             }
             if key == "deny" {
@@ -45,7 +60,7 @@ impl Parse for FileRequest {
                 if what != "warnings" {
                     return Err(syn::Error::new(what.span(), "the only lint level is `deny = warnings`"));
                 }
-                deny_warnings = true;
+                request.deny_warnings = true;
                 continue;
             }
             // A value runs to the next comma outside brackets.
@@ -56,9 +71,17 @@ impl Parse for FileRequest {
             if value.is_empty() {
                 return Err(syn::Error::new(key.span(), format!("`{key} =` needs a value")));
             }
-            overrides.push((key.to_string(), value.to_string()));
+            // As written (`-3`, not the tokens' `- 3`), so that its errors show it so; as the
+            // tokens in a `macro_rules!`, where the source text is the macro's (`$c`).
+            let (text, _) = source_text(value.clone());
+            let text = match substitution(&text) {
+                true => value.to_string(),
+                false => text.trim().replace('\n', " "),
+            };
+            request.overrides.push((key.to_string(), text));
+            request.override_spans.push(key.span());
         }
-        Ok(FileRequest { name, path, overrides, network, deny_warnings })
+        Ok(request)
     }
 }
 
@@ -66,7 +89,24 @@ fn krate() -> TokenStream {
     quote! { ::nnc }
 }
 
+/// The macro's two forms, for the errors of a call that is neither.
+const FORMS: &str =
+    "the forms are `model!(Name = \"path/to/model.net\", param = value, ...)` and `model! { network name { ... } }`";
+
 pub fn expand(input: TokenStream) -> TokenStream {
+    let first = input.clone().into_iter().next();
+    // A path without the type's name: a model is never a string.
+    if let Some(TokenTree::Literal(literal)) = &first {
+        if literal.to_string().starts_with('"') {
+            let message =
+                format!("name the type the model becomes: `model!(Name = {literal})`\nhelp: {FORMS}");
+            return syn::Error::new(literal.span(), message).to_compile_error();
+        }
+    }
+    if first.is_none() {
+        return syn::Error::new(Span::call_site(), format!("an empty `model!`\nhelp: {FORMS}"))
+            .to_compile_error();
+    }
     // `Name = "file.net"` names a file; anything else is the model itself.
     let inline = !matches!(input.clone().into_iter().nth(1), Some(TokenTree::Punct(p)) if p.as_char() == '=');
     if inline {
@@ -74,17 +114,15 @@ pub fn expand(input: TokenStream) -> TokenStream {
     }
     match syn::parse2::<FileRequest>(input) {
         Ok(request) => expand_file(request),
-        Err(e) => {
-            let hint = "the forms are `model!(Name = \"path/to/model.net\", param = value, ...)` and `model! { network name { ... } }`";
-            syn::Error::new(e.span(), format!("{e}\nhelp: {hint}")).to_compile_error()
-        }
+        Err(e) => syn::Error::new(e.span(), format!("{e}\nhelp: {FORMS}")).to_compile_error(),
     }
 }
 
-/// Keeps the files of the model in the crate's dependencies, so that editing one rebuilds it.
-fn tracking(compilation: &Compilation) -> TokenStream {
-    let files =
-        compilation.sources.files().filter_map(|(_, f)| f.path.as_ref()).map(|p| p.display().to_string());
+/// Keeps the files of the model in the crate's dependencies, so that editing one rebuilds it;
+/// `inline`: but for the root, the Rust file itself.
+fn tracking(compilation: &Compilation, inline: bool) -> TokenStream {
+    let files = compilation.sources.files().skip(usize::from(inline));
+    let files = files.filter_map(|(_, f)| f.path.as_ref()).map(|p| p.display().to_string());
     quote! { #(const _: &[u8] = include_bytes!(#files);)* }
 }
 
@@ -92,25 +130,43 @@ fn expand_file(request: FileRequest) -> TokenStream {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
     let relative = request.path.value();
     let path = manifest.join(&relative);
+    // Each argument's line in the source the compiler makes of them (`name=value\n`), so that
+    // an error there is placed at the argument's name.
+    let mut lines = Vec::new();
+    let mut end = 0;
+    for ((name, value), span) in request.overrides.iter().zip(&request.override_spans) {
+        end += name.len() + value.len() + 2;
+        lines.push((end, *span));
+    }
     let options = Options {
         overrides: request.overrides,
         network: request.network,
         deny_warnings: request.deny_warnings,
+        overrides_name: Some(ARGUMENTS.to_string()),
         ..Options::default()
     };
     let compilation = compile(Root::Named { path: &path, name: &relative }, &options);
-    finish(&request.name, compilation, |_| request.path.span(), Some(&path))
+    let span_of = |at: Option<(&str, usize)>| match at {
+        Some((ARGUMENTS, offset)) => {
+            lines.iter().find(|(end, _)| offset < *end).map_or(request.path.span(), |(_, span)| *span)
+        }
+        _ => request.path.span(),
+    };
+    finish(&request.name, compilation, span_of, Some(&path))
 }
+
+/// What diagnostics call the macro's `param = value` arguments.
+const ARGUMENTS: &str = "<model! arguments>";
 
 /// Turns a compilation into the module, or into compile errors placed by `span_of`.
 fn finish(
     name: &Ident,
     compilation: Compilation,
-    span_of: impl Fn(Option<usize>) -> Span,
+    span_of: impl Fn(Option<(&str, usize)>) -> Span,
     file: Option<&Path>,
 ) -> TokenStream {
     let k = krate();
-    let tracked = tracking(&compilation);
+    let tracked = tracking(&compilation, file.is_none());
     // Warnings that are not denied cannot be shown: a procedural macro has no warnings on
     // stable Rust. `nnc check` shows them.
     if compilation.has_errors() {
@@ -131,7 +187,8 @@ fn finish(
                     );
                 }
             }
-            let span = span_of(d.primary_loc().map(|l| l.span.start));
+            let at = d.primary_loc().map(|l| (compilation.sources.get(l.file).name.as_str(), l.span.start));
+            let span = span_of(at);
             out.extend(quote_spanned! { span => compile_error!(#message); });
         }
         out.extend(tracked);
@@ -142,13 +199,21 @@ fn finish(
         graphs => {
             let names: Vec<&str> = graphs.iter().map(|g| g.name.as_str()).collect();
             let message = match file {
+                Some(path) if names.is_empty() => format!("nnc: {} defines no network", path.display()),
                 Some(path) => format!(
                     "nnc: {} defines {} networks ({}); choose one with `network = \"name\"`",
                     path.display(),
                     names.len(),
                     names.join(", ")
                 ),
-                None => "nnc: no network to generate".to_string(),
+                None if names.is_empty() => "nnc: the model defines no network".to_string(),
+                None => format!(
+                    "nnc: an inline model generates one network, and this one defines {} ({}); make the \
+                     others blocks, or put them in a .net file and choose one with \
+                     `model!(Name = \"file.net\", network = \"name\")`",
+                    names.len(),
+                    names.join(", ")
+                ),
             };
             let span = span_of(None);
             let mut out = codegen::stub(name, &k);
@@ -170,9 +235,12 @@ struct Piece {
 
 /// The inline model's source text: each top-level token, with brackets taken whole from the
 /// source (comments and line breaks included) where the compiler can give it, laid out at its
-/// line and column in the Rust file, so that diagnostics show the file's own positions.
+/// line and column in the Rust file, so that diagnostics show the file's own positions. Tokens
+/// the source has side by side stay so (`std.resnet`); one whose span does not follow the one
+/// before (spans that are not the text's) is kept apart by a space.
 fn source_text(tokens: TokenStream) -> (String, Vec<Piece>) {
     let mut text = String::new();
+    // Where the next character goes, both counted from 1 as `proc_macro` counts them.
     let (mut line, mut column) = (1usize, 1usize);
     let mut leaves = Vec::new();
     for tree in tokens {
@@ -181,17 +249,19 @@ fn source_text(tokens: TokenStream) -> (String, Vec<Piece>) {
             text.push_str(&"\n".repeat(start.line() - line));
             (line, column) = (start.line(), 1);
         }
-        let pad = start.column() + 1;
-        text.push_str(
-            &" ".repeat(pad.saturating_sub(column).max(usize::from(!text.is_empty() && column > 1))),
-        );
+        let spaces = match start.column().checked_sub(column) {
+            Some(gap) => gap,
+            None => usize::from(column > 1),
+        };
+        text.push_str(&" ".repeat(spaces));
+        column += spaces;
         let piece = tree.span().source_text().unwrap_or_else(|| tree.to_string());
         text.push_str(&piece);
         match piece.rfind('\n') {
             Some(i) => {
                 (line, column) = (line + piece.matches('\n').count(), piece[i + 1..].chars().count() + 1)
             }
-            None => column = pad.max(column) + piece.chars().count(),
+            None => column += piece.chars().count(),
         }
         collect_leaves(tree, &mut leaves);
     }
@@ -250,30 +320,55 @@ fn deny_attribute(input: TokenStream) -> (bool, TokenStream) {
     }
 }
 
+/// Whether the text holds a `macro_rules!` substitution (`$c`, `$(...)`) outside comments:
+/// inside a `macro_rules!`, the source text of `model!`'s tokens is the macro's own.
+fn substitution(text: &str) -> bool {
+    text.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or_default();
+        code.match_indices('$')
+            .any(|(i, _)| code[i + 1..].starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '('))
+    })
+}
+
 fn expand_inline(input: TokenStream) -> TokenStream {
     let (deny_warnings, input) = deny_attribute(input);
     let (text, pieces) = source_text(input);
+    if substitution(&text) {
+        let message = "nnc: an inline `model!` is read from its source text, which inside a `macro_rules!` \
+                       holds the macro's `$name`s, not the values given; put the model in a .net file and \
+                       give the values as arguments: `model!(Name = \"file.net\", param = $value)`";
+        let mut out = codegen::stub(&stub_name(&text), &krate());
+        out.extend(syn::Error::new(Span::call_site(), message).to_compile_error());
+        return out;
+    }
     let call_site = Span::call_site();
-    let span_of = |offset: Option<usize>| match offset {
-        Some(at) => pieces
+    let span_of = |at: Option<(&str, usize)>| match at {
+        Some((_, at)) => pieces
             .iter()
             .find(|p| p.start <= at && at < p.end)
             .or_else(|| pieces.iter().rev().find(|p| p.start <= at))
             .map_or(call_site, |p| p.span),
         None => call_site,
     };
-    let file = Span::call_site().unwrap().file();
+    let call_site = Span::call_site().unwrap();
+    let file = call_site.file();
+    // Imports are relative to the Rust file's folder, as `include_str!`'s paths are.
+    let folder = call_site.local_file().and_then(|rs| {
+        let rs = std::env::current_dir().map(|here| here.join(&rs)).unwrap_or(rs);
+        rs.parent().map(Path::to_path_buf)
+    });
     let options = Options { deny_warnings, ..Options::default() };
-    let compilation = compile(Root::Text { name: &file, text: &text, dir: None }, &options);
+    let compilation = compile(Root::Text { name: &file, text: &text, dir: folder.as_deref() }, &options);
     let name = match compilation.graphs.first() {
         Some(g) => codegen::type_name(&g.name),
-        None => {
-            // Name the stub after the first network, as the generated type would be.
-            let first = text.split_whitespace().skip_while(|w| *w != "network").nth(1).unwrap_or("Model");
-            codegen::type_name(
-                first.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("Model"),
-            )
-        }
+        None => stub_name(&text),
     };
     finish(&name, compilation, span_of, None)
+}
+
+/// The stand-in's name where the model did not compile: the first network's, as the generated
+/// type's would be.
+fn stub_name(text: &str) -> Ident {
+    let first = text.split_whitespace().skip_while(|w| *w != "network").nth(1).unwrap_or("Model");
+    codegen::type_name(first.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("Model"))
 }

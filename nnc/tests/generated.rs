@@ -274,6 +274,37 @@ fn generated_items_describe_the_model() {
     assert_eq!(err.to_string(), "the model expects input [N, 1, 28, 28], but got [1, 1, 32, 32]");
 }
 
+// An inline model imports a `std` module, and a file by a path relative to this Rust file, as
+// `include_str!` reads one; `std.resnet` is written as the language writes it, without spaces.
+nnc::model! {
+    import std.resnet
+    import "inline_blocks.net"
+    network inline_imports {
+        input [N, 3, 8, 8]
+        conv2d(16, 3, padding=1) -> residual(16) -> adaptive_avgpool2d(1) -> flatten -> mlp(8, 3)
+    }
+}
+
+// In a `macro_rules!`, the file form takes the macro's values as arguments.
+macro_rules! lenet_of {
+    ($name:ident, $classes:expr) => {
+        nnc::model!($name = "../models/lenet.net", classes = $classes);
+    };
+}
+lenet_of!(LeNet3, 3);
+lenet_of!(LeNet12, 2 * 6);
+
+#[test]
+fn an_inline_model_imports_std_modules_and_files_beside_it() {
+    assert_eq!((LeNet3::OUTPUT_SHAPE, LeNet12::OUTPUT_SHAPE), (&[-1, 3][..], &[-1, 12][..]));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = InlineImports::new(&vs.root());
+    let y = net.try_forward(&Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu)), false).unwrap();
+    assert_eq!(y.size(), [2, 3]);
+    assert!(vs.variables().contains_key("1.conv1.weight"), "{:?}", vs.variables().keys());
+    assert!(vs.variables().contains_key("4.2.weight"), "{:?}", vs.variables().keys());
+}
+
 // A convolution whose padding makes its output 2⁴⁶ floats, more than any address space.
 nnc::model! {
     network huge {

@@ -173,7 +173,8 @@ pub fn load(
         Root::Path(path) => loader.read(path, path.display().to_string(), None),
         Root::Named { path, name } => loader.read(path, name.to_string(), None),
         Root::Text { name, text, dir } => {
-            let path = dir.map(|d| d.join(name));
+            // In `dir`, whatever folders `name` shows (`model!` shows the Rust file's path).
+            let path = dir.map(|d| d.join(Path::new(name).file_name().unwrap_or(name.as_ref())));
             Some(loader.sources.add(name, path, text.to_string()))
         }
     };
