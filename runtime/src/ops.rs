@@ -137,25 +137,30 @@ pub fn try_create_untied(
     init: Init,
     tied: &[&str],
 ) -> Result<Params, RuntimeError> {
-    let specs = op.layer().tensors();
+    let layer = op.layer();
+    let specs = layer.tensors();
     if specs.is_empty() {
         return Ok(Params::NONE);
     }
-    let tensors = specs
-        .into_iter()
-        .filter(|spec| !tied.contains(&spec.name.as_ref()))
-        .map(|spec| {
-            let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
-            let (path, last) = tensor_home(root, name, &spec.name);
-            let created = create(&path, last, &spec, &dims, init);
-            let created = created.map_err(|e| {
-                let during = format!("creating its tensor `{}` {dims:?}", spec.name);
-                let help = "the layer's sizes are too large for the memory; make it smaller";
-                RuntimeError::Layer(Box::new(LayerError::new(name, op, during, &e, help)))
-            })?;
-            Ok((spec.name, created))
-        })
-        .collect::<Result<_, RuntimeError>>()?;
+    // Created, and so drawn, in PyTorch's order (a stable sort: the rest keep theirs).
+    let first = layer.created_first();
+    let rank = |spec: &TensorSpec| first.iter().position(|f| *f == spec.name).unwrap_or(first.len());
+    let mut order: Vec<&TensorSpec> =
+        specs.iter().filter(|spec| !tied.contains(&spec.name.as_ref())).collect();
+    order.sort_by_key(|spec| rank(spec));
+    let mut tensors = Vec::with_capacity(order.len());
+    for spec in order {
+        let dims: Vec<i64> = spec.dims.iter().map(|&d| d as i64).collect();
+        let (path, last) = tensor_home(root, name, &spec.name);
+        let created = create(&path, last, spec, &dims, init).map_err(|e| {
+            let during = format!("creating its tensor `{}` {dims:?}", spec.name);
+            let help = "the layer's sizes are too large for the memory; make it smaller";
+            RuntimeError::Layer(Box::new(LayerError::new(name, op, during, &e, help)))
+        })?;
+        tensors.push((spec.name.clone(), created));
+    }
+    // Kept in the `state_dict`'s order.
+    tensors.sort_by_key(|(tensor, _)| specs.iter().position(|spec| spec.name == *tensor));
     Ok(Params { tensors })
 }
 
@@ -195,6 +200,7 @@ fn create(
             InitRule::Weight
             | InitRule::XavierUniform
             | InitRule::Bias { .. }
+            | InitRule::ZeroedBias { .. }
             | InitRule::Normal { .. }
             | InitRule::Embedding { .. } => {
                 unreachable!("buffers start constant, as PyTorch's do")
@@ -210,6 +216,11 @@ fn create(
         InitRule::Weight => init::weight(path, name, dims, init),
         InitRule::XavierUniform => init::weight(path, name, dims, Init::XavierUniform),
         InitRule::Bias { fan_in } => init::uniform(path, name, dims, 1.0 / (fan_in as f64).sqrt()),
+        InitRule::ZeroedBias { fan_in } => {
+            let bias = init::uniform(path, name, dims, 1.0 / (fan_in as f64).sqrt())?;
+            let _zeroed = tch::no_grad(|| bias.shallow_clone().f_zero_())?;
+            Ok(bias)
+        }
         InitRule::Const(value) => path.f_var(name, dims, nn::Init::Const(value)),
         InitRule::Normal { std } => path.f_var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std }),
         // As `nn.Embedding.reset_parameters`: normal(0, 1), then the padding row zeroed.

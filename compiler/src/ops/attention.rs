@@ -236,7 +236,7 @@ impl Layer for MultiHeadAttention {
 
     /// `nn.MultiheadAttention`'s tensors, in its `state_dict`'s order and with its
     /// initialisation: the packed projection Xavier-uniform and its bias zero, the output
-    /// projection as an `nn.Linear` with a zero bias.
+    /// projection as an `nn.Linear` whose drawn bias is then zeroed.
     fn tensors(&self) -> Vec<TensorSpec> {
         let e = self.embed_dim;
         let mut tensors = vec![TensorSpec::trained("in_proj_weight", &[3 * e, e], InitRule::XavierUniform)];
@@ -245,9 +245,15 @@ impl Layer for MultiHeadAttention {
         }
         tensors.push(TensorSpec::trained("out_proj.weight", &[e, e], InitRule::Weight));
         if self.bias {
-            tensors.push(TensorSpec::trained("out_proj.bias", &[e], InitRule::Const(0.0)));
+            tensors.push(TensorSpec::trained("out_proj.bias", &[e], InitRule::ZeroedBias { fan_in: e }));
         }
         tensors
+    }
+
+    /// `out_proj`, an `nn.Linear`, is built (and draws its weight and bias) in the module's
+    /// constructor, before `_reset_parameters` draws the packed projection.
+    fn created_first(&self) -> &'static [&'static str] {
+        &["out_proj.weight", "out_proj.bias"]
     }
 
     fn pytorch(&self, _: &[String]) -> PyTorch {

@@ -23,6 +23,13 @@ pub trait Layer {
         Vec::new()
     }
 
+    /// The tensors PyTorch's module creates, and draws from the random stream, before the
+    /// others, in that order, where it is not the `state_dict`'s: the runtime creates them so,
+    /// so that a seeded run starts from PyTorch's values and every draw after them does too.
+    fn created_first(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// How PyTorch computes it from its inputs' Python names `xs`.
     fn pytorch(&self, xs: &[String]) -> PyTorch;
 
@@ -147,6 +154,10 @@ pub enum InitRule {
     XavierUniform,
     /// Every element `value` (batch norm's weight 1 and bias 0, running statistics).
     Const(f64),
+    /// Zero, after the draw of a bias (uniform in ±1/√fan_in) that PyTorch makes and then
+    /// overwrites (`nn.MultiheadAttention`'s `out_proj.bias`, which its `nn.Linear` drew): the
+    /// random stream moves on as PyTorch's does.
+    ZeroedBias { fan_in: u64 },
     /// Normal with mean 0 and standard deviation `std`.
     Normal { std: f64 },
     /// An int64 counter from 0: batch norm's `num_batches_tracked`, which PyTorch keeps as
@@ -234,6 +245,10 @@ impl ToRust for InitRule {
             InitRule::Normal { std } => {
                 let std = std.to_rust(ir);
                 quote! { #ir::InitRule::Normal { std: #std } }
+            }
+            InitRule::ZeroedBias { fan_in } => {
+                let fan_in = fan_in.to_rust(ir);
+                quote! { #ir::InitRule::ZeroedBias { fan_in: #fan_in } }
             }
             InitRule::Count => quote! { #ir::InitRule::Count },
             InitRule::Embedding { padding_idx } => {

@@ -299,7 +299,7 @@ pub fn initial_weights(seed: u64) -> impl FnMut(&str, &TensorSpec) -> Result<Vec
                 (0..n).map(|_| uniform(&mut rng, bound)).collect()
             }
             InitRule::Const(v) => vec![v as f32; n],
-            InitRule::Count => vec![0.0; n],
+            InitRule::Count | InitRule::ZeroedBias { .. } => vec![0.0; n],
             InitRule::Normal { std } => (0..n).map(|_| (rng.normal() * std) as f32).collect(),
             InitRule::Embedding { padding_idx } => {
                 let mut v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
