@@ -57,6 +57,8 @@ pub enum Code {
     UnusedParameter,
     /// Warning: a name that hides another in scope.
     Shadowed,
+    /// Warning: an input of the network that nothing reads.
+    UnusedInput,
 }
 
 /// Whether a diagnostic stops the model (an error) or only points at a likely mistake (a
@@ -96,14 +98,17 @@ impl Code {
             Code::IgnoredInput => "W0002",
             Code::UnusedParameter => "W0003",
             Code::Shadowed => "W0004",
+            Code::UnusedInput => "W0005",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Code::DeadTensor | Code::IgnoredInput | Code::UnusedParameter | Code::Shadowed => {
-                Severity::Warning
-            }
+            Code::DeadTensor
+            | Code::IgnoredInput
+            | Code::UnusedParameter
+            | Code::Shadowed
+            | Code::UnusedInput => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -139,6 +144,7 @@ impl Code {
         Code::IgnoredInput,
         Code::UnusedParameter,
         Code::Shadowed,
+        Code::UnusedInput,
     ];
 }
 

@@ -675,6 +675,25 @@ network net(n = 3) {
 ",
                 standalone: true,
             },
+            Code::UnusedInput => Explanation {
+                summary: "an input of the network that nothing reads",
+                text: "A network declares an input that no layer reads: the data given for it is                        ignored, most often because a branch meant to read it reads another                        tensor. The statement after the inputs continues from the first input,                        `in`; a later input is read only by its name. The network still checks, so                        this is a warning. Read the input, or remove it. `--allow W0005` silences                        this warning, and `--deny warnings` makes it an error.",
+                broken: "\
+network net {
+    input image [N, 16]
+    input extra [N, 4]
+    linear(8) -> relu -> linear(2)
+}
+",
+                fixed: "\
+network net {
+    input image [N, 16]
+    input extra [N, 4]
+    cat(image, extra -> linear(4)) -> linear(8) -> relu -> linear(2)
+}
+",
+                standalone: true,
+            },
         }
     }
 }

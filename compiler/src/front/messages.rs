@@ -844,6 +844,12 @@ pub(super) enum Lint<'a> {
         at: Loc,
         first: Loc,
     },
+    /// An input of the network, declared at `at`, that nothing reads; `later`: not the first.
+    UnusedInput {
+        name: &'a str,
+        later: bool,
+        at: Loc,
+    },
 }
 
 impl Lint<'_> {
@@ -886,6 +892,18 @@ impl Lint<'_> {
             .primary(at, format!("inside the repeat, `{name}` is the index"))
             .secondary(first, "this one is hidden")
             .hint("give the index another name"),
+            Lint::UnusedInput { name, later, at } => {
+                let d = Diagnostic::error(Code::UnusedInput, format!("input `{name}` is never read"))
+                    .primary(at, "declared here, read by nothing")
+                    .hint(format!("read it (`{name} -> ...`, or as a layer's argument), or remove it"));
+                match later {
+                    true => d.note(
+                        "the statement after the inputs continues from the first, `in`; a later input is \
+                         read by its name",
+                    ),
+                    false => d,
+                }
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The wiring lints: warnings for models that check but are most likely wired wrong. A tensor
 //! that never reaches the output (W0001), a chain stage that ignores the tensor flowing into
 //! it (W0002), a block parameter no instance reads (W0003), a repeat index that hides a name
-//! (W0004). Each is reported once per place in the source, however many block instances or
-//! repeat iterations repeat it.
+//! (W0004), an input nothing reads (W0005). Each is reported once per place in the source,
+//! however many block instances or repeat iterations repeat it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -83,7 +83,8 @@ impl Expander<'_> {
     }
 
     /// W0001: every tensor from which no output can be reached. Each dead path is reported
-    /// where it ends (a tensor nothing reads), grouped by that place in the source.
+    /// where it ends (a tensor nothing reads), grouped by that place in the source. W0005:
+    /// every input nothing reads.
     fn dead_tensors(&mut self, outputs: &[Output]) {
         let n = self.nodes.len();
         let mut live = vec![false; n];
@@ -132,6 +133,13 @@ impl Expander<'_> {
         }
         for (at, name, params, times) in groups {
             self.diags.push(Lint::Dead { name: &name, params, times, at }.into());
+        }
+        // An input nothing reads is data the network is given and ignores (one read only by a
+        // dead path is that path's W0001).
+        let first = (0..n).find(|&i| is_input(i));
+        for i in (0..n).filter(|&i| is_input(i) && !live[i] && !read[i]) {
+            let (name, at, later) = (self.nodes[i].name.clone(), self.nodes[i].loc, Some(i) != first);
+            self.diags.push(Lint::UnusedInput { name: &name, later, at }.into());
         }
     }
 }

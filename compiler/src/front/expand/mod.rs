@@ -376,14 +376,25 @@ impl<'p> Expander<'p> {
                 return Some(Value::Poison);
             }
             scope.stage_input = flow.clone();
+            // A declaration feeds nothing and is no statement's value: the statement after it
+            // gets the tensor before it, and so does the body.
+            let mut declaration = matches!(
+                stmt,
+                Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. } | Stmt::Where { .. }
+            );
             let value = match stmt {
                 Stmt::Input { name, dims, dtype, span } => {
                     let before = self.nodes.len();
+                    let first = scope.input.is_none();
                     let value = self.input(name.as_ref(), dims, *dtype, *span, scope, kind);
                     self.trace(Loc::new(scope.file, *span), None, &value, before);
                     if let Some(name) = name {
                         self.trace(Loc::new(scope.file, name.span), None, &value, before);
                     }
+                    // Only the first input, `in`, flows into the statement after the inputs;
+                    // a later one is read by its name, as a declaration is. A broken one flows
+                    // on, so that what follows is not reported again.
+                    declaration = !first && value != Value::Poison;
                     value
                 }
                 Stmt::Output { items, span } => {
@@ -394,11 +405,8 @@ impl<'p> Expander<'p> {
                     let v =
                         self.param(dims, init, Loc::new(scope.file, *span), scope, &child(path, &name.name));
                     self.bind(scope, name, v);
-                    // A declaration feeds nothing: the statement after it gets the tensor
-                    // before it.
                     Value::Tuple(Vec::new())
                 }
-                // Declarations feed nothing: the statement after one gets the tensor before it.
                 Stmt::Shared { name, value, .. } => {
                     self.declare_shared(name, value, scope, path);
                     Value::Tuple(Vec::new())
@@ -432,16 +440,13 @@ impl<'p> Expander<'p> {
                     self.stages(&stages, scope, flow.as_ref(), &mut seq, false)
                 }
             };
+            if declaration {
+                continue;
+            }
             if matches!(value, Value::Tensor(_) | Value::Poison) {
                 flow = Some(value.clone());
             }
-            // A declaration is no statement's value: the body's is the one before it.
-            if !matches!(
-                stmt,
-                Stmt::Param { .. } | Stmt::Shared { .. } | Stmt::Tie { .. } | Stmt::Where { .. }
-            ) {
-                last = Some(value);
-            }
+            last = Some(value);
         }
         last
     }
