@@ -334,3 +334,29 @@ fn shares_and_ties_point_at_the_tensors_that_exist() {
     // Three 4 → 4 layers, two of whose weights are the third's.
     assert_eq!(graph.total_params(), 3 * 20 - 2 * 16);
 }
+
+/// `_` in a destructuring discards its piece, as Python's `y, (h, _) = lstm(x)` does: a
+/// recurrent layer's discarded state is not read from it (no node), a discarded piece of a tuple
+/// (`a.1`, the second of `a`'s statement) is no dead tensor to warn about, and the statement is
+/// named after the names it binds.
+#[test]
+fn underscore_discards_a_piece_of_a_destructuring() {
+    let text = "network n {
+        input tokens [N, 12] int
+        y, _, c = tokens -> embedding(100, 8) -> lstm(16)
+        a, _ = y -> chunk(2, dim=2)
+        cat(a -> mean(1), c -> flatten) -> linear(2)
+    }";
+    let c = compile_text(text);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(
+        all_names(text),
+        ["y_c.0", "y_c.1", "c", "a", "a.1", "0.0", "0.1", "0", "1"].map(String::from).to_vec(),
+    );
+    // All discarded: the layer is dead, and said so.
+    let c = compile_text("network n {\n input [N, 4, 8]\n x = linear(8)\n _, _ = x -> gru(4)\n x }");
+    assert!(c.diagnostics.iter().any(|d| d.code.as_str() == "W0001"), "{:?}", c.diagnostics);
+    // `_` alone binds nothing and is no statement.
+    let c = compile_text("network n {\n input [N, 4]\n _ = linear(8)\n}");
+    assert!(c.has_errors());
+}

@@ -541,7 +541,8 @@ impl Builder<'_> {
                 let mut value = None;
                 for p in pair.into_inner() {
                     match p.as_rule() {
-                        Rule::ident => names.push(self.ident(p)),
+                        // `_` discards its piece: a name nothing can read.
+                        Rule::ident | Rule::kw_flow => names.push(self.ident(p)),
                         Rule::expr => value = Some(self.expr(p)),
                         _ => {}
                     }

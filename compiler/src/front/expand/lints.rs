@@ -23,6 +23,11 @@ pub(super) struct Gathered {
 }
 
 impl Gathered {
+    /// A tensor discarded on purpose (`a, _ = chunk(x, 2)`): not reported as dead.
+    pub(super) fn discarded(&mut self, id: usize) {
+        self.ignored.insert(id);
+    }
+
     /// Records one instance's use of a block parameter.
     pub(super) fn param(&mut self, block: &str, name: &str, at: Loc, read: bool) {
         // Few blocks and parameters: a list beats hashing a location per instance.

@@ -480,7 +480,8 @@ impl<'p> Expander<'p> {
         flow: Option<&Value>,
         path: &str,
     ) {
-        let joined: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+        // Named after the names it binds (`y, h = gru(8)` is `y_h`), not the pieces it discards.
+        let joined: Vec<&str> = names.iter().map(|n| n.name.as_str()).filter(|n| *n != "_").collect();
         let own = child(path, joined.join("_"));
         scope.label_prefix = own.clone();
         let before = self.nodes.len();
@@ -511,7 +512,15 @@ impl<'p> Expander<'p> {
                 vec![Value::Poison; names.len()]
             }
         };
+        let binds = joined.len();
         for (name, item) in names.iter().zip(items) {
+            if name.name == "_" {
+                // Discarded on purpose: not a dead tensor to warn about, unless nothing is bound.
+                if let (Value::Tensor(id), true) = (&item, binds > 0) {
+                    self.lints.discarded(id.0);
+                }
+                continue;
+            }
             // A slice holds no parameters, so its name is free to follow the binding.
             if let Value::Tensor(id) = item {
                 if id.0 >= before && matches!(self.nodes[id.0].op, Op::Slice(_)) {
@@ -546,6 +555,11 @@ impl<'p> Expander<'p> {
         }
         let mut items = vec![Value::Tensor(id)];
         for ((op, sizes), name) in states.into_iter().zip(&names[1..]) {
+            // A state discarded with `_` is not read from the layer at all.
+            if name.name == "_" {
+                items.push(Value::Tuple(Vec::new()));
+                continue;
+            }
             items.push(self.add_node(
                 child(path, &name.name),
                 op,
