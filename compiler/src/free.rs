@@ -705,23 +705,43 @@ pub fn analyse(
                 .join(" and ")
         };
         if !same {
+            let names = free.distinct_names().join(", ");
+            let (op, other_op) = (node.op.to_string(), twin.map_or(String::new(), |t| t.op.to_string()));
+            // The report's text may not show what differs (`upsample ×2` holds the output size
+            // it computes).
+            let note = match op == other_op {
+                false => format!(
+                    "its attributes or parameters depend on {names}: with them at {} it is `{op}`, at {} `{other_op}`",
+                    probes[0], probes[1]
+                ),
+                true => format!(
+                    "it holds sizes computed from {names}, which nnc cannot yet write for every size"
+                ),
+            };
+            // Parameters that depend on the sizes come from a `flatten` before a layer.
+            let hint = match twin.is_some_and(|t| t.params != node.params) {
+                true => "give it an input of a fixed size (adaptive pooling before `flatten`), or fix the size with `--set`",
+                false => "fix the size with `--set`",
+            };
+            let batch = graph.node(node.inputs.first().copied().unwrap_or(NodeId(i))).shape.batch.clone();
+            let with_batch = |d: &[Size]| {
+                let mut sizes: Vec<String> = d.iter().map(Size::to_string).collect();
+                if let crate::shape::Batch::Symbolic(n) = &batch {
+                    sizes.insert(0, n.clone());
+                }
+                format!("[{}]", sizes.join(", "))
+            };
+            let inputs: Vec<String> = xs.iter().map(|d| with_batch(d)).collect();
             return Err(Diagnostic::error(
                 Code::FreeSize,
                 format!(
                     "this `{}` would be a different layer for each input size",
-                    node.op.to_string().split_whitespace().next().unwrap_or_default()
+                    op.split_whitespace().next().unwrap_or_default()
                 ),
             )
-            .primary(node.loc, format!("its input is {}", shown(&xs)))
-            .note(format!(
-                "its attributes or parameters depend on {}: with them at {} it is `{}`, at {} `{}`",
-                free.distinct_names().join(", "),
-                probes[0],
-                node.op,
-                probes[1],
-                twin.map_or(String::new(), |t| t.op.to_string()),
-            ))
-            .hint("give it an input of a fixed size (adaptive pooling before `flatten`), or fix the size with `--set`"));
+            .primary(node.loc, format!("its input is {}", inputs.join(" and ")))
+            .note(note)
+            .hint(hint));
         }
         let mut needs = Needs::default();
         let dims =

@@ -269,6 +269,23 @@ fn avgpool_floor_mode() {
     assert_eq!(shape("[N, 3, 7, 5]", "avgpool2d(2)"), "[N, 3, 3, 2]");
 }
 
+/// The report's text says when an average leaves the padding out of its count, where that
+/// changes the result (a padded window), as `nn.AvgPool2d(count_include_pad=False)` does.
+#[test]
+fn avgpool_text_says_when_padding_is_not_counted() {
+    let text = |call: &str| {
+        let g = graph("[N, 1, 6, 6]", call);
+        g.node(g.output()).op.to_string()
+    };
+    assert_eq!(
+        text("avgpool2d(3, padding=1, count_include_pad=false)"),
+        "avgpool2d 3×3, padding 1, padding not counted"
+    );
+    assert_eq!(text("avgpool2d(3, padding=1)"), "avgpool2d 3×3, padding 1");
+    assert_eq!(text("avgpool2d(3, count_include_pad=false)"), "avgpool2d 3×3");
+    assert_eq!(text("maxpool2d(3, padding=1)"), "maxpool2d 3×3, padding 1");
+}
+
 #[test]
 fn avgpool_ceil_mode() {
     // h = ceil((7 − 1 − 1) / 2) + 1 = ceil(5 / 2) + 1 = 4; (4 − 1)·2 = 6 < 7 + 0: kept → 4
@@ -662,7 +679,8 @@ fn cross_attention_reads_the_memorys_positions() {
     let (_, params, macs) = check(without_mask, "x -> multi_head_attention(4, bias=false, memory=m)");
     assert_eq!((params, macs), (4 * 64, 2 * 5 * 64 + 2 * 7 * 64 + 560));
     // `false` is no tensor: self-attention, as without the argument.
-    let (_, _, macs) = check("x [N, 5, 8]", "x -> multi_head_attention(2, memory=false, key_padding_mask=false)");
+    let (_, _, macs) =
+        check("x [N, 5, 8]", "x -> multi_head_attention(2, memory=false, key_padding_mask=false)");
     assert_eq!(macs, 4 * 5 * 72 + 2 * 5 * 5 * 8);
     let mismatch = [Code::ShapeMismatch];
     let inputs = "x [N, 5, 8]\n    input m [N, 7, 6]\n    input pad [N, 5] bool";

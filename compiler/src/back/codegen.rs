@@ -713,6 +713,10 @@ pub fn type_name(network: &str) -> Ident {
     if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
         out.insert(0, 'N');
     }
+    // `network self` would be `Self`, which no type may be called.
+    if out == "Self" {
+        out.push('_');
+    }
     Ident::new(&out, Span::call_site())
 }
 
@@ -744,6 +748,13 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn type_names_are_types() {
+        let names = ["lenet", "resnet-18", "vit_b_16", "3d", "self", "Self", "super"];
+        let types: Vec<String> = names.iter().map(|n| type_name(n).to_string()).collect();
+        assert_eq!(types, ["Lenet", "Resnet18", "VitB16", "N3d", "Self_", "Self_", "Super"]);
     }
 
     /// Code that uses any item of a model still type-checks against the stand-in when the model

@@ -953,7 +953,9 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
                 chain.push(format!("`{block}`"));
             }
             Frame::Call { block, instance, at } => {
-                d = d.secondary(*at, format!("in `{instance}`, a `{block}` block called here"));
+                // "an `enc` block", "a `residual` block" (names read letter by letter aside).
+                let a = if block.starts_with(['a', 'e', 'i', 'o']) { "an" } else { "a" };
+                d = d.secondary(*at, format!("in `{instance}`, {a} `{block}` block called here"));
                 chain.push(format!("`{instance}` ({block})"));
             }
             Frame::Repeat { iteration, count, index, at } => {

@@ -164,6 +164,10 @@ impl<const N: usize> Pool<N> {
         if self.ceil_mode {
             f.write_str(", ceil")?;
         }
+        // Only an average over padded windows counts the padding or not.
+        if kind == "avgpool" && !self.count_include_pad && self.padding.iter().any(|&p| p > 0) {
+            f.write_str(", padding not counted")?;
+        }
         Ok(())
     }
 }
