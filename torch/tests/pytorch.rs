@@ -404,7 +404,9 @@ fn emitted_modules_take_several_inputs_by_name() {
         words = tokens -> embedding(40, 6, padding_idx=0) -> mean(1)
         words * (features -> linear(6) -> sigmoid) -> linear(2)
     }";
-    let compiled = compile(Root::Text { name: "tagger.net", text, dir: None }, &Options::default());
+    // The mask is given and not read (W0005, allowed): the module takes it by name all the same.
+    let options = Options { allow: vec![nnc_compiler::Code::UnusedInput], ..Options::default() };
+    let compiled = compile(Root::Text { name: "tagger.net", text, dir: None }, &options);
     assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
     nnc_runtime::tch::manual_seed(5);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -427,8 +429,8 @@ fn emitted_modules_take_several_inputs_by_name() {
 }
 
 /// Exports the emitted module of a network with free sizes with `torch.export` and the
-/// `dynamic_shapes()` it declares, then runs the exported program at each size nnc ran it at:
-/// its outputs must be nnc's. (torch.export 2.13 fixes the length through `max_pool1d` and
+/// `dynamic_shapes()` it declares, then runs the exported program at each size nnc ran it at,
+/// and at another batch: its outputs must be nnc's. (torch.export 2.13 fixes the length through `max_pool1d` and
 /// `adaptive_max_pool1d`, so the sequence model here strides by convolution.)
 const CHECK_EXPORT: &str = r#"
 import importlib.util, sys, torch
@@ -450,6 +452,11 @@ with torch.no_grad():
         err = float((z - y).abs().max() / y.abs().max().clamp_min(1e-12))
         print(f"  at {tuple(x.shape)}: output {tuple(z.shape)}, off nnc's by {err:.2e}")
         assert z.shape == y.shape and err < 1e-4, err
+        # The batch is free too: three examples, the first again at the end.
+        x3, y3 = torch.cat([x, x[:1]]), torch.cat([y, y[:1]])
+        z3 = ep.module()(x3)
+        err = float((z3 - y3).abs().max() / y3.abs().max().clamp_min(1e-12))
+        assert z3.shape == y3.shape and err < 1e-4, (tuple(z3.shape), err)
 "#;
 
 #[test]

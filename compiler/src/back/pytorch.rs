@@ -578,7 +578,7 @@ pub fn emit(graph: &Graph, source: &str) -> String {
         [one] => {
             let free = match graph.free {
                 Some(_) => ", free sizes at an example (`dynamic_shapes()`)",
-                None => "",
+                None => " (`dynamic_shapes()`)",
             };
             let mut text = format!("INPUT_SHAPE = ({})  # -1 is the batch{free}", shape_of(*one));
             if graph.node(*one).shape.dtype != DType::Float {
@@ -618,9 +618,7 @@ PARAMETERS = {}"#,
         params.join(", "),
         graph.total_params()
     );
-    if let Some(free) = &graph.free {
-        py += &dynamic_shapes(graph, free, &names);
-    }
+    py += &dynamic_shapes(graph, graph.free.as_deref(), &names);
     // The classes that layers' spellings use and `torch.nn` lacks, each once.
     let mut helpers: Vec<&str> = graph.nodes.iter().filter_map(|n| n.op.layer().pytorch_class()).collect();
     helpers.sort_unstable();
@@ -654,15 +652,25 @@ if __name__ == "__main__":
     py
 }
 
-/// The free sizes' valid sets, and `dynamic_shapes()`, `torch.export`'s spelling of them: a
-/// set of one residue class from a bound is a derived `Dim` (`16 * k_H` for `H % 16 == 0 and
-/// H ≥ 16`), every size from a bound a `Dim` with that minimum; a set of several residues has
-/// no spelling there, and raises, naming it. The variables are prefixed (`size_H`), so that no
-/// free name is read as a Python keyword or as `Dim`.
-fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize, String)]) -> String {
+/// `dynamic_shapes()`, `torch.export`'s spelling of the sizes the network takes: the batch
+/// the inputs share, a `Dim` from 1, and the free sizes with their valid sets. A set of one
+/// residue class from a bound is a derived `Dim` (`16 * k_H` for `H % 16 == 0 and H ≥ 16`),
+/// every size from a bound a `Dim` with that minimum; a set of several residues has no spelling
+/// there, and raises, naming it. The variables are prefixed (`size_H`), so that no free name is
+/// read as a Python keyword or as `Dim`.
+fn dynamic_shapes(graph: &Graph, free: Option<&crate::free::FreeSizes>, names: &[(usize, String)]) -> String {
     let mut sets = String::new();
     let mut dims = String::new();
     let mut unsaid = Vec::new();
+    let batch = graph.inputs.iter().find_map(|&id| match &graph.node(id).shape.batch {
+        Batch::Symbolic(name) => Some(name.clone()),
+        _ => None,
+    });
+    if let Some(name) = &batch {
+        let _ = write!(dims, "\n    batch = Dim({name:?}, min=1)");
+    }
+    let no_free = crate::free::FreeSizes::default();
+    let free = free.unwrap_or(&no_free);
     for ((name, text), (_, valid)) in free.sets().zip(&free.valid) {
         let _ = write!(sets, "\n    {name:?}: {text:?},");
         // torch.export takes a size of 1 for a constant: its range starts where none is.
@@ -686,12 +694,17 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
     }
     let mut spec = Vec::new();
     for (&id, (_, arg)) in graph.inputs.iter().zip(names) {
-        let batch = usize::from(graph.node(id).shape.batch != Batch::None);
-        let axes: Vec<String> = free
-            .names
-            .iter()
-            .filter(|n| n.input == id)
-            .map(|n| format!("{}: size_{}", n.axis + batch, n.name))
+        let batched = matches!(graph.node(id).shape.batch, Batch::Symbolic(_));
+        let first = batched.then(|| "0: batch".to_string());
+        let axes: Vec<String> = first
+            .into_iter()
+            .chain(free.names.iter().filter(|n| n.input == id).map(|n| {
+                format!(
+                    "{}: size_{}",
+                    n.axis + usize::from(graph.node(id).shape.batch != Batch::None),
+                    n.name
+                )
+            }))
             .collect();
         spec.push(format!("{arg:?}: {{{}}}", axes.join(", ")));
     }
@@ -702,18 +715,20 @@ fn dynamic_shapes(graph: &Graph, free: &crate::free::FreeSizes, names: &[(usize,
             format!("torch.export cannot state these sizes: {}", unsaid.join("; "))
         ),
     };
+    let sets = match graph.free {
+        Some(_) => format!(
+            "\n\n# The network's free sizes, and the sizes it takes, as nnc derived them (`nnc check`).\nFREE_SIZES = {{{sets}\n}}\n"
+        ),
+        None => String::new(),
+    };
     format!(
         r#"
-
-# The network's free sizes, and the sizes it takes, as nnc derived them (`nnc check`).
-FREE_SIZES = {{{sets}
-}}
-
+{sets}
 
 def dynamic_shapes():
-    """torch.export's `dynamic_shapes` for the free sizes: `torch.export.export(net, (x,),
-    dynamic_shapes=dynamic_shapes())` exports the module for every size it takes from where
-    no size inside it is 1 (torch.export takes a size of 1 for a constant)."""
+    """torch.export's `dynamic_shapes` for the batch and the free sizes: `torch.export.export(net,
+    (x,), dynamic_shapes=dynamic_shapes())` exports the module for every batch and every size it
+    takes from where no size inside it is 1 (torch.export takes a size of 1 for a constant)."""
 {body}"#
     )
 }
