@@ -326,6 +326,24 @@ fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
     assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");
 }
 
+// A weight of 2⁴⁰ floats (4.4 TB): no machine has the memory to create it.
+nnc::model! {
+    network too_wide {
+        input [N, 1048576]
+        linear(1048576)
+    }
+}
+
+#[test]
+fn try_new_is_an_error_where_libtorch_cannot_create_a_tensor() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let err = TooWide::try_new(&vs.root()).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.contains("layer `linear`") && err.contains("creating its tensor `weight` [1048576, 1048576]"),
+        "{err}"
+    );
+}
+
 /// `with_precision(Precision::Bf16)` on the generated type runs the same autocast as the
 /// interpreter: the same bf16 outputs to the bit, given back in fp32, and not fp32's.
 #[test]

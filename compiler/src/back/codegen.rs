@@ -64,16 +64,14 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             fields.push(quote! { #[doc = #doc] #f: #k::runtime::ops::Params, });
             let tied: Vec<&str> = node.ties.iter().map(|t| t.tensor.as_str()).collect();
             inits.push(match tied.is_empty() {
-                true => quote! { let #f = #k::runtime::ops::create_params(vs, #layer, &Self::#c, init); },
+                true => quote! { let #f = #k::runtime::ops::try_create_params(vs, #layer, &Self::#c, init)?; },
                 false => quote! {
-                    let mut #f = #k::runtime::ops::create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*]);
+                    let mut #f = #k::runtime::ops::try_create_untied(vs, #layer, &Self::#c, init, &[#(#tied),*])?;
                 },
             });
             for tie in &node.ties {
                 let (tensor, owner, to) = (&tie.tensor, field(tie.to.0), &tie.to_tensor);
-                ties.push(
-                    quote! { #f.tie(vs, #layer, #tensor, &#owner, #to).unwrap_or_else(|e| panic!("{e}")); },
-                );
+                ties.push(quote! { #f.tie(vs, #layer, #tensor, &#owner, #to)?; });
             }
             made.push(f.clone());
             quote! { &self.#f }
@@ -265,16 +263,31 @@ pub fn generate(graph: &Graph, name: &Ident, krate: &TokenStream) -> TokenStream
             }
             #(#consts)*
 
-            /// Creates the parameters under `vs`, initialised as PyTorch does.
+            /// Creates the parameters under `vs`, initialised as PyTorch does; panics where
+            /// [`Self::try_new`] returns an error.
             pub fn new(vs: &#k::tch::nn::Path) -> Self {
                 Self::with_init(vs, #k::runtime::Init::PyTorch)
             }
 
-            /// Creates the parameters under `vs` with the given initialisation.
+            /// Creates the parameters under `vs` with the given initialisation; panics where
+            /// [`Self::try_with_init`] returns an error.
             pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self {
+                Self::try_with_init(vs, init).unwrap_or_else(|e| panic!("{e}"))
+            }
+
+            /// Creates the parameters under `vs`, initialised as PyTorch does; an error naming
+            /// the layer and the tensor libtorch could not create (a size too large for the
+            /// memory, a device libtorch was not built for).
+            pub fn try_new(vs: &#k::tch::nn::Path) -> ::std::result::Result<Self, #k::runtime::RuntimeError> {
+                Self::try_with_init(vs, #k::runtime::Init::PyTorch)
+            }
+
+            /// Creates the parameters under `vs` with the given initialisation; errors as
+            /// [`Self::try_new`]'s.
+            pub fn try_with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> ::std::result::Result<Self, #k::runtime::RuntimeError> {
                 #(#inits)*
                 #(#ties)*
-                Self { #(#made,)* precision: #k::runtime::Precision::Fp32 }
+                Ok(Self { #(#made,)* precision: #k::runtime::Precision::Fp32 })
             }
 
             /// The same model computing in `precision`: bf16 runs each forward under libtorch's
@@ -484,6 +497,8 @@ pub fn stub(name: &Ident, krate: &TokenStream) -> TokenStream {
             pub fn summary() -> &'static str { Self::SUMMARY }
             pub fn new(vs: &#k::tch::nn::Path) -> Self { #name }
             pub fn with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> Self { #name }
+            pub fn try_new(vs: &#k::tch::nn::Path) -> ::std::result::Result<Self, #k::runtime::RuntimeError> { Ok(#name) }
+            pub fn try_with_init(vs: &#k::tch::nn::Path, init: #k::runtime::Init) -> ::std::result::Result<Self, #k::runtime::RuntimeError> { Ok(#name) }
             pub fn with_precision(self, precision: #k::runtime::Precision) -> Self { #name }
             pub fn set_precision(&mut self, precision: #k::runtime::Precision) {}
             pub fn precision(&self) -> #k::runtime::Precision { #k::runtime::Precision::Fp32 }
