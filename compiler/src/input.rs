@@ -111,6 +111,11 @@ pub fn read_to_limit(mut reader: impl Read, max: u64, expected: u64) -> Result<V
         ))
     })?;
     reader.by_ref().take(max).read_to_end(&mut bytes).map_err(InputError::Io)?;
+    // A read that ended short of the limit met the end of the input: what a writer appends
+    // after it is not this read's, and is no reason to call the input too large.
+    if (bytes.len() as u64) < max {
+        return Ok(bytes);
+    }
     // Read the byte past the limit apart, so that a full buffer of exactly `max` bytes is
     // never grown for it.
     let mut more = Vec::new();
@@ -166,6 +171,17 @@ mod tests {
         let err = read_regular(&dir, 4).unwrap_err();
         assert_eq!(err.to_string(), "is a directory, not a regular file");
         std::fs::remove_dir_all(dir).unwrap();
+        // A file that grows after its end was read is what was read, not "too large".
+        struct Growing(Vec<&'static [u8]>);
+        impl Read for Growing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let next = if self.0.is_empty() { &b""[..] } else { self.0.remove(0) };
+                buf[..next.len()].copy_from_slice(next);
+                Ok(next.len())
+            }
+        }
+        let grown = Growing(vec![b"abc", b"", b"d"]);
+        assert_eq!(read_to_limit(grown, 1000, 3).unwrap(), b"abc");
     }
 
     #[cfg(unix)]
