@@ -173,15 +173,16 @@ fn functions_compute_as_python_does() {
     assert_eq!(names, pairs(&[("a", "[N, 24]"), ("b", "[N, 4]"), ("c", "[N, 5]")]));
 }
 
-/// A named input binds its name, and flows into the statement after it, as any statement's
-/// value does; `in` is the first input declared. Unbound statements number on across the
-/// inputs, which take no number.
+/// A named input binds its name; the first, `in`, flows into the statement after it, and a
+/// later one, a declaration, flows into nothing: the `relu` after `input x` reads the `mean`
+/// before it ([N, 4]), not `x` ([N, 6]). Unbound statements number on across the inputs, which
+/// take no number.
 #[test]
-fn named_inputs_bind_their_names_and_flow_on() {
+fn named_inputs_bind_their_names_and_only_the_first_flows_on() {
     let text = "network n(len = 5) {
          input tokens [N, len] int
          embedding(10, 4) -> mean(1)
-         input x [N, 4]
+         input x [N, 6]
          relu
          y = in -> embedding(10, 4) -> flatten
          _ + (tokens -> embedding(10, 4) -> flatten) + (x -> linear(20))
@@ -191,7 +192,7 @@ fn named_inputs_bind_their_names_and_flow_on() {
     let graph = &c.graphs[0];
     let inputs: Vec<String> =
         graph.inputs.iter().map(|&id| format!("{} {}", graph.node(id).name, graph.node(id).shape)).collect();
-    assert_eq!(inputs, ["tokens [N, 5] int", "x [N, 4]"]);
+    assert_eq!(inputs, ["tokens [N, 5] int", "x [N, 6]"]);
     let layers: Vec<String> = graph
         .nodes
         .iter()

@@ -633,8 +633,9 @@ fn check(args: &CheckArgs) -> io::Result<Outcome> {
     let mut without_network = 0;
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     let mut checked = 0;
-    // The `std` modules and shared imports are parsed once for all the files, and a file
-    // compiled again without the `--set`s its networks lack is not parsed again.
+    // The `std` modules and imports that consecutive files share are parsed once, and a file
+    // compiled again without the `--set`s its networks lack is not parsed again; the sweep
+    // before each file keeps only what the file before it parsed.
     let mut parses = ParseCache::default();
     for path in &files {
         parses.sweep();

@@ -192,6 +192,27 @@ fn free_sizes_show_as_expressions() {
     assert!(client.shutdown().success());
 }
 
+/// A `_` that discards a piece of a destructuring binds no name: the outline does not list it,
+/// and going to the definition of the flow's `_` does not land on it.
+#[test]
+fn a_discarded_piece_is_no_name_to_the_editor() {
+    let cache = cache("discard");
+    let mut client = start(&cache);
+    let doc = uri(&root().join("tests/discard-lsp.net"));
+    let text =
+        "network d {\n    input [N, 5, 4]\n    y, _ = gru(8)\n    y -> _ + (y -> relu) -> flatten\n}\n";
+    client.open(&doc, text);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    let outline = client.result("textDocument/documentSymbol", json!({ "textDocument": { "uri": doc } }));
+    let names: Vec<&str> =
+        outline[0]["children"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"y") && !names.contains(&"_"), "{names:?}");
+    let (line, col) = find(text, "_ +", 0, 0);
+    let definition = client.result("textDocument/definition", at(&doc, line, col));
+    assert_eq!(definition, Value::Null, "the flow's `_` is defined nowhere");
+    assert!(client.shutdown().success());
+}
+
 #[test]
 fn diagnostics_in_an_import_go_to_its_file() {
     let cache = cache("imports");

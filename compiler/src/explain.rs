@@ -677,7 +677,12 @@ network net(n = 3) {
             },
             Code::UnusedInput => Explanation {
                 summary: "an input of the network that nothing reads",
-                text: "A network declares an input that no layer reads: the data given for it is                        ignored, most often because a branch meant to read it reads another                        tensor. The statement after the inputs continues from the first input,                        `in`; a later input is read only by its name. The network still checks, so                        this is a warning. Read the input, or remove it. `--allow W0005` silences                        this warning, and `--deny warnings` makes it an error.",
+                text: "A network declares an input that no layer reads: the data given for it is \
+                       ignored, most often because a branch meant to read it reads another \
+                       tensor. The statement after the inputs continues from the first input, \
+                       `in`; a later input is read only by its name. The network still checks, \
+                       so this is a warning. Read the input, or remove it. `--allow W0005` \
+                       silences this warning, and `--deny warnings` makes it an error.",
                 broken: "\
 network net {
     input image [N, 16]

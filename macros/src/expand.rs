@@ -72,11 +72,12 @@ impl Parse for FileRequest {
                 return Err(syn::Error::new(key.span(), format!("`{key} =` needs a value")));
             }
             // As written (`-3`, not the tokens' `- 3`), so that its errors show it so; as the
-            // tokens in a `macro_rules!`, where the source text is the macro's (`$c`).
+            // tokens where that text is not one line of the value (in a `macro_rules!`, the
+            // macro's `$c`; a value over several lines, which may hold comments).
             let (text, _) = source_text(value.clone());
-            let text = match substitution(&text) {
+            let text = match substitution(&text) || text.trim().contains('\n') {
                 true => value.to_string(),
-                false => text.trim().replace('\n', " "),
+                false => text.trim().to_string(),
             };
             request.overrides.push((key.to_string(), text));
             request.override_spans.push(key.span());
@@ -341,22 +342,24 @@ fn expand_inline(input: TokenStream) -> TokenStream {
         out.extend(syn::Error::new(Span::call_site(), message).to_compile_error());
         return out;
     }
+    let rust_file = Span::call_site().unwrap();
+    let file = rust_file.file();
+    // Imports are relative to the Rust file's folder, as `include_str!`'s paths are.
+    let folder = rust_file.local_file().and_then(|rs| {
+        let rs = std::env::current_dir().map(|here| here.join(&rs)).unwrap_or(rs);
+        rs.parent().map(Path::to_path_buf)
+    });
+    // An error in the model's own text is placed at its token; one in an imported file or a
+    // `std` module, at the macro's call.
     let call_site = Span::call_site();
     let span_of = |at: Option<(&str, usize)>| match at {
-        Some((_, at)) => pieces
+        Some((source, at)) if source == file => pieces
             .iter()
             .find(|p| p.start <= at && at < p.end)
             .or_else(|| pieces.iter().rev().find(|p| p.start <= at))
             .map_or(call_site, |p| p.span),
-        None => call_site,
+        _ => call_site,
     };
-    let call_site = Span::call_site().unwrap();
-    let file = call_site.file();
-    // Imports are relative to the Rust file's folder, as `include_str!`'s paths are.
-    let folder = call_site.local_file().and_then(|rs| {
-        let rs = std::env::current_dir().map(|here| here.join(&rs)).unwrap_or(rs);
-        rs.parent().map(Path::to_path_buf)
-    });
     let options = Options { deny_warnings, ..Options::default() };
     let compilation = compile(Root::Text { name: &file, text: &text, dir: folder.as_deref() }, &options);
     let name = match compilation.graphs.first() {

@@ -326,11 +326,12 @@ fn a_layer_libtorch_cannot_allocate_is_an_error_of_the_generated_code() {
     assert!(err.contains("on input [1, 1, 1, 1]"), "{err}");
 }
 
-// A weight of 2⁴⁰ floats (4.4 TB): no machine has the memory to create it.
+// A weight of 2⁴⁶ floats (281 TB), more than any address space: no overcommitting
+// allocator hands it out to be written.
 nnc::model! {
     network too_wide {
-        input [N, 1048576]
-        linear(1048576)
+        input [N, 8388608]
+        linear(8388608)
     }
 }
 
@@ -339,7 +340,7 @@ fn try_new_is_an_error_where_libtorch_cannot_create_a_tensor() {
     let vs = nn::VarStore::new(Device::Cpu);
     let err = TooWide::try_new(&vs.root()).map(|_| ()).unwrap_err().to_string();
     assert!(
-        err.contains("layer `linear`") && err.contains("creating its tensor `weight` [1048576, 1048576]"),
+        err.contains("layer `linear`") && err.contains("creating its tensor `weight` [8388608, 8388608]"),
         "{err}"
     );
 }

@@ -344,8 +344,6 @@ fn conv<const N: usize>(x: &Tensor, params: &Params, c: &Conv<N>) -> Result<Tens
     }
 }
 
-/// Max pooling over `N` spatial axes: libtorch has a function per rank, and the shim one for
-/// channels-last batches in evaluation ([`shim_max_pools`]).
 /// Refuses a batch that gives each channel one value, as PyTorch's `F.batch_norm` does in
 /// training: its variance has no unbiased estimate, and libtorch's kernel alone writes NaN into
 /// the running variance, which spoils every later evaluation.
@@ -360,6 +358,8 @@ fn one_value_per_channel(x: &Tensor) -> Result<(), TchError> {
     }
 }
 
+/// Max pooling over `N` spatial axes: libtorch has a function per rank, and the shim one for
+/// channels-last batches in evaluation ([`shim_max_pools`]).
 fn max_pool<const N: usize>(x: &Tensor, p: &MaxPool<N>) -> Result<Tensor, TchError> {
     let (kernel, stride, padding, dilation) =
         (ints(p.kernel), ints(p.stride), ints(p.padding), ints(p.dilation));

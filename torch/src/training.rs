@@ -501,6 +501,11 @@ pub fn train(args: &TrainArgs, graph: Graph) -> io::Result<Outcome> {
         Ok((resize, _)) => resize,
         Err(e) => return fail(e, Outcome::UsageError),
     };
+    // Before the output folder is made: a batch size no epoch could finish is the command's
+    // mistake, and leaves nothing behind.
+    if let Err(e) = nnc_runtime::train::check_batch_norm_batches(&graph, train.len(), args.batch) {
+        return fail(e, Outcome::UsageError);
+    }
     let _lock = match prepare_out(&out) {
         Ok(lock) => lock,
         Err(e) => return fail(e, Outcome::UsageError),

@@ -51,7 +51,8 @@ fn binding(own: &Analysis, name: &str, offset: usize) -> Option<Span> {
                 vec![name]
             }
             Visit::Stmt(Stmt::Input { name: Some(name), .. }) => vec![name],
-            Visit::Stmt(Stmt::Destructure { names, .. }) => names.iter().collect(),
+            // A `_` there discards a piece: it binds no name, and is not the flow's `_`.
+            Visit::Stmt(Stmt::Destructure { names, .. }) => names.iter().filter(|n| n.name != "_").collect(),
             Visit::Expr(e) => match &e.kind {
                 ExprKind::Repeat { index: Some(index), .. } => vec![index],
                 _ => vec![],
@@ -134,9 +135,10 @@ pub fn symbols(own: &Analysis) -> Vec<DocumentSymbol> {
                     (vec![(name.name.clone(), name.span)], SymbolKind::VARIABLE)
                 }
                 Stmt::Param { name, .. } => (vec![(name.name.clone(), name.span)], SymbolKind::FIELD),
-                Stmt::Destructure { names, .. } => {
-                    (names.iter().map(|n| (n.name.clone(), n.span)).collect(), SymbolKind::VARIABLE)
-                }
+                Stmt::Destructure { names, .. } => (
+                    names.iter().filter(|n| n.name != "_").map(|n| (n.name.clone(), n.span)).collect(),
+                    SymbolKind::VARIABLE,
+                ),
                 Stmt::Input { name, .. } => {
                     let shown = name.as_ref().map_or("input".to_string(), |n| format!("input {}", n.name));
                     (vec![(shown, span)], SymbolKind::VARIABLE)

@@ -1,6 +1,6 @@
 //! Code generation: an IR graph as a Rust module on the `nnc` runtime. The `model!` macro and
 //! `nnc emit` both call [`generate`]; the code it writes calls the same runtime functions as
-//! the interpreter (`ops::create_params`, `ops::apply`), one statement per node, each passing
+//! the interpreter (`ops::try_create_params`, `ops::apply`), one statement per node, each passing
 //! on with `?` the error of a layer libtorch refuses. Each op is
 //! spelled by its derived [`ToRust`], so nothing here is written per op.
 //!

@@ -190,7 +190,7 @@ pub(super) enum Error<'a> {
     UnknownCallee { name: &'a str, is_value: bool, at: Loc, hint: Option<String> },
 
     // ---- Values and their types ----
-    // Where an integer is needed; `free_name` when the expression was a bare name.
+    // Where an integer is needed.
     NotInteger { found: Found, at: Loc },
     UnaryOperand { op: UnaryOp, found: Found, at: Loc },
     BinaryOperands { a: &'a Value, op: BinaryOp, b: &'a Value, at: Loc },
@@ -893,9 +893,17 @@ impl Lint<'_> {
             .secondary(first, "this one is hidden")
             .hint("give the index another name"),
             Lint::UnusedInput { name, later, at } => {
-                let d = Diagnostic::error(Code::UnusedInput, format!("input `{name}` is never read"))
+                // An unnamed input's node is `input`, a keyword no named one can have.
+                let what = match name {
+                    "input" => "the network's input is never read".to_string(),
+                    name => format!("input `{name}` is never read"),
+                };
+                let d = Diagnostic::error(Code::UnusedInput, what)
                     .primary(at, "declared here, read by nothing")
-                    .hint(format!("read it (`{name} -> ...`, or as a layer's argument), or remove it"));
+                    .hint(format!(
+                        "read it (`{} -> ...`, or as a layer's argument), or remove it",
+                        if name == "input" { "in" } else { name }
+                    ));
                 match later {
                     true => d.note(
                         "the statement after the inputs continues from the first, `in`; a later input is \
@@ -954,7 +962,10 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
             }
             Frame::Call { block, instance, at } => {
                 // "an `enc` block", "a `residual` block" (names read letter by letter aside).
-                let a = if block.starts_with(['a', 'e', 'i', 'o']) { "an" } else { "a" };
+                let a = match block.to_ascii_lowercase().starts_with(['a', 'e', 'i', 'o']) {
+                    true => "an",
+                    false => "a",
+                };
                 d = d.secondary(*at, format!("in `{instance}`, {a} `{block}` block called here"));
                 chain.push(format!("`{instance}` ({block})"));
             }
