@@ -155,9 +155,11 @@ pub fn check_data(train: &Dataset, test: &Dataset) -> Result<(), RuntimeError> {
 /// refuses such a batch, as PyTorch's does, and finding it at an epoch's last batch would stop
 /// the run there.
 pub fn check_batch_norm_batches(graph: &Graph, examples: usize, batch: i64) -> Result<(), RuntimeError> {
-    let last = match examples as i64 % batch {
-        0 => batch,
-        rest => rest,
+    // A batch size below 1 is `TrainConfig::validate`'s to refuse, not this check's to divide by.
+    let last = match (examples as i64).checked_rem(batch) {
+        _ if batch < 1 => return Ok(()),
+        Some(0) | None => batch,
+        Some(rest) => rest,
     };
     if last != 1 && batch != 1 {
         return Ok(());
@@ -1030,6 +1032,7 @@ mod tests {
         let refused = |examples, batch| check_batch_norm_batches(&graph, examples, batch).is_err();
         assert!(refused(33, 16) && refused(1, 16) && refused(32, 1), "a batch of 1 is refused");
         assert!(!refused(32, 16) && !refused(34, 16) && !refused(16, 16));
+        assert!(!refused(33, 0) && !refused(33, -2), "no division by a batch size validate refuses");
         let err = check_batch_norm_batches(&graph, 33, 16).unwrap_err().to_string();
         assert!(
             err.contains(&format!("batch norm `{last}`")) && err.contains("33 training examples"),
