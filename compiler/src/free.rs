@@ -698,9 +698,18 @@ pub fn analyse(
                 && format!("{:?}", t.op) == format!("{:?}", node.op)
         });
         let xs: Vec<&[Size]> = node.inputs.iter().map(|id| free.dims[id.0].as_slice()).collect();
+        // Each input as the report shows it, its batch first (`[N, 3, H, W]`).
         let shown = |xs: &[&[Size]]| {
             xs.iter()
-                .map(|d| format!("[{}]", d.iter().map(Size::to_string).collect::<Vec<_>>().join(", ")))
+                .zip(&node.inputs)
+                .map(|(d, id)| {
+                    let batch = match &graph.node(*id).shape.batch {
+                        crate::shape::Batch::Symbolic(n) => Some(n.clone()),
+                        _ => None,
+                    };
+                    let sizes: Vec<String> = batch.into_iter().chain(d.iter().map(Size::to_string)).collect();
+                    format!("[{}]", sizes.join(", "))
+                })
                 .collect::<Vec<_>>()
                 .join(" and ")
         };
@@ -723,15 +732,6 @@ pub fn analyse(
                 true => "give it an input of a fixed size (adaptive pooling before `flatten`), or fix the size with `--set`",
                 false => "fix the size with `--set`",
             };
-            let batch = graph.node(node.inputs.first().copied().unwrap_or(NodeId(i))).shape.batch.clone();
-            let with_batch = |d: &[Size]| {
-                let mut sizes: Vec<String> = d.iter().map(Size::to_string).collect();
-                if let crate::shape::Batch::Symbolic(n) = &batch {
-                    sizes.insert(0, n.clone());
-                }
-                format!("[{}]", sizes.join(", "))
-            };
-            let inputs: Vec<String> = xs.iter().map(|d| with_batch(d)).collect();
             return Err(Diagnostic::error(
                 Code::FreeSize,
                 format!(
@@ -739,7 +739,7 @@ pub fn analyse(
                     op.split_whitespace().next().unwrap_or_default()
                 ),
             )
-            .primary(node.loc, format!("its input is {}", inputs.join(" and ")))
+            .primary(node.loc, format!("its input is {}", shown(&xs)))
             .note(note)
             .hint(hint));
         }

@@ -893,17 +893,14 @@ impl Lint<'_> {
             .secondary(first, "this one is hidden")
             .hint("give the index another name"),
             Lint::UnusedInput { name, later, at } => {
-                // An unnamed input's node is `input`, a keyword no named one can have.
-                let what = match name {
-                    "input" => "the network's input is never read".to_string(),
-                    name => format!("input `{name}` is never read"),
+                // An unnamed input's node is `input`, a keyword no named one can have; it is `in`.
+                let (what, read_as) = match name {
+                    "input" => ("the network's input is never read".to_string(), "in"),
+                    name => (format!("input `{name}` is never read"), name),
                 };
                 let d = Diagnostic::error(Code::UnusedInput, what)
                     .primary(at, "declared here, read by nothing")
-                    .hint(format!(
-                        "read it (`{} -> ...`, or as a layer's argument), or remove it",
-                        if name == "input" { "in" } else { name }
-                    ));
+                    .hint(format!("read it (`{read_as} -> ...`, or as a layer's argument), or remove it"));
                 match later {
                     true => d.note(
                         "the statement after the inputs continues from the first, `in`; a later input is \
