@@ -42,7 +42,8 @@ pub enum FormatError {
     Internal(String),
 }
 
-/// The canonical layout of `src`. Never panics.
+/// The canonical layout of `src`, its lines ended as its first line is (`\r\n` or `\n`, as
+/// rustfmt's `newline_style = "Auto"`), so that a file kept in CRLF stays so. Never panics.
 pub fn format(src: &str) -> Result<String, FormatError> {
     let (file, errors) = parse_file(src);
     if !errors.is_empty() {
@@ -50,7 +51,8 @@ pub fn format(src: &str) -> Result<String, FormatError> {
     }
     let out = stacker::grow(16 << 20, || Printer::new(src).file(&file));
     verify(src, &file, &out)?;
-    Ok(out)
+    let crlf = src.find('\n').is_some_and(|end| src[..end].ends_with('\r'));
+    Ok(if crlf { out.replace('\n', "\r\n") } else { out })
 }
 
 /// The formatted text must mean what the source meant: the same tree, spans aside, and the
@@ -1335,6 +1337,16 @@ mod tests {
             fmt(src),
             "block b(c, s = 1) {\n    y = conv2d(c, 3, padding=1) -> relu\n\n    y + in\n}\n"
         );
+    }
+
+    /// A file in CRLF stays in CRLF (and a formatted one is left as it is); one in LF, in LF.
+    #[test]
+    fn line_endings_follow_the_first_line() {
+        let src = "block  b {  # opening\r\n  relu\r\n}\r\n";
+        let formatted = "block b {  # opening\r\n    relu\r\n}\r\n";
+        assert_eq!(fmt(src), formatted);
+        assert_eq!(fmt(formatted), formatted);
+        assert_eq!(fmt(&src.replace("\r\n", "\n")), formatted.replace("\r\n", "\n"));
     }
 
     #[test]
