@@ -189,6 +189,10 @@ fn free_sizes_show_as_expressions() {
     let hover = client.result("textDocument/hover", at(&doc, line, col));
     let value = hover["contents"]["value"].as_str().unwrap();
     assert!(value.contains("`[N, 8, ⌊(H + 3)/4⌋, ⌊(W + 3)/4⌋]`"), "{value}");
+    // The outline too shows the expressions, not the sizes the check probed with.
+    let outline = client.result("textDocument/documentSymbol", json!({ "textDocument": { "uri": doc } }));
+    let down1 = outline[0]["children"].as_array().unwrap().iter().find(|s| s["name"] == "down1").unwrap();
+    assert_eq!(down1["detail"], "[N, 8, H/2, W/2]", "{outline}");
     assert!(client.shutdown().success());
 }
 
@@ -461,4 +465,178 @@ fn a_message_over_the_limit_is_refused_before_it_is_read() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("a message of 4000000000 bytes, over the limit"), "{stderr}");
+}
+
+/// Completing an import replaces what is typed of it, dots included (an editor replaces only
+/// the word at the cursor, and `.` ends a word: `std.std.resnet`); inside the quotes, the
+/// `.net` files and folders beside the document; in a comment or a string, nothing.
+#[test]
+fn completion_knows_imports_comments_and_strings() {
+    let cache = cache("complete");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-complete");
+    std::fs::create_dir_all(dir.join("parts")).unwrap();
+    std::fs::write(dir.join("blocks.net"), "block b {\n    relu\n}\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "").unwrap();
+    let doc = uri(&dir.join("main.net"));
+    let text = "import std.res\nimport \"bl\nnetwork n {\n    input [N, 4]\n    linear(4)  # linear(\n    upsample(mode=\"bil\n}\n";
+    let mut client = start(&cache);
+    client.open(&doc, text);
+    let complete = |client: &mut Client, needle: &str, shift: u32| {
+        let (line, col) = find(text, needle, 0, shift);
+        client.result("textDocument/completion", at(&doc, line, col))
+    };
+    let modules = complete(&mut client, "std.res", 7);
+    let resnet = modules.as_array().unwrap().iter().find(|i| i["label"] == "std.resnet").unwrap();
+    assert_eq!(
+        resnet["textEdit"],
+        json!({ "range": { "start": { "line": 0, "character": 7 }, "end": { "line": 0, "character": 14 } },
+                "newText": "std.resnet" })
+    );
+    let files = complete(&mut client, "\"bl", 3);
+    let labels: Vec<&str> = files.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["blocks.net", "parts/"], "not main.net itself, nor notes.txt");
+    assert_eq!(files[0]["textEdit"]["range"]["start"], json!({ "line": 1, "character": 8 }));
+    assert_eq!(complete(&mut client, "# linear(", 9), json!([]), "in a comment");
+    assert_eq!(complete(&mut client, "\"bil", 4), json!([]), "in a string");
+    let code = complete(&mut client, "linear(4)", 7);
+    assert!(code.as_array().unwrap().iter().any(|i| i["label"] == "out_features="), "{code}");
+    assert!(client.shutdown().success());
+}
+
+/// An error of an imported file that no call of the document led to (a syntax error there) is
+/// shown at the document's import too, naming the file, with the place itself related.
+#[test]
+fn an_error_in_an_import_shows_at_the_import() {
+    let cache = cache("import-error");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-import-error");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("inner.net"), "block b {\n    relu ->\n}\n").unwrap();
+    std::fs::write(dir.join("outer.net"), "import \"inner.net\"\n").unwrap();
+    let main = "# Through a chain of two imports.\nimport \"outer.net\"\n\nnetwork n {\n    input [N, 4]\n    linear(4)\n}\n";
+    let doc = uri(&dir.join("main.net"));
+    let mut client = start(&cache);
+    client.open(&doc, main);
+    let shown = client.diagnostics(&doc);
+    assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown[0]["code"], "E0001", "{shown}");
+    assert_eq!(shown[0]["range"]["start"], json!({ "line": 1, "character": 0 }), "{shown}");
+    let message = shown[0]["message"].as_str().unwrap();
+    assert!(message.starts_with("in `inner.net`, which this imports: "), "{message}");
+    assert_eq!(shown[0]["relatedInformation"][0]["location"]["uri"], json!(uri(&dir.join("inner.net"))));
+    assert_eq!(client.diagnostics(&uri(&dir.join("inner.net")))[0]["code"], "E0001");
+    assert!(client.shutdown().success());
+}
+
+/// Going to a name's definition takes the binding in scope where the name is read: a repeat's
+/// body is a scope of its own, and a binding after the reading is not it.
+#[test]
+fn definition_takes_the_binding_in_scope() {
+    let cache = cache("scope");
+    let doc = uri(&root().join("tests/scope-lsp.net"));
+    let text = "network t(width = 8) {\n    input [N, 8]\n    a = repeat 2 {\n        y = linear(width)\n        y -> relu\n    }\n    y = linear(4)\n    z = y -> relu\n}\n";
+    let mut client = start(&cache);
+    client.open(&doc, text);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    let target = |client: &mut Client, needle: &str, nth: usize| {
+        let (line, col) = find(text, needle, nth, 0);
+        client.result("textDocument/definition", at(&doc, line, col))["range"]["start"].clone()
+    };
+    assert_eq!(target(&mut client, "y -> relu", 1), json!({ "line": 6, "character": 4 }), "the outer `y`");
+    assert_eq!(target(&mut client, "y -> relu", 0), json!({ "line": 3, "character": 8 }), "the body's own");
+    assert_eq!(target(&mut client, "width)", 0), json!({ "line": 0, "character": 10 }), "a parameter");
+    assert!(client.shutdown().success());
+}
+
+/// The lifecycle as LSP 3.17 words it: a second `initialize` and any request after `shutdown`
+/// are invalid requests, a notification then is dropped, and `exit` after `shutdown` ends with
+/// status 0; without `shutdown`, with 1, even before `initialize`.
+#[test]
+fn the_lifecycle_is_the_protocols() {
+    let cache = cache("lifecycle");
+    let mut client = start(&cache);
+    let again = client.request("initialize", json!({ "processId": null, "capabilities": {} }));
+    assert_eq!(again["error"]["code"], json!(-32600), "{again}");
+    let response = client.request("shutdown", Value::Null);
+    assert_eq!(response["result"], Value::Null, "{response}");
+    client.notify("$/cancelRequest", json!({ "id": 1 }));
+    let after = client.request("textDocument/hover", at("file:///x.net", 0, 0));
+    assert_eq!(after["error"]["code"], json!(-32600), "{after}");
+    assert_eq!(client.exit().code(), Some(0));
+
+    let client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
+    assert_eq!(client.exit().code(), Some(1), "exit before initialize");
+    let client = start(&cache);
+    assert_eq!(client.exit().code(), Some(1), "exit without shutdown");
+
+    // A request before `initialized` is answered: the acknowledgement is not waited for.
+    let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
+    client.result("initialize", json!({ "processId": null, "capabilities": {} }));
+    let symbols =
+        client.result("textDocument/documentSymbol", json!({ "textDocument": { "uri": "file:///x.net" } }));
+    assert_eq!(symbols, Value::Null);
+    assert!(client.shutdown().success());
+}
+
+/// A document's hints read the other open documents' checks (an imported block's shapes come
+/// from the network that calls it): after a check, a client that can refresh is asked to.
+#[test]
+fn hints_are_refreshed_when_another_document_changes_them() {
+    let cache = cache("refresh");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-refresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocks = "block widen(c) {\n    conv2d(c, 1)\n}\n";
+    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
+    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    widen(16)\n}\n";
+    let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
+    let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
+    let capabilities = json!({ "workspace": { "inlayHint": { "refreshSupport": true } } });
+    client.result("initialize", json!({ "processId": null, "capabilities": capabilities }));
+    client.notify("initialized", json!({}));
+    client.open(&blocks_uri, blocks);
+    client.open(&main_uri, main);
+    client.diagnostics(&main_uri);
+    let all = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 9, "character": 0 } });
+    let hints = client
+        .result("textDocument/inlayHint", json!({ "textDocument": { "uri": blocks_uri }, "range": all }));
+    assert_eq!(hints[0]["label"], "[N, 16, 8, 8]", "{hints}");
+    let refresh = client.notifications.iter().find(|m| m["method"] == "workspace/inlayHint/refresh");
+    let refresh = refresh.unwrap_or_else(|| panic!("no refresh in {:?}", client.notifications)).clone();
+    // Answered as a client answers; the server reads on.
+    client.send(&json!({ "jsonrpc": "2.0", "id": refresh["id"], "result": null }));
+    assert!(client.shutdown().success());
+}
+
+/// Clients spell URIs their own way (Neovim leaves `(` as it is, where nnc writes `%28`): an
+/// open document's import is named by the editor's URI, so its diagnostics reach that document
+/// and are withdrawn from it.
+#[test]
+fn an_open_import_keeps_the_editors_spelling() {
+    let cache = cache("spelling");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp spelling(1)");
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocks = "block widen(c) {\n    _ + conv2d(c, 1)\n}\n";
+    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
+    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    widen(16)\n}\n";
+    let spelled = |file: &str| uri(&dir.join(file)).replace("%28", "(").replace("%29", ")");
+    let (main_uri, blocks_uri) = (spelled("main.net"), spelled("blocks.net"));
+    assert!(blocks_uri.contains("(1)"), "{blocks_uri}");
+    let mut client = start(&cache);
+    client.open(&blocks_uri, blocks);
+    client.open(&main_uri, main);
+    let mut errors = client.diagnostics(&blocks_uri);
+    while errors.as_array().unwrap().is_empty() {
+        errors = client.diagnostics(&blocks_uri);
+    }
+    assert_eq!(errors[0]["code"], "E0202", "{errors}");
+    // Fixed in the editor: withdrawn from the document, under its own spelling.
+    let fixed = json!({ "text": "block widen(c) {\n    conv2d(c, 1)\n}\n" });
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": blocks_uri, "version": 2 }, "contentChanges": [fixed] }),
+    );
+    assert_eq!(client.diagnostics(&blocks_uri), json!([]));
+    let encoded = uri(&dir.join("blocks.net"));
+    let stale = client.notifications.iter().any(|m| m["params"]["uri"] == encoded.as_str());
+    assert!(!stale, "nothing published under nnc's own spelling: {:?}", client.notifications);
+    assert!(client.shutdown().success());
 }

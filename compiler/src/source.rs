@@ -33,6 +33,9 @@ pub struct SourceFile {
     /// Where it was read from; `None` for the standard library and in-memory sources.
     pub path: Option<PathBuf>,
     pub text: String,
+    /// The import that loaded it first (`None` for the root): the way back to the root file, for
+    /// an editor to show a mistake here at the root's import that led to it.
+    pub imported_at: Option<Loc>,
     /// Byte offsets of line starts, for line:column lookups.
     line_starts: Vec<usize>,
 }
@@ -63,8 +66,32 @@ impl SourceMap {
     /// be shown in diagnostics; the caller reports them.
     pub fn add(&mut self, name: impl Into<String>, path: Option<PathBuf>, text: String) -> FileId {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        self.files.push(SourceFile { name: name.into(), path, text, line_starts });
+        self.files.push(SourceFile { name: name.into(), path, text, imported_at: None, line_starts });
         FileId(self.files.len() - 1)
+    }
+
+    /// Adds a file that the import at `at` loads.
+    pub fn add_imported(
+        &mut self,
+        name: impl Into<String>,
+        path: Option<PathBuf>,
+        text: String,
+        at: Loc,
+    ) -> FileId {
+        let id = self.add(name, path, text);
+        self.files[id.0].imported_at = Some(at);
+        id
+    }
+
+    /// The import of `root` through which `file` was loaded, directly or by a chain of imports;
+    /// `None` for `root` itself and for a file it did not load.
+    pub fn import_in(&self, root: FileId, file: FileId) -> Option<Loc> {
+        let mut at = self.files.get(file.0)?.imported_at?;
+        // Each link leads to a file added before, so the walk ends.
+        while at.file != root {
+            at = self.files.get(at.file.0)?.imported_at?;
+        }
+        Some(at)
     }
 
     pub fn get(&self, id: FileId) -> &SourceFile {

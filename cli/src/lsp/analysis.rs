@@ -39,8 +39,9 @@ pub struct Analysis {
 pub const ROOT: FileId = FileId(0);
 
 impl Analysis {
-    /// `parses` gives the files whose text it has seen parsed, and keeps the others'.
-    pub fn new(doc: &Uri, text: &str, parses: &mut ParseCache) -> Analysis {
+    /// `parses` gives the files whose text it has seen parsed, and keeps the others'. `open`:
+    /// the open documents' canonical paths, whose URIs name those files when imported.
+    pub fn new(doc: &Uri, text: &str, parses: &mut ParseCache, open: &[(PathBuf, Uri)]) -> Analysis {
         let path = uri::to_path(doc);
         let name = path
             .as_ref()
@@ -57,7 +58,10 @@ impl Analysis {
                 let uri = if id == ROOT {
                     Some(doc.clone())
                 } else if let Some(path) = &file.path {
-                    uri::from_path(path)
+                    // The editor's spelling where it has the file open: URIs are compared as
+                    // text, and clients encode differently (`(` or `%28`).
+                    let open = open.iter().find(|(p, _)| p == path).map(|(_, doc)| doc.clone());
+                    open.or_else(|| uri::from_path(path))
                 } else if STD_MODULES.iter().any(|(name, _)| *name == file.name) {
                     uri::std_path(&file.name).and_then(|p| uri::from_path(&p))
                 } else {

@@ -1,12 +1,16 @@
 //! Completion. Inside a call's brackets, the keyword arguments of the layer or block called
 //! that are not given yet, with their kinds and defaults; anywhere, the layers (with their
 //! signatures), the blocks and functions the document knows (its own and its imports'), the
-//! built-in joins and functions, and the keywords; after `import`, the standard modules. The
+//! built-in joins and functions, and the keywords; after `import`, the standard modules, and
+//! inside its quotes the `.net` files beside the document; nothing in a comment or a string. The
 //! call is found in the text, not the tree, as the text being typed rarely parses.
 
-use lsp_types::{CompletionItem, CompletionItemKind, Documentation, InsertTextFormat};
+use lsp_types::{
+    CompletionItem, CompletionItemKind, CompletionTextEdit, Documentation, InsertTextFormat, Range, TextEdit,
+};
 use nnc_compiler::ops::{self, ArgValue};
 use nnc_compiler::{RESERVED, STD_MODULES};
+use nnc_grammar::Span;
 
 use super::analysis::{signature, Analysis, ROOT};
 
@@ -19,15 +23,17 @@ pub fn complete(own: &Analysis, offset: usize) -> Vec<CompletionItem> {
     let text = own.text(ROOT);
     let offset = super::text::floor_boundary(text, offset);
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    if text[line_start..offset].trim_start().starts_with("import") {
-        return STD_MODULES
-            .iter()
-            .map(|(name, _)| CompletionItem {
-                label: name.to_string(),
-                kind: Some(CompletionItemKind::MODULE),
-                ..CompletionItem::default()
-            })
-            .collect();
+    let line = &text[line_start..offset];
+    if let Some(rest) = line.trim_start().strip_prefix("import").filter(|r| r.starts_with([' ', '\t'])) {
+        let typed = rest.trim_start();
+        return match typed.strip_prefix('"') {
+            Some(path) if !path.contains('"') => files(own, path, offset),
+            Some(_) => Vec::new(),
+            None => modules(own, typed, offset),
+        };
+    }
+    if within_comment_or_string(line) {
+        return Vec::new();
     }
     let mut items = Vec::new();
     if let Some((callee, args)) = open_call(&text[..offset]) {
@@ -91,6 +97,70 @@ pub fn complete(own: &Analysis, offset: usize) -> Vec<CompletionItem> {
         });
     }
     items
+}
+
+/// The standard modules, each replacing what is typed of it (`std.res`): a client replaces only
+/// the word at the cursor, and `.` ends a word in most editors, which would give `std.std.resnet`.
+fn modules(own: &Analysis, typed: &str, offset: usize) -> Vec<CompletionItem> {
+    let range = typed_range(own, typed, offset);
+    STD_MODULES
+        .iter()
+        .map(|(name, _)| CompletionItem {
+            label: name.to_string(),
+            kind: Some(CompletionItemKind::MODULE),
+            filter_text: Some(name.to_string()),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit { range, new_text: name.to_string() })),
+            ..CompletionItem::default()
+        })
+        .collect()
+}
+
+/// Inside an import's quotes, the `.net` files and the folders of the folder typed so far
+/// (`blocks/`), from the document's folder, each replacing what is typed after the last `/`.
+fn files(own: &Analysis, typed: &str, offset: usize) -> Vec<CompletionItem> {
+    let (folder, name) = typed.rsplit_once('/').map_or(("", typed), |(f, n)| (f, n));
+    let doc = own.sources[ROOT.0].uri.as_ref().and_then(super::uri::to_path);
+    let Some(dir) = doc.as_ref().and_then(|d| d.parent()).map(|d| d.join(folder)) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let range = typed_range(own, name, offset);
+    let mut items: Vec<CompletionItem> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let file = entry.file_name().into_string().ok()?;
+            let is_dir = entry.file_type().ok()?.is_dir();
+            let wanted = if is_dir { !file.starts_with('.') } else { file.ends_with(".net") };
+            let own_file = doc.as_deref() == Some(entry.path().as_path());
+            (wanted && !own_file).then_some((file, is_dir))
+        })
+        .map(|(file, is_dir)| {
+            let new_text = if is_dir { format!("{file}/") } else { file.clone() };
+            CompletionItem {
+                label: new_text.clone(),
+                kind: Some(if is_dir { CompletionItemKind::FOLDER } else { CompletionItemKind::FILE }),
+                filter_text: Some(new_text.clone()),
+                text_edit: Some(CompletionTextEdit::Edit(TextEdit { range, new_text })),
+                ..CompletionItem::default()
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| a.label.cmp(&b.label));
+    items
+}
+
+/// The range of the `typed` text that ends at `offset`.
+fn typed_range(own: &Analysis, typed: &str, offset: usize) -> Range {
+    let (text, lines) = (own.text(ROOT), &own.sources[ROOT.0].lines);
+    lines.range(text, Span::new(offset - typed.len(), offset))
+}
+
+/// Whether the end of a line's text lies in a comment or an unclosed string, where nothing is
+/// offered.
+fn within_comment_or_string(line: &str) -> bool {
+    let code_end = nnc_grammar::code_chars(line).last().map_or(0, |(i, c)| i + c.len_utf8());
+    let rest = &line[code_end..];
+    rest.starts_with('#') || (rest.starts_with('"') && rest.matches('"').count() == 1)
 }
 
 fn keyword_argument(name: &str, detail: String) -> CompletionItem {
@@ -184,5 +254,16 @@ mod tests {
         );
         assert_eq!(given("max(1, 2), (3, 4), "), (2, vec![]));
         assert_eq!(given("64, 3, bi"), (2, vec![]));
+    }
+
+    #[test]
+    fn knows_comments_and_strings() {
+        assert!(within_comment_or_string("    conv2d(3) # conv2d("));
+        assert!(within_comment_or_string("# a comment"));
+        assert!(within_comment_or_string("    upsample(mode=\"bil"));
+        assert!(!within_comment_or_string("    upsample(mode=\"bilinear\", "));
+        assert!(!within_comment_or_string("    upsample(mode=\"bilinear\""));
+        assert!(!within_comment_or_string("    conv2d("));
+        assert!(!within_comment_or_string(""));
     }
 }

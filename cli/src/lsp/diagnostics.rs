@@ -4,8 +4,9 @@
 //! information. A diagnostic without a place (a file that cannot be read) goes at the
 //! document's start. A mistake inside a block of another file that a call in the document
 //! made (wrong arguments to `std.resnet`'s block) is shown at that call too, the outermost one
-//! in the document, so that the document, not only a file the editor may not have open, says
-//! something is wrong.
+//! in the document; an error of an imported file that no call led to (a syntax error there, an
+//! import cycle) at the document's import that loaded it. So the document, not only a file the
+//! editor may not have open, says something is wrong.
 
 use std::collections::HashMap;
 
@@ -62,11 +63,21 @@ pub fn by_file(analysis: &Analysis) -> HashMap<Uri, Vec<Diagnostic>> {
             related_information: (!related.is_empty()).then_some(related),
             ..Diagnostic::default()
         };
-        let call = d.labels.iter().rev().find(|l| !l.primary && l.loc.file == ROOT);
-        if let (true, Some(call)) = (uri != root, call) {
+        // Where the document shows a mistake of another file: at the outermost call of the
+        // document that led to it, else (an error alone) at the import that loaded the file.
+        let call = d.labels.iter().rev().find(|l| !l.primary && l.loc.file == ROOT).map(|l| (l.loc, None));
+        let import = || {
+            let file = primary?.loc.file;
+            let at = analysis.compilation.sources.import_in(ROOT, file)?;
+            (d.severity == Severity::Error).then(|| (at, Some(analysis.file_name(file))))
+        };
+        if let (true, Some((loc, imported))) = (uri != root, call.or_else(import)) {
             let at = Location::new(uri.clone(), range);
             let mut here = diagnostic.clone();
-            here.range = analysis.location(call.loc).map_or(here.range, |l| l.range);
+            here.range = analysis.location(loc).map_or(here.range, |l| l.range);
+            if let Some(file) = imported {
+                here.message = format!("in `{file}`, which this imports: {}", here.message);
+            }
             let mut related = vec![DiagnosticRelatedInformation { location: at, message: d.message.clone() }];
             related.extend(here.related_information.take().unwrap_or_default());
             here.related_information = Some(related);

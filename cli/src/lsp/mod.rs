@@ -1,5 +1,7 @@
 //! `nnc lsp`: a language server over standard input and output, on rust-analyzer's
-//! `lsp-server` (the protocol's framing and handshake) and `lsp-types`.
+//! `lsp-server` (its messages and channels) and `lsp-types`. The framing is read in
+//! `transport.rs`; the lifecycle (`initialize` once, `shutdown`, then `exit` alone) is kept
+//! here, as LSP 3.17 words it.
 //!
 //! Each open document is checked again after each change, traced, so that every request reads
 //! what the compiler computed: diagnostics (`diagnostics.rs`), hovers with shapes
@@ -29,16 +31,17 @@ mod uri;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{
     DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
-    DidSaveTextDocument, Notification as _, PublishDiagnostics,
+    DidSaveTextDocument, Exit, Notification as _, PublishDiagnostics,
 };
 use lsp_types::request::{
-    Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, InlayHintRequest,
-    References, Request as _,
+    Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest, Initialize,
+    InlayHintRefreshRequest, InlayHintRequest, References, Request as _, Shutdown,
 };
 use lsp_types::{
     CompletionOptions, CompletionResponse, Diagnostic, DocumentSymbolResponse, GotoDefinitionResponse, OneOf,
@@ -84,17 +87,21 @@ pub fn serve() -> io::Result<Outcome> {
         "capabilities": capabilities,
         "serverInfo": { "name": "nnc", "version": env!("CARGO_PKG_VERSION") },
     });
-    let started = connection.initialize_start().and_then(|(id, _)| connection.initialize_finish(id, reply));
-    if let Err(e) = started {
-        // A channel closed before the client's first message arrived: the reader stopped, and
-        // its error (a refused message) says why.
-        if e.channel_is_disconnected() {
+    let client = match handshake(&connection, reply) {
+        Some(Ok(client)) => client,
+        Some(Err(outcome)) => {
             drop(connection);
             threads.join()?;
+            return Ok(outcome);
         }
-        eprintln!("error: nnc lsp: {e}");
-        return Ok(Outcome::UsageError);
-    }
+        None => {
+            // The reader stopped: a broken framing is its error, returned here.
+            drop(connection);
+            threads.join()?;
+            eprintln!("error: nnc lsp: the input ended before `initialize`");
+            return Ok(Outcome::UsageError);
+        }
+    };
     // A check replaced is dropped on a thread of its own: freeing a large network's nodes and
     // traced values is a good part of a check's cost, and no answer needs to wait for it.
     let (graveyard, buried) = mpsc::channel::<Analysis>();
@@ -106,6 +113,10 @@ pub fn serve() -> io::Result<Outcome> {
         parses: ParseCache::default(),
         checked: false,
         graveyard,
+        refresh_hints: client.refresh_hints,
+        refreshes: 0,
+        disk_changed: false,
+        shutting_down: false,
     };
     let outcome = server.run();
     drop(server);
@@ -135,6 +146,47 @@ struct Server<'c> {
     checked: bool,
     /// Where analyses that are out of date go to be dropped.
     graveyard: mpsc::Sender<Analysis>,
+    /// Whether the client asks again for inlay hints when told to (`workspace/inlayHint/refresh`).
+    refresh_hints: bool,
+    /// The refreshes asked for so far, which number their requests.
+    refreshes: u64,
+    /// Whether a file was saved or changed on disk since the last check.
+    disk_changed: bool,
+    /// Whether `shutdown` was answered: from then on only `exit` is taken.
+    shutting_down: bool,
+}
+
+/// What the client said of itself in `initialize` that changes what the server sends.
+struct ClientSays {
+    refresh_hints: bool,
+}
+
+/// The protocol's opening, before the session proper: requests other than `initialize` are
+/// refused as not yet initialised, notifications other than `exit` dropped, and `initialize`
+/// answered with `reply`. `initialized`, the client's acknowledgement, is not waited for: a
+/// message the client sends before it is read as any other. `Err`: `exit` came first (status 1,
+/// as the protocol asks of an exit without `shutdown`); `None`: the input ended.
+fn handshake(connection: &Connection, reply: serde_json::Value) -> Option<Result<ClientSays, Outcome>> {
+    loop {
+        let message = connection.receiver.recv().ok()?;
+        match message {
+            Message::Request(request) if request.method == Initialize::METHOD => {
+                let params = serde_json::from_value::<lsp_types::InitializeParams>(request.params).ok();
+                let refresh_hints = params
+                    .and_then(|p| p.capabilities.workspace?.inlay_hint?.refresh_support)
+                    .unwrap_or(false);
+                let _ = connection.sender.send(Response::new_ok(request.id, reply).into());
+                return Some(Ok(ClientSays { refresh_hints }));
+            }
+            Message::Request(request) => {
+                let message = format!("`{}` before `initialize`", request.method);
+                let refused = Response::new_err(request.id, ErrorCode::ServerNotInitialized as i32, message);
+                let _ = connection.sender.send(refused.into());
+            }
+            Message::Notification(n) if n.method == Exit::METHOD => return Some(Err(Outcome::ModelError)),
+            Message::Notification(_) | Message::Response(_) => {}
+        }
+    }
 }
 
 /// Whether the loop goes on.
@@ -201,19 +253,28 @@ impl Server<'_> {
 
     fn handle(&mut self, message: Message) -> Flow {
         match message {
+            // After `shutdown`, "the server should error with InvalidRequest" (LSP 3.17).
+            Message::Request(request) if self.shutting_down => {
+                let message = format!("`{}` after `shutdown`", request.method);
+                self.send(Response::new_err(request.id, ErrorCode::InvalidRequest as i32, message));
+            }
+            Message::Request(request) if request.method == Shutdown::METHOD => {
+                self.shutting_down = true;
+                self.send(Response::new_ok(request.id, ()));
+            }
+            Message::Request(request) if request.method == Initialize::METHOD => {
+                let message = "`initialize` may be sent only once".to_string();
+                self.send(Response::new_err(request.id, ErrorCode::InvalidRequest as i32, message));
+            }
             Message::Request(request) => {
-                match self.connection.handle_shutdown(&request) {
-                    Ok(true) => return Flow::Exit(Outcome::Ok),
-                    Ok(false) => {}
-                    Err(e) => {
-                        eprintln!("error: nnc lsp: {e}");
-                        return Flow::Exit(Outcome::ModelError);
-                    }
-                }
                 let response = self.request(request);
                 self.send(response);
             }
-            Message::Notification(n) if n.method == "exit" => return Flow::Exit(Outcome::ModelError),
+            // Status 0 after `shutdown`, 1 without it.
+            Message::Notification(n) if n.method == Exit::METHOD => {
+                return Flow::Exit(if self.shutting_down { Outcome::Ok } else { Outcome::ModelError })
+            }
+            Message::Notification(_) if self.shutting_down => {}
             Message::Notification(n) => self.notification(n),
             Message::Response(_) => {}
         }
@@ -257,6 +318,7 @@ impl Server<'_> {
             }
             // A file saved or changed on disk may be another's import: check everything again.
             DidSaveTextDocument::METHOD | DidChangeWatchedFiles::METHOD => {
+                self.disk_changed = true;
                 self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
             }
             _ => {}
@@ -267,12 +329,7 @@ impl Server<'_> {
     /// was last published: for each file, those of every open document's check that reached
     /// it (an imported file's only from checks that read the text the editor shows).
     fn check_and_publish(&mut self) {
-        for (uri, doc) in &mut self.docs {
-            if doc.analysis.is_none() {
-                doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
-                self.checked = true;
-            }
-        }
+        self.check_all();
         let mut now: HashMap<Uri, Vec<Diagnostic>> = HashMap::new();
         for (uri, doc) in &self.docs {
             let Some(analysis) = &doc.analysis else { continue };
@@ -309,16 +366,34 @@ impl Server<'_> {
         // What no check produced any more is forgotten once cleared.
         now.retain(|uri, d| !d.is_empty() || produced.contains(uri));
         self.published = now;
+        // A document's hints read the other open documents' checks (a block's shapes come from
+        // the network that calls it), and its imports from disk: after a check, the hints of a
+        // document that did not change may have. The editor asks again only when told to.
+        let disk_changed = std::mem::take(&mut self.disk_changed);
+        // `checked`: a document was checked in this round, by this call or by a request's.
+        if self.refresh_hints && self.checked && (self.docs.len() > 1 || disk_changed) {
+            self.refreshes += 1;
+            let id = lsp_server::RequestId::from(format!("nnc-refresh-{}", self.refreshes));
+            self.send(Request::new(id, InlayHintRefreshRequest::METHOD.to_string(), ()));
+        }
     }
 
     /// The document's analysis, made now if its text changed since.
     fn analysis(&mut self, uri: &Uri) -> Option<&Analysis> {
-        let doc = self.docs.get_mut(uri)?;
-        if doc.analysis.is_none() {
-            doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
+        if self.docs.get(uri)?.analysis.is_none() {
+            let open = self.open_paths();
+            let doc = self.docs.get_mut(uri)?;
+            doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
             self.checked = true;
         }
-        doc.analysis.as_ref()
+        self.docs.get(uri)?.analysis.as_ref()
+    }
+
+    /// The open documents that are files, by their canonical paths: an import of one is named
+    /// by the document's URI, spelled as the editor spells it, not as `uri::from_path` would.
+    fn open_paths(&self) -> Vec<(PathBuf, Uri)> {
+        let canonical = |doc: &Uri| std::fs::canonicalize(uri::to_path(doc)?).ok();
+        self.docs.keys().filter_map(|doc| Some((canonical(doc)?, doc.clone()))).collect()
     }
 
     /// Every check's view of the document: its own first, then those of the other open
@@ -413,11 +488,14 @@ impl Server<'_> {
 
     /// Brings every open document's check up to date.
     fn check_all(&mut self) {
-        for (uri, doc) in &mut self.docs {
-            if doc.analysis.is_none() {
-                doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses));
-                self.checked = true;
+        if self.docs.values().any(|d| d.analysis.is_none()) {
+            let open = self.open_paths();
+            for (uri, doc) in &mut self.docs {
+                if doc.analysis.is_none() {
+                    doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
+                }
             }
+            self.checked = true;
         }
     }
 

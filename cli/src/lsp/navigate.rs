@@ -33,37 +33,60 @@ pub fn definition(own: &Analysis, offset: usize) -> Option<Location> {
     own.location(Loc::new(ROOT, span))
 }
 
-/// Where the definition around `offset` binds `name`: a parameter, a bound or declared name,
-/// an input's, a repeat's index; the first such place.
+/// Where `name`, read at `offset`, is bound: a parameter, a bound or declared name, an input's, a
+/// repeat's index. A braced body (a repeat's, an `if` arm's) is a scope of its own, and a
+/// repeat's index is seen in the repeat alone: the binding taken is the one of the innermost
+/// scope around `offset`, the last made there before it, as the compiler resolves names.
 fn binding(own: &Analysis, name: &str, offset: usize) -> Option<Span> {
     let def = own.sources[ROOT.0]
         .ast
         .definitions
         .iter()
         .find(|d| d.span.start <= offset && offset <= d.span.end)?;
-    if let Some(param) = def.params.iter().find(|p| p.name.name == name) {
-        return Some(param.name.span);
-    }
-    let mut found = None;
+    let within = |span: Span| span.start <= offset && offset <= span.end;
+    // The bodies first, to know each binding's scope; then the bindings.
+    let mut bodies = vec![def.span];
     syntax::definition(def, &mut |v| {
-        let names: Vec<&nnc_grammar::ast::Ident> = match v {
-            Visit::Stmt(Stmt::Bind { name, .. } | Stmt::Param { name, .. } | Stmt::Shared { name, .. }) => {
-                vec![name]
+        if let Visit::Expr(e) = v {
+            if let ExprKind::Body(_) = e.kind {
+                bodies.push(e.span);
             }
-            Visit::Stmt(Stmt::Input { name: Some(name), .. }) => vec![name],
-            // A `_` there discards a piece: it binds no name, and is not the flow's `_`.
-            Visit::Stmt(Stmt::Destructure { names, .. }) => names.iter().filter(|n| n.name != "_").collect(),
-            Visit::Expr(e) => match &e.kind {
-                ExprKind::Repeat { index: Some(index), .. } => vec![index],
-                _ => vec![],
-            },
-            Visit::Stmt(_) => vec![],
-        };
-        if found.is_none() {
-            found = names.into_iter().find(|n| n.name == name).map(|n| n.span);
         }
     });
-    found
+    let scope_of = |at: Span| {
+        let around = bodies.iter().filter(|b| b.start <= at.start && at.end <= b.end);
+        around.min_by_key(|b| b.end - b.start).copied().unwrap_or(def.span)
+    };
+    // (scope, where the name is bound), of each binding of `name` seen from `offset`.
+    let mut seen: Vec<(Span, Span)> =
+        def.params.iter().filter(|p| p.name.name == name).map(|p| (def.span, p.name.span)).collect();
+    syntax::definition(def, &mut |v| {
+        let (names, scope): (Vec<&nnc_grammar::ast::Ident>, Option<Span>) = match v {
+            Visit::Stmt(Stmt::Bind { name, .. } | Stmt::Param { name, .. } | Stmt::Shared { name, .. }) => {
+                (vec![name], None)
+            }
+            Visit::Stmt(Stmt::Input { name: Some(name), .. }) => (vec![name], None),
+            // A `_` there discards a piece: it binds no name, and is not the flow's `_`.
+            Visit::Stmt(Stmt::Destructure { names, .. }) => {
+                (names.iter().filter(|n| n.name != "_").collect(), None)
+            }
+            Visit::Expr(e) => match &e.kind {
+                ExprKind::Repeat { index: Some(index), .. } => (vec![index], Some(e.span)),
+                _ => (vec![], None),
+            },
+            Visit::Stmt(_) => (vec![], None),
+        };
+        for n in names.into_iter().filter(|n| n.name == name && n.span.start <= offset) {
+            let scope = scope.unwrap_or_else(|| scope_of(n.span));
+            if within(scope) {
+                seen.push((scope, n.span));
+            }
+        }
+    });
+    // The innermost scope; in it, the latest binding.
+    seen.into_iter()
+        .min_by_key(|(scope, at)| (scope.end - scope.start, std::cmp::Reverse(at.start)))
+        .map(|(_, at)| at)
 }
 
 /// Every use of the block or function named at `offset`, in each analysis's files, and its
@@ -107,7 +130,7 @@ pub fn symbols(own: &Analysis) -> Vec<DocumentSymbol> {
     let shape = |span: Span| {
         let mut shapes: Vec<String> = Vec::new();
         for (expansion, traced) in own.values_at(ROOT, span) {
-            let shape = expansion.node(traced.output).shape.to_string();
+            let shape = expansion.shape_text(traced.output);
             if !shapes.contains(&shape) {
                 shapes.push(shape);
             }

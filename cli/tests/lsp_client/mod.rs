@@ -141,6 +141,11 @@ impl Client {
     pub fn shutdown(mut self) -> ExitStatus {
         let response = self.request("shutdown", Value::Null);
         assert_eq!(response["result"], Value::Null, "{response}");
+        self.exit()
+    }
+
+    /// `exit`, whatever came before; the server's exit status.
+    pub fn exit(mut self) -> ExitStatus {
         self.notify("exit", Value::Null);
         self.child.wait().unwrap()
     }

@@ -211,13 +211,17 @@ impl Loader<'_, '_> {
             }
         };
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut add = |name, text| match import {
+            Some(at) => self.sources.add_imported(name, Some(canonical.clone()), text, at),
+            None => self.sources.add(name, Some(canonical.clone()), text),
+        };
         match String::from_utf8(bytes) {
-            Ok(text) => Some(self.sources.add(name, Some(canonical), text)),
+            Ok(text) => Some(add(name, text)),
             Err(e) => {
                 // Keep the file, lossily, so that the diagnostic can show where the bad byte is.
                 let at = e.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                let id = self.sources.add(name.clone(), Some(canonical), text);
+                let id = add(name.clone(), text);
                 let width = self.sources.get(id).text[at..].chars().next().map_or(0, char::len_utf8);
                 let byte = e.as_bytes()[at];
                 let at = Loc::new(id, Span::new(at, at + width));
@@ -275,7 +279,7 @@ impl Loader<'_, '_> {
                 match loaded {
                     Some(id) => Some(id),
                     None => {
-                        let id = self.sources.add(*name, None, text.to_string());
+                        let id = self.sources.add_imported(*name, None, text.to_string(), at);
                         self.parse_and_index(id, false);
                         None
                     }
