@@ -100,6 +100,43 @@ fn arithmetic_is_checked() {
     }
     let c = check_text(&network("conv2d(99999999999999999999, 3)"));
     assert_eq!(codes(&c), [Code::Syntax]);
+    // 2⁶³ does not fit either; only its negation, i64::MIN, does (it was read as i64::MIN,
+    // so `2⁶³ // (2⁶³ − 1) + 6` checked as 4 features).
+    let c = check_text(&network("linear(9223372036854775808 // 9223372036854775807 + 6)"));
+    assert_eq!(codes(&c), [Code::Syntax]);
+}
+
+/// A value that doubles at each binding (`a1 = (a0, a0)`) or call (`g(g(...))`) held 2²⁴ values
+/// after 24 lines of 20 bytes, and the allocation failed (SIGABRT, which no `catch_unwind`
+/// stops): a tuple's size counts against the step limit.
+#[test]
+fn doubling_values_hit_the_step_limit() {
+    let bindings: String = (1..=40).map(|i| format!("    a{i} = (a{}, a{})\n", i - 1, i - 1)).collect();
+    let c = check_text(&format!("network n {{\n    input [N, 4]\n    a0 = 1\n{bindings}    relu\n}}\n"));
+    assert_eq!(codes(&c), [Code::Limit]);
+    let calls = format!("{}1{}", "g(".repeat(30), ")".repeat(30));
+    let c =
+        check_text(&format!("fn g(x) {{\n    (x, x)\n}}\n\n{}", network(&format!("a = {calls}\n    relu"))));
+    assert_eq!(codes(&c), [Code::Limit]);
+}
+
+/// `split` into more pieces than a network may have layers is refused before the pieces are
+/// made (10⁸ of them aborted the check allocating 8 GB).
+#[test]
+fn splitting_into_too_many_pieces() {
+    let c = check_text("network n {\n    input [N, 100000000]\n    split(1, dim=1)\n}\n");
+    assert_eq!(codes(&c), [Code::Limit]);
+    assert!(c.diagnostics[0].message.contains("100000000 pieces"), "{}", c.diagnostics[0].message);
+}
+
+/// `nnc fmt` twice is `nnc fmt` once: a chain broken after an `if` without `else` was joined
+/// on the second pass (the `if`'s span took the whitespace after it).
+#[test]
+fn formatting_a_chain_after_an_if_is_idempotent() {
+    format_text("network t(e = 2) {\n    input [N, 4]\n    y = if e != 1 { linear(4,\n        bias=false) } ->\n        relu\n}\n");
+    format_text(
+        "network t(e = 2) {\n    input [N, 4]\n    y = if e != 1 { relu }  # note\n        -> relu\n}\n",
+    );
 }
 
 #[test]

@@ -407,8 +407,10 @@ network net {
             Code::Limit => Explanation {
                 summary: "an exhausted limit (repeat count, layers, nesting, evaluation steps)",
                 text: "Expansion hit one of nnc's limits: a repeat runs at most 10,000 times, a \
-                       network expands to at most 100,000 layers and 5,000,000 evaluation steps, \
-                       a recurrent layer stacks at most 100,000 layers, and block calls and imports \
+                       network expands to at most 100,000 layers (a `split` or `chunk` makes at most \
+                       as many pieces) and 5,000,000 evaluation steps (a tuple counts one step per \
+                       value it holds), a recurrent layer stacks at most 100,000 layers, and block \
+                       calls and imports \
                        nest at most 64 deep. nnc bounds its work so that \
                        no file can exhaust its time or memory; a model that reaches a limit is most \
                        often a count with a few zeros too many.",

@@ -101,6 +101,10 @@ impl Compilation {
 /// The name of the source that holds `--set` overrides, so that their errors render too.
 pub const OVERRIDES_SOURCE: &str = "<--set>";
 
+/// The layers one expanded network may have (`Limits::max_nodes` by default); a rule that would
+/// make more at once (`split` into pieces of 1) refuses before it makes them.
+pub const MAX_LAYERS: usize = 100_000;
+
 /// Compiles a root file and everything it imports.
 pub fn compile(root: Root, options: &Options) -> Compilation {
     compile_with(root, options, None)

@@ -128,6 +128,9 @@ pub fn code_chars(src: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     })
 }
 
+/// The error of an integer literal over 64 bits.
+const TOO_LARGE: &str = "integer literal is too large";
+
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest, whose descent is recursive,
 /// ever sees it.
 fn check_nesting(src: &str) -> Option<SyntaxError> {
@@ -611,8 +614,13 @@ impl Builder<'_> {
                 let span = Span::new(span.start, operand.span.end);
                 match operand.kind {
                     _ if ops.is_empty() => operand,
-                    // `-5` is a literal, so that i64::MIN can be written.
+                    // `-5` is a literal, so that i64::MIN can be written: 2⁶³, too large alone,
+                    // is taken back from the errors when it is negated.
                     ExprKind::Int(v) if ops == [UnaryOp::Neg] => {
+                        let too_large = |e: &SyntaxError| e.span == operand.span && e.message == TOO_LARGE;
+                        if v == i64::MIN && self.errors.last().is_some_and(too_large) {
+                            self.errors.pop();
+                        }
                         Expr { kind: ExprKind::Int(v.wrapping_neg()), span }
                     }
                     _ => Expr { kind: ExprKind::Unary { ops, operand: Box::new(operand) }, span },
@@ -639,20 +647,19 @@ impl Builder<'_> {
             }
             Rule::int => {
                 let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
-                // Literals are read as u64 so that `-9223372036854775808` can be negated.
-                let value = match digits.parse::<u64>() {
-                    Ok(v) if v <= i64::MAX as u64 + 1 => v as i64,
-                    _ => {
-                        self.errors.push(SyntaxError {
-                            span,
-                            message: "integer literal is too large".into(),
-                            label: "does not fit in 64 bits".into(),
-                            hint: Some(format!("integers range up to {}", i64::MAX)),
-                            related: None,
-                        });
-                        0
-                    }
-                };
+                // Literals are read as u64 so that `-9223372036854775808` can be negated: 2⁶³ is
+                // i64::MIN here, and an error unless the unary minus around it takes it back.
+                let value = digits.parse::<u64>().ok().filter(|&v| v <= i64::MAX as u64 + 1);
+                if value.is_none_or(|v| v > i64::MAX as u64) {
+                    self.errors.push(SyntaxError {
+                        span,
+                        message: TOO_LARGE.into(),
+                        label: "does not fit in 64 bits".into(),
+                        hint: Some(format!("integers range up to {}", i64::MAX)),
+                        related: None,
+                    });
+                }
+                let value = value.map_or(0, |v| v as i64);
                 Expr { kind: ExprKind::Int(value), span }
             }
             Rule::float => {
@@ -696,7 +703,11 @@ impl Builder<'_> {
             Rule::if_expr => {
                 let mut conds = Vec::new();
                 let mut bodies = Vec::new();
+                // pest's pair ends after the whitespace it skipped looking for another `else`:
+                // the expression ends with its last body.
+                let mut end = span.end;
                 for p in pair.into_inner() {
+                    end = self.span(&p).end;
                     match p.as_rule() {
                         Rule::expr => conds.push(self.expr(p)),
                         Rule::braced => bodies.push(self.braced(p)),
@@ -705,7 +716,7 @@ impl Builder<'_> {
                 }
                 let otherwise = (bodies.len() > conds.len()).then(|| Box::new(bodies.pop().expect("else")));
                 let arms = conds.into_iter().zip(bodies).collect();
-                Expr { kind: ExprKind::If { arms, otherwise }, span }
+                Expr { kind: ExprKind::If { arms, otherwise }, span: Span::new(span.start, end) }
             }
             Rule::repeat_expr => {
                 let mut index = None;
@@ -994,6 +1005,12 @@ mod tests {
         let Stmt::Expr(e) = &file.definitions[0].body[0] else { panic!("expression") };
         assert_eq!(&src[e.span.start..e.span.end], "conv2d(c, 3)");
         assert_eq!(&src[file.definitions[0].span.start..file.definitions[0].span.end], src);
+        // An `if` without `else` ends at its body, not after the whitespace that follows it
+        // (which made `nnc fmt` join a chain broken after it on its second pass).
+        let src = "block b(c) {\n  if c > 1 { relu }  # why\n    -> relu\n}";
+        let Stmt::Expr(e) = &parse_ok(src).definitions[0].body[0] else { panic!("expression") };
+        let ExprKind::Chain(stages) = &e.kind else { panic!("a chain") };
+        assert_eq!(&src[stages[0].expr.span.start..stages[0].expr.span.end], "if c > 1 { relu }");
     }
 
     #[test]
@@ -1126,6 +1143,10 @@ mod tests {
         let err = parse_expr("99999999999999999999999").unwrap_err();
         assert!(err.message.contains("too large"));
         assert_eq!(parse_expr("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
+        // 2⁶³ itself is too large: it was read as i64::MIN.
+        for text in ["9223372036854775808", "9223372036854775808 // 2", "--9223372036854775808"] {
+            assert!(parse_expr(text).unwrap_err().message.contains("too large"), "{text}");
+        }
     }
 
     #[test]

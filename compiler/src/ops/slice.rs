@@ -295,12 +295,22 @@ fn chunk_lengths(chunks: i64, size: u64) -> Result<Vec<u64>, OpError> {
             OpError::new(Code::Value, format!("`chunks` must be at least 1, but is {chunks}")).at("chunks")
         );
     }
-    Ok(lengths_of(size.div_ceil(chunks as u64), size))
+    lengths_of(size.div_ceil(chunks as u64), size)
 }
 
-/// Pieces of `each`, the last holding what is left.
-fn lengths_of(each: u64, size: u64) -> Vec<u64> {
-    (0..size.div_ceil(each)).map(|i| each.min(size - i * each)).collect()
+/// Pieces of `each`, the last holding what is left; refused, before anything is made for them,
+/// when there are more than a network may have layers (each piece is one).
+fn lengths_of(each: u64, size: u64) -> Result<Vec<u64>, OpError> {
+    let count = size.div_ceil(each);
+    if count > crate::MAX_LAYERS as u64 {
+        let max = crate::MAX_LAYERS;
+        return Err(OpError::new(
+            Code::Limit,
+            format!("this makes {count} pieces, each a layer, over the limit of {max} layers"),
+        )
+        .label(format!("{count} pieces of {each}")));
+    }
+    Ok((0..count).map(|i| each.min(size - i * each)).collect())
 }
 
 /// PyTorch's split: an integer is the size of each piece (the last holding the rest); a tuple
@@ -317,7 +327,7 @@ fn split_lengths((sizes, tuple): (Vec<i64>, bool), size: u64, dim: usize) -> Res
     }
     let sizes: Vec<u64> = sizes.into_iter().map(|s| s as u64).collect();
     if !tuple {
-        return Ok(lengths_of(sizes[0], size));
+        return lengths_of(sizes[0], size);
     }
     let total = sizes.iter().try_fold(0u64, |acc, &s| acc.checked_add(s));
     if total != Some(size) {

@@ -53,7 +53,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_nodes: 100_000, max_repeat: 10_000, max_call_depth: 64, max_steps: 5_000_000 }
+        Limits { max_nodes: crate::MAX_LAYERS, max_repeat: 10_000, max_call_depth: 64, max_steps: 5_000_000 }
     }
 }
 
@@ -882,6 +882,15 @@ impl<'p> Expander<'p> {
         }
         let before = self.nodes.len();
         let value = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_kind(e, scope, flow, path));
+        // A tuple cost as much as its items to make (a name read copies it): its size counts
+        // against the limit, or `a = (b, b)` repeated would double the memory at each step.
+        if let Value::Tuple(_) = value {
+            self.steps += value.weight() - 1;
+            if self.steps > self.limits.max_steps {
+                let at = Loc::new(scope.file, e.span);
+                return self.limit(Error::TooManySteps { max: self.limits.max_steps, at });
+            }
+        }
         if self.values.is_some() {
             self.trace(Loc::new(scope.file, e.span), flow, &value, before);
         }
