@@ -169,7 +169,7 @@ fn files_over_the_size_limit_are_refused_unread() {
     std::fs::File::create(&path).unwrap().set_len(17 << 20).unwrap();
     let c = compile(Root::Path(&path), &Options::default());
     assert_eq!(codes(&c), [Code::Io]);
-    let expected = format!("`{}` is 17825792 bytes, over the limit of 16777216", path.display());
+    let expected = format!("`{}` is 17825792 bytes, over the limit of 2097152", path.display());
     assert_eq!(c.diagnostics[0].message, expected);
     std::fs::remove_dir_all(&dir).unwrap();
 }

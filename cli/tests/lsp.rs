@@ -640,3 +640,25 @@ fn an_open_import_keeps_the_editors_spelling() {
     assert!(!stale, "nothing published under nnc's own spelling: {:?}", client.notifications);
     assert!(client.shutdown().success());
 }
+
+/// A document over the size limit of files (which the editor holds, so no read refused it) is
+/// not parsed: pest would take up to 500 bytes of memory per byte. It gets the limit's error.
+#[test]
+fn a_document_over_the_size_limit_is_refused_unparsed() {
+    let cache = cache("large");
+    let mut client = start(&cache);
+    let doc = uri(&root().join("tests/large-lsp.net"));
+    let term = format!("{}1{}", "(".repeat(30), ")".repeat(30));
+    let sum = vec![term; 40_000].join(" + ");
+    let text = format!("network n {{\n    input [N, 4]\n    linear({sum})\n}}\n");
+    assert!(text.len() as u64 > nnc_compiler::MAX_FILE_BYTES);
+    client.open(&doc, &text);
+    let shown = client.diagnostics(&doc);
+    assert_eq!(shown[0]["code"], "E0002", "{shown}");
+    assert!(shown[0]["message"].as_str().unwrap().contains("over the limit of 2097152"), "{shown}");
+    let options = json!({ "tabSize": 4, "insertSpaces": true });
+    let formatted = client
+        .result("textDocument/formatting", json!({ "textDocument": { "uri": doc }, "options": options }));
+    assert_eq!(formatted, Value::Null);
+    assert!(client.shutdown().success());
+}

@@ -57,7 +57,7 @@ network lenet {
                 summary: "a model file that cannot be read, or is not UTF-8",
                 text: "nnc could not read a model file: it does not exist, it may not be read, it is \
                        a directory or not a regular file (a FIFO would wait for a writer, a device \
-                       may never end), it is over the limit of 16 MiB, or its bytes are not UTF-8 \
+                       may never end), it is over the limit of 2 MiB, or its bytes are not UTF-8 \
                        text. A file that cannot be read whole, as text, holds no model nnc could \
                        check, and guessing an encoding could change what a name means. When the \
                        file named on the command line cannot be read, `nnc check` exits with 2, as \

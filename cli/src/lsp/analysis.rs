@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use lsp_types::{Location, Uri};
 use nnc_compiler::trace::{Expansion, Traced};
-use nnc_compiler::{compile_cached, Compilation, FileId, Loc, Options, ParseCache, Root, STD_MODULES};
+use nnc_compiler::{
+    compile_cached, Compilation, FileId, Loc, Options, ParseCache, Root, MAX_FILE_BYTES, STD_MODULES,
+};
 use nnc_grammar::ast::{DefKind, Definition, File};
 use nnc_grammar::Span;
 
@@ -68,9 +70,13 @@ impl Analysis {
                     None
                 };
                 // A file the compiler did not parse (one not UTF-8 is shown lossily) is parsed
-                // here, as it reads.
+                // here, as it reads; not one over the size limit, which it refused for that.
                 let ast = compilation.trees.get(id.0).cloned().flatten();
-                let ast = ast.unwrap_or_else(|| Arc::new(nnc_grammar::parse_file(&file.text).0));
+                let parse = || match file.text.len() as u64 > MAX_FILE_BYTES {
+                    true => File::default(),
+                    false => nnc_grammar::parse_file(&file.text).0,
+                };
+                let ast = ast.unwrap_or_else(|| Arc::new(parse()));
                 Source { uri, lines: LineIndex::new(&file.text), ast }
             })
             .collect();

@@ -468,6 +468,10 @@ impl Server<'_> {
             Formatting::METHOD => answer::<Formatting>(request, |p| {
                 let Some(own) = self.analysis(&p.text_document.uri) else { return Ok(None) };
                 let text = own.text(ROOT);
+                // A text over the size limit is not parsed, here either; its diagnostic says so.
+                if text.len() as u64 > nnc_compiler::MAX_FILE_BYTES {
+                    return Ok(None);
+                }
                 match nnc_grammar::format::format(text) {
                     Ok(formatted) if formatted == text => Ok(Some(Vec::new())),
                     Ok(formatted) => {

@@ -15,8 +15,10 @@ use crate::ops;
 use crate::source::{FileId, Loc, SourceMap};
 
 /// Files larger than this are refused: unread when the file system gives their size, else as
-/// soon as the read passes it.
-pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// soon as the read passes it; a text given in memory (an editor's document) too, unparsed.
+/// pest's parse takes up to 500 bytes of memory per byte of a file of nested brackets, so the
+/// bound is a bound on memory too: 1 GB at most, for a file 100 times the largest model here.
+pub const MAX_FILE_BYTES: u64 = 2 << 20;
 /// How long a chain of imports may be.
 pub const MAX_IMPORT_DEPTH: usize = 64;
 
@@ -175,7 +177,13 @@ pub fn load(
         Root::Text { name, text, dir } => {
             // In `dir`, whatever folders `name` shows (`model!` shows the Rust file's path).
             let path = dir.map(|d| d.join(Path::new(name).file_name().unwrap_or(name.as_ref())));
-            Some(loader.sources.add(name, path, text.to_string()))
+            let id = loader.sources.add(name, path, text.to_string());
+            let size = text.len() as u64;
+            if size > MAX_FILE_BYTES {
+                let max = MAX_FILE_BYTES;
+                loader.diags.push(Error::TooLarge { name, size: Some(size), max, import: None }.into());
+            }
+            (size <= MAX_FILE_BYTES).then_some(id)
         }
     };
     if let Some(root_id) = root_id {
