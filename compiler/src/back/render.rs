@@ -1,5 +1,8 @@
 //! Rendering diagnostics: rustc-style text (with or without colour) through
-//! codespan-reporting, and JSON for tools.
+//! codespan-reporting, and JSON for tools. What a file holds reaches a terminal only through
+//! [`printable`]: its control characters are shown as codes, never sent.
+
+use std::borrow::Cow;
 
 use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label as CsLabel, LabelStyle};
 use codespan_reporting::files::SimpleFiles;
@@ -15,12 +18,34 @@ pub enum Style {
     Color,
 }
 
-fn files(sources: &SourceMap) -> SimpleFiles<&str, &str> {
-    let mut files = SimpleFiles::new();
-    for (_, file) in sources.files() {
-        files.add(file.name.as_str(), file.text.as_str());
+/// Whether a character would act on a terminal rather than show: control characters (an
+/// escape sequence can retitle or clear the terminal), line and paragraph separators, and the
+/// bidirectional overrides that make code read otherwise than it runs. Tabs and line ends show.
+fn acts(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text as a terminal may print it: each character that would act on it written as its code
+/// (`\u{1b}`).
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(acts) {
+        return Cow::Borrowed(text);
     }
-    files
+    Cow::Owned(
+        text.chars()
+            .map(|c| if acts(c) { format!("\\u{{{:x}}}", c as u32) } else { c.to_string() })
+            .collect(),
+    )
+}
+
+/// A source's text for showing its lines: each character that would act on a terminal made
+/// `?`s of its length in bytes, so that every span still falls where it did.
+fn shown_source(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(acts) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(|c| if acts(c) { "?".repeat(c.len_utf8()) } else { c.to_string() }).collect())
 }
 
 fn convert(d: &Diagnostic) -> CsDiagnostic<usize> {
@@ -29,20 +54,26 @@ fn convert(d: &Diagnostic) -> CsDiagnostic<usize> {
         .iter()
         .map(|l| {
             let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
-            CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end).with_message(&l.message)
+            CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end)
+                .with_message(printable(&l.message))
         })
         .collect();
-    let mut notes = d.notes.clone();
+    let mut notes: Vec<String> = d.notes.iter().map(|n| printable(n).into_owned()).collect();
     if let Some(hint) = &d.hint {
-        notes.push(format!("help: {hint}"));
+        notes.push(format!("help: {}", printable(hint)));
     }
     let cs = if d.is_error() { CsDiagnostic::error() } else { CsDiagnostic::warning() };
-    cs.with_code(d.code.as_str()).with_message(&d.message).with_labels(labels).with_notes(notes)
+    cs.with_code(d.code.as_str()).with_message(printable(&d.message)).with_labels(labels).with_notes(notes)
 }
 
 /// Renders diagnostics as rustc does, one after another.
 pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> String {
-    let files = files(sources);
+    let shown: Vec<(Cow<str>, Cow<str>)> =
+        sources.files().map(|(_, f)| (printable(&f.name), shown_source(&f.text))).collect();
+    let mut files = SimpleFiles::new();
+    for (name, text) in &shown {
+        files.add(name.as_ref(), text.as_ref());
+    }
     let config = Config::default();
     let mut out = String::new();
     for d in diagnostics {
@@ -121,4 +152,29 @@ pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> Vec<JsonDiagn
             hint: d.hint.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compile, Options, Root};
+
+    /// A file's escape sequences (`\x1b]0;…\x07` retitles a terminal, `\x1b[2J` clears it) reach
+    /// neither the message, nor the source line shown, nor the table of a network labelled so.
+    #[test]
+    fn nothing_of_a_file_acts_on_the_terminal() {
+        let text = "network t {\n    input [N, 4]\n    relu \x1b]0;pwned\x07\x1b[2J\n}\n";
+        let c = compile(Root::Text { name: "t.net", text, dir: None }, &Options::default());
+        let shown = render(&c.diagnostics, &c.sources, Style::Plain);
+        assert!(shown.contains("found `\\u{1b}`") && shown.contains("relu ?]0;pwned??[2J"), "{shown}");
+        assert!(!shown.contains(['\x1b', '\x07']), "{shown}");
+        let text = "network t {\n    input [N, 4]\n    \"\x1b[2J\u{202e}\": linear(4)\n}\n";
+        let c = compile(Root::Text { name: "t.net", text, dir: None }, &Options::default());
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        let table = crate::back::report::render_table(&crate::back::report::report(&c.graphs[0], None));
+        assert!(table.contains("\\u{1b}[2J\\u{202e}") && !table.contains(['\x1b', '\u{202e}']), "{table}");
+        // Tabs, line ends and any other text show as they are.
+        assert_eq!(printable("a\tb\r\n→ é"), "a\tb\r\n→ é");
+        assert_eq!(shown_source("x\u{2028}y").len(), "x\u{2028}y".len());
+    }
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::render::printable;
+
 use super::memory::BatchMemory;
 use crate::ir::{Graph, Node};
 
@@ -257,7 +259,9 @@ pub fn render_table(report: &Report) -> String {
         .iter()
         .map(|r| {
             let macs = if report.free.is_some() { "—".to_string() } else { thousands(r.macs) };
-            [r.name.clone(), r.op.clone(), r.shape.clone(), thousands(r.params), macs]
+            // Names and labels may hold any text: none of it may act on the terminal.
+            let (name, op) = (printable(&r.name).into_owned(), printable(&r.op).into_owned());
+            [name, op, r.shape.clone(), thousands(r.params), macs]
         })
         .collect();
     let mut widths = header.map(|h| h.chars().count());
@@ -298,7 +302,8 @@ pub fn render_table(report: &Report) -> String {
         [_] => report.input.clone(),
         inputs => inputs.iter().map(|i| format!("{} {}", i.name, i.shape)).collect::<Vec<_>>().join(", "),
     };
-    let mut out = format!("network {}({}): {input} → {output}\n\n", report.network, params.join(", "));
+    let title = format!("network {}({}): {input} → {output}\n\n", report.network, params.join(", "));
+    let mut out = printable(&title).into_owned();
     out += &line(header);
     out += &line(widths.map(|w| "─".repeat(w)).each_ref().map(String::as_str));
     for row in &cells {
