@@ -7,7 +7,7 @@
 //! The spellings target ONNX opset [`OPSET`]: an op whose operands moved from attributes to
 //! inputs in a later opset (`ReduceMean`'s axes) is written as opset 17 has it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::TensorSpec;
@@ -94,6 +94,8 @@ pub struct Onnx {
     pub constants: Vec<Constant>,
     pub initializers: Vec<Initializer>,
     used: HashSet<String>,
+    /// For each base name given to [`Onnx::fresh`], the number its next try takes.
+    next_suffix: HashMap<String, usize>,
     current: Current,
 }
 
@@ -149,10 +151,12 @@ impl Onnx {
     /// A value name not yet used: `base`, else `base:1`, `base:2`, ...
     pub fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
-        let mut k = 1;
+        // Counting on from the last number this base was given, not from 1: a layer of
+        // thousands of pieces asks for the same base thousands of times.
+        let next = self.next_suffix.entry(base.to_string()).or_insert(1);
         while self.used.contains(&name) {
-            name = format!("{base}:{k}");
-            k += 1;
+            name = format!("{base}:{next}");
+            *next += 1;
         }
         self.used.insert(name.clone());
         name
