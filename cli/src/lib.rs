@@ -825,10 +825,13 @@ fn emit(args: &EmitArgs) -> io::Result<Outcome> {
             return onnx::emit(&graph, args.weights.as_deref(), args.seed, args.output.as_deref());
         }
         if args.target == Target::Pytorch {
-            io::stdout().lock().write_all(
-                nnc_compiler::back::pytorch::emit(&graph, &args.source.file.display().to_string()).as_bytes(),
-            )?;
-            return Ok(Outcome::Ok);
+            return match nnc_compiler::back::pytorch::emit(&graph, &args.source.file.display().to_string()) {
+                Ok(module) => io::stdout().lock().write_all(module.as_bytes()).map(|()| Outcome::Ok),
+                Err(refused) => {
+                    eprintln!("error: {refused}");
+                    Ok(Outcome::ModelError)
+                }
+            };
         }
         let name = match &args.name {
             // syn's parse, which takes raw identifiers (`r#type`) as `Ident::new` does not.

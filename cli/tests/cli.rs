@@ -335,6 +335,31 @@ fn emit_pytorch_writes_modules_as_pytorch_users_do() {
     insta::assert_snapshot!(text(&out.stdout));
 }
 
+/// A label PyTorch cannot name a module by (an attribute of `nn.Module`: `self.forward` would
+/// reach the method, and `add_module` refuses it) is an error naming it, not a module that
+/// recurses or breaks `.eval()`.
+#[test]
+fn emit_pytorch_refuses_names_of_nn_module_attributes() {
+    let dir = fresh_dir("nnc-emit-reserved");
+    for label in ["forward", "training", "__init__", "state_dict"] {
+        let path = dir.join(format!("{label}.net"));
+        std::fs::write(&path, format!("network t {{\n    input [N, 4]\n    \"{label}\": linear(4)\n}}\n"))
+            .unwrap();
+        let out = nnc(&["emit", "--target", "pytorch", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{label}");
+        let expected = format!("error: PyTorch cannot name a module `{label}` (layer `{label}`)");
+        assert!(text(&out.stderr).starts_with(&expected), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
+    // Any other text PyTorch takes, through `getattr`.
+    let path = dir.join("fine.net");
+    std::fs::write(&path, "network t {\n    input [N, 4]\n    \"é 0\": linear(4)\n    self: linear(4)\n}\n")
+        .unwrap();
+    let out = nnc(&["emit", "--target", "pytorch", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn graph_draws_blocks_as_clusters() {
     let out = nnc(&["graph", "models/resnet18.net"]);

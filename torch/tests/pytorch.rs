@@ -94,7 +94,7 @@ fn compare(
         weights::save(vs, weights_file).unwrap();
     }
     let module = dir.join(format!("{name}.py"));
-    std::fs::write(&module, pytorch::emit(graph, source)).unwrap();
+    std::fs::write(&module, pytorch::emit(graph, source).unwrap()).unwrap();
     let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
     let rows = dir.join(format!("{name}.rows.json"));
     std::fs::write(&rows, layer_rows(graph, 2).to_string()).unwrap();
@@ -271,7 +271,7 @@ fn run_emitted(
     args: &[&std::ffi::OsStr],
 ) {
     let module = dir.join(format!("{case}.py"));
-    std::fs::write(&module, pytorch::emit(graph, case)).unwrap();
+    std::fs::write(&module, pytorch::emit(graph, case).unwrap()).unwrap();
     let class = nnc_compiler::back::codegen::type_name(&graph.name).to_string();
     let out = Command::new(python).args(["-c", script]).arg(&module).arg(&class).args(args).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -133,6 +133,138 @@ const PYTHON_KEYWORDS: &[&str] = &[
     "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
 ];
 
+/// The attributes of `nn.Module`, `nn.ModuleDict` and `nn.Sequential` (torch 2.13's `dir()`, the
+/// `__dunder__` names aside): a module or parameter of one of these names is refused by
+/// `add_module` ("attribute already exists"), and `self.forward` would reach the method.
+const MODULE_ATTRIBUTES: &[&str] = &[
+    "T_destination",
+    "_apply",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_buffers",
+    "_call_impl",
+    "_compiled_call_impl",
+    "_forward_hooks",
+    "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_get_backward_hooks",
+    "_get_backward_pre_hooks",
+    "_get_item_by_idx",
+    "_get_name",
+    "_is_full_backward_hook",
+    "_load_from_state_dict",
+    "_load_state_dict_post_hooks",
+    "_load_state_dict_pre_hooks",
+    "_maybe_warn_non_full_backward_hook",
+    "_modules",
+    "_named_members",
+    "_non_persistent_buffers_set",
+    "_parameters",
+    "_register_load_state_dict_pre_hook",
+    "_register_state_dict_hook",
+    "_replicate_for_data_parallel",
+    "_save_to_state_dict",
+    "_slow_forward",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_version",
+    "_wrapped_call_impl",
+    "add_module",
+    "append",
+    "apply",
+    "bfloat16",
+    "buffers",
+    "call_super_init",
+    "children",
+    "clear",
+    "compile",
+    "cpu",
+    "cuda",
+    "double",
+    "dump_patches",
+    "eval",
+    "extend",
+    "extra_repr",
+    "float",
+    "forward",
+    "get_buffer",
+    "get_extra_state",
+    "get_parameter",
+    "get_submodule",
+    "half",
+    "insert",
+    "ipu",
+    "items",
+    "keys",
+    "load_state_dict",
+    "modules",
+    "mtia",
+    "named_buffers",
+    "named_children",
+    "named_modules",
+    "named_parameters",
+    "parameters",
+    "pop",
+    "register_backward_hook",
+    "register_buffer",
+    "register_forward_hook",
+    "register_forward_pre_hook",
+    "register_full_backward_hook",
+    "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook",
+    "register_module",
+    "register_parameter",
+    "register_state_dict_post_hook",
+    "register_state_dict_pre_hook",
+    "requires_grad_",
+    "set_extra_state",
+    "set_submodule",
+    "share_memory",
+    "state_dict",
+    "to",
+    "to_empty",
+    "train",
+    "training",
+    "type",
+    "update",
+    "values",
+    "xpu",
+    "zero_grad",
+];
+
+/// Why a graph has no PyTorch module: a layer whose name PyTorch cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unspellable {
+    /// The layer's full name, and the piece of it that is an attribute of `nn.Module`.
+    pub layer: String,
+    pub segment: String,
+}
+
+impl std::fmt::Display for Unspellable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PyTorch cannot name a module `{}` (layer `{}`): `nn.Module` has an attribute of that name, \
+             which `add_module` refuses; give the layer another label",
+            self.segment, self.layer
+        )
+    }
+}
+
+impl std::error::Error for Unspellable {}
+
+/// The first layer whose name has a piece PyTorch cannot name a module by.
+fn unspellable(graph: &Graph) -> Option<Unspellable> {
+    let taken = |s: &str| (s.starts_with("__") && s.ends_with("__")) || MODULE_ATTRIBUTES.contains(&s);
+    graph.nodes.iter().find_map(|node| {
+        let segment = node.name.split('.').find(|s| taken(s))?;
+        Some(Unspellable { layer: node.name.clone(), segment: segment.to_string() })
+    })
+}
+
 /// A module attribute in Python: `self.conv1`, or `getattr(self, "0")` for a name that is no
 /// identifier or is a keyword (TorchScript accepts both).
 fn attribute(segment: &str) -> String {
@@ -478,8 +610,11 @@ fn comment(tree: &Tree, name: &str, op: &str, shape: &str) -> String {
     }
 }
 
-/// The Python source of the module.
-pub fn emit(graph: &Graph, source: &str) -> String {
+/// The Python source of the module; an error for a network with a layer PyTorch cannot name.
+pub fn emit(graph: &Graph, source: &str) -> Result<String, Unspellable> {
+    if let Some(refused) = unspellable(graph) {
+        return Err(refused);
+    }
     let n = graph.nodes.len();
     let mut readers = vec![Vec::new(); n];
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -649,7 +784,7 @@ if __name__ == "__main__":
 {smoke}"#,
         smoke = smoke_test(graph, &class, &names),
     );
-    py
+    Ok(py)
 }
 
 /// `dynamic_shapes()`, `torch.export`'s spelling of the sizes the network takes: the batch
