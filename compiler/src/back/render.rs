@@ -48,17 +48,45 @@ fn shown_source(text: &str) -> Cow<'_, str> {
     Cow::Owned(text.chars().map(|c| if acts(c) { "?".repeat(c.len_utf8()) } else { c.to_string() }).collect())
 }
 
-fn convert(d: &Diagnostic) -> CsDiagnostic<usize> {
-    let labels = d
-        .labels
-        .iter()
-        .map(|l| {
-            let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
-            CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end)
-                .with_message(printable(&l.message))
-        })
-        .collect();
-    let mut notes: Vec<String> = d.notes.iter().map(|n| printable(n).into_owned()).collect();
+/// How many diagnostics are shown, one after another; the rest are counted. A file of one
+/// mistake repeated thousands of times would otherwise print megabytes.
+pub const MAX_SHOWN: usize = 50;
+
+/// The longest line shown in a snippet, in bytes; a label on a longer one is written as its
+/// place and words, without the line (a file of one long line printed it whole per label).
+const MAX_SHOWN_LINE: usize = 400;
+
+/// The bytes of the line `loc` starts on.
+fn line_length(sources: &SourceMap, loc: crate::Loc) -> usize {
+    let text = &sources.get(loc.file).text;
+    let at = loc.span.start.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    end - start
+}
+
+fn convert(d: &Diagnostic, sources: &SourceMap) -> CsDiagnostic<usize> {
+    let long = d.labels.iter().map(|l| line_length(sources, l.loc)).max().filter(|&n| n > MAX_SHOWN_LINE);
+    let labels = match long {
+        Some(_) => Vec::new(),
+        None => d
+            .labels
+            .iter()
+            .map(|l| {
+                let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
+                CsLabel::new(style, l.loc.file.0, l.loc.span.start..l.loc.span.end)
+                    .with_message(printable(&l.message))
+            })
+            .collect(),
+    };
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(bytes) = long {
+        for l in &d.labels {
+            notes.push(format!("at {}: {}", printable(&sources.describe(l.loc)), printable(&l.message)));
+        }
+        notes.push(format!("the line is {bytes} bytes long, too long to show"));
+    }
+    notes.extend(d.notes.iter().map(|n| printable(n).into_owned()));
     if let Some(hint) = &d.hint {
         notes.push(format!("help: {}", printable(hint)));
     }
@@ -76,8 +104,8 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
     }
     let config = Config::default();
     let mut out = String::new();
-    for d in diagnostics {
-        let cs = convert(d);
+    for d in diagnostics.iter().take(MAX_SHOWN) {
+        let cs = convert(d, sources);
         let rendered = match style {
             Style::Plain => term::emit_into_string(&config, &files, &cs),
             Style::Color => {
@@ -96,8 +124,11 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
         // message alone is still worth showing.
         out.push_str(&rendered.unwrap_or_else(|_| {
             let severity = if d.is_error() { "error" } else { "warning" };
-            format!("{severity}[{}]: {}\n", d.code.as_str(), d.message)
+            format!("{severity}[{}]: {}\n", d.code.as_str(), printable(&d.message))
         }));
+    }
+    if let Some(more) = diagnostics.len().checked_sub(MAX_SHOWN).filter(|&n| n > 0) {
+        out.push_str(&format!("note: {more} more diagnostics are not shown (the first {MAX_SHOWN} are)\n\n"));
     }
     out
 }
@@ -176,5 +207,22 @@ mod tests {
         // Tabs, line ends and any other text show as they are.
         assert_eq!(printable("a\tb\r\n→ é"), "a\tb\r\n→ é");
         assert_eq!(shown_source("x\u{2028}y").len(), "x\u{2028}y".len());
+    }
+
+    /// A file of one long line with a warning per statement: each shown without its line, and
+    /// only the first `MAX_SHOWN` (1,000 statements printed 27 MB).
+    #[test]
+    fn long_lines_and_many_diagnostics_stay_short() {
+        let statements: String = (0..1000).map(|i| format!("x{i} = in -> relu ")).collect();
+        let text = format!("network t {{ input [N, 4] {statements}relu }}\n");
+        let c = compile(Root::Text { name: "t.net", text: &text, dir: None }, &Options::default());
+        assert!(c.diagnostics.len() >= 999, "{:?}", c.diagnostics.first());
+        let shown = render(&c.diagnostics, &c.sources, Style::Plain);
+        assert!(shown.len() < 20_000, "{} bytes", shown.len());
+        let more =
+            format!("note: {} more diagnostics are not shown (the first 50 are)", c.diagnostics.len() - 50);
+        assert!(shown.contains(&more), "{shown}");
+        assert!(shown.contains("= at t.net:1:37: computed here, then used by nothing"), "{shown}");
+        assert!(shown.contains("bytes long, too long to show"), "{shown}");
     }
 }
