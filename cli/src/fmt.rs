@@ -80,8 +80,9 @@ pub fn fmt(args: &FmtArgs) -> io::Result<Outcome> {
 }
 
 fn stdin(check: bool, style: Style) -> io::Result<Done> {
+    // Over the limit or not UTF-8: refused before it is read as a model, as `check -` does.
     let Some(text) = read_stdin()? else {
-        return Ok(Done::Failed);
+        return Ok(Done::Unreadable);
     };
     let Some(formatted) = formatted("<stdin>", None, &text, style) else {
         return Ok(Done::Failed);

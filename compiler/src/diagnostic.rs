@@ -233,6 +233,11 @@ impl Diagnostic {
 /// `z`?" for several as close (`conv` is as near `conv1d` as `conv2d`: picking one would guess
 /// the rank).
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    // No name is a typo of a known one this long, and the distance costs its length times the
+    // candidate's for each (a name of a megabyte took seconds).
+    if name.len() > 64 {
+        return None;
+    }
     let mut close: Vec<(usize, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))

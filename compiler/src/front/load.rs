@@ -293,6 +293,10 @@ impl Loader<'_, '_> {
                     }
                 }
             }
+            ImportTarget::File(rel) if rel.is_empty() => {
+                self.diags.push(Error::EmptyImport { at }.into());
+                return;
+            }
             ImportTarget::File(rel) => {
                 let base =
                     self.sources.get(from).path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));

@@ -102,6 +102,8 @@ pub(super) enum Error<'a> {
     NotUtf8 { name: &'a str, byte: u8, at: Loc },
     ImportsTooDeep { max: usize, at: Loc },
     NoStdModule { module: &'a str, at: Loc },
+    // `import ""`.
+    EmptyImport { at: Loc },
     // `links` are the other imports along the cycle, with the name of the file making each.
     ImportCycle { file: &'a str, at: Loc, links: Vec<(Loc, &'a str)> },
     // A block named as a built-in layer or function.
@@ -237,7 +239,7 @@ pub(super) enum Error<'a> {
     // A block's last statement is not a tensor; `found` is its type, if it has one.
     BlockOutput { block: &'a str, found: Option<&'static str>, at: Loc, call: Loc },
     // A block calling itself; `cycle` holds the frames from the block's first call on.
-    Recursion { block: &'a str, at: Loc, cycle: &'a [Frame] },
+    Recursion { block: &'a str, function: bool, at: Loc, cycle: &'a [Frame] },
 
     // ---- Repeats ----
     NegativeRepeat { count: i64, at: Loc },
@@ -293,6 +295,9 @@ impl Error<'_> {
                     .maybe_hint(did_you_mean(module, names.clone()))
                     .note(format!("the standard library has {}", names.collect::<Vec<_>>().join(", ")))
             }
+            EmptyImport { at } => Diagnostic::error(Code::MissingImport, "an import of no file")
+                .primary(at, "the path is empty")
+                .hint("write the file's path, relative to this file: `import \"blocks.net\"`"),
             ImportCycle { file, at, links } => {
                 let mut d =
                     Diagnostic::error(Code::ImportCycle, format!("import cycle: `{file}` imports itself"))
@@ -777,15 +782,16 @@ impl Error<'_> {
                     .secondary(call, "called here")
                     .hint("a block's output is its last statement")
             }
-            Recursion { block, at, cycle } => {
-                let mut d = Diagnostic::error(Code::Recursion, format!("block `{block}` calls itself"))
+            Recursion { block, function, at, cycle } => {
+                let kind = if function { "function" } else { "block" };
+                let mut d = Diagnostic::error(Code::Recursion, format!("{kind} `{block}` calls itself"))
                     .primary(at, "this call would expand forever");
                 for frame in cycle {
                     if let Frame::Call { block: called, at: call, .. } = frame {
                         d = d.secondary(*call, format!("`{called}` is called here"));
                     }
                 }
-                d.hint("blocks cannot be recursive; build deep networks with `repeat`")
+                d.hint(format!("{kind}s cannot be recursive; build deep networks with `repeat`"))
             }
 
             NegativeRepeat { count, at } => {
@@ -953,8 +959,9 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
     let mut chain = Vec::new();
     for frame in frames.iter().rev() {
         match frame {
+            // A function's call: it makes no layers, so it has no instance name.
             Frame::Call { block, instance, at } if instance.is_empty() => {
-                d = d.secondary(*at, format!("in this `{block}` block"));
+                d = d.secondary(*at, format!("in this call of `{block}`"));
                 chain.push(format!("`{block}`"));
             }
             Frame::Call { block, instance, at } => {

@@ -505,7 +505,8 @@ impl Expander<'_> {
         {
             // Not through `error`, which would add the context: the cycle is the context.
             let cycle = &self.frames[pos + 1..];
-            self.diags.push(Error::Recursion { block: name, at: loc, cycle }.into());
+            let function = def.kind == DefKind::Function;
+            self.diags.push(Error::Recursion { block: name, function, at: loc, cycle }.into());
             return Value::Poison;
         }
         let depth = self.frames.iter().filter(|f| matches!(f, Frame::Call { .. })).count();
