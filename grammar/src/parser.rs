@@ -184,8 +184,8 @@ fn skip_blanks(rest: &str) -> &str {
 /// a window that ends where a later line starts an item, and the window widens to the next such
 /// line only when the parse reached the window's end, the one place the cut can matter. A parse
 /// that succeeds, or fails strictly inside the window, tried nothing beyond it, so it is the parse
-/// of the whole rest: the window's end starts with `import`, `block` or `network`, keywords that
-/// no part of an item can take.
+/// of the whole rest: the window's end starts with `import`, `block`, `network` or `fn`, keywords
+/// that no part of an item can take.
 fn parse_item(rest: &str) -> Result<pest::iterators::Pairs<'_, Rule>, Box<pest::error::Error<Rule>>> {
     let first = rest.len() - skip_blanks(rest).len();
     let mut from = first + rest[first..].chars().next().map_or(1, char::len_utf8);
@@ -221,7 +221,7 @@ fn next_item_start(src: &str, from: usize) -> Option<usize> {
 }
 
 fn starts_item(line: &str) -> bool {
-    ["block", "network", "import"].iter().any(|kw| {
+    ["block", "network", "fn", "import"].iter().any(|kw| {
         line.strip_prefix(kw)
             .is_some_and(|rest| rest.starts_with(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
     })
