@@ -19,37 +19,48 @@ pub enum Style {
 }
 
 /// Whether a character would act on a terminal rather than show: control characters (an
-/// escape sequence can retitle or clear the terminal), line and paragraph separators, and the
-/// bidirectional overrides that make code read otherwise than it runs. Tabs and line ends show.
-fn acts(c: char) -> bool {
+/// escape sequence can retitle or clear the terminal; a carriage return not ending a line sends
+/// the cursor back over what was shown), line and paragraph separators, and the bidirectional
+/// overrides that make code read otherwise than it runs. Tabs and line ends show. `next` is the
+/// character after `c`.
+fn acts(c: char, next: Option<char>) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || (c == '\r' && next != Some('\n'))
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with each character that would act on a terminal replaced by `shown(c)`.
+fn replaced(text: &str, shown: impl Fn(char) -> String) -> Cow<'_, str> {
+    let mut chars = text.chars().peekable();
+    let mut out: Option<String> = None;
+    let mut at = 0;
+    while let Some(c) = chars.next() {
+        if acts(c, chars.peek().copied()) {
+            out.get_or_insert_with(|| text[..at].to_string()).push_str(&shown(c));
+        } else if let Some(out) = &mut out {
+            out.push(c);
+        }
+        at += c.len_utf8();
+    }
+    out.map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 /// Text as a terminal may print it: each character that would act on it written as its code
 /// (`\u{1b}`).
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(acts) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| if acts(c) { format!("\\u{{{:x}}}", c as u32) } else { c.to_string() })
-            .collect(),
-    )
+    replaced(text, |c| format!("\\u{{{:x}}}", c as u32))
 }
 
 /// A source's text for showing its lines: each character that would act on a terminal made
 /// `?`s of its length in bytes, so that every span still falls where it did.
 fn shown_source(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(acts) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(text.chars().map(|c| if acts(c) { "?".repeat(c.len_utf8()) } else { c.to_string() }).collect())
+    replaced(text, |c| "?".repeat(c.len_utf8()))
 }
 
-/// How many diagnostics are shown, one after another; the rest are counted. A file of one
-/// mistake repeated thousands of times would otherwise print megabytes.
+/// How many errors are shown, and how many diagnostics in all once warnings are counted in;
+/// the rest are counted. A file of one mistake repeated thousands of times would otherwise print
+/// megabytes. Errors are never hidden behind warnings: a warning is shown only while fewer than
+/// this many diagnostics were.
 pub const MAX_SHOWN: usize = 50;
 
 /// The longest line shown in a snippet, in bytes; a label on a longer one is written as its
@@ -104,7 +115,21 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
     }
     let config = Config::default();
     let mut out = String::new();
-    for d in diagnostics.iter().take(MAX_SHOWN) {
+    let (mut shown, mut errors, mut hidden_errors, mut hidden_warnings) = (0, 0, 0, 0);
+    for d in diagnostics {
+        match d.is_error() {
+            true if errors < MAX_SHOWN => errors += 1,
+            false if shown < MAX_SHOWN => {}
+            true => {
+                hidden_errors += 1;
+                continue;
+            }
+            false => {
+                hidden_warnings += 1;
+                continue;
+            }
+        }
+        shown += 1;
         let cs = convert(d, sources);
         let rendered = match style {
             Style::Plain => term::emit_into_string(&config, &files, &cs),
@@ -127,8 +152,15 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> 
             format!("{severity}[{}]: {}\n", d.code.as_str(), printable(&d.message))
         }));
     }
-    if let Some(more) = diagnostics.len().checked_sub(MAX_SHOWN).filter(|&n| n > 0) {
-        out.push_str(&format!("note: {more} more diagnostics are not shown (the first {MAX_SHOWN} are)\n\n"));
+    let count = |n: usize, what: &str| match n {
+        0 => None,
+        1 => Some(format!("1 more {what}")),
+        n => Some(format!("{n} more {what}s")),
+    };
+    let hidden: Vec<String> =
+        [count(hidden_errors, "error"), count(hidden_warnings, "warning")].into_iter().flatten().collect();
+    if !hidden.is_empty() {
+        out.push_str(&format!("note: {} not shown\n\n", hidden.join(" and ")));
     }
     out
 }
@@ -206,6 +238,9 @@ mod tests {
         assert!(table.contains("\\u{1b}[2J\\u{202e}") && !table.contains(['\x1b', '\u{202e}']), "{table}");
         // Tabs, line ends and any other text show as they are.
         assert_eq!(printable("a\tb\r\n→ é"), "a\tb\r\n→ é");
+        // A carriage return alone sends the cursor back over the line: it is a code too.
+        assert_eq!(printable("evil(4)\r  relu"), "evil(4)\\u{d}  relu");
+        assert_eq!(shown_source("a\rb\r\n"), "a?b\r\n");
         assert_eq!(shown_source("x\u{2028}y").len(), "x\u{2028}y".len());
     }
 
@@ -219,9 +254,16 @@ mod tests {
         assert!(c.diagnostics.len() >= 999, "{:?}", c.diagnostics.first());
         let shown = render(&c.diagnostics, &c.sources, Style::Plain);
         assert!(shown.len() < 20_000, "{} bytes", shown.len());
-        let more =
-            format!("note: {} more diagnostics are not shown (the first 50 are)", c.diagnostics.len() - 50);
+        let more = format!("note: {} more warnings not shown", c.diagnostics.len() - 50);
         assert!(shown.contains(&more), "{shown}");
+        // An error after them all is shown all the same.
+        let text = format!("{text}\nnetwork u {{\n    input [N, 4]\n    evil(4)\n}}\n");
+        let c = compile(Root::Text { name: "t.net", text: &text, dir: None }, &Options::default());
+        let shown = render(&c.diagnostics, &c.sources, Style::Plain);
+        let end = &shown[shown.len() - 600..];
+        assert!(shown.contains("error[E0102]: unknown layer or block `evil`"), "{end}");
+        let more = format!("note: {} more warnings not shown", c.diagnostics.len() - 51);
+        assert!(shown.contains(&more), "{end}");
         assert!(shown.contains("= at t.net:1:37: computed here, then used by nothing"), "{shown}");
         assert!(shown.contains("bytes long, too long to show"), "{shown}");
     }
