@@ -347,14 +347,15 @@ fn emit_pytorch_refuses_names_of_nn_module_attributes() {
             .unwrap();
         let out = nnc(&["emit", "--target", "pytorch", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{label}");
-        let expected = format!("error: PyTorch cannot name a module `{label}` (layer `{label}`)");
+        let expected = format!("error: PyTorch cannot name a module `{label}` (`{label}`): `nn.Module` has");
         assert!(text(&out.stderr).starts_with(&expected), "{}", text(&out.stderr));
         assert!(out.stdout.is_empty());
     }
-    // Any other text PyTorch takes, through `getattr`.
+    // Any other text PyTorch takes, through `getattr`; a join's name is no module's; and only an
+    // `nn.ModuleDict` has `keys`, not the class that holds a network's layers.
     let path = dir.join("fine.net");
-    std::fs::write(&path, "network t {\n    input [N, 4]\n    \"é 0\": linear(4)\n    self: linear(4)\n}\n")
-        .unwrap();
+    let fine = "network t {\n    input [N, 4]\n    \"é 0\": linear(4)\n    self: linear(4)\n    keys: linear(4)\n    items = in + in\n}\n";
+    std::fs::write(&path, fine).unwrap();
     let out = nnc(&["emit", "--target", "pytorch", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
