@@ -116,6 +116,7 @@ pub fn serve() -> io::Result<Outcome> {
         refresh_hints: client.refresh_hints,
         refreshes: 0,
         disk_changed: false,
+        rechecked: Vec::new(),
         shutting_down: false,
     };
     let outcome = server.run();
@@ -152,6 +153,8 @@ struct Server<'c> {
     refreshes: u64,
     /// Whether a file was saved or changed on disk since the last check.
     disk_changed: bool,
+    /// The documents checked since diagnostics were last published.
+    rechecked: Vec<Uri>,
     /// Whether `shutdown` was answered: from then on only `exit` is taken.
     shutting_down: bool,
 }
@@ -215,6 +218,10 @@ impl Server<'_> {
                     Err(e) if e.is_empty() => break,
                     Err(_) => return Outcome::ModelError,
                 }
+            }
+            // After `shutdown`, nothing is sent but what `exit` ends.
+            if self.shutting_down {
+                continue;
             }
             if catch_unwind(AssertUnwindSafe(|| self.check_and_publish())).is_err() {
                 // Keep going with no stale analysis left.
@@ -296,6 +303,8 @@ impl Server<'_> {
                         analysis: None,
                     };
                     self.docs.insert(p.text_document.uri, doc);
+                    // The other checks name this file by the editor's URI from now on.
+                    self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
                 }
             }
             DidChangeTextDocument::METHOD => {
@@ -313,6 +322,8 @@ impl Server<'_> {
                 if let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params) {
                     if let Some(mut doc) = self.docs.remove(&p.text_document.uri) {
                         bury(&self.graveyard, &mut doc.analysis);
+                        // The other checks name this file by nnc's URI again.
+                        self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
                     }
                 }
             }
@@ -368,10 +379,15 @@ impl Server<'_> {
         self.published = now;
         // A document's hints read the other open documents' checks (a block's shapes come from
         // the network that calls it), and its imports from disk: after a check, the hints of a
-        // document that did not change may have. The editor asks again only when told to.
+        // document that did not change may have. The editor asks again only when told to: when
+        // a document checked in this round reads another open one, or a file changed on disk.
         let disk_changed = std::mem::take(&mut self.disk_changed);
-        // `checked`: a document was checked in this round, by this call or by a request's.
-        if self.refresh_hints && self.checked && (self.docs.len() > 1 || disk_changed) {
+        let rechecked = std::mem::take(&mut self.rechecked);
+        let reads_another = rechecked.iter().any(|uri| {
+            let Some(analysis) = self.docs.get(uri).and_then(|d| d.analysis.as_ref()) else { return false };
+            self.docs.keys().any(|other| other != uri && analysis.file_of(other).is_some())
+        });
+        if self.refresh_hints && (reads_another || (disk_changed && !rechecked.is_empty())) {
             self.refreshes += 1;
             let id = lsp_server::RequestId::from(format!("nnc-refresh-{}", self.refreshes));
             self.send(Request::new(id, InlayHintRefreshRequest::METHOD.to_string(), ()));
@@ -385,6 +401,7 @@ impl Server<'_> {
             let doc = self.docs.get_mut(uri)?;
             doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
             self.checked = true;
+            self.rechecked.push(uri.clone());
         }
         self.docs.get(uri)?.analysis.as_ref()
     }
@@ -497,6 +514,7 @@ impl Server<'_> {
             for (uri, doc) in &mut self.docs {
                 if doc.analysis.is_none() {
                     doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
+                    self.rechecked.push(uri.clone());
                 }
             }
             self.checked = true;

@@ -36,7 +36,9 @@ pub fn definition(own: &Analysis, offset: usize) -> Option<Location> {
 /// Where `name`, read at `offset`, is bound: a parameter, a bound or declared name, an input's, a
 /// repeat's index. A braced body (a repeat's, an `if` arm's) is a scope of its own, and a
 /// repeat's index is seen in the repeat alone: the binding taken is the one of the innermost
-/// scope around `offset`, the last made there before it, as the compiler resolves names.
+/// scope around `offset`, the first made there before it (a second is an error, and the compiler
+/// keeps the first), and not one whose own value `offset` reads in (`y = y -> relu` reads an
+/// earlier `y`).
 fn binding(own: &Analysis, name: &str, offset: usize) -> Option<Span> {
     let def = own.sources[ROOT.0]
         .ast
@@ -61,6 +63,11 @@ fn binding(own: &Analysis, name: &str, offset: usize) -> Option<Span> {
     let mut seen: Vec<(Span, Span)> =
         def.params.iter().filter(|p| p.name.name == name).map(|p| (def.span, p.name.span)).collect();
     syntax::definition(def, &mut |v| {
+        // A statement's names are bound once its value is computed: not inside that value.
+        let statement = match v {
+            Visit::Stmt(stmt) => Some(stmt.span()),
+            Visit::Expr(_) => None,
+        };
         let (names, scope): (Vec<&nnc_grammar::ast::Ident>, Option<Span>) = match v {
             Visit::Stmt(Stmt::Bind { name, .. } | Stmt::Param { name, .. } | Stmt::Shared { name, .. }) => {
                 (vec![name], None)
@@ -76,17 +83,19 @@ fn binding(own: &Analysis, name: &str, offset: usize) -> Option<Span> {
             },
             Visit::Stmt(_) => (vec![], None),
         };
-        for n in names.into_iter().filter(|n| n.name == name && n.span.start <= offset) {
+        let reading_its_value =
+            |n: &nnc_grammar::ast::Ident| statement.is_some_and(|s| n.span.end < offset && offset <= s.end);
+        for n in
+            names.into_iter().filter(|n| n.name == name && n.span.start <= offset && !reading_its_value(n))
+        {
             let scope = scope.unwrap_or_else(|| scope_of(n.span));
             if within(scope) {
                 seen.push((scope, n.span));
             }
         }
     });
-    // The innermost scope; in it, the latest binding.
-    seen.into_iter()
-        .min_by_key(|(scope, at)| (scope.end - scope.start, std::cmp::Reverse(at.start)))
-        .map(|(_, at)| at)
+    // The innermost scope; in it, the first binding.
+    seen.into_iter().min_by_key(|(scope, at)| (scope.end - scope.start, at.start)).map(|(_, at)| at)
 }
 
 /// Every use of the block or function named at `offset`, in each analysis's files, and its

@@ -14,12 +14,13 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{bounded, select, Receiver};
 use lsp_server::{Connection, Message};
-use nnc_compiler::MAX_FILE_BYTES;
 use serde_json::{json, Value};
 
-/// The largest message taken: a whole document of the largest file the checker reads, every
-/// byte escaped in JSON (`\u0000`, six bytes), and room for the rest of the message.
-pub(crate) const MAX_MESSAGE_BYTES: u64 = 6 * MAX_FILE_BYTES + (1 << 20);
+/// The largest message taken: a document of 16 MiB, every byte escaped in JSON (`\u0000`, six
+/// bytes), and room for the rest of the message. A document over the checker's own limit
+/// (`MAX_FILE_BYTES`, 2 MiB) is taken and refused with a diagnostic; only a message past this
+/// one ends the session, as its framing cannot be trusted.
+pub(crate) const MAX_MESSAGE_BYTES: u64 = 6 * (16 << 20) + (1 << 20);
 
 /// The longest header line taken (`Content-Length: …` and `Content-Type: …` are short).
 const MAX_HEADER_LINE: u64 = 4096;
