@@ -133,10 +133,13 @@ fn splitting_into_too_many_pieces() {
 /// on the second pass (the `if`'s span took the whitespace after it).
 #[test]
 fn formatting_a_chain_after_an_if_is_idempotent() {
-    format_text("network t(e = 2) {\n    input [N, 4]\n    y = if e != 1 { linear(4,\n        bias=false) } ->\n        relu\n}\n");
-    format_text(
+    for text in [
+        "network t(e = 2) {\n    input [N, 4]\n    y = if e != 1 { linear(4,\n        bias=false) } ->\n        relu\n}\n",
         "network t(e = 2) {\n    input [N, 4]\n    y = if e != 1 { relu }  # note\n        -> relu\n}\n",
-    );
+    ] {
+        let once = nnc_grammar::format::format(text).expect("it parses");
+        assert_eq!(nnc_grammar::format::format(&once), Ok(once.clone()), "not idempotent:\n{once}");
+    }
 }
 
 #[test]

@@ -202,9 +202,13 @@ fn writing_many_values_of_one_kind_stays_linear() {
             &nnc_compiler::Options::default(),
         );
         assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
-        let start = std::time::Instant::now();
-        onnx::emit(&compiled.graphs[0], &mut onnx::initial_weights(0)).unwrap();
-        start.elapsed()
+        // The fastest of three: a busy machine only ever slows a run down.
+        let run = || {
+            let start = std::time::Instant::now();
+            onnx::emit(&compiled.graphs[0], &mut onnx::initial_weights(0)).unwrap();
+            start.elapsed()
+        };
+        (0..3).map(|_| run()).min().expect("three runs")
     };
     let (small, large) = (time(500), time(4_000));
     // Linear is 8 times; quadratic would be 64. The margin absorbs a busy machine.

@@ -184,8 +184,9 @@ fn skip_blanks(rest: &str) -> &str {
 /// a window that ends where a later line starts an item, and the window widens to the next such
 /// line only when the parse reached the window's end, the one place the cut can matter. A parse
 /// that succeeds, or fails strictly inside the window, tried nothing beyond it, so it is the parse
-/// of the whole rest: the window's end starts with `import`, `block`, `network` or `fn`, keywords
-/// that no part of an item can take.
+/// of the whole rest: the window's end starts with `import`, `block`, `network` or `fn`, the
+/// keywords that start an item. A line that starts with one as a label instead (`block: relu`)
+/// only ends a window early, which then widens past it.
 fn parse_item(rest: &str) -> Result<pest::iterators::Pairs<'_, Rule>, Box<pest::error::Error<Rule>>> {
     let first = rest.len() - skip_blanks(rest).len();
     let mut from = first + rest[first..].chars().next().map_or(1, char::len_utf8);

@@ -273,10 +273,14 @@ mod tests {
                 format!("block b {{\n    x = relu\n    x\n}}\n\nnetwork t {{\n    input [N, 4]\n{calls}}}\n");
             let c = compile(Root::Text { name: "t.net", text: &text, dir: None }, &CompileOptions::default());
             assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
-            let start = std::time::Instant::now();
-            let dot = super::dot(&c.graphs[0], super::Options::default());
-            assert_eq!(dot.matches("subgraph cluster_").count(), n);
-            start.elapsed()
+            // The fastest of three: a busy machine only ever slows a run down.
+            let run = || {
+                let start = std::time::Instant::now();
+                let dot = super::dot(&c.graphs[0], super::Options::default());
+                assert_eq!(dot.matches("subgraph cluster_").count(), n);
+                start.elapsed()
+            };
+            (0..3).map(|_| run()).min().expect("three runs")
         };
         let (small, large) = (time(300), time(2_400));
         let ratio = large.as_secs_f64() / small.as_secs_f64();

@@ -151,12 +151,14 @@ impl Onnx {
     /// A value name not yet used: `base`, else `base:1`, `base:2`, ...
     pub fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
-        // Counting on from the last number this base was given, not from 1: a layer of
-        // thousands of pieces asks for the same base thousands of times.
-        let next = self.next_suffix.entry(base.to_string()).or_insert(1);
-        while self.used.contains(&name) {
-            name = format!("{base}:{next}");
-            *next += 1;
+        if self.used.contains(&name) {
+            // Counting on from the last number this base was given, not from 1: a layer of
+            // thousands of pieces asks for the same base thousands of times.
+            let next = self.next_suffix.entry(base.to_string()).or_insert(1);
+            while self.used.contains(&name) {
+                name = format!("{base}:{next}");
+                *next += 1;
+            }
         }
         self.used.insert(name.clone());
         name
