@@ -808,6 +808,18 @@ fn fmt_rewrites_checks_and_refuses_syntax_errors() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), tidy);
+    // Standard input over the size limit is refused unread, as `check -` refuses it (exit 2,
+    // not the 1 of a text that needs formatting).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["fmt", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(&vec![b' '; 3 << 20]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("standard input is over the limit of 2097152 bytes"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -254,3 +254,19 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
         _ => format!("did you mean {}?", names.join("")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn close_names_are_suggested_and_long_ones_not_measured() {
+        assert_eq!(did_you_mean("conv2e", ["conv2d", "linear"]).as_deref(), Some("did you mean `conv2d`?"));
+        assert_eq!(
+            did_you_mean("conv", ["conv1d", "conv2d"]).as_deref(),
+            Some("did you mean `conv1d` or `conv2d`?")
+        );
+        // Over 64 bytes no name is a typo of a known one, and the distance is not computed.
+        assert_eq!(did_you_mean(&"conv2e".repeat(11), ["conv2d"]), None);
+    }
+}
