@@ -544,6 +544,15 @@ fn definition_takes_the_binding_in_scope() {
     assert_eq!(target(&mut client, "y -> relu", 1), json!({ "line": 6, "character": 4 }), "the outer `y`");
     assert_eq!(target(&mut client, "y -> relu", 0), json!({ "line": 3, "character": 8 }), "the body's own");
     assert_eq!(target(&mut client, "width)", 0), json!({ "line": 0, "character": 10 }), "a parameter");
+    // A name bound twice (an error, E0101) is the first binding, as the compiler keeps it, also
+    // where the second binding's own value reads it.
+    let twice = "network u {\n    input [N, 8]\n    y = linear(4)\n    y = y -> relu\n}\n";
+    let other = uri(&root().join("tests/twice-lsp.net"));
+    client.open(&other, twice);
+    assert_eq!(client.diagnostics(&other)[0]["code"], "E0101");
+    let (line, col) = find(twice, "y -> relu", 0, 0);
+    let definition = client.result("textDocument/definition", at(&other, line, col));
+    assert_eq!(definition["range"]["start"], json!({ "line": 2, "character": 4 }), "{definition}");
     assert!(client.shutdown().success());
 }
 
