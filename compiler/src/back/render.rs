@@ -67,12 +67,14 @@ pub const MAX_SHOWN: usize = 50;
 /// place and words, without the line (a file of one long line printed it whole per label).
 const MAX_SHOWN_LINE: usize = 400;
 
-/// The bytes of the line `loc` starts on.
+/// The bytes of the line `loc` starts on; 0 for a place in no file, which codespan-reporting
+/// then refuses without a panic, as before.
 fn line_length(sources: &SourceMap, loc: crate::Loc) -> usize {
-    let text = &sources.get(loc.file).text;
+    let Some((_, file)) = sources.files().nth(loc.file.0) else { return 0 };
+    let text = file.text.as_bytes();
     let at = loc.span.start.min(text.len());
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let start = text[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let end = text[at..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| at + i);
     end - start
 }
 
@@ -266,5 +268,8 @@ mod tests {
         assert!(shown.contains(&more), "{end}");
         assert!(shown.contains("= at t.net:1:37: computed here, then used by nothing"), "{shown}");
         assert!(shown.contains("bytes long, too long to show"), "{shown}");
+        // A label in no file (none should be) is the message alone, not a panic.
+        let lost = Diagnostic::error(crate::Code::Value, "lost").primary(crate::Loc::NOWHERE, "nowhere");
+        assert_eq!(render(&[lost], &c.sources, Style::Plain), "error[E0106]: lost\n");
     }
 }
