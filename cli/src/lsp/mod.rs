@@ -399,9 +399,8 @@ impl Server<'_> {
         if self.docs.get(uri)?.analysis.is_none() {
             let open = self.open_paths();
             let doc = self.docs.get_mut(uri)?;
-            doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
+            analyse(uri, doc, &mut self.parses, &open, &mut self.rechecked);
             self.checked = true;
-            self.rechecked.push(uri.clone());
         }
         self.docs.get(uri)?.analysis.as_ref()
     }
@@ -513,8 +512,7 @@ impl Server<'_> {
             let open = self.open_paths();
             for (uri, doc) in &mut self.docs {
                 if doc.analysis.is_none() {
-                    doc.analysis = Some(Analysis::new(uri, &doc.text, &mut self.parses, &open));
-                    self.rechecked.push(uri.clone());
+                    analyse(uri, doc, &mut self.parses, &open, &mut self.rechecked);
                 }
             }
             self.checked = true;
@@ -544,6 +542,18 @@ fn answer<R: lsp_types::request::Request>(
             Err(message) => Response::new_err(id, ErrorCode::RequestFailed as i32, message),
         },
     }
+}
+
+/// Checks a document again, noting it among those `rechecked` since the last publication.
+fn analyse(
+    uri: &Uri,
+    doc: &mut Document,
+    parses: &mut ParseCache,
+    open: &[(PathBuf, Uri)],
+    rechecked: &mut Vec<Uri>,
+) {
+    doc.analysis = Some(Analysis::new(uri, &doc.text, parses, open));
+    rechecked.push(uri.clone());
 }
 
 /// Takes a document's analysis away, to be dropped off the thread that answers.
