@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nnc_compiler::{compile, Compilation, Options, Root};
 
@@ -29,4 +30,23 @@ pub fn assert_spans_in_bounds(c: &Compilation) {
             );
         }
     }
+}
+
+/// How long `work` takes at the fastest of three runs: a busy machine only ever slows a run
+/// down.
+pub fn fastest_of_three(mut work: impl FnMut()) -> Duration {
+    let mut run = || {
+        let start = Instant::now();
+        work();
+        start.elapsed()
+    };
+    (0..3).map(|_| run()).min().expect("three runs")
+}
+
+/// Asserts that `time` at `8 × n` is under `bound` times `time` at `n`: linear work takes 8
+/// times as long, quadratic 64; the margin absorbs a busy machine. `what` names the units.
+pub fn assert_linear(what: &str, n: usize, bound: f64, time: impl Fn(usize) -> Duration) {
+    let (small, large) = (time(n), time(8 * n));
+    let ratio = large.as_secs_f64() / small.as_secs_f64();
+    assert!(ratio < bound, "8 times the {what} took {ratio:.1} times as long ({small:?}, {large:?})");
 }

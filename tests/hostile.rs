@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::assert_spans_in_bounds;
+use common::{assert_linear, assert_spans_in_bounds, fastest_of_three};
 use nnc_compiler::{compile, Code, Compilation, Options, Root};
 use proptest::prelude::*;
 
@@ -344,16 +344,10 @@ fn std_modules_parse_without_errors() {
 /// The time `compile` takes on `text`, the least of three runs (the least is the one other
 /// processes disturbed least).
 fn time_to_check(text: &str) -> std::time::Duration {
-    (0..3)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            let c = compile(Root::Text { name: "many.net", text, dir: None }, &Options::default());
-            let elapsed = start.elapsed();
-            assert!(!c.graphs.is_empty() || !c.diagnostics.is_empty());
-            elapsed
-        })
-        .min()
-        .expect("three runs")
+    fastest_of_three(|| {
+        let c = compile(Root::Text { name: "many.net", text, dir: None }, &Options::default());
+        assert!(!c.graphs.is_empty() || !c.diagnostics.is_empty());
+    })
 }
 
 #[test]
@@ -364,16 +358,9 @@ fn checking_many_networks_stays_linear() {
     let broken = |i: usize| format!("network n{i} {{\n    input [N, 1, 8, 8]\n    conv2d(2 3) -> relu\n}}\n");
     for network in [&valid as &dyn Fn(usize) -> String, &broken] {
         let file = |n: usize| (0..n).map(network).collect::<String>();
-        let (small, large) = (file(500), file(4_000));
-        let c = compile(Root::Text { name: "many.net", text: &large, dir: None }, &Options::default());
+        let c = compile(Root::Text { name: "many.net", text: &file(4_000), dir: None }, &Options::default());
         assert!(c.graphs.len() == 4_000 || c.diagnostics.len() == 4_000);
-        let (t_small, t_large) = (time_to_check(&small), time_to_check(&large));
-        // Linear is 8 times; quadratic would be 64. The margin absorbs a busy machine.
-        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
-        assert!(
-            ratio < 20.0,
-            "8 times the networks took {ratio:.1} times as long ({t_small:?}, {t_large:?})"
-        );
+        assert_linear("networks", 500, 20.0, |n| time_to_check(&file(n)));
     }
     // Functions too: each was parsed in a window to the next `block` or `network`, which a file
     // of functions has only at its end (5,000 took 13 s in a debug build, now 1.3 s).
@@ -381,7 +368,41 @@ fn checking_many_networks_stays_linear() {
         let defs: String = (0..n).map(|i| format!("fn f{i}(x) {{\n    x + {i}\n}}\n\n")).collect();
         defs + &network("relu")
     };
-    let (t_small, t_large) = (time_to_check(&functions(500)), time_to_check(&functions(4_000)));
-    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
-    assert!(ratio < 20.0, "8 times the functions took {ratio:.1} times as long ({t_small:?}, {t_large:?})");
+    assert_linear("functions", 500, 20.0, |n| time_to_check(&functions(n)));
+}
+
+/// `nnc graph` stays near linear in the block instances: each box's and cluster's place is a
+/// look-up by name (1,200 instances took over 60 s in a debug build, a scan of every cluster
+/// for every box and cluster; now 0.15 s).
+#[test]
+fn drawing_many_block_instances_stays_linear() {
+    let time = |n: usize| {
+        let calls = "    b\n".repeat(n);
+        let text =
+            format!("block b {{\n    x = relu\n    x\n}}\n\nnetwork t {{\n    input [N, 4]\n{calls}}}\n");
+        let c = check_text(&text);
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        fastest_of_three(|| {
+            let dot = nnc_compiler::back::dot::dot(&c.graphs[0], Default::default());
+            assert_eq!(dot.matches("subgraph cluster_").count(), n);
+        })
+    };
+    assert_linear("instances", 300, 24.0, time);
+}
+
+/// `emit --target pytorch` stays near linear in the layers: each node's child of its container
+/// is looked up (40,000 layers took 12.6 s in a debug build, a scan of the container's children
+/// per node; now 1 s).
+#[test]
+fn exporting_many_layers_to_pytorch_stays_linear() {
+    let time = |n: usize| {
+        let c = check_text(&format!(
+            "network t {{\n    input [N, 4]\n    repeat {n} {{ linear(4) -> relu }}\n}}\n"
+        ));
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        fastest_of_three(|| {
+            nnc_compiler::back::pytorch::emit(&c.graphs[0], "t.net").unwrap();
+        })
+    };
+    assert_linear("repeats of two layers", 1_000, 24.0, time);
 }

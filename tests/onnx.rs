@@ -202,16 +202,9 @@ fn writing_many_values_of_one_kind_stays_linear() {
             &nnc_compiler::Options::default(),
         );
         assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
-        // The fastest of three: a busy machine only ever slows a run down.
-        let run = || {
-            let start = std::time::Instant::now();
+        common::fastest_of_three(|| {
             onnx::emit(&compiled.graphs[0], &mut onnx::initial_weights(0)).unwrap();
-            start.elapsed()
-        };
-        (0..3).map(|_| run()).min().expect("three runs")
+        })
     };
-    let (small, large) = (time(500), time(4_000));
-    // Linear is 8 times; quadratic would be 64. The margin absorbs a busy machine.
-    let ratio = large.as_secs_f64() / small.as_secs_f64();
-    assert!(ratio < 24.0, "8 times the windows took {ratio:.1} times as long ({small:?}, {large:?})");
+    common::assert_linear("windows", 500, 24.0, time);
 }

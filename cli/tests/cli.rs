@@ -12,6 +12,22 @@ fn nnc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).current_dir(root()).output().unwrap()
 }
 
+/// `nnc` given `input` on its standard input. A refusal before all of it is read (a broken
+/// pipe) is the command's answer, not the test's failure.
+fn nnc_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), input);
+    child.wait_with_output().unwrap()
+}
+
 /// An empty folder of the test's own, `<prefix>-<pid>` in the temporary folder: one a killed
 /// run of the same id left is emptied first.
 fn fresh_dir(prefix: &str) -> PathBuf {
@@ -797,27 +813,12 @@ fn fmt_rewrites_checks_and_refuses_syntax_errors() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(dir.join("bom.net")).unwrap(), tidy);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["fmt", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(messy.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = nnc_stdin(&["fmt", "-"], messy.as_bytes());
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), tidy);
     // Standard input over the size limit is refused unread, as `check -` refuses it (exit 2,
     // not the 1 of a text that needs formatting).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["fmt", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(&vec![b' '; 3 << 20]);
-    let out = child.wait_with_output().unwrap();
+    let out = nnc_stdin(&["fmt", "-"], &vec![b' '; 3 << 20]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("standard input is over the limit of 2097152 bytes"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -961,21 +962,9 @@ fn check_takes_folders_stdin_and_quiet() {
     assert_eq!(quiet.status.code(), Some(1));
     assert!(quiet.stdout.is_empty(), "{}", text(&quiet.stdout));
     assert!(text(&quiet.stderr).contains("E0202"), "{}", text(&quiet.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["check", "-"])
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        b"import std.resnet\nnetwork piped {\n    input [N, 3, 32, 32]\n    residual(8, stride=2)\n}\n",
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let piped =
+        b"import std.resnet\nnetwork piped {\n    input [N, 3, 32, 32]\n    residual(8, stride=2)\n}\n";
+    let out = nnc_stdin(&["check", "-"], piped);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("network piped(): [N, 3, 32, 32] → [N, 8, 16, 16]"),

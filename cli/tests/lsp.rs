@@ -15,8 +15,17 @@ fn root() -> PathBuf {
 
 /// A cache folder of the test's own, where the server writes the standard library.
 fn cache(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lsp-cache-{name}"));
+    folder(&format!("lsp-cache-{name}"), &[])
+}
+
+/// A folder of the test's own under the target's temporary folder, holding `files` (name and
+/// text) besides whatever an earlier run left.
+fn folder(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
     dir
 }
 
@@ -220,12 +229,9 @@ fn a_discarded_piece_is_no_name_to_the_editor() {
 #[test]
 fn diagnostics_in_an_import_go_to_its_file() {
     let cache = cache("imports");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-imports");
-    std::fs::create_dir_all(&dir).unwrap();
     let blocks = "# Blocks.\nblock widen(c) {\n    _ + conv2d(c, 1)\n}\n";
-    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
     let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
-    std::fs::write(dir.join("main.net"), main).unwrap();
+    let dir = folder("lsp-imports", &[("blocks.net", blocks), ("main.net", main)]);
     let mut client = start(&cache);
     let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
     client.open(&main_uri, main);
@@ -473,10 +479,8 @@ fn a_message_over_the_limit_is_refused_before_it_is_read() {
 #[test]
 fn completion_knows_imports_comments_and_strings() {
     let cache = cache("complete");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-complete");
+    let dir = folder("lsp-complete", &[("blocks.net", "block b {\n    relu\n}\n"), ("notes.txt", "")]);
     std::fs::create_dir_all(dir.join("parts")).unwrap();
-    std::fs::write(dir.join("blocks.net"), "block b {\n    relu\n}\n").unwrap();
-    std::fs::write(dir.join("notes.txt"), "").unwrap();
     let doc = uri(&dir.join("main.net"));
     let text = "import std.res\nimport \"bl\nnetwork n {\n    input [N, 4]\n    linear(4)  # linear(\n    upsample(mode=\"bil\n}\n";
     let mut client = start(&cache);
@@ -508,10 +512,8 @@ fn completion_knows_imports_comments_and_strings() {
 #[test]
 fn an_error_in_an_import_shows_at_the_import() {
     let cache = cache("import-error");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-import-error");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("inner.net"), "block b {\n    relu ->\n}\n").unwrap();
-    std::fs::write(dir.join("outer.net"), "import \"inner.net\"\n").unwrap();
+    let imports = [("inner.net", "block b {\n    relu ->\n}\n"), ("outer.net", "import \"inner.net\"\n")];
+    let dir = folder("lsp-import-error", &imports);
     let main = "# Through a chain of two imports.\nimport \"outer.net\"\n\nnetwork n {\n    input [N, 4]\n    linear(4)\n}\n";
     let doc = uri(&dir.join("main.net"));
     let mut client = start(&cache);
@@ -594,10 +596,8 @@ fn the_lifecycle_is_the_protocols() {
 #[test]
 fn hints_are_refreshed_when_another_document_changes_them() {
     let cache = cache("refresh");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp-refresh");
-    std::fs::create_dir_all(&dir).unwrap();
     let blocks = "block widen(c) {\n    conv2d(c, 1)\n}\n";
-    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
+    let dir = folder("lsp-refresh", &[("blocks.net", blocks)]);
     let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    widen(16)\n}\n";
     let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
     let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
@@ -662,10 +662,8 @@ fn hints_are_refreshed_when_another_document_changes_them() {
 #[test]
 fn an_open_import_keeps_the_editors_spelling() {
     let cache = cache("spelling");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lsp spelling(1)");
-    std::fs::create_dir_all(&dir).unwrap();
     let blocks = "block widen(c) {\n    _ + conv2d(c, 1)\n}\n";
-    std::fs::write(dir.join("blocks.net"), blocks).unwrap();
+    let dir = folder("lsp spelling(1)", &[("blocks.net", blocks)]);
     let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    widen(16)\n}\n";
     let spelled = |file: &str| uri(&dir.join(file)).replace("%28", "(").replace("%29", ")");
     let (main_uri, blocks_uri) = (spelled("main.net"), spelled("blocks.net"));

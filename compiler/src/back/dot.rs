@@ -257,33 +257,3 @@ impl Picture<'_> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{compile, Options as CompileOptions, Root};
-
-    /// The picture stays near linear in the block instances: each box's and cluster's place is
-    /// a look-up by name (1,200 instances took over 60 s in a debug build, a scan of every
-    /// cluster for every box and cluster; now 0.15 s). Linear is 8 times; quadratic 64.
-    #[test]
-    fn many_block_instances_stay_linear() {
-        let time = |n: usize| {
-            let calls = "    b\n".repeat(n);
-            let text =
-                format!("block b {{\n    x = relu\n    x\n}}\n\nnetwork t {{\n    input [N, 4]\n{calls}}}\n");
-            let c = compile(Root::Text { name: "t.net", text: &text, dir: None }, &CompileOptions::default());
-            assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
-            // The fastest of three: a busy machine only ever slows a run down.
-            let run = || {
-                let start = std::time::Instant::now();
-                let dot = super::dot(&c.graphs[0], super::Options::default());
-                assert_eq!(dot.matches("subgraph cluster_").count(), n);
-                start.elapsed()
-            };
-            (0..3).map(|_| run()).min().expect("three runs")
-        };
-        let (small, large) = (time(300), time(2_400));
-        let ratio = large.as_secs_f64() / small.as_secs_f64();
-        assert!(ratio < 24.0, "8 times the instances took {ratio:.1} times as long ({small:?}, {large:?})");
-    }
-}

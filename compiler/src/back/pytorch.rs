@@ -975,31 +975,3 @@ fn has_tree(tree: &Tree, path: &str) -> bool {
         Child::Layer(..) => false,
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{compile, Options, Root};
-
-    /// Writing stays near linear in the layers: each node's child of its container is looked up
-    /// (a network of 40,000 layers took 12.6 s in a debug build, a scan of the container's
-    /// children per node; now 1 s). Linear is 8 times; quadratic 64.
-    #[test]
-    fn many_layers_stay_linear() {
-        let time = |n: usize| {
-            let text =
-                format!("network t {{\n    input [N, 4]\n    repeat {n} {{ linear(4) -> relu }}\n}}\n");
-            let c = compile(Root::Text { name: "t.net", text: &text, dir: None }, &Options::default());
-            assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
-            // The fastest of three: a busy machine only ever slows a run down.
-            let run = || {
-                let start = std::time::Instant::now();
-                super::emit(&c.graphs[0], "t.net").unwrap();
-                start.elapsed()
-            };
-            (0..3).map(|_| run()).min().expect("three runs")
-        };
-        let (small, large) = (time(1_000), time(8_000));
-        let ratio = large.as_secs_f64() / small.as_secs_f64();
-        assert!(ratio < 24.0, "8 times the layers took {ratio:.1} times as long ({small:?}, {large:?})");
-    }
-}
