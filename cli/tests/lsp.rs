@@ -612,7 +612,8 @@ fn hints_are_refreshed_when_another_document_changes_them() {
         .result("textDocument/inlayHint", json!({ "textDocument": { "uri": blocks_uri }, "range": all }));
     assert_eq!(hints[0]["label"], "[N, 16, 8, 8]", "{hints}");
     let refreshes = |client: &mut Client| {
-        // A request answered after the check: whatever the check sent came before it.
+        // A request: the server checks the changes before it first, so whatever that check
+        // sent comes before the answer.
         client.result("textDocument/documentSymbol", json!({ "textDocument": { "uri": blocks_uri } }));
         let sent: Vec<Value> = client
             .notifications

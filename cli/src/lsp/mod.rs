@@ -204,14 +204,14 @@ impl Server<'_> {
             let Ok(message) = self.connection.receiver.recv() else {
                 return Outcome::ModelError;
             };
-            if let Flow::Exit(outcome) = self.guarded(message) {
+            if let Flow::Exit(outcome) = self.take(message) {
                 return outcome;
             }
             // Changes that arrived together are checked once, when none waits.
             loop {
                 match self.connection.receiver.try_recv() {
                     Ok(message) => {
-                        if let Flow::Exit(outcome) = self.guarded(message) {
+                        if let Flow::Exit(outcome) = self.take(message) {
                             return outcome;
                         }
                     }
@@ -219,19 +219,37 @@ impl Server<'_> {
                     Err(_) => return Outcome::ModelError,
                 }
             }
-            // After `shutdown`, nothing is sent but what `exit` ends.
-            if self.shutting_down {
-                continue;
-            }
-            if catch_unwind(AssertUnwindSafe(|| self.check_and_publish())).is_err() {
-                // Keep going with no stale analysis left.
-                self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
-            }
-            // What the checks of this round did not parse is forgotten; not after a round of
-            // requests alone, which would forget what the next keystroke's check needs.
-            if std::mem::take(&mut self.checked) {
-                self.parses.sweep();
-            }
+            self.check_round();
+        }
+    }
+
+    /// Handles a message of the round; a request after the changes that came before it are
+    /// checked, so that their diagnostics and hint refreshes reach the client before its answer
+    /// (the answer needs its own document's check anyway).
+    fn take(&mut self, message: Message) -> Flow {
+        let pending = self.disk_changed
+            || !self.rechecked.is_empty()
+            || self.docs.values().any(|d| d.analysis.is_none());
+        if matches!(message, Message::Request(_)) && pending {
+            self.check_round();
+        }
+        self.guarded(message)
+    }
+
+    /// Checks the documents that changed and publishes what differs.
+    fn check_round(&mut self) {
+        // After `shutdown`, nothing is sent but what `exit` ends.
+        if self.shutting_down {
+            return;
+        }
+        if catch_unwind(AssertUnwindSafe(|| self.check_and_publish())).is_err() {
+            // Keep going with no stale analysis left.
+            self.docs.values_mut().for_each(|d| bury(&self.graveyard, &mut d.analysis));
+        }
+        // What the checks did not parse is forgotten; not after a round of requests alone,
+        // which would forget what the next keystroke's check needs.
+        if std::mem::take(&mut self.checked) {
+            self.parses.sweep();
         }
     }
 
