@@ -5,9 +5,10 @@ Models: LeNet (28×28), ResNet-18 at 96×96 (d2l's, grey images), MobileNetV2 at
 batch 1 and at batch 32, and a training step (forward, cross-entropy, backward, SGD) at batch 32.
 Routes: PyTorch eager, eager with channels-last, TorchScript frozen (`torch.jit.freeze` +
 `optimize_for_inference`, inference only), `torch.compile` (skip it with --no-compile: its
-first step compiles for a long time), eager under CPU bf16 autocast; and nnc's `nnc bench`:
-its inference plan and its plain interpreter in fp32, and its plan and training step under
-`--precision bf16` (libtorch's autocast, as PyTorch's bf16 route), beside PyTorch's bf16.
+first step compiles for a long time), eager under CPU bf16 autocast; and nnc's, through
+`nnc bench --serve`: its inference plan and its plain interpreter in fp32, and its plan and
+training step under `--precision bf16` (libtorch's autocast, as PyTorch's bf16 route), beside
+PyTorch's bf16.
 On glibc, PyTorch runs with the allocator set as the `nnc` commands set theirs
 (`keep_freed_memory`; the table's header says whether), so that the ratios do not measure page
 faults that one side pays and the other does not.
@@ -16,21 +17,29 @@ Every figure is examples per second, the median of timed batches after a warm-up
 --runs of them, and for a model's fast workloads as many as PyTorch eager's slowest workload at
 that batch fills in --min-time seconds (`batch_counts`; at --runs 20 alone, LeNet's training
 step, about 3 ms a batch, was measured over 60 ms, which one hiccup of the machine can fill),
-the same count for every route and for nnc at that batch. The whole measurement is repeated
---repeats times and each cell shows the median of the repeats and their spread (min–max). It
-prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch route, and nnc's bf16 ratio to
-PyTorch's bf16 autocast, each computed within a repeat and shown as the median of the repeats'
-ratios and their spread, then as the ratio of the best figures of all repeats. Within a repeat,
-nnc's figures at a batch and PyTorch's at the same batch are measured back to back (seconds to a
-few minutes apart: PyTorch's routes of a batch run one after another), nnc first in odd repeats
-and PyTorch first in even ones. A machine shared with others can have busy spells, seconds to
+the same count for every route and for nnc at that batch. Each figure is measured --repeats
+times, and each cell shows the median of the repeats and their spread (min–max).
+
+The figures are taken in turns (`measure_in_turns`). For a model at a batch, the script starts
+two `nnc bench --serve` processes (fp32 and bf16), which set up once and then time a workload
+over the batches asked for, and makes every PyTorch route's step. Then, in each repeat, each
+workload's turns run one after another: nnc's plan, its interpreter and its bf16 route, and
+each PyTorch route, each over the same count of batches after its own warm-up, nnc's turns
+first in odd repeats and last in even ones. So the figures a ratio divides are seconds apart,
+whatever the number of repeats. A machine shared with others has busy spells, seconds to
 minutes long, in which a figure falls by up to half, and they need not slow nnc and PyTorch
 alike: on this project's 2-core VM they slowed nnc more (LeNet's training step, measured
 alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to 11.5k; perhaps as PyTorch
-spends more of its step in Python, between kernels), so a repeat in a spell gives that spell's
-ratio. The best figures are each side's speed on a quiet machine as nearly as the run saw it;
-one fast repeat decides them, so they can fall outside the per-repeat spread, and where one side
-never ran quiet they favour the other. It also prints the fraction of the machine's fp32 matmul
+spends more of its step in Python, between kernels). When each `nnc bench` ran once per repeat
+for all its workloads, minutes could pass between nnc's figure and PyTorch's, and a spell that
+fell on one side only decided a repeat's ratio.
+
+It prints nnc's ratio to PyTorch eager and to the best fp32 PyTorch route, and nnc's bf16 ratio
+to PyTorch's bf16 autocast, each computed within a repeat and shown as the median of the
+repeats' ratios and their spread, then as the ratio of the best figures of all repeats. The
+best figures are each side's speed on a quiet machine as nearly as the run saw it; one fast
+repeat decides them, so they can fall outside the per-repeat spread, and where one side never
+ran quiet they favour the other. It also prints the fraction of the machine's fp32 matmul
 peak that each nnc figure reaches (the peak is measured here: the fastest of square matmuls of
 1024, 2048 and 4096 on the same threads; a training step is counted as three forward passes of
 multiply-adds; oneDNN's convolutions can beat MKL's matmul, so a figure above 100 is possible).
@@ -184,21 +193,42 @@ def pytorch_step(make, channels, size, route, workload, batch):
     return train
 
 
-def nnc_bench(nnc, file, sets, batch, threads, runs, warmup, precision="fp32"):
-    """`nnc bench`'s figures: the plan's forward, the interpreter's, and the training step."""
-    # On the CPU, as every PyTorch route here: `nnc bench` would take a GPU that libtorch sees.
-    args = [nnc, "bench", file, "--device", "cpu", "--batch", str(batch), "--threads", str(threads)]
-    args += ["--runs", str(runs)]
-    args += ["--warmup", str(warmup), "--precision", precision]
-    for s in sets:
-        args += ["--set", s]
-    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    figures = {}
-    for line in out.splitlines():
-        for key, label in [("forward", "forward (eval)"), ("plain", "plain forward"), ("train", "training step")]:
-            if line.startswith(label):
-                figures[key] = float(line[len(label):].split()[0])
-    return figures
+class NncServer:
+    """`nnc bench --serve` of a model at a batch, in fp32 or bf16: one process, set up once, that
+    times a workload over a number of batches when asked, so that its turns can alternate with
+    PyTorch's (`measure_in_turns`)."""
+
+    def __init__(self, a, name, batch, precision):
+        _, _, _, file, sets = MODELS[name]
+        # On the CPU, as every PyTorch route here: `nnc bench` would take a GPU that libtorch sees.
+        args = [a.nnc, "bench", file, "--serve", "--device", "cpu", "--batch", str(batch),
+                "--threads", str(a.threads), "--warmup", str(a.warmup), "--precision", precision]
+        for s in sets:
+            args += ["--set", s]
+        self.process = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # The setting comes once nnc has set up, its layout measurements included: waiting for
+        # it keeps anything else from running beside them.
+        self.setting = self.read()
+
+    def read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"nnc bench --serve ended with exit code {self.process.wait()}: {self.process.args}")
+        answer = json.loads(line)
+        if "error" in answer:
+            sys.exit(f"nnc bench --serve: {answer['error']}")
+        return answer
+
+    def measure(self, workload, runs):
+        """The median examples/s of `runs` batches of `workload` after nnc's warm-up."""
+        self.process.stdin.write(f"{workload} {runs}\n")
+        self.process.stdin.flush()
+        return self.read()["median"]
+
+    def close(self):
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            sys.exit(f"nnc bench --serve ended with exit code {self.process.returncode}")
 
 
 def macs(nnc, file, sets):
@@ -234,35 +264,41 @@ def cell(values):
     return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
 
 
-def measure_nnc(a, name, batch, runs, results):
-    """`nnc bench`'s figures at `batch`, in fp32 and in bf16, over `runs` batches, into `results`."""
-    _, _, _, file, sets = MODELS[name]
-    figures = nnc_bench(a.nnc, file, sets, batch, a.threads, runs, a.warmup)
-    bf16 = nnc_bench(a.nnc, file, sets, batch, a.threads, runs, a.warmup, "bf16")
+def measure_in_turns(a, name, batch, runs, routes, results):
+    """Every figure of a model at `batch`, `a.repeats` times, into `results` (one figure per
+    repeat): nnc's (its plan, its interpreter and its bf16 route, each process set up once) and
+    each PyTorch route's, in turns of `runs` batches, a workload's turns one after another, so
+    that the figures a ratio divides are a few seconds apart; nnc's turns come first in odd
+    repeats and last in even ones, so that a drift of the machine favours neither."""
+    make, channels, size, _, _ = MODELS[name]
+    nnc, bf16 = NncServer(a, name, batch, "fp32"), NncServer(a, name, batch, "bf16")
+    turns = {}  # workload -> (nnc's turns, PyTorch's turns), each a list of (route, measure)
     for workload, b in WORKLOADS:
         if b != batch:
             continue
         key = "forward" if workload == "forward" else "train"
-        results.setdefault((name, workload, b, "nnc"), []).append(figures[key])
-        results.setdefault((name, workload, b, "nnc bf16"), []).append(bf16[key])
+        nnc_turns = [("nnc", functools.partial(nnc.measure, key, runs))]
         if workload == "forward":
-            results.setdefault((name, workload, b, "nnc plain"), []).append(figures["plain"])
-
-
-def measure_pytorch(a, name, batch, runs, routes, results):
-    """Each PyTorch route's figure for each workload at `batch`, over `runs` batches, into
-    `results`."""
-    make, channels, size, _, _ = MODELS[name]
-    for workload, b in WORKLOADS:
-        if b != batch:
-            continue
+            nnc_turns.append(("nnc plain", functools.partial(nnc.measure, "plain", runs)))
+        nnc_turns.append(("nnc bf16", functools.partial(bf16.measure, key, runs)))
+        pytorch_turns = []
         for route in routes:
             step = pytorch_step(make, channels, size, route, workload, b)
             if step is None:
                 continue
-            # torch.compile compiles at its first call: more warm-up, untimed.
-            warmup = a.warmup + (2 if route == "compile" else 0)
-            results.setdefault((name, workload, b, route), []).append(measure(step, b, warmup, runs))
+            # Warmed up once before the turns (each turn warms up again): torch.compile compiles
+            # at its first call.
+            for _ in range(a.warmup + (2 if route == "compile" else 0)):
+                step()
+            pytorch_turns.append((route, functools.partial(measure, step, b, a.warmup, runs)))
+        turns[workload] = (nnc_turns, pytorch_turns)
+    for repeat in range(a.repeats):
+        for workload, (nnc_turns, pytorch_turns) in turns.items():
+            order = nnc_turns + pytorch_turns if repeat % 2 == 0 else pytorch_turns + nnc_turns
+            for route, turn in order:
+                results.setdefault((name, workload, batch, route), []).append(turn())
+    nnc.close()
+    bf16.close()
 
 
 def main():
@@ -290,26 +326,17 @@ def main():
     counts = batch_counts(a, models)
     results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
     peaks = []
-    for repeat in range(a.repeats):
-        peaks.append(matmul_peak(a.threads))
-        for name in models:
-            for batch in sorted({b for _, b in WORKLOADS}):
-                # nnc and PyTorch at the same batch back to back, so that the figures a ratio
-                # divides are measured as close in time as a run allows; which side goes first
-                # alternates from repeat to repeat, so that a slow drift of the machine favours
-                # neither.
-                runs = counts[(name, batch)]
-                sides = [functools.partial(measure_nnc, a, name, batch, runs, results),
-                         functools.partial(measure_pytorch, a, name, batch, runs, routes, results)]
-                for side in sides if repeat % 2 == 0 else reversed(sides):
-                    side()
-            print(f"repeat {repeat + 1}/{a.repeats}: {name} done", file=sys.stderr, flush=True)
+    for name in models:
+        for batch in sorted({b for _, b in WORKLOADS}):
+            peaks.append(matmul_peak(a.threads))
+            measure_in_turns(a, name, batch, counts[(name, batch)], routes, results)
+            print(f"{name} at batch {batch} done", file=sys.stderr, flush=True)
 
     peak = max(peaks)
     print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
-          f"(the best of {a.repeats} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
+          f"(the best of {len(peaks)} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
     batches = "; ".join(f"{name} b{batch} {n}" for (name, batch), n in counts.items())
-    print(f"examples/s, median of {a.repeats} repeats (min–max), each the median of a number of batches "
+    print(f"examples/s, median of {a.repeats} repeats in turns (min–max), each the median of a number of batches "
           f"({batches}); torch {torch.__version__}, {a.threads} threads; PyTorch's allocator: {allocator}\n")
     columns = ["nnc", "nnc plain", "nnc bf16"] + routes
     header = ["model", "workload"] + columns + ["nnc/eager", "nnc/best fp32", "nnc bf16/autocast", "% peak"]

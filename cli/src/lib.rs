@@ -475,6 +475,13 @@ pub struct BenchArgs {
     /// Output format: text, or JSON (docs/schema/bench.schema.json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Measure on request, for a harness that times nnc in turns with another program on a
+    /// machine whose speed drifts (bench/compare.py): after setting up, print a line of JSON,
+    /// then read lines `forward N`, `plain N` or `train N` from standard input and answer each
+    /// with a line of JSON, the throughput of N timed batches after the warm-up
+    /// (docs/schema/bench-serve.schema.json), until the input ends.
+    #[arg(long, conflicts_with_all = ["runs", "format"])]
+    pub serve: bool,
 }
 
 #[derive(clap::Args)]

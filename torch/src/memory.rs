@@ -18,9 +18,10 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
     }
     let (model, verb, workload, batch) = match command {
         RuntimeCommand::Run(args) => (&args.model, "running", Workload::KeepAll, args.batch),
-        // Plain SGD, as `bench` trains: no optimiser state.
+        // Plain SGD, as `bench` trains, has no optimiser state, but `bench` keeps a second
+        // model beside the trained one for its forwards: one more tensor per parameter.
         RuntimeCommand::Bench(args) => {
-            (&args.model, "benchmarking", Workload::Training { optimizer_states: 0 }, args.batch)
+            (&args.model, "benchmarking", Workload::Training { optimizer_states: 1 }, args.batch)
         }
         RuntimeCommand::Train(args) => {
             let optimizer = match args.optimizer {

@@ -1,6 +1,6 @@
 //! `nnc run` and `nnc bench`: a model on a random batch, its shapes and its throughput.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::time::Instant;
 
 use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs};
@@ -232,7 +232,7 @@ fn first_values(tensor: &Tensor) -> Vec<f64> {
 }
 
 /// Median and spread of examples per second over timed batches.
-#[derive(serde::Serialize)]
+#[derive(Clone, Copy, serde::Serialize)]
 struct Throughput {
     median: f64,
     min: f64,
@@ -299,6 +299,105 @@ fn arrange_for_training(
     Ok((inputs, contiguous))
 }
 
+/// What `nnc bench` times.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// The inference plan's forward.
+    Forward,
+    /// The interpreter's forward, the plan's reference.
+    Plain,
+    /// A training step of plain SGD, in the layout `nnc train` chooses.
+    Train,
+}
+
+impl Workload {
+    const ALL: [Workload; 3] = [Workload::Forward, Workload::Plain, Workload::Train];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Forward => "forward",
+            Workload::Plain => "plain",
+            Workload::Train => "train",
+        }
+    }
+}
+
+/// `nnc bench --serve`: `setting` on a line, then an answer on a line to each request read from
+/// standard input, until it ends. A request that is not understood is answered with an error
+/// and the next one read; a workload that fails ends the command, as without `--serve`.
+fn serve(
+    args: &BenchArgs,
+    device: Device,
+    setting: serde_json::Value,
+    mut step: impl FnMut(Workload) -> Result<(), RuntimeError>,
+) -> io::Result<Outcome> {
+    let mut out = io::stdout().lock();
+    let mut answer = |value: serde_json::Value| -> io::Result<()> {
+        writeln!(out, "{value}")?;
+        // The harness waits for each answer before it goes on.
+        out.flush()
+    };
+    answer(setting)?;
+    let mut input = io::stdin().lock();
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        number += 1;
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(Outcome::Ok);
+        }
+        let request = String::from_utf8_lossy(&line);
+        let (workload, runs) = match parse_request(request.trim()) {
+            Ok(request) => request,
+            Err(e) => {
+                answer(serde_json::json!({ "error": format!("request {number}: {e}") }))?;
+                continue;
+            }
+        };
+        let t = match measure(args.warmup, runs, args.batch, device, || step(workload)) {
+            Ok(t) => t,
+            Err(e) => return model_error(e),
+        };
+        answer(serde_json::json!({
+            "workload": workload.name(),
+            "runs": runs,
+            "median": t.median,
+            "min": t.min,
+            "max": t.max,
+        }))?;
+    }
+}
+
+/// A `--serve` request, `WORKLOAD N`: the workload, and N timed batches.
+fn parse_request(request: &str) -> Result<(Workload, u32), String> {
+    let usage = "a request is `forward N`, `plain N` or `train N`, N timed batches from 1";
+    let shown: String = request.chars().take(80).collect();
+    let mut words = request.split_whitespace();
+    let (Some(name), Some(runs), None) = (words.next(), words.next(), words.next()) else {
+        return Err(format!("`{}`: {usage}", shown.escape_debug()));
+    };
+    let workload = Workload::ALL.into_iter().find(|w| w.name() == name);
+    let runs = runs.parse::<u32>().ok().filter(|&n| n >= 1);
+    match (workload, runs) {
+        (Some(workload), Some(runs)) => Ok((workload, runs)),
+        _ => Err(format!("`{}`: {usage}", shown.escape_debug())),
+    }
+}
+
+/// A model of `graph` for `nnc bench`, drawn from seed 0, with its tensors' store.
+fn bench_model(
+    graph: &Graph,
+    device: Device,
+    precision: nnc_runtime::Precision,
+) -> Result<(nn::VarStore, Model), RuntimeError> {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let mut model = Model::try_new(&vs.root(), graph.clone(), Init::PyTorch)?;
+    model.set_precision(precision);
+    Ok((vs, model))
+}
+
 pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let device = match device(&args.model) {
         Ok(d) => d,
@@ -307,16 +406,20 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     if let Some(threads) = args.threads {
         tch::set_num_threads(crate::args::threads(threads));
     }
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(device);
-    let mut model = match Model::try_new(&vs.root(), graph, Init::PyTorch) {
+    let precision = precision(args.precision);
+    // Two models of the same weights: the forwards', and the training step's, which lays its
+    // weights out for training and changes them at every step. So the interpreter's forward
+    // runs in its own layout, whichever workload ran before it (`--serve` takes them in any
+    // order).
+    let (_vs, model) = match bench_model(&graph, device, precision) {
         Ok(model) => model,
         Err(e) => return model_error(e),
     };
-    let precision = precision(args.precision);
-    model.set_precision(precision);
-    let graph = model.graph();
-    let inputs = match random_inputs(graph, args.batch, device) {
+    let (train_vs, trained) = match bench_model(&graph, device, precision) {
+        Ok(model) => model,
+        Err(e) => return model_error(e),
+    };
+    let inputs = match random_inputs(&graph, args.batch, device) {
         Ok(inputs) => inputs,
         Err(e) => return model_error(e),
     };
@@ -324,61 +427,62 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     let classes = graph.node(graph.output()).shape.dims.last().copied().unwrap_or(1) as i64;
     let labels = Tensor::randint(classes, [xs[0].size()[0]], (Kind::Int64, device));
     // `nnc train`'s optimiser, plain SGD as PyTorch's routes in bench/compare.py step.
-    let mut sgd = Optim::new(&vs, Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.01);
+    let mut sgd = Optim::new(&train_vs, Optimizer::Sgd { momentum: 0.0, weight_decay: 0.0 }, 0.01);
     let plan = match Inference::measured(&model, args.batch) {
         Ok(plan) => plan,
         Err(e) => return model_error(e),
     };
-    let plain = match measure(args.warmup, args.runs, args.batch, device, || {
-        tch::no_grad(|| model.try_forward_inputs(&xs, false)).map(drop)
-    }) {
-        Ok(t) => t,
-        Err(e) => return model_error(e),
-    };
-    let forward = measure(args.warmup, args.runs, args.batch, device, || {
-        tch::no_grad(|| plan.try_forward_inputs(&xs)).map(drop)
-    });
-    let forward = match forward {
-        Ok(t) => t,
-        Err(e) => return model_error(e),
-    };
     // The training step in the layout `nnc train` chooses.
-    let arranged = match Layout::for_graph(graph) {
-        Layout::ChannelsLast => arrange_for_training(&vs, &model, &inputs),
+    let arranged = match Layout::for_graph(&graph) {
+        Layout::ChannelsLast => arrange_for_training(&train_vs, &trained, &inputs),
         Layout::Contiguous => Ok((inputs.iter().map(Tensor::shallow_clone).collect(), Vec::new())),
     };
     let (arranged, contiguous) = match arranged {
         Ok(arranged) => arranged,
         Err(e) => return model_error(e),
     };
-    let xs: Vec<&Tensor> = arranged.iter().collect();
-    let train = match measure(args.warmup, args.runs, args.batch, device, || {
-        train_step(&model, &xs, &labels, &mut sgd)
-    }) {
-        Ok(t) => t,
+    let train_xs: Vec<&Tensor> = arranged.iter().collect();
+    let mut step = |workload| match workload {
+        Workload::Forward => tch::no_grad(|| plan.try_forward_inputs(&xs)).map(drop),
+        Workload::Plain => tch::no_grad(|| model.try_forward_inputs(&xs, false)).map(drop),
+        Workload::Train => train_step(&trained, &train_xs, &labels, &mut sgd),
+    };
+    let threads = tch::get_num_threads();
+    let training_layout = Layout::for_graph(&graph).describe();
+    let setting = serde_json::json!({
+        "schema_version": json::SCHEMA_VERSION,
+        "network": graph.name,
+        "device": format!("{device:?}"),
+        "batch": args.batch,
+        "threads": threads,
+        "warmup": args.warmup,
+        "precision": precision.name(),
+        "unit": "examples per second",
+        "inference_plan": plan.describe(),
+        "training_layout": training_layout,
+        "contiguous_convolutions": contiguous,
+    });
+    if args.serve {
+        return serve(args, device, setting, step);
+    }
+    // The first error stops the measuring.
+    let figures: Result<Vec<Throughput>, RuntimeError> =
+        [Workload::Plain, Workload::Forward, Workload::Train]
+            .into_iter()
+            .map(|workload| measure(args.warmup, args.runs, args.batch, device, || step(workload)))
+            .collect();
+    let (plain, forward, train) = match figures.as_deref() {
+        Ok(&[plain, forward, train]) => (plain, forward, train),
+        Ok(_) => unreachable!("three workloads, three figures"),
         Err(e) => return model_error(e),
     };
     let mut out = io::stdout().lock();
-    let threads = tch::get_num_threads();
-    let training_layout = Layout::for_graph(graph).describe();
     if args.format == Format::Json {
-        let document = serde_json::json!({
-            "schema_version": json::SCHEMA_VERSION,
-            "network": graph.name,
-            "device": format!("{device:?}"),
-            "batch": args.batch,
-            "threads": threads,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "precision": precision.name(),
-            "unit": "examples per second",
-            "forward": forward,
-            "plain_forward": plain,
-            "inference_plan": plan.describe(),
-            "training_step": train,
-            "training_layout": training_layout,
-            "contiguous_convolutions": contiguous,
-        });
+        let mut document = setting;
+        document["runs"] = args.runs.into();
+        document["forward"] = serde_json::json!(forward);
+        document["plain_forward"] = serde_json::json!(plain);
+        document["training_step"] = serde_json::json!(train);
         write_json(&mut out, &document)?;
         return Ok(Outcome::Ok);
     }

@@ -890,3 +890,65 @@ fn bf16_and_channels_last_train_and_cuda_without_a_gpu_is_a_clear_error() {
     }
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// `nnc bench --serve` prints its setting once set up, then answers each request on a line of
+/// its own as soon as it is measured (a harness waits for each answer before it goes on, so an
+/// answer held in a buffer would stall it), answers a request it does not understand with an
+/// error and reads on, and ends with exit 0 when its input does.
+#[test]
+fn bench_serve_answers_each_request_as_it_comes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut child = nnc()
+        .args(["bench", "models/lenet-bn.net", "--serve", "--batch", "4", "--warmup", "1", "--threads", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // Lines are read on a thread, so that an answer that never comes fails the test instead of
+    // hanging it.
+    let (send, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines() {
+            send.send(line.unwrap()).unwrap();
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = lines.recv_timeout(Duration::from_secs(120)).expect("no line within two minutes");
+        let value = serde_json::from_str(&line).unwrap();
+        validate("bench-serve", &value);
+        value
+    };
+    let setting = next();
+    assert_eq!(setting["network"], "lenet_bn", "{setting}");
+    assert_eq!((setting["batch"].as_i64(), setting["warmup"].as_i64()), (Some(4), Some(1)), "{setting}");
+    assert!(setting["inference_plan"].as_str().unwrap().contains("batch norms folded"), "{setting}");
+    // One request at a time, with the input left open: each is answered before the next is sent.
+    for (request, workload, runs) in
+        [("train 3", "train", 3), ("forward 2", "forward", 2), ("plain 1", "plain", 1)]
+    {
+        writeln!(stdin, "{request}").unwrap();
+        stdin.flush().unwrap();
+        let answer = next();
+        assert_eq!((answer["workload"].as_str(), answer["runs"].as_i64()), (Some(workload), Some(runs)));
+        let figure = |key: &str| answer[key].as_f64().unwrap();
+        assert!(
+            0.0 < figure("min") && figure("min") <= figure("median") && figure("median") <= figure("max")
+        );
+    }
+    for (request, number) in [("train 0", 4), ("backward 2", 5), ("forward", 6), ("", 7)] {
+        writeln!(stdin, "{request}").unwrap();
+        let error = next();
+        let message = error["error"].as_str().unwrap();
+        assert!(message.starts_with(&format!("request {number}: `{request}`: a request is")), "{message}");
+    }
+    // Read on after the errors.
+    writeln!(stdin, "forward 1").unwrap();
+    assert_eq!(next()["workload"], "forward");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert!(lines.try_recv().is_err(), "a line after the last answer");
+}
