@@ -20,13 +20,14 @@ step, about 3 ms a batch, was measured over 60 ms, which one hiccup of the machi
 the same count for every route and for nnc at that batch. Each figure is measured --repeats
 times, and each cell shows the median of the repeats and their spread (min–max).
 
-The figures are taken in turns (`measure_in_turns`). For a model at a batch, the script starts
-two `nnc bench --serve` processes (fp32 and bf16), which set up once and then time a workload
-over the batches asked for, and makes every PyTorch route's step. Then, in each repeat, each
+The figures are taken in turns (`turns`, `take_turns`). Before the first repeat, the script
+starts two `nnc bench --serve` processes (fp32 and bf16) for each model at each batch, which
+set up once and then time a workload over the batches asked for, and makes every PyTorch
+route's step; all of them are kept to the end (a few GB). Then, in each repeat, each
 workload's turns run one after another: nnc's plan, its interpreter and its bf16 route, and
 each PyTorch route, each over the same count of batches after its own warm-up, nnc's turns
 first in odd repeats and last in even ones. So the figures a ratio divides are seconds apart,
-whatever the number of repeats. A machine shared with others has busy spells, seconds to
+and the repeats still spread over the whole run. A machine shared with others has busy spells, seconds to
 minutes long, in which a figure falls by up to half, and they need not slow nnc and PyTorch
 alike: on this project's 2-core VM they slowed nnc more (LeNet's training step, measured
 alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to 11.5k; perhaps as PyTorch
@@ -205,7 +206,8 @@ class NncServer:
                 "--threads", str(a.threads), "--warmup", str(a.warmup), "--precision", precision]
         for s in sets:
             args += ["--set", s]
-        self.process = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, encoding="utf-8")
         # The setting comes once nnc has set up, its layout measurements included: waiting for
         # it keeps anything else from running beside them.
         self.setting = self.read()
@@ -213,16 +215,23 @@ class NncServer:
     def read(self):
         line = self.process.stdout.readline()
         if not line:
-            sys.exit(f"nnc bench --serve ended with exit code {self.process.wait()}: {self.process.args}")
+            self.ended()
         answer = json.loads(line)
         if "error" in answer:
             sys.exit(f"nnc bench --serve: {answer['error']}")
         return answer
 
+    def ended(self):
+        """Stops the script: the process ended before it was told to (its error is on stderr)."""
+        sys.exit(f"nnc bench --serve ended with exit code {self.process.wait()}: {' '.join(self.process.args)}")
+
     def measure(self, workload, runs):
         """The median examples/s of `runs` batches of `workload` after nnc's warm-up."""
-        self.process.stdin.write(f"{workload} {runs}\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(f"{workload} {runs}\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self.ended()
         return self.read()["median"]
 
     def close(self):
@@ -264,15 +273,15 @@ def cell(values):
     return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
 
 
-def measure_in_turns(a, name, batch, runs, routes, results):
-    """Every figure of a model at `batch`, `a.repeats` times, into `results` (one figure per
-    repeat): nnc's (its plan, its interpreter and its bf16 route, each process set up once) and
-    each PyTorch route's, in turns of `runs` batches, a workload's turns one after another, so
-    that the figures a ratio divides are a few seconds apart; nnc's turns come first in odd
-    repeats and last in even ones, so that a drift of the machine favours neither."""
+def turns(a, name, batch, runs, routes, servers):
+    """A model's turns at `batch`, by workload: nnc's (its plan, its interpreter and its bf16
+    route, from two `nnc bench --serve` processes, set up now and added to `servers`) and each
+    PyTorch route's (its step made and warmed up now), each a (route, measure) pair that times
+    `runs` batches after a warm-up and gives the median examples/s."""
     make, channels, size, _, _ = MODELS[name]
     nnc, bf16 = NncServer(a, name, batch, "fp32"), NncServer(a, name, batch, "bf16")
-    turns = {}  # workload -> (nnc's turns, PyTorch's turns), each a list of (route, measure)
+    servers += [nnc, bf16]
+    by_workload = {}  # workload -> (nnc's turns, PyTorch's turns)
     for workload, b in WORKLOADS:
         if b != batch:
             continue
@@ -286,19 +295,26 @@ def measure_in_turns(a, name, batch, runs, routes, results):
             step = pytorch_step(make, channels, size, route, workload, b)
             if step is None:
                 continue
-            # Warmed up once before the turns (each turn warms up again): torch.compile compiles
-            # at its first call.
+            # Warmed up once now (each turn warms up again): torch.compile compiles at its
+            # first call.
             for _ in range(a.warmup + (2 if route == "compile" else 0)):
                 step()
             pytorch_turns.append((route, functools.partial(measure, step, b, a.warmup, runs)))
-        turns[workload] = (nnc_turns, pytorch_turns)
-    for repeat in range(a.repeats):
-        for workload, (nnc_turns, pytorch_turns) in turns.items():
-            order = nnc_turns + pytorch_turns if repeat % 2 == 0 else pytorch_turns + nnc_turns
-            for route, turn in order:
-                results.setdefault((name, workload, batch, route), []).append(turn())
-    nnc.close()
-    bf16.close()
+        by_workload[workload] = (nnc_turns, pytorch_turns)
+    return by_workload
+
+
+def take_turns(repeat, name, batch, by_workload, results):
+    """One repeat of a model's figures at `batch`, into `results`: a workload's turns one after
+    another, so that the figures a ratio divides are seconds apart; nnc's turns first in odd
+    repeats and last in even ones, so that a drift of the machine favours neither."""
+    for workload, (nnc_turns, pytorch_turns) in by_workload.items():
+        order = nnc_turns + pytorch_turns if repeat % 2 == 0 else pytorch_turns + nnc_turns
+        for route, turn in order:
+            # The threads of the turn before, in this process or nnc's, spin for a while after
+            # their last batch (libgomp's wait policy) before they sleep: not beside this one.
+            time.sleep(0.05)
+            results.setdefault((name, workload, batch, route), []).append(turn())
 
 
 def main():
@@ -324,17 +340,24 @@ def main():
     # Before any measuring, so that a failure here costs nothing.
     flops = {name: 2 * macs(a.nnc, MODELS[name][3], MODELS[name][4]) for name in models}
     counts = batch_counts(a, models)
+    # Every route of every model set up before the first repeat, and kept to the last, so that
+    # the repeats spread over the whole run as the figures of a ratio stay seconds apart.
+    servers = []
+    everything = {(name, batch): turns(a, name, batch, counts[(name, batch)], routes, servers)
+                  for name in models for batch in sorted({b for _, b in WORKLOADS})}
     results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
     peaks = []
-    for name in models:
-        for batch in sorted({b for _, b in WORKLOADS}):
-            peaks.append(matmul_peak(a.threads))
-            measure_in_turns(a, name, batch, counts[(name, batch)], routes, results)
-            print(f"{name} at batch {batch} done", file=sys.stderr, flush=True)
+    for repeat in range(a.repeats):
+        peaks.append(matmul_peak(a.threads))
+        for (name, batch), by_workload in everything.items():
+            take_turns(repeat, name, batch, by_workload, results)
+        print(f"repeat {repeat + 1}/{a.repeats} done", file=sys.stderr, flush=True)
+    for server in servers:
+        server.close()
 
     peak = max(peaks)
     print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
-          f"(the best of {len(peaks)} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
+          f"(the best of {a.repeats} measures; {', '.join(f'{p / 1e9:.1f}' for p in peaks)})")
     batches = "; ".join(f"{name} b{batch} {n}" for (name, batch), n in counts.items())
     print(f"examples/s, median of {a.repeats} repeats in turns (min–max), each the median of a number of batches "
           f"({batches}); torch {torch.__version__}, {a.threads} threads; PyTorch's allocator: {allocator}\n")

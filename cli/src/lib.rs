@@ -274,6 +274,11 @@ impl TrainArgs {
 /// 2147483647 is refused here instead of ending in libgomp running out of memory.
 pub const MAX_THREADS: i64 = 1024;
 
+/// The most timed batches `nnc bench` takes in one figure (`--runs`, or a `--serve` request):
+/// it keeps each batch's time, 8 bytes, and a count past any use must not become an
+/// allocation that aborts.
+pub const MAX_RUNS: i64 = 1_000_000;
+
 /// A learning rate, momentum or weight decay: a finite number of at least 0, as `torch.optim`
 /// requires. NaN or infinity would make every weight NaN at the first step, and a negative
 /// learning rate or weight decay climbs the loss instead of descending it.
@@ -466,7 +471,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Timed batches; the median is reported.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=MAX_RUNS))]
     pub runs: u32,
     /// Compute in fp32, or in bf16 through libtorch's autocast (matrix products and
     /// convolutions in bf16; weights, losses and outputs in fp32), as PyTorch's autocast does.
@@ -478,8 +483,10 @@ pub struct BenchArgs {
     /// Measure on request, for a harness that times nnc in turns with another program on a
     /// machine whose speed drifts (bench/compare.py): after setting up, print a line of JSON,
     /// then read lines `forward N`, `plain N` or `train N` from standard input and answer each
-    /// with a line of JSON, the throughput of N timed batches after the warm-up
-    /// (docs/schema/bench-serve.schema.json), until the input ends.
+    /// line with a line of JSON: the throughput of N timed batches after `--warmup` untimed
+    /// ones, or an error for a line that is no such request
+    /// (docs/schema/bench-serve.schema.json). Ends with exit 0 when the input ends; a
+    /// workload that fails ends it with exit 1 and the error on stderr.
     #[arg(long, conflicts_with_all = ["runs", "format"])]
     pub serve: bool,
 }

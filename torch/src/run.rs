@@ -1,9 +1,9 @@
 //! `nnc run` and `nnc bench`: a model on a random batch, its shapes and its throughput.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::time::Instant;
 
-use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs};
+use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs, MAX_RUNS};
 use nnc_compiler::back::json;
 use nnc_compiler::ir::DType;
 use nnc_compiler::Graph;
@@ -264,7 +264,11 @@ fn measure(
         rates.push(batch as f64 / start.elapsed().as_secs_f64());
     }
     rates.sort_by(f64::total_cmp);
-    Ok(Throughput { median: rates[rates.len() / 2], min: rates[0], max: rates[rates.len() - 1] })
+    // The mean of the middle two for an even count, as Python's `statistics.median`, which
+    // bench/compare.py takes of PyTorch's batches.
+    let n = rates.len();
+    let median = (rates[(n - 1) / 2] + rates[n / 2]) / 2.0;
+    Ok(Throughput { median, min: rates[0], max: rates[n - 1] })
 }
 
 /// One training step of plain SGD, with libtorch's fallible calls: the backward pass
@@ -344,8 +348,16 @@ fn serve(
     loop {
         number += 1;
         line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        let read = input.by_ref().take(MAX_REQUEST).read_until(b'\n', &mut line)?;
+        if read == 0 {
             return Ok(Outcome::Ok);
+        }
+        if !line.ends_with(b"\n") && read as u64 == MAX_REQUEST {
+            skip_line(&mut input)?;
+            answer(
+                serde_json::json!({ "error": format!("request {number}: longer than {MAX_REQUEST} bytes") }),
+            )?;
+            continue;
         }
         let request = String::from_utf8_lossy(&line);
         let (workload, runs) = match parse_request(request.trim()) {
@@ -369,16 +381,41 @@ fn serve(
     }
 }
 
+/// The longest `--serve` request line read: a longer one is answered with an error, unread, so
+/// that input without line ends cannot fill the memory.
+const MAX_REQUEST: u64 = 256;
+
+/// Reads past the next line end, or to the end of the input, keeping nothing.
+fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let buffer = input.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                input.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let all = buffer.len();
+                input.consume(all);
+            }
+        }
+    }
+}
+
 /// A `--serve` request, `WORKLOAD N`: the workload, and N timed batches.
 fn parse_request(request: &str) -> Result<(Workload, u32), String> {
-    let usage = "a request is `forward N`, `plain N` or `train N`, N timed batches from 1";
+    let usage =
+        format!("a request is `forward N`, `plain N` or `train N`, N timed batches from 1 to {MAX_RUNS}");
     let shown: String = request.chars().take(80).collect();
     let mut words = request.split_whitespace();
     let (Some(name), Some(runs), None) = (words.next(), words.next(), words.next()) else {
         return Err(format!("`{}`: {usage}", shown.escape_debug()));
     };
     let workload = Workload::ALL.into_iter().find(|w| w.name() == name);
-    let runs = runs.parse::<u32>().ok().filter(|&n| n >= 1);
+    let runs = runs.parse::<u32>().ok().filter(|&n| (1..=MAX_RUNS).contains(&i64::from(n)));
     match (workload, runs) {
         (Some(workload), Some(runs)) => Ok((workload, runs)),
         _ => Err(format!("`{}`: {usage}", shown.escape_debug())),

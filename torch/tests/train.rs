@@ -243,6 +243,10 @@ fn bad_hyperparameters_are_refused_at_the_command_line() {
     let o = nnc().args(["train", "models/lenet.net", "--threads", "2147483647"]).output().unwrap();
     assert_eq!(clean(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("2147483647 is not in 1..=1024"), "{}", text(&o));
+    // A time kept per timed batch: 4294967295 of them aborted allocating 32 GiB.
+    let o = nnc().args(["bench", "models/lenet.net", "--runs", "4294967295"]).output().unwrap();
+    assert_eq!(clean(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("4294967295 is not in 1..=1000000"), "{}", text(&o));
     std::fs::remove_dir_all(&data).unwrap();
 }
 
@@ -938,12 +942,17 @@ fn bench_serve_answers_each_request_as_it_comes() {
             0.0 < figure("min") && figure("min") <= figure("median") && figure("median") <= figure("max")
         );
     }
-    for (request, number) in [("train 0", 4), ("backward 2", 5), ("forward", 6), ("", 7)] {
+    for (request, number) in
+        [("train 0", 4), ("backward 2", 5), ("forward", 6), ("", 7), ("train 1000001", 8)]
+    {
         writeln!(stdin, "{request}").unwrap();
         let error = next();
         let message = error["error"].as_str().unwrap();
         assert!(message.starts_with(&format!("request {number}: `{request}`: a request is")), "{message}");
     }
+    // A line past the limit is refused unread, up to its end, and the next line is read.
+    writeln!(stdin, "forward {}", "9".repeat(300)).unwrap();
+    assert_eq!(next()["error"], "request 9: longer than 256 bytes");
     // Read on after the errors.
     writeln!(stdin, "forward 1").unwrap();
     assert_eq!(next()["workload"], "forward");

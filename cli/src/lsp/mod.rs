@@ -8,7 +8,8 @@
 //! (`hover.rs`), inlay hints (`hints.rs`), definitions, references and the outline
 //! (`navigate.rs`), completion (`complete.rs`) and formatting (`nnc fmt`'s). `analysis.rs`
 //! holds one checked document, `syntax.rs` walks trees, `text.rs` converts positions and
-//! `uri.rs` names files. Changes that arrive together are checked once, when no message waits.
+//! `uri.rs` names files. Changes that arrive together are checked once, when no message waits
+//! or before a request that follows them.
 //! A request's mistake is an error response, never the end of the server: each message is
 //! handled under `catch_unwind`, as a last line of defence behind the compiler's own promise
 //! never to panic.
@@ -224,8 +225,9 @@ impl Server<'_> {
     }
 
     /// Handles a message of the round; a request after the changes that came before it are
-    /// checked, so that their diagnostics and hint refreshes reach the client before its answer
-    /// (the answer needs its own document's check anyway).
+    /// checked, so that their diagnostics and hint refreshes reach the client before its
+    /// answer. The answer needs its own document's check anyway; it waits for the other
+    /// changed documents' too, a few milliseconds each.
     fn take(&mut self, message: Message) -> Flow {
         let pending = self.disk_changed
             || !self.rechecked.is_empty()
