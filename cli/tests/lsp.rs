@@ -179,6 +179,28 @@ fn lenet_hints_are_its_table() {
     assert!(client.shutdown().success());
 }
 
+/// A `shared` layer's declared name shows each application: what it was applied to and gave,
+/// the first with the layer's parameters, the others with none of their own.
+#[test]
+fn a_shared_layers_name_shows_its_applications() {
+    let cache = cache("shared");
+    let mut client = start(&cache);
+    let path = root().join("tests/ok/shared.net");
+    let (doc, text) = (uri(&path), std::fs::read_to_string(&path).unwrap());
+    client.open(&doc, &text);
+    assert_eq!(client.diagnostics(&doc), json!([]));
+    let (line, col) = find(&text, "shared cell", 0, 8);
+    let hover = client.result("textDocument/hover", at(&doc, line, col));
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert_eq!(
+        value,
+        "`[N, 6, 8]` → `[N, 6, 8]` · 72 parameters · 432 multiply-adds  \n\
+         `[N, 6, 8]` → `[N, 6, 8]` · 0 parameters · 432 multiply-adds (×2)",
+        "{hover}"
+    );
+    assert!(client.shutdown().success());
+}
+
 /// Free sizes in the editor: hovers and hints show their expressions, as the table does, and
 /// no multiply-adds, which depend on them.
 #[test]

@@ -24,6 +24,9 @@ pub(super) struct SharedLayer {
     scope: Scope,
     /// Where its layers are named: the declaration's name under its body's path.
     path: String,
+    /// The declared name, where each application is traced too, so that the editor's hover
+    /// on it shows what the layer was applied to and gave.
+    name_at: Loc,
     /// The first application: the nodes it made, the tensor it was applied to, and where.
     first: Option<(Vec<NodeId>, NodeId, Loc)>,
 }
@@ -35,7 +38,8 @@ impl Expander<'_> {
         let mut captured = scope.clone();
         captured.stage_input = None;
         captured.label_prefix = path.clone();
-        self.shared.push(SharedLayer { value: value.clone(), scope: captured, path, first: None });
+        let name_at = Loc::new(scope.file, name.span);
+        self.shared.push(SharedLayer { value: value.clone(), scope: captured, path, name_at, first: None });
         let index = self.shared.len() - 1;
         self.bind(scope, name, Value::Shared(name.name.clone(), index));
     }
@@ -56,7 +60,7 @@ impl Expander<'_> {
             _ => return self.error(Error::LayerNeedsInput { layer: name, at: loc }),
         };
         let decl = &self.shared[index];
-        let (value, path) = (decl.value.clone(), decl.path.clone());
+        let (value, path, name_at) = (decl.value.clone(), decl.path.clone(), decl.name_at);
         let mut inner = decl.scope.clone();
         inner.stage_input = Some(flow.clone());
         let before = self.nodes.len();
@@ -68,6 +72,7 @@ impl Expander<'_> {
                 entry.1 = *read;
             }
         }
+        self.trace(name_at, Some(flow), &result, before);
         let made: Vec<NodeId> = (before..self.nodes.len()).map(NodeId).collect();
         if matches!(result, Value::Poison) {
             return result;
