@@ -20,14 +20,17 @@ step, about 3 ms a batch, was measured over 60 ms, which one hiccup of the machi
 the same count for every route and for nnc at that batch. Each figure is measured --repeats
 times, and each cell shows the median of the repeats and their spread (min–max).
 
-The figures are taken in turns (`turns`, `take_turns`). Before the first repeat, the script
-starts two `nnc bench --serve` processes (fp32 and bf16) for each model at each batch, which
-set up once and then time a workload over the batches asked for, and makes every PyTorch
-route's step; all of them are kept to the end (a few GB). Then, in each repeat, each
-workload's turns run one after another: nnc's plan, its interpreter and its bf16 route, and
-each PyTorch route, each over the same count of batches after its own warm-up, nnc's turns
-first in odd repeats and last in even ones. So the figures a ratio divides are seconds apart,
-and the repeats still spread over the whole run. A machine shared with others has busy spells, seconds to
+The figures are taken in turns (`take_turns`). Before the first repeat, the script makes every
+PyTorch route's step for each model at each batch, and keeps them to the end (a few GB). In
+each repeat, for each model at each batch, it starts two `nnc bench --serve` processes (fp32
+and bf16), which set up (their layout measurements included) and then time a workload over
+the batches asked for; then each workload's turns run one after another: nnc's plan, its
+interpreter and its bf16 route, and each PyTorch route, each over the same count of batches
+after its own warm-up, nnc's turns first in odd repeats and last in even ones. So the figures
+a ratio divides are seconds apart, the repeats spread over the whole run, and each repeat
+samples nnc's set-up anew, as each `nnc` command sets up anew: a busy spell that misleads its
+layout measurements spoils one repeat, not the run. After the table, it prints what nnc's
+set-up chose in each repeat (`print_choices`). A machine shared with others has busy spells, seconds to
 minutes long, in which a figure falls by up to half, and they need not slow nnc and PyTorch
 alike: on this project's 2-core VM they slowed nnc more (LeNet's training step, measured
 alternately: nnc from 20k examples/s to 10k, PyTorch from 15.5k to 11.5k; perhaps as PyTorch
@@ -273,24 +276,16 @@ def cell(values):
     return f"{med:.1f} ({min(values):.0f}–{max(values):.0f})"
 
 
-def turns(a, name, batch, runs, routes, servers):
-    """A model's turns at `batch`, by workload: nnc's (its plan, its interpreter and its bf16
-    route, from two `nnc bench --serve` processes, set up now and added to `servers`) and each
-    PyTorch route's (its step made and warmed up now), each a (route, measure) pair that times
-    `runs` batches after a warm-up and gives the median examples/s."""
+def pytorch_turns(a, name, batch, runs, routes):
+    """Each PyTorch route's turns of a model at `batch`, by workload: (route, measure) pairs that
+    time `runs` batches after a warm-up and give the median examples/s, each step made and
+    warmed up now."""
     make, channels, size, _, _ = MODELS[name]
-    nnc, bf16 = NncServer(a, name, batch, "fp32"), NncServer(a, name, batch, "bf16")
-    servers += [nnc, bf16]
-    by_workload = {}  # workload -> (nnc's turns, PyTorch's turns)
+    by_workload = {}
     for workload, b in WORKLOADS:
         if b != batch:
             continue
-        key = "forward" if workload == "forward" else "train"
-        nnc_turns = [("nnc", functools.partial(nnc.measure, key, runs))]
-        if workload == "forward":
-            nnc_turns.append(("nnc plain", functools.partial(nnc.measure, "plain", runs)))
-        nnc_turns.append(("nnc bf16", functools.partial(bf16.measure, key, runs)))
-        pytorch_turns = []
+        by_workload[workload] = []
         for route in routes:
             step = pytorch_step(make, channels, size, route, workload, b)
             if step is None:
@@ -299,17 +294,35 @@ def turns(a, name, batch, runs, routes, servers):
             # first call.
             for _ in range(a.warmup + (2 if route == "compile" else 0)):
                 step()
-            pytorch_turns.append((route, functools.partial(measure, step, b, a.warmup, runs)))
-        by_workload[workload] = (nnc_turns, pytorch_turns)
+            by_workload[workload].append((route, functools.partial(measure, step, b, a.warmup, runs)))
     return by_workload
 
 
-def take_turns(repeat, name, batch, by_workload, results):
+def nnc_turns(a, name, batch, runs, servers):
+    """nnc's turns of a model at `batch`, by workload, as `pytorch_turns`: its plan, its
+    interpreter and its bf16 route, from two `nnc bench --serve` processes set up now and
+    added to `servers`."""
+    nnc, bf16 = NncServer(a, name, batch, "fp32"), NncServer(a, name, batch, "bf16")
+    servers += [nnc, bf16]
+    by_workload = {}
+    for workload, b in WORKLOADS:
+        if b != batch:
+            continue
+        key = "forward" if workload == "forward" else "train"
+        turns = [("nnc", functools.partial(nnc.measure, key, runs))]
+        if workload == "forward":
+            turns.append(("nnc plain", functools.partial(nnc.measure, "plain", runs)))
+        turns.append(("nnc bf16", functools.partial(bf16.measure, key, runs)))
+        by_workload[workload] = turns
+    return by_workload
+
+
+def take_turns(repeat, name, batch, nnc, pytorch, results):
     """One repeat of a model's figures at `batch`, into `results`: a workload's turns one after
     another, so that the figures a ratio divides are seconds apart; nnc's turns first in odd
     repeats and last in even ones, so that a drift of the machine favours neither."""
-    for workload, (nnc_turns, pytorch_turns) in by_workload.items():
-        order = nnc_turns + pytorch_turns if repeat % 2 == 0 else pytorch_turns + nnc_turns
+    for workload, pytorch_turns in pytorch.items():
+        order = nnc[workload] + pytorch_turns if repeat % 2 == 0 else pytorch_turns + nnc[workload]
         for route, turn in order:
             # The threads of the turn before, in this process or nnc's, spin for a while after
             # their last batch (libgomp's wait policy) before they sleep: not beside this one.
@@ -340,20 +353,26 @@ def main():
     # Before any measuring, so that a failure here costs nothing.
     flops = {name: 2 * macs(a.nnc, MODELS[name][3], MODELS[name][4]) for name in models}
     counts = batch_counts(a, models)
-    # Every route of every model set up before the first repeat, and kept to the last, so that
-    # the repeats spread over the whole run as the figures of a ratio stay seconds apart.
-    servers = []
-    everything = {(name, batch): turns(a, name, batch, counts[(name, batch)], routes, servers)
-                  for name in models for batch in sorted({b for _, b in WORKLOADS})}
+    # PyTorch's routes set up before the first repeat and kept to the last, so that the repeats
+    # spread over the whole run as the figures of a ratio stay seconds apart.
+    pytorch = {(name, batch): pytorch_turns(a, name, batch, counts[(name, batch)], routes)
+               for name in models for batch in sorted({b for _, b in WORKLOADS})}
     results = {}  # (model, workload, batch, route) -> [examples/s per repeat]
+    choices = {}  # (model, batch, precision) -> [nnc's setting per repeat]
     peaks = []
     for repeat in range(a.repeats):
         peaks.append(matmul_peak(a.threads))
-        for (name, batch), by_workload in everything.items():
-            take_turns(repeat, name, batch, by_workload, results)
+        for (name, batch), by_workload in pytorch.items():
+            # nnc's processes anew in each repeat, as each `nnc` command sets up anew: its
+            # layout measurements, which a busy spell can mislead, are sampled once a repeat,
+            # not once a run.
+            servers = []
+            nnc = nnc_turns(a, name, batch, counts[(name, batch)], servers)
+            take_turns(repeat, name, batch, nnc, by_workload, results)
+            for server in servers:
+                server.close()
+                choices.setdefault((name, batch, server.setting["precision"]), []).append(server.setting)
         print(f"repeat {repeat + 1}/{a.repeats} done", file=sys.stderr, flush=True)
-    for server in servers:
-        server.close()
 
     peak = max(peaks)
     print(f"fp32 matmul peak on {a.threads} threads: {peak / 1e9:.1f} GFLOP/s "
@@ -385,6 +404,25 @@ def main():
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
         for r in [header] + rows:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print_choices(choices)
+
+
+def print_choices(choices):
+    """What nnc's set-up chose in each repeat: its inference plan and, at a batch the script
+    trains at, the convolutions its training step runs contiguous, each distinct choice with
+    the repeats that made it, so that a repeat whose figure stands out can be told from one
+    whose choice differs."""
+    print("\nnnc's choices, by repeat (1-based):")
+    for (name, batch, precision), settings in choices.items():
+        shown = [("inference plan", lambda s: s["inference_plan"])]
+        if ("train", batch) in WORKLOADS:
+            shown.insert(0, ("training, contiguous", lambda s: ", ".join(s["contiguous_convolutions"]) or "none"))
+        for what, of in shown:
+            seen = {}
+            for repeat, setting in enumerate(settings, 1):
+                seen.setdefault(of(setting), []).append(str(repeat))
+            shown = "; ".join(f"{choice} (repeats {', '.join(r)})" for choice, r in seen.items())
+            print(f"- {name} b{batch} {precision}, {what}: {shown}")
 
 
 if __name__ == "__main__":
