@@ -956,7 +956,10 @@ fn bench_serve_answers_each_request_as_it_comes() {
     // Read on after the errors.
     writeln!(stdin, "forward 1").unwrap();
     assert_eq!(next()["workload"], "forward");
+    // A last line of exactly the limit, with no line end, is a request, not one too long.
+    write!(stdin, "forward 1{}", " ".repeat(256 - 9)).unwrap();
     drop(stdin);
+    assert_eq!(next()["workload"], "forward");
     assert!(child.wait().unwrap().success());
     reader.join().unwrap();
     assert!(lines.try_recv().is_err(), "a line after the last answer");
