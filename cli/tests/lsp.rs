@@ -53,8 +53,9 @@ fn find(text: &str, needle: &str, nth: usize, shift: u32) -> (u32, u32) {
     (line, column + shift)
 }
 
-fn model(name: &str) -> (String, String) {
-    let path = root().join("models").join(name);
+/// A file of the repository, by its path from the root: its URI and its text.
+fn repo_file(path: &str) -> (String, String) {
+    let path = root().join(path);
     (uri(&path), std::fs::read_to_string(path).unwrap())
 }
 
@@ -64,7 +65,7 @@ fn a_session_on_resnet18() {
     let mut client = Client::start(env!("CARGO_BIN_EXE_nnc"), &root(), &[("XDG_CACHE_HOME", &cache)]);
     let init = client.initialize();
     insta::assert_snapshot!("initialize", shown(&init, &cache));
-    let (doc, text) = model("resnet18.net");
+    let (doc, text) = repo_file("models/resnet18.net");
     client.open(&doc, &text);
     assert_eq!(client.diagnostics(&doc), json!([]));
 
@@ -161,7 +162,7 @@ fn a_session_on_resnet18() {
 fn lenet_hints_are_its_table() {
     let cache = cache("lenet");
     let mut client = start(&cache);
-    let (doc, text) = model("lenet.net");
+    let (doc, text) = repo_file("models/lenet.net");
     client.open(&doc, &text);
     let all = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 1000, "character": 0 } });
     let hints =
@@ -185,8 +186,7 @@ fn lenet_hints_are_its_table() {
 fn a_shared_layers_name_shows_its_applications() {
     let cache = cache("shared");
     let mut client = start(&cache);
-    let path = root().join("tests/ok/shared.net");
-    let (doc, text) = (uri(&path), std::fs::read_to_string(&path).unwrap());
+    let (doc, text) = repo_file("tests/ok/shared.net");
     client.open(&doc, &text);
     assert_eq!(client.diagnostics(&doc), json!([]));
     let (line, col) = find(&text, "shared cell", 0, 8);
@@ -207,8 +207,7 @@ fn a_shared_layers_name_shows_its_applications() {
 fn free_sizes_show_as_expressions() {
     let cache = cache("free");
     let mut client = start(&cache);
-    let path = root().join("tests/ok/free-sizes.net");
-    let (doc, text) = (uri(&path), std::fs::read_to_string(&path).unwrap());
+    let (doc, text) = repo_file("tests/ok/free-sizes.net");
     client.open(&doc, &text);
     assert_eq!(client.diagnostics(&doc), json!([]));
     let (line, col) = find(&text, "down1 =", 0, 1);

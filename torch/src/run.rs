@@ -408,19 +408,22 @@ fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
 
 /// A `--serve` request, `WORKLOAD N`: the workload, and N timed batches.
 fn parse_request(request: &str) -> Result<(Workload, u32), String> {
-    let usage =
-        format!("a request is `forward N`, `plain N` or `train N`, N timed batches from 1 to {MAX_RUNS}");
-    let shown: String = request.chars().take(80).collect();
     let mut words = request.split_whitespace();
     let (Some(name), Some(runs), None) = (words.next(), words.next(), words.next()) else {
-        return Err(format!("`{}`: {usage}", shown.escape_debug()));
+        return Err(refused(request));
     };
     let workload = Workload::ALL.into_iter().find(|w| w.name() == name);
     let runs = runs.parse::<u32>().ok().filter(|&n| (1..=MAX_RUNS).contains(&i64::from(n)));
-    match (workload, runs) {
-        (Some(workload), Some(runs)) => Ok((workload, runs)),
-        _ => Err(format!("`{}`: {usage}", shown.escape_debug())),
-    }
+    workload.zip(runs).ok_or_else(|| refused(request))
+}
+
+/// Why `request` is no `--serve` request, quoting its first 80 characters.
+fn refused(request: &str) -> String {
+    let shown: String = request.chars().take(80).collect();
+    format!(
+        "`{}`: a request is `forward N`, `plain N` or `train N`, N timed batches from 1 to {MAX_RUNS}",
+        shown.escape_debug()
+    )
 }
 
 /// A model of `graph` for `nnc bench`, drawn from seed 0, with its tensors' store.
@@ -503,15 +506,13 @@ pub fn bench(args: &BenchArgs, graph: Graph) -> io::Result<Outcome> {
     if args.serve {
         return serve(args, device, setting, step);
     }
-    // The first error stops the measuring.
-    let figures: Result<Vec<Throughput>, RuntimeError> =
-        [Workload::Plain, Workload::Forward, Workload::Train]
-            .into_iter()
-            .map(|workload| measure(args.warmup, args.runs, args.batch, device, || step(workload)))
-            .collect();
-    let (plain, forward, train) = match figures.as_deref() {
-        Ok(&[plain, forward, train]) => (plain, forward, train),
-        Ok(_) => unreachable!("three workloads, three figures"),
+    let mut time = |workload| measure(args.warmup, args.runs, args.batch, device, || step(workload));
+    // The interpreter first, then the plan, then training; the first error stops the measuring.
+    let figures = (|| {
+        Ok::<_, RuntimeError>((time(Workload::Plain)?, time(Workload::Forward)?, time(Workload::Train)?))
+    })();
+    let (plain, forward, train) = match figures {
+        Ok(figures) => figures,
         Err(e) => return model_error(e),
     };
     let mut out = io::stdout().lock();
