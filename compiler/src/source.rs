@@ -63,9 +63,15 @@ impl SourceMap {
     }
 
     /// Adds a file. Bytes that are not UTF-8 are replaced by U+FFFD, so that the file can still
-    /// be shown in diagnostics; the caller reports them.
+    /// be shown in diagnostics; the caller reports them. A lone `\r` ending a line is kept as a
+    /// `\n` ([`nnc_grammar::unify_line_ends`]), so that the parser, the line numbers and the
+    /// rendered source see the lines an editor shows, at the same offsets.
     pub fn add(&mut self, name: impl Into<String>, path: Option<PathBuf>, text: String) -> FileId {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let text = match nnc_grammar::has_lone_cr(&text) {
+            true => nnc_grammar::unify_line_ends(&text).into_owned(),
+            false => text,
+        };
+        let line_starts = nnc_grammar::line_starts(&text);
         self.files.push(SourceFile { name: name.into(), path, text, imported_at: None, line_starts });
         FileId(self.files.len() - 1)
     }

@@ -42,17 +42,23 @@ pub enum FormatError {
     Internal(String),
 }
 
-/// The canonical layout of `src`, its lines ended as its first line is (`\r\n` or `\n`, as
-/// rustfmt's `newline_style = "Auto"`), so that a file kept in CRLF stays so. Never panics.
+/// The canonical layout of `src`, its lines ended as its first line is (`\r\n`, `\n` or a lone
+/// `\r`, as rustfmt's `newline_style = "Auto"`), so that a file kept in CRLF stays so. Never
+/// panics.
 pub fn format(src: &str) -> Result<String, FormatError> {
+    let line_end = match src.find(['\r', '\n']).map(|i| &src[i..]) {
+        Some(end) if end.starts_with("\r\n") => "\r\n",
+        Some(end) if end.starts_with('\r') => "\r",
+        _ => "\n",
+    };
+    let src = &crate::unify_line_ends(src);
     let (file, errors) = parse_file(src);
     if !errors.is_empty() {
         return Err(FormatError::Syntax(errors));
     }
     let out = stacker::grow(16 << 20, || Printer::new(src).file(&file));
     verify(src, &file, &out)?;
-    let crlf = src.find('\n').is_some_and(|end| src[..end].ends_with('\r'));
-    Ok(if crlf { out.replace('\n', "\r\n") } else { out })
+    Ok(if line_end == "\n" { out } else { out.replace('\n', line_end) })
 }
 
 /// The formatted text must mean what the source meant: the same tree, spans aside, and the
@@ -1347,6 +1353,8 @@ mod tests {
         assert_eq!(fmt(src), formatted);
         assert_eq!(fmt(formatted), formatted);
         assert_eq!(fmt(&src.replace("\r\n", "\n")), formatted.replace("\r\n", "\n"));
+        // Lone `\r`s (classic Mac OS) end lines too, and stay: the comment ends at its own.
+        assert_eq!(fmt(&src.replace("\r\n", "\r")), formatted.replace("\r\n", "\r"));
     }
 
     #[test]

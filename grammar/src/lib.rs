@@ -3,7 +3,9 @@
 
 pub mod ast;
 pub mod format;
+mod lines;
 mod parser;
 
 pub use ast::Span;
+pub use lines::{has_lone_cr, line_starts, unify_line_ends};
 pub use parser::{code_chars, parse_expr, parse_file, SyntaxError, MAX_NESTING};

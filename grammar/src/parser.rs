@@ -36,7 +36,9 @@ pub struct SyntaxError {
 /// Parses a whole file. Never fails: what could not be parsed is described in the errors, and
 /// the file holds every item that could.
 pub fn parse_file(src: &str) -> (File, Vec<SyntaxError>) {
-    stacker::grow(PARSER_STACK, || parse_items(src))
+    // Read as the lines an editor shows: a comment ends at a lone `\r` too.
+    let src = crate::unify_line_ends(src);
+    stacker::grow(PARSER_STACK, || parse_items(&src))
 }
 
 fn parse_items(src: &str) -> (File, Vec<SyntaxError>) {

@@ -13,8 +13,8 @@ pub struct LineIndex {
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { starts }
+        // A line ends at `\n`, `\r\n` or a lone `\r`, as the protocol counts them.
+        LineIndex { starts: nnc_grammar::line_starts(text) }
     }
 
     /// The position of a byte offset (clamped to the text, and back to a character's start).
@@ -31,7 +31,7 @@ impl LineIndex {
     }
 
     /// The byte offset of a position: past the last line, the text's end; past a line's end,
-    /// that line's end (before its `\r\n` or `\n`).
+    /// that line's end (before its `\r\n`, `\n` or `\r`).
     pub fn offset(&self, text: &str, position: Position) -> usize {
         let Some(&start) = self.starts.get(position.line as usize) else {
             return text.len();
@@ -94,6 +94,17 @@ mod tests {
         assert_eq!(index.offset(text, Position::new(1, 99)), text.find("\r\n").unwrap());
         assert_eq!(index.offset(text, Position::new(9, 0)), text.len());
         assert_eq!(index.position(text, 10_000), Position::new(2, 5));
+    }
+
+    /// A lone `\r` ends a line, as the protocol counts lines.
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        let text = "ab\rcd\r\nef";
+        let index = LineIndex::new(text);
+        assert_eq!(index.position(text, 3), Position::new(1, 0));
+        assert_eq!(index.position(text, 8), Position::new(2, 0));
+        assert_eq!(index.offset(text, Position::new(0, 99)), 2);
+        assert_eq!(index.offset(text, Position::new(1, 99)), 5);
     }
 
     #[test]

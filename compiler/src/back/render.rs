@@ -246,6 +246,24 @@ mod tests {
         assert_eq!(shown_source("x\u{2028}y").len(), "x\u{2028}y".len());
     }
 
+    /// A file whose lines end in a lone `\r` (classic Mac OS) has the lines an editor shows: a
+    /// comment ends at its line instead of hiding the rest of the file, and an error points at
+    /// its line, with the source shown as in the same file with `\n`s.
+    #[test]
+    fn lone_carriage_returns_end_lines() {
+        let lf = "# the model\nnetwork t {\n    input [N, 4]\n    linear(2) -> evil\n}\n";
+        let shown = |text: &str| {
+            let c = compile(Root::Text { name: "t.net", text, dir: None }, &Options::default());
+            (c.graphs.len(), render(&c.diagnostics, &c.sources, Style::Plain))
+        };
+        let (graphs, errors) = shown(lf);
+        assert!(graphs == 0 && errors.contains("t.net:4:18") && errors.contains("evil"), "{errors}");
+        assert_eq!(shown(&lf.replace('\n', "\r")), (graphs, errors));
+        let fixed = lf.replace(" -> evil", "").replace('\n', "\r");
+        let (graphs, errors) = shown(&fixed);
+        assert_eq!((graphs, errors.as_str()), (1, ""));
+    }
+
     /// A file of one long line with a warning per statement: each shown without its line, and
     /// only the first `MAX_SHOWN` (1,000 statements printed 27 MB).
     #[test]
