@@ -283,6 +283,41 @@ fn diagnostics_in_an_import_go_to_its_file() {
     assert!(client.shutdown().success());
 }
 
+/// An open import whose lines end in a lone `\r` (classic Mac OS) is the text that the
+/// importing document's check read, though the compiler reads each `\r` as a `\n`: that check's
+/// diagnostics and shapes still reach it, and formatting keeps its line ends.
+#[test]
+fn an_import_of_lone_carriage_returns_is_the_text_checked() {
+    let cache = cache("lone-cr");
+    let blocks = "# Blocks.\rblock  widen(c) {\r    _ + conv2d(c, 1)\r}\r";
+    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
+    let dir = folder("lsp-lone-cr", &[("blocks.net", blocks), ("main.net", main)]);
+    let mut client = start(&cache);
+    let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
+    client.open(&main_uri, main);
+    let in_blocks = client.diagnostics(&blocks_uri);
+    assert_eq!(in_blocks[0]["code"], "E0202", "{in_blocks}");
+    assert_eq!(in_blocks[0]["range"]["start"], json!({ "line": 2, "character": 8 }));
+    client.open(&blocks_uri, blocks);
+    let hover = client.result("textDocument/hover", at(&blocks_uri, 2, 10));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(value.contains("`[N, 3, 8, 8]` → `[N, 16, 8, 8]`"), "{hover}");
+    // The hover was answered after the opening's check: its diagnostics came before, if any.
+    let cleared = |m: &Value| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == blocks_uri
+            && m["params"]["diagnostics"] == json!([])
+    };
+    assert!(!client.notifications.iter().any(cleared), "{:?}", client.notifications);
+    let options = json!({ "tabSize": 4, "insertSpaces": true });
+    let edits = client.result(
+        "textDocument/formatting",
+        json!({ "textDocument": { "uri": blocks_uri }, "options": options }),
+    );
+    assert_eq!(edits[0]["newText"], "# Blocks.\rblock widen(c) {\r    _ + conv2d(c, 1)\r}\r", "{edits}");
+    assert!(client.shutdown().success());
+}
+
 #[test]
 fn positions_count_utf16() {
     let cache = cache("utf16");

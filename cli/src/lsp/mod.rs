@@ -367,7 +367,9 @@ impl Server<'_> {
             for (file, diagnostics) in diagnostics::by_file(analysis) {
                 if file != *uri {
                     if let Some(open) = self.docs.get(&file) {
-                        let same = analysis.file_of(&file).is_some_and(|f| analysis.text(f) == open.text);
+                        let same = analysis
+                            .file_of(&file)
+                            .is_some_and(|f| text::is_shown(analysis.text(f), &open.text));
                         if !same {
                             continue;
                         }
@@ -444,7 +446,9 @@ impl Server<'_> {
                 continue;
             }
             if let Some(analysis) = &other.analysis {
-                if let Some(file) = analysis.file_of(uri).filter(|&f| analysis.text(f) == doc.text) {
+                if let Some(file) =
+                    analysis.file_of(uri).filter(|&f| text::is_shown(analysis.text(f), &doc.text))
+                {
                     views.push((analysis, file));
                 }
             }
@@ -502,14 +506,19 @@ impl Server<'_> {
                 Ok(Some(DocumentSymbolResponse::Nested(navigate::symbols(own))))
             }),
             Formatting::METHOD => answer::<Formatting>(request, |p| {
-                let Some(own) = self.analysis(&p.text_document.uri) else { return Ok(None) };
-                let text = own.text(ROOT);
+                if self.analysis(&p.text_document.uri).is_none() {
+                    return Ok(None);
+                }
+                // The editor's text, not the compiler's: the formatter keeps its line ends,
+                // and the compiler's has each lone `\r` made a `\n`.
+                let doc = &self.docs[&p.text_document.uri];
+                let (Some(own), text) = (&doc.analysis, &doc.text) else { return Ok(None) };
                 // A text over the size limit is not parsed, here either; its diagnostic says so.
                 if text.len() as u64 > nnc_compiler::MAX_FILE_BYTES {
                     return Ok(None);
                 }
                 match nnc_grammar::format::format(text) {
-                    Ok(formatted) if formatted == text => Ok(Some(Vec::new())),
+                    Ok(formatted) if formatted == *text => Ok(Some(Vec::new())),
                     Ok(formatted) => {
                         Ok(Some(vec![TextEdit { range: navigate::whole(own), new_text: formatted }]))
                     }

@@ -50,6 +50,12 @@ impl LineIndex {
     }
 }
 
+/// Whether `compiled`, a file's text as the compiler read it, is the text `shown` in the
+/// editor: the compiler reads each lone `\r` as a `\n` ([`nnc_grammar::unify_line_ends`]).
+pub fn is_shown(compiled: &str, shown: &str) -> bool {
+    compiled == &*nnc_grammar::unify_line_ends(shown)
+}
+
 /// The largest character boundary at or before `offset`, within the text.
 pub fn floor_boundary(text: &str, offset: usize) -> usize {
     let mut offset = offset.min(text.len());
