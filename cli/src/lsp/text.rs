@@ -108,7 +108,7 @@ mod tests {
         let text = "ab\rcd\r\nef";
         let index = LineIndex::new(text);
         assert_eq!(index.position(text, 3), Position::new(1, 0));
-        assert_eq!(index.position(text, 8), Position::new(2, 0));
+        assert_eq!(index.position(text, 7), Position::new(2, 0));
         assert_eq!(index.offset(text, Position::new(0, 99)), 2);
         assert_eq!(index.offset(text, Position::new(1, 99)), 5);
     }
