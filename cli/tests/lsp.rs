@@ -247,17 +247,27 @@ fn a_discarded_piece_is_no_name_to_the_editor() {
     assert!(client.shutdown().success());
 }
 
+/// A document that imports `blocks.net` and calls its `widen(16)` on 3 channels.
+const WIDENS: &str = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
+
+/// A session that opens [`WIDENS`] as `main.net` in the scratch folder `lsp-{name}`, beside
+/// `blocks` as `blocks.net`, whose sum of 3 and 16 channels is an error: the client, the cache,
+/// the folder, the URIs of `main.net` and `blocks.net`, and the diagnostics `blocks.net` gets.
+fn open_widens(name: &str, blocks: &str) -> (Client, PathBuf, PathBuf, [String; 2], Value) {
+    let cache = cache(name);
+    let dir = folder(&format!("lsp-{name}"), &[("blocks.net", blocks), ("main.net", WIDENS)]);
+    let mut client = start(&cache);
+    let uris = [uri(&dir.join("main.net")), uri(&dir.join("blocks.net"))];
+    client.open(&uris[0], WIDENS);
+    let in_blocks = client.diagnostics(&uris[1]);
+    assert_eq!(in_blocks[0]["code"], "E0202", "{in_blocks}");
+    (client, cache, dir, uris, in_blocks)
+}
+
 #[test]
 fn diagnostics_in_an_import_go_to_its_file() {
-    let cache = cache("imports");
     let blocks = "# Blocks.\nblock widen(c) {\n    _ + conv2d(c, 1)\n}\n";
-    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
-    let dir = folder("lsp-imports", &[("blocks.net", blocks), ("main.net", main)]);
-    let mut client = start(&cache);
-    let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
-    client.open(&main_uri, main);
-    let in_blocks = client.diagnostics(&blocks_uri);
-    assert_eq!(in_blocks[0]["code"], "E0202", "{in_blocks}");
+    let (mut client, cache, dir, [main_uri, blocks_uri], in_blocks) = open_widens("imports", blocks);
     // The scratch folder first: it may lie inside the repository (`target/tmp`).
     let shown = serde_json::to_string_pretty(&in_blocks)
         .unwrap()
@@ -288,15 +298,8 @@ fn diagnostics_in_an_import_go_to_its_file() {
 /// diagnostics and shapes still reach it, and formatting keeps its line ends.
 #[test]
 fn an_import_of_lone_carriage_returns_is_the_text_checked() {
-    let cache = cache("lone-cr");
     let blocks = "# Blocks.\rblock  widen(c) {\r    _ + conv2d(c, 1)\r}\r";
-    let main = "import \"blocks.net\"\n\nnetwork n {\n    input [N, 3, 8, 8]\n    y = widen(16)\n}\n";
-    let dir = folder("lsp-lone-cr", &[("blocks.net", blocks), ("main.net", main)]);
-    let mut client = start(&cache);
-    let (main_uri, blocks_uri) = (uri(&dir.join("main.net")), uri(&dir.join("blocks.net")));
-    client.open(&main_uri, main);
-    let in_blocks = client.diagnostics(&blocks_uri);
-    assert_eq!(in_blocks[0]["code"], "E0202", "{in_blocks}");
+    let (mut client, _, _, [_, blocks_uri], in_blocks) = open_widens("lone-cr", blocks);
     assert_eq!(in_blocks[0]["range"]["start"], json!({ "line": 2, "character": 8 }));
     client.open(&blocks_uri, blocks);
     let hover = client.result("textDocument/hover", at(&blocks_uri, 2, 10));
