@@ -153,8 +153,14 @@ fn formatted(name: &str, path: Option<&Path>, text: &str, style: Style) -> Optio
     }
 }
 
+/// The unified diff of a file and its layout, shown as diagnostics show a file: nothing of it
+/// that would act on a terminal (an escape sequence in a comment) is written as it is. A file of
+/// lone `\r` line ends is split into the lines an editor shows first, as `similar` would split
+/// it too, but then each line's `\r` would send the cursor back over the line before it.
 fn print_diff(name: &str, old: &str, new: &str) -> io::Result<()> {
-    let diff = similar::TextDiff::from_lines(old, new);
-    let mut out = io::stdout().lock();
-    write!(out, "{}", diff.unified_diff().context_radius(3).header(name, &format!("{name} (formatted)")))
+    let (old, new) = (nnc_grammar::unify_line_ends(old), nnc_grammar::unify_line_ends(new));
+    let diff = similar::TextDiff::from_lines(&*old, &*new);
+    let header = format!("{name} (formatted)");
+    let shown = diff.unified_diff().context_radius(3).header(name, &header).to_string();
+    write!(io::stdout().lock(), "{}", render::printable(&shown))
 }

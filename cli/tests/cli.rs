@@ -813,6 +813,16 @@ fn fmt_rewrites_checks_and_refuses_syntax_errors() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(dir.join("bom.net")).unwrap(), tidy);
 
+    // `--check` shows a file of lone `\r` line ends line by line, and nothing of a file that
+    // would act on a terminal: an escape sequence in a comment (here, one that retitles it).
+    let hostile = "network n{input [N,4]\r  linear( 8 ) # \u{1b}]0;pwned\u{7}\r}\r";
+    std::fs::write(dir.join("hostile.net"), hostile).unwrap();
+    let out = run(&["fmt", "--check", "hostile.net"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("\n+    linear(8)  # \\u{1b}]0;pwned\\u{7}\n"), "{shown:?}");
+    assert!(!shown.contains(['\u{1b}', '\u{7}', '\r']), "{shown:?}");
+
     let out = nnc_stdin(&["fmt", "-"], messy.as_bytes());
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), tidy);
