@@ -430,7 +430,8 @@ network net(depth = 50) {
             },
             Code::SizeTooSmall => Explanation {
                 summary: "a spatial size that shrinks to zero or below",
-                text: "A convolution's or pooling's window is larger than its (padded) input: the \
+                text: "A convolution's or pooling's window is larger than its (padded) input (a \
+                       pooling's with `ceil_mode`, which may reach past it, by the stride or more): the \
                        height or width would shrink to nothing. PyTorch raises this when the model \
                        first runs, after the data is loaded; nnc knows every height and width \
                        ahead, so it refuses the layer and shows how the size got there, layer by \

@@ -5,7 +5,6 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::free::Needs;
 use crate::size::Size;
 
 /// The batch dimension: a name such as `N`, or a fixed size; or none, for a tensor declared
@@ -179,9 +178,11 @@ pub struct Window {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WindowSize {
     Ok(u64),
-    /// The padded input is smaller than the (dilated) kernel.
+    /// The padded input, with the `overhang` past it that `ceil_mode` allows (the stride
+    /// less 1, else 0), is smaller than the (dilated) kernel.
     TooSmall {
         padded: i128,
+        overhang: i128,
         effective_kernel: i128,
     },
     /// A transposed convolution whose padding crops all of the `full` size it makes.
@@ -201,9 +202,21 @@ impl Window {
         self.input as i128 + 2 * self.padding as i128
     }
 
+    /// How far past the padded input a ceiled window may reach: the stride less 1.
+    fn overhang(&self) -> i128 {
+        if self.ceil_mode {
+            self.stride as i128 - 1
+        } else {
+            0
+        }
+    }
+
     /// PyTorch's rule: `(in + 2·p − d·(k − 1) − 1) / s + 1`, floored, or ceiled with
-    /// `ceil_mode` (where a last window that would start in the right padding is dropped).
-    /// Arithmetic is in i128, so no u64 input can overflow it.
+    /// `ceil_mode` (where a last window that would start in the right padding is dropped),
+    /// and refused below 1 (`pool2d_shape_check`). Ceiling lets the one window of a padded
+    /// input shorter than the kernel overhang it by up to `s − 1`: `MaxPool2d(3, 2,
+    /// ceil_mode=True)` takes 2 rows to 1. Arithmetic is in i128, so no u64 input can
+    /// overflow it.
     pub fn output(&self) -> WindowSize {
         if let Some(output_padding) = self.transposed {
             // PyTorch's rule: `(in − 1)·s − 2·p + d·(k − 1) + output_padding + 1`.
@@ -217,8 +230,10 @@ impl Window {
             return u64::try_from(out).map_or(WindowSize::Overflow, WindowSize::Ok);
         }
         let span = self.padded() - self.effective_kernel();
-        if span < 0 {
-            return WindowSize::TooSmall { padded: self.padded(), effective_kernel: self.effective_kernel() };
+        let overhang = self.overhang();
+        if span + overhang < 0 {
+            let (padded, effective_kernel) = (self.padded(), self.effective_kernel());
+            return WindowSize::TooSmall { padded, overhang, effective_kernel };
         }
         let stride = self.stride as i128;
         let mut out = if self.ceil_mode { (span + stride - 1) / stride + 1 } else { span / stride + 1 };
@@ -254,12 +269,20 @@ impl Window {
         };
         match self.output() {
             WindowSize::Ok(out) => format!("{out} = {division} + 1"),
-            WindowSize::TooSmall { padded, effective_kernel } => {
+            WindowSize::TooSmall { padded, overhang, effective_kernel } => {
                 let kernel = match self.dilation {
                     1 => "the kernel".to_string(),
                     d => format!("the kernel {} dilated by {d}", self.kernel),
                 };
-                format!("{} + 2·{} = {padded} < {effective_kernel} ({kernel})", self.input, self.padding)
+                let (input, padding) = (self.input, self.padding);
+                match overhang {
+                    0 => format!("{input} + 2·{padding} = {padded} < {effective_kernel} ({kernel})"),
+                    _ => format!(
+                        "{input} + 2·{padding} + ({} − 1) = {} < {effective_kernel} ({kernel})",
+                        self.stride,
+                        padded + overhang
+                    ),
+                }
             }
             WindowSize::Overflow | WindowSize::Cropped { .. } => {
                 format!("({inner}) / {} + 1 does not fit in 64 bits", self.stride)
@@ -267,10 +290,10 @@ impl Window {
         }
     }
 
-    /// The output size for a free input size `x` (its `input` aside), with what it needs
-    /// beyond being at least 1; `None` for a ceiled window that may drop its last position
-    /// for some sizes and not others (where `d·(k − 1) + 1 < padding + stride`).
-    pub fn free_output(&self, x: &Size, needs: &mut Needs) -> Option<Size> {
+    /// The output size for a free input size `x` (its `input` aside), which PyTorch takes
+    /// exactly where it is at least 1; `None` for a ceiled window that may drop its last
+    /// position for some sizes and not others (where `d·(k − 1) + 1 < padding + stride`).
+    pub fn free_output(&self, x: &Size) -> Option<Size> {
         let (kernel, padding) =
             (i64::try_from(self.effective_kernel()).ok()?, i64::try_from(self.padding).ok()?);
         let stride = i64::try_from(self.stride).ok()?;
@@ -287,16 +310,17 @@ impl Window {
         }
         // The last window starts at most stride − 1 past the span's end, which lies within
         // the input or its left padding unless the kernel is shorter than padding + stride.
+        // (A negative span down to 1 − stride gives the one window, starting at 0.) The size
+        // is then at least 1 exactly where PyTorch takes it, as every size must be.
         if kernel < padding.checked_add(stride)? {
             return None;
         }
-        needs.positive(&span.add_known(1)?);
         span.ceil_div(self.stride)?.add_known(1)
     }
 
     /// The smallest padding that gives at least one output, if padding can help at all.
     pub fn padding_needed(&self) -> u64 {
-        let missing = self.effective_kernel() - self.input as i128;
+        let missing = self.effective_kernel() - self.input as i128 - self.overhang();
         ((missing + 1) / 2).max(0) as u64
     }
 }
@@ -340,14 +364,32 @@ mod tests {
         assert_eq!(w(7, 3, 2, 0).output(), WindowSize::Ok(3));
         assert_eq!(w(4, 2, 2, 1).output(), WindowSize::Ok(3));
         assert_eq!(w(5, 2, 2, 1).output(), WindowSize::Ok(3));
+        // A window longer than the padded input, by less than the stride: one output, as
+        // PyTorch's (3, 2) on 2, (5, 4) on 2 and (3, 2, pad 1) on 1 give; by the stride or more,
+        // none, as its "Output size is too small" for (4, 2) on 1 and (5, 3) on 2.
+        assert_eq!(w(2, 3, 2, 0).output(), WindowSize::Ok(1));
+        assert_eq!(w(2, 5, 4, 0).output(), WindowSize::Ok(1));
+        assert_eq!(w(1, 3, 2, 1).output(), WindowSize::Ok(1));
+        assert_eq!(
+            w(1, 4, 2, 0).output(),
+            WindowSize::TooSmall { padded: 1, overhang: 1, effective_kernel: 4 }
+        );
+        assert_eq!(
+            w(2, 5, 3, 0).output(),
+            WindowSize::TooSmall { padded: 2, overhang: 2, effective_kernel: 5 }
+        );
+        assert_eq!(w(2, 5, 3, 0).derivation(), "2 + 2·0 + (3 − 1) = 4 < 5 (the kernel)");
     }
 
     #[test]
     fn too_small_explains_itself() {
         let w = win(4, 5, 1, 0);
-        assert!(matches!(w.output(), WindowSize::TooSmall { padded: 4, effective_kernel: 5 }));
+        assert!(matches!(w.output(), WindowSize::TooSmall { padded: 4, overhang: 0, effective_kernel: 5 }));
         assert_eq!(w.padding_needed(), 1);
-        assert_eq!(win(1, 3, 1, 0).output(), WindowSize::TooSmall { padded: 1, effective_kernel: 3 });
+        assert_eq!(
+            win(1, 3, 1, 0).output(),
+            WindowSize::TooSmall { padded: 1, overhang: 0, effective_kernel: 3 }
+        );
         assert_eq!(win(u64::MAX, 1, 1, u64::MAX).output(), WindowSize::Overflow);
     }
 

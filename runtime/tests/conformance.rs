@@ -551,6 +551,91 @@ fn every_layer_conforms_on_random_configurations() {
     assert!(missing.is_empty(), "layers without a case generator in this harness: {missing:?}");
 }
 
+/// Every small pooling window, over 1–3 spatial axes: the checker takes exactly the ones
+/// libtorch's own functions take, with their output's shape, and nnc computes their values.
+/// Random cases draw only windows that fit; this holds the edges, where a ceiled window
+/// longer than its padded input still gives one output (`MaxPool2d(3, 2, ceil_mode=True)` on
+/// 2 rows) while a floored one, or one longer by the stride or more, gives none.
+#[test]
+fn poolings_refuse_exactly_the_windows_libtorch_refuses() {
+    let (mut compared, mut refused) = (0, 0);
+    for n in 1..=3usize {
+        for is_max in [true, false] {
+            let name = format!("{}pool{n}d", if is_max { "max" } else { "avg" });
+            for (size, kernel, stride, ceil) in window_grid(1..=4, 1..=4, 1..=3) {
+                for padding in 0..=kernel / 2 {
+                    for dilation in if is_max { 1..=2 } else { 1..=1 } {
+                        let dims: Vec<u64> = std::iter::once(2).chain(std::iter::repeat_n(size, n)).collect();
+                        let mut call =
+                            format!("{name}({kernel}, stride={stride}, padding={padding}, ceil_mode={ceil}");
+                        if is_max {
+                            call += &format!(", dilation={dilation})");
+                        } else {
+                            call += ", count_include_pad=false)";
+                        }
+                        let what = format!("{call} on [N, {dims:?}]");
+                        let x = Tensor::randn(
+                            std::iter::once(1).chain(dims.iter().map(|&d| d as i64)).collect::<Vec<_>>(),
+                            (Kind::Float, Device::Cpu),
+                        );
+                        let (k, s, p) =
+                            (vec![kernel as i64; n], vec![stride as i64; n], vec![padding as i64; n]);
+                        let d = vec![dilation as i64; n];
+                        let theirs = match (is_max, n) {
+                            (true, 1) => x.f_max_pool1d(&k, &s, &p, &d, ceil),
+                            (true, 2) => x.f_max_pool2d(&k, &s, &p, &d, ceil),
+                            (true, _) => x.f_max_pool3d(&k, &s, &p, &d, ceil),
+                            (false, 1) => x.f_avg_pool1d(&k, &s, &p, ceil, false),
+                            (false, 2) => x.f_avg_pool2d(&k, &s, &p, ceil, false, None),
+                            (false, _) => x.f_avg_pool3d(&k, &s, &p, ceil, false, None),
+                        };
+                        match (check(&dims, &call), theirs) {
+                            (Ok(graph), Ok(theirs)) => {
+                                let model =
+                                    Model::new(&nn::VarStore::new(Device::Cpu).root(), graph, Init::PyTorch);
+                                let ours =
+                                    tch::no_grad(|| model.try_forward(&x, false)).expect("the input fits");
+                                assert_eq!(ours.size(), theirs.size(), "{what}");
+                                assert!(ours.allclose(&theirs, 0.0, 0.0, false), "{what}: other values");
+                                compared += 1;
+                            }
+                            (Err(_), Err(_)) => refused += 1,
+                            (Ok(graph), Err(e)) => {
+                                panic!(
+                                    "{what}: checks as {}, but libtorch refuses it: {e}",
+                                    graph.nodes[1].shape
+                                )
+                            }
+                            (Err(e), Ok(theirs)) => {
+                                panic!("{what}: refused, but libtorch gives {:?}:\n{e}", theirs.size())
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both sides of the edge are met: the sweep is not all of one kind.
+    assert!(compared > 1000 && refused > 100, "{compared} compared, {refused} refused");
+}
+
+/// Every (size, kernel, stride) of the ranges, with `ceil_mode` off and on.
+fn window_grid(
+    sizes: std::ops::RangeInclusive<u64>,
+    kernels: std::ops::RangeInclusive<u64>,
+    strides: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, u64, u64, bool)> {
+    let mut all = Vec::new();
+    for size in sizes {
+        for kernel in kernels.clone() {
+            for stride in strides.clone() {
+                all.extend([false, true].map(|ceil| (size, kernel, stride, ceil)));
+            }
+        }
+    }
+    all
+}
+
 /// Where tch binds a module without its arguments, the runtime writes out libtorch's kernel
 /// (`runtime/src/ops.rs`): the fixtures check its values, this its gradients, which training
 /// follows, at inputs where the unused branch overflows (±1000) and exactly at the bounds.

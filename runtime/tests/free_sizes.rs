@@ -36,8 +36,9 @@ network unet(classes = 2) {
 }
 ";
 
-/// Sequence models over a free length: a transformer encoder, which takes every length, and a
-/// 1-D convolutional classifier, whose windows need 15 tokens.
+/// Sequence models over a free length: a transformer encoder, which takes every length, a
+/// 1-D convolutional classifier, whose windows need 15 tokens, and one of ceiled poolings,
+/// whose windows may overhang a length shorter than themselves by less than the stride.
 const SEQUENCES: &str = "import std.transformer
 
 network encoder(vocab = 1000, d = 16) {
@@ -50,6 +51,12 @@ network conv_text(vocab = 1000, d = 16) {
     input tokens [N, T] int
     embedding(vocab, d) -> transpose(1, 2) -> conv1d(32, 5) -> relu -> maxpool1d(3, stride=2)
         -> conv1d(32, 3, dilation=2) -> relu -> adaptive_maxpool1d(1) -> flatten -> linear(4)
+}
+
+network ceil_text(vocab = 1000, d = 16) {
+    input tokens [N, T] int
+    embedding(vocab, d) -> transpose(1, 2) -> maxpool1d(3, stride=2, ceil_mode=true) -> conv1d(8, 3)
+        -> avgpool1d(5, stride=4, ceil_mode=true) -> adaptive_maxpool1d(1) -> flatten -> linear(4)
 }
 ";
 
@@ -194,6 +201,7 @@ fn sequence_models_are_exact() {
     exact_sequence("text_classifier", &lstm, &[("vocab", "100"), ("embed", "16"), ("hidden", "8")]);
     exact_sequence("encoder", SEQUENCES, &[("vocab", "100")]);
     exact_sequence("conv_text", SEQUENCES, &[("vocab", "100")]);
+    exact_sequence("ceil_text", SEQUENCES, &[("vocab", "100")]);
 }
 
 #[test]

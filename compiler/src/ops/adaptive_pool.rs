@@ -68,8 +68,8 @@ attributes! {
 macro_rules! adaptive_layer {
     ($ty:ident, $kind:literal, $torch:literal, $global:literal, $window:literal, $reduce:literal) => {
         impl<const N: usize> Layer for $ty<N> {
-            fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-                super::free_spatial(self, xs, out, needs)
+            fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+                super::free_spatial(self, xs, out)
             }
 
             /// The global pooling where every output size is 1; a fixed window where each output

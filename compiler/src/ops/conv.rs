@@ -339,8 +339,8 @@ fn tensors<const N: usize>(
 }
 
 impl<const N: usize> Layer for Conv<N> {
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        super::free_spatial(self, xs, out, needs)
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out)
     }
 
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
@@ -411,8 +411,8 @@ impl<const N: usize> Layer for Conv<N> {
 }
 
 impl<const N: usize> Layer for ConvTranspose<N> {
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        super::free_spatial(self, xs, out, needs)
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out)
     }
 
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {

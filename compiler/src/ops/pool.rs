@@ -215,8 +215,8 @@ impl<const N: usize> AvgPool<N> {
 }
 
 impl<const N: usize> Layer for MaxPool<N> {
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        super::free_spatial(self, xs, out, needs)
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out)
     }
 
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
@@ -255,8 +255,8 @@ impl<const N: usize> Layer for MaxPool<N> {
 }
 
 impl<const N: usize> Layer for AvgPool<N> {
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
-        super::free_spatial(self, xs, out, needs)
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+        super::free_spatial(self, xs, out)
     }
 
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {

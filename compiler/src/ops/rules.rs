@@ -2,7 +2,6 @@
 //! with errors that show how a size was derived.
 
 use crate::diagnostic::Code;
-use crate::free::Needs;
 use crate::shape::{Shape, Window, WindowSize};
 use crate::size::Size;
 
@@ -198,15 +197,19 @@ pub fn window_output(op: &str, axis: usize, window: Window, input: &Shape) -> Re
             )
             .note(format!("{name}: {}", window.derivation())))
         }
-        WindowSize::TooSmall { padded, effective_kernel } => {
+        WindowSize::TooSmall { padded, overhang, effective_kernel } => {
+            let past = match overhang {
+                0 => String::new(),
+                _ => format!(", even reaching {overhang} past them as `ceil_mode` lets it"),
+            };
             let err = OpError::new(
                 Code::SizeTooSmall,
                 format!(
-                    "the {name} shrinks to nothing: this `{op}`'s {effective_kernel}-wide window does not fit in {padded} (padded) {units}",
+                    "the {name} shrinks to nothing: this `{op}`'s {effective_kernel}-wide window does not fit in {padded} (padded) {units}{past}",
                 ),
             );
             let padding = window.padding_needed();
-            let mut fixes = vec![format!("a kernel of at most {padded}")];
+            let mut fixes = vec![format!("a kernel of at most {}", padded + overhang)];
             if padding > window.padding && padding * 2 <= effective_kernel as u64 {
                 fixes.insert(0, format!("`padding={padding}`"));
             }
@@ -246,12 +249,7 @@ pub fn free_same(xs: &[&[Size]]) -> Option<Vec<Size>> {
 /// [`super::Layer::free_sizes`] of a layer over `[C, spatial...]` (convolution, pooling):
 /// the channels it makes, and each spatial size where its [`super::Layer::size_origin`]
 /// says: kept, through a window, or set by the layer.
-pub fn free_spatial(
-    layer: &dyn super::Layer,
-    xs: &[&[Size]],
-    out: &[u64],
-    needs: &mut Needs,
-) -> Option<Vec<Size>> {
+pub fn free_spatial(layer: &dyn super::Layer, xs: &[&[Size]], out: &[u64]) -> Option<Vec<Size>> {
     let x = xs.first()?;
     if x.len() != out.len() || x.first()?.as_known().is_none() {
         return None;
@@ -260,7 +258,7 @@ pub fn free_spatial(
     for (axis, size) in x[1..].iter().enumerate() {
         dims.push(match layer.size_origin(axis, 0) {
             super::SizeOrigin::Kept => size.clone(),
-            super::SizeOrigin::Window(window) => window.free_output(size, needs)?,
+            super::SizeOrigin::Window(window) => window.free_output(size)?,
             super::SizeOrigin::Set(_) => Size::from(out[axis + 1]),
             super::SizeOrigin::Input | super::SizeOrigin::Lost => return None,
         });
