@@ -26,8 +26,9 @@ uniform in [0.5, 1.5], num_batches_tracked 3), and records in one safetensors fi
                    mask [2, S], true at the last i + 1 keys of example i
     output         module.eval()(input, *further inputs)
     output_train   a fresh copy of the module (same state) in train mode, applied to input
-                   (not for the layers and cases of RANDOM_IN_TRAIN, random in
-                   train mode: dropout, a recurrent stack with dropout)
+                   just after torch.manual_seed(DROPOUT_SEED), so that a dropout's mask is
+                   the one nnc draws after seeding libtorch alike (a dropout's mask depends on
+                   its input's memory layout too: `chain_attention_dropout` holds it)
     state.<key>    every state_dict entry before either call (num_batches_tracked stays int64)
     train_state.<key>
                    every state_dict entry after the train-mode call, only for modules whose
@@ -329,6 +330,16 @@ CASES = [
     ("log_softmax_1", "log_softmax", "log_softmax", [5], "nn.LogSoftmax(dim=-1)"),
     ("log_softmax_2", "log_softmax", "log_softmax(dim=1)", [3, 4, 4], "nn.LogSoftmax(dim=1)"),
     ("dropout_1", "dropout", "dropout(p=0.3)", [10], "nn.Dropout(p=0.3)"),
+    # A dropout draws its mask in its input's memory order: after an attention, whose training
+    # output PyTorch lays out [T, N, E] and returns transposed, nnc's must be laid out alike.
+    # (A chain of two layers, named as nn.Sequential's: `chain` is no layer of nnc's.)
+    (
+        "chain_attention_dropout",
+        "chain",
+        "multi_head_attention(2) -> dropout(0.5)",
+        [5, 8],
+        "nn.Sequential(SelfAttention(8, 2, batch_first=True), nn.Dropout(0.5))",
+    ),
     ("flatten_1", "flatten", "flatten", [3, 4, 4], "nn.Flatten()"),
     ("flatten_2", "flatten", "flatten(start=2)", [3, 4, 4], "nn.Flatten(start_dim=2)"),
     ("linear_1", "linear", "linear(5)", [12], "nn.Linear(12, 5)"),
@@ -733,9 +744,9 @@ class Lambda(nn.Module):
     def forward(self, x):
         return self.f(x)
 
-# Modules random in train mode: no output_train. By layer, or by case for a layer random
-# only with some arguments (a recurrent stack's dropout).
-RANDOM_IN_TRAIN = {"dropout", "lstm_dropout"}
+# The seed of libtorch's generator before each train-mode call (parity/make_fixtures.py's,
+# and nnc_runtime::parity::DROPOUT_SEED).
+DROPOUT_SEED = 123
 
 # Cases whose module changes its formula outside a standard normal's usual range (relu6 at 6,
 # hardswish and hardsigmoid at ±3, softplus at beta · x > 20): their input is scaled by this,
@@ -948,13 +959,13 @@ def make(case, layer, call, dims, text):
     tensors = {"input": x, "output": y.contiguous()}
     for (name, _, _), extra in zip(EXTRA_INPUTS.get(case, []), extras):
         tensors[f"input.{name}"] = extra
-    if not RANDOM_IN_TRAIN & {layer, case}:
-        with torch.no_grad():
-            y_train = trained.train()(x, *extras)
-        tensors["output_train"] = y_train.contiguous()
-        after = state_of(trained)
-        if any(not torch.equal(after[k], state[k]) for k in state):
-            tensors.update({f"train_state.{k}": v for k, v in after.items()})
+    torch.manual_seed(DROPOUT_SEED)
+    with torch.no_grad():
+        y_train = trained.train()(x, *extras)
+    tensors["output_train"] = y_train.contiguous()
+    after = state_of(trained)
+    if any(not torch.equal(after[k], state[k]) for k in state):
+        tensors.update({f"train_state.{k}": v for k, v in after.items()})
     tensors.update({f"state.{k}": v for k, v in state.items()})
     metadata = {
         "layer": layer,
@@ -1035,16 +1046,13 @@ def check(path):
     fresh = copy.deepcopy(module)
     with torch.no_grad():
         assert torch.equal(module.eval()(x, *extras), tensors["output"]), path
-    case = os.path.basename(path).removesuffix(".safetensors")
-    if RANDOM_IN_TRAIN & {meta["layer"], case}:
-        assert "output_train" not in tensors, path
-    else:
-        with torch.no_grad():
-            assert torch.equal(fresh.train()(x, *extras), tensors["output_train"]), path
-        after = state_of(fresh)
-        for k, v in after.items():
-            expected = tensors.get(f"train_state.{k}", tensors[f"state.{k}"])
-            assert v.dtype == expected.dtype and torch.equal(v, expected), (path, k)
+    torch.manual_seed(DROPOUT_SEED)
+    with torch.no_grad():
+        assert torch.equal(fresh.train()(x, *extras), tensors["output_train"]), path
+    after = state_of(fresh)
+    for k, v in after.items():
+        expected = tensors.get(f"train_state.{k}", tensors[f"state.{k}"])
+        assert v.dtype == expected.dtype and torch.equal(v, expected), (path, k)
     nbt = [v for k, v in state.items() if k.endswith("num_batches_tracked")]
     assert all(v.dtype == torch.int64 and v.item() == NUM_BATCHES_TRACKED for v in nbt), path
 

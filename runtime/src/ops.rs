@@ -309,10 +309,15 @@ fn multi_head_attention(
     };
     let dropout = if train { a.dropout } else { 0.0 };
     let attended = Tensor::f_scaled_dot_product_attention(&q, &k, &v, mask, dropout, causal, None, false)?;
-    attended
-        .f_transpose(1, 2)?
-        .f_reshape([n, t, e])?
-        .f_linear(params.get("out_proj.weight")?, params.optional("out_proj.bias"))
+    let (out_weight, out_bias) = (params.get("out_proj.weight")?, params.optional("out_proj.bias"));
+    if !train {
+        return attended.f_transpose(1, 2)?.f_reshape([n, t, e])?.f_linear(out_weight, out_bias);
+    }
+    // In training, PyTorch's module projects the heads laid out [T, N, E] and returns that
+    // transposed (strides E, N·E, 1). A dropout after draws its mask in memory order, so
+    // only this layout draws PyTorch's mask (evaluation has no dropout, and PyTorch's fast
+    // path there gives the batch-first layout above, without this copy).
+    attended.f_permute([2, 0, 1, 3])?.f_reshape([t, n, e])?.f_linear(out_weight, out_bias)?.f_transpose(0, 1)
 }
 
 /// A convolution over any number of spatial axes, as `nn.Conv1d/2d/3d` computes it: through

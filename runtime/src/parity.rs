@@ -102,8 +102,9 @@ pub struct OpFixture {
     /// network then names its first input `x`, and the call names these.
     pub further_inputs: Vec<FurtherInput>,
     pub output: Tensor,
-    /// The train-mode output, except where it is random (dropout).
-    pub output_train: Option<Tensor>,
+    /// The train-mode output, computed just after seeding libtorch's generator with
+    /// [`DROPOUT_SEED`], so that a dropout's mask is drawn alike.
+    pub output_train: Tensor,
     /// The module's `state_dict` before either call, and after the train-mode call where that
     /// call changes it (batch norm's running statistics).
     pub state: BTreeMap<String, Tensor>,
@@ -222,7 +223,9 @@ pub fn read_op(path: &Path) -> Result<OpFixture, String> {
         input,
         further_inputs,
         output,
-        output_train: all.remove("output_train"),
+        output_train: all
+            .remove("output_train")
+            .ok_or_else(|| format!("{}: no `output_train`", path.display()))?,
         state,
         train_state,
     })

@@ -734,15 +734,15 @@ fn every_layer_computes_what_its_torch_module_computes() {
         let error = parity::relative(&eval, &fixture.output);
         eprintln!("{case}: eval output off by {error:e}");
         assert!(error <= TOLERANCE, "{what}: eval output off by {error:e}");
-        if let Some(expected) = &fixture.output_train {
-            let train = tch::no_grad(|| model.try_forward_inputs(&inputs, true)).unwrap();
-            let error = parity::relative(&train, expected);
-            assert!(error <= TOLERANCE, "{what}: train output off by {error:e}");
-            for (name, expected) in prefixed(&fixture.train_state) {
-                let actual = &vs.variables()[&name];
-                let error = parity::relative(actual, &expected);
-                assert!(error <= TOLERANCE, "{what}: `{name}` after the train-mode call off by {error:e}");
-            }
+        // Seeded as the fixture was, so that a dropout draws PyTorch's mask.
+        tch::manual_seed(parity::DROPOUT_SEED);
+        let train = tch::no_grad(|| model.try_forward_inputs(&inputs, true)).unwrap();
+        let error = parity::relative(&train, &fixture.output_train);
+        assert!(error <= TOLERANCE, "{what}: train output off by {error:e}");
+        for (name, expected) in prefixed(&fixture.train_state) {
+            let actual = &vs.variables()[&name];
+            let error = parity::relative(actual, &expected);
+            assert!(error <= TOLERANCE, "{what}: `{name}` after the train-mode call off by {error:e}");
         }
     }
 }
