@@ -151,6 +151,9 @@ pub struct Expander<'p> {
     free: Vec<FreeName>,
     /// The sizes the network read into values (`in.height`), for the free-size analysis.
     size_reads: Vec<crate::free::SizeRead>,
+    /// The paths whose expression failed (poison): layers under them may never have been made,
+    /// so a `tie` that names one says nothing more.
+    poisoned: Vec<String>,
 }
 
 impl<'p> Expander<'p> {
@@ -175,6 +178,7 @@ impl<'p> Expander<'p> {
             probe: crate::free::PROBES[0],
             free: Vec::new(),
             size_reads: Vec::new(),
+            poisoned: Vec::new(),
         }
     }
 
@@ -431,7 +435,12 @@ impl<'p> Expander<'p> {
                     v
                 }
                 Stmt::Destructure { names, value } => {
-                    self.destructure(names, value, scope, flow.as_ref(), path);
+                    // A failed one is the body's value (poison: its end is not reported again),
+                    // but the tensor before it still flows on.
+                    if !self.destructure(names, value, scope, flow.as_ref(), path) {
+                        last = Some(Value::Poison);
+                        continue;
+                    }
                     Value::Tuple(Vec::new())
                 }
                 Stmt::Expr(e) => {
@@ -479,7 +488,7 @@ impl<'p> Expander<'p> {
         scope: &mut Scope,
         flow: Option<&Value>,
         path: &str,
-    ) {
+    ) -> bool {
         // Named after the names it binds (`y, h = gru(8)` is `y_h`), not the pieces it discards.
         let joined: Vec<&str> = names.iter().map(|n| n.name.as_str()).filter(|n| *n != "_").collect();
         let own = child(path, joined.join("_"));
@@ -493,6 +502,7 @@ impl<'p> Expander<'p> {
             }
             v => v,
         };
+        let ok = matches!(&v, Value::Tuple(items) if items.len() == names.len());
         let items = match v {
             Value::Tuple(items) if items.len() == names.len() => items,
             Value::Tuple(items) => {
@@ -530,6 +540,7 @@ impl<'p> Expander<'p> {
             self.trace(Loc::new(scope.file, name.span), flow, &item, before);
             self.bind(scope, name, item);
         }
+        ok
     }
 
     /// The output of the layer `id` that a destructuring's value calls, with the layer's
@@ -893,6 +904,9 @@ impl<'p> Expander<'p> {
         }
         if self.values.is_some() {
             self.trace(Loc::new(scope.file, e.span), flow, &value, before);
+        }
+        if value == Value::Poison && !path.is_empty() && self.poisoned.last().is_none_or(|p| p != path) {
+            self.poisoned.push(path.to_string());
         }
         value
     }

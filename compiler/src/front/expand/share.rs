@@ -185,6 +185,11 @@ impl Expander<'_> {
             Some((NodeId(id), full[dot + 1..].to_string()))
         });
         let Some((id, tensor)) = found else {
+            // A layer under a statement that failed was never made: that error says it.
+            let unmade = |p: &String| full.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('.'));
+            if self.poisoned.iter().any(unmade) {
+                return None;
+            }
             let layer = written.name.rsplit_once('.').map_or(written.name.as_str(), |(l, _)| l);
             let prefix = child(path, "");
             let names = self.nodes.iter().filter_map(|n| n.name.strip_prefix(prefix.as_str()));
