@@ -676,6 +676,46 @@ pub fn check_declared(graph: &Graph, free: &mut FreeSizes, declared: &[Declared]
     Ok(())
 }
 
+/// The sizes of `node`, the graph's node `id`, as expressions of the free `names`, from its
+/// inputs' `xs`: an input's own, with its free names; a layer's by its rule, which adds what
+/// it needs to `needs`; `None` for a layer without a rule for free sizes.
+fn node_sizes(
+    node: &crate::ir::Node,
+    id: NodeId,
+    names: &[FreeName],
+    xs: &[&[Size]],
+    needs: &mut Needs,
+) -> Option<Vec<Size>> {
+    match &node.op {
+        crate::ir::Op::Input(_) => Some(
+            (node.shape.dims.iter().enumerate())
+                .map(|(axis, &d)| {
+                    let free = names.iter().find(|n| n.input == id && n.axis == axis);
+                    free.map_or(Size::from(d), |n| Size::name(&n.name))
+                })
+                .collect(),
+        ),
+        op => op.layer().free_sizes(xs, &node.shape.dims, needs),
+    }
+}
+
+/// Node `id`'s shape, of the nodes made so far at the probe size `probe`, with its sizes as
+/// expressions of the free `names` (`[N, T, 8]`), for an error met while expanding, which
+/// would otherwise show the probe (`[N, 20160, 8]`); `None` where a layer on the way has no
+/// rule for free sizes, or the expressions do not give the probe's sizes.
+pub fn shown_shape(nodes: &[crate::ir::Node], names: &[FreeName], id: NodeId, probe: u64) -> Option<String> {
+    let mut dims: Vec<Option<Vec<Size>>> = Vec::with_capacity(id.0 + 1);
+    for (i, node) in nodes.get(..=id.0)?.iter().enumerate() {
+        let xs: Option<Vec<&[Size]>> = node.inputs.iter().map(|x| dims.get(x.0)?.as_deref()).collect();
+        dims.push(xs.and_then(|xs| node_sizes(node, NodeId(i), names, &xs, &mut Needs::default())));
+    }
+    let sizes = dims.pop().flatten()?;
+    let shape = &nodes[id.0].shape;
+    let value = |n: &str| names.iter().any(|f| f.name == n).then_some(probe as i64);
+    let at_probe: Option<Vec<u64>> = sizes.iter().map(|d| u64::try_from(d.eval(&value)?).ok()).collect();
+    (at_probe.as_deref() == Some(&shape.dims[..])).then(|| shape.show_sizes(&sizes))
+}
+
 /// The free-size analysis of `graph`, checked at the first of `probes`, against `other`, the
 /// same network checked at the second: each node's sizes, what the layers need, and each name's
 /// valid set; or the diagnostic of the first layer that cannot take free sizes.
@@ -702,14 +742,7 @@ pub fn analyse(
         let shown = |xs: &[&[Size]]| {
             xs.iter()
                 .zip(&node.inputs)
-                .map(|(d, id)| {
-                    let batch = match &graph.node(*id).shape.batch {
-                        crate::shape::Batch::Symbolic(n) => Some(n.clone()),
-                        _ => None,
-                    };
-                    let sizes: Vec<String> = batch.into_iter().chain(d.iter().map(Size::to_string)).collect();
-                    format!("[{}]", sizes.join(", "))
-                })
+                .map(|(d, id)| graph.node(*id).shape.show_sizes(d))
                 .collect::<Vec<_>>()
                 .join(" and ")
         };
@@ -744,32 +777,14 @@ pub fn analyse(
             .hint(hint));
         }
         let mut needs = Needs::default();
-        let dims =
-            match &node.op {
-                crate::ir::Op::Input(_) => node
-                    .shape
-                    .dims
-                    .iter()
-                    .enumerate()
-                    .map(|(axis, &d)| {
-                        free.names
-                            .iter()
-                            .find(|n| n.input.0 == i && n.axis == axis)
-                            .map_or(Size::from(d), |n| Size::name(&n.name))
-                    })
-                    .collect(),
-                op => match op.layer().free_sizes(&xs, &node.shape.dims, &mut needs) {
-                    Some(dims) => dims,
-                    None => return Err(Diagnostic::error(
-                        Code::FreeSize,
-                        format!("`{op}` does not take free sizes yet"),
-                    )
-                    .primary(node.loc, format!("its input is {}", shown(&xs)))
-                    .hint(
-                        "fix the sizes with `--set`, or make them fixed before this layer (adaptive pooling)",
-                    )),
-                },
-            };
+        let Some(dims) = node_sizes(node, NodeId(i), &free.names, &xs, &mut needs) else {
+            return Err(Diagnostic::error(
+                Code::FreeSize,
+                format!("`{}` does not take free sizes yet", node.op),
+            )
+            .primary(node.loc, format!("its input is {}", shown(&xs)))
+            .hint("fix the sizes with `--set`, or make them fixed before this layer (adaptive pooling)"));
+        };
         // The expressions must give the sizes both checks computed.
         for (g, at) in [(graph, 0), (other, 1)] {
             let value = |n: &str| distinct.contains(n).then_some(probes[at] as i64);

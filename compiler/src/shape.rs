@@ -124,6 +124,17 @@ impl Shape {
         }
     }
 
+    /// The shape as written, with `sizes` in place of its own: `[N, T, 8]` where a size is an
+    /// expression of free sizes.
+    pub fn show_sizes<D: fmt::Display>(&self, sizes: &[D]) -> String {
+        let shown: Vec<String> =
+            self.batch_text().into_iter().chain(sizes.iter().map(D::to_string)).collect();
+        match self.dtype {
+            DType::Float => format!("[{}]", shown.join(", ")),
+            other => format!("[{}] {other}", shown.join(", ")),
+        }
+    }
+
     /// Dimension `axis` of the full shape (batch is axis 0), for axes ≥ 1; without a batch,
     /// any axis.
     pub fn dim(&self, axis: usize) -> Option<u64> {
@@ -136,21 +147,7 @@ impl Shape {
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        let mut sep = match &self.batch {
-            Batch::Symbolic(name) => write!(f, "{name}").map(|()| ", "),
-            Batch::Fixed(n) => write!(f, "{n}").map(|()| ", "),
-            Batch::None => Ok(""),
-        }?;
-        for d in &self.dims {
-            write!(f, "{sep}{d}")?;
-            sep = ", ";
-        }
-        f.write_str("]")?;
-        match self.dtype {
-            DType::Float => Ok(()),
-            other => write!(f, " {other}"),
-        }
+        f.write_str(&self.show_sizes(&self.dims))
     }
 }
 

@@ -27,8 +27,8 @@ pub(super) struct Found {
 }
 
 impl Found {
-    /// `shape` is the tensor's, when the value is one: only the expander knows it.
-    pub(super) fn new(value: &Value, shape: Option<&Shape>) -> Found {
+    /// `shape` is the tensor's as shown, when the value is one: only the expander knows it.
+    pub(super) fn new(value: &Value, shape: Option<String>) -> Found {
         let shown = match shape {
             Some(shape) => format!("a tensor {shape}"),
             None => value.to_string(),

@@ -61,8 +61,15 @@ impl Expander<'_> {
 
     /// A value of the wrong type, as its error shows it: with its shape if it is a tensor.
     pub(super) fn found(&self, value: &Value) -> Found {
+        // With sizes left free, the tensor has the probe's; it is shown with the free names
+        // where every layer on the way has a rule for them.
         let shape = match value {
-            Value::Tensor(id) => Some(&self.nodes[id.0].shape),
+            Value::Tensor(id) => Some(
+                (self.has_free_sizes())
+                    .then(|| crate::free::shown_shape(&self.nodes, &self.free, *id, self.probe))
+                    .flatten()
+                    .unwrap_or_else(|| self.nodes[id.0].shape.to_string()),
+            ),
             _ => None,
         };
         Found::new(value, shape)
