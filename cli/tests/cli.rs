@@ -133,6 +133,10 @@ fn usage_errors_exit_with_2() {
     }
     let out = nnc(&["check", "models/resnet18.net", "--set", "sise=96"]);
     assert!(text(&out.stderr).contains("did you mean `size`?"), "{}", text(&out.stderr));
+    // What `--set` can set: the parameters and the free sizes, each once over the networks.
+    let out = nnc(&["check", "tests/ok/free-sizes.net", "--set", "Q=3"]);
+    let expected = "the parameters are: classes; the free sizes: H, W, T";
+    assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -153,19 +153,32 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
         });
         if !known && !selected.is_empty() {
             unknown_overrides.push(name.clone());
-            let params: Vec<String> = selected
-                .iter()
-                .flat_map(|&n| program.definition(n).params.iter().map(|p| p.name.name.clone()))
-                .collect();
+            // Each name once, in the order the networks declare them.
+            let (mut params, mut sizes) = (Vec::<String>::new(), Vec::<String>::new());
+            for &n in &selected {
+                let def = program.definition(n);
+                for p in &def.params {
+                    if !params.contains(&p.name.name) {
+                        params.push(p.name.name.clone());
+                    }
+                }
+                for size in free::declared_names(def) {
+                    if !sizes.contains(&size) {
+                        sizes.push(size);
+                    }
+                }
+            }
+            let shown = |names: &[String]| if names.is_empty() { "none".into() } else { names.join(", ") };
             let d = Diagnostic::error(
                 Code::Usage,
                 format!("no network here has a parameter or free size `{name}`"),
             )
             .primary(*loc, "unknown parameter")
-            .maybe_hint(did_you_mean(name, params.iter().map(String::as_str)))
+            .maybe_hint(did_you_mean(name, params.iter().chain(&sizes).map(String::as_str)))
             .note(format!(
-                "the parameters are: {}",
-                if params.is_empty() { "none".into() } else { params.join(", ") }
+                "the parameters are: {}; the free sizes: {}",
+                shown(&params),
+                shown(&sizes)
             ));
             diagnostics.push(d);
         }
