@@ -55,8 +55,13 @@ fn apply(args: &Args, input: &Shape) -> Result<Built, OpError> {
     })?;
     let num_heads = args.positive_int("num_heads")?;
     if embed_dim % num_heads != 0 {
-        let divisors: Vec<String> =
-            (1..=embed_dim.min(64)).filter(|d| embed_dim % d == 0).map(|d| d.to_string()).collect();
+        // Every divisor, up to a bound that keeps a huge width from taking long ("…" then).
+        const SHOWN: u64 = 4096;
+        let mut divisors: Vec<String> =
+            (1..=embed_dim.min(SHOWN)).filter(|d| embed_dim % d == 0).map(|d| d.to_string()).collect();
+        if embed_dim > SHOWN {
+            divisors.push("…".into());
+        }
         return Err(OpError::new(
             Code::ShapeMismatch,
             format!("{num_heads} heads do not divide the {embed_dim} features of {input}"),
