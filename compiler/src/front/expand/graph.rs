@@ -106,7 +106,12 @@ impl Expander<'_> {
                 }
             };
             steps.push(format!("{step}  (layer `{}`)", node.name));
-            if steps.len() == MAX_STEPS || last {
+            if last {
+                break;
+            }
+            if steps.len() == MAX_STEPS {
+                // The earlier layers are left out, and the first line says so.
+                steps.push("… (earlier layers)".into());
                 break;
             }
             id = node.inputs[0];
