@@ -77,7 +77,8 @@ pub enum Command {
 /// The commands that run models on libtorch; only `nnc-torch` executes them.
 #[derive(Subcommand)]
 pub enum RuntimeCommand {
-    /// Run a model on libtorch with random input; print inferred and runtime shapes side by side.
+    /// Run a model on libtorch with random input, or given (`--input`); print inferred and runtime
+    /// shapes side by side, and the outputs (all of them with `--save-outputs`).
     #[command(display_order = 1)]
     Run(RunArgs),
     /// Measure forward and training-step throughput on libtorch.
@@ -431,8 +432,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Examples in the random batch.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..), conflicts_with = "input")]
     pub batch: i64,
+    /// Run on these inputs instead of a random batch: a safetensors file of one tensor per
+    /// input of the network, under the input's name (`input` for an unnamed one), or of one
+    /// tensor for a network of one input.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
     /// Seed of the random input and initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
@@ -452,6 +458,9 @@ pub struct RunArgs {
     /// Save the weights (safetensors) after the run.
     #[arg(long, value_name = "FILE")]
     pub save_weights: Option<PathBuf>,
+    /// Save the outputs (safetensors, each under its name: `output` for the last statement's).
+    #[arg(long, value_name = "FILE")]
+    pub save_outputs: Option<PathBuf>,
     /// Output format: the table, or JSON (docs/schema/run.schema.json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -71,7 +71,7 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, RuntimeErr
 /// Writes named tensors as safetensors (sorted by dtype, then name, as the format's writer
 /// orders them) with `metadata`, with [`write_atomic`], so that a crash leaves either the old
 /// file or the new one.
-pub(crate) fn write(
+pub fn write(
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
     path: &Path,
@@ -275,14 +275,14 @@ fn dtype_name(kind: Kind) -> String {
 /// Reads every tensor of a safetensors file, with errors that name the file and say in words
 /// what is wrong with it (the format's own errors are enum names such as
 /// `InvalidHeaderDeserialization`).
-pub(crate) fn read(path: &Path) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, RuntimeError> {
     let fail = |reason: String| RuntimeError::Safetensors { path: path.display().to_string(), reason };
     // A FIFO or a device would block or never end; weights are regular files.
-    let meta = std::fs::metadata(path).map_err(io(format!("cannot read weights from {}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(io(format!("cannot read {}", path.display())))?;
     if !meta.is_file() {
         return Err(fail("it is not a regular file".to_string()));
     }
-    let bytes = std::fs::read(path).map_err(io(format!("cannot read weights from {}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| fail(explain(&e)))?;
     file.tensors()
         .into_iter()

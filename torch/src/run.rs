@@ -1,6 +1,9 @@
-//! `nnc run` and `nnc bench`: a model on a random batch, its shapes and its throughput.
+//! `nnc run` and `nnc bench`: a model on a random batch or given inputs, its shapes and
+//! outputs, and its throughput.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use nnc_cli::{write_json, BenchArgs, Format, Outcome, RunArgs, MAX_RUNS};
@@ -43,6 +46,38 @@ fn random_inputs(graph: &Graph, batch: i64, device: Device) -> Result<Vec<Tensor
         .collect()
 }
 
+/// The inputs of `--input`: the file's tensor for each of the model's inputs, by the input's
+/// name (`input` for an unnamed one), or its one tensor for a model of one input. Their shapes
+/// and element types are the model's to check, as for any forward.
+fn given_inputs(graph: &Graph, path: &Path, device: Device) -> Result<Vec<Tensor>, RuntimeError> {
+    let mut file: BTreeMap<String, Tensor> = weights::read(path)?.into_iter().collect();
+    let names: Vec<&str> = graph.inputs.iter().map(|&id| graph.node(id).name.as_str()).collect();
+    if let ([_], 1) = (names.as_slice(), file.len()) {
+        return Ok(file.into_values().map(|t| t.to_device(device)).collect());
+    }
+    let missing: Vec<String> =
+        names.iter().filter(|n| !file.contains_key(**n)).map(|n| format!("`{n}`")).collect();
+    let unexpected: Vec<String> =
+        file.keys().filter(|k| !names.contains(&k.as_str())).map(|k| format!("`{k}`")).collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!("it has no {}", missing.join(", ")));
+        }
+        if !unexpected.is_empty() {
+            problems.push(format!("it has {}, which the network does not take", unexpected.join(", ")));
+        }
+        let wanted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        return Err(RuntimeError::Config(format!(
+            "the inputs in {} do not fit the network's ({}): {}",
+            path.display(),
+            wanted.join(", "),
+            problems.join("; ")
+        )));
+    }
+    Ok(names.iter().filter_map(|n| file.remove(*n)).map(|t| t.to_device(device)).collect())
+}
+
 fn model_error(e: impl std::fmt::Display) -> io::Result<Outcome> {
     eprintln!("error: {e}");
     Ok(Outcome::ModelError)
@@ -67,7 +102,11 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         }
     }
     let graph = model.graph();
-    let inputs = match random_inputs(graph, args.batch, device) {
+    let inputs = match &args.input {
+        Some(path) => given_inputs(graph, path, device),
+        None => random_inputs(graph, args.batch, device),
+    };
+    let inputs = match inputs {
         Ok(inputs) => inputs,
         Err(e) => return model_error(e),
     };
@@ -76,6 +115,17 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(outputs) => outputs,
         Err(e) => return model_error(e),
     };
+    // The inputs share a batch, which the forward checked.
+    let batch = xs.first().and_then(|x| x.size().first().copied()).unwrap_or(args.batch);
+    if let Some(path) = &args.save_outputs {
+        let named: Vec<(String, Tensor)> =
+            graph.outputs.iter().map(|o| (o.name.clone(), outputs[o.node.0].shallow_clone())).collect();
+        if let Err(e) = weights::write(&named, &BTreeMap::new(), path) {
+            let outcome = crate::training::write_failed(&e);
+            eprintln!("error: {e}");
+            return Ok(outcome);
+        }
+    }
     // In evaluation mode, the inference plan `eval` and `bench` run, its convolutions' layouts
     // measured at this batch as theirs are, on the same batch: its description and how far its
     // outputs are from the interpreter's, which the table's forward computed.
@@ -101,7 +151,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             .iter()
             .zip(&outputs)
             .map(|(node, t)| {
-                let inferred = node.shape.sizes(args.batch);
+                let inferred = node.shape.sizes(batch);
                 serde_json::json!({ "name": node.name, "inferred": inferred, "runtime": t.size(), "ok": t.size() == inferred })
             })
             .collect();
@@ -118,7 +168,7 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
             "schema_version": json::SCHEMA_VERSION,
             "network": graph.name,
             "device": format!("{device:?}"),
-            "batch": args.batch,
+            "batch": batch,
             "mode": mode,
             "precision": precision.name(),
             "layers": layers,
@@ -132,6 +182,9 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         if let Some(path) = &args.save_weights {
             document["saved_weights"] = serde_json::json!(path.display().to_string());
         }
+        if let Some(path) = &args.save_outputs {
+            document["saved_outputs"] = serde_json::json!(path.display().to_string());
+        }
         write_json(&mut out, &document)?;
         if let Some(e) = plan_failure {
             return model_error(e);
@@ -143,14 +196,14 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         "network {} on {device:?}{}, batch {}, {mode} mode\n",
         graph.name,
         precision_note(precision),
-        args.batch
+        batch
     )?;
     let rows: Vec<[String; 4]> = graph
         .nodes
         .iter()
         .zip(&outputs)
         .map(|(node, t)| {
-            let inferred = node.shape.sizes(args.batch);
+            let inferred = node.shape.sizes(batch);
             let ok = if t.size() == inferred { "ok" } else { "MISMATCH" };
             [node.name.clone(), node.shape.to_string(), format!("{:?}", t.size()), ok.to_string()]
         })
@@ -200,6 +253,9 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
     }
     if let Some(path) = &args.save_weights {
         writeln!(out, "saved the weights to {}", path.display())?;
+    }
+    if let Some(path) = &args.save_outputs {
+        writeln!(out, "saved the outputs to {}", path.display())?;
     }
     if let Some(e) = plan_failure {
         return model_error(e);

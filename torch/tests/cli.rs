@@ -57,6 +57,67 @@ fn weights_saved_by_run_load_back() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--input` runs on given tensors, each under its input's name (a lone one for a network of
+/// one input), and `--save-outputs` writes each output: the interpreter's outputs on those
+/// tensors with those weights, computed here. A file that does not fit is refused, naming
+/// what differs.
+#[test]
+fn run_takes_given_inputs_and_saves_outputs() {
+    use std::collections::BTreeMap;
+
+    use nnc_compiler::{compile, Options, Root};
+    use nnc_runtime::tch::{nn, Device, Kind, Tensor};
+    use nnc_runtime::{parity, weights, Init, Model};
+
+    let dir = std::env::temp_dir().join(format!("nnc-cli-inputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let net = "network pair {\n    input a [N, 4]\n    input b [N, 4]\n    a + b -> linear(3) -> relu\n}\n";
+    std::fs::write(dir.join("pair.net"), net).unwrap();
+    let (a, b) = (
+        Tensor::randn([5, 4], (Kind::Float, Device::Cpu)),
+        Tensor::randn([5, 4], (Kind::Float, Device::Cpu)),
+    );
+    let given = [("b".to_string(), b.shallow_clone()), ("a".to_string(), a.shallow_clone())];
+    weights::write(&given, &BTreeMap::new(), Path::new(&path("in.safetensors"))).unwrap();
+
+    let args = ["run", &path("pair.net"), "--input", &path("in.safetensors")];
+    let saves = ["--save-outputs", &path("out.safetensors"), "--save-weights", &path("w.safetensors")];
+    let out = nnc(&[&args[..], &saves[..]].concat());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("batch 5") && stdout.contains("saved the outputs to"), "{stdout}");
+
+    let compiled = compile(Root::Text { name: "pair.net", text: net, dir: None }, &Options::default());
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), compiled.graphs.into_iter().next().unwrap(), Init::PyTorch);
+    weights::load(&mut vs, Path::new(&path("w.safetensors"))).unwrap();
+    let expected = nnc_runtime::tch::no_grad(|| model.try_forward_inputs(&[&a, &b], false)).unwrap();
+    let saved: BTreeMap<String, Tensor> =
+        weights::read(Path::new(&path("out.safetensors"))).unwrap().into_iter().collect();
+    assert_eq!(saved.keys().collect::<Vec<_>>(), ["output"]);
+    assert_eq!(saved["output"].size(), [5, 3]);
+    assert!(parity::relative(&saved["output"], &expected) <= 1e-6, "the saved output is not the model's");
+
+    // One tensor missing, or one the network does not take: refused, naming them.
+    let lone = [("a".to_string(), a.shallow_clone())];
+    weights::write(&lone, &BTreeMap::new(), Path::new(&path("lone.safetensors"))).unwrap();
+    let out = nnc(&["run", &path("pair.net"), "--input", &path("lone.safetensors")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("do not fit the network's (`a`, `b`): it has no `b`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A network of one input takes a file's lone tensor whatever its name, at its batch.
+    let x = [("pixels".to_string(), Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu)))];
+    weights::write(&x, &BTreeMap::new(), Path::new(&path("x.safetensors"))).unwrap();
+    let out = nnc(&["run", "models/lenet.net", "--input", &path("x.safetensors")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("output [3, 10]"), "{}", text(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bench_reports_throughput() {
     let out = nnc(&[
