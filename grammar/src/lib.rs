@@ -8,4 +8,4 @@ mod parser;
 
 pub use ast::Span;
 pub use lines::{has_lone_cr, line_starts, unify_line_ends};
-pub use parser::{code_chars, parse_expr, parse_file, SyntaxError, MAX_NESTING};
+pub use parser::{code_chars, parse_expr, parse_file, SyntaxError, KEYWORDS, MAX_NESTING};

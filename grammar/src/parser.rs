@@ -232,7 +232,7 @@ fn starts_item(line: &str) -> bool {
 
 fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> SyntaxError {
     let at = base + error_position(&err);
-    if let Some(err) = power_operator(src, at) {
+    if let Some(err) = power_operator(src, at).or_else(|| keyword_bound(src, at)) {
         return err;
     }
     let found_end = token_end(src, at);
@@ -288,6 +288,33 @@ fn power_operator(src: &str, at: usize) -> Option<SyntaxError> {
         message: "`**` is not an operator: nnc has no power operator".into(),
         label: "no power operator".into(),
         hint: Some(hint),
+        related: None,
+    })
+}
+
+/// The language's keywords (`net.pest`'s `keyword`, but `_`): no name can be one.
+pub const KEYWORDS: [&str; 19] = [
+    "import", "block", "network", "fn", "input", "param", "output", "shared", "tie", "where", "repeat", "in",
+    "if", "else", "and", "or", "not", "true", "false",
+];
+
+/// `block = relu`: pest reports the `=` after a keyword as "expected `:` or `{`", which does
+/// not tell the reader that the name they bound is a keyword, so the keyword is named.
+fn keyword_bound(src: &str, at: usize) -> Option<SyntaxError> {
+    let rest = &src[at..];
+    if !rest.starts_with('=') || rest.starts_with("==") {
+        return None;
+    }
+    let before = src[..at].trim_end();
+    let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    let word = &before[start..];
+    KEYWORDS.contains(&word).then(|| SyntaxError {
+        span: Span::new(start, before.len()),
+        message: format!("`{word}` is a keyword, so it cannot be a name"),
+        label: "a keyword".into(),
+        hint: Some(format!(
+            "use another name; a label may be a keyword (`{word}: ...` names the layer `{word}`) where nothing reads the name"
+        )),
         related: None,
     })
 }
@@ -1041,6 +1068,29 @@ mod tests {
         }
         assert_eq!(parse_expr("c ** 2").unwrap_err().hint.as_deref(), Some("write the product out: `c * c`"));
         assert!(parse_expr("2 ** n").unwrap_err().hint.unwrap().contains("e.g. `c * c`"));
+    }
+
+    /// Every keyword of the grammar is in `KEYWORDS`, and bound as a name it is named as one;
+    /// a word that only starts with one is a name.
+    #[test]
+    fn a_keyword_bound_as_a_name_is_named() {
+        let body = |word: &str| format!("network n {{\n    input [N, 4]\n    {word} = linear(4)\n}}\n");
+        for word in KEYWORDS {
+            let src = body(word);
+            let errors = parse_file(&src).1;
+            let [err] = errors.as_slice() else { panic!("{word}: {errors:?}") };
+            assert_eq!(err.message, format!("`{word}` is a keyword, so it cannot be a name"));
+            assert_eq!(&src[err.span.start..err.span.end], word);
+        }
+        for word in ["blocks", "input_", "inside", "_x"] {
+            assert!(parse_file(&body(word)).1.is_empty(), "{word} is a name");
+        }
+        // The grammar's keywords are these: a word out of the list binds.
+        for word in ["def", "let", "return", "for", "while"] {
+            assert!(parse_file(&body(word)).1.is_empty(), "{word} is no keyword");
+        }
+        // An equality after a keyword is no binding.
+        assert!(!parse_expr("not == 1").unwrap_err().message.contains("keyword"));
     }
 
     /// pest ends a pair after the blanks and comments its last, failed repetition skipped; an
