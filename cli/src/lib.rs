@@ -49,7 +49,8 @@ pub enum Command {
     /// Draw a model's graph: Graphviz DOT, or SVG/PNG through Graphviz's `dot`.
     #[command(display_order = 4)]
     Graph(GraphArgs),
-    /// List the built-in layers: signatures, defaults, input ranks, PyTorch equivalents.
+    /// List the built-in layers (signatures, defaults, input ranks, PyTorch equivalents) and the
+    /// standard library's blocks.
     #[command(display_order = 8)]
     Layers(LayersArgs),
     /// Explain a diagnostic code (`nnc explain E0202`): what it means, a broken example and its fix.
@@ -170,7 +171,8 @@ pub struct CompletionsArgs {
 
 #[derive(clap::Args)]
 pub struct LayersArgs {
-    /// Show this layer in detail: each parameter with its kind and default.
+    /// Show this layer in detail: each parameter with its kind and default; or this block of
+    /// the standard library: its parameters, module and what it computes.
     pub name: Option<String>,
     /// `markdown`: the table in the README (which a test keeps equal to this output).
     #[arg(long, value_enum, default_value_t = LayersFormat::Text)]
@@ -970,20 +972,24 @@ fn layers(args: &LayersArgs) -> io::Result<Outcome> {
     let text = match (&args.name, args.format) {
         (None, LayersFormat::Text) => layer_list(),
         (None, LayersFormat::Markdown) => table(ops::ALL.iter().copied()) + "\n" + JOINS,
-        (Some(name), format) => {
-            let Some(op) = ops::lookup(name) else {
+        (Some(name), format) => match (ops::lookup(name), std_definitions().find(|d| d.1.name.name == *name))
+        {
+            (Some(op), _) => match format {
+                LayersFormat::Text => layer_detail(op),
+                LayersFormat::Markdown => table([op]),
+            },
+            (None, Some((module, def, text))) => std_detail(module, &def, text),
+            (None, None) => {
                 eprintln!("error: there is no layer `{name}`");
-                if let Some(hint) = did_you_mean(name, ops::ALL.iter().map(|op| op.name)) {
+                let names: Vec<String> = std_definitions().map(|(_, d, _)| d.name.name).collect();
+                let known = ops::ALL.iter().map(|op| op.name).chain(names.iter().map(String::as_str));
+                if let Some(hint) = did_you_mean(name, known) {
                     eprintln!("help: {hint}");
                 }
                 eprintln!("help: `nnc layers` lists them all");
                 return Ok(Outcome::UsageError);
-            };
-            match format {
-                LayersFormat::Text => layer_detail(op),
-                LayersFormat::Markdown => table([op]),
             }
-        }
+        },
     };
     io::stdout().lock().write_all(text.as_bytes())?;
     Ok(Outcome::Ok)
@@ -1000,7 +1006,29 @@ fn layer_list() -> String {
             op.torch
         );
     }
-    out + JOINS + "`nnc layers NAME` shows one layer in detail.\n"
+    out += JOINS;
+    out += "\nThe standard library's blocks and functions, which a network calls once it imports \
+            their module (`import std.resnet`):\n\n";
+    for (module, def, text) in std_definitions() {
+        out += &format!("{}  ({module})\n", def.signature(text));
+    }
+    out + "\n`nnc layers NAME` shows one layer or block in detail.\n"
+}
+
+/// Each block and function of the standard library (`compiler/std/`): its module, its
+/// definition and the module's text.
+fn std_definitions() -> impl Iterator<Item = (&'static str, nnc_grammar::ast::Definition, &'static str)> {
+    nnc_compiler::STD_MODULES.iter().flat_map(|&(module, text)| {
+        let (file, _) = nnc_grammar::parse_file(text);
+        file.definitions.into_iter().map(move |def| (module, def, text))
+    })
+}
+
+/// A block or function of the standard library: its signature as written, its module, and the
+/// comment above it, which says what it is and how it names its layers.
+fn std_detail(module: &str, def: &nnc_grammar::ast::Definition, text: &str) -> String {
+    let doc: String = def.doc_comment(text).lines().map(|l| format!("    {l}\n")).collect();
+    format!("{}\n    from {module}: `import {module}`\n\n{doc}", def.signature(text))
 }
 
 pub(crate) fn layer_detail(op: &OpSpec) -> String {

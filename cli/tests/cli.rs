@@ -488,6 +488,23 @@ fn layers_shows_one_layer_in_detail() {
 }
 
 #[test]
+fn layers_shows_a_block_of_the_standard_library() {
+    let out = nnc(&["layers", "transformer_encoder_layer"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let signature = "block transformer_encoder_layer(nhead, dim_feedforward = 2048, dropout = 0.1, \
+                     activation = \"relu\", layer_norm_eps = 1e-5, norm_first = false, is_causal = false)";
+    assert!(stdout.starts_with(signature), "{stdout}");
+    assert!(stdout.contains("from std.transformer: `import std.transformer`"), "{stdout}");
+    assert!(stdout.contains("Named as torch.nn names it: `self_attn`"), "{stdout}");
+    // Listed with the layers, and suggested for a name close to it.
+    assert!(text(&nnc(&["layers"]).stdout).contains("block mbconv(c, k, stride, expand)  (std.mobilenet)"));
+    let out = nnc(&["layers", "transformer_encoder"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `transformer_encoder_layer`?"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn layers_rejects_an_unknown_name() {
     // A usage error, as an unknown `--network` is: exit 2, a message and a suggestion.
     let out = nnc(&["layers", "conv2"]);

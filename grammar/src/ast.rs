@@ -73,6 +73,37 @@ pub struct Definition {
     pub span: Span,
 }
 
+impl Definition {
+    /// `block name(a, b = 2)`, with the defaults as written in `text`, the definition's file.
+    pub fn signature(&self, text: &str) -> String {
+        let keyword = match self.kind {
+            DefKind::Block => "block",
+            DefKind::Network => "network",
+            DefKind::Function => "fn",
+        };
+        let params: Vec<String> = (self.params.iter())
+            .map(|p| match &p.default {
+                Some(d) => format!("{} = {}", p.name.name, text.get(d.span.start..d.span.end).unwrap_or("…")),
+                None => p.name.name.clone(),
+            })
+            .collect();
+        format!("{keyword} {}({})", self.name.name, params.join(", "))
+    }
+
+    /// The comment lines right above the definition in `text`, without their `#`: what it
+    /// is, as the language server's hover and `nnc layers` show it.
+    pub fn doc_comment(&self, text: &str) -> String {
+        let before = text.get(..self.span.start).unwrap_or("");
+        let mut lines: Vec<&str> = (before.lines().rev())
+            .skip_while(|l| l.trim().is_empty())
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .map(|line| line.trim_start().trim_start_matches('#').trim())
+            .collect();
+        lines.reverse();
+        lines.join("\n")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
     pub name: Ident,

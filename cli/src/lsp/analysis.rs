@@ -151,37 +151,3 @@ impl Analysis {
         &self.compilation.sources.get(file).name
     }
 }
-
-/// `block name(a, b = 2)`, with the defaults as written.
-pub fn signature(def: &Definition, text: &str) -> String {
-    let keyword = match def.kind {
-        DefKind::Block => "block",
-        DefKind::Network => "network",
-        DefKind::Function => "fn",
-    };
-    let params: Vec<String> = def
-        .params
-        .iter()
-        .map(|p| match &p.default {
-            Some(d) => format!("{} = {}", p.name.name, text.get(d.span.start..d.span.end).unwrap_or("…")),
-            None => p.name.name.clone(),
-        })
-        .collect();
-    format!("{keyword} {}({})", def.name.name, params.join(", "))
-}
-
-/// The comment lines right above a definition, without their `#`.
-pub fn doc_comment(def: &Definition, text: &str) -> String {
-    let before = text.get(..def.span.start).unwrap_or("");
-    let mut lines: Vec<&str> = Vec::new();
-    for line in before
-        .lines()
-        .rev()
-        .skip_while(|l| l.trim().is_empty())
-        .take_while(|l| l.trim_start().starts_with('#'))
-    {
-        lines.push(line.trim_start().trim_start_matches('#').trim());
-    }
-    lines.reverse();
-    lines.join("\n")
-}

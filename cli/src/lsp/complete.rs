@@ -12,7 +12,7 @@ use nnc_compiler::ops::{self, ArgValue};
 use nnc_compiler::{RESERVED, STD_MODULES};
 use nnc_grammar::Span;
 
-use super::analysis::{signature, Analysis, ROOT};
+use super::analysis::{Analysis, ROOT};
 
 const KEYWORDS: &[&str] = &[
     "block", "network", "fn", "import", "input", "output", "param", "shared", "tie", "where", "repeat", "in",
@@ -73,7 +73,7 @@ pub fn complete(own: &Analysis, offset: usize) -> Vec<CompletionItem> {
         items.push(CompletionItem {
             label: def.name.name.clone(),
             kind: Some(CompletionItemKind::CLASS),
-            detail: Some(signature(def, own.text(file))),
+            detail: Some(def.signature(own.text(file))),
             documentation: Some(Documentation::String(format!("defined in {}", own.file_name(file)))),
             sort_text: Some(format!("1{}", def.name.name)),
             ..CompletionItem::default()

@@ -9,7 +9,7 @@ use nnc_compiler::{ops, FileId};
 use nnc_grammar::ast::{Definition, ExprKind};
 use nnc_grammar::Span;
 
-use super::analysis::{doc_comment, signature, Analysis, ROOT};
+use super::analysis::{Analysis, ROOT};
 use super::syntax::{self, Visit};
 use super::text::word_at;
 use super::View;
@@ -103,8 +103,8 @@ fn named(own: &Analysis, word: &str, span: Span) -> Option<String> {
 
 fn block(own: &Analysis, file: FileId, def: &Definition) -> String {
     let text = own.text(file);
-    let mut out = format!("```nnc\n{}\n```", signature(def, text));
-    let doc = doc_comment(def, text);
+    let mut out = format!("```nnc\n{}\n```", def.signature(text));
+    let doc = def.doc_comment(text);
     if !doc.is_empty() {
         out += &format!("\n\n{doc}");
     }

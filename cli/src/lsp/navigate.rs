@@ -7,7 +7,7 @@ use nnc_compiler::{FileId, Loc};
 use nnc_grammar::ast::{DefKind, ExprKind, ImportTarget, Stmt};
 use nnc_grammar::Span;
 
-use super::analysis::{signature, Analysis, ROOT};
+use super::analysis::{Analysis, ROOT};
 use super::syntax::{self, Visit};
 use super::text::word_at;
 use super::uri;
@@ -202,7 +202,7 @@ pub fn symbols(own: &Analysis) -> Vec<DocumentSymbol> {
             DefKind::Block => SymbolKind::CLASS,
             DefKind::Function => SymbolKind::FUNCTION,
         };
-        let detail = Some(signature(def, text));
+        let detail = Some(def.signature(text));
         out.push(symbol(def.name.name.clone(), detail, kind, def.span, def.name.span, Some(children)));
     }
     out
