@@ -550,11 +550,11 @@ fn explain_explains_every_code() {
 #[test]
 fn explain_rejects_an_unknown_code() {
     // A usage error, as an unknown layer is: exit 2, a message and a suggestion.
-    let out = nnc(&["explain", "W0006"]);
+    let out = nnc(&["explain", "W0007"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("error: there is no diagnostic code `W0006`"), "{stderr}");
-    assert!(stderr.contains("did you mean `W0005`?"), "{stderr}");
+    assert!(stderr.contains("error: there is no diagnostic code `W0007`"), "{stderr}");
+    assert!(stderr.contains("did you mean `W0006`?"), "{stderr}");
     let out = nnc(&["explain", "E00202"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("did you mean `E0202`?"), "{}", text(&out.stderr));

@@ -59,6 +59,9 @@ pub enum Code {
     Shadowed,
     /// Warning: an input of the network that nothing reads.
     UnusedInput,
+    /// Warning: a size after an input's first named as a batch (`N`), which makes it a free
+    /// size while the first is the batch.
+    BatchNamedFree,
 }
 
 /// Whether a diagnostic stops the model (an error) or only points at a likely mistake (a
@@ -99,6 +102,7 @@ impl Code {
             Code::UnusedParameter => "W0003",
             Code::Shadowed => "W0004",
             Code::UnusedInput => "W0005",
+            Code::BatchNamedFree => "W0006",
         }
     }
 
@@ -108,7 +112,8 @@ impl Code {
             | Code::IgnoredInput
             | Code::UnusedParameter
             | Code::Shadowed
-            | Code::UnusedInput => Severity::Warning,
+            | Code::UnusedInput
+            | Code::BatchNamedFree => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -145,6 +150,7 @@ impl Code {
         Code::UnusedParameter,
         Code::Shadowed,
         Code::UnusedInput,
+        Code::BatchNamedFree,
     ];
 }
 

@@ -702,6 +702,31 @@ network net {
 ",
                 standalone: true,
             },
+            Code::BatchNamedFree => Explanation {
+                summary: "an input's size named as a batch, after its first",
+                text: "An input's first size is its batch, whatever its name, and a later size named \
+                       by a name bound to nothing is a free size, which the network is checked for at \
+                       every value. So `input x [T, N, 16]`, laid out as a sequence-first PyTorch \
+                       model's (`batch_first=False`) is, takes `T` for the batch and checks `N` as \
+                       the sequence's length. nnc's tensors are batch first, as PyTorch's with \
+                       `batch_first=True`; its recurrent layers and attention take [N, T, F]. The \
+                       network may still check, so this is a warning. Put the batch first, or name \
+                       the size otherwise if it is no batch. `--allow W0006` silences this warning, \
+                       and `--deny warnings` makes it an error.",
+                broken: "\
+network net {
+    input x [T, N, 16]
+    lstm(32) -> linear(4)
+}
+",
+                fixed: "\
+network net {
+    input x [N, T, 16]
+    lstm(32) -> linear(4)
+}
+",
+                standalone: true,
+            },
         }
     }
 }

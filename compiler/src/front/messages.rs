@@ -856,6 +856,13 @@ pub(super) enum Lint<'a> {
         later: bool,
         at: Loc,
     },
+    /// A size of an input, after its first, named as a batch is (`name`), which makes it a
+    /// free size while the first, `batch` as written, is the batch.
+    BatchNamedFree {
+        name: &'a str,
+        batch: String,
+        at: Loc,
+    },
 }
 
 impl Lint<'_> {
@@ -915,6 +922,13 @@ impl Lint<'_> {
                     false => d,
                 }
             }
+            Lint::BatchNamedFree { name, batch, at } => Diagnostic::error(
+                Code::BatchNamedFree,
+                format!("`{name}` is a free size here, not the batch: the batch is the first size, `{batch}`"),
+            )
+            .primary(at, format!("a size the network is checked for at every value of `{name}`"))
+            .note("nnc's tensors are batch first, as PyTorch's with `batch_first=True`: [batch, ...]")
+            .hint(format!("put the batch first (`[{name}, ...]`), or name this size otherwise if it is no batch")),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The wiring lints: warnings for models that check but are most likely wired wrong. A tensor
 //! that never reaches the output (W0001), a chain stage that ignores the tensor flowing into
 //! it (W0002), a block parameter no instance reads (W0003), a repeat index that hides a name
-//! (W0004), an input nothing reads (W0005). Each is reported once per place in the source,
+//! (W0004), an input nothing reads (W0005), an input's later size named as a batch (W0006, warned
+//! where the input is declared, in `mod.rs`). Each is reported once per place in the source,
 //! however many block instances or repeat iterations repeat it.
 
 use std::collections::{HashMap, HashSet};

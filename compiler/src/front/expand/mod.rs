@@ -69,6 +69,10 @@ pub(super) enum Frame {
 }
 
 /// The names visible in one block instance or network body.
+/// Names that say "the batch" (`N` as nnc's examples write it, `B`, `batch`), which a size after
+/// an input's first, a free size there, should not have (W0006).
+const BATCH_NAMES: [&str; 4] = ["N", "B", "batch", "batch_size"];
+
 #[derive(Clone)]
 struct Scope {
     file: FileId,
@@ -672,6 +676,19 @@ impl<'p> Expander<'p> {
                     return self.error(Error::FreeIsBatch { name: n, at: Loc::new(scope.file, dim.span) });
                 }
                 if !scope.vars.contains_key(n) {
+                    // `input x [T, N, 16]`, written as a sequence-first PyTorch model lays it out.
+                    if BATCH_NAMES.contains(&n.as_str()) {
+                        let batch = match &batch {
+                            Batch::Symbolic(b) => b.clone(),
+                            Batch::Fixed(b) => b.to_string(),
+                            Batch::None => String::new(),
+                        };
+                        self.warn(Lint::BatchNamedFree {
+                            name: n,
+                            batch,
+                            at: Loc::new(scope.file, dim.span),
+                        });
+                    }
                     match self.free_values.get(n) {
                         Some(&v) => sizes.push(v),
                         None => {
