@@ -204,6 +204,24 @@ fn sequence_models_are_exact() {
     exact_sequence("ceil_text", SEQUENCES, &[("vocab", "100")]);
 }
 
+/// PyTorch's 3-D average pooling also needs each size before padding to hold the kernel: a
+/// free depth's set is exactly where libtorch's `avg_pool3d` runs, ceiled or padded.
+#[test]
+fn avgpool3d_depths_are_exact() {
+    for call in ["avgpool3d(3, stride=2, ceil_mode=true)", "avgpool3d(3, stride=2, padding=1)"] {
+        let text = format!("network pool {{\n    input [N, 1, D, 4, 4]\n    {call}\n}}\n");
+        let graph = check(&text, &root(), &[], None).unwrap_or_else(|e| panic!("{call}: {e}"));
+        let free = graph.free.clone().expect("free sizes");
+        let [(_, Ok(set))] = &free.valid[..] else { panic!("{call}: {:?}", free.valid) };
+        let model = Model::new(&nn::VarStore::new(Device::Cpu).root(), graph, Init::PyTorch);
+        for depth in 1..=12 {
+            let x = Tensor::randn([1, 1, depth, 4, 4], (Kind::Float, Device::Cpu));
+            let libtorch = tch::no_grad(|| model.try_forward_unchecked(&[&x], false)).is_ok();
+            assert_eq!(set.contains(depth as u64), libtorch, "{call} at D = {depth}: nnc says {set}");
+        }
+    }
+}
+
 #[test]
 fn unet_takes_exactly_multiples_of_16() {
     exact("unet", UNET, 3, &[]);

@@ -255,7 +255,14 @@ impl<const N: usize> Layer for MaxPool<N> {
 }
 
 impl<const N: usize> Layer for AvgPool<N> {
-    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], _: &mut Needs) -> Option<Vec<Size>> {
+    fn free_sizes(&self, xs: &[&[Size]], out: &[u64], needs: &mut Needs) -> Option<Vec<Size>> {
+        // PyTorch's avg_pool3d also needs each size, before padding, to hold the kernel (as
+        // `apply` checks at a known size).
+        if N == 3 {
+            for (size, &kernel) in xs.first()?.get(1..)?.iter().zip(&self.kernel) {
+                needs.positive(&size.add_known(1 - i64::try_from(kernel).ok()?)?);
+            }
+        }
         super::free_spatial(self, xs, out)
     }
 
