@@ -702,18 +702,25 @@ fn node_sizes(
 /// Node `id`'s shape, of the nodes made so far at the probe size `probe`, with its sizes as
 /// expressions of the free `names` (`[N, T, 8]`), for an error met while expanding, which
 /// would otherwise show the probe (`[N, 20160, 8]`); `None` where a layer on the way has no
-/// rule for free sizes, or the expressions do not give the probe's sizes.
-pub fn shown_shape(nodes: &[crate::ir::Node], names: &[FreeName], id: NodeId, probe: u64) -> Option<String> {
-    let mut dims: Vec<Option<Vec<Size>>> = Vec::with_capacity(id.0 + 1);
-    for (i, node) in nodes.get(..=id.0)?.iter().enumerate() {
-        let xs: Option<Vec<&[Size]>> = node.inputs.iter().map(|x| dims.get(x.0)?.as_deref()).collect();
-        dims.push(xs.and_then(|xs| node_sizes(node, NodeId(i), names, &xs, &mut Needs::default())));
+/// rule for free sizes, or the expressions do not give the probe's sizes. `known` holds the
+/// nodes' sizes computed for earlier errors (nodes are only ever added), and is extended.
+pub fn shown_shape(
+    nodes: &[crate::ir::Node],
+    names: &[FreeName],
+    id: NodeId,
+    probe: u64,
+    known: &mut Vec<Option<Vec<Size>>>,
+) -> Option<String> {
+    for (i, node) in nodes.get(..=id.0)?.iter().enumerate().skip(known.len()) {
+        let xs: Option<Vec<&[Size]>> = node.inputs.iter().map(|x| known.get(x.0)?.as_deref()).collect();
+        let sizes = xs.and_then(|xs| node_sizes(node, NodeId(i), names, &xs, &mut Needs::default()));
+        known.push(sizes);
     }
-    let sizes = dims.pop().flatten()?;
+    let sizes = known.get(id.0)?.as_ref()?;
     let shape = &nodes[id.0].shape;
     let value = |n: &str| names.iter().any(|f| f.name == n).then_some(probe as i64);
     let at_probe: Option<Vec<u64>> = sizes.iter().map(|d| u64::try_from(d.eval(&value)?).ok()).collect();
-    (at_probe.as_deref() == Some(&shape.dims[..])).then(|| shape.show_sizes(&sizes))
+    (at_probe.as_deref() == Some(&shape.dims[..])).then(|| shape.show_sizes(sizes))
 }
 
 /// The free-size analysis of `graph`, checked at the first of `probes`, against `other`, the

@@ -17,6 +17,17 @@ pub enum Batch {
     None,
 }
 
+impl Batch {
+    /// The batch as written in a shape (`N`, `8`), none for a `param`.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Batch::Symbolic(name) => Some(name.clone()),
+            Batch::Fixed(n) => Some(n.to_string()),
+            Batch::None => None,
+        }
+    }
+}
+
 /// The most elements a float tensor may have: libtorch counts a tensor's bytes in signed 64
 /// bits, and an f32 takes 4 of them (an int64 8: [`Shape::fits`] counts each type's bytes).
 pub const MAX_ELEMENTS: u64 = i64::MAX as u64 / 4;
@@ -117,11 +128,7 @@ impl Shape {
 
     /// The batch as written in a shape (`N`, `8`), none for a `param`.
     pub fn batch_text(&self) -> Option<String> {
-        match &self.batch {
-            Batch::Symbolic(name) => Some(name.clone()),
-            Batch::Fixed(n) => Some(n.to_string()),
-            Batch::None => None,
-        }
+        self.batch.text()
     }
 
     /// The shape as written, with `sizes` in place of its own: `[N, T, 8]` where a size is an

@@ -66,7 +66,10 @@ impl Expander<'_> {
         let shape = match value {
             Value::Tensor(id) => Some(
                 (self.has_free_sizes())
-                    .then(|| crate::free::shown_shape(&self.nodes, &self.free, *id, self.probe))
+                    .then(|| {
+                        let known = &mut self.shown_sizes.borrow_mut();
+                        crate::free::shown_shape(&self.nodes, &self.free, *id, self.probe, known)
+                    })
                     .flatten()
                     .unwrap_or_else(|| self.nodes[id.0].shape.to_string()),
             ),

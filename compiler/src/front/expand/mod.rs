@@ -68,11 +68,11 @@ pub(super) enum Frame {
     Repeat { iteration: u64, count: u64, index: Option<(String, i64)>, at: Loc },
 }
 
-/// The names visible in one block instance or network body.
 /// Names that say "the batch" (`N` as nnc's examples write it, `B`, `batch`), which a size after
 /// an input's first, a free size there, should not have (W0006).
 const BATCH_NAMES: [&str; 4] = ["N", "B", "batch", "batch_size"];
 
+/// The names visible in one block instance or network body.
 #[derive(Clone)]
 struct Scope {
     file: FileId,
@@ -155,6 +155,10 @@ pub struct Expander<'p> {
     free: Vec<FreeName>,
     /// The sizes the network read into values (`in.height`), for the free-size analysis.
     size_reads: Vec<crate::free::SizeRead>,
+    /// The sizes of the nodes made so far as expressions of the free sizes, computed as far as
+    /// an error has needed them (`free::shown_shape`), so that errors repeated over a long
+    /// network compute each node's once.
+    shown_sizes: std::cell::RefCell<Vec<Option<Vec<crate::size::Size>>>>,
     /// The paths whose expression failed (poison): layers under them may never have been made,
     /// so a `tie` that names one says nothing more.
     poisoned: Vec<String>,
@@ -182,6 +186,7 @@ impl<'p> Expander<'p> {
             probe: crate::free::PROBES[0],
             free: Vec::new(),
             size_reads: Vec::new(),
+            shown_sizes: Default::default(),
             poisoned: Vec::new(),
         }
     }
@@ -678,11 +683,7 @@ impl<'p> Expander<'p> {
                 if !scope.vars.contains_key(n) {
                     // `input x [T, N, 16]`, written as a sequence-first PyTorch model lays it out.
                     if BATCH_NAMES.contains(&n.as_str()) {
-                        let batch = match &batch {
-                            Batch::Symbolic(b) => b.clone(),
-                            Batch::Fixed(b) => b.to_string(),
-                            Batch::None => String::new(),
-                        };
+                        let batch = batch.text().unwrap_or_default();
                         self.warn(Lint::BatchNamedFree {
                             name: n,
                             batch,
@@ -711,16 +712,11 @@ impl<'p> Expander<'p> {
         if let Some(&first) = self.inputs.first() {
             let first = &self.nodes[first.0];
             if first.shape.batch != batch {
-                let shown = |b: &Batch| match b {
-                    Batch::Symbolic(n) => n.clone(),
-                    Batch::Fixed(n) => n.to_string(),
-                    Batch::None => String::new(),
-                };
                 let (first_name, first_batch, first_at) =
-                    (first.name.clone(), shown(&first.shape.batch), first.loc);
+                    (first.name.clone(), first.shape.batch.text().unwrap_or_default(), first.loc);
                 return self.error(Error::InputBatch {
                     name,
-                    batch: shown(&batch),
+                    batch: batch.text().unwrap_or_default(),
                     first: &first_name,
                     first_batch,
                     at: Loc::new(scope.file, dims[0].span),
