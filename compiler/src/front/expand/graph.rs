@@ -97,6 +97,12 @@ impl Expander<'_> {
                     steps.push(format!("{size} at the input"));
                     break;
                 }
+                // Past the steps shown, a layer that shaped the size is left out, and the first
+                // line says so.
+                SizeOrigin::Window(_) | SizeOrigin::Set(_) if steps.len() == MAX_STEPS => {
+                    steps.push("… (earlier layers)".into());
+                    break;
+                }
                 SizeOrigin::Window(window) => (window.derivation(), false),
                 SizeOrigin::Set(how) => (format!("{size} {how}"), true),
                 SizeOrigin::Lost => break,
@@ -107,11 +113,6 @@ impl Expander<'_> {
             };
             steps.push(format!("{step}  (layer `{}`)", node.name));
             if last {
-                break;
-            }
-            if steps.len() == MAX_STEPS {
-                // The earlier layers are left out, and the first line says so.
-                steps.push("… (earlier layers)".into());
                 break;
             }
             id = node.inputs[0];
