@@ -232,7 +232,7 @@ fn starts_item(line: &str) -> bool {
 
 fn convert_error(err: pest::error::Error<Rule>, src: &str, base: usize) -> SyntaxError {
     let at = base + error_position(&err);
-    if let Some(err) = power_operator(src, at).or_else(|| keyword_bound(src, at)) {
+    if let Some(err) = power_operator(src, at).or_else(|| keyword_bound(src, base, at)) {
         return err;
     }
     let found_end = token_end(src, at);
@@ -299,8 +299,9 @@ pub const KEYWORDS: [&str; 19] = [
 ];
 
 /// `block = relu`: pest reports the `=` after a keyword as "expected `:` or `{`", which does
-/// not tell the reader that the name they bound is a keyword, so the keyword is named.
-fn keyword_bound(src: &str, at: usize) -> Option<SyntaxError> {
+/// not tell the reader that the name they bound is a keyword, so the keyword is named. (`base`
+/// is where the item being parsed starts.)
+fn keyword_bound(src: &str, base: usize, at: usize) -> Option<SyntaxError> {
     let rest = &src[at..];
     if !rest.starts_with('=') || rest.starts_with("==") {
         return None;
@@ -308,13 +309,19 @@ fn keyword_bound(src: &str, at: usize) -> Option<SyntaxError> {
     let before = src[..at].trim_end();
     let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
     let word = &before[start..];
-    KEYWORDS.contains(&word).then(|| SyntaxError {
+    if !KEYWORDS.contains(&word) {
+        return None;
+    }
+    // A statement's name may give way to a label; a keyword argument's (`f(in=3)`) may not.
+    let argument = matches!(unclosed_bracket(src, base, start), Some((_, '(')));
+    let hint = (!argument).then(|| {
+        format!("use another name; a label may be a keyword (`{word}: ...` names the layer `{word}`) where nothing reads the name")
+    });
+    Some(SyntaxError {
         span: Span::new(start, before.len()),
         message: format!("`{word}` is a keyword, so it cannot be a name"),
         label: "a keyword".into(),
-        hint: Some(format!(
-            "use another name; a label may be a keyword (`{word}: ...` names the layer `{word}`) where nothing reads the name"
-        )),
+        hint,
         related: None,
     })
 }
@@ -1091,6 +1098,22 @@ mod tests {
         }
         // An equality after a keyword is no binding.
         assert!(!parse_expr("not == 1").unwrap_err().message.contains("keyword"));
+        // A keyword argument is named too, without the label a statement could take instead.
+        let (_, errors) = parse_file("network n {\n    input [N, 4]\n    linear(4, in=3) -> relu\n}\n");
+        let [err] = errors.as_slice() else { panic!("{errors:?}") };
+        assert_eq!(
+            (err.message.as_str(), err.hint.as_ref()),
+            ("`in` is a keyword, so it cannot be a name", None)
+        );
+        assert!(parse_file(&body("in")).1[0].hint.as_ref().is_some_and(|h| h.contains("`in: ...`")));
+        // The list is the grammar's: every `kw_` rule of net.pest but `_`'s.
+        let grammar: Vec<&str> = include_str!("../net.pest")
+            .lines()
+            .filter_map(|l| l.strip_prefix("kw_")?.split_once("@{ \"")?.1.split_once('"'))
+            .map(|(word, _)| word)
+            .filter(|w| *w != "_")
+            .collect();
+        assert_eq!(grammar, KEYWORDS);
     }
 
     /// pest ends a pair after the blanks and comments its last, failed repetition skipped; an
