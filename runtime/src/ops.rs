@@ -315,8 +315,9 @@ fn multi_head_attention(
     }
     // In training, PyTorch's module projects the heads laid out [T, N, E] and returns that
     // transposed (strides E, N·E, 1). A dropout after draws its mask in memory order, so
-    // only this layout draws PyTorch's mask (evaluation has no dropout, and PyTorch's fast
-    // path there gives the batch-first layout above, without this copy).
+    // only this layout draws PyTorch's mask. Evaluation has no dropout, so there the values
+    // alone must agree, and the batch-first layout above spares the copy (PyTorch's fast
+    // path, self-attention without gradients, gives that layout too).
     attended.f_permute([2, 0, 1, 3])?.f_reshape([t, n, e])?.f_linear(out_weight, out_bias)?.f_transpose(0, 1)
 }
 

@@ -17,6 +17,8 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
         return Ok(());
     }
     let (model, verb, workload, batch) = match command {
+        // The batch of `--input` is the file's: `run` checks once it has read them.
+        RuntimeCommand::Run(args) if args.input.is_some() => return Ok(()),
         RuntimeCommand::Run(args) => (&args.model, "running", Workload::KeepAll, args.batch),
         // Plain SGD, as `bench` trains, has no optimiser state, but `bench` keeps a second
         // model beside the trained one for its forwards: one more tensor per parameter.
@@ -47,6 +49,19 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
     if device != Some(Device::Cpu) {
         return Ok(());
     }
+    fits(graph, verb, workload, batch)
+}
+
+/// `nnc run --input`'s check, at the batch of the inputs it has read, on `device`.
+pub fn check_run(graph: &Graph, batch: i64, device: Device) -> Result<(), Outcome> {
+    if std::env::var("NNC_MEMORY_CHECK").is_ok_and(|v| v == "off") || device != Device::Cpu {
+        return Ok(());
+    }
+    fits(graph, "running", Workload::KeepAll, batch)
+}
+
+/// Whether `workload` of `graph` at `batch` fits the memory, or the refusal, printed.
+fn fits(graph: &Graph, verb: &str, workload: Workload, batch: i64) -> Result<(), Outcome> {
     let task = format!("{verb} {} at batch {batch}", graph.name);
     memory::check(graph, workload, batch.unsigned_abs(), &task).map_err(|e| {
         eprintln!(

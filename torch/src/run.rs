@@ -48,12 +48,23 @@ fn random_inputs(graph: &Graph, batch: i64, device: Device) -> Result<Vec<Tensor
 
 /// The inputs of `--input`: the file's tensor for each of the model's inputs, by the input's
 /// name (`input` for an unnamed one), or its one tensor for a model of one input. Their shapes
-/// and element types are the model's to check, as for any forward.
+/// are the model's to check, as for any forward; a float input must be F32, the weights' type
+/// (numpy's F64 would otherwise fail in the first layer, or pass a layer without weights).
 fn given_inputs(graph: &Graph, path: &Path, device: Device) -> Result<Vec<Tensor>, RuntimeError> {
     let mut file: BTreeMap<String, Tensor> = weights::read(path)?.into_iter().collect();
     let names: Vec<&str> = graph.inputs.iter().map(|&id| graph.node(id).name.as_str()).collect();
     if let ([_], 1) = (names.as_slice(), file.len()) {
-        return Ok(file.into_values().map(|t| t.to_device(device)).collect());
+        let name = names[0].to_string();
+        file = file.into_values().map(|t| (name.clone(), t)).collect();
+    }
+    for (name, t) in &file {
+        if t.is_floating_point() && t.kind() != Kind::Float {
+            return Err(RuntimeError::Config(format!(
+                "the input `{name}` in {} holds {:?} values, where the model takes Float (F32) ones: save it as float32",
+                path.display(),
+                t.kind()
+            )));
+        }
     }
     let missing: Vec<String> =
         names.iter().filter(|n| !file.contains_key(**n)).map(|n| format!("`{n}`")).collect();
@@ -110,6 +121,12 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(inputs) => inputs,
         Err(e) => return model_error(e),
     };
+    // The memory check before the command ran at `--batch`; given inputs have their own.
+    if let Some(batch) = args.input.as_ref().and(inputs.first()).and_then(|x| x.size().first().copied()) {
+        if let Err(outcome) = crate::memory::check_run(graph, batch, device) {
+            return Ok(outcome);
+        }
+    }
     let xs: Vec<&Tensor> = inputs.iter().collect();
     let outputs = match tch::no_grad(|| model.forward_all_inputs(&xs, args.train)) {
         Ok(outputs) => outputs,

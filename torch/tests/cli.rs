@@ -109,6 +109,16 @@ fn run_takes_given_inputs_and_saves_outputs() {
         "{}",
         text(&out.stderr)
     );
+    // A float input of another type than the weights' F32 (numpy's default F64) is refused.
+    let wide = [("a".to_string(), a.to_kind(Kind::Double)), ("b".to_string(), b.shallow_clone())];
+    weights::write(&wide, &BTreeMap::new(), Path::new(&path("f64.safetensors"))).unwrap();
+    let out = nnc(&["run", &path("pair.net"), "--input", &path("f64.safetensors")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("the input `a`") && text(&out.stderr).contains("save it as float32"),
+        "{}",
+        text(&out.stderr)
+    );
     // A network of one input takes a file's lone tensor whatever its name, at its batch.
     let x = [("pixels".to_string(), Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu)))];
     weights::write(&x, &BTreeMap::new(), Path::new(&path("x.safetensors"))).unwrap();
