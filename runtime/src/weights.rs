@@ -248,12 +248,12 @@ pub(crate) fn load_checked(
                 .push(format!("  wrong dtype: `{name}` is {theirs} in the file, {ours} in the model{why}"));
         }
     }
-    if refused_floats {
-        if let Some(flag) = options.cast_hint {
+    if !problems.is_empty() {
+        // Every misfit at once, not the dtypes first and the rest after they are fixed.
+        problems.extend(misfits(&variables, &file));
+        if let Some(flag) = options.cast_hint.filter(|_| refused_floats) {
             problems.push(format!("  help: {flag} converts floating-point tensors of another precision"));
         }
-    }
-    if !problems.is_empty() {
         return Err(RuntimeError::Weights { file: origin.to_string(), problems });
     }
     let bad =
@@ -333,16 +333,11 @@ fn explain(err: &SafeTensorError) -> String {
     }
 }
 
-/// Copies named tensors into the variables of `vs`, under the same rules as [`load`];
-/// `origin` names where they came from in the error.
-pub fn load_map(
-    vs: &mut nn::VarStore,
-    file: &BTreeMap<String, Tensor>,
-    origin: &str,
-) -> Result<(), RuntimeError> {
-    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+/// The tensors of `file` that do not fit the model's `variables`: missing, of the wrong shape,
+/// or unexpected, one line each.
+fn misfits(variables: &BTreeMap<String, Tensor>, file: &BTreeMap<String, Tensor>) -> Vec<String> {
     let mut problems = Vec::new();
-    for (name, var) in &variables {
+    for (name, var) in variables {
         match file.get(name) {
             None => problems.push(format!("  missing: `{name}` {:?}", var.size())),
             Some(t) if t.size() != var.size() => problems.push(format!(
@@ -358,6 +353,18 @@ pub fn load_map(
             problems.push(format!("  unexpected: `{name}` {:?} is not in the model", t.size()));
         }
     }
+    problems
+}
+
+/// Copies named tensors into the variables of `vs`, under the same rules as [`load`];
+/// `origin` names where they came from in the error.
+pub fn load_map(
+    vs: &mut nn::VarStore,
+    file: &BTreeMap<String, Tensor>,
+    origin: &str,
+) -> Result<(), RuntimeError> {
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut problems = misfits(&variables, file);
     // Names of one tensor (tied weights, `lm_head.weight` and `wte.weight`) must be given one
     // value, or which one the model ends with would depend on the order of loading.
     if problems.is_empty() {

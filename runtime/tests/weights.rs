@@ -76,13 +76,45 @@ fn a_file_that_does_not_fit_names_each_tensor() {
 fn a_missing_file_is_an_error() {
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = model(NET, &vs);
-    let err = weights::load(&mut vs, &tmp("nope.safetensors")).unwrap_err();
-    assert!(err.to_string().contains("cannot read weights"), "{err}");
+    let path = tmp("nope.safetensors");
+    let err = weights::load(&mut vs, &path).unwrap_err();
+    assert!(err.to_string().contains(&format!("cannot read {}", path.display())), "{err}");
 }
 
 /// The model's weights, each converted to `kind`.
 fn weights_as(vs: &nn::VarStore, kind: Kind) -> Vec<(String, Tensor)> {
     vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(kind))).collect()
+}
+
+/// A file of a wrong dtype, a wrong shape, a missing and an unexpected tensor: one error names
+/// all four, not the dtype first and the rest once it is fixed.
+#[test]
+fn every_misfit_is_named_at_once() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &vs);
+    let mut tensors = weights_as(&vs, Kind::Float);
+    for (name, t) in tensors.iter_mut() {
+        match name.as_str() {
+            "0.weight" => *t = t.to_kind(Kind::Double),
+            "5.weight" => *t = Tensor::zeros([10, 3], (Kind::Float, Device::Cpu)),
+            _ => {}
+        }
+    }
+    tensors.retain(|(name, _)| name != "0.bias");
+    tensors.push(("extra".to_string(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
+    let path = tmp("misfits.safetensors");
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let mut fresh = nn::VarStore::new(Device::Cpu);
+    let _ = model(NET, &fresh);
+    let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
+    for expected in [
+        "wrong dtype: `0.weight` is F64 in the file, F32 in the model",
+        "wrong shape: `5.weight` is [10, 3] in the file, [10, 144] in the model",
+        "missing: `0.bias` [4]",
+        "unexpected: `extra` [2] is not in the model",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
 }
 
 #[test]
