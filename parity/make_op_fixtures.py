@@ -625,6 +625,16 @@ CASES = [
         [4, 3],
         "WithParam('w', (3, 5), lambda x, p: torch.einsum('ntd,de->nte', x, p))",
     ),
+    # A subscript of size 1 in one operand broadcasts against the other's, as torch.einsum's
+    # does: `a` is 1 in the parameter and 2 in the input, `c` 1 in the input and 3 in the
+    # parameter.
+    (
+        "einsum_broadcast",
+        "einsum",
+        'param w [1, 3, 4, 5] = 0\n    einsum("nacd,acde->nace", _, w)',
+        [2, 1, 4],
+        "WithParam('w', (1, 3, 4, 5), lambda x, p: torch.einsum('nacd,acde->nace', x, p))",
+    ),
     (
         "attention_1",
         "scaled_dot_product_attention",

@@ -965,7 +965,8 @@ const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors
                      [N, L, S], true where a query may attend: the opposite of `multi_head_attention`'s \
                      `key_padding_mask`, as in PyTorch)\nbroadcast over the heads; \
                      `einsum(\"nqd,nkd->nqk\", q, k)` is `torch.einsum`, with its output written and \
-                     each operand's batch its first subscript.\n";
+                     each operand's batch its first subscript (a subscript of size 1 in one operand \
+                     broadcasts, as there).\n";
 
 /// Prints the layer reference, generated from the registry so that it cannot fall behind it.
 fn layers(args: &LayersArgs) -> io::Result<Outcome> {

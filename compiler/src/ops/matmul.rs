@@ -51,7 +51,38 @@ attributes! {
 
 impl Layer for Einsum {
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
-        let inputs: Vec<&str> = xs.iter().map(String::as_str).collect();
+        // ONNX's Einsum broadcasts only under an ellipsis: an operand whose size 1 broadcasts
+        // against another's is expanded to the full size first.
+        let Some((terms, _)) = self.equation.split_once("->") else {
+            return Err(g.unsupported("an equation without `->`"));
+        };
+        let terms: Vec<Vec<char>> = terms.split(',').map(|t| t.trim().chars().collect()).collect();
+        let mut full: BTreeMap<char, u64> = BTreeMap::new();
+        for (i, letters) in terms.iter().enumerate() {
+            let shape = g.input(i);
+            let batched = usize::from(shape.batch != Batch::None);
+            for (letter, &size) in letters.iter().skip(batched).zip(&shape.dims) {
+                let known = full.entry(*letter).or_insert(size);
+                *known = (*known).max(size);
+            }
+        }
+        let mut inputs = Vec::with_capacity(xs.len());
+        for (i, (x, letters)) in xs.iter().zip(&terms).enumerate() {
+            let shape = g.input(i).clone();
+            let batched = usize::from(shape.batch != Batch::None);
+            let wanted: Vec<i64> = letters.iter().skip(batched).map(|l| full[l] as i64).collect();
+            let own: Vec<i64> = shape.dims.iter().map(|&d| d as i64).collect();
+            inputs.push(match wanted == own {
+                true => x.clone(),
+                // A batch stays as it is: Expand keeps a size where the shape asks for 1.
+                false => {
+                    let target: Vec<i64> = std::iter::repeat_n(1, batched).chain(wanted).collect();
+                    let target = g.ints("einsum_shape", &target);
+                    g.node("Expand", &[x, &target], vec![])
+                }
+            });
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         Ok(g.node("Einsum", &inputs, vec![("equation", Attr::Str(self.equation.to_string()))]))
     }
 
@@ -150,16 +181,19 @@ pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize,
                     }
                 },
                 Some(size) => match sizes.get(&letter) {
-                    Some(&other) if other != size => {
+                    // A size of 1 broadcasts against the other operands', as in torch.einsum.
+                    Some(&other) if other != size && other != 1 && size != 1 => {
                         return Err((
                             i,
                             OpError::new(
                                 Code::ShapeMismatch,
                                 format!("{letter:?} is {other} in one operand and {size} in {term:?}"),
                             )
-                            .label(format!("this is {shape}")),
+                            .label(format!("this is {shape}"))
+                            .note("a subscript's sizes must be equal, or 1 in an operand that broadcasts"),
                         ));
                     }
+                    Some(&other) if size == 1 || other == size => {}
                     _ => {
                         if Some(letter) == batch_letter {
                             return Err((
