@@ -135,6 +135,25 @@ fn underscore_is_the_tensor_flowing_in() {
     assert_eq!(names, pairs(&expected));
 }
 
+/// `-x` of a tensor is `-1 * x` (`torch.neg`'s values), named as a binary operation's result,
+/// with a layer-making operand under `.0`; `- -x` is `x` itself.
+#[test]
+fn minus_negates_a_tensor() {
+    let text = "network n {
+             input x [N, 4]
+             a = linear(4)
+             b = -a
+             c = - -x + b
+             d = -(c -> relu) * 2
+         }";
+    assert_eq!(all_names(text), ["a", "b", "c", "d.0.0", "d.0", "d"]);
+    let graph = compile_text(text).graphs.into_iter().next().unwrap();
+    let ops: Vec<String> = graph.nodes.iter().skip(2).map(|n| n.op.to_string()).collect();
+    assert_eq!(ops, ["-1.0 * x", "add", "relu", "-1.0 * x", "x * 2.0"]);
+    // `c` adds `x` itself: the double negation made no layer.
+    assert_eq!(graph.nodes[3].inputs[0], graph.inputs[0]);
+}
+
 /// A name bound in one `repeat` iteration's body is that iteration's own, so it can be bound
 /// again in the next; outside the body it is unknown.
 #[test]

@@ -953,7 +953,7 @@ fn graph(args: &GraphArgs) -> io::Result<Outcome> {
 const JOINS: &str = "Besides these, `cat(a, b, ..., dim=1)` concatenates tensors along a dimension \
                      (`torch.cat`),\nand `a + b`, `a - b`, `a * b`, `a / b` work element by element, \
                      broadcast as PyTorch does\n(same rank and batch; each other dimension equal or 1 \
-                     on one side), between tensors or with a number.\n`stack(a, b, ..., dim=1)` \
+                     on one side), between tensors or with a number, and `-a` negates a tensor.\n`stack(a, b, ..., dim=1)` \
                      joins equal shapes along a new dimension (`torch.stack`); `a, b = chunk(2, dim=1)` \
                      and\n`a, b = split((16, 48), dim=1)` (or `split(16, dim=1)`) bind the pieces \
                      `torch.chunk` and `torch.split` give;\n`x[:, 0]`, `x[:, :, 1:]`, `x[..., ::2]` \

@@ -40,7 +40,23 @@ impl Expander<'_> {
         scope: &mut Scope,
         path: &str,
     ) -> Value {
-        let mut value = self.eval(operand, scope, None, path);
+        // As a binary operation's operands: an expression that makes layers names them under
+        // `path.0`, and the negation is `path`.
+        let operand_path: Cow<'_, str> = match &operand.kind {
+            ExprKind::Name(_) => Cow::Borrowed(path),
+            _ if refers(operand, scope) => Cow::Borrowed(path),
+            _ => Cow::Owned(child(path, 0)),
+        };
+        let mut value = self.eval(operand, scope, None, &operand_path);
+        // `-x` of a tensor is `-1 * x`, which flips every sign as `torch.neg` does; `- -x` is
+        // `x`, one node or none.
+        if matches!(value, Value::Tensor(_)) && ops.iter().all(|op| *op == UnaryOp::Neg) {
+            if ops.len().is_multiple_of(2) {
+                return value;
+            }
+            let minus_one = (Value::Int(-1), operand.span);
+            return self.arith(ArithOp::Mul, minus_one, (value, operand.span), loc, scope, path);
+        }
         for op in ops.iter().rev() {
             value = match (op, value) {
                 (_, Value::Poison) => return Value::Poison,
