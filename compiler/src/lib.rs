@@ -175,11 +175,12 @@ fn compile_with(root: Root, options: &Options, cache: Option<&mut ParseCache>) -
             )
             .primary(*loc, "unknown parameter")
             .maybe_hint(did_you_mean(name, params.iter().chain(&sizes).map(String::as_str)))
-            .note(format!(
-                "the parameters are: {}; the free sizes: {}",
-                shown(&params),
-                shown(&sizes)
-            ));
+            .note(match sizes.is_empty() {
+                true => format!("the parameters are: {}", shown(&params)),
+                false => {
+                    format!("the parameters are: {}; the free sizes: {}", shown(&params), sizes.join(", "))
+                }
+            });
             diagnostics.push(d);
         }
     }
