@@ -24,6 +24,15 @@ use nnc_compiler::{compile, Options, Root};
 use nnc_runtime::{parity, weights, Init, Model};
 use tch::{nn, Device, Kind, Tensor};
 
+/// Tests that draw from libtorch's one generator take turns (they run on threads of one
+/// process): the fixtures' train-mode outputs are compared just after seeding it, so that a
+/// dropout draws PyTorch's mask, which another test's draw in between would change.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn generator() -> std::sync::MutexGuard<'static, ()> {
+    GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Random configurations per layer.
 const CASES_PER_LAYER: usize = 24;
 /// Relative difference allowed against PyTorch: the same kernels, but PyTorch's fixtures were
@@ -496,6 +505,7 @@ fn described(graph: &Graph) -> BTreeMap<String, Vec<i64>> {
 
 #[test]
 fn every_layer_conforms_on_random_configurations() {
+    let _generator = generator();
     let mut rng = Rng::new(0x006e_6e63);
     let mut missing = Vec::new();
     for spec in ALL {
@@ -558,6 +568,7 @@ fn every_layer_conforms_on_random_configurations() {
 /// 2 rows) while a floored one, or one longer by the stride or more, gives none.
 #[test]
 fn poolings_refuse_exactly_the_windows_libtorch_refuses() {
+    let _generator = generator();
     let (mut compared, mut refused) = (0, 0);
     for n in 1..=3usize {
         for is_max in [true, false] {
@@ -697,6 +708,7 @@ fn op_fixtures() -> Vec<(String, parity::OpFixture)> {
 
 #[test]
 fn every_layer_computes_what_its_torch_module_computes() {
+    let _generator = generator();
     let fixtures = op_fixtures();
     let covered: Vec<&str> = fixtures.iter().map(|(_, f)| f.layer.as_str()).collect();
     let uncovered: Vec<&str> = ALL.iter().map(|s| s.name).filter(|n| !covered.contains(n)).collect();
@@ -766,6 +778,7 @@ fn fixtures_lie_within_the_ranks_each_layer_claims() {
 /// gradient, as PyTorch's does not.
 #[test]
 fn an_embeddings_padding_row_starts_zero_and_gets_no_gradient() {
+    let _generator = generator();
     let call = "embedding(50, 8, padding_idx=-3) -> flatten -> linear(2)";
     let graph = check_text(network(&[6], DType::Int, call)).unwrap();
     tch::manual_seed(0);
@@ -791,6 +804,7 @@ fn an_embeddings_padding_row_starts_zero_and_gets_no_gradient() {
 /// libtorch's with the mask broadcast over the queries as PyTorch's `attn_mask[:, None, :]`.
 #[test]
 fn masked_attention_ignores_the_masked_positions() {
+    let _generator = generator();
     let text = "network masked {\n    input x [N, 5, 4]\n    input mask [N, 5] bool\n    \
                 scaled_dot_product_attention(x, x, x * 2, mask=mask)\n}\n";
     let graph = check_text(text.to_string()).unwrap();
