@@ -152,6 +152,13 @@ fn minus_negates_a_tensor() {
     assert_eq!(ops, ["-1.0 * x", "add", "relu", "-1.0 * x", "x * 2.0"]);
     // `c` adds `x` itself: the double negation made no layer.
     assert_eq!(graph.nodes[3].inputs[0], graph.inputs[0]);
+    // In a chain, the tensor flowing in flows into the negated stage.
+    let chained = "network n {
+             input x [N, 4]
+             a = x -> -relu
+             b = a -> -linear(4) -> -_
+         }";
+    assert_eq!(all_names(chained), ["a.0", "a", "b.0.0", "b.0", "b.1"]);
 }
 
 /// A name bound in one `repeat` iteration's body is that iteration's own, so it can be bound

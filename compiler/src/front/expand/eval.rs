@@ -38,16 +38,11 @@ impl Expander<'_> {
         operand: &Expr,
         loc: Loc,
         scope: &mut Scope,
+        flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        // As a binary operation's operands: an expression that makes layers names them under
-        // `path.0`, and the negation is `path`.
-        let operand_path: Cow<'_, str> = match &operand.kind {
-            ExprKind::Name(_) => Cow::Borrowed(path),
-            _ if refers(operand, scope) => Cow::Borrowed(path),
-            _ => Cow::Owned(child(path, 0)),
-        };
-        let mut value = self.eval(operand, scope, None, &operand_path);
+        // Named as a binary operation's operand: the negation is `path`.
+        let mut value = self.eval(operand, scope, flow, &operand_path(0, operand, scope, path));
         // `-x` of a tensor is `-1 * x`, which flips every sign as `torch.neg` does; `- -x` is
         // `x`, one node or none.
         if matches!(value, Value::Tensor(_)) && ops.iter().all(|op| *op == UnaryOp::Neg) {
@@ -227,19 +222,7 @@ impl Expander<'_> {
         flow: Option<&Value>,
         path: &str,
     ) -> Value {
-        // Made for every operand, most of them scalars (`stride != 1 or in.channels != c`
-        // in every residual block): a literal makes no layer and a reference none of its
-        // own, so neither needs a path of its own.
-        let operand_path = |i: usize, e: &Expr, scope: &Scope| -> Cow<'_, str> {
-            match &e.kind {
-                ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) => {
-                    Cow::Borrowed("")
-                }
-                _ if refers(e, scope) => Cow::Borrowed(path),
-                _ => Cow::Owned(child(path, i)),
-            }
-        };
-        let mut acc = self.eval(head, scope, flow, &operand_path(0, head, scope));
+        let mut acc = self.eval(head, scope, flow, &operand_path(0, head, scope, path));
         let mut acc_span = head.span;
         for (i, (op, e)) in rest.iter().enumerate() {
             if acc == Value::Poison {
@@ -250,7 +233,7 @@ impl Expander<'_> {
                 (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => continue,
                 _ => {}
             }
-            let rhs = self.eval(e, scope, flow, &operand_path(i + 1, e, scope));
+            let rhs = self.eval(e, scope, flow, &operand_path(i + 1, e, scope, path));
             let tensor_op = match op {
                 BinaryOp::Add => Some(ArithOp::Add),
                 BinaryOp::Sub => Some(ArithOp::Sub),
@@ -325,6 +308,18 @@ impl Expander<'_> {
         let name = if path.is_empty() { op.name().to_string() } else { path.to_string() };
         let attributes = ops::ArithScalar { op, value, reversed };
         self.add_node(name, Op::ArithScalar(attributes), vec![tensor], shape, 0, 0, loc)
+    }
+}
+
+/// The path of operand `i` of an operation whose result is `path`: made for every operand,
+/// most of them scalars (`stride != 1 or in.channels != c` in every residual block), a literal
+/// makes no layer and a reference none of its own, so neither needs a path of its own; an
+/// expression that makes layers names them under `path.i`.
+fn operand_path<'p>(i: usize, e: &Expr, scope: &Scope, path: &'p str) -> Cow<'p, str> {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) => Cow::Borrowed(""),
+        _ if refers(e, scope) => Cow::Borrowed(path),
+        _ => Cow::Owned(child(path, i)),
     }
 }
 

@@ -954,7 +954,7 @@ impl<'p> Expander<'p> {
                 let mut seq = Seq::new(path, &stages, scope);
                 self.stages(&stages, scope, flow, &mut seq, false)
             }
-            ExprKind::Unary { ops, operand } => self.unary(ops, operand, loc, scope, path),
+            ExprKind::Unary { ops, operand } => self.unary(ops, operand, loc, scope, flow, path),
             ExprKind::Binary { head, rest } => self.binary(head, rest, loc, scope, flow, path),
             ExprKind::Postfix { base, accesses } => {
                 // Brackets may slice a tensor the base makes, so the base, if it makes layers,
