@@ -248,9 +248,10 @@ pub(crate) fn load_checked(
                 .push(format!("  wrong dtype: `{name}` is {theirs} in the file, {ours} in the model{why}"));
         }
     }
+    // Every misfit at once (dtypes, names, shapes), not some first and the rest after they are
+    // fixed; values are checked in a file that fits.
+    problems.extend(misfits(&variables, &file));
     if !problems.is_empty() {
-        // Every misfit at once, not the dtypes first and the rest after they are fixed.
-        problems.extend(misfits(&variables, &file));
         if let Some(flag) = options.cast_hint.filter(|_| refused_floats) {
             problems.push(format!("  help: {flag} converts floating-point tensors of another precision"));
         }

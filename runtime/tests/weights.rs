@@ -103,16 +103,30 @@ fn every_misfit_is_named_at_once() {
     tensors.retain(|(name, _)| name != "0.bias");
     tensors.push(("extra".to_string(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
     let path = tmp("misfits.safetensors");
-    Tensor::write_safetensors(&tensors, &path).unwrap();
     let mut fresh = nn::VarStore::new(Device::Cpu);
     let _ = model(NET, &fresh);
-    let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
-    for expected in [
-        "wrong dtype: `0.weight` is F64 in the file, F32 in the model",
+    let misfits = [
         "wrong shape: `5.weight` is [10, 3] in the file, [10, 144] in the model",
         "missing: `0.bias` [4]",
         "unexpected: `extra` [2] is not in the model",
-    ] {
+    ];
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
+    for expected in misfits.iter().chain(&["wrong dtype: `0.weight` is F64 in the file, F32 in the model"]) {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+    // Nor does a non-finite value, in a file of the right dtypes: values are checked once the
+    // file fits.
+    for (name, t) in tensors.iter_mut() {
+        match name.as_str() {
+            "0.weight" => *t = t.to_kind(Kind::Float),
+            "5.bias" => *t = t.detach().fill(f64::NAN),
+            _ => {}
+        }
+    }
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let err = weights::load(&mut fresh, &path).unwrap_err().to_string();
+    for expected in misfits {
         assert!(err.contains(expected), "{expected} not in:\n{err}");
     }
 }
