@@ -138,8 +138,8 @@ pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize,
         }
         Ok(letters)
     };
-    // Each letter's size, from the first operand that has it; the batch is the first letter of
-    // every batched operand and of the output.
+    // Each letter's size: the operands', one that is 1 broadcasting against another's; the
+    // batch is the first letter of every batched operand and of the output.
     let mut sizes: BTreeMap<char, u64> = BTreeMap::new();
     let mut batch_letter = None;
     for (i, (term, shape)) in terms.iter().zip(shapes).enumerate() {
@@ -167,6 +167,17 @@ pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize,
         for (&letter, size) in letters.iter().zip(dims) {
             match size {
                 None => match batch_letter {
+                    // A `param` before this operand may not have held the batch's letter.
+                    None if sizes.contains_key(&letter) => {
+                        return Err((
+                            i,
+                            OpError::new(
+                                Code::ShapeMismatch,
+                                format!("{letter:?} is the batch, which a `param` cannot hold"),
+                            )
+                            .label(format!("this is {shape}")),
+                        ));
+                    }
                     None => batch_letter = Some(letter),
                     Some(b) if b == letter => {}
                     Some(b) => {
