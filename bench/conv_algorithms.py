@@ -1,7 +1,8 @@
 """Other convolution algorithms libtorch offers, against oneDNN's direct ones, on ResNet-18's 3×3
 convolutions at 96×96 (d2l's, grey images) and batch 32: why nnc's plan runs oneDNN's.
 
-For each stride-1 3×3 convolution shape of the network it times, in one process and in turns:
+For each stride-1 3×3 convolution shape of the network it times, in one process, one after
+another:
 oneDNN's convolution on contiguous and on channels-last tensors (what nnc's plan chooses
 between), NNPACK's Winograd convolution (`torch._nnpack_spatial_convolution`, the only Winograd
 libtorch has on the CPU), and an im2col of nine shifted channels-last views with one matrix

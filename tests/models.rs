@@ -275,7 +275,8 @@ fn convolution_examples_on_8x8() {
 /// with the memory of training a batch of 32 with Adam (`nnc check --batch 32 --optimizer
 /// adam`). Its numbers are the ones the tests above check against DESIGN.md; the memory's
 /// torchinfo rows equal `torchinfo.summary`'s of the emitted module to the byte (the input's
-/// less the 64 bytes of Python's storage object).
+/// less the 64 bytes of Python's storage object), but for the networks with attention or a
+/// `param` (the zoo's GPT-2 and ViT), whose tensors torchinfo leaves out (README).
 #[test]
 fn model_reports() {
     insta::glob!("../models", "**/*.net", |path| {
