@@ -13,7 +13,7 @@ use nnc_runtime::tch::Device;
 
 /// Refuses the command, with the message printed, when the model cannot fit at its batch size.
 pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
-    if std::env::var("NNC_MEMORY_CHECK").is_ok_and(|v| v == "off") {
+    if skipped() {
         return Ok(());
     }
     let (model, verb, workload, batch) = match command {
@@ -54,10 +54,15 @@ pub fn check(command: &RuntimeCommand, graph: &Graph) -> Result<(), Outcome> {
 
 /// `nnc run --input`'s check, at the batch of the inputs it has read, on `device`.
 pub fn check_run(graph: &Graph, batch: i64, device: Device) -> Result<(), Outcome> {
-    if std::env::var("NNC_MEMORY_CHECK").is_ok_and(|v| v == "off") || device != Device::Cpu {
+    if skipped() || device != Device::Cpu {
         return Ok(());
     }
     fits(graph, "running", Workload::KeepAll, batch)
+}
+
+/// Whether the user turned the check off (`NNC_MEMORY_CHECK=off`).
+fn skipped() -> bool {
+    std::env::var("NNC_MEMORY_CHECK").is_ok_and(|v| v == "off")
 }
 
 /// Whether `workload` of `graph` at `batch` fits the memory, or the refusal, printed.

@@ -121,8 +121,10 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(inputs) => inputs,
         Err(e) => return model_error(e),
     };
-    // The memory check before the command ran at `--batch`; given inputs have their own.
-    if let Some(batch) = args.input.as_ref().and(inputs.first()).and_then(|x| x.size().first().copied()) {
+    // Given inputs have their own batch, which the forward checks they share; the memory check
+    // before the command ran at `--batch`, so theirs is checked here.
+    let batch = inputs.first().and_then(|x| x.size().first().copied()).unwrap_or(args.batch);
+    if args.input.is_some() {
         if let Err(outcome) = crate::memory::check_run(graph, batch, device) {
             return Ok(outcome);
         }
@@ -132,8 +134,6 @@ pub fn run(args: &RunArgs, graph: Graph) -> io::Result<Outcome> {
         Ok(outputs) => outputs,
         Err(e) => return model_error(e),
     };
-    // The inputs share a batch, which the forward checked.
-    let batch = xs.first().and_then(|x| x.size().first().copied()).unwrap_or(args.batch);
     if let Some(path) = &args.save_outputs {
         let named: Vec<(String, Tensor)> =
             graph.outputs.iter().map(|o| (o.name.clone(), outputs[o.node.0].shallow_clone())).collect();

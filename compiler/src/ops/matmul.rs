@@ -52,23 +52,15 @@ attributes! {
 impl Layer for Einsum {
     fn onnx(&self, g: &mut Onnx, xs: &[String]) -> Result<String, OnnxError> {
         // ONNX's Einsum broadcasts only under an ellipsis: an operand whose size 1 broadcasts
-        // against another's is expanded to the full size first.
-        let Some((terms, _)) = self.equation.split_once("->") else {
-            return Err(g.unsupported("an equation without `->`"));
-        };
+        // against another's is expanded to the full size first, each subscript's size as the
+        // shape rule found it.
+        let shapes: Vec<Shape> = (0..xs.len()).map(|i| g.input(i).clone()).collect();
+        let (_, _, full) = einsum_sizes(&self.equation, &shapes.iter().collect::<Vec<_>>())
+            .map_err(|(_, e)| g.unsupported(e.message))?;
+        let terms = self.equation.split_once("->").map_or("", |(terms, _)| terms);
         let terms: Vec<Vec<char>> = terms.split(',').map(|t| t.trim().chars().collect()).collect();
-        let mut full: BTreeMap<char, u64> = BTreeMap::new();
-        for (i, letters) in terms.iter().enumerate() {
-            let shape = g.input(i);
-            let batched = usize::from(shape.batch != Batch::None);
-            for (letter, &size) in letters.iter().skip(batched).zip(&shape.dims) {
-                let known = full.entry(*letter).or_insert(size);
-                *known = (*known).max(size);
-            }
-        }
         let mut inputs = Vec::with_capacity(xs.len());
-        for (i, (x, letters)) in xs.iter().zip(&terms).enumerate() {
-            let shape = g.input(i).clone();
+        for ((x, letters), shape) in xs.iter().zip(&terms).zip(&shapes) {
             let batched = usize::from(shape.batch != Batch::None);
             let wanted: Vec<i64> = letters.iter().skip(batched).map(|l| full[l] as i64).collect();
             let own: Vec<i64> = shape.dims.iter().map(|&d| d as i64).collect();
@@ -105,6 +97,15 @@ impl Layer for Einsum {
 pub const EQUATION: usize = usize::MAX;
 
 pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize, OpError)> {
+    einsum_sizes(equation, shapes).map(|(shape, macs, _)| (shape, macs))
+}
+
+/// Each subscript's size: the operands' where they agree, the other's where one is 1.
+type Subscripts = BTreeMap<char, u64>;
+
+/// [`einsum`]'s rule, with each subscript's size besides, which the ONNX writer expands a
+/// broadcast operand to.
+fn einsum_sizes(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64, Subscripts), (usize, OpError)> {
     let bad = |i: usize, message: String| (i, OpError::new(Code::Value, message));
     let Some((inputs, output)) = equation.split_once("->") else {
         return Err(bad(
@@ -239,7 +240,7 @@ pub fn einsum(equation: &str, shapes: &[&Shape]) -> Result<(Shape, u64), (usize,
     let all: Vec<u64> = sizes.values().copied().collect();
     let macs = product("multiply-add count", &all).map_err(|e| (EQUATION, e))?;
     let first = shapes.iter().find(|s| s.batch != Batch::None).expect("a batched operand");
-    Ok((first.with_dims(dims), macs))
+    Ok((first.with_dims(dims), macs, sizes))
 }
 
 attributes! {
