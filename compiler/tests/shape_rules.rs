@@ -728,6 +728,21 @@ fn gru_and_rnn_give_one_state() {
     assert_eq!(shape("[N, 7, 5]", "lstm(4) -> gru(2)"), "[N, 7, 2]");
 }
 
+/// With the output discarded and one state bound (`_, h = gru(4)`, Python's
+/// `_, h = self.gru(x)`), the state takes the name bound and the layer its op's name under it,
+/// as a label would name it; two states bound keep naming the layer after both.
+#[test]
+fn a_lone_state_names_itself_and_its_layer_under_it() {
+    let names = |body: &str| -> Vec<String> {
+        graph("[N, 7, 5]", body).nodes.iter().map(|n| n.name.clone()).collect()
+    };
+    assert_eq!(names("_, h = gru(4)\n    h"), ["input", "h.gru", "h"]);
+    assert_eq!(names("_, _, c = lstm(4)\n    c"), ["input", "c.lstm", "c"]);
+    assert_eq!(names("_, h, c = lstm(4)\n    cat(h, c)"), ["input", "h_c", "h", "c", "cat"]);
+    assert_eq!(names("_, h = enc: gru(4)\n    h"), ["input", "h.enc", "h"]);
+    assert_eq!(shape("[N, 7, 5]", "_, h = rnn(4, num_layers=2)\n    h"), "[N, 2, 4]");
+}
+
 /// An initial state of another shape (here not bidirectional's 2), half an LSTM's pair, a
 /// destructuring of the wrong count, or of a block's output, are errors.
 #[test]

@@ -573,6 +573,13 @@ impl<'p> Expander<'p> {
                 value,
             });
         }
+        // With its output and all its states but one discarded (`_, h = gru(32)`, as Python's
+        // `_, h = self.gru(x)`), the layer would be named after that state, as the state is:
+        // it takes its op's name under it (`h.gru`), as the label `_, h = gru: gru(32)` names it.
+        if names[1..].iter().any(|n| n.name != "_" && self.nodes[id.0].name == child(path, &n.name)) {
+            let op = self.nodes[id.0].op.spec().map_or("layer", |s| s.name);
+            self.nodes[id.0].name = child(&self.nodes[id.0].name, op);
+        }
         let mut items = vec![Value::Tensor(id)];
         for ((op, sizes), name) in states.into_iter().zip(&names[1..]) {
             // A state discarded with `_` is not read from the layer at all.
