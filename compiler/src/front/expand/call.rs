@@ -334,6 +334,8 @@ impl Expander<'_> {
         if let Some(layout) = needs {
             d = rank_origin(d, self.rank_origin(input), layout);
         }
+        let inputs: Vec<NodeId> = std::iter::once(input).chain(bound.tensors.iter().copied()).collect();
+        let d = self.show_free_sizes(d, &inputs);
         self.error(d)
     }
 

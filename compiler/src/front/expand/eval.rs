@@ -9,6 +9,7 @@ use nnc_grammar::Span;
 
 use super::graph::{child, refers, Join};
 use super::{Expander, Scope};
+use crate::diagnostic::Diagnostic;
 use crate::front::messages::{op_diagnostic, Error, Found};
 use crate::front::value::Value;
 use crate::ir::{NodeId, Op};
@@ -72,21 +73,41 @@ impl Expander<'_> {
 
     /// A value of the wrong type, as its error shows it: with its shape if it is a tensor.
     pub(super) fn found(&self, value: &Value) -> Found {
-        // With sizes left free, the tensor has the probe's; it is shown with the free names
-        // where every layer on the way has a rule for them.
         let shape = match value {
-            Value::Tensor(id) => Some(
-                (self.has_free_sizes())
-                    .then(|| {
-                        let known = &mut self.shown_sizes.borrow_mut();
-                        crate::free::shown_shape(&self.nodes, &self.free, *id, self.probe, known)
-                    })
-                    .flatten()
-                    .unwrap_or_else(|| self.nodes[id.0].shape.to_string()),
-            ),
+            Value::Tensor(id) => {
+                Some(self.shown_shape(*id).unwrap_or_else(|| self.nodes[id.0].shape.to_string()))
+            }
             _ => None,
         };
         Found::new(value, shape)
+    }
+
+    /// Node `id`'s shape as an error shows it where sizes are left free: with the free names
+    /// (`[N, T, 8]`) where every layer on the way has a rule for them, not the probe's sizes
+    /// the node has (`[N, 20160, 8]`); `None` where nothing is free, or no rule gives them.
+    fn shown_shape(&self, id: NodeId) -> Option<String> {
+        if !self.has_free_sizes() {
+            return None;
+        }
+        let known = &mut self.shown_sizes.borrow_mut();
+        crate::free::shown_shape(&self.nodes, &self.free, id, self.probe, known)
+    }
+
+    /// A shape rule's error about `inputs`, with each input's shape shown with the free names
+    /// wherever its text shows the probe's; a size the rule derived from them stays the
+    /// probe's, which the error's note on free sizes explains.
+    pub(super) fn show_free_sizes(&self, mut d: Diagnostic, inputs: &[NodeId]) -> Diagnostic {
+        for &id in inputs {
+            let Some(shown) = self.shown_shape(id) else { continue };
+            let probe = self.nodes[id.0].shape.to_string();
+            let labels = d.labels.iter_mut().map(|l| &mut l.message);
+            for text in std::iter::once(&mut d.message).chain(labels).chain(&mut d.notes).chain(&mut d.hint) {
+                if text.contains(&probe) {
+                    *text = text.replace(&probe, &shown);
+                }
+            }
+        }
+        d
     }
 
     /// `value.field` or `value[...]`; a slice of a tensor is a node named `path`.

@@ -283,6 +283,7 @@ impl Expander<'_> {
                     let first = &self.nodes[ids[0].0].shape;
                     d = with_first_input(d, Loc::new(scope.file, inputs[0].1), first);
                 }
+                let d = self.show_free_sizes(d, &ids);
                 self.error(d)
             }
         }
