@@ -45,13 +45,16 @@ impl Expander<'_> {
         // Named as a binary operation's operand: the negation is `path`.
         let mut value = self.eval(operand, scope, flow, &operand_path(0, operand, scope, path));
         // `-x` of a tensor is `-1 * x`, which flips every sign as `torch.neg` does; `- -x` is
-        // `x`, one node or none.
-        if matches!(value, Value::Tensor(_)) && ops.iter().all(|op| *op == UnaryOp::Neg) {
-            if ops.len().is_multiple_of(2) {
-                return value;
+        // `x`, one node or none. An operator outside the negations (`not -x`) then meets the
+        // tensor, and says what it cannot take.
+        let negations = ops.iter().rev().take_while(|op| **op == UnaryOp::Neg).count();
+        let mut ops = ops;
+        if matches!(value, Value::Tensor(_)) && negations > 0 {
+            if negations % 2 == 1 {
+                let minus_one = (Value::Int(-1), operand.span);
+                value = self.arith(ArithOp::Mul, minus_one, (value, operand.span), loc, scope, path);
             }
-            let minus_one = (Value::Int(-1), operand.span);
-            return self.arith(ArithOp::Mul, minus_one, (value, operand.span), loc, scope, path);
+            ops = &ops[..ops.len() - negations];
         }
         for op in ops.iter().rev() {
             value = match (op, value) {
