@@ -197,11 +197,14 @@ fn functions_compute_as_python_does() {
              a: linear(make_divisible(24 * 0.75))
              b: linear(max((3, round(2.5), round(3.5))))
              c: linear(floor(-2.5) + ceil(2.1) + int(-2.7) + abs(-3) + min(4, 4.5))
+             d: linear(int(sqrt(64) * 1 / sqrt(0.25)) + round(sqrt(2) * 1000))
          }",
     );
     // round(2.5) is 2 and round(3.5) is 4 (ties to even); floor(-2.5) + ceil(2.1) + int(-2.7)
-    // + abs(-3) + min(4, 4.5) is -3 + 3 - 2 + 3 + 4 = 5.
-    assert_eq!(names, pairs(&[("a", "[N, 24]"), ("b", "[N, 4]"), ("c", "[N, 5]")]));
+    // + abs(-3) + min(4, 4.5) is -3 + 3 - 2 + 3 + 4 = 5; sqrt is a float, as Python's
+    // `math.sqrt`: 8.0 / 0.5 is 16, and round(1414.21...) 1414.
+    let expected = [("a", "[N, 24]"), ("b", "[N, 4]"), ("c", "[N, 5]"), ("d", "[N, 1430]")];
+    assert_eq!(names, pairs(&expected));
 }
 
 /// A named input binds its name; the first, `in`, flows into the statement after it, and a

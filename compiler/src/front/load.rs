@@ -44,6 +44,7 @@ pub const RESERVED: &[&str] = &[
     "int",
     "floor",
     "ceil",
+    "sqrt",
     "cat",
     "stack",
     "chunk",

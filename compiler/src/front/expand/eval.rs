@@ -428,7 +428,7 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
 /// The language's functions of numbers, as Python's: `min` and `max` (of several arguments or
 /// of one tuple), `abs`, `round` (to the even neighbour on a tie), `int` (toward zero), and
 /// `math.floor` and `math.ceil`, which give integers.
-pub(super) const BUILTINS: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil"];
+pub(super) const BUILTINS: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil", "sqrt"];
 
 impl Expander<'_> {
     pub(super) fn builtin(
@@ -457,6 +457,7 @@ impl Expander<'_> {
         let result = match name {
             "min" | "max" => extreme(name == "max", values),
             _ => match values.as_slice() {
+                [v] if name == "sqrt" => square_root(v),
                 [v] => rounded(name, v),
                 _ => Err(format!("{} arguments", values.len())),
             },
@@ -495,6 +496,16 @@ fn extreme(max: bool, mut values: Vec<Value>) -> Result<Value, String> {
         }
     }
     best.map(|(_, v)| v).ok_or_else(|| "nothing".to_string())
+}
+
+/// Python's `math.sqrt` of one number: a float (`sqrt(64)` is 8.0, an attention's scale
+/// `1 / sqrt(head_dim)`), and none of a negative one.
+fn square_root(v: &Value) -> Result<Value, String> {
+    match number(v) {
+        Some(x) if x >= 0.0 => Ok(Value::Float(x.sqrt())),
+        Some(x) => Err(format!("{x}, which has no real square root")),
+        None => Err(v.type_name().to_string()),
+    }
 }
 
 /// `round`, `int`, `floor`, `ceil` or `abs` of one number.
