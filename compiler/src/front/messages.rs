@@ -1008,23 +1008,27 @@ pub(super) fn expanded_from(mut d: Diagnostic, frames: &[Frame]) -> Diagnostic {
 /// layer should come before), or the input declaration (which should have the layout's
 /// rank). Blaming `flatten` when there is none sends the reader to look for a layer they
 /// never wrote.
-pub(super) fn rank_origin(d: Diagnostic, origin: &Node, layout: Layout) -> Diagnostic {
-    let shape = &origin.shape;
+/// `shape` is the origin's shape as the error shows it: with the free names, where it has
+/// free sizes.
+pub(super) fn rank_origin(d: Diagnostic, origin: &Node, shape: &str, layout: Layout) -> Diagnostic {
     let Layout { rank, layers, dims: layout, example } = layout;
     match origin.op.spec() {
         Some(spec) => d
             .secondary(origin.loc, format!("`{}` makes it {shape} here", spec.name))
             .hint(format!("{layers} must come before `{0}`; move this layer up, or `{0}` down", spec.name)),
         None => {
-            let example = match shape.dims[..] {
-                [c, size] if rank == 4 => {
-                    format!("`input {}`", shape.with_dims(vec![c, size, size]))
-                }
+            // A sequence [N, C, L] declared for an image layer: [N, C, L, L], its last size
+            // repeated as written (`[N, T, 16]` gives `[N, T, 16, 16]`).
+            let example = match (&origin.shape.dims[..], shape.strip_suffix(']')) {
+                ([_, _], Some(open)) if rank == 4 => match open.rsplit_once(", ") {
+                    Some((_, last)) => format!("`input {open}, {last}]`"),
+                    None => example.into(),
+                },
                 _ => example.into(),
             };
             d.secondary(
                 origin.loc,
-                format!("the input is declared as {shape}, with {} dimensions", shape.rank()),
+                format!("the input is declared as {shape}, with {} dimensions", origin.shape.rank()),
             )
             .hint(format!(
                 "{layers} take {layout}: declare the input with {rank} dimensions, such as {example}"

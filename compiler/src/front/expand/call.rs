@@ -332,7 +332,9 @@ impl Expander<'_> {
         let mut d = op_diagnostic(err, at, Some(name));
         d.notes.extend(history);
         if let Some(layout) = needs {
-            d = rank_origin(d, self.rank_origin(input), layout);
+            let origin = self.rank_origin(input);
+            let shape = self.shown_shape(origin).unwrap_or_else(|| self.nodes[origin.0].shape.to_string());
+            d = rank_origin(d, &self.nodes[origin.0], &shape, layout);
         }
         let inputs: Vec<NodeId> = std::iter::once(input).chain(bound.tensors.iter().copied()).collect();
         let d = self.show_free_sizes(d, &inputs);

@@ -88,7 +88,7 @@ impl Expander<'_> {
     /// Node `id`'s shape as an error shows it where sizes are left free: with the free names
     /// (`[N, T, 8]`) where every layer on the way has a rule for them, not the probe's sizes
     /// the node has (`[N, 20160, 8]`); `None` where nothing is free, or no rule gives them.
-    fn shown_shape(&self, id: NodeId) -> Option<String> {
+    pub(super) fn shown_shape(&self, id: NodeId) -> Option<String> {
         if !self.has_free_sizes() {
             return None;
         }
@@ -100,9 +100,20 @@ impl Expander<'_> {
     /// wherever its text shows the probe's; a size the rule derived from them stays the
     /// probe's, which the error's note on free sizes explains.
     pub(super) fn show_free_sizes(&self, mut d: Diagnostic, inputs: &[NodeId]) -> Diagnostic {
+        // Every free name is probed at one size, so two tensors can have one probe text
+        // ([N, 20160, 16] for [N, T, 16] and for [N, S, 16]): such a text is left as it is,
+        // true of both, rather than named after one of them.
+        let mut named: Vec<(String, Option<String>)> = Vec::new();
         for &id in inputs {
-            let Some(shown) = self.shown_shape(id) else { continue };
-            let probe = self.nodes[id.0].shape.to_string();
+            let (probe, shown) = (self.nodes[id.0].shape.to_string(), self.shown_shape(id));
+            match named.iter_mut().find(|(p, _)| *p == probe) {
+                Some((_, other)) if *other != shown => *other = None,
+                Some(_) => {}
+                None => named.push((probe, shown)),
+            }
+        }
+        for (probe, shown) in named {
+            let Some(shown) = shown else { continue };
             let labels = d.labels.iter_mut().map(|l| &mut l.message);
             for text in std::iter::once(&mut d.message).chain(labels).chain(&mut d.notes).chain(&mut d.hint) {
                 if text.contains(&probe) {

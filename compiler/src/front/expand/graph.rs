@@ -124,12 +124,12 @@ impl Expander<'_> {
 
     /// The node that gave `id` its rank: the nearest one upstream whose rank differs from its
     /// (first) input's, such as a `flatten`, or else the network's input.
-    pub(super) fn rank_origin(&self, mut id: NodeId) -> &Node {
+    pub(super) fn rank_origin(&self, mut id: NodeId) -> NodeId {
         loop {
             let node = &self.nodes[id.0];
             match node.inputs.first() {
                 Some(&from) if self.nodes[from.0].shape.rank() == node.shape.rank() => id = from,
-                _ => return node,
+                _ => return id,
             }
         }
     }
