@@ -161,9 +161,11 @@ fn minus_negates_a_tensor() {
     assert_eq!(all_names(chained), ["a.0", "a", "b.0.0", "b.0", "b.1"]);
     // `not` outside the negation meets the tensor it gives, and says so, not that a tensor
     // cannot be negated.
-    let c = compile_text("network n {\n input x [N, 4]\n not -x\n}");
-    let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, ["cannot apply `not` to a tensor"]);
+    for body in ["not -x", "not not -x", "- not x", "- not -x"] {
+        let c = compile_text(&format!("network n {{\n input x [N, 4]\n {body}\n}}"));
+        let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["cannot apply `not` to a tensor"], "{body}");
+    }
 }
 
 /// A name bound in one `repeat` iteration's body is that iteration's own, so it can be bound

@@ -438,7 +438,7 @@ fn scalar(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, ScalarError> {
 
 /// The language's functions of numbers, as Python's: `min` and `max` (of several arguments or
 /// of one tuple), `abs`, `round` (to the even neighbour on a tie), `int` (toward zero), and
-/// `math.floor` and `math.ceil`, which give integers.
+/// `math.floor` and `math.ceil`, which give integers, and `math.sqrt`, which gives a float.
 pub(super) const BUILTINS: &[&str] = &["min", "max", "abs", "round", "int", "floor", "ceil", "sqrt"];
 
 impl Expander<'_> {
@@ -512,10 +512,11 @@ fn extreme(max: bool, mut values: Vec<Value>) -> Result<Value, String> {
 /// Python's `math.sqrt` of one number: a float (`sqrt(64)` is 8.0, an attention's scale
 /// `1 / sqrt(head_dim)`), and none of a negative one.
 fn square_root(v: &Value) -> Result<Value, String> {
-    match number(v) {
-        Some(x) if x >= 0.0 => Ok(Value::Float(x.sqrt())),
-        Some(x) => Err(format!("{x}, which has no real square root")),
-        None => Err(v.type_name().to_string()),
+    match (v, number(v)) {
+        (_, Some(x)) if x >= 0.0 => Ok(Value::Float(x.sqrt())),
+        (Value::Int(i), _) => Err(format!("{i}, which has no real square root")),
+        (Value::Float(f), _) => Err(format!("{f:?}, which has no real square root")),
+        _ => Err(v.type_name().to_string()),
     }
 }
 
