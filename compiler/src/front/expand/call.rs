@@ -333,8 +333,7 @@ impl Expander<'_> {
         d.notes.extend(history);
         if let Some(layout) = needs {
             let origin = self.rank_origin(input);
-            let shape = self.shown_shape(origin).unwrap_or_else(|| self.nodes[origin.0].shape.to_string());
-            d = rank_origin(d, &self.nodes[origin.0], &shape, layout);
+            d = rank_origin(d, &self.nodes[origin.0], &self.shown_shape(origin), layout);
         }
         let inputs: Vec<NodeId> = std::iter::once(input).chain(bound.tensors.iter().copied()).collect();
         let d = self.show_free_sizes(d, &inputs);

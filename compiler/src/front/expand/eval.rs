@@ -77,23 +77,21 @@ impl Expander<'_> {
     /// A value of the wrong type, as its error shows it: with its shape if it is a tensor.
     pub(super) fn found(&self, value: &Value) -> Found {
         let shape = match value {
-            Value::Tensor(id) => {
-                Some(self.shown_shape(*id).unwrap_or_else(|| self.nodes[id.0].shape.to_string()))
-            }
+            Value::Tensor(id) => Some(self.shown_shape(*id)),
             _ => None,
         };
         Found::new(value, shape)
     }
 
-    /// Node `id`'s shape as an error shows it where sizes are left free: with the free names
+    /// Node `id`'s shape as an error shows it: where sizes are left free, with the free names
     /// (`[N, T, 8]`) where every layer on the way has a rule for them, not the probe's sizes
-    /// the node has (`[N, 20160, 8]`); `None` where nothing is free, or no rule gives them.
-    pub(super) fn shown_shape(&self, id: NodeId) -> Option<String> {
-        if !self.has_free_sizes() {
-            return None;
-        }
-        let known = &mut self.shown_sizes.borrow_mut();
-        crate::free::shown_shape(&self.nodes, &self.free, id, self.probe, known)
+    /// the node has (`[N, 20160, 8]`); else as it is.
+    pub(super) fn shown_shape(&self, id: NodeId) -> String {
+        let named = self.has_free_sizes().then(|| {
+            let known = &mut self.shown_sizes.borrow_mut();
+            crate::free::shown_shape(&self.nodes, &self.free, id, self.probe, known)
+        });
+        named.flatten().unwrap_or_else(|| self.nodes[id.0].shape.to_string())
     }
 
     /// A shape rule's error about `inputs`, with each input's shape shown with the free names
@@ -107,13 +105,13 @@ impl Expander<'_> {
         for &id in inputs {
             let (probe, shown) = (self.nodes[id.0].shape.to_string(), self.shown_shape(id));
             match named.iter_mut().find(|(p, _)| *p == probe) {
-                Some((_, other)) if *other != shown => *other = None,
+                Some((_, other)) if other.as_ref() != Some(&shown) => *other = None,
                 Some(_) => {}
-                None => named.push((probe, shown)),
+                None => named.push((probe, Some(shown))),
             }
         }
         for (probe, shown) in named {
-            let Some(shown) = shown else { continue };
+            let Some(shown) = shown.filter(|shown| *shown != probe) else { continue };
             let labels = d.labels.iter_mut().map(|l| &mut l.message);
             for text in std::iter::once(&mut d.message).chain(labels).chain(&mut d.notes).chain(&mut d.hint) {
                 if text.contains(&probe) {
